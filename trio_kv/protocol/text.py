@@ -1,0 +1,413 @@
+"""The line ("text") protocol: a sans-IO request parser and the reply encoders.
+
+No IO happens here (the model is h11): the connection feeds received bytes to
+``TextParser.receive_data`` and takes complete commands out of
+``next_command``/``next_commands``; the encoders are pure functions.
+
+Rules this module keeps:
+
+* Framing. A request is one line ending in ``\\n`` or ``\\r\\n``; the
+  terminator is not part of the line. Lines that hold only whitespace are
+  skipped. At EOF a non-empty unterminated last line is still a command, so
+  ``printf 'PING' | nc host port`` works.
+* Tokens follow Redis's ``sdssplitargs`` (the inline-command splitter):
+  tokens are separated by whitespace; ``"..."`` decodes ``\\"``, ``\\\\``,
+  ``\\n``, ``\\r``, ``\\t``, ``\\b``, ``\\a`` and ``\\xHH``, and any other
+  escaped byte stands for itself (``\\q`` is ``q``); ``'...'`` is literal
+  except for ``\\'``; a quoted part may follow bare bytes (``ab"c d"`` is
+  ``ab c d``) and ends the token, so it must be followed by whitespace or the
+  end of the line, otherwise the line has "unbalanced quotes". As in Redis,
+  whitespace between tokens and after a closing quote is C's ``isspace``
+  (space, ``\\t``, ``\\n``, ``\\v``, ``\\f``, ``\\r``) while a bare token ends only
+  at space, ``\\t``, ``\\n``, ``\\r`` or a quote, so ``a\\vb`` is one token. One
+  deliberate difference: NUL is an ordinary byte here (C stops at it).
+* Bounded memory. An unterminated line is an error as soon as it is provably
+  longer than ``max_line_bytes``; the parser then stops buffering. Memory is
+  therefore at most ``max_line_bytes`` plus what one ``receive_data`` call
+  hands over (and the commands parsed from it), provided the caller asks for
+  commands after every call.
+* Errors are ``TextProtocolError``s carrying the reply reason and whether the
+  connection must close. Every error this parser raises today closes: after
+  it the parser is dead, every later ``next_command``/``next_commands`` call
+  raises the same error again and ``receive_data`` discards its input.
+* Replies never break the framing: values and keys go through
+  ``escape_value`` and error reasons through ``encode_error``, so each reply
+  line is exactly one ``\\n``-terminated line.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Final, Literal
+
+from .replies import Error
+
+MAX_LINE_BYTES: Final = 64 * 1024
+
+REASON_LINE_TOO_LONG: Final = "line too long"
+REASON_UNBALANCED_QUOTES: Final = "unbalanced quotes"
+
+_CR: Final = 0x0D
+
+
+class ParseStatus(enum.Enum):
+    """What ``next_command`` returns when it has no command to give."""
+
+    NEED_DATA = "NEED_DATA"
+    CLOSED = "CLOSED"
+
+
+NEED_DATA: Final = ParseStatus.NEED_DATA
+CLOSED: Final = ParseStatus.CLOSED
+
+
+class TextProtocolError(Exception):
+    """A request the line protocol cannot accept.
+
+    ``reason`` is the text after ``ERROR `` in the reply; ``close`` says the
+    framing is broken, so the connection must be closed after replying.
+    """
+
+    def __init__(self, reason: str, *, close: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.close = close
+
+
+# --- tokenizer ---------------------------------------------------------------
+
+# C's isspace() in the "C" locale: what Redis skips between tokens and accepts
+# after a closing quote.
+_BLANK_BYTES: Final = b" \t\n\r\x0b\x0c"
+_QUOTE_BYTES: Final = b"\"'"
+_BLANKS = re.compile(rb"[ \t\n\r\x0b\x0c]*")
+# One token: bare bytes, then optionally one quoted part that ends the token.
+# Possessive quantifiers keep a quoted part from "closing" on an escaped quote
+# by backtracking (``'a\'`` is unterminated, as in Redis).
+_TOKEN = re.compile(
+    rb"""
+    ([^ \t\n\r"']*+)
+    (?:
+        "([^"\\]*+(?:\\.[^"\\]*+)*+)"
+      | '([^'\\]*+(?:\\'?+[^'\\]*+)*+)'
+    )?
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_DOUBLE_QUOTED_ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{2})|(.))", re.DOTALL)
+_NAMED_UNESCAPES: Final = {
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"b": b"\b",
+    b"a": b"\a",
+}
+
+
+def _unescape_match(match: re.Match[bytes]) -> bytes:
+    hex_digits, escaped = match.groups()
+    if hex_digits is not None:
+        return bytes((int(hex_digits, 16),))
+    return _NAMED_UNESCAPES.get(escaped, escaped)
+
+
+def _unescape_double_quoted(body: bytes) -> bytes:
+    if b"\\" not in body:
+        return body
+    return _DOUBLE_QUOTED_ESCAPE.sub(_unescape_match, body)
+
+
+def _unbalanced_quotes() -> TextProtocolError:
+    return TextProtocolError(REASON_UNBALANCED_QUOTES, close=True)
+
+
+def _skip_blanks(line: bytes, pos: int) -> int:
+    match = _BLANKS.match(line, pos)
+    assert match is not None  # `*` matches the empty string
+    return match.end()
+
+
+def _tokenize_slow(line: bytes) -> list[bytes]:
+    tokens: list[bytes] = []
+    end = len(line)
+    pos = _skip_blanks(line, 0)
+    while pos < end:
+        match = _TOKEN.match(line, pos)
+        assert match is not None  # every group is optional
+        bare, double_quoted, single_quoted = match.groups()
+        pos = match.end()
+        if double_quoted is not None:
+            token = bare + _unescape_double_quoted(double_quoted)
+        elif single_quoted is not None:
+            token = bare + single_quoted.replace(b"\\'", b"'")
+        elif pos < end and line[pos] in _QUOTE_BYTES:
+            # The bare part stopped at a quote that never closes.
+            raise _unbalanced_quotes()
+        else:
+            token = bare
+        if pos < end and line[pos] not in _BLANK_BYTES:
+            # Only reachable after a closing quote: `"a"b`.
+            raise _unbalanced_quotes()
+        tokens.append(token)
+        pos = _skip_blanks(line, pos)
+    return tokens
+
+
+def tokenize(line: bytes) -> list[bytes]:
+    """Split one request line (without its terminator) into tokens.
+
+    Rules are in the module docstring. Raises ``TextProtocolError``
+    ("unbalanced quotes", close=True). A line with no quotes, ``\\v`` or ``\\f``
+    takes ``bytes.split()``, which then splits exactly where Redis would.
+    """
+    if b'"' in line or b"'" in line or b"\x0b" in line or b"\x0c" in line:
+        return _tokenize_slow(line)
+    return line.split()
+
+
+# --- parser ------------------------------------------------------------------
+
+
+class TextParser:
+    """Turns received bytes into commands (lists of byte tokens).
+
+    ``receive_data(b"")`` means EOF. ``next_command`` returns one command,
+    ``NEED_DATA`` or ``CLOSED`` (EOF seen and every command taken).
+    ``next_commands(limit)`` returns up to ``limit`` commands, ``[]`` when
+    there is none (then ``closed`` tells EOF from "need data"). The command
+    name is returned as sent; the command layer lower-cases it.
+
+    Errors keep request order: if a line is bad, the commands on the lines
+    before it are returned first and the error is raised by the next call
+    that finds no command left, so the connection answers them before the
+    ``ERROR`` reply. After an error that closes (all of them today) every
+    call raises that error again.
+    """
+
+    def __init__(self, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes}")
+        self._max_line_bytes = max_line_bytes
+        # Received bytes; everything before _start is parsed already.
+        self._buffer = bytearray()
+        self._start = 0
+        # buffer[_start:_scan_from] holds no newline, so a long line that
+        # arrives in small pieces is scanned once, not once per piece.
+        self._scan_from = 0
+        # Commands parsed from the buffer, handed out from _ready_pos on. The
+        # whole buffer is parsed in one go: splitting many lines at once is
+        # what makes pipelines cheap.
+        self._ready: list[list[bytes]] = []
+        self._ready_pos = 0
+        self._eof = False
+        # Raised once _ready is drained; sticky because it closes.
+        self._error: TextProtocolError | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once EOF was received and every command has been taken."""
+        return (
+            self._eof
+            and self._error is None
+            and self._ready_pos == len(self._ready)
+            and self._start == len(self._buffer)
+        )
+
+    def receive_data(self, data: bytes) -> None:
+        """Append received bytes; ``b""`` means the peer closed (EOF)."""
+        if self._error is not None:
+            # Dead: the connection is closing; keep memory bounded.
+            return
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("receive_data() after EOF")
+        if self._start:
+            # Only a partial line is left before _start moves again, so this
+            # moves at most one line's bytes.
+            del self._buffer[: self._start]
+            self._scan_from -= self._start
+            self._start = 0
+        self._buffer += data
+
+    def next_command(self) -> list[bytes] | Literal[ParseStatus.NEED_DATA, ParseStatus.CLOSED]:
+        """The next command, or ``NEED_DATA``/``CLOSED``; may raise
+        ``TextProtocolError``."""
+        if self._ready_pos == len(self._ready):
+            self._refill()
+        if self._ready_pos < len(self._ready):
+            command = self._ready[self._ready_pos]
+            self._ready_pos += 1
+            return command
+        if self._error is not None:
+            raise self._error
+        return CLOSED if self._eof else NEED_DATA
+
+    def next_commands(self, limit: int) -> list[list[bytes]]:
+        """Up to ``limit`` complete commands, ``[]`` if none is complete.
+
+        Commands before a bad line are returned first; the error is raised by
+        the next call (see the class docstring).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        if self._ready_pos == len(self._ready):
+            self._refill()
+        ready, pos = self._ready, self._ready_pos
+        if pos == len(ready):
+            if self._error is not None:
+                raise self._error
+            return []
+        if pos == 0 and len(ready) <= limit:
+            self._ready = []
+            return ready
+        batch = ready[pos : pos + limit]
+        self._ready_pos = pos + len(batch)
+        return batch
+
+    def _refill(self) -> None:
+        """Parse every complete line in the buffer into _ready."""
+        self._ready = []
+        self._ready_pos = 0
+        if self._error is not None:
+            return
+        buffer = self._buffer
+        last_newline = buffer.rfind(b"\n", self._scan_from)
+        if last_newline >= 0:
+            chunk = bytes(buffer[self._start : last_newline])
+            self._start = self._scan_from = last_newline + 1
+            self._ready = self._parse_lines(chunk)
+        else:
+            self._scan_from = len(buffer)
+        tail_bytes = len(buffer) - self._start
+        if self._error is None and tail_bytes:
+            if self._too_long(tail_bytes, buffer[-1]):
+                self._error = TextProtocolError(REASON_LINE_TOO_LONG, close=True)
+            elif self._eof:
+                self._append_line(self._ready, bytes(buffer[self._start :]))
+                self._start = self._scan_from = len(buffer)
+        if self._error is not None:
+            self._buffer = bytearray()
+            self._start = self._scan_from = 0
+
+    def _too_long(self, line_bytes: int, last_byte: int) -> bool:
+        # A trailing CR may be the first half of a CRLF terminator.
+        limit = self._max_line_bytes
+        return line_bytes > limit and not (line_bytes == limit + 1 and last_byte == _CR)
+
+    def _parse_lines(self, chunk: bytes) -> list[list[bytes]]:
+        """Commands from newline-separated lines; stops at the first bad one."""
+        lines = chunk.split(b"\n")
+        limit = self._max_line_bytes
+        fits = len(chunk) <= limit or max(map(len, lines)) <= limit
+        if fits and not (
+            b'"' in chunk or b"'" in chunk or b"\x0b" in chunk or b"\x0c" in chunk
+        ):
+            # The fast path, one C call per line: bytes.split() also drops the
+            # CR of a CRLF and skips blank lines (they split to []).
+            return [tokens for tokens in map(bytes.split, lines) if tokens]
+        commands: list[list[bytes]] = []
+        for request_line in lines:
+            if not self._append_line(commands, request_line):
+                break
+        return commands
+
+    def _append_line(self, commands: list[list[bytes]], request_line: bytes) -> bool:
+        """Tokenize one line into commands; False (and _error set) if bad."""
+        if request_line.endswith(b"\r"):
+            request_line = request_line[:-1]
+        if len(request_line) > self._max_line_bytes:
+            self._error = TextProtocolError(REASON_LINE_TOO_LONG, close=True)
+            return False
+        try:
+            tokens = tokenize(request_line)
+        except TextProtocolError as error:
+            self._error = error
+            return False
+        if tokens:
+            commands.append(tokens)
+        return True
+
+
+# --- encoders ----------------------------------------------------------------
+
+# A value is sent raw unless a byte could break the line (control bytes and
+# DEL) or it could be mistaken for a quoted value (a leading ``"``), or it is
+# empty (``VALUE `` with nothing after it reads like a bug).
+# (bytes.translate deleting them and comparing lengths scans 5x faster than a
+# regex search on long values.)
+_NEEDS_QUOTING: Final = bytes((*range(0x20), 0x7F))
+_ESCAPED_IN_QUOTES = re.compile(rb'[\x00-\x1f"\\\x7f]')
+_ESCAPES: Final = {
+    bytes((byte,)): b"\\x%02x" % byte for byte in (*range(0x20), 0x7F)
+} | {
+    b"\\": b"\\\\",
+    b'"': b'\\"',
+    b"\n": b"\\n",
+    b"\r": b"\\r",
+    b"\t": b"\\t",
+}
+
+
+def _escape_match(match: re.Match[bytes]) -> bytes:
+    return _ESCAPES[match.group()]
+
+
+def escape_value(value: bytes) -> bytes:
+    """How a value or key appears in a reply (the display rule).
+
+    The value is sent raw unless it is empty, starts with ``"``, or contains a
+    control byte (< 0x20, so CR, LF and TAB among them) or 0x7f. Then it is
+    wrapped in ``"`` with ``\\\\``, ``\\"``, ``\\n``, ``\\r``, ``\\t`` escaped and
+    every other byte < 0x20 or == 0x7f written as ``\\xHH``. Spaces, single
+    quotes and bytes >= 0x80 (UTF-8) stay raw, so ``SET k "hello world"``
+    reads back as ``VALUE hello world``.
+
+    So a reply line never breaks, and a client reads a value back with
+    ``decode_display``: the rest of a ``VALUE <display>`` line is the value
+    itself unless it starts with ``"``, in which case ``tokenize`` decodes it.
+    """
+    if value and value[0] != 0x22 and len(value.translate(None, _NEEDS_QUOTING)) == len(value):
+        return value
+    return b'"' + _ESCAPED_IN_QUOTES.sub(_escape_match, value) + b'"'
+
+
+def decode_display(display: bytes) -> bytes:
+    """The inverse of ``escape_value``: ``decode_display(escape_value(v)) == v``."""
+    if display.startswith(b'"'):
+        tokens = tokenize(display)
+        if len(tokens) != 1:
+            raise ValueError(f"not one quoted value: {display!r}")
+        return tokens[0]
+    return display
+
+
+def value_line(prefix: bytes, value: bytes) -> bytes:
+    """``prefix``, a space, the escaped value and ``\\n``:
+    ``value_line(b"VALUE", b"bar") == b"VALUE bar\\n"``."""
+    return prefix + b" " + escape_value(value) + b"\n"
+
+
+def line(text: bytes) -> bytes:
+    """``text`` as one reply line; ValueError if it holds CR or LF."""
+    if b"\n" in text or b"\r" in text:
+        raise ValueError(f"a reply line cannot contain CR or LF: {text!r}")
+    return text + b"\n"
+
+
+def encode_error(reason: str) -> bytes:
+    """``ERROR <reason>\\n``, with CR and LF in ``reason`` made spaces."""
+    one_line = reason.replace("\r", " ").replace("\n", " ")
+    return b"ERROR " + one_line.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def encode_text_reply(reply: object) -> bytes:
+    """A text handler's reply as bytes: ``bytes`` (complete lines) pass
+    through unchanged, ``Error`` becomes an ``ERROR`` line."""
+    if isinstance(reply, bytes):
+        return reply
+    if isinstance(reply, Error):
+        return encode_error(reply.message)
+    raise TypeError(f"a text reply is bytes or Error, not {type(reply).__name__}")
