@@ -1,0 +1,39 @@
+# The two commands the README promises, on a fresh clone with Python 3.11+:
+#   make run    start the server with defaults (127.0.0.1:9099)
+#   make test   run the whole test suite (unit, property, integration, harness)
+# Both create .venv and install what they need into it first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test harness bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/trio-kv $(ARGS)
+
+test: $(VENV)/.test-installed
+	./scripts/ensure-tools
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+harness: $(VENV)/.run-installed
+	./scripts/ensure-tools
+	PATH="$(abspath $(BIN)):$$PATH" ./harness/run
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/redis_compare.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

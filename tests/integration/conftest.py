@@ -1,0 +1,51 @@
+"""Fixtures: a real server started in-process on port 0.
+
+``await nursery.start(serve, ...)`` returns once the listeners are bound, so
+tests never race the server and never use a fixed port.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import trio
+
+from trio_kv.config import Config
+from trio_kv.server.lifecycle import ServerAddresses, serve
+from trio_kv.store.engine import Store
+from trio_kv.store.keyspace import Keyspace
+
+
+class FakeClock:
+    """Wall-clock milliseconds that only move when a test says so."""
+
+    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> None:
+        self.now_ms += ms
+
+
+async def start_server(nursery: trio.Nursery, **overrides) -> ServerAddresses:
+    return await nursery.start(functools.partial(serve, Config(port=0, redis_port=0, **overrides)))
+
+
+@pytest.fixture
+async def server(nursery) -> ServerAddresses:
+    return await start_server(nursery)
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def clocked_server(nursery, fake_clock) -> ServerAddresses:
+    config = Config(port=0, redis_port=0, active_expire_interval_seconds=0.01)
+    store = Store(config, keyspace=Keyspace(clock_ms=fake_clock))
+    return await nursery.start(functools.partial(serve, config, store=store))

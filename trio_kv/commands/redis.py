@@ -1,0 +1,32 @@
+"""The Redis command table: every RESP command, assembled from the modules
+that define them (one module per command family), with Redis' wording for
+unknown commands and wrong argument counts."""
+
+from __future__ import annotations
+
+from ..protocol.replies import Error
+from . import keys, server, strings, transactions
+from .table import CommandSpec, CommandTable
+
+
+def _unknown_command(args: list[bytes]) -> Error:
+    # Redis (server.c): each argument quoted and followed by a space, until
+    # the list reaches 128 characters.
+    name = args[0].decode("utf-8", "replace")
+    shown = ""
+    for arg in args[1:]:
+        if len(shown) >= 128:
+            break
+        shown += "'" + arg.decode("utf-8", "replace")[: 128 - len(shown)] + "' "
+    return Error(f"ERR unknown command '{name[:128]}', with args beginning with: {shown}")
+
+
+def _wrong_arity(spec: CommandSpec) -> Error:
+    return Error(f"ERR wrong number of arguments for '{spec.name}' command")
+
+
+REDIS_COMMANDS = CommandTable(
+    [*strings.SPECS, *keys.SPECS, *transactions.SPECS, *server.SPECS],
+    unknown_command=_unknown_command,
+    wrong_arity=_wrong_arity,
+)

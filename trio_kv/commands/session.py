@@ -1,0 +1,40 @@
+"""A connection's state as command handlers see it.
+
+One ``Session`` per connection. Handlers read the shared store through it
+(``session.keyspace``, ``session.stats``, ``session.server``) and keep the
+connection's own state in it (protocol version, name, transaction queue,
+watched keys, whether to close). A connection has at most one batch at the
+workers at a time, so its session is only ever touched by one thread at a
+time and needs no lock of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Session:
+    def __init__(self, client_id: int, server: Any, *, resp: bool, address: str = "") -> None:
+        self.id = client_id
+        # The shared server state (store.engine.Store): keyspace, stats, config, clients.
+        self.server = server
+        self.keyspace = server.keyspace
+        self.stats = server.stats
+        self.config = server.config
+        self.address = address
+        # True for RESP connections; ``protocol`` is 2 or 3 once HELLO switches it.
+        self.resp = resp
+        self.protocol = 2
+        self.name = b""
+        self.library_name = b""
+        self.library_version = b""
+        # Set by QUIT / CLIENT KILL: the connection closes after sending replies.
+        self.closing = False
+        # MULTI state: the queued (spec, args) or None outside a transaction;
+        # ``multi_failed`` is set when a queued command was rejected (EXECABORT).
+        self.multi: list[tuple[Any, list[bytes]]] | None = None
+        self.multi_failed = False
+        # WATCH: key -> the key's version when watched.
+        self.watched: dict[bytes, int] = {}
+        self.last_command = ""
+        self.created_ms = 0

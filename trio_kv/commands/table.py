@@ -1,0 +1,79 @@
+"""The command table: commands as data, Redis style.
+
+A ``CommandSpec`` is the single source of truth for a command: its name, its
+arity (Redis' convention: the count includes the command name, and ``-N``
+means "at least N"), its flags, a one-line summary and the handler. Lookup,
+the arity check, which lock a command takes (``write`` flag: the write lock,
+otherwise the read lock) and which ``STATS`` counter it moves are decided
+from the table in one place (``store.engine``), never inside handlers.
+
+A ``CommandTable`` is one protocol's set of commands plus that protocol's
+wording for "unknown command" and "wrong number of arguments".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..protocol.replies import Error
+
+Handler = Callable[..., object]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    arity: int
+    flags: frozenset[str]
+    summary: str
+    handler: Handler
+    # Which STATS counter the command moves: "gets", "sets", "dels" or None.
+    counter: str | None = None
+    group: str = "generic"
+    # Key positions for COMMAND INFO (Redis' first key, last key, step).
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 0
+    is_write: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_write", "write" in self.flags)
+
+    def arity_ok(self, argc: int) -> bool:
+        arity = self.arity
+        return argc == arity if arity >= 0 else argc >= -arity
+
+
+class CommandTable:
+    def __init__(
+        self,
+        specs: Iterable[CommandSpec],
+        unknown_command: Callable[[list[bytes]], Error],
+        wrong_arity: Callable[[CommandSpec], Error],
+    ) -> None:
+        self.specs: dict[str, CommandSpec] = {}
+        self._by_name: dict[bytes, CommandSpec] = {}
+        for spec in specs:
+            if spec.name in self.specs:
+                raise ValueError(f"command {spec.name!r} defined twice")
+            self.specs[spec.name] = spec
+            self._by_name[spec.name.encode()] = spec
+        self._unknown_command = unknown_command
+        self._wrong_arity = wrong_arity
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def get(self, name: str) -> CommandSpec | None:
+        return self.specs.get(name.lower())
+
+    def resolve(self, args: list[bytes]) -> CommandSpec | Error:
+        """The spec for a request, or the error reply if the name is unknown or
+        the argument count is wrong."""
+        spec = self._by_name.get(args[0].lower())
+        if spec is None:
+            return self._unknown_command(args)
+        if not spec.arity_ok(len(args)):
+            return self._wrong_arity(spec)
+        return spec

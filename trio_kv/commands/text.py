@@ -1,0 +1,162 @@
+"""The line protocol's commands: what `nc` and `socat` users type.
+
+Each handler takes the connection's ``Session`` and the request tokens
+(``args[0]`` is the command name) and returns either complete reply bytes
+(one or more ``\\n``-terminated lines) or an ``Error`` whose message is the
+text after ``ERROR``. Handlers do no IO and take no locks: the engine holds
+the lock the table's flags ask for.
+
+Replies (see README, "Text protocol"):
+
+    SET key value [EX seconds | PX milliseconds]   -> OK
+    GET key                -> VALUE <value> | NOT_FOUND
+    DEL key                -> OK | NOT_FOUND
+    TTL key                -> TTL <ms left> | TTL -1 | NOT_FOUND
+    KEYS [prefix]          -> KEYS <n>, then n lines with one key each
+    STATS                  -> gets:N sets:N dels:N errors:N keys:N bytes:N
+    LATENCY                -> <command> count:N p50_us:N p95_us:N p99_us:N ..., END
+    PING                   -> PONG
+    QUIT                   -> OK, then the server closes the connection
+
+Values and keys in replies go through ``protocol.text.escape_value`` so a
+reply is always one line.
+"""
+
+from __future__ import annotations
+
+from ..protocol.replies import Error
+from ..protocol.text import escape_value
+from .session import Session
+from .table import CommandSpec, CommandTable
+
+OK_LINE = b"OK\n"
+NOT_FOUND_LINE = b"NOT_FOUND\n"
+# Longest expiry accepted: Redis' limit, so times stay representable in ms.
+MAX_EXPIRE_MS = (1 << 62) // 1000
+
+INVALID_EXPIRE = Error("invalid expire time")
+
+
+def _parse_positive_int(token: bytes) -> int | None:
+    if not token.isdigit() or len(token) > 19:
+        return None
+    value = int(token)
+    return value if value > 0 else None
+
+
+def _check_sizes(session: Session, key: bytes, value: bytes | None = None) -> Error | None:
+    config = session.config
+    if len(key) > config.max_key_bytes:
+        return Error(f"key too long (max {config.max_key_bytes} bytes)")
+    if value is not None and len(value) > config.max_value_bytes:
+        return Error(f"value too long (max {config.max_value_bytes} bytes)")
+    return None
+
+
+def cmd_set(session: Session, args: list[bytes]) -> bytes | Error:
+    key, value = args[1], args[2]
+    problem = _check_sizes(session, key, value)
+    if problem is not None:
+        return problem
+    expire_at_ms = None
+    if len(args) == 5:
+        unit = args[3].upper()
+        if unit not in (b"EX", b"PX"):
+            return Error("syntax error")
+        amount = _parse_positive_int(args[4])
+        if amount is None:
+            return INVALID_EXPIRE
+        ttl_ms = amount * 1000 if unit == b"EX" else amount
+        if ttl_ms > MAX_EXPIRE_MS:
+            return INVALID_EXPIRE
+        expire_at_ms = session.keyspace.now_ms() + ttl_ms
+    elif len(args) != 3:
+        return Error("wrong number of arguments for 'set'")
+    session.keyspace.set(key, value, expire_at_ms)
+    return OK_LINE
+
+
+def cmd_get(session: Session, args: list[bytes]) -> bytes:
+    value = session.keyspace.get(args[1])
+    if value is None:
+        return NOT_FOUND_LINE
+    return b"VALUE " + escape_value(value) + b"\n"
+
+
+def cmd_del(session: Session, args: list[bytes]) -> bytes:
+    return OK_LINE if session.keyspace.delete(args[1]) else NOT_FOUND_LINE
+
+
+def cmd_ttl(session: Session, args: list[bytes]) -> bytes:
+    ttl_ms = session.keyspace.ttl_ms(args[1])
+    if ttl_ms is None:
+        return NOT_FOUND_LINE
+    return b"TTL %d\n" % ttl_ms
+
+
+def cmd_keys(session: Session, args: list[bytes]) -> bytes | Error:
+    if len(args) > 2:
+        return Error("wrong number of arguments for 'keys'")
+    prefix = args[1] if len(args) == 2 else b""
+    limit = session.config.max_keys_reply
+    keys = []
+    for key, _ in session.keyspace.live_items():
+        if key.startswith(prefix):
+            if len(keys) == limit:
+                return Error(f"too many keys (more than {limit}); use a longer prefix or SCAN over RESP")
+            keys.append(escape_value(key))
+    keys.sort()
+    lines = [b"KEYS %d" % len(keys), *keys]
+    return b"\n".join(lines) + b"\n"
+
+
+def cmd_stats(session: Session, args: list[bytes]) -> bytes:
+    counters = session.stats.counters()
+    keyspace = session.keyspace
+    return b"gets:%d sets:%d dels:%d errors:%d keys:%d bytes:%d\n" % (
+        counters["gets"],
+        counters["sets"],
+        counters["dels"],
+        counters["errors"],
+        len(keyspace),
+        keyspace.value_bytes,
+    )
+
+
+def cmd_latency(session: Session, args: list[bytes]) -> bytes:
+    lines = [
+        b"%s count:%d p50_us:%d p95_us:%d p99_us:%d" % (name.encode(), count, p50, p95, p99)
+        for name, count, p50, p95, p99 in session.stats.latency_summary()
+    ]
+    lines.append(b"END")
+    return b"\n".join(lines) + b"\n"
+
+
+def cmd_ping(session: Session, args: list[bytes]) -> bytes:
+    return b"PONG\n"
+
+
+def cmd_quit(session: Session, args: list[bytes]) -> bytes:
+    session.closing = True
+    return OK_LINE
+
+
+def _spec(name: str, arity: int, flags: str, summary: str, handler, counter: str | None = None) -> CommandSpec:
+    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter)
+
+
+TEXT_COMMANDS = CommandTable(
+    [
+        _spec("set", -3, "write", "SET key value [EX seconds|PX milliseconds]: store a value", cmd_set, "sets"),
+        _spec("get", 2, "readonly fast", "GET key: the value, or NOT_FOUND", cmd_get, "gets"),
+        _spec("del", 2, "write", "DEL key: remove a key", cmd_del, "dels"),
+        _spec("ttl", 2, "readonly fast", "TTL key: milliseconds left, -1 without expiry", cmd_ttl),
+        _spec("keys", -1, "readonly", "KEYS [prefix]: list keys, sorted", cmd_keys),
+        _spec("stats", 1, "readonly fast", "STATS: the six counters", cmd_stats),
+        _spec("latency", 1, "readonly", "LATENCY: per-command latency percentiles in us", cmd_latency),
+        _spec("ping", 1, "readonly fast", "PING: PONG", cmd_ping),
+        _spec("quit", 1, "readonly fast", "QUIT: OK, then close", cmd_quit),
+    ],
+    unknown_command=lambda args: Error("unknown command"),
+    wrong_arity=lambda spec: Error(f"wrong number of arguments for '{spec.name}'"),
+)

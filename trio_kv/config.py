@@ -1,0 +1,162 @@
+"""Server configuration: one frozen dataclass, filled from flags and environment.
+
+Rules kept here:
+
+* Every option has a documented default and a unit in its name where it has one.
+* Each option can also come from ``TRIO_KV_<NAME>`` (``--max-clients`` is
+  ``TRIO_KV_MAX_CLIENTS``); a flag on the command line wins over the variable.
+* A bad value, from either source, is a clear message and exit status 2
+  (argparse's convention); unknown ``TRIO_KV_*`` variables are rejected too, so
+  a typo in a container's environment is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+ENV_PREFIX = "TRIO_KV_"
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 9099
+    # Optional second listener where every connection speaks RESP (inline too).
+    redis_port: int | None = None
+    workers: int = 4
+    max_clients: int = 10_000
+    shutdown_grace_seconds: float = 1.0
+    max_line_bytes: int = 64 * 1024
+    max_key_bytes: int = 64 * 1024
+    max_value_bytes: int = 512 * 1024 * 1024
+    # KEYS over the text protocol answers at most this many keys (see README).
+    max_keys_reply: int = 100_000
+    # A connection stops reading requests while this much reply data is unsent.
+    max_pending_reply_bytes: int = 1024 * 1024
+    # Commands taken from one read and sent to the workers in one batch.
+    max_batch_commands: int = 1024
+    proto_max_bulk_len_bytes: int = 512 * 1024 * 1024
+    client_query_buffer_limit_bytes: int = 1024 * 1024 * 1024
+    active_expire_interval_seconds: float = 0.1
+    slowlog_log_slower_than_us: int = 10_000
+    slowlog_max_len: int = 128
+    log_level: str = "INFO"
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _int_at_least(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise argparse.ArgumentTypeError(f"unknown log level {text!r}")
+    return level
+
+
+@dataclass(frozen=True)
+class _Option:
+    field: str
+    parse: Callable[[str], object]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.field.upper()
+
+
+_OPTIONS = [
+    _Option("host", str, "address to listen on"),
+    _Option("port", _port, "TCP port for both protocols; 0 picks a free port"),
+    _Option("redis_port", _port, "optional RESP-only port (inline commands in RESP); 0 picks a free port"),
+    _Option("workers", _int_at_least(1), "worker threads for store operations"),
+    _Option("max_clients", _int_at_least(1), "most connections at once (clamped below the open-file limit)"),
+    _Option("shutdown_grace_seconds", _seconds, "time for running commands to finish on SIGTERM"),
+    _Option("max_line_bytes", _int_at_least(16), "longest text-protocol request line"),
+    _Option("max_key_bytes", _int_at_least(1), "largest key"),
+    _Option("max_value_bytes", _int_at_least(1), "largest value"),
+    _Option("max_keys_reply", _int_at_least(1), "most keys one text-protocol KEYS reply lists"),
+    _Option("max_pending_reply_bytes", _int_at_least(1024), "unsent reply bytes before a connection stops reading"),
+    _Option("max_batch_commands", _int_at_least(1), "most commands a connection sends to the workers in one hop"),
+    _Option("proto_max_bulk_len_bytes", _int_at_least(1024), "largest RESP bulk string"),
+    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client"),
+    _Option("active_expire_interval_seconds", _seconds, "period of the background sweep of expired keys"),
+    _Option("slowlog_log_slower_than_us", _int_at_least(-1), "SLOWLOG threshold in microseconds (-1 disables)"),
+    _Option("slowlog_max_len", _int_at_least(0), "entries SLOWLOG keeps"),
+    _Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trio-kv",
+        description="trio_kv: a key-value server speaking a line protocol and Redis RESP on one port.",
+        epilog=f"Every option can also be set as an environment variable {ENV_PREFIX}<OPTION>, "
+        f"for example {ENV_PREFIX}MAX_CLIENTS=500; command-line flags win.",
+    )
+    defaults = Config()
+    for option in _OPTIONS:
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            type=option.parse,
+            default=None,
+            help=f"{option.help} (default: {getattr(defaults, option.field)}; env {option.env})",
+        )
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Flags, then ``TRIO_KV_*`` variables, then defaults. Exits 2 on bad input."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    known_env = {option.env for option in _OPTIONS}
+    unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known_env)
+    if unknown:
+        parser.error(f"unknown environment variable(s): {', '.join(unknown)}")
+    args = parser.parse_args(argv)
+    values: dict[str, object] = {}
+    for option in _OPTIONS:
+        value = getattr(args, option.field)
+        if value is None and option.env in environ:
+            try:
+                value = option.parse(environ[option.env])
+            except argparse.ArgumentTypeError as error:
+                parser.error(f"{option.env}: {error}")
+        if value is not None:
+            values[option.field] = value
+    return dataclasses.replace(Config(), **values)

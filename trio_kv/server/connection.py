@@ -1,0 +1,175 @@
+"""One task per connection: read, parse, hand requests to the workers, reply.
+
+The connection task does all of its socket's IO; workers never see a socket.
+The loop is strictly read -> dispatch -> send: a connection does not read
+more requests while the replies of its previous batch are unsent, so what a
+client can make the server hold is one receive buffer (``RECEIVE_BYTES``),
+the parser's buffer (bounded by the protocol's limits) and one batch of
+replies (at most ``--max-batch-commands`` of them).
+
+Protocol choice (decided once, from the first byte): ``*`` means RESP, any
+other byte means the line protocol. On the ``--redis-port`` listener every
+connection speaks RESP, inline commands included.
+
+Shutdown: ``Connection.stop_reading()`` cancels only a pending receive. The
+requests already read (including a pipeline sitting in the parser's buffer)
+are still executed and answered, then the connection closes. A failed or
+cancelled send leaves the stream in an unknown state, so the connection is
+closed right after it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+
+import trio
+
+from ..commands.redis import REDIS_COMMANDS
+from ..commands.session import Session
+from ..commands.text import TEXT_COMMANDS
+from ..protocol import resp, text
+from ..protocol.replies import Error
+from ..store.engine import Job, Store
+from .dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BYTES = 64 * 1024
+_client_ids = itertools.count(1)
+
+
+class Connection:
+    def __init__(
+        self, stream: trio.SocketStream, store: Store, dispatcher: Dispatcher, *, resp_only: bool
+    ) -> None:
+        self.stream = stream
+        self.store = store
+        self.dispatcher = dispatcher
+        self.resp_only = resp_only
+        self.id = next(_client_ids)
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            address = f"{host}:{port}"
+        except OSError:
+            address = "?"
+        self.session = Session(self.id, store, resp=resp_only, address=address)
+        self.session.created_ms = time.time_ns() // 1_000_000
+        self._stopping = False
+        self._read_scope: trio.CancelScope | None = None
+        self._eof = False
+
+    def stop_reading(self) -> None:
+        """Shutdown: finish what was read, read nothing more."""
+        self._stopping = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+
+    def kill(self) -> None:
+        """CLIENT KILL: close as soon as the current batch is answered."""
+        self.session.closing = True
+        self.stop_reading()
+
+    async def _receive(self) -> bytes | None:
+        """Next chunk from the client; b"" at EOF; None when shutdown stopped the read."""
+        if self._stopping:
+            return None
+        with trio.CancelScope() as scope:
+            self._read_scope = scope
+            try:
+                data = await self.stream.receive_some(RECEIVE_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            finally:
+                self._read_scope = None
+            return data
+        return None
+
+    async def run(self) -> None:
+        first = await self._receive()
+        if not first:
+            return
+        if self.resp_only or first[:1] == b"*":
+            self.session.resp = True
+            await self._serve_resp(first)
+        else:
+            await self._serve_text(first)
+
+    async def _dispatch(self, table, requests: list[list[bytes]], received_at: float) -> list[object]:
+        job = Job(self.session, table, requests, received_at)
+        await self.dispatcher.submit(job)
+        return job.replies
+
+    async def _serve_text(self, first: bytes) -> None:
+        parser = text.TextParser(max_line_bytes=self.store.config.max_line_bytes)
+        await self._serve(
+            first,
+            parser,
+            text.TextProtocolError,
+            TEXT_COMMANDS,
+            encode=lambda out, reply: out.extend(text.encode_text_reply(reply)),
+            encode_protocol_error=lambda error: text.encode_error(error.reason),
+            closes=lambda error: error.close,
+        )
+
+    async def _serve_resp(self, first: bytes) -> None:
+        config = self.store.config
+        parser = resp.RespParser(
+            inline_allowed=self.resp_only,
+            max_bulk_bytes=config.proto_max_bulk_len_bytes,
+            max_query_buffer_bytes=config.client_query_buffer_limit_bytes,
+        )
+        session = self.session
+        await self._serve(
+            first,
+            parser,
+            resp.RespProtocolError,
+            REDIS_COMMANDS,
+            encode=lambda out, reply: resp.encode_reply_into(out, reply, session.protocol),
+            encode_protocol_error=lambda error: error.reply_bytes(),
+            closes=lambda error: True,
+        )
+
+    async def _serve(self, first, parser, protocol_error, table, *, encode, encode_protocol_error, closes) -> None:
+        stats = self.store.stats
+        max_batch = self.store.config.max_batch_commands
+        session = self.session
+        received_at = time.perf_counter()
+        parser.receive_data(first)
+        while True:
+            try:
+                requests = parser.next_commands(max_batch)
+            except protocol_error as error:
+                stats.record_error()
+                log.debug("client %d: protocol error: %s", self.id, error)
+                await self.stream.send_all(encode_protocol_error(error))
+                if closes(error):
+                    return
+                continue
+            if requests:
+                replies = await self._dispatch(table, requests, received_at)
+                out = bytearray()
+                for reply in replies:
+                    encode(out, reply)
+                if out:
+                    await self.stream.send_all(out)
+                if session.closing:
+                    return
+                continue
+            if self._eof:
+                return
+            data = await self._receive()
+            if data is None:
+                return
+            received_at = time.perf_counter()
+            if not data:
+                self._eof = True
+            parser.receive_data(data)
+
+
+def reject_line(resp_only: bool) -> bytes:
+    """What a client over ``--max-clients`` reads before it is closed."""
+    if resp_only:
+        return b"-ERR max number of clients reached\r\n"
+    return text.encode_text_reply(Error("max clients reached"))

@@ -1,0 +1,43 @@
+"""The active expiry sweep: frees keys whose time ran out even if nobody
+reads them again (reads only hide expired keys; see ``store.keyspace``).
+
+Every ``--active-expire-interval-seconds`` (default 0.1 s) one hop on the
+store's limiter runs ``active_expire_cycle`` under the write lock. The cycle
+is bounded as Redis' is: batches of ``SWEEP_BATCH_KEYS`` keys with a TTL,
+repeated while more than a quarter of a batch was expired, and never longer
+than ``SWEEP_BUDGET_SECONDS``, so the sweep cannot stall clients. The same
+hop advances any hash-table resize a little, as Redis' cron does.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from ..store.engine import Store
+
+SWEEP_BATCH_KEYS = 64
+SWEEP_BUDGET_SECONDS = 0.005
+IDLE_REHASH_BUCKETS = 256
+
+
+def active_expire_cycle(store: Store) -> int:
+    keyspace = store.keyspace
+    removed_total = 0
+    deadline = time.perf_counter() + SWEEP_BUDGET_SECONDS
+    with store.lock.write_locked():
+        keyspace.rehash_step(IDLE_REHASH_BUCKETS)
+        while True:
+            removed = keyspace.active_expire_step(SWEEP_BATCH_KEYS)
+            removed_total += removed
+            if removed * 4 <= SWEEP_BATCH_KEYS or time.perf_counter() > deadline:
+                break
+    return removed_total
+
+
+async def run_active_expiry(store: Store, limiter: trio.CapacityLimiter) -> None:
+    interval = store.config.active_expire_interval_seconds
+    while True:
+        await trio.sleep(interval)
+        await trio.to_thread.run_sync(active_expire_cycle, store, limiter=limiter)

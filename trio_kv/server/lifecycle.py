@@ -1,0 +1,157 @@
+"""Start, run and stop the server: the nursery tree, signals and shutdown.
+
+The tree (every task's lifetime is owned by a nursery):
+
+    root nursery
+      signal watcher            (only when started from the command line)
+      dispatcher runners        (the worker-thread hops; outlive connections)
+      active expiry sweep
+      connections nursery
+        accept loops            (main port, optional --redis-port)
+        one task per connection
+
+Shutdown (SIGTERM, SIGINT, SHUTDOWN, or the ``shutdown`` event a test
+passes in) goes in this order:
+
+1. stop accepting: the accept loops are cancelled and the listening sockets
+   closed at once;
+2. every connection stops reading; what it had already read still runs and
+   its replies are sent;
+3. after ``--shutdown-grace-seconds`` (default 1 s) whatever is still open is
+   cancelled and closed;
+4. the dispatcher runners are cancelled; a hop already on a worker thread
+   always finishes first (no command is half-applied), so when ``serve``
+   returns no worker is running.
+
+A second signal during shutdown exits the process at once (status 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+from dataclasses import dataclass
+
+import trio
+
+from ..config import Config
+from ..store.engine import Store
+from .dispatch import Dispatcher
+from .expiry import run_active_expiry
+from .listener import ConnectionRegistry, serve_listener
+
+log = logging.getLogger(__name__)
+
+# File descriptors kept free for listeners, logs and later data files.
+RESERVED_FDS = 32
+
+
+@dataclass(frozen=True)
+class ServerAddresses:
+    """What ``serve`` reports through ``task_status.started``."""
+
+    main: tuple[str, int]
+    redis: tuple[str, int] | None
+    store: Store
+    shutdown: trio.Event
+
+
+def clamp_max_clients(requested: int) -> int:
+    """Raise the open-file limit if allowed, then keep max-clients below it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = requested + RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as error:
+            log.warning("could not raise the open-file limit to %d: %s", target, error)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        clamped = max(1, soft - RESERVED_FDS)
+        log.warning("max-clients %d clamped to %d (open-file limit %d)", requested, clamped, soft)
+        return clamped
+    return requested
+
+
+async def watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if shutdown.is_set():
+                log.warning("second %s: exiting now", name)
+                logging.shutdown()
+                os._exit(1)
+            log.info("%s received: shutting down", name)
+            shutdown.set()
+
+
+async def serve(
+    config: Config,
+    *,
+    shutdown: trio.Event | None = None,
+    store: Store | None = None,
+    handle_signals: bool = False,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the server until ``shutdown`` is set (or a signal arrives when
+    ``handle_signals``). Reports a ``ServerAddresses`` once listening.
+    Tests may pass their own ``store`` (for example with a fake clock)."""
+    shutdown = trio.Event() if shutdown is None else shutdown
+    store = Store(config) if store is None else store
+    token = trio.lowlevel.current_trio_token()
+    registry = ConnectionRegistry(clamp_max_clients(config.max_clients))
+    store.max_clients = registry.max_clients
+    # Hooks for command handlers on worker threads (SHUTDOWN, CLIENT KILL).
+    store.request_shutdown = lambda: token.run_sync_soon(shutdown.set)
+    store.kill_client = lambda client_id: token.run_sync_soon(_kill, registry, client_id)
+
+    async with trio.open_nursery() as root:
+        if handle_signals:
+            root.start_soon(watch_signals, shutdown)
+        dispatcher = Dispatcher(store, config.workers)
+        await root.start(dispatcher.run)
+        store.dispatcher_statistics = dispatcher.statistics
+        root.start_soon(run_active_expiry, store, dispatcher.limiter)
+
+        async with trio.open_nursery() as connections:
+            listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+            redis_listeners = []
+            if config.redis_port is not None:
+                redis_listeners = await trio.open_tcp_listeners(config.redis_port, host=config.host)
+            main_address = listeners[0].socket.getsockname()[:2]
+            redis_address = redis_listeners[0].socket.getsockname()[:2] if redis_listeners else None
+            store.info["tcp_port"] = main_address[1]
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(
+                        serve_listener, listener, store, dispatcher, registry, connections, resp_only=False
+                    )
+                for listener in redis_listeners:
+                    accepting.start_soon(
+                        serve_listener, listener, store, dispatcher, registry, connections, resp_only=True
+                    )
+                log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
+                if redis_address is not None:
+                    log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
+                task_status.started(ServerAddresses(main_address, redis_address, store, shutdown))
+                await shutdown.wait()
+                accepting.cancel_scope.cancel()
+
+            log.info("stopped accepting; draining %d connection(s)", len(registry))
+            registry.stop_reading_all()
+            with trio.move_on_after(config.shutdown_grace_seconds) as grace:
+                await registry.wait_all_closed()
+            if grace.cancelled_caught:
+                log.warning("grace period over: closing %d connection(s)", len(registry))
+            connections.cancel_scope.cancel()
+        root.cancel_scope.cancel()
+    log.info("trio_kv stopped")
+
+
+def _kill(registry: ConnectionRegistry, client_id: int) -> None:
+    connection = registry.connections.get(client_id)
+    if connection is not None:
+        connection.kill()

@@ -1,0 +1,139 @@
+"""The engine: the shared store, and the function one worker-thread hop runs.
+
+``Store`` bundles what every connection shares: the keyspace, the
+reader-writer lock that guards it, the counters and the configuration.
+
+``run_batch`` is the only code that runs on worker threads. It gets the
+requests of many connections at once (group dispatch) and answers each
+connection's requests in that connection's order.
+
+Atomicity, as the README states it:
+
+* Every command is atomic: it runs entirely under the read lock (commands
+  without the ``write`` flag) or the write lock (with it).
+* Consecutive commands of the batch that need the same lock share one
+  acquisition; the lock is switched only when the kind changes. A pipeline
+  is therefore not atomic as a whole (as in Redis); MULTI/EXEC and the
+  multi-key commands (MSET, ...) are, because each is one command.
+* A handler that raises is a bug: it is logged, the client gets an error, and
+  the rest of the batch still runs. A command that has started always
+  finishes (the hop is never abandoned), so a reply is never lost for a write
+  that happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
+
+from ..commands.session import Session
+from ..commands.table import CommandSpec, CommandTable
+from ..config import Config
+from ..protocol.replies import Error, QUEUED
+from .keyspace import Keyspace
+from .rwlock import ReadWriteLock
+from .slowlog import SlowLog
+from .stats import Stats
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal error, see the server log"
+
+
+class Store:
+    def __init__(self, config: Config, keyspace: Keyspace | None = None) -> None:
+        self.config = config
+        self.keyspace = Keyspace() if keyspace is None else keyspace
+        self.lock = ReadWriteLock()
+        self.stats = Stats()
+        self.slowlog = SlowLog(config.slowlog_log_slower_than_us, config.slowlog_max_len)
+        # Filled by the async shell: the sessions of connected clients by id,
+        # for CLIENT LIST / INFO clients. Worker threads only read it (copy
+        # with list(...) first: the event loop adds and removes entries).
+        self.clients: dict[int, Session] = {}
+        self.started_at = time.time()
+        self.info: dict[str, Any] = {}
+        # Set by the async shell (server.lifecycle); safe to call from worker
+        # threads. The defaults make a Store usable on its own in tests.
+        self.max_clients = config.max_clients
+        self.request_shutdown: Callable[[], None] = lambda: None
+        self.kill_client: Callable[[int], None] = lambda client_id: None
+        self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One connection's requests for one hop, and then their replies."""
+
+    session: Session
+    table: CommandTable
+    requests: list[list[bytes]]
+    # time.perf_counter() when the requests were read (latency starts here).
+    received_at: float
+    replies: list[object] = field(default_factory=list)
+
+
+def run_batch(store: Store, jobs: list[Job]) -> None:
+    """Execute every job's requests, filling ``job.replies`` in order.
+    Runs on a worker thread; takes and releases the store's lock itself."""
+    lock = store.lock
+    stats = store.stats
+    slowlog = store.slowlog
+    perf_counter = time.perf_counter
+    held_write: bool | None = None  # None: no lock held
+    try:
+        for job in jobs:
+            session = job.session
+            table = job.table
+            replies = job.replies
+            received_at = job.received_at
+            for args in job.requests:
+                if session.closing:
+                    break  # QUIT earlier in the batch: nothing after it runs
+                spec = table.resolve(args)
+                if isinstance(spec, Error):
+                    if session.multi is not None:
+                        session.multi_failed = True
+                    replies.append(spec)
+                    stats.record_error()
+                    continue
+                if session.multi is not None and "multi-control" not in spec.flags:
+                    session.multi.append((spec, args))
+                    replies.append(QUEUED)
+                    continue
+                want_write = spec.is_write
+                if held_write is not want_write:
+                    if held_write is not None:
+                        (lock.release_write if held_write else lock.release_read)()
+                        held_write = None
+                    (lock.acquire_write if want_write else lock.acquire_read)()
+                    held_write = want_write
+                started = perf_counter()
+                reply = _call(spec, session, args)
+                finished = perf_counter()
+                replies.append(reply)
+                exec_us = int((finished - started) * 1_000_000)
+                stats.record_command(
+                    spec.name,
+                    spec.counter,
+                    isinstance(reply, Error),
+                    exec_us,
+                    int((finished - received_at) * 1_000_000),
+                )
+                if exec_us >= slowlog.threshold_us >= 0:
+                    slowlog.maybe_record(exec_us, args, session.address, session.name)
+    finally:
+        if held_write is not None:
+            (lock.release_write if held_write else lock.release_read)()
+
+
+def _call(spec: CommandSpec, session: Session, args: list[bytes]) -> object:
+    session.last_command = spec.name
+    try:
+        return spec.handler(session, args)
+    except Exception:
+        log.exception("client %d: command %s failed", session.id, spec.name)
+        return Error(("ERR " if session.resp else "") + INTERNAL_ERROR)

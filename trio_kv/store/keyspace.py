@@ -1,0 +1,197 @@
+"""The keyspace: keys to values, with expiry, on the project's own hash table.
+
+Rules kept here:
+
+* Not thread-safe by itself. Callers hold the store's ``ReadWriteLock``: the
+  read lock for methods documented as reads, the write lock for the rest.
+  Reads never mutate anything (several readers run at once).
+* Expiry times are absolute wall-clock milliseconds since the epoch (as Redis
+  keeps them), so they mean the same after a restart. They live in a second
+  hash table that only holds keys with a TTL, as Redis' ``expires`` dict.
+* Lazy expiry: a read treats an expired key as absent (it may not delete under
+  the read lock); a write that touches an expired key deletes it first; the
+  active sweep (``active_expire_step``) deletes expired keys that are never
+  touched again, a bounded number per call.
+* ``value_bytes`` is the total length of all stored values, kept exact on
+  every write (the text protocol's ``bytes`` field).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from .hashtable import HashTable
+
+NO_EXPIRY = -1
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Keyspace:
+    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self._values = HashTable()
+        self._expires = HashTable()
+        self._clock_ms = clock_ms
+        self.value_bytes = 0
+        # Keys deleted because their time ran out (INFO stats expired_keys).
+        self.expired_keys = 0
+        # Where the active sweep resumes in the expires table.
+        self._sweep_cursor = 0
+
+    def now_ms(self) -> int:
+        return self._clock_ms()
+
+    # --- reads (read lock) ---------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _is_expired(self, key: bytes, now_ms: int | None = None) -> bool:
+        expires = self._expires
+        if not len(expires):
+            return False
+        at_ms = expires.get(key)
+        if at_ms is None:
+            return False
+        return at_ms <= (self._clock_ms() if now_ms is None else now_ms)
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._values.get(key)
+        if value is None or self._is_expired(key):
+            return None
+        return value
+
+    def exists(self, key: bytes) -> bool:
+        return self.get(key) is not None
+
+    def expire_at_ms(self, key: bytes) -> int | None:
+        """Absolute expiry, ``NO_EXPIRY`` if none, None if the key is absent."""
+        if self.get(key) is None:
+            return None
+        at_ms = self._expires.get(key)
+        return NO_EXPIRY if at_ms is None else at_ms
+
+    def ttl_ms(self, key: bytes) -> int | None:
+        """Milliseconds left, ``NO_EXPIRY`` if none, None if the key is absent."""
+        at_ms = self.expire_at_ms(key)
+        if at_ms is None or at_ms == NO_EXPIRY:
+            return at_ms
+        return max(0, at_ms - self._clock_ms())
+
+    def live_items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every key and value not expired. The caller holds a lock for the
+        whole iteration and does not mutate meanwhile."""
+        now_ms = self._clock_ms()
+        for key, value in self._values.items():
+            if not self._is_expired(key, now_ms):
+                yield key, value
+
+    def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """Redis SCAN over the table: every key present for the whole scan is
+        returned at least once, whatever resizes happen between calls."""
+        next_cursor, items = self._values.scan(cursor, count)
+        now_ms = self._clock_ms()
+        return next_cursor, [key for key, _ in items if not self._is_expired(key, now_ms)]
+
+    def random_key(self) -> bytes | None:
+        # A few tries skip expired keys waiting for the sweep; then give up as Redis does.
+        for _ in range(16):
+            item = self._values.random_item()
+            if item is None:
+                return None
+            if not self._is_expired(item[0]):
+                return item[0]
+        return None
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "keys": len(self._values),
+            "expires": len(self._expires),
+            "value_bytes": self.value_bytes,
+            "table": self._values.statistics(),
+        }
+
+    # --- writes (write lock) ------------------------------------------------
+
+    def _expire_if_needed(self, key: bytes) -> None:
+        if self._is_expired(key):
+            self._remove(key)
+            self.expired_keys += 1
+
+    def _remove(self, key: bytes) -> bytes | None:
+        value = self._values.pop(key, None)
+        if value is not None:
+            self.value_bytes -= len(value)
+            if len(self._expires):
+                self._expires.pop(key, None)
+        return value
+
+    def set(self, key: bytes, value: bytes, expire_at_ms: int | None = None, keep_ttl: bool = False) -> None:
+        """Store ``value``; a TTL is replaced by ``expire_at_ms`` (None: no TTL)
+        unless ``keep_ttl``."""
+        self._expire_if_needed(key)
+        old = self._values.get(key)
+        if old is not None:
+            self.value_bytes -= len(old)
+        self._values.set(key, value)
+        self.value_bytes += len(value)
+        if expire_at_ms is not None:
+            self._expires.set(key, expire_at_ms)
+        elif not keep_ttl and len(self._expires):
+            self._expires.pop(key, None)
+
+    def delete(self, key: bytes) -> bool:
+        self._expire_if_needed(key)
+        return self._remove(key) is not None
+
+    def pop(self, key: bytes) -> bytes | None:
+        self._expire_if_needed(key)
+        return self._remove(key)
+
+    def set_expire_at(self, key: bytes, at_ms: int) -> bool:
+        """Give an existing key an absolute expiry; a time in the past deletes it."""
+        self._expire_if_needed(key)
+        if key not in self._values:
+            return False
+        if at_ms <= self._clock_ms():
+            self._remove(key)
+            return True
+        self._expires.set(key, at_ms)
+        return True
+
+    def persist(self, key: bytes) -> bool:
+        """Remove a key's TTL; True if it had one."""
+        self._expire_if_needed(key)
+        return self._expires.pop(key, None) is not None
+
+    def clear(self) -> None:
+        self._values.clear()
+        self._expires.clear()
+        self.value_bytes = 0
+        self._sweep_cursor = 0
+
+    def active_expire_step(self, max_checks: int) -> int:
+        """Look at up to about ``max_checks`` keys with a TTL and delete the
+        expired ones; returns how many were deleted. Resumes where the last call
+        stopped, so repeated calls cover every key with a TTL."""
+        if not len(self._expires):
+            self._sweep_cursor = 0
+            return 0
+        now_ms = self._clock_ms()
+        cursor, items = self._expires.scan(self._sweep_cursor, max_checks)
+        self._sweep_cursor = cursor
+        removed = 0
+        for key, at_ms in items:
+            if at_ms <= now_ms:
+                self._remove(key)
+                removed += 1
+        self.expired_keys += removed
+        return removed
+
+    def rehash_step(self, buckets: int) -> None:
+        """Advance any resize in progress (for idle time)."""
+        self._values.rehash_step(buckets)
+        self._expires.rehash_step(buckets)
