@@ -1,0 +1,688 @@
+"""RESP (Redis serialization protocol): a sans-IO command parser and a reply encoder.
+
+Like h11, this module does no IO: ``RespParser.receive_data`` takes bytes
+(``b""`` is EOF) and ``next_command`` / ``next_commands`` hand back commands
+(lists of ``bytes`` arguments). ``encode_reply`` turns the reply values of
+``protocol.replies`` into RESP2 or RESP3 bytes.
+
+The parser follows Redis 7's ``processMultibulkBuffer`` and
+``processInlineBuffer`` (src/networking.c), including the error wording, and
+keeps these rules:
+
+1. Nothing is allocated from a declared length. ``*1000000`` or ``$536870911``
+   costs nothing until the bytes arrive; argument lists grow by appending.
+2. Linear time however the bytes are chunked. A command's state (arguments so
+   far, the pending bulk length) survives between calls, and data that cannot
+   complete the pending item (a bulk payload still short, a line with no line
+   feed yet) is only queued, never re-scanned or copied again.
+3. Every bound breach raises ``RespProtocolError`` carrying the reply to send;
+   the parser is dead afterwards (the connection replies and closes).
+4. Stricter than Redis in one place: a bulk payload must be followed by CRLF,
+   and a count line ends at its first CRLF (Redis skips two bytes unchecked).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+
+from trio_kv.protocol.replies import (
+    OK,
+    PONG,
+    QUEUED,
+    Bool,
+    Double,
+    Error,
+    Map,
+    NoReply,
+    NullArray,
+    Set,
+    SimpleString,
+    Verbatim,
+)
+
+# Redis's proto-max-bulk-len default.
+MAX_BULK_BYTES = 512 * 1024 * 1024
+# Redis's PROTO_INLINE_MAX_SIZE: the longest inline command, and the longest
+# `*<n>` / `$<n>` count line, that may sit buffered without its line end.
+MAX_INLINE_BYTES = 64 * 1024
+# Redis's client-query-buffer-limit default. Counts unparsed bytes plus the
+# bytes already consumed by the unfinished command.
+MAX_QUERY_BUFFER_BYTES = 1024 * 1024 * 1024
+# The largest `*<n>` accepted (Redis 7 allows up to INT_MAX).
+MAX_MULTIBULK_ARGS = 1024 * 1024 * 1024
+
+# Count strings up to this value are looked up instead of parsed: the dict
+# only holds canonical spellings, so a hit is also a strictness check.
+_CACHED_DECIMALS_LIMIT = 1024
+_DECIMALS = {str(n).encode(): n for n in range(_CACHED_DECIMALS_LIMIT)}
+# string2ll rejects 21+ characters and anything outside a signed 64-bit int.
+_LONG_STR_SIZE = 21
+_LLONG_MIN = -(2**63)
+_LLONG_MAX = 2**63 - 1
+
+_STAR = ord("*")
+_DOLLAR = ord("$")
+_CR = ord("\r")
+_LF = ord("\n")
+
+
+class ParseStatus(enum.Enum):
+    """What ``next_command`` returns when it has no command to give."""
+
+    NEED_DATA = "need data"
+    CLOSED = "closed"
+
+
+NEED_DATA = ParseStatus.NEED_DATA
+CLOSED = ParseStatus.CLOSED
+
+
+class RespProtocolError(Exception):
+    """The client broke the protocol; send ``reply_bytes()`` and close."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def reply_bytes(self) -> bytes:
+        # Redis writes the offending byte raw, hence latin-1; CR/LF would end
+        # the error line early, so they become spaces (addReplyErrorFormat).
+        text = self.message.replace("\r", " ").replace("\n", " ")
+        return b"-ERR " + text.encode("latin-1", "replace") + b"\r\n"
+
+
+def _parse_decimal(raw: bytes) -> int | None:
+    """Redis's string2ll: optional '-', no leading zeros, no '+' or spaces."""
+    digits = raw[1:] if raw[:1] == b"-" else raw
+    if not digits.isdigit() or len(raw) >= _LONG_STR_SIZE:
+        return None
+    if digits[0] == 0x30 and len(raw) != 1:
+        return None
+    value = int(raw)
+    if value < _LLONG_MIN or value > _LLONG_MAX:
+        return None
+    return value
+
+
+class RespParser:
+    """Turns a client's bytes into commands; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        inline_allowed: bool,
+        max_bulk_bytes: int = MAX_BULK_BYTES,
+        max_inline_bytes: int = MAX_INLINE_BYTES,
+        max_query_buffer_bytes: int = MAX_QUERY_BUFFER_BYTES,
+    ) -> None:
+        # False when the first byte already chose RESP (a shared port): any
+        # non-'*' command start is then an error instead of an inline command.
+        self._inline_allowed = inline_allowed
+        self._max_bulk_bytes = max_bulk_bytes
+        self._max_inline_bytes = max_inline_bytes
+        self._max_query_buffer_bytes = max_query_buffer_bytes
+        # Immutable so that argument slices are bytes with one copy.
+        self._buf = b""
+        # First unparsed byte of _buf.
+        self._pos = 0
+        # Data received but not yet joined onto _buf: queued while it cannot
+        # complete the pending item, so a big payload is joined only once.
+        self._chunks: list[bytes] = []
+        self._chunks_bytes = 0
+        # Arguments of the command being read; None between commands.
+        self._args: list[bytes] | None = None
+        # Bulk strings still to read into _args.
+        self._args_left = 0
+        # Declared length of the bulk being read; -1 while its header pends.
+        self._bulk_len = -1
+        # Bytes consumed by the unfinished command (query buffer accounting).
+        self._partial_bytes = 0
+        # Wake-up condition set when parsing stopped for lack of data: joining
+        # the queued chunks is worth it once the unparsed byte count reaches
+        # _wake_bytes, or once a chunk holds _wake_on (the pending line's end).
+        self._wake_bytes = 1
+        self._wake_on: bytes | None = None
+        # True when the queued chunks may let parsing progress.
+        self._ready = True
+        self._eof = False
+        # The error that killed the parser, re-raised on every later call.
+        self._error: RespProtocolError | None = None
+
+    @property
+    def eof_received(self) -> bool:
+        """True once ``receive_data(b"")`` was called."""
+        return self._eof
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the client; ``b""`` means the client closed."""
+        if self._error is not None:
+            raise self._error
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("receive_data after EOF")
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not self._ready:
+            self._ready = self._wakes_up(data)
+        self._chunks.append(data)
+        self._chunks_bytes += len(data)
+
+    def next_command(self) -> list[bytes] | ParseStatus:
+        """The next complete command, NEED_DATA, or CLOSED after EOF (a
+        partial command at EOF is dropped, as Redis does)."""
+        commands = self.next_commands(1)
+        if commands:
+            return commands[0]
+        return CLOSED if self._eof else NEED_DATA
+
+    def next_commands(self, limit: int) -> list[list[bytes]]:
+        """Up to ``limit`` complete commands; ``[]`` means NEED_DATA, or
+        CLOSED when ``eof_received``.
+
+        If the input breaks the protocol after some commands, those commands
+        are returned and the error is raised by the next call, so that the
+        earlier commands are still answered before the error reply.
+        """
+        if self._error is not None:
+            raise self._error
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        commands: list[list[bytes]] = []
+        try:
+            while self._parse_buffer(commands, limit):
+                if not (self._chunks and self._ready):
+                    self._ready = False
+                    self._check_query_buffer()
+                    break
+                self._join_chunks()
+        except RespProtocolError as exc:
+            self._error = exc
+            if not commands:
+                raise
+        return commands
+
+    # -- internals ---------------------------------------------------------
+
+    def _unparsed_bytes(self) -> int:
+        return len(self._buf) - self._pos + self._chunks_bytes
+
+    def _wakes_up(self, data: bytes) -> bool:
+        """Whether ``data`` (about to be queued) may let parsing progress."""
+        unparsed = self._unparsed_bytes() + len(data)
+        if unparsed >= self._wake_bytes:
+            return True
+        if unparsed + self._partial_bytes > self._max_query_buffer_bytes:
+            return True
+        wake_on = self._wake_on
+        if wake_on is None:
+            return False
+        if wake_on in data:
+            return True
+        # A CRLF split across two receives.
+        if len(wake_on) != 2 or data[0] != _LF:
+            return False
+        if self._chunks:
+            return self._chunks[-1][-1] == _CR
+        return self._pos < len(self._buf) and self._buf[-1] == _CR
+
+    def _join_chunks(self) -> None:
+        chunks = self._chunks
+        if self._pos < len(self._buf):
+            chunks.insert(0, memoryview(self._buf)[self._pos :])
+        self._buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._pos = 0
+        self._chunks = []
+        self._chunks_bytes = 0
+
+    def _check_query_buffer(self) -> None:
+        if self._unparsed_bytes() + self._partial_bytes > self._max_query_buffer_bytes:
+            raise RespProtocolError("Protocol error: query buffer limit exceeded")
+
+    def _parse_buffer(self, commands: list[list[bytes]], limit: int) -> bool:
+        """Parse _buf into ``commands`` until ``limit`` commands are there
+        (returns False) or _buf holds no complete item (returns True, with
+        the wake-up condition set)."""
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        find = buf.find
+        decimals = _DECIMALS
+        max_bulk = self._max_bulk_bytes
+        max_inline = self._max_inline_bytes
+        args = self._args
+        args_left = self._args_left
+        bulk_len = self._bulk_len
+        partial = self._partial_bytes
+        # Where this call started consuming the unfinished command.
+        segment_start = pos
+        count = len(commands)
+        wake_on: bytes | None = None
+        while True:
+            if args is None:
+                if count >= limit:
+                    needs_data = False
+                    break
+                if pos >= end:
+                    wake_bytes = 1
+                    needs_data = True
+                    break
+                first = buf[pos]
+                if first != _STAR:
+                    new_pos = self._parse_line(buf, pos, commands)
+                    if new_pos < 0:
+                        wake_bytes, wake_on = self._wake_bytes, self._wake_on
+                        needs_data = True
+                        break
+                    pos = new_pos
+                    count = len(commands)
+                    continue
+                newline = find(b"\r\n", pos)
+                if newline < 0:
+                    if end - pos > max_inline:
+                        raise RespProtocolError("Protocol error: too big mbulk count string")
+                    wake_bytes, wake_on = max_inline + 1, b"\r\n"
+                    needs_data = True
+                    break
+                raw = buf[pos + 1 : newline]
+                n = decimals.get(raw)
+                if n is None:
+                    n = _parse_decimal(raw)
+                    if n is None or n > MAX_MULTIBULK_ARGS:
+                        raise RespProtocolError("Protocol error: invalid multibulk length")
+                segment_start = pos
+                partial = 0
+                pos = newline + 2
+                if n <= 0:
+                    continue
+                args = []
+                args_left = n
+            if bulk_len < 0:
+                if pos >= end:
+                    wake_bytes = 1
+                    needs_data = True
+                    break
+                if buf[pos] != _DOLLAR:
+                    raise RespProtocolError(f"Protocol error: expected '$', got '{chr(buf[pos])}'")
+                newline = find(b"\r\n", pos)
+                if newline < 0:
+                    if end - pos > max_inline:
+                        raise RespProtocolError("Protocol error: too big bulk count string")
+                    wake_bytes, wake_on = max_inline + 1, b"\r\n"
+                    needs_data = True
+                    break
+                raw = buf[pos + 1 : newline]
+                n = decimals.get(raw)
+                if n is None:
+                    n = _parse_decimal(raw)
+                    if n is None or n < 0:
+                        raise RespProtocolError("Protocol error: invalid bulk length")
+                if n > max_bulk:
+                    raise RespProtocolError("Protocol error: invalid bulk length")
+                bulk_len = n
+                pos = newline + 2
+            stop = pos + bulk_len
+            if stop + 2 > end:
+                wake_bytes = bulk_len + 2
+                needs_data = True
+                break
+            if buf[stop] != _CR or buf[stop + 1] != _LF:
+                raise RespProtocolError("Protocol error: expected CRLF after bulk payload")
+            args.append(buf[pos:stop])
+            pos = stop + 2
+            bulk_len = -1
+            args_left -= 1
+            if not args_left:
+                commands.append(args)
+                count += 1
+                args = None
+
+        if args is not None:
+            partial += pos - segment_start
+        else:
+            partial = 0
+        if pos >= end:
+            # Drop the consumed buffer now rather than at the next receive.
+            self._buf = b""
+            pos = 0
+        self._pos = pos
+        self._args = args
+        self._args_left = args_left
+        self._bulk_len = bulk_len
+        self._partial_bytes = partial
+        if needs_data:
+            self._wake_bytes = wake_bytes
+            self._wake_on = wake_on
+        return needs_data
+
+    def _parse_line(self, buf: bytes, pos: int, commands: list[list[bytes]]) -> int:
+        """Parse an inline command or a blank line at ``pos``; return the
+        position after it, or -1 (wake-up condition set) if incomplete."""
+        if not self._inline_allowed:
+            first = buf[pos]
+            if first == _LF:
+                return pos + 1
+            if first == _CR:
+                if pos + 1 >= len(buf):
+                    self._wake_bytes, self._wake_on = 2, None
+                    return -1
+                if buf[pos + 1] == _LF:
+                    return pos + 2
+            raise RespProtocolError(f"Protocol error: expected '*', got '{chr(first)}'")
+        newline = buf.find(b"\n", pos)
+        if newline < 0:
+            if len(buf) - pos > self._max_inline_bytes:
+                raise RespProtocolError("Protocol error: too big inline request")
+            self._wake_bytes, self._wake_on = self._max_inline_bytes + 1, b"\n"
+            return -1
+        line_end = newline - 1 if newline > pos and buf[newline - 1] == _CR else newline
+        args = split_inline_args(buf[pos:line_end])
+        if args is None:
+            raise RespProtocolError("Protocol error: unbalanced quotes in request")
+        if args:
+            commands.append(args)
+        return newline + 1
+
+
+# -- inline argument splitting (Redis's sdssplitargs) -----------------------
+
+# C isspace(): skipped between arguments and allowed after a closing quote.
+_C_SPACES = frozenset(b" \t\n\v\f\r")
+# Only these end an unquoted argument (so "a\vb" is one argument).
+_UNQUOTED_ENDS = frozenset(b" \n\r\t")
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_ESCAPES = {ord("n"): ord("\n"), ord("r"): ord("\r"), ord("t"): ord("\t"),
+            ord("b"): ord("\b"), ord("a"): ord("\a")}
+_DQUOTE = ord('"')
+_SQUOTE = ord("'")
+_BACKSLASH = ord("\\")
+
+
+def split_inline_args(line: bytes) -> list[bytes] | None:
+    """Split an inline command line like Redis's sdssplitargs; None when the
+    quotes are unbalanced (or a closing quote is not followed by a space)."""
+    # sdssplitargs reads a C string: a NUL ends the line.
+    nul = line.find(b"\0")
+    if nul >= 0:
+        line = line[:nul]
+    if not any(special in line for special in (b'"', b"'", b"\v", b"\f")):
+        return line.split()
+    size = len(line)
+    args: list[bytes] = []
+    i = 0
+    while True:
+        while i < size and line[i] in _C_SPACES:
+            i += 1
+        if i >= size:
+            return args
+        current = bytearray()
+        in_double = in_single = False
+        while True:
+            # 0 stands for C's terminating NUL past the end.
+            c = line[i] if i < size else 0
+            after = line[i + 1] if i + 1 < size else 0
+            if in_double:
+                if (c == _BACKSLASH and after == ord("x") and i + 3 < size
+                        and line[i + 2] in _HEX_DIGITS and line[i + 3] in _HEX_DIGITS):
+                    current.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == _BACKSLASH and after:
+                    i += 1
+                    current.append(_ESCAPES.get(after, after))
+                elif c == _DQUOTE:
+                    if after and after not in _C_SPACES:
+                        return None
+                    break
+                elif not c:
+                    return None
+                else:
+                    current.append(c)
+            elif in_single:
+                if c == _BACKSLASH and after == _SQUOTE:
+                    i += 1
+                    current.append(_SQUOTE)
+                elif c == _SQUOTE:
+                    if after and after not in _C_SPACES:
+                        return None
+                    break
+                elif not c:
+                    return None
+                else:
+                    current.append(c)
+            elif not c or c in _UNQUOTED_ENDS:
+                break
+            elif c == _DQUOTE:
+                in_double = True
+            elif c == _SQUOTE:
+                in_single = True
+            else:
+                current.append(c)
+            i += 1
+        # Step over the closing quote or the separator.
+        i += 1
+        args.append(bytes(current))
+
+
+# -- encoder ---------------------------------------------------------------
+
+_SMALL_INT_LIMIT = 1024
+_SMALL_BULK_LIMIT = 1024
+_INTEGERS = [b":%d\r\n" % n for n in range(_SMALL_INT_LIMIT)]
+_BULK_HEADERS = [b"$%d\r\n" % n for n in range(_SMALL_BULK_LIMIT)]
+_ARRAY_HEADERS = [b"*%d\r\n" % n for n in range(_SMALL_INT_LIMIT)]
+_SIMPLE_CONSTANTS = {id(OK): b"+OK\r\n", id(PONG): b"+PONG\r\n", id(QUEUED): b"+QUEUED\r\n"}
+_OK_BYTES = b"+OK\r\n"
+_NULL_RESP2 = b"$-1\r\n"
+_NULL_ARRAY_RESP2 = b"*-1\r\n"
+_NULL_RESP3 = b"_\r\n"
+_CRLF = b"\r\n"
+# Redis prints a double as an integer when it fits (double2ll's range).
+_DOUBLE_AS_INTEGER_LIMIT = float(2**62)
+
+
+def _line_text(text: str) -> bytes:
+    """UTF-8 for a `+`/`-` line, with CR/LF made spaces so the line holds."""
+    return text.replace("\r", " ").replace("\n", " ").encode()
+
+
+def _shortest_digits(value: float) -> tuple[str, int]:
+    """Digits and decimal exponent of repr(value) for value > 0:
+    value == int(digits) * 10**exponent, digits without trailing zeros."""
+    mantissa, _, exponent = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    stripped = digits.rstrip("0")
+    return stripped, int(exponent or 0) - len(fraction) + len(digits) - len(stripped)
+
+
+def format_double(value: float) -> bytes:
+    """Redis's d2string: "inf"/"-inf"/"nan", integral values as integers,
+    else the shortest round-trip digits laid out as fpconv_dtoa does."""
+    if math.isnan(value):
+        return b"nan"
+    if math.isinf(value):
+        return b"inf" if value > 0 else b"-inf"
+    if value == 0:
+        return b"-0" if math.copysign(1.0, value) < 0 else b"0"
+    if -_DOUBLE_AS_INTEGER_LIMIT <= value <= _DOUBLE_AS_INTEGER_LIMIT and value.is_integer():
+        return b"%d" % int(value)
+    sign = "-" if value < 0 else ""
+    digits, k = _shortest_digits(abs(value))
+    ndigits = len(digits)
+    exponent = abs(k + ndigits - 1)
+    if k >= 0 and exponent < ndigits + 7:
+        text = digits + "0" * k
+    elif k < 0 and (k > -7 or exponent < 4):
+        offset = ndigits + k
+        if offset <= 0:
+            text = "0." + "0" * -offset + digits
+        else:
+            text = digits[:offset] + "." + digits[offset:]
+    else:
+        mantissa = digits[0] + ("." + digits[1:] if ndigits > 1 else "")
+        text = f"{mantissa}e{'-' if k + ndigits - 1 < 0 else '+'}{exponent}"
+    return (sign + text).encode()
+
+
+def _encode_bulk(out: bytearray, value: bytes, resp3: bool) -> None:
+    size = len(value)
+    out += _BULK_HEADERS[size] if size < _SMALL_BULK_LIMIT else b"$%d\r\n" % size
+    out += value
+    out += _CRLF
+
+
+def _encode_str(out: bytearray, value: str, resp3: bool) -> None:
+    _encode_bulk(out, value.encode(), resp3)
+
+
+def _encode_int(out: bytearray, value: int, resp3: bool) -> None:
+    out += _INTEGERS[value] if 0 <= value < _SMALL_INT_LIMIT else b":%d\r\n" % value
+
+
+def _encode_none(out: bytearray, value: None, resp3: bool) -> None:
+    out += _NULL_RESP3 if resp3 else _NULL_RESP2
+
+
+def _encode_null_array(out: bytearray, value: NullArray, resp3: bool) -> None:
+    out += _NULL_RESP3 if resp3 else _NULL_ARRAY_RESP2
+
+
+def _encode_array_header(out: bytearray, prefix: bytes, count: int) -> None:
+    if prefix == b"*" and count < _SMALL_INT_LIMIT:
+        out += _ARRAY_HEADERS[count]
+    else:
+        out += b"%b%d\r\n" % (prefix, count)
+
+
+def _encode_list(out: bytearray, value: list[object], resp3: bool) -> None:
+    _encode_array_header(out, b"*", len(value))
+    for item in value:
+        _encode(out, item, resp3)
+
+
+def _encode_set(out: bytearray, value: Set, resp3: bool) -> None:
+    _encode_array_header(out, b"~" if resp3 else b"*", len(value.items))
+    for item in value.items:
+        _encode(out, item, resp3)
+
+
+def _encode_map(out: bytearray, value: Map, resp3: bool) -> None:
+    if resp3:
+        _encode_array_header(out, b"%", len(value.pairs))
+    else:
+        _encode_array_header(out, b"*", 2 * len(value.pairs))
+    for key, item in value.pairs:
+        _encode(out, key, resp3)
+        _encode(out, item, resp3)
+
+
+def _encode_simple(out: bytearray, value: SimpleString, resp3: bool) -> None:
+    constant = _SIMPLE_CONSTANTS.get(id(value))
+    out += constant if constant is not None else b"+" + _line_text(value.text) + _CRLF
+
+
+def _encode_error(out: bytearray, value: Error, resp3: bool) -> None:
+    out += b"-" + _line_text(value.message) + _CRLF
+
+
+def _encode_double_value(out: bytearray, value: float, resp3: bool) -> None:
+    text = format_double(value)
+    if resp3:
+        out += b"," + text + _CRLF
+    else:
+        _encode_bulk(out, text, resp3)
+
+
+def _encode_double(out: bytearray, value: Double, resp3: bool) -> None:
+    _encode_double_value(out, value.value, resp3)
+
+
+def _encode_bool(out: bytearray, value: Bool, resp3: bool) -> None:
+    if resp3:
+        out += b"#t\r\n" if value.value else b"#f\r\n"
+    else:
+        out += _INTEGERS[1] if value.value else _INTEGERS[0]
+
+
+def _encode_verbatim(out: bytearray, value: Verbatim, resp3: bool) -> None:
+    if not resp3:
+        _encode_bulk(out, value.data, resp3)
+        return
+    fmt = value.format.encode()
+    if len(fmt) != 3:
+        raise ValueError(f"verbatim format must be three characters, got {value.format!r}")
+    out += b"=%d\r\n%b:" % (len(value.data) + 4, fmt)
+    out += value.data
+    out += _CRLF
+
+
+def _reject_bool(out: bytearray, value: bool, resp3: bool) -> None:
+    raise TypeError("a Python bool is not a reply value: use replies.Bool or an int")
+
+
+_ENCODERS: dict[type, Callable[..., None]] = {
+    bytes: _encode_bulk,
+    bytearray: _encode_bulk,
+    str: _encode_str,
+    int: _encode_int,
+    bool: _reject_bool,
+    float: _encode_double_value,
+    type(None): _encode_none,
+    list: _encode_list,
+    SimpleString: _encode_simple,
+    Error: _encode_error,
+    NullArray: _encode_null_array,
+    Map: _encode_map,
+    Set: _encode_set,
+    Double: _encode_double,
+    Bool: _encode_bool,
+    Verbatim: _encode_verbatim,
+}
+
+
+def _encode(out: bytearray, reply: object, resp3: bool) -> None:
+    encoder = _ENCODERS.get(type(reply))
+    if encoder is None:
+        raise TypeError(f"cannot encode {type(reply).__name__} as a RESP reply")
+    encoder(out, reply, resp3)
+
+
+def _check_protocol(protocol: int) -> None:
+    if protocol != 2 and protocol != 3:
+        raise ValueError(f"RESP protocol must be 2 or 3, got {protocol!r}")
+
+
+def encode_reply_into(out: bytearray, reply: object, protocol: int) -> None:
+    """Append ``reply`` encoded for RESP ``protocol`` (2 or 3) to ``out``."""
+    _check_protocol(protocol)
+    encoder = _ENCODERS.get(type(reply))
+    if encoder is None:
+        # NoReply (SHUTDOWN) sends nothing, and only as a whole reply: inside
+        # an array it would break the element count, so _encode rejects it.
+        if type(reply) is NoReply:
+            return
+        raise TypeError(f"cannot encode {type(reply).__name__} as a RESP reply")
+    encoder(out, reply, protocol == 3)
+
+
+def encode_reply(reply: object, protocol: int) -> bytes:
+    """``reply`` encoded for RESP ``protocol`` (2 or 3)."""
+    _check_protocol(protocol)
+    # Precomputed answers for the commonest replies.
+    if reply is OK:
+        return _OK_BYTES
+    reply_type = type(reply)
+    if reply_type is bytes:
+        size = len(reply)  # type: ignore[arg-type]
+        if size < _SMALL_BULK_LIMIT:
+            return _BULK_HEADERS[size] + reply + _CRLF  # type: ignore[operator]
+    elif reply_type is int and 0 <= reply < _SMALL_INT_LIMIT:  # type: ignore[operator]
+        return _INTEGERS[reply]  # type: ignore[index]
+    elif reply is None:
+        return _NULL_RESP3 if protocol == 3 else _NULL_RESP2
+    out = bytearray()
+    encode_reply_into(out, reply, protocol)
+    return bytes(out)
