@@ -125,14 +125,11 @@ async def serve(
             redis_address = redis_listeners[0].socket.getsockname()[:2] if redis_listeners else None
             store.info["tcp_port"] = main_address[1]
             async with trio.open_nursery() as accepting:
-                for listener in listeners:
-                    accepting.start_soon(
-                        serve_listener, listener, store, dispatcher, registry, connections, resp_only=False
-                    )
-                for listener in redis_listeners:
-                    accepting.start_soon(
-                        serve_listener, listener, store, dispatcher, registry, connections, resp_only=True
-                    )
+                for resp_only, group in ((False, listeners), (True, redis_listeners)):
+                    for listener in group:
+                        accepting.start_soon(
+                            serve_listener, listener, store, dispatcher, registry, connections, resp_only
+                        )
                 log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
                 if redis_address is not None:
                     log.info("trio_kv RESP-only listener on %s:%d", *redis_address)

@@ -64,7 +64,6 @@ async def serve_listener(
     dispatcher: Dispatcher,
     registry: ConnectionRegistry,
     connection_nursery: trio.Nursery,
-    *,
     resp_only: bool,
 ) -> None:
     """Accept until cancelled; each connection runs in ``connection_nursery``."""
