@@ -34,7 +34,10 @@ class Session:
         # ``multi_failed`` is set when a queued command was rejected (EXECABORT).
         self.multi: list[tuple[Any, list[bytes]]] | None = None
         self.multi_failed = False
-        # WATCH: key -> the key's version when watched.
-        self.watched: dict[bytes, int] = {}
+        # WATCH: key -> True if the key had already expired (not yet deleted)
+        # when watched. Kept by store.keyspace (watch / unwatch_all).
+        self.watched: dict[bytes, bool] = {}
+        # Set by the keyspace when a watched key changes: EXEC then aborts.
+        self.dirty_cas = False
         self.last_command = ""
         self.created_ms = 0

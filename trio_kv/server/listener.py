@@ -100,6 +100,7 @@ async def _run_connection(connection: Connection, registry: ConnectionRegistry, 
     finally:
         registry.remove(connection)
         store.clients.pop(connection.id, None)
+        store.keyspace.unwatch_all(connection.session)
         await trio.aclose_forcefully(connection.stream)
         log.debug("client %d closed", connection.id)
 

@@ -14,14 +14,24 @@ Rules kept here:
   touched again, a bounded number per call.
 * ``value_bytes`` is the total length of all stored values, kept exact on
   every write (the text protocol's ``bytes`` field).
+* WATCH (Redis' touchWatchedKey): every write that changes a key (value, TTL,
+  deletion, expiry, FLUSH) marks the sessions watching it ``dirty_cas``. The
+  registry has its own small lock, because WATCH runs under the read lock
+  and a closing connection unwatches without any store lock; with nobody
+  watching, a write pays one truth test of an empty dict.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from .hashtable import HashTable
+
+if TYPE_CHECKING:
+    from ..commands.session import Session
 
 NO_EXPIRY = -1
 
@@ -40,6 +50,10 @@ class Keyspace:
         self.expired_keys = 0
         # Where the active sweep resumes in the expires table.
         self._sweep_cursor = 0
+        # WATCH: key -> the sessions watching it. A plain dict: it only holds
+        # watched keys, and is empty (one cheap test per write) when nobody watches.
+        self._watchers: dict[bytes, set[Session]] = {}
+        self._watch_lock = threading.Lock()
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -127,6 +141,8 @@ class Keyspace:
             self.value_bytes -= len(value)
             if len(self._expires):
                 self._expires.pop(key, None)
+            if self._watchers:
+                self._touch(key)
         return value
 
     def set(self, key: bytes, value: bytes, expire_at_ms: int | None = None, keep_ttl: bool = False) -> None:
@@ -142,6 +158,8 @@ class Keyspace:
             self._expires.set(key, expire_at_ms)
         elif not keep_ttl and len(self._expires):
             self._expires.pop(key, None)
+        if self._watchers:
+            self._touch(key)
 
     def delete(self, key: bytes) -> bool:
         self._expire_if_needed(key)
@@ -160,18 +178,28 @@ class Keyspace:
             self._remove(key)
             return True
         self._expires.set(key, at_ms)
+        if self._watchers:
+            self._touch(key)
         return True
 
     def persist(self, key: bytes) -> bool:
         """Remove a key's TTL; True if it had one."""
         self._expire_if_needed(key)
-        return self._expires.pop(key, None) is not None
+        removed = self._expires.pop(key, None) is not None
+        if removed and self._watchers:
+            self._touch(key)
+        return removed
 
     def clear(self) -> None:
+        touched: list[bytes] = []
+        if self._watchers:
+            with self._watch_lock:
+                touched = [key for key in self._watchers if key in self._values]
         self._values.clear()
         self._expires.clear()
         self.value_bytes = 0
         self._sweep_cursor = 0
+        self._touch_all(touched)
 
     def active_expire_step(self, max_checks: int) -> int:
         """Look at up to about ``max_checks`` keys with a TTL and delete the
@@ -195,3 +223,64 @@ class Keyspace:
         """Advance any resize in progress (for idle time)."""
         self._values.rehash_step(buckets)
         self._expires.rehash_step(buckets)
+
+    # --- WATCH ------------------------------------------------------------------
+
+    def watch(self, session: Session, key: bytes) -> None:
+        """Start watching ``key`` for ``session`` (read or write lock). Records,
+        as Redis does, whether the key had already expired without being
+        deleted: deleting such a key later is no visible change."""
+        expired = key in self._values and self._is_expired(key)
+        with self._watch_lock:
+            if key in session.watched:
+                return
+            session.watched[key] = expired
+            self._watchers.setdefault(key, set()).add(session)
+
+    def unwatch_all(self, session: Session) -> None:
+        """Forget every key ``session`` watches and clear its dirty mark (UNWATCH,
+        EXEC, DISCARD, connection close). Needs no store lock."""
+        with self._watch_lock:
+            for key in session.watched:
+                sessions = self._watchers.get(key)
+                if sessions is not None:
+                    sessions.discard(session)
+                    if not sessions:
+                        del self._watchers[key]
+            session.watched.clear()
+            session.dirty_cas = False
+
+    def watch_broken(self, session: Session) -> bool:
+        """Whether EXEC must abort: a watched key was modified, or was live when
+        watched and its time is up now (Redis' isWatchedKeyExpired). Write lock."""
+        if session.dirty_cas:
+            return True
+        now_ms = self._clock_ms()
+        with self._watch_lock:
+            return any(
+                not expired_when_watched and key in self._values and self._is_expired(key, now_ms)
+                for key, expired_when_watched in session.watched.items()
+            )
+
+    def watched_keys(self) -> int:
+        """How many distinct keys are watched (for INFO and tests)."""
+        with self._watch_lock:
+            return len(self._watchers)
+
+    def _touch(self, key: bytes) -> None:
+        """``key`` was just written or deleted: its watchers' EXEC must fail."""
+        with self._watch_lock:
+            sessions = self._watchers.get(key)
+            if not sessions:
+                return
+            present = key in self._values
+            for session in sessions:
+                if session.watched.get(key) and not present:
+                    # Watched while already expired, now deleted: nothing visible changed.
+                    session.watched[key] = False
+                else:
+                    session.dirty_cas = True
+
+    def _touch_all(self, keys: Iterable[bytes]) -> None:
+        for key in keys:
+            self._touch(key)

@@ -1,0 +1,329 @@
+"""Redis generic key commands: DEL, EXISTS, expiry, RENAME, KEYS, SCAN, FLUSH.
+
+Behaviour and error wording follow Redis 7.0 (``db.c``, ``expire.c``),
+checked against a real redis-server 7.0. Every key holds a string, so TYPE
+answers ``string`` or ``none``.
+
+Rules kept here:
+
+* Expiry arguments follow Redis' expireGenericCommand: options (NX, XX, GT,
+  LT) are checked first, then the number; overflow of the unit conversion or
+  of "now + n" is ``ERR invalid expire time in '<cmd>' command``; a time
+  already past deletes the key and answers 1. A key without a TTL counts as
+  an infinite TTL for GT and LT.
+* TTL rounds as Redis does, ``(ms + 500) // 1000``; -2 for a missing key, -1
+  for a key without expiry.
+* The SCAN cursor is the keyspace's reverse-binary bucket cursor, so every key
+  present for a whole scan is returned at least once. It is parsed like
+  Redis 7.0 (``strtoul``): a sign is accepted (``-1`` is 2**64-1), leading
+  spaces and trailing bytes are not, and an empty cursor is 0.
+* Counters (``STATS``): DEL and UNLINK count as ``dels``; the rest move none.
+  Keyspace hits/misses move for EXISTS (per key), TTL, PTTL, EXPIRETIME,
+  PEXPIRETIME, TYPE and SCAN ... TYPE (per key returned), the lookups Redis
+  counts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..protocol.glob import compile_glob
+from ..protocol.replies import OK, Error, SimpleString
+from .session import Session
+from .strings import (
+    INT64_MAX,
+    INT64_MAX_DIV_1000,
+    INT64_MIN_DIV_1000,
+    NOT_AN_INTEGER,
+    SYNTAX_ERROR,
+    check_key,
+    count_lookup,
+    invalid_expire_time,
+    parse_int64,
+)
+from .table import CommandSpec
+
+NO_EXPIRY = -1  # the keyspace's answer for a key without a TTL
+UINT64_MODULUS = 2**64
+SCAN_DEFAULT_COUNT = 10
+_CURSOR = re.compile(rb"([+-]?)([0-9]+)")
+STRING_TYPE = SimpleString("string")
+NONE_TYPE = SimpleString("none")
+
+
+def cmd_del(session: Session, args: list[bytes]) -> int:
+    delete = session.keyspace.delete
+    return sum(delete(key) for key in args[1:])
+
+
+def cmd_exists(session: Session, args: list[bytes]) -> int:
+    exists = session.keyspace.exists
+    found = sum(exists(key) for key in args[1:])
+    stats = session.stats
+    if found:
+        stats.add("keyspace_hits", found)
+    if found < len(args) - 1:
+        stats.add("keyspace_misses", len(args) - 1 - found)
+    return found
+
+
+# --- expiry --------------------------------------------------------------------
+
+_NX, _XX, _GT, _LT = 1, 2, 4, 8
+_EXPIRE_OPTIONS = {b"NX": _NX, b"XX": _XX, b"GT": _GT, b"LT": _LT}
+
+
+def _parse_expire_options(options: list[bytes]) -> int | Error:
+    flags = 0
+    for option in options:
+        flag = _EXPIRE_OPTIONS.get(option.upper())
+        if flag is None:
+            return Error(f"ERR Unsupported option {option.decode('utf-8', 'replace')}")
+        flags |= flag
+    if flags & _NX and flags & (_XX | _GT | _LT):
+        return Error("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if flags & _GT and flags & _LT:
+        return Error("ERR GT and LT options at the same time are not compatible")
+    return flags
+
+
+def _expire(session: Session, args: list[bytes], relative: bool, seconds: bool) -> int | Error:
+    flags = _parse_expire_options(args[3:])
+    if isinstance(flags, Error):
+        return flags
+    when = parse_int64(args[2])
+    if when is None:
+        return NOT_AN_INTEGER
+    command = args[0].decode("utf-8", "replace").lower()
+    if seconds:
+        if when > INT64_MAX_DIV_1000 or when < INT64_MIN_DIV_1000:
+            return invalid_expire_time(command)
+        when *= 1000
+    keyspace = session.keyspace
+    if relative:
+        base = keyspace.now_ms()
+        if when > INT64_MAX - base:
+            return invalid_expire_time(command)
+        when += base
+    key = args[1]
+    current = keyspace.expire_at_ms(key)
+    if current is None:
+        return 0
+    if flags & _NX and current != NO_EXPIRY:
+        return 0
+    if flags & _XX and current == NO_EXPIRY:
+        return 0
+    if flags & _GT and (current == NO_EXPIRY or when <= current):
+        return 0
+    if flags & _LT and current != NO_EXPIRY and when >= current:
+        return 0
+    keyspace.set_expire_at(key, when)  # a time already past deletes the key
+    return 1
+
+
+def cmd_expire(session: Session, args: list[bytes]) -> int | Error:
+    return _expire(session, args, relative=True, seconds=True)
+
+
+def cmd_pexpire(session: Session, args: list[bytes]) -> int | Error:
+    return _expire(session, args, relative=True, seconds=False)
+
+
+def cmd_expireat(session: Session, args: list[bytes]) -> int | Error:
+    return _expire(session, args, relative=False, seconds=True)
+
+
+def cmd_pexpireat(session: Session, args: list[bytes]) -> int | Error:
+    return _expire(session, args, relative=False, seconds=False)
+
+
+def _ttl(session: Session, key: bytes, absolute: bool, milliseconds: bool) -> int:
+    keyspace = session.keyspace
+    at_ms = keyspace.expire_at_ms(key)
+    count_lookup(session, at_ms is not None)
+    if at_ms is None:
+        return -2
+    if at_ms == NO_EXPIRY:
+        return -1
+    ms = at_ms if absolute else max(0, at_ms - keyspace.now_ms())
+    return ms if milliseconds else (ms + 500) // 1000
+
+
+def cmd_ttl(session: Session, args: list[bytes]) -> int:
+    return _ttl(session, args[1], absolute=False, milliseconds=False)
+
+
+def cmd_pttl(session: Session, args: list[bytes]) -> int:
+    return _ttl(session, args[1], absolute=False, milliseconds=True)
+
+
+def cmd_expiretime(session: Session, args: list[bytes]) -> int:
+    return _ttl(session, args[1], absolute=True, milliseconds=False)
+
+
+def cmd_pexpiretime(session: Session, args: list[bytes]) -> int:
+    return _ttl(session, args[1], absolute=True, milliseconds=True)
+
+
+def cmd_persist(session: Session, args: list[bytes]) -> int:
+    return int(session.keyspace.persist(args[1]))
+
+
+# --- naming and listing ----------------------------------------------------------
+
+
+def cmd_type(session: Session, args: list[bytes]) -> SimpleString:
+    found = session.keyspace.exists(args[1])
+    count_lookup(session, found)
+    return STRING_TYPE if found else NONE_TYPE
+
+
+def _rename(session: Session, args: list[bytes], only_new: bool) -> object:
+    source, target = args[1], args[2]
+    keyspace = session.keyspace
+    value = keyspace.get(source)
+    if value is None:
+        return Error("ERR no such key")
+    if source == target:
+        return 0 if only_new else OK
+    problem = check_key(session, target)
+    if problem is not None:
+        return problem
+    if only_new and keyspace.exists(target):
+        return 0
+    at_ms = keyspace.expire_at_ms(source)
+    keyspace.delete(source)
+    keyspace.set(target, value, None if at_ms == NO_EXPIRY else at_ms)
+    return 1 if only_new else OK
+
+
+def cmd_rename(session: Session, args: list[bytes]) -> object:
+    return _rename(session, args, only_new=False)
+
+
+def cmd_renamenx(session: Session, args: list[bytes]) -> object:
+    return _rename(session, args, only_new=True)
+
+
+def cmd_randomkey(session: Session, args: list[bytes]) -> bytes | None:
+    return session.keyspace.random_key()
+
+
+def cmd_keys(session: Session, args: list[bytes]) -> list[bytes]:
+    pattern = args[1]
+    items = session.keyspace.live_items()
+    if pattern == b"*":
+        return [key for key, _ in items]
+    matches = compile_glob(pattern).matches
+    return [key for key, _ in items if matches(key)]
+
+
+def parse_scan_cursor(token: bytes) -> int | None:
+    """Redis 7.0's parseScanCursorOrReply (``strtoul``, base 10)."""
+    if not token:
+        return 0
+    match = _CURSOR.fullmatch(token)
+    if match is None:
+        return None
+    magnitude = int(match.group(2))
+    if magnitude >= UINT64_MODULUS:
+        return None
+    return (UINT64_MODULUS - magnitude) % UINT64_MODULUS if match.group(1) == b"-" else magnitude
+
+
+def cmd_scan(session: Session, args: list[bytes]) -> object:
+    cursor = parse_scan_cursor(args[1])
+    if cursor is None:
+        return Error("ERR invalid cursor")
+    count = SCAN_DEFAULT_COUNT
+    pattern = None
+    type_name = None
+    i = 2
+    while i < len(args):
+        if i + 1 >= len(args):
+            return SYNTAX_ERROR
+        option, value = args[i].upper(), args[i + 1]
+        if option == b"COUNT":
+            count = parse_int64(value)
+            if count is None:
+                return NOT_AN_INTEGER
+            if count < 1:
+                return SYNTAX_ERROR
+        elif option == b"MATCH":
+            pattern = None if value == b"*" else value
+        elif option == b"TYPE":
+            type_name = value
+        else:
+            return SYNTAX_ERROR
+        i += 2
+    next_cursor, keys = session.keyspace.scan(cursor, count)
+    if pattern is not None:
+        matches = compile_glob(pattern).matches
+        keys = [key for key in keys if matches(key)]
+    if type_name is not None and keys:
+        # Redis looks up each matching key's type (a keyspace hit each); an
+        # unknown type name matches nothing in 7.0.
+        session.stats.add("keyspace_hits", len(keys))
+        if type_name.lower() != b"string":
+            keys = []
+    return [b"%d" % next_cursor, keys]
+
+
+def cmd_dbsize(session: Session, args: list[bytes]) -> int:
+    return len(session.keyspace)
+
+
+def cmd_flush(session: Session, args: list[bytes]) -> object:
+    # SYNC and ASYNC both empty the keyspace at once: freeing is Python's job.
+    if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"SYNC", b"ASYNC")):
+        return SYNTAX_ERROR
+    session.keyspace.clear()
+    return OK
+
+
+def _spec(
+    name: str, arity: int, flags: str, handler, counter: str | None, summary: str, keys: tuple = (1, 1, 1)
+) -> CommandSpec:
+    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter, "generic", *keys)
+
+
+NO_KEYS = (0, 0, 0)
+ALL_KEYS = (1, -1, 1)
+
+# Flags and key positions as Redis 7.0's COMMAND INFO; summaries as COMMAND DOCS.
+SPECS: list[CommandSpec] = [
+    _spec("del", -2, "write", cmd_del, "dels", "Delete a key", ALL_KEYS),
+    _spec(
+        "unlink", -2, "write fast", cmd_del, "dels",
+        "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", ALL_KEYS,
+    ),
+    _spec("exists", -2, "readonly fast", cmd_exists, None, "Determine if a key exists", ALL_KEYS),
+    _spec("expire", -3, "write fast", cmd_expire, None, "Set a key's time to live in seconds"),
+    _spec("pexpire", -3, "write fast", cmd_pexpire, None, "Set a key's time to live in milliseconds"),
+    _spec("expireat", -3, "write fast", cmd_expireat, None, "Set the expiration for a key as a UNIX timestamp"),
+    _spec(
+        "pexpireat", -3, "write fast", cmd_pexpireat, None,
+        "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+    ),
+    _spec("expiretime", 2, "readonly fast", cmd_expiretime, None, "Get the expiration Unix timestamp for a key"),
+    _spec(
+        "pexpiretime", 2, "readonly fast", cmd_pexpiretime, None,
+        "Get the expiration Unix timestamp for a key in milliseconds",
+    ),
+    _spec("ttl", 2, "readonly fast", cmd_ttl, None, "Get the time to live for a key in seconds"),
+    _spec("pttl", 2, "readonly fast", cmd_pttl, None, "Get the time to live for a key in milliseconds"),
+    _spec("persist", 2, "write fast", cmd_persist, None, "Remove the expiration from a key"),
+    _spec("type", 2, "readonly fast", cmd_type, None, "Determine the type stored at key"),
+    _spec("rename", 3, "write", cmd_rename, None, "Rename a key", (1, 2, 1)),
+    _spec(
+        "renamenx", 3, "write fast", cmd_renamenx, None, "Rename a key, only if the new key does not exist", (1, 2, 1)
+    ),
+    _spec("randomkey", 1, "readonly", cmd_randomkey, None, "Return a random key from the keyspace", NO_KEYS),
+    _spec("keys", 2, "readonly", cmd_keys, None, "Find all keys matching the given pattern", NO_KEYS),
+    _spec("scan", -2, "readonly", cmd_scan, None, "Incrementally iterate the keys space", NO_KEYS),
+    _spec(
+        "dbsize", 1, "readonly fast", cmd_dbsize, None, "Return the number of keys in the selected database", NO_KEYS
+    ),
+    _spec("flushdb", -1, "write", cmd_flush, None, "Remove all keys from the current database", NO_KEYS),
+    _spec("flushall", -1, "write", cmd_flush, None, "Remove all keys from all databases", NO_KEYS),
+]

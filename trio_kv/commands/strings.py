@@ -1,0 +1,602 @@
+"""Redis string commands: GET, SET and friends, counters, ranges.
+
+Behaviour and error wording follow Redis 7.0 (``t_string.c``, ``util.c``),
+checked against a real redis-server 7.0. Every value is a string, so
+``WRONGTYPE`` never happens.
+
+Rules kept here:
+
+* Argument errors come before any change to the keyspace, in Redis' order
+  (syntax, then numbers, then the key), so a failed command changed nothing.
+* Integers are parsed like Redis' ``string2ll``: optional ``-``, no ``+``, no
+  leading zeros or spaces, 64-bit signed range. Floats (INCRBYFLOAT) like
+  ``string2ld``: C ``strtold`` syntax (decimal, hex, ``inf``), no spaces, no
+  NaN. INCRBYFLOAT computes exactly as Redis on x86-64: values are rounded to
+  80-bit long doubles (64-bit significand) and printed as ``%.17Lf`` with
+  trailing zeros removed, so ``1e20`` + ``10.6`` is ``100000000000000000008``.
+* Counters (``STATS``): commands that return a stored value count as
+  ``gets`` (GET, MGET, GETEX, GETRANGE, SUBSTR, STRLEN), commands that store
+  a value as ``sets`` (SET, SETNX, SETEX, PSETEX, GETSET, MSET, MSETNX,
+  APPEND, SETRANGE, INCR..., INCRBYFLOAT), GETDEL as ``dels``.
+* Keyspace hits/misses move for every read lookup Redis counts: GET, MGET
+  (per key), GETSET, GETDEL, GETEX, SET ... GET, STRLEN, GETRANGE, SUBSTR.
+* ``config.max_key_bytes`` / ``config.max_value_bytes`` bound what is stored
+  (``ERR key too long ...`` / ``ERR value too long ...``); APPEND and SETRANGE
+  also keep Redis' ``proto-max-bulk-len`` limit with its wording.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from ..protocol.replies import OK, Error
+from .session import Session
+from .table import CommandSpec
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+# C's LLONG_MAX / 1000 and LLONG_MIN / 1000 (division truncates toward zero).
+INT64_MAX_DIV_1000 = INT64_MAX // 1000
+INT64_MIN_DIV_1000 = -(2**63 // 1000)
+
+NOT_AN_INTEGER = Error("ERR value is not an integer or out of range")
+NOT_A_FLOAT = Error("ERR value is not a valid float")
+SYNTAX_ERROR = Error("ERR syntax error")
+OVERFLOW = Error("ERR increment or decrement would overflow")
+NOT_FINITE = Error("ERR increment would produce NaN or Infinity")
+TOO_BIG = Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+
+# string2ll: "0", or an optional minus and no leading zero; at most 20 bytes.
+_INTEGER = re.compile(rb"0|-?[1-9][0-9]*")
+_MAX_INTEGER_BYTES = 20
+
+
+def parse_int64(token: bytes) -> int | None:
+    """The integer Redis reads from ``token`` (``string2ll``), or None."""
+    if len(token) > _MAX_INTEGER_BYTES or _INTEGER.fullmatch(token) is None:
+        return None
+    value = int(token)
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+def invalid_expire_time(command: str) -> Error:
+    return Error(f"ERR invalid expire time in '{command}' command")
+
+
+def check_key(session: Session, key: bytes) -> Error | None:
+    limit = session.config.max_key_bytes
+    if len(key) > limit:
+        return Error(f"ERR key too long ({len(key)} bytes, max {limit} bytes)")
+    return None
+
+
+def check_value_size(session: Session, size: int) -> Error | None:
+    limit = session.config.max_value_bytes
+    if size > limit:
+        return Error(f"ERR value too long ({size} bytes, max {limit} bytes)")
+    return None
+
+
+def _check_store(session: Session, key: bytes, value: bytes) -> Error | None:
+    return check_key(session, key) or check_value_size(session, len(value))
+
+
+def _check_grown_size(session: Session, offset: int, appended: int) -> Error | None:
+    """Redis' checkStringLength, then our own value limit."""
+    total = offset + appended
+    if total > session.config.proto_max_bulk_len_bytes:
+        return TOO_BIG
+    return check_value_size(session, total)
+
+
+def count_lookup(session: Session, found: bool) -> None:
+    session.stats.add("keyspace_hits" if found else "keyspace_misses")
+
+
+def _lookup(session: Session, key: bytes) -> bytes | None:
+    """A read of ``key`` as Redis' lookupKeyRead: moves hits/misses."""
+    value = session.keyspace.get(key)
+    count_lookup(session, value is not None)
+    return value
+
+
+# --- SET / GETEX options (Redis' parseExtendedStringArgumentsOrReply) --------
+
+_NX, _XX, _GET, _KEEPTTL, _PERSIST = 1, 2, 4, 8, 16
+_EX, _PX, _EXAT, _PXAT = 32, 64, 128, 256
+_ANY_EXPIRE = _EX | _PX | _EXAT | _PXAT
+_EXPIRE_FLAGS = {b"EX": _EX, b"PX": _PX, b"EXAT": _EXAT, b"PXAT": _PXAT}
+
+
+def _parse_extended(args: list[bytes], first: int, for_set: bool) -> tuple[int, bytes | None] | Error:
+    """``(flags, expire token)`` from the options starting at ``args[first]``.
+    As Redis: an option may repeat (the last expiry wins), NX/XX exclude each
+    other, and KEEPTTL/PERSIST and the four expiry kinds exclude each other."""
+    flags = 0
+    expire = None
+    j = first
+    count = len(args)
+    while j < count:
+        option = args[j].upper()
+        expire_flag = _EXPIRE_FLAGS.get(option)
+        if for_set and option == b"NX" and not flags & _XX:
+            flags |= _NX
+        elif for_set and option == b"XX" and not flags & _NX:
+            flags |= _XX
+        elif for_set and option == b"GET":
+            flags |= _GET
+        elif for_set and option == b"KEEPTTL" and not flags & (_PERSIST | _ANY_EXPIRE):
+            flags |= _KEEPTTL
+        elif not for_set and option == b"PERSIST" and not flags & (_KEEPTTL | _ANY_EXPIRE):
+            flags |= _PERSIST
+        elif (
+            expire_flag is not None
+            and j + 1 < count
+            and not flags & (_KEEPTTL | _PERSIST | (_ANY_EXPIRE & ~expire_flag))
+        ):
+            flags |= expire_flag
+            expire = args[j + 1]
+            j += 1
+        else:
+            return SYNTAX_ERROR
+        j += 1
+    return flags, expire
+
+
+def _expire_at_ms(session: Session, token: bytes, flags: int, command: str) -> int | Error:
+    """Redis' getExpireMillisecondsOrReply: the absolute expiry in ms."""
+    amount = parse_int64(token)
+    if amount is None:
+        return NOT_AN_INTEGER
+    seconds = flags & (_EX | _EXAT)
+    if amount <= 0 or (seconds and amount > INT64_MAX_DIV_1000):
+        return invalid_expire_time(command)
+    at_ms = amount * 1000 if seconds else amount
+    if flags & (_EX | _PX):
+        at_ms += session.keyspace.now_ms()
+    if at_ms > INT64_MAX:  # Redis sees the sum wrap negative
+        return invalid_expire_time(command)
+    return at_ms
+
+
+# --- GET / SET family ---------------------------------------------------------
+
+
+def cmd_get(session: Session, args: list[bytes]) -> bytes | None:
+    return _lookup(session, args[1])
+
+
+def cmd_set(session: Session, args: list[bytes]) -> object:
+    parsed = _parse_extended(args, 3, for_set=True)
+    if isinstance(parsed, Error):
+        return parsed
+    flags, expire = parsed
+    key, value = args[1], args[2]
+    expire_at_ms = None
+    if expire is not None:
+        expire_at_ms = _expire_at_ms(session, expire, flags, "set")
+        if isinstance(expire_at_ms, Error):
+            return expire_at_ms
+    problem = _check_store(session, key, value)
+    if problem is not None:
+        return problem
+    keyspace = session.keyspace
+    old = None
+    if flags & _GET:
+        old = _lookup(session, key)
+        found = old is not None
+    else:
+        found = keyspace.exists(key)
+    if (flags & _NX and found) or (flags & _XX and not found):
+        return old if flags & _GET else None
+    keyspace.set(key, value, expire_at_ms, keep_ttl=bool(flags & _KEEPTTL))
+    return old if flags & _GET else OK
+
+
+def cmd_setnx(session: Session, args: list[bytes]) -> int | Error:
+    key, value = args[1], args[2]
+    problem = _check_store(session, key, value)
+    if problem is not None:
+        return problem
+    if session.keyspace.exists(key):
+        return 0
+    session.keyspace.set(key, value)
+    return 1
+
+
+def _set_with_expiry(session: Session, args: list[bytes], unit_flag: int, command: str) -> object:
+    key, value = args[1], args[3]
+    expire_at_ms = _expire_at_ms(session, args[2], unit_flag, command)
+    if isinstance(expire_at_ms, Error):
+        return expire_at_ms
+    problem = _check_store(session, key, value)
+    if problem is not None:
+        return problem
+    session.keyspace.set(key, value, expire_at_ms)
+    return OK
+
+
+def cmd_setex(session: Session, args: list[bytes]) -> object:
+    return _set_with_expiry(session, args, _EX, "setex")
+
+
+def cmd_psetex(session: Session, args: list[bytes]) -> object:
+    return _set_with_expiry(session, args, _PX, "psetex")
+
+
+def cmd_getset(session: Session, args: list[bytes]) -> bytes | None | Error:
+    key, value = args[1], args[2]
+    problem = _check_store(session, key, value)
+    if problem is not None:
+        return problem
+    old = _lookup(session, key)
+    session.keyspace.set(key, value)
+    return old
+
+
+def cmd_getdel(session: Session, args: list[bytes]) -> bytes | None:
+    value = session.keyspace.pop(args[1])
+    count_lookup(session, value is not None)
+    return value
+
+
+def cmd_getex(session: Session, args: list[bytes]) -> object:
+    parsed = _parse_extended(args, 2, for_set=False)
+    if isinstance(parsed, Error):
+        return parsed
+    flags, expire = parsed
+    key = args[1]
+    # Redis looks the key up before it validates the expiry: a missing key
+    # answers nil even with a bad expiry.
+    value = _lookup(session, key)
+    if value is None:
+        return None
+    keyspace = session.keyspace
+    if expire is not None:
+        expire_at_ms = _expire_at_ms(session, expire, flags, "getex")
+        if isinstance(expire_at_ms, Error):
+            return expire_at_ms
+        keyspace.set_expire_at(key, expire_at_ms)  # a time already past deletes the key
+    elif flags & _PERSIST:
+        keyspace.persist(key)
+    return value
+
+
+def cmd_mget(session: Session, args: list[bytes]) -> list[bytes | None]:
+    get = session.keyspace.get
+    values = [get(key) for key in args[1:]]
+    misses = values.count(None)
+    if misses:
+        session.stats.add("keyspace_misses", misses)
+    if misses < len(values):
+        session.stats.add("keyspace_hits", len(values) - misses)
+    return values
+
+
+def _check_pairs(session: Session, args: list[bytes]) -> Error | None:
+    if len(args) % 2 == 0:
+        return Error(f"ERR wrong number of arguments for '{args[0].decode('utf-8', 'replace').lower()}' command")
+    for i in range(1, len(args), 2):
+        problem = _check_store(session, args[i], args[i + 1])
+        if problem is not None:
+            return problem
+    return None
+
+
+def cmd_mset(session: Session, args: list[bytes]) -> object:
+    problem = _check_pairs(session, args)
+    if problem is not None:
+        return problem
+    set_value = session.keyspace.set
+    for i in range(1, len(args), 2):
+        set_value(args[i], args[i + 1])
+    return OK
+
+
+def cmd_msetnx(session: Session, args: list[bytes]) -> int | Error:
+    problem = _check_pairs(session, args)
+    if problem is not None:
+        return problem
+    keyspace = session.keyspace
+    if any(keyspace.exists(args[i]) for i in range(1, len(args), 2)):
+        return 0
+    for i in range(1, len(args), 2):
+        keyspace.set(args[i], args[i + 1])
+    return 1
+
+
+# --- counters -----------------------------------------------------------------
+
+
+def _increment(session: Session, key: bytes, delta: int) -> int | Error:
+    """Redis' incrDecrCommand; the key keeps its TTL."""
+    problem = check_key(session, key)
+    if problem is not None:
+        return problem
+    old = session.keyspace.get(key)
+    current = 0 if old is None else parse_int64(old)
+    if current is None:
+        return NOT_AN_INTEGER
+    result = current + delta
+    if not INT64_MIN <= result <= INT64_MAX:
+        return OVERFLOW
+    session.keyspace.set(key, b"%d" % result, keep_ttl=True)
+    return result
+
+
+def cmd_incr(session: Session, args: list[bytes]) -> int | Error:
+    return _increment(session, args[1], 1)
+
+
+def cmd_decr(session: Session, args: list[bytes]) -> int | Error:
+    return _increment(session, args[1], -1)
+
+
+def cmd_incrby(session: Session, args: list[bytes]) -> int | Error:
+    delta = parse_int64(args[2])
+    if delta is None:
+        return NOT_AN_INTEGER
+    return _increment(session, args[1], delta)
+
+
+def cmd_decrby(session: Session, args: list[bytes]) -> int | Error:
+    delta = parse_int64(args[2])
+    if delta is None:
+        return NOT_AN_INTEGER
+    if delta == INT64_MIN:
+        return Error("ERR decrement would overflow")
+    return _increment(session, args[1], -delta)
+
+
+# x87 80-bit long double, as glibc's strtold and printf see it on x86-64.
+LONG_DOUBLE_SIGNIFICAND_BITS = 64
+# The smallest subnormal is 2**-16445; values reach 2**16384 (infinity).
+_LD_QUANTUM_MIN_EXP = -16445
+_LD_OVERFLOW = Fraction(2**16384)
+# Redis' MAX_LONG_DOUBLE_CHARS: longer strings are not floats.
+MAX_FLOAT_BYTES = 5 * 1024 - 1
+_DECIMAL = re.compile(rb"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
+_HEXADECIMAL = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?[0-9]+))?")
+_INFINITY = re.compile(rb"[+-]?(?:inf|infinity)", re.IGNORECASE)
+# Beyond these powers the value certainly overflows or rounds to zero, so
+# huge exponents in the input never become huge Python integers.
+_DECIMAL_EXP_LIMITS = (-4960, 4940)
+_BINARY_EXP_LIMITS = (-16460, 16390)
+
+
+# Python refuses int <-> str conversions beyond 4300 digits (a DoS guard);
+# long doubles need up to 4933, so long numbers go through in pieces.
+_DIGITS_PER_PIECE = 4000
+
+
+def _digits_to_int(digits: bytes, base: int) -> int:
+    if len(digits) <= _DIGITS_PER_PIECE:
+        return int(digits, base)
+    head, tail = digits[:-_DIGITS_PER_PIECE], digits[-_DIGITS_PER_PIECE:]
+    return _digits_to_int(head, base) * base**_DIGITS_PER_PIECE + int(tail, base)
+
+
+def _int_to_digits(value: int) -> bytes:
+    """Decimal digits of ``value`` >= 0."""
+    if value < 10**_DIGITS_PER_PIECE:
+        return b"%d" % value
+    head, tail = divmod(value, 10**_DIGITS_PER_PIECE)
+    return _int_to_digits(head) + b"%0*d" % (_DIGITS_PER_PIECE, tail)
+
+
+def round_long_double(value: Fraction) -> Fraction | None:
+    """``value`` rounded to the nearest long double (ties to even), or None if
+    that is infinite."""
+    if value == 0:
+        return value
+    magnitude = abs(value)
+    numerator, denominator = magnitude.numerator, magnitude.denominator
+    exponent = numerator.bit_length() - denominator.bit_length()
+    if (numerator << max(0, -exponent)) < (denominator << max(0, exponent)):
+        exponent -= 1  # now 2**exponent <= magnitude < 2**(exponent + 1)
+    quantum = max(exponent - (LONG_DOUBLE_SIGNIFICAND_BITS - 1), _LD_QUANTUM_MIN_EXP)
+    if quantum < 0:
+        numerator <<= -quantum
+    else:
+        denominator <<= quantum
+    units, remainder = divmod(numerator, denominator)
+    if 2 * remainder > denominator or (2 * remainder == denominator and units & 1):
+        units += 1
+    rounded = Fraction(units) * Fraction(2) ** quantum
+    if rounded >= _LD_OVERFLOW:
+        return None
+    return rounded if value > 0 else -rounded
+
+
+def parse_long_double(token: bytes) -> Fraction | float | None:
+    """Redis' string2ld: the long double ``token`` denotes (an infinite float
+    for ``inf``), or None if it is not a valid float, including values that
+    overflow or underflow to zero."""
+    if not token or len(token) > MAX_FLOAT_BYTES:
+        return None
+    if _INFINITY.fullmatch(token):
+        return float("-inf") if token.startswith(b"-") else float("inf")
+    match = _DECIMAL.fullmatch(token)
+    if match is not None:
+        base, digit_bits, exp_limits = 10, 1, _DECIMAL_EXP_LIMITS
+    else:
+        match = _HEXADECIMAL.fullmatch(token)
+        if match is None:
+            return None
+        base, digit_bits, exp_limits = 2, 4, _BINARY_EXP_LIMITS
+    sign, whole, fraction, exponent_text = match.groups()
+    fraction = fraction or b""
+    digits = (whole + fraction).lstrip(b"0")
+    if not whole and not fraction:
+        return None
+    if not digits:
+        return Fraction(0)
+    exponent = int(exponent_text or b"0") - len(fraction) * digit_bits
+    # Position of the leading digit, in the exponent's base (10, or 2 for hex).
+    top = exponent + (len(digits) if base == 10 else len(digits) * 4)
+    if top > exp_limits[1] or top < exp_limits[0]:
+        return None
+    mantissa = _digits_to_int(digits, 16 if base == 2 else 10)
+    value = Fraction(mantissa) * Fraction(base) ** exponent
+    rounded = round_long_double(value)
+    if rounded is None or rounded == 0:
+        return None
+    return -rounded if sign == b"-" else rounded
+
+
+def format_long_double(value: Fraction) -> bytes:
+    """printf("%.17Lf") of an exact long double, trailing zeros removed."""
+    scaled = value * 10**17
+    units = round(scaled)  # Fraction rounds ties to even, as glibc does
+    negative = units < 0 or (units == 0 and value < 0)
+    whole, fraction = divmod(abs(units), 10**17)
+    text = _int_to_digits(whole) + b".%017d" % fraction
+    text = text.rstrip(b"0").rstrip(b".")
+    if negative and text != b"0":
+        text = b"-" + text
+    return text
+
+
+def cmd_incrbyfloat(session: Session, args: list[bytes]) -> bytes | Error:
+    key = args[1]
+    problem = check_key(session, key)
+    if problem is not None:
+        return problem
+    old = session.keyspace.get(key)
+    current = Fraction(0) if old is None else parse_long_double(old)
+    if current is None:
+        return NOT_A_FLOAT
+    delta = parse_long_double(args[2])
+    if delta is None:
+        return NOT_A_FLOAT
+    if isinstance(current, float) or isinstance(delta, float):
+        return NOT_FINITE  # inf plus anything is inf or NaN
+    result = round_long_double(current + delta)
+    if result is None:
+        return NOT_FINITE
+    text = format_long_double(result)
+    session.keyspace.set(key, text, keep_ttl=True)
+    return text
+
+
+# --- APPEND and ranges ----------------------------------------------------------
+
+
+def cmd_append(session: Session, args: list[bytes]) -> int | Error:
+    key, suffix = args[1], args[2]
+    problem = check_key(session, key)
+    if problem is not None:
+        return problem
+    old = session.keyspace.get(key)
+    if old is None:
+        problem = check_value_size(session, len(suffix))
+        new = suffix
+    else:
+        problem = _check_grown_size(session, len(old), len(suffix))
+        new = old + suffix
+    if problem is not None:
+        return problem
+    session.keyspace.set(key, new, keep_ttl=True)
+    return len(new)
+
+
+def cmd_strlen(session: Session, args: list[bytes]) -> int:
+    value = _lookup(session, args[1])
+    return 0 if value is None else len(value)
+
+
+def cmd_getrange(session: Session, args: list[bytes]) -> bytes | Error:
+    start = parse_int64(args[2])
+    end = parse_int64(args[3])
+    if start is None or end is None:
+        return NOT_AN_INTEGER
+    value = _lookup(session, args[1])
+    if value is None:
+        return b""
+    size = len(value)
+    if start < 0 and end < 0 and start > end:
+        return b""
+    if start < 0:
+        start = max(0, size + start)
+    if end < 0:
+        end = max(0, size + end)
+    end = min(end, size - 1)
+    if start > end or size == 0:
+        return b""
+    return value[start : end + 1]
+
+
+def cmd_setrange(session: Session, args: list[bytes]) -> int | Error:
+    key, patch = args[1], args[3]
+    offset = parse_int64(args[2])
+    if offset is None:
+        return NOT_AN_INTEGER
+    if offset < 0:
+        return Error("ERR offset is out of range")
+    keyspace = session.keyspace
+    old = keyspace.get(key)
+    if not patch:
+        # Nothing to write: Redis answers the current length, creating nothing.
+        return 0 if old is None else len(old)
+    problem = check_key(session, key) or _check_grown_size(session, offset, len(patch))
+    if problem is not None:
+        return problem
+    old = old or b""
+    if offset > len(old):
+        new = old + bytes(offset - len(old)) + patch
+    else:
+        new = old[:offset] + patch + old[offset + len(patch) :]
+    keyspace.set(key, new, keep_ttl=True)
+    return len(new)
+
+
+def _spec(
+    name: str, arity: int, flags: str, handler, counter: str | None, summary: str, keys: tuple = (1, 1, 1)
+) -> CommandSpec:
+    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter, "string", *keys)
+
+
+# Flags and key positions as Redis 7.0's COMMAND INFO; summaries as COMMAND DOCS.
+SPECS: list[CommandSpec] = [
+    _spec("get", 2, "readonly fast", cmd_get, "gets", "Get the value of a key"),
+    _spec("set", -3, "write denyoom", cmd_set, "sets", "Set the string value of a key"),
+    _spec(
+        "setnx", 3, "write denyoom fast", cmd_setnx, "sets", "Set the value of a key, only if the key does not exist"
+    ),
+    _spec("setex", 4, "write denyoom", cmd_setex, "sets", "Set the value and expiration of a key"),
+    _spec("psetex", 4, "write denyoom", cmd_psetex, "sets", "Set the value and expiration in milliseconds of a key"),
+    _spec(
+        "getset", 3, "write denyoom fast", cmd_getset, "sets", "Set the string value of a key and return its old value"
+    ),
+    _spec("getdel", 2, "write fast", cmd_getdel, "dels", "Get the value of a key and delete the key"),
+    _spec("getex", -2, "write fast", cmd_getex, "gets", "Get the value of a key and optionally set its expiration"),
+    _spec("mget", -2, "readonly fast", cmd_mget, "gets", "Get the values of all the given keys", (1, -1, 1)),
+    _spec("mset", -3, "write denyoom", cmd_mset, "sets", "Set multiple keys to multiple values", (1, -1, 2)),
+    _spec(
+        "msetnx", -3, "write denyoom", cmd_msetnx, "sets",
+        "Set multiple keys to multiple values, only if none of the keys exist", (1, -1, 2),
+    ),
+    _spec("incr", 2, "write denyoom fast", cmd_incr, "sets", "Increment the integer value of a key by one"),
+    _spec("decr", 2, "write denyoom fast", cmd_decr, "sets", "Decrement the integer value of a key by one"),
+    _spec(
+        "incrby", 3, "write denyoom fast", cmd_incrby, "sets",
+        "Increment the integer value of a key by the given amount",
+    ),
+    _spec(
+        "decrby", 3, "write denyoom fast", cmd_decrby, "sets",
+        "Decrement the integer value of a key by the given number",
+    ),
+    _spec(
+        "incrbyfloat", 3, "write denyoom fast", cmd_incrbyfloat, "sets",
+        "Increment the float value of a key by the given amount",
+    ),
+    _spec("append", 3, "write denyoom fast", cmd_append, "sets", "Append a value to a key"),
+    _spec("strlen", 2, "readonly fast", cmd_strlen, "gets", "Get the length of the value stored in a key"),
+    _spec("getrange", 4, "readonly", cmd_getrange, "gets", "Get a substring of the string stored at a key"),
+    _spec("substr", 4, "readonly", cmd_getrange, "gets", "Get a substring of the string stored at a key"),
+    _spec(
+        "setrange", 4, "write denyoom", cmd_setrange, "sets",
+        "Overwrite part of a string at key starting at the specified offset",
+    ),
+]

@@ -1,0 +1,113 @@
+"""Redis transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+
+How a transaction runs here:
+
+* MULTI opens ``session.multi``; the engine (``store.engine.run_batch``) then
+  queues every command without the ``multi-control`` flag and answers
+  QUEUED, and marks ``session.multi_failed`` when a command is rejected
+  before queueing (unknown name, wrong arity), as Redis' flagTransaction.
+* EXEC has the ``write`` flag, so the engine holds the write lock for the
+  whole transaction: the queued handlers run here, one after the other, and
+  nothing else touches the keyspace in between. A queued command that fails
+  does not stop the others (Redis). Each queued command is recorded in the
+  per-command stats as if it had run alone.
+* WATCH registers the session on the keyspace (``Keyspace.watch``); any write
+  to a watched key marks the session ``dirty_cas``, and EXEC then answers a
+  null array. EXEC, DISCARD and UNWATCH forget every watch; the connection
+  shell calls ``Keyspace.unwatch_all`` when a connection closes.
+* As in Redis 7, MULTI, EXEC, DISCARD and WATCH run at once inside MULTI
+  (``multi-control``) while UNWATCH is queued like any command; errors of
+  MULTI and WATCH inside MULTI do not abort the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..protocol.replies import OK, Error, NullArray
+from .session import Session
+from .table import CommandSpec
+
+log = logging.getLogger(__name__)
+
+EXEC_ABORTED = Error("EXECABORT Transaction discarded because of previous errors.")
+WATCH_FAILED = NullArray()
+INTERNAL_ERROR = Error("ERR internal error, see the server log")
+
+
+def cmd_multi(session: Session, args: list[bytes]) -> object:
+    if session.multi is not None:
+        return Error("ERR MULTI calls can not be nested")
+    session.multi = []
+    session.multi_failed = False
+    return OK
+
+
+def cmd_exec(session: Session, args: list[bytes]) -> object:
+    queued = session.multi
+    if queued is None:
+        return Error("ERR EXEC without MULTI")
+    failed = session.multi_failed
+    session.multi = None
+    session.multi_failed = False
+    keyspace = session.keyspace
+    broken = keyspace.watch_broken(session)
+    keyspace.unwatch_all(session)
+    if failed:
+        return EXEC_ABORTED
+    if broken:
+        return WATCH_FAILED
+    return [_run_queued(session, spec, queued_args) for spec, queued_args in queued]
+
+
+def _run_queued(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
+    session.last_command = spec.name
+    started = time.perf_counter()
+    try:
+        reply = spec.handler(session, args)
+    except Exception:
+        log.exception("client %d: command %s in EXEC failed", session.id, spec.name)
+        reply = INTERNAL_ERROR
+    elapsed_us = int((time.perf_counter() - started) * 1_000_000)
+    session.stats.record_command(spec.name, spec.counter, isinstance(reply, Error), elapsed_us, elapsed_us)
+    return reply
+
+
+def cmd_discard(session: Session, args: list[bytes]) -> object:
+    if session.multi is None:
+        return Error("ERR DISCARD without MULTI")
+    session.multi = None
+    session.multi_failed = False
+    session.keyspace.unwatch_all(session)
+    return OK
+
+
+def cmd_watch(session: Session, args: list[bytes]) -> object:
+    if session.multi is not None:
+        return Error("ERR WATCH inside MULTI is not allowed")
+    watch = session.keyspace.watch
+    for key in args[1:]:
+        watch(session, key)
+    return OK
+
+
+def cmd_unwatch(session: Session, args: list[bytes]) -> object:
+    session.keyspace.unwatch_all(session)
+    return OK
+
+
+def _spec(name: str, arity: int, flags: str, summary: str, handler, keys: tuple = (0, 0, 0)) -> CommandSpec:
+    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, None, "transactions", *keys)
+
+
+SPECS: list[CommandSpec] = [
+    _spec("multi", 1, "multi-control fast", "Mark the start of a transaction block", cmd_multi),
+    _spec("exec", 1, "multi-control write", "Execute all commands issued after MULTI", cmd_exec),
+    _spec("discard", 1, "multi-control fast", "Discard all commands issued after MULTI", cmd_discard),
+    _spec(
+        "watch", -2, "multi-control fast",
+        "Watch the given keys to determine execution of the MULTI/EXEC block", cmd_watch, (1, -1, 1),
+    ),
+    _spec("unwatch", 1, "fast", "Forget about all watched keys", cmd_unwatch),
+]
