@@ -5,7 +5,7 @@ unknown commands and wrong argument counts."""
 from __future__ import annotations
 
 from ..protocol.replies import Error
-from . import keys, server, strings, transactions
+from . import client, connection, info, introspection, keys, runtime_config, server, strings, transactions
 from .table import CommandSpec, CommandTable
 
 
@@ -26,7 +26,17 @@ def _wrong_arity(spec: CommandSpec) -> Error:
 
 
 REDIS_COMMANDS = CommandTable(
-    [*strings.SPECS, *keys.SPECS, *transactions.SPECS, *server.SPECS],
+    [
+        *strings.SPECS,
+        *keys.SPECS,
+        *transactions.SPECS,
+        *connection.SPECS,
+        *client.SPECS,
+        *server.SPECS,
+        *runtime_config.SPECS,
+        *info.SPECS,
+        *introspection.SPECS,
+    ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,
 )

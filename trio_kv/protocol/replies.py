@@ -78,6 +78,14 @@ class Verbatim:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class NoReply:
+    """Nothing is sent for this command (SHUTDOWN: Redis closes the
+    connection without a reply). Only valid as a command's whole reply,
+    never inside an array or a map."""
+
+
+NO_REPLY = NoReply()
 OK = SimpleString("OK")
 PONG = SimpleString("PONG")
 QUEUED = SimpleString("QUEUED")

@@ -2,10 +2,11 @@
 
 The connection task does all of its socket's IO; workers never see a socket.
 The loop is strictly read -> dispatch -> send: a connection does not read
-more requests while the replies of its previous batch are unsent, so what a
+more requests while any reply of its previous batch is unsent, so what a
 client can make the server hold is one receive buffer (``RECEIVE_BYTES``),
-the parser's buffer (bounded by the protocol's limits) and one batch of
-replies (at most ``--max-batch-commands`` of them).
+the parser's buffer (bounded by the protocol's limits), one batch of reply
+values (at most ``--max-batch-commands``) and their encoded bytes, which are
+sent whenever they pass ``--max-pending-reply-bytes`` (default 1 MiB).
 
 Protocol choice (decided once, from the first byte): ``*`` means RESP, any
 other byte means the line protocol. On the ``--redis-port`` listener every
@@ -134,6 +135,7 @@ class Connection:
     async def _serve(self, first, parser, protocol_error, table, *, encode, encode_protocol_error, closes) -> None:
         stats = self.store.stats
         max_batch = self.store.config.max_batch_commands
+        max_pending = self.store.config.max_pending_reply_bytes
         session = self.session
         received_at = time.perf_counter()
         parser.receive_data(first)
@@ -152,6 +154,11 @@ class Connection:
                 out = bytearray()
                 for reply in replies:
                     encode(out, reply)
+                    if len(out) >= max_pending:
+                        # Big replies go out as they are encoded, so the
+                        # encoded backlog stays near --max-pending-reply-bytes.
+                        await self.stream.send_all(out)
+                        out = bytearray()
                 if out:
                     await self.stream.send_all(out)
                 if session.closing:

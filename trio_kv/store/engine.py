@@ -41,6 +41,7 @@ from .stats import Stats
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error, see the server log"
+NOT_IN_MULTI = Error("ERR Command not allowed inside a transaction")
 
 
 class Store:
@@ -101,6 +102,12 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     stats.record_error()
                     continue
                 if session.multi is not None and "multi-control" not in spec.flags:
+                    if "no_multi" in spec.flags:
+                        # Redis: refused, and EXEC will abort the transaction.
+                        session.multi_failed = True
+                        replies.append(NOT_IN_MULTI)
+                        stats.record_error()
+                        continue
                     session.multi.append((spec, args))
                     replies.append(QUEUED)
                     continue

@@ -1,0 +1,154 @@
+"""Redis connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET.
+
+Behaviour and error wording follow Redis 7 (src/server.c, networking.c,
+acl.c). What differs, and why:
+
+* There is one database. ``SELECT 0`` succeeds; any other index is
+  ``ERR DB index is out of range`` (Redis' answer past ``databases``).
+* There are no passwords and no ACL users. As on a Redis whose default user
+  has ``nopass``: ``AUTH default <anything>`` (and ``HELLO ... AUTH default
+  <anything>``) succeeds, another user name is ``WRONGPASS``, and the
+  one-argument ``AUTH <password>`` is Redis' "without any password
+  configured" error.
+* ``HELLO`` reports version ``7.2.0``: clients enable features by version,
+  and the commands they probe for (``CLIENT SETINFO``...) exist here.
+
+Only QUIT and RESET are ``multi-control`` (run at once inside MULTI), as in
+Redis, which queues PING, HELLO and the rest like any other command.
+"""
+
+from __future__ import annotations
+
+from ..protocol.replies import OK, PONG, Error, Map, SimpleString
+from .strings import parse_int64
+from .session import Session
+from .table import CommandSpec
+
+# What HELLO reports; see the module docstring.
+REDIS_VERSION = "7.2.0"
+SUPPORTED_PROTOCOLS = (2, 3)
+# The only user there is; any password is accepted for it (Redis' nopass).
+DEFAULT_USER = b"default"
+
+WRONGPASS = Error("WRONGPASS invalid username-password pair or user is disabled.")
+NO_PASSWORD_CONFIGURED = Error(
+    "ERR AUTH <password> called without any password configured for the default user. "
+    "Are you sure your configuration is correct?"
+)
+BAD_CLIENT_NAME = Error("ERR Client names cannot contain spaces, newlines or special characters.")
+SYNTAX_ERROR = Error("ERR syntax error")
+RESET_REPLY = SimpleString("RESET")
+
+
+def is_valid_client_attribute(value: bytes) -> bool:
+    """Redis' rule for client names and library names/versions: printable
+    ASCII without spaces ('!' to '~'), so CLIENT LIST stays splittable."""
+    return all(33 <= byte <= 126 for byte in value)
+
+
+def cmd_ping(session: Session, args: list[bytes]) -> object:
+    if len(args) > 2:
+        return Error("ERR wrong number of arguments for 'ping' command")
+    return PONG if len(args) == 1 else args[1]
+
+
+def cmd_echo(session: Session, args: list[bytes]) -> bytes:
+    return args[1]
+
+
+def _check_credentials(username: bytes) -> Error | None:
+    return None if username == DEFAULT_USER else WRONGPASS
+
+
+def cmd_auth(session: Session, args: list[bytes]) -> object:
+    if len(args) > 3:
+        return SYNTAX_ERROR
+    if len(args) == 2:
+        return NO_PASSWORD_CONFIGURED
+    return _check_credentials(args[1]) or OK
+
+
+def cmd_hello(session: Session, args: list[bytes]) -> object:
+    protocol = session.protocol
+    if len(args) >= 2:
+        requested = parse_int64(args[1])
+        if requested is None:
+            return Error("ERR Protocol version is not an integer or out of range")
+        if requested not in SUPPORTED_PROTOCOLS:
+            return Error("NOPROTO unsupported protocol version")
+        protocol = requested
+    username: bytes | None = None
+    name: bytes | None = None
+    index = 2
+    while index < len(args):
+        option = args[index]
+        more = len(args) - 1 - index
+        if option.upper() == b"AUTH" and more >= 2:
+            username = args[index + 1]
+            index += 3
+        elif option.upper() == b"SETNAME" and more >= 1:
+            name = args[index + 1]
+            if not is_valid_client_attribute(name):
+                return BAD_CLIENT_NAME
+            index += 2
+        else:
+            return Error(f"ERR Syntax error in HELLO option '{option.decode('utf-8', 'replace')}'")
+    if username is not None:
+        problem = _check_credentials(username)
+        if problem is not None:
+            return problem
+    if name is not None:
+        session.name = name
+    session.protocol = protocol
+    return Map(
+        [
+            (b"server", b"redis"),
+            (b"version", REDIS_VERSION.encode()),
+            (b"proto", protocol),
+            (b"id", session.id),
+            (b"mode", b"standalone"),
+            (b"role", b"master"),
+            (b"modules", []),
+        ]
+    )
+
+
+def cmd_select(session: Session, args: list[bytes]) -> object:
+    index = parse_int64(args[1])
+    if index is None:
+        return Error("ERR value is not an integer or out of range")
+    return OK if index == 0 else Error("ERR DB index is out of range")
+
+
+def cmd_quit(session: Session, args: list[bytes]) -> object:
+    session.closing = True
+    return OK
+
+
+def cmd_reset(session: Session, args: list[bytes]) -> object:
+    """Back to a fresh connection's state (Redis' clearClientConnectionState):
+    transaction discarded, keys unwatched, name cleared, RESP2."""
+    session.multi = None
+    session.multi_failed = False
+    session.keyspace.unwatch_all(session)
+    session.name = b""
+    session.protocol = 2
+    return RESET_REPLY
+
+
+def _spec(name: str, arity: int, flags: str, summary: str, handler) -> CommandSpec:
+    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, group="connection")
+
+
+# Flags as Redis 7's command table has them; "multi-control" is trio_kv's.
+_HANDSHAKE_FLAGS = "noscript loading stale fast no_auth allow_busy"
+
+SPECS: list[CommandSpec] = [
+    _spec("ping", -1, "fast", "Returns the server's liveliness response.", cmd_ping),
+    _spec("echo", 2, "loading stale fast", "Returns the given string.", cmd_echo),
+    _spec("hello", -1, _HANDSHAKE_FLAGS, "Handshakes with the Redis server.", cmd_hello),
+    _spec("auth", -2, _HANDSHAKE_FLAGS, "Authenticates the connection.", cmd_auth),
+    _spec("select", 2, "loading stale fast", "Changes the selected database.", cmd_select),
+    _spec("quit", -1, _HANDSHAKE_FLAGS + " multi-control", "Closes the connection.", cmd_quit),
+    _spec("reset", 1, _HANDSHAKE_FLAGS + " multi-control", "Resets the connection.", cmd_reset),
+]

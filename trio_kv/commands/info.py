@@ -1,0 +1,338 @@
+"""INFO [section ...]: the server's state as Redis 7 reports it.
+
+Sections, in Redis' order: server, clients, memory, persistence, stats,
+replication, cpu, commandstats, latencystats, cluster, keyspace. ``default``
+(and no argument) is every section but commandstats and latencystats;
+``all`` and ``everything`` are all of them. Unknown section names add
+nothing, as in Redis. The text is Redis': ``# Section`` headers,
+``field:value`` lines ending in CRLF, a blank line between sections. RESP3
+clients get a verbatim string (``txt``), RESP2 clients a bulk string.
+
+Every value is measured, never a placeholder; where trio_kv has no such
+machinery the value says so truthfully (``aof_enabled:0``, ``loading:0``,
+``evicted_keys:0``, ``role:master``). Notes on what is measured:
+
+* ``used_memory``: the bytes tracemalloc traces when it is tracing (set
+  ``PYTHONTRACEMALLOC=1``), otherwise the process' resident set size from
+  /proc/self/statm (the peak RSS from getrusage where /proc is missing).
+  ``used_memory_peak`` is tracemalloc's peak or the peak RSS.
+* ``rdb_changes_since_last_save``: successful calls of write commands since
+  the start (or the last CONFIG RESETSTAT); nothing is ever saved.
+* ``rdb_last_save_time``: the start time, as Redis reports before any save.
+* ``db0:...avg_ttl=0``: the average TTL is not sampled.
+* ``latency_percentiles_usec_*`` and ``cmdstat_*``: from ``store.stats``;
+  latency is measured from the moment the request was read to the moment
+  its reply was ready, and a percentile is read from the histogram's
+  cumulative counts (within 1/8 + 1/32 above the true value). Names are
+  top-level commands (``client``, not ``client|list``). ``rejected_calls``
+  is 0: requests rejected before running (unknown command, wrong arity) are
+  counted in ``total_error_replies`` only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import secrets
+import struct
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+from .. import __version__
+from ..protocol.replies import Verbatim
+from .connection import REDIS_VERSION
+from .session import Session
+from .table import CommandSpec
+
+# Fixed for the life of the process, as Redis' run_id and replication id.
+RUN_ID = secrets.token_hex(20)
+REPLICATION_ID = secrets.token_hex(20)
+DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace")
+ALL_SECTIONS = (
+    "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+    "commandstats", "latencystats", "cluster", "keyspace",
+)
+LATENCY_PERCENTILES = ((50.0, "p50"), (99.0, "p99"), (99.9, "p99.9"))
+
+
+def _percentile_bounds_us() -> list[int]:
+    """Where percentiles are read from ``Stats.latency_cumulative``: every
+    value below 128 us, then steps of 1/32 up to 2**40 us. The stats
+    histogram's own buckets are 1/8 wide, so this adds at most 3% to its
+    resolution (and the commands layer does not import the store's)."""
+    bounds = list(range(128))
+    bound = 128
+    while bound < 1 << 40:
+        bounds.append(bound)
+        bound += bound >> 5
+    return bounds
+
+
+_PERCENTILE_BOUNDS_US = _percentile_bounds_us()
+
+
+def human_bytes(size: int) -> str:
+    """Redis' bytesToHuman: 1023B, 1.50K, 2.00M..."""
+    if size < 1024:
+        return f"{size}B"
+    units = "KMGTP"
+    exponent = min(len(units), (size.bit_length() - 1) // 10)
+    return f"{size / 1024**exponent:.2f}{units[exponent - 1]}"
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            resident_pages = int(statm.read().split()[1])
+        return resident_pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return _peak_resident_bytes()
+
+
+def _peak_resident_bytes() -> int:
+    # ru_maxrss is in KiB on Linux (bytes on macOS; trio_kv targets Linux).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _server(store: Any, now: float) -> list[tuple[str, object]]:
+    uptime_s = int(now - store.started_at)
+    return [
+        ("redis_version", REDIS_VERSION),
+        ("redis_git_sha1", "00000000"),
+        ("redis_git_dirty", 0),
+        ("redis_mode", "standalone"),
+        ("trio_kv_version", __version__),
+        ("python_version", platform.python_version()),
+        ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("arch_bits", struct.calcsize("P") * 8),
+        ("process_id", os.getpid()),
+        ("run_id", RUN_ID),
+        ("tcp_port", store.info.get("tcp_port", store.config.port)),
+        ("server_time_usec", int(now * 1_000_000)),
+        ("uptime_in_seconds", uptime_s),
+        ("uptime_in_days", uptime_s // 86400),
+        ("executable", sys.executable),
+        ("config_file", ""),
+        ("io_threads_active", 0),
+        ("workers", store.config.workers),
+    ]
+
+
+def _clients(store: Any) -> list[tuple[str, object]]:
+    sessions = list(store.clients.values())
+    watched = [len(session.watched) for session in sessions]
+    return [
+        ("connected_clients", len(sessions)),
+        ("cluster_connections", 0),
+        ("maxclients", store.max_clients),
+        ("blocked_clients", 0),
+        ("tracking_clients", 0),
+        ("pubsub_clients", 0),
+        ("watching_clients", sum(1 for count in watched if count)),
+        ("clients_in_timeout_table", 0),
+        ("total_watched_keys", sum(watched)),
+        ("total_blocking_keys", 0),
+    ]
+
+
+def _memory(store: Any) -> list[tuple[str, object]]:
+    if tracemalloc.is_tracing():
+        used, peak = tracemalloc.get_traced_memory()
+    else:
+        used, peak = _resident_bytes(), _peak_resident_bytes()
+    resident = _resident_bytes()
+    total_system = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return [
+        ("used_memory", used),
+        ("used_memory_human", human_bytes(used)),
+        ("used_memory_rss", resident),
+        ("used_memory_rss_human", human_bytes(resident)),
+        ("used_memory_peak", peak),
+        ("used_memory_peak_human", human_bytes(peak)),
+        ("used_memory_values", store.keyspace.value_bytes),
+        ("total_system_memory", total_system),
+        ("total_system_memory_human", human_bytes(total_system)),
+        ("maxmemory", 0),
+        ("maxmemory_human", "0B"),
+        ("maxmemory_policy", "noeviction"),
+        ("mem_allocator", "pymalloc (tracemalloc)" if tracemalloc.is_tracing() else "pymalloc"),
+    ]
+
+
+def _persistence(store: Any) -> list[tuple[str, object]]:
+    from .redis import REDIS_COMMANDS  # the table imports this module
+
+    changes = sum(
+        calls - failed
+        for name, (calls, failed, _usec) in store.stats.command_table().items()
+        if (spec := REDIS_COMMANDS.get(name)) is not None and spec.is_write
+    )
+    return [
+        ("loading", 0),
+        ("async_loading", 0),
+        ("rdb_changes_since_last_save", changes),
+        ("rdb_bgsave_in_progress", 0),
+        ("rdb_last_save_time", int(store.started_at)),
+        ("rdb_last_bgsave_status", "ok"),
+        ("rdb_last_bgsave_time_sec", -1),
+        ("rdb_current_bgsave_time_sec", -1),
+        ("rdb_saves", 0),
+        ("aof_enabled", 0),
+        ("aof_rewrite_in_progress", 0),
+        ("aof_rewrite_scheduled", 0),
+        ("aof_last_rewrite_time_sec", -1),
+        ("aof_current_rewrite_time_sec", -1),
+        ("aof_last_bgrewrite_status", "ok"),
+        ("aof_rewrites", 0),
+        ("aof_last_write_status", "ok"),
+        ("module_fork_in_progress", 0),
+    ]
+
+
+def _stats(store: Any) -> list[tuple[str, object]]:
+    counters = store.stats.counters()
+    dispatcher = store.dispatcher_statistics()
+    return [
+        ("total_connections_received", counters["total_connections"]),
+        ("total_commands_processed", counters["total_commands"]),
+        ("rejected_connections", counters["rejected_connections"]),
+        ("expired_keys", store.keyspace.expired_keys),
+        ("evicted_keys", 0),
+        ("evicted_clients", 0),
+        ("keyspace_hits", counters["keyspace_hits"]),
+        ("keyspace_misses", counters["keyspace_misses"]),
+        ("pubsub_channels", 0),
+        ("pubsub_patterns", 0),
+        ("pubsubshard_channels", 0),
+        ("total_forks", 0),
+        ("total_error_replies", counters["errors"]),
+        ("text_gets", counters["gets"]),
+        ("text_sets", counters["sets"]),
+        ("text_dels", counters["dels"]),
+        *((f"dispatcher_{name}", value) for name, value in dispatcher.items()),
+    ]
+
+
+def _replication(store: Any) -> list[tuple[str, object]]:
+    return [
+        ("role", "master"),
+        ("connected_slaves", 0),
+        ("master_failover_state", "no-failover"),
+        ("master_replid", REPLICATION_ID),
+        ("master_replid2", "0" * 40),
+        ("master_repl_offset", 0),
+        ("second_repl_offset", -1),
+        ("repl_backlog_active", 0),
+    ]
+
+
+def _cpu(store: Any) -> list[tuple[str, object]]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return [
+        ("used_cpu_sys", f"{own.ru_stime:.6f}"),
+        ("used_cpu_user", f"{own.ru_utime:.6f}"),
+        ("used_cpu_sys_children", f"{children.ru_stime:.6f}"),
+        ("used_cpu_user_children", f"{children.ru_utime:.6f}"),
+    ]
+
+
+def _commandstats(store: Any) -> list[tuple[str, object]]:
+    return [
+        (
+            f"cmdstat_{name}",
+            f"calls={calls},usec={usec},usec_per_call={usec / calls if calls else 0:.2f},"
+            f"rejected_calls=0,failed_calls={failed}",
+        )
+        for name, (calls, failed, usec) in store.stats.command_table().items()
+    ]
+
+
+def percentile_from_cumulative(cumulative: list[int], total: int, percent: float) -> int:
+    """The smallest bound (us) at or below which ``percent``% of the samples lie."""
+    rank = max(1, math.ceil(round(percent / 100 * total, 9)))
+    for bound, seen in zip(_PERCENTILE_BOUNDS_US, cumulative):
+        if seen >= rank:
+            return bound
+    return _PERCENTILE_BOUNDS_US[-1]
+
+
+def _latencystats(store: Any) -> list[tuple[str, object]]:
+    lines: list[tuple[str, object]] = []
+    for name in store.stats.command_table():
+        total, cumulative = store.stats.latency_cumulative(name, _PERCENTILE_BOUNDS_US)
+        if not total:
+            continue
+        values = ",".join(
+            f"{label}={percentile_from_cumulative(cumulative, total, percent):.3f}"
+            for percent, label in LATENCY_PERCENTILES
+        )
+        lines.append((f"latency_percentiles_usec_{name}", values))
+    return lines
+
+
+def _cluster(store: Any) -> list[tuple[str, object]]:
+    return [("cluster_enabled", 0)]
+
+
+def _keyspace(store: Any) -> list[tuple[str, object]]:
+    statistics = store.keyspace.statistics()
+    if not statistics["keys"]:
+        return []
+    return [("db0", f"keys={statistics['keys']},expires={statistics['expires']},avg_ttl=0")]
+
+
+_SECTIONS = {
+    "server": ("Server", lambda store, now: _server(store, now)),
+    "clients": ("Clients", lambda store, now: _clients(store)),
+    "memory": ("Memory", lambda store, now: _memory(store)),
+    "persistence": ("Persistence", lambda store, now: _persistence(store)),
+    "stats": ("Stats", lambda store, now: _stats(store)),
+    "replication": ("Replication", lambda store, now: _replication(store)),
+    "cpu": ("CPU", lambda store, now: _cpu(store)),
+    "commandstats": ("Commandstats", lambda store, now: _commandstats(store)),
+    "latencystats": ("Latencystats", lambda store, now: _latencystats(store)),
+    "cluster": ("Cluster", lambda store, now: _cluster(store)),
+    "keyspace": ("Keyspace", lambda store, now: _keyspace(store)),
+}
+
+
+def requested_sections(args: list[bytes]) -> list[str]:
+    """The sections to report, in Redis' order."""
+    wanted: set[str] = set()
+    for arg in args[1:] or [b"default"]:
+        name = arg.decode("utf-8", "replace").lower()
+        if name == "default":
+            wanted.update(DEFAULT_SECTIONS)
+        elif name in ("all", "everything"):
+            wanted.update(ALL_SECTIONS)
+        elif name in _SECTIONS:
+            wanted.add(name)
+    return [name for name in ALL_SECTIONS if name in wanted]
+
+
+def info_text(store: Any, sections: list[str]) -> str:
+    now = time.time()
+    blocks = []
+    for name in sections:
+        title, build = _SECTIONS[name]
+        lines = [f"# {title}\r\n"]
+        lines.extend(f"{field}:{value}\r\n" for field, value in build(store, now))
+        blocks.append("".join(lines))
+    return "\r\n".join(blocks)
+
+
+def cmd_info(session: Session, args: list[bytes]) -> Verbatim:
+    return Verbatim("txt", info_text(session.server, requested_sections(args)).encode())
+
+
+SPECS: list[CommandSpec] = [
+    CommandSpec(
+        "info", -1, frozenset({"loading", "stale", "@dangerous"}),
+        "Returns information and statistics about the server.", cmd_info, group="server",
+    ),
+]

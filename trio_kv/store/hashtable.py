@@ -1,0 +1,522 @@
+"""The keyspace's hash table: ``bytes`` keys to values, resized a little at a time.
+
+Layout, and why:
+
+* Open addressing with linear probing over one Python list that interleaves
+  keys and values: slot ``s`` is ``table[2*s]`` (key) and ``table[2*s + 1]``
+  (value), and the number of slots is a power of two. A slot costs 16 bytes
+  and there is no per-entry object: at 1,000,000 keys the table is 2**21
+  slots, about 34 bytes per key (Redis 7's dict: an 8-byte bucket and a
+  24-byte entry per key). Per-entry tuples or chains would cost 60+ bytes. Interleaving puts a key and
+  its value in one cache line, which saves a cache miss per lookup against
+  two parallel lists.
+* Hashes are not stored: ``bytes`` caches its own hash, so ``hash(key)`` is
+  cheap, and a stored ``int`` would cost 40 more bytes per key.
+* A key cell holds ``None`` (empty: ends every probe), ``_TOMBSTONE``
+  (deleted: probes continue past it) or a live key. Tombstones count toward
+  the fill that triggers a resize, so a table with many deletions cleans
+  itself by rehashing; a delete whose next slot is empty leaves no tombstone.
+* The table grows when live keys plus tombstones exceed 2/3 of the slots and
+  shrinks when live keys fall below 1/8 of them, never below ``MIN_SLOTS``.
+
+Incremental resize, as Redis ``dict.c``: a resize allocates the new list and
+keeps the old one. Every write (``set``, ``pop``) first visits the next
+``rehash_slots_per_write`` old slots, empty or not, and moves the live keys
+among them, so no single request pays for the whole rehash (dict.c bounds
+its empty visits the same way); ``rehash_step(n)`` lets an idle task go
+faster. The rate is fixed when the resize starts, from the new list's spare
+room, so that the old list is drained before the new one fills up; the
+sizing rule (``_target_slots``) keeps it between
+``REHASH_MIN_SLOTS_PER_WRITE`` and ``REHASH_MAX_SLOTS_PER_WRITE``. The one
+O(slots) cost left is allocating the new list, a C-level fill (about 12 ms
+for 2**21 slots, once per doubling).
+
+Moved keys leave tombstones so the old list's probe runs stay intact. The
+drain starts at an empty cell and goes round, so once it passes an empty
+cell, every key whose old home lies behind that cell has been moved: lookups
+of such keys skip the old list, which removes most double lookups.
+
+Rules kept here:
+
+* A key is in exactly one of the two lists. New keys go to the new list; an
+  existing key is updated where it is. Lookups check both.
+* Not thread-safe. The caller holds the store's reader-writer lock. Reads
+  (``get``, ``in``, ``len``, ``scan``, ``random_item``, ``statistics``) run
+  concurrently under the read lock, so they never mutate the table: only
+  writes (``set``, ``pop``, ``clear``, ``rehash_step``) move rehash slots.
+* ``keys()`` and ``items()`` are live views for a caller that holds a lock
+  and does not write while it iterates; a write in between may skip or repeat
+  keys.
+* ``scan`` keeps Redis's guarantee: a key present for a whole scan is returned
+  at least once, whatever resizes happen between calls (it may be repeated).
+  The cursor is ``dict.c``'s reverse-binary counter over home slots
+  (``(hash(key) >> 1) & (slots - 1)``); "bucket b" is every key whose home slot
+  is b, found by walking the probe run from slot b to the first empty slot.
+* ``hash(bytes)`` is randomized per process, so cursors only mean something
+  within one process (as Redis's do within one server).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+# The smallest table; shrinking stops here.
+MIN_SLOTS = 8
+# Old slots visited per write during a resize: bounds of the computed rate.
+REHASH_MIN_SLOTS_PER_WRITE = 8
+REHASH_MAX_SLOTS_PER_WRITE = 32
+# SCAN stops after returning ``count`` items or inspecting this many slots per
+# unit of ``count`` (Redis's SCAN visits at most 10 * count buckets too).
+SCAN_SLOTS_PER_COUNT = 10
+# random_item's rejection sampling gives up after this many empty draws and
+# walks to the next live slot (slightly biased; only in pathological tables).
+RANDOM_MAX_DRAWS = 64
+
+
+class _Tombstone:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<tombstone>"
+
+
+_TOMBSTONE: Any = _Tombstone()
+_MISSING: Any = object()
+
+
+def _grow_at(slots: int) -> int:
+    """Fill (live keys + tombstones) above which the table resizes."""
+    return slots * 2 // 3
+
+
+def _shrink_below(slots: int) -> int:
+    """Live count below which the table shrinks."""
+    return slots // 8 if slots > MIN_SLOTS else 0
+
+
+def _target_slots(live: int, old_slots: int) -> int:
+    """Size of a resized table: at most half full, and with room for at
+    least ``old_slots / 16`` more keys before it must grow again, which caps
+    the rehash rate at 32 old slots per write (see ``_start_resize``)."""
+    slots = MIN_SLOTS
+    need_room = max(1, old_slots // 16)
+    while slots < 2 * live or _grow_at(slots) - live < need_room:
+        slots *= 2
+    return slots
+
+
+def _collect_home(table: list[Any], mask: int, home: int, out: list[tuple[bytes, Any]]) -> int:
+    """Append every live entry whose home position is ``home``; return the
+    number of slots inspected."""
+    i = home
+    k = table[i]
+    inspected = 1
+    while k is not None:
+        if k is not _TOMBSTONE and (hash(k) & mask) == home:
+            out.append((k, table[i + 1]))
+        i = (i + 2) & mask
+        k = table[i]
+        inspected += 1
+    return inspected
+
+
+def _reverse_increment(cursor: int, bucket_mask: int) -> int:
+    """``dict.c``'s cursor step: add one to the bit-reversed
+    ``cursor & bucket_mask``. Higher bits are dropped; 0 means it wrapped."""
+    cursor &= bucket_mask
+    bit = (bucket_mask + 1) >> 1
+    while cursor & bit:
+        cursor ^= bit
+        bit >>= 1
+    return cursor | bit
+
+
+class HashTable:
+    """``bytes`` keys to any values; see the module docstring for the rules."""
+
+    __slots__ = (
+        # The current list (keys at even positions, values after them): every
+        # new key goes here.
+        "_table",
+        # 2 * (slots - 1): ``hash(key) & _mask`` is a key cell's home position.
+        "_mask",
+        # Live keys in both lists (len()).
+        "_used",
+        # Live keys plus tombstones in the current list (triggers growth).
+        "_fill",
+        "_tombstones",
+        "_grow_at",
+        "_shrink_below",
+        # The list a resize is draining, or None, and its mask.
+        "_old_table",
+        "_old_mask",
+        # Live keys left in the old list; the resize ends when it reaches 0.
+        "_old_used",
+        # The old list is drained in cyclic order from ``_rehash_start``, an
+        # empty cell, so that no probe run straddles the start.
+        "_rehash_start",
+        # Position of the next old key cell to move, and slots left to visit.
+        "_rehash_position",
+        "_rehash_remaining",
+        # How many cells from ``_rehash_start`` on (up to the last empty cell
+        # the drain passed) hold no key any more and start no probe run that
+        # does: a key whose old home is among them is not in the old list.
+        "_rehash_drained",
+        # Old slots visited per write, fixed when the resize starts.
+        "_rehash_slots_per_write",
+        # Per table so tests can seed it; random.Random is safe to share
+        # between reader threads (its methods run under the GIL).
+        "_random",
+    )
+
+    def __init__(self, initial_slots: int = MIN_SLOTS) -> None:
+        slots = MIN_SLOTS
+        while slots < initial_slots:
+            slots *= 2
+        self._random = random.Random()
+        self._reset(slots)
+
+    def _reset(self, slots: int) -> None:
+        self._table: list[Any] = [None] * (2 * slots)
+        self._mask = 2 * (slots - 1)
+        self._used = 0
+        self._fill = 0
+        self._tombstones = 0
+        self._grow_at = _grow_at(slots)
+        self._shrink_below = _shrink_below(slots)
+        self._old_table: list[Any] | None = None
+        self._old_mask = 0
+        self._old_used = 0
+        self._rehash_start = 0
+        self._rehash_position = 0
+        self._rehash_remaining = 0
+        self._rehash_drained = 0
+        self._rehash_slots_per_write = 0
+
+    def seed(self, seed: int) -> None:
+        """Make ``random_item`` reproducible (tests)."""
+        self._random.seed(seed)
+
+    # --- reads: never mutate (they run concurrently under the read lock) ---
+
+    def __len__(self) -> int:
+        return self._used
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        table = self._table
+        mask = self._mask
+        i = hash(key) & mask
+        k = table[i]
+        while k is not None:
+            if k == key:
+                return table[i + 1]
+            i = (i + 2) & mask
+            k = table[i]
+        old_table = self._old_table
+        if old_table is not None:
+            i = self._find_old(key)
+            if i >= 0:
+                return old_table[i + 1]
+        return default
+
+    def __contains__(self, key: bytes) -> bool:
+        table = self._table
+        mask = self._mask
+        i = hash(key) & mask
+        k = table[i]
+        while k is not None:
+            if k == key:
+                return True
+            i = (i + 2) & mask
+            k = table[i]
+        if self._old_table is not None:
+            return self._find_old(key) >= 0
+        return False
+
+    def scan(self, cursor: int, count: int = 10) -> tuple[int, list[tuple[bytes, Any]]]:
+        """Redis SCAN: start with cursor 0 and call again with the returned
+        cursor until it is 0. Each call does at least one bucket and stops
+        after ``count`` items or ``count * SCAN_SLOTS_PER_COUNT`` slots."""
+        items: list[tuple[bytes, Any]] = []
+        budget = max(1, count) * SCAN_SLOTS_PER_COUNT
+        inspected = 0
+        if self._old_table is None:
+            table, mask = self._table, self._mask
+            buckets = mask >> 1
+            while True:
+                inspected += _collect_home(table, mask, (cursor & buckets) << 1, items)
+                cursor = _reverse_increment(cursor, buckets)
+                if cursor == 0 or len(items) >= count or inspected >= budget:
+                    return cursor, items
+        # Mid-resize: the small list's bucket, then every bucket of the large
+        # list that expands it (dict.c's dictScan with two tables).
+        small_table, small_mask = self._old_table, self._old_mask
+        large_table, large_mask = self._table, self._mask
+        if small_mask > large_mask:
+            small_table, small_mask, large_table, large_mask = large_table, large_mask, small_table, small_mask
+        small_buckets = small_mask >> 1
+        large_buckets = large_mask >> 1
+        expansion_bits = small_buckets ^ large_buckets
+        while True:
+            inspected += _collect_home(small_table, small_mask, (cursor & small_buckets) << 1, items)
+            while True:
+                inspected += _collect_home(large_table, large_mask, (cursor & large_buckets) << 1, items)
+                cursor = _reverse_increment(cursor, large_buckets)
+                if not cursor & expansion_bits:
+                    break
+            if cursor == 0 or len(items) >= count or inspected >= budget:
+                return cursor, items
+
+    def random_item(self) -> tuple[bytes, Any] | None:
+        """A uniformly chosen (key, value), or None if empty. Draws slots
+        uniformly over both lists until one is live: every key sits in exactly
+        one slot, so every key is equally likely. Expected draws are
+        slots / len, at most about 8 outside a resize."""
+        if not self._used:
+            return None
+        table, old_table = self._table, self._old_table
+        slots = len(table) >> 1
+        total = slots + (len(old_table) >> 1 if old_table is not None else 0)
+        draw = self._random.random
+        for _ in range(RANDOM_MAX_DRAWS):
+            s = int(draw() * total)
+            if s < slots:
+                k = table[2 * s]
+                if k is not None and k is not _TOMBSTONE:
+                    return k, table[2 * s + 1]
+            else:
+                i = 2 * (s - slots)
+                k = old_table[i]  # type: ignore[index]
+                if k is not None and k is not _TOMBSTONE:
+                    return k, old_table[i + 1]  # type: ignore[index]
+        start = int(draw() * total)
+        for offset in range(total):
+            s = (start + offset) % total
+            cells, i = (table, 2 * s) if s < slots else (old_table, 2 * (s - slots))
+            k = cells[i]  # type: ignore[index]
+            if k is not None and k is not _TOMBSTONE:
+                return k, cells[i + 1]  # type: ignore[index]
+        raise AssertionError("hash table count says non-empty but no slot is live")
+
+    def keys(self) -> Iterator[bytes]:
+        """Every key. The caller must not write while iterating."""
+        for k, _ in self.items():
+            yield k
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        """Every (key, value). The caller must not write while iterating."""
+        tables = [self._table] if self._old_table is None else [self._table, self._old_table]
+        for table in tables:
+            for i in range(0, len(table), 2):
+                k = table[i]
+                if k is not None and k is not _TOMBSTONE:
+                    yield k, table[i + 1]
+
+    def statistics(self) -> dict[str, Any]:
+        old_table = self._old_table
+        return {
+            "len": self._used,
+            "slots": len(self._table) >> 1,
+            "old_slots": 0 if old_table is None else len(old_table) >> 1,
+            "rehashing": old_table is not None,
+            "tombstones": self._tombstones,
+            "fill": self._fill,
+            "old_len": self._old_used,
+            # Next old slot a resize moves.
+            # Old slots a resize has visited so far.
+            "rehash_index": (len(old_table) >> 1) - self._rehash_remaining if old_table is not None else 0,
+            "rehash_slots_per_write": self._rehash_slots_per_write,
+        }
+
+    def _find_old(self, key: bytes) -> int:
+        """Position of ``key``'s cell in the old list, or -1."""
+        old_table: list[Any] = self._old_table  # type: ignore[assignment]
+        mask = self._old_mask
+        i = hash(key) & mask
+        if (i - self._rehash_start) & mask < self._rehash_drained:
+            return -1
+        k = old_table[i]
+        while k is not None:
+            if k == key:
+                return i
+            i = (i + 2) & mask
+            k = old_table[i]
+        return -1
+
+    # --- writes (write lock): only these move rehash slots ------------------
+
+    def set(self, key: bytes, value: Any) -> bool:
+        """Store ``value`` under ``key``; True if the key was new."""
+        if self._old_table is not None:
+            self._rehash(self._rehash_slots_per_write)
+            old_table = self._old_table
+            if old_table is not None:
+                i = self._find_old(key)
+                if i >= 0:
+                    old_table[i + 1] = value
+                    return False
+        table = self._table
+        mask = self._mask
+        i = hash(key) & mask
+        free = -1
+        k = table[i]
+        while k is not None:
+            if k == key:
+                table[i + 1] = value
+                return False
+            if k is _TOMBSTONE and free < 0:
+                free = i
+            i = (i + 2) & mask
+            k = table[i]
+        if free >= 0:
+            i = free
+            self._tombstones -= 1
+        else:
+            self._fill += 1
+        table[i] = key
+        table[i + 1] = value
+        self._used += 1
+        if self._fill > self._grow_at:
+            self._start_resize()
+        return True
+
+    def pop(self, key: bytes, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return its value; ``default`` if absent, or
+        KeyError if no default was given."""
+        if self._old_table is not None:
+            self._rehash(self._rehash_slots_per_write)
+            old_table = self._old_table
+            if old_table is not None:
+                i = self._find_old(key)
+                if i >= 0:
+                    value = old_table[i + 1]
+                    old_table[i] = _TOMBSTONE
+                    old_table[i + 1] = None
+                    self._used -= 1
+                    self._old_used -= 1
+                    if not self._old_used:
+                        self._end_rehash()
+                    return value
+        table = self._table
+        mask = self._mask
+        i = hash(key) & mask
+        k = table[i]
+        while k is not None:
+            if k == key:
+                value = table[i + 1]
+                table[i + 1] = None
+                self._used -= 1
+                if table[(i + 2) & mask] is None:
+                    # Nothing probes past an empty slot, so this slot and the
+                    # tombstones right before it can become empty too.
+                    table[i] = None
+                    fill = self._fill - 1
+                    i = (i - 2) & mask
+                    while table[i] is _TOMBSTONE:
+                        table[i] = None
+                        fill -= 1
+                        self._tombstones -= 1
+                        i = (i - 2) & mask
+                    self._fill = fill
+                else:
+                    table[i] = _TOMBSTONE
+                    self._tombstones += 1
+                if self._used < self._shrink_below and self._old_table is None:
+                    self._start_resize()
+                return value
+            i = (i + 2) & mask
+            k = table[i]
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def clear(self) -> None:
+        self._reset(MIN_SLOTS)
+
+    def rehash_step(self, slots: int) -> bool:
+        """Advance a resize in progress by up to ``slots`` old slots (for an
+        idle task holding the write lock). True while a resize is in progress."""
+        if self._old_table is not None:
+            self._rehash(max(1, slots))
+        if self._old_table is None and (self._fill > self._grow_at or self._used < self._shrink_below):
+            self._start_resize()
+        return self._old_table is not None
+
+    def _start_resize(self) -> None:
+        if self._old_table is not None:
+            # Unreachable by the rate rule below (the old list drains before
+            # the new one fills); kept so a mistake costs time, not correctness.
+            self._rehash(len(self._old_table))
+        live = self._used
+        old_table, old_mask = self._table, self._mask
+        old_slots = len(old_table) >> 1
+        if not live:
+            self._reset(MIN_SLOTS)
+            return
+        self._reset(_target_slots(live, old_slots))
+        self._used = live
+        self._old_table, self._old_mask = old_table, old_mask
+        self._old_used = live
+        # The first empty cell: no probe run crosses it, and none is ever
+        # added to the old list, so draining from it never splits a run.
+        start = 0
+        while old_table[start] is not None:
+            start += 2
+        self._rehash_start = self._rehash_position = start
+        self._rehash_remaining = old_slots
+        # Each write adds at most one key to the new list, so draining
+        # old_slots within room / 2 writes keeps it under its grow mark.
+        room = self._grow_at - live
+        rate = -(-2 * old_slots // room)
+        self._rehash_slots_per_write = min(REHASH_MAX_SLOTS_PER_WRITE, max(REHASH_MIN_SLOTS_PER_WRITE, rate))
+
+    def _rehash(self, slot_count: int) -> None:
+        """Move the live keys of the next ``slot_count`` old slots."""
+        old_table: list[Any] = self._old_table  # type: ignore[assignment]
+        old_mask = self._old_mask
+        table, mask = self._table, self._mask
+        position = self._rehash_position
+        steps = min(slot_count, self._rehash_remaining)
+        last_empty = -1
+        moved = 0
+        reused_tombstones = 0
+        for _ in range(steps):
+            k = old_table[position]
+            if k is None:
+                last_empty = position
+            elif k is not _TOMBSTONE:
+                i = hash(k) & mask
+                cell = table[i]
+                while cell is not None and cell is not _TOMBSTONE:
+                    i = (i + 2) & mask
+                    cell = table[i]
+                if cell is _TOMBSTONE:
+                    reused_tombstones += 1
+                table[i] = k
+                # The old value cell is left as is: the old list is dropped
+                # when the resize ends, and clearing it costs a store per key.
+                table[i + 1] = old_table[position + 1]
+                old_table[position] = _TOMBSTONE
+                moved += 1
+            position = (position + 2) & old_mask
+        self._fill += moved - reused_tombstones
+        self._tombstones -= reused_tombstones
+        self._old_used -= moved
+        self._rehash_position = position
+        self._rehash_remaining -= steps
+        if last_empty >= 0:
+            self._rehash_drained = (last_empty + 2 - self._rehash_start) & old_mask
+        if not self._rehash_remaining or not self._old_used:
+            self._end_rehash()
+
+    def _end_rehash(self) -> None:
+        self._old_table = None
+        self._old_mask = 0
+        self._old_used = 0
+        self._rehash_start = 0
+        self._rehash_position = 0
+        self._rehash_remaining = 0
+        self._rehash_drained = 0
+        self._rehash_slots_per_write = 0
