@@ -5,21 +5,28 @@ than running a command, so connections never hop on their own. A connection
 calls ``Dispatcher.submit(job)``; the job joins a pending list; one of the
 dispatcher's runner tasks takes *everything* pending at that moment and runs
 it in one hop (``store.engine.run_batch``) under the store's
-``CapacityLimiter``. With ``--workers N`` there are N runners, so up to N hops
-are in flight while the next group gathers.
+``CapacityLimiter``. With ``--workers N`` there are N runners and the limiter
+has N tokens, so up to N hops are in flight while the next group gathers.
 
 Rules kept here:
 
 * A connection has at most one job in flight, so its replies come back in
   its own order.
-* Waiting for a worker is cancellable: a job cancelled before a runner took
-  it is withdrawn and never runs. Once taken it always runs to the end
-  (``abandon_on_cancel`` stays False), so a command is never half-applied.
+* The runners are the limiter's only users (internal store work such as the
+  expiry sweep also goes through ``run_sync`` here), so a runner never waits
+  for a token: the only wait for a worker is in the pending list.
+* That wait is cancellable: a job cancelled while pending is withdrawn and
+  never runs. Once a runner took it, it is on a worker and always runs to
+  the end (``abandon_on_cancel`` stays False), so a command is never
+  half-applied.
 * The pending list is bounded by the number of connections (one job each),
-  which ``--max-clients`` bounds.
+  which ``--max-clients`` bounds, plus the few internal tasks.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import trio
 
@@ -27,12 +34,28 @@ from ..store.engine import Job, Store, run_batch
 
 
 class _Ticket:
-    __slots__ = ("job", "done", "taken")
+    __slots__ = ("work", "task", "taken", "result")
 
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.done = trio.Event()
+    def __init__(self, work: Job | Callable[[], Any], task: trio.lowlevel.Task) -> None:
+        # A Job (client requests) or a plain callable (internal store work).
+        self.work = work
+        self.task = task
         self.taken = False
+        self.result: Any = None
+
+
+def _run_hop(store: Store, tickets: list[_Ticket]) -> None:
+    """The function a worker thread runs: the jobs as one batch, and any
+    internal work. Internal work raising is a bug; it reaches its caller."""
+    jobs = [ticket.work for ticket in tickets if type(ticket.work) is Job]
+    if jobs:
+        run_batch(store, jobs)
+    for ticket in tickets:
+        if type(ticket.work) is not Job:
+            try:
+                ticket.result = ("value", ticket.work())
+            except Exception as error:
+                ticket.result = ("error", error)
 
 
 class Dispatcher:
@@ -45,10 +68,6 @@ class Dispatcher:
         self.hops = 0
         self.jobs_dispatched = 0
 
-    @property
-    def limiter(self) -> trio.CapacityLimiter:
-        return self._limiter
-
     def statistics(self) -> dict[str, int]:
         return {
             "hops": self.hops,
@@ -59,15 +78,32 @@ class Dispatcher:
 
     async def submit(self, job: Job) -> None:
         """Run ``job`` on a worker; returns when ``job.replies`` is filled."""
-        ticket = _Ticket(job)
+        await self._wait_for(_Ticket(job, trio.lowlevel.current_task()))
+
+    async def run_sync(self, function: Callable[[], Any]) -> Any:
+        """Run internal store work (it takes the store lock itself) on a worker,
+        sharing a hop with client jobs."""
+        ticket = _Ticket(function, trio.lowlevel.current_task())
+        await self._wait_for(ticket)
+        kind, value = ticket.result
+        if kind == "error":
+            raise value
+        return value
+
+    async def _wait_for(self, ticket: _Ticket) -> None:
+        # The waiting task is parked and woken directly (trio.lowlevel): an
+        # Event per request cost a measurable share of the event loop's time.
         self._pending.append(ticket)
         self._wakeup.set()
-        try:
-            await ticket.done.wait()
-        except trio.Cancelled:
-            if not ticket.taken:
-                self._pending.remove(ticket)
-            raise
+
+        def abort(raise_cancel) -> trio.lowlevel.Abort:
+            if ticket.taken:
+                # Already on a worker: it will finish and the runner wakes us.
+                return trio.lowlevel.Abort.FAILED
+            self._pending.remove(ticket)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Run the runner tasks until cancelled (after every connection is gone)."""
@@ -82,14 +118,13 @@ class Dispatcher:
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
             tickets, self._pending = self._pending, []
-            jobs = []
             for ticket in tickets:
                 ticket.taken = True
-                jobs.append(ticket.job)
             self.hops += 1
-            self.jobs_dispatched += len(jobs)
+            self.jobs_dispatched += len(tickets)
             try:
-                await trio.to_thread.run_sync(run_batch, self._store, jobs, limiter=self._limiter)
+                await trio.to_thread.run_sync(_run_hop, self._store, tickets, limiter=self._limiter)
             finally:
+                reschedule = trio.lowlevel.reschedule
                 for ticket in tickets:
-                    ticket.done.set()
+                    reschedule(ticket.task)

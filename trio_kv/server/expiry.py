@@ -1,8 +1,9 @@
 """The active expiry sweep: frees keys whose time ran out even if nobody
 reads them again (reads only hide expired keys; see ``store.keyspace``).
 
-Every ``--active-expire-interval-seconds`` (default 0.1 s) one hop on the
-store's limiter runs ``active_expire_cycle`` under the write lock. The cycle
+Every ``--active-expire-interval-seconds`` (default 0.1 s) the dispatcher
+runs ``active_expire_cycle`` on a worker (sharing a hop with client
+requests) under the write lock. The cycle
 is bounded as Redis' is: batches of ``SWEEP_BATCH_KEYS`` keys with a TTL,
 repeated while more than a quarter of a batch was expired, and never longer
 than ``SWEEP_BUDGET_SECONDS``, so the sweep cannot stall clients. The same
@@ -11,11 +12,13 @@ hop advances any hash-table resize a little, as Redis' cron does.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import trio
 
 from ..store.engine import Store
+from .dispatch import Dispatcher
 
 SWEEP_BATCH_KEYS = 64
 SWEEP_BUDGET_SECONDS = 0.005
@@ -36,8 +39,9 @@ def active_expire_cycle(store: Store) -> int:
     return removed_total
 
 
-async def run_active_expiry(store: Store, limiter: trio.CapacityLimiter) -> None:
+async def run_active_expiry(store: Store, dispatcher: Dispatcher) -> None:
     interval = store.config.active_expire_interval_seconds
+    cycle = functools.partial(active_expire_cycle, store)
     while True:
         await trio.sleep(interval)
-        await trio.to_thread.run_sync(active_expire_cycle, store, limiter=limiter)
+        await dispatcher.run_sync(cycle)

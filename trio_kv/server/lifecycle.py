@@ -114,7 +114,7 @@ async def serve(
         dispatcher = Dispatcher(store, config.workers)
         await root.start(dispatcher.run)
         store.dispatcher_statistics = dispatcher.statistics
-        root.start_soon(run_active_expiry, store, dispatcher.limiter)
+        root.start_soon(run_active_expiry, store, dispatcher)
 
         async with trio.open_nursery() as connections:
             listeners = await trio.open_tcp_listeners(config.port, host=config.host)

@@ -81,7 +81,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     """Execute every job's requests, filling ``job.replies`` in order.
     Runs on a worker thread; takes and releases the store's lock itself."""
     lock = store.lock
-    stats = store.stats
+    # This thread's own counters: no lock per command (see store.stats).
+    stats = store.stats.shard()
     slowlog = store.slowlog
     perf_counter = time.perf_counter
     held_write: bool | None = None  # None: no lock held
@@ -99,14 +100,14 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     if session.multi is not None:
                         session.multi_failed = True
                     replies.append(spec)
-                    stats.record_error()
+                    stats.counts["errors"] += 1
                     continue
                 if session.multi is not None and "multi-control" not in spec.flags:
                     if "no_multi" in spec.flags:
                         # Redis: refused, and EXEC will abort the transaction.
                         session.multi_failed = True
                         replies.append(NOT_IN_MULTI)
-                        stats.record_error()
+                        stats.counts["errors"] += 1
                         continue
                     session.multi.append((spec, args))
                     replies.append(QUEUED)

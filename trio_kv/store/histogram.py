@@ -3,8 +3,8 @@
 Values are whole microseconds. Values below 16 us get a bucket each; above
 that, every power of two is split into 8 buckets, so a reported percentile is
 at most 12.5% above the true value and memory never grows with the number of
-samples (at most ``MAX_BUCKETS`` counters). Not thread-safe: ``Stats`` holds
-its lock around every call.
+samples (at most ``MAX_BUCKETS`` counters). Not thread-safe: each one is
+written by one thread only (``Stats`` keeps one per thread and merges copies).
 """
 
 from __future__ import annotations
@@ -77,4 +77,26 @@ class Histogram:
                 seen += counts[index]
                 index += 1
             result.append(seen)
+        return result
+
+    def merge(self, other: Histogram) -> None:
+        """Add ``other``'s samples (``other`` may be another thread's: copy first)."""
+        counts = list(other.counts)
+        if len(counts) > len(self.counts):
+            self.counts.extend([0] * (len(counts) - len(self.counts)))
+        for index, count in enumerate(counts):
+            self.counts[index] += count
+        # Count from the copy, not other.total: the owner may have recorded
+        # a sample since, and percentiles need total == sum(counts).
+        self.total += sum(counts)
+        self.sum_us += other.sum_us
+
+    def minus(self, baseline: Histogram) -> Histogram:
+        """The samples recorded since ``baseline`` was a copy of this histogram."""
+        result = Histogram()
+        result.counts = list(self.counts)
+        for index, count in enumerate(baseline.counts):
+            result.counts[index] -= count
+        result.total = self.total - baseline.total
+        result.sum_us = self.sum_us - baseline.sum_us
         return result

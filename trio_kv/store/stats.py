@@ -1,9 +1,14 @@
-"""Server-wide counters and latency histograms, exact under any concurrency.
+"""Server-wide counters and latency histograms, exact under any concurrency,
+with no lock on the hot path.
 
-In CPython ``x += 1`` from several threads can lose updates, and commands run
-on several worker threads (readers in parallel), so every update and every
-read of a consistent view takes ``Stats``' own lock. The lock is held for a
-few attribute updates only, never across store work.
+In CPython ``x += 1`` from several threads can lose updates, and commands
+run on several worker threads (readers in parallel). Instead of a lock per
+update, every thread writes only its own *shard* (found through
+``threading.local``): no two threads ever write the same counter, so no
+update is lost. Readers sum the shards; a reader sees every update that
+finished before it looked. ``reset`` (CONFIG RESETSTAT) never writes another
+thread's shard: it records the current sums as a baseline that readers
+subtract, so it is exact too.
 
 What is counted:
 
@@ -14,112 +19,177 @@ What is counted:
 * per command name: calls, failed calls, total execution microseconds (for
   Redis' ``INFO commandstats``) and a latency histogram of the time from the
   moment the request was read to the moment its reply was ready (queueing,
-  the thread hop and execution, everything but the send).
+  the thread hop and execution: everything but the send).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 from .histogram import Histogram
 
+COUNTERS = (
+    "gets",
+    "sets",
+    "dels",
+    "errors",
+    "keyspace_hits",
+    "keyspace_misses",
+    "rejected_connections",
+    "total_connections",
+    "total_commands",
+)
 
-@dataclass(slots=True)
+
 class CommandStats:
-    calls: int = 0
-    failed_calls: int = 0
-    usec: int = 0
-    latency: Histogram = field(default_factory=Histogram)
+    __slots__ = ("calls", "failed_calls", "usec", "latency")
 
-
-class Stats:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._zero()
+        self.calls = 0
+        self.failed_calls = 0
+        self.usec = 0
+        self.latency = Histogram()
 
-    def _zero(self) -> None:
-        self.gets = 0
-        self.sets = 0
-        self.dels = 0
-        self.errors = 0
-        self.keyspace_hits = 0
-        self.keyspace_misses = 0
-        self.rejected_connections = 0
-        self.total_connections = 0
-        self.total_commands = 0
+    def merge(self, other: CommandStats) -> None:
+        self.calls += other.calls
+        self.failed_calls += other.failed_calls
+        self.usec += other.usec
+        self.latency.merge(other.latency)
+
+    def minus(self, baseline: CommandStats | None) -> CommandStats:
+        if baseline is None:
+            return self
+        result = CommandStats()
+        result.calls = self.calls - baseline.calls
+        result.failed_calls = self.failed_calls - baseline.failed_calls
+        result.usec = self.usec - baseline.usec
+        result.latency = self.latency.minus(baseline.latency)
+        return result
+
+
+class StatsShard:
+    """One thread's counters. Only its own thread writes it."""
+
+    __slots__ = ("counts", "commands")
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(COUNTERS, 0)
         self.commands: dict[str, CommandStats] = {}
 
     def record_command(
         self, name: str, counter: str | None, failed: bool, exec_us: int, latency_us: int
     ) -> None:
-        with self._lock:
-            self.total_commands += 1
-            if counter is not None:
-                setattr(self, counter, getattr(self, counter) + 1)
-            if failed:
-                self.errors += 1
-            entry = self.commands.get(name)
-            if entry is None:
-                entry = self.commands[name] = CommandStats()
-            entry.calls += 1
-            entry.failed_calls += failed
-            entry.usec += exec_us
-            entry.latency.record(latency_us)
+        counts = self.counts
+        counts["total_commands"] += 1
+        if counter is not None:
+            counts[counter] += 1
+        if failed:
+            counts["errors"] += 1
+        entry = self.commands.get(name)
+        if entry is None:
+            entry = self.commands[name] = CommandStats()
+        entry.calls += 1
+        if failed:
+            entry.failed_calls += 1
+        entry.usec += exec_us
+        entry.latency.record(latency_us)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._local = threading.local()
+        # Guards only the list of shards (a new thread registering).
+        self._shards_lock = threading.Lock()
+        self._shards: list[StatsShard] = []
+        self._baseline_counts = dict.fromkeys(COUNTERS, 0)
+        self._baseline_commands: dict[str, CommandStats] = {}
+
+    def shard(self) -> StatsShard:
+        """The calling thread's shard (the engine fetches it once per batch)."""
+        try:
+            return self._local.shard
+        except AttributeError:
+            shard = self._local.shard = StatsShard()
+            with self._shards_lock:
+                self._shards.append(shard)
+            return shard
+
+    # --- writers (any thread; each writes its own shard) -----------------------
+
+    def record_command(
+        self, name: str, counter: str | None, failed: bool, exec_us: int, latency_us: int
+    ) -> None:
+        self.shard().record_command(name, counter, failed, exec_us, latency_us)
 
     def record_error(self) -> None:
         """An error reply that no command produced (framing, limits)."""
-        with self._lock:
-            self.errors += 1
+        self.shard().counts["errors"] += 1
 
     def add(self, counter: str, amount: int = 1) -> None:
-        with self._lock:
-            setattr(self, counter, getattr(self, counter) + amount)
+        self.shard().counts[counter] += amount
+
+    # --- readers -------------------------------------------------------------
+
+    def _shards_now(self) -> list[StatsShard]:
+        with self._shards_lock:
+            return list(self._shards)
+
+    def _raw_counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(COUNTERS, 0)
+        for shard in self._shards_now():
+            # dict(...) copies in one C call, so the owner cannot change it mid-copy.
+            for name, value in dict(shard.counts).items():
+                totals[name] += value
+        return totals
+
+    def _raw_commands(self) -> dict[str, CommandStats]:
+        merged: dict[str, CommandStats] = {}
+        for shard in self._shards_now():
+            for name, entry in list(shard.commands.items()):
+                total = merged.get(name)
+                if total is None:
+                    total = merged[name] = CommandStats()
+                total.merge(entry)
+        return merged
 
     def counters(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                "gets": self.gets,
-                "sets": self.sets,
-                "dels": self.dels,
-                "errors": self.errors,
-                "keyspace_hits": self.keyspace_hits,
-                "keyspace_misses": self.keyspace_misses,
-                "rejected_connections": self.rejected_connections,
-                "total_connections": self.total_connections,
-                "total_commands": self.total_commands,
-            }
+        raw = self._raw_counts()
+        return {name: raw[name] - self._baseline_counts[name] for name in COUNTERS}
+
+    def _commands(self) -> dict[str, CommandStats]:
+        result = {}
+        for name, entry in sorted(self._raw_commands().items()):
+            entry = entry.minus(self._baseline_commands.get(name))
+            if entry.calls:
+                result[name] = entry
+        return result
 
     def latency_summary(self) -> list[tuple[str, int, int, int, int]]:
         """``(name, count, p50_us, p95_us, p99_us)`` per command, by name."""
-        with self._lock:
-            return [
-                (
-                    name,
-                    entry.latency.total,
-                    entry.latency.percentile(0.50),
-                    entry.latency.percentile(0.95),
-                    entry.latency.percentile(0.99),
-                )
-                for name, entry in sorted(self.commands.items())
-            ]
+        return [
+            (
+                name,
+                entry.latency.total,
+                entry.latency.percentile(0.50),
+                entry.latency.percentile(0.95),
+                entry.latency.percentile(0.99),
+            )
+            for name, entry in self._commands().items()
+        ]
 
     def command_table(self) -> dict[str, tuple[int, int, int]]:
         """``name -> (calls, failed_calls, usec)``."""
-        with self._lock:
-            return {
-                name: (entry.calls, entry.failed_calls, entry.usec)
-                for name, entry in sorted(self.commands.items())
-            }
+        return {
+            name: (entry.calls, entry.failed_calls, entry.usec) for name, entry in self._commands().items()
+        }
 
     def latency_cumulative(self, name: str, bounds_us: list[int]) -> tuple[int, list[int]]:
-        with self._lock:
-            entry = self.commands.get(name)
-            if entry is None:
-                return 0, [0] * len(bounds_us)
-            return entry.latency.total, entry.latency.cumulative(bounds_us)
+        entry = self._commands().get(name)
+        if entry is None:
+            return 0, [0] * len(bounds_us)
+        return entry.latency.total, entry.latency.cumulative(bounds_us)
 
     def reset(self) -> None:
-        """CONFIG RESETSTAT: every counter and histogram back to zero."""
-        with self._lock:
-            self._zero()
+        """CONFIG RESETSTAT: every counter and histogram reads zero from now on."""
+        self._baseline_counts = self._raw_counts()
+        self._baseline_commands = self._raw_commands()

@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""trio_kv next to a real redis-server: throughput, latency and memory per key.
+
+A script that prints numbers (Markdown on stdout, progress on stderr); it
+asserts nothing about speed. Stdlib only. trio_kv runs as
+``<repo>/.venv/bin/python -m trio_kv --port 0`` (address from its ``listening
+on HOST:PORT`` log line), redis-server without persistence on a free loopback
+port; both are stopped on exit, whatever happens.
+
+Throughput (default): ``redis-benchmark -c C -n N -t TEST -P P --csv`` once
+per (test, pipeline) row on each server, trio_kv then redis, so drift on a
+busy machine hits both; with ``--repeat R`` each number is the median of R.
+
+Memory (``--memory``): fresh servers; N keys ``key:%012d`` (16 bytes) with
+3-byte values are SET, pipelined 1000 at a time over a raw socket; bytes per
+key = (after - before) / N from INFO ``used_memory`` and from VmRSS in
+/proc/<pid>/status. trio_kv's ``used_memory`` is its RSS unless it runs with
+``PYTHONTRACEMALLOC=1``.
+
+Examples:
+    .venv/bin/python bench/redis_compare.py                 # or: make bench
+    .venv/bin/python bench/redis_compare.py --repeat 3 --pipelines 1,16,64
+    .venv/bin/python bench/redis_compare.py --tests set,get,incr -n 200000 --workers 2
+    .venv/bin/python bench/redis_compare.py --extra-args="--max-batch-commands 256"
+    .venv/bin/python bench/redis_compare.py --memory --keys 1000000
+
+Exit status 2: redis-server / redis-benchmark missing and not installable
+(apt-get install redis-server, tried as root on Debian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import logging
+import os
+import platform
+import re
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+START_SECONDS = 15.0
+STOP_SECONDS = 5.0
+BENCHMARK_TIMEOUT_SECONDS = 900.0
+LOAD_CHUNK_COMMANDS = 1000
+RECV_BYTES = 1 << 16
+_LISTENING = re.compile(r"listening on (\S+):(\d+)")
+log = logging.getLogger("bench")
+
+
+def ensure_redis_tools() -> None:
+    if shutil.which("redis-server") and shutil.which("redis-benchmark"):
+        return
+    if os.geteuid() == 0 and Path("/etc/debian_version").exists() and shutil.which("apt-get"):
+        log.info("installing redis-server (apt-get)")
+        install = ["apt-get", "install", "-y", "-qq", "redis-server"]
+        if subprocess.run(install, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            subprocess.run(install, capture_output=True)
+    if not (shutil.which("redis-server") and shutil.which("redis-benchmark")):
+        print("redis-server and redis-benchmark are needed: apt-get install redis-server "
+              "(Debian/Ubuntu), brew install redis (macOS)", file=sys.stderr)
+        sys.exit(2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_python() -> str:
+    venv_python = REPO / ".venv" / "bin" / "python"
+    return str(venv_python) if venv_python.exists() else sys.executable
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_redis(stack: ExitStack) -> tuple[int, int]:
+    """A redis-server without persistence; returns (pid, port) once it answers PING."""
+    port = free_port()
+    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-redis-"))
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", workdir]
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    stack.callback(stop, process)
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                if command(conn, "PING") == b"PONG":
+                    return process.pid, port
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {port}") from None
+            time.sleep(0.05)
+
+
+def start_trio_kv(stack: ExitStack, flags: list[str]) -> tuple[int, int]:
+    """trio_kv on a free port; returns (pid, port) from its ``listening on`` line."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TRIO_KV_")}
+    argv = [server_python(), "-m", "trio_kv", "--port", "0", *flags]
+    process = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stack.callback(stop, process)
+    found = threading.Event()
+    address: list[int] = []
+    tail: list[str] = []
+
+    def drain() -> None:  # keeps reading so a chatty server never blocks on a full pipe
+        for raw in process.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            tail[:] = [*tail[-9:], line]
+            match = _LISTENING.search(line)
+            if match and not found.is_set():
+                address.append(int(match.group(2)))
+                found.set()
+        found.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not found.wait(START_SECONDS) or not address:
+        raise RuntimeError("trio_kv did not report 'listening on':\n" + "\n".join(tail))
+    return process.pid, address[0]
+
+
+def encode(*args: str | bytes) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def command(conn: socket.socket, *args: str) -> bytes | int:
+    """Sends one command and reads one reply (simple string, error, integer or bulk)."""
+    conn.sendall(encode(*args))
+    buffer = b""
+    while b"\r\n" not in buffer:
+        buffer += recv(conn)
+    head, _, rest = buffer.partition(b"\r\n")
+    kind, body = head[:1], head[1:]
+    if kind == b"-":
+        raise RuntimeError(f"{args[0]} failed: {body.decode()}")
+    if kind == b":":
+        return int(body)
+    if kind == b"$":
+        while len(rest) < int(body) + 2:
+            rest += recv(conn)
+        return rest[: int(body)]
+    return body
+
+
+def recv(conn: socket.socket) -> bytes:
+    data = conn.recv(RECV_BYTES)
+    if not data:
+        raise RuntimeError("server closed the connection")
+    return data
+
+
+def load_keys(conn: socket.socket, count: int) -> None:
+    """SET key:%012d to a 3-byte value, pipelined; every reply must be +OK."""
+    for start in range(0, count, LOAD_CHUNK_COMMANDS):
+        stop_at = min(start + LOAD_CHUNK_COMMANDS, count)
+        conn.sendall(b"".join(encode("SET", b"key:%012d" % i, b"v%02d" % (i % 100))
+                              for i in range(start, stop_at)))
+        expected = b"+OK\r\n" * (stop_at - start)
+        replies = b""
+        while len(replies) < len(expected):
+            replies += recv(conn)
+            if not expected.startswith(replies[: len(expected)]):
+                raise RuntimeError(f"SET replied {replies[:200]!r}")
+
+
+def info_field(conn: socket.socket, section: str, field: str) -> int:
+    text = command(conn, "INFO", section).decode()
+    match = re.search(rf"^{field}:(\d+)", text, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"INFO {section} has no {field}")
+    return int(match.group(1))
+
+
+def vm_rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1)) * 1024
+
+
+def memory_per_key(pid: int, port: int, keys: int) -> dict[str, float]:
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        used_before, rss_before = info_field(conn, "memory", "used_memory"), vm_rss_bytes(pid)
+        started = time.monotonic()
+        load_keys(conn, keys)
+        seconds = time.monotonic() - started
+        used_after, rss_after = info_field(conn, "memory", "used_memory"), vm_rss_bytes(pid)
+        if command(conn, "DBSIZE") != keys:
+            raise RuntimeError(f"DBSIZE is not {keys} after the load")
+    return {"INFO used_memory delta B/key": (used_after - used_before) / keys,
+            "VmRSS delta B/key": (rss_after - rss_before) / keys,
+            "load rate keys/s": keys / seconds}
+
+
+def run_benchmark(port: int, test: str, pipeline: int, args: argparse.Namespace) -> dict[str, float]:
+    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(args.c), "-n", str(args.n),
+            "-t", test, "-P", str(pipeline), "--csv"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=BENCHMARK_TIMEOUT_SECONDS)
+    rows = list(csv.DictReader(line for line in done.stdout.splitlines() if line.startswith('"')))
+    if done.returncode != 0 or not rows:
+        raise RuntimeError(f"{shlex.join(argv)} failed:\n{done.stdout}{done.stderr}")
+    row = rows[0]  # one test per run
+    return {"rps": float(row["rps"]), "p50": float(row["p50_latency_ms"]), "p99": float(row["p99_latency_ms"])}
+
+
+def machine_line() -> str:
+    cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    python = subprocess.run([server_python(), "-c", "import platform; print(platform.python_version())"],
+                            capture_output=True, text=True).stdout.strip()
+    redis = re.search(r"v=(\S+)", subprocess.run(["redis-server", "--version"], capture_output=True,
+                                                 text=True).stdout)
+    return (f"{datetime.datetime.now().isoformat(timespec='seconds')}, nproc {len(os.sched_getaffinity(0))}, "
+            f"CPU {cpu.group(1) if cpu else platform.machine()}, trio_kv Python {python}, "
+            f"redis-server {redis.group(1) if redis else '?'}")
+
+
+def trio_kv_flags(args: argparse.Namespace) -> list[str]:
+    workers = ["--workers", str(args.workers)] if args.workers else []
+    return [*workers, *shlex.split(args.extra_args)]
+
+
+def throughput(args: argparse.Namespace) -> None:
+    tests = [test.strip() for test in args.tests.split(",") if test.strip()]
+    pipelines = [int(p) for p in args.pipelines.split(",")]
+    runs: dict[tuple[str, int, str], list[dict[str, float]]] = {}
+    with ExitStack() as stack:
+        servers = {"trio_kv": start_trio_kv(stack, trio_kv_flags(args))[1], "redis": start_redis(stack)[1]}
+        for repeat in range(args.repeat):
+            for pipeline in pipelines:
+                for test in tests:
+                    for name, port in servers.items():
+                        log.info("run %d/%d: %s -P %d on %s", repeat + 1, args.repeat, test, pipeline, name)
+                        runs.setdefault((test, pipeline, name), []).append(run_benchmark(port, test, pipeline, args))
+    median = {key: {m: statistics.median(run[m] for run in rows) for m in ("rps", "p50", "p99")}
+              for key, rows in runs.items()}
+    print(f"{machine_line()}\n")
+    print(f"redis-benchmark -c {args.c} -n {args.n}; median of {args.repeat} run(s); "
+          f"trio_kv flags: {shlex.join(trio_kv_flags(args)) or '(defaults)'}\n")
+    print("| test | pipeline | trio_kv rps | redis rps | ratio | trio_kv p50 ms | trio_kv p99 ms "
+          "| redis p50 ms | redis p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for pipeline in pipelines:
+        for test in tests:
+            ours, theirs = median[(test, pipeline, "trio_kv")], median[(test, pipeline, "redis")]
+            print(f"| {test.upper()} | {pipeline} | {ours['rps']:,.0f} | {theirs['rps']:,.0f} "
+                  f"| {ours['rps'] / theirs['rps']:.2f} | {ours['p50']:.3f} | {ours['p99']:.3f} "
+                  f"| {theirs['p50']:.3f} | {theirs['p99']:.3f} |")
+
+
+def memory(args: argparse.Namespace) -> None:
+    results = {}
+    with ExitStack() as stack:
+        for name, start in (("trio_kv", lambda: start_trio_kv(stack, trio_kv_flags(args))),
+                            ("redis", lambda: start_redis(stack))):
+            pid, port = start()
+            log.info("loading %d keys into %s", args.keys, name)
+            results[name] = memory_per_key(pid, port, args.keys)
+    print(f"{machine_line()}\n")
+    print(f"{args.keys:,} keys of 16 bytes, 3-byte values, SET pipelined {LOAD_CHUNK_COMMANDS} at a time\n")
+    print("| measure | trio_kv | redis | ratio |")
+    print("|---|---:|---:|---:|")
+    for measure in results["redis"]:
+        ours, theirs = results["trio_kv"][measure], results["redis"][measure]
+        ratio = f"{ours / theirs:.2f}" if theirs else "-"
+        print(f"| {measure} | {ours:,.1f} | {theirs:,.1f} | {ratio} |")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=100_000, help="requests per redis-benchmark run")
+    parser.add_argument("-c", type=int, default=50, help="redis-benchmark clients")
+    parser.add_argument("--tests", default="set,get", help="redis-benchmark -t tests, one row each")
+    parser.add_argument("--pipelines", default="1,16", help="redis-benchmark -P values")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the median is shown")
+    parser.add_argument("--workers", type=int, help="trio_kv --workers")
+    parser.add_argument("--extra-args", default="", help="more trio_kv flags, one string: --extra-args=\"--flag value\"")
+    parser.add_argument("--memory", action="store_true", help="measure bytes per key instead")
+    parser.add_argument("--keys", type=int, default=1_000_000, help="keys loaded in --memory mode")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.keys < 1 or args.n < 1 or args.c < 1:
+        parser.error("--repeat, --keys, -n and -c must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    ensure_redis_tools()
+    if args.memory:
+        memory(args)
+    else:
+        throughput(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Group dispatch: shared hops, per-connection order, cancellable waits."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+
+import pytest
+
+import trio
+
+from trio_kv.commands.session import Session
+from trio_kv.commands.text import TEXT_COMMANDS
+from trio_kv.config import Config
+from trio_kv.server.dispatch import Dispatcher
+from trio_kv.store.engine import Job, Store
+
+
+def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
+    return Job(Session(client_id, store, resp=False), TEXT_COMMANDS, list(requests), time.perf_counter())
+
+
+async def test_many_connections_share_hops(nursery):
+    store = Store(Config())
+    dispatcher = Dispatcher(store, workers=1)
+    await nursery.start(dispatcher.run)
+    jobs = [_job(store, i, [b"SET", b"k%d" % i, b"v"], [b"GET", b"k%d" % i]) for i in range(50)]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as submitters:
+            for job in jobs:
+                submitters.start_soon(dispatcher.submit, job)
+    for index, job in enumerate(jobs):
+        assert job.replies == [b"OK\n", b"VALUE v\n"], index
+    # 50 jobs submitted in the same scheduling round: far fewer hops than jobs.
+    assert dispatcher.statistics()["hops"] <= 3
+
+
+async def test_waiting_for_a_worker_is_cancellable(nursery):
+    store = Store(Config())
+    dispatcher = Dispatcher(store, workers=1)
+    await nursery.start(dispatcher.run)
+    release = threading.Event()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as inner:
+            # Occupy the only worker with internal work that waits for us.
+            inner.start_soon(dispatcher.run_sync, functools.partial(release.wait, 10))
+            while dispatcher.statistics()["workers_busy"] == 0:
+                await trio.sleep(0.001)
+            waiting = _job(store, 1, [b"SET", b"never", b"ran"])
+            with trio.move_on_after(0.05) as scope:
+                await dispatcher.submit(waiting)
+            assert scope.cancelled_caught
+            assert dispatcher.statistics()["pending"] == 0
+            release.set()
+        probe = _job(store, 2, [b"GET", b"never"])
+        await dispatcher.submit(probe)
+        assert probe.replies == [b"NOT_FOUND\n"]
+        assert waiting.replies == []
+
+
+async def test_internal_work_returns_and_raises(nursery):
+    store = Store(Config())
+    dispatcher = Dispatcher(store, workers=2)
+    await nursery.start(dispatcher.run)
+    with trio.fail_after(10):
+        assert await dispatcher.run_sync(lambda: 42) == 42
+        with pytest.raises(ZeroDivisionError):
+            await dispatcher.run_sync(lambda: 1 / 0)
+
+
+async def test_cancelled_pending_job_is_withdrawn(nursery):
+    store = Store(Config())
+    dispatcher = Dispatcher(store, workers=1)
+    # No runners started: a submitted job can only wait in the pending list.
+    with trio.fail_after(10):
+        job = _job(store, 1, [b"SET", b"k", b"v"])
+        with trio.move_on_after(0.05) as scope:
+            await dispatcher.submit(job)
+        assert scope.cancelled_caught
+        assert dispatcher.statistics()["pending"] == 0
+        await nursery.start(dispatcher.run)
+        probe = _job(store, 2, [b"GET", b"k"])
+        await dispatcher.submit(probe)
+        assert probe.replies == [b"NOT_FOUND\n"]
+        assert job.replies == []
