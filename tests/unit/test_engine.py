@@ -49,7 +49,7 @@ def test_a_failing_handler_is_contained(monkeypatch):
     def broken(session, args):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(TEXT_COMMANDS, "_by_name", {**TEXT_COMMANDS._by_name, b"ping": type(spec)(
+    monkeypatch.setattr(TEXT_COMMANDS, "by_name", {**TEXT_COMMANDS.by_name, b"ping": type(spec)(
         spec.name, spec.arity, spec.flags, spec.summary, broken)})
     job = _job(store, [[b"PING"], [b"SET", b"k", b"v"]])
     run_batch(store, [job])

@@ -532,3 +532,50 @@ def test_module_constants_have_units() -> None:
     assert resp.MAX_BULK_BYTES == 512 * 1024 * 1024
     assert resp.MAX_INLINE_BYTES == 64 * 1024
     assert resp.MAX_QUERY_BUFFER_BYTES == 1024 * 1024 * 1024
+
+
+# --- the split fast path must accept exactly what the general parser does ---
+
+
+@pytest.mark.parametrize(
+    "payloads",
+    [
+        [[b"GET", b"k"], [b"SET", b"k", b"a\r\nb"], [b"GET", b"x\r\n"]],
+        [[b"SET", b"k", b"\r\n"], [b"DEL", b"a", b"b", b"c", b"d"]],
+        [[b"SET", b"k", b""], [b"PING"]],
+        [[b"X" * 20000, b"y"]],  # a length beyond the fast path's header table
+    ],
+)
+def test_split_fast_path_agrees_with_general_parser(payloads):
+    wire = b"".join(
+        b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args) for args in payloads
+    )
+    parser = RespParser(inline_allowed=False)
+    parser.receive_data(wire)
+    assert parser.next_commands(100) == payloads
+
+
+@pytest.mark.parametrize(
+    "wire, message",
+    [
+        (b"*2\r\n$3\r\nGET\r\n$03\r\nabc\r\n", None),  # non-canonical length: general parser decides
+        (b"*2\r\n$3\r\nGET\r\n$2\r\nabc\r\n", "Protocol error: expected CRLF after bulk payload"),
+        (b"*2\r\n$3\r\nGET\r\n$4\r\nabc\r\n*1\r\n$4\r\nPING\r\n", "Protocol error: expected CRLF after bulk payload"),
+    ],
+)
+def test_split_fast_path_leaves_odd_input_to_general_parser(wire, message):
+    general = RespParser(inline_allowed=False)
+    for byte in wire:  # byte by byte: never on the fast path's whole-command route
+        general.receive_data(bytes([byte]))
+    whole = RespParser(inline_allowed=False)
+    whole.receive_data(wire)
+
+    def outcome(parser):
+        try:
+            return parser.next_commands(100)
+        except RespProtocolError as error:
+            return error.message
+
+    assert outcome(whole) == outcome(general)
+    if message is not None:
+        assert outcome(whole) == message

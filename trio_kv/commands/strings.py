@@ -168,6 +168,14 @@ def cmd_get(session: Session, args: list[bytes]) -> bytes | None:
 
 
 def cmd_set(session: Session, args: list[bytes]) -> object:
+    if len(args) == 3:
+        # Plain SET key value, the common case: no options to parse.
+        key, value = args[1], args[2]
+        config = session.config
+        if len(key) > config.max_key_bytes or len(value) > config.max_value_bytes:
+            return _check_store(session, key, value)
+        session.keyspace.set(key, value)
+        return OK
     parsed = _parse_extended(args, 3, for_set=True)
     if isinstance(parsed, Error):
         return parsed

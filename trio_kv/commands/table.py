@@ -53,12 +53,13 @@ class CommandTable:
         wrong_arity: Callable[[CommandSpec], Error],
     ) -> None:
         self.specs: dict[str, CommandSpec] = {}
-        self._by_name: dict[bytes, CommandSpec] = {}
+        # Lower-case name bytes -> spec; the engine's hot loop reads it directly.
+        self.by_name: dict[bytes, CommandSpec] = {}
         for spec in specs:
             if spec.name in self.specs:
                 raise ValueError(f"command {spec.name!r} defined twice")
             self.specs[spec.name] = spec
-            self._by_name[spec.name.encode()] = spec
+            self.by_name[spec.name.encode()] = spec
         self._unknown_command = unknown_command
         self._wrong_arity = wrong_arity
 
@@ -71,7 +72,7 @@ class CommandTable:
     def resolve(self, args: list[bytes]) -> CommandSpec | Error:
         """The spec for a request, or the error reply if the name is unknown or
         the argument count is wrong."""
-        spec = self._by_name.get(args[0].lower())
+        spec = self.by_name.get(args[0].lower())
         if spec is None:
             return self._unknown_command(args)
         if not spec.arity_ok(len(args)):

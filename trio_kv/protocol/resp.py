@@ -63,6 +63,11 @@ _LLONG_MIN = -(2**63)
 _LLONG_MAX = 2**63 - 1
 
 _STAR = ord("*")
+# The fast path (``_parse_split``): headers it recognises without parsing.
+_FAST_COUNTS = {b"*%d" % n: n for n in range(1, 65)}
+_FAST_BULK_LENGTHS = {b"$%d" % n: n for n in range(0, 16 * 1024)}
+# Buffers larger than this skip the fast path (splitting would copy a big value).
+_FAST_PATH_MAX_BYTES = 256 * 1024
 _DOLLAR = ord("$")
 _CR = ord("\r")
 _LF = ord("\n")
@@ -193,7 +198,11 @@ class RespParser:
             raise ValueError(f"limit must be at least 1, got {limit}")
         commands: list[list[bytes]] = []
         try:
-            while self._parse_buffer(commands, limit):
+            while True:
+                if self._args is None and len(self._buf) - self._pos <= _FAST_PATH_MAX_BYTES:
+                    self._parse_split(commands, limit)
+                if not self._parse_buffer(commands, limit):
+                    break
                 if not (self._chunks and self._ready):
                     self._ready = False
                     self._check_query_buffer()
@@ -241,6 +250,61 @@ class RespParser:
     def _check_query_buffer(self) -> None:
         if self._unparsed_bytes() + self._partial_bytes > self._max_query_buffer_bytes:
             raise RespProtocolError("Protocol error: query buffer limit exceeded")
+
+    def _parse_split(self, commands: list[list[bytes]], limit: int) -> None:
+        """Fast path for the common case: whole multibulk commands with small
+        arguments at the start of the buffer. One C-level ``split`` at CRLF
+        and slices with a step replace a find per line.
+
+        It only takes a command whose every header is canonical (in the
+        tables above) and whose every payload has exactly its declared length,
+        so it accepts exactly what ``_parse_buffer`` would, with the same
+        result: a payload containing CRLF splits into a shorter piece, fails
+        the length check and leaves that command to ``_parse_buffer``. It
+        stops at the first command it does not take; ``_parse_buffer``
+        continues from there (and reports any error)."""
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf) or buf[pos] != _STAR:
+            return
+        lines = (buf[pos:] if pos else buf).split(b"\r\n")
+        # The last piece is not followed by CRLF: never part of a command.
+        complete = len(lines) - 1
+        counts = _FAST_COUNTS
+        bulk_lengths = _FAST_BULK_LENGTHS.get
+        append = commands.append
+        index = 0
+        taken = len(commands)
+        while taken < limit and index < complete:
+            n = counts.get(lines[index])
+            if n is None:
+                break
+            stop = index + 1 + 2 * n
+            if stop > complete:
+                break
+            if n == 2:  # GET key, DEL key, INCR key...: unrolled
+                _, h1, a1, h2, a2 = lines[index:stop]
+                if bulk_lengths(h1) != len(a1) or bulk_lengths(h2) != len(a2):
+                    break
+                append([a1, a2])
+            elif n == 3:  # SET key value...: unrolled
+                _, h1, a1, h2, a2, h3, a3 = lines[index:stop]
+                if bulk_lengths(h1) != len(a1) or bulk_lengths(h2) != len(a2) or bulk_lengths(h3) != len(a3):
+                    break
+                append([a1, a2, a3])
+            else:
+                args = lines[index + 2 : stop : 2]
+                if list(map(bulk_lengths, lines[index + 1 : stop : 2])) != list(map(len, args)):
+                    break
+                append(args)
+            taken += 1
+            index = stop
+        if index:
+            pos += sum(map(len, lines[:index])) + 2 * index
+            if pos >= len(buf):
+                self._buf = b""
+                pos = 0
+            self._pos = pos
 
     def _parse_buffer(self, commands: list[list[bytes]], limit: int) -> bool:
         """Parse _buf into ``commands`` until ``limit`` commands are there

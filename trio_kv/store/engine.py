@@ -30,13 +30,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..commands.session import Session
-from ..commands.table import CommandSpec, CommandTable
+from ..commands.table import CommandTable
 from ..config import Config
 from ..protocol.replies import Error, QUEUED
 from .keyspace import Keyspace
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
-from .stats import Stats
+from .stats import CommandStats, Stats
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,17 @@ class Job:
 
 def run_batch(store: Store, jobs: list[Job]) -> None:
     """Execute every job's requests, filling ``job.replies`` in order.
-    Runs on a worker thread; takes and releases the store's lock itself."""
+    Runs on a worker thread; takes and releases the store's lock itself.
+
+    This loop runs once per command at every request rate, so it reads
+    attributes into locals and inlines the table lookup and the counters
+    (``CommandTable.resolve`` and ``StatsShard.record_command`` say the same
+    thing more slowly)."""
     lock = store.lock
     # This thread's own counters: no lock per command (see store.stats).
-    stats = store.stats.shard()
+    shard = store.stats.shard()
+    counts = shard.counts
+    command_stats = shard.commands
     slowlog = store.slowlog
     perf_counter = time.perf_counter
     held_write: bool | None = None  # None: no lock held
@@ -90,27 +97,32 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
         for job in jobs:
             session = job.session
             table = job.table
+            by_name = table.by_name
             replies = job.replies
+            append = replies.append
             received_at = job.received_at
             for args in job.requests:
                 if session.closing:
                     break  # QUIT earlier in the batch: nothing after it runs
-                spec = table.resolve(args)
-                if isinstance(spec, Error):
+                spec = by_name.get(args[0].lower())
+                if spec is None or not (
+                    len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity
+                ):
+                    error = table.resolve(args)
                     if session.multi is not None:
                         session.multi_failed = True
-                    replies.append(spec)
-                    stats.counts["errors"] += 1
+                    append(error)
+                    counts["errors"] += 1
                     continue
                 if session.multi is not None and "multi-control" not in spec.flags:
                     if "no_multi" in spec.flags:
                         # Redis: refused, and EXEC will abort the transaction.
                         session.multi_failed = True
-                        replies.append(NOT_IN_MULTI)
-                        stats.counts["errors"] += 1
+                        append(NOT_IN_MULTI)
+                        counts["errors"] += 1
                         continue
                     session.multi.append((spec, args))
-                    replies.append(QUEUED)
+                    append(QUEUED)
                     continue
                 want_write = spec.is_write
                 if held_write is not want_write:
@@ -120,17 +132,27 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     (lock.acquire_write if want_write else lock.acquire_read)()
                     held_write = want_write
                 started = perf_counter()
-                reply = _call(spec, session, args)
+                session.last_command = name = spec.name
+                try:
+                    reply = spec.handler(session, args)
+                except Exception:
+                    log.exception("client %d: command %s failed", session.id, name)
+                    reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
                 finished = perf_counter()
-                replies.append(reply)
+                append(reply)
                 exec_us = int((finished - started) * 1_000_000)
-                stats.record_command(
-                    spec.name,
-                    spec.counter,
-                    isinstance(reply, Error),
-                    exec_us,
-                    int((finished - received_at) * 1_000_000),
-                )
+                counts["total_commands"] += 1
+                if spec.counter is not None:
+                    counts[spec.counter] += 1
+                entry = command_stats.get(name)
+                if entry is None:
+                    entry = command_stats[name] = CommandStats()
+                entry.calls += 1
+                entry.usec += exec_us
+                if type(reply) is Error:
+                    counts["errors"] += 1
+                    entry.failed_calls += 1
+                entry.latency.record(int((finished - received_at) * 1_000_000))
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
     finally:
@@ -138,10 +160,3 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
             (lock.release_write if held_write else lock.release_read)()
 
 
-def _call(spec: CommandSpec, session: Session, args: list[bytes]) -> object:
-    session.last_command = spec.name
-    try:
-        return spec.handler(session, args)
-    except Exception:
-        log.exception("client %d: command %s failed", session.id, spec.name)
-        return Error(("ERR " if session.resp else "") + INTERNAL_ERROR)

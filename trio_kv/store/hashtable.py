@@ -349,14 +349,20 @@ class HashTable:
 
     def set(self, key: bytes, value: Any) -> bool:
         """Store ``value`` under ``key``; True if the key was new."""
+        return self.swap(key, value, _MISSING) is _MISSING
+
+    def swap(self, key: bytes, value: Any, missing: Any = None) -> Any:
+        """Store ``value`` under ``key`` and return the value it replaced, or
+        ``missing`` if the key was new (one probe where get-then-set is two)."""
         if self._old_table is not None:
             self._rehash(self._rehash_slots_per_write)
             old_table = self._old_table
             if old_table is not None:
                 i = self._find_old(key)
                 if i >= 0:
+                    previous = old_table[i + 1]
                     old_table[i + 1] = value
-                    return False
+                    return previous
         table = self._table
         mask = self._mask
         i = hash(key) & mask
@@ -364,8 +370,9 @@ class HashTable:
         k = table[i]
         while k is not None:
             if k == key:
+                previous = table[i + 1]
                 table[i + 1] = value
-                return False
+                return previous
             if k is _TOMBSTONE and free < 0:
                 free = i
             i = (i + 2) & mask
@@ -380,7 +387,7 @@ class HashTable:
         self._used += 1
         if self._fill > self._grow_at:
             self._start_resize()
-        return True
+        return missing
 
     def pop(self, key: bytes, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value; ``default`` if absent, or
