@@ -1,5 +1,7 @@
 """The ``trio-kv`` command (and ``python -m trio_kv``): parse the
-configuration, set up logging, run the server until SIGTERM or SIGINT."""
+configuration, set up logging, run the server until SIGTERM or SIGINT.
+``trio-kv check-log PATH ...`` runs the log checker instead
+(store/durability/check.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,14 @@ import trio
 
 from .config import parse_config
 from .server.lifecycle import serve
+from .store.durability.check import main as check_log
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_config(argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["check-log"]:
+        return check_log(args[1:])
+    config = parse_config(args)
     logging.basicConfig(
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -300,7 +300,10 @@ class RespParser:
             taken += 1
             index = stop
         if index:
-            pos += sum(map(len, lines[:index])) + 2 * index
+            if index == complete and not lines[-1]:
+                pos = len(buf)  # the usual case: every byte was whole commands
+            else:
+                pos += sum(map(len, lines[:index])) + 2 * index
             if pos >= len(buf):
                 self._buf = b""
                 pos = 0

@@ -33,6 +33,10 @@ import trio
 from ..store.engine import Job, Store, run_batch
 
 
+# A hop that has run this long lets the next group start beside it.
+PARALLEL_HOP_AFTER_SECONDS = 0.002
+
+
 class _Ticket:
     __slots__ = ("work", "task", "taken", "result")
 
@@ -65,6 +69,8 @@ class Dispatcher:
         self._limiter = trio.CapacityLimiter(workers)
         self._pending: list[_Ticket] = []
         self._wakeup = trio.Event()
+        self._in_flight = 0
+        self._hop_finished = trio.Event()
         self.hops = 0
         self.jobs_dispatched = 0
 
@@ -117,14 +123,27 @@ class Dispatcher:
             while not self._pending:
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
+            if self._in_flight:
+                # Another hop is running. Under the GIL a second one in
+                # parallel only adds switching, so let the group grow until
+                # that hop ends; start in parallel only if it is slow (a big
+                # KEYS, say), so one slow command never holds up the rest.
+                with trio.move_on_after(PARALLEL_HOP_AFTER_SECONDS):
+                    await self._hop_finished.wait()
+                if not self._pending:
+                    continue
             tickets, self._pending = self._pending, []
             for ticket in tickets:
                 ticket.taken = True
             self.hops += 1
             self.jobs_dispatched += len(tickets)
+            self._in_flight += 1
             try:
                 await trio.to_thread.run_sync(_run_hop, self._store, tickets, limiter=self._limiter)
             finally:
+                self._in_flight -= 1
+                self._hop_finished.set()
+                self._hop_finished = trio.Event()
                 reschedule = trio.lowlevel.reschedule
                 for ticket in tickets:
                     reschedule(ticket.task)

@@ -19,6 +19,14 @@ Rules kept here:
   registry has its own small lock, because WATCH runs under the read lock
   and a closing connection unwatches without any store lock; with nobody
   watching, a write pays one truth test of an empty dict.
+* Effect journal (for the append-only log, see store/durability/records.py):
+  when ``journal`` is a list, every mutation appends the effect it had, as
+  absolute facts: ``("SET", key, value, expire_at_ms | None)`` with the
+  expiry actually in force (KEEPTTL included), ``("DEL", key)`` only when
+  something was deleted, ``("EXPIRE", key, at_ms)`` / ``("PERSIST", key)``
+  only when applied, ``("CLEAR",)``. Deletions by expiry (lazy or active) are
+  not journaled: the absolute expiry already implies them. With ``journal``
+  None (the default) a mutation pays one attribute test.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .hashtable import HashTable
@@ -38,6 +47,11 @@ NO_EXPIRY = -1
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _before_every_expiry_ms() -> int:
+    # The clock while loading: earlier than any expiry time, so nothing expires.
+    return -(1 << 63)
 
 
 class Keyspace:
@@ -54,6 +68,9 @@ class Keyspace:
         # watched keys, and is empty (one cheap test per write) when nobody watches.
         self._watchers: dict[bytes, set[Session]] = {}
         self._watch_lock = threading.Lock()
+        # Effects of the mutations since the last take_journal(), or None
+        # when nobody logs them (see the module docstring).
+        self.journal: list[tuple[object, ...]] | None = None
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -148,26 +165,38 @@ class Keyspace:
     def set(self, key: bytes, value: bytes, expire_at_ms: int | None = None, keep_ttl: bool = False) -> None:
         """Store ``value``; a TTL is replaced by ``expire_at_ms`` (None: no TTL)
         unless ``keep_ttl``."""
-        self._expire_if_needed(key)
-        old = self._values.get(key)
+        expires = self._expires
+        if len(expires):  # only a key with a TTL can have expired
+            self._expire_if_needed(key)
+        old = self._values.swap(key, value)
         if old is not None:
-            self.value_bytes -= len(old)
-        self._values.set(key, value)
-        self.value_bytes += len(value)
+            self.value_bytes += len(value) - len(old)
+        else:
+            self.value_bytes += len(value)
         if expire_at_ms is not None:
-            self._expires.set(key, expire_at_ms)
-        elif not keep_ttl and len(self._expires):
-            self._expires.pop(key, None)
+            expires.set(key, expire_at_ms)
+        elif not keep_ttl and len(expires):
+            expires.pop(key, None)
         if self._watchers:
             self._touch(key)
+        if self.journal is not None:
+            if expire_at_ms is None and keep_ttl:
+                expire_at_ms = self._expires.get(key)
+            self.journal.append(("SET", key, value, expire_at_ms))
 
     def delete(self, key: bytes) -> bool:
         self._expire_if_needed(key)
-        return self._remove(key) is not None
+        deleted = self._remove(key) is not None
+        if deleted and self.journal is not None:
+            self.journal.append(("DEL", key))
+        return deleted
 
     def pop(self, key: bytes) -> bytes | None:
         self._expire_if_needed(key)
-        return self._remove(key)
+        value = self._remove(key)
+        if value is not None and self.journal is not None:
+            self.journal.append(("DEL", key))
+        return value
 
     def set_expire_at(self, key: bytes, at_ms: int) -> bool:
         """Give an existing key an absolute expiry; a time in the past deletes it."""
@@ -176,10 +205,14 @@ class Keyspace:
             return False
         if at_ms <= self._clock_ms():
             self._remove(key)
+            if self.journal is not None:
+                self.journal.append(("DEL", key))
             return True
         self._expires.set(key, at_ms)
         if self._watchers:
             self._touch(key)
+        if self.journal is not None:
+            self.journal.append(("EXPIRE", key, at_ms))
         return True
 
     def persist(self, key: bytes) -> bool:
@@ -188,6 +221,8 @@ class Keyspace:
         removed = self._expires.pop(key, None) is not None
         if removed and self._watchers:
             self._touch(key)
+        if removed and self.journal is not None:
+            self.journal.append(("PERSIST", key))
         return removed
 
     def clear(self) -> None:
@@ -200,6 +235,45 @@ class Keyspace:
         self.value_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
+        if self.journal is not None:
+            self.journal.append(("CLEAR",))
+
+    def take_journal(self) -> list[tuple[object, ...]]:
+        """The effects journaled since the last call; starts a new journal.
+        Journaling must be on (``journal`` a list)."""
+        effects = self.journal
+        if effects is None:
+            raise RuntimeError("the keyspace journal is off")
+        self.journal = []
+        return effects
+
+    # --- loading (write lock, nobody else using the keyspace) ---------------
+
+    @contextmanager
+    def expiry_paused(self) -> Iterator[None]:
+        """No key counts as expired inside the block, as while Redis loads:
+        replaying a log applies each effect as it was applied then (an
+        EXPIRE or PERSIST of a key whose old TTL has run out since must still
+        find the key). ``now_ms()`` is meaningless inside. Call
+        ``purge_expired`` after the block."""
+        clock_ms = self._clock_ms
+        self._clock_ms = _before_every_expiry_ms
+        try:
+            yield
+        finally:
+            self._clock_ms = clock_ms
+
+    def purge_expired(self) -> int:
+        """Delete every key whose time is up, in one pass; returns how many.
+        For the end of loading: not counted in ``expired_keys`` (those keys
+        were never live in this process)."""
+        if not len(self._expires):
+            return 0
+        now_ms = self._clock_ms()
+        doomed = [key for key, at_ms in self._expires.items() if at_ms <= now_ms]
+        for key in doomed:
+            self._remove(key)
+        return len(doomed)
 
     def active_expire_step(self, max_checks: int) -> int:
         """Look at up to about ``max_checks`` keys with a TTL and delete the

@@ -1,0 +1,156 @@
+"""Snapshots: the whole keyspace as SET effects, written once, read whole.
+
+A snapshot file is the header (kind snapshot, generation G), records of SET
+effects (at most ``KEYS_PER_RECORD`` keys or about ``RECORD_TARGET_BYTES``
+per record), and a last record holding only ``("END", key_count)``.
+
+Rules kept here:
+
+* A snapshot is written to a temporary file, fsynced, and only then renamed
+  into place (recovery.DataDir.install_snapshot), so a snapshot under its
+  final name is complete: any damage, a torn tail included, or a missing END
+  is ``CorruptLog``, never a truncation.
+* The keys come from a *fuzzy* iteration (``keyspace_chunks``): chunks of a
+  SCAN, each under the read lock, while writers run between chunks. A key
+  may be seen with a value newer than the log switch, or twice; replaying
+  the log that starts at the switch over it gives the exact state, because
+  every logged effect is absolute. So the scan must start after the switch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from .reader import CorruptLog, RecordReader
+from .records import (
+    END,
+    KIND_SNAPSHOT,
+    SET,
+    Effect,
+    RecordFormatError,
+    decode_record,
+    encode_header,
+    encode_record,
+)
+from ..keyspace import NO_EXPIRY, Keyspace
+from ..rwlock import ReadWriteLock
+
+KEYS_PER_RECORD = 1000
+RECORD_TARGET_BYTES = 1024 * 1024
+WRITE_BUFFER_BYTES = 1024 * 1024
+
+SnapshotItem = tuple[bytes, bytes, int | None]  # key, value, expire_at_ms or None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotStats:
+    generation: int
+    keys: int
+    records: int
+    bytes: int
+
+
+def snapshot_chunk(keyspace: Keyspace, cursor: int, count: int) -> tuple[int, list[SnapshotItem]]:
+    """One SCAN step's live keys with their values and expiry. The caller
+    holds the read lock."""
+    cursor, keys = keyspace.scan(cursor, count)
+    items: list[SnapshotItem] = []
+    for key in keys:
+        value = keyspace.get(key)
+        if value is not None:
+            at_ms = keyspace.expire_at_ms(key)
+            items.append((key, value, None if at_ms == NO_EXPIRY else at_ms))
+    return cursor, items
+
+
+def keyspace_chunks(keyspace: Keyspace, lock: ReadWriteLock, keys_per_chunk: int = KEYS_PER_RECORD) -> Iterator[list[SnapshotItem]]:
+    """The fuzzy iteration: one SCAN step per read-lock hold, the lock free
+    between chunks (and while the caller writes them out)."""
+    cursor = 0
+    while True:
+        with lock.read_locked():
+            cursor, items = snapshot_chunk(keyspace, cursor, keys_per_chunk)
+        yield items
+        if cursor == 0:
+            return
+
+
+def write_snapshot(
+    path_tmp: str | os.PathLike[str],
+    chunks: Iterable[Iterable[SnapshotItem]],
+    generation: int,
+    *,
+    keys_per_record: int = KEYS_PER_RECORD,
+) -> SnapshotStats:
+    """Write and fsync a complete snapshot at ``path_tmp`` (which must not
+    exist). On any error the temporary file is removed and the error raised."""
+    keys = 0
+    records = 0
+    try:
+        with open(path_tmp, "xb", buffering=WRITE_BUFFER_BYTES) as file:
+            write = file.write
+            write(encode_header(KIND_SNAPSHOT, generation))
+            batch: list[Effect] = []
+            batch_bytes = 0
+            for chunk in chunks:
+                for key, value, at_ms in chunk:
+                    batch.append((SET, key, value, at_ms))
+                    batch_bytes += len(key) + len(value)
+                    if len(batch) >= keys_per_record or batch_bytes >= RECORD_TARGET_BYTES:
+                        write(encode_record(batch))
+                        keys += len(batch)
+                        records += 1
+                        batch = []
+                        batch_bytes = 0
+            if batch:
+                write(encode_record(batch))
+                keys += len(batch)
+                records += 1
+            write(encode_record([(END, keys)]))
+            file.flush()
+            os.fsync(file.fileno())
+            size = file.tell()
+    except BaseException:
+        try:
+            os.unlink(path_tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return SnapshotStats(generation, keys, records + 1, size)
+
+
+def load_snapshot(
+    path: str | os.PathLike[str],
+    keyspace_apply: Callable[[list[Effect]], None],
+    *,
+    generation: int | None = None,
+) -> SnapshotStats:
+    """Apply every record of a snapshot; raises ``CorruptLog`` unless the
+    file is whole (header, good records, END with the right count)."""
+    keys = 0
+    ended = False
+    with RecordReader(path, expect_kind=KIND_SNAPSHOT, expect_generation=generation) as reader:
+        for offset, payload in reader:
+            if ended:
+                raise CorruptLog(reader.path, offset, "record after the END record")
+            try:
+                effects = decode_record(payload)
+            except RecordFormatError as error:
+                raise CorruptLog(reader.path, offset, str(error)) from None
+            if effects[0][0] == END:
+                if len(effects) != 1 or effects[0][1] != keys:
+                    raise CorruptLog(reader.path, offset, f"END record does not match the {keys} keys read")
+                ended = True
+                continue
+            if any(effect[0] != SET for effect in effects):
+                raise CorruptLog(reader.path, offset, "snapshot record holds an effect other than SET")
+            keyspace_apply(effects)
+            keys += len(effects)
+        if reader.torn is not None:
+            raise CorruptLog(reader.path, reader.torn.offset, f"snapshot damaged: {reader.torn.reason}")
+        if not ended:
+            raise CorruptLog(reader.path, reader.good_offset, "snapshot ends without its END record")
+        assert reader.header is not None
+        return SnapshotStats(reader.header.generation, keys, reader.records, reader.good_offset)

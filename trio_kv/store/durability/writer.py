@@ -1,0 +1,131 @@
+"""Appending records to a log file: an in-memory buffer, write(), fsync.
+
+The engine calls ``append`` under the store's write lock (no IO: the record
+joins a buffer and the call returns the offset the record ends at); a disk
+thread calls ``flush`` (write() everything buffered) and ``sync`` (fdatasync).
+A write is durable once ``synced_offset`` has reached the offset its
+``append`` returned; group commit is one ``flush`` and one ``sync`` for every
+record appended since the last one.
+
+Rules kept here:
+
+* Thread-safe: ``append`` may race with ``flush`` and ``sync`` from other
+  threads. A small lock guards the buffer only; ``flush`` swaps the buffer
+  out and writes outside that lock, so appends never wait for the disk.
+  Flushes are serialized with each other (the file's order is the append
+  order), syncs with each other; a sync never waits for a flush.
+* Never drop data: when write() fails (ENOSPC, EIO...), whatever was not
+  written goes back to the front of the buffer, and the error propagates.
+  The next ``flush`` retries it, so the file stays the exact concatenation of
+  the appended records.
+* An fsync failure is never retried-and-trusted: after the kernel reported a
+  failed writeback, a later successful fsync does not prove the earlier data
+  reached the disk. So the first failure is sticky: ``sync`` raises
+  ``SyncFailed`` from then on and ``synced_offset`` never moves again; the
+  way back is a new log (and a snapshot).
+* The file is opened with O_APPEND and already holds its header; what it
+  holds when opened counts as synced (DataDir creates and truncates files
+  with an fsync).
+* ``synced_offset`` is also the test hook for power loss: truncating the
+  file to it is what a power cut may leave.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+# fdatasync skips metadata that reading the data back does not need; not
+# every platform has it.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
+class SyncFailed(OSError):
+    """An earlier fsync of this log failed; its durability is unknown."""
+
+
+class LogWriter:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        size = os.fstat(self._fd).st_size
+        # End offsets: of what was appended, written to the kernel, fsynced.
+        self._appended_offset = size
+        self.flushed_offset = size
+        self.synced_offset = size
+        # Records appended and not yet written, in order.
+        self._pending: list[bytes] = []
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        # The first fsync error, kept: see the module docstring.
+        self.sync_error: OSError | None = None
+        self.closed = False
+
+    @property
+    def appended_offset(self) -> int:
+        return self._appended_offset
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._appended_offset - self.flushed_offset
+
+    def append(self, record: bytes) -> int:
+        """Buffer one framed record; returns the file offset it ends at."""
+        with self._pending_lock:
+            self._pending.append(record)
+            self._appended_offset += len(record)
+            return self._appended_offset
+
+    def flush(self) -> int:
+        """write() everything buffered; returns ``flushed_offset``. On an
+        OSError the unwritten bytes stay buffered and the error propagates."""
+        with self._flush_lock:
+            with self._pending_lock:
+                pending = self._pending
+                if not pending:
+                    return self.flushed_offset
+                self._pending = []
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            view = memoryview(data)
+            written = 0
+            try:
+                while written < len(data):
+                    count = os.write(self._fd, view[written:])
+                    if count == 0:
+                        raise OSError(errno.EIO, f"write to {self.path} wrote nothing")
+                    written += count
+                    self.flushed_offset += count
+            except OSError:
+                with self._pending_lock:
+                    self._pending.insert(0, bytes(view[written:]))
+                raise
+            finally:
+                view.release()
+            return self.flushed_offset
+
+    def sync(self) -> int:
+        """fdatasync what has been flushed; returns ``synced_offset``."""
+        with self._sync_lock:
+            if self.sync_error is not None:
+                raise SyncFailed(self.sync_error.errno, f"an earlier fsync of {self.path} failed: {self.sync_error}")
+            # Only bytes written before the fsync starts are covered by it.
+            offset = self.flushed_offset
+            try:
+                _datasync(self._fd)
+            except OSError as error:
+                self.sync_error = error
+                raise
+            if offset > self.synced_offset:
+                self.synced_offset = offset
+            return self.synced_offset
+
+    def close(self) -> None:
+        """Flush what is buffered, then close (no fsync: call ``sync`` first
+        when it matters). If the flush fails the file stays open."""
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        os.close(self._fd)
