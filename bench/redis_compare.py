@@ -118,7 +118,8 @@ def start_redis(stack: ExitStack) -> tuple[int, int]:
 def start_trio_kv(stack: ExitStack, flags: list[str]) -> tuple[int, int]:
     """trio_kv on a free port; returns (pid, port) from its ``listening on`` line."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("TRIO_KV_")}
-    argv = [server_python(), "-m", "trio_kv", "--port", "0", *flags]
+    # In-memory rows: no append-only log, as Redis runs with persistence off.
+    argv = [server_python(), "-m", "trio_kv", "--port", "0", "--appendonly", "no", *flags]
     process = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stack.callback(stop, process)

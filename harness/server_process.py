@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,7 +49,9 @@ class ServerProcess:
 
     @classmethod
     def start(cls, repo: Path, *flags: str) -> "ServerProcess":
-        argv = [server_python(repo), "-m", "trio_kv", "--port", "0", *flags]
+        # Each server gets its own data directory (the log is on, as by default).
+        data_dir = tempfile.mkdtemp(prefix="trio-kv-harness-")
+        argv = [server_python(repo), "-m", "trio_kv", "--port", "0", "--data-dir", data_dir, *flags]
         process = subprocess.Popen(
             argv,
             cwd=repo,

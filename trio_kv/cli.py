@@ -14,6 +14,7 @@ import trio
 from .config import parse_config
 from .server.lifecycle import serve
 from .store.durability.check import main as check_log
+from .store.durability.reader import DurabilityError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    trio.run(lambda: serve(config, handle_signals=True))
+    try:
+        trio.run(lambda: serve(config, handle_signals=True))
+    except DurabilityError as error:
+        # Damaged or locked data: refuse to start rather than start empty.
+        logging.getLogger("trio_kv").critical("cannot start: %s", error)
+        return 1
     return 0
 
 

@@ -31,6 +31,9 @@ class FakeClock:
 
 
 async def start_server(nursery: trio.Nursery, **overrides) -> ServerAddresses:
+    """A server on free ports; memory only unless the test turns the log on
+    (with its own data_dir)."""
+    overrides.setdefault("appendonly", False)
     return await nursery.start(functools.partial(serve, Config(port=0, redis_port=0, **overrides)))
 
 
@@ -46,6 +49,6 @@ def fake_clock() -> FakeClock:
 
 @pytest.fixture
 async def clocked_server(nursery, fake_clock) -> ServerAddresses:
-    config = Config(port=0, redis_port=0, active_expire_interval_seconds=0.01)
+    config = Config(port=0, redis_port=0, active_expire_interval_seconds=0.01, appendonly=False)
     store = Store(config, keyspace=Keyspace(clock_ms=fake_clock))
     return await nursery.start(functools.partial(serve, config, store=store))

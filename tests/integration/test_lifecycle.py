@@ -95,12 +95,15 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def spawn():
-    """``spawn(argv, env)`` starts a server process; all are killed at teardown."""
+def spawn(tmp_path):
+    """``spawn(argv, env)`` starts a server process (with its own data
+    directory, through TRIO_KV_DATA_DIR); all are killed at teardown."""
     servers: list[ServerUnderTest] = []
 
     def start(argv: list[str], env: dict[str, str] | None = None) -> ServerUnderTest:
-        server = ServerUnderTest(argv, clean_env() if env is None else env)
+        env = clean_env() if env is None else dict(env)
+        env.setdefault("TRIO_KV_DATA_DIR", str(tmp_path / f"data-{len(servers)}"))
+        server = ServerUnderTest(argv, env)
         servers.append(server)
         return server
 

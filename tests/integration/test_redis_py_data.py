@@ -37,7 +37,7 @@ def server_address(tmp_path_factory) -> Iterator[tuple[str, int]]:
     log_path = tmp_path_factory.mktemp("trio_kv") / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "trio_kv", "--port", "0"],
+            [sys.executable, "-m", "trio_kv", "--port", "0", "--data-dir", str(log_path.parent / "data")],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=log,

@@ -46,7 +46,8 @@ class ServerProcess:
 def start_server(log: Path) -> ServerProcess:
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "trio_kv", "--port", "0", "--redis-port", "0"],
+            # The log goes next to the server's own log file (a fresh tmp dir).
+            [sys.executable, "-m", "trio_kv", "--port", "0", "--redis-port", "0", "--data-dir", str(log.parent / "data")],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=log_file,

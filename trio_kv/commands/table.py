@@ -36,9 +36,13 @@ class CommandSpec:
     last_key: int = 0
     key_step: int = 0
     is_write: bool = field(init=False)
+    # "nolock": the engine holds no store lock while it runs (SAVE waits for
+    # a compaction that needs the lock).
+    no_lock: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_write", "write" in self.flags)
+        object.__setattr__(self, "no_lock", "nolock" in self.flags)
 
     def arity_ok(self, argc: int) -> bool:
         arity = self.arity

@@ -69,6 +69,9 @@ class Dispatcher:
         self._limiter = trio.CapacityLimiter(workers)
         self._pending: list[_Ticket] = []
         self._wakeup = trio.Event()
+        # Set by the lifecycle when the append-only log is on
+        # (server.persistence.LogFlusher): replies wait for their writes.
+        self.flusher = None
         self._in_flight = 0
         self._hop_finished = trio.Event()
         self.hops = 0
@@ -83,8 +86,20 @@ class Dispatcher:
         }
 
     async def submit(self, job: Job) -> None:
-        """Run ``job`` on a worker; returns when ``job.replies`` is filled."""
+        """Run ``job`` on a worker; returns when ``job.replies`` is filled and,
+        with the append-only log on, its writes are as durable as the fsync
+        policy promises (so no reply acknowledges a write that could be lost)."""
         await self._wait_for(_Ticket(job, trio.lowlevel.current_task()))
+        if job.log_lsn and self.flusher is not None:
+            try:
+                await self.flusher.wait_durable(job.log_lsn)
+            except OSError as error:
+                # Applied in memory, still buffered for the log, but not
+                # written: those writes are not acknowledged.
+                reason = error.strerror or str(error)
+                refused = self._store.refused_write(job.session, reason)
+                for index in job.logged:
+                    job.replies[index] = refused
 
     async def run_sync(self, function: Callable[[], Any]) -> Any:
         """Run internal store work (it takes the store lock itself) on a worker,

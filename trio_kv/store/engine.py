@@ -24,6 +24,7 @@ Atomicity, as the README states it:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
@@ -42,6 +43,22 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error, see the server log"
 NOT_IN_MULTI = Error("ERR Command not allowed inside a transaction")
+
+
+class SaveRequest:
+    """A SAVE waiting (on a worker thread) for the compaction it asked for."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.ok = False
+
+    def finish(self, ok: bool) -> None:
+        self.ok = ok
+        self._done.set()
+
+    def wait(self) -> bool:
+        self._done.wait()
+        return self.ok
 
 
 class Store:
@@ -63,6 +80,26 @@ class Store:
         self.request_shutdown: Callable[[], None] = lambda: None
         self.kill_client: Callable[[int], None] = lambda client_id: None
         self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
+        # The append-only log (store.durability.persistence.Persistence) when
+        # --appendonly yes, set once recovery finished; None: memory only.
+        self.persistence: Any = None
+        # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
+        # SaveRequest, if given, is told when it finished.
+        self.request_compaction: Callable[[SaveRequest | None], None] = lambda request=None: None
+
+    def save(self) -> bool:
+        """SAVE: compact now and wait for it (worker thread, no store lock held)."""
+        if self.persistence is None:
+            return False
+        request = SaveRequest()
+        self.request_compaction(request)
+        return request.wait()
+
+    def refused_write(self, session: Session, reason: str) -> Error:
+        """The reply to a write while the log cannot be written."""
+        if session.resp:
+            return Error(f"MISCONF Errors writing to the AOF file: {reason}")
+        return Error(f"writes refused: error writing the log ({reason})")
 
 
 @dataclass(slots=True, eq=False)
@@ -75,6 +112,10 @@ class Job:
     # time.perf_counter() when the requests were read (latency starts here).
     received_at: float
     replies: list[object] = field(default_factory=list)
+    # With the append-only log on: the LSN the replies must wait for (0: no
+    # write was logged) and which replies belong to logged writes.
+    log_lsn: int = 0
+    logged: list[int] = field(default_factory=list)
 
 
 def run_batch(store: Store, jobs: list[Job]) -> None:
@@ -91,6 +132,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     counts = shard.counts
     command_stats = shard.commands
     slowlog = store.slowlog
+    persistence = store.persistence
+    keyspace = store.keyspace
     perf_counter = time.perf_counter
     held_write: bool | None = None  # None: no lock held
     try:
@@ -125,7 +168,18 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     append(QUEUED)
                     continue
                 want_write = spec.is_write
-                if held_write is not want_write:
+                if want_write and persistence is not None:
+                    refusal = persistence.refusal()
+                    if refusal is not None:
+                        append(store.refused_write(session, refusal))
+                        counts["errors"] += 1
+                        continue
+                if spec.no_lock:
+                    # Waits for something else that needs the lock (SAVE).
+                    if held_write is not None:
+                        (lock.release_write if held_write else lock.release_read)()
+                        held_write = None
+                elif held_write is not want_write:
                     if held_write is not None:
                         (lock.release_write if held_write else lock.release_read)()
                         held_write = None
@@ -140,6 +194,11 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
                 finished = perf_counter()
                 append(reply)
+                if want_write and persistence is not None and keyspace.journal:
+                    # One record per write command (a whole EXEC, a whole
+                    # MSET): appended under the write lock, so in apply order.
+                    job.log_lsn = persistence.log(keyspace.take_journal())
+                    job.logged.append(len(replies) - 1)
                 exec_us = int((finished - started) * 1_000_000)
                 counts["total_commands"] += 1
                 if spec.counter is not None:

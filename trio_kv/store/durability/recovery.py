@@ -38,6 +38,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 LOG_PREFIX = "log."
 SNAPSHOT_PREFIX = "snapshot."
 TMP_SUFFIX = ".tmp"
+LOCK_NAME = "LOCK"
 FIRST_GENERATION = 1
 # A log or snapshot file name: kind (as records.KIND_*), generation.
 FILE_NAME = re.compile(r"(log|snapshot)\.([0-9]+)")
@@ -62,6 +64,10 @@ FILE_NAME = re.compile(r"(log|snapshot)\.([0-9]+)")
 
 class InconsistentDataDir(DurabilityError):
     """The set of files cannot be a state this code left (a missing generation)."""
+
+
+class DataDirInUse(DurabilityError):
+    """Another process holds the data directory's lock."""
 
 
 class TornTailRefused(DurabilityError):
@@ -124,8 +130,22 @@ class DataDir:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
+        self._lock_fd: int | None = None
         # Generation of the log appends go to; set by recover() and switch_log().
         self.current_generation: int | None = None
+
+    def lock(self) -> None:
+        """Take the directory for this process (an exclusive ``flock`` on
+        ``LOCK``, released when the process exits): two servers appending to
+        one log would corrupt it. Raises ``DataDirInUse``."""
+        path = os.path.join(self.path, LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirInUse(f"{self.path} is in use by another trio_kv process") from None
+        self._lock_fd = fd
 
     def log_path(self, generation: int) -> str:
         return os.path.join(self.path, f"{LOG_PREFIX}{generation}")
@@ -255,6 +275,13 @@ class DataDir:
             os.fsync(file.fileno())
         os.replace(tmp, path)
         fsync_directory(self.path)
+        return path
+
+    def create_log(self, generation: int) -> str:
+        """Create ``log.<generation>`` (header only, durably) for a log switch
+        whose writer is already buffering (``LogWriter(expected_size=...)``)."""
+        path = self._create_log(generation)
+        self.current_generation = generation
         return path
 
     def open_log_for_append(self, generation: int | None = None) -> LogWriter:

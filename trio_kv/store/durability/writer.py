@@ -46,10 +46,19 @@ class SyncFailed(OSError):
 
 
 class LogWriter:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, expected_size: int | None = None) -> None:
+        """Open ``path`` for appending. With ``expected_size`` the file need
+        not exist yet: appends are buffered from that offset on, and ``open``
+        must be called (once the file exists, holding exactly that many
+        bytes) before the first ``flush``. This lets a log switch start under
+        the store's write lock with no IO (see durability.persistence)."""
         self.path = os.fspath(path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        size = os.fstat(self._fd).st_size
+        if expected_size is None:
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            size = os.fstat(self._fd).st_size
+        else:
+            self._fd = None
+            size = expected_size
         # End offsets: of what was appended, written to the kernel, fsynced.
         self._appended_offset = size
         self.flushed_offset = size
@@ -71,6 +80,21 @@ class LogWriter:
     def pending_bytes(self) -> int:
         return self._appended_offset - self.flushed_offset
 
+    def open(self) -> None:
+        """Open the file a writer made with ``expected_size`` appends to."""
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already open")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        size = os.fstat(fd).st_size
+        if size != self.synced_offset:
+            os.close(fd)
+            raise RuntimeError(f"{self.path} holds {size} bytes, expected {self.synced_offset}")
+        self._fd = fd
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
     def append(self, record: bytes) -> int:
         """Buffer one framed record; returns the file offset it ends at."""
         with self._pending_lock:
@@ -86,6 +110,8 @@ class LogWriter:
                 pending = self._pending
                 if not pending:
                     return self.flushed_offset
+                if self._fd is None:
+                    raise RuntimeError(f"{self.path} is not open yet")
                 self._pending = []
             data = pending[0] if len(pending) == 1 else b"".join(pending)
             view = memoryview(data)
@@ -112,6 +138,8 @@ class LogWriter:
                 raise SyncFailed(self.sync_error.errno, f"an earlier fsync of {self.path} failed: {self.sync_error}")
             # Only bytes written before the fsync starts are covered by it.
             offset = self.flushed_offset
+            if self._fd is None:
+                return self.synced_offset  # nothing can have been written yet
             try:
                 _datasync(self._fd)
             except OSError as error:
@@ -128,4 +156,5 @@ class LogWriter:
             return
         self.flush()
         self.closed = True
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
