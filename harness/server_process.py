@@ -7,7 +7,9 @@ never use a fixed port. A thread keeps draining stderr so a chatty server can
 never block on a full pipe; ``log()`` returns what it wrote.
 
 ``stop()`` is safe to call at any time and more than once: SIGTERM, then
-SIGKILL if the process has not exited within ``STOP_SECONDS``.
+SIGKILL if the process has not exited within ``STOP_SECONDS``; then the
+data directory is deleted if ``start`` made it (``start(...,
+data_dir=...)`` reuses one, for a restart, and leaves it alone).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,8 +42,10 @@ class ServerStartError(Exception):
 
 
 class ServerProcess:
-    def __init__(self, process: subprocess.Popen) -> None:
+    def __init__(self, process: subprocess.Popen, data_dir: str, owns_data_dir: bool) -> None:
         self.process = process
+        self.data_dir = data_dir
+        self._owns_data_dir = owns_data_dir
         self.address: tuple[str, int] = ("", 0)
         self._log_lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -48,9 +53,12 @@ class ServerProcess:
         self._drainer.start()
 
     @classmethod
-    def start(cls, repo: Path, *flags: str) -> "ServerProcess":
-        # Each server gets its own data directory (the log is on, as by default).
-        data_dir = tempfile.mkdtemp(prefix="trio-kv-harness-")
+    def start(cls, repo: Path, *flags: str, data_dir: str | None = None) -> "ServerProcess":
+        # Each server gets its own data directory (the log is on, as by
+        # default), unless it restarts on an earlier one's.
+        owns_data_dir = data_dir is None
+        if data_dir is None:
+            data_dir = tempfile.mkdtemp(prefix="trio-kv-harness-")
         argv = [server_python(repo), "-m", "trio_kv", "--port", "0", "--data-dir", data_dir, *flags]
         process = subprocess.Popen(
             argv,
@@ -60,7 +68,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        server = cls(process)
+        server = cls(process, data_dir, owns_data_dir)
         try:
             server._wait_listening()
         except BaseException:
@@ -114,6 +122,12 @@ class ServerProcess:
     def log(self) -> str:
         return "\n".join(self._log_lines)
 
+    def kill(self) -> None:
+        """SIGKILL (a crash), and wait for the exit."""
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+
     def stop(self) -> None:
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
@@ -123,6 +137,8 @@ class ServerProcess:
         self._drainer.join(STOP_SECONDS)
         if self.process.stderr is not None:
             self.process.stderr.close()
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> "ServerProcess":
         return self

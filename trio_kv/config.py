@@ -45,6 +45,27 @@ class Config:
     slowlog_log_slower_than_us: int = 10_000
     slowlog_max_len: int = 128
     log_level: str = "INFO"
+    # Durability (store.durability): the append-only log and its snapshots.
+    data_dir: str = "trio-kv-data"
+    appendonly: bool = True
+    appendfsync: str = "everysec"
+    # Compact when the log is this much larger than after the last
+    # compaction (percent; 0 disables) and at least aof_rewrite_min_size_bytes.
+    aof_rewrite_percentage: int = 100
+    aof_rewrite_min_size_bytes: int = 64 * 1024 * 1024
+    # A torn tail in the newest log is cut off (yes) or refused (no).
+    aof_load_truncated: bool = True
+    # HTTP JSON API, /metrics and health checks (server.http_listener); off
+    # by default so a plain start opens no port nobody asked for.
+    http_port: int | None = None
+    # Larger request heads get 431, larger bodies 413.
+    http_max_head_bytes: int = 16 * 1024
+    http_max_body_bytes: int = 1024 * 1024
+    # Reading one request (head and body) once its first byte arrived, and
+    # sending its response; past it the client gets 408 and is closed.
+    http_request_timeout_seconds: float = 10.0
+    # How long a connection may wait for its next request (keep-alive).
+    http_idle_timeout_seconds: float = 5.0
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -74,6 +95,41 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+class _Off:
+    """A parsed ``off``: unlike None (option not given) it overrides the
+    environment and sets the field to None."""
+
+
+OFF = _Off()
+
+
+def _port_or_off(text: str) -> int | _Off:
+    return OFF if text.strip().lower() == "off" else _port(text)
+
+
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("yes", "true", "1", "on"):
+        return True
+    if value in ("no", "false", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+
+
+def _fsync_policy(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("always", "everysec", "no"):
+        raise argparse.ArgumentTypeError(f"expected always, everysec or no, got {text!r}")
     return value
 
 
@@ -118,6 +174,17 @@ _OPTIONS = [
     _Option("slowlog_log_slower_than_us", _int_at_least(-1), "SLOWLOG threshold in microseconds (-1 disables)"),
     _Option("slowlog_max_len", _int_at_least(0), "entries SLOWLOG keeps"),
     _Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+    _Option("data_dir", str, "folder for the append-only log and snapshots"),
+    _Option("appendonly", _yes_no, "yes: persist every write to the log; no: memory only"),
+    _Option("appendfsync", _fsync_policy, "always (fsync before replying), everysec or no"),
+    _Option("aof_rewrite_percentage", _int_at_least(0), "compact when the log grew this many percent (0: never)"),
+    _Option("aof_rewrite_min_size_bytes", _int_at_least(0), "no automatic compaction below this log size"),
+    _Option("aof_load_truncated", _yes_no, "yes: cut a torn log tail at start (with a warning); no: refuse"),
+    _Option("http_port", _port_or_off, "HTTP JSON API, /metrics and /healthz port; 0 picks a free port; off disables"),
+    _Option("http_max_head_bytes", _int_at_least(1024), "largest HTTP request line and headers (431 beyond)"),
+    _Option("http_max_body_bytes", _int_at_least(1), "largest HTTP request body (413 beyond)"),
+    _Option("http_request_timeout_seconds", _positive_seconds, "time to read one HTTP request and send its response"),
+    _Option("http_idle_timeout_seconds", _positive_seconds, "time an idle HTTP keep-alive connection stays open"),
 ]
 
 
@@ -158,5 +225,5 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
             except argparse.ArgumentTypeError as error:
                 parser.error(f"{option.env}: {error}")
         if value is not None:
-            values[option.field] = value
+            values[option.field] = None if value is OFF else value
     return dataclasses.replace(Config(), **values)

@@ -187,7 +187,7 @@ def test_redis_py_handshake(server: ServerProcess, protocol: int) -> None:
         if protocol == 3:
             metadata = client.connection_pool.get_connection().handshake_metadata
             assert metadata[b"proto"] == 3 and metadata[b"version"] == b"7.2.0"
-        assert client.config_get("appendonly") == {"appendonly": "no"}
+        assert client.config_get("appendonly") == {"appendonly": "yes"}  # the log is on by default
         assert client.info("server")["redis_version"] == "7.2.0"
     finally:
         client.close()

@@ -9,16 +9,27 @@ nothing, as in Redis. The text is Redis': ``# Section`` headers,
 clients get a verbatim string (``txt``), RESP2 clients a bulk string.
 
 Every value is measured, never a placeholder; where trio_kv has no such
-machinery the value says so truthfully (``aof_enabled:0``, ``loading:0``,
-``evicted_keys:0``, ``role:master``). Notes on what is measured:
+machinery the value says so truthfully (``loading:0``: the data is loaded
+before the server listens; ``evicted_keys:0``, ``role:master``). Notes on
+what is measured:
 
 * ``used_memory``: the bytes tracemalloc traces when it is tracing (set
   ``PYTHONTRACEMALLOC=1``), otherwise the process' resident set size from
   /proc/self/statm (the peak RSS from getrusage where /proc is missing).
   ``used_memory_peak`` is tracemalloc's peak or the peak RSS.
-* ``rdb_changes_since_last_save``: successful calls of write commands since
-  the start (or the last CONFIG RESETSTAT); nothing is ever saved.
-* ``rdb_last_save_time``: the start time, as Redis reports before any save.
+* Persistence with the append-only log on (``aof_enabled:1``): the values
+  come from ``store.persistence.info()`` (store.durability.persistence).
+  SAVE, BGSAVE and BGREWRITEAOF all run one operation, a compaction, so the
+  ``rdb_*`` save fields and the ``aof_*`` rewrite fields describe the same
+  compactions; ``rdb_changes_since_last_save`` counts log records (write
+  commands that changed something; a MULTI/EXEC is one) since the newest
+  snapshot; ``aof_current_size`` and ``aof_base_size`` are the bytes of
+  every file recovery would read, now and after the last compaction (or
+  the start); ``appendfsync`` (trio_kv's) is the fsync policy.
+* With ``--appendonly no`` (``aof_enabled:0``): ``rdb_changes_since_last_save``
+  is the successful calls of write commands since the start (or the last
+  CONFIG RESETSTAT), as nothing is ever saved; ``rdb_last_save_time`` is the
+  start time, as Redis reports before any save.
 * ``db0:...avg_ttl=0``: the average TTL is not sampled.
 * ``latency_percentiles_usec_*`` and ``cmdstat_*``: from ``store.stats``;
   latency is measured from the moment the request was read to the moment
@@ -163,7 +174,31 @@ def _memory(store: Any) -> list[tuple[str, object]]:
     ]
 
 
+# INFO persistence's fields in Redis 7's order, with the append-only log on.
+_LOG_FIELDS = (
+    "rdb_changes_since_last_save", "rdb_bgsave_in_progress", "rdb_last_save_time", "rdb_last_bgsave_status",
+    "rdb_last_bgsave_time_sec", "rdb_current_bgsave_time_sec", "rdb_saves", "rdb_last_load_keys_expired",
+    "rdb_last_load_keys_loaded", "aof_enabled", "aof_rewrite_in_progress", "aof_rewrite_scheduled",
+    "aof_last_rewrite_time_sec", "aof_current_rewrite_time_sec", "aof_last_bgrewrite_status", "aof_rewrites",
+    "aof_rewrites_consecutive_failures", "aof_last_write_status",
+)
+_LOG_SIZE_FIELDS = (
+    "aof_current_size", "aof_base_size", "aof_pending_rewrite", "aof_buffer_length", "aof_pending_bio_fsync",
+    "aof_delayed_fsync", "appendfsync",
+)
+
+
 def _persistence(store: Any) -> list[tuple[str, object]]:
+    persistence = store.persistence
+    if persistence is not None:
+        fields = persistence.info()
+        return [
+            ("loading", 0),
+            ("async_loading", 0),
+            *((name, fields[name]) for name in _LOG_FIELDS),
+            ("module_fork_in_progress", 0),
+            *((name, fields[name]) for name in _LOG_SIZE_FIELDS),
+        ]
     from .redis import REDIS_COMMANDS  # the table imports this module
 
     changes = sum(

@@ -5,7 +5,7 @@ unknown commands and wrong argument counts."""
 from __future__ import annotations
 
 from ..protocol.replies import Error
-from . import client, connection, info, introspection, keys, runtime_config, server, strings, transactions
+from . import client, connection, info, introspection, keys, persistence, runtime_config, server, strings, transactions
 from .table import CommandSpec, CommandTable
 
 
@@ -33,6 +33,7 @@ REDIS_COMMANDS = CommandTable(
         *connection.SPECS,
         *client.SPECS,
         *server.SPECS,
+        *persistence.SPECS,
         *runtime_config.SPECS,
         *info.SPECS,
         *introspection.SPECS,

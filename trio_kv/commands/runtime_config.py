@@ -1,12 +1,15 @@
 """CONFIG GET / SET / RESETSTAT: the server's configuration as Redis tools read it.
 
 CONFIG GET answers Redis' parameter names with values that are true for
-trio_kv (``save ""``, ``appendonly no``: there is no persistence;
-``databases 1``; ``maxmemory 0``: no eviction), the two SLOWLOG settings
-live, and trio_kv's own options under their command-line names
-(``max-batch-commands``...). Patterns are Redis globs, matched without
-regard to case, as Redis does. redis-benchmark reads ``save`` and
-``appendonly`` at start.
+trio_kv (``databases 1``; ``maxmemory 0``: no eviction; ``save ""``: there
+are no timed snapshots, compaction is driven by the log's size and by
+SAVE/BGSAVE/BGREWRITEAOF), the persistence settings (``appendonly``:
+whether the log runs; ``appendfsync``; ``dir``: the data directory, or the
+working directory when persistence is off; ``auto-aof-rewrite-*``,
+``aof-load-truncated``), the two SLOWLOG settings live, and trio_kv's own
+options under their command-line names (``max-batch-commands``...).
+Patterns are Redis globs, matched without regard to case, as Redis does.
+redis-benchmark reads ``save`` and ``appendonly`` at start.
 
 CONFIG SET changes what can change at run time: ``slowlog-log-slower-than``
 and ``slowlog-max-len``. Any other known parameter may be "set" to the value
@@ -56,6 +59,20 @@ def _from_config(field: str) -> Callable[[Any], str]:
     return read
 
 
+def _yes_no_from_config(field: str) -> Callable[[Any], str]:
+    return lambda store: "yes" if getattr(store.config, field) else "no"
+
+
+def _appendonly(store: Any) -> str:
+    # Whether the log is running (a Store made without the server shell has none).
+    return "no" if store.persistence is None else "yes"
+
+
+def _data_dir(store: Any) -> str:
+    # Relative paths are relative to the server's working directory, which it never changes.
+    return os.getcwd() if store.persistence is None else os.path.abspath(store.config.data_dir)
+
+
 def _set_slowlog_threshold(store: Any, value: int) -> None:
     store.slowlog.threshold_us = value
 
@@ -70,14 +87,17 @@ PARAMETERS: list[Parameter] = [
     Parameter("port", lambda store: str(store.info.get("tcp_port", store.config.port))),
     Parameter("databases", _fixed("1")),
     Parameter("save", _fixed("")),
-    Parameter("appendonly", _fixed("no")),
-    Parameter("appendfsync", _fixed("everysec")),
+    Parameter("appendonly", _appendonly),
+    Parameter("appendfsync", _from_config("appendfsync")),
+    Parameter("auto-aof-rewrite-percentage", _from_config("aof_rewrite_percentage")),
+    Parameter("auto-aof-rewrite-min-size", _from_config("aof_rewrite_min_size_bytes")),
+    Parameter("aof-load-truncated", _yes_no_from_config("aof_load_truncated")),
     Parameter("maxmemory", _fixed("0")),
     Parameter("maxmemory-policy", _fixed("noeviction")),
     Parameter("maxclients", lambda store: str(store.max_clients)),
     Parameter("timeout", _fixed("0")),
     Parameter("requirepass", _fixed("")),
-    Parameter("dir", lambda store: os.getcwd()),
+    Parameter("dir", _data_dir),
     Parameter("proto-max-bulk-len", _from_config("proto_max_bulk_len_bytes")),
     Parameter("client-query-buffer-limit", _from_config("client_query_buffer_limit_bytes")),
     Parameter(
@@ -88,6 +108,7 @@ PARAMETERS: list[Parameter] = [
     Parameter("latency-tracking-info-percentiles", _fixed("50 99 99.9")),
     # trio_kv's own options, as spelled on the command line.
     Parameter("redis-port", _from_config("redis_port")),
+    Parameter("data-dir", _from_config("data_dir")),
     Parameter("workers", _from_config("workers")),
     Parameter("shutdown-grace-seconds", _from_config("shutdown_grace_seconds")),
     Parameter("max-line-bytes", _from_config("max_line_bytes")),

@@ -5,9 +5,11 @@ Redis 7 (src/server.c, slowlog.c, latency.c). What differs, and why:
 
 * SHUTDOWN asks the async shell to stop (``server.request_shutdown()``, the
   path SIGTERM takes) and closes this connection without a reply, as Redis
-  does. There is no persistence, so ``SHUTDOWN SAVE`` is refused rather
-  than silently losing the data it was asked to save; ``ABORT`` always finds
-  no shutdown in progress (the grace period is not abortable).
+  does. With the append-only log on, every shutdown flushes and fsyncs it,
+  so ``SAVE`` and ``NOSAVE`` change nothing; in memory only
+  (``--appendonly no``) ``SHUTDOWN SAVE`` is refused rather than silently
+  losing the data it was asked to save. ``ABORT`` always finds no shutdown
+  in progress (the grace period is not abortable).
 * LATENCY HISTOGRAM reports the server's per-command latency histograms
   (request read to reply ready, see ``store.stats``) in Redis 7's shape, with
   power-of-two microsecond bucket bounds (1, 2, 4, ... us). LATENCY LATEST
@@ -44,7 +46,7 @@ def cmd_shutdown(session: Session, args: list[bytes]) -> object:
         return SYNTAX_ERROR
     if b"abort" in options:
         return Error("ERR No shutdown in progress.")
-    if b"save" in options:
+    if b"save" in options and session.server.persistence is None:
         return Error("ERR SHUTDOWN SAVE is not supported: trio_kv keeps no data on disk. Use SHUTDOWN NOSAVE.")
     session.server.request_shutdown()
     session.closing = True
@@ -155,7 +157,7 @@ SPECS: list[CommandSpec] = [
     _spec("time", 1, "loading stale fast", "Returns the server time.", cmd_time),
     _spec(
         "shutdown", -1, "admin noscript loading stale no_multi allow_busy",
-        "Stops the server; nothing is saved, trio_kv keeps no data on disk.", cmd_shutdown,
+        "Stops the server (the append-only log, if on, is flushed and fsynced).", cmd_shutdown,
     ),
     _spec("slowlog", -2, "", "A container for slow log commands.", SLOWLOG),
     _spec("latency", -2, "", "A container for latency diagnostics commands.", LATENCY),

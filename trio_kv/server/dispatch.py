@@ -21,6 +21,13 @@ Rules kept here:
   half-applied.
 * The pending list is bounded by the number of connections (one job each),
   which ``--max-clients`` bounds, plus the few internal tasks.
+* With the append-only log on, a job whose writes were logged is not woken
+  when its hop ends: the worker kicks the log's commit thread
+  (``LogFlusher.kick``), the job joins the committing list, and
+  ``log_flushed`` wakes it once its records are as durable as the fsync
+  policy promises (one flush covers everyone waiting). So no reply
+  acknowledges a write that could be lost, and the runners go on running
+  hops during the flush.
 """
 
 from __future__ import annotations
@@ -48,12 +55,15 @@ class _Ticket:
         self.result: Any = None
 
 
-def _run_hop(store: Store, tickets: list[_Ticket]) -> None:
+def _run_hop(store: Store, tickets: list[_Ticket], kick: Callable[[], None] | None) -> None:
     """The function a worker thread runs: the jobs as one batch, and any
-    internal work. Internal work raising is a bug; it reaches its caller."""
+    internal work; then, if writes were logged, a kick for the log's commit
+    thread. Internal work raising is a bug; it reaches its caller."""
     jobs = [ticket.work for ticket in tickets if type(ticket.work) is Job]
     if jobs:
         run_batch(store, jobs)
+        if kick is not None and any(job.log_lsn for job in jobs):
+            kick()
     for ticket in tickets:
         if type(ticket.work) is not Job:
             try:
@@ -72,6 +82,8 @@ class Dispatcher:
         # Set by the lifecycle when the append-only log is on
         # (server.persistence.LogFlusher): replies wait for their writes.
         self.flusher = None
+        # Tickets whose logged writes are not durable yet (see the docstring).
+        self._committing: list[_Ticket] = []
         self._in_flight = 0
         self._hop_finished = trio.Event()
         self.hops = 0
@@ -82,24 +94,16 @@ class Dispatcher:
             "hops": self.hops,
             "jobs": self.jobs_dispatched,
             "pending": len(self._pending),
+            "awaiting_log": len(self._committing),
             "workers_busy": self._limiter.borrowed_tokens,
         }
 
     async def submit(self, job: Job) -> None:
         """Run ``job`` on a worker; returns when ``job.replies`` is filled and,
         with the append-only log on, its writes are as durable as the fsync
-        policy promises (so no reply acknowledges a write that could be lost)."""
+        policy promises (so no reply acknowledges a write that could be lost).
+        A logged write the disk refused gets the refusal as its reply."""
         await self._wait_for(_Ticket(job, trio.lowlevel.current_task()))
-        if job.log_lsn and self.flusher is not None:
-            try:
-                await self.flusher.wait_durable(job.log_lsn)
-            except OSError as error:
-                # Applied in memory, still buffered for the log, but not
-                # written: those writes are not acknowledged.
-                reason = error.strerror or str(error)
-                refused = self._store.refused_write(job.session, reason)
-                for index in job.logged:
-                    job.replies[index] = refused
 
     async def run_sync(self, function: Callable[[], Any]) -> Any:
         """Run internal store work (it takes the store lock itself) on a worker,
@@ -154,11 +158,61 @@ class Dispatcher:
             self.jobs_dispatched += len(tickets)
             self._in_flight += 1
             try:
-                await trio.to_thread.run_sync(_run_hop, self._store, tickets, limiter=self._limiter)
+                kick = None if self.flusher is None else self.flusher.kick
+                await trio.to_thread.run_sync(_run_hop, self._store, tickets, kick, limiter=self._limiter)
             finally:
                 self._in_flight -= 1
                 self._hop_finished.set()
                 self._hop_finished = trio.Event()
-                reschedule = trio.lowlevel.reschedule
-                for ticket in tickets:
-                    reschedule(ticket.task)
+                self._wake(tickets)
+
+    def _wake(self, tickets: list[_Ticket]) -> None:
+        """Wake the tickets of a finished hop, except jobs whose logged writes
+        are not durable yet: those wait in the committing list."""
+        reschedule = trio.lowlevel.reschedule
+        flusher = self.flusher
+        if flusher is None:
+            for ticket in tickets:
+                reschedule(ticket.task)
+            return
+        durable = flusher.durable_lsn
+        committing = self._committing
+        for ticket in tickets:
+            work = ticket.work
+            if type(work) is Job and work.log_lsn > durable:
+                refusal = flusher.refusal()
+                if refusal is None:
+                    # The worker kicked the commit thread after appending,
+                    # so a flush that covers this job is on its way.
+                    committing.append(ticket)
+                    continue
+                # The log failed meanwhile (perhaps the very flush that
+                # covered this job, whose report has already gone by).
+                self._refuse_logged(work, refusal)
+            reschedule(ticket.task)
+
+    def _refuse_logged(self, job: Job, reason: str) -> None:
+        refused = self._store.refused_write(job.session, reason)
+        for index in job.logged:
+            job.replies[index] = refused
+
+    def log_flushed(self, error: OSError | None) -> None:
+        """The commit thread finished a flush (event loop): wake every job
+        that is durable now. If the flush failed, the jobs it did not cover
+        get the refusal as the reply to their logged writes: applied in
+        memory and still buffered for the log, but not written, so not
+        acknowledged."""
+        flusher = self.flusher
+        durable = flusher.durable_lsn
+        reschedule = trio.lowlevel.reschedule
+        waiting: list[_Ticket] = []
+        for ticket in self._committing:
+            job = ticket.work
+            if job.log_lsn <= durable:
+                reschedule(ticket.task)
+            elif error is not None:
+                self._refuse_logged(job, flusher.refusal() or error.strerror or str(error))
+                reschedule(ticket.task)
+            else:
+                waiting.append(ticket)
+        self._committing = waiting

@@ -7,8 +7,8 @@ The tree (every task's lifetime is owned by a nursery):
       dispatcher runners        (the worker-thread hops; outlive connections)
       active expiry sweep
       connections nursery
-        accept loops            (main port, optional --redis-port)
-        one task per connection
+        accept loops            (main port, optional --redis-port, optional --http-port)
+        one task per connection (HTTP ones too: same registry, same shutdown)
 
 Shutdown (SIGTERM, SIGINT, SHUTDOWN, or the ``shutdown`` event a test
 passes in) goes in this order:
@@ -19,9 +19,15 @@ passes in) goes in this order:
    its replies are sent;
 3. after ``--shutdown-grace-seconds`` (default 1 s) whatever is still open is
    cancelled and closed;
-4. the dispatcher runners are cancelled; a hop already on a worker thread
+4. with the append-only log on, everything appended is written and fsynced
+   (whatever the fsync policy) and the log closed;
+5. the dispatcher runners are cancelled; a hop already on a worker thread
    always finishes first (no command is half-applied), so when ``serve``
    returns no worker is running.
+
+Start: with ``--appendonly yes`` (the default) the data directory is
+locked, the snapshot loaded and the logs replayed before any listener
+opens; damaged files stop the start with an error naming file and offset.
 
 A second signal during shutdown exits the process at once (status 1).
 """
@@ -40,7 +46,9 @@ from ..config import Config
 from ..store.engine import Store
 from .dispatch import Dispatcher
 from .expiry import run_active_expiry
+from .http_listener import HttpServer, serve_http_listener
 from .listener import ConnectionRegistry, serve_listener
+from .persistence import DISK_THREADS, LogFlusher, recover
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,8 @@ class ServerAddresses:
     redis: tuple[str, int] | None
     store: Store
     shutdown: trio.Event
+    # The --http-port listener (JSON API, /metrics, health checks), if on.
+    http: tuple[str, int] | None = None
 
 
 def clamp_max_clients(requested: int) -> int:
@@ -101,6 +111,11 @@ async def serve(
     Tests may pass their own ``store`` (for example with a fake clock)."""
     shutdown = trio.Event() if shutdown is None else shutdown
     store = Store(config) if store is None else store
+    disk = trio.CapacityLimiter(DISK_THREADS)
+    persistence = None
+    if config.appendonly:
+        # Before any listener opens: a client never sees a half-loaded store.
+        persistence = await recover(store, disk)
     token = trio.lowlevel.current_trio_token()
     registry = ConnectionRegistry(clamp_max_clients(config.max_clients))
     store.max_clients = registry.max_clients
@@ -114,6 +129,14 @@ async def serve(
         dispatcher = Dispatcher(store, config.workers)
         await root.start(dispatcher.run)
         store.dispatcher_statistics = dispatcher.statistics
+        flusher = None
+        if persistence is not None:
+            flusher = LogFlusher(store, persistence, disk)
+            await root.start(flusher.run)
+            dispatcher.flusher = flusher
+            flusher.on_flushed = dispatcher.log_flushed
+            store.request_compaction = lambda request=None: token.run_sync_soon(flusher.request_compaction, request)
+            store.persistence = persistence
         root.start_soon(run_active_expiry, store, dispatcher)
 
         async with trio.open_nursery() as connections:
@@ -121,8 +144,12 @@ async def serve(
             redis_listeners = []
             if config.redis_port is not None:
                 redis_listeners = await trio.open_tcp_listeners(config.redis_port, host=config.host)
+            http_listeners = []
+            if config.http_port is not None:
+                http_listeners = await trio.open_tcp_listeners(config.http_port, host=config.host)
             main_address = listeners[0].socket.getsockname()[:2]
             redis_address = redis_listeners[0].socket.getsockname()[:2] if redis_listeners else None
+            http_address = http_listeners[0].socket.getsockname()[:2] if http_listeners else None
             store.info["tcp_port"] = main_address[1]
             async with trio.open_nursery() as accepting:
                 for resp_only, group in ((False, listeners), (True, redis_listeners)):
@@ -130,10 +157,16 @@ async def serve(
                         accepting.start_soon(
                             serve_listener, listener, store, dispatcher, registry, connections, resp_only
                         )
+                http_server = HttpServer(store, dispatcher, registry)
+                for listener in http_listeners:
+                    accepting.start_soon(serve_http_listener, listener, http_server, connections)
+                if http_address is not None:
+                    # Logged before the "listening on" line, which tools wait for.
+                    log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)
                 log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
                 if redis_address is not None:
                     log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
-                task_status.started(ServerAddresses(main_address, redis_address, store, shutdown))
+                task_status.started(ServerAddresses(main_address, redis_address, store, shutdown, http_address))
                 await shutdown.wait()
                 accepting.cancel_scope.cancel()
 
@@ -144,7 +177,15 @@ async def serve(
             if grace.cancelled_caught:
                 log.warning("grace period over: closing %d connection(s)", len(registry))
             connections.cancel_scope.cancel()
+        if flusher is not None:
+            # Every acknowledged write is already written; this makes the
+            # rest (everysec, no) durable too before the process exits.
+            await flusher.close()
         root.cancel_scope.cancel()
+    if persistence is not None:
+        # Only now: a compaction still writing at close has finished (its
+        # thread is never abandoned), so no file changes after the release.
+        persistence.data_dir.unlock()
     log.info("trio_kv stopped")
 
 

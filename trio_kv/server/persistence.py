@@ -1,52 +1,73 @@
 """When the append-only log is written, fsynced and compacted: the async
 side of ``store.durability.persistence``.
 
-* Group commit: a connection whose batch logged writes waits in
-  ``LogFlusher.wait_durable`` before its replies are sent. One flush at a
-  time runs on a disk thread and covers every record appended until it
-  started, so all the connections waiting at that moment share one write()
-  and (``appendfsync always``) one fsync.
-* Disk IO runs on the disk limiter (``DISK_THREADS``), never the store's, so
-  a slow disk cannot starve reads; the store limiter only runs the in-memory
-  log switch.
+* Group commit: one *commit thread* of its own flushes the log. A store
+  worker that appended records ``kick``s it at the end of its hop; the
+  thread runs one flush (write(), and fsync under ``appendfsync always``)
+  covering every record appended until that flush started, then tells the
+  event loop once (``on_flushed``), and the dispatcher sends every reply
+  that is now durable. So all the connections waiting at that moment share
+  one write() and one fsync, and the event loop pays one callback per
+  flush, not a thread hop per flush or a lock per connection. Kicks that
+  arrive during a flush make one more flush.
+* Disk IO never runs on the store's limiter, so a slow disk cannot starve
+  reads: the log is flushed by the commit thread, and everything else
+  (snapshots, retries, the final flush) runs on the disk limiter
+  (``DISK_THREADS``). The log switch (no IO, under the store's write lock)
+  runs there too: a SAVE waiting on a store worker for its compaction must
+  never need a store worker itself.
 * ``everysec``: a background task fsyncs about once a second. After a failed
   write(), a background task retries the flush every second, so writes
   resume by themselves once the disk has room again.
 * Compaction runs as one task at a time, on request (BGREWRITEAOF, BGSAVE,
-  SAVE) or when the log outgrew its threshold; clients keep being served.
+  SAVE) or when the files outgrew their threshold; clients keep being
+  served. After a failed automatic compaction the next automatic one waits
+  (``AUTO_REWRITE_BACKOFF_*``: doubling, capped), so a disk too small for a
+  snapshot is not rewritten on every write; requested ones always run.
 
-Test hook: ``KV_TEST_CRASH_AT=<step>`` in the environment (``switched``,
-``snapshot-written``, ``snapshot-installed``) makes the process exit at once
-at that compaction step, as kill -9 would there.
+Test hooks (environment variables; never set them in production):
+
+* ``KV_TEST_CRASH_AT=<step>`` (``switched``, ``snapshot-written``,
+  ``snapshot-installed``) makes the process exit at once with status 70 at
+  that compaction step, as kill -9 would there.
+* ``KV_TEST_SYNCED_LOG=<path>``: after each successful fsync of a log and
+  each log switch, ``<path>`` holds one line ``<log file path> <synced
+  offset>`` (store.durability.persistence): a power-loss test kills the
+  server, truncates that log to that offset, and restarts.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 
 import trio
 
 from ..store.durability.apply import recover_keyspace
-from ..store.durability.persistence import Persistence
+from ..store.durability.persistence import LogClosed, Persistence
 from ..store.durability.recovery import DataDir
 from ..store.engine import SaveRequest, Store
-from .dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
 DISK_THREADS = 2
 EVERYSEC_INTERVAL_SECONDS = 1.0
 WRITE_RETRY_SECONDS = 1.0
+AUTO_REWRITE_BACKOFF_FIRST_SECONDS = 1.0
+AUTO_REWRITE_BACKOFF_MAX_SECONDS = 60.0
 CRASH_ENV = "KV_TEST_CRASH_AT"
+CRASH_EXIT_STATUS = 70
 
 
 def crash_hook(step: str) -> None:
     if os.environ.get(CRASH_ENV) == step:
         log.warning("test crash point %s reached: exiting at once", step)
-        os._exit(70)
+        os._exit(CRASH_EXIT_STATUS)
 
 
 async def recover(store: Store, disk: trio.CapacityLimiter) -> Persistence:
@@ -57,22 +78,28 @@ async def recover(store: Store, disk: trio.CapacityLimiter) -> Persistence:
     data_dir = DataDir(config.data_dir)
     data_dir.lock()
     started = time.perf_counter()
-    report = await trio.to_thread.run_sync(
-        functools.partial(
-            recover_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated
-        ),
-        limiter=disk,
-    )
-    persistence = await trio.to_thread.run_sync(
-        functools.partial(
-            Persistence,
-            data_dir,
-            config.appendfsync,
-            rewrite_min_bytes=config.aof_rewrite_min_size_bytes,
-            rewrite_percentage=config.aof_rewrite_percentage,
-        ),
-        limiter=disk,
-    )
+    try:
+        report = await trio.to_thread.run_sync(
+            functools.partial(
+                recover_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated
+            ),
+            limiter=disk,
+        )
+        persistence = await trio.to_thread.run_sync(
+            functools.partial(
+                Persistence,
+                data_dir,
+                config.appendfsync,
+                rewrite_min_bytes=config.aof_rewrite_min_size_bytes,
+                rewrite_percentage=config.aof_rewrite_percentage,
+            ),
+            limiter=disk,
+        )
+    except BaseException:
+        data_dir.unlock()  # a server that did not start holds nothing
+        raise
+    persistence.loaded_keys = report.keys
+    persistence.loaded_expired = report.expired_dropped
     store.keyspace.journal = []
     log.info(
         "loaded %d keys from %s in %.3f s (%d log records; appendfsync %s)",
@@ -86,32 +113,74 @@ async def recover(store: Store, disk: trio.CapacityLimiter) -> Persistence:
 
 
 class LogFlusher:
-    def __init__(
-        self, store: Store, persistence: Persistence, dispatcher: Dispatcher, disk: trio.CapacityLimiter
-    ) -> None:
+    def __init__(self, store: Store, persistence: Persistence, disk: trio.CapacityLimiter) -> None:
         self._store = store
         self._persistence = persistence
-        self._dispatcher = dispatcher
         self._disk = disk
+        # Called on the event loop after each commit-thread flush, with the
+        # OSError it raised or None (the dispatcher wakes the replies).
+        self.on_flushed: Callable[[OSError | None], None] = lambda error: None
+        # The commit thread: woken by kick(), stopped by close().
+        self._kick_condition = threading.Condition(threading.Lock())
+        self._kicked = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        # Serializes the flushes the event loop starts (compaction, retries, close).
         self._flush_lock = trio.Lock()
         self._compaction_wanted = trio.Event()
         # SAVE commands (on worker threads) waiting for the next compaction.
         self._save_waiters: list[SaveRequest] = []
+        # No automatic compaction before this time.monotonic() (after failures).
+        self._auto_rewrite_after = 0.0
+        self._closed = False
 
     @property
     def disk_limiter(self) -> trio.CapacityLimiter:
         return self._disk
 
-    async def wait_durable(self, lsn: int) -> None:
-        """Return once every record up to ``lsn`` is written (and fsynced under
-        ``always``). Raises OSError if the disk refused."""
+    @property
+    def durable_lsn(self) -> int:
+        return self._persistence.durable_lsn
+
+    def refusal(self) -> str | None:
+        return self._persistence.refusal()
+
+    def kick(self) -> None:
+        """Ask the commit thread for a flush of everything appended so far
+        (any thread; a store worker calls it after appending)."""
+        with self._kick_condition:
+            self._kicked = True
+            self._kick_condition.notify()
+
+    def _commit_thread(self) -> None:
         persistence = self._persistence
-        while persistence.durable_lsn < lsn:
-            async with self._flush_lock:
-                if persistence.durable_lsn >= lsn:
+        condition = self._kick_condition
+        while True:
+            with condition:
+                while not self._kicked and not self._stopping:
+                    condition.wait()
+                if not self._kicked:
                     return
-                await trio.to_thread.run_sync(persistence.flush, limiter=self._disk)
-        if persistence.wants_rewrite():
+                self._kicked = False
+            error = None
+            try:
+                persistence.flush()
+            except OSError as raised:
+                error = raised  # persistence logged it and refuses writes
+            except Exception as bug:
+                # Never let the thread die: every later write would wait forever.
+                log.exception("flushing the log failed unexpectedly")
+                error = OSError(errno.EIO, f"internal error flushing the log ({bug})")
+            try:
+                self._token.run_sync_soon(self._flushed, error)
+            except trio.RunFinishedError:
+                return
+
+    def _flushed(self, error: OSError | None) -> None:
+        self.on_flushed(error)
+        persistence = self._persistence
+        if error is None and persistence.wants_rewrite() and time.monotonic() >= self._auto_rewrite_after:
             self.request_compaction()
 
     def request_compaction(self, done: SaveRequest | None = None) -> None:
@@ -122,6 +191,9 @@ class LogFlusher:
         self._compaction_wanted.set()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.Thread(target=self._commit_thread, name="trio_kv log commit", daemon=True)
+        self._thread.start()
         async with trio.open_nursery() as nursery:
             if self._persistence.fsync_policy == "everysec":
                 nursery.start_soon(self._sync_every_second)
@@ -150,7 +222,8 @@ class LogFlusher:
                 async with self._flush_lock:
                     await trio.to_thread.run_sync(persistence.flush, limiter=self._disk)
             except OSError:
-                pass  # still failing; persistence logged it and keeps refusing
+                continue  # still failing; persistence logged it and keeps refusing
+            self.on_flushed(None)
 
     async def _compactions(self) -> None:
         persistence = self._persistence
@@ -159,13 +232,20 @@ class LogFlusher:
             await self._compaction_wanted.wait()
             self._compaction_wanted = trio.Event()
             waiters, self._save_waiters = self._save_waiters, []
-            persistence.rewrite_in_progress = True
+            if self._closed:
+                for waiter in waiters:
+                    waiter.finish(False)
+                continue
+            persistence.rewrite_started()
             ok = False
             try:
                 ok = await self._compact(persistence, store)
             finally:
-                persistence.rewrite_in_progress = False
-                persistence.last_rewrite_ok = ok
+                persistence.rewrite_finished(ok)
+                if not ok:
+                    failures = persistence.rewrite_failures_in_row
+                    backoff = AUTO_REWRITE_BACKOFF_FIRST_SECONDS * 2 ** min(failures - 1, 16)
+                    self._auto_rewrite_after = time.monotonic() + min(backoff, AUTO_REWRITE_BACKOFF_MAX_SECONDS)
                 for waiter in waiters:
                     waiter.finish(ok)
 
@@ -179,10 +259,15 @@ class LogFlusher:
                 return persistence.begin_switch()
 
         try:
-            generation = await self._dispatcher.run_sync(switch)
+            try:
+                generation = await trio.to_thread.run_sync(switch, limiter=self._disk)
+            except LogClosed:
+                log.info("compaction skipped: shutting down")
+                return False
             async with self._flush_lock:
                 # The flush finishes the switch: old log fsynced, new one created.
                 await trio.to_thread.run_sync(persistence.flush, limiter=self._disk)
+            self.on_flushed(None)
             crash_hook("switched")
             await trio.to_thread.run_sync(
                 persistence.write_snapshot, generation, store.keyspace, store.lock, crash_hook, limiter=self._disk
@@ -190,12 +275,23 @@ class LogFlusher:
         except OSError as error:
             log.error("compaction failed: %s", error)
             return False
-        persistence.rewrites += 1
         return True
 
     async def close(self) -> None:
-        """Shutdown: everything appended is written and fsynced, then closed."""
+        """Shutdown: everything appended is written and fsynced, then closed.
+        A disk error here is logged, not raised: the records it leaves
+        unwritten were never acknowledged."""
+        self._closed = True
         started = time.perf_counter()
-        async with self._flush_lock:
-            await trio.to_thread.run_sync(self._persistence.close, limiter=self._disk)
+        if self._thread is not None:
+            with self._kick_condition:
+                self._stopping = True
+                self._kick_condition.notify()
+            await trio.to_thread.run_sync(self._thread.join, limiter=self._disk)
+        try:
+            async with self._flush_lock:
+                await trio.to_thread.run_sync(self._persistence.close, limiter=self._disk)
+        except OSError as error:
+            log.error("flushing the log at shutdown failed: %s (unwritten records were never acknowledged)", error)
+            return
         log.info("log flushed and fsynced in %.3f s", time.perf_counter() - started)

@@ -102,6 +102,19 @@ class Store:
         return Error(f"writes refused: error writing the log ({reason})")
 
 
+def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
+    """EXEC while writes are refused, as Redis does it: a transaction
+    without writes runs (None); one with writes is discarded, so the client
+    is not left inside a MULTI, and answered ``EXECABORT Transaction
+    discarded because of: MISCONF ...``. Unwatching needs no store lock."""
+    if not any(spec.is_write for spec, _args in session.multi):
+        return None
+    session.multi = None
+    session.multi_failed = False
+    session.keyspace.unwatch_all(session)
+    return Error(f"EXECABORT Transaction discarded because of: {store.refused_write(session, refusal).message}")
+
+
 @dataclass(slots=True, eq=False)
 class Job:
     """One connection's requests for one hop, and then their replies."""
@@ -171,9 +184,14 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if want_write and persistence is not None:
                     refusal = persistence.refusal()
                     if refusal is not None:
-                        append(store.refused_write(session, refusal))
-                        counts["errors"] += 1
-                        continue
+                        if session.multi is not None and spec.name == "exec":
+                            refused = _refuse_exec(store, session, refusal)
+                        else:
+                            refused = store.refused_write(session, refusal)
+                        if refused is not None:
+                            append(refused)
+                            counts["errors"] += 1
+                            continue
                 if spec.no_lock:
                     # Waits for something else that needs the lock (SAVE).
                     if held_write is not None:

@@ -189,6 +189,14 @@ class Stats:
             return 0, [0] * len(bounds_us)
         return entry.latency.total, entry.latency.cumulative(bounds_us)
 
+    def latency_histograms(self, bounds_us: list[int]) -> dict[str, tuple[int, int, list[int]]]:
+        """``name -> (count, sum_us, samples <= each bound)`` for every command,
+        from one merge of the shards (Prometheus histograms, see commands.metrics)."""
+        return {
+            name: (entry.latency.total, entry.latency.sum_us, entry.latency.cumulative(bounds_us))
+            for name, entry in self._commands().items()
+        }
+
     def reset(self) -> None:
         """CONFIG RESETSTAT: every counter and histogram reads zero from now on."""
         self._baseline_counts = self._raw_counts()

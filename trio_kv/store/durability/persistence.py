@@ -6,7 +6,8 @@ when each step runs and on which limiter.
 Positions are *log sequence numbers* (LSN): the count of record bytes
 appended since the server started, across log generations, so a reply can
 wait for "everything up to LSN n is written" without caring which file its
-record went to.
+record went to. A ``_Segment`` says where one log file's bytes sit in LSN
+space.
 
 Rules kept here:
 
@@ -15,29 +16,50 @@ Rules kept here:
   writes were applied.
 * ``flush`` (a disk thread) write()s everything buffered and, under
   ``appendfsync always``, fsyncs it; ``durable_lsn`` then says how far a reply
-  may be sent. Under ``everysec`` and ``no`` a reply still waits for write()
-  (so a process crash loses nothing acknowledged); ``sync`` is then called
-  about once a second (``everysec``) or never (``no``: the OS decides).
+  may be sent. It is computed from the segment the flush wrote (its file
+  offsets), never from a count read at another moment, so a log switch
+  racing with a flush can never make it claim bytes it did not write. Under
+  ``everysec`` and ``no`` a reply still waits for write() (so a process
+  crash loses nothing acknowledged); ``sync`` is then called about once a
+  second (``everysec``) or never (``no``: the OS decides).
 * Disk errors: a failed write() keeps the data buffered (LogWriter) and sets
   ``write_error``: writes are refused (``refusal``) while it is set; the next
   successful flush clears it, so writes resume by themselves. A failed fsync
-  is never retried-and-trusted: ``sync_failed`` is set for good and every
-  later write is refused until a restart.
+  (whatever the policy, and of an old log at a switch too) is never
+  retried-and-trusted: ``sync_failed`` is set for good and every later write
+  is refused until a restart.
 * A log switch (compaction step 1) starts under the write lock with no IO:
   ``begin_switch`` puts a writer for ``log.G+1`` in place that buffers in
   memory. The next ``flush`` finishes it: the old log is flushed, fsynced and
   closed, and only then is ``log.G+1`` created and opened. So a torn tail can
   only ever be in the newest log, and the store lock is never held for IO.
-* ``flush``, ``sync``, finishing a switch, installing a snapshot and closing
-  are serialized by one IO lock.
+  Finishing a switch may fail (ENOSPC) and is retried by the next flush;
+  every step of it can run twice.
+* ``flush``, finishing a switch, installing a snapshot and closing are
+  serialized by one IO lock. The background ``sync`` (everysec) does not
+  take it, so a slow fsync never holds up the write() a reply waits for; it
+  takes a sync lock that finishing a switch and closing also take, so a
+  writer is never closed under a running fsync. The segment pointers are
+  swapped under a small lock of their own that is never held across IO.
+* Sizes (``current_size``, ``base_size``) count every file recovery would
+  read (snapshot and logs), as Redis' ``aof_current_size`` and
+  ``aof_base_size`` do, so automatic compaction compares like with like.
+
+Test hook: with ``KV_TEST_SYNCED_LOG=<path>`` in the environment, each
+successful fsync of a log, and each log switch, overwrites ``<path>`` with
+one line ``<log file path> <synced offset>``: truncating that log to that
+offset is what a power cut may leave. Read once, at construction; unset, it
+costs nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .recovery import DataDir
 from .records import HEADER_BYTES, encode_record
@@ -47,6 +69,25 @@ from .writer import LogWriter
 log = logging.getLogger(__name__)
 
 FSYNC_POLICIES = ("always", "everysec", "no")
+SYNCED_LOG_ENV = "KV_TEST_SYNCED_LOG"
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One log file being appended to, and where its bytes sit in LSN space."""
+
+    writer: LogWriter
+    generation: int
+    # The LSN of the byte at file offset ``start`` (where this process began appending).
+    base_lsn: int
+    start: int
+
+    def lsn_at(self, offset: int) -> int:
+        return self.base_lsn + (offset - self.start)
+
+
+class LogClosed(RuntimeError):
+    """A log switch was asked for after ``close`` (a compaction racing shutdown)."""
 
 
 class Persistence:
@@ -64,24 +105,56 @@ class Persistence:
         self.fsync_policy = fsync_policy
         self.rewrite_min_bytes = rewrite_min_bytes
         self.rewrite_percentage = rewrite_percentage
-        self.writer = data_dir.open_log_for_append()
-        # LSN of the first byte after the current writer's start offset.
-        self._writer_base_lsn = 0
-        self._writer_start = self.writer.flushed_offset
-        self._old_writer: LogWriter | None = None
+        writer = data_dir.open_log_for_append()
+        generation = data_dir.current_generation
+        self._segment = _Segment(writer, generation, 0, writer.flushed_offset)
+        # (old, new) from begin_switch until a flush has finished the switch.
+        self._switch: tuple[_Segment, _Segment] | None = None
+        self._segment_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        # Taken inside _io_lock when both are needed (see the docstring).
+        self._sync_lock = threading.Lock()
         self.appended_lsn = 0
         self.durable_lsn = 0
-        self._io_lock = threading.Lock()
         # Set while writes must be refused; see the module docstring.
         self.write_error: str | None = None
         self.sync_failed: str | None = None
-        # The log's size right after the last compaction (auto-rewrite base).
-        self.base_size = self.writer.flushed_offset
+        self.closed = False
+        # Bytes of the live files other than the current log (the snapshot,
+        # older logs not yet retired): see current_size.
+        self._other_bytes = self._live_bytes_besides(generation)
+        self.base_size = self.current_size()
+        # Records appended since start; the count when the newest snapshot's switch happened.
+        self.records = 0
+        self._records_at_switch = 0
+        self._records_at_save = 0
         self.last_save_time = int(time.time())
-        self.last_rewrite_ok = True
         self.last_write_ok = True
+        self.last_rewrite_ok = True
         self.rewrites = 0
+        self.rewrite_failures_in_row = 0
         self.rewrite_in_progress = False
+        self._rewrite_started = 0.0
+        self.last_rewrite_seconds = -1
+        # What the recovery before this log opened found (set by the shell).
+        self.loaded_keys = 0
+        self.loaded_expired = 0
+        self._synced_log_path = os.environ.get(SYNCED_LOG_ENV) or None
+        self._synced_log_lock = threading.Lock()
+        if self._synced_log_path is not None:
+            self._record_synced(writer.path, writer.synced_offset)
+
+    def _live_bytes_besides(self, generation: int) -> int:
+        snapshots, logs = self.data_dir.generations()
+        base = snapshots[-1] if snapshots else 0
+        paths = [self.data_dir.snapshot_path(base)] if snapshots else []
+        paths += [self.data_dir.log_path(g) for g in logs if base <= g < generation]
+        return sum(os.path.getsize(path) for path in paths)
+
+    @property
+    def writer(self) -> LogWriter:
+        """The writer new records go to."""
+        return self._segment.writer
 
     # --- engine side (store write lock held; no IO) ---------------------------
 
@@ -92,98 +165,149 @@ class Persistence:
     def log(self, effects: list[tuple[object, ...]]) -> int:
         """Append one record (one atomic unit); returns the LSN a reply waits for."""
         record = encode_record(effects)
-        self.writer.append(record)
+        self._segment.writer.append(record)
         self.appended_lsn += len(record)
+        self.records += 1
         return self.appended_lsn
 
     def begin_switch(self) -> int:
         """Compaction step 1: new appends go to generation G+1 from now on.
         Returns G+1. The file is created by the next ``flush``."""
-        if self._old_writer is not None:
+        if self._switch is not None:
             raise RuntimeError("a log switch is already in progress")
-        generation = self.data_dir.current_generation + 1
-        self._old_writer = self.writer
-        self.writer = LogWriter(self.data_dir.log_path(generation), expected_size=HEADER_BYTES)
-        self._writer_base_lsn = self.appended_lsn
-        self._writer_start = HEADER_BYTES
-        self._pending_generation = generation
+        if self.closed:
+            raise LogClosed("the log is closed")
+        old = self._segment
+        generation = old.generation + 1
+        writer = LogWriter(self.data_dir.log_path(generation), expected_size=HEADER_BYTES)
+        new = _Segment(writer, generation, self.appended_lsn, HEADER_BYTES)
+        with self._segment_lock:
+            self._segment = new
+            self._switch = (old, new)
+        self._records_at_switch = self.records
         return generation
 
     # --- disk side (a disk worker thread) -------------------------------------
 
-    def _finish_switch(self) -> None:
-        old = self._old_writer
-        old.flush()
-        old.sync()
-        old.close()
-        self.data_dir.create_log(self._pending_generation)
-        self.writer.open()
-        self._old_writer = None
+    def _record_synced(self, path: str, offset: int) -> None:
+        # Test hook (module docstring): replaced whole, so a kill -9 never leaves half a line.
+        tmp = self._synced_log_path + ".tmp"
+        with self._synced_log_lock:
+            with open(tmp, "w") as file:
+                file.write(f"{path} {offset}\n")
+            os.replace(tmp, self._synced_log_path)
+
+    def _sync_segment(self, segment: _Segment) -> None:
+        writer = segment.writer
+        try:
+            offset = writer.sync()
+        except OSError as error:
+            if self.sync_failed is None:
+                self.sync_failed = (
+                    f"fsync of {writer.path} failed ({error.strerror or error}); writes refused until a restart"
+                )
+                log.critical("%s", self.sync_failed)
+            raise
+        if self._synced_log_path is not None:
+            self._record_synced(writer.path, offset)
+
+    def _finish_switch(self, old: _Segment, new: _Segment) -> None:
+        old.writer.flush()
+        with self._sync_lock:
+            self._sync_segment(old)
+            if not old.writer.closed:
+                old.writer.close()
+                self._other_bytes += old.writer.flushed_offset
+        if not new.writer.is_open:
+            self.data_dir.create_log(new.generation)
+            new.writer.open()
+        with self._segment_lock:
+            self._switch = None
+        if self._synced_log_path is not None:
+            self._record_synced(new.writer.path, new.writer.synced_offset)
 
     def flush(self) -> int:
         """write() everything appended (fsync too under ``always``); returns
         ``durable_lsn``. Raises OSError after recording it (see the docstring)."""
         with self._io_lock:
+            with self._segment_lock:
+                switch = self._switch
+                segment = self._segment
             try:
-                if self._old_writer is not None:
-                    self._finish_switch()
-                writer = self.writer
-                # Read before flushing: records appended meanwhile are not covered.
-                appended = self.appended_lsn
-                writer.flush()
+                if switch is not None:
+                    self._finish_switch(*switch)
+                segment.writer.flush()
                 if self.fsync_policy == "always":
-                    self._sync_locked()
+                    self._sync_segment(segment)
             except OSError as error:
                 self.last_write_ok = False
                 if self.sync_failed is None:
                     self.write_error = f"{error.strerror or error}"
-                log.error("writing %s failed: %s; refusing writes", self.writer.path, error)
+                log.error("writing %s failed: %s; refusing writes", segment.writer.path, error)
                 raise
             if self.write_error is not None:
-                log.warning("writing %s works again; accepting writes", writer.path)
+                log.warning("writing %s works again; accepting writes", segment.writer.path)
             self.write_error = None
             self.last_write_ok = True
-            covered = self._writer_base_lsn + (writer.flushed_offset - self._writer_start)
-            if self.fsync_policy == "always":
-                covered = self._writer_base_lsn + (writer.synced_offset - self._writer_start)
-            self.durable_lsn = max(self.durable_lsn, min(covered, appended))
+            writer = segment.writer
+            offset = writer.synced_offset if self.fsync_policy == "always" else writer.flushed_offset
+            self.durable_lsn = max(self.durable_lsn, segment.lsn_at(offset))
             return self.durable_lsn
 
-    def _sync_locked(self) -> None:
-        try:
-            self.writer.sync()
-        except OSError as error:
-            if self.sync_failed is None:
-                self.sync_failed = f"fsync of {self.writer.path} failed ({error.strerror or error}); restart required"
-                log.critical("%s", self.sync_failed)
-            raise
-
     def sync(self) -> None:
-        """``everysec``: fsync what has been written."""
-        with self._io_lock:
-            if self._old_writer is None:
-                self._sync_locked()
+        """``everysec``: fsync what has been written (beside flushes, not
+        after them: see the docstring)."""
+        with self._sync_lock:
+            with self._segment_lock:
+                switch = self._switch
+                segment = self._segment
+            if switch is None and not segment.writer.closed:
+                self._sync_segment(segment)
 
     def close(self) -> None:
-        """Shutdown: flush, fsync (whatever the policy) and close."""
+        """Shutdown: flush, fsync (whatever the policy) and close. The data
+        directory stays locked (``data_dir.unlock()``, once no compaction
+        can still be writing)."""
+        self.closed = True  # no switch starts from now on
         self.flush()
-        with self._io_lock:
-            self._sync_locked()
-            self.writer.close()
+        with self._io_lock, self._sync_lock:
+            segment = self._segment
+            self._sync_segment(segment)
+            segment.writer.close()
 
     # --- compaction (disk thread; takes the store's read lock per chunk) ------
 
     def current_size(self) -> int:
-        return self.writer.appended_offset
+        """Bytes recovery would read now: snapshot, older live logs, this log."""
+        return self._other_bytes + self._segment.writer.appended_offset
+
+    def changes_since_save(self) -> int:
+        """Records appended since the switch of the newest snapshot (or the start)."""
+        return self.records - self._records_at_save
 
     def wants_rewrite(self) -> bool:
-        """Redis' auto-aof-rewrite rule: the log grew by ``rewrite_percentage``
-        since the last compaction and is at least ``rewrite_min_bytes``."""
+        """Redis' auto-aof-rewrite rule: the files grew by ``rewrite_percentage``
+        since the last compaction (or the start) and are at least
+        ``rewrite_min_bytes``."""
         if self.rewrite_percentage <= 0 or self.rewrite_in_progress:
             return False
         size = self.current_size()
         growth_limit = self.base_size * (100 + self.rewrite_percentage) // 100
         return size >= self.rewrite_min_bytes and size >= growth_limit
+
+    def rewrite_started(self) -> None:
+        self.rewrite_in_progress = True
+        self._rewrite_started = time.monotonic()
+
+    def rewrite_finished(self, ok: bool) -> None:
+        self.rewrite_in_progress = False
+        self.last_rewrite_ok = ok
+        self.last_rewrite_seconds = int(time.monotonic() - self._rewrite_started)
+        if ok:
+            self.rewrites += 1
+            self.rewrite_failures_in_row = 0
+        else:
+            self.rewrite_failures_in_row += 1
 
     def write_snapshot(self, generation: int, keyspace, store_lock, crash_hook: Callable[[str], None]) -> None:
         """Compaction steps 2 and 3: the snapshot of the keyspace as of (at
@@ -194,8 +318,10 @@ class Persistence:
         crash_hook("snapshot-written")
         with self._io_lock:
             retired = self.data_dir.install_snapshot(tmp, generation)
+            self._other_bytes = stats.bytes
         crash_hook("snapshot-installed")
         self.base_size = self.current_size()
+        self._records_at_save = self._records_at_switch
         self.last_save_time = int(time.time())
         log.info(
             "compaction to generation %d: %d keys in %.3f s; retired %d file(s)",
@@ -204,3 +330,40 @@ class Persistence:
             time.perf_counter() - started,
             len(retired),
         )
+
+    # --- reporting ----------------------------------------------------------------
+
+    def info(self) -> dict[str, int | str]:
+        """INFO persistence's fields that the log knows, by Redis' names
+        (plus ``appendfsync``). Safe to call from any thread."""
+        writer = self._segment.writer
+        return {
+            "rdb_changes_since_last_save": self.changes_since_save(),
+            "rdb_bgsave_in_progress": int(self.rewrite_in_progress),
+            "rdb_last_save_time": self.last_save_time,
+            "rdb_last_bgsave_status": "ok" if self.last_rewrite_ok else "err",
+            "rdb_last_bgsave_time_sec": self.last_rewrite_seconds,
+            "rdb_current_bgsave_time_sec": self._current_rewrite_seconds(),
+            "rdb_saves": self.rewrites,
+            "rdb_last_load_keys_expired": self.loaded_expired,
+            "rdb_last_load_keys_loaded": self.loaded_keys,
+            "aof_enabled": 1,
+            "aof_rewrite_in_progress": int(self.rewrite_in_progress),
+            "aof_rewrite_scheduled": 0,
+            "aof_last_rewrite_time_sec": self.last_rewrite_seconds,
+            "aof_current_rewrite_time_sec": self._current_rewrite_seconds(),
+            "aof_last_bgrewrite_status": "ok" if self.last_rewrite_ok else "err",
+            "aof_rewrites": self.rewrites,
+            "aof_rewrites_consecutive_failures": self.rewrite_failures_in_row,
+            "aof_last_write_status": "ok" if self.last_write_ok and self.sync_failed is None else "err",
+            "aof_current_size": self.current_size(),
+            "aof_base_size": self.base_size,
+            "aof_pending_rewrite": 0,
+            "aof_buffer_length": writer.pending_bytes,
+            "aof_pending_bio_fsync": 0,
+            "aof_delayed_fsync": 0,
+            "appendfsync": self.fsync_policy,
+        }
+
+    def _current_rewrite_seconds(self) -> int:
+        return int(time.monotonic() - self._rewrite_started) if self.rewrite_in_progress else -1

@@ -147,6 +147,13 @@ class DataDir:
             raise DataDirInUse(f"{self.path} is in use by another trio_kv process") from None
         self._lock_fd = fd
 
+    def unlock(self) -> None:
+        """Release ``lock`` (for a server that stops but whose process goes
+        on, as in tests; a process that exits releases it anyway)."""
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)
+
     def log_path(self, generation: int) -> str:
         return os.path.join(self.path, f"{LOG_PREFIX}{generation}")
 
@@ -260,11 +267,13 @@ class DataDir:
 
     def _create_log(self, generation: int) -> str:
         """Create ``log.<generation>`` holding only its header, durably. An
-        existing file is replaced only if it is shorter than a header (a log
-        torn, then truncated, before its first record)."""
+        existing file is replaced only if it holds no record: shorter than a
+        header (a log torn before its first record), or just a header (a
+        creation that failed after the rename, at its directory fsync, and is
+        being retried)."""
         path = self.log_path(generation)
         try:
-            if os.path.getsize(path) >= HEADER_BYTES:
+            if os.path.getsize(path) > HEADER_BYTES:
                 raise FileExistsError(f"{path} already exists")
         except FileNotFoundError:
             pass

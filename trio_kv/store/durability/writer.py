@@ -157,4 +157,7 @@ class LogWriter:
         self.flush()
         self.closed = True
         if self._fd is not None:
-            os.close(self._fd)
+            fd, self._fd = self._fd, None
+            # A later sync() finds no descriptor and returns, rather than
+            # fsyncing whatever file reused the number.
+            os.close(fd)

@@ -1,0 +1,228 @@
+"""The HTTP API's pure parts without sockets: JSON value mapping, targets,
+the Host guard, routes as store calls, the metrics text, response framing
+and the options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from trio_kv.commands.http_api import (
+    HttpApi,
+    HttpRequest,
+    HttpResponse,
+    StoreCall,
+    host_header_allowed,
+    parse_query,
+    split_target,
+)
+from trio_kv.commands.http_values import compact_json, is_json, value_json
+from trio_kv.commands.metrics import LATENCY_BUCKETS_SECONDS, CommandLatency, MetricsSnapshot, render_metrics
+from trio_kv.config import Config, parse_config
+from trio_kv.protocol.http_response import encode_response, keep_alive
+from trio_kv.protocol.replies import Error
+
+
+@pytest.mark.parametrize(
+    ("body", "compact"),
+    [
+        (b' { "a" : [ 1 , 2.10 ] } ', b'{"a":[1,2.10]}'),
+        (b'"  spaced \\" string  "', b'"  spaced \\" string  "'),
+        (b"\t123456789012345678901234567890123\n", b"123456789012345678901234567890123"),
+        (b'{"\xc3\xa9" : "\\ud800"}', b'{"\xc3\xa9":"\\ud800"}'),
+        (b"1e999", b"1e999"),
+        (b"[]", b"[]"),
+    ],
+)
+def test_compact_json_keeps_the_text(body, compact):
+    assert compact_json(body) == compact
+
+
+@pytest.mark.parametrize("body", [b"", b" ", b"{", b"NaN", b"-Infinity", b"[1,]", b"\xff", b"\xef\xbb\xbf{}", b"[" * 3000])
+def test_invalid_json_is_refused(body):
+    assert compact_json(body) is None
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=20))
+@settings(max_examples=100, deadline=None)
+def test_compact_json_is_json_dumps_compact(value):
+    pretty = json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    if is_json(pretty):  # text with lone surrogates is not UTF-8
+        assert compact_json(pretty) == compact
+
+
+def test_value_json_maps_other_values_to_strings():
+    assert value_json(b"42") == b"42"
+    assert value_json(b"hello") == b'"hello"'
+    assert value_json(b"\xffa\"b") == '"\ufffda\\"b"'.encode()
+    assert value_json(b" [1, 2] ") == b"[1,2]"
+
+
+@pytest.mark.parametrize(
+    ("target", "parts"),
+    [
+        (b"/key/a?ttl=5", (b"/key/a", b"ttl=5")),
+        (b"/keys", (b"/keys", b"")),
+        (b"http://localhost:9100/keys?limit=1", (b"/keys", b"limit=1")),
+        (b"https://h", (b"/", b"")),
+        (b"http://h?x=1", (b"/", b"x=1")),
+        (b"*", None),
+        (b"ftp://h/x", None),
+        (b"keys", None),
+    ],
+)
+def test_split_target(target, parts):
+    assert split_target(target) == parts
+
+
+def test_parse_query():
+    assert parse_query(b"pattern=user%3A*&prefix=a+b&&limit=5&limit=6&flag") == {
+        b"pattern": b"user:*",
+        b"prefix": b"a b",
+        b"limit": b"6",
+        b"flag": b"",
+    }
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        (b"localhost", True),
+        (b"LOCALHOST:9100", True),
+        (b"api.localhost:1", True),
+        (b"127.0.0.1:9100", True),
+        (b"127.9.9.9", True),
+        (b"[::1]:9100", True),
+        (b"[::1]", True),
+        (b"localhost.", True),
+        (None, False),
+        (b"", False),
+        (b"evil.example", False),
+        (b"localhost.evil.example", False),
+        (b"10.0.0.1", False),
+        (b"[::1", False),
+        (b"[::1]9100", False),
+        (b"::1", False),
+    ],
+)
+def test_host_header_allowed(host, allowed):
+    assert host_header_allowed(host) is allowed
+
+
+def _api(check_host: bool = False) -> HttpApi:
+    return HttpApi(check_host=check_host, render_metrics=lambda: b"m 1\n", not_ready_reason=lambda: None)
+
+
+def _handle(method: bytes, target: bytes, body: bytes = b"", host: bytes = b"localhost"):
+    return _api(check_host=True).handle(HttpRequest(method, target, [(b"host", host)], body))
+
+
+def test_routes_become_store_calls():
+    routed = _handle(b"PUT", b"/key/a%20b?ttl=30", b' {"x": 1} ')
+    assert routed.route == "/key/{key}"
+    call = routed.plan
+    assert isinstance(call, StoreCall)
+    assert call.commands == [[b"SET", b"a b", b'{"x":1}', b"EX", b"30"]]
+    done = call.then([Error("MISCONF disk full")])
+    assert (done.status, json.loads(done.body)) == (503, {"error": "MISCONF disk full"})
+    assert call.then([Error("ERR internal error, see the server log")]).status == 500
+
+    get = _handle(b"HEAD", b"/key/k").plan
+    assert get.commands == [[b"GET", b"k"]]
+    assert get.then([None]).status == 404
+    assert json.loads(get.then([b"not json"]).body) == {"key": "k", "value": "not json"}
+
+    assert _handle(b"DELETE", b"/key/k").plan.then([0]).status == 404
+
+
+def test_keys_listing_pages_through_scan():
+    listing = _handle(b"GET", b"/keys?prefix=u%2A&limit=3").plan
+    assert listing.commands == [[b"SCAN", b"0", b"COUNT", b"3", b"MATCH", b"u\\**"], [b"DBSIZE"]]
+    following = listing.then([[b"17", [b"u*1"]], 10])
+    assert following.commands == [[b"SCAN", b"17", b"COUNT", b"2", b"MATCH", b"u\\**"]]
+    page = following.then([[b"0", [b"u*3", b"u*1"]]])
+    assert json.loads(page.body) == {"totalKeys": 10, "count": 2, "keys": ["u*1", "u*3"], "cursor": None}
+
+
+def test_answers_without_the_store():
+    assert _handle(b"GET", b"/metrics").plan.body == b"m 1\n"
+    assert _handle(b"GET", b"/healthz", host=b"evil.example").plan.status == 403
+    assert _api(check_host=False).handle(HttpRequest(b"GET", b"/healthz", [(b"host", b"evil")])).plan.status == 200
+    unknown = _handle(b"GET", b"/key/a/b")
+    assert (unknown.route, unknown.plan.status, unknown.plan.counts_as_error) == ("unmatched", 404, True)
+    wrong = _handle(b"PATCH", b"/healthz").plan
+    assert (wrong.status, dict(wrong.headers)[b"allow"]) == (405, b"GET, HEAD, OPTIONS")
+    invalid = _handle(b"PUT", b"/key/a", b"{").plan
+    assert isinstance(invalid, HttpResponse) and (invalid.status, invalid.counts_as_error) == (400, True)
+
+
+def test_metrics_text_parses():
+    snapshot = MetricsSnapshot(
+        counters={"errors": 3, "keyspace_hits": 1, "keyspace_misses": 2, "total_connections": 4, "rejected_connections": 0},
+        commands={"get": (10, 1), 'we"ird\\name': (1, 0)},
+        latency={"get": CommandLatency(10, 0.002, [0, 5] + [10] * (len(LATENCY_BUCKETS_SECONDS) - 2))},
+        keys=7,
+        value_bytes=70,
+        expired_keys=1,
+        connected_clients={"http": 1, "resp": 0, "text": 2},
+        max_clients=100,
+        ready=True,
+        uptime_seconds=1.5,
+        http_requests={("/keys", "GET", 200): 2},
+        persistence={"aof_enabled": 1},
+    )
+    families = {family.name: family for family in text_string_to_metric_families(render_metrics(snapshot).decode())}
+    commands = {(s.labels["command"], s.labels["result"]): s.value for s in families["trio_kv_commands"].samples}
+    assert commands == {("get", "ok"): 9, ("get", "error"): 1, ('we"ird\\name', "ok"): 1, ('we"ird\\name', "error"): 0}
+    histogram = families["trio_kv_command_latency_seconds"]
+    assert histogram.type == "histogram"
+    buckets = [s for s in histogram.samples if s.name.endswith("_bucket")]
+    assert [s.labels["le"] for s in buckets][-1] == "+Inf"
+    assert [s.value for s in buckets][:3] == [0, 5, 10]
+    assert families["trio_kv_persistence_aof_enabled"].samples[0].value == 1
+    assert families["trio_kv_ready"].samples[0].value == 1
+
+
+def test_http_options():
+    assert Config().http_port is None
+    assert parse_config(["--http-port", "0"], {}).http_port == 0
+    assert parse_config([], {"TRIO_KV_HTTP_PORT": "9100"}).http_port == 9100
+    # "off" on the command line wins over the environment.
+    assert parse_config(["--http-port", "off"], {"TRIO_KV_HTTP_PORT": "9100"}).http_port is None
+    config = parse_config(
+        ["--http-max-head-bytes", "2048", "--http-max-body-bytes", "10", "--http-idle-timeout-seconds", "0.5"], {}
+    )
+    assert (config.http_max_head_bytes, config.http_max_body_bytes, config.http_idle_timeout_seconds) == (2048, 10, 0.5)
+    for argv in (["--http-port", "65536"], ["--http-request-timeout-seconds", "0"], ["--http-max-head-bytes", "10"]):
+        with pytest.raises(SystemExit):
+            parse_config(argv, {})
+
+
+def test_encode_response_framing():
+    headers = [(b"content-type", b"text/plain")]
+    assert encode_response(200, headers, b"hi") == (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nhi"
+    )
+    assert encode_response(404, [], b"gone", head_only=True, close=True) == (
+        b"HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\nconnection: close\r\n\r\n"
+    )
+    assert encode_response(204, [(b"allow", b"GET")], b"") == b"HTTP/1.1 204 No Content\r\nallow: GET\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("version", "headers", "kept"),
+    [
+        (b"1.1", [], True),
+        (b"1.1", [(b"connection", b"keep-alive")], True),
+        (b"1.1", [(b"connection", b"Upgrade, Close")], False),
+        (b"1.0", [], False),
+        (b"1.0", [(b"connection", b"keep-alive")], False),  # h11's rule: 1.0 always closes
+    ],
+)
+def test_keep_alive(version, headers, kept):
+    assert keep_alive(version, headers) is kept

@@ -1,0 +1,448 @@
+"""The HTTP JSON API as data: which route a request takes, the Redis commands
+it runs and the JSON it answers. Pure: no IO, no trio, no store.
+
+Routes (the reference REST store's, plus operations endpoints):
+
+    PUT    /key/{key}[?ttl=S]  SET key <compact JSON body> [EX S]
+                               -> 200 {"success": true, "key": k, "value": v}
+                                  400 {"error": "Invalid JSON"} / bad ttl
+    GET    /key/{key}          GET key -> 200 {"key": k, "value": v}
+                                  404 {"error": "Key not found", "key": k}
+    DELETE /key/{key}          DEL key -> 200 {"success": true, "key": k} / 404
+    GET    /keys               SCAN (+ DBSIZE) -> 200 {"totalKeys": n,
+                               "count": c, "keys": [...], "cursor": "..."|null}
+    GET    /metrics            Prometheus text (commands.metrics)
+    GET    /healthz, /readyz   alive; ready (200) or not (503)
+    GET    /openapi.json       the OpenAPI document (commands.http_openapi)
+
+``HEAD`` works wherever ``GET`` does; ``OPTIONS`` answers 204 with ``Allow``
+and the CORS preflight headers; any other method is 405 with ``Allow``; an
+unknown path is a JSON 404.
+
+A request becomes a ``Plan``: a finished ``HttpResponse``, or a ``StoreCall``
+(the commands for one worker hop through the shared Redis command table, so
+counters, latency, locks and durability apply exactly as for RESP, and a
+function from their replies to the next plan). The connection task
+(``server.http_connection``) runs the store calls; nothing here touches the
+store. Value and key mapping between protocols: ``commands.http_values``.
+
+``GET /keys`` pages with SCAN: ``limit`` (default ``DEFAULT_KEYS_LIMIT``, at
+most ``MAX_KEYS_LIMIT``) is the page size SCAN aims at. A page can hold a few
+more keys (SCAN returns whole hash buckets) or fewer (a pattern filters after
+the scan; a page stops after ``MAX_SCANS_PER_PAGE`` hops); follow ``cursor``
+until it is null. Every key present for the whole listing is listed; a key
+written during the listing may be missed or repeated, as with SCAN.
+``totalKeys`` is DBSIZE: all keys in the store, whatever the filter.
+
+CORS as Express' ``cors()`` sends it: ``Access-Control-Allow-Origin: *`` on
+every response (``ALWAYS_HEADERS``); a preflight gets the route's methods and
+echoes ``Access-Control-Request-Headers``.
+
+Store error replies: ``LOADING``/``MISCONF``/``READONLY``/``BUSY`` (the server
+cannot take it now) are 503, an internal error is 500, anything else (key or
+value too long, TTL out of range) is 400; the body is ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+from ..protocol.replies import Error
+from .http_openapi import OPENAPI_JSON
+from .http_values import compact_json, json_text, key_text, value_json
+
+JSON_TYPE = b"application/json; charset=utf-8"
+METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+ALWAYS_HEADERS = ((b"access-control-allow-origin", b"*"),)
+DEFAULT_KEYS_LIMIT = 1000
+MAX_KEYS_LIMIT = 10_000
+MAX_SCANS_PER_PAGE = 16
+UNMATCHED_ROUTE = "unmatched"
+
+_POSITIVE_INTEGER = re.compile(rb"[1-9][0-9]{0,18}")
+_CURSOR = re.compile(rb"0|[1-9][0-9]{0,19}")
+_UNAVAILABLE_CODES = {"LOADING", "MISCONF", "READONLY", "BUSY"}
+_GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: bytes
+    target: bytes
+    # Header names lower-case (as h11 gives them).
+    headers: Sequence[tuple[bytes, bytes]] = ()
+    body: bytes = b""
+
+    def header(self, name: bytes) -> bytes | None:
+        for header_name, value in self.headers:
+            if header_name == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    content_type: bytes | None = JSON_TYPE
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    # An error reply that no command produced (routing, validation, framing):
+    # counted in the server's ``errors`` as the other protocols count theirs.
+    counts_as_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCall:
+    commands: list[list[bytes]]
+    then: Callable[[list[object]], "HttpResponse | StoreCall"]
+
+
+Plan = HttpResponse | StoreCall
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    # The route template (a metrics label: never the raw path, whose values are unbounded).
+    route: str
+    plan: Plan
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    counts_as_error: bool = True,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    **fields: object,
+) -> HttpResponse:
+    """``{"error": message, **fields}``."""
+    body = json_text({"error": message, **fields})
+    return HttpResponse(status, body, headers=headers, counts_as_error=counts_as_error)
+
+
+def _json_response(status: int, document: object) -> HttpResponse:
+    return HttpResponse(status, json_text(document))
+
+
+def _key_not_found(key: bytes) -> HttpResponse:
+    return error_response(404, "Key not found", counts_as_error=False, key=key_text(key))
+
+
+def _store_error(reply: Error) -> HttpResponse:
+    code, _, rest = reply.message.partition(" ")
+    if code in _UNAVAILABLE_CODES:
+        return error_response(503, reply.message, counts_as_error=False)
+    message = rest if code == "ERR" else reply.message
+    if message.startswith("internal error"):
+        return error_response(500, message, counts_as_error=False)
+    return error_response(400, message, counts_as_error=False)
+
+
+# --- request targets, query strings, Host --------------------------------------
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes] | None:
+    """``(path, query)`` of an origin-form (``/p?q``) or absolute-form
+    (``http://host/p?q``) target; None for anything else."""
+    if not target.startswith(b"/"):
+        scheme, separator, rest = target.partition(b"://")
+        if not separator or scheme.lower() not in (b"http", b"https"):
+            return None
+        slash = rest.find(b"/")
+        question = rest.find(b"?")
+        if slash < 0 or 0 <= question < slash:
+            target = b"/" + (rest[question:] if question >= 0 else b"")
+        else:
+            target = rest[slash:]
+    path, _, query = target.partition(b"?")
+    return path, query
+
+
+def parse_query(query: bytes) -> dict[bytes, bytes]:
+    """Form-style fields (``+`` is a space, ``%XX`` a byte); the last of a repeated name wins."""
+    fields: dict[bytes, bytes] = {}
+    for part in query.split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            fields[unquote_to_bytes(name.replace(b"+", b" "))] = unquote_to_bytes(value.replace(b"+", b" "))
+    return fields
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an address or name, no port) always means this machine."""
+    host = host.rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=256)  # a server sees a handful of Host values
+def host_header_allowed(value: bytes | None) -> bool:
+    """DNS-rebinding guard for a loopback listener: the Host header must name
+    loopback (``localhost``, ``*.localhost``, ``127.x.x.x``, ``[::1]``), port optional."""
+    if not value:
+        return False
+    host = value.decode("ascii", "replace").strip()
+    if host.startswith("["):
+        address, bracket, port = host[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            return False
+        return is_loopback_host(address)
+    name, _, _port = host.partition(":")
+    return is_loopback_host(name)
+
+
+# --- the routes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    request: HttpRequest
+    query: dict[bytes, bytes]
+    key: bytes = b""
+
+
+def _get_key(api: HttpApi, call: _Call) -> Plan:
+    key = call.key
+
+    def answer(replies: list[object]) -> HttpResponse:
+        reply = replies[0]
+        if isinstance(reply, Error):
+            return _store_error(reply)
+        if reply is None:
+            return _key_not_found(key)
+        assert isinstance(reply, bytes)
+        return HttpResponse(200, b'{"key":' + json_text(key_text(key)) + b',"value":' + value_json(reply) + b"}")
+
+    return StoreCall([[b"GET", key]], answer)
+
+
+def _put_key(api: HttpApi, call: _Call) -> Plan:
+    key = call.key
+    value = compact_json(call.request.body)
+    if value is None:
+        return error_response(400, "Invalid JSON")
+    command = [b"SET", key, value]
+    ttl = call.query.get(b"ttl")
+    if ttl is not None:
+        if _POSITIVE_INTEGER.fullmatch(ttl) is None:
+            return error_response(400, "Invalid ttl: expected a positive whole number of seconds")
+        command += [b"EX", ttl]
+
+    def answer(replies: list[object]) -> HttpResponse:
+        if isinstance(replies[0], Error):
+            return _store_error(replies[0])
+        return HttpResponse(
+            200, b'{"success":true,"key":' + json_text(key_text(key)) + b',"value":' + value + b"}"
+        )
+
+    return StoreCall([command], answer)
+
+
+def _delete_key(api: HttpApi, call: _Call) -> Plan:
+    key = call.key
+
+    def answer(replies: list[object]) -> HttpResponse:
+        reply = replies[0]
+        if isinstance(reply, Error):
+            return _store_error(reply)
+        if not reply:
+            return _key_not_found(key)
+        return _json_response(200, {"success": True, "key": key_text(key)})
+
+    return StoreCall([[b"DEL", key]], answer)
+
+
+class _KeysListing:
+    """One ``GET /keys`` page: SCAN hops until the page is full, the scan
+    ended, or ``MAX_SCANS_PER_PAGE`` hops were spent."""
+
+    def __init__(self, match: bytes | None, prefix: bytes | None, limit: int) -> None:
+        self.match = match
+        self.prefix = prefix
+        self.limit = limit
+        self.keys: dict[bytes, None] = {}  # a dict: ordered and without repeats
+        self.total = 0
+        self.scans = 0
+
+    def scan(self, cursor: bytes) -> StoreCall:
+        command = [b"SCAN", cursor, b"COUNT", b"%d" % (self.limit - len(self.keys))]
+        if self.match is not None:
+            command += [b"MATCH", self.match]
+        commands = [command, [b"DBSIZE"]] if self.scans == 0 else [command]
+        return StoreCall(commands, self._scanned)
+
+    def _scanned(self, replies: list[object]) -> Plan:
+        reply = replies[0]
+        if isinstance(reply, Error):
+            return _store_error(reply)
+        if len(replies) > 1 and isinstance(replies[1], int):
+            self.total = replies[1]
+        assert isinstance(reply, list)
+        cursor, keys = reply
+        prefix = self.prefix
+        for key in keys:
+            if prefix is None or key.startswith(prefix):
+                self.keys[key] = None
+        self.scans += 1
+        if cursor != b"0" and len(self.keys) < self.limit and self.scans < MAX_SCANS_PER_PAGE:
+            return self.scan(cursor)
+        listed = [key_text(key) for key in sorted(self.keys)]
+        return _json_response(
+            200,
+            {
+                "totalKeys": self.total,
+                "count": len(listed),
+                "keys": listed,
+                "cursor": None if cursor == b"0" else cursor.decode("ascii"),
+            },
+        )
+
+
+def _list_keys(api: HttpApi, call: _Call) -> Plan:
+    query = call.query
+    limit_text = query.get(b"limit")
+    limit = DEFAULT_KEYS_LIMIT
+    if limit_text is not None:
+        if _POSITIVE_INTEGER.fullmatch(limit_text) is None or int(limit_text) > MAX_KEYS_LIMIT:
+            return error_response(400, f"Invalid limit: expected a whole number from 1 to {MAX_KEYS_LIMIT}")
+        limit = int(limit_text)
+    cursor = query.get(b"cursor", b"0")
+    if _CURSOR.fullmatch(cursor) is None:
+        return error_response(400, "Invalid cursor: pass the cursor a previous page returned")
+    pattern = query.get(b"pattern")
+    prefix = query.get(b"prefix")
+    if pattern is None and prefix:
+        # Only a prefix: SCAN matches it directly (its glob characters escaped).
+        listing = _KeysListing(_GLOB_SPECIALS.sub(rb"\\\1", prefix) + b"*", None, limit)
+    else:
+        listing = _KeysListing(pattern, prefix or None, limit)
+    return listing.scan(cursor)
+
+
+def _metrics(api: HttpApi, call: _Call) -> Plan:
+    return HttpResponse(200, api.render_metrics(), METRICS_TYPE)
+
+
+def _healthz(api: HttpApi, call: _Call) -> Plan:
+    return _json_response(200, {"status": "ok"})
+
+
+def _readyz(api: HttpApi, call: _Call) -> Plan:
+    reason = api.not_ready_reason()
+    if reason is None:
+        return _json_response(200, {"status": "ready"})
+    return _json_response(503, {"status": "not ready", "reason": reason})
+
+
+def _openapi(api: HttpApi, call: _Call) -> Plan:
+    return HttpResponse(200, OPENAPI_JSON)
+
+
+_Handler = Callable[["HttpApi", _Call], Plan]
+
+
+@dataclass(frozen=True)
+class _Route:
+    template: str
+    handlers: dict[bytes, _Handler]
+
+    @property
+    def allowed(self) -> list[bytes]:
+        methods = list(self.handlers)
+        if b"GET" in self.handlers:
+            methods.insert(methods.index(b"GET") + 1, b"HEAD")
+        return methods + [b"OPTIONS"]
+
+
+_KEY_ROUTE = _Route("/key/{key}", {b"GET": _get_key, b"PUT": _put_key, b"DELETE": _delete_key})
+_FIXED_ROUTES = {
+    route.template.encode(): route
+    for route in (
+        _Route("/keys", {b"GET": _list_keys}),
+        _Route("/metrics", {b"GET": _metrics}),
+        _Route("/healthz", {b"GET": _healthz}),
+        _Route("/readyz", {b"GET": _readyz}),
+        _Route("/openapi.json", {b"GET": _openapi}),
+    )
+}
+_ALL_METHODS = b"GET, HEAD, PUT, DELETE, OPTIONS"
+_KEY_PREFIX = b"/key/"
+
+
+def _match(path: bytes) -> tuple[_Route, bytes] | None:
+    route = _FIXED_ROUTES.get(path)
+    if route is not None:
+        return route, b""
+    if path.startswith(_KEY_PREFIX):
+        segment = path[len(_KEY_PREFIX) :]
+        if segment and b"/" not in segment:
+            return _KEY_ROUTE, unquote_to_bytes(segment)
+    return None
+
+
+def _options(route: _Route, request: HttpRequest) -> HttpResponse:
+    allowed = b", ".join(route.allowed)
+    headers = [
+        (b"allow", allowed),
+        (b"access-control-allow-methods", b",".join(route.allowed)),
+    ]
+    requested = request.header(b"access-control-request-headers")
+    if requested is not None:
+        headers += [(b"access-control-allow-headers", requested), (b"vary", b"Access-Control-Request-Headers")]
+    return HttpResponse(204, b"", None, tuple(headers))
+
+
+class HttpApi:
+    """The routes, bound to what they need from the running server."""
+
+    def __init__(
+        self,
+        *,
+        check_host: bool,
+        render_metrics: Callable[[], bytes],
+        not_ready_reason: Callable[[], str | None],
+    ) -> None:
+        # True when the listener is bound to loopback (the DNS-rebinding guard).
+        self.check_host = check_host
+        self.render_metrics = render_metrics
+        self.not_ready_reason = not_ready_reason
+
+    def handle(self, request: HttpRequest) -> Routed:
+        if self.check_host and not host_header_allowed(request.header(b"host")):
+            return Routed(UNMATCHED_ROUTE, error_response(403, "Host header not allowed: use localhost or 127.0.0.1"))
+        if request.target == b"*" and request.method == b"OPTIONS":
+            return Routed(UNMATCHED_ROUTE, HttpResponse(204, b"", None, ((b"allow", _ALL_METHODS),)))
+        parts = split_target(request.target)
+        if parts is None:
+            return Routed(UNMATCHED_ROUTE, error_response(400, "Bad request target"))
+        path, query = parts
+        matched = _match(path)
+        if matched is None:
+            return Routed(
+                UNMATCHED_ROUTE,
+                error_response(404, "Not found", method=request.method.decode("ascii", "replace"), path=key_text(path)),
+            )
+        route, key = matched
+        method = b"GET" if request.method == b"HEAD" else request.method
+        handler = route.handlers.get(method)
+        if handler is None:
+            if request.method == b"OPTIONS":
+                return Routed(route.template, _options(route, request))
+            allowed = route.allowed
+            response = error_response(
+                405,
+                "Method not allowed",
+                headers=((b"allow", b", ".join(allowed)),),
+                allow=[name.decode() for name in allowed],
+            )
+            return Routed(route.template, response)
+        return Routed(route.template, handler(self, _Call(request, parse_query(query), key)))

@@ -1,0 +1,188 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``/openapi.json``.
+
+Written by hand next to the routes (``commands.http_api``) and checked
+against the running server by ``tests/integration/test_http_api.py``, which
+validates every response body it gets against the schema given here for
+that path, method and status (``default`` covers the error statuses every
+operation can return: 400, 403, 405, 408, 413, 431, 503).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .. import __version__
+
+
+def _json(schema_ref: str, description: str) -> dict[str, object]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+_ERROR = _json("Error", "An error: `{\"error\": message, ...}`")
+_KEY_NOT_FOUND = _json("KeyNotFound", "No such key (or it expired)")
+_PREFLIGHT = {"description": "CORS preflight / allowed methods (`Allow` header); no body"}
+
+_KEY_PARAMETER = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "description": "The key, percent-decoded (`a%2Fb` is the key `a/b`; any byte may be encoded).",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def _query(name: str, description: str, schema: dict[str, object]) -> dict[str, object]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _text_get(description: str, media_type: str, schema: dict[str, object]) -> dict[str, object]:
+    return {
+        "get": {
+            "summary": description,
+            "responses": {
+                "200": {"description": description, "content": {media_type: {"schema": schema}}},
+                "default": _ERROR,
+            },
+        },
+        "options": {"summary": "Allowed methods", "responses": {"204": _PREFLIGHT}},
+    }
+
+
+OPENAPI: dict[str, object] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "trio_kv HTTP API",
+        "version": __version__,
+        "description": (
+            "The key-value store over HTTP/1.1 with JSON values, plus metrics and health checks. "
+            "Values stored over HTTP are the compact JSON text of the request body; a value set over "
+            "another protocol that is not valid JSON is returned as a JSON string. Every response "
+            "carries `Access-Control-Allow-Origin: *`."
+        ),
+    },
+    "paths": {
+        "/key/{key}": {
+            "parameters": [_KEY_PARAMETER],
+            "get": {
+                "summary": "Read a key",
+                "responses": {"200": _json("KeyValue", "The key and its value"), "404": _KEY_NOT_FOUND, "default": _ERROR},
+            },
+            "put": {
+                "summary": "Store a JSON value",
+                "parameters": [
+                    _query("ttl", "Expire the key after this many seconds", {"type": "integer", "minimum": 1}),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "description": "Any JSON value (object, array, string, number, true, false, null)",
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "responses": {
+                    "200": _json("Stored", "Stored"),
+                    "400": _json("Error", "Invalid JSON, or a bad ttl"),
+                    "413": _json("Error", "Body larger than --http-max-body-bytes"),
+                    "default": _ERROR,
+                },
+            },
+            "delete": {
+                "summary": "Delete a key",
+                "responses": {"200": _json("Deleted", "Deleted"), "404": _KEY_NOT_FOUND, "default": _ERROR},
+            },
+            "options": {"summary": "Allowed methods", "responses": {"204": _PREFLIGHT}},
+        },
+        "/keys": {
+            "get": {
+                "summary": "List keys, one page at a time (SCAN)",
+                "parameters": [
+                    _query("pattern", "Glob (Redis syntax: * ? [a-z] \\x)", {"type": "string"}),
+                    _query("prefix", "Only keys starting with this", {"type": "string"}),
+                    _query("limit", "Page size SCAN aims at (default 1000)", {"type": "integer", "minimum": 1, "maximum": 10000}),
+                    _query("cursor", "The cursor of the previous page (start: 0 or absent)", {"type": "string", "pattern": "^[0-9]+$"}),
+                ],
+                "responses": {"200": _json("KeyList", "One page of keys"), "default": _ERROR},
+            },
+            "options": {"summary": "Allowed methods", "responses": {"204": _PREFLIGHT}},
+        },
+        "/metrics": _text_get(
+            "Prometheus metrics (text exposition format 0.0.4)", "text/plain; version=0.0.4", {"type": "string"}
+        ),
+        "/healthz": _text_get("Alive", "application/json", {"$ref": "#/components/schemas/Health"}),
+        "/readyz": {
+            "get": {
+                "summary": "Ready: recovery finished, accepting clients and writes",
+                "responses": {
+                    "200": _json("Readiness", "Ready"),
+                    "503": _json("Readiness", "Not ready (loading, shutting down)"),
+                    "default": _ERROR,
+                },
+            },
+            "options": {"summary": "Allowed methods", "responses": {"204": _PREFLIGHT}},
+        },
+        "/openapi.json": _text_get("This document", "application/json", {"type": "object"}),
+    },
+    "components": {
+        "schemas": {
+            "KeyValue": {
+                "type": "object",
+                "required": ["key", "value"],
+                "properties": {"key": {"type": "string"}, "value": {}},
+                "additionalProperties": False,
+            },
+            "Stored": {
+                "type": "object",
+                "required": ["success", "key", "value"],
+                "properties": {"success": {"const": True}, "key": {"type": "string"}, "value": {}},
+                "additionalProperties": False,
+            },
+            "Deleted": {
+                "type": "object",
+                "required": ["success", "key"],
+                "properties": {"success": {"const": True}, "key": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            "KeyNotFound": {
+                "type": "object",
+                "required": ["error", "key"],
+                "properties": {"error": {"const": "Key not found"}, "key": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            "KeyList": {
+                "type": "object",
+                "required": ["totalKeys", "count", "keys", "cursor"],
+                "properties": {
+                    "totalKeys": {"type": "integer", "minimum": 0, "description": "Keys in the whole store (DBSIZE)"},
+                    "count": {"type": "integer", "minimum": 0, "description": "Keys on this page"},
+                    "keys": {"type": "array", "items": {"type": "string"}},
+                    "cursor": {
+                        "type": ["string", "null"],
+                        "pattern": "^[0-9]+$",
+                        "description": "Pass as ?cursor= for the next page; null on the last page",
+                    },
+                },
+                "additionalProperties": False,
+            },
+            "Health": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "ok"}},
+                "additionalProperties": False,
+            },
+            "Readiness": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"enum": ["ready", "not ready"]}, "reason": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string"}},
+            },
+        }
+    },
+}
+
+OPENAPI_JSON = json.dumps(OPENAPI, separators=(",", ":")).encode()

@@ -1,0 +1,174 @@
+"""``GET /metrics``: a snapshot of the server's counters in Prometheus' text
+exposition format (version 0.0.4). Pure: the server layer
+(``server.http_metrics``) takes the snapshot, this module only writes text.
+
+Every metric, with its source:
+
+    trio_kv_commands_total{command,result}   counter   calls per command, result ok|error
+    trio_kv_command_latency_seconds{command} histogram request read -> reply ready
+    trio_kv_errors_total                     counter   every error reply, any protocol
+    trio_kv_keyspace_hits_total, _misses_total counter key lookups that found / missed
+    trio_kv_keys                             gauge     keys stored (DBSIZE)
+    trio_kv_value_bytes                      gauge     total length of all values
+    trio_kv_expired_keys_total               counter   keys deleted because their TTL ran out
+    trio_kv_connected_clients{protocol}      gauge     open connections: text, resp, http
+    trio_kv_connections_received_total       counter   connections accepted, all listeners
+    trio_kv_rejected_connections_total       counter   refused over --max-clients
+    trio_kv_max_clients                      gauge     the effective --max-clients
+    trio_kv_http_requests_total{route,method,code} counter HTTP responses sent
+    trio_kv_dispatch_hops_total, _jobs_total counter  worker-thread hops, jobs they ran
+    trio_kv_dispatch_pending, trio_kv_workers_busy gauge jobs waiting, workers in a hop
+    trio_kv_ready                            gauge     1 when /readyz says ready
+    trio_kv_uptime_seconds                   gauge     since the store was created
+    trio_kv_persistence_<name>               gauge     with the append-only log on: each number of
+                                                       INFO persistence (aof_current_size, rdb_saves,
+                                                       ...; statuses 1 = ok, 0 = err) and
+                                                       writes_refused (1 while a disk error refuses writes)
+
+Histogram buckets (``LATENCY_BUCKETS_SECONDS``) are read from the stats
+histogram, whose own buckets are log-linear (1/8 of a power of two wide): a
+sample is counted under ``le`` only when its whole histogram bucket lies at or
+below ``le``, so a count is exact or a little low, never high, and ``+Inf``
+is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+LATENCY_BUCKETS_SECONDS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+LATENCY_BUCKETS_US = [round(bound * 1_000_000) for bound in LATENCY_BUCKETS_SECONDS]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandLatency:
+    count: int
+    sum_seconds: float
+    # Samples at or below each of LATENCY_BUCKETS_SECONDS.
+    cumulative: list[int]
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    # Stats.counters(): errors, keyspace_hits, total_connections, ...
+    counters: dict[str, int]
+    # name -> (calls, failed calls)
+    commands: dict[str, tuple[int, int]]
+    latency: dict[str, CommandLatency]
+    keys: int
+    value_bytes: int
+    expired_keys: int
+    connected_clients: dict[str, int]
+    max_clients: int
+    ready: bool
+    uptime_seconds: float
+    # (route, method, status) -> responses
+    http_requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # Dispatcher.statistics(): hops, jobs, pending, workers_busy
+    dispatcher: dict[str, int] = field(default_factory=dict)
+    persistence: dict[str, float] = field(default_factory=dict)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    return repr(float(value))
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, value: float, **labels: str) -> None:
+        if labels:
+            rendered = ",".join(f'{label}="{_escape(text)}"' for label, text in labels.items())
+            self.lines.append(f"{name}{{{rendered}}} {_number(value)}")
+        else:
+            self.lines.append(f"{name} {_number(value)}")
+
+    def single(self, name: str, kind: str, help_text: str, value: float) -> None:
+        self.family(name, kind, help_text)
+        self.sample(name, value)
+
+
+def render_metrics(snapshot: MetricsSnapshot) -> bytes:
+    out = _Writer()
+    out.family("trio_kv_commands_total", "counter", "Commands executed, by command and result (ok or error).")
+    for name, (calls, failed) in sorted(snapshot.commands.items()):
+        out.sample("trio_kv_commands_total", calls - failed, command=name, result="ok")
+        out.sample("trio_kv_commands_total", failed, command=name, result="error")
+
+    histogram = "trio_kv_command_latency_seconds"
+    out.family(histogram, "histogram", "Time from reading a request to its reply being ready, by command.")
+    for name, latency in sorted(snapshot.latency.items()):
+        for bound, count in zip(LATENCY_BUCKETS_SECONDS, latency.cumulative):
+            out.sample(f"{histogram}_bucket", count, command=name, le=_number(bound))
+        out.sample(f"{histogram}_bucket", latency.count, command=name, le="+Inf")
+        out.sample(f"{histogram}_sum", latency.sum_seconds, command=name)
+        out.sample(f"{histogram}_count", latency.count, command=name)
+
+    counters = snapshot.counters
+    out.single("trio_kv_errors_total", "counter", "Error replies sent, all protocols.", counters.get("errors", 0))
+    out.single(
+        "trio_kv_keyspace_hits_total", "counter", "Key lookups that found the key.", counters.get("keyspace_hits", 0)
+    )
+    out.single(
+        "trio_kv_keyspace_misses_total", "counter", "Key lookups that missed.", counters.get("keyspace_misses", 0)
+    )
+    out.single("trio_kv_keys", "gauge", "Keys stored.", snapshot.keys)
+    out.single("trio_kv_value_bytes", "gauge", "Total length of all stored values in bytes.", snapshot.value_bytes)
+    out.single(
+        "trio_kv_expired_keys_total", "counter", "Keys deleted because their TTL ran out.", snapshot.expired_keys
+    )
+
+    out.family("trio_kv_connected_clients", "gauge", "Open client connections, by protocol.")
+    for protocol, count in sorted(snapshot.connected_clients.items()):
+        out.sample("trio_kv_connected_clients", count, protocol=protocol)
+    out.single(
+        "trio_kv_connections_received_total",
+        "counter",
+        "Connections accepted on every listener.",
+        counters.get("total_connections", 0),
+    )
+    out.single(
+        "trio_kv_rejected_connections_total",
+        "counter",
+        "Connections refused because --max-clients were connected.",
+        counters.get("rejected_connections", 0),
+    )
+    out.single("trio_kv_max_clients", "gauge", "The effective --max-clients.", snapshot.max_clients)
+
+    out.family("trio_kv_http_requests_total", "counter", "HTTP responses sent, by route, method and status code.")
+    for (route, method, status), count in sorted(snapshot.http_requests.items()):
+        out.sample("trio_kv_http_requests_total", count, route=route, method=method, code=str(status))
+
+    dispatcher = snapshot.dispatcher
+    if dispatcher:
+        out.single("trio_kv_dispatch_hops_total", "counter", "Worker-thread hops.", dispatcher.get("hops", 0))
+        out.single("trio_kv_dispatch_jobs_total", "counter", "Jobs the hops ran (client batches and internal work).", dispatcher.get("jobs", 0))
+        out.single("trio_kv_dispatch_pending", "gauge", "Jobs waiting for a worker.", dispatcher.get("pending", 0))
+        out.single("trio_kv_workers_busy", "gauge", "Workers running a hop.", dispatcher.get("workers_busy", 0))
+
+    out.single("trio_kv_ready", "gauge", "1 when the server is ready (recovery finished, accepting).", snapshot.ready)
+    out.single("trio_kv_uptime_seconds", "gauge", "Seconds since the server started.", snapshot.uptime_seconds)
+    for name, value in sorted(snapshot.persistence.items()):
+        out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)
+    out.lines.append("")
+    return "\n".join(out.lines).encode()

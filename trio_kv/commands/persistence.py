@@ -1,0 +1,115 @@
+"""Redis persistence commands: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE.
+
+In trio_kv all three saving commands start the same operation, a
+*compaction* of the append-only log (store.durability: switch to a new log
+generation, write a snapshot of the keyspace while clients are served,
+install it, retire the old files). Redis' RDB save and AOF rewrite are one
+thing here, so INFO reports the same compactions under ``rdb_*`` and
+``aof_*``. Replies and errors are worded as Redis 7 words them:
+
+    SAVE              -> +OK once a compaction that started after the call
+                         has finished; -ERR ... if it failed
+    BGSAVE [SCHEDULE] -> +Background saving started
+    BGREWRITEAOF      -> +Background append only file rewriting started
+    LASTSAVE          -> :<unix time of the last successful compaction>
+
+* SAVE blocks its worker (as Redis' SAVE blocks its server) and holds no
+  store lock while it waits (flag ``nolock``): the compaction needs the
+  locks. It is refused inside MULTI (``no_multi``, as in Redis 7), where
+  EXEC would hold the write lock.
+* While a compaction runs, BGSAVE is refused as Redis refuses a second one
+  unless ``SCHEDULE`` is given (then ``+Background saving scheduled``: one
+  more compaction follows), and BGREWRITEAOF is refused with Redis' "already
+  in progress".
+* LASTSAVE is the last successful compaction, or the start of the server
+  (as Redis reports before its first save).
+* With ``--appendonly no`` the server keeps its data in memory only and has
+  nothing to save to: SAVE, BGSAVE and BGREWRITEAOF answer ``-ERR`` saying
+  so (a ``+OK`` would claim data was saved that is not); LASTSAVE answers
+  the start time.
+
+Handlers do no IO: ``session.server`` (store.engine.Store) owns the hooks
+(``save``, ``request_compaction``) and the log's state (``persistence``).
+"""
+
+from __future__ import annotations
+
+from ..protocol.replies import OK, Error, SimpleString
+from .connection import SYNTAX_ERROR
+from .session import Session
+from .table import CommandSpec
+
+MEMORY_ONLY = Error("ERR persistence is off (--appendonly no): this server keeps its data in memory only")
+BGSAVE_STARTED = SimpleString("Background saving started")
+BGSAVE_SCHEDULED = SimpleString("Background saving scheduled")
+BGSAVE_IN_PROGRESS = Error("ERR Background save already in progress")
+REWRITE_STARTED = SimpleString("Background append only file rewriting started")
+REWRITE_IN_PROGRESS = Error("ERR Background append only file rewriting already in progress")
+
+
+def cmd_save(session: Session, args: list[bytes]) -> object:
+    store = session.server
+    persistence = store.persistence
+    if persistence is None:
+        return MEMORY_ONLY
+    if store.save():
+        return OK
+    reason = persistence.refusal() or "the compaction failed, see the server log"
+    return Error(f"ERR SAVE failed: {reason}")
+
+
+def cmd_bgsave(session: Session, args: list[bytes]) -> object:
+    if len(args) > 2 or (len(args) == 2 and args[1].lower() != b"schedule"):
+        return SYNTAX_ERROR
+    store = session.server
+    persistence = store.persistence
+    if persistence is None:
+        return MEMORY_ONLY
+    if persistence.rewrite_in_progress:
+        if len(args) == 1:
+            return BGSAVE_IN_PROGRESS
+        store.request_compaction(None)
+        return BGSAVE_SCHEDULED
+    store.request_compaction(None)
+    return BGSAVE_STARTED
+
+
+def cmd_bgrewriteaof(session: Session, args: list[bytes]) -> object:
+    store = session.server
+    persistence = store.persistence
+    if persistence is None:
+        return MEMORY_ONLY
+    if persistence.rewrite_in_progress:
+        return REWRITE_IN_PROGRESS
+    store.request_compaction(None)
+    return REWRITE_STARTED
+
+
+def cmd_lastsave(session: Session, args: list[bytes]) -> int:
+    store = session.server
+    persistence = store.persistence
+    return int(store.started_at) if persistence is None else persistence.last_save_time
+
+
+def _spec(name: str, arity: int, flags: str, summary: str, handler) -> CommandSpec:
+    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, group="server")
+
+
+SPECS: list[CommandSpec] = [
+    _spec(
+        "save", 1, "admin noscript no_async_loading no_multi nolock",
+        "Compacts the log into a snapshot and waits for it to finish.", cmd_save,
+    ),
+    _spec(
+        "bgsave", -1, "admin noscript no_async_loading",
+        "Compacts the log into a snapshot in the background.", cmd_bgsave,
+    ),
+    _spec(
+        "bgrewriteaof", 1, "admin noscript no_async_loading",
+        "Rewrites the append-only log (a compaction) in the background.", cmd_bgrewriteaof,
+    ),
+    _spec(
+        "lastsave", 1, "loading stale fast",
+        "Returns the Unix time of the last successful save (compaction).", cmd_lastsave,
+    ),
+]

@@ -1,0 +1,179 @@
+"""The HTTP listener (``--http-port``): its accept loop, and what its
+connections share.
+
+It lives in the same nursery tree as the other listeners (see
+``server.lifecycle``): the accept loop runs in the accepting nursery, each
+connection in the connections nursery and in the same
+``ConnectionRegistry``, so ``--max-clients``, CLIENT KILL, shutdown and the
+grace period treat HTTP connections exactly like the others. The accept loop
+keeps ``server.listener``'s rules: the server owns and closes every stream,
+"overloaded" accept errors back off for ``ACCEPT_BACKOFF_SECONDS``, and a
+client over ``--max-clients`` gets an answer (``503`` JSON) before it is
+closed.
+
+The ``Host`` check against DNS rebinding is on when the listener is bound to
+a loopback address (``--host 127.0.0.1``, the default): a web page that made
+its own domain resolve to 127.0.0.1 still sends that domain as ``Host``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import trio
+
+from ..commands.http_api import ALWAYS_HEADERS, HttpApi, error_response, is_loopback_host
+from ..commands.metrics import render_metrics
+from ..store.engine import Store
+from .dispatch import Dispatcher
+from .http_connection import HttpConnection, linger
+from .http_metrics import collect_metrics, connection_protocols
+from .listener import _OVERLOAD_ERRNOS, ACCEPT_BACKOFF_SECONDS, REJECT_SEND_SECONDS, ConnectionRegistry
+
+log = logging.getLogger(__name__)
+
+# How often deadlines (idle, request, send) are checked: a timeout fires up
+# to this much late.
+TIMEOUT_SWEEP_SECONDS = 0.1
+# Methods counted under their own name in the metrics; others count as "other",
+# so a client cannot grow the label set.
+_METHOD_LABELS = {name: name.decode() for name in (b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"POST", b"PATCH")}
+
+
+def _rejection() -> bytes:
+    response = error_response(503, "max clients reached")
+    headers = b"".join(name + b": " + value + b"\r\n" for name, value in ALWAYS_HEADERS)
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\n" + headers
+        + b"content-type: " + response.content_type + b"\r\n"
+        + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(response.body)
+        + response.body
+    )
+
+
+REJECTION = _rejection()
+
+
+class HttpServer:
+    """What every HTTP connection shares."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, registry: ConnectionRegistry) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.registry = registry
+        # Listeners currently accepting: /readyz is ready only while one is.
+        self.accepting = 0
+        # (route, method, status) -> responses sent, for /metrics.
+        self.responses: Counter[tuple[str, str, int]] = Counter()
+        # JSON work on large bodies and replies: its own thread, never the store's limiter.
+        self.offload_limiter = trio.CapacityLimiter(1)
+        self._sweeping = False
+        self.api = HttpApi(
+            check_host=is_loopback_host(store.config.host),
+            render_metrics=self.render_metrics,
+            not_ready_reason=self.not_ready_reason,
+        )
+
+    async def enforce_timeouts(self) -> None:
+        """Cancel the requests whose deadline passed, every ``TIMEOUT_SWEEP_SECONDS``
+        (Redis' clientsCron idea: no timer per request). One sweep per server."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+        try:
+            while True:
+                await trio.sleep(TIMEOUT_SWEEP_SECONDS)
+                now = trio.current_time()
+                for connection in list(self.registry.connections.values()):
+                    if isinstance(connection, HttpConnection):
+                        connection.expire(now)
+        finally:
+            self._sweeping = False
+
+    def count_response(self, route: str, method: bytes, status: int) -> None:
+        self.responses[route, _METHOD_LABELS.get(method, "other"), status] += 1
+
+    def not_ready_reason(self) -> str | None:
+        """Why /readyz says no: not listening (yet, or shutting down), still
+        loading (``store.info["ready"]`` False), or writes refused (disk error)."""
+        if not self.accepting:
+            return "not accepting connections"
+        if not self.store.info.get("ready", True):
+            return "loading"
+        persistence = self.store.persistence
+        refusal = persistence.refusal() if persistence is not None else None
+        if refusal is not None:
+            return f"writes refused: {refusal}"
+        return None
+
+    def render_metrics(self) -> bytes:
+        snapshot = collect_metrics(
+            self.store,
+            connection_protocols(self.registry, HttpConnection),
+            dict(self.responses),
+            self.not_ready_reason() is None,
+        )
+        return render_metrics(snapshot)
+
+
+async def serve_http_listener(
+    listener: trio.SocketListener, server: HttpServer, connection_nursery: trio.Nursery
+) -> None:
+    """Accept until cancelled; each connection runs in ``connection_nursery``."""
+    registry = server.registry
+    store = server.store
+    async with listener, trio.open_nursery() as sweeper:
+        # Stops with the accept loop: after that, the shutdown grace period bounds every connection.
+        sweeper.start_soon(server.enforce_timeouts)
+        server.accepting += 1
+        try:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as error:
+                    if error.errno not in _OVERLOAD_ERRNOS:
+                        raise
+                    log.error("HTTP accept failed (%s); retrying in %.0f ms", error, ACCEPT_BACKOFF_SECONDS * 1000)
+                    await trio.sleep(ACCEPT_BACKOFF_SECONDS)
+                    continue
+                if len(registry) >= registry.max_clients:
+                    store.stats.add("rejected_connections")
+                    connection_nursery.start_soon(_reject, stream)
+                    continue
+                connection = HttpConnection(stream, server)
+                registry.add(connection)
+                store.clients[connection.id] = connection.session
+                store.stats.add("total_connections")
+                connection_nursery.start_soon(_run_connection, connection, server)
+        finally:
+            server.accepting -= 1
+            sweeper.cancel_scope.cancel()
+
+
+async def _run_connection(connection: HttpConnection, server: HttpServer) -> None:
+    log.debug("HTTP client %d connected from %s", connection.id, connection.session.address)
+    try:
+        await connection.run()
+    except trio.BrokenResourceError as error:
+        log.debug("HTTP client %d: connection broken: %s", connection.id, error)
+    except Exception:
+        # A bug in one connection's handling must not take the server down.
+        log.exception("HTTP client %d: unexpected error; closing the connection", connection.id)
+    finally:
+        server.registry.remove(connection)
+        server.store.clients.pop(connection.id, None)
+        server.store.keyspace.unwatch_all(connection.session)
+        await trio.aclose_forcefully(connection.stream)
+        log.debug("HTTP client %d closed", connection.id)
+
+
+async def _reject(stream: trio.SocketStream) -> None:
+    try:
+        with trio.move_on_after(REJECT_SEND_SECONDS):
+            await stream.send_all(REJECTION)
+        await linger(stream)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await trio.aclose_forcefully(stream)

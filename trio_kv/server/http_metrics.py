@@ -1,0 +1,81 @@
+"""Take the snapshot ``GET /metrics`` renders (``commands.metrics``).
+
+Runs on the event loop and takes no store lock: ``Stats`` is safe to read
+from any thread, and the keyspace figures (key count, value bytes, expired keys) are single
+integers that writers update under the write lock, so a read sees a value
+at most one command old. The live connections come from the registry (the
+event loop's), copied with ``list(...)`` first so a copy is consistent even
+when this runs on a helper thread.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from ..commands.metrics import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
+from ..store.engine import Store
+from .listener import ConnectionRegistry
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _persistence(store: Store) -> dict[str, float]:
+    """INFO persistence's numbers when the append-only log is on (its
+    ``info()`` is safe from any thread): statuses as 1 (ok) or 0 (err),
+    other text left out; plus ``writes_refused`` (1 while a disk error
+    refuses writes)."""
+    persistence = store.persistence
+    if persistence is None:
+        return {}
+    numbers: dict[str, float] = {}
+    for name, value in persistence.info().items():
+        if not _METRIC_NAME.fullmatch(name):
+            continue
+        if isinstance(value, (int, float)):
+            numbers[name] = value
+        elif name.endswith("_status"):
+            numbers[name] = 1 if value == "ok" else 0
+    numbers["writes_refused"] = 0 if persistence.refusal() is None else 1
+    return numbers
+
+
+def connection_protocols(registry: ConnectionRegistry, http_type: type) -> dict[str, int]:
+    counts = {"text": 0, "resp": 0, "http": 0}
+    for connection in list(registry.connections.values()):
+        if isinstance(connection, http_type):
+            counts["http"] += 1
+        elif connection.session.resp:
+            counts["resp"] += 1
+        else:
+            counts["text"] += 1
+    return counts
+
+
+def collect_metrics(
+    store: Store,
+    connected_clients: dict[str, int],
+    http_requests: dict[tuple[str, str, int], int],
+    ready: bool,
+) -> MetricsSnapshot:
+    stats = store.stats
+    table = stats.command_table()
+    keyspace = store.keyspace
+    return MetricsSnapshot(
+        counters=stats.counters(),
+        commands={name: (calls, failed) for name, (calls, failed, _usec) in table.items()},
+        latency={
+            name: CommandLatency(count, sum_us / 1_000_000, cumulative)
+            for name, (count, sum_us, cumulative) in stats.latency_histograms(LATENCY_BUCKETS_US).items()
+        },
+        keys=len(keyspace),
+        value_bytes=keyspace.value_bytes,
+        expired_keys=keyspace.expired_keys,
+        connected_clients=connected_clients,
+        max_clients=store.max_clients,
+        ready=ready,
+        uptime_seconds=time.time() - store.started_at,
+        http_requests=http_requests,
+        dispatcher=dict(store.dispatcher_statistics()),
+        persistence=_persistence(store),
+    )
