@@ -367,7 +367,7 @@ def cmd_info(session: Session, args: list[bytes]) -> Verbatim:
 
 SPECS: list[CommandSpec] = [
     CommandSpec(
-        "info", -1, frozenset({"loading", "stale", "@dangerous"}),
+        "info", -1, frozenset({"loading", "stale", "@dangerous", "stats"}),
         "Returns information and statistics about the server.", cmd_info, group="server",
     ),
 ]

@@ -197,5 +197,5 @@ CONFIG = Container(
 )
 
 SPECS: list[CommandSpec] = [
-    CommandSpec("config", -2, frozenset(), "A container for server configuration commands.", CONFIG, group="server"),
+    CommandSpec("config", -2, frozenset({"stats"}), "A container for server configuration commands.", CONFIG, group="server"),
 ]

@@ -160,5 +160,5 @@ SPECS: list[CommandSpec] = [
         "Stops the server (the append-only log, if on, is flushed and fsynced).", cmd_shutdown,
     ),
     _spec("slowlog", -2, "", "A container for slow log commands.", SLOWLOG),
-    _spec("latency", -2, "", "A container for latency diagnostics commands.", LATENCY),
+    _spec("latency", -2, "stats", "A container for latency diagnostics commands.", LATENCY),
 ]

@@ -39,10 +39,15 @@ class CommandSpec:
     # "nolock": the engine holds no store lock while it runs (SAVE waits for
     # a compaction that needs the lock).
     no_lock: bool = field(init=False)
+    # "stats": the command reads (or resets) the counters, so the engine
+    # records the commands before it first (it batches the counting of runs
+    # of one command; see store.engine.run_batch).
+    reads_stats: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_write", "write" in self.flags)
         object.__setattr__(self, "no_lock", "nolock" in self.flags)
+        object.__setattr__(self, "reads_stats", "stats" in self.flags)
 
     def arity_ok(self, argc: int) -> bool:
         arity = self.arity

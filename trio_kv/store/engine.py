@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..commands.session import Session
-from ..commands.table import CommandTable
+from ..commands.table import CommandSpec, CommandTable
 from ..config import Config
 from ..protocol.replies import Error, QUEUED
 from .keyspace import Keyspace
@@ -136,14 +136,18 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     Runs on a worker thread; takes and releases the store's lock itself.
 
     This loop runs once per command at every request rate, so it reads
-    attributes into locals and inlines the table lookup and the counters
-    (``CommandTable.resolve`` and ``StatsShard.record_command`` say the same
-    thing more slowly)."""
+    attributes into locals and inlines the table lookup
+    (``CommandTable.resolve`` says the same thing more slowly). Calls and
+    latency of consecutive runs of one command in a job are recorded once per
+    run: they are answered together, so they share one latency (request read
+    to reply ready), and per-command bookkeeping was 40% of the engine's
+    time. Errors are counted one by one. A command flagged ``stats`` (STATS,
+    LATENCY, INFO, CONFIG) first records the run before it, so it sees every
+    earlier command of its own pipeline."""
     lock = store.lock
     # This thread's own counters: no lock per command (see store.stats).
     shard = store.stats.shard()
     counts = shard.counts
-    command_stats = shard.commands
     slowlog = store.slowlog
     persistence = store.persistence
     keyspace = store.keyspace
@@ -157,6 +161,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
             replies = job.replies
             append = replies.append
             received_at = job.received_at
+            # Counters for a run of the same fast command are recorded once
+            # per run (see _record_run), not once per command.
+            run_spec = None
+            run_n = run_usec = run_failed = 0
             for args in job.requests:
                 if session.closing:
                     break  # QUIT earlier in the batch: nothing after it runs
@@ -203,6 +211,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         held_write = None
                     (lock.acquire_write if want_write else lock.acquire_read)()
                     held_write = want_write
+                if run_n and (spec is not run_spec or spec.reads_stats):
+                    _record_run(shard, run_spec, run_n, run_usec, run_failed, perf_counter() - received_at)
+                    run_n = run_usec = run_failed = 0
+                run_spec = spec
                 started = perf_counter()
                 session.last_command = name = spec.name
                 try:
@@ -218,22 +230,31 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     job.log_lsn = persistence.log(keyspace.take_journal())
                     job.logged.append(len(replies) - 1)
                 exec_us = int((finished - started) * 1_000_000)
-                counts["total_commands"] += 1
-                if spec.counter is not None:
-                    counts[spec.counter] += 1
-                entry = command_stats.get(name)
-                if entry is None:
-                    entry = command_stats[name] = CommandStats()
-                entry.calls += 1
-                entry.usec += exec_us
+                run_n += 1
+                run_usec += exec_us
                 if type(reply) is Error:
                     counts["errors"] += 1
-                    entry.failed_calls += 1
-                entry.latency.record(int((finished - received_at) * 1_000_000))
+                    run_failed += 1
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
+            if run_n:
+                _record_run(shard, run_spec, run_n, run_usec, run_failed, perf_counter() - received_at)
     finally:
         if held_write is not None:
             (lock.release_write if held_write else lock.release_read)()
 
 
+def _record_run(shard, spec: CommandSpec, calls: int, usec: int, failed: int, latency_seconds: float) -> None:
+    """Record ``calls`` executions of ``spec`` that ended ``latency_seconds``
+    after their requests were read (errors were already counted one by one)."""
+    counts = shard.counts
+    counts["total_commands"] += calls
+    if spec.counter is not None:
+        counts[spec.counter] += calls
+    entry = shard.commands.get(spec.name)
+    if entry is None:
+        entry = shard.commands[spec.name] = CommandStats()
+    entry.calls += calls
+    entry.usec += usec
+    entry.failed_calls += failed
+    entry.latency.record_n(int(latency_seconds * 1_000_000), calls)

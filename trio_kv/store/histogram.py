@@ -44,13 +44,17 @@ class Histogram:
         self.sum_us = 0
 
     def record(self, value_us: int) -> None:
+        self.record_n(value_us, 1)
+
+    def record_n(self, value_us: int, samples: int) -> None:
+        """``samples`` samples of the same value."""
         index = bucket_index(value_us)
         counts = self.counts
         if index >= len(counts):
             counts.extend([0] * (index + 1 - len(counts)))
-        counts[index] += 1
-        self.total += 1
-        self.sum_us += value_us
+        counts[index] += samples
+        self.total += samples
+        self.sum_us += value_us * samples
 
     def percentile(self, fraction: float) -> int:
         """The upper bound of the bucket holding the ``fraction`` quantile (0 if empty)."""
