@@ -60,12 +60,14 @@ def _write_and_kill(server: ServerProcess, round_index: int, check: Checker) -> 
             argv = ["nc", host, str(port)] if client % 2 == 0 else argv_for("socat", server.address)
             clients.append(LiveClient(argv, stdin=requests))
         for index, client in enumerate(clients):
-            check.true(f"round {round_index}: client {index} got its first reply", client.read_until(b"\n", CLIENT_SECONDS))
+            first = client.read_until(b"\n", CLIENT_SECONDS)
+            check.true(f"round {round_index}: client {index} got its first reply", first)
         time.sleep(KILL_AFTER_SECONDS)
         server.kill()
         acked = []
         for index, client in enumerate(clients):
-            check.true(f"round {round_index}: client {index} sees the connection end", client.read_to_eof(CLIENT_SECONDS))
+            ended = client.read_to_eof(CLIENT_SECONDS)
+            check.true(f"round {round_index}: client {index} sees the connection end", ended)
             replies = bytes(client.received).splitlines()
             check.equal(f"round {round_index}: client {index} got only OK", set(replies) - {b"OK"}, set())
             acked.append(len(replies))
@@ -85,7 +87,7 @@ def _verify(server: ServerProcess, acked: dict[tuple[int, int], int], check: Che
         reply = session("nc", server.address, f"KEYS {prefix}\n".encode()).decode().splitlines()
         check.true(f"KEYS {prefix} answers", bool(reply) and reply[0].startswith("KEYS "), reply[:1])
         indices = sorted(int(key[len(prefix) :]) for key in reply[1:])
-        check.equal(f"the keys of round {round_index}, client {client} are a prefix", indices, list(range(len(indices))))
+        check.equal(f"round {round_index}, client {client}: the keys are a prefix", indices, list(range(len(indices))))
         check.true(
             f"round {round_index}, client {client}: {len(indices)} keys present, {count} acknowledged",
             len(indices) >= count,
@@ -107,7 +109,8 @@ def check_durability(server: ServerProcess, check: Checker) -> None:
         for round_index in range(ROUNDS):
             counts = _write_and_kill(current, round_index, check)
             acked.update(((round_index, client), count) for client, count in enumerate(counts))
-            check.true(f"round {round_index}: the SIGKILL came while writes were in flight", min(counts) < SETS_PER_CLIENT)
+            in_flight = min(counts) < SETS_PER_CLIENT
+            check.true(f"round {round_index}: the SIGKILL came while writes were in flight", in_flight)
             if current is not server:
                 current.stop()
             current = ServerProcess.start(REPO, *DURABILITY_FLAGS, data_dir=server.data_dir)

@@ -70,7 +70,7 @@ def test_compactions_under_load_lose_nothing_and_retire_old_files(tmp_path: Path
             started_manually = 0
             acked_before_manual = group.acked
             for command in ["BGREWRITEAOF", "BGSAVE", "BGREWRITEAOF"][:MANUAL_COMPACTIONS]:
-                wait_for(client, "the previous compaction to finish", lambda info: info["aof_rewrite_in_progress"] == "0")
+                wait_for(client, "the last compaction to finish", lambda info: info["aof_rewrite_in_progress"] == "0")
                 before = int(persistence_info(client)["aof_rewrites"])
                 reply = client.call(command)
                 if isinstance(reply, RespError):

@@ -173,7 +173,8 @@ async def test_injected_enospc_refuses_then_resumes_by_itself(tmp_path: Path, mo
                 # connection is not left inside MULTI.
                 assert await call(client, "MULTI") == "OK"
                 assert await call(client, "SET", "tx", "1") == "QUEUED"
-                assert str(await call(client, "EXEC")) == f"EXECABORT Transaction discarded because of: {MISCONF_NO_SPACE}"
+                aborted = f"EXECABORT Transaction discarded because of: {MISCONF_NO_SPACE}"
+                assert str(await call(client, "EXEC")) == aborted
                 assert await call(client, "GET", "a") == b"1"
                 assert await call(client, "MULTI") == "OK"
                 assert await call(client, "GET", "a") == "QUEUED"
