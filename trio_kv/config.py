@@ -49,8 +49,9 @@ class Config:
     data_dir: str = "trio-kv-data"
     appendonly: bool = True
     appendfsync: str = "everysec"
-    # Compact when the log is this much larger than after the last
-    # compaction (percent; 0 disables) and at least aof_rewrite_min_size_bytes.
+    # Compact when the files recovery reads (snapshot and logs) are this much
+    # larger than after the last compaction (percent; 0 disables) and at
+    # least aof_rewrite_min_size_bytes.
     aof_rewrite_percentage: int = 100
     aof_rewrite_min_size_bytes: int = 64 * 1024 * 1024
     # A torn tail in the newest log is cut off (yes) or refused (no).
@@ -177,8 +178,8 @@ _OPTIONS = [
     _Option("data_dir", str, "folder for the append-only log and snapshots"),
     _Option("appendonly", _yes_no, "yes: persist every write to the log; no: memory only"),
     _Option("appendfsync", _fsync_policy, "always (fsync before replying), everysec or no"),
-    _Option("aof_rewrite_percentage", _int_at_least(0), "compact when the log grew this many percent (0: never)"),
-    _Option("aof_rewrite_min_size_bytes", _int_at_least(0), "no automatic compaction below this log size"),
+    _Option("aof_rewrite_percentage", _int_at_least(0), "compact when snapshot + logs grew this many percent (0: never)"),
+    _Option("aof_rewrite_min_size_bytes", _int_at_least(0), "no automatic compaction while snapshot + logs are smaller"),
     _Option("aof_load_truncated", _yes_no, "yes: cut a torn log tail at start (with a warning); no: refuse"),
     _Option("http_port", _port_or_off, "HTTP JSON API, /metrics and /healthz port; 0 picks a free port; off disables"),
     _Option("http_max_head_bytes", _int_at_least(1024), "largest HTTP request line and headers (431 beyond)"),
