@@ -12,9 +12,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY . .
 RUN pip install . \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin trio-kv
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin trio-kv \
+    && mkdir /data && chown trio-kv /data
 
 USER trio-kv
+# The append-only log and snapshots: a volume the non-root user can write
+# (the default ./trio-kv-data would be under the root-owned /src).
+ENV TRIO_KV_DATA_DIR=/data
+VOLUME ["/data"]
 # The HTTP API, /metrics and the health checks: on in the image (off by
 # default elsewhere); an environment variable, so it survives a replaced CMD.
 ENV TRIO_KV_HTTP_PORT=9100
