@@ -20,7 +20,7 @@ Redis, which queues PING, HELLO and the rest like any other command.
 from __future__ import annotations
 
 from ..protocol.replies import OK, PONG, Error, Map, SimpleString
-from .strings import parse_int64
+from .strings import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
 from .session import Session
 from .table import CommandSpec
 
@@ -36,7 +36,6 @@ NO_PASSWORD_CONFIGURED = Error(
     "Are you sure your configuration is correct?"
 )
 BAD_CLIENT_NAME = Error("ERR Client names cannot contain spaces, newlines or special characters.")
-SYNTAX_ERROR = Error("ERR syntax error")
 RESET_REPLY = SimpleString("RESET")
 
 
@@ -116,7 +115,7 @@ def cmd_hello(session: Session, args: list[bytes]) -> object:
 def cmd_select(session: Session, args: list[bytes]) -> object:
     index = parse_int64(args[1])
     if index is None:
-        return Error("ERR value is not an integer or out of range")
+        return NOT_AN_INTEGER
     return OK if index == 0 else Error("ERR DB index is out of range")
 
 

@@ -23,24 +23,22 @@ closed right after it.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 
 import trio
 
 from ..commands.redis import REDIS_COMMANDS
-from ..commands.session import Session
 from ..commands.text import TEXT_COMMANDS
 from ..protocol import resp, text
 from ..protocol.replies import Error
 from ..store.engine import Job, Store
+from .client_session import new_session
 from .dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
 RECEIVE_BYTES = 64 * 1024
-_client_ids = itertools.count(1)
 
 
 class Connection:
@@ -51,14 +49,8 @@ class Connection:
         self.store = store
         self.dispatcher = dispatcher
         self.resp_only = resp_only
-        self.id = next(_client_ids)
-        try:
-            host, port = stream.socket.getpeername()[:2]
-            address = f"{host}:{port}"
-        except OSError:
-            address = "?"
-        self.session = Session(self.id, store, resp=resp_only, address=address)
-        self.session.created_ms = time.time_ns() // 1_000_000
+        self.session = new_session(stream, store, resp=resp_only)
+        self.id = self.session.id
         self._stopping = False
         # One scope for the connection's life, cancelled only while the task
         # waits in a receive (``_reading``): creating a scope per read cost

@@ -58,10 +58,9 @@ import trio
 
 from ..commands.http_api import ALWAYS_HEADERS, HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
 from ..commands.redis import REDIS_COMMANDS
-from ..commands.session import Session
 from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job
-from . import connection as resp_connection
+from .client_session import new_session
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +108,9 @@ class HttpConnection:
         self.server = server
         store = server.store
         self.config = store.config
-        # Ids come from the same sequence as the other protocols' connections:
-        # CLIENT LIST, CLIENT KILL and the registry key on them.
-        self.id = next(resp_connection._client_ids)
-        try:
-            host, port = stream.socket.getpeername()[:2]
-            address = f"{host}:{port}"
-        except OSError:
-            address = "?"
-        self.session = Session(self.id, store, resp=True, address=address)
-        self.session.created_ms = time.time_ns() // 1_000_000
+        # RESP: store errors are worded as Redis words them.
+        self.session = new_session(stream, store, resp=True)
+        self.id = self.session.id
         self._stopping = False
         # Cancelled by a timeout or shutdown; whatever it interrupts, the
         # connection closes after (``_phase`` says whether with a 408).

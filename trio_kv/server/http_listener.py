@@ -6,10 +6,10 @@ It lives in the same nursery tree as the other listeners (see
 connection in the connections nursery and in the same
 ``ConnectionRegistry``, so ``--max-clients``, CLIENT KILL, shutdown and the
 grace period treat HTTP connections exactly like the others. The accept loop
-keeps ``server.listener``'s rules: the server owns and closes every stream,
-"overloaded" accept errors back off for ``ACCEPT_BACKOFF_SECONDS``, and a
-client over ``--max-clients`` gets an answer (``503`` JSON) before it is
-closed.
+is ``server.listener``'s, with its rules: the server owns and closes every
+stream, "overloaded" accept errors back off, and a client over
+``--max-clients`` gets an answer (``503`` JSON, then a lingering close)
+before it is closed.
 
 The ``Host`` check against DNS rebinding is on when the listener is bound to
 a loopback address (``--host 127.0.0.1``, the default): a web page that made
@@ -18,7 +18,7 @@ its own domain resolve to 127.0.0.1 still sends that domain as ``Host``.
 
 from __future__ import annotations
 
-import logging
+import functools
 from collections import Counter
 
 import trio
@@ -29,9 +29,7 @@ from ..store.engine import Store
 from .dispatch import Dispatcher
 from .http_connection import HttpConnection, linger
 from .http_metrics import collect_metrics, connection_protocols
-from .listener import _OVERLOAD_ERRNOS, ACCEPT_BACKOFF_SECONDS, REJECT_SEND_SECONDS, ConnectionRegistry
-
-log = logging.getLogger(__name__)
+from .listener import ConnectionRegistry, accept_connections, send_rejection
 
 # How often deadlines (idle, request, send) are checked: a timeout fires up
 # to this much late.
@@ -121,59 +119,25 @@ async def serve_http_listener(
     listener: trio.SocketListener, server: HttpServer, connection_nursery: trio.Nursery
 ) -> None:
     """Accept until cancelled; each connection runs in ``connection_nursery``."""
-    registry = server.registry
-    store = server.store
-    async with listener, trio.open_nursery() as sweeper:
+    async with trio.open_nursery() as sweeper:
         # Stops with the accept loop: after that, the shutdown grace period bounds every connection.
         sweeper.start_soon(server.enforce_timeouts)
         server.accepting += 1
         try:
-            while True:
-                try:
-                    stream = await listener.accept()
-                except OSError as error:
-                    if error.errno not in _OVERLOAD_ERRNOS:
-                        raise
-                    log.error("HTTP accept failed (%s); retrying in %.0f ms", error, ACCEPT_BACKOFF_SECONDS * 1000)
-                    await trio.sleep(ACCEPT_BACKOFF_SECONDS)
-                    continue
-                if len(registry) >= registry.max_clients:
-                    store.stats.add("rejected_connections")
-                    connection_nursery.start_soon(_reject, stream)
-                    continue
-                connection = HttpConnection(stream, server)
-                registry.add(connection)
-                store.clients[connection.id] = connection.session
-                store.stats.add("total_connections")
-                connection_nursery.start_soon(_run_connection, connection, server)
+            await accept_connections(
+                listener,
+                server.store,
+                server.registry,
+                connection_nursery,
+                open_connection=functools.partial(HttpConnection, server=server),
+                reject=_reject,
+                log_prefix="HTTP ",
+            )
         finally:
             server.accepting -= 1
             sweeper.cancel_scope.cancel()
 
 
-async def _run_connection(connection: HttpConnection, server: HttpServer) -> None:
-    log.debug("HTTP client %d connected from %s", connection.id, connection.session.address)
-    try:
-        await connection.run()
-    except trio.BrokenResourceError as error:
-        log.debug("HTTP client %d: connection broken: %s", connection.id, error)
-    except Exception:
-        # A bug in one connection's handling must not take the server down.
-        log.exception("HTTP client %d: unexpected error; closing the connection", connection.id)
-    finally:
-        server.registry.remove(connection)
-        server.store.clients.pop(connection.id, None)
-        server.store.keyspace.unwatch_all(connection.session)
-        await trio.aclose_forcefully(connection.stream)
-        log.debug("HTTP client %d closed", connection.id)
-
-
 async def _reject(stream: trio.SocketStream) -> None:
-    try:
-        with trio.move_on_after(REJECT_SEND_SECONDS):
-            await stream.send_all(REJECTION)
-        await linger(stream)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        await trio.aclose_forcefully(stream)
+    await send_rejection(stream, REJECTION)
+    await linger(stream)

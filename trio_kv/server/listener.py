@@ -1,23 +1,32 @@
-"""The accept loop: one task per connection, a cap on connections, and
-back-off when the process runs out of resources.
+"""The accept loop, for every listener (line/RESP, RESP-only, HTTP): one task
+per connection, a cap on connections, and back-off when the process runs out
+of resources.
 
 Modelled on ``trio/_highlevel_serve_listeners.py``: the server, not the
 handler, owns each stream and closes it whatever happens; accept errors that
 mean "overloaded" (EMFILE, ENFILE, ENOMEM, ENOBUFS) are logged and retried
 after ``ACCEPT_BACKOFF_SECONDS`` instead of spinning.
 
-A client over ``--max-clients`` is accepted, told ``ERROR max clients
-reached`` (RESP: ``-ERR max number of clients reached``) and closed, so it
-learns why instead of hanging in the kernel's backlog.
+A client over ``--max-clients`` is accepted, told why (``ERROR max clients
+reached``; RESP: ``-ERR max number of clients reached``; HTTP: a ``503``) and
+closed, so it learns why instead of hanging in the kernel's backlog.
+
+``accept_connections`` keeps these rules for every protocol; a protocol
+brings only how to open a connection and how to answer a rejected client
+(``serve_listener`` for line/RESP, ``server.http_listener`` for HTTP).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import trio
 
+from ..commands.session import Session
 from ..store.engine import Store
 from .connection import Connection, reject_line
 from .dispatch import Dispatcher
@@ -28,24 +37,42 @@ ACCEPT_BACKOFF_SECONDS = 0.1
 REJECT_SEND_SECONDS = 1.0
 _OVERLOAD_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
+# Answers a client over --max-clients on its stream (the accept loop closes it).
+RejectClient = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+class ClientConnection(Protocol):
+    """What the accept loop and the registry need of a connection, whatever
+    its protocol (``Connection``, ``HttpConnection``)."""
+
+    id: int
+    session: Session
+    stream: trio.SocketStream
+
+    async def run(self) -> None: ...
+
+    def stop_reading(self) -> None: ...
+
+    def kill(self) -> None: ...
+
 
 class ConnectionRegistry:
     """The live connections, for shutdown, CLIENT KILL and the max-clients cap."""
 
     def __init__(self, max_clients: int) -> None:
         self.max_clients = max_clients
-        self.connections: dict[int, Connection] = {}
+        self.connections: dict[int, ClientConnection] = {}
         self._all_closed = trio.Event()
         self._all_closed.set()
 
     def __len__(self) -> int:
         return len(self.connections)
 
-    def add(self, connection: Connection) -> None:
+    def add(self, connection: ClientConnection) -> None:
         self.connections[connection.id] = connection
         self._all_closed = trio.Event()
 
-    def remove(self, connection: Connection) -> None:
+    def remove(self, connection: ClientConnection) -> None:
         del self.connections[connection.id]
         if not self.connections:
             self._all_closed.set()
@@ -66,7 +93,34 @@ async def serve_listener(
     connection_nursery: trio.Nursery,
     resp_only: bool,
 ) -> None:
-    """Accept until cancelled; each connection runs in ``connection_nursery``."""
+    """Accept line/RESP clients (RESP only when ``resp_only``) until cancelled."""
+    await accept_connections(
+        listener,
+        store,
+        registry,
+        connection_nursery,
+        open_connection=functools.partial(Connection, store=store, dispatcher=dispatcher, resp_only=resp_only),
+        reject=functools.partial(send_rejection, rejection=reject_line(resp_only)),
+    )
+
+
+async def accept_connections(
+    listener: trio.SocketListener,
+    store: Store,
+    registry: ConnectionRegistry,
+    connection_nursery: trio.Nursery,
+    *,
+    open_connection: Callable[[trio.SocketStream], ClientConnection],
+    reject: RejectClient,
+    log_prefix: str = "",
+) -> None:
+    """Accept until cancelled; each connection runs in ``connection_nursery``.
+
+    ``open_connection(stream)`` makes the connection of an accepted client;
+    ``reject(stream)`` answers a client over ``--max-clients`` (bounding its
+    own time, as ``send_rejection`` does). Either way this loop closes the
+    stream. ``log_prefix`` starts this listener's log lines (``"HTTP "``).
+    """
     async with listener:
         while True:
             try:
@@ -74,41 +128,50 @@ async def serve_listener(
             except OSError as error:
                 if error.errno not in _OVERLOAD_ERRNOS:
                     raise
-                log.error("accept failed (%s); retrying in %.0f ms", error, ACCEPT_BACKOFF_SECONDS * 1000)
+                log.error(
+                    "%saccept failed (%s); retrying in %.0f ms", log_prefix, error, ACCEPT_BACKOFF_SECONDS * 1000
+                )
                 await trio.sleep(ACCEPT_BACKOFF_SECONDS)
                 continue
             if len(registry) >= registry.max_clients:
                 store.stats.add("rejected_connections")
-                connection_nursery.start_soon(_reject, stream, resp_only)
+                connection_nursery.start_soon(_reject, stream, reject)
                 continue
-            connection = Connection(stream, store, dispatcher, resp_only=resp_only)
+            connection = open_connection(stream)
             registry.add(connection)
             store.clients[connection.id] = connection.session
             store.stats.add("total_connections")
-            connection_nursery.start_soon(_run_connection, connection, registry, store)
+            connection_nursery.start_soon(_run_connection, connection, registry, store, log_prefix)
 
 
-async def _run_connection(connection: Connection, registry: ConnectionRegistry, store: Store) -> None:
-    log.debug("client %d connected from %s", connection.id, connection.session.address)
+async def send_rejection(stream: trio.SocketStream, rejection: bytes) -> None:
+    """Send a rejected client its answer, for at most ``REJECT_SEND_SECONDS``."""
+    with trio.move_on_after(REJECT_SEND_SECONDS):
+        await stream.send_all(rejection)
+
+
+async def _run_connection(
+    connection: ClientConnection, registry: ConnectionRegistry, store: Store, log_prefix: str
+) -> None:
+    log.debug("%sclient %d connected from %s", log_prefix, connection.id, connection.session.address)
     try:
         await connection.run()
     except trio.BrokenResourceError as error:
-        log.debug("client %d: connection broken: %s", connection.id, error)
+        log.debug("%sclient %d: connection broken: %s", log_prefix, connection.id, error)
     except Exception:
         # A bug in one connection's handling must not take the server down.
-        log.exception("client %d: unexpected error; closing the connection", connection.id)
+        log.exception("%sclient %d: unexpected error; closing the connection", log_prefix, connection.id)
     finally:
         registry.remove(connection)
         store.clients.pop(connection.id, None)
         store.keyspace.unwatch_all(connection.session)
         await trio.aclose_forcefully(connection.stream)
-        log.debug("client %d closed", connection.id)
+        log.debug("%sclient %d closed", log_prefix, connection.id)
 
 
-async def _reject(stream: trio.SocketStream, resp_only: bool) -> None:
+async def _reject(stream: trio.SocketStream, reject: RejectClient) -> None:
     try:
-        with trio.move_on_after(REJECT_SEND_SECONDS):
-            await stream.send_all(reject_line(resp_only))
+        await reject(stream)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:

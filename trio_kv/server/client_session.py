@@ -1,0 +1,39 @@
+"""What every accepted connection starts with, whatever its protocol: a
+client id and a ``Session``.
+
+Ids come from one sequence for the whole process (starting at 1, as in
+Redis), shared by the line/RESP and HTTP connections: CLIENT LIST, CLIENT
+KILL and the connection registry key on them, so no two live connections
+may ever share one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import trio
+
+from ..commands.session import Session
+from ..store.engine import Store
+
+# Shared on purpose by every listener; only next_client_id() draws from it.
+_client_ids = itertools.count(1)
+
+
+def next_client_id() -> int:
+    """A client id no connection of this process has had."""
+    return next(_client_ids)
+
+
+def new_session(stream: trio.SocketStream, store: Store, *, resp: bool) -> Session:
+    """The session of a connection just accepted on ``stream``: a fresh id,
+    the peer's ``host:port`` (``?`` when the peer already left), created now."""
+    try:
+        host, port = stream.socket.getpeername()[:2]
+        address = f"{host}:{port}"
+    except OSError:
+        address = "?"
+    session = Session(next_client_id(), store, resp=resp, address=address)
+    session.created_ms = time.time_ns() // 1_000_000
+    return session
