@@ -29,8 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         trio.run(lambda: serve(config, handle_signals=True))
-    except DurabilityError as error:
-        # Damaged or locked data: refuse to start rather than start empty.
+    except (DurabilityError, OSError) as error:
+        # Damaged or locked data (refuse to start rather than start empty), an
+        # unusable data directory, an address in use: one line, exit 1.
         logging.getLogger("trio_kv").critical("cannot start: %s", error)
         return 1
     return 0

@@ -116,6 +116,14 @@ async def serve(
     if config.appendonly:
         # Before any listener opens: a client never sees a half-loaded store.
         persistence = await recover(store, disk)
+    try:
+        # Outside the nursery, so "address in use" reaches the caller as a
+        # plain OSError (the command line turns it into a one-line message).
+        listeners, redis_listeners, http_listeners = await _open_listeners(config)
+    except BaseException:
+        if persistence is not None:
+            persistence.data_dir.unlock()
+        raise
     token = trio.lowlevel.current_trio_token()
     registry = ConnectionRegistry(clamp_max_clients(config.max_clients))
     store.max_clients = registry.max_clients
@@ -140,13 +148,6 @@ async def serve(
         root.start_soon(run_active_expiry, store, dispatcher)
 
         async with trio.open_nursery() as connections:
-            listeners = await trio.open_tcp_listeners(config.port, host=config.host)
-            redis_listeners = []
-            if config.redis_port is not None:
-                redis_listeners = await trio.open_tcp_listeners(config.redis_port, host=config.host)
-            http_listeners = []
-            if config.http_port is not None:
-                http_listeners = await trio.open_tcp_listeners(config.http_port, host=config.host)
             main_address = listeners[0].socket.getsockname()[:2]
             redis_address = redis_listeners[0].socket.getsockname()[:2] if redis_listeners else None
             http_address = http_listeners[0].socket.getsockname()[:2] if http_listeners else None
@@ -187,6 +188,21 @@ async def serve(
         # thread is never abandoned), so no file changes after the release.
         persistence.data_dir.unlock()
     log.info("trio_kv stopped")
+
+
+async def _open_listeners(config: Config):
+    """The main, RESP-only and HTTP listeners (the last two may be empty);
+    on a failure the ones already open are closed."""
+    opened: list[list[trio.SocketListener]] = []
+    try:
+        for port in (config.port, config.redis_port, config.http_port):
+            opened.append([] if port is None else await trio.open_tcp_listeners(port, host=config.host))
+    except BaseException:
+        for group in opened:
+            for listener in group:
+                await trio.aclose_forcefully(listener)
+        raise
+    return tuple(opened)
 
 
 def _kill(registry: ConnectionRegistry, client_id: int) -> None:
