@@ -175,3 +175,24 @@ async def test_max_clients_rejects_with_error(nursery):
                 break
             assert reply == b"ERROR max clients reached"
             await trio.sleep(0.01)
+
+
+async def test_hello_in_a_pipeline_switches_only_later_replies(server):
+    # GET before HELLO 3 in the same packet is answered in RESP2 ($-1), the
+    # HELLO reply and the GET after it in RESP3 (a map, then _).
+    with trio.fail_after(TIMEOUT_SECONDS):
+        client = await LineClient.connect(server.main)
+        await client.send(
+            b"*2\r\n$3\r\nGET\r\n$4\r\nnone\r\n"
+            b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"
+            b"*2\r\n$3\r\nGET\r\n$4\r\nnone\r\n"
+            b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n"
+            b"*2\r\n$3\r\nGET\r\n$4\r\nnone\r\n"
+        )
+        assert await client.read_line() == b"$-1\r"
+        assert (await client.read_line()).startswith(b"%")
+        while (line := await client.read_line()) != b"_\r":
+            assert not line.startswith(b"$-1")
+        assert (await client.read_line()).startswith(b"*")  # HELLO 2: a flat array
+        while (line := await client.read_line()) != b"$-1\r":
+            assert line != b"_\r"

@@ -193,3 +193,26 @@ def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -
     run_batch(store, [job])
     assert job.replies == [Error("writes refused: error writing the log (No space left on device)")]
 
+
+
+def test_a_record_too_large_to_log_is_refused_not_a_crash(tmp_path: Path, monkeypatch) -> None:
+    from trio_kv.store.durability import records
+
+    store = Store(Config())
+    store.persistence = open_log(tmp_path)
+    store.keyspace.journal = []
+    session = Session(1, store, resp=True)
+    monkeypatch.setattr(records, "MAX_RECORD_BYTES", 100)
+
+    def run(*commands: list[bytes]) -> Job:
+        job = Job(session, REDIS_COMMANDS, list(commands), time.perf_counter())
+        run_batch(store, [job])
+        return job
+
+    big = run([b"SET", b"big", b"x" * 200], [b"SET", b"small", b"y"])
+    assert isinstance(big.replies[0], Error) and big.replies[0].message.startswith("MISCONF")
+    assert "record too large to log" in big.replies[0].message
+    assert big.replies[1].text == "OK"  # the batch goes on; the next write is logged
+    assert big.logged == [1]
+    store.persistence.close()
+    assert recovered(tmp_path) == {b"small": b"y"}

@@ -145,9 +145,9 @@ _HANDSHAKE_FLAGS = "noscript loading stale fast no_auth allow_busy"
 SPECS: list[CommandSpec] = [
     _spec("ping", -1, "fast", "Returns the server's liveliness response.", cmd_ping),
     _spec("echo", 2, "loading stale fast", "Returns the given string.", cmd_echo),
-    _spec("hello", -1, _HANDSHAKE_FLAGS, "Handshakes with the Redis server.", cmd_hello),
+    _spec("hello", -1, _HANDSHAKE_FLAGS + " protocol", "Handshakes with the Redis server.", cmd_hello),
     _spec("auth", -2, _HANDSHAKE_FLAGS, "Authenticates the connection.", cmd_auth),
     _spec("select", 2, "loading stale fast", "Changes the selected database.", cmd_select),
     _spec("quit", -1, _HANDSHAKE_FLAGS + " multi-control", "Closes the connection.", cmd_quit),
-    _spec("reset", 1, _HANDSHAKE_FLAGS + " multi-control", "Resets the connection.", cmd_reset),
+    _spec("reset", 1, _HANDSHAKE_FLAGS + " multi-control protocol", "Resets the connection.", cmd_reset),
 ]

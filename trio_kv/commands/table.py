@@ -43,11 +43,15 @@ class CommandSpec:
     # records the commands before it first (it batches the counting of runs
     # of one command; see store.engine.run_batch).
     reads_stats: bool = field(init=False)
+    # "protocol": may switch the connection between RESP2 and RESP3 (HELLO,
+    # RESET); the engine notes where, for the encoder.
+    switches_protocol: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_write", "write" in self.flags)
         object.__setattr__(self, "no_lock", "nolock" in self.flags)
         object.__setattr__(self, "reads_stats", "stats" in self.flags)
+        object.__setattr__(self, "switches_protocol", "protocol" in self.flags)
 
     def arity_ok(self, argc: int) -> bool:
         arity = self.arity

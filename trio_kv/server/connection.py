@@ -107,10 +107,10 @@ class Connection:
             else:
                 await self._serve_text(first)
 
-    async def _dispatch(self, table, requests: list[list[bytes]], received_at: float) -> list[object]:
-        job = Job(self.session, table, requests, received_at)
+    async def _dispatch(self, table, requests: list[list[bytes]], received_at: float) -> Job:
+        job = Job(self.session, table, requests, received_at, protocol=self.session.protocol)
         await self.dispatcher.submit(job)
-        return job.replies
+        return job
 
     async def _serve_text(self, first: bytes) -> None:
         parser = text.TextParser(max_line_bytes=self.store.config.max_line_bytes)
@@ -119,7 +119,7 @@ class Connection:
             parser,
             text.TextProtocolError,
             TEXT_COMMANDS,
-            encode=lambda out, reply: out.extend(text.encode_text_reply(reply)),
+            encode=lambda out, reply, protocol: out.extend(text.encode_text_reply(reply)),
             encode_protocol_error=lambda error: text.encode_error(error.reason),
             closes=lambda error: error.close,
         )
@@ -131,13 +131,12 @@ class Connection:
             max_bulk_bytes=config.proto_max_bulk_len_bytes,
             max_query_buffer_bytes=config.client_query_buffer_limit_bytes,
         )
-        session = self.session
         await self._serve(
             first,
             parser,
             resp.RespProtocolError,
             REDIS_COMMANDS,
-            encode=lambda out, reply: resp.encode_reply_into(out, reply, session.protocol),
+            encode=resp.encode_reply_into,
             encode_protocol_error=lambda error: error.reply_bytes(),
             closes=lambda error: True,
         )
@@ -160,10 +159,15 @@ class Connection:
                     return
                 continue
             if requests:
-                replies = await self._dispatch(table, requests, received_at)
+                job = await self._dispatch(table, requests, received_at)
+                protocol = job.protocol
+                # HELLO/RESET in the batch: from its own reply on, the new protocol.
+                switches = dict(job.protocol_changes) if job.protocol_changes else None
                 out = bytearray()
-                for reply in replies:
-                    encode(out, reply)
+                for index, reply in enumerate(job.replies):
+                    if switches is not None and index in switches:
+                        protocol = switches[index]
+                    encode(out, reply, protocol)
                     if len(out) >= max_pending:
                         # Big replies go out as they are encoded, so the
                         # encoded backlog stays near --max-pending-reply-bytes.

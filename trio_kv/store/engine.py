@@ -129,6 +129,11 @@ class Job:
     # write was logged) and which replies belong to logged writes.
     log_lsn: int = 0
     logged: list[int] = field(default_factory=list)
+    # RESP: the protocol (2 or 3) when the job started, and where HELLO or
+    # RESET changed it: [(reply index, protocol from that reply on)], so
+    # each reply is encoded in the protocol in force when it was made.
+    protocol: int = 2
+    protocol_changes: list[tuple[int, int]] | None = None
 
 
 def run_batch(store: Store, jobs: list[Job]) -> None:
@@ -224,11 +229,22 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
                 finished = perf_counter()
                 append(reply)
+                if spec.switches_protocol:
+                    if job.protocol_changes is None:
+                        job.protocol_changes = []
+                    job.protocol_changes.append((len(replies) - 1, session.protocol))
                 if want_write and persistence is not None and keyspace.journal:
                     # One record per write command (a whole EXEC, a whole
                     # MSET): appended under the write lock, so in apply order.
-                    job.log_lsn = persistence.log(keyspace.take_journal())
-                    job.logged.append(len(replies) - 1)
+                    try:
+                        job.log_lsn = persistence.log(keyspace.take_journal())
+                        job.logged.append(len(replies) - 1)
+                    except ValueError as error:
+                        # A record over the format's 2 GiB (a MULTI of huge
+                        # values): applied in memory but not loggable, so it
+                        # is not acknowledged (and is lost on restart).
+                        log.error("client %d: %s not logged: %s", session.id, name, error)
+                        replies[-1] = store.refused_write(session, f"record too large to log ({error})")
                 exec_us = int((finished - started) * 1_000_000)
                 run_n += 1
                 run_usec += exec_us
