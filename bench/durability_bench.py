@@ -2,8 +2,9 @@
 """trio_kv's fsync policies next to redis-server's: what durability costs.
 
 A script that prints numbers (Markdown on stdout, progress on stderr); it
-asserts nothing about speed. Stdlib only; it reuses bench/redis_compare.py's
-helpers (free ports, redis-benchmark runs, the machine line).
+asserts nothing about speed. Stdlib only; the servers start through
+bench/servers.py, and it reuses bench/redis_compare.py's redis-benchmark
+runs and machine line.
 
 Rows, one pair of servers each (started fresh, stopped on exit whatever
 happens):
@@ -35,84 +36,33 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import re
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from redis_compare import (  # noqa: E402
-    REPO,
-    START_SECONDS,
-    command,
-    ensure_redis_tools,
-    free_port,
-    machine_line,
-    run_benchmark,
-    server_python,
-    stop,
-)
+from redis_compare import ensure_redis_tools, machine_line, run_benchmark  # noqa: E402
+from servers import start_redis, start_trio_kv  # noqa: E402
 
 MODES = ("in-memory", "everysec", "always")
-_LISTENING = re.compile(r"listening on (\S+):(\d+)")
 log = logging.getLogger("durability-bench")
 
 
-def start_redis(stack: ExitStack, mode: str, data_dir: Path) -> int:
-    """redis-server for one mode; returns its port once it answers PING."""
-    port = free_port()
+def start_redis_for(stack: ExitStack, mode: str, data_dir: Path) -> int:
+    """redis-server for one mode; its port."""
     persistence = ["--appendonly", "no"] if mode == "in-memory" else ["--appendonly", "yes", "--appendfsync", mode]
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
-            "--dir", str(data_dir)]
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    stack.callback(stop, process)
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                if command(conn, "PING") == b"PONG":
-                    return port
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {port}") from None
-            time.sleep(0.05)
+    return start_redis(stack, data_dir, *persistence)[1]
 
 
-def start_trio_kv(stack: ExitStack, mode: str, data_dir: Path, extra: list[str]) -> int:
-    """trio_kv for one mode; returns its port from the ``listening on`` line."""
+def start_trio_kv_for(stack: ExitStack, mode: str, data_dir: Path, extra: list[str]) -> int:
+    """trio_kv for one mode; its port."""
     persistence = ["--appendonly", "no"] if mode == "in-memory" else ["--appendfsync", mode]
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("TRIO_KV_", "KV_TEST_"))}
-    argv = [server_python(), "-m", "trio_kv", "--port", "0", "--data-dir", str(data_dir), *persistence, *extra]
-    process = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stack.callback(stop, process)
-    found = threading.Event()
-    ports: list[int] = []
-    tail: list[str] = []
-
-    def drain() -> None:  # keeps reading so a chatty server never blocks on a full pipe
-        for raw in process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            tail[:] = [*tail[-9:], line]
-            match = _LISTENING.search(line)
-            if match and not found.is_set():
-                ports.append(int(match.group(2)))
-                found.set()
-        found.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not found.wait(START_SECONDS) or not ports:
-        raise RuntimeError("trio_kv did not report 'listening on':\n" + "\n".join(tail))
-    return ports[0]
+    return start_trio_kv(stack, *persistence, *extra, data_dir=data_dir).address[1]
 
 
 def file_system_of(path: Path) -> str:
@@ -131,8 +81,8 @@ def measure(args: argparse.Namespace, data_root: Path) -> dict[tuple[str, str], 
         ports: dict[tuple[str, str], int] = {}
         for mode in MODES:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{mode}-", dir=data_root)))
-            ports[(mode, "trio_kv")] = start_trio_kv(stack, mode, directory / "trio_kv", extra)
-            ports[(mode, "redis")] = start_redis(stack, mode, _made(directory / "redis"))
+            ports[(mode, "trio_kv")] = start_trio_kv_for(stack, mode, directory / "trio_kv", extra)
+            ports[(mode, "redis")] = start_redis_for(stack, mode, _made(directory / "redis"))
         servers = list(ports.items())
         for repeat in range(args.repeat):
             shift = repeat % len(servers)

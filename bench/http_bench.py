@@ -41,20 +41,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-START_SECONDS = 15.0
-STOP_SECONDS = 5.0
+from servers import start_trio_kv
+
 RUN_TIMEOUT_SECONDS = 900.0
 BENCH_KEY = "bench:key"
 # Same size as redis-benchmark's default 3-byte value, as JSON text: "xxx".
 BENCH_VALUE = b'"xxx"'
-_MAIN_LINE = re.compile(r"listening on (\S+):(\d+)")
 _HTTP_LINE = re.compile(r"HTTP API on (\S+):(\d+)")
 _WRK_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _WRK_P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -70,48 +67,13 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def server_python() -> str:
-    venv_python = REPO / ".venv" / "bin" / "python"
-    return str(venv_python) if venv_python.exists() else sys.executable
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def start_trio_kv(stack: ExitStack, flags: list[str]) -> tuple[int, int]:
-    """trio_kv with its HTTP listener; returns (main port, HTTP port) from its log."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TRIO_KV_")}
-    argv = [server_python(), "-m", "trio_kv", "--port", "0", "--http-port", "0", "--appendonly", "no", *flags]
-    process = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stack.callback(stop, process)
-    found = threading.Event()
-    ports: dict[str, int] = {}
-    tail: list[str] = []
-
-    def drain() -> None:  # keeps reading so a chatty server never blocks on a full pipe
-        for raw in process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            tail[:] = [*tail[-9:], line]
-            for name, pattern in (("main", _MAIN_LINE), ("http", _HTTP_LINE)):
-                match = pattern.search(line)
-                if match:
-                    ports[name] = int(match.group(2))
-            if len(ports) == 2:
-                found.set()
-        found.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not found.wait(START_SECONDS) or len(ports) != 2:
-        raise RuntimeError("trio_kv did not report both listeners:\n" + "\n".join(tail))
-    return ports["main"], ports["http"]
+def start_trio_kv_with_http(stack: ExitStack, flags: list[str]) -> tuple[int, int]:
+    """trio_kv with its HTTP listener, memory only; (main port, HTTP port) from its log."""
+    server = start_trio_kv(stack, "--http-port", "0", "--appendonly", "no", *flags)
+    http = server.wait_for_log(_HTTP_LINE)
+    if http is None:
+        raise RuntimeError("trio_kv did not report its HTTP listener:\n" + server.log())
+    return server.address[1], int(http.group(2))
 
 
 def put_bench_key(http_port: int) -> None:
@@ -173,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = shlex.split(args.extra_args)
     runs: dict[str, list[dict[str, float]]] = {}
     with ExitStack() as stack:
-        main_port, http_port = start_trio_kv(stack, flags)
+        main_port, http_port = start_trio_kv_with_http(stack, flags)
         put_bench_key(http_port)
         script = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="http-bench-"))) / "put.lua"
         script.write_text(PUT_SCRIPT)

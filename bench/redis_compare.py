@@ -44,18 +44,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-START_SECONDS = 15.0
-STOP_SECONDS = 5.0
+from servers import start_redis, start_trio_kv, trio_kv_python
+
 BENCHMARK_TIMEOUT_SECONDS = 900.0
 LOAD_CHUNK_COMMANDS = 1000
 RECV_BYTES = 1 << 16
-_LISTENING = re.compile(r"listening on (\S+):(\d+)")
 log = logging.getLogger("bench")
 
 
@@ -74,73 +71,16 @@ def ensure_redis_tools() -> None:
         sys.exit(2)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_python() -> str:
-    venv_python = REPO / ".venv" / "bin" / "python"
-    return str(venv_python) if venv_python.exists() else sys.executable
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def start_redis(stack: ExitStack) -> tuple[int, int]:
-    """A redis-server without persistence; returns (pid, port) once it answers PING."""
-    port = free_port()
+def start_redis_in_memory(stack: ExitStack) -> tuple[int, int]:
+    """A redis-server without persistence; (pid, port)."""
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-redis-"))
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", workdir]
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    stack.callback(stop, process)
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                if command(conn, "PING") == b"PONG":
-                    return process.pid, port
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {port}") from None
-            time.sleep(0.05)
+    return start_redis(stack, workdir, "--appendonly", "no")
 
 
-def start_trio_kv(stack: ExitStack, flags: list[str]) -> tuple[int, int]:
-    """trio_kv on a free port; returns (pid, port) from its ``listening on`` line."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TRIO_KV_")}
-    # In-memory rows: no append-only log, as Redis runs with persistence off.
-    argv = [server_python(), "-m", "trio_kv", "--port", "0", "--appendonly", "no", *flags]
-    process = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stack.callback(stop, process)
-    found = threading.Event()
-    address: list[int] = []
-    tail: list[str] = []
-
-    def drain() -> None:  # keeps reading so a chatty server never blocks on a full pipe
-        for raw in process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            tail[:] = [*tail[-9:], line]
-            match = _LISTENING.search(line)
-            if match and not found.is_set():
-                address.append(int(match.group(2)))
-                found.set()
-        found.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not found.wait(START_SECONDS) or not address:
-        raise RuntimeError("trio_kv did not report 'listening on':\n" + "\n".join(tail))
-    return process.pid, address[0]
+def start_trio_kv_in_memory(stack: ExitStack, flags: list[str]) -> tuple[int, int]:
+    """trio_kv without its append-only log, as Redis runs with persistence off; (pid, port)."""
+    server = start_trio_kv(stack, "--appendonly", "no", *flags)
+    return server.pid, server.address[1]
 
 
 def encode(*args: str | bytes) -> bytes:
@@ -231,7 +171,7 @@ def run_benchmark(port: int, test: str, pipeline: int, args: argparse.Namespace)
 
 def machine_line() -> str:
     cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    python = subprocess.run([server_python(), "-c", "import platform; print(platform.python_version())"],
+    python = subprocess.run([trio_kv_python(), "-c", "import platform; print(platform.python_version())"],
                             capture_output=True, text=True).stdout.strip()
     redis = re.search(r"v=(\S+)", subprocess.run(["redis-server", "--version"], capture_output=True,
                                                  text=True).stdout)
@@ -250,7 +190,8 @@ def throughput(args: argparse.Namespace) -> None:
     pipelines = [int(p) for p in args.pipelines.split(",")]
     runs: dict[tuple[str, int, str], list[dict[str, float]]] = {}
     with ExitStack() as stack:
-        servers = {"trio_kv": start_trio_kv(stack, trio_kv_flags(args))[1], "redis": start_redis(stack)[1]}
+        servers = {"trio_kv": start_trio_kv_in_memory(stack, trio_kv_flags(args))[1],
+                   "redis": start_redis_in_memory(stack)[1]}
         for repeat in range(args.repeat):
             for pipeline in pipelines:
                 for test in tests:
@@ -276,8 +217,8 @@ def throughput(args: argparse.Namespace) -> None:
 def memory(args: argparse.Namespace) -> None:
     results = {}
     with ExitStack() as stack:
-        for name, start in (("trio_kv", lambda: start_trio_kv(stack, trio_kv_flags(args))),
-                            ("redis", lambda: start_redis(stack))):
+        for name, start in (("trio_kv", lambda: start_trio_kv_in_memory(stack, trio_kv_flags(args))),
+                            ("redis", lambda: start_redis_in_memory(stack))):
             pid, port = start()
             log.info("loading %d keys into %s", args.keys, name)
             results[name] = memory_per_key(pid, port, args.keys)

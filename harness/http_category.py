@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 
 from checker import Checker
 from clients import lines
@@ -59,13 +58,10 @@ def curl(url: str, *args: str) -> Reply:
 
 
 def _http_base(server: ServerProcess) -> str:
-    deadline = time.monotonic() + ADDRESS_SECONDS
-    while time.monotonic() < deadline:
-        match = _HTTP_LINE.search(server.log())
-        if match:
-            return f"http://{match.group(1)}:{match.group(2)}"
-        time.sleep(0.05)
-    raise RuntimeError("no 'HTTP API on' line in the server log")
+    match = server.wait_for_log(_HTTP_LINE, ADDRESS_SECONDS)
+    if match is None:
+        raise RuntimeError("no 'HTTP API on' line in the server log")
+    return f"http://{match.group(1)}:{match.group(2)}"
 
 
 def _metrics(base: str) -> dict[str, float]:

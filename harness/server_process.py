@@ -1,21 +1,31 @@
-"""A real trio_kv server process for the harness (Python stdlib only).
+"""A real trio_kv server process, for the harness and the tests (Python stdlib only).
 
 ``ServerProcess.start(repo, *flags)`` runs ``<python> -m trio_kv --port 0``
 from the repository, reads its stderr until the ``listening on HOST:PORT``
 line and returns with ``address`` set, so checks never race the server and
-never use a fixed port. A thread keeps draining stderr so a chatty server can
-never block on a full pipe; ``log()`` returns what it wrote.
+never use a fixed port. ``ServerProcess.launch`` (the same arguments) and
+the constructor (any argv: an entry-point script, a wrapper such as
+``unshare``) return at once; ``wait_listening()`` then gives the address, or
+None when the process exits without listening (a refused start). A thread
+keeps draining stderr so a chatty server can never block on a full pipe;
+``log_lines`` holds what it wrote and ``wait_for_log(pattern)`` waits for a
+line (the other listeners' addresses).
 
-``stop()`` is safe to call at any time and more than once: SIGTERM, then
-SIGKILL if the process has not exited within ``STOP_SECONDS``; then the
-data directory is deleted if ``start`` made it (``start(...,
-data_dir=...)`` reuses one, for a restart, and leaves it alone).
+Every wait is bounded. ``terminate()`` is SIGTERM and the exit status;
+``kill()`` is SIGKILL (a crash). ``stop()`` is safe to call at any time and
+more than once: SIGTERM, then SIGKILL if the process has not exited within
+``STOP_SECONDS``; then the data directory is deleted if ``start`` made it
+(``start(..., data_dir=...)`` reuses one, for a restart, and leaves it
+alone). ``with`` stops it on the way out.
+
+The harness imports this module as ``server_process`` (harness/run puts its
+directory on sys.path), the tests as ``harness.server_process`` (see
+tests/conftest.py), so it imports nothing else from the harness.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
 import signal
@@ -28,7 +38,10 @@ from pathlib import Path
 
 START_SECONDS = 15.0
 STOP_SECONDS = 3.0
-_LISTENING = re.compile(r"listening on (\S+):(\d+)")
+LISTENING = re.compile(r"listening on (\S+):(\d+)")
+# Settings the server would apply (or reject) and the tests' fault-injection
+# hooks: a server started here never inherits them by accident.
+STRIPPED_ENV_PREFIXES = ("TRIO_KV_", "KV_TEST_")
 
 
 def server_python(repo: Path) -> str:
@@ -37,40 +50,67 @@ def server_python(repo: Path) -> str:
     return str(venv_python) if venv_python.exists() else sys.executable
 
 
+def server_environment(**overrides: str) -> dict[str, str]:
+    """This process' environment without ``TRIO_KV_*`` and ``KV_TEST_*``, plus ``overrides``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(STRIPPED_ENV_PREFIXES)}
+    env.update(overrides)
+    return env
+
+
 class ServerStartError(Exception):
     pass
 
 
 class ServerProcess:
-    def __init__(self, process: subprocess.Popen, data_dir: str, owns_data_dir: bool) -> None:
-        self.process = process
-        self.data_dir = data_dir
-        self._owns_data_dir = owns_data_dir
-        self.address: tuple[str, int] = ("", 0)
-        self._log_lines: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-
-    @classmethod
-    def start(cls, repo: Path, *flags: str, data_dir: str | None = None) -> "ServerProcess":
-        # Each server gets its own data directory (the log is on, as by
-        # default), unless it restarts on an earlier one's.
-        owns_data_dir = data_dir is None
-        if data_dir is None:
-            data_dir = tempfile.mkdtemp(prefix="trio-kv-harness-")
-        argv = [server_python(repo), "-m", "trio_kv", "--port", "0", "--data-dir", data_dir, *flags]
-        process = subprocess.Popen(
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        data_dir: str | Path | None = None,
+        owns_data_dir: bool = False,
+    ) -> None:
+        self.process = subprocess.Popen(
             argv,
-            cwd=repo,
-            env=harness_environment(),
+            cwd=cwd,
+            env=server_environment() if env is None else env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        server = cls(process, data_dir, owns_data_dir)
+        self.data_dir = None if data_dir is None else str(data_dir)
+        self._owns_data_dir = owns_data_dir
+        self.address: tuple[str, int] = ("", 0)
+        self.log_lines: list[str] = []
+        self._stderr_ended = False
+        self._log_changed = threading.Condition()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+
+    @classmethod
+    def launch(
+        cls, repo: Path, *flags: str, data_dir: str | Path | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        """``python -m trio_kv --port 0 --data-dir DIR *flags``, not waited for.
+        Without ``data_dir``, a fresh temporary one (deleted by ``stop``):
+        the log is on, as by default."""
+        owns_data_dir = data_dir is None
+        if data_dir is None:
+            data_dir = tempfile.mkdtemp(prefix="trio-kv-server-")
+        argv = [server_python(repo), "-m", "trio_kv", "--port", "0", "--data-dir", str(data_dir), *flags]
+        return cls(argv, cwd=repo, env=env, data_dir=data_dir, owns_data_dir=owns_data_dir)
+
+    @classmethod
+    def start(
+        cls, repo: Path, *flags: str, data_dir: str | Path | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        """``launch``, then wait for the ``listening on`` line; stopped again if it never comes."""
+        server = cls.launch(repo, *flags, data_dir=data_dir, env=env)
         try:
-            server._wait_listening()
+            if server.wait_listening() is None:
+                tail = "\n".join(server.log_lines[-10:])
+                raise ServerStartError(f"server exited with status {server.process.returncode}:\n{tail}")
         except BaseException:
             server.stop()
             raise
@@ -78,29 +118,42 @@ class ServerProcess:
 
     def _drain(self) -> None:
         for raw in self.process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self._log_lines.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
+            with self._log_changed:
+                self.log_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._log_changed.notify_all()
+        with self._log_changed:
+            self._stderr_ended = True
+            self._log_changed.notify_all()
 
-    def _wait_listening(self) -> None:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ServerStartError(f"no 'listening on' line within {START_SECONDS:.0f} s")
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                self.process.wait(STOP_SECONDS)
-                tail = "\n".join(self._log_lines[-10:])
-                raise ServerStartError(f"server exited with status {self.process.returncode}:\n{tail}")
-            match = _LISTENING.search(line)
-            if match:
-                self.address = (match.group(1), int(match.group(2)))
-                return
+    def wait_for_log(self, pattern: re.Pattern[str], timeout: float = START_SECONDS) -> re.Match[str] | None:
+        """The first log line (so far or to come) that ``pattern`` matches;
+        None if stderr ends without one. Raises ServerStartError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        searched = 0
+        with self._log_changed:
+            while True:
+                for line in self.log_lines[searched:]:
+                    match = pattern.search(line)
+                    if match:
+                        return match
+                searched = len(self.log_lines)
+                if self._stderr_ended:
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log = "\n".join(self.log_lines)
+                    raise ServerStartError(f"no line matching {pattern.pattern!r} within {timeout:g} s:\n{log}")
+                self._log_changed.wait(remaining)
+
+    def wait_listening(self) -> tuple[str, int] | None:
+        """The address from the ``listening on`` line (also kept in
+        ``address``); None if the process exited without one."""
+        match = self.wait_for_log(LISTENING)
+        if match is None:
+            self.wait(STOP_SECONDS)
+            return None
+        self.address = (match.group(1), int(match.group(2)))
+        return self.address
 
     @property
     def pid(self) -> int:
@@ -119,8 +172,15 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def terminate(self, timeout: float = STOP_SECONDS) -> int | None:
+        """SIGTERM (if still running); the exit status, or None if still running after ``timeout`` seconds."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
     def log(self) -> str:
-        return "\n".join(self._log_lines)
+        with self._log_changed:
+            return "\n".join(self.log_lines)
 
     def kill(self) -> None:
         """SIGKILL (a crash), and wait for the exit."""
@@ -129,25 +189,16 @@ class ServerProcess:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            if self.wait(STOP_SECONDS) is None:
-                self.process.kill()
-                self.process.wait()
+        if self.terminate() is None:
+            self.kill()
         self._drainer.join(STOP_SECONDS)
         if self.process.stderr is not None:
             self.process.stderr.close()
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def harness_environment() -> dict[str, str]:
-    """The environment for server processes: no stray ``TRIO_KV_*`` settings,
-    which the server would apply (or reject)."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("TRIO_KV_")}

@@ -1,17 +1,32 @@
-"""Shared test helpers: finding system tools, and starting the server.
+"""Shared test helpers: finding system tools, and where the repository is.
 
 ``require_tool(name)`` skips a test when a system tool (nc, socat,
 redis-cli, ...) is missing, except under CI (``KV_TESTS_REQUIRE_TOOLS=1``,
 set by ``.ci/run``), where a missing tool is a failure, so CI never passes by
 skipping.
+
+Server subprocesses are started with the harness's own helper,
+``harness.server_process.ServerProcess`` (stdlib only): one implementation
+of "start, drain stderr, wait for ``listening on``, stop" for the harness
+and the tests. ``harness/`` has no ``__init__.py``; it is imported as a
+namespace package from the repository root, which is put on ``sys.path``
+here (pytest's rootdir insertion does it too; this does not depend on it).
+Other shared pieces: ``tests/fake_clock.py`` (the one fake wall clock) and
+``tests/unit/redis_session.py`` (Redis commands through the engine).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 
 def require_tool(name: str) -> str:

@@ -16,18 +16,7 @@ from trio_kv.server.lifecycle import ServerAddresses, serve
 from trio_kv.store.engine import Store
 from trio_kv.store.keyspace import Keyspace
 
-
-class FakeClock:
-    """Wall-clock milliseconds that only move when a test says so."""
-
-    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-    def advance(self, ms: int) -> None:
-        self.now_ms += ms
+from ..fake_clock import FakeClock
 
 
 async def start_server(nursery: trio.Nursery, **overrides) -> ServerAddresses:

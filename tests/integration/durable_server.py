@@ -10,31 +10,28 @@ the number acknowledged and the number sent: every acknowledged write is
 there, a key's value is its last acknowledged one or a later sent one, and
 nothing the writer never sent appears.
 
-Every wait is bounded: sockets have a timeout, process waits have one.
+Server processes are the harness's ``ServerProcess``
+(harness/server_process.py); ``started`` and ``launched`` put one on a
+data directory. Every wait is bounded: sockets have a timeout, process
+waits have one (``EXIT_SECONDS``).
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-START_SECONDS = 15.0
+from harness.server_process import ServerProcess
+
+from ..conftest import REPO
+
 EXIT_SECONDS = 10.0
 SOCKET_SECONDS = 10.0
 CRASH_EXIT_STATUS = 70
-_LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
 class RespError(Exception):
@@ -61,21 +58,21 @@ class Resp:
     def send(self, *commands: tuple) -> None:
         self.sock.sendall(b"".join(self.encode(*command) for command in commands))
 
+    def _receive(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buffer += chunk
+
     def _line(self) -> bytes:
         while (end := self.buffer.find(b"\r\n")) < 0:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buffer += chunk
+            self._receive()
         line, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
         return line
 
     def _exactly(self, count: int) -> bytes:
         while len(self.buffer) < count + 2:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buffer += chunk
+            self._receive()
         data, self.buffer = self.buffer[:count], self.buffer[count + 2 :]
         return data
 
@@ -121,94 +118,14 @@ def text_command(address: tuple[str, int], line: bytes) -> bytes:
     return reply.rstrip(b"\n")
 
 
-def clean_env(**overrides: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("TRIO_KV_", "KV_TEST_"))}
-    env.update(overrides)
-    return env
+def started(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """A server on ``data_dir`` once it listens (``address`` set); ``with`` stops it."""
+    return ServerProcess.start(REPO, *flags, data_dir=data_dir, env=env)
 
 
-class KvProcess:
-    """``python -m trio_kv --port 0 --data-dir DIR [flags]``; stderr drained
-    by a thread (kept in ``log_lines``)."""
-
-    def __init__(self, data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> None:
-        argv = [PYTHON, "-m", "trio_kv", "--port", "0", "--data-dir", str(data_dir), *flags]
-        self.process = subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env=clean_env() if env is None else env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.log_lines: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-        self.address: tuple[str, int] | None = None
-
-    def _drain(self) -> None:
-        for raw in self.process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.log_lines.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_listening(self) -> tuple[str, int] | None:
-        """The address once it logs ``listening on``; None if it exited first."""
-        deadline = time.monotonic() + START_SECONDS
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                self.wait_exit(EXIT_SECONDS)
-                return None
-            match = _LISTENING.search(line)
-            if match:
-                self.address = (match.group(1), int(match.group(2)))
-                return self.address
-        raise AssertionError(f"no 'listening on' line within {START_SECONDS} s:\n{self.log()}")
-
-    def wait_exit(self, timeout: float = EXIT_SECONDS) -> int:
-        try:
-            status = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"server still running after {timeout} s:\n{self.log()}") from None
-        self._drainer.join(EXIT_SECONDS)
-        return status
-
-    def kill9(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.wait_exit()
-
-    def terminate(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.wait_exit()
-
-    def log(self) -> str:
-        return "\n".join(self.log_lines)
-
-    def stop(self) -> None:
-        """Teardown: whatever state it is in, it is gone afterwards."""
-        if self.process.poll() is None:
-            self.process.kill()
-        try:
-            self.process.wait(EXIT_SECONDS)
-        finally:
-            self._drainer.join(EXIT_SECONDS)
-            if self.process.stderr is not None:
-                self.process.stderr.close()
-
-
-def started(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> KvProcess:
-    server = KvProcess(data_dir, *flags, env=env)
-    if server.wait_listening() is None:
-        raise AssertionError(f"server exited with status {server.process.returncode}:\n{server.log()}")
-    return server
+def launched(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """A server on ``data_dir``, not waited for: for starts that must fail."""
+    return ServerProcess.launch(REPO, *flags, data_dir=data_dir, env=env)
 
 
 # --- writers and their histories ---------------------------------------------------------

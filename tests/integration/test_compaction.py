@@ -52,8 +52,7 @@ def generations(data_dir: Path) -> dict[str, list[int]]:
 
 def test_compactions_under_load_lose_nothing_and_retire_old_files(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    server = started(data_dir, "--appendfsync", "everysec", *AUTO_FLAGS)
-    try:
+    with started(data_dir, "--appendfsync", "everysec", *AUTO_FLAGS) as server:
         preload = {b"pre:%06d" % index: b"p%d" % index for index in range(PRELOAD_KEYS)}
         with Resp(server.address) as client:
             items = list(preload.items())
@@ -91,13 +90,10 @@ def test_compactions_under_load_lose_nothing_and_retire_old_files(tmp_path: Path
             assert client.call("LASTSAVE") == int(info["rdb_last_save_time"])
             assert int(info["aof_current_size"]) >= int(info["aof_base_size"]) > 0
         time.sleep(0.2)  # more writes on top of the newest snapshot
-        server.kill9()
+        server.kill()
         group.stop()
-    finally:
-        server.stop()
 
-    restarted = started(data_dir)
-    try:
+    with started(data_dir) as restarted:
         with Resp(restarted.address) as client:
             verify_restart(client, preload, group)
             assert int(persistence_info(client)["rdb_last_load_keys_loaded"]) == client.call("DBSIZE")
@@ -106,5 +102,3 @@ def test_compactions_under_load_lose_nothing_and_retire_old_files(tmp_path: Path
         files = generations(data_dir)
         assert len(files["snapshot"]) == 1 and min(files["log"]) == files["snapshot"][0], files
         assert files["snapshot"][0] >= 1 + completed, files
-    finally:
-        restarted.stop()

@@ -18,15 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from .durable_server import (
-    CRASH_EXIT_STATUS,
-    Resp,
-    WriterGroup,
-    clean_env,
-    data_files,
-    started,
-    verify_restart,
-)
+from harness.server_process import server_environment
+
+from .durable_server import CRASH_EXIT_STATUS, EXIT_SECONDS, Resp, WriterGroup, data_files, started, verify_restart
 
 ROUNDS = 5
 # Writers per round and commands each sends per round trip (1: one at a
@@ -45,18 +39,17 @@ def crash_rounds(tmp_path: Path, flags: list[str], rng: random.Random, env=None,
     previous: WriterGroup | None = None
     totals = {"acked": 0, "sent": 0, "keys": 0}
     for round_index in range(ROUNDS + 1):
-        server = started(data_dir, *flags, env=env)
-        try:
+        with started(data_dir, *flags, env=env) as server:
             with Resp(server.address) as client:
                 if previous is not None:
                     model = verify_restart(client, model, previous)
             if round_index == ROUNDS:
-                server.terminate()
+                server.terminate(EXIT_SECONDS)
                 break
             group = WriterGroup(server.address, f"r{round_index}", DEPTHS).start()
             group.wait_acked(MIN_ACKED_PER_ROUND)
             time.sleep(rng.uniform(*KILL_AFTER_SECONDS))
-            server.kill9()
+            server.kill()
             group.stop()
             failed = [writer.error_reply for writer in group.writers if writer.error_reply]
             assert not failed, f"error replies while writing: {failed}"
@@ -65,8 +58,6 @@ def crash_rounds(tmp_path: Path, flags: list[str], rng: random.Random, env=None,
             if after_kill is not None:
                 after_kill(data_dir)
             previous = group
-        finally:
-            server.stop()
     totals["keys"] = len(model)
     return totals
 
@@ -95,7 +86,7 @@ def _truncate_to_synced(hook_file: Path, cut: list[int]):
 def test_power_loss_under_always_loses_no_acknowledged_write(tmp_path: Path) -> None:
     hook_file = tmp_path / "synced"
     cut: list[int] = []
-    env = clean_env(KV_TEST_SYNCED_LOG=str(hook_file))
+    env = server_environment(KV_TEST_SYNCED_LOG=str(hook_file))
     rng = random.Random(f"{SEED}-power")
     totals = crash_rounds(tmp_path, ["--appendfsync", "always"], rng, env, _truncate_to_synced(hook_file, cut))
     assert len(cut) == ROUNDS and totals["acked"] >= ROUNDS * MIN_ACKED_PER_ROUND
@@ -105,29 +96,23 @@ def test_power_loss_under_always_loses_no_acknowledged_write(tmp_path: Path) -> 
 def test_crash_at_each_compaction_step_recovers_old_or_new_state(tmp_path: Path, step: str) -> None:
     data_dir = tmp_path / "data"
     # A first round leaves data from before the compaction, and a first snapshot.
-    server = started(data_dir, "--appendfsync", "always")
-    try:
+    with started(data_dir, "--appendfsync", "always") as server:
         group = WriterGroup(server.address, "before", DEPTHS).start()
         group.wait_acked(300)
         group.stop()
         with Resp(server.address) as client:
             assert client.call("SAVE") == "OK"
             model = verify_restart(client, {}, group)
-        assert server.terminate() == 0
-    finally:
-        server.stop()
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
     assert data_files(data_dir) == ["log.2", "snapshot.2"]
 
-    server = started(data_dir, "--appendfsync", "always", env=clean_env(KV_TEST_CRASH_AT=step))
-    try:
+    with started(data_dir, "--appendfsync", "always", env=server_environment(KV_TEST_CRASH_AT=step)) as server:
         group = WriterGroup(server.address, "during", DEPTHS).start()
         group.wait_acked(200)
         with Resp(server.address) as client:
             assert client.call("BGREWRITEAOF") == "Background append only file rewriting started"
-        status = server.wait_exit()
+        status = server.wait(EXIT_SECONDS)
         group.stop()
-    finally:
-        server.stop()
     assert status == CRASH_EXIT_STATUS, server.log()
     assert f"test crash point {step} reached" in server.log()
     left = data_files(data_dir)
@@ -138,8 +123,7 @@ def test_crash_at_each_compaction_step_recovers_old_or_new_state(tmp_path: Path,
     }[step]
     assert left == expected_files
 
-    server = started(data_dir)
-    try:
+    with started(data_dir) as server:
         with Resp(server.address) as client:
             verify_restart(client, model, group)
             # The restart finished what the crash left: one snapshot, one log.
@@ -147,5 +131,3 @@ def test_crash_at_each_compaction_step_recovers_old_or_new_state(tmp_path: Path,
                                             ["log.2", "log.3", "snapshot.2"])
             assert client.call("SAVE") == "OK"
         assert data_files(data_dir) == ["log.4", "snapshot.4"]
-    finally:
-        server.stop()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 import os
 import subprocess
 import time
@@ -18,10 +20,10 @@ import pytest
 import trio
 
 from trio_kv.config import Config
-from trio_kv.server.lifecycle import serve
+from trio_kv.server.lifecycle import ServerAddresses, serve
 from trio_kv.store.durability import writer as writer_module
 
-from .durable_server import Resp, RespError, started, text_command
+from .durable_server import EXIT_SECONDS, Resp, RespError, started, text_command
 
 TMPFS_SIZE = "2m"
 FILLER_BYTES = 512 * 1024
@@ -76,9 +78,8 @@ def test_full_disk_refuses_writes_keeps_reads_and_resumes(small_filesystem: Path
     data_dir = small_filesystem / "data"
     filler = small_filesystem / "filler"
     filler.write_bytes(os.urandom(FILLER_BYTES))
-    server = started(data_dir, "--appendfsync", "always")
     acked: dict[bytes, bytes] = {}
-    try:
+    with started(data_dir, "--appendfsync", "always") as server:
         with Resp(server.address) as client:
             assert client.call("SET", "small", "hello") == "OK"
             acked[b"small"] = b"hello"
@@ -109,19 +110,14 @@ def test_full_disk_refuses_writes_keeps_reads_and_resumes(small_filesystem: Path
             assert client.call("SET", "after", "resume") == "OK"
             acked[b"after"] = b"resume"
             assert "aof_last_write_status:ok\r\n" in client.call("INFO", "persistence").decode()
-        assert server.terminate() == 0
-    finally:
-        server.stop()
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
 
-    restarted = started(data_dir)
-    try:
+    with started(data_dir) as restarted:
         with Resp(restarted.address) as client:
             keys = sorted(acked)
             assert client.call("MGET", *keys) == [acked[key] for key in keys]
             # Never acknowledged and never applied: refused before running.
             assert client.call("EXISTS", "more", "counter") == 0
-    finally:
-        restarted.stop()
     assert resume_seconds < RESUME_SECONDS
 
 
@@ -147,9 +143,19 @@ async def call(client: Resp, *args) -> object:
     return await trio.to_thread.run_sync(client.call, *args)
 
 
-async def start_in_process(nursery: trio.Nursery, data_dir: Path, policy: str):
+@asynccontextmanager
+async def serving(data_dir: Path, policy: str) -> AsyncIterator[tuple[ServerAddresses, Resp]]:
+    """An in-process server on ``data_dir`` and a connected ``Resp``
+    client; both closed (the server shut down) on the way out."""
     config = Config(port=0, redis_port=None, data_dir=str(data_dir), appendfsync=policy)
-    return await nursery.start(functools.partial(serve, config))
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(functools.partial(serve, config))
+        client = await trio.to_thread.run_sync(Resp, server.main)
+        try:
+            yield server, client
+        finally:
+            client.close()
+            server.shutdown.set()
 
 
 async def test_injected_enospc_refuses_then_resumes_by_itself(tmp_path: Path, monkeypatch) -> None:
@@ -157,47 +163,35 @@ async def test_injected_enospc_refuses_then_resumes_by_itself(tmp_path: Path, mo
     monkeypatch.setattr(writer_module, "os", faulty)
     data_dir = tmp_path / "data"
     with trio.fail_after(TEST_SECONDS):
-        async with trio.open_nursery() as nursery:
-            server = await start_in_process(nursery, data_dir, "everysec")
-            client = await trio.to_thread.run_sync(Resp, server.main)
-            try:
-                assert await call(client, "SET", "a", "1") == "OK"
-                faulty.write_errno = errno.ENOSPC
-                # Applied in memory, but its record was not written: refused.
-                assert str(await call(client, "SET", "b", "2")) == MISCONF_NO_SPACE
-                assert str(await call(client, "SET", "c", "3")) == MISCONF_NO_SPACE
-                assert await call(client, "GET", "a") == b"1"
-                text = await trio.to_thread.run_sync(text_command, server.main, b"SET t v")
-                assert text == TEXT_NO_SPACE
-                # A transaction with writes is discarded, as Redis does; the
-                # connection is not left inside MULTI.
-                assert await call(client, "MULTI") == "OK"
-                assert await call(client, "SET", "tx", "1") == "QUEUED"
-                aborted = f"EXECABORT Transaction discarded because of: {MISCONF_NO_SPACE}"
-                assert str(await call(client, "EXEC")) == aborted
-                assert await call(client, "GET", "a") == b"1"
-                assert await call(client, "MULTI") == "OK"
-                assert await call(client, "GET", "a") == "QUEUED"
-                assert await call(client, "EXEC") == [b"1"]
-                faulty.write_errno = None
-                with trio.fail_after(RESUME_SECONDS):
-                    while (reply := await call(client, "SET", "d", "4")) != "OK":
-                        assert str(reply) == MISCONF_NO_SPACE
-                        await trio.sleep(0.05)
-            finally:
-                client.close()
-            server.shutdown.set()
-        async with trio.open_nursery() as nursery:
-            server = await start_in_process(nursery, data_dir, "everysec")
-            client = await trio.to_thread.run_sync(Resp, server.main)
-            try:
-                assert await call(client, "MGET", "a", "c", "d", "tx", "t") == [b"1", None, b"4", None, None]
-                # "b" was applied and stayed buffered, so it reached the log
-                # once the disk had room: sent, not acknowledged, allowed.
-                assert await call(client, "GET", "b") in (b"2", None)
-            finally:
-                client.close()
-            server.shutdown.set()
+        async with serving(data_dir, "everysec") as (server, client):
+            assert await call(client, "SET", "a", "1") == "OK"
+            faulty.write_errno = errno.ENOSPC
+            # Applied in memory, but its record was not written: refused.
+            assert str(await call(client, "SET", "b", "2")) == MISCONF_NO_SPACE
+            assert str(await call(client, "SET", "c", "3")) == MISCONF_NO_SPACE
+            assert await call(client, "GET", "a") == b"1"
+            text = await trio.to_thread.run_sync(text_command, server.main, b"SET t v")
+            assert text == TEXT_NO_SPACE
+            # A transaction with writes is discarded, as Redis does; the
+            # connection is not left inside MULTI.
+            assert await call(client, "MULTI") == "OK"
+            assert await call(client, "SET", "tx", "1") == "QUEUED"
+            aborted = f"EXECABORT Transaction discarded because of: {MISCONF_NO_SPACE}"
+            assert str(await call(client, "EXEC")) == aborted
+            assert await call(client, "GET", "a") == b"1"
+            assert await call(client, "MULTI") == "OK"
+            assert await call(client, "GET", "a") == "QUEUED"
+            assert await call(client, "EXEC") == [b"1"]
+            faulty.write_errno = None
+            with trio.fail_after(RESUME_SECONDS):
+                while (reply := await call(client, "SET", "d", "4")) != "OK":
+                    assert str(reply) == MISCONF_NO_SPACE
+                    await trio.sleep(0.05)
+        async with serving(data_dir, "everysec") as (server, client):
+            assert await call(client, "MGET", "a", "c", "d", "tx", "t") == [b"1", None, b"4", None, None]
+            # "b" was applied and stayed buffered, so it reached the log
+            # once the disk had room: sent, not acknowledged, allowed.
+            assert await call(client, "GET", "b") in (b"2", None)
 
 
 async def test_failed_fsync_under_always_refuses_writes_for_good(tmp_path: Path, monkeypatch) -> None:
@@ -212,31 +206,19 @@ async def test_failed_fsync_under_always_refuses_writes_for_good(tmp_path: Path,
     data_dir = tmp_path / "data"
     reason = f"fsync of {data_dir / 'log.1'} failed (Input/output error); writes refused until a restart"
     with trio.fail_after(TEST_SECONDS):
-        async with trio.open_nursery() as nursery:
-            failing = False
-            server = await start_in_process(nursery, data_dir, "always")
-            client = await trio.to_thread.run_sync(Resp, server.main)
-            try:
-                assert await call(client, "SET", "a", "1") == "OK"
-                failing = True
-                assert str(await call(client, "SET", "b", "2")) == f"MISCONF Errors writing to the AOF file: {reason}"
-                failing = False  # a later fsync would succeed: it must not be trusted
-                await trio.sleep(1.5)  # past a retry interval
-                assert str(await call(client, "SET", "c", "3")) == f"MISCONF Errors writing to the AOF file: {reason}"
-                text = await trio.to_thread.run_sync(text_command, server.main, b"SET t v")
-                assert text == f"ERROR writes refused: error writing the log ({reason})".encode()
-                assert await call(client, "GET", "a") == b"1"
-                info = (await call(client, "INFO", "persistence")).decode()
-                assert "aof_last_write_status:err\r\n" in info
-            finally:
-                client.close()
-            server.shutdown.set()
-        async with trio.open_nursery() as nursery:
-            server = await start_in_process(nursery, data_dir, "always")
-            client = await trio.to_thread.run_sync(Resp, server.main)
-            try:
-                assert await call(client, "GET", "a") == b"1"
-                assert await call(client, "SET", "e", "5") == "OK"  # a restart is the way back
-            finally:
-                client.close()
-            server.shutdown.set()
+        failing = False
+        async with serving(data_dir, "always") as (server, client):
+            assert await call(client, "SET", "a", "1") == "OK"
+            failing = True
+            assert str(await call(client, "SET", "b", "2")) == f"MISCONF Errors writing to the AOF file: {reason}"
+            failing = False  # a later fsync would succeed: it must not be trusted
+            await trio.sleep(1.5)  # past a retry interval
+            assert str(await call(client, "SET", "c", "3")) == f"MISCONF Errors writing to the AOF file: {reason}"
+            text = await trio.to_thread.run_sync(text_command, server.main, b"SET t v")
+            assert text == f"ERROR writes refused: error writing the log ({reason})".encode()
+            assert await call(client, "GET", "a") == b"1"
+            info = (await call(client, "INFO", "persistence")).decode()
+            assert "aof_last_write_status:err\r\n" in info
+        async with serving(data_dir, "always") as (server, client):
+            assert await call(client, "GET", "a") == b"1"
+            assert await call(client, "SET", "e", "5") == "OK"  # a restart is the way back

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .durable_server import KvProcess, Resp, RespError, data_files, started, text_command
+from .durable_server import EXIT_SECONDS, Resp, RespError, data_files, launched, started, text_command
 
 KEYS = 2000
 SHORT_TTL_MS = 300
@@ -69,21 +69,17 @@ def write_everything(client: Resp) -> None:
 
 def test_sigterm_and_shutdown_keep_exactly_the_same_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    server = started(data_dir)
-    try:
+    with started(data_dir) as server:
         with Resp(server.address) as client:
             assert client.call("SET", "before", "flush") == "OK"
             assert client.call("FLUSHALL") == "OK"
             write_everything(client)
             expected = full_state(client)
         assert b"before" not in expected and len(expected) > KEYS
-        assert server.terminate() == 0
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
         assert any("log flushed and fsynced in" in line for line in server.log_lines)
-    finally:
-        server.stop()
 
-    server = started(data_dir)
-    try:
+    with started(data_dir) as server:
         loaded = [line for line in server.log_lines if "loaded" in line and "keys from" in line]
         assert len(loaded) == 1 and f"loaded {len(expected)} keys" in loaded[0], server.log()
         with Resp(server.address) as client:
@@ -96,49 +92,37 @@ def test_sigterm_and_shutdown_keep_exactly_the_same_data(tmp_path: Path) -> None
             client.send(("SHUTDOWN",))
             with pytest.raises(ConnectionError):
                 client.read()
-        assert server.wait_exit() == 0
-    finally:
-        server.stop()
+        assert server.wait(EXIT_SECONDS) == 0, server.log()
 
-    server = started(data_dir)
-    try:
+    with started(data_dir) as server:
         with Resp(server.address) as client:
             assert full_state(client) == expected
-    finally:
-        server.stop()
 
 
 def test_expired_keys_are_not_resurrected(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    server = started(data_dir)
-    try:
+    with started(data_dir) as server:
         with Resp(server.address) as client:
             for index in range(SHORT_LIVED_KEYS):
                 assert client.call("SET", b"short:%d" % index, "v", "PX", SHORT_TTL_MS) == "OK"
             assert client.call("SET", "long", "v", "PX", 600_000) == "OK"
             expire_at_ms = client.call("PEXPIRETIME", b"short:0")
-        assert server.terminate() == 0
-    finally:
-        server.stop()
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
     # The log holds the absolute expiry: restart only once it has passed.
     time.sleep(max(0.0, expire_at_ms / 1000 - time.time() + 0.05))
 
-    server = started(data_dir)
-    try:
+    with started(data_dir) as server:
         with Resp(server.address) as client:
             assert client.call("DBSIZE") == 1
             assert client.call("EXISTS", *[b"short:%d" % index for index in range(SHORT_LIVED_KEYS)]) == 0
             info = client.call("INFO", "persistence").decode()
             assert f"rdb_last_load_keys_expired:{SHORT_LIVED_KEYS}\r\n" in info
             assert "rdb_last_load_keys_loaded:1\r\n" in info
-    finally:
-        server.stop()
 
 
 def test_persistence_commands_info_and_config(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    server = started(data_dir, "--appendfsync", "always")
-    try:
+    with started(data_dir, "--appendfsync", "always") as server:
         with Resp(server.address) as client:
             started_at = client.call("LASTSAVE")
             assert abs(started_at - time.time()) < 10
@@ -165,15 +149,12 @@ def test_persistence_commands_info_and_config(tmp_path: Path) -> None:
                 "Background append only file rewriting started",
                 "ERR Background append only file rewriting already in progress",
             )
-        assert server.terminate() == 0
-    finally:
-        server.stop()
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
 
 
 def test_memory_only_has_nothing_to_save(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    server = started(data_dir, "--appendonly", "no")
-    try:
+    with started(data_dir, "--appendonly", "no") as server:
         with Resp(server.address) as client:
             for command in ("SAVE", "BGSAVE", "BGREWRITEAOF"):
                 reply = client.call(command)
@@ -182,22 +163,15 @@ def test_memory_only_has_nothing_to_save(tmp_path: Path) -> None:
             assert client.call("CONFIG", "GET", "appendonly") == [b"appendonly", b"no"]
             assert "aof_enabled:0\r\n" in client.call("INFO", "persistence").decode()
         assert text_command(server.address, b"SET k v") == b"OK"
-        assert server.terminate() == 0
-    finally:
-        server.stop()
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
     assert not data_dir.exists() or data_files(data_dir) == []
 
 
 def test_second_server_on_the_same_data_dir_exits_1(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    first = started(data_dir)
-    second = KvProcess(data_dir)
-    try:
+    with started(data_dir) as first, launched(data_dir) as second:
         assert second.wait_listening() is None
-        assert second.wait_exit() == 1
+        assert second.wait(EXIT_SECONDS) == 1, second.log()
         assert f"cannot start: {data_dir} is in use by another trio_kv process" in second.log()
         with Resp(first.address) as client:
             assert client.call("SET", "still", "works") == "OK"
-    finally:
-        second.stop()
-        first.stop()

@@ -12,107 +12,45 @@ signal during the grace period exits at once with status 1.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import require_tool
+from harness.server_process import ServerProcess, server_environment, server_python
 
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import REPO, require_tool
+
 VENV_BIN = REPO / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-SERVER = [PYTHON, "-m", "trio_kv"]
+SERVER = [server_python(REPO), "-m", "trio_kv"]
 START_SECONDS = 10.0
 EXIT_SECONDS = 2.0
 SOCKET_SECONDS = 5.0
-_LISTENING = re.compile(r"listening on (\S+):(\d+)")
-
-
-class ServerUnderTest:
-    """A server subprocess whose stderr is drained by a thread (so it never
-    blocks on a full pipe) and searched for the ``listening on`` line."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        self.log_lines: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-
-    def _drain(self) -> None:
-        for raw in self.process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.log_lines.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_listening(self) -> tuple[str, int] | None:
-        """The logged address; None if the process ended without one."""
-        deadline = time.monotonic() + START_SECONDS
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                return None
-            match = _LISTENING.search(line)
-            if match:
-                return match.group(1), int(match.group(2))
-        raise AssertionError(f"no 'listening on' line within {START_SECONDS} s: {self.log()}")
-
-    def exit_status(self, timeout: float) -> int | None:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def log(self) -> str:
-        return "\n".join(self.log_lines)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(EXIT_SECONDS)
-        self._drainer.join(EXIT_SECONDS)
-        self.process.stderr.close()
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TRIO_KV_")}
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture
 def spawn(tmp_path):
     """``spawn(argv, env)`` starts a server process (with its own data
-    directory, through TRIO_KV_DATA_DIR); all are killed at teardown."""
-    servers: list[ServerUnderTest] = []
+    directory, through TRIO_KV_DATA_DIR); all are stopped at teardown."""
+    servers: list[ServerProcess] = []
 
-    def start(argv: list[str], env: dict[str, str] | None = None) -> ServerUnderTest:
-        env = clean_env() if env is None else dict(env)
+    def start(argv: list[str], env: dict[str, str] | None = None) -> ServerProcess:
+        env = server_environment() if env is None else dict(env)
         env.setdefault("TRIO_KV_DATA_DIR", str(tmp_path / f"data-{len(servers)}"))
-        server = ServerUnderTest(argv, env)
+        server = ServerProcess(argv, cwd=REPO, env=env)
         servers.append(server)
         return server
 
     yield start
     for server in servers:
-        server.kill()
+        server.stop()
 
 
-def started(spawn, *flags: str, argv: list[str] = SERVER, env=None) -> tuple[ServerUnderTest, tuple[str, int]]:
+def started(spawn, *flags: str, argv: list[str] = SERVER, env=None) -> tuple[ServerProcess, tuple[str, int]]:
     server = spawn([*argv, "--port", "0", *flags], env)
     address = server.wait_listening()
     assert address is not None, server.log()
@@ -181,7 +119,7 @@ def test_signal_answers_what_was_read_and_exits_0(spawn, signum):
 
     signalled = time.monotonic()
     server.process.send_signal(signum)
-    status = server.exit_status(EXIT_SECONDS)
+    status = server.wait(EXIT_SECONDS)
     exit_seconds = time.monotonic() - signalled
     assert status == 0, server.log()
     assert exit_seconds < EXIT_SECONDS
@@ -205,7 +143,7 @@ def test_grace_period_closes_stuck_connections_then_exits_0(spawn):
     client = _stuck_sender(address)
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
-    assert server.exit_status(EXIT_SECONDS) == 0, server.log()
+    assert server.wait(EXIT_SECONDS) == 0, server.log()
     assert 0.3 <= time.monotonic() - signalled < EXIT_SECONDS
     client.close()
 
@@ -214,10 +152,10 @@ def test_second_signal_during_grace_exits_at_once(spawn):
     server, address = started(spawn, "--shutdown-grace-seconds", "5")
     client = _stuck_sender(address)
     server.process.send_signal(signal.SIGTERM)
-    assert server.exit_status(0.5) is None, "the stuck client should hold the grace period"
+    assert server.wait(0.5) is None, "the stuck client should hold the grace period"
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
-    assert server.exit_status(EXIT_SECONDS) == 1, server.log()
+    assert server.wait(EXIT_SECONDS) == 1, server.log()
     assert time.monotonic() - signalled < 0.5
     client.close()
 
@@ -245,7 +183,12 @@ def test_port_0_logs_the_chosen_address(spawn):
 )
 def test_bad_configuration_exits_2_with_a_message(flags, env, message):
     result = subprocess.run(
-        [*SERVER, *flags], cwd=REPO, env=clean_env(**env), capture_output=True, text=True, timeout=START_SECONDS
+        [*SERVER, *flags],
+        cwd=REPO,
+        env=server_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=START_SECONDS,
     )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -255,7 +198,7 @@ def test_bad_configuration_exits_2_with_a_message(flags, env, message):
 def test_flag_wins_over_environment_variable(spawn):
     # TRIO_KV_PORT is invalid but --port is given: the flag wins. The other
     # variable, with no flag, applies.
-    env = clean_env(TRIO_KV_PORT="abc", TRIO_KV_MAX_LINE_BYTES="32")
+    env = server_environment(TRIO_KV_PORT="abc", TRIO_KV_MAX_LINE_BYTES="32")
     server, address = started(spawn, env=env)
     client = LineSocket(address)
     assert client.command(b"PING") == b"PONG"
@@ -273,7 +216,7 @@ def test_entry_points_start_and_stop(spawn, argv):
     client = LineSocket(address)
     assert client.command(b"PING") == b"PONG"
     server.process.send_signal(signal.SIGTERM)
-    assert server.exit_status(EXIT_SECONDS) == 0, server.log()
+    assert server.wait(EXIT_SECONDS) == 0, server.log()
     client.close()
 
 
@@ -312,6 +255,6 @@ def test_runs_as_pid_1_and_exits_0_on_sigterm(spawn):
     signalled = time.monotonic()
     os.kill(server_pid, signal.SIGTERM)
     # unshare exits with its child's status.
-    assert unshare.exit_status(EXIT_SECONDS) == 0, unshare.log()
+    assert unshare.wait(EXIT_SECONDS) == 0, unshare.log()
     assert time.monotonic() - signalled < EXIT_SECONDS
     assert client.read_to_eof() == b""

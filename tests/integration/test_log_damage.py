@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.server_process import ServerProcess
 from trio_kv.store.durability.records import FRAME_BYTES, HEADER_BYTES
 
-from .durable_server import KvProcess, Resp, started
+from .durable_server import EXIT_SECONDS, Resp, launched, started
 
 KEYS = 200
 
@@ -22,14 +23,11 @@ KEYS = 200
 def written(tmp_path: Path) -> tuple[Path, Path, int]:
     """A data dir whose log.1 holds KEYS records, cleanly shut down; the log's size."""
     data_dir = tmp_path / "data"
-    server = started(data_dir, "--appendfsync", "always")
-    try:
+    with started(data_dir, "--appendfsync", "always") as server:
         with Resp(server.address) as client:
             for index in range(KEYS):
                 assert client.call("SET", b"k%d" % index, b"value-%d" % index) == "OK"
-        assert server.terminate() == 0
-    finally:
-        server.stop()
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
     log = data_dir / "log.1"
     return data_dir, log, os.path.getsize(log)
 
@@ -41,13 +39,10 @@ def assert_all_keys(address: tuple[str, int]) -> None:
         assert values == [b"value-%d" % index for index in range(KEYS)]
 
 
-def refused_start(data_dir: Path, *flags: str) -> KvProcess:
-    server = KvProcess(data_dir, *flags)
-    try:
+def refused_start(data_dir: Path, *flags: str) -> ServerProcess:
+    with launched(data_dir, *flags) as server:
         assert server.wait_listening() is None, "the server started on damaged data"
-        assert server.wait_exit() == 1, server.log()
-    finally:
-        server.stop()
+        assert server.wait(EXIT_SECONDS) == 1, server.log()
     return server
 
 
@@ -60,17 +55,14 @@ def test_torn_tail_is_cut_with_a_warning_and_the_data_before_it_served(written, 
     data_dir, log, size = written
     with open(log, "ab") as file:
         file.write(garbage)
-    server = started(data_dir)
-    try:
+    with started(data_dir) as server:
         warnings = [line for line in server.log_lines if "WARNING" in line and "torn tail" in line]
         assert len(warnings) == 1 and f"{log}: torn tail at offset {size}" in warnings[0], server.log()
         assert_all_keys(server.address)
         assert os.path.getsize(log) == size
         with Resp(server.address) as client:
             assert client.call("SET", "after", "cut") == "OK"
-        assert server.terminate() == 0
-    finally:
-        server.stop()
+        assert server.terminate(EXIT_SECONDS) == 0, server.log()
     assert os.path.getsize(log) > size  # appends continue at the cut
 
 

@@ -10,55 +10,27 @@ from an empty keyspace (FLUSHALL).
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio
 from redis.exceptions import DataError, ExecAbortError, ResponseError, WatchError
 
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 20
-STOP_SECONDS = 10
+from harness.server_process import ServerProcess
+
+from ..conftest import REPO
+
 SOCKET_TIMEOUT_SECONDS = 10
 ASYNC_TEST_SECONDS = 20
-LISTENING = re.compile(rb"listening on ([0-9.]+):([0-9]+)")
 PROTOCOLS = [3, 2]
 
 
 @pytest.fixture(scope="module")
 def server_address(tmp_path_factory) -> Iterator[tuple[str, int]]:
-    log_path = tmp_path_factory.mktemp("trio_kv") / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trio_kv", "--port", "0", "--data-dir", str(log_path.parent / "data")],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            found = LISTENING.search(log_path.read_bytes())
-            if found:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.02)
-        yield found.group(1).decode(), int(found.group(2))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with ServerProcess.start(REPO, data_dir=tmp_path_factory.mktemp("trio_kv") / "data") as server:
+        yield server.address
 
 
 @pytest.fixture(params=PROTOCOLS, ids=lambda protocol: f"resp{protocol}")

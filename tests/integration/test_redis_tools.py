@@ -9,87 +9,55 @@ prints for the same commands against a real redis-server.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 
-from ..conftest import require_tool
+from harness.server_process import ServerProcess
 
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 15
+from ..conftest import REPO, require_tool
+
 STOP_SECONDS = 10
 CLI_SECONDS = 15
 # Two benchmark runs of 20000 requests per test take a few seconds; this
 # bound only stops a hung run.
 BENCHMARK_SECONDS = 120
-MAIN_PORT_LINE = re.compile(r"trio_kv listening on [^ ]+:(\d+) ")
 REDIS_PORT_LINE = re.compile(r"trio_kv RESP-only listener on [^ ]+:(\d+)")
 
 
 @dataclass
-class ServerProcess:
-    process: subprocess.Popen
-    log: Path
+class RunningServer:
+    process: ServerProcess
     port: int
     redis_port: int
 
 
-def start_server(log: Path) -> ServerProcess:
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            # The log goes next to the server's own log file (a fresh tmp dir).
-            [sys.executable, "-m", "trio_kv", "--port", "0", "--redis-port", "0", "--data-dir", str(log.parent / "data")],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        text = log.read_text()
-        main, extra = MAIN_PORT_LINE.search(text), REDIS_PORT_LINE.search(text)
-        if main and extra:
-            return ServerProcess(process, log, int(main.group(1)), int(extra.group(1)))
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    pytest.fail(f"server did not start:\n{log.read_text()}")
-
-
-def stop_server(server: ServerProcess) -> int:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-    try:
-        return server.process.wait(timeout=STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-        raise
+@contextmanager
+def running_server(data_dir: Path) -> Iterator[RunningServer]:
+    """A server with both ports, their numbers read from its log; stopped on the way out."""
+    with ServerProcess.start(REPO, "--redis-port", "0", data_dir=data_dir) as process:
+        redis_port = process.wait_for_log(REDIS_PORT_LINE)
+        assert redis_port is not None, process.log()
+        yield RunningServer(process, process.address[1], int(redis_port.group(1)))
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory) -> Iterator[RunningServer]:
     require_tool("redis-cli")
-    running = start_server(tmp_path_factory.mktemp("server") / "server.log")
-    try:
+    with running_server(tmp_path_factory.mktemp("server") / "data") as running:
         yield running
-    finally:
-        status = stop_server(running)
-    assert status == 0, running.log.read_text()
-    assert "Traceback" not in running.log.read_text()
+        status = running.process.terminate(STOP_SECONDS)
+    assert status == 0, running.process.log()
+    assert "Traceback" not in running.process.log()
 
 
-def cli(server: ServerProcess, *args: str, stdin: str | None = None, port: int | None = None):
+def cli(server: RunningServer, *args: str, stdin: str | None = None, port: int | None = None):
     return subprocess.run(
         ["redis-cli", "-p", str(port or server.port), *args],
         input=stdin,
@@ -99,7 +67,7 @@ def cli(server: ServerProcess, *args: str, stdin: str | None = None, port: int |
     )
 
 
-def test_scripted_redis_cli_session(server: ServerProcess) -> None:
+def test_scripted_redis_cli_session(server: RunningServer) -> None:
     steps = [
         (["SET", "a", "b"], "OK\n"),
         (["GET", "a"], "b\n"),
@@ -118,7 +86,7 @@ def test_scripted_redis_cli_session(server: ServerProcess) -> None:
     assert (result.stdout, result.stderr, result.returncode) == ("a\n", "", 0)
 
 
-def test_redis_cli_info(server: ServerProcess) -> None:
+def test_redis_cli_info(server: RunningServer) -> None:
     cli(server, "SET", "tools:info", "1")
     result = cli(server, "INFO")
     assert result.returncode == 0 and result.stderr == ""
@@ -127,7 +95,7 @@ def test_redis_cli_info(server: ServerProcess) -> None:
     assert "\n\n# Keyspace\ndb0:keys=" in result.stdout
 
 
-def test_piped_redis_cli_prints_no_errors_at_connect(server: ServerProcess) -> None:
+def test_piped_redis_cli_prints_no_errors_at_connect(server: RunningServer) -> None:
     # With no command, redis-cli runs its REPL, which fetches COMMAND DOCS first.
     for port in (server.port, server.redis_port):
         result = cli(server, stdin="SET k1 v1\nGET k1\nINCR tools:n2\nGET nosuch\nDEL k1\n", port=port)
@@ -135,14 +103,14 @@ def test_piped_redis_cli_prints_no_errors_at_connect(server: ServerProcess) -> N
         cli(server, "DEL", "tools:n2")
 
 
-def test_redis_cli_resp3(server: ServerProcess) -> None:
+def test_redis_cli_resp3(server: RunningServer) -> None:
     result = cli(server, "-3", "CONFIG", "GET", "save")
     assert (result.stdout, result.stderr, result.returncode) == ("save \n", "", 0)
     result = cli(server, "-3", "HELLO", "3")
     assert result.stdout.startswith("server redis\nversion 7.2.0\nproto 3\nid ")
 
 
-def benchmark(server: ServerProcess, port: int, tests: str) -> str:
+def benchmark(server: RunningServer, port: int, tests: str) -> str:
     require_tool("redis-benchmark")
     result = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", tests, "-n", "20000", "-q"],
@@ -163,20 +131,20 @@ def _summaries(output: str) -> list[str]:
     return re.findall(r"([A-Z_]+(?: \(10 keys\))?): [\d.]+ requests per second", output)
 
 
-def test_redis_benchmark_main_port(server: ServerProcess) -> None:
+def test_redis_benchmark_main_port(server: RunningServer) -> None:
     # PING_INLINE is not sent here: on the main port a line that does not
     # start with "*" is the line protocol.
     output = benchmark(server, server.port, "ping_mbulk,set,get,incr,mset")
     assert _summaries(output) == ["PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"]
 
 
-def test_redis_benchmark_redis_port(server: ServerProcess) -> None:
+def test_redis_benchmark_redis_port(server: RunningServer) -> None:
     output = benchmark(server, server.redis_port, "ping,set,get,incr,mset")
     assert _summaries(output) == ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"]
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_redis_py_handshake(server: ServerProcess, protocol: int) -> None:
+def test_redis_py_handshake(server: RunningServer, protocol: int) -> None:
     client = redis.Redis(port=server.port, protocol=protocol, client_name=f"py{protocol}", socket_timeout=10)
     try:
         assert client.ping() is True
@@ -195,11 +163,8 @@ def test_redis_py_handshake(server: ServerProcess, protocol: int) -> None:
 
 def test_shutdown_stops_the_server_without_a_reply(tmp_path) -> None:
     require_tool("redis-cli")
-    own = start_server(tmp_path / "server.log")
-    try:
+    with running_server(tmp_path / "data") as own:
         result = cli(own, "SHUTDOWN", "NOSAVE")
         assert (result.stdout, result.stderr, result.returncode) == ("", "", 0)
-        assert own.process.wait(timeout=STOP_SECONDS) == 0
-    finally:
-        stop_server(own)
-    assert "Traceback" not in own.log.read_text()
+        assert own.process.wait(STOP_SECONDS) == 0, own.process.log()
+    assert "Traceback" not in own.process.log()

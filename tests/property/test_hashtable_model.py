@@ -13,30 +13,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from trio_kv.store.hashtable import MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE, HashTable
+from trio_kv.store.hashtable import MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE
+
+from ..recording_table import RecordingTable
 
 POINT_KEYS = st.sampled_from([b"k%d" % i for i in range(24)] + [b""])
-
-
-class RecordingTable(HashTable):
-    """Records the largest rehash a single set/pop did (in old slots)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest_write_rehash = 0
-        self.stepping = False
-
-    def rehash_step(self, slots: int) -> bool:
-        self.stepping = True
-        try:
-            return super().rehash_step(slots)
-        finally:
-            self.stepping = False
-
-    def _rehash(self, slot_count: int) -> None:
-        if not self.stepping:
-            self.largest_write_rehash = max(self.largest_write_rehash, slot_count)
-        super()._rehash(slot_count)
 
 
 class Scan:

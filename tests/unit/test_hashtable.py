@@ -11,30 +11,11 @@ import pytest
 
 from trio_kv.store.hashtable import MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE, HashTable
 
+from ..recording_table import RecordingTable
+
 
 def key(i: int) -> bytes:
     return b"key:%d" % i
-
-
-class RecordingTable(HashTable):
-    """Records the largest rehash a single set/pop did (in old slots)."""
-
-    def __init__(self, initial_slots: int = MIN_SLOTS) -> None:
-        super().__init__(initial_slots)
-        self.largest_write_rehash = 0
-        self.stepping = False
-
-    def rehash_step(self, slots: int) -> bool:
-        self.stepping = True
-        try:
-            return super().rehash_step(slots)
-        finally:
-            self.stepping = False
-
-    def _rehash(self, slot_count: int) -> None:
-        if not self.stepping:
-            self.largest_write_rehash = max(self.largest_write_rehash, slot_count)
-        super()._rehash(slot_count)
 
 
 def same_home_keys(slots: int, count: int) -> list[bytes]:

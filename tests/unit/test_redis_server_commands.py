@@ -9,7 +9,6 @@ persistence, no passwords).
 from __future__ import annotations
 
 import re
-import shlex
 import time
 import tracemalloc
 
@@ -22,7 +21,9 @@ from trio_kv.commands.session import Session
 from trio_kv.config import Config
 from trio_kv.protocol.replies import NO_REPLY, OK, PONG, QUEUED, Error, Map, SimpleString, Verbatim
 from trio_kv.protocol.resp import encode_reply
-from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.engine import Store
+
+from .redis_session import call, run
 
 SYNTAX = Error("ERR syntax error")
 
@@ -45,21 +46,6 @@ def connect(store: Store, client_id: int = 1) -> Session:
 @pytest.fixture
 def session() -> Session:
     return connect(Store(Config()))
-
-
-def request(command: str | list[bytes]) -> list[bytes]:
-    """``"CLIENT SETNAME 'a b'"`` -> [b"CLIENT", b"SETNAME", b"a b"] (shell quoting)."""
-    return command if isinstance(command, list) else [word.encode() for word in shlex.split(command)]
-
-
-def run(session: Session, *commands: str | list[bytes]) -> list[object]:
-    job = Job(session, REDIS_COMMANDS, [request(command) for command in commands], time.perf_counter())
-    run_batch(session.server, [job])
-    return job.replies
-
-
-def call(session: Session, command: str | list[bytes]) -> object:
-    return run(session, command)[0]
 
 
 def info_fields(session: Session, section: str = "everything") -> dict[str, str]:

@@ -6,53 +6,21 @@ redis-server 7.0. Time is a fake keyspace clock, so TTLs are exact.
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
 from trio_kv.commands.redis import REDIS_COMMANDS
-from trio_kv.commands.session import Session
 from trio_kv.commands.strings import format_long_double, parse_int64, parse_long_double
 from trio_kv.config import Config
 from trio_kv.protocol.replies import OK, Error
-from trio_kv.store.engine import Job, Store, run_batch
-from trio_kv.store.keyspace import Keyspace
 
-START_MS = 1_700_000_000_000
+from ..fake_clock import START_MS
+from .redis_session import call, key_spec, make_session, reply_after, run
+
 NOT_INTEGER = Error("ERR value is not an integer or out of range")
 NOT_FLOAT = Error("ERR value is not a valid float")
 SYNTAX = Error("ERR syntax error")
 NOT_FINITE = Error("ERR increment would produce NaN or Infinity")
 TOO_BIG = Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_ms = START_MS
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-def make_session(config: Config | None = None) -> tuple[Session, FakeClock]:
-    clock = FakeClock()
-    store = Store(config or Config(), keyspace=Keyspace(clock_ms=clock))
-    return Session(1, store, resp=True), clock
-
-
-def request(command: str | list[bytes]) -> list[bytes]:
-    """``"SET k 'a b'"`` -> [b"SET", b"k", b"a b"] (shell quoting; '' is empty)."""
-    return command if isinstance(command, list) else [word.encode() for word in shlex.split(command)]
-
-
-def run(session: Session, *commands: str | list[bytes]) -> list[object]:
-    job = Job(session, REDIS_COMMANDS, [request(command) for command in commands], 0.0)
-    run_batch(session.server, [job])
-    return job.replies
-
-
-def call(session: Session, command: str | list[bytes]) -> object:
-    return run(session, command)[0]
 
 
 # (setup commands, request, expected reply)
@@ -263,31 +231,28 @@ CASES = [
 
 @pytest.mark.parametrize(("setup", "command", "expected"), CASES, ids=[case[1] for case in CASES])
 def test_command(setup: list[str], command: str, expected: object) -> None:
-    session, _ = make_session()
-    setup_replies = run(session, *setup) if setup else []
-    assert not any(isinstance(reply, Error) for reply in setup_replies), setup_replies
-    assert call(session, command) == expected
+    assert reply_after(setup, command) == expected
 
 
 def test_expiry_follows_the_keyspace_clock() -> None:
     session, clock = make_session()
     run(session, "SET k v PX 1000", "SET j v EX 5", "SETEX s 1 v")
-    clock.now_ms += 999
+    clock.advance(999)
     assert run(session, "GET k", "PTTL k", "TTL j", "STRLEN s") == [b"v", 1, 4, 1]
-    clock.now_ms += 1
+    clock.advance(1)
     assert run(session, "GET k", "MGET k j", "GETEX k", "GETDEL k", "STRLEN s") == [None, [None, b"v"], None, None, 0]
     # A write to an expired key starts from nothing, without the old TTL.
     run(session, "SET c 10 PX 10")
-    clock.now_ms += 10
+    clock.advance(10)
     assert run(session, "INCR c", "TTL c", "APPEND a x") == [1, -1, 1]
 
 
 def test_getex_expiry_is_relative_to_the_clock() -> None:
     session, clock = make_session()
     run(session, "SET k v", "GETEX k PX 100")
-    clock.now_ms += 99
+    clock.advance(99)
     assert call(session, "GET k") == b"v"
-    clock.now_ms += 1
+    clock.advance(1)
     assert call(session, "GET k") is None
 
 
@@ -363,16 +328,10 @@ def test_specs_match_redis_command_info() -> None:
         "getrange": (4, {"readonly"}, 1, 1, 1),
         "setrange": (4, {"write", "denyoom"}, 1, 1, 1),
     }
-    for name, (arity, flags, first, last, step) in expected.items():
+    for name, info in expected.items():
+        assert key_spec(name) == info, name
         spec = REDIS_COMMANDS.get(name)
-        assert spec is not None and spec.group == "string"
-        assert (spec.arity, set(spec.flags), spec.first_key, spec.last_key, spec.key_step) == (
-            arity,
-            flags,
-            first,
-            last,
-            step,
-        ), name
+        assert spec.group == "string"
     for name in ("get", "getset", "setex", "psetex", "decr", "decrby", "incrby", "append", "strlen", "substr"):
         assert REDIS_COMMANDS.get(name).summary
 

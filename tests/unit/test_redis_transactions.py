@@ -6,44 +6,24 @@ replies were checked against a real redis-server 7.0 with two connections.
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
-from trio_kv.config import Config
 from trio_kv.protocol.replies import OK, QUEUED, Error, NullArray
 from trio_kv.protocol.resp import encode_reply
-from trio_kv.store.engine import Job, Store, run_batch
-from trio_kv.store.keyspace import Keyspace
+from trio_kv.store.engine import run_batch
 
-START_MS = 1_700_000_000_000
+from ..fake_clock import FakeClock
+from .redis_session import job, make_session, run
+
 EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_ms = START_MS
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 def make_sessions() -> tuple[Session, Session, FakeClock]:
-    clock = FakeClock()
-    store = Store(Config(), keyspace=Keyspace(clock_ms=clock))
-    return Session(1, store, resp=True), Session(2, store, resp=True), clock
-
-
-def request(command: str) -> list[bytes]:
-    return [word.encode() for word in shlex.split(command)]
-
-
-def run(session: Session, *commands: str) -> list[object]:
-    job = Job(session, REDIS_COMMANDS, [request(command) for command in commands], 0.0)
-    run_batch(session.server, [job])
-    return job.replies
+    """Two connections (ids 1 and 2) on one store, and its clock."""
+    first, clock = make_session()
+    return first, Session(2, first.server, resp=True), clock
 
 
 def play(steps: list[str]) -> list[object]:
@@ -201,14 +181,14 @@ def test_scenario(name: str) -> None:
 def test_watched_key_that_expires_breaks_exec() -> None:
     first, _, clock = make_sessions()
     assert run(first, "SET k v PX 100", "WATCH k") == [OK, OK]
-    clock.now_ms += 100  # expired, but nobody deleted it yet
+    clock.advance(100)  # expired, but nobody deleted it yet
     assert run(first, "MULTI", "GET k", "EXEC") == [OK, QUEUED, NullArray()]
 
 
 def test_watched_key_deleted_by_the_sweep_breaks_exec() -> None:
     first, _, clock = make_sessions()
     run(first, "SET k v PX 100", "WATCH k")
-    clock.now_ms += 100
+    clock.advance(100)
     assert first.keyspace.active_expire_step(100) == 1
     assert run(first, "MULTI", "GET k", "EXEC") == [OK, QUEUED, NullArray()]
 
@@ -217,13 +197,13 @@ def test_key_already_expired_when_watched() -> None:
     # Redis: its deletion is no visible change, so EXEC still runs...
     first, second, clock = make_sessions()
     run(first, "SET k v PX 100")
-    clock.now_ms += 100
+    clock.advance(100)
     run(first, "WATCH k")
     assert first.keyspace.active_expire_step(100) == 1
     assert run(first, "MULTI", "GET k", "EXEC") == [OK, QUEUED, [None]]
     # ... but writing a value into it is.
     run(first, "SET k v PX 100")
-    clock.now_ms += 100
+    clock.advance(100)
     run(first, "WATCH k")
     run(second, "SET k again")
     assert run(first, "MULTI", "GET k", "EXEC") == [OK, QUEUED, NullArray()]
@@ -254,13 +234,9 @@ def test_sessions_in_one_batch() -> None:
     # One worker hop may carry both connections: the writer's SET lands
     # between the watcher's WATCH and EXEC.
     first, second, _ = make_sessions()
-    jobs = [
-        Job(first, REDIS_COMMANDS, [request("WATCH k"), request("MULTI"), request("GET k")], 0.0),
-        Job(second, REDIS_COMMANDS, [request("SET k w")], 0.0),
-        Job(first, REDIS_COMMANDS, [request("EXEC")], 0.0),
-    ]
+    jobs = [job(first, "WATCH k", "MULTI", "GET k"), job(second, "SET k w"), job(first, "EXEC")]
     run_batch(first.server, jobs)
-    assert [job.replies for job in jobs] == [[OK, OK, QUEUED], [OK], [NullArray()]]
+    assert [one.replies for one in jobs] == [[OK, OK, QUEUED], [OK], [NullArray()]]
 
 
 def test_exec_records_each_queued_command() -> None:
