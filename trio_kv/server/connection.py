@@ -35,6 +35,7 @@ from ..protocol.replies import Error
 from ..store.engine import Job, Store
 from .client_session import new_session
 from .dispatch import Dispatcher
+from .sending import send_all
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +84,7 @@ class Connection:
             self._reading = False
 
     async def _send(self, data: bytes | bytearray) -> None:
-        """Send all of ``data``. One ``socket.send`` usually takes it all and
-        skips SocketStream.send_all's bookkeeping (about 2 us of the event
-        loop's time per batch); the rest, if any, goes through send_all."""
-        try:
-            sent = await self.stream.socket.send(data)
-        except OSError as error:
-            # What SocketStream.send_all would raise for a peer that left.
-            raise trio.BrokenResourceError(error) from error
-        if sent < len(data):
-            await self.stream.send_all(memoryview(data)[sent:])
+        await send_all(self.stream, data)
 
     async def run(self) -> None:
         # A cancel from stop_reading() lands only in a receive, with nothing

@@ -61,6 +61,7 @@ from ..commands.redis import REDIS_COMMANDS
 from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job
 from .client_session import new_session
+from .sending import send_all
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ class HttpConnection:
         """Send under the current deadline; False if the stream broke (a
         timeout cancels the connection's scope instead)."""
         try:
-            await self.stream.send_all(data)
+            await send_all(self.stream, data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             log.debug("client %d: send failed: %s", self.id, error)
             return False
