@@ -20,7 +20,7 @@ from trio_kv.commands.runtime_config import PARAMETERS
 from trio_kv.commands.session import Session
 from trio_kv.config import Config
 from trio_kv.protocol.replies import NO_REPLY, OK, PONG, QUEUED, Error, Map, SimpleString, Verbatim
-from trio_kv.protocol.resp import encode_reply
+from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.store.engine import Store
 
 from .redis_session import call, run

@@ -11,7 +11,7 @@ import pytest
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
 from trio_kv.protocol.replies import OK, QUEUED, Error, NullArray
-from trio_kv.protocol.resp import encode_reply
+from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.store.engine import run_batch
 
 from ..fake_clock import FakeClock

@@ -23,16 +23,9 @@ from trio_kv.protocol.replies import (
     SimpleString,
     Verbatim,
 )
-from trio_kv.protocol.resp import (
-    CLOSED,
-    NEED_DATA,
-    RespParser,
-    RespProtocolError,
-    encode_reply,
-    encode_reply_into,
-    format_double,
-    split_inline_args,
-)
+from trio_kv.protocol.resp import CLOSED, NEED_DATA, RespParser, RespProtocolError
+from trio_kv.protocol.resp_encoder import encode_reply, encode_reply_into, format_double
+from trio_kv.protocol.resp_inline import split_inline_args
 
 
 def parse_reply(buf: bytes, pos: int = 0) -> tuple[object, int]:

@@ -30,7 +30,7 @@ import trio
 
 from ..commands.redis import REDIS_COMMANDS
 from ..commands.text import TEXT_COMMANDS
-from ..protocol import resp, text
+from ..protocol import resp, resp_encoder, text
 from ..protocol.replies import Error
 from ..store.engine import Job, Store
 from .client_session import new_session
@@ -128,7 +128,7 @@ class Connection:
             parser,
             resp.RespProtocolError,
             REDIS_COMMANDS,
-            encode=resp.encode_reply_into,
+            encode=resp_encoder.encode_reply_into,
             encode_protocol_error=lambda error: error.reply_bytes(),
             closes=lambda error: True,
         )
