@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from trio_kv.commands.redis import REDIS_COMMANDS
-from trio_kv.commands.strings import format_long_double, parse_int64, parse_long_double
+from trio_kv.commands.arguments import parse_int64
+from trio_kv.commands.long_double import format_long_double, parse_long_double
 from trio_kv.config import Config
 from trio_kv.protocol.replies import OK, Error
 

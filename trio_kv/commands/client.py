@@ -26,7 +26,7 @@ import time
 from ..protocol.replies import OK, Error, Verbatim
 from .connection import BAD_CLIENT_NAME, SYNTAX_ERROR, is_valid_client_attribute
 from .container import Container, subcommand
-from .strings import parse_int64
+from .arguments import parse_int64
 from .session import Session
 from .table import CommandSpec
 

@@ -20,7 +20,7 @@ Redis, which queues PING, HELLO and the rest like any other command.
 from __future__ import annotations
 
 from ..protocol.replies import OK, PONG, Error, Map, SimpleString
-from .strings import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
+from .arguments import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
 from .session import Session
 from .table import CommandSpec
 

@@ -30,7 +30,7 @@ import re
 from ..protocol.glob import compile_glob
 from ..protocol.replies import OK, Error, SimpleString
 from .session import Session
-from .strings import (
+from .arguments import (
     INT64_MAX,
     INT64_MAX_DIV_1000,
     INT64_MIN_DIV_1000,

@@ -32,7 +32,7 @@ from ..protocol.glob import glob_match
 from ..protocol.replies import OK, Error, Map
 from .connection import SYNTAX_ERROR
 from .container import Container, subcommand
-from .strings import INT64_MAX, parse_int64
+from .arguments import INT64_MAX, parse_int64
 from .session import Session
 from .table import CommandSpec
 

@@ -23,7 +23,7 @@ import time
 from ..protocol.replies import NO_REPLY, OK, Error, Map
 from .connection import SYNTAX_ERROR
 from .container import Container, subcommand
-from .strings import parse_int64
+from .arguments import parse_int64
 from .session import Session
 from .table import CommandSpec
 
