@@ -13,7 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from trio_kv.store.hashtable import MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE
+from trio_kv.store.hashtable import MAX_UPKEEP_CELLS_PER_WRITE, MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE
 
 from ..recording_table import RecordingTable
 
@@ -145,6 +145,7 @@ class HashTableAgainstDict(RuleBasedStateMachine):
         assert stats["old_len"] <= stats["len"]
         assert stats["rehashing"] is (stats["old_slots"] > 0)
         assert self.table.largest_write_rehash <= REHASH_MAX_SLOTS_PER_WRITE
+        assert self.table.largest_write_cells <= MAX_UPKEEP_CELLS_PER_WRITE
 
 
 HashTableAgainstDict.TestCase.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)

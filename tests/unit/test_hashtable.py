@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from trio_kv.store.hashtable import MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE, HashTable
+from trio_kv.store.hashtable import MAX_UPKEEP_CELLS_PER_WRITE, MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE, HashTable
 
 from ..recording_table import RecordingTable
 
@@ -229,6 +229,54 @@ def test_no_write_ever_finishes_a_resize_by_itself() -> None:
             table.pop(k)
     assert 0 < table.largest_write_rehash <= REHASH_MAX_SLOTS_PER_WRITE
     assert sorted(table.keys()) == sorted(live)
+
+
+def test_growth_builds_each_new_list_ahead_in_bounded_chunks() -> None:
+    """No write allocates a whole list: every resize to 256K slots finds its
+    list already built, and the old lists are freed a chunk at a time."""
+    table = RecordingTable()
+    sizes = set()
+    for i in range(120_000):
+        table.set(key(i), i)
+        sizes.add(table.statistics()["slots"])
+    stats = table.statistics()
+    assert max(sizes) == 256 * 1024 and stats["spare_misses"] == 0
+    assert 0 < table.largest_write_cells <= MAX_UPKEEP_CELLS_PER_WRITE
+    assert 256 * 1024 > 16 * MAX_UPKEEP_CELLS_PER_WRITE  # the bound is well below a list's size
+    assert stats["releasing_cells"] == 0
+    # 120K keys in 256K slots is outside the growth window: no spare is held.
+    assert stats["spare_cells"] == 0
+
+
+def test_churn_and_mass_delete_allocate_in_bounded_chunks() -> None:
+    """Tombstone clean-ups at a steady size, then shrinking all the way down."""
+    table = RecordingTable()
+    for i in range(12_000):
+        table.set(key(i), i)
+    resizes, rehashing = 0, False
+    for i in range(12_000, 100_000):  # steady 12K keys: tombstones force rehashes
+        table.set(key(i), i)
+        table.pop(key(i - 12_000))
+        resizes += table.statistics()["rehashing"] and not rehashing
+        rehashing = table.statistics()["rehashing"]
+    assert resizes >= 2 and table.statistics()["slots"] == 32 * 1024
+    for i in range(88_000, 100_000):
+        table.pop(key(i))
+    stats = table.statistics()
+    assert stats["slots"] == MIN_SLOTS and len(table) == 0
+    assert stats["spare_misses"] == 0
+    assert 0 < table.largest_write_cells <= MAX_UPKEEP_CELLS_PER_WRITE
+
+
+def test_old_list_is_released_over_later_writes() -> None:
+    table = growing_table(old_slots=64 * 1024)
+    while table.statistics()["rehashing"]:
+        table.rehash_step(4096)
+    # The idle steps freed some of it already.
+    assert 0 < table.statistics()["releasing_cells"] < 2 * 64 * 1024
+    for i in range(10_000):
+        table.set(b"more:%d" % i, i)
+    assert table.statistics()["releasing_cells"] == 0
 
 
 def test_shrinks_when_sparse_but_not_below_minimum() -> None:

@@ -27,9 +27,31 @@ its empty visits the same way); ``rehash_step(n)`` lets an idle task go
 faster. The rate is fixed when the resize starts, from the new list's spare
 room, so that the old list is drained before the new one fills up; the
 sizing rule (``_target_slots``) keeps it between
-``REHASH_MIN_SLOTS_PER_WRITE`` and ``REHASH_MAX_SLOTS_PER_WRITE``. The one
-O(slots) cost left is allocating the new list, a C-level fill (about 12 ms
-for 2**21 slots, once per doubling).
+``REHASH_MIN_SLOTS_PER_WRITE`` and ``REHASH_MAX_SLOTS_PER_WRITE``.
+
+Allocating and freeing the lists is spread over writes too, because one
+``[None] * n`` for 2**22 slots stalls a write for tens of milliseconds, and
+so does dropping a list whose cells still reference values:
+
+* The next list is built ahead ("the spare"): once the fill is within
+  ``slots / PREPARE_GROW_WINDOW_DIVISOR`` inserts of the grow mark, or the
+  live count within ``slots / PREPARE_SHRINK_WINDOW_DIVISOR`` deletes of the
+  shrink mark, each insert or delete extends it by a chunk sized so that it
+  is complete when the mark is reached (32 cells per write for growth, done
+  as 512 cells every 16th write). Its size is predicted from the live count
+  and re-predicted, the list lengthened or trimmed, whenever the prediction
+  stops being a workable size (``_fits``). A resize takes the spare if it
+  fits and otherwise allocates at once (counted as ``spare_misses``; rare:
+  the live count must swing across a size boundary late in a window). The
+  spare costs no memory outside the windows; inside, it holds early the
+  list the resize would allocate anyway, so peak memory does not change.
+* A resize clears each old value cell as it moves the key, and when it ends
+  the old list goes on a release stack that writes trim from the end, a
+  chunk at a time (``RELEASE_CELLS_PER_WRITE``; 4,096 cells every 16th).
+
+What stays O(slots) per call: ``clear`` (FLUSHALL), and the kernel freeing
+pages when a shrinking list is reallocated to half its size (about 0.2 us
+per 4 KiB page).
 
 Moved keys leave tombstones so the old list's probe runs stay intact. The
 drain starts at an empty cell and goes round, so once it passes an empty
@@ -59,7 +81,9 @@ Rules kept here:
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Any
 
 # The smallest table; shrinking stops here.
@@ -67,6 +91,23 @@ MIN_SLOTS = 8
 # Old slots visited per write during a resize: bounds of the computed rate.
 REHASH_MIN_SLOTS_PER_WRITE = 8
 REHASH_MAX_SLOTS_PER_WRITE = 32
+# Growth is prepared over the last slots/8 inserts before the grow mark,
+# shrinking over the last slots/32 deletes before the shrink mark.
+PREPARE_GROW_WINDOW_DIVISOR = 8
+PREPARE_SHRINK_WINDOW_DIVISOR = 32
+# Cells added to the spare per write: the computed rate stays within these
+# (it is 32 for growth and shrink unless a window was entered late).
+PREPARE_MIN_CELLS_PER_WRITE = 32
+PREPARE_MAX_CELLS_PER_WRITE = 256
+# Cells of a finished resize's old list freed per write.
+RELEASE_CELLS_PER_WRITE = 256
+# The upkeep runs on every 16th insert or delete, doing 16 writes' worth:
+# a Python call per write would cost more than the cells themselves.
+UPKEEP_WRITES_PER_STEP = 16
+# Most cells one write allocates or frees (a step at the highest rate).
+MAX_UPKEEP_CELLS_PER_WRITE = UPKEEP_WRITES_PER_STEP * PREPARE_MAX_CELLS_PER_WRITE
+# A trigger no count reaches.
+_NEVER = sys.maxsize
 # SCAN stops after returning ``count`` items or inspecting this many slots per
 # unit of ``count`` (Redis's SCAN visits at most 10 * count buckets too).
 SCAN_SLOTS_PER_COUNT = 10
@@ -105,6 +146,18 @@ def _target_slots(live: int, old_slots: int) -> int:
     while slots < 2 * live or _grow_at(slots) - live < need_room:
         slots *= 2
     return slots
+
+
+def _fits(slots: int, live: int, old_slots: int) -> bool:
+    """Whether a prepared list of ``slots`` can take a resize of ``live``
+    keys from ``old_slots``: room for the rehash rate bound, at most twice
+    the size ``_target_slots`` picks, and smaller than the current list if
+    it is sparse enough to shrink again (a mass delete shrinks in steps)."""
+    return (
+        _grow_at(slots) - live >= max(1, old_slots // 16)
+        and slots <= 2 * _target_slots(live, old_slots)
+        and (slots < old_slots or live >= _shrink_below(slots))
+    )
 
 
 def _collect_home(table: list[Any], mask: int, home: int, out: list[tuple[bytes, Any]]) -> int:
@@ -166,6 +219,21 @@ class HashTable:
         "_rehash_drained",
         # Old slots visited per write, fixed when the resize starts.
         "_rehash_slots_per_write",
+        # The next resize's list, built ahead a chunk per write, and the
+        # length it is being built to (0: not started).
+        "_spare",
+        "_spare_cells",
+        # Inserts or deletes until the next upkeep step.
+        "_upkeep_gap",
+        # Lists that finished resizes dropped, freed a chunk per write.
+        "_releasing",
+        # A write calls ``_maintain`` when an insert takes the fill above
+        # ``_maintain_above`` or a delete takes the live count below
+        # ``_maintain_below``; one compare on the hot path.
+        "_maintain_above",
+        "_maintain_below",
+        # Resizes that found no usable spare and allocated at once.
+        "_spare_misses",
         # Per table so tests can seed it; random.Random is safe to share
         # between reader threads (its methods run under the GIL).
         "_random",
@@ -179,7 +247,17 @@ class HashTable:
         self._reset(slots)
 
     def _reset(self, slots: int) -> None:
-        self._table: list[Any] = [None] * (2 * slots)
+        self._spare: list[Any] = []
+        self._spare_cells = 0
+        self._upkeep_gap = 1
+        self._releasing: list[list[Any]] = []
+        self._spare_misses = 0
+        self._install([None] * (2 * slots))
+
+    def _install(self, table: list[Any]) -> None:
+        """Make ``table`` (all cells None) the current list, with no resize."""
+        slots = len(table) >> 1
+        self._table: list[Any] = table
         self._mask = 2 * (slots - 1)
         self._used = 0
         self._fill = 0
@@ -194,6 +272,7 @@ class HashTable:
         self._rehash_remaining = 0
         self._rehash_drained = 0
         self._rehash_slots_per_write = 0
+        self._set_triggers()
 
     def seed(self, seed: int) -> None:
         """Make ``random_item`` reproducible (tests)."""
@@ -328,6 +407,9 @@ class HashTable:
             # Old slots a resize has visited so far.
             "rehash_index": (len(old_table) >> 1) - self._rehash_remaining if old_table is not None else 0,
             "rehash_slots_per_write": self._rehash_slots_per_write,
+            "spare_cells": len(self._spare),
+            "releasing_cells": sum(len(cells) for cells in self._releasing),
+            "spare_misses": self._spare_misses,
         }
 
     def _find_old(self, key: bytes) -> int:
@@ -385,8 +467,8 @@ class HashTable:
         table[i] = key
         table[i + 1] = value
         self._used += 1
-        if self._fill > self._grow_at:
-            self._start_resize()
+        if self._fill > self._maintain_above:
+            self._maintain()
         return missing
 
     def pop(self, key: bytes, default: Any = _MISSING) -> Any:
@@ -405,6 +487,8 @@ class HashTable:
                     self._old_used -= 1
                     if not self._old_used:
                         self._end_rehash()
+                    if self._used < self._maintain_below:
+                        self._maintain()
                     return value
         table = self._table
         mask = self._mask
@@ -430,8 +514,8 @@ class HashTable:
                 else:
                     table[i] = _TOMBSTONE
                     self._tombstones += 1
-                if self._used < self._shrink_below and self._old_table is None:
-                    self._start_resize()
+                if self._used < self._maintain_below:
+                    self._maintain()
                 return value
             i = (i + 2) & mask
             k = table[i]
@@ -447,9 +531,93 @@ class HashTable:
         idle task holding the write lock). True while a resize is in progress."""
         if self._old_table is not None:
             self._rehash(max(1, slots))
-        if self._old_table is None and (self._fill > self._grow_at or self._used < self._shrink_below):
-            self._start_resize()
+        self._maintain()
         return self._old_table is not None
+
+    # --- bounded upkeep paid by writes ---------------------------------------
+
+    def _set_triggers(self) -> None:
+        """Set when the next insert or delete calls ``_maintain``: at a resize
+        mark, or ``_upkeep_gap`` writes on while there is upkeep to do."""
+        slots = len(self._table) >> 1
+        above, below = self._grow_at, self._shrink_below
+        gap = self._upkeep_gap
+        if self._releasing:
+            above = min(above, self._fill + gap - 1)
+            below = max(below, self._used - gap + 1)
+        else:
+            grow_window = above - max(1, slots // PREPARE_GROW_WINDOW_DIVISOR)
+            above = min(above, self._fill + gap - 1) if self._fill > grow_window else grow_window
+            if below:
+                shrink_window = below + max(1, slots // PREPARE_SHRINK_WINDOW_DIVISOR)
+                below = max(below, self._used - gap + 1) if self._used < shrink_window else shrink_window
+        self._maintain_above, self._maintain_below = above, below
+
+    def _maintain(self) -> None:
+        """One bounded step: start a resize that is due, else free a chunk
+        of a dropped list, else extend the spare."""
+        if self._fill > self._grow_at or (self._used < self._shrink_below and self._old_table is None):
+            self._start_resize()
+        elif self._releasing:
+            cells = self._releasing[-1]
+            self._release_cells(cells, UPKEEP_WRITES_PER_STEP * RELEASE_CELLS_PER_WRITE)
+            if not cells:
+                self._releasing.pop()
+            self._upkeep_gap = UPKEEP_WRITES_PER_STEP
+        elif self._fill > self._maintain_above or self._used < self._maintain_below:
+            self._extend_spare()
+        self._set_triggers()
+
+    def _extend_spare(self) -> None:
+        """Move the spare's length a step toward the size the nearer resize
+        mark will want, re-predicted when the current goal stops fitting
+        (a growth-sized spare when deletes head for a shrink, say)."""
+        spare = self._spare
+        slots = len(self._table) >> 1
+        to_grow = self._grow_at + 1 - self._fill
+        to_shrink = self._used - self._shrink_below + 1 if self._shrink_below else _NEVER
+        # The live count at the mark: deletes end at the shrink mark; inserts
+        # on the way to the grow mark often come with deletes (churn), so the
+        # current count is the better guess there. (The live count can be past
+        # the shrink mark while a resize in progress delays the next one.)
+        live = self._used if to_grow <= to_shrink else min(self._used, self._shrink_below - 1)
+        if not self._spare_cells or not _fits(self._spare_cells >> 1, live, slots):
+            self._spare_cells = 2 * _target_slots(live, slots)
+        missing = self._spare_cells - len(spare)
+        writes_left = max(1, min(to_grow, to_shrink))
+        rate = min(PREPARE_MAX_CELLS_PER_WRITE, max(PREPARE_MIN_CELLS_PER_WRITE, -(-abs(missing) // writes_left)))
+        # This step pays for the writes until the next one, in advance.
+        gap = min(UPKEEP_WRITES_PER_STEP, writes_left)
+        if missing > 0:
+            self._add_cells(spare, min(missing, rate * gap))
+        elif missing < 0:
+            self._release_cells(spare, min(-missing, rate * gap))
+        self._upkeep_gap = UPKEEP_WRITES_PER_STEP if not missing else gap
+
+    def _add_cells(self, cells: list[Any], count: int) -> None:
+        """Append ``count`` empty cells (one place, so tests can count)."""
+        cells.extend(repeat(None, count))
+
+    def _release_cells(self, cells: list[Any], count: int) -> None:
+        """Drop up to ``count`` cells from the end (one place, so tests can count)."""
+        del cells[-count:]
+
+    def _take_list(self, live: int, old_slots: int) -> list[Any]:
+        """The list for a resize of ``live`` keys: the spare if it fits,
+        else a new one allocated at once (the spare is then released)."""
+        spare = self._spare
+        self._spare, self._spare_cells = [], 0
+        if spare and len(spare) == len(spare) & -len(spare) and _fits(len(spare) >> 1, live, old_slots):
+            # Any all-empty list of a workable power-of-two size will do.
+            return spare
+        if spare:
+            self._releasing.append(spare)
+        slots = _target_slots(live, old_slots)
+        if slots > MIN_SLOTS:
+            self._spare_misses += 1
+        table: list[Any] = []
+        self._add_cells(table, 2 * slots)
+        return table
 
     def _start_resize(self) -> None:
         if self._old_table is not None:
@@ -460,9 +628,10 @@ class HashTable:
         old_table, old_mask = self._table, self._mask
         old_slots = len(old_table) >> 1
         if not live:
-            self._reset(MIN_SLOTS)
+            self._releasing.append(old_table)
+            self._install([None] * (2 * MIN_SLOTS))
             return
-        self._reset(_target_slots(live, old_slots))
+        self._install(self._take_list(live, old_slots))
         self._used = live
         self._old_table, self._old_mask = old_table, old_mask
         self._old_used = live
@@ -478,6 +647,7 @@ class HashTable:
         room = self._grow_at - live
         rate = -(-2 * old_slots // room)
         self._rehash_slots_per_write = min(REHASH_MAX_SLOTS_PER_WRITE, max(REHASH_MIN_SLOTS_PER_WRITE, rate))
+        self._set_triggers()
 
     def _rehash(self, slot_count: int) -> None:
         """Move the live keys of the next ``slot_count`` old slots."""
@@ -502,10 +672,11 @@ class HashTable:
                 if cell is _TOMBSTONE:
                     reused_tombstones += 1
                 table[i] = k
-                # The old value cell is left as is: the old list is dropped
-                # when the resize ends, and clearing it costs a store per key.
                 table[i + 1] = old_table[position + 1]
                 old_table[position] = _TOMBSTONE
+                # Cleared now, while the value is in cache: freeing the old
+                # list later then touches no value's reference count.
+                old_table[position + 1] = None
                 moved += 1
             position = (position + 2) & old_mask
         self._fill += moved - reused_tombstones
@@ -519,6 +690,8 @@ class HashTable:
             self._end_rehash()
 
     def _end_rehash(self) -> None:
+        if self._old_table is not None:
+            self._releasing.append(self._old_table)
         self._old_table = None
         self._old_mask = 0
         self._old_used = 0
@@ -527,3 +700,4 @@ class HashTable:
         self._rehash_remaining = 0
         self._rehash_drained = 0
         self._rehash_slots_per_write = 0
+        self._set_triggers()
