@@ -12,9 +12,9 @@ Protocol choice (decided once, from the first byte): ``*`` means RESP, any
 other byte means the line protocol. On the ``--redis-port`` listener every
 connection speaks RESP, inline commands included.
 
-Shutdown: ``Connection.stop_reading()`` cancels only a pending receive
-(never a dispatch or a send: it cancels the connection's scope only while the
-task waits in a receive, and otherwise the loop stops before its next read). The
+Shutdown: ``Connection.stop_reading()`` shuts the socket's read side down,
+so a pending receive returns EOF and no later read happens; nothing is
+cancelled (a dispatch or a send under way is never interrupted). The
 requests already read (including a pipeline sitting in the parser's buffer)
 are still executed and answered, then the connection closes. A failed or
 cancelled send leaves the stream in an unknown state, so the connection is
@@ -24,6 +24,7 @@ closed right after it.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import trio
@@ -53,18 +54,20 @@ class Connection:
         self.session = new_session(stream, store, resp=resp_only)
         self.id = self.session.id
         self._stopping = False
-        # One scope for the connection's life, cancelled only while the task
-        # waits in a receive (``_reading``): creating a scope per read cost
-        # about as much as the read itself.
-        self._scope = trio.CancelScope()
-        self._reading = False
         self._eof = False
 
     def stop_reading(self) -> None:
-        """Shutdown: finish what was read, read nothing more."""
+        """Shutdown: finish what was read, read nothing more.
+
+        Shutting the socket's read side down wakes a pending receive with
+        EOF; no cancel scope is involved, so a receive that had already got
+        data, or a dispatch or a send under way, is never interrupted (and a
+        scope per read cost about as much as the read itself)."""
         self._stopping = True
-        if self._reading:
-            self._scope.cancel()
+        try:
+            self.stream.socket.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass  # already disconnected: the next receive sees EOF anyway
 
     def kill(self) -> None:
         """CLIENT KILL: close as soon as the current batch is answered."""
@@ -75,29 +78,23 @@ class Connection:
         """Next chunk from the client; b"" at EOF; None when shutdown stopped the read."""
         if self._stopping:
             return None
-        self._reading = True
         try:
             return await self.stream.receive_some(RECEIVE_BYTES)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
-        finally:
-            self._reading = False
 
     async def _send(self, data: bytes | bytearray) -> None:
         await send_all(self.stream, data)
 
     async def run(self) -> None:
-        # A cancel from stop_reading() lands only in a receive, with nothing
-        # read and unanswered, and ends the connection here.
-        with self._scope:
-            first = await self._receive()
-            if not first:
-                return
-            if self.resp_only or first[:1] == b"*":
-                self.session.resp = True
-                await self._serve_resp(first)
-            else:
-                await self._serve_text(first)
+        first = await self._receive()
+        if not first:
+            return
+        if self.resp_only or first[:1] == b"*":
+            self.session.resp = True
+            await self._serve_resp(first)
+        else:
+            await self._serve_text(first)
 
     async def _dispatch(self, table, requests: list[list[bytes]], received_at: float) -> Job:
         job = Job(self.session, table, requests, received_at, protocol=self.session.protocol)
