@@ -136,10 +136,6 @@ class LogFlusher:
         self._closed = False
 
     @property
-    def disk_limiter(self) -> trio.CapacityLimiter:
-        return self._disk
-
-    @property
     def durable_lsn(self) -> int:
         return self._persistence.durable_lsn
 

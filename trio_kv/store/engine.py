@@ -31,13 +31,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..commands.session import Session
-from ..commands.table import CommandSpec, CommandTable
+from ..commands.table import CommandTable
 from ..config import Config
 from ..protocol.replies import Error, QUEUED
 from .keyspace import Keyspace
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
-from .stats import CommandStats, Stats
+from .stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
             append = replies.append
             received_at = job.received_at
             # Counters for a run of the same fast command are recorded once
-            # per run (see _record_run), not once per command.
+            # per run (StatsShard.record_calls), not once per command.
             run_spec = None
             run_n = run_usec = run_failed = 0
             for args in job.requests:
@@ -217,7 +217,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     (lock.acquire_write if want_write else lock.acquire_read)()
                     held_write = want_write
                 if run_n and (spec is not run_spec or spec.reads_stats):
-                    _record_run(shard, run_spec, run_n, run_usec, run_failed, perf_counter() - received_at)
+                    shard.record_calls(
+                        run_spec.name, run_spec.counter, run_n, run_failed, run_usec,
+                        int((perf_counter() - received_at) * 1_000_000),
+                    )
                     run_n = run_usec = run_failed = 0
                 run_spec = spec
                 started = perf_counter()
@@ -254,23 +257,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
             if run_n:
-                _record_run(shard, run_spec, run_n, run_usec, run_failed, perf_counter() - received_at)
+                shard.record_calls(
+                    run_spec.name, run_spec.counter, run_n, run_failed, run_usec,
+                    int((perf_counter() - received_at) * 1_000_000),
+                )
     finally:
         if held_write is not None:
             (lock.release_write if held_write else lock.release_read)()
-
-
-def _record_run(shard, spec: CommandSpec, calls: int, usec: int, failed: int, latency_seconds: float) -> None:
-    """Record ``calls`` executions of ``spec`` that ended ``latency_seconds``
-    after their requests were read (errors were already counted one by one)."""
-    counts = shard.counts
-    counts["total_commands"] += calls
-    if spec.counter is not None:
-        counts[spec.counter] += calls
-    entry = shard.commands.get(spec.name)
-    if entry is None:
-        entry = shard.commands[spec.name] = CommandStats()
-    entry.calls += calls
-    entry.usec += usec
-    entry.failed_calls += failed
-    entry.latency.record_n(int(latency_seconds * 1_000_000), calls)

@@ -79,20 +79,28 @@ class StatsShard:
     def record_command(
         self, name: str, counter: str | None, failed: bool, exec_us: int, latency_us: int
     ) -> None:
-        counts = self.counts
-        counts["total_commands"] += 1
-        if counter is not None:
-            counts[counter] += 1
         if failed:
-            counts["errors"] += 1
+            self.counts["errors"] += 1
+        self.record_calls(name, counter, 1, int(failed), exec_us, latency_us)
+
+    def record_calls(
+        self, name: str, counter: str | None, calls: int, failed_calls: int, usec: int, latency_us: int
+    ) -> None:
+        """``calls`` executions of one command that all ended ``latency_us``
+        after their requests were read (the engine records a run of one
+        command at once). The ``errors`` counter is the caller's: it counts
+        error replies one by one."""
+        counts = self.counts
+        counts["total_commands"] += calls
+        if counter is not None:
+            counts[counter] += calls
         entry = self.commands.get(name)
         if entry is None:
             entry = self.commands[name] = CommandStats()
-        entry.calls += 1
-        if failed:
-            entry.failed_calls += 1
-        entry.usec += exec_us
-        entry.latency.record(latency_us)
+        entry.calls += calls
+        entry.failed_calls += failed_calls
+        entry.usec += usec
+        entry.latency.record_n(latency_us, calls)
 
 
 class Stats:
