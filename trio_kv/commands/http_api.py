@@ -219,6 +219,8 @@ def _get_key(api: HttpApi, call: _Call) -> Plan:
             return _store_error(reply)
         if reply is None:
             return _key_not_found(key)
+        if type(reply) is memoryview:
+            reply = reply.tobytes()  # a grown value (store.growable): JSON needs bytes
         assert isinstance(reply, bytes)
         return HttpResponse(200, b'{"key":' + json_text(key_text(key)) + b',"value":' + value_json(reply) + b"}")
 

@@ -23,6 +23,13 @@ Rules kept here:
 * ``config.max_key_bytes`` / ``config.max_value_bytes`` bound what is stored
   (``ERR key too long ...`` / ``ERR value too long ...``); APPEND and SETRANGE
   also keep Redis' ``proto-max-bulk-len`` limit with its wording.
+* Big values cost what the request costs: APPEND and SETRANGE write in place
+  (``Keyspace.append`` / ``setrange``, amortized O(1) growth) and journal the
+  request's bytes, not the value; replies that return a value
+  (GET, MGET, GETRANGE, GETDEL, GETEX, GETSET, SET ... GET) are
+  ``Keyspace.get_view`` views, never copies, which no later write changes.
+  STRLEN reads the length only; the counters copy a value only when it is
+  short enough to be a number.
 """
 
 from __future__ import annotations
@@ -62,9 +69,15 @@ def _check_grown_size(session: Session, offset: int, appended: int) -> Error | N
     return check_value_size(session, total)
 
 
-def _lookup(session: Session, key: bytes) -> bytes | None:
-    """A read of ``key`` as Redis' lookupKeyRead: moves hits/misses."""
-    value = session.keyspace.get(key)
+# Longer values cannot be numbers (string2ll / string2ld refuse them first),
+# so a counter never copies a big value to find that out.
+_NUMBER_MAX_BYTES = 8 * 1024
+
+
+def _lookup(session: Session, key: bytes) -> bytes | memoryview | None:
+    """A read of ``key`` as Redis' lookupKeyRead: moves hits/misses. The
+    value is not copied (``Keyspace.get_view``)."""
+    value = session.keyspace.get_view(key)
     count_lookup(session, value is not None)
     return value
 
@@ -131,7 +144,19 @@ def _expire_at_ms(session: Session, token: bytes, flags: int, command: str) -> i
 # --- GET / SET family ---------------------------------------------------------
 
 
-def cmd_get(session: Session, args: list[bytes]) -> bytes | None:
+def _number_text(session: Session, key: bytes) -> bytes | None:
+    """The value of ``key`` as ``bytes`` for a counter (None if absent); a
+    value too long to be a number reads as ``b"-"``, which no parser accepts."""
+    keyspace = session.keyspace
+    length = keyspace.value_length(key)
+    if length is None:
+        return None
+    if length > _NUMBER_MAX_BYTES:
+        return b"-"
+    return keyspace.get(key)
+
+
+def cmd_get(session: Session, args: list[bytes]) -> bytes | memoryview | None:
     return _lookup(session, args[1])
 
 
@@ -239,8 +264,8 @@ def cmd_getex(session: Session, args: list[bytes]) -> object:
     return value
 
 
-def cmd_mget(session: Session, args: list[bytes]) -> list[bytes | None]:
-    get = session.keyspace.get
+def cmd_mget(session: Session, args: list[bytes]) -> list[bytes | memoryview | None]:
+    get = session.keyspace.get_view
     values = [get(key) for key in args[1:]]
     misses = values.count(None)
     if misses:
@@ -290,7 +315,7 @@ def _increment(session: Session, key: bytes, delta: int) -> int | Error:
     problem = check_key(session, key)
     if problem is not None:
         return problem
-    old = session.keyspace.get(key)
+    old = _number_text(session, key)
     current = 0 if old is None else parse_int64(old)
     if current is None:
         return NOT_AN_INTEGER
@@ -330,7 +355,7 @@ def cmd_incrbyfloat(session: Session, args: list[bytes]) -> bytes | Error:
     problem = check_key(session, key)
     if problem is not None:
         return problem
-    old = session.keyspace.get(key)
+    old = _number_text(session, key)
     current = Fraction(0) if old is None else parse_long_double(old)
     if current is None:
         return NOT_A_FLOAT
@@ -355,25 +380,29 @@ def cmd_append(session: Session, args: list[bytes]) -> int | Error:
     problem = check_key(session, key)
     if problem is not None:
         return problem
-    old = session.keyspace.get(key)
-    if old is None:
+    keyspace = session.keyspace
+    length = keyspace.value_length(key)
+    if length is None:
         problem = check_value_size(session, len(suffix))
-        new = suffix
     else:
-        problem = _check_grown_size(session, len(old), len(suffix))
-        new = old + suffix
+        problem = _check_grown_size(session, length, len(suffix))
     if problem is not None:
         return problem
-    session.keyspace.set(key, new, keep_ttl=True)
-    return len(new)
+    return keyspace.append(key, suffix)
 
 
 def cmd_strlen(session: Session, args: list[bytes]) -> int:
-    value = _lookup(session, args[1])
-    return 0 if value is None else len(value)
+    length = session.keyspace.value_length(args[1])
+    count_lookup(session, length is not None)
+    return 0 if length is None else length
 
 
-def cmd_getrange(session: Session, args: list[bytes]) -> bytes | Error:
+# A GETRANGE answer shorter than this is copied: a view would keep the whole
+# buffer of a grown value alive for a few bytes.
+_RANGE_VIEW_MIN_BYTES = 64 * 1024
+
+
+def cmd_getrange(session: Session, args: list[bytes]) -> bytes | memoryview | Error:
     start = parse_int64(args[2])
     end = parse_int64(args[3])
     if start is None or end is None:
@@ -391,7 +420,10 @@ def cmd_getrange(session: Session, args: list[bytes]) -> bytes | Error:
     end = min(end, size - 1)
     if start > end or size == 0:
         return b""
-    return value[start : end + 1]
+    part = value[start : end + 1]
+    if type(part) is memoryview and len(part) < _RANGE_VIEW_MIN_BYTES:
+        return part.tobytes()
+    return part
 
 
 def cmd_setrange(session: Session, args: list[bytes]) -> int | Error:
@@ -402,20 +434,14 @@ def cmd_setrange(session: Session, args: list[bytes]) -> int | Error:
     if offset < 0:
         return Error("ERR offset is out of range")
     keyspace = session.keyspace
-    old = keyspace.get(key)
+    length = keyspace.value_length(key)
     if not patch:
         # Nothing to write: Redis answers the current length, creating nothing.
-        return 0 if old is None else len(old)
+        return 0 if length is None else length
     problem = check_key(session, key) or _check_grown_size(session, offset, len(patch))
     if problem is not None:
         return problem
-    old = old or b""
-    if offset > len(old):
-        new = old + bytes(offset - len(old)) + patch
-    else:
-        new = old[:offset] + patch + old[offset + len(patch) :]
-    keyspace.set(key, new, keep_ttl=True)
-    return len(new)
+    return keyspace.setrange(key, offset, patch)
 
 
 def _spec(

@@ -186,6 +186,7 @@ def _reject_bool(out: bytearray, value: bool, resp3: bool) -> None:
 _ENCODERS: dict[type, Callable[..., None]] = {
     bytes: _encode_bulk,
     bytearray: _encode_bulk,
+    memoryview: _encode_bulk,  # a grown value, uncopied (store.growable)
     str: _encode_str,
     int: _encode_int,
     bool: _reject_bool,

@@ -277,7 +277,7 @@ class HttpConnection:
         return routed.route, plan
 
     async def _continue(self, call: StoreCall, replies: list[object]):
-        size = sum(len(reply) for reply in replies if isinstance(reply, bytes))
+        size = sum(len(reply) for reply in replies if isinstance(reply, (bytes, memoryview)))
         if size > OFFLOAD_BYTES:
             return await trio.to_thread.run_sync(call.then, replies, limiter=self.server.offload_limiter)
         return call.then(replies)

@@ -13,7 +13,14 @@ Rules kept here:
   active sweep (``active_expire_step``) deletes expired keys that are never
   touched again, a bounded number per call.
 * ``value_bytes`` is the total length of all stored values, kept exact on
-  every write (the text protocol's ``bytes`` field).
+  every write (the text protocol's ``bytes`` field). Spare capacity of grown
+  values is not in it (``statistics()["grown_capacity_bytes"]`` is).
+* Values are ``bytes``, or a ``Growable`` (store/growable.py) once APPEND or
+  SETRANGE made one longer than ``SMALL_VALUE_BYTES``: it grows in place in
+  amortized O(1). ``get`` always answers ``bytes`` (a grown value is copied);
+  ``get_view`` answers without copying, a ``bytes`` or a read-only
+  ``memoryview`` that never changes, whatever is written later (the aliasing
+  rules are growable.py's). Never store a memoryview: ``set`` copies one.
 * WATCH (Redis' touchWatchedKey): every write that changes a key (value, TTL,
   deletion, expiry, FLUSH) marks the sessions watching it ``dirty_cas``. The
   registry has its own small lock, because WATCH runs under the read lock
@@ -22,7 +29,12 @@ Rules kept here:
 * Effect journal (for the append-only log, see store/durability/records.py):
   when ``journal`` is a list, every mutation appends the effect it had, as
   absolute facts: ``("SET", key, value, expire_at_ms | None)`` with the
-  expiry actually in force (KEEPTTL included), ``("DEL", key)`` only when
+  expiry actually in force (KEEPTTL included); APPEND and SETRANGE on an
+  existing key journal ``("PATCH", key, old_length, offset, data,
+  expire_at_ms | None)``, the request's bytes and not the value (see
+  ``apply_patch`` for why a replay gives the same value, even over a fuzzy
+  snapshot), and SETRANGE that creates a key journals a PATCH from length 0;
+  ``("DEL", key)`` only when
   something was deleted, ``("EXPIRE", key, at_ms)`` / ``("PERSIST", key)``
   only when applied, ``("CLEAR",)``. Deletions by expiry (lazy or active) are
   not journaled: the absolute expiry already implies them. With ``journal``
@@ -37,6 +49,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
 
 if TYPE_CHECKING:
@@ -60,6 +73,8 @@ class Keyspace:
         self._expires = HashTable()
         self._clock_ms = clock_ms
         self.value_bytes = 0
+        # Total buffer size of the Growable values (their length plus spare capacity).
+        self.grown_capacity_bytes = 0
         # Keys deleted because their time ran out (INFO stats expired_keys).
         self.expired_keys = 0
         # Where the active sweep resumes in the expires table.
@@ -89,18 +104,45 @@ class Keyspace:
             return False
         return at_ms <= (self._clock_ms() if now_ms is None else now_ms)
 
-    def get(self, key: bytes) -> bytes | None:
+    def _live(self, key: bytes) -> bytes | Growable | None:
+        """The stored value (bytes or Growable) unless absent or expired."""
         value = self._values.get(key)
         if value is None or self._is_expired(key):
             return None
         return value
 
+    def get(self, key: bytes) -> bytes | None:
+        """The value as ``bytes`` (a grown value is copied: see get_view)."""
+        value = self._values.get(key)
+        if value is None or self._is_expired(key):
+            return None
+        if type(value) is Growable:
+            return value.tobytes()
+        return value
+
+    def get_view(self, key: bytes) -> bytes | memoryview | None:
+        """The value without a copy: ``bytes``, or a read-only memoryview of a
+        grown value that no later write changes (growable.py's rules). Marking
+        the value shared is the one thing a read does to it: a plain flag
+        store, the same whichever reader does it."""
+        value = self._values.get(key)
+        if value is None or self._is_expired(key):
+            return None
+        if type(value) is Growable:
+            return value.view()
+        return value
+
+    def value_length(self, key: bytes) -> int | None:
+        """The value's length (STRLEN), None if the key is absent."""
+        value = self._live(key)
+        return None if value is None else len(value)
+
     def exists(self, key: bytes) -> bool:
-        return self.get(key) is not None
+        return self._live(key) is not None
 
     def expire_at_ms(self, key: bytes) -> int | None:
         """Absolute expiry, ``NO_EXPIRY`` if none, None if the key is absent."""
-        if self.get(key) is None:
+        if self._live(key) is None:
             return None
         at_ms = self._expires.get(key)
         return NO_EXPIRY if at_ms is None else at_ms
@@ -112,13 +154,14 @@ class Keyspace:
             return at_ms
         return max(0, at_ms - self._clock_ms())
 
-    def live_items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every key and value not expired. The caller holds a lock for the
-        whole iteration and does not mutate meanwhile."""
+    def live_items(self) -> Iterator[tuple[bytes, bytes | memoryview]]:
+        """Every key and value not expired (values as ``get_view`` gives
+        them). The caller holds a lock for the whole iteration and does not
+        mutate meanwhile."""
         now_ms = self._clock_ms()
         for key, value in self._values.items():
             if not self._is_expired(key, now_ms):
-                yield key, value
+                yield key, value.view() if type(value) is Growable else value
 
     def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
         """Redis SCAN over the table: every key present for the whole scan is
@@ -142,6 +185,7 @@ class Keyspace:
             "keys": len(self._values),
             "expires": len(self._expires),
             "value_bytes": self.value_bytes,
+            "grown_capacity_bytes": self.grown_capacity_bytes,
             "table": self._values.statistics(),
         }
 
@@ -152,10 +196,12 @@ class Keyspace:
             self._remove(key)
             self.expired_keys += 1
 
-    def _remove(self, key: bytes) -> bytes | None:
+    def _remove(self, key: bytes) -> bytes | Growable | None:
         value = self._values.pop(key, None)
         if value is not None:
             self.value_bytes -= len(value)
+            if type(value) is Growable:
+                self.grown_capacity_bytes -= value.capacity
             if len(self._expires):
                 self._expires.pop(key, None)
             if self._watchers:
@@ -165,12 +211,16 @@ class Keyspace:
     def set(self, key: bytes, value: bytes, expire_at_ms: int | None = None, keep_ttl: bool = False) -> None:
         """Store ``value``; a TTL is replaced by ``expire_at_ms`` (None: no TTL)
         unless ``keep_ttl``."""
+        if type(value) is not bytes:
+            value = bytes(value)  # a view of a grown value, a bytearray: never stored
         expires = self._expires
         if len(expires):  # only a key with a TTL can have expired
             self._expire_if_needed(key)
         old = self._values.swap(key, value)
         if old is not None:
             self.value_bytes += len(value) - len(old)
+            if type(old) is Growable:
+                self.grown_capacity_bytes -= old.capacity
         else:
             self.value_bytes += len(value)
         if expire_at_ms is not None:
@@ -191,12 +241,111 @@ class Keyspace:
             self.journal.append(("DEL", key))
         return deleted
 
-    def pop(self, key: bytes) -> bytes | None:
+    def pop(self, key: bytes) -> bytes | memoryview | None:
+        """Delete ``key``; its value (a grown value as a view: nothing
+        writes to its buffer any more)."""
         self._expire_if_needed(key)
         value = self._remove(key)
         if value is not None and self.journal is not None:
             self.journal.append(("DEL", key))
+        if type(value) is Growable:
+            return value.view()
         return value
+
+    def append(self, key: bytes, data: bytes) -> int:
+        """APPEND: the new length. The caller checked the size limits. A new
+        key is journaled as a SET of ``data``, an existing one as a PATCH."""
+        if len(self._expires):
+            self._expire_if_needed(key)
+        old = self._values.get(key)
+        if old is None:
+            self.set(key, data)
+            return len(data)
+        return self._write(key, old, len(old), data)
+
+    def setrange(self, key: bytes, offset: int, data: bytes) -> int:
+        """SETRANGE with a non-empty ``data``: the new length. The caller
+        checked the size limits. A key it creates has no TTL, as in Redis."""
+        if len(self._expires):
+            self._expire_if_needed(key)
+        old = self._values.get(key)
+        return self._write(key, b"" if old is None else old, offset, data)
+
+    def apply_patch(self, key: bytes, old_length: int, offset: int, data: bytes, expire_at_ms: int | None) -> None:
+        """Replay a PATCH effect: cut or zero-pad the value to ``old_length``,
+        write ``data`` at ``offset``, set the expiry to ``expire_at_ms``.
+
+        Why this gives the logged value: APPEND and SETRANGE never shorten a
+        value, so between two absolute effects (SET, DEL) of a key its length
+        only grows, and a PATCH rewrites every byte it or its zero gap covers.
+        Applied to the value the key had just before it (the log's order),
+        it gives exactly the value after it. Applied to a *later* value of
+        the key (a fuzzy snapshot took the key after the log switch), the
+        bytes a PATCH does not cover may be newer, but the later PATCHes and
+        absolute effects in the log, replayed in order, rewrite each of them
+        back to its value at that moment: after the effect the snapshot saw,
+        the replayed value is exact again, and so is the rest of the replay.
+        The expiry travels in the record for the same reason: a key the
+        snapshot missed (expired meanwhile) comes back with its expiry and is
+        dropped by ``purge_expired``."""
+        if len(self._expires):
+            self._expire_if_needed(key)
+        current = self._values.get(key)
+        if current is None or len(current) != old_length:
+            if current is None:
+                base = b""
+            elif type(current) is Growable:
+                base = current.view()[:old_length].tobytes()
+            else:
+                base = current[:old_length]
+            if len(base) < old_length:
+                base += bytes(old_length - len(base))
+            self._replace(key, base)
+            current = base
+        if expire_at_ms is None:
+            if len(self._expires):
+                self._expires.pop(key, None)
+        else:
+            self._expires.set(key, expire_at_ms)
+        self._write(key, current, offset, data)
+
+    def _replace(self, key: bytes, value: bytes | Growable) -> None:
+        """Store ``value`` for ``key`` keeping the byte counts right; no
+        journal, no TTL change, no WATCH touch."""
+        old = self._values.swap(key, value)
+        self.value_bytes += len(value) - (0 if old is None else len(old))
+        if type(old) is Growable:
+            self.grown_capacity_bytes -= old.capacity
+        if type(value) is Growable:
+            self.grown_capacity_bytes += value.capacity
+
+    def _write(self, key: bytes, old: bytes | Growable, offset: int, data: bytes) -> int:
+        """Write ``data`` at ``offset`` of ``old`` (the key's value, b"" for a
+        new key), in place when ``old`` is grown; journal the PATCH."""
+        old_length = len(old)
+        end = offset + len(data)
+        new_length = max(old_length, end)
+        if type(old) is Growable:
+            capacity = old.capacity
+            old.write(offset, data)
+            self.grown_capacity_bytes += old.capacity - capacity
+            self.value_bytes += new_length - old_length
+        elif new_length <= SMALL_VALUE_BYTES:
+            if offset >= old_length:
+                new = old + bytes(offset - old_length) + data if offset > old_length else old + data
+            else:
+                new = old[:offset] + data + old[end:]
+            self._replace(key, new)
+        else:
+            grown = Growable(old, capacity_for(end) if end > old_length else old_length)
+            grown.write(offset, data)
+            self._replace(key, grown)
+        if self._watchers:
+            self._touch(key)
+        if self.journal is not None:
+            at_ms = self._expires.get(key) if len(self._expires) else None
+            self.journal.append(("PATCH", key, old_length, offset, data, at_ms))
+        return new_length
 
     def set_expire_at(self, key: bytes, at_ms: int) -> bool:
         """Give an existing key an absolute expiry; a time in the past deletes it."""
@@ -233,6 +382,7 @@ class Keyspace:
         self._values.clear()
         self._expires.clear()
         self.value_bytes = 0
+        self.grown_capacity_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
         if self.journal is not None:

@@ -16,7 +16,7 @@ Rules kept here:
 from __future__ import annotations
 
 from .recovery import DataDir, RecoveryReport
-from .records import CLEAR, DEL, EXPIRE, PERSIST, SET, Effect
+from .records import CLEAR, DEL, EXPIRE, PATCH, PERSIST, SET, Effect
 from ..keyspace import Keyspace
 
 
@@ -27,6 +27,8 @@ def apply_effects(keyspace: Keyspace, effects: list[Effect]) -> None:
         op = effect[0]
         if op == SET:
             keyspace.set(effect[1], effect[2], effect[3])
+        elif op == PATCH:
+            keyspace.apply_patch(effect[1], effect[2], effect[3], effect[4], effect[5])
         elif op == DEL:
             keyspace.delete(effect[1])
         elif op == EXPIRE:

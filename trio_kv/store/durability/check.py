@@ -34,6 +34,7 @@ class CheckResult:
     file_size: int
     kind: str | None = None
     generation: int | None = None
+    version: int | None = None
     records: int = 0
     effects: int = 0
     good_offset: int = 0
@@ -62,10 +63,11 @@ def check_file(path: str | os.PathLike[str]) -> CheckResult:
         if reader.header is not None:
             result.kind = reader.header.kind
             result.generation = reader.header.generation
+            result.version = reader.header.version
         try:
             for offset, payload in reader:
                 try:
-                    result.effects += len(decode_record(payload))
+                    result.effects += len(decode_record(payload, reader.header.version))
                 except RecordFormatError as error:
                     raise CorruptLog(reader.path, offset, str(error)) from None
                 result.records += 1
@@ -81,6 +83,7 @@ def format_result(result: CheckResult) -> str:
         f"file: {result.path}",
         f"kind: {result.kind or 'unknown'}",
         f"generation: {result.generation if result.generation is not None else 'unknown'}",
+        f"format version: {result.version if result.version is not None else 'unknown'}",
         f"records: {result.records} ({result.effects} effects)",
         f"file size: {result.file_size} bytes",
         f"last good offset: {result.good_offset}",

@@ -41,6 +41,7 @@ from .records import (
     HEADER_PAYLOAD_BYTES,
     MAGIC,
     MAX_RECORD_BYTES,
+    READABLE_VERSIONS,
     FileHeader,
     RecordFormatError,
     checksum,
@@ -123,12 +124,16 @@ class RecordReader:
         data = self._file.read(HEADER_BYTES)
         expected = None
         if expect_kind is not None and expect_generation is not None:
-            expected = encode_header(expect_kind, expect_generation)
+            # Any version this build reads: a torn header of an older file counts too.
+            expected = [encode_header(expect_kind, expect_generation, version) for version in READABLE_VERSIONS]
         all_zero = data.count(0) == len(data)
         if len(data) < HEADER_BYTES:
             # The header is written before any record: a file cut inside it
             # is a log torn before its first record, i.e. an empty log.
-            looks_like_header = expected.startswith(data) if expected is not None else MAGIC.startswith(data[:4])
+            if expected is not None:
+                looks_like_header = any(header.startswith(data) for header in expected)
+            else:
+                looks_like_header = MAGIC.startswith(data[:4])
             if all_zero or looks_like_header:
                 self.torn = TornTail(0, f"file of {len(data)} bytes is shorter than its {HEADER_BYTES}-byte header")
                 return

@@ -5,6 +5,12 @@ journal produces and what recovery applies):
 
 * ``("SET", key, value, expire_at_ms | None)``: the key now holds exactly this
   value and this absolute expiry (None: no TTL).
+* ``("PATCH", key, old_length, offset, data, expire_at_ms | None)`` (format
+  version 2): APPEND or SETRANGE, logged as the request and not the value:
+  the value is cut or zero-padded to ``old_length``, ``data`` is written at
+  ``offset`` (zeros fill any gap), and the key's expiry becomes
+  ``expire_at_ms``. Deterministic on replay because the log is in apply
+  order; Keyspace.apply_patch says why a fuzzy snapshot does not break it.
 * ``("DEL", key)``, ``("EXPIRE", key, at_ms)``, ``("PERSIST", key)``, ``("CLEAR",)``.
 * ``("END", key_count)``: only as the last record of a snapshot, proof that the
   snapshot is complete.
@@ -17,6 +23,14 @@ snapshot batch): a list of effects, framed as::
 A file is the 4-byte magic ``TKV1``, one framed header record (file kind,
 format version, generation), then records. docs/persistence-format.md is the
 full description; keep the two in step.
+
+Versions: this build writes version 2 and reads 1 and 2. Version 2 adds the
+PATCH effect and nothing else, so the framing is the same; a version-1 file
+holding a PATCH is damage (a version-1 build would not read it). Recovery
+never appends to a version-1 log: it starts a new generation instead
+(recovery.DataDir.recover), so every file's header tells which effects it
+may hold, and an older build refuses a newer file by its header instead of
+failing in the middle of it.
 
 Rules kept here:
 
@@ -32,6 +46,9 @@ Rules kept here:
 * ``encode_record`` refuses a payload over ``MAX_RECORD_BYTES``; the reader
   treats a complete length field above it as corruption (a torn write never
   produces a wrong length field, only a short file).
+* A value is copied once on its way to the log: ``encode_record`` joins the
+  frame and every field in one ``join`` (the checksum is computed over the
+  parts), and ``record_parts`` lets a snapshot write them with no copy at all.
 * No IO here.
 """
 
@@ -43,7 +60,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"TKV1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 KIND_LOG = "log"
 KIND_SNAPSHOT = "snapshot"
 _KIND_BYTES = {KIND_LOG: ord("L"), KIND_SNAPSHOT: ord("S")}
@@ -59,6 +77,7 @@ EXPIRE = "EXPIRE"
 PERSIST = "PERSIST"
 CLEAR = "CLEAR"
 END = "END"
+PATCH = "PATCH"
 
 # Type bytes on disk. A SET with a TTL has its own type so that a SET
 # without one carries no time field.
@@ -69,6 +88,10 @@ _T_EXPIRE = 4
 _T_PERSIST = 5
 _T_CLEAR = 6
 _T_END = 7
+# Version 2: APPEND / SETRANGE as the request (with and without a TTL).
+_T_PATCH = 8
+_T_PATCH_EXPIRING = 9
+_LAST_TYPE = {1: _T_END, 2: _T_PATCH_EXPIRING}
 
 # The frame in front of every payload: length, checksum.
 FRAME = struct.Struct("<II")
@@ -77,6 +100,8 @@ _pack_u32 = struct.Struct("<I").pack
 _pack_type_len = struct.Struct("<BI").pack
 _pack_type_time_len = struct.Struct("<BqI").pack
 _pack_type_u64 = struct.Struct("<BQ").pack
+_pack_offsets_len = struct.Struct("<QQI").pack
+_unpack_offsets_len = struct.Struct("<QQI").unpack_from
 _unpack_u32 = struct.Struct("<I").unpack_from
 _unpack_time_len = struct.Struct("<qI").unpack_from
 _unpack_u64 = struct.Struct("<Q").unpack_from
@@ -106,17 +131,34 @@ def checksum(payload: bytes | memoryview) -> int:
 
 
 def frame(payload: bytes) -> bytes:
+    return b"".join(_framed([payload]))
+
+
+def _framed(parts: list[Any]) -> list[Any]:
+    """``parts`` (the payload's pieces) with the frame in front."""
+    length = 0
+    crc = 0
+    for part in parts:
+        length += len(part)
+        crc = _crc32(part, crc)
     # An empty payload would frame as eight zero bytes: a zero-filled tail.
-    if not payload:
+    if not length:
         raise ValueError("a record holds at least one effect")
-    if len(payload) > MAX_RECORD_BYTES:
-        raise ValueError(f"record of {len(payload)} bytes is over the {MAX_RECORD_BYTES}-byte limit")
-    return _pack_frame(len(payload), _crc32(payload)) + payload
+    if length > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {length} bytes is over the {MAX_RECORD_BYTES}-byte limit")
+    parts.insert(0, _pack_frame(length, crc))
+    return parts
 
 
 def encode_record(effects: list[Effect]) -> bytes:
-    """One framed record holding ``effects`` in order."""
-    parts: list[bytes] = []
+    """One framed record holding ``effects`` in order (values copied once)."""
+    return b"".join(record_parts(effects))
+
+
+def record_parts(effects: list[Effect]) -> list[Any]:
+    """The framed record of ``effects`` as a list of bytes-like pieces whose
+    concatenation is ``encode_record(effects)``: values are not copied."""
+    parts: list[Any] = []
     for effect in effects:
         op = effect[0]
         if op == SET:
@@ -127,6 +169,13 @@ def encode_record(effects: list[Effect]) -> bytes:
                 parts += (_pack_type_len(_T_SET, len(key)), key, _pack_u32(len(value)), value)
             else:
                 parts += (_pack_type_time_len(_T_SET_EXPIRING, at_ms, len(key)), key, _pack_u32(len(value)), value)
+        elif op == PATCH:
+            _, key, old_length, offset, data, at_ms = effect
+            if at_ms is None:
+                parts += (_pack_type_len(_T_PATCH, len(key)), key)
+            else:
+                parts += (_pack_type_time_len(_T_PATCH_EXPIRING, at_ms, len(key)), key)
+            parts += (_pack_offsets_len(old_length, offset, len(data)), data)
         elif op == DEL:
             parts += (_pack_type_len(_T_DEL, len(effect[1])), effect[1])
         elif op == EXPIRE:
@@ -139,18 +188,22 @@ def encode_record(effects: list[Effect]) -> bytes:
             parts.append(_pack_type_u64(_T_END, effect[1]))
         else:
             raise ValueError(f"unknown effect {effect!r}")
-    return frame(b"".join(parts))
+    return _framed(parts)
 
 
-def decode_record(payload: bytes) -> list[Effect]:
-    """The effects of one record's payload (already checksummed)."""
+def decode_record(payload: bytes, version: int = FORMAT_VERSION) -> list[Effect]:
+    """The effects of one record's payload (already checksummed), read from
+    a file of format ``version``."""
     effects: list[Effect] = []
     append = effects.append
     end = len(payload)
+    last_type = _LAST_TYPE[version]
     pos = 0
     try:
         while pos < end:
             kind = payload[pos]
+            if kind > last_type:
+                raise RecordFormatError(f"unknown effect type {kind} at payload offset {pos} (format version {version})")
             if kind == _T_SET:
                 key_end = pos + 5 + _unpack_u32(payload, pos + 1)[0]
                 value_end = key_end + 4 + _unpack_u32(payload, key_end)[0]
@@ -185,6 +238,21 @@ def decode_record(payload: bytes) -> list[Effect]:
             elif kind == _T_END:
                 append((END, _unpack_u64(payload, pos + 1)[0]))
                 pos += 9
+            elif kind == _T_PATCH or kind == _T_PATCH_EXPIRING:
+                if kind == _T_PATCH:
+                    at_ms = None
+                    key_start = pos + 5
+                    key_end = key_start + _unpack_u32(payload, pos + 1)[0]
+                else:
+                    at_ms, key_len = _unpack_time_len(payload, pos + 1)
+                    key_start = pos + 13
+                    key_end = key_start + key_len
+                old_length, offset, data_len = _unpack_offsets_len(payload, key_end)
+                data_end = key_end + 20 + data_len
+                if data_end > end:
+                    raise RecordFormatError("PATCH runs past the end of the record")
+                append((PATCH, payload[key_start:key_end], old_length, offset, payload[key_end + 20 : data_end], at_ms))
+                pos = data_end
             else:
                 raise RecordFormatError(f"unknown effect type {kind} at payload offset {pos}")
     except struct.error as error:
@@ -192,9 +260,10 @@ def decode_record(payload: bytes) -> list[Effect]:
     return effects
 
 
-def encode_header(kind: str, generation: int) -> bytes:
-    """The bytes every file starts with: magic and the framed header record."""
-    return MAGIC + frame(_header_payload.pack(_KIND_BYTES[kind], FORMAT_VERSION, generation))
+def encode_header(kind: str, generation: int, version: int = FORMAT_VERSION) -> bytes:
+    """The bytes every file starts with: magic and the framed header record
+    (``version`` other than the current one: for tests and torn-header checks)."""
+    return MAGIC + frame(_header_payload.pack(_KIND_BYTES[kind], version, generation))
 
 
 def decode_header_payload(payload: bytes) -> FileHeader:
@@ -204,6 +273,7 @@ def decode_header_payload(payload: bytes) -> FileHeader:
     kind = _KIND_NAMES.get(kind_byte)
     if kind is None:
         raise RecordFormatError(f"unknown file kind byte {kind_byte:#x}")
-    if version != FORMAT_VERSION:
-        raise RecordFormatError(f"format version {version}, this build reads {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+        raise RecordFormatError(f"format version {version}, this build reads {readable}")
     return FileHeader(kind, generation, version)

@@ -34,6 +34,10 @@ Rules kept here:
   (at start) only after everything loaded.
 * Every creation, rename, truncation and deletion is followed by the fsync
   (file and directory) that makes it survive a power loss.
+* New records are never appended to a log of an older format version (a
+  log written by an older build): recovery then starts ``log.G+1`` in the
+  current version, so a file never holds effects its header's version does
+  not know (records.py, "Versions").
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .reader import CorruptLog, DurabilityError, RecordReader
-from .records import HEADER_BYTES, KIND_LOG, Effect, RecordFormatError, decode_record, encode_header
+from .records import FORMAT_VERSION, HEADER_BYTES, KIND_LOG, Effect, RecordFormatError, decode_record, encode_header
 from .snapshot import load_snapshot
 from .writer import LogWriter
 
@@ -102,6 +106,8 @@ class RecoveryReport:
     retired: list[str] = field(default_factory=list)
     # The generation new appends belong to (open_log_for_append's default).
     current_generation: int = FIRST_GENERATION
+    # Set when the newest log had an older format version and appends go to a new generation.
+    upgraded_from_version: int | None = None
     # Filled by apply.recover_keyspace: keys whose time ran out, and keys live after loading.
     expired_dropped: int = 0
     keys: int = 0
@@ -208,12 +214,27 @@ class DataDir:
             report.snapshot_generation = base
             report.keys_loaded = stats.keys
             log.info("loaded %s: %d keys", path, stats.keys)
+        newest_version = FORMAT_VERSION
         for index, generation in enumerate(replay):
-            self._replay_log(generation, apply_effects, report, newest=index == len(replay) - 1, truncate_torn_tail=truncate_torn_tail)
+            newest_version = self._replay_log(
+                generation, apply_effects, report, newest=index == len(replay) - 1, truncate_torn_tail=truncate_torn_tail
+            )
         report.log_generations = replay
         if base is not None:
             report.retired = self.retire_before(base)
         report.current_generation = replay[-1] if replay else (FIRST_GENERATION if base is None else base)
+        if newest_version != FORMAT_VERSION:
+            # An older build's log: continue in a new one of this version.
+            report.current_generation += 1
+            report.upgraded_from_version = newest_version
+            self._create_log(report.current_generation)
+            log.info(
+                "%s has format version %d: appending to %s (version %d)",
+                self.log_path(replay[-1]),
+                newest_version,
+                self.log_path(report.current_generation),
+                FORMAT_VERSION,
+            )
         self.current_generation = report.current_generation
         report.seconds = time.perf_counter() - started
         log.info(
@@ -234,13 +255,16 @@ class DataDir:
         *,
         newest: bool,
         truncate_torn_tail: bool,
-    ) -> None:
+    ) -> int:
+        """Replay one log; returns its format version (the current one for
+        a log torn before its first record, which is made anew)."""
         path = self.log_path(generation)
         effects_replayed = 0
         with RecordReader(path, expect_kind=KIND_LOG, expect_generation=generation) as reader:
+            version = reader.header.version if reader.header is not None else FORMAT_VERSION
             for offset, payload in reader:
                 try:
-                    effects = decode_record(payload)
+                    effects = decode_record(payload, version)
                 except RecordFormatError as error:
                     raise CorruptLog(path, offset, str(error)) from None
                 apply_effects(effects)
@@ -250,7 +274,7 @@ class DataDir:
             torn = reader.torn
             size = reader.file_size
         if torn is None:
-            return
+            return version
         if not newest:
             raise CorruptLog(path, torn.offset, f"torn tail in a log that is not the newest: {torn.reason}")
         if not truncate_torn_tail:
@@ -262,6 +286,7 @@ class DataDir:
             truncate_file(path, torn.offset)
         log.warning("%s: torn tail at offset %d (%s): truncated %d bytes", path, torn.offset, torn.reason, size - torn.offset)
         report.truncated.append(TruncatedTail(path, torn.offset, size - torn.offset, torn.reason))
+        return FORMAT_VERSION if torn.offset < HEADER_BYTES else version
 
     # --- appending ------------------------------------------------------------
 

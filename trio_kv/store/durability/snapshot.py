@@ -33,6 +33,7 @@ from .records import (
     decode_record,
     encode_header,
     encode_record,
+    record_parts,
 )
 from ..keyspace import NO_EXPIRY, Keyspace
 from ..rwlock import ReadWriteLock
@@ -41,7 +42,7 @@ KEYS_PER_RECORD = 1000
 RECORD_TARGET_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
 
-SnapshotItem = tuple[bytes, bytes, int | None]  # key, value, expire_at_ms or None
+SnapshotItem = tuple[bytes, bytes | memoryview, int | None]  # key, value, expire_at_ms or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def snapshot_chunk(keyspace: Keyspace, cursor: int, count: int) -> tuple[int, li
     cursor, keys = keyspace.scan(cursor, count)
     items: list[SnapshotItem] = []
     for key in keys:
-        value = keyspace.get(key)
+        value = keyspace.get_view(key)  # not copied; no later write changes it
         if value is not None:
             at_ms = keyspace.expire_at_ms(key)
             items.append((key, value, None if at_ms == NO_EXPIRY else at_ms))
@@ -99,13 +100,13 @@ def write_snapshot(
                     batch.append((SET, key, value, at_ms))
                     batch_bytes += len(key) + len(value)
                     if len(batch) >= keys_per_record or batch_bytes >= RECORD_TARGET_BYTES:
-                        write(encode_record(batch))
+                        file.writelines(record_parts(batch))  # values are written, not copied
                         keys += len(batch)
                         records += 1
                         batch = []
                         batch_bytes = 0
             if batch:
-                write(encode_record(batch))
+                file.writelines(record_parts(batch))
                 keys += len(batch)
                 records += 1
             write(encode_record([(END, keys)]))
@@ -136,7 +137,7 @@ def load_snapshot(
             if ended:
                 raise CorruptLog(reader.path, offset, "record after the END record")
             try:
-                effects = decode_record(payload)
+                effects = decode_record(payload, reader.header.version)
             except RecordFormatError as error:
                 raise CorruptLog(reader.path, offset, str(error)) from None
             if effects[0][0] == END:
