@@ -64,6 +64,15 @@ FIXED_OPS = [
     [("set", b"after-clear", b"\x00" * 40)],
     [("pop", b"after-clear")],
     [("set", b"last", b"value", NOW_MS + 1)],
+    # PATCH records (APPEND / SETRANGE), with and without a TTL (the record
+    # is the same for a grown value: test_big_values_model replays those).
+    [("append", b"last", b"+more")],
+    [("set", b"grown", b"g" * 50)],
+    [("append", b"grown", b"tail")],
+    [("setrange", b"grown", 70, b"far")],
+    [("setrange", b"grown", 1, b"in")],
+    [("setrange", b"fresh", 30, b"zeros before")],
+    [("append", b"grown", b"x"), ("setrange", b"fresh", 0, b"F")],  # one MULTI
 ]
 
 
@@ -113,6 +122,8 @@ def test_every_prefix_of_a_log_recovers_the_longest_whole_prefix(tmp_path: Path)
                 st.tuples(st.just("set_expire_at"), st.sampled_from([b"k1", b"k2"]), st.integers(NOW_MS - 10, NOW_MS + 10**6)),
                 st.tuples(st.just("persist"), st.sampled_from([b"k1", b"k2"])),
                 st.tuples(st.just("clear")),
+                st.tuples(st.just("append"), st.sampled_from([b"k1", b"k2", b"k3"]), st.binary(min_size=1, max_size=8)),
+                st.tuples(st.just("setrange"), st.sampled_from([b"k1", b"k2"]), st.integers(0, 30), st.binary(min_size=1, max_size=8)),
             ),
             min_size=1,
             max_size=3,
