@@ -14,7 +14,11 @@ Rules kept here:
   SCAN, each under the read lock, while writers run between chunks. A key
   may be seen with a value newer than the log switch, or twice; replaying
   the log that starts at the switch over it gives the exact state, because
-  every logged effect is absolute. So the scan must start after the switch.
+  every logged effect is absolute, or a PATCH that restores the length and
+  bytes it covers (Keyspace.apply_patch). So the scan must start after the
+  switch.
+* Values are read as views (``Keyspace.get_view``) and written as pieces
+  (``records.record_parts``): a snapshot never copies a value.
 """
 
 from __future__ import annotations
