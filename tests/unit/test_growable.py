@@ -98,3 +98,15 @@ def test_journal_holds_the_request_not_the_value() -> None:
         ("PATCH", b"new", 0, 100, b"x", None),
         ("SET", b"fresh", b"abc", None),
     ]
+
+
+def test_info_memory_reports_the_grown_capacity() -> None:
+    from .redis_session import call, make_session
+
+    session, _clock = make_session()
+    call(session, [b"SET", b"k", b"x" * 5000])
+    call(session, [b"APPEND", b"k", b"y"])
+    text = call(session, "INFO memory")
+    text = bytes(text.data if hasattr(text, "data") else text).decode()
+    assert f"used_memory_grown_values_capacity:{capacity_for(5001)}\r\n" in text
+    assert "used_memory_values:5001\r\n" in text

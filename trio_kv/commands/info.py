@@ -165,6 +165,7 @@ def _memory(store: Any) -> list[tuple[str, object]]:
         ("used_memory_peak", peak),
         ("used_memory_peak_human", human_bytes(peak)),
         ("used_memory_values", store.keyspace.value_bytes),
+        ("used_memory_grown_values_capacity", store.keyspace.grown_capacity_bytes),  # store.growable buffers
         ("total_system_memory", total_system),
         ("total_system_memory_human", human_bytes(total_system)),
         ("maxmemory", 0),
