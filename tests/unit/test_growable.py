@@ -110,3 +110,45 @@ def test_info_memory_reports_the_grown_capacity() -> None:
     text = bytes(text.data if hasattr(text, "data") else text).decode()
     assert f"used_memory_grown_values_capacity:{capacity_for(5001)}\r\n" in text
     assert "used_memory_values:5001\r\n" in text
+
+
+def test_every_reader_handles_a_grown_value(tmp_path) -> None:
+    """Readers other than the string commands: the line protocol's GET and
+    display rule, HTTP GET /key, the RESP encoder, RENAME, a snapshot."""
+    from trio_kv.commands import text as text_commands
+    from trio_kv.commands.http_api import HttpApi, HttpRequest
+    from trio_kv.protocol.replies import OK
+    from trio_kv.protocol.resp_encoder import encode_reply
+    from trio_kv.store.durability.snapshot import keyspace_chunks, load_snapshot, write_snapshot
+    from trio_kv.store.durability.apply import apply_effects
+
+    from .redis_session import call, make_session
+
+    session, _clock = make_session()
+    value = b'"q' + b"\n" * 4998
+    call(session, [b"SET", b"k", value])
+    call(session, [b"APPEND", b"k", b"\t"])
+    value += b"\t"
+    view = session.keyspace.get_view(b"k")
+    assert type(view) is memoryview
+    # The line protocol: a value starting with a quote is escaped.
+    line = text_commands.cmd_get(session, [b"GET", b"k"])
+    assert line == b'VALUE "\\"q' + b"\\n" * 4998 + b'\\t"\n'
+    # HTTP: a stored value that is not JSON reads as a JSON string.
+    api = HttpApi(check_host=False, render_metrics=lambda: b"", not_ready_reason=lambda: None)
+    plan = api.handle(HttpRequest(b"GET", b"/key/k", [(b"host", b"localhost")], b"")).plan
+    assert plan.then([view]).status == 200
+    assert plan.then([view]).body == plan.then([value]).body
+    # RESP: a view encodes as the bulk string of its bytes.
+    assert encode_reply(view, 2) == encode_reply(value, 2)
+    assert encode_reply([view, None], 3) == encode_reply([value, None], 3)
+    # RENAME moves the value (as bytes: a view is never stored).
+    assert call(session, "RENAME k moved") == OK
+    assert session.keyspace.get(b"moved") == value
+    call(session, [b"APPEND", b"moved", b"!"])
+    # A snapshot writes the view's bytes and loads back.
+    path = tmp_path / "snapshot.1"
+    write_snapshot(path, keyspace_chunks(session.keyspace, session.server.lock), 1)
+    loaded = Keyspace()
+    load_snapshot(path, lambda effects: apply_effects(loaded, effects), generation=1)
+    assert loaded.get(b"moved") == value + b"!"
