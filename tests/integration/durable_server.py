@@ -130,8 +130,10 @@ def launched(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> 
 
 # --- writers and their histories ---------------------------------------------------------
 
-# An operation: ("SET", key, value), ("INCR", key, None) or ("DEL", key, None).
+# An operation: ("SET", key, value), ("INCR", key, None), ("DEL", key, None),
+# ("APPEND", key, data) or ("SETRANGE", key, data) (at offset SETRANGE_OFFSET).
 Op = tuple[str, bytes, bytes | None]
+SETRANGE_OFFSET = 3
 
 
 def apply_ops(state: dict[bytes, bytes], ops: list[Op]) -> dict[bytes, bytes]:
@@ -141,6 +143,11 @@ def apply_ops(state: dict[bytes, bytes], ops: list[Op]) -> dict[bytes, bytes]:
             state[key] = value
         elif kind == "INCR":
             state[key] = b"%d" % (int(state.get(key, b"0")) + 1)
+        elif kind == "APPEND":
+            state[key] = state.get(key, b"") + value
+        elif kind == "SETRANGE":
+            old = state.get(key, b"").ljust(SETRANGE_OFFSET, b"\x00")
+            state[key] = old[:SETRANGE_OFFSET] + value + old[SETRANGE_OFFSET + len(value) :]
         else:
             state.pop(key, None)
     return state
@@ -149,9 +156,10 @@ def apply_ops(state: dict[bytes, bytes], ops: list[Op]) -> dict[bytes, bytes]:
 @dataclass
 class Writer:
     """One connection writing unique keys (``SET``), overwriting and deleting
-    a few hot keys of its own (``SET``, ``DEL``) and incrementing its own
-    counter (``INCR``), ``depth`` commands per round trip, until told to
-    stop or the connection breaks."""
+    a few hot keys of its own (``SET``, ``DEL``), incrementing its own
+    counter (``INCR``) and growing a value of its own (``APPEND``,
+    ``SETRANGE``: PATCH records), ``depth`` commands per round trip, until
+    told to stop or the connection breaks."""
 
     name: str
     depth: int
@@ -170,6 +178,10 @@ class Writer:
             return ("SET", f"{self.name}:hot:{index % 5}".encode(), f"h{index}-{self.tag}".encode())
         if index % 16 == 5:
             return ("DEL", f"{self.name}:hot:{index % 3}".encode(), None)
+        if index % 16 == 10:
+            return ("APPEND", f"{self.name}:grown".encode(), f"+{index}".encode())
+        if index % 16 == 14:
+            return ("SETRANGE", f"{self.name}:grown".encode(), f"<{index}>".encode())
         return ("SET", f"{self.name}:{self.tag}:{index}".encode(), f"v{index}-{self.tag}".encode())
 
     def run(self, address: tuple[str, int], stop: threading.Event) -> None:
@@ -178,7 +190,7 @@ class Writer:
                 while not stop.is_set():
                     batch = [self.plan(len(self.ops) + offset) for offset in range(self.depth)]
                     self.ops += batch
-                    client.send(*((kind, key) if value is None else (kind, key, value) for kind, key, value in batch))
+                    client.send(*(self._command(op) for op in batch))
                     self.sent += len(batch)
                     for _ in batch:
                         reply = client.read()
@@ -188,6 +200,15 @@ class Writer:
                         self.acked += 1
         except (OSError, ConnectionError) as error:
             self.failure = f"{type(error).__name__}: {error}"
+
+    @staticmethod
+    def _command(op: Op) -> tuple:
+        kind, key, value = op
+        if value is None:
+            return (kind, key)
+        if kind == "SETRANGE":
+            return (kind, key, SETRANGE_OFFSET, value)
+        return (kind, key, value)
 
     def keys(self) -> list[bytes]:
         return sorted({key for _kind, key, _value in self.ops})
