@@ -303,3 +303,19 @@ def test_options():
         parse_config(["--tls-port", "0"], {})
     assert exit_info.value.code == 2
     assert Store(Config(requirepass="pw")).requirepass == b"pw"
+
+
+def test_secrets_never_reach_the_slowlog():
+    session = locked_session()
+    admin = Session(2, session.server, resp=True)
+    admin.authenticated = True
+    assert call(admin, "CONFIG SET slowlog-log-slower-than 0") == OK
+    run(session, "AUTH wrong1", "AUTH default wrong2", "HELLO 3 AUTH default wrong3", "AUTH s3cret")
+    assert call(admin, "CONFIG SET requirepass newsecret") == OK
+    text_session = Session(3, session.server, resp=False)
+    _text(text_session, "AUTH wrong4", "AUTH newsecret")
+    entries = call(admin, "SLOWLOG GET 100")
+    logged = [arg for entry in entries for arg in entry[3]]
+    for secret in (b"wrong1", b"wrong2", b"wrong3", b"s3cret", b"newsecret", b"wrong4"):
+        assert secret not in logged
+    assert logged.count(b"(redacted)") >= 7

@@ -15,6 +15,10 @@ Rules kept here (Redis 7.0's, src/acl.c and src/networking.c):
   engine after the name and arity checks (Redis' ``processCommand`` order).
 * Passwords are compared in constant time (``hmac.compare_digest``) so the
   reply time does not tell how many leading bytes were right.
+* Secrets never reach SLOWLOG: AUTH, HELLO AUTH and CONFIG SET requirepass
+  replace their password (and user) arguments in the request with
+  ``(redacted)`` as they run (Redis' redactClientCommandArgument), before
+  the engine records the command.
 * Protected mode: while it is on and no password is set, a client whose
   address is not loopback (127.0.0.0/8, ::1, or those as IPv4-mapped IPv6)
   is told why and disconnected before anything it sent is read. Redis
@@ -32,6 +36,8 @@ from ..protocol.replies import Error
 
 # The only user there is.
 DEFAULT_USER = b"default"
+# What SLOWLOG shows instead of a secret argument (Redis' wording).
+REDACTED = b"(redacted)"
 
 NOAUTH = Error("NOAUTH Authentication required.")
 WRONGPASS = Error("WRONGPASS invalid username-password pair or user is disabled.")
@@ -81,6 +87,13 @@ DENIED_HTTP_REASON = (
     "'Authorization: Bearer <password>'), or start with --protected-mode no if this "
     "port is not reachable from untrusted networks."
 )
+
+
+def redact(args: list[bytes], *positions: int) -> None:
+    """Replace secret arguments of a request in place (see the module docstring)."""
+    for position in positions:
+        if position < len(args):
+            args[position] = REDACTED
 
 
 def password_bytes(text: str | None) -> bytes | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..protocol.replies import OK, PONG, Error, Map, SimpleString
 from .arguments import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
-from .auth import DEFAULT_USER, HELLO_NOAUTH, NO_PASSWORD_CONFIGURED, WRONGPASS, check_credentials
+from .auth import DEFAULT_USER, HELLO_NOAUTH, NO_PASSWORD_CONFIGURED, WRONGPASS, check_credentials, redact
 from .session import Session
 from .table import CommandSpec
 
@@ -63,14 +63,16 @@ def _authenticate(session: Session, username: bytes, password: bytes) -> bool:
 
 
 def cmd_auth(session: Session, args: list[bytes]) -> object:
-    if len(args) > 3:
+    request = list(args)
+    redact(args, *range(1, len(args)))  # whatever the outcome: never in SLOWLOG
+    if len(request) > 3:
         return SYNTAX_ERROR
-    if len(args) == 2:
+    if len(request) == 2:
         if session.server.requirepass is None:
             return NO_PASSWORD_CONFIGURED
-        username, password = DEFAULT_USER, args[1]
+        username, password = DEFAULT_USER, request[1]
     else:
-        username, password = args[1], args[2]
+        username, password = request[1], request[2]
     return OK if _authenticate(session, username, password) else WRONGPASS
 
 
@@ -89,7 +91,9 @@ def cmd_hello(session: Session, args: list[bytes]) -> object:
         option = args[index]
         more = len(args) - 1 - index
         if option.upper() == b"AUTH" and more >= 2:
-            if not _authenticate(session, args[index + 1], args[index + 2]):
+            username, password = args[index + 1], args[index + 2]
+            redact(args, index + 1, index + 2)
+            if not _authenticate(session, username, password):
                 return WRONGPASS
             index += 3
         elif option.upper() == b"SETNAME" and more >= 1:

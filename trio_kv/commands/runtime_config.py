@@ -37,6 +37,7 @@ from ..protocol.replies import OK, Error, Map
 from .connection import SYNTAX_ERROR
 from .container import Container, subcommand
 from .arguments import INT64_MAX, parse_int64
+from .auth import redact
 from .session import Session
 from .table import CommandSpec
 
@@ -197,6 +198,8 @@ def config_set(session: Session, args: list[bytes]) -> object:
             return _set_failed(parameter.name, "duplicate parameter")
         seen.add(parameter.name)
         raw = args[index + 1]
+        if parameter.name == "requirepass":
+            redact(args, index + 1)  # never in SLOWLOG (Redis' sensitive config)
         if parameter.apply is None:
             if raw != parameter.read(store).encode("utf-8", "surrogateescape"):
                 return _set_failed(parameter.name, "can't set immutable config")

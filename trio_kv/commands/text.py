@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from ..protocol.replies import Error
 from ..protocol.text import escape_value
-from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials
+from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials, redact
 from .session import Session
 from .table import CommandSpec, CommandTable
 
@@ -148,6 +148,9 @@ def cmd_quit(session: Session, args: list[bytes]) -> bytes:
 
 
 def cmd_auth(session: Session, args: list[bytes]) -> bytes | Error:
+    request = list(args)
+    redact(args, *range(1, len(args)))  # never in the slow log
+    args = request
     if len(args) > 3:
         return Error("wrong number of arguments for 'auth'")
     if len(args) == 2 and session.server.requirepass is None:

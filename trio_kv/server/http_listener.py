@@ -9,7 +9,9 @@ grace period treat HTTP connections exactly like the others. The accept loop
 is ``server.listener``'s, with its rules: the server owns and closes every
 stream, "overloaded" accept errors back off, and a client over
 ``--max-clients`` gets an answer (``503`` JSON, then a lingering close)
-before it is closed.
+before it is closed. Protected mode (server.listener, commands.auth) turns
+a non-loopback client away with a ``403`` JSON explanation while no
+password is set.
 
 The ``Host`` check against DNS rebinding is on when the listener is bound to
 a loopback address (``--host 127.0.0.1``, the default): a web page that made
