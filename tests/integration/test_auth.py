@@ -5,8 +5,9 @@ socket for the line protocol and for byte-exact replies, and curl for HTTP.
 Replies are compared byte for byte with a real redis-server 7.0 started
 with the same password. Protected mode needs a client address that is not
 loopback: the machine's own non-loopback IPv4 address (from ``ip -4 addr``)
-with the server bound to 0.0.0.0; the test skips, saying why, when the
-machine has none.
+with the server bound to 0.0.0.0, or, on a machine with none, a TEST-NET
+address the test adds to ``lo`` and removes (as root; else it skips,
+saying why).
 """
 
 from __future__ import annotations
@@ -312,18 +313,40 @@ def test_http_bearer_with_curl():
 # --- protected mode ------------------------------------------------------------------
 
 
-def non_loopback_ipv4() -> str:
-    """One of this machine's own IPv4 addresses that is not loopback, or skip."""
-    ip = require_tool("ip")
+# A TEST-NET-1 address (RFC 5737) put on the loopback device when the
+# machine has no other address: the kernel routes it locally, but it is not
+# a loopback address, so the server sees a remote-looking peer.
+FALLBACK_ADDRESS = "192.0.2.77"
+
+
+def _own_ipv4_addresses(ip: str) -> list[str]:
     output = subprocess.run([ip, "-4", "-o", "addr"], capture_output=True, text=True, timeout=CLI_SECONDS).stdout
-    for address in re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", output):
-        if not address.startswith("127."):
-            return address
-    pytest.skip("this machine has no non-loopback IPv4 address to connect from")
+    return [address for address in re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", output) if not address.startswith("127.")]
 
 
-def test_protected_mode_denies_non_loopback_clients():
-    address = non_loopback_ipv4()
+@pytest.fixture(scope="session")
+def non_loopback_ipv4() -> Iterator[str]:
+    """One of this machine's own IPv4 addresses that is not loopback; failing
+    that (and as root), ``FALLBACK_ADDRESS`` added to ``lo`` for the session
+    and removed after; else skip, saying why."""
+    ip = require_tool("ip")
+    addresses = _own_ipv4_addresses(ip)
+    if addresses:
+        yield addresses[0]
+        return
+    added = subprocess.run(
+        [ip, "addr", "add", f"{FALLBACK_ADDRESS}/32", "dev", "lo"], capture_output=True, text=True, timeout=CLI_SECONDS
+    )
+    if added.returncode != 0:
+        pytest.skip(f"no non-loopback IPv4 address, and adding one to lo failed: {added.stderr.strip()}")
+    try:
+        yield FALLBACK_ADDRESS
+    finally:
+        subprocess.run([ip, "addr", "del", f"{FALLBACK_ADDRESS}/32", "dev", "lo"], timeout=CLI_SECONDS, check=False)
+
+
+def test_protected_mode_denies_non_loopback_clients(non_loopback_ipv4):
+    address = non_loopback_ipv4
     with redis_server("--bind", "0.0.0.0", "--protected-mode", "yes") as reference:
         # Redis answers at accept and closes at once (sending first can get
         # the answer destroyed by a reset: trio_kv lingers to avoid that).
@@ -359,8 +382,8 @@ def test_protected_mode_denies_non_loopback_clients():
         assert cli(server.redis_port, "PING", host=address).stdout.strip() == "PONG"
 
 
-def test_protected_mode_off_or_with_a_password():
-    address = non_loopback_ipv4()
+def test_protected_mode_off_or_with_a_password(non_loopback_ipv4):
+    address = non_loopback_ipv4
     with trio_kv("--host", "0.0.0.0", "--protected-mode", "no") as server:
         assert cli(server.redis_port, "PING", host=address).stdout.strip() == "PONG"
         assert exchange(server.port, [b"PING\n"], host=address) == [b"PONG\n"]

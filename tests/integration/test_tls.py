@@ -20,7 +20,7 @@ import redis
 from harness.server_process import ServerProcess, server_environment
 
 from ..conftest import REPO, require_tool
-from .test_auth import non_loopback_ipv4, read_until_closed_or, resp_command
+from .test_auth import non_loopback_ipv4, read_until_closed_or, resp_command  # noqa: F401 (a fixture)
 from .tls_certs import TlsFiles, make_tls_files
 
 CLI_SECONDS = 15
@@ -162,8 +162,8 @@ def test_shutdown_with_tls_clients_connected(certs):
             mid_handshake.close()
 
 
-def test_protected_mode_on_the_tls_port(certs):
-    address = non_loopback_ipv4()
+def test_protected_mode_on_the_tls_port(certs, non_loopback_ipv4):
+    address = non_loopback_ipv4
     with tls_server(certs, "--host", "0.0.0.0") as server:
         with tls_client(certs, server.tls_port, host=address) as sock:
             denied = read_until_closed_or(sock, 1 << 16)
