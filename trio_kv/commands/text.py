@@ -18,6 +18,9 @@ Replies (see README, "Text protocol"):
     PING                   -> PONG
     QUIT                   -> OK, then the server closes the connection
 
+An HTTP request (``POST ...``, ``Host: ...``, ``GET / HTTP/1.1``) closes the
+connection without a reply (``commands.security``).
+
 Values and keys in replies go through ``protocol.text.escape_value`` so a
 reply is always one line.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from ..protocol.replies import Error
 from ..protocol.text import escape_value
+from .security import security_warning_spec
 from .session import Session
 from .table import CommandSpec, CommandTable
 
@@ -159,4 +163,6 @@ TEXT_COMMANDS = CommandTable(
     ],
     unknown_command=lambda args: Error("unknown command"),
     wrong_arity=lambda spec: Error(f"wrong number of arguments for '{spec.name}'"),
+    # An HTTP request (POST, Host:, GET / HTTP/1.1): close without a reply.
+    http_request=security_warning_spec("post", b""),
 )
