@@ -67,6 +67,9 @@ class Config:
     http_request_timeout_seconds: float = 10.0
     # How long a connection may wait for its next request (keep-alive).
     http_idle_timeout_seconds: float = 5.0
+    # Origins a browser page may call the HTTP API from (CORS), comma
+    # separated; "*": any (the reference store's behaviour); "": none.
+    http_cors_origins: str = ""
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -134,6 +137,21 @@ def _fsync_policy(text: str) -> str:
     return value
 
 
+def _cors_origins(text: str) -> str:
+    """``*``, or comma-separated ``scheme://host[:port]`` origins, normalized
+    to ``a,b`` without spaces; empty: CORS off."""
+    origins = [part.strip() for part in text.split(",") if part.strip()]
+    if origins == ["*"]:
+        return "*"
+    for origin in origins:
+        scheme, separator, rest = origin.partition("://")
+        if origin == "*" or not separator or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise argparse.ArgumentTypeError(
+                f"expected * or origins like https://app.example:8443 (no path), got {origin!r}"
+            )
+    return ",".join(origins)
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -186,6 +204,7 @@ _OPTIONS = [
     _Option("http_max_body_bytes", _int_at_least(1), "largest HTTP request body (413 beyond)"),
     _Option("http_request_timeout_seconds", _positive_seconds, "time to read one HTTP request and send its response"),
     _Option("http_idle_timeout_seconds", _positive_seconds, "time an idle HTTP keep-alive connection stays open"),
+    _Option("http_cors_origins", _cors_origins, "origins (comma separated) allowed to call the HTTP API from a browser (CORS); * for any; empty for none"),
 ]
 
 
