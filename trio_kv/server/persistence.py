@@ -19,6 +19,10 @@ side of ``store.durability.persistence``.
 * ``everysec``: a background task fsyncs about once a second. After a failed
   write(), a background task retries the flush every second, so writes
   resume by themselves once the disk has room again.
+* About once a second (``FILES_CHECK_SECONDS``) a background task asks the
+  log whether its file or the data directory was deleted (``rm -rf`` of the
+  data directory): then writes are refused until a restart, even with no
+  write in flight to notice it (store.durability.persistence).
 * Compaction runs as one task at a time, on request (BGREWRITEAOF, BGSAVE,
   SAVE) or when the files outgrew their threshold; clients keep being
   served. After a failed automatic compaction the next automatic one waits
@@ -58,6 +62,7 @@ log = logging.getLogger(__name__)
 DISK_THREADS = 2
 EVERYSEC_INTERVAL_SECONDS = 1.0
 WRITE_RETRY_SECONDS = 1.0
+FILES_CHECK_SECONDS = 1.0
 AUTO_REWRITE_BACKOFF_FIRST_SECONDS = 1.0
 AUTO_REWRITE_BACKOFF_MAX_SECONDS = 60.0
 CRASH_ENV = "KV_TEST_CRASH_AT"
@@ -194,6 +199,7 @@ class LogFlusher:
             if self._persistence.fsync_policy == "everysec":
                 nursery.start_soon(self._sync_every_second)
             nursery.start_soon(self._retry_failed_writes)
+            nursery.start_soon(self._watch_files)
             nursery.start_soon(self._compactions)
             task_status.started()
 
@@ -212,7 +218,7 @@ class LogFlusher:
         persistence = self._persistence
         while True:
             await trio.sleep(WRITE_RETRY_SECONDS)
-            if persistence.write_error is None or persistence.sync_failed is not None:
+            if persistence.write_error is None or persistence.sync_failed is not None or persistence.files_lost is not None:
                 continue
             try:
                 async with self._flush_lock:
@@ -220,6 +226,17 @@ class LogFlusher:
             except OSError:
                 continue  # still failing; persistence logged it and keeps refusing
             self.on_flushed(None)
+
+    async def _watch_files(self) -> None:
+        persistence = self._persistence
+        while persistence.files_lost is None:
+            await trio.sleep(FILES_CHECK_SECONDS)
+            if persistence.closed:
+                return
+            try:
+                await trio.to_thread.run_sync(persistence.check_files, limiter=self._disk)
+            except OSError as error:
+                log.error("checking the data directory failed: %s", error)
 
     async def _compactions(self) -> None:
         persistence = self._persistence

@@ -28,6 +28,16 @@ Rules kept here:
   (whatever the policy, and of an old log at a switch too) is never
   retried-and-trusted: ``sync_failed`` is set for good and every later write
   is refused until a restart.
+* Deleted files: before each flush, and about once a second from the shell
+  (``check_files``), the log checks that its file still has a name
+  (``fstat`` ``st_nlink``) and that the data directory is still the one it
+  opened (same device and inode). If the file or the directory was deleted,
+  renamed or replaced, every write it acknowledged from then on would be
+  lost on restart, so ``files_lost`` is set and writes are refused
+  (``-MISCONF``) until a restart; this is sticky, like ``sync_failed``,
+  because recreating the directory does not bring back the records that
+  were in it. Reads keep working, so the data in memory can still be copied
+  out (SCAN and GET) before restarting.
 * A log switch (compaction step 1) starts under the write lock with no IO:
   ``begin_switch`` puts a writer for ``log.G+1`` in place that buffers in
   memory. The next ``flush`` finishes it: the old log is flushed, fsynced and
@@ -54,6 +64,7 @@ costs nothing.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -70,6 +81,12 @@ log = logging.getLogger(__name__)
 
 FSYNC_POLICIES = ("always", "everysec", "no")
 SYNCED_LOG_ENV = "KV_TEST_SYNCED_LOG"
+
+
+def _identity(path: str) -> tuple[int, int]:
+    """(st_dev, st_ino): the same path naming another directory differs."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +136,9 @@ class Persistence:
         # Set while writes must be refused; see the module docstring.
         self.write_error: str | None = None
         self.sync_failed: str | None = None
+        self.files_lost: str | None = None
+        # The data directory's (st_dev, st_ino) when the log opened (check_files).
+        self._dir_identity = _identity(data_dir.path)
         self.closed = False
         # Bytes of the live files other than the current log (the snapshot,
         # older logs not yet retired): see current_size.
@@ -160,7 +180,7 @@ class Persistence:
 
     def refusal(self) -> str | None:
         """Why writes are refused right now, or None."""
-        return self.sync_failed or self.write_error
+        return self.sync_failed or self.files_lost or self.write_error
 
     def log(self, effects: list[tuple[object, ...]]) -> int:
         """Append one record (one atomic unit); returns the LSN a reply waits for."""
@@ -226,6 +246,36 @@ class Persistence:
         if self._synced_log_path is not None:
             self._record_synced(new.writer.path, new.writer.synced_offset)
 
+    def check_files(self) -> str | None:
+        """Whether the log's file or the data directory was deleted, renamed
+        or replaced; sets ``files_lost`` (for good) if so and returns it."""
+        with self._io_lock:
+            return self._check_files()
+
+    def _check_files(self) -> str | None:
+        # Called with _io_lock held, so no switch or close swaps the file
+        # descriptor (and its number cannot be reused) under the fstat.
+        if self.files_lost is not None:
+            return self.files_lost
+        writer = self._segment.writer
+        path = self.data_dir.path
+        problem = None
+        if writer.link_count() == 0:
+            problem = f"the log file {writer.path} was deleted"
+        else:
+            try:
+                identity = _identity(path)
+            except FileNotFoundError:
+                problem = f"the data directory {path} was deleted"
+            else:
+                if identity != self._dir_identity:
+                    problem = f"the data directory {path} was replaced"
+        if problem is not None:
+            self.files_lost = f"{problem}; writes refused until a restart"
+            self.last_write_ok = False
+            log.critical("%s (writes acknowledged from now on would be lost on restart)", self.files_lost)
+        return self.files_lost
+
     def flush(self) -> int:
         """write() everything appended (fsync too under ``always``); returns
         ``durable_lsn``. Raises OSError after recording it (see the docstring)."""
@@ -234,6 +284,9 @@ class Persistence:
                 switch = self._switch
                 segment = self._segment
             try:
+                lost = self._check_files()
+                if lost is not None:
+                    raise FileNotFoundError(errno.ENOENT, lost)
                 if switch is not None:
                     self._finish_switch(*switch)
                 segment.writer.flush()
@@ -241,6 +294,8 @@ class Persistence:
                     self._sync_segment(segment)
             except OSError as error:
                 self.last_write_ok = False
+                if self.files_lost is not None:
+                    raise  # logged once, when noticed
                 if self.sync_failed is None:
                     self.write_error = f"{error.strerror or error}"
                 log.error("writing %s failed: %s; refusing writes", segment.writer.path, error)
