@@ -5,8 +5,9 @@ appending to a log file that no longer had a name: 200 more writes were
 acknowledged and all were lost on restart. Now the log notices, at its next
 flush or within about a second with no writes at all, that its file has no
 links left or that the directory is gone or replaced, and refuses writes
-(``-MISCONF ...``; ``ERROR writes refused: ...`` on the line protocol) until
-a restart. Reads keep working. Real server processes, redis-py and a raw
+(``-MISCONF ...``; ``ERROR writes refused: ...`` on the line protocol).
+Reads keep working, and BGREWRITEAOF or SAVE rebuilds the files from memory
+(into an empty directory only). Real server processes, redis-py and a raw
 line-protocol socket.
 """
 
@@ -27,7 +28,7 @@ from ..conftest import REPO
 SOCKET_SECONDS = 10.0
 NOTICE_SECONDS = 10.0  # the check runs about once a second; generous for a loaded machine
 WRITES_AFTER = 200
-NOTICED = re.compile(r"CRITICAL .*(was deleted|was replaced); writes refused until a restart")
+NOTICED = re.compile(r"CRITICAL .*(was deleted|was replaced); writes refused")
 
 
 def client(server: ServerProcess) -> redis.Redis:
@@ -105,7 +106,7 @@ def test_noticed_within_a_second_without_any_write(tmp_path: Path) -> None:
         assert server.wait_for_log(NOTICED, timeout=NOTICE_SECONDS) is not None
         with client(server) as redis_client:
             # ... so a write is refused before it runs: nothing applied.
-            with pytest.raises(redis.ResponseError, match="^MISCONF .*was deleted; writes refused until a restart"):
+            with pytest.raises(redis.ResponseError, match="^MISCONF .*was deleted; writes refused"):
                 redis_client.set("after", "1")
             assert redis_client.exists("after") == 0
             assert redis_client.get("before") == b"1"
@@ -124,3 +125,46 @@ def test_acknowledged_writes_before_the_deletion_are_the_only_ones(tmp_path: Pat
         acknowledged = write_and_collect_acknowledged(server, "after")
     assert acknowledged == []
     assert acknowledged_survive_restart(data_dir, acknowledged) == acknowledged
+
+
+@pytest.mark.parametrize("command", ["BGREWRITEAOF", "SAVE"])
+def test_a_compaction_rebuilds_the_files_from_memory(tmp_path: Path, command: str) -> None:
+    data_dir = tmp_path / "data"
+    with ServerProcess.start(REPO, data_dir=data_dir) as server:
+        with client(server) as redis_client:
+            for index in range(50):
+                assert redis_client.set(f"before:{index}", "v")
+            shutil.rmtree(data_dir)
+            with pytest.raises(redis.ResponseError, match="^MISCONF "):
+                redis_client.set("refused", "1")
+            redis_client.execute_command(command)
+            assert server.wait_for_log(re.compile(r"rebuilt .* from memory"), timeout=NOTICE_SECONDS) is not None
+            assert redis_client.set("after", "1")
+            assert redis_client.info("persistence")["aof_last_write_status"] == "ok"
+        assert server.terminate() == 0, server.log()
+    # Everything in memory at the rebuild (the keys written before the
+    # deletion were only there), and every write acknowledged since, survives a restart.
+    expected = [f"before:{index}" for index in range(50)] + ["after"]
+    assert acknowledged_survive_restart(data_dir, expected) == expected
+
+
+def test_no_rebuild_over_other_files(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    other = tmp_path / "other"
+    with ServerProcess.start(REPO, data_dir=other) as other_server:
+        with client(other_server) as redis_client:
+            assert redis_client.set("other", "1")
+    with ServerProcess.start(REPO, data_dir=data_dir) as server:
+        with client(server) as redis_client:
+            assert redis_client.set("mine", "1")
+            shutil.rmtree(data_dir)
+            shutil.copytree(other, data_dir)
+            (data_dir / "LOCK").unlink(missing_ok=True)
+            with pytest.raises(redis.ResponseError, match="^MISCONF .*was (deleted|replaced)"):
+                redis_client.set("refused", "1")
+            redis_client.execute_command("BGREWRITEAOF")
+            assert server.wait_for_log(re.compile(r"cannot rebuild the lost data files: .*holds other trio_kv files"),
+                                       timeout=NOTICE_SECONDS) is not None
+            with pytest.raises(redis.ResponseError, match="^MISCONF "):
+                redis_client.set("still refused", "1")
+    assert acknowledged_survive_restart(data_dir, ["other", "mine"]) == ["other"]

@@ -48,7 +48,7 @@ def test_flush_refuses_once_the_files_are_gone_and_stays_refusing(tmp_path: Path
     with pytest.raises(FileNotFoundError):
         persistence.flush()
     refusal = persistence.refusal()
-    assert refusal is not None and refusal.endswith("; writes refused until a restart")
+    assert refusal is not None and refusal.endswith("; writes refused until BGREWRITEAOF rebuilds the files from memory")
     # rm -rf unlinks the log file too: its link count says so first.
     assert ("data directory" in refusal) == (how == "rename the directory")
     # Sticky: a directory that comes back does not hold the lost records.

@@ -21,8 +21,11 @@ side of ``store.durability.persistence``.
   resume by themselves once the disk has room again.
 * About once a second (``FILES_CHECK_SECONDS``) a background task asks the
   log whether its file or the data directory was deleted (``rm -rf`` of the
-  data directory): then writes are refused until a restart, even with no
-  write in flight to notice it (store.durability.persistence).
+  data directory): then writes are refused, even with no write in flight to
+  notice it, until a compaction asked for (BGREWRITEAOF, BGSAVE, SAVE)
+  rebuilds the files from memory (store.durability.persistence). It is
+  never rebuilt automatically: the directory may have been removed on
+  purpose.
 * Compaction runs as one task at a time, on request (BGREWRITEAOF, BGSAVE,
   SAVE) or when the files outgrew their threshold; clients keep being
   served. After a failed automatic compaction the next automatic one waits
@@ -54,7 +57,7 @@ import trio
 
 from ..store.durability.apply import recover_keyspace
 from ..store.durability.persistence import LogClosed, Persistence
-from ..store.durability.recovery import DataDir
+from ..store.durability.recovery import DataDir, DataDirInUse
 from ..store.engine import SaveRequest, Store
 
 log = logging.getLogger(__name__)
@@ -229,10 +232,12 @@ class LogFlusher:
 
     async def _watch_files(self) -> None:
         persistence = self._persistence
-        while persistence.files_lost is None:
+        while True:
             await trio.sleep(FILES_CHECK_SECONDS)
             if persistence.closed:
                 return
+            if persistence.files_lost is not None:
+                continue  # noticed already; watched again once rebuilt
             try:
                 await trio.to_thread.run_sync(persistence.check_files, limiter=self._disk)
             except OSError as error:
@@ -263,9 +268,26 @@ class LogFlusher:
                     waiter.finish(ok)
 
     async def _compact(self, persistence: Persistence, store: Store) -> bool:
+        if persistence.files_lost is not None and persistence.sync_failed is None:
+            try:
+                await trio.to_thread.run_sync(persistence.prepare_rebuild, limiter=self._disk)
+            except (OSError, DataDirInUse) as error:
+                log.error("cannot rebuild the lost data files: %s", error)
+                return False
+            log.warning("rebuilding the lost data files from memory in %s", persistence.data_dir.path)
+            ok = False
+            try:
+                ok = await self._compact_now(persistence, store)
+            finally:
+                with trio.CancelScope(shield=True):  # a stat under the IO lock: short
+                    await trio.to_thread.run_sync(persistence.finish_rebuild, ok, limiter=self._disk)
+            return ok
         if persistence.refusal() is not None:
             log.error("compaction skipped: %s", persistence.refusal())
             return False
+        return await self._compact_now(persistence, store)
+
+    async def _compact_now(self, persistence: Persistence, store: Store) -> bool:
 
         def switch() -> int:
             with store.lock.write_locked():

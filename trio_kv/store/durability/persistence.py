@@ -34,10 +34,14 @@ Rules kept here:
   opened (same device and inode). If the file or the directory was deleted,
   renamed or replaced, every write it acknowledged from then on would be
   lost on restart, so ``files_lost`` is set and writes are refused
-  (``-MISCONF``) until a restart; this is sticky, like ``sync_failed``,
-  because recreating the directory does not bring back the records that
-  were in it. Reads keep working, so the data in memory can still be copied
-  out (SCAN and GET) before restarting.
+  (``-MISCONF``). Recreating the directory does not lift it (the records
+  that were in it are gone), and a restart would start from whatever the
+  path then holds. The way back keeps the data: a compaction (BGREWRITEAOF,
+  BGSAVE, SAVE) rebuilds the files from memory (``prepare_rebuild``:
+  recreate the directory, which must hold no trio_kv files, and take its
+  lock; the compaction then writes a new log and a snapshot; then
+  ``finish_rebuild`` lifts the refusal). Writes stay refused until the
+  snapshot is installed, so snapshot plus new log is the whole state.
 * A log switch (compaction step 1) starts under the write lock with no IO:
   ``begin_switch`` puts a writer for ``log.G+1`` in place that buffers in
   memory. The next ``flush`` finishes it: the old log is flushed, fsynced and
@@ -137,6 +141,9 @@ class Persistence:
         self.write_error: str | None = None
         self.sync_failed: str | None = None
         self.files_lost: str | None = None
+        # Between prepare_rebuild and finish_rebuild: flushes may finish the
+        # log switch into the recreated directory (writes are still refused).
+        self._rebuilding = False
         # The data directory's (st_dev, st_ino) when the log opened (check_files).
         self._dir_identity = _identity(data_dir.path)
         self.closed = False
@@ -255,6 +262,8 @@ class Persistence:
     def _check_files(self) -> str | None:
         # Called with _io_lock held, so no switch or close swaps the file
         # descriptor (and its number cannot be reused) under the fstat.
+        if self._rebuilding:
+            return None
         if self.files_lost is not None:
             return self.files_lost
         writer = self._segment.writer
@@ -271,10 +280,45 @@ class Persistence:
                 if identity != self._dir_identity:
                     problem = f"the data directory {path} was replaced"
         if problem is not None:
-            self.files_lost = f"{problem}; writes refused until a restart"
+            self.files_lost = f"{problem}; writes refused until BGREWRITEAOF rebuilds the files from memory"
             self.last_write_ok = False
             log.critical("%s (writes acknowledged from now on would be lost on restart)", self.files_lost)
         return self.files_lost
+
+    def prepare_rebuild(self) -> None:
+        """Before a compaction that rebuilds lost files (see the docstring):
+        recreate the data directory and take its lock. Raises OSError (or
+        DataDirInUse) and changes nothing when it cannot."""
+        with self._io_lock:
+            if self.files_lost is None or self.sync_failed is not None:
+                raise RuntimeError("prepare_rebuild: no lost files to rebuild")
+            data_dir = self.data_dir
+            os.makedirs(data_dir.path, exist_ok=True)
+            snapshots, logs = data_dir.generations()
+            # Only this log's own file may be there (left by a rebuild that failed).
+            writer = self._segment.writer
+            own = [g for g in logs if g == self._segment.generation and _identity(writer.path) == writer.file_identity()]
+            if snapshots or len(own) != len(logs):
+                raise FileExistsError(
+                    errno.EEXIST, f"{data_dir.path} holds other trio_kv files; move them away to rebuild"
+                )
+            data_dir.unlock()
+            data_dir.lock()
+            self._rebuilding = True
+
+    def finish_rebuild(self, ok: bool) -> None:
+        """After that compaction: lift the refusal if it wrote its snapshot."""
+        with self._io_lock:
+            if not self._rebuilding:
+                return
+            self._rebuilding = False
+            if not ok:
+                return
+            self._dir_identity = _identity(self.data_dir.path)
+            self.files_lost = None
+            self.write_error = None
+            self.last_write_ok = True
+            log.warning("rebuilt %s from memory (a snapshot and a new log); accepting writes", self.data_dir.path)
 
     def flush(self) -> int:
         """write() everything appended (fsync too under ``always``); returns
