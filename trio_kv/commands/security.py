@@ -73,8 +73,10 @@ def security_warning_spec(name: str, no_reply: object) -> CommandSpec:
         return no_reply
 
     # multi-control: it runs (and closes) even inside MULTI, never queued.
+    # no_auth: Redis checks for it before authentication, so it closes even
+    # a connection that has not authenticated (Redis' CMD_NO_AUTH spelling).
     return CommandSpec(
-        name, -1, frozenset({"readonly", "fast", "multi-control", "loading", "stale"}),
+        name, -1, frozenset({"readonly", "fast", "multi-control", "no_auth"}),
         "Close the connection: an HTTP request sent to this port (cross-protocol attack)",
         cmd_security_warning,
     )
