@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_kv.commands.http_api import (
+    CorsPolicy,
     HttpApi,
     HttpRequest,
     HttpResponse,
@@ -232,6 +233,24 @@ def test_http_options():
     for argv in (["--http-port", "65536"], ["--http-request-timeout-seconds", "0"], ["--http-max-head-bytes", "10"]):
         with pytest.raises(SystemExit):
             parse_config(argv, {})
+
+
+def test_cors_origins_option():
+    assert Config().http_cors_origins == ""
+    assert parse_config(["--http-cors-origins", " https://a.example:8443 , http://b.example "], {}).http_cors_origins == (
+        "https://a.example:8443,http://b.example"
+    )
+    assert parse_config([], {"TRIO_KV_HTTP_CORS_ORIGINS": "*"}).http_cors_origins == "*"
+    for value in ("app.example", "http://app.example/path", "ftp://x", "*,http://a.example", "http://"):
+        with pytest.raises(SystemExit):
+            parse_config(["--http-cors-origins", value], {})
+    policy = CorsPolicy.parse("https://A.example:8443,http://b.example")
+    assert policy.response_headers(b"https://a.example:8443") == (
+        (b"access-control-allow-origin", b"https://a.example:8443"), (b"vary", b"Origin"),
+    )
+    assert policy.response_headers(b"http://evil.example") == ((b"vary", b"Origin"),)
+    assert CorsPolicy.parse("").response_headers(b"http://b.example") == ()
+    assert CorsPolicy.parse("*").response_headers(None) == ((b"access-control-allow-origin", b"*"),)
 
 
 def test_encode_response_framing():
