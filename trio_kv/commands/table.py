@@ -30,6 +30,7 @@ def looks_like_http_request_line(args: list[bytes]) -> bool:
         and args[2][6:7] == b"." and args[2][7:8].isdigit()
     )
 
+
 Handler = Callable[..., object]
 
 

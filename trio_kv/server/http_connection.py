@@ -250,12 +250,12 @@ class HttpConnection:
                     # h11's own limit only covers a head still incomplete in
                     # its buffer; one that arrived whole is measured here.
                     await self._refuse(431, "Request head too large", head)
-                if _header(headers, b"transfer-encoding") is not None and _header(headers, b"content-length") is not None:
+                declared = _content_length(headers)
+                if _header(headers, b"transfer-encoding") is not None and declared is not None:
                     # RFC 9112 6.1: both framings at once is how a request is
                     # smuggled past a proxy that reads the other one; refuse
                     # and close, so nothing behind it is ever answered.
                     await self._refuse(400, "Both Content-Length and Transfer-Encoding", head)
-                declared = _content_length(headers)
                 if declared is not None and declared > config.http_max_body_bytes:
                     await self._refuse_too_large(head)
                 if parser.they_are_waiting_for_100_continue and not await self._send_bytes(CONTINUE):
