@@ -80,6 +80,9 @@ class Config:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_cert_file: str | None = None
+    # Origins a browser page may call the HTTP API from (CORS), comma
+    # separated; "*": any (the reference store's behaviour); "": none.
+    http_cors_origins: str = ""
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -152,6 +155,21 @@ def _fsync_policy(text: str) -> str:
     return value
 
 
+def _cors_origins(text: str) -> str:
+    """``*``, or comma-separated ``scheme://host[:port]`` origins, normalized
+    to ``a,b`` without spaces; empty: CORS off."""
+    origins = [part.strip() for part in text.split(",") if part.strip()]
+    if origins == ["*"]:
+        return "*"
+    for origin in origins:
+        scheme, separator, rest = origin.partition("://")
+        if origin == "*" or not separator or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise argparse.ArgumentTypeError(
+                f"expected * or origins like https://app.example:8443 (no path), got {origin!r}"
+            )
+    return ",".join(origins)
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -215,6 +233,7 @@ _OPTIONS = [
     _Option("tls_cert_file", str, "PEM certificate (chain) of the TLS listener"),
     _Option("tls_key_file", str, "PEM private key of the TLS listener"),
     _Option("tls_ca_cert_file", str, "PEM CA: TLS clients must present a certificate it signed"),
+    _Option("http_cors_origins", _cors_origins, "origins (comma separated) allowed to call the HTTP API from a browser (CORS); * for any; empty for none"),
 ]
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_kv.commands.http_api import (
+    CorsPolicy,
     HttpApi,
     HttpRequest,
     HttpResponse,
@@ -146,7 +147,38 @@ def test_keys_listing_pages_through_scan():
     following = listing.then([[b"17", [b"u*1"]], 10])
     assert following.commands == [[b"SCAN", b"17", b"COUNT", b"2", b"MATCH", b"u\\**"]]
     page = following.then([[b"0", [b"u*3", b"u*1"]]])
-    assert json.loads(page.body) == {"totalKeys": 10, "count": 2, "keys": ["u*1", "u*3"], "cursor": None}
+    assert json.loads(page.body) == {"totalKeys": 10, "keys": ["u*1", "u*3"], "cursor": None}
+
+
+def test_keys_limit_is_a_hard_maximum_hop_ends_the_page_before_it():
+    # The second hop returns a whole bucket of 3 keys with room for 2: the
+    # page ends before that hop, and the next page starts where it started.
+    listing = _handle(b"GET", b"/keys?limit=3").plan
+    second = listing.then([[b"17", [b"a"]], 9])
+    assert second.commands == [[b"SCAN", b"17", b"COUNT", b"2"]]
+    page = second.then([[b"5", [b"b", b"c", b"d"]]])
+    assert json.loads(page.body) == {"totalKeys": 9, "keys": ["a"], "cursor": "17"}
+
+
+def test_keys_overflowing_first_hop_is_redone_one_bucket_at_a_time():
+    listing = _handle(b"GET", b"/keys?limit=2&cursor=4").plan
+    assert listing.commands[0] == [b"SCAN", b"4", b"COUNT", b"2"]
+    single = listing.then([[b"6", [b"x", b"y", b"z"]], 3])
+    assert single.commands == [[b"SCAN", b"4", b"COUNT", b"1"]]
+    # One bucket of 3 keys: the first 2 in key order, and a cursor into the bucket.
+    page = single.then([[b"6", [b"z", b"x", b"y"]]])
+    assert json.loads(page.body) == {"totalKeys": 3, "keys": ["x", "y"], "cursor": "4-2"}
+    resumed = _handle(b"GET", b"/keys?limit=2&cursor=4-2").plan
+    assert resumed.commands[0] == [b"SCAN", b"4", b"COUNT", b"1"]
+    following = resumed.then([[b"6", [b"y", b"z", b"x"]], 3])
+    assert following.commands == [[b"SCAN", b"6", b"COUNT", b"1"]]
+    page = following.then([[b"0", []]])
+    assert json.loads(page.body) == {"totalKeys": 3, "keys": ["z"], "cursor": None}
+
+
+@pytest.mark.parametrize("cursor", [b"-1", b"1-0", b"01", b"1-", b"1-2-3", b"x"])
+def test_keys_bad_cursor(cursor):
+    assert _handle(b"GET", b"/keys?cursor=" + cursor).plan.status == 400
 
 
 def test_answers_without_the_store():
@@ -201,6 +233,24 @@ def test_http_options():
     for argv in (["--http-port", "65536"], ["--http-request-timeout-seconds", "0"], ["--http-max-head-bytes", "10"]):
         with pytest.raises(SystemExit):
             parse_config(argv, {})
+
+
+def test_cors_origins_option():
+    assert Config().http_cors_origins == ""
+    assert parse_config(["--http-cors-origins", " https://a.example:8443 , http://b.example "], {}).http_cors_origins == (
+        "https://a.example:8443,http://b.example"
+    )
+    assert parse_config([], {"TRIO_KV_HTTP_CORS_ORIGINS": "*"}).http_cors_origins == "*"
+    for value in ("app.example", "http://app.example/path", "ftp://x", "*,http://a.example", "http://"):
+        with pytest.raises(SystemExit):
+            parse_config(["--http-cors-origins", value], {})
+    policy = CorsPolicy.parse("https://A.example:8443,http://b.example")
+    assert policy.response_headers(b"https://a.example:8443") == (
+        (b"access-control-allow-origin", b"https://a.example:8443"), (b"vary", b"Origin"),
+    )
+    assert policy.response_headers(b"http://evil.example") == ((b"vary", b"Origin"),)
+    assert CorsPolicy.parse("").response_headers(b"http://b.example") == ()
+    assert CorsPolicy.parse("*").response_headers(None) == ((b"access-control-allow-origin", b"*"),)
 
 
 def test_encode_response_framing():

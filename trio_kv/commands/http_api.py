@@ -10,7 +10,7 @@ Routes (the reference REST store's, plus operations endpoints):
                                   404 {"error": "Key not found", "key": k}
     DELETE /key/{key}          DEL key -> 200 {"success": true, "key": k} / 404
     GET    /keys               SCAN (+ DBSIZE) -> 200 {"totalKeys": n,
-                               "count": c, "keys": [...], "cursor": "..."|null}
+                               "keys": [...], "cursor": "..."|null}
     GET    /metrics            Prometheus text (commands.metrics)
     GET    /healthz, /readyz   alive; ready (200) or not (503)
     GET    /openapi.json       the OpenAPI document (commands.http_openapi)
@@ -26,17 +26,28 @@ function from their replies to the next plan). The connection task
 (``server.http_connection``) runs the store calls; nothing here touches the
 store. Value and key mapping between protocols: ``commands.http_values``.
 
-``GET /keys`` pages with SCAN: ``limit`` (default ``DEFAULT_KEYS_LIMIT``, at
-most ``MAX_KEYS_LIMIT``) is the page size SCAN aims at. A page can hold a few
-more keys (SCAN returns whole hash buckets) or fewer (a pattern filters after
-the scan; a page stops after ``MAX_SCANS_PER_PAGE`` hops); follow ``cursor``
-until it is null. Every key present for the whole listing is listed; a key
-written during the listing may be missed or repeated, as with SCAN.
+``GET /keys`` pages with SCAN and answers exactly ``{"totalKeys", "keys",
+"cursor"}`` (the reference store's fields plus the cursor). ``limit``
+(default ``DEFAULT_KEYS_LIMIT``, at most ``MAX_KEYS_LIMIT``) is a hard
+maximum on the page; a page can hold fewer keys (a pattern filters after the
+scan; a page stops after ``MAX_SCANS_PER_PAGE`` hops, or before a hop that
+would overflow it: see ``_KeysListing``); follow ``cursor`` until it is
+null. Every key present for the whole listing is listed; a key written
+during the listing may be missed or repeated, as with SCAN (one exception,
+``_KeysListing``: when a page split a single bucket, a key of that bucket
+deleted before the next page can make it skip one other key of the bucket).
 ``totalKeys`` is DBSIZE: all keys in the store, whatever the filter.
 
-CORS as Express' ``cors()`` sends it: ``Access-Control-Allow-Origin: *`` on
-every response (``ALWAYS_HEADERS``); a preflight gets the route's methods and
-echoes ``Access-Control-Request-Headers``.
+CORS is opt-in (``CorsPolicy``, from ``--http-cors-origins``): by default no
+response carries an ``Access-Control-*`` header, so a page on another origin
+can neither read a response nor pass a preflight (a DELETE, a JSON PUT). A
+listed origin gets ``Access-Control-Allow-Origin: <that origin>`` (with
+``Vary: Origin`` on every response, so caches keep the answers apart) and
+its preflights get the route's methods and echo
+``Access-Control-Request-Headers``; an unlisted origin gets no allowance,
+preflight included. ``*`` is the reference store's behaviour (Express'
+``cors()``): ``Access-Control-Allow-Origin: *`` on every response and every
+preflight allowed.
 
 Authentication: while a password is set (``--requirepass``, ``CONFIG SET
 requirepass``), every request but ``GET``/``HEAD /healthz`` (liveness,
@@ -69,14 +80,14 @@ from .http_values import compact_json, json_text, key_text, value_json
 
 JSON_TYPE = b"application/json; charset=utf-8"
 METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
-ALWAYS_HEADERS = ((b"access-control-allow-origin", b"*"),)
 DEFAULT_KEYS_LIMIT = 1000
 MAX_KEYS_LIMIT = 10_000
 MAX_SCANS_PER_PAGE = 16
 UNMATCHED_ROUTE = "unmatched"
 
 _POSITIVE_INTEGER = re.compile(rb"[1-9][0-9]{0,18}")
-_CURSOR = re.compile(rb"0|[1-9][0-9]{0,19}")
+# A SCAN cursor, optionally "-<keys of its first bucket already listed>".
+_CURSOR = re.compile(rb"(0|[1-9][0-9]{0,19})(?:-([1-9][0-9]{0,4}))?")
 _UNAVAILABLE_CODES = {"LOADING", "MISCONF", "READONLY", "BUSY"}
 _GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
 
@@ -276,21 +287,41 @@ def _delete_key(api: HttpApi, call: _Call) -> Plan:
 
 class _KeysListing:
     """One ``GET /keys`` page: SCAN hops until the page is full, the scan
-    ended, or ``MAX_SCANS_PER_PAGE`` hops were spent."""
+    ended, or ``MAX_SCANS_PER_PAGE`` hops were spent.
 
-    def __init__(self, match: bytes | None, prefix: bytes | None, limit: int) -> None:
+    ``limit`` is a hard maximum. A SCAN hop returns whole buckets, so a hop
+    may bring more keys than the page has room for; then:
+
+    * if the page already has keys, it ends before that hop: the page's
+      cursor is where the hop started, and the next page repeats it;
+    * if the page is empty, the hop is redone with ``COUNT 1`` (one bucket);
+      if that one bucket still holds more keys than ``limit`` (practical
+      only for a limit of 1 or 2), the page takes the first ``limit`` of
+      them in key order and its cursor is ``<scan cursor>-<keys taken>``,
+      so the next page skips those in that bucket.
+    """
+
+    def __init__(self, match: bytes | None, prefix: bytes | None, limit: int, skip: int) -> None:
         self.match = match
         self.prefix = prefix
         self.limit = limit
         self.keys: dict[bytes, None] = {}  # a dict: ordered and without repeats
-        self.total = 0
+        self.total: int | None = None
         self.scans = 0
+        # Keys of the first bucket a previous page already listed (cursor "c-k").
+        self.skip = skip
+        # The next hop must be a single bucket (COUNT 1).
+        self.single = skip > 0
+        # Where the hop under way started (the page's cursor if it ends before it).
+        self.step_cursor = b"0"
 
     def scan(self, cursor: bytes) -> StoreCall:
-        command = [b"SCAN", cursor, b"COUNT", b"%d" % (self.limit - len(self.keys))]
+        self.step_cursor = cursor
+        count = 1 if self.single else self.limit - len(self.keys)
+        command = [b"SCAN", cursor, b"COUNT", b"%d" % count]
         if self.match is not None:
             command += [b"MATCH", self.match]
-        commands = [command, [b"DBSIZE"]] if self.scans == 0 else [command]
+        commands = [command, [b"DBSIZE"]] if self.total is None else [command]
         return StoreCall(commands, self._scanned)
 
     def _scanned(self, replies: list[object]) -> Plan:
@@ -300,22 +331,36 @@ class _KeysListing:
         if len(replies) > 1 and isinstance(replies[1], int):
             self.total = replies[1]
         assert isinstance(reply, list)
-        cursor, keys = reply
-        prefix = self.prefix
-        for key in keys:
-            if prefix is None or key.startswith(prefix):
-                self.keys[key] = None
+        cursor, found = reply
         self.scans += 1
-        if cursor != b"0" and len(self.keys) < self.limit and self.scans < MAX_SCANS_PER_PAGE:
+        prefix = self.prefix
+        listed = self.keys
+        fresh = sorted(key for key in found if (prefix is None or key.startswith(prefix)) and key not in listed)
+        skip, self.skip = self.skip, 0
+        fresh = fresh[skip:]
+        room = self.limit - len(listed)
+        if len(fresh) > room:
+            if listed:
+                return self._page(self.step_cursor)
+            if not self.single:
+                self.single = True
+                self.skip = skip
+                return self.scan(self.step_cursor)
+            listed.update(dict.fromkeys(fresh[:room]))
+            return self._page(self.step_cursor + b"-%d" % (skip + room))
+        listed.update(dict.fromkeys(fresh))
+        self.single = False
+        if cursor != b"0" and len(listed) < self.limit and self.scans < MAX_SCANS_PER_PAGE:
             return self.scan(cursor)
-        listed = [key_text(key) for key in sorted(self.keys)]
+        return self._page(None if cursor == b"0" else cursor)
+
+    def _page(self, cursor: bytes | None) -> HttpResponse:
         return _json_response(
             200,
             {
-                "totalKeys": self.total,
-                "count": len(listed),
-                "keys": listed,
-                "cursor": None if cursor == b"0" else cursor.decode("ascii"),
+                "totalKeys": self.total or 0,
+                "keys": [key_text(key) for key in sorted(self.keys)],
+                "cursor": None if cursor is None else cursor.decode("ascii"),
             },
         )
 
@@ -328,16 +373,17 @@ def _list_keys(api: HttpApi, call: _Call) -> Plan:
         if _POSITIVE_INTEGER.fullmatch(limit_text) is None or int(limit_text) > MAX_KEYS_LIMIT:
             return error_response(400, f"Invalid limit: expected a whole number from 1 to {MAX_KEYS_LIMIT}")
         limit = int(limit_text)
-    cursor = query.get(b"cursor", b"0")
-    if _CURSOR.fullmatch(cursor) is None:
+    cursor_match = _CURSOR.fullmatch(query.get(b"cursor", b"0"))
+    if cursor_match is None:
         return error_response(400, "Invalid cursor: pass the cursor a previous page returned")
+    cursor, skip = cursor_match.group(1), int(cursor_match.group(2) or 0)
     pattern = query.get(b"pattern")
     prefix = query.get(b"prefix")
     if pattern is None and prefix:
         # Only a prefix: SCAN matches it directly (its glob characters escaped).
-        listing = _KeysListing(_GLOB_SPECIALS.sub(rb"\\\1", prefix) + b"*", None, limit)
+        listing = _KeysListing(_GLOB_SPECIALS.sub(rb"\\\1", prefix) + b"*", None, limit, skip)
     else:
-        listing = _KeysListing(pattern, prefix or None, limit)
+        listing = _KeysListing(pattern, prefix or None, limit, skip)
     return listing.scan(cursor)
 
 
@@ -406,15 +452,51 @@ def _match(path: bytes) -> tuple[_Route, bytes] | None:
     return None
 
 
-def _options(route: _Route, request: HttpRequest) -> HttpResponse:
+@dataclass(frozen=True, slots=True)
+class CorsPolicy:
+    """Which browser origins may use the API (``--http-cors-origins``)."""
+
+    # "*": every origin, and the header on every response (the reference store).
+    any_origin: bool = False
+    # Exact origins (``https://app.example:8443``), lower-case.
+    origins: frozenset[bytes] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str) -> CorsPolicy:
+        """From the option's value (already checked by ``config``)."""
+        names = [part.strip() for part in text.split(",") if part.strip()]
+        if names == ["*"]:
+            return cls(any_origin=True)
+        return cls(origins=frozenset(name.lower().encode("ascii", "replace") for name in names))
+
+    def allows(self, origin: bytes | None) -> bool:
+        return self.any_origin or (origin is not None and origin.lower() in self.origins)
+
+    def response_headers(self, origin: bytes | None) -> tuple[tuple[bytes, bytes], ...]:
+        """The CORS headers for any response to a request from ``origin``
+        (None: the request had no ``Origin`` header)."""
+        if self.any_origin:
+            return _ANY_ORIGIN_HEADERS
+        if not self.origins:
+            return ()
+        if origin is not None and origin.lower() in self.origins:
+            return ((b"access-control-allow-origin", origin), _VARY_ORIGIN)
+        return (_VARY_ORIGIN,)
+
+
+_ANY_ORIGIN_HEADERS = ((b"access-control-allow-origin", b"*"),)
+_VARY_ORIGIN = (b"vary", b"Origin")
+CORS_OFF = CorsPolicy()
+
+
+def _options(route: _Route, request: HttpRequest, cors: CorsPolicy) -> HttpResponse:
     allowed = b", ".join(route.allowed)
-    headers = [
-        (b"allow", allowed),
-        (b"access-control-allow-methods", b",".join(route.allowed)),
-    ]
-    requested = request.header(b"access-control-request-headers")
-    if requested is not None:
-        headers += [(b"access-control-allow-headers", requested), (b"vary", b"Access-Control-Request-Headers")]
+    headers = [(b"allow", allowed)]
+    if cors.allows(request.header(b"origin")):
+        headers.append((b"access-control-allow-methods", b",".join(route.allowed)))
+        requested = request.header(b"access-control-request-headers")
+        if requested is not None:
+            headers += [(b"access-control-allow-headers", requested), (b"vary", b"Access-Control-Request-Headers")]
     return HttpResponse(204, b"", None, tuple(headers))
 
 
@@ -428,11 +510,14 @@ class HttpApi:
         render_metrics: Callable[[], bytes],
         not_ready_reason: Callable[[], str | None],
         password: Callable[[], bytes | None] = lambda: None,
+        cors: CorsPolicy = CORS_OFF,
     ) -> None:
         # True when the listener is bound to loopback (the DNS-rebinding guard).
         self.check_host = check_host
         # The live password (Store.requirepass), or None: no authentication.
         self.password = password
+        # Which browser origins get CORS headers (the connection adds them).
+        self.cors = cors
         self.render_metrics = render_metrics
         self.not_ready_reason = not_ready_reason
 
@@ -459,7 +544,7 @@ class HttpApi:
         handler = route.handlers.get(method)
         if handler is None:
             if request.method == b"OPTIONS":
-                return Routed(route.template, _options(route, request))
+                return Routed(route.template, _options(route, request, self.cors))
             allowed = route.allowed
             response = error_response(
                 405,

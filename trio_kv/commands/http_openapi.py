@@ -24,6 +24,8 @@ def _json(schema_ref: str, description: str) -> dict[str, object]:
 _ERROR = _json("Error", "An error: `{\"error\": message, ...}`")
 _KEY_NOT_FOUND = _json("KeyNotFound", "No such key (or it expired)")
 _PREFLIGHT = {"description": "CORS preflight / allowed methods (`Allow` header); no body"}
+# A SCAN cursor, or "<scan cursor>-<keys of its first bucket already listed>".
+_CURSOR_PATTERN = "^[0-9]+(-[0-9]+)?$"
 
 _KEY_PARAMETER = {
     "name": "key",
@@ -59,8 +61,9 @@ OPENAPI: dict[str, object] = {
         "description": (
             "The key-value store over HTTP/1.1 with JSON values, plus metrics and health checks. "
             "Values stored over HTTP are the compact JSON text of the request body; a value set over "
-            "another protocol that is not valid JSON is returned as a JSON string. Every response "
-            "carries `Access-Control-Allow-Origin: *`."
+            "another protocol that is not valid JSON is returned as a JSON string. CORS is opt-in: "
+            "responses carry `Access-Control-*` headers only for the origins listed in "
+            "`--http-cors-origins` (`*`: every origin, on every response)."
         ),
     },
     "paths": {
@@ -99,8 +102,8 @@ OPENAPI: dict[str, object] = {
                 "parameters": [
                     _query("pattern", "Glob (Redis syntax: * ? [a-z] \\x)", {"type": "string"}),
                     _query("prefix", "Only keys starting with this", {"type": "string"}),
-                    _query("limit", "Page size SCAN aims at (default 1000)", {"type": "integer", "minimum": 1, "maximum": 10000}),
-                    _query("cursor", "The cursor of the previous page (start: 0 or absent)", {"type": "string", "pattern": "^[0-9]+$"}),
+                    _query("limit", "Most keys on the page (default 1000)", {"type": "integer", "minimum": 1, "maximum": 10000}),
+                    _query("cursor", "The cursor of the previous page (start: 0 or absent)", {"type": "string", "pattern": _CURSOR_PATTERN}),
                 ],
                 "responses": {"200": _json("KeyList", "One page of keys"), "default": _ERROR},
             },
@@ -151,14 +154,13 @@ OPENAPI: dict[str, object] = {
             },
             "KeyList": {
                 "type": "object",
-                "required": ["totalKeys", "count", "keys", "cursor"],
+                "required": ["totalKeys", "keys", "cursor"],
                 "properties": {
                     "totalKeys": {"type": "integer", "minimum": 0, "description": "Keys in the whole store (DBSIZE)"},
-                    "count": {"type": "integer", "minimum": 0, "description": "Keys on this page"},
-                    "keys": {"type": "array", "items": {"type": "string"}},
+                    "keys": {"type": "array", "items": {"type": "string"}, "description": "At most `limit` keys"},
                     "cursor": {
                         "type": ["string", "null"],
-                        "pattern": "^[0-9]+$",
+                        "pattern": _CURSOR_PATTERN,
                         "description": "Pass as ?cursor= for the next page; null on the last page",
                     },
                 },

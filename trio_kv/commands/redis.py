@@ -4,8 +4,8 @@ unknown commands and wrong argument counts."""
 
 from __future__ import annotations
 
-from ..protocol.replies import Error
-from . import client, connection, info, introspection, keys, persistence, runtime_config, server, strings, transactions
+from ..protocol.replies import NO_REPLY, Error
+from . import client, connection, info, introspection, keys, persistence, runtime_config, security, server, strings, transactions
 from .table import CommandSpec, CommandTable
 
 
@@ -40,4 +40,5 @@ REDIS_COMMANDS = CommandTable(
     ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,
+    http_request=security.security_warning_spec("post", NO_REPLY),
 )

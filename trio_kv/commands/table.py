@@ -8,7 +8,10 @@ otherwise the read lock) and which ``STATS`` counter it moves are decided
 from the table in one place (``store.engine``), never inside handlers.
 
 A ``CommandTable`` is one protocol's set of commands plus that protocol's
-wording for "unknown command" and "wrong number of arguments".
+wording for "unknown command" and "wrong number of arguments". It may also
+carry a hidden spec for HTTP requests sent to the port (``commands.security``):
+found under ``post`` and ``host:`` and for request-line-shaped failures, but
+not listed in ``specs`` (so COMMAND does not show it, as in Redis).
 """
 
 from __future__ import annotations
@@ -17,6 +20,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..protocol.replies import Error
+
+
+def looks_like_http_request_line(args: list[bytes]) -> bool:
+    """``METHOD target HTTP/x.y``: three tokens, an upper-case method, a version."""
+    return (
+        len(args) == 3 and args[0].isalpha() and args[0].isupper()
+        and len(args[2]) == 8 and args[2][:5] == b"HTTP/" and args[2][5:6].isdigit()
+        and args[2][6:7] == b"." and args[2][7:8].isdigit()
+    )
+
 
 Handler = Callable[..., object]
 
@@ -64,6 +77,7 @@ class CommandTable:
         specs: Iterable[CommandSpec],
         unknown_command: Callable[[list[bytes]], Error],
         wrong_arity: Callable[[CommandSpec], Error],
+        http_request: CommandSpec | None = None,
     ) -> None:
         self.specs: dict[str, CommandSpec] = {}
         # Lower-case name bytes -> spec; the engine's hot loop reads it directly.
@@ -75,6 +89,9 @@ class CommandTable:
             self.by_name[spec.name.encode()] = spec
         self._unknown_command = unknown_command
         self._wrong_arity = wrong_arity
+        self._http_request = http_request
+        if http_request is not None:
+            self.by_name[b"post"] = self.by_name[b"host:"] = http_request
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -84,8 +101,12 @@ class CommandTable:
 
     def resolve(self, args: list[bytes]) -> CommandSpec | Error:
         """The spec for a request, or the error reply if the name is unknown or
-        the argument count is wrong."""
+        the argument count is wrong (or the HTTP-request spec when such a
+        failing request is an HTTP request line, ``GET / HTTP/1.1``)."""
         spec = self.by_name.get(args[0].lower())
+        if spec is None or not spec.arity_ok(len(args)):
+            if self._http_request is not None and looks_like_http_request_line(args):
+                return self._http_request
         if spec is None:
             return self._unknown_command(args)
         if not spec.arity_ok(len(args)):

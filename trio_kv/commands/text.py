@@ -23,6 +23,9 @@ While a password is set (``--requirepass``), a connection runs only AUTH and
 QUIT until it has authenticated; anything else is ``ERROR NOAUTH ...``
 (commands.auth has the rules, the engine the check).
 
+An HTTP request (``POST ...``, ``Host: ...``, ``GET / HTTP/1.1``) closes the
+connection without a reply (``commands.security``).
+
 Values and keys in replies go through ``protocol.text.escape_value`` so a
 reply is always one line.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 from ..protocol.replies import Error
 from ..protocol.text import escape_value
 from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials, redact
+from .security import security_warning_spec
 from .session import Session
 from .table import CommandSpec, CommandTable
 
@@ -181,4 +185,6 @@ TEXT_COMMANDS = CommandTable(
     ],
     unknown_command=lambda args: Error("unknown command"),
     wrong_arity=lambda spec: Error(f"wrong number of arguments for '{spec.name}'"),
+    # An HTTP request (POST, Host:, GET / HTTP/1.1): close without a reply.
+    http_request=security_warning_spec("post", b""),
 )

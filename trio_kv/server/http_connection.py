@@ -19,8 +19,13 @@ Rules kept here:
   memory per connection is one receive buffer, the request head
   (``--http-max-head-bytes``, 431 beyond) and body (``--http-max-body-bytes``,
   413 beyond, refused from ``Content-Length`` before it is read).
+* Framing: a request with both ``Content-Length`` and
+  ``Transfer-Encoding`` gets 400 and the connection closes (RFC 9112 6.1),
+  so a request smuggled behind it is never answered.
 * Slow clients: waiting for a request's first byte is bounded by
-  ``--http-idle-timeout-seconds`` (then the connection closes quietly);
+  ``--http-idle-timeout-seconds`` (then the connection closes quietly,
+  unless that byte is already in the socket's buffer: a request that
+  arrived before the timeout is served, however late the loop got to it);
   from that byte, reading the whole request is bounded by
   ``--http-request-timeout-seconds`` (then 408 and close), and so is
   sending one response. Waiting for the store is never timed out (a job
@@ -51,12 +56,13 @@ import email.utils
 import enum
 import logging
 import math
+import select
 import time
 
 import h11
 import trio
 
-from ..commands.http_api import ALWAYS_HEADERS, HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
+from ..commands.http_api import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
 from ..commands.redis import REDIS_COMMANDS
 from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job
@@ -121,6 +127,8 @@ class HttpConnection:
         self._phase = _Phase.IDLE
         # trio.current_time() past which the sweep cancels ``_scope``.
         self._deadline = math.inf
+        # The current request's Origin header (CORS headers depend on it).
+        self._origin: bytes | None = None
 
     def stop_reading(self) -> None:
         """Shutdown: answer what was read, read nothing more."""
@@ -129,9 +137,17 @@ class HttpConnection:
             self._scope.cancel()
 
     def expire(self, now: float) -> None:
-        """The timeout sweep: cancel the request if its deadline has passed."""
-        if now >= self._deadline and self._phase is not _Phase.RESPONDING:
-            self._scope.cancel()
+        """The timeout sweep: cancel the request if its deadline has passed.
+
+        An idle connection whose next request is already in the socket's
+        buffer is not idle: the event loop was late (a stall longer than the
+        idle timeout) and its receive simply has not run yet. It is left to
+        read that request, which then gets the request timeout."""
+        if now < self._deadline or self._phase is _Phase.RESPONDING:
+            return
+        if self._phase is _Phase.IDLE and _has_input(self.stream.socket):
+            return
+        self._scope.cancel()
 
     def kill(self) -> None:
         """CLIENT KILL: close once the current response is sent."""
@@ -196,6 +212,7 @@ class HttpConnection:
         too slow). ``pipelined``: the parser already holds data."""
         config = self.config
         started_at = None
+        self._origin = None
         # A parser without data needs data: skip asking it.
         event: object = h11.NEED_DATA
         if pipelined:  # the request has begun already
@@ -230,11 +247,17 @@ class HttpConnection:
                 head = event
                 # Iterating h11's Headers goes through Sequence.__getitem__: do it once.
                 headers = list(event.headers)
+                self._origin = _header(headers, b"origin")
                 if _head_bytes(event, headers) > config.http_max_head_bytes:
                     # h11's own limit only covers a head still incomplete in
                     # its buffer; one that arrived whole is measured here.
                     await self._refuse(431, "Request head too large", head)
                 declared = _content_length(headers)
+                if _header(headers, b"transfer-encoding") is not None and declared is not None:
+                    # RFC 9112 6.1: both framings at once is how a request is
+                    # smuggled past a proxy that reads the other one; refuse
+                    # and close, so nothing behind it is ever answered.
+                    await self._refuse(400, "Both Content-Length and Transfer-Encoding", head)
                 if declared is not None and declared > config.http_max_body_bytes:
                     await self._refuse_too_large(head)
                 if parser.they_are_waiting_for_100_continue and not await self._send_bytes(CONTINUE):
@@ -290,7 +313,7 @@ class HttpConnection:
         close = close or self._stopping or self.session.closing
         self._phase = _Phase.SENDING
         self._deadline = trio.current_time() + self.config.http_request_timeout_seconds
-        headers = [*ALWAYS_HEADERS, *response.headers, (b"date", http_date())]
+        headers = [*self.server.api.cors.response_headers(self._origin), *response.headers, (b"date", http_date())]
         if response.content_type is not None:
             headers.append((b"content-type", response.content_type))
         data = encode_response(response.status, headers, response.body, head_only=method == b"HEAD", close=close)
@@ -332,8 +355,23 @@ def _head_bytes(request: h11.Request, headers: list[tuple[bytes, bytes]]) -> int
     return line + sum(len(name) + len(value) + 4 for name, value in headers) + 2
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+def _has_input(sock: trio.socket.SocketType) -> bool:
+    """Whether a receive on ``sock`` would return at once (data or EOF)."""
+    try:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False  # closed: nothing to protect
+
+
+def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
     for name, value in headers:
-        if name == b"content-length":
-            return int(value)
+        if name == wanted:
+            return value
     return None
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    value = _header(headers, b"content-length")
+    return None if value is None else int(value)

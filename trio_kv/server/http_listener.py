@@ -26,7 +26,7 @@ from collections import Counter
 import trio
 
 from ..commands.auth import DENIED_HTTP_REASON
-from ..commands.http_api import ALWAYS_HEADERS, HttpApi, error_response, is_loopback_host
+from ..commands.http_api import CorsPolicy, HttpApi, error_response, is_loopback_host
 from ..commands.metrics import render_metrics
 from ..store.engine import Store
 from .dispatch import Dispatcher
@@ -43,10 +43,10 @@ _METHOD_LABELS = {name: name.decode() for name in (b"GET", b"HEAD", b"PUT", b"DE
 
 
 def _rejection(status_line: bytes = b"503 Service Unavailable", message: str = "max clients reached") -> bytes:
+    # Sent before any request is read: no Origin, so no CORS headers.
     response = error_response(int(status_line[:3]), message)
-    headers = b"".join(name + b": " + value + b"\r\n" for name, value in ALWAYS_HEADERS)
     return (
-        b"HTTP/1.1 " + status_line + b"\r\n" + headers
+        b"HTTP/1.1 " + status_line + b"\r\n"
         + b"content-type: " + response.content_type + b"\r\n"
         + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(response.body)
         + response.body
@@ -77,6 +77,7 @@ class HttpServer:
             render_metrics=self.render_metrics,
             not_ready_reason=self.not_ready_reason,
             password=lambda: store.requirepass,
+            cors=CorsPolicy.parse(store.config.http_cors_origins),
         )
 
     async def enforce_timeouts(self) -> None:

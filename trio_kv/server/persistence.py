@@ -19,6 +19,13 @@ side of ``store.durability.persistence``.
 * ``everysec``: a background task fsyncs about once a second. After a failed
   write(), a background task retries the flush every second, so writes
   resume by themselves once the disk has room again.
+* About once a second (``FILES_CHECK_SECONDS``) a background task asks the
+  log whether its file or the data directory was deleted (``rm -rf`` of the
+  data directory): then writes are refused, even with no write in flight to
+  notice it, until a compaction asked for (BGREWRITEAOF, BGSAVE, SAVE)
+  rebuilds the files from memory (store.durability.persistence). It is
+  never rebuilt automatically: the directory may have been removed on
+  purpose.
 * Compaction runs as one task at a time, on request (BGREWRITEAOF, BGSAVE,
   SAVE) or when the files outgrew their threshold; clients keep being
   served. After a failed automatic compaction the next automatic one waits
@@ -50,7 +57,7 @@ import trio
 
 from ..store.durability.apply import recover_keyspace
 from ..store.durability.persistence import LogClosed, Persistence
-from ..store.durability.recovery import DataDir
+from ..store.durability.recovery import DataDir, DataDirInUse
 from ..store.engine import SaveRequest, Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,7 @@ log = logging.getLogger(__name__)
 DISK_THREADS = 2
 EVERYSEC_INTERVAL_SECONDS = 1.0
 WRITE_RETRY_SECONDS = 1.0
+FILES_CHECK_SECONDS = 1.0
 AUTO_REWRITE_BACKOFF_FIRST_SECONDS = 1.0
 AUTO_REWRITE_BACKOFF_MAX_SECONDS = 60.0
 CRASH_ENV = "KV_TEST_CRASH_AT"
@@ -194,6 +202,7 @@ class LogFlusher:
             if self._persistence.fsync_policy == "everysec":
                 nursery.start_soon(self._sync_every_second)
             nursery.start_soon(self._retry_failed_writes)
+            nursery.start_soon(self._watch_files)
             nursery.start_soon(self._compactions)
             task_status.started()
 
@@ -212,7 +221,7 @@ class LogFlusher:
         persistence = self._persistence
         while True:
             await trio.sleep(WRITE_RETRY_SECONDS)
-            if persistence.write_error is None or persistence.sync_failed is not None:
+            if persistence.write_error is None or persistence.sync_failed is not None or persistence.files_lost is not None:
                 continue
             try:
                 async with self._flush_lock:
@@ -220,6 +229,19 @@ class LogFlusher:
             except OSError:
                 continue  # still failing; persistence logged it and keeps refusing
             self.on_flushed(None)
+
+    async def _watch_files(self) -> None:
+        persistence = self._persistence
+        while True:
+            await trio.sleep(FILES_CHECK_SECONDS)
+            if persistence.closed:
+                return
+            if persistence.files_lost is not None:
+                continue  # noticed already; watched again once rebuilt
+            try:
+                await trio.to_thread.run_sync(persistence.check_files, limiter=self._disk)
+            except OSError as error:
+                log.error("checking the data directory failed: %s", error)
 
     async def _compactions(self) -> None:
         persistence = self._persistence
@@ -246,9 +268,26 @@ class LogFlusher:
                     waiter.finish(ok)
 
     async def _compact(self, persistence: Persistence, store: Store) -> bool:
+        if persistence.files_lost is not None and persistence.sync_failed is None:
+            try:
+                await trio.to_thread.run_sync(persistence.prepare_rebuild, limiter=self._disk)
+            except (OSError, DataDirInUse) as error:
+                log.error("cannot rebuild the lost data files: %s", error)
+                return False
+            log.warning("rebuilding the lost data files from memory in %s", persistence.data_dir.path)
+            ok = False
+            try:
+                ok = await self._compact_now(persistence, store)
+            finally:
+                with trio.CancelScope(shield=True):  # a stat under the IO lock: short
+                    await trio.to_thread.run_sync(persistence.finish_rebuild, ok, limiter=self._disk)
+            return ok
         if persistence.refusal() is not None:
             log.error("compaction skipped: %s", persistence.refusal())
             return False
+        return await self._compact_now(persistence, store)
+
+    async def _compact_now(self, persistence: Persistence, store: Store) -> bool:
 
         def switch() -> int:
             with store.lock.write_locked():

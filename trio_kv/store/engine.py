@@ -182,12 +182,14 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if spec is None or not (
                     len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity
                 ):
-                    error = table.resolve(args)
-                    if session.multi is not None:
-                        session.multi_failed = True
-                    append(error)
-                    counts["errors"] += 1
-                    continue
+                    spec = table.resolve(args)
+                    if type(spec) is Error:
+                        if session.multi is not None:
+                            session.multi_failed = True
+                        append(spec)
+                        counts["errors"] += 1
+                        continue
+                    # else: an HTTP request line (commands.security) runs below
                 if not session.authenticated and store.requirepass is not None and "no_auth" not in spec.flags:
                     # Redis' processCommand: after the name and arity checks.
                     if session.multi is not None:

@@ -28,6 +28,20 @@ Rules kept here:
   (whatever the policy, and of an old log at a switch too) is never
   retried-and-trusted: ``sync_failed`` is set for good and every later write
   is refused until a restart.
+* Deleted files: before each flush, and about once a second from the shell
+  (``check_files``), the log checks that its file still has a name
+  (``fstat`` ``st_nlink``) and that the data directory is still the one it
+  opened (same device and inode). If the file or the directory was deleted,
+  renamed or replaced, every write it acknowledged from then on would be
+  lost on restart, so ``files_lost`` is set and writes are refused
+  (``-MISCONF``). Recreating the directory does not lift it (the records
+  that were in it are gone), and a restart would start from whatever the
+  path then holds. The way back keeps the data: a compaction (BGREWRITEAOF,
+  BGSAVE, SAVE) rebuilds the files from memory (``prepare_rebuild``:
+  recreate the directory, which must hold no trio_kv files, and take its
+  lock; the compaction then writes a new log and a snapshot; then
+  ``finish_rebuild`` lifts the refusal). Writes stay refused until the
+  snapshot is installed, so snapshot plus new log is the whole state.
 * A log switch (compaction step 1) starts under the write lock with no IO:
   ``begin_switch`` puts a writer for ``log.G+1`` in place that buffers in
   memory. The next ``flush`` finishes it: the old log is flushed, fsynced and
@@ -54,6 +68,7 @@ costs nothing.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -70,6 +85,12 @@ log = logging.getLogger(__name__)
 
 FSYNC_POLICIES = ("always", "everysec", "no")
 SYNCED_LOG_ENV = "KV_TEST_SYNCED_LOG"
+
+
+def _identity(path: str) -> tuple[int, int]:
+    """(st_dev, st_ino): the same path naming another directory differs."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +140,12 @@ class Persistence:
         # Set while writes must be refused; see the module docstring.
         self.write_error: str | None = None
         self.sync_failed: str | None = None
+        self.files_lost: str | None = None
+        # Between prepare_rebuild and finish_rebuild: flushes may finish the
+        # log switch into the recreated directory (writes are still refused).
+        self._rebuilding = False
+        # The data directory's (st_dev, st_ino) when the log opened (check_files).
+        self._dir_identity = _identity(data_dir.path)
         self.closed = False
         # Bytes of the live files other than the current log (the snapshot,
         # older logs not yet retired): see current_size.
@@ -160,7 +187,7 @@ class Persistence:
 
     def refusal(self) -> str | None:
         """Why writes are refused right now, or None."""
-        return self.sync_failed or self.write_error
+        return self.sync_failed or self.files_lost or self.write_error
 
     def log(self, effects: list[tuple[object, ...]]) -> int:
         """Append one record (one atomic unit); returns the LSN a reply waits for."""
@@ -226,6 +253,73 @@ class Persistence:
         if self._synced_log_path is not None:
             self._record_synced(new.writer.path, new.writer.synced_offset)
 
+    def check_files(self) -> str | None:
+        """Whether the log's file or the data directory was deleted, renamed
+        or replaced; sets ``files_lost`` (for good) if so and returns it."""
+        with self._io_lock:
+            return self._check_files()
+
+    def _check_files(self) -> str | None:
+        # Called with _io_lock held, so no switch or close swaps the file
+        # descriptor (and its number cannot be reused) under the fstat.
+        if self._rebuilding:
+            return None
+        if self.files_lost is not None:
+            return self.files_lost
+        writer = self._segment.writer
+        path = self.data_dir.path
+        problem = None
+        if writer.link_count() == 0:
+            problem = f"the log file {writer.path} was deleted"
+        else:
+            try:
+                identity = _identity(path)
+            except FileNotFoundError:
+                problem = f"the data directory {path} was deleted"
+            else:
+                if identity != self._dir_identity:
+                    problem = f"the data directory {path} was replaced"
+        if problem is not None:
+            self.files_lost = f"{problem}; writes refused until BGREWRITEAOF rebuilds the files from memory"
+            self.last_write_ok = False
+            log.critical("%s (writes acknowledged from now on would be lost on restart)", self.files_lost)
+        return self.files_lost
+
+    def prepare_rebuild(self) -> None:
+        """Before a compaction that rebuilds lost files (see the docstring):
+        recreate the data directory and take its lock. Raises OSError (or
+        DataDirInUse) and changes nothing when it cannot."""
+        with self._io_lock:
+            if self.files_lost is None or self.sync_failed is not None:
+                raise RuntimeError("prepare_rebuild: no lost files to rebuild")
+            data_dir = self.data_dir
+            os.makedirs(data_dir.path, exist_ok=True)
+            snapshots, logs = data_dir.generations()
+            # Only this log's own file may be there (left by a rebuild that failed).
+            writer = self._segment.writer
+            own = [g for g in logs if g == self._segment.generation and _identity(writer.path) == writer.file_identity()]
+            if snapshots or len(own) != len(logs):
+                raise FileExistsError(
+                    errno.EEXIST, f"{data_dir.path} holds other trio_kv files; move them away to rebuild"
+                )
+            data_dir.unlock()
+            data_dir.lock()
+            self._rebuilding = True
+
+    def finish_rebuild(self, ok: bool) -> None:
+        """After that compaction: lift the refusal if it wrote its snapshot."""
+        with self._io_lock:
+            if not self._rebuilding:
+                return
+            self._rebuilding = False
+            if not ok:
+                return
+            self._dir_identity = _identity(self.data_dir.path)
+            self.files_lost = None
+            self.write_error = None
+            self.last_write_ok = True
+            log.warning("rebuilt %s from memory (a snapshot and a new log); accepting writes", self.data_dir.path)
+
     def flush(self) -> int:
         """write() everything appended (fsync too under ``always``); returns
         ``durable_lsn``. Raises OSError after recording it (see the docstring)."""
@@ -234,6 +328,9 @@ class Persistence:
                 switch = self._switch
                 segment = self._segment
             try:
+                lost = self._check_files()
+                if lost is not None:
+                    raise FileNotFoundError(errno.ENOENT, lost)
                 if switch is not None:
                     self._finish_switch(*switch)
                 segment.writer.flush()
@@ -241,6 +338,8 @@ class Persistence:
                     self._sync_segment(segment)
             except OSError as error:
                 self.last_write_ok = False
+                if self.files_lost is not None:
+                    raise  # logged once, when noticed
                 if self.sync_failed is None:
                     self.write_error = f"{error.strerror or error}"
                 log.error("writing %s failed: %s; refusing writes", segment.writer.path, error)

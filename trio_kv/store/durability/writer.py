@@ -95,6 +95,20 @@ class LogWriter:
     def is_open(self) -> bool:
         return self._fd is not None
 
+    def link_count(self) -> int | None:
+        """Names the open file still has (0: it was deleted, and whatever is
+        written to it now is lost at close); None when it is not open."""
+        fd = self._fd
+        return None if fd is None else os.fstat(fd).st_nlink
+
+    def file_identity(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the open file; None when it is not open."""
+        fd = self._fd
+        if fd is None:
+            return None
+        status = os.fstat(fd)
+        return status.st_dev, status.st_ino
+
     def append(self, record: bytes) -> int:
         """Buffer one framed record; returns the file offset it ends at."""
         with self._pending_lock:
