@@ -5,7 +5,19 @@ unknown commands and wrong argument counts."""
 from __future__ import annotations
 
 from ..protocol.replies import Error
-from . import client, connection, info, introspection, keys, persistence, runtime_config, server, strings, transactions
+from . import (
+    client,
+    connection,
+    functions,
+    info,
+    introspection,
+    keys,
+    persistence,
+    runtime_config,
+    server,
+    strings,
+    transactions,
+)
 from .table import CommandSpec, CommandTable
 
 
@@ -37,6 +49,7 @@ REDIS_COMMANDS = CommandTable(
         *runtime_config.SPECS,
         *info.SPECS,
         *introspection.SPECS,
+        *functions.SPECS,
     ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,
