@@ -11,14 +11,27 @@ options under their command-line names (``max-batch-commands``...).
 Patterns are Redis globs, matched without regard to case, as Redis does.
 redis-benchmark reads ``save`` and ``appendonly`` at start.
 
-CONFIG SET changes what can change at run time: ``slowlog-log-slower-than``
-and ``slowlog-max-len``. Any other known parameter may be "set" to the value
-it already has (a no-op, so ``CONFIG SET save ""`` in test setups works);
-another value is Redis' immutable-config error. Several pairs are applied
-all or nothing, as in Redis 7.
+CONFIG SET changes what can change at run time: ``slowlog-log-slower-than``,
+``slowlog-max-len``, ``latency-monitor-threshold`` (ms; 0, the default,
+turns the latency monitor off), ``latency-tracking`` (yes/no: record the
+per-command latency histograms), ``latency-tracking-info-percentiles`` (up
+to 64 numbers in [0, 100], what INFO latencystats reports) and
+``maxclients`` (applied to new connections at once, clamped below the
+open-file limit exactly as at start-up; CONFIG GET shows the clamped value;
+connections already open stay). Any other known parameter may be "set" to
+the value it already has (a no-op, so ``CONFIG SET save ""`` in test setups
+works); another value is Redis' immutable-config error. Several pairs are
+validated first and applied all or nothing, as in Redis 7.
 
-CONFIG RESETSTAT zeroes the counters, command statistics and latency
-histograms (``store.stats``).
+A *hidden* parameter (``key-load-delay``: trio_kv never delays loading) is
+returned only when asked for by its exact name, as Redis does.
+
+CONFIG RESETSTAT zeroes the counters, command statistics, error statistics
+and latency histograms (``store.stats``).
+
+CONFIG REWRITE answers as Redis started without a config file does
+(``-ERR The server is running without a config file``): trio_kv is
+configured by its command line and environment only.
 """
 
 from __future__ import annotations
@@ -33,8 +46,13 @@ from ..protocol.replies import OK, Error, Map
 from .connection import SYNTAX_ERROR
 from .container import Container, subcommand
 from .arguments import INT64_MAX, parse_int64
+from .info import percentile_label
 from .session import Session
 from .table import CommandSpec
+
+NO_CONFIG_FILE = Error("ERR The server is running without a config file")
+# How many percentiles latency-tracking-info-percentiles accepts (memory stays fixed).
+MAX_INFO_PERCENTILES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +60,14 @@ class Parameter:
     name: str
     # The current value, from the Store.
     read: Callable[[Any], str]
-    # For parameters CONFIG SET may change: stores a validated integer.
-    apply: Callable[[Any, int], None] | None = None
+    # For parameters CONFIG SET may change: stores a validated value.
+    apply: Callable[[Any, Any], None] | None = None
     minimum: int = 0
+    # The value's parser (raises ValueError with Redis' reason); None: an
+    # integer of at least ``minimum``.
+    parse: Callable[[bytes], Any] | None = None
+    # Listed only when asked for by exact name (Redis' HIDDEN_CONFIG).
+    hidden: bool = False
 
 
 def _fixed(value: str) -> Callable[[Any], str]:
@@ -81,6 +104,50 @@ def _set_slowlog_max_len(store: Any, value: int) -> None:
     store.slowlog.set_max_len(value)
 
 
+def _parse_yes_no(raw: bytes) -> bool:
+    value = raw.lower()
+    if value not in (b"yes", b"no"):
+        raise ValueError("argument must be 'yes' or 'no'")
+    return value == b"yes"
+
+
+def _set_latency_tracking(store: Any, value: bool) -> None:
+    store.stats.latency_tracking = value
+
+
+def _parse_percentiles(raw: bytes) -> tuple[float, ...]:
+    """Redis' latency-tracking-info-percentiles: numbers separated by spaces."""
+    values = []
+    for word in raw.split():
+        try:
+            value = float(word)
+        except ValueError:
+            raise ValueError("Invalid latency-tracking-info-percentiles parameters") from None
+        if not 0.0 <= value <= 100.0:
+            raise ValueError("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+        values.append(value)
+    if len(values) > MAX_INFO_PERCENTILES:
+        raise ValueError(f"at most {MAX_INFO_PERCENTILES} latency-tracking-info-percentiles are kept")
+    return tuple(values)
+
+
+def _read_percentiles(store: Any) -> str:
+    return " ".join(percentile_label(value) for value in store.stats.latency_percentiles)
+
+
+def _set_percentiles(store: Any, value: tuple[float, ...]) -> None:
+    store.stats.latency_percentiles = value
+
+
+def _set_latency_monitor_threshold(store: Any, value: int) -> None:
+    store.latency_monitor.threshold_ms = value
+
+
+def _set_max_clients(store: Any, value: int) -> None:
+    # The shell's hook clamps below the open-file limit and updates the cap.
+    store.set_max_clients(value)
+
+
 PARAMETERS: list[Parameter] = [
     # Redis' names.
     Parameter("bind", _from_config("host")),
@@ -94,7 +161,7 @@ PARAMETERS: list[Parameter] = [
     Parameter("aof-load-truncated", _yes_no_from_config("aof_load_truncated")),
     Parameter("maxmemory", _fixed("0")),
     Parameter("maxmemory-policy", _fixed("noeviction")),
-    Parameter("maxclients", lambda store: str(store.max_clients)),
+    Parameter("maxclients", lambda store: str(store.max_clients), _set_max_clients, minimum=1),
     Parameter("timeout", _fixed("0")),
     Parameter("requirepass", _fixed("")),
     Parameter("dir", _data_dir),
@@ -104,8 +171,19 @@ PARAMETERS: list[Parameter] = [
         "slowlog-log-slower-than", lambda store: str(store.slowlog.threshold_us), _set_slowlog_threshold, minimum=-1
     ),
     Parameter("slowlog-max-len", lambda store: str(store.slowlog.max_len), _set_slowlog_max_len),
-    Parameter("latency-tracking", _fixed("yes")),
-    Parameter("latency-tracking-info-percentiles", _fixed("50 99 99.9")),
+    Parameter(
+        "latency-tracking", lambda store: "yes" if store.stats.latency_tracking else "no",
+        _set_latency_tracking, parse=_parse_yes_no,
+    ),
+    Parameter("latency-tracking-info-percentiles", _read_percentiles, _set_percentiles, parse=_parse_percentiles),
+    Parameter(
+        "latency-monitor-threshold", lambda store: str(store.latency_monitor.threshold_ms),
+        _set_latency_monitor_threshold,
+    ),
+    Parameter("daemonize", _fixed("no")),
+    Parameter("replicaof", _fixed("")),
+    Parameter("slaveof", _fixed("")),
+    Parameter("key-load-delay", _fixed("0"), hidden=True),
     # trio_kv's own options, as spelled on the command line.
     Parameter("redis-port", _from_config("redis_port")),
     Parameter("data-dir", _from_config("data_dir")),
@@ -123,6 +201,13 @@ PARAMETERS: list[Parameter] = [
 PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
 
 
+def _matches(pattern: bytes, parameter: Parameter) -> bool:
+    name = parameter.name.encode()
+    if parameter.hidden:
+        return pattern.lower() == name
+    return glob_match(pattern, name, nocase=True)
+
+
 def config_get(session: Session, args: list[bytes]) -> Map:
     store = session.server
     patterns = args[2:]
@@ -130,7 +215,7 @@ def config_get(session: Session, args: list[bytes]) -> Map:
         [
             (parameter.name.encode(), parameter.read(store).encode())
             for parameter in PARAMETERS
-            if any(glob_match(pattern, parameter.name.encode(), nocase=True) for pattern in patterns)
+            if any(_matches(pattern, parameter) for pattern in patterns)
         ]
     )
 
@@ -143,7 +228,7 @@ def config_set(session: Session, args: list[bytes]) -> object:
     if len(args) % 2:
         return SYNTAX_ERROR
     store = session.server
-    changes: list[tuple[Parameter, int]] = []
+    changes: list[tuple[Parameter, Any]] = []
     seen: set[str] = set()
     for index in range(2, len(args), 2):
         sent_name = args[index].decode("utf-8", "replace")
@@ -157,6 +242,12 @@ def config_set(session: Session, args: list[bytes]) -> object:
         if parameter.apply is None:
             if raw != parameter.read(store).encode():
                 return _set_failed(parameter.name, "can't set immutable config")
+            continue
+        if parameter.parse is not None:
+            try:
+                changes.append((parameter, parameter.parse(raw)))
+            except ValueError as error:
+                return _set_failed(parameter.name, str(error))
             continue
         value = parse_int64(raw)
         if value is None:
@@ -176,6 +267,10 @@ def config_resetstat(session: Session, args: list[bytes]) -> object:
     return OK
 
 
+def config_rewrite(session: Session, args: list[bytes]) -> Error:
+    return NO_CONFIG_FILE
+
+
 _ADMIN = "admin noscript loading stale"
 
 CONFIG = Container(
@@ -192,6 +287,11 @@ CONFIG = Container(
         subcommand(
             "resetstat", 2, _ADMIN, "RESETSTAT",
             "Reset statistics reported by the INFO command.", config_resetstat, "2.0.0",
+        ),
+        subcommand(
+            "rewrite", 2, _ADMIN, "REWRITE",
+            "Rewrite the configuration file (there is none: configuration comes from the command line).",
+            config_rewrite, "2.8.0",
         ),
     ],
 )

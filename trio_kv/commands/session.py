@@ -14,7 +14,9 @@ from typing import Any
 
 
 class Session:
-    def __init__(self, client_id: int, server: Any, *, resp: bool, address: str = "") -> None:
+    def __init__(
+        self, client_id: int, server: Any, *, resp: bool, address: str = "", local_address: str = ""
+    ) -> None:
         self.id = client_id
         # The shared server state (store.engine.Store): keyspace, stats, config, clients.
         self.server = server
@@ -41,3 +43,14 @@ class Session:
         self.dirty_cas = False
         self.last_command = ""
         self.created_ms = 0
+        # The server's end of the connection, "host:port" (CLIENT LIST laddr=).
+        self.local_address = local_address
+        # Redis' qbuf: bytes in the connection's query buffer, the requests
+        # being executed included; kept up to date by the connection layer.
+        self.query_buffer_bytes = 0
+        # CLIENT REPLY: OFF drops every reply until ON; SKIP drops the reply
+        # of the next request (``skip_next`` is set by SKIP itself and becomes
+        # ``skip`` once SKIP's own request is done). The engine applies them.
+        self.reply_off = False
+        self.reply_skip = False
+        self.reply_skip_next = False

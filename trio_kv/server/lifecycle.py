@@ -86,6 +86,12 @@ def clamp_max_clients(requested: int) -> int:
     return requested
 
 
+def _set_max_clients(store: Store, registry: ConnectionRegistry, requested: int) -> None:
+    """CONFIG SET maxclients (from a worker thread): clamped as at start-up;
+    the accept loop reads ``registry.max_clients`` for each new connection."""
+    registry.max_clients = store.max_clients = clamp_max_clients(requested)
+
+
 async def watch_signals(shutdown: trio.Event) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
@@ -130,6 +136,7 @@ async def serve(
     # Hooks for command handlers on worker threads (SHUTDOWN, CLIENT KILL).
     store.request_shutdown = lambda: token.run_sync_soon(shutdown.set)
     store.kill_client = lambda client_id: token.run_sync_soon(_kill, registry, client_id)
+    store.set_max_clients = lambda requested: _set_max_clients(store, registry, requested)
 
     async with trio.open_nursery() as root:
         if handle_signals:

@@ -33,8 +33,9 @@ from typing import Any
 from ..commands.session import Session
 from ..commands.table import CommandTable
 from ..config import Config
-from ..protocol.replies import Error, QUEUED
+from ..protocol.replies import NO_REPLY, Error, QUEUED
 from .keyspace import Keyspace
+from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
 from .stats import Stats
@@ -68,6 +69,9 @@ class Store:
         self.lock = ReadWriteLock()
         self.stats = Stats()
         self.slowlog = SlowLog(config.slowlog_log_slower_than_us, config.slowlog_max_len)
+        # LATENCY LATEST/HISTORY/...: off (threshold 0) until CONFIG SET
+        # latency-monitor-threshold, as in Redis.
+        self.latency_monitor = LatencyMonitor()
         # Filled by the async shell: the sessions of connected clients by id,
         # for CLIENT LIST / INFO clients. Worker threads only read it (copy
         # with list(...) first: the event loop adds and removes entries).
@@ -79,6 +83,9 @@ class Store:
         self.max_clients = config.max_clients
         self.request_shutdown: Callable[[], None] = lambda: None
         self.kill_client: Callable[[int], None] = lambda client_id: None
+        # CONFIG SET maxclients; the shell installs one that clamps below the
+        # open-file limit and caps new connections at once.
+        self.set_max_clients: Callable[[int], None] = self._set_max_clients
         self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
         # The append-only log (store.durability.persistence.Persistence) when
         # --appendonly yes, set once recovery finished; None: memory only.
@@ -86,6 +93,9 @@ class Store:
         # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
         # SaveRequest, if given, is told when it finished.
         self.request_compaction: Callable[[SaveRequest | None], None] = lambda request=None: None
+
+    def _set_max_clients(self, requested: int) -> None:
+        self.max_clients = requested
 
     def save(self) -> bool:
         """SAVE: compact now and wait for it (worker thread, no store lock held)."""
@@ -113,6 +123,21 @@ def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
     session.multi_failed = False
     session.keyspace.unwatch_all(session)
     return Error(f"EXECABORT Transaction discarded because of: {store.refused_write(session, refusal).message}")
+
+
+def _error_text(session: Session, error: Error) -> str:
+    """The text errorstats reads a code from: RESP errors start with their
+    code (``ERR``, ``WRONGTYPE``); the line protocol's are all ``ERROR``."""
+    return error.message if session.resp else "ERROR " + error.message
+
+
+def _append_filtered(session: Session, replies: list[object], reply: object) -> None:
+    """CLIENT REPLY OFF|SKIP: the reply is dropped (NO_REPLY: the encoders
+    write nothing) while replies are off or for the one request after a
+    SKIP; it still counts as a reply for every other purpose."""
+    replies.append(NO_REPLY if session.reply_off or session.reply_skip else reply)
+    session.reply_skip = session.reply_skip_next
+    session.reply_skip_next = False
 
 
 @dataclass(slots=True, eq=False)
@@ -148,7 +173,12 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     to reply ready), and per-command bookkeeping was 40% of the engine's
     time. Errors are counted one by one. A command flagged ``stats`` (STATS,
     LATENCY, INFO, CONFIG) first records the run before it, so it sees every
-    earlier command of its own pipeline."""
+    earlier command of its own pipeline. Statistics are kept under the name
+    the command ran as (``session.last_command``: ``client|id`` for a
+    subcommand). A request refused before running (wrong arity, refused in
+    MULTI, a write refused by MISCONF) is a rejected call of its command.
+    With CLIENT REPLY OFF or SKIP, replies are replaced by ``NO_REPLY``
+    (``_append_filtered``)."""
     lock = store.lock
     # This thread's own counters: no lock per command (see store.stats).
     shard = store.stats.shard()
@@ -156,6 +186,9 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     slowlog = store.slowlog
     persistence = store.persistence
     keyspace = store.keyspace
+    monitor = store.latency_monitor
+    # Latency monitor threshold in us (0: off), read once per batch.
+    monitor_threshold_us = monitor.threshold_ms * 1000
     perf_counter = time.perf_counter
     held_write: bool | None = None  # None: no lock held
     try:
@@ -164,11 +197,13 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
             table = job.table
             by_name = table.by_name
             replies = job.replies
-            append = replies.append
+            filtering = session.reply_off or session.reply_skip or session.reply_skip_next
+            append = replies.append if not filtering else (lambda reply: _append_filtered(session, replies, reply))  # noqa: E731
             received_at = job.received_at
             # Counters for a run of the same fast command are recorded once
             # per run (StatsShard.record_calls), not once per command.
             run_spec = None
+            run_name = ""
             run_n = run_usec = run_failed = 0
             for args in job.requests:
                 if session.closing:
@@ -181,14 +216,17 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     if session.multi is not None:
                         session.multi_failed = True
                     append(error)
-                    counts["errors"] += 1
+                    shard.record_error(_error_text(session, error))
+                    if spec is not None:
+                        shard.record_rejected(spec.name)
                     continue
                 if session.multi is not None and "multi-control" not in spec.flags:
                     if "no_multi" in spec.flags:
                         # Redis: refused, and EXEC will abort the transaction.
                         session.multi_failed = True
                         append(NOT_IN_MULTI)
-                        counts["errors"] += 1
+                        shard.record_error(_error_text(session, NOT_IN_MULTI))
+                        shard.record_rejected(spec.name)
                         continue
                     session.multi.append((spec, args))
                     append(QUEUED)
@@ -203,7 +241,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                             refused = store.refused_write(session, refusal)
                         if refused is not None:
                             append(refused)
-                            counts["errors"] += 1
+                            shard.record_error(_error_text(session, refused))
+                            shard.record_rejected(spec.name)
                             continue
                 if spec.no_lock:
                     # Waits for something else that needs the lock (SAVE).
@@ -218,11 +257,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     held_write = want_write
                 if run_n and (spec is not run_spec or spec.reads_stats):
                     shard.record_calls(
-                        run_spec.name, run_spec.counter, run_n, run_failed, run_usec,
+                        run_name, run_spec.counter, run_n, run_failed, run_usec,
                         int((perf_counter() - received_at) * 1_000_000),
                     )
                     run_n = run_usec = run_failed = 0
-                run_spec = spec
                 started = perf_counter()
                 session.last_command = name = spec.name
                 try:
@@ -231,7 +269,29 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     log.exception("client %d: command %s failed", session.id, name)
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
                 finished = perf_counter()
+                if spec.has_subcommands:
+                    # The subcommand it ran (client|id) names the stats.
+                    name = session.last_command
+                if run_n and name != run_name:
+                    shard.record_calls(
+                        run_name, run_spec.counter, run_n, run_failed, run_usec,
+                        int((perf_counter() - received_at) * 1_000_000),
+                    )
+                    run_n = run_usec = run_failed = 0
+                run_spec = spec
+                run_name = name
                 append(reply)
+                if filtering is not (session.reply_off or session.reply_skip or session.reply_skip_next):
+                    # CLIENT REPLY changed the mode, from the next request on.
+                    filtering = not filtering
+                    if filtering:
+                        # OFF or SKIP just answered NO_REPLY through the plain
+                        # append: end its request as _append_filtered would.
+                        session.reply_skip = session.reply_skip_next
+                        session.reply_skip_next = False
+                        append = lambda reply: _append_filtered(session, replies, reply)  # noqa: E731
+                    else:
+                        append = replies.append
                 if spec.switches_protocol:
                     if job.protocol_changes is None:
                         job.protocol_changes = []
@@ -252,13 +312,15 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 run_n += 1
                 run_usec += exec_us
                 if type(reply) is Error:
-                    counts["errors"] += 1
+                    shard.record_error(_error_text(session, reply))
                     run_failed += 1
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
+                if monitor_threshold_us and exec_us >= monitor_threshold_us:
+                    monitor.add_sample("fast-command" if "fast" in spec.flags else "command", exec_us // 1000)
             if run_n:
                 shard.record_calls(
-                    run_spec.name, run_spec.counter, run_n, run_failed, run_usec,
+                    run_name, run_spec.counter, run_n, run_failed, run_usec,
                     int((perf_counter() - received_at) * 1_000_000),
                 )
     finally:
