@@ -29,8 +29,9 @@ what is measured:
   the start); ``appendfsync`` (trio_kv's) is the fsync policy.
 * With ``--appendonly no`` (``aof_enabled:0``): ``rdb_changes_since_last_save``
   is the successful calls of write commands since the start (or the last
-  CONFIG RESETSTAT), as nothing is ever saved; ``rdb_last_save_time`` is the
-  start time, as Redis reports before any save.
+  CONFIG RESETSTAT); ``rdb_saves`` counts SAVEs (dump.snapshot) and
+  ``rdb_last_save_time`` is the start of the last one, or the start time, as
+  Redis reports before any save.
 * ``db0:...avg_ttl=0``: the average TTL is not sampled.
 * ``latency_percentiles_usec_*`` and ``cmdstat_*``: from ``store.stats``;
   latency is measured from the moment the request was read to the moment
@@ -219,11 +220,11 @@ def _persistence(store: Any) -> list[tuple[str, object]]:
         ("async_loading", 0),
         ("rdb_changes_since_last_save", changes),
         ("rdb_bgsave_in_progress", 0),
-        ("rdb_last_save_time", int(store.started_at)),
+        ("rdb_last_save_time", store.memory_last_save_s or int(store.started_at)),
         ("rdb_last_bgsave_status", "ok"),
         ("rdb_last_bgsave_time_sec", -1),
         ("rdb_current_bgsave_time_sec", -1),
-        ("rdb_saves", 0),
+        ("rdb_saves", store.memory_saves),
         ("aof_enabled", 0),
         ("aof_rewrite_in_progress", 0),
         ("aof_rewrite_scheduled", 0),

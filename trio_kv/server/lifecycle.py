@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import trio
 
 from ..config import Config
+from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.engine import Store
 from .dispatch import Dispatcher
 from .expiry import run_active_expiry
@@ -122,6 +123,11 @@ async def serve(
     if config.appendonly:
         # Before any listener opens: a client never sees a half-loaded store.
         persistence = await recover(store, disk)
+    else:
+        # The last SAVE's dump.snapshot, if any (store.durability.memory_snapshot).
+        loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
+        if loaded is not None:
+            log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).

@@ -34,6 +34,7 @@ from ..commands.session import Session
 from ..commands.table import CommandTable
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
+from .durability.memory_snapshot import save_keyspace
 from .keyspace import Keyspace
 from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
@@ -93,9 +94,24 @@ class Store:
         # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
         # SaveRequest, if given, is told when it finished.
         self.request_compaction: Callable[[SaveRequest | None], None] = lambda request=None: None
+        # SAVE with --appendonly no (dump.snapshot): how many, and when the
+        # last one started (LASTSAVE, INFO rdb_*); None before the first.
+        self.memory_saves = 0
+        self.memory_last_save_s: int | None = None
+        self._memory_save_lock = threading.Lock()
 
     def _set_max_clients(self, requested: int) -> None:
         self.max_clients = requested
+
+    def save_memory_snapshot(self) -> None:
+        """SAVE with --appendonly no: write <data-dir>/dump.snapshot (worker
+        thread, no store lock held; see store.durability.memory_snapshot).
+        Raises OSError when the file cannot be written."""
+        with self._memory_save_lock:  # two SAVEs at once would share the .tmp
+            started = time.time()
+            save_keyspace(self.keyspace, self.lock, self.config.data_dir)
+            self.memory_saves += 1
+            self.memory_last_save_s = int(started)
 
     def save(self) -> bool:
         """SAVE: compact now and wait for it (worker thread, no store lock held)."""
