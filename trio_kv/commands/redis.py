@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..protocol.replies import Error
 from . import (
     client,
+    cluster,
     connection,
     functions,
     info,
@@ -50,6 +51,7 @@ REDIS_COMMANDS = CommandTable(
         *info.SPECS,
         *introspection.SPECS,
         *functions.SPECS,
+        *cluster.SPECS,
     ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,
