@@ -240,6 +240,40 @@ def test_client_reply_as_redis_server(trio_kv, redis_port, requests) -> None:
         theirs.close()
 
 
+def test_maxmemory_refuses_denyoom_commands_as_redis_server(trio_kv, redis_port) -> None:
+    """noeviction: over maxmemory, SET is refused (also queued in MULTI, and
+    EXEC of a queued SET), GET still runs; the same bytes as redis-server."""
+    sequence = [
+        ("CONFIG", "SET", "maxmemory", "10mb"),
+        ("CONFIG", "GET", "maxmemory"),
+        ("CONFIG", "SET", "maxmemory", "1.5mb"),
+        ("CONFIG", "SET", "maxmemory", "10000001", "maxmemory", "10000002"),
+        ("CONFIG", "SET", "maxmemory", "1gb"),  # far above either server's memory
+        ("SET", "k", "v"),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("SET", "k", "w"),
+        ("GET", "k"),
+        ("MULTI",),
+        ("SET", "k", "x"),
+        ("EXEC",),
+        ("CONFIG", "SET", "maxmemory", "0"),
+        ("MULTI",),
+        ("SET", "k", "y"),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("EXEC",),
+        ("CONFIG", "SET", "maxmemory", "0"),
+        ("GET", "k"),
+        ("DEL", "k"),
+    ]
+    ours, theirs = both(trio_kv, redis_port)
+    try:
+        for request in sequence:
+            assert ours.call(*request) == theirs.call(*request), request
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def _info_lines(conn: Raw, section: str, prefix: str) -> dict[str, str]:
     text = conn.call("INFO", section).split(b"\r\n", 1)[1].decode()
     return dict(line.split(":", 1) for line in text.split("\r\n") if line.startswith(prefix))

@@ -176,8 +176,8 @@ def _memory(store: Any) -> list[tuple[str, object]]:
         ("used_memory_values", store.keyspace.value_bytes),
         ("total_system_memory", total_system),
         ("total_system_memory_human", human_bytes(total_system)),
-        ("maxmemory", 0),
-        ("maxmemory_human", "0B"),
+        ("maxmemory", store.maxmemory_bytes),
+        ("maxmemory_human", human_bytes(store.maxmemory_bytes)),
         ("maxmemory_policy", "noeviction"),
         ("mem_allocator", "pymalloc (tracemalloc)" if tracemalloc.is_tracing() else "pymalloc"),
     ]

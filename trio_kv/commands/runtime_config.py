@@ -11,7 +11,10 @@ options under their command-line names (``max-batch-commands``...).
 Patterns are Redis globs, matched without regard to case, as Redis does.
 redis-benchmark reads ``save`` and ``appendonly`` at start.
 
-CONFIG SET changes what can change at run time: ``slowlog-log-slower-than``,
+CONFIG SET changes what can change at run time: ``maxmemory`` (bytes, or
+with Redis' units k/kb/m/mb/g/gb; 0, the default, is no limit; the policy
+is always ``noeviction``: above it, commands flagged ``denyoom`` are
+refused with ``-OOM``, see store.engine), ``slowlog-log-slower-than``,
 ``slowlog-max-len``, ``latency-monitor-threshold`` (ms; 0, the default,
 turns the latency monitor off), ``latency-tracking`` (yes/no: record the
 per-command latency histograms), ``latency-tracking-info-percentiles`` (up
@@ -37,6 +40,7 @@ configured by its command line and environment only.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +147,25 @@ def _set_latency_monitor_threshold(store: Any, value: int) -> None:
     store.latency_monitor.threshold_ms = value
 
 
+# Redis' memtoull units: k/m/g are powers of 1000, kb/mb/gb of 1024.
+MEMORY_UNITS = {b"": 1, b"b": 1, b"k": 1000, b"kb": 1024, b"m": 1000**2, b"mb": 1024**2, b"g": 1000**3, b"gb": 1024**3}
+MEMORY_VALUE = re.compile(rb"([0-9]+)([a-z]*)")
+
+
+def _parse_memory(raw: bytes) -> int:
+    match = MEMORY_VALUE.fullmatch(raw.lower())
+    if match is None or match.group(2) not in MEMORY_UNITS:
+        raise ValueError("argument must be a memory value")
+    value = int(match.group(1)) * MEMORY_UNITS[match.group(2)]
+    if value > INT64_MAX:
+        raise ValueError("argument must be a memory value")
+    return value
+
+
+def _set_maxmemory(store: Any, value: int) -> None:
+    store.maxmemory_bytes = value
+
+
 def _set_max_clients(store: Any, value: int) -> None:
     # The shell's hook clamps below the open-file limit and updates the cap.
     store.set_max_clients(value)
@@ -159,8 +182,11 @@ PARAMETERS: list[Parameter] = [
     Parameter("auto-aof-rewrite-percentage", _from_config("aof_rewrite_percentage")),
     Parameter("auto-aof-rewrite-min-size", _from_config("aof_rewrite_min_size_bytes")),
     Parameter("aof-load-truncated", _yes_no_from_config("aof_load_truncated")),
-    Parameter("maxmemory", _fixed("0")),
+    Parameter("maxmemory", lambda store: str(store.maxmemory_bytes), _set_maxmemory, parse=_parse_memory),
     Parameter("maxmemory-policy", _fixed("noeviction")),
+    # No eviction runs, so no keys are sampled for it, and clients are never evicted.
+    Parameter("maxmemory-samples", _fixed("5")),
+    Parameter("maxmemory-clients", _fixed("0")),
     Parameter("maxclients", lambda store: str(store.max_clients), _set_max_clients, minimum=1),
     Parameter("timeout", _fixed("0")),
     Parameter("requirepass", _fixed("")),

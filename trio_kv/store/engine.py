@@ -24,14 +24,16 @@ Atomicity, as the README states it:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
 from ..commands.session import Session
-from ..commands.table import CommandTable
+from ..commands.table import CommandSpec, CommandTable
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
 from .durability.memory_snapshot import save_keyspace
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error, see the server log"
 NOT_IN_MULTI = Error("ERR Command not allowed inside a transaction")
+OUT_OF_MEMORY = Error("OOM command not allowed when used memory > 'maxmemory'.")
 
 
 class SaveRequest:
@@ -82,6 +85,10 @@ class Store:
         # Set by the async shell (server.lifecycle); safe to call from worker
         # threads. The defaults make a Store usable on its own in tests.
         self.max_clients = config.max_clients
+        # CONFIG SET maxmemory (0: no limit). With the only policy,
+        # noeviction, commands flagged denyoom are refused while
+        # used_memory_bytes() is above it (-OOM), as Redis does.
+        self.maxmemory_bytes = 0
         self.request_shutdown: Callable[[], None] = lambda: None
         self.kill_client: Callable[[int], None] = lambda client_id: None
         # CONFIG SET maxclients; the shell installs one that clamps below the
@@ -99,6 +106,18 @@ class Store:
         self.memory_saves = 0
         self.memory_last_save_s: int | None = None
         self._memory_save_lock = threading.Lock()
+
+    def used_memory_bytes(self) -> int:
+        """What INFO reports as used_memory and maxmemory is compared with:
+        the bytes tracemalloc traces when it is on, else the resident set
+        size (/proc/self/statm)."""
+        if tracemalloc.is_tracing():
+            return tracemalloc.get_traced_memory()[0]
+        try:
+            with open("/proc/self/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0  # cannot be measured: never refuse for it
 
     def _set_max_clients(self, requested: int) -> None:
         self.max_clients = requested
@@ -135,10 +154,26 @@ def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
     discarded because of: MISCONF ...``. Unwatching needs no store lock."""
     if not any(spec.is_write for spec, _args in session.multi):
         return None
+    return _abort_exec(session, store.refused_write(session, refusal))
+
+
+def _abort_exec(session: Session, error: Error) -> Error:
+    """EXEC refused as a whole (Redis' execCommandAbort): the transaction is
+    discarded and the reply names why."""
     session.multi = None
     session.multi_failed = False
     session.keyspace.unwatch_all(session)
-    return Error(f"EXECABORT Transaction discarded because of: {store.refused_write(session, refusal).message}")
+    return Error(f"EXECABORT Transaction discarded because of: {error.message}")
+
+
+def _denies_oom(spec: CommandSpec, session: Session) -> bool:
+    """Whether maxmemory refuses this request: a denyoom command, or an EXEC
+    whose transaction queued one (Redis' processCommand)."""
+    if "denyoom" in spec.flags:
+        return True
+    return spec.name == "exec" and session.multi is not None and any(
+        "denyoom" in queued.flags for queued, _args in session.multi
+    )
 
 
 def _error_text(session: Session, error: Error) -> str:
@@ -198,13 +233,16 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     lock = store.lock
     # This thread's own counters: no lock per command (see store.stats).
     shard = store.stats.shard()
-    counts = shard.counts
     slowlog = store.slowlog
     persistence = store.persistence
     keyspace = store.keyspace
     monitor = store.latency_monitor
     # Latency monitor threshold in us (0: off), read once per batch.
     monitor_threshold_us = monitor.threshold_ms * 1000
+    # maxmemory (0: off); memory is measured at most once per batch, when a
+    # denyoom command first needs it.
+    maxmemory = store.maxmemory_bytes
+    out_of_memory: bool | None = None
     perf_counter = time.perf_counter
     held_write: bool | None = None  # None: no lock held
     try:
@@ -236,6 +274,20 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     if spec is not None:
                         shard.record_rejected(spec.name)
                     continue
+                if maxmemory and _denies_oom(spec, session):
+                    if out_of_memory is None:
+                        out_of_memory = store.used_memory_bytes() > maxmemory
+                    if out_of_memory:
+                        if session.multi is not None and spec.name == "exec":
+                            refused = _abort_exec(session, OUT_OF_MEMORY)
+                        else:
+                            if session.multi is not None:
+                                session.multi_failed = True  # EXEC will abort
+                            refused = OUT_OF_MEMORY
+                        append(refused)
+                        shard.record_error(_error_text(session, refused))
+                        shard.record_rejected(spec.name)
+                        continue
                 if session.multi is not None and "multi-control" not in spec.flags:
                     if "no_multi" in spec.flags:
                         # Redis: refused, and EXEC will abort the transaction.
