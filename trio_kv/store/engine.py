@@ -349,7 +349,9 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 run_spec = spec
                 run_name = name
                 append(reply)
-                if filtering is not (session.reply_off or session.reply_skip or session.reply_skip_next):
+                if (filtering or spec.may_change_reply_mode) and filtering is not (
+                    session.reply_off or session.reply_skip or session.reply_skip_next
+                ):
                     # CLIENT REPLY changed the mode, from the next request on.
                     filtering = not filtering
                     if filtering:
