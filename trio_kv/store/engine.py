@@ -338,14 +338,15 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
                 finished = perf_counter()
                 if spec.has_subcommands:
-                    # The subcommand it ran (client|id) names the stats.
+                    # The subcommand it ran (client|id) names the stats; a
+                    # run of CLIENT ID ends at a CLIENT LIST.
                     name = session.last_command
-                if run_n and name != run_name:
-                    shard.record_calls(
-                        run_name, run_spec.counter, run_n, run_failed, run_usec,
-                        int((perf_counter() - received_at) * 1_000_000),
-                    )
-                    run_n = run_usec = run_failed = 0
+                    if run_n and name != run_name:
+                        shard.record_calls(
+                            run_name, run_spec.counter, run_n, run_failed, run_usec,
+                            int((perf_counter() - received_at) * 1_000_000),
+                        )
+                        run_n = run_usec = run_failed = 0
                 run_spec = spec
                 run_name = name
                 append(reply)
