@@ -162,6 +162,29 @@ def _parse_memory(raw: bytes) -> int:
     return value
 
 
+def _parse_maxmemory_clients(raw: bytes) -> int:
+    """Redis' checks (a memory value, or a percentage up to 100), then
+    trio_kv's: clients are never evicted, so only 0 (off) is accepted."""
+    if raw.endswith(b"%"):
+        if not raw[:-1].isdigit():
+            raise ValueError("argument must be a memory or percent value")
+        if int(raw[:-1]) > 100:
+            raise ValueError("percentage argument must be less or equal to 100")
+        value = int(raw[:-1])
+    else:
+        try:
+            value = _parse_memory(raw)
+        except ValueError:
+            raise ValueError("argument must be a memory or percent value") from None
+    if value:
+        raise ValueError("client eviction is not supported: maxmemory-clients can only be 0")
+    return 0
+
+
+def _set_nothing(store: Any, value: object) -> None:
+    pass
+
+
 def _set_maxmemory(store: Any, value: int) -> None:
     store.maxmemory_bytes = value
 
@@ -186,7 +209,7 @@ PARAMETERS: list[Parameter] = [
     Parameter("maxmemory-policy", _fixed("noeviction")),
     # No eviction runs, so no keys are sampled for it, and clients are never evicted.
     Parameter("maxmemory-samples", _fixed("5")),
-    Parameter("maxmemory-clients", _fixed("0")),
+    Parameter("maxmemory-clients", _fixed("0"), _set_nothing, parse=_parse_maxmemory_clients),
     Parameter("maxclients", lambda store: str(store.max_clients), _set_max_clients, minimum=1),
     Parameter("timeout", _fixed("0")),
     Parameter("requirepass", _fixed("")),
