@@ -32,6 +32,10 @@ class Session:
         self.library_version = b""
         # Set by QUIT / CLIENT KILL: the connection closes after sending replies.
         self.closing = False
+        # Request bytes the connection holds for this client (CLIENT LIST
+        # qbuf): unparsed bytes plus the batch being executed. Kept by
+        # server.connection.
+        self.query_buffer_bytes = 0
         # MULTI state: the queued (spec, args) or None outside a transaction;
         # ``multi_failed`` is set when a queued command was rejected (EXECABORT).
         self.multi: list[tuple[Any, list[bytes]]] | None = None
@@ -45,9 +49,6 @@ class Session:
         self.created_ms = 0
         # The server's end of the connection, "host:port" (CLIENT LIST laddr=).
         self.local_address = local_address
-        # Redis' qbuf: bytes in the connection's query buffer, the requests
-        # being executed included; kept up to date by the connection layer.
-        self.query_buffer_bytes = 0
         # CLIENT REPLY: OFF drops every reply until ON; SKIP drops the reply
         # of the next request (``skip_next`` is set by SKIP itself and becomes
         # ``skip`` once SKIP's own request is done). The engine applies them.
