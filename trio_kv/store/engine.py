@@ -251,8 +251,11 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
             table = job.table
             by_name = table.by_name
             replies = job.replies
+            # CLIENT REPLY OFF|SKIP in force: replies go through the filter.
             filtering = session.reply_off or session.reply_skip or session.reply_skip_next
-            append = replies.append if not filtering else (lambda reply: _append_filtered(session, replies, reply))  # noqa: E731
+            append = replies.append
+            if filtering:
+                append = lambda reply: _append_filtered(session, replies, reply)  # noqa: E731
             received_at = job.received_at
             # Counters for a run of the same fast command are recorded once
             # per run (StatsShard.record_calls), not once per command.
