@@ -152,11 +152,13 @@ def test_persistence_commands_info_and_config(tmp_path: Path) -> None:
         assert server.terminate(EXIT_SECONDS) == 0, server.log()
 
 
-def test_memory_only_has_nothing_to_save(tmp_path: Path) -> None:
+def test_memory_only_saves_only_on_save(tmp_path: Path) -> None:
+    """--appendonly no: no log; BGSAVE and BGREWRITEAOF need one; SAVE
+    writes dump.snapshot (tests/integration/test_redis_suite_items.py)."""
     data_dir = tmp_path / "data"
     with started(data_dir, "--appendonly", "no") as server:
         with Resp(server.address) as client:
-            for command in ("SAVE", "BGSAVE", "BGREWRITEAOF"):
+            for command in ("BGSAVE", "BGREWRITEAOF"):
                 reply = client.call(command)
                 assert isinstance(reply, RespError) and "appendonly no" in str(reply), (command, reply)
             assert abs(client.call("LASTSAVE") - time.time()) < 10

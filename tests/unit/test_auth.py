@@ -141,7 +141,7 @@ def test_config_protected_mode():
     assert call(session, "CONFIG SET protected-mode no") == OK
     assert session.server.protected_mode is False
     reply = call(session, "CONFIG SET protected-mode maybe")
-    assert isinstance(reply, Error) and "yes, no" in reply.message
+    assert isinstance(reply, Error) and "argument must be 'yes' or 'no'" in reply.message
     assert session.server.protected_mode is False
 
 

@@ -347,3 +347,12 @@ def test_encode_text_reply() -> None:
     for wrong in ("OK\n", None, 1, OK, [b"x"]):
         with pytest.raises(TypeError):
             encode_text_reply(wrong)
+
+
+def test_a_suppressed_reply_encodes_to_nothing() -> None:
+    # CLIENT REPLY OFF|SKIP: the engine puts NO_REPLY where a reply was.
+    from trio_kv.protocol.replies import NO_REPLY
+    from trio_kv.protocol.resp_encoder import encode_reply
+
+    assert encode_text_reply(NO_REPLY) == b""
+    assert encode_reply(NO_REPLY, 2) == encode_reply(NO_REPLY, 3) == b""

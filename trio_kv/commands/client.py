@@ -3,8 +3,13 @@
 Subcommands: ID, SETNAME, GETNAME, INFO, LIST [TYPE t | ID id ...], KILL
 (old form ``CLIENT KILL addr:port`` and the filter form ``ID``, ``ADDR``,
 ``LADDR``, ``TYPE``, ``USER``, ``SKIPME``, ``MAXAGE``), SETINFO
-LIB-NAME|LIB-VER, NO-EVICT and NO-TOUCH (accepted: there is no eviction and
-no LRU clock), HELP. Wording follows Redis 7.2's networking.c.
+LIB-NAME|LIB-VER, REPLY ON|OFF|SKIP, NO-EVICT and NO-TOUCH (accepted: there
+is no eviction and no LRU clock), HELP. Wording follows Redis 7.2's
+networking.c.
+
+CLIENT REPLY only sets the session's mode (``reply_off``,
+``reply_skip_next``); the engine drops the replies (store.engine). OFF and
+SKIP answer nothing themselves, ON answers ``+OK``, as Redis.
 
 Other connections are read from ``server.clients`` (a dict the event loop
 changes, so it is copied with ``list()`` first) and closed through
@@ -13,17 +18,20 @@ A connection that kills itself closes after this batch's replies, as Redis'
 close-after-reply.
 
 CLIENT LIST lines carry every field Redis 7.2 prints, in its order, so
-parsers written for Redis work. Fields the command layer cannot observe are
-constant: ``laddr=`` (empty), ``fd=-1``, ``idle=0`` and the buffer and memory
-sizes (0). ``resp=`` is 2 or 3 for RESP connections and 0 for the line
-protocol. ``age`` is measured from ``session.created_ms``.
+parsers written for Redis work. ``laddr`` is the server's end of the
+socket and ``qbuf`` the bytes in the query buffer (the requests being
+executed included, as Redis counts them), both kept in the session by the
+server layer. Fields the command layer cannot observe are constant:
+``fd=-1``, ``idle=0`` and the other buffer and memory sizes (0). ``resp=``
+is 2 or 3 for RESP connections and 0 for the line protocol. ``age`` is
+measured from ``session.created_ms``.
 """
 
 from __future__ import annotations
 
 import time
 
-from ..protocol.replies import OK, Error, Verbatim
+from ..protocol.replies import NO_REPLY, OK, Error, Verbatim
 from .connection import BAD_CLIENT_NAME, SYNTAX_ERROR, is_valid_client_attribute
 from .container import Container, subcommand
 from .arguments import parse_int64
@@ -44,9 +52,10 @@ def client_info_line(session: Session, now_ms: int) -> str:
     age_s = max(0, now_ms - session.created_ms) // 1000 if session.created_ms > 0 else 0
     multi = session.multi
     return (
-        f"id={session.id} addr={session.address} laddr= fd=-1 name={_text(session.name)} "
+        f"id={session.id} addr={session.address} laddr={session.local_address} fd=-1 name={_text(session.name)} "
         f"age={age_s} idle=0 flags={'x' if multi is not None else 'N'} db=0 sub=0 psub=0 ssub=0 "
-        f"multi={len(multi) if multi is not None else -1} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
+        f"multi={len(multi) if multi is not None else -1} qbuf={session.query_buffer_bytes} qbuf-free=0 "
+        f"argv-mem=0 multi-mem=0 "
         f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={session.last_command or 'NULL'} "
         f"user=default redir=-1 resp={session.protocol if session.resp else 0} "
         f"lib-name={_text(session.library_name)} lib-ver={_text(session.library_version)}"
@@ -162,8 +171,7 @@ def client_kill(session: Session, args: list[bytes]) -> object:
             continue
         if wanted_address is not None and client.address != wanted_address:
             continue
-        # The local address is not known to the command layer: LADDR matches nothing.
-        if wanted_local_address is not None:
+        if wanted_local_address is not None and client.local_address != wanted_local_address:
             continue
         if wanted_type is not None and wanted_type != b"normal":
             continue
@@ -187,6 +195,21 @@ def client_setinfo(session: Session, args: list[bytes]) -> object:
     else:
         session.library_version = value
     return OK
+
+
+def client_reply(session: Session, args: list[bytes]) -> object:
+    mode = args[2].lower()
+    if mode == b"on":
+        session.reply_off = session.reply_skip = session.reply_skip_next = False
+        return OK
+    if mode == b"off":
+        session.reply_off = True
+        return NO_REPLY
+    if mode == b"skip":
+        if not session.reply_off:
+            session.reply_skip_next = True
+        return NO_REPLY
+    return SYNTAX_ERROR
 
 
 def client_on_off(session: Session, args: list[bytes]) -> object:
@@ -226,6 +249,10 @@ CLIENT = Container(
         subcommand(
             "setinfo", 4, _PLAIN, "SETINFO <LIB-NAME|LIB-VER> <value>",
             "Set client library name or version, shown in CLIENT LIST.", client_setinfo, "7.2.0",
+        ),
+        subcommand(
+            "reply", 3, _PLAIN, "REPLY (ON|OFF|SKIP)",
+            "Control the replies sent to the current connection.", client_reply, "3.2.0",
         ),
         subcommand(
             "no-evict", 3, _ADMIN, "NO-EVICT (ON|OFF)",

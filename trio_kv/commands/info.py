@@ -1,8 +1,9 @@
 """INFO [section ...]: the server's state as Redis 7 reports it.
 
 Sections, in Redis' order: server, clients, memory, persistence, stats,
-replication, cpu, commandstats, latencystats, cluster, keyspace. ``default``
-(and no argument) is every section but commandstats and latencystats;
+replication, cpu, commandstats, errorstats, latencystats, cluster, keyspace.
+``default`` (and no argument) is every section but commandstats and
+latencystats;
 ``all`` and ``everything`` are all of them. Unknown section names add
 nothing, as in Redis. The text is Redis': ``# Section`` headers,
 ``field:value`` lines ending in CRLF, a blank line between sections. RESP3
@@ -28,16 +29,23 @@ what is measured:
   the start); ``appendfsync`` (trio_kv's) is the fsync policy.
 * With ``--appendonly no`` (``aof_enabled:0``): ``rdb_changes_since_last_save``
   is the successful calls of write commands since the start (or the last
-  CONFIG RESETSTAT), as nothing is ever saved; ``rdb_last_save_time`` is the
-  start time, as Redis reports before any save.
+  CONFIG RESETSTAT); ``rdb_saves`` counts SAVEs (dump.snapshot) and
+  ``rdb_last_save_time`` is the start of the last one, or the start time, as
+  Redis reports before any save.
 * ``db0:...avg_ttl=0``: the average TTL is not sampled.
 * ``latency_percentiles_usec_*`` and ``cmdstat_*``: from ``store.stats``;
   latency is measured from the moment the request was read to the moment
   its reply was ready, and a percentile is read from the histogram's
-  cumulative counts (within 1/8 + 1/32 above the true value). Names are
-  top-level commands (``client``, not ``client|list``). ``rejected_calls``
-  is 0: requests rejected before running (unknown command, wrong arity) are
-  counted in ``total_error_replies`` only.
+  cumulative counts (within 1/8 + 1/32 above the true value). A subcommand
+  has its own line (``cmdstat_client|id``), as in Redis. ``rejected_calls``
+  counts requests refused before running (wrong arity, refused inside
+  MULTI, writes refused by MISCONF); an unknown command is no command's
+  call and counts in ``total_error_replies`` and errorstats only. The
+  percentiles reported are ``CONFIG SET latency-tracking-info-percentiles``
+  (default 50 99 99.9); with ``latency-tracking no`` new samples are not
+  recorded.
+* ``errorstat_<CODE>:count=N``: error replies by their first word (``ERR``,
+  ``WRONGTYPE``, ``EXECABORT``...; the line protocol's are ``ERROR``).
 """
 
 from __future__ import annotations
@@ -62,12 +70,13 @@ from .table import CommandSpec
 # Fixed for the life of the process, as Redis' run_id and replication id.
 RUN_ID = secrets.token_hex(20)
 REPLICATION_ID = secrets.token_hex(20)
-DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace")
+DEFAULT_SECTIONS = (
+    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "errorstats", "cluster", "keyspace",
+)
 ALL_SECTIONS = (
     "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-    "commandstats", "latencystats", "cluster", "keyspace",
+    "commandstats", "errorstats", "latencystats", "cluster", "keyspace",
 )
-LATENCY_PERCENTILES = ((50.0, "p50"), (99.0, "p99"), (99.9, "p99.9"))
 
 
 def _percentile_bounds_us() -> list[int]:
@@ -168,8 +177,8 @@ def _memory(store: Any) -> list[tuple[str, object]]:
         ("used_memory_grown_values_capacity", store.keyspace.grown_capacity_bytes),  # store.growable buffers
         ("total_system_memory", total_system),
         ("total_system_memory_human", human_bytes(total_system)),
-        ("maxmemory", 0),
-        ("maxmemory_human", "0B"),
+        ("maxmemory", store.maxmemory_bytes),
+        ("maxmemory_human", human_bytes(store.maxmemory_bytes)),
         ("maxmemory_policy", "noeviction"),
         ("mem_allocator", "pymalloc (tracemalloc)" if tracemalloc.is_tracing() else "pymalloc"),
     ]
@@ -212,11 +221,11 @@ def _persistence(store: Any) -> list[tuple[str, object]]:
         ("async_loading", 0),
         ("rdb_changes_since_last_save", changes),
         ("rdb_bgsave_in_progress", 0),
-        ("rdb_last_save_time", int(store.started_at)),
+        ("rdb_last_save_time", store.memory_last_save_s or int(store.started_at)),
         ("rdb_last_bgsave_status", "ok"),
         ("rdb_last_bgsave_time_sec", -1),
         ("rdb_current_bgsave_time_sec", -1),
-        ("rdb_saves", 0),
+        ("rdb_saves", store.memory_saves),
         ("aof_enabled", 0),
         ("aof_rewrite_in_progress", 0),
         ("aof_rewrite_scheduled", 0),
@@ -278,14 +287,25 @@ def _cpu(store: Any) -> list[tuple[str, object]]:
 
 
 def _commandstats(store: Any) -> list[tuple[str, object]]:
+    rejected = store.stats.command_rejections()
     return [
         (
             f"cmdstat_{name}",
             f"calls={calls},usec={usec},usec_per_call={usec / calls if calls else 0:.2f},"
-            f"rejected_calls=0,failed_calls={failed}",
+            f"rejected_calls={rejected.get(name, 0)},failed_calls={failed}",
         )
         for name, (calls, failed, usec) in store.stats.command_table().items()
     ]
+
+
+def _errorstats(store: Any) -> list[tuple[str, object]]:
+    return [(f"errorstat_{code}", f"count={count}") for code, count in store.stats.error_counts().items()]
+
+
+def percentile_label(percent: float) -> str:
+    """Redis prints a percentile with %f, trailing zeros cut: 50, 99.9, 12.345."""
+    text = f"{percent:f}".rstrip("0").rstrip(".")
+    return text or "0"
 
 
 def percentile_from_cumulative(cumulative: list[int], total: int, percent: float) -> int:
@@ -304,8 +324,8 @@ def _latencystats(store: Any) -> list[tuple[str, object]]:
         if not total:
             continue
         values = ",".join(
-            f"{label}={percentile_from_cumulative(cumulative, total, percent):.3f}"
-            for percent, label in LATENCY_PERCENTILES
+            f"p{percentile_label(percent)}={percentile_from_cumulative(cumulative, total, percent):.3f}"
+            for percent in store.stats.latency_percentiles
         )
         lines.append((f"latency_percentiles_usec_{name}", values))
     return lines
@@ -331,6 +351,7 @@ _SECTIONS = {
     "replication": ("Replication", lambda store, now: _replication(store)),
     "cpu": ("CPU", lambda store, now: _cpu(store)),
     "commandstats": ("Commandstats", lambda store, now: _commandstats(store)),
+    "errorstats": ("Errorstats", lambda store, now: _errorstats(store)),
     "latencystats": ("Latencystats", lambda store, now: _latencystats(store)),
     "cluster": ("Cluster", lambda store, now: _cluster(store)),
     "keyspace": ("Keyspace", lambda store, now: _keyspace(store)),

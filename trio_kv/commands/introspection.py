@@ -11,13 +11,18 @@ commands (``commands.container``), so nothing here repeats the table:
   categories are derived as Redis' ``setImplicitACLCategories`` does (write,
   read, admin+dangerous, fast or slow...) plus the group's category
   (``string`` -> ``@string``) plus any flag spelled ``@category`` in the
-  spec. Key specs are one range spec built from first/last/step, flagged
-  ``RW update`` for write commands and ``RO access`` otherwise. No tips.
+  spec. Key specs are Redis 7.0's for the same command (``KEY_SPECS``:
+  flags, first key, last key, step, copied from redis-server's COMMAND
+  INFO), else one range spec built from first/last/step, flagged ``RW
+  update`` for write commands and ``RO access`` otherwise. No tips.
 * ``COMMAND DOCS [name ...]``: name -> {summary, since, group} (and
   subcommands). ``since`` comes from ``SINCE`` (Redis' values) and is left
   out for a command not listed there.
 * ``COMMAND COUNT``, ``COMMAND LIST [FILTERBY ACLCAT c | PATTERN p | MODULE
-  m]``, ``COMMAND GETKEYS command [arg ...]``, ``COMMAND HELP``.
+  m]``, ``COMMAND GETKEYS command [arg ...]``, ``COMMAND GETKEYSANDFLAGS
+  command [arg ...]`` (each key with its key spec's flags; SET's are ``OW
+  update``, or ``RW access update`` with GET, as Redis' setGetKeys),
+  ``COMMAND HELP``.
 
 The table is imported inside the handlers: ``commands.redis`` imports this
 module to build the table.
@@ -71,7 +76,8 @@ IMPLIED_CATEGORIES = {
 }
 # The Redis version that introduced each command (Redis' commands/*.json).
 SINCE = {
-    "append": "2.0.0", "auth": "1.0.0", "client": "2.4.0", "command": "2.8.13", "config": "2.0.0",
+    "append": "2.0.0", "auth": "1.0.0", "client": "2.4.0", "cluster": "3.0.0", "command": "2.8.13",
+    "config": "2.0.0", "function": "7.0.0",
     "copy": "6.2.0", "dbsize": "1.0.0", "decr": "1.0.0", "decrby": "1.0.0", "del": "1.0.0",
     "discard": "2.0.0", "echo": "1.0.0", "exec": "1.2.0", "exists": "1.0.0", "expire": "1.0.0",
     "expireat": "1.2.0", "expiretime": "7.0.0", "flushall": "1.0.0", "flushdb": "1.0.0", "get": "1.0.0",
@@ -86,6 +92,62 @@ SINCE = {
     "swapdb": "4.0.0", "time": "2.6.0", "touch": "3.2.1", "ttl": "1.0.0", "type": "1.0.0",
     "unlink": "4.0.0", "unwatch": "2.2.0", "watch": "2.2.0",
 }
+
+
+# Redis 7.0's key specs for the commands trio_kv has keys for: name ->
+# [(flags, begin index, last key (relative to begin; -1: the last argument),
+# key step)]. From redis-server 7.0.15's COMMAND INFO.
+_RO_ACCESS = ("RO", "access")
+_RW_ACCESS_UPDATE = ("RW", "access", "update")
+_RW_UPDATE = ("RW", "update")
+KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
+    "get": [(_RO_ACCESS, 1, 0, 1)],
+    "set": [(("RW", "access", "update", "variable_flags"), 1, 0, 1)],
+    "setnx": [(("OW", "insert"), 1, 0, 1)],
+    "setex": [(("OW", "update"), 1, 0, 1)],
+    "psetex": [(("OW", "update"), 1, 0, 1)],
+    "getset": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "getdel": [(("RW", "access", "delete"), 1, 0, 1)],
+    "getex": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "mget": [(_RO_ACCESS, 1, -1, 1)],
+    "mset": [(("OW", "update"), 1, -1, 2)],
+    "msetnx": [(("OW", "insert"), 1, -1, 2)],
+    "incr": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "decr": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "incrby": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "decrby": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "incrbyfloat": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "append": [(("RW", "insert"), 1, 0, 1)],
+    "strlen": [(("RO",), 1, 0, 1)],
+    "getrange": [(_RO_ACCESS, 1, 0, 1)],
+    "substr": [(_RO_ACCESS, 1, 0, 1)],
+    "setrange": [(_RW_UPDATE, 1, 0, 1)],
+    "del": [(("RM", "delete"), 1, -1, 1)],
+    "unlink": [(("RM", "delete"), 1, -1, 1)],
+    "exists": [(("RO",), 1, -1, 1)],
+    "expire": [(_RW_UPDATE, 1, 0, 1)],
+    "pexpire": [(_RW_UPDATE, 1, 0, 1)],
+    "expireat": [(_RW_UPDATE, 1, 0, 1)],
+    "pexpireat": [(_RW_UPDATE, 1, 0, 1)],
+    "expiretime": [(_RO_ACCESS, 1, 0, 1)],
+    "pexpiretime": [(_RO_ACCESS, 1, 0, 1)],
+    "ttl": [(_RO_ACCESS, 1, 0, 1)],
+    "pttl": [(_RO_ACCESS, 1, 0, 1)],
+    "persist": [(_RW_UPDATE, 1, 0, 1)],
+    "type": [(("RO",), 1, 0, 1)],
+    "rename": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "update"), 2, 0, 1)],
+    "renamenx": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "insert"), 2, 0, 1)],
+    "watch": [(("RO",), 1, -1, 1)],
+}
+
+
+def _key_specs_of(spec: CommandSpec) -> list[tuple[tuple[str, ...], int, int, int]]:
+    if spec.name in KEY_SPECS:
+        return KEY_SPECS[spec.name]
+    if spec.first_key <= 0:
+        return []
+    last_key = spec.last_key - spec.first_key if spec.last_key >= 0 else spec.last_key
+    return [(("RW", "update") if spec.is_write else ("RO", "access"), spec.first_key, last_key, spec.key_step)]
 
 
 def _table():
@@ -113,26 +175,23 @@ def acl_categories(flags: frozenset[str], group: str) -> list[SimpleString]:
 
 
 def key_specs(spec: CommandSpec) -> list[Map]:
-    if spec.first_key <= 0:
-        return []
-    last_key = spec.last_key - spec.first_key if spec.last_key >= 0 else spec.last_key
-    access = ("RW", "update") if spec.is_write else ("RO", "access")
     return [
         Map(
             [
-                (b"flags", [SimpleString(flag) for flag in access]),
-                (b"begin_search", Map([(b"type", b"index"), (b"spec", Map([(b"index", spec.first_key)]))])),
+                (b"flags", [SimpleString(flag) for flag in flags]),
+                (b"begin_search", Map([(b"type", b"index"), (b"spec", Map([(b"index", first_key)]))])),
                 (
                     b"find_keys",
                     Map(
                         [
                             (b"type", b"range"),
-                            (b"spec", Map([(b"lastkey", last_key), (b"keystep", spec.key_step), (b"limit", 0)])),
+                            (b"spec", Map([(b"lastkey", last_key), (b"keystep", step), (b"limit", 0)])),
                         ]
                     ),
                 ),
             ]
         )
+        for flags, first_key, last_key, step in _key_specs_of(spec)
     ]
 
 
@@ -268,17 +327,42 @@ def command_list(session: Session, args: list[bytes]) -> object:
     return SYNTAX_ERROR
 
 
-def command_getkeys(session: Session, args: list[bytes]) -> object:
+def _keys_and_flags(args: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]] | Error:
+    """The keys of the command in ``args[2:]`` with their key spec flags, or
+    Redis' error for COMMAND GETKEYS / GETKEYSANDFLAGS."""
     command = args[2:]
     spec = _table().get(command[0].decode("utf-8", "replace"))
     if spec is None:
         return Error("ERR Invalid command specified")
     if not spec.arity_ok(len(command)):
         return Error("ERR Invalid number of arguments specified for command")
-    if spec.first_key <= 0:
+    found: list[tuple[bytes, tuple[str, ...]]] = []
+    for flags, first_key, last_key, step in _key_specs_of(spec):
+        if first_key >= len(command):
+            continue
+        last = first_key + last_key if last_key >= 0 else len(command) + last_key
+        found.extend((key, flags) for key in command[first_key : last + 1 : step or 1])
+    if not found:
         return Error("ERR The command has no key arguments")
-    last = spec.last_key if spec.last_key >= 0 else len(command) + spec.last_key
-    return command[spec.first_key : last + 1 : spec.key_step or 1]
+    if spec.name == "set":
+        # Redis' setGetKeys: SET overwrites, or reads too when given GET.
+        with_get = any(arg.lower() == b"get" for arg in command[3:])
+        found = [(found[0][0], _RW_ACCESS_UPDATE if with_get else ("OW", "update"))]
+    return found
+
+
+def command_getkeys(session: Session, args: list[bytes]) -> object:
+    found = _keys_and_flags(args)
+    if isinstance(found, Error):
+        return found
+    return [key for key, _flags in found]
+
+
+def command_getkeysandflags(session: Session, args: list[bytes]) -> object:
+    found = _keys_and_flags(args)
+    if isinstance(found, Error):
+        return found
+    return [[key, [SimpleString(flag) for flag in flags]] for key, flags in found]
 
 
 _INTROSPECTION = "loading stale @connection"
@@ -305,6 +389,10 @@ COMMAND = Container(
         subcommand(
             "getkeys", -4, _INTROSPECTION, "GETKEYS <full-command>",
             "Return the keys from a full Redis command.", command_getkeys, "2.8.13",
+        ),
+        subcommand(
+            "getkeysandflags", -4, _INTROSPECTION, "GETKEYSANDFLAGS <full-command>",
+            "Return the keys and the access flags from a full Redis command.", command_getkeysandflags, "7.0.0",
         ),
     ],
     bare=cmd_command,

@@ -23,10 +23,13 @@ thing here, so INFO reports the same compactions under ``rdb_*`` and
   in progress".
 * LASTSAVE is the last successful compaction, or the start of the server
   (as Redis reports before its first save).
-* With ``--appendonly no`` the server keeps its data in memory only and has
-  nothing to save to: SAVE, BGSAVE and BGREWRITEAOF answer ``-ERR`` saying
-  so (a ``+OK`` would claim data was saved that is not); LASTSAVE answers
-  the start time.
+* With ``--appendonly no`` there is no log: SAVE writes the whole keyspace
+  to ``<data-dir>/dump.snapshot`` (store.durability.memory_snapshot; loaded
+  at the next start with ``--appendonly no``) and answers ``+OK`` once it is
+  fsynced and in place, ``-ERR`` if it could not be written. BGSAVE and
+  BGREWRITEAOF answer ``-ERR`` (nothing runs in the background without the
+  log; use SAVE). LASTSAVE answers the start of the last successful SAVE,
+  or the start time.
 
 Handlers do no IO: ``session.server`` (store.engine.Store) owns the hooks
 (``save``, ``request_compaction``) and the log's state (``persistence``).
@@ -39,7 +42,7 @@ from .connection import SYNTAX_ERROR
 from .session import Session
 from .table import CommandSpec
 
-MEMORY_ONLY = Error("ERR persistence is off (--appendonly no): this server keeps its data in memory only")
+MEMORY_ONLY = Error("ERR the append-only log is off (--appendonly no): use SAVE to write a snapshot")
 BGSAVE_STARTED = SimpleString("Background saving started")
 BGSAVE_SCHEDULED = SimpleString("Background saving scheduled")
 BGSAVE_IN_PROGRESS = Error("ERR Background save already in progress")
@@ -51,7 +54,11 @@ def cmd_save(session: Session, args: list[bytes]) -> object:
     store = session.server
     persistence = store.persistence
     if persistence is None:
-        return MEMORY_ONLY
+        try:
+            store.save_memory_snapshot()
+        except OSError as error:
+            return Error(f"ERR SAVE failed: {error}")
+        return OK
     if store.save():
         return OK
     reason = persistence.refusal() or "the compaction failed, see the server log"
@@ -88,7 +95,9 @@ def cmd_bgrewriteaof(session: Session, args: list[bytes]) -> object:
 def cmd_lastsave(session: Session, args: list[bytes]) -> int:
     store = session.server
     persistence = store.persistence
-    return int(store.started_at) if persistence is None else persistence.last_save_time
+    if persistence is None:
+        return store.memory_last_save_s or int(store.started_at)
+    return persistence.last_save_time
 
 
 def _spec(name: str, arity: int, flags: str, summary: str, handler) -> CommandSpec:

@@ -5,7 +5,21 @@ unknown commands and wrong argument counts."""
 from __future__ import annotations
 
 from ..protocol.replies import NO_REPLY, Error
-from . import client, connection, info, introspection, keys, persistence, runtime_config, security, server, strings, transactions
+from . import (
+    client,
+    cluster,
+    connection,
+    functions,
+    info,
+    introspection,
+    keys,
+    persistence,
+    runtime_config,
+    security,
+    server,
+    strings,
+    transactions,
+)
 from .table import CommandSpec, CommandTable
 
 
@@ -37,6 +51,8 @@ REDIS_COMMANDS = CommandTable(
         *runtime_config.SPECS,
         *info.SPECS,
         *introspection.SPECS,
+        *functions.SPECS,
+        *cluster.SPECS,
     ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,

@@ -11,23 +11,39 @@ options under their command-line names (``max-batch-commands``...).
 Patterns are Redis globs, matched without regard to case, as Redis does.
 redis-benchmark reads ``save`` and ``appendonly`` at start.
 
-CONFIG SET changes what can change at run time: ``slowlog-log-slower-than``,
-``slowlog-max-len``, ``requirepass`` (the live password every protocol
-checks, ``Store.requirepass``; ``""`` removes it) and ``protected-mode``
-(``yes``/``no``). As in Redis, CONFIG GET shows ``requirepass`` in clear
-(a client that can run CONFIG already has the password), and changing it
-neither logs out nor disconnects anyone. Any other known parameter may be "set" to the value
-it already has (a no-op, so ``CONFIG SET save ""`` in test setups works);
-another value is Redis' immutable-config error. Several pairs are applied
-all or nothing, as in Redis 7.
+CONFIG SET changes what can change at run time: ``maxmemory`` (bytes, or
+with Redis' units k/kb/m/mb/g/gb; 0, the default, is no limit; the policy
+is always ``noeviction``: above it, commands flagged ``denyoom`` are
+refused with ``-OOM``, see store.engine), ``slowlog-log-slower-than``,
+``slowlog-max-len``, ``latency-monitor-threshold`` (ms; 0, the default,
+turns the latency monitor off), ``latency-tracking`` (yes/no: record the
+per-command latency histograms), ``latency-tracking-info-percentiles`` (up
+to 64 numbers in [0, 100], what INFO latencystats reports) and
+``requirepass`` (the live password every protocol
+checks, ``Store.requirepass``; ``""`` removes it; as in Redis, CONFIG GET
+shows it in clear, and changing it neither logs out nor disconnects anyone),
+``protected-mode`` (``yes``/``no``), ``maxclients`` (applied to new connections at once, clamped below the
+open-file limit exactly as at start-up; CONFIG GET shows the clamped value;
+connections already open stay). Any other known parameter may be "set" to
+the value it already has (a no-op, so ``CONFIG SET save ""`` in test setups
+works); another value is Redis' immutable-config error. Several pairs are
+validated first and applied all or nothing, as in Redis 7.
 
-CONFIG RESETSTAT zeroes the counters, command statistics and latency
-histograms (``store.stats``).
+A *hidden* parameter (``key-load-delay``: trio_kv never delays loading) is
+returned only when asked for by its exact name, as Redis does.
+
+CONFIG RESETSTAT zeroes the counters, command statistics, error statistics
+and latency histograms (``store.stats``).
+
+CONFIG REWRITE answers as Redis started without a config file does
+(``-ERR The server is running without a config file``): trio_kv is
+configured by its command line and environment only.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +54,13 @@ from .connection import SYNTAX_ERROR
 from .container import Container, subcommand
 from .arguments import INT64_MAX, parse_int64
 from .auth import redact
+from .info import percentile_label
 from .session import Session
 from .table import CommandSpec
+
+NO_CONFIG_FILE = Error("ERR The server is running without a config file")
+# How many percentiles latency-tracking-info-percentiles accepts (memory stays fixed).
+MAX_INFO_PERCENTILES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +68,14 @@ class Parameter:
     name: str
     # The current value, from the Store.
     read: Callable[[Any], str]
-    # For parameters CONFIG SET may change: stores a validated value (an
-    # integer at least ``minimum``, or what ``parse`` made of the bytes).
+    # For parameters CONFIG SET may change: stores a validated value.
     apply: Callable[[Any, Any], None] | None = None
     minimum: int = 0
-    # For non-integer parameters: the raw value to what ``apply`` takes;
-    # raises ValueError with the reason CONFIG SET reports.
+    # The value's parser (raises ValueError with Redis' reason); None: an
+    # integer of at least ``minimum``.
     parse: Callable[[bytes], Any] | None = None
+    # Listed only when asked for by exact name (Redis' HIDDEN_CONFIG).
+    hidden: bool = False
 
 
 def _fixed(value: str) -> Callable[[Any], str]:
@@ -90,13 +112,6 @@ def _parse_password(raw: bytes) -> bytes | None:
     return raw or None  # "" removes the password (Redis' EMPTY_STRING_IS_NULL)
 
 
-def _parse_yes_no(raw: bytes) -> bool:
-    value = raw.lower()
-    if value not in (b"yes", b"no"):
-        raise ValueError("argument(s) must be one of the following: yes, no")
-    return value == b"yes"
-
-
 def _set_protected_mode(store: Any, on: bool) -> None:
     store.protected_mode = on
 
@@ -107,6 +122,92 @@ def _set_slowlog_threshold(store: Any, value: int) -> None:
 
 def _set_slowlog_max_len(store: Any, value: int) -> None:
     store.slowlog.set_max_len(value)
+
+
+def _parse_yes_no(raw: bytes) -> bool:
+    value = raw.lower()
+    if value not in (b"yes", b"no"):
+        raise ValueError("argument must be 'yes' or 'no'")
+    return value == b"yes"
+
+
+def _set_latency_tracking(store: Any, value: bool) -> None:
+    store.stats.latency_tracking = value
+
+
+def _parse_percentiles(raw: bytes) -> tuple[float, ...]:
+    """Redis' latency-tracking-info-percentiles: numbers separated by spaces."""
+    values = []
+    for word in raw.split():
+        try:
+            value = float(word)
+        except ValueError:
+            raise ValueError("Invalid latency-tracking-info-percentiles parameters") from None
+        if not 0.0 <= value <= 100.0:
+            raise ValueError("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+        values.append(value)
+    if len(values) > MAX_INFO_PERCENTILES:
+        raise ValueError(f"at most {MAX_INFO_PERCENTILES} latency-tracking-info-percentiles are kept")
+    return tuple(values)
+
+
+def _read_percentiles(store: Any) -> str:
+    return " ".join(percentile_label(value) for value in store.stats.latency_percentiles)
+
+
+def _set_percentiles(store: Any, value: tuple[float, ...]) -> None:
+    store.stats.latency_percentiles = value
+
+
+def _set_latency_monitor_threshold(store: Any, value: int) -> None:
+    store.latency_monitor.threshold_ms = value
+
+
+# Redis' memtoull units: k/m/g are powers of 1000, kb/mb/gb of 1024.
+MEMORY_UNITS = {b"": 1, b"b": 1, b"k": 1000, b"kb": 1024, b"m": 1000**2, b"mb": 1024**2, b"g": 1000**3, b"gb": 1024**3}
+MEMORY_VALUE = re.compile(rb"([0-9]+)([a-z]*)")
+
+
+def _parse_memory(raw: bytes) -> int:
+    match = MEMORY_VALUE.fullmatch(raw.lower())
+    if match is None or match.group(2) not in MEMORY_UNITS:
+        raise ValueError("argument must be a memory value")
+    value = int(match.group(1)) * MEMORY_UNITS[match.group(2)]
+    if value > INT64_MAX:
+        raise ValueError("argument must be a memory value")
+    return value
+
+
+def _parse_maxmemory_clients(raw: bytes) -> int:
+    """Redis' checks (a memory value, or a percentage up to 100), then
+    trio_kv's: clients are never evicted, so only 0 (off) is accepted."""
+    if raw.endswith(b"%"):
+        if not raw[:-1].isdigit():
+            raise ValueError("argument must be a memory or percent value")
+        if int(raw[:-1]) > 100:
+            raise ValueError("percentage argument must be less or equal to 100")
+        value = int(raw[:-1])
+    else:
+        try:
+            value = _parse_memory(raw)
+        except ValueError:
+            raise ValueError("argument must be a memory or percent value") from None
+    if value:
+        raise ValueError("client eviction is not supported: maxmemory-clients can only be 0")
+    return 0
+
+
+def _set_nothing(store: Any, value: object) -> None:
+    pass
+
+
+def _set_maxmemory(store: Any, value: int) -> None:
+    store.maxmemory_bytes = value
+
+
+def _set_max_clients(store: Any, value: int) -> None:
+    # The shell's hook clamps below the open-file limit and updates the cap.
+    store.set_max_clients(value)
 
 
 PARAMETERS: list[Parameter] = [
@@ -120,9 +221,12 @@ PARAMETERS: list[Parameter] = [
     Parameter("auto-aof-rewrite-percentage", _from_config("aof_rewrite_percentage")),
     Parameter("auto-aof-rewrite-min-size", _from_config("aof_rewrite_min_size_bytes")),
     Parameter("aof-load-truncated", _yes_no_from_config("aof_load_truncated")),
-    Parameter("maxmemory", _fixed("0")),
+    Parameter("maxmemory", lambda store: str(store.maxmemory_bytes), _set_maxmemory, parse=_parse_memory),
     Parameter("maxmemory-policy", _fixed("noeviction")),
-    Parameter("maxclients", lambda store: str(store.max_clients)),
+    # No eviction runs, so no keys are sampled for it, and clients are never evicted.
+    Parameter("maxmemory-samples", _fixed("5")),
+    Parameter("maxmemory-clients", _fixed("0"), _set_nothing, parse=_parse_maxmemory_clients),
+    Parameter("maxclients", lambda store: str(store.max_clients), _set_max_clients, minimum=1),
     Parameter("timeout", _fixed("0")),
     Parameter(
         "requirepass",
@@ -148,8 +252,19 @@ PARAMETERS: list[Parameter] = [
         "slowlog-log-slower-than", lambda store: str(store.slowlog.threshold_us), _set_slowlog_threshold, minimum=-1
     ),
     Parameter("slowlog-max-len", lambda store: str(store.slowlog.max_len), _set_slowlog_max_len),
-    Parameter("latency-tracking", _fixed("yes")),
-    Parameter("latency-tracking-info-percentiles", _fixed("50 99 99.9")),
+    Parameter(
+        "latency-tracking", lambda store: "yes" if store.stats.latency_tracking else "no",
+        _set_latency_tracking, parse=_parse_yes_no,
+    ),
+    Parameter("latency-tracking-info-percentiles", _read_percentiles, _set_percentiles, parse=_parse_percentiles),
+    Parameter(
+        "latency-monitor-threshold", lambda store: str(store.latency_monitor.threshold_ms),
+        _set_latency_monitor_threshold,
+    ),
+    Parameter("daemonize", _fixed("no")),
+    Parameter("replicaof", _fixed("")),
+    Parameter("slaveof", _fixed("")),
+    Parameter("key-load-delay", _fixed("0"), hidden=True),
     # trio_kv's own options, as spelled on the command line.
     Parameter("redis-port", _from_config("redis_port")),
     Parameter("data-dir", _from_config("data_dir")),
@@ -167,6 +282,13 @@ PARAMETERS: list[Parameter] = [
 PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
 
 
+def _matches(pattern: bytes, parameter: Parameter) -> bool:
+    name = parameter.name.encode()
+    if parameter.hidden:
+        return pattern.lower() == name
+    return glob_match(pattern, name, nocase=True)
+
+
 def config_get(session: Session, args: list[bytes]) -> Map:
     store = session.server
     patterns = args[2:]
@@ -174,7 +296,7 @@ def config_get(session: Session, args: list[bytes]) -> Map:
         [
             (parameter.name.encode(), parameter.read(store).encode("utf-8", "surrogateescape"))
             for parameter in PARAMETERS
-            if any(glob_match(pattern, parameter.name.encode(), nocase=True) for pattern in patterns)
+            if any(_matches(pattern, parameter) for pattern in patterns)
         ]
     )
 
@@ -228,6 +350,10 @@ def config_resetstat(session: Session, args: list[bytes]) -> object:
     return OK
 
 
+def config_rewrite(session: Session, args: list[bytes]) -> Error:
+    return NO_CONFIG_FILE
+
+
 _ADMIN = "admin noscript loading stale"
 
 CONFIG = Container(
@@ -244,6 +370,11 @@ CONFIG = Container(
         subcommand(
             "resetstat", 2, _ADMIN, "RESETSTAT",
             "Reset statistics reported by the INFO command.", config_resetstat, "2.0.0",
+        ),
+        subcommand(
+            "rewrite", 2, _ADMIN, "REWRITE",
+            "Rewrite the configuration file (there is none: configuration comes from the command line).",
+            config_rewrite, "2.8.0",
         ),
     ],
 )

@@ -14,7 +14,9 @@ from typing import Any
 
 
 class Session:
-    def __init__(self, client_id: int, server: Any, *, resp: bool, address: str = "") -> None:
+    def __init__(
+        self, client_id: int, server: Any, *, resp: bool, address: str = "", local_address: str = ""
+    ) -> None:
         self.id = client_id
         # The shared server state (store.engine.Store): keyspace, stats, config, clients.
         self.server = server
@@ -34,6 +36,10 @@ class Session:
         self.library_version = b""
         # Set by QUIT / CLIENT KILL: the connection closes after sending replies.
         self.closing = False
+        # Request bytes the connection holds for this client (CLIENT LIST
+        # qbuf): unparsed bytes plus the batch being executed. Kept by
+        # server.connection.
+        self.query_buffer_bytes = 0
         # MULTI state: the queued (spec, args) or None outside a transaction;
         # ``multi_failed`` is set when a queued command was rejected (EXECABORT).
         self.multi: list[tuple[Any, list[bytes]]] | None = None
@@ -45,6 +51,14 @@ class Session:
         self.dirty_cas = False
         self.last_command = ""
         self.created_ms = 0
+        # The server's end of the connection, "host:port" (CLIENT LIST laddr=).
+        self.local_address = local_address
+        # CLIENT REPLY: OFF drops every reply until ON; SKIP drops the reply
+        # of the next request (``skip_next`` is set by SKIP itself and becomes
+        # ``skip`` once SKIP's own request is done). The engine applies them.
+        self.reply_off = False
+        self.reply_skip = False
+        self.reply_skip_next = False
 
     def auth_required(self) -> bool:
         """Redis' authRequired: a password is set and this connection has

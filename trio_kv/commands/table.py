@@ -59,12 +59,20 @@ class CommandSpec:
     # "protocol": may switch the connection between RESP2 and RESP3 (HELLO,
     # RESET); the engine notes where, for the encoder.
     switches_protocol: bool = field(init=False)
+    # A container (CLIENT, CONFIG...): the subcommand it ran names the
+    # statistics (``client|id``, read from ``session.last_command``).
+    has_subcommands: bool = field(init=False)
+    # May change the session's CLIENT REPLY mode (CLIENT, or EXEC running a
+    # queued CLIENT REPLY): the engine re-reads the mode after it.
+    may_change_reply_mode: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_write", "write" in self.flags)
         object.__setattr__(self, "no_lock", "nolock" in self.flags)
         object.__setattr__(self, "reads_stats", "stats" in self.flags)
         object.__setattr__(self, "switches_protocol", "protocol" in self.flags)
+        object.__setattr__(self, "has_subcommands", hasattr(self.handler, "subcommands"))
+        object.__setattr__(self, "may_change_reply_mode", self.has_subcommands or self.name == "exec")
 
     def arity_ok(self, argc: int) -> bool:
         arity = self.arity

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..protocol.replies import OK, Error, NullArray
+from ..protocol.replies import NO_REPLY, OK, Error, NullArray
 from .session import Session
 from .table import CommandSpec
 
@@ -58,7 +58,9 @@ def cmd_exec(session: Session, args: list[bytes]) -> object:
         return EXEC_ABORTED
     if broken:
         return WATCH_FAILED
-    return [_run_queued(session, spec, queued_args) for spec, queued_args in queued]
+    replies = [_run_queued(session, spec, queued_args) for spec, queued_args in queued]
+    session.last_command = "exec"  # CLIENT LIST cmd=, as Redis shows after EXEC
+    return replies
 
 
 def _run_queued(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
@@ -70,7 +72,15 @@ def _run_queued(session: Session, spec: CommandSpec, args: list[bytes]) -> objec
         log.exception("client %d: command %s in EXEC failed", session.id, spec.name)
         reply = INTERNAL_ERROR
     elapsed_us = int((time.perf_counter() - started) * 1_000_000)
-    session.stats.record_command(spec.name, spec.counter, isinstance(reply, Error), elapsed_us, elapsed_us)
+    failed = isinstance(reply, Error)
+    # Under the name it ran as (client|id), with its error's code for errorstats.
+    session.stats.record_command(
+        session.last_command, spec.counter, failed, elapsed_us, elapsed_us, reply.message if failed else "ERR"
+    )
+    if reply is NO_REPLY:
+        # CLIENT REPLY OFF|SKIP inside EXEC: the mode changes from the next
+        # request on, but EXEC's array keeps one element per command.
+        return OK
     return reply
 
 

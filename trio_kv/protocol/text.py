@@ -41,7 +41,7 @@ import enum
 import re
 from typing import Final, Literal
 
-from .replies import Error
+from .replies import NO_REPLY, Error
 
 MAX_LINE_BYTES: Final = 64 * 1024
 
@@ -405,9 +405,12 @@ def encode_error(reason: str) -> bytes:
 
 def encode_text_reply(reply: object) -> bytes:
     """A text handler's reply as bytes: ``bytes`` (complete lines) pass
-    through unchanged, ``Error`` becomes an ``ERROR`` line."""
+    through unchanged, ``Error`` becomes an ``ERROR`` line, ``NO_REPLY``
+    (a reply the engine suppressed) nothing."""
     if isinstance(reply, bytes):
         return reply
     if isinstance(reply, Error):
         return encode_error(reply.message)
+    if reply is NO_REPLY:
+        return b""
     raise TypeError(f"a text reply is bytes or Error, not {type(reply).__name__}")

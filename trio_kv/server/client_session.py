@@ -27,14 +27,22 @@ def next_client_id() -> int:
     return next(_client_ids)
 
 
+def _address(get_name) -> str:
+    """``host:port`` of one end of the socket; ``?`` once the peer left."""
+    try:
+        host, port = get_name()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
+
+
 def new_session(stream: trio.abc.Stream, store: Store, *, resp: bool) -> Session:
     """The session of a connection just accepted on ``stream``: a fresh id,
-    the peer's ``host:port`` (``?`` when the peer already left), created now."""
-    try:
-        host, port = socket_of(stream).getpeername()[:2]
-        address = f"{host}:{port}"
-    except OSError:
-        address = "?"
-    session = Session(next_client_id(), store, resp=resp, address=address)
+    the peer's and the server's own ``host:port`` (``?`` when the peer
+    already left), created now."""
+    session = Session(
+        next_client_id(), store, resp=resp,
+        address=_address(socket_of(stream).getpeername), local_address=_address(socket_of(stream).getsockname),
+    )
     session.created_ms = time.time_ns() // 1_000_000
     return session

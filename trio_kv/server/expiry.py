@@ -28,7 +28,8 @@ IDLE_REHASH_BUCKETS = 256
 def active_expire_cycle(store: Store) -> int:
     keyspace = store.keyspace
     removed_total = 0
-    deadline = time.perf_counter() + SWEEP_BUDGET_SECONDS
+    started = time.perf_counter()
+    deadline = started + SWEEP_BUDGET_SECONDS
     with store.lock.write_locked():
         keyspace.rehash_step(IDLE_REHASH_BUCKETS)
         while True:
@@ -36,6 +37,8 @@ def active_expire_cycle(store: Store) -> int:
             removed_total += removed
             if removed * 4 <= SWEEP_BATCH_KEYS or time.perf_counter() > deadline:
                 break
+    # LATENCY's "expire-cycle" event (lock wait included, as it delays clients too).
+    store.latency_monitor.add_sample_if_needed("expire-cycle", int((time.perf_counter() - started) * 1000))
     return removed_total
 
 

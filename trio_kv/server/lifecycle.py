@@ -52,6 +52,7 @@ import trio
 
 from ..commands.http_api import is_loopback_host
 from ..config import Config
+from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.engine import Store
 from .dispatch import Dispatcher
 from .expiry import run_active_expiry
@@ -97,6 +98,12 @@ def clamp_max_clients(requested: int) -> int:
     return requested
 
 
+def _set_max_clients(store: Store, registry: ConnectionRegistry, requested: int) -> None:
+    """CONFIG SET maxclients (from a worker thread): clamped as at start-up;
+    the accept loop reads ``registry.max_clients`` for each new connection."""
+    registry.max_clients = store.max_clients = clamp_max_clients(requested)
+
+
 async def watch_signals(shutdown: trio.Event) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
@@ -127,6 +134,11 @@ async def serve(
     if config.appendonly:
         # Before any listener opens: a client never sees a half-loaded store.
         persistence = await recover(store, disk)
+    else:
+        # The last SAVE's dump.snapshot, if any (store.durability.memory_snapshot).
+        loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
+        if loaded is not None:
+            log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
@@ -141,6 +153,7 @@ async def serve(
     # Hooks for command handlers on worker threads (SHUTDOWN, CLIENT KILL).
     store.request_shutdown = lambda: token.run_sync_soon(shutdown.set)
     store.kill_client = lambda client_id: token.run_sync_soon(_kill, registry, client_id)
+    store.set_max_clients = lambda requested: _set_max_clients(store, registry, requested)
 
     async with trio.open_nursery() as root:
         if handle_signals:

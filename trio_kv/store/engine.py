@@ -24,18 +24,22 @@ Atomicity, as the README states it:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
 from ..commands.auth import NOAUTH, TEXT_NOAUTH, password_bytes
 from ..commands.session import Session
-from ..commands.table import CommandTable
+from ..commands.table import CommandSpec, CommandTable
 from ..config import Config
-from ..protocol.replies import Error, QUEUED
+from ..protocol.replies import NO_REPLY, Error, QUEUED
+from .durability.memory_snapshot import save_keyspace
 from .keyspace import Keyspace
+from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
 from .stats import Stats
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error, see the server log"
 NOT_IN_MULTI = Error("ERR Command not allowed inside a transaction")
+OUT_OF_MEMORY = Error("OOM command not allowed when used memory > 'maxmemory'.")
 
 
 class SaveRequest:
@@ -69,6 +74,9 @@ class Store:
         self.lock = ReadWriteLock()
         self.stats = Stats()
         self.slowlog = SlowLog(config.slowlog_log_slower_than_us, config.slowlog_max_len)
+        # LATENCY LATEST/HISTORY/...: off (threshold 0) until CONFIG SET
+        # latency-monitor-threshold, as in Redis.
+        self.latency_monitor = LatencyMonitor()
         # Filled by the async shell: the sessions of connected clients by id,
         # for CLIENT LIST / INFO clients. Worker threads only read it (copy
         # with list(...) first: the event loop adds and removes entries).
@@ -82,8 +90,15 @@ class Store:
         # Set by the async shell (server.lifecycle); safe to call from worker
         # threads. The defaults make a Store usable on its own in tests.
         self.max_clients = config.max_clients
+        # CONFIG SET maxmemory (0: no limit). With the only policy,
+        # noeviction, commands flagged denyoom are refused while
+        # used_memory_bytes() is above it (-OOM), as Redis does.
+        self.maxmemory_bytes = 0
         self.request_shutdown: Callable[[], None] = lambda: None
         self.kill_client: Callable[[int], None] = lambda client_id: None
+        # CONFIG SET maxclients; the shell installs one that clamps below the
+        # open-file limit and caps new connections at once.
+        self.set_max_clients: Callable[[int], None] = self._set_max_clients
         self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
         # The append-only log (store.durability.persistence.Persistence) when
         # --appendonly yes, set once recovery finished; None: memory only.
@@ -91,6 +106,36 @@ class Store:
         # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
         # SaveRequest, if given, is told when it finished.
         self.request_compaction: Callable[[SaveRequest | None], None] = lambda request=None: None
+        # SAVE with --appendonly no (dump.snapshot): how many, and when the
+        # last one started (LASTSAVE, INFO rdb_*); None before the first.
+        self.memory_saves = 0
+        self.memory_last_save_s: int | None = None
+        self._memory_save_lock = threading.Lock()
+
+    def used_memory_bytes(self) -> int:
+        """What INFO reports as used_memory and maxmemory is compared with:
+        the bytes tracemalloc traces when it is on, else the resident set
+        size (/proc/self/statm)."""
+        if tracemalloc.is_tracing():
+            return tracemalloc.get_traced_memory()[0]
+        try:
+            with open("/proc/self/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0  # cannot be measured: never refuse for it
+
+    def _set_max_clients(self, requested: int) -> None:
+        self.max_clients = requested
+
+    def save_memory_snapshot(self) -> None:
+        """SAVE with --appendonly no: write <data-dir>/dump.snapshot (worker
+        thread, no store lock held; see store.durability.memory_snapshot).
+        Raises OSError when the file cannot be written."""
+        with self._memory_save_lock:  # two SAVEs at once would share the .tmp
+            started = time.time()
+            save_keyspace(self.keyspace, self.lock, self.config.data_dir)
+            self.memory_saves += 1
+            self.memory_last_save_s = int(started)
 
     def save(self) -> bool:
         """SAVE: compact now and wait for it (worker thread, no store lock held)."""
@@ -114,10 +159,41 @@ def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
     discarded because of: MISCONF ...``. Unwatching needs no store lock."""
     if not any(spec.is_write for spec, _args in session.multi):
         return None
+    return _abort_exec(session, store.refused_write(session, refusal))
+
+
+def _abort_exec(session: Session, error: Error) -> Error:
+    """EXEC refused as a whole (Redis' execCommandAbort): the transaction is
+    discarded and the reply names why."""
     session.multi = None
     session.multi_failed = False
     session.keyspace.unwatch_all(session)
-    return Error(f"EXECABORT Transaction discarded because of: {store.refused_write(session, refusal).message}")
+    return Error(f"EXECABORT Transaction discarded because of: {error.message}")
+
+
+def _denies_oom(spec: CommandSpec, session: Session) -> bool:
+    """Whether maxmemory refuses this request: a denyoom command, or an EXEC
+    whose transaction queued one (Redis' processCommand)."""
+    if "denyoom" in spec.flags:
+        return True
+    return spec.name == "exec" and session.multi is not None and any(
+        "denyoom" in queued.flags for queued, _args in session.multi
+    )
+
+
+def _error_text(session: Session, error: Error) -> str:
+    """The text errorstats reads a code from: RESP errors start with their
+    code (``ERR``, ``WRONGTYPE``); the line protocol's are all ``ERROR``."""
+    return error.message if session.resp else "ERROR " + error.message
+
+
+def _append_filtered(session: Session, replies: list[object], reply: object) -> None:
+    """CLIENT REPLY OFF|SKIP: the reply is dropped (NO_REPLY: the encoders
+    write nothing) while replies are off or for the one request after a
+    SKIP; it still counts as a reply for every other purpose."""
+    replies.append(NO_REPLY if session.reply_off or session.reply_skip else reply)
+    session.reply_skip = session.reply_skip_next
+    session.reply_skip_next = False
 
 
 @dataclass(slots=True, eq=False)
@@ -153,14 +229,25 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     to reply ready), and per-command bookkeeping was 40% of the engine's
     time. Errors are counted one by one. A command flagged ``stats`` (STATS,
     LATENCY, INFO, CONFIG) first records the run before it, so it sees every
-    earlier command of its own pipeline."""
+    earlier command of its own pipeline. Statistics are kept under the name
+    the command ran as (``session.last_command``: ``client|id`` for a
+    subcommand). A request refused before running (wrong arity, refused in
+    MULTI, a write refused by MISCONF) is a rejected call of its command.
+    With CLIENT REPLY OFF or SKIP, replies are replaced by ``NO_REPLY``
+    (``_append_filtered``)."""
     lock = store.lock
     # This thread's own counters: no lock per command (see store.stats).
     shard = store.stats.shard()
-    counts = shard.counts
     slowlog = store.slowlog
     persistence = store.persistence
     keyspace = store.keyspace
+    monitor = store.latency_monitor
+    # Latency monitor threshold in us (0: off), read once per batch.
+    monitor_threshold_us = monitor.threshold_ms * 1000
+    # maxmemory (0: off); memory is measured at most once per batch, when a
+    # denyoom command first needs it.
+    maxmemory = store.maxmemory_bytes
+    out_of_memory: bool | None = None
     perf_counter = time.perf_counter
     held_write: bool | None = None  # None: no lock held
     try:
@@ -169,11 +256,16 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
             table = job.table
             by_name = table.by_name
             replies = job.replies
+            # CLIENT REPLY OFF|SKIP in force: replies go through the filter.
+            filtering = session.reply_off or session.reply_skip or session.reply_skip_next
             append = replies.append
+            if filtering:
+                append = lambda reply: _append_filtered(session, replies, reply)  # noqa: E731
             received_at = job.received_at
             # Counters for a run of the same fast command are recorded once
             # per run (StatsShard.record_calls), not once per command.
             run_spec = None
+            run_name = ""
             run_n = run_usec = run_failed = 0
             for args in job.requests:
                 if session.closing:
@@ -182,27 +274,46 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if spec is None or not (
                     len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity
                 ):
-                    spec = table.resolve(args)
-                    if type(spec) is Error:
+                    resolved = table.resolve(args)
+                    if type(resolved) is Error:
                         if session.multi is not None:
                             session.multi_failed = True
-                        append(spec)
-                        counts["errors"] += 1
+                        append(resolved)
+                        shard.record_error(_error_text(session, resolved))
+                        if spec is not None:
+                            shard.record_rejected(spec.name)
                         continue
-                    # else: an HTTP request line (commands.security) runs below
+                    spec = resolved  # an HTTP request line (commands.security) runs below
                 if not session.authenticated and store.requirepass is not None and "no_auth" not in spec.flags:
                     # Redis' processCommand: after the name and arity checks.
                     if session.multi is not None:
                         session.multi_failed = True
-                    append(NOAUTH if session.resp else TEXT_NOAUTH)
-                    counts["errors"] += 1
+                    refused = NOAUTH if session.resp else TEXT_NOAUTH
+                    append(refused)
+                    shard.record_error(_error_text(session, refused))
+                    shard.record_rejected(spec.name)
                     continue
+                if maxmemory and _denies_oom(spec, session):
+                    if out_of_memory is None:
+                        out_of_memory = store.used_memory_bytes() > maxmemory
+                    if out_of_memory:
+                        if session.multi is not None and spec.name == "exec":
+                            refused = _abort_exec(session, OUT_OF_MEMORY)
+                        else:
+                            if session.multi is not None:
+                                session.multi_failed = True  # EXEC will abort
+                            refused = OUT_OF_MEMORY
+                        append(refused)
+                        shard.record_error(_error_text(session, refused))
+                        shard.record_rejected(spec.name)
+                        continue
                 if session.multi is not None and "multi-control" not in spec.flags:
                     if "no_multi" in spec.flags:
                         # Redis: refused, and EXEC will abort the transaction.
                         session.multi_failed = True
                         append(NOT_IN_MULTI)
-                        counts["errors"] += 1
+                        shard.record_error(_error_text(session, NOT_IN_MULTI))
+                        shard.record_rejected(spec.name)
                         continue
                     session.multi.append((spec, args))
                     append(QUEUED)
@@ -217,7 +328,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                             refused = store.refused_write(session, refusal)
                         if refused is not None:
                             append(refused)
-                            counts["errors"] += 1
+                            shard.record_error(_error_text(session, refused))
+                            shard.record_rejected(spec.name)
                             continue
                 if spec.no_lock:
                     # Waits for something else that needs the lock (SAVE).
@@ -232,11 +344,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     held_write = want_write
                 if run_n and (spec is not run_spec or spec.reads_stats):
                     shard.record_calls(
-                        run_spec.name, run_spec.counter, run_n, run_failed, run_usec,
+                        run_name, run_spec.counter, run_n, run_failed, run_usec,
                         int((perf_counter() - received_at) * 1_000_000),
                     )
                     run_n = run_usec = run_failed = 0
-                run_spec = spec
                 started = perf_counter()
                 session.last_command = name = spec.name
                 try:
@@ -245,7 +356,32 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     log.exception("client %d: command %s failed", session.id, name)
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
                 finished = perf_counter()
+                if spec.has_subcommands:
+                    # The subcommand it ran (client|id) names the stats; a
+                    # run of CLIENT ID ends at a CLIENT LIST.
+                    name = session.last_command
+                    if run_n and name != run_name:
+                        shard.record_calls(
+                            run_name, run_spec.counter, run_n, run_failed, run_usec,
+                            int((perf_counter() - received_at) * 1_000_000),
+                        )
+                        run_n = run_usec = run_failed = 0
+                run_spec = spec
+                run_name = name
                 append(reply)
+                if (filtering or spec.may_change_reply_mode) and filtering is not (
+                    session.reply_off or session.reply_skip or session.reply_skip_next
+                ):
+                    # CLIENT REPLY changed the mode, from the next request on.
+                    filtering = not filtering
+                    if filtering:
+                        # OFF or SKIP just answered NO_REPLY through the plain
+                        # append: end its request as _append_filtered would.
+                        session.reply_skip = session.reply_skip_next
+                        session.reply_skip_next = False
+                        append = lambda reply: _append_filtered(session, replies, reply)  # noqa: E731
+                    else:
+                        append = replies.append
                 if spec.switches_protocol:
                     if job.protocol_changes is None:
                         job.protocol_changes = []
@@ -266,13 +402,15 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 run_n += 1
                 run_usec += exec_us
                 if type(reply) is Error:
-                    counts["errors"] += 1
+                    shard.record_error(_error_text(session, reply))
                     run_failed += 1
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
+                if monitor_threshold_us and exec_us >= monitor_threshold_us:
+                    monitor.add_sample("fast-command" if "fast" in spec.flags else "command", exec_us // 1000)
             if run_n:
                 shard.record_calls(
-                    run_spec.name, run_spec.counter, run_n, run_failed, run_usec,
+                    run_name, run_spec.counter, run_n, run_failed, run_usec,
                     int((perf_counter() - received_at) * 1_000_000),
                 )
     finally:

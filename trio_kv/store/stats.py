@@ -15,11 +15,20 @@ What is counted:
 * ``gets``/``sets``/``dels``: commands whose table entry names that counter
   (the text protocol's ``STATS`` fields), successful or not.
 * ``errors``: every error reply, from any protocol, including framing errors
-  raised before a command exists.
-* per command name: calls, failed calls, total execution microseconds (for
-  Redis' ``INFO commandstats``) and a latency histogram of the time from the
-  moment the request was read to the moment its reply was ready (queueing,
-  the thread hop and execution: everything but the send).
+  raised before a command exists; and per error code (Redis' ``INFO
+  errorstats``): the reply's first word when a space comes within its first
+  32 characters, else ``ERR`` (Redis' afterErrorReply). At most
+  ``MAX_ERROR_CODES`` codes are kept per thread; errors with a new code past
+  that count in ``errors`` only (the codes are this server's own words, so
+  the bound keeps memory fixed without losing anything in practice).
+* per command name (``client|id`` for a subcommand, as Redis): calls, failed
+  calls (ran and answered an error), rejected calls (refused before running:
+  wrong arity, refused inside MULTI, writes refused by MISCONF), total
+  execution microseconds (Redis' ``INFO commandstats``) and a latency
+  histogram of the time from the moment the request was read to the moment
+  its reply was ready (queueing, the thread hop and execution: everything
+  but the send). Histograms are kept only while ``latency_tracking`` is on
+  (``CONFIG SET latency-tracking``); the counters always.
 """
 
 from __future__ import annotations
@@ -41,18 +50,33 @@ COUNTERS = (
 )
 
 
+DEFAULT_INFO_PERCENTILES = (50.0, 99.0, 99.9)
+# Distinct error codes counted per thread (Redis 7.2 caps its errorstats at 128 too).
+MAX_ERROR_CODES = 128
+# An error code is the reply's first word if a space comes this early.
+ERROR_CODE_MAX_CHARS = 32
+
+
+def error_code(message: str) -> str:
+    """Redis' errorstats key for an error reply's text (without the ``-``)."""
+    space = message.find(" ", 0, ERROR_CODE_MAX_CHARS)
+    return message[:space] if space > 0 else "ERR"
+
+
 class CommandStats:
-    __slots__ = ("calls", "failed_calls", "usec", "latency")
+    __slots__ = ("calls", "failed_calls", "rejected_calls", "usec", "latency")
 
     def __init__(self) -> None:
         self.calls = 0
         self.failed_calls = 0
+        self.rejected_calls = 0
         self.usec = 0
         self.latency = Histogram()
 
     def merge(self, other: CommandStats) -> None:
         self.calls += other.calls
         self.failed_calls += other.failed_calls
+        self.rejected_calls += other.rejected_calls
         self.usec += other.usec
         self.latency.merge(other.latency)
 
@@ -62,6 +86,7 @@ class CommandStats:
         result = CommandStats()
         result.calls = self.calls - baseline.calls
         result.failed_calls = self.failed_calls - baseline.failed_calls
+        result.rejected_calls = self.rejected_calls - baseline.rejected_calls
         result.usec = self.usec - baseline.usec
         result.latency = self.latency.minus(baseline.latency)
         return result
@@ -70,17 +95,39 @@ class CommandStats:
 class StatsShard:
     """One thread's counters. Only its own thread writes it."""
 
-    __slots__ = ("counts", "commands")
+    __slots__ = ("counts", "commands", "error_codes", "_owner")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Stats | None = None) -> None:
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.commands: dict[str, CommandStats] = {}
+        # errorstats: error code -> error replies with it.
+        self.error_codes: dict[str, int] = {}
+        # The Stats this shard belongs to: its latency_tracking switch.
+        self._owner = owner
+
+    def record_error(self, message: str) -> None:
+        """One error reply (``message``: its text without the ``-``)."""
+        self.counts["errors"] += 1
+        code = error_code(message)
+        codes = self.error_codes
+        if code in codes:
+            codes[code] += 1
+        elif len(codes) < MAX_ERROR_CODES:
+            codes[code] = 1
+
+    def record_rejected(self, name: str) -> None:
+        """A call of ``name`` refused before it ran (its error is recorded apart)."""
+        entry = self.commands.get(name)
+        if entry is None:
+            entry = self.commands[name] = CommandStats()
+        entry.rejected_calls += 1
 
     def record_command(
-        self, name: str, counter: str | None, failed: bool, exec_us: int, latency_us: int
+        self, name: str, counter: str | None, failed: bool, exec_us: int, latency_us: int,
+        error_message: str = "ERR",
     ) -> None:
         if failed:
-            self.counts["errors"] += 1
+            self.record_error(error_message)
         self.record_calls(name, counter, 1, int(failed), exec_us, latency_us)
 
     def record_calls(
@@ -100,7 +147,9 @@ class StatsShard:
         entry.calls += calls
         entry.failed_calls += failed_calls
         entry.usec += usec
-        entry.latency.record_n(latency_us, calls)
+        owner = self._owner
+        if owner is None or owner.latency_tracking:
+            entry.latency.record_n(latency_us, calls)
 
 
 class Stats:
@@ -111,13 +160,19 @@ class Stats:
         self._shards: list[StatsShard] = []
         self._baseline_counts = dict.fromkeys(COUNTERS, 0)
         self._baseline_commands: dict[str, CommandStats] = {}
+        self._baseline_errors: dict[str, int] = {}
+        # CONFIG SET latency-tracking: record latency histograms or not.
+        self.latency_tracking = True
+        # CONFIG SET latency-tracking-info-percentiles: what INFO latencystats
+        # reports (each in [0, 100]; commands.runtime_config bounds the count).
+        self.latency_percentiles: tuple[float, ...] = DEFAULT_INFO_PERCENTILES
 
     def shard(self) -> StatsShard:
         """The calling thread's shard (the engine fetches it once per batch)."""
         try:
             return self._local.shard
         except AttributeError:
-            shard = self._local.shard = StatsShard()
+            shard = self._local.shard = StatsShard(self)
             with self._shards_lock:
                 self._shards.append(shard)
             return shard
@@ -125,13 +180,14 @@ class Stats:
     # --- writers (any thread; each writes its own shard) -----------------------
 
     def record_command(
-        self, name: str, counter: str | None, failed: bool, exec_us: int, latency_us: int
+        self, name: str, counter: str | None, failed: bool, exec_us: int, latency_us: int,
+        error_message: str = "ERR",
     ) -> None:
-        self.shard().record_command(name, counter, failed, exec_us, latency_us)
+        self.shard().record_command(name, counter, failed, exec_us, latency_us, error_message)
 
-    def record_error(self) -> None:
+    def record_error(self, message: str = "ERR") -> None:
         """An error reply that no command produced (framing, limits)."""
-        self.shard().counts["errors"] += 1
+        self.shard().record_error(message)
 
     def add(self, counter: str, amount: int = 1) -> None:
         self.shard().counts[counter] += amount
@@ -160,6 +216,23 @@ class Stats:
                 total.merge(entry)
         return merged
 
+    def _raw_errors(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for shard in self._shards_now():
+            for code, count in dict(shard.error_codes).items():
+                totals[code] = totals.get(code, 0) + count
+        return totals
+
+    def error_counts(self) -> dict[str, int]:
+        """``code -> error replies`` since the start or CONFIG RESETSTAT, by code."""
+        baseline = self._baseline_errors
+        result = {}
+        for code, count in sorted(self._raw_errors().items()):
+            count -= baseline.get(code, 0)
+            if count:
+                result[code] = count
+        return result
+
     def counters(self) -> dict[str, int]:
         raw = self._raw_counts()
         return {name: raw[name] - self._baseline_counts[name] for name in COUNTERS}
@@ -168,7 +241,7 @@ class Stats:
         result = {}
         for name, entry in sorted(self._raw_commands().items()):
             entry = entry.minus(self._baseline_commands.get(name))
-            if entry.calls:
+            if entry.calls or entry.rejected_calls:
                 result[name] = entry
         return result
 
@@ -183,6 +256,7 @@ class Stats:
                 entry.latency.percentile(0.99),
             )
             for name, entry in self._commands().items()
+            if entry.latency.total
         ]
 
     def command_table(self) -> dict[str, tuple[int, int, int]]:
@@ -190,6 +264,10 @@ class Stats:
         return {
             name: (entry.calls, entry.failed_calls, entry.usec) for name, entry in self._commands().items()
         }
+
+    def command_rejections(self) -> dict[str, int]:
+        """``name -> rejected_calls`` (0 left out)."""
+        return {name: entry.rejected_calls for name, entry in self._commands().items() if entry.rejected_calls}
 
     def latency_cumulative(self, name: str, bounds_us: list[int]) -> tuple[int, list[int]]:
         entry = self._commands().get(name)
@@ -203,9 +281,11 @@ class Stats:
         return {
             name: (entry.latency.total, entry.latency.sum_us, entry.latency.cumulative(bounds_us))
             for name, entry in self._commands().items()
+            if entry.latency.total
         }
 
     def reset(self) -> None:
         """CONFIG RESETSTAT: every counter and histogram reads zero from now on."""
         self._baseline_counts = self._raw_counts()
         self._baseline_commands = self._raw_commands()
+        self._baseline_errors = self._raw_errors()
