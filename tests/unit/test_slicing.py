@@ -248,3 +248,30 @@ def test_slice_budget_bounds_one_slice():
             break
     assert batches > 1
     assert len(job.replies[0]) == 200_000
+
+
+def test_line_protocol_keys_is_sliced_sorted_and_bounded():
+    from trio_kv.commands.text import TEXT_COMMANDS
+    from trio_kv.protocol.replies import Error
+
+    store = _store()
+
+    def run(requests):
+        job = Job(Session(1, store, resp=False), TEXT_COMMANDS, requests, time.perf_counter())
+        batches = 0
+        while True:
+            run_batch(store, [job])
+            batches += 1
+            if job.sliced is None:
+                return job.replies, batches
+
+    replies, batches = run([[b"KEYS", b"k1"]])
+    expected = sorted(key for key in (b"k%d" % i for i in range(KEYS)) if key.startswith(b"k1"))
+    assert batches > 1
+    assert replies == [b"\n".join([b"KEYS %d" % len(expected), *expected]) + b"\n"]
+    store = Store(Config(appendonly=False, max_keys_reply=100))
+    store.slice_seconds = 0
+    for i in range(KEYS):
+        store.keyspace.set(b"k%d" % i, b"v")
+    replies, _ = run([[b"KEYS"]])
+    assert isinstance(replies[0], Error) and "too many keys" in replies[0].message

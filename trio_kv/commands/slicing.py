@@ -118,6 +118,8 @@ class KeysSlices(Sliced):
         "_max_slots",
         "_inspected",
         "_reply",
+        # Turns (keys, cursor) into the reply; None: the list of keys.
+        "_make_reply",
     )
 
     def __init__(
@@ -128,8 +130,10 @@ class KeysSlices(Sliced):
         cursor: int = 0,
         max_keys: int | None = None,
         max_slots: int | None = None,
+        make_reply: Callable[[list[bytes], int], object] | None = None,
     ) -> None:
         self._keyspace = keyspace
+        self._make_reply = make_reply
         self._matches = matches
         self._cursor = cursor
         self._keys: list[bytes] = []
@@ -184,7 +188,7 @@ class KeysSlices(Sliced):
         self._cursor = cursor
         self._walking = False
         if not self._layout_changed:
-            self._reply = keys
+            self._set_reply(keys)
             return True
         self._seen = set()
         return self._dedupe(deadline)
@@ -203,14 +207,14 @@ class KeysSlices(Sliced):
             if at < len(keys) and clock() >= deadline:
                 self._dedupe_at = at
                 return False
-        self._reply = unique
         self._keys = []
         self._seen = None
+        self._set_reply(unique)
         return True
 
-    def keys(self) -> list[bytes]:
-        """The keys found (after ``step`` returned True)."""
-        return self._reply  # type: ignore[return-value]
+    def _set_reply(self, keys: list[bytes]) -> None:
+        make_reply = self._make_reply
+        self._reply = keys if make_reply is None else make_reply(keys, self._cursor)
 
     def reply(self) -> object:
         return self._reply

@@ -27,6 +27,7 @@ from __future__ import annotations
 from ..protocol.replies import Error
 from ..protocol.text import escape_value
 from .session import Session
+from .slicing import KeysSlices
 from .table import CommandSpec, CommandTable
 
 OK_LINE = b"OK\n"
@@ -94,20 +95,22 @@ def cmd_ttl(session: Session, args: list[bytes]) -> bytes:
     return b"TTL %d\n" % ttl_ms
 
 
-def cmd_keys(session: Session, args: list[bytes]) -> bytes | Error:
+def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | Error:
+    """Run in slices (commands/slicing.py, the same guarantee as RESP KEYS);
+    the walk stops once more than ``--max-keys-reply`` keys matched."""
     if len(args) > 2:
         return Error("wrong number of arguments for 'keys'")
     prefix = args[1] if len(args) == 2 else b""
     limit = session.config.max_keys_reply
-    keys = []
-    for key, _ in session.keyspace.live_items():
-        if key.startswith(prefix):
-            if len(keys) == limit:
-                return Error(f"too many keys (more than {limit}); use a longer prefix or SCAN over RESP")
-            keys.append(escape_value(key))
-    keys.sort()
-    lines = [b"KEYS %d" % len(keys), *keys]
-    return b"\n".join(lines) + b"\n"
+
+    def reply(keys: list[bytes], cursor: int) -> bytes | Error:
+        if cursor != 0 or len(keys) > limit:
+            return Error(f"too many keys (more than {limit}); use a longer prefix or SCAN over RESP")
+        lines = sorted(escape_value(key) for key in keys)
+        return b"\n".join([b"KEYS %d" % len(lines), *lines]) + b"\n"
+
+    starts = (lambda key: key.startswith(prefix)) if prefix else None
+    return KeysSlices(session.keyspace, starts, max_keys=limit + 1, make_reply=reply)
 
 
 def cmd_stats(session: Session, args: list[bytes]) -> bytes:
