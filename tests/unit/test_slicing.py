@@ -275,3 +275,13 @@ def test_line_protocol_keys_is_sliced_sorted_and_bounded():
         store.keyspace.set(b"k%d" % i, b"v")
     replies, _ = run([[b"KEYS"]])
     assert isinstance(replies[0], Error) and "too many keys" in replies[0].message
+
+
+def test_commands_that_may_slice_are_flagged():
+    # The engine tests replies for Sliced only when the spec says so.
+    from trio_kv.commands.text import TEXT_COMMANDS
+
+    for name in ("keys", "scan", "flushall", "flushdb"):
+        assert REDIS_COMMANDS.get(name).may_slice, name
+    assert TEXT_COMMANDS.get("keys").may_slice
+    assert not REDIS_COMMANDS.get("get").may_slice

@@ -339,11 +339,11 @@ SPECS: list[CommandSpec] = [
         "renamenx", 3, "write fast", cmd_renamenx, None, "Rename a key, only if the new key does not exist", (1, 2, 1)
     ),
     _spec("randomkey", 1, "readonly", cmd_randomkey, None, "Return a random key from the keyspace", NO_KEYS),
-    _spec("keys", 2, "readonly", cmd_keys, None, "Find all keys matching the given pattern", NO_KEYS),
-    _spec("scan", -2, "readonly", cmd_scan, None, "Incrementally iterate the keys space", NO_KEYS),
+    _spec("keys", 2, "readonly sliced", cmd_keys, None, "Find all keys matching the given pattern", NO_KEYS),
+    _spec("scan", -2, "readonly sliced", cmd_scan, None, "Incrementally iterate the keys space", NO_KEYS),
     _spec(
         "dbsize", 1, "readonly fast", cmd_dbsize, None, "Return the number of keys in the selected database", NO_KEYS
     ),
-    _spec("flushdb", -1, "write", cmd_flush, None, "Remove all keys from the current database", NO_KEYS),
-    _spec("flushall", -1, "write", cmd_flush, None, "Remove all keys from all databases", NO_KEYS),
+    _spec("flushdb", -1, "write sliced", cmd_flush, None, "Remove all keys from the current database", NO_KEYS),
+    _spec("flushall", -1, "write sliced", cmd_flush, None, "Remove all keys from all databases", NO_KEYS),
 ]

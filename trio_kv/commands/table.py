@@ -46,12 +46,16 @@ class CommandSpec:
     # "protocol": may switch the connection between RESP2 and RESP3 (HELLO,
     # RESET); the engine notes where, for the encoder.
     switches_protocol: bool = field(init=False)
+    # "sliced": the handler may return a commands.slicing.Sliced object
+    # (KEYS, SCAN, FLUSHALL); the engine checks replies only for these.
+    may_slice: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_write", "write" in self.flags)
         object.__setattr__(self, "no_lock", "nolock" in self.flags)
         object.__setattr__(self, "reads_stats", "stats" in self.flags)
         object.__setattr__(self, "switches_protocol", "protocol" in self.flags)
+        object.__setattr__(self, "may_slice", "sliced" in self.flags)
 
     def arity_ok(self, argc: int) -> bool:
         arity = self.arity

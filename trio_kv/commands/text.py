@@ -154,7 +154,7 @@ TEXT_COMMANDS = CommandTable(
         _spec("get", 2, "readonly fast", "GET key: the value, or NOT_FOUND", cmd_get, "gets"),
         _spec("del", 2, "write", "DEL key: remove a key", cmd_del, "dels"),
         _spec("ttl", 2, "readonly fast", "TTL key: milliseconds left, -1 without expiry", cmd_ttl),
-        _spec("keys", -1, "readonly", "KEYS [prefix]: list keys, sorted", cmd_keys),
+        _spec("keys", -1, "readonly sliced", "KEYS [prefix]: list keys, sorted", cmd_keys),
         _spec("stats", 1, "readonly stats", "STATS: the six counters", cmd_stats),
         _spec("latency", 1, "readonly stats", "LATENCY: per-command latency percentiles in us", cmd_latency),
         _spec("ping", 1, "readonly fast", "PING: PONG", cmd_ping),

@@ -263,7 +263,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 except Exception:
                     log.exception("client %d: command %s failed", session.id, name)
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
-                if isinstance(reply, Sliced):
+                if spec.may_slice and isinstance(reply, Sliced):
                     held_write = _begin_sliced(store, job, spec, args, reply, started, index, shard, held_write)
                     if job.sliced is not None:
                         break  # the rest of the job waits for the next hop
