@@ -225,9 +225,10 @@ class KeysSlices(Sliced):
 
 
 class ScanSlices(KeysSlices):
-    """SCAN with a COUNT over ``SCAN_UNSLICED_MAX_COUNT``: the same stopping
-    rule as one SCAN call (COUNT keys or COUNT * 10 slots, or the end of the
-    table), walked in slices. Guarantee: as SCAN's across calls (every key
+    """SCAN with a COUNT over ``SCAN_UNSLICED_MAX_COUNT``: the stopping rule
+    of one SCAN call (COUNT keys or COUNT * 10 slots, or the end of the
+    table), checked every ``KEYS_SLICE_SLOTS`` slots (COUNT is a hint, as in
+    Redis: a reply may hold a few thousand keys more), walked in slices. Guarantee: as SCAN's across calls (every key
     present for the whole call at least once), since slices are calls. Keys
     are not de-duplicated (SCAN may repeat keys anyway); MATCH and TYPE
     filtering is done by ``finish_reply``."""
