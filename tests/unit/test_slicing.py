@@ -285,3 +285,53 @@ def test_commands_that_may_slice_are_flagged():
         assert REDIS_COMMANDS.get(name).may_slice, name
     assert TEXT_COMMANDS.get("keys").may_slice
     assert not REDIS_COMMANDS.get("get").may_slice
+
+
+class _RepeatingKeyspace:
+    """A keyspace whose SCAN repeats keys after a layout change, as a real
+    table may when it shrinks between two slices."""
+
+    def __init__(self) -> None:
+        self.layout_version = 1
+        self._batches = [[b"a", b"b"], [b"c", b"a"], [b"b", b"d"]]
+
+    def scan_keys(self, cursor: int, slot_budget: int, out: list[bytes]) -> tuple[int, int]:
+        out.extend(self._batches[cursor])
+        if cursor == 0:
+            self.layout_version += 1  # a resize between the first two slices
+        next_cursor = cursor + 1
+        return (0 if next_cursor == len(self._batches) else next_cursor), slot_budget
+
+
+def test_keys_removes_repeats_when_the_layout_changed_mid_call():
+    work = KeysSlices(_RepeatingKeyspace(), None)
+    while not work.step(0):
+        pass
+    assert work.reply() == [b"a", b"b", b"c", b"d"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_keys_survives_a_shrink_mid_call(seed):
+    # Most keys deleted mid-call: the table shrinks while the walk goes on.
+    rng = random.Random(seed)
+    keyspace = Keyspace()
+    stable = [b"s%d" % i for i in range(2000)]
+    churn = [b"c%d" % i for i in range(14000)]
+    keys = stable + churn
+    rng.shuffle(keys)
+    for key in keys:
+        keyspace.set(key, b"v")
+    layout = keyspace.layout_version
+    work = KeysSlices(keyspace, None)
+    steps = 0
+    while not work.step(0):
+        steps += 1
+        if steps == 100 + seed * 20:
+            for key in churn:
+                keyspace.delete(key)
+        if steps > 100:
+            keyspace.rehash_step(8)
+    found = work.reply()
+    assert keyspace.layout_version != layout
+    assert len(found) == len(set(found))
+    assert set(stable) <= set(found) <= set(keys)
