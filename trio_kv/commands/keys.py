@@ -17,6 +17,11 @@ Rules kept here:
   present for a whole scan is returned at least once. It is parsed like
   Redis 7.0 (``strtoul``): a sign is accepted (``-1`` is 2**64-1), leading
   spaces and trailing bytes are not, and an empty cursor is 0.
+* KEYS, SCAN with a COUNT over ``SCAN_UNSLICED_MAX_COUNT`` and FLUSHALL /
+  FLUSHDB return a ``Sliced`` object that the engine runs a few
+  milliseconds at a time (``commands/slicing.py`` states what each
+  guarantees). FLUSH empties the keyspace at once in its handler and only
+  frees memory in slices; SYNC and ASYNC behave the same.
 * Counters (``STATS``): DEL and UNLINK count as ``dels``; the rest move none.
   Keyspace hits/misses move for EXISTS (per key), TTL, PTTL, EXPIRETIME,
   PEXPIRETIME, TYPE and SCAN ... TYPE (per key returned), the lookups Redis
@@ -25,6 +30,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ..protocol.glob import compile_glob
@@ -41,11 +47,15 @@ from .arguments import (
     invalid_expire_time,
     parse_int64,
 )
+from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, KeysSlices, ScanSlices
 from .table import CommandSpec
 
 NO_EXPIRY = -1  # the keyspace's answer for a key without a TTL
 UINT64_MODULUS = 2**64
 SCAN_DEFAULT_COUNT = 10
+# A sliced SCAN stops after COUNT * this many slots, as one unsliced call
+# does (store.hashtable.SCAN_SLOTS_PER_COUNT; Redis visits 10 * COUNT buckets).
+SCAN_SLOTS_PER_COUNT = 10
 _CURSOR = re.compile(rb"([+-]?)([0-9]+)")
 STRING_TYPE = SimpleString("string")
 NONE_TYPE = SimpleString("none")
@@ -209,13 +219,12 @@ def cmd_randomkey(session: Session, args: list[bytes]) -> bytes | None:
     return session.keyspace.random_key()
 
 
-def cmd_keys(session: Session, args: list[bytes]) -> list[bytes]:
+def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices:
+    """Run in slices (commands/slicing.py): every key present for the whole
+    call is returned exactly once; keys added or removed meanwhile may or
+    may not be."""
     pattern = args[1]
-    items = session.keyspace.live_items()
-    if pattern == b"*":
-        return [key for key, _ in items]
-    matches = compile_glob(pattern).matches
-    return [key for key, _ in items if matches(key)]
+    return KeysSlices(session.keyspace, None if pattern == b"*" else compile_glob(pattern).matches)
 
 
 def parse_scan_cursor(token: bytes) -> int | None:
@@ -256,7 +265,16 @@ def cmd_scan(session: Session, args: list[bytes]) -> object:
         else:
             return SYNTAX_ERROR
         i += 2
+    finish = functools.partial(_scan_reply, session, pattern, type_name)
+    if count > SCAN_UNSLICED_MAX_COUNT:
+        return ScanSlices(session.keyspace, cursor, count, SCAN_SLOTS_PER_COUNT, finish)
     next_cursor, keys = session.keyspace.scan(cursor, count)
+    return finish(next_cursor, keys)
+
+
+def _scan_reply(
+    session: Session, pattern: bytes | None, type_name: bytes | None, next_cursor: int, keys: list[bytes]
+) -> list[object]:
     if pattern is not None:
         matches = compile_glob(pattern).matches
         keys = [key for key in keys if matches(key)]
@@ -274,11 +292,13 @@ def cmd_dbsize(session: Session, args: list[bytes]) -> int:
 
 
 def cmd_flush(session: Session, args: list[bytes]) -> object:
-    # SYNC and ASYNC both empty the keyspace at once: freeing is Python's job.
     if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"SYNC", b"ASYNC")):
         return SYNTAX_ERROR
-    session.keyspace.clear()
-    return OK
+    # The keyspace is emptied at once (one log record, every client sees it
+    # empty from now on); the old tables are freed in slices afterwards,
+    # without the lock, and the reply comes when they are (FLUSHALL SYNC's
+    # latency, without stalling anyone else).
+    return FreeSlices(session.keyspace.detach_all(), OK)
 
 
 def _spec(
@@ -319,11 +339,11 @@ SPECS: list[CommandSpec] = [
         "renamenx", 3, "write fast", cmd_renamenx, None, "Rename a key, only if the new key does not exist", (1, 2, 1)
     ),
     _spec("randomkey", 1, "readonly", cmd_randomkey, None, "Return a random key from the keyspace", NO_KEYS),
-    _spec("keys", 2, "readonly", cmd_keys, None, "Find all keys matching the given pattern", NO_KEYS),
-    _spec("scan", -2, "readonly", cmd_scan, None, "Incrementally iterate the keys space", NO_KEYS),
+    _spec("keys", 2, "readonly sliced", cmd_keys, None, "Find all keys matching the given pattern", NO_KEYS),
+    _spec("scan", -2, "readonly sliced", cmd_scan, None, "Incrementally iterate the keys space", NO_KEYS),
     _spec(
         "dbsize", 1, "readonly fast", cmd_dbsize, None, "Return the number of keys in the selected database", NO_KEYS
     ),
-    _spec("flushdb", -1, "write", cmd_flush, None, "Remove all keys from the current database", NO_KEYS),
-    _spec("flushall", -1, "write", cmd_flush, None, "Remove all keys from all databases", NO_KEYS),
+    _spec("flushdb", -1, "write sliced", cmd_flush, None, "Remove all keys from the current database", NO_KEYS),
+    _spec("flushall", -1, "write sliced", cmd_flush, None, "Remove all keys from all databases", NO_KEYS),
 ]

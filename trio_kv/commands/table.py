@@ -65,6 +65,9 @@ class CommandSpec:
     # May change the session's CLIENT REPLY mode (CLIENT, or EXEC running a
     # queued CLIENT REPLY): the engine re-reads the mode after it.
     may_change_reply_mode: bool = field(init=False)
+    # "sliced": the handler may return a commands.slicing.Sliced object
+    # (KEYS, SCAN, FLUSHALL); the engine checks replies only for these.
+    may_slice: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_write", "write" in self.flags)
@@ -73,6 +76,7 @@ class CommandSpec:
         object.__setattr__(self, "switches_protocol", "protocol" in self.flags)
         object.__setattr__(self, "has_subcommands", hasattr(self.handler, "subcommands"))
         object.__setattr__(self, "may_change_reply_mode", self.has_subcommands or self.name == "exec")
+        object.__setattr__(self, "may_slice", "sliced" in self.flags)
 
     def arity_ok(self, argc: int) -> bool:
         arity = self.arity

@@ -37,6 +37,7 @@ from ..protocol.text import escape_value
 from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials, redact
 from .security import security_warning_spec
 from .session import Session
+from .slicing import KeysSlices
 from .table import CommandSpec, CommandTable
 
 OK_LINE = b"OK\n"
@@ -104,20 +105,22 @@ def cmd_ttl(session: Session, args: list[bytes]) -> bytes:
     return b"TTL %d\n" % ttl_ms
 
 
-def cmd_keys(session: Session, args: list[bytes]) -> bytes | Error:
+def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | Error:
+    """Run in slices (commands/slicing.py, the same guarantee as RESP KEYS);
+    the walk stops once more than ``--max-keys-reply`` keys matched."""
     if len(args) > 2:
         return Error("wrong number of arguments for 'keys'")
     prefix = args[1] if len(args) == 2 else b""
     limit = session.config.max_keys_reply
-    keys = []
-    for key, _ in session.keyspace.live_items():
-        if key.startswith(prefix):
-            if len(keys) == limit:
-                return Error(f"too many keys (more than {limit}); use a longer prefix or SCAN over RESP")
-            keys.append(escape_value(key))
-    keys.sort()
-    lines = [b"KEYS %d" % len(keys), *keys]
-    return b"\n".join(lines) + b"\n"
+
+    def reply(keys: list[bytes], cursor: int) -> bytes | Error:
+        if cursor != 0 or len(keys) > limit:
+            return Error(f"too many keys (more than {limit}); use a longer prefix or SCAN over RESP")
+        lines = sorted(escape_value(key) for key in keys)
+        return b"\n".join([b"KEYS %d" % len(lines), *lines]) + b"\n"
+
+    starts = (lambda key: key.startswith(prefix)) if prefix else None
+    return KeysSlices(session.keyspace, starts, max_keys=limit + 1, make_reply=reply)
 
 
 def cmd_stats(session: Session, args: list[bytes]) -> bytes:
@@ -176,7 +179,7 @@ TEXT_COMMANDS = CommandTable(
         _spec("get", 2, "readonly fast", "GET key: the value, or NOT_FOUND", cmd_get, "gets"),
         _spec("del", 2, "write", "DEL key: remove a key", cmd_del, "dels"),
         _spec("ttl", 2, "readonly fast", "TTL key: milliseconds left, -1 without expiry", cmd_ttl),
-        _spec("keys", -1, "readonly", "KEYS [prefix]: list keys, sorted", cmd_keys),
+        _spec("keys", -1, "readonly sliced", "KEYS [prefix]: list keys, sorted", cmd_keys),
         _spec("stats", 1, "readonly stats", "STATS: the six counters", cmd_stats),
         _spec("latency", 1, "readonly stats", "LATENCY: per-command latency percentiles in us", cmd_latency),
         _spec("ping", 1, "readonly fast", "PING: PONG", cmd_ping),

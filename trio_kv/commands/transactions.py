@@ -27,6 +27,7 @@ import time
 
 from ..protocol.replies import NO_REPLY, OK, Error, NullArray
 from .session import Session
+from .slicing import finish
 from .table import CommandSpec
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def _run_queued(session: Session, spec: CommandSpec, args: list[bytes]) -> objec
     session.last_command = spec.name
     started = time.perf_counter()
     try:
-        reply = spec.handler(session, args)
+        # A sliced command (KEYS, FLUSHALL...) runs to its end here: the
+        # transaction stays atomic (commands/slicing.py).
+        reply = finish(spec.handler(session, args))
     except Exception:
         log.exception("client %d: command %s in EXEC failed", session.id, spec.name)
         reply = INTERNAL_ERROR

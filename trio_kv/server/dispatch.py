@@ -19,6 +19,17 @@ Rules kept here:
   never runs. Once a runner took it, it is on a worker and always runs to
   the end (``abandon_on_cancel`` stays False), so a command is never
   half-applied.
+* Sliced commands (``commands/slicing.py``): a job whose sliced command is
+  unfinished after its hop (``job.sliced``) goes back to the end of the
+  pending list instead of waking its connection, so its next slice runs in
+  a later hop, with whatever other connections submitted meanwhile; its
+  connection is woken when the whole job is done. Between slices the job
+  is pending like any other, so a cancel withdraws it at once; a cancel
+  that arrives while a slice is on a worker takes effect when that slice
+  ends (the job is abandoned there, its connection gets no reply). Either
+  way no write is half-applied: a sliced command writes only in its first
+  step. So a cancelled connection (the shutdown grace ran out) is gone
+  within one slice (``SLICE_SECONDS``), whatever it was running.
 * The pending list is bounded by the number of connections (one job each),
   which ``--max-clients`` bounds, plus the few internal tasks.
 * With the append-only log on, a job whose writes were logged is not woken
@@ -35,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import outcome
 import trio
 
 from ..store.engine import Job, Store, run_batch
@@ -45,7 +57,7 @@ PARALLEL_HOP_AFTER_SECONDS = 0.002
 
 
 class _Ticket:
-    __slots__ = ("work", "task", "taken", "result")
+    __slots__ = ("work", "task", "taken", "result", "raise_cancel")
 
     def __init__(self, work: Job | Callable[[], Any], task: trio.lowlevel.Task) -> None:
         # A Job (client requests) or a plain callable (internal store work).
@@ -53,6 +65,9 @@ class _Ticket:
         self.task = task
         self.taken = False
         self.result: Any = None
+        # Set when the waiting task was cancelled while its ticket was on a
+        # worker: a job still unfinished after that hop is abandoned.
+        self.raise_cancel: Callable[[], Any] | None = None
 
 
 def _run_hop(store: Store, tickets: list[_Ticket], kick: Callable[[], None] | None) -> None:
@@ -88,6 +103,10 @@ class Dispatcher:
         self._hop_finished = trio.Event()
         self.hops = 0
         self.jobs_dispatched = 0
+        # Jobs queued again with a sliced command unfinished, and jobs
+        # abandoned between slices because their connection was cancelled.
+        self.slices_requeued = 0
+        self.slices_abandoned = 0
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -96,6 +115,8 @@ class Dispatcher:
             "pending": len(self._pending),
             "awaiting_log": len(self._committing),
             "workers_busy": self._limiter.borrowed_tokens,
+            "slices_requeued": self.slices_requeued,
+            "slices_abandoned": self.slices_abandoned,
         }
 
     async def submit(self, job: Job) -> None:
@@ -123,7 +144,10 @@ class Dispatcher:
 
         def abort(raise_cancel) -> trio.lowlevel.Abort:
             if ticket.taken:
-                # Already on a worker: it will finish and the runner wakes us.
+                # Already on a worker: its hop will finish and the runner
+                # wakes us (with the cancellation, if a sliced command is
+                # left unfinished).
+                ticket.raise_cancel = raise_cancel
                 return trio.lowlevel.Abort.FAILED
             self._pending.remove(ticket)
             return trio.lowlevel.Abort.SUCCEEDED
@@ -167,9 +191,13 @@ class Dispatcher:
                 self._wake(tickets)
 
     def _wake(self, tickets: list[_Ticket]) -> None:
-        """Wake the tickets of a finished hop, except jobs whose logged writes
-        are not durable yet: those wait in the committing list."""
+        """Wake the tickets of a finished hop, except jobs with a sliced
+        command unfinished (queued again, or abandoned if their task was
+        cancelled meanwhile) and jobs whose logged writes are not durable
+        yet: those wait in the committing list."""
         reschedule = trio.lowlevel.reschedule
+        if any(type(ticket.work) is Job and ticket.work.sliced is not None for ticket in tickets):
+            tickets = self._requeue_unfinished(tickets)
         flusher = self.flusher
         if flusher is None:
             for ticket in tickets:
@@ -190,6 +218,26 @@ class Dispatcher:
                 # covered this job, whose report has already gone by).
                 self._refuse_logged(work, refusal)
             reschedule(ticket.task)
+
+    def _requeue_unfinished(self, tickets: list[_Ticket]) -> list[_Ticket]:
+        """Queue the unfinished jobs of a hop again (or abandon them); return
+        the other tickets, to be woken."""
+        finished: list[_Ticket] = []
+        for ticket in tickets:
+            work = ticket.work
+            if type(work) is not Job or work.sliced is None:
+                finished.append(ticket)
+            elif ticket.raise_cancel is not None:
+                # Cancelled during the slice: stop here, between slices.
+                self.slices_abandoned += 1
+                work.sliced = None
+                trio.lowlevel.reschedule(ticket.task, outcome.capture(ticket.raise_cancel))
+            else:
+                self.slices_requeued += 1
+                ticket.taken = False
+                self._pending.append(ticket)
+                self._wakeup.set()
+        return finished
 
     def _refuse_logged(self, job: Job, reason: str) -> None:
         refused = self._store.refused_write(job.session, reason)

@@ -18,7 +18,10 @@ passes in) goes in this order:
 2. every connection stops reading; what it had already read still runs and
    its replies are sent;
 3. after ``--shutdown-grace-seconds`` (default 1 s) whatever is still open is
-   cancelled and closed;
+   cancelled and closed; a long command running in slices (KEYS, a big
+   SCAN, FLUSHALL: ``commands/slicing.py``) is abandoned at its next slice
+   boundary (``server.dispatch``), so this step takes at most one slice
+   whatever was pipelined, and never leaves a write half-applied;
 4. with the append-only log on, everything appended is written and fsynced
    (whatever the fsync policy) and the log closed;
 5. the dispatcher runners are cancelled; a hop already on a worker thread

@@ -15,6 +15,14 @@ Atomicity, as the README states it:
   acquisition; the lock is switched only when the kind changes. A pipeline
   is therefore not atomic as a whole (as in Redis); MULTI/EXEC and the
   multi-key commands (MSET, ...) are, because each is one command.
+* A long command (KEYS, a big SCAN, FLUSHALL) returns a
+  ``commands.slicing.Sliced`` object: the engine runs it a slice
+  (``Store.slice_seconds``) at a time under the lock it names, releasing
+  the lock between slices. An unfinished job stops at that command
+  (``Job.sliced``) and the dispatcher queues it again; the next hop resumes
+  it, then the rest of the job's requests run. Such a command is atomic
+  only as ``commands/slicing.py`` states (its writes all happen in its
+  first step); inside EXEC it runs unsliced.
 * A handler that raises is a bug: it is logged, the client gets an error, and
   the rest of the batch still runs. A command that has started always
   finishes (the hop is never abandoned), so a reply is never lost for a write
@@ -34,6 +42,7 @@ from typing import Any
 
 from ..commands.auth import NOAUTH, TEXT_NOAUTH, password_bytes
 from ..commands.session import Session
+from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced
 from ..commands.table import CommandSpec, CommandTable
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
@@ -106,6 +115,8 @@ class Store:
         # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
         # SaveRequest, if given, is told when it finished.
         self.request_compaction: Callable[[SaveRequest | None], None] = lambda request=None: None
+        # How long one slice of a sliced command runs (tests set 0: one unit).
+        self.slice_seconds = SLICE_SECONDS
         # SAVE with --appendonly no (dump.snapshot): how many, and when the
         # last one started (LASTSAVE, INFO rdb_*); None before the first.
         self.memory_saves = 0
@@ -215,6 +226,21 @@ class Job:
     # each reply is encoded in the protocol in force when it was made.
     protocol: int = 2
     protocol_changes: list[tuple[int, int]] | None = None
+    # A sliced command not finished yet (the dispatcher queues the job
+    # again), and the index of the request after it, where the job resumes.
+    sliced: InProgress | None = None
+    resume_at: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class InProgress:
+    """A sliced command between slices: what the engine needs to finish it."""
+
+    spec: Any
+    args: list[bytes]
+    work: Sliced
+    # Worker time spent on it so far (its exec time for stats and SLOWLOG).
+    exec_seconds: float
 
 
 def run_batch(store: Store, jobs: list[Job]) -> None:
@@ -267,7 +293,14 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
             run_spec = None
             run_name = ""
             run_n = run_usec = run_failed = 0
-            for args in job.requests:
+            requests = job.requests
+            index = job.resume_at
+            if job.sliced is not None:
+                held_write = _continue_sliced(store, job, shard, held_write)
+                if job.sliced is not None:
+                    continue  # still unfinished: the dispatcher queues it again
+                index = job.resume_at
+            for index, args in enumerate(requests[index:] if index else requests, index):
                 if session.closing:
                     break  # QUIT earlier in the batch: nothing after it runs
                 spec = by_name.get(args[0].lower())
@@ -355,6 +388,11 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 except Exception:
                     log.exception("client %d: command %s failed", session.id, name)
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
+                if spec.may_slice and isinstance(reply, Sliced):
+                    held_write = _begin_sliced(store, job, spec, args, reply, started, index, shard, held_write)
+                    if job.sliced is not None:
+                        break  # the rest of the job waits for the next hop
+                    continue
                 finished = perf_counter()
                 if spec.has_subcommands:
                     # The subcommand it ran (client|id) names the stats; a
@@ -416,3 +454,78 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     finally:
         if held_write is not None:
             (lock.release_write if held_write else lock.release_read)()
+
+
+def _hold(lock: ReadWriteLock, held_write: bool | None, want: str | None) -> bool | None:
+    """Switch the store lock to what a slice wants; returns what is held."""
+    want_write = None if want is None else want == WRITE
+    if held_write is not want_write:
+        if held_write is not None:
+            (lock.release_write if held_write else lock.release_read)()
+        if want_write is not None:
+            (lock.acquire_write if want_write else lock.acquire_read)()
+    return want_write
+
+
+def _log_journal(store: Store, job: Job) -> None:
+    """Log the keyspace's journal as one record for the reply the job's
+    sliced command will get (the next one appended); write lock held."""
+    persistence, keyspace = store.persistence, store.keyspace
+    if persistence is None or not keyspace.journal:
+        return
+    try:
+        job.log_lsn = persistence.log(keyspace.take_journal())
+        job.logged.append(len(job.replies))
+    except ValueError as error:
+        # Over the format's 2 GiB (see run_batch): cannot happen for the
+        # sliced commands there are (FLUSHALL logs one CLEAR effect).
+        log.error("client %d: %s not logged: %s", job.session.id, job.session.last_command, error)
+
+
+def _begin_sliced(
+    store: Store, job: Job, spec: Any, args: list[bytes], work: Sliced, started: float, index: int,
+    shard: Any, held_write: bool | None,
+) -> bool | None:
+    """A handler returned ``work``: log what the handler wrote (FLUSHALL's
+    clear, in the same lock hold), then run the first slice at once."""
+    if spec.is_write:
+        _log_journal(store, job)
+    job.sliced = InProgress(spec, args, work, time.perf_counter() - started)
+    job.resume_at = index + 1
+    return _continue_sliced(store, job, shard, held_write)
+
+
+def _continue_sliced(store: Store, job: Job, shard: Any, held_write: bool | None) -> bool | None:
+    """Run one slice of the job's sliced command; when it finishes, append
+    its reply and record its stats (one call, with the summed slice time)."""
+    progress = job.sliced
+    assert progress is not None
+    work, spec, session = progress.work, progress.spec, job.session
+    held_write = _hold(store.lock, held_write, work.lock)
+    session.last_command = spec.name
+    started = time.perf_counter()
+    try:
+        done = work.step(started + store.slice_seconds)
+        reply = work.reply() if done else None
+    except Exception:
+        log.exception("client %d: command %s failed", session.id, spec.name)
+        done, reply = True, Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
+    finished = time.perf_counter()
+    progress.exec_seconds += finished - started
+    if work.lock == WRITE:
+        _log_journal(store, job)
+    if not done:
+        return held_write
+    job.sliced = None
+    job.replies.append(reply)
+    exec_us = int(progress.exec_seconds * 1_000_000)
+    failed = type(reply) is Error
+    if failed:
+        shard.counts["errors"] += 1
+    shard.record_calls(
+        spec.name, spec.counter, 1, int(failed), exec_us, int((finished - job.received_at) * 1_000_000)
+    )
+    slowlog = store.slowlog
+    if exec_us >= slowlog.threshold_us >= 0:
+        slowlog.maybe_record(exec_us, progress.args, session.address, session.name)
+    return held_write

@@ -74,6 +74,12 @@ Rules kept here:
   The cursor is ``dict.c``'s reverse-binary counter over home slots
   (``(hash(key) >> 1) & (slots - 1)``); "bucket b" is every key whose home slot
   is b, found by walking the probe run from slot b to the first empty slot.
+* ``scan_keys`` is the same walk for KEYS and big SCANs run in slices
+  (``commands/slicing.py``): keys only, bounded in slots. ``layout_version``
+  changes whenever a key may change bucket (resize start or end, clear), so
+  a caller can tell whether its slices may have seen a key twice. ``detach``
+  empties the table in O(1) and hands over the old lists for freeing in
+  slices (FLUSHALL).
 * ``hash(bytes)`` is randomized per process, so cursors only mean something
   within one process (as Redis's do within one server).
 """
@@ -237,6 +243,9 @@ class HashTable:
         # Per table so tests can seed it; random.Random is safe to share
         # between reader threads (its methods run under the GIL).
         "_random",
+        # Bumped when a resize starts or ends or the table is emptied (see
+        # ``layout_version``).
+        "_layout_version",
     )
 
     def __init__(self, initial_slots: int = MIN_SLOTS) -> None:
@@ -244,6 +253,7 @@ class HashTable:
         while slots < initial_slots:
             slots *= 2
         self._random = random.Random()
+        self._layout_version = 0
         self._reset(slots)
 
     def _reset(self, slots: int) -> None:
@@ -256,6 +266,7 @@ class HashTable:
 
     def _install(self, table: list[Any]) -> None:
         """Make ``table`` (all cells None) the current list, with no resize."""
+        self._layout_version += 1
         slots = len(table) >> 1
         self._table: list[Any] = table
         self._mask = 2 * (slots - 1)
@@ -318,8 +329,12 @@ class HashTable:
         """Redis SCAN: start with cursor 0 and call again with the returned
         cursor until it is 0. Each call does at least one bucket and stops
         after ``count`` items or ``count * SCAN_SLOTS_PER_COUNT`` slots."""
+        cursor, items, _inspected = self._scan(cursor, count, max(1, count) * SCAN_SLOTS_PER_COUNT)
+        return cursor, items
+
+    def _scan(self, cursor: int, count: int, budget: int) -> tuple[int, list[tuple[bytes, Any]], int]:
+        """``scan`` with an explicit slot budget; also returns the slots inspected."""
         items: list[tuple[bytes, Any]] = []
-        budget = max(1, count) * SCAN_SLOTS_PER_COUNT
         inspected = 0
         if self._old_table is None:
             table, mask = self._table, self._mask
@@ -328,7 +343,7 @@ class HashTable:
                 inspected += _collect_home(table, mask, (cursor & buckets) << 1, items)
                 cursor = _reverse_increment(cursor, buckets)
                 if cursor == 0 or len(items) >= count or inspected >= budget:
-                    return cursor, items
+                    return cursor, items, inspected
         # Mid-resize: the small list's bucket, then every bucket of the large
         # list that expands it (dict.c's dictScan with two tables).
         small_table, small_mask = self._old_table, self._old_mask
@@ -346,7 +361,69 @@ class HashTable:
                 if not cursor & expansion_bits:
                     break
             if cursor == 0 or len(items) >= count or inspected >= budget:
-                return cursor, items
+                return cursor, items, inspected
+
+    # --- iteration helpers for commands run in slices (commands/slicing.py) ---
+
+    def scan_keys(self, cursor: int, slot_budget: int, out: list[bytes]) -> tuple[int, int]:
+        """``scan`` for callers that want keys only and bound their work in
+        slots: appends to ``out`` the keys of whole buckets from ``cursor`` on
+        until about ``slot_budget`` slots were inspected (at least one
+        bucket). Returns the next cursor (0: done) and the slots inspected.
+        Same guarantee as ``scan``, and a key is never returned twice while
+        ``layout_version`` stays the same (a key's home bucket only changes
+        when the layout does, and each bucket is visited once)."""
+        if self._old_table is not None:
+            cursor, items, inspected = self._scan(cursor, _NEVER, slot_budget)
+            out.extend([k for k, _ in items])
+            return cursor, inspected
+        # One table: _collect_home and _reverse_increment inlined (this loop
+        # is a whole KEYS; calls per bucket doubled its time).
+        table, mask = self._table, self._mask
+        buckets = mask >> 1
+        top_bit = (buckets + 1) >> 1
+        append = out.append
+        tombstone = _TOMBSTONE
+        inspected = 0
+        while True:
+            home = (cursor & buckets) << 1
+            i = home
+            k = table[i]
+            inspected += 1
+            while k is not None:
+                if k is not tombstone and (hash(k) & mask) == home:
+                    append(k)
+                i = (i + 2) & mask
+                k = table[i]
+                inspected += 1
+            cursor &= buckets
+            bit = top_bit
+            while cursor & bit:
+                cursor ^= bit
+                bit >>= 1
+            cursor |= bit
+            if cursor == 0 or inspected >= slot_budget:
+                return cursor, inspected
+
+    @property
+    def layout_version(self) -> int:
+        """Changes whenever keys may change home bucket: a resize starts or
+        ends, or ``clear``/``detach`` empties the table. A caller iterating in
+        slices compares it to know whether a key can have been repeated."""
+        return self._layout_version
+
+    def detach(self) -> list[list[Any]]:
+        """Empty the table in O(1) and return every list it held (with their
+        keys and values), for a caller to free a chunk at a time outside
+        the store lock (FLUSHALL): dropping them at once costs a stall
+        proportional to the keys."""
+        lists = [self._table, *self._releasing]
+        if self._old_table is not None:
+            lists.append(self._old_table)
+        if self._spare:
+            lists.append(self._spare)
+        self._reset(MIN_SLOTS)
+        return lists
 
     def random_item(self) -> tuple[bytes, Any] | None:
         """A uniformly chosen (key, value), or None if empty. Draws slots
@@ -690,6 +767,7 @@ class HashTable:
             self._end_rehash()
 
     def _end_rehash(self) -> None:
+        self._layout_version += 1
         if self._old_table is not None:
             self._releasing.append(self._old_table)
         self._old_table = None

@@ -170,6 +170,24 @@ class Keyspace:
         now_ms = self._clock_ms()
         return next_cursor, [key for key, _ in items if not self._is_expired(key, now_ms)]
 
+    def scan_keys(self, cursor: int, slot_budget: int, out: list[bytes]) -> tuple[int, int]:
+        """One slice of a KEYS or big SCAN (``commands/slicing.py``): append
+        the live keys of whole buckets from ``cursor`` on to ``out``, about
+        ``slot_budget`` slots' worth; returns the next cursor (0: done) and
+        the slots inspected. Read lock, for this call only: the cursor keeps
+        SCAN's guarantee across calls whatever writes run between them."""
+        start = len(out)
+        cursor, inspected = self._values.scan_keys(cursor, slot_budget, out)
+        if len(self._expires) and len(out) > start:
+            now_ms = self._clock_ms()
+            out[start:] = [key for key in out[start:] if not self._is_expired(key, now_ms)]
+        return cursor, inspected
+
+    @property
+    def layout_version(self) -> int:
+        """Changes when a key may have changed bucket (see HashTable.layout_version)."""
+        return self._values.layout_version
+
     def random_key(self) -> bytes | None:
         # A few tries skip expired keys waiting for the sweep; then give up as Redis does.
         for _ in range(16):
@@ -387,6 +405,22 @@ class Keyspace:
         self._touch_all(touched)
         if self.journal is not None:
             self.journal.append(("CLEAR",))
+
+    def detach_all(self) -> list[list[object]]:
+        """``clear`` in O(1) (FLUSHALL): the same effect, journal record and
+        WATCH marks, but the old tables' lists are returned instead of
+        dropped, for the caller to free a chunk at a time without the lock."""
+        touched: list[bytes] = []
+        if self._watchers:
+            with self._watch_lock:
+                touched = [key for key in self._watchers if key in self._values]
+        lists = self._values.detach() + self._expires.detach()
+        self.value_bytes = 0
+        self._sweep_cursor = 0
+        self._touch_all(touched)
+        if self.journal is not None:
+            self.journal.append(("CLEAR",))
+        return lists
 
     def take_journal(self) -> list[tuple[object, ...]]:
         """The effects journaled since the last call; starts a new journal.
