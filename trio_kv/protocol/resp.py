@@ -119,8 +119,11 @@ class RespParser:
         self._pos = 0
         # Data received but not yet joined onto _buf: queued while it cannot
         # complete the pending item, so a big payload is joined only once.
-        self._chunks: list[bytes] = []
-        self._chunks_bytes = 0
+        # One ``bytes`` (the usual case: one receive, kept without a copy) or
+        # one ``bytearray`` that later receives are appended to, so a payload
+        # arriving a byte per packet costs about a byte per byte, not a
+        # ``bytes`` object (~50 bytes) per packet.
+        self._queued: bytes | bytearray = b""
         # Arguments of the command being read; None between commands.
         self._args: list[bytes] | None = None
         # Bulk strings still to read into _args.
@@ -141,6 +144,13 @@ class RespParser:
         self._error: RespProtocolError | None = None
 
     @property
+    def buffered_bytes(self) -> int:
+        """Request bytes this parser holds: unparsed bytes plus the bytes of
+        the unfinished command already parsed (what the query-buffer limit
+        counts, and about what they cost in memory)."""
+        return len(self._buf) - self._pos + len(self._queued) + self._partial_bytes
+
+    @property
     def eof_received(self) -> bool:
         """True once ``receive_data(b"")`` was called."""
         return self._eof
@@ -154,12 +164,17 @@ class RespParser:
             return
         if self._eof:
             raise RuntimeError("receive_data after EOF")
-        if type(data) is not bytes:
-            data = bytes(data)
         if not self._ready:
             self._ready = self._wakes_up(data)
-        self._chunks.append(data)
-        self._chunks_bytes += len(data)
+        queued = self._queued
+        if not queued:
+            self._queued = data if type(data) is bytes else bytes(data)
+        elif type(queued) is bytes:
+            grown = bytearray(queued)
+            grown += data
+            self._queued = grown
+        else:
+            queued += data
 
     def next_command(self) -> list[bytes] | ParseStatus:
         """The next complete command, NEED_DATA, or CLOSED after EOF (a
@@ -188,7 +203,7 @@ class RespParser:
                     self._parse_split(commands, limit)
                 if not self._parse_buffer(commands, limit):
                     break
-                if not (self._chunks and self._ready):
+                if not (self._queued and self._ready):
                     self._ready = False
                     self._check_query_buffer()
                     break
@@ -202,7 +217,7 @@ class RespParser:
     # -- internals ---------------------------------------------------------
 
     def _unparsed_bytes(self) -> int:
-        return len(self._buf) - self._pos + self._chunks_bytes
+        return len(self._buf) - self._pos + len(self._queued)
 
     def _wakes_up(self, data: bytes) -> bool:
         """Whether ``data`` (about to be queued) may let parsing progress."""
@@ -219,18 +234,18 @@ class RespParser:
         # A CRLF split across two receives.
         if len(wake_on) != 2 or data[0] != _LF:
             return False
-        if self._chunks:
-            return self._chunks[-1][-1] == _CR
+        if self._queued:
+            return self._queued[-1] == _CR
         return self._pos < len(self._buf) and self._buf[-1] == _CR
 
     def _join_chunks(self) -> None:
-        chunks = self._chunks
+        queued = self._queued
         if self._pos < len(self._buf):
-            chunks.insert(0, memoryview(self._buf)[self._pos :])
-        self._buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._buf = b"".join((memoryview(self._buf)[self._pos :], queued))
+        else:
+            self._buf = queued if type(queued) is bytes else bytes(queued)
         self._pos = 0
-        self._chunks = []
-        self._chunks_bytes = 0
+        self._queued = b""
 
     def _check_query_buffer(self) -> None:
         if self._unparsed_bytes() + self._partial_bytes > self._max_query_buffer_bytes:

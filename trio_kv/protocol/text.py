@@ -205,6 +205,11 @@ class TextParser:
         self._error: TextProtocolError | None = None
 
     @property
+    def buffered_bytes(self) -> int:
+        """Received bytes not yet parsed into commands (the query buffer)."""
+        return len(self._buffer) - self._start
+
+    @property
     def closed(self) -> bool:
         """True once EOF was received and every command has been taken."""
         return (
