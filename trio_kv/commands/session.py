@@ -30,6 +30,10 @@ class Session:
         self.library_version = b""
         # Set by QUIT / CLIENT KILL: the connection closes after sending replies.
         self.closing = False
+        # Request bytes the connection holds for this client (CLIENT LIST
+        # qbuf): unparsed bytes plus the batch being executed. Kept by
+        # server.connection.
+        self.query_buffer_bytes = 0
         # MULTI state: the queued (spec, args) or None outside a transaction;
         # ``multi_failed`` is set when a queued command was rejected (EXECABORT).
         self.multi: list[tuple[Any, list[bytes]]] | None = None

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Generator
 from typing import Final, Literal
 
 from .replies import Error
@@ -416,3 +417,27 @@ def encode_text_reply(reply: object) -> bytes:
     if isinstance(reply, Error):
         return encode_error(reply.message)
     raise TypeError(f"a text reply is bytes or Error, not {type(reply).__name__}")
+
+
+# A text reply this long or longer is sent as the object itself, after the
+# replies before it, instead of being copied into the output buffer.
+LARGE_REPLY_BYTES: Final = 64 * 1024
+
+
+def is_streamed(reply: object) -> bool:
+    """Whether ``reply`` goes through ``encode_text_reply_pieces`` (cheap)."""
+    return type(reply) is bytes and len(reply) >= LARGE_REPLY_BYTES
+
+
+def encode_text_reply_pieces(out: bytearray, reply: object) -> Generator[bytes | bytearray, None, bytearray]:
+    """``encode_text_reply(reply)`` after what ``out`` holds, as pieces to
+    send in order (a yielded piece is never touched again): ``out``, then a
+    ``bytes`` reply as it is, with no copy. Returns the buffer for the next
+    replies."""
+    if type(reply) is not bytes:
+        out += encode_text_reply(reply)
+        return out
+    if out:
+        yield out
+    yield reply
+    return bytearray()
