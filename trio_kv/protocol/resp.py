@@ -51,8 +51,12 @@ _STAR = ord("*")
 # The fast path (``_parse_split``): headers it recognises without parsing.
 _FAST_COUNTS = {b"*%d" % n: n for n in range(1, 65)}
 _FAST_BULK_LENGTHS = {b"$%d" % n: n for n in range(0, 16 * 1024)}
-# Buffers larger than this skip the fast path (splitting would copy a big value).
+# The fast path splits at most this many bytes of the buffer per call (a
+# pipeline backlog of many MiB is taken a window at a time, and a big value
+# is never split or copied whole): the window grows with the batch limit.
 _FAST_PATH_MAX_BYTES = 256 * 1024
+_FAST_PATH_BYTES_PER_COMMAND = 128
+_FAST_PATH_MIN_BYTES = 4096
 _DOLLAR = ord("$")
 _CR = ord("\r")
 _LF = ord("\n")
@@ -199,7 +203,7 @@ class RespParser:
         commands: list[list[bytes]] = []
         try:
             while True:
-                if self._args is None and len(self._buf) - self._pos <= _FAST_PATH_MAX_BYTES:
+                if self._args is None:
                     self._parse_split(commands, limit)
                 if not self._parse_buffer(commands, limit):
                     break
@@ -267,7 +271,14 @@ class RespParser:
         pos = self._pos
         if pos >= len(buf) or buf[pos] != _STAR:
             return
-        lines = (buf[pos:] if pos else buf).split(b"\r\n")
+        window = min(
+            _FAST_PATH_MAX_BYTES,
+            max(_FAST_PATH_MIN_BYTES, (limit - len(commands)) * _FAST_PATH_BYTES_PER_COMMAND),
+        )
+        whole = pos == 0 and len(buf) <= window
+        # A window may cut the buffer anywhere: the piece after its last CRLF
+        # is never taken, so a cut item is left to the next call.
+        lines = (buf if whole else buf[pos : pos + window]).split(b"\r\n")
         # The last piece is not followed by CRLF: never part of a command.
         complete = len(lines) - 1
         counts = _FAST_COUNTS
@@ -300,7 +311,7 @@ class RespParser:
             taken += 1
             index = stop
         if index:
-            if index == complete and not lines[-1]:
+            if index == complete and not lines[-1] and pos + window >= len(buf):
                 pos = len(buf)  # the usual case: every byte was whole commands
             else:
                 pos += sum(map(len, lines[:index])) + 2 * index
