@@ -32,6 +32,7 @@ from typing import Any
 
 from ..commands.session import Session
 from ..commands.table import CommandTable
+from ..commands.transactions import queue_command
 from ..config import Config
 from ..protocol.replies import Error, QUEUED
 from .keyspace import Keyspace
@@ -190,8 +191,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         append(NOT_IN_MULTI)
                         counts["errors"] += 1
                         continue
-                    session.multi.append((spec, args))
-                    append(QUEUED)
+                    queued = queue_command(session, spec, args)
+                    append(queued)
+                    if queued is not QUEUED:
+                        counts["errors"] += 1  # over the queue's limits
                     continue
                 want_write = spec.is_write
                 if want_write and persistence is not None:
