@@ -35,7 +35,7 @@ class Config:
     max_value_bytes: int = 512 * 1024 * 1024
     # KEYS over the text protocol answers at most this many keys (see README).
     max_keys_reply: int = 100_000
-    # Encoded replies are sent whenever this much is waiting (see server.connection).
+    # A client's unsent reply bytes above which its requests wait (server.connection).
     max_pending_reply_bytes: int = 1024 * 1024
     # Commands taken from one read and sent to the workers in one batch.
     max_batch_commands: int = 1024
@@ -170,10 +170,10 @@ _OPTIONS = [
     _Option("max_key_bytes", _int_at_least(1), "largest key"),
     _Option("max_value_bytes", _int_at_least(1), "largest value"),
     _Option("max_keys_reply", _int_at_least(1), "most keys one text-protocol KEYS reply lists"),
-    _Option("max_pending_reply_bytes", _int_at_least(1024), "encoded reply bytes a connection buffers before sending"),
+    _Option("max_pending_reply_bytes", _int_at_least(1024), "a client's unsent reply bytes above which its requests wait (the output limit)"),
     _Option("max_batch_commands", _int_at_least(1), "most commands a connection sends to the workers in one hop"),
     _Option("proto_max_bulk_len_bytes", _int_at_least(1024), "largest RESP bulk string"),
-    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client"),
+    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client (past it the client is closed)"),
     _Option("multi_max_queued_commands", _int_at_least(1), "most commands one MULTI may queue (past it: error, EXECABORT)"),
     _Option("multi_max_queued_bytes", _int_at_least(1024), "most argument bytes one MULTI may queue (past it: error, EXECABORT)"),
     _Option("active_expire_interval_seconds", _seconds, "period of the background sweep of expired keys"),
