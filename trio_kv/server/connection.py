@@ -61,7 +61,7 @@ from ..protocol.replies import Error
 from ..store.engine import Job, Store
 from .client_session import new_session
 from .dispatch import Dispatcher
-from .sending import Outbox
+from .sending import Outbox, Piece
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class Connection:
 
     # -- output ------------------------------------------------------------
 
-    def _write(self, data) -> None:
+    def _write(self, data: Piece) -> None:
         """Send ``data`` after the earlier replies, never blocking; what the
         kernel does not take now, the writer task sends."""
         if self._outbox.write(data) and not self._writer_running:
@@ -168,7 +168,7 @@ class Connection:
         if scope is not None and self._outbox.unsent_bytes < self._room_below:
             scope.cancel()
 
-    async def _wait_for_room(self, parser, below: int) -> None:
+    async def _wait_for_room(self, parser: resp.RespParser | text.TextParser | None, below: int) -> None:
         """Wait until the unsent output is under ``below`` bytes, reading the
         client's requests into ``parser`` meanwhile (``None``: the connection
         is closing, and what arrives is dropped). Raises
@@ -200,7 +200,7 @@ class Connection:
 
     # -- input -------------------------------------------------------------
 
-    def _feed(self, parser, data: bytes) -> None:
+    def _feed(self, parser: resp.RespParser | text.TextParser, data: bytes) -> None:
         """Give received bytes (b"": EOF) to the parser; past the query-buffer
         limit, close the client (as Redis: no reply, a warning in the log)."""
         self._received_at = time.perf_counter()
