@@ -314,6 +314,12 @@ class Connection:
                             await self._wait_for_room(parser, max_pending)
                 if out:
                     self._write(out)
+                # Let the other tasks run before this one reads again: by then
+                # its client has usually sent its next request, so the read
+                # takes it at once instead of registering with epoll and
+                # sleeping (measured: 15% more CPU per request with 50
+                # unpipelined clients without this yield).
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 session.query_buffer_bytes = parser.buffered_bytes
                 if session.closing:
                     return
