@@ -58,16 +58,28 @@ def test_is_streamed_picks_containers_and_big_values() -> None:
     assert not is_streamed(b"x") and not is_streamed(1) and not is_streamed(None) and not is_streamed(Error("e"))
 
 
+def _text_pieces(out: bytes, reply: object, piece_bytes: int = 1 << 20) -> tuple[list, bytearray]:
+    pieces = []
+    generator = text.encode_text_reply_pieces(bytearray(out), reply, piece_bytes)
+    while True:
+        try:
+            pieces.append(next(generator))
+        except StopIteration as done:
+            return pieces, done.value
+
+
 def test_text_pieces_pass_a_big_reply_through() -> None:
     big = b"VALUE " + b"x" * text.LARGE_REPLY_BYTES + b"\n"
-    assert text.is_streamed(big) and not text.is_streamed(b"OK\n")
-    generator = text.encode_text_reply_pieces(bytearray(b"OK\n"), big)
-    assert next(generator) == b"OK\n"
-    assert next(generator) is big
-    with pytest.raises(StopIteration) as done:
-        next(generator)
-    assert done.value.value == bytearray()
-    generator = text.encode_text_reply_pieces(bytearray(b"OK\n"), Error("bad"))
-    with pytest.raises(StopIteration) as done:
-        next(generator)
-    assert done.value.value == b"OK\nERROR bad\n"
+    assert text.is_streamed(big) and not text.is_streamed(b"OK\n") and not text.is_streamed(Error("e"))
+    pieces, rest = _text_pieces(b"OK\n", big)
+    assert pieces[0] == b"OK\n" and pieces[1] is big and rest == bytearray()
+    pieces, rest = _text_pieces(b"OK\n", Error("bad"))
+    assert pieces == [] and rest == b"OK\nERROR bad\n"
+
+
+def test_a_text_reply_made_of_pieces_is_sent_in_buffers() -> None:
+    lines = [b"KEY key:%d\n" % i for i in range(10_000)]
+    assert text.is_streamed(lines)
+    pieces, rest = _text_pieces(b"OK\n", lines, piece_bytes=4096)
+    assert b"".join(pieces) + rest == b"OK\n" + b"".join(lines) == b"OK\n" + text.encode_text_reply(lines)
+    assert len(pieces) > 10 and max(map(len, pieces)) < 4096 + 20

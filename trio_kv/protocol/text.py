@@ -411,12 +411,16 @@ def encode_error(reason: str) -> bytes:
 
 def encode_text_reply(reply: object) -> bytes:
     """A text handler's reply as bytes: ``bytes`` (complete lines) pass
-    through unchanged, ``Error`` becomes an ``ERROR`` line."""
+    through unchanged, a ``list`` of ``bytes`` pieces (each a run of
+    complete lines, for a big reply made in parts) is joined, ``Error``
+    becomes an ``ERROR`` line."""
     if isinstance(reply, bytes):
         return reply
     if isinstance(reply, Error):
         return encode_error(reply.message)
-    raise TypeError(f"a text reply is bytes or Error, not {type(reply).__name__}")
+    if type(reply) is list:
+        return b"".join(reply)
+    raise TypeError(f"a text reply is bytes, a list of bytes or Error, not {type(reply).__name__}")
 
 
 # A text reply this long or longer is sent as the object itself, after the
@@ -425,19 +429,34 @@ LARGE_REPLY_BYTES: Final = 64 * 1024
 
 
 def is_streamed(reply: object) -> bool:
-    """Whether ``reply`` goes through ``encode_text_reply_pieces`` (cheap)."""
-    return type(reply) is bytes and len(reply) >= LARGE_REPLY_BYTES
+    """Whether ``reply`` goes through ``encode_text_reply_pieces`` (cheap):
+    a ``bytes`` reply of ``LARGE_REPLY_BYTES`` or more, or a list of pieces."""
+    reply_type = type(reply)
+    return reply_type is list or (reply_type is bytes and len(reply) >= LARGE_REPLY_BYTES)  # type: ignore[arg-type]
 
 
-def encode_text_reply_pieces(out: bytearray, reply: object) -> Generator[bytes | bytearray, None, bytearray]:
+def encode_text_reply_pieces(
+    out: bytearray, reply: object, piece_bytes: int
+) -> Generator[bytes | bytearray, None, bytearray]:
     """``encode_text_reply(reply)`` after what ``out`` holds, as pieces to
-    send in order (a yielded piece is never touched again): ``out``, then a
-    ``bytes`` reply as it is, with no copy. Returns the buffer for the next
-    replies."""
-    if type(reply) is not bytes:
+    send in order (a yielded piece is never touched again): a big ``bytes``
+    reply as it is, with no copy; a list of pieces joined into buffers that
+    are yielded as they reach ``piece_bytes``. Returns the buffer for the
+    next replies."""
+    reply_type = type(reply)
+    if reply_type is list:
+        for piece in reply:  # type: ignore[attr-defined]
+            if type(piece) is not bytes:
+                raise TypeError(f"a text reply piece is bytes, not {type(piece).__name__}")
+            out += piece
+            if len(out) >= piece_bytes:
+                yield out
+                out = bytearray()
+        return out
+    if reply_type is not bytes:
         out += encode_text_reply(reply)
         return out
     if out:
         yield out
-    yield reply
+    yield reply  # type: ignore[misc]
     return bytearray()

@@ -235,7 +235,7 @@ class Connection:
             TEXT_COMMANDS,
             encode=lambda out, reply, protocol: out.extend(text.encode_text_reply(reply)),
             is_streamed=text.is_streamed,
-            encode_pieces=lambda out, reply, protocol, piece_bytes: text.encode_text_reply_pieces(out, reply),
+            encode_pieces=lambda out, reply, protocol, piece_bytes: text.encode_text_reply_pieces(out, reply, piece_bytes),
             encode_protocol_error=lambda error: text.encode_error(error.reason),
             closes=lambda error: error.close,
         )
