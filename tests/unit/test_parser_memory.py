@@ -75,3 +75,18 @@ def test_text_parser_buffered_bytes() -> None:
     assert parser.buffered_bytes == 9
     assert parser.next_commands(10) == [[b"GET", b"a"]]
     assert parser.buffered_bytes == 3
+
+
+def test_text_parser_parses_a_big_backlog_a_window_at_a_time() -> None:
+    # A client that kept writing while its replies waited: MiBs of lines.
+    lines = [b"SET key:%d value:%d" % (i, i) for i in range(200_000)]
+    parser = TextParser()
+    parser.receive_data(b"\n".join(lines[:100_000]) + b"\n" + b"\r\n".join(lines[100_000:]))
+    parser.receive_data(b"")
+    got = []
+    while batch := parser.next_commands(1024):
+        # Parsed commands waiting in the parser stay within one window.
+        assert len(parser._ready) < 20_000
+        got.extend(batch)
+    assert got == [line.split() for line in lines]
+    assert parser.closed

@@ -23,9 +23,11 @@ Rules this module keeps:
   deliberate difference: NUL is an ordinary byte here (C stops at it).
 * Bounded memory. An unterminated line is an error as soon as it is provably
   longer than ``max_line_bytes``; the parser then stops buffering. Memory is
-  therefore at most ``max_line_bytes`` plus what one ``receive_data`` call
-  hands over (and the commands parsed from it), provided the caller asks for
-  commands after every call.
+  therefore at most ``max_line_bytes`` plus what the caller hands over with
+  ``receive_data`` (``buffered_bytes``; the connection bounds it with the
+  query-buffer limit), and the commands parsed at once are those of one
+  window of at most 256 KiB (or twice ``max_line_bytes``), however big the
+  backlog.
 * Errors are ``TextProtocolError``s carrying the reply reason and whether the
   connection must close. Every error this parser raises today closes: after
   it the parser is dead, every later ``next_command``/``next_commands`` call
@@ -45,6 +47,8 @@ from typing import Final, Literal
 from .replies import Error
 
 MAX_LINE_BYTES: Final = 64 * 1024
+# Bytes of complete lines parsed into commands at once (TextParser._refill).
+_REFILL_BYTES: Final = 256 * 1024
 
 REASON_LINE_TOO_LONG: Final = "line too long"
 REASON_UNBALANCED_QUOTES: Final = "unbalanced quotes"
@@ -190,6 +194,9 @@ class TextParser:
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes}")
         self._max_line_bytes = max_line_bytes
+        # The most bytes one refill parses (see _refill); always more than a
+        # line may hold, so a window without a line end means "too long".
+        self._refill_bytes = max(_REFILL_BYTES, 2 * max_line_bytes + 2)
         # Received bytes; everything before _start is parsed already.
         self._buffer = bytearray()
         self._start = 0
@@ -274,19 +281,26 @@ class TextParser:
         return batch
 
     def _refill(self) -> None:
-        """Parse every complete line in the buffer into _ready."""
+        """Parse the complete lines in the next window of the buffer into
+        _ready. The window (``_refill_bytes``, more than a longest line)
+        bounds the commands parsed at once: a client's backlog of many MiB,
+        buffered while its replies waited, is not turned into command lists
+        all at once."""
         self._ready = []
         self._ready_pos = 0
         if self._error is not None:
             return
         buffer = self._buffer
-        last_newline = buffer.rfind(b"\n", self._scan_from)
+        end = min(len(buffer), self._start + self._refill_bytes)
+        last_newline = buffer.rfind(b"\n", self._scan_from, end)
         if last_newline >= 0:
             chunk = bytes(buffer[self._start : last_newline])
             self._start = self._scan_from = last_newline + 1
             self._ready = self._parse_lines(chunk)
+            if end < len(buffer) and self._error is None:
+                return  # more lines past the window: the next call takes them
         else:
-            self._scan_from = len(buffer)
+            self._scan_from = end
         tail_bytes = len(buffer) - self._start
         if self._error is None and tail_bytes:
             if self._too_long(tail_bytes, buffer[-1]):
