@@ -35,12 +35,15 @@ class Config:
     max_value_bytes: int = 512 * 1024 * 1024
     # KEYS over the text protocol answers at most this many keys (see README).
     max_keys_reply: int = 100_000
-    # Encoded replies are sent whenever this much is waiting (see server.connection).
+    # A client's unsent reply bytes above which its requests wait (server.connection).
     max_pending_reply_bytes: int = 1024 * 1024
     # Commands taken from one read and sent to the workers in one batch.
     max_batch_commands: int = 1024
     proto_max_bulk_len_bytes: int = 512 * 1024 * 1024
     client_query_buffer_limit_bytes: int = 1024 * 1024 * 1024
+    # MULTI: most commands / argument bytes one transaction may queue.
+    multi_max_queued_commands: int = 1_000_000
+    multi_max_queued_bytes: int = 1024 * 1024 * 1024
     active_expire_interval_seconds: float = 0.1
     slowlog_log_slower_than_us: int = 10_000
     slowlog_max_len: int = 128
@@ -203,10 +206,12 @@ _OPTIONS = [
     _Option("max_key_bytes", _int_at_least(1), "largest key"),
     _Option("max_value_bytes", _int_at_least(1), "largest value"),
     _Option("max_keys_reply", _int_at_least(1), "most keys one text-protocol KEYS reply lists"),
-    _Option("max_pending_reply_bytes", _int_at_least(1024), "encoded reply bytes a connection buffers before sending"),
+    _Option("max_pending_reply_bytes", _int_at_least(1024), "a client's unsent reply bytes above which its requests wait (the output limit)"),
     _Option("max_batch_commands", _int_at_least(1), "most commands a connection sends to the workers in one hop"),
     _Option("proto_max_bulk_len_bytes", _int_at_least(1024), "largest RESP bulk string"),
-    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client"),
+    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client (past it the client is closed)"),
+    _Option("multi_max_queued_commands", _int_at_least(1), "most commands one MULTI may queue (past it: error, EXECABORT)"),
+    _Option("multi_max_queued_bytes", _int_at_least(1024), "most argument bytes one MULTI may queue (past it: error, EXECABORT)"),
     _Option("active_expire_interval_seconds", _seconds, "period of the background sweep of expired keys"),
     _Option("slowlog_log_slower_than_us", _int_at_least(-1), "SLOWLOG threshold in microseconds (-1 disables)"),
     _Option("slowlog_max_len", _int_at_least(0), "entries SLOWLOG keeps"),

@@ -4,6 +4,7 @@ and (reply value, RESP2 bytes, RESP3 bytes)."""
 from __future__ import annotations
 
 import math
+import random
 import tracemalloc
 
 import pytest
@@ -572,3 +573,34 @@ def test_split_fast_path_leaves_odd_input_to_general_parser(wire, message):
     assert outcome(whole) == outcome(general)
     if message is not None:
         assert outcome(whole) == message
+
+
+def test_a_backlog_bigger_than_the_fast_path_window_parses_exactly() -> None:
+    # A client that wrote a pipeline while its replies waited leaves MiBs of
+    # commands in the buffer; the fast path takes them a window at a time,
+    # and the window cuts commands, CRLFs and payloads anywhere.
+    rng = random.Random(8)
+    commands = []
+    for i in range(30_000):
+        shape = rng.random()
+        if shape < 0.4:
+            commands.append([b"GET", b"key:%d" % i])
+        elif shape < 0.8:
+            commands.append([b"SET", b"key:%d" % i, b"v" * rng.randrange(0, 300)])
+        elif shape < 0.95:
+            commands.append([b"SET", b"crlf", b"a\r\nb" * rng.randrange(1, 5)])
+        else:
+            commands.append([b"MSET"] + [b"x" * rng.randrange(0, 20_000) for _ in range(4)])
+    data = b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in c) for c in commands)
+    for limit in (1, 7, 1024):
+        parser = RespParser(inline_allowed=False)
+        parser.receive_data(data[: len(data) // 2])
+        got = []
+        while batch := parser.next_commands(limit):
+            assert len(batch) <= limit
+            got.extend(batch)
+        parser.receive_data(data[len(data) // 2 :])
+        while batch := parser.next_commands(limit):
+            got.extend(batch)
+        assert got == commands
+        assert parser.buffered_bytes == 0

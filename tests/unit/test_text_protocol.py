@@ -344,7 +344,9 @@ def test_encode_error(reason: str, encoded: bytes) -> None:
 def test_encode_text_reply() -> None:
     assert encode_text_reply(b"KEYS 1\nk\n") == b"KEYS 1\nk\n"
     assert encode_text_reply(Error("unknown command")) == b"ERROR unknown command\n"
-    for wrong in ("OK\n", None, 1, OK, [b"x"]):
+    # A big reply may come as a list of pieces of complete lines.
+    assert encode_text_reply([b"KEYS 2\n", b"a\nb\n"]) == b"KEYS 2\na\nb\n"
+    for wrong in ("OK\n", None, 1, OK, ("x",)):
         with pytest.raises(TypeError):
             encode_text_reply(wrong)
 

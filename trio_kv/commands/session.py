@@ -44,6 +44,8 @@ class Session:
         # ``multi_failed`` is set when a queued command was rejected (EXECABORT).
         self.multi: list[tuple[Any, list[bytes]]] | None = None
         self.multi_failed = False
+        # Argument bytes queued in the open transaction (its byte limit).
+        self.multi_queued_bytes = 0
         # WATCH: key -> True if the key had already expired (not yet deleted)
         # when watched. Kept by store.keyspace (watch / unwatch_all).
         self.watched: dict[bytes, bool] = {}

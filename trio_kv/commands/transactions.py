@@ -3,9 +3,16 @@
 How a transaction runs here:
 
 * MULTI opens ``session.multi``; the engine (``store.engine.run_batch``) then
-  queues every command without the ``multi-control`` flag and answers
-  QUEUED, and marks ``session.multi_failed`` when a command is rejected
-  before queueing (unknown name, wrong arity), as Redis' flagTransaction.
+  queues every command without the ``multi-control`` flag
+  (``queue_command``) and answers QUEUED, and marks ``session.multi_failed``
+  when a command is rejected before queueing (unknown name, wrong arity), as
+  Redis' flagTransaction.
+* The queue is bounded (Redis' is not): a command past
+  ``--multi-max-queued-commands`` commands or ``--multi-max-queued-bytes``
+  argument bytes is not queued; it gets an error and marks the transaction
+  failed, so EXEC answers ``-EXECABORT`` (like any queue-time error) and
+  the queue stops growing. The byte count is the arguments' lengths, the
+  request bytes the client made the server keep.
 * EXEC has the ``write`` flag, so the engine holds the write lock for the
   whole transaction: the queued handlers run here, one after the other, and
   nothing else touches the keyspace in between. A queued command that fails
@@ -25,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..protocol.replies import NO_REPLY, OK, Error, NullArray
+from ..protocol.replies import NO_REPLY, OK, QUEUED, Error, NullArray
 from .session import Session
 from .slicing import finish
 from .table import CommandSpec
@@ -42,7 +49,31 @@ def cmd_multi(session: Session, args: list[bytes]) -> object:
         return Error("ERR MULTI calls can not be nested")
     session.multi = []
     session.multi_failed = False
+    session.multi_queued_bytes = 0
     return OK
+
+
+def queue_command(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
+    """Queue a command inside MULTI: QUEUED, or an error past the queue's
+    limits (the transaction is then failed: EXEC answers EXECABORT)."""
+    queued = session.multi
+    config = session.config
+    if len(queued) >= config.multi_max_queued_commands:
+        session.multi_failed = True
+        return Error(
+            "ERR Transaction queue is full "
+            f"(multi-max-queued-commands {config.multi_max_queued_commands}); EXEC will abort"
+        )
+    size = sum(map(len, args))
+    if session.multi_queued_bytes + size > config.multi_max_queued_bytes:
+        session.multi_failed = True
+        return Error(
+            "ERR Transaction queue is full "
+            f"(multi-max-queued-bytes {config.multi_max_queued_bytes}); EXEC will abort"
+        )
+    session.multi_queued_bytes += size
+    queued.append((spec, args))
+    return QUEUED
 
 
 def cmd_exec(session: Session, args: list[bytes]) -> object:

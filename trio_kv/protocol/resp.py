@@ -60,8 +60,12 @@ _STAR = ord("*")
 # The fast path (``_parse_split``): headers it recognises without parsing.
 _FAST_COUNTS = {b"*%d" % n: n for n in range(1, 65)}
 _FAST_BULK_LENGTHS = {b"$%d" % n: n for n in range(0, 16 * 1024)}
-# Buffers larger than this skip the fast path (splitting would copy a big value).
+# The fast path splits at most this many bytes of the buffer per call (a
+# pipeline backlog of many MiB is taken a window at a time, and a big value
+# is never split or copied whole): the window grows with the batch limit.
 _FAST_PATH_MAX_BYTES = 256 * 1024
+_FAST_PATH_BYTES_PER_COMMAND = 128
+_FAST_PATH_MIN_BYTES = 4096
 _DOLLAR = ord("$")
 _CR = ord("\r")
 _LF = ord("\n")
@@ -133,8 +137,11 @@ class RespParser:
         self._pos = 0
         # Data received but not yet joined onto _buf: queued while it cannot
         # complete the pending item, so a big payload is joined only once.
-        self._chunks: list[bytes] = []
-        self._chunks_bytes = 0
+        # One ``bytes`` (the usual case: one receive, kept without a copy) or
+        # one ``bytearray`` that later receives are appended to, so a payload
+        # arriving a byte per packet costs about a byte per byte, not a
+        # ``bytes`` object (~50 bytes) per packet.
+        self._queued: bytes | bytearray = b""
         # Arguments of the command being read; None between commands.
         self._args: list[bytes] | None = None
         # Bulk strings still to read into _args.
@@ -155,6 +162,13 @@ class RespParser:
         self._error: RespProtocolError | None = None
 
     @property
+    def buffered_bytes(self) -> int:
+        """Request bytes this parser holds: unparsed bytes plus the bytes of
+        the unfinished command already parsed (what the query-buffer limit
+        counts, and about what they cost in memory)."""
+        return len(self._buf) - self._pos + len(self._queued) + self._partial_bytes
+
+    @property
     def eof_received(self) -> bool:
         """True once ``receive_data(b"")`` was called."""
         return self._eof
@@ -168,12 +182,17 @@ class RespParser:
             return
         if self._eof:
             raise RuntimeError("receive_data after EOF")
-        if type(data) is not bytes:
-            data = bytes(data)
         if not self._ready:
             self._ready = self._wakes_up(data)
-        self._chunks.append(data)
-        self._chunks_bytes += len(data)
+        queued = self._queued
+        if not queued:
+            self._queued = data if type(data) is bytes else bytes(data)
+        elif type(queued) is bytes:
+            grown = bytearray(queued)
+            grown += data
+            self._queued = grown
+        else:
+            queued += data
 
     def next_command(self) -> list[bytes] | ParseStatus:
         """The next complete command, NEED_DATA, or CLOSED after EOF (a
@@ -201,11 +220,11 @@ class RespParser:
         commands: list[list[bytes]] = []
         try:
             while True:
-                if self._args is None and len(self._buf) - self._pos <= _FAST_PATH_MAX_BYTES and not self._unauthenticated:
+                if self._args is None and not self._unauthenticated:
                     self._parse_split(commands, limit)
                 if not self._parse_buffer(commands, limit):
                     break
-                if not (self._chunks and self._ready):
+                if not (self._queued and self._ready):
                     self._ready = False
                     self._check_query_buffer()
                     break
@@ -219,7 +238,7 @@ class RespParser:
     # -- internals ---------------------------------------------------------
 
     def _unparsed_bytes(self) -> int:
-        return len(self._buf) - self._pos + self._chunks_bytes
+        return len(self._buf) - self._pos + len(self._queued)
 
     def _wakes_up(self, data: bytes) -> bool:
         """Whether ``data`` (about to be queued) may let parsing progress."""
@@ -236,18 +255,18 @@ class RespParser:
         # A CRLF split across two receives.
         if len(wake_on) != 2 or data[0] != _LF:
             return False
-        if self._chunks:
-            return self._chunks[-1][-1] == _CR
+        if self._queued:
+            return self._queued[-1] == _CR
         return self._pos < len(self._buf) and self._buf[-1] == _CR
 
     def _join_chunks(self) -> None:
-        chunks = self._chunks
+        queued = self._queued
         if self._pos < len(self._buf):
-            chunks.insert(0, memoryview(self._buf)[self._pos :])
-        self._buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._buf = b"".join((memoryview(self._buf)[self._pos :], queued))
+        else:
+            self._buf = queued if type(queued) is bytes else bytes(queued)
         self._pos = 0
-        self._chunks = []
-        self._chunks_bytes = 0
+        self._queued = b""
 
     def _check_query_buffer(self) -> None:
         if self._unparsed_bytes() + self._partial_bytes > self._max_query_buffer_bytes:
@@ -269,7 +288,14 @@ class RespParser:
         pos = self._pos
         if pos >= len(buf) or buf[pos] != _STAR:
             return
-        lines = (buf[pos:] if pos else buf).split(b"\r\n")
+        window = min(
+            _FAST_PATH_MAX_BYTES,
+            max(_FAST_PATH_MIN_BYTES, (limit - len(commands)) * _FAST_PATH_BYTES_PER_COMMAND),
+        )
+        whole = pos == 0 and len(buf) <= window
+        # A window may cut the buffer anywhere: the piece after its last CRLF
+        # is never taken, so a cut item is left to the next call.
+        lines = (buf if whole else buf[pos : pos + window]).split(b"\r\n")
         # The last piece is not followed by CRLF: never part of a command.
         complete = len(lines) - 1
         counts = _FAST_COUNTS
@@ -302,7 +328,7 @@ class RespParser:
             taken += 1
             index = stop
         if index:
-            if index == complete and not lines[-1]:
+            if index == complete and not lines[-1] and pos + window >= len(buf):
                 pos = len(buf)  # the usual case: every byte was whole commands
             else:
                 pos += sum(map(len, lines[:index])) + 2 * index

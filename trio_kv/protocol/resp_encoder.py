@@ -1,5 +1,13 @@
 """RESP replies: the reply values of ``protocol.replies`` as RESP2 or RESP3
-bytes (``encode_reply``, ``encode_reply_into``). No IO.
+bytes (``encode_reply``, ``encode_reply_into``, ``encode_reply_pieces``). No IO.
+
+A reply of any size can be encoded in pieces (``encode_reply_pieces``, for
+the replies ``is_streamed`` picks: arrays, maps, sets, big bulk strings): the
+encoder yields a piece to send whenever its buffer passes a size, so a
+``KEYS *`` or MGET of hundreds of MiB never exists whole as bytes, and a
+bulk string of ``LARGE_BULK_BYTES`` or more is yielded as the value object
+itself instead of being copied. The caller sends (or queues) each piece
+before asking for the next, which is where it may wait for its client.
 
 RESP2 has no map, set, double, boolean, null or verbatim types, so they go
 out as Redis 7 sends them to a RESP2 client: maps and sets as flat arrays,
@@ -11,7 +19,7 @@ precomputed bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 from .replies import (
     OK,
@@ -247,3 +255,92 @@ def encode_reply(reply: object, protocol: int) -> bytes:
     out = bytearray()
     encode_reply_into(out, reply, protocol)
     return bytes(out)
+
+
+# A bulk string this long or longer is yielded as the value itself by
+# ``encode_reply_pieces`` (a copy of a big value would cost its size again).
+LARGE_BULK_BYTES = 64 * 1024
+_CONTAINERS = (list, Set, Map)
+
+Piece = bytes | bytearray | memoryview
+
+
+def is_streamed(reply: object) -> bool:
+    """Whether ``reply`` may be large enough to go through
+    ``encode_reply_pieces`` (arrays, maps, sets, bulk strings of
+    ``LARGE_BULK_BYTES`` or more); cheap, for the per-reply hot path."""
+    reply_type = type(reply)
+    if reply_type is bytes:
+        return len(reply) >= LARGE_BULK_BYTES  # type: ignore[arg-type]
+    return reply_type in _CONTAINERS
+
+
+class _Pieces:
+    """The buffer being filled; replaced by a new one each time it is yielded."""
+
+    __slots__ = ("out", "piece_bytes")
+
+    def __init__(self, out: bytearray, piece_bytes: int) -> None:
+        self.out = out
+        self.piece_bytes = piece_bytes
+
+
+def encode_reply_pieces(
+    out: bytearray, reply: object, protocol: int, piece_bytes: int
+) -> Generator[Piece, None, bytearray]:
+    """Encode ``reply`` for RESP ``protocol`` after what ``out`` holds.
+
+    Yields, in order, the bytes to send: a buffer each time it reaches
+    ``piece_bytes``, and a bulk string of ``LARGE_BULK_BYTES`` or more as the
+    value object itself. A yielded buffer is never touched again. Returns
+    (``StopIteration.value``) the unfinished buffer, which the caller keeps
+    appending the next replies to. The bytes are exactly
+    ``encode_reply_into``'s."""
+    _check_protocol(protocol)
+    if piece_bytes < 1:
+        raise ValueError(f"piece_bytes must be at least 1, got {piece_bytes}")
+    state = _Pieces(out, piece_bytes)
+    yield from _encode_pieces(state, reply, protocol == 3)
+    return state.out
+
+
+def _encode_pieces(state: _Pieces, value: object, resp3: bool) -> Generator[Piece, None, None]:
+    value_type = type(value)
+    if value_type is list:
+        _encode_array_header(state.out, b"*", len(value))  # type: ignore[arg-type]
+        items = value
+    elif value_type is Set:
+        _encode_array_header(state.out, b"~" if resp3 else b"*", len(value.items))  # type: ignore[attr-defined]
+        items = value.items  # type: ignore[attr-defined]
+    elif value_type is Map:
+        pairs = value.pairs  # type: ignore[attr-defined]
+        _encode_array_header(state.out, b"%" if resp3 else b"*", len(pairs) if resp3 else 2 * len(pairs))
+        items = (element for pair in pairs for element in pair)
+    elif (value_type is bytes or value_type is bytearray) and len(value) >= LARGE_BULK_BYTES:  # type: ignore[arg-type]
+        out = state.out
+        out += b"$%d\r\n" % len(value)  # type: ignore[arg-type]
+        yield out
+        yield value  # type: ignore[misc]
+        state.out = bytearray(_CRLF)
+        return
+    else:
+        _encode(state.out, value, resp3)
+        if len(state.out) >= state.piece_bytes:
+            yield state.out
+            state.out = bytearray()
+        return
+    piece_bytes = state.piece_bytes
+    out = state.out
+    for item in items:
+        if type(item) is bytes and len(item) < LARGE_BULK_BYTES:
+            # The common element (KEYS, MGET), encoded inline.
+            size = len(item)
+            out += _BULK_HEADERS[size] if size < _SMALL_BULK_LIMIT else b"$%d\r\n" % size
+            out += item
+            out += _CRLF
+            if len(out) >= piece_bytes:
+                yield out
+                out = state.out = bytearray()
+        else:
+            yield from _encode_pieces(state, item, resp3)
+            out = state.out

@@ -23,9 +23,11 @@ Rules this module keeps:
   deliberate difference: NUL is an ordinary byte here (C stops at it).
 * Bounded memory. An unterminated line is an error as soon as it is provably
   longer than ``max_line_bytes``; the parser then stops buffering. Memory is
-  therefore at most ``max_line_bytes`` plus what one ``receive_data`` call
-  hands over (and the commands parsed from it), provided the caller asks for
-  commands after every call.
+  therefore at most ``max_line_bytes`` plus what the caller hands over with
+  ``receive_data`` (``buffered_bytes``; the connection bounds it with the
+  query-buffer limit), and the commands parsed at once are those of one
+  window of at most 256 KiB (or twice ``max_line_bytes``), however big the
+  backlog.
 * Errors are ``TextProtocolError``s carrying the reply reason and whether the
   connection must close. Every error this parser raises today closes: after
   it the parser is dead, every later ``next_command``/``next_commands`` call
@@ -39,11 +41,14 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Generator
 from typing import Final, Literal
 
 from .replies import NO_REPLY, Error
 
 MAX_LINE_BYTES: Final = 64 * 1024
+# Bytes of complete lines parsed into commands at once (TextParser._refill).
+_REFILL_BYTES: Final = 256 * 1024
 
 REASON_LINE_TOO_LONG: Final = "line too long"
 REASON_UNBALANCED_QUOTES: Final = "unbalanced quotes"
@@ -189,6 +194,9 @@ class TextParser:
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes}")
         self._max_line_bytes = max_line_bytes
+        # The most bytes one refill parses (see _refill); always more than a
+        # line may hold, so a window without a line end means "too long".
+        self._refill_bytes = max(_REFILL_BYTES, 2 * max_line_bytes + 2)
         # Received bytes; everything before _start is parsed already.
         self._buffer = bytearray()
         self._start = 0
@@ -203,6 +211,11 @@ class TextParser:
         self._eof = False
         # Raised once _ready is drained; sticky because it closes.
         self._error: TextProtocolError | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Received bytes not yet parsed into commands (the query buffer)."""
+        return len(self._buffer) - self._start
 
     @property
     def closed(self) -> bool:
@@ -268,19 +281,26 @@ class TextParser:
         return batch
 
     def _refill(self) -> None:
-        """Parse every complete line in the buffer into _ready."""
+        """Parse the complete lines in the next window of the buffer into
+        _ready. The window (``_refill_bytes``, more than a longest line)
+        bounds the commands parsed at once: a client's backlog of many MiB,
+        buffered while its replies waited, is not turned into command lists
+        all at once."""
         self._ready = []
         self._ready_pos = 0
         if self._error is not None:
             return
         buffer = self._buffer
-        last_newline = buffer.rfind(b"\n", self._scan_from)
+        end = min(len(buffer), self._start + self._refill_bytes)
+        last_newline = buffer.rfind(b"\n", self._scan_from, end)
         if last_newline >= 0:
             chunk = bytes(buffer[self._start : last_newline])
             self._start = self._scan_from = last_newline + 1
             self._ready = self._parse_lines(chunk)
+            if end < len(buffer) and self._error is None:
+                return  # more lines past the window: the next call takes them
         else:
-            self._scan_from = len(buffer)
+            self._scan_from = end
         tail_bytes = len(buffer) - self._start
         if self._error is None and tail_bytes:
             if self._too_long(tail_bytes, buffer[-1]):
@@ -405,12 +425,55 @@ def encode_error(reason: str) -> bytes:
 
 def encode_text_reply(reply: object) -> bytes:
     """A text handler's reply as bytes: ``bytes`` (complete lines) pass
-    through unchanged, ``Error`` becomes an ``ERROR`` line, ``NO_REPLY``
-    (a reply the engine suppressed) nothing."""
+    through unchanged, a ``list`` of ``bytes`` pieces (each a run of
+    complete lines, for a big reply made in parts) is joined, ``Error``
+    becomes an ``ERROR`` line, ``NO_REPLY`` (a reply the engine suppressed)
+    nothing."""
     if isinstance(reply, bytes):
         return reply
     if isinstance(reply, Error):
         return encode_error(reply.message)
     if reply is NO_REPLY:
         return b""
-    raise TypeError(f"a text reply is bytes or Error, not {type(reply).__name__}")
+    if type(reply) is list:
+        return b"".join(reply)
+    raise TypeError(f"a text reply is bytes, a list of bytes or Error, not {type(reply).__name__}")
+
+
+# A text reply this long or longer is sent as the object itself, after the
+# replies before it, instead of being copied into the output buffer.
+LARGE_REPLY_BYTES: Final = 64 * 1024
+
+
+def is_streamed(reply: object) -> bool:
+    """Whether ``reply`` goes through ``encode_text_reply_pieces`` (cheap):
+    a ``bytes`` reply of ``LARGE_REPLY_BYTES`` or more, or a list of pieces."""
+    reply_type = type(reply)
+    return reply_type is list or (reply_type is bytes and len(reply) >= LARGE_REPLY_BYTES)  # type: ignore[arg-type]
+
+
+def encode_text_reply_pieces(
+    out: bytearray, reply: object, piece_bytes: int
+) -> Generator[bytes | bytearray, None, bytearray]:
+    """``encode_text_reply(reply)`` after what ``out`` holds, as pieces to
+    send in order (a yielded piece is never touched again): a big ``bytes``
+    reply as it is, with no copy; a list of pieces joined into buffers that
+    are yielded as they reach ``piece_bytes``. Returns the buffer for the
+    next replies."""
+    reply_type = type(reply)
+    if reply_type is list:
+        for piece in reply:  # type: ignore[attr-defined]
+            if type(piece) is not bytes:
+                raise TypeError(f"a text reply piece is bytes, not {type(piece).__name__}")
+            out += piece
+            if len(out) >= piece_bytes:
+                yield out
+                out = bytearray()
+        return out
+    if reply_type is not bytes:
+        out += encode_text_reply(reply)
+        return out
+    if out:
+        yield out
+    yield reply  # type: ignore[misc]
+    return bytearray()

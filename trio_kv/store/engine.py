@@ -44,6 +44,7 @@ from ..commands.auth import NOAUTH, TEXT_NOAUTH, password_bytes
 from ..commands.session import Session
 from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced
 from ..commands.table import CommandSpec, CommandTable
+from ..commands.transactions import queue_command
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
 from .durability.memory_snapshot import save_keyspace
@@ -348,8 +349,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         shard.record_error(_error_text(session, NOT_IN_MULTI))
                         shard.record_rejected(spec.name)
                         continue
-                    session.multi.append((spec, args))
-                    append(QUEUED)
+                    queued = queue_command(session, spec, args)
+                    append(queued)
+                    if queued is not QUEUED:  # over the queue's limits
+                        shard.record_error(_error_text(session, queued))
                     continue
                 want_write = spec.is_write
                 if want_write and persistence is not None:
