@@ -119,7 +119,7 @@ class Connection:
         parser = resp.RespParser(
             inline_allowed=self.resp_only,
             max_bulk_bytes=config.proto_max_bulk_len_bytes,
-            max_query_buffer_bytes=config.client_query_buffer_limit_bytes,
+            max_query_buffer_bytes=self.store.client_query_buffer_limit_bytes,
             auth_required=self.session.auth_required,
         )
         await self._serve(
