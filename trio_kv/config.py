@@ -206,7 +206,10 @@ _OPTIONS = [
     _Option("max_pending_reply_bytes", _int_at_least(1024), "encoded reply bytes a connection buffers before sending"),
     _Option("max_batch_commands", _int_at_least(1), "most commands a connection sends to the workers in one hop"),
     _Option("proto_max_bulk_len_bytes", _int_at_least(1024), "largest RESP bulk string"),
-    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client"),
+    _Option(
+        "client_query_buffer_limit_bytes", _int_at_least(1024 * 1024),
+        "most unparsed request bytes per client (CONFIG SET client-query-buffer-limit changes it)",
+    ),
     _Option("active_expire_interval_seconds", _seconds, "period of the background sweep of expired keys"),
     _Option("slowlog_log_slower_than_us", _int_at_least(-1), "SLOWLOG threshold in microseconds (-1 disables)"),
     _Option("slowlog_max_len", _int_at_least(0), "entries SLOWLOG keeps"),

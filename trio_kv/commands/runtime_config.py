@@ -24,10 +24,19 @@ checks, ``Store.requirepass``; ``""`` removes it; as in Redis, CONFIG GET
 shows it in clear, and changing it neither logs out nor disconnects anyone),
 ``protected-mode`` (``yes``/``no``), ``maxclients`` (applied to new connections at once, clamped below the
 open-file limit exactly as at start-up; CONFIG GET shows the clamped value;
-connections already open stay). Any other known parameter may be "set" to
+connections already open stay), ``port`` (moves the main listener through
+the shell's ``Store.change_port`` hook, server.main_port: the new port is
+bound before the old one closes; a port that cannot be listened on is
+Redis' "Unable to listen on this port" error; 0 closes it, as in Redis) and
+``client-query-buffer-limit`` (memory units, at least 1mb as in Redis;
+read by each new RESP connection). Any other known parameter may be "set" to
 the value it already has (a no-op, so ``CONFIG SET save ""`` in test setups
-works); another value is Redis' immutable-config error. Several pairs are
-validated first and applied all or nothing, as in Redis 7.
+works); another value is Redis' immutable-config error.
+
+Several pairs are all or nothing, as in Redis 7: every value is validated
+first; then they are applied, those whose apply can fail (``port``) last,
+and when one fails the ones already applied get their previous values back,
+newest first, and the reply is the failed one's error.
 
 A *hidden* parameter (``key-load-delay``: trio_kv never delays loading) is
 returned only when asked for by its exact name, as Redis does.
