@@ -209,7 +209,7 @@ _OPTIONS = [
     _Option("max_pending_reply_bytes", _int_at_least(1024), "a client's unsent reply bytes above which its requests wait (the output limit)"),
     _Option("max_batch_commands", _int_at_least(1), "most commands a connection sends to the workers in one hop"),
     _Option("proto_max_bulk_len_bytes", _int_at_least(1024), "largest RESP bulk string"),
-    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client (past it the client is closed)"),
+    _Option("client_query_buffer_limit_bytes", _int_at_least(1024 * 1024), "most unparsed request bytes per client (past it the client is closed; CONFIG SET client-query-buffer-limit changes it)"),
     _Option("multi_max_queued_commands", _int_at_least(1), "most commands one MULTI may queue (past it: error, EXECABORT)"),
     _Option("multi_max_queued_bytes", _int_at_least(1024), "most argument bytes one MULTI may queue (past it: error, EXECABORT)"),
     _Option("active_expire_interval_seconds", _seconds, "period of the background sweep of expired keys"),

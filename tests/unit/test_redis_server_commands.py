@@ -107,8 +107,8 @@ ERROR_CASES = [
     ("CONFIG SET a 1 b", SYNTAX),
     ("CONFIG SET foo 1", Error("ERR Unknown option or number of arguments for CONFIG SET - 'foo'")),
     (
-        "CONFIG SET port 1",
-        Error("ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"),
+        "CONFIG SET databases 2",
+        Error("ERR CONFIG SET failed (possibly related to argument 'databases') - can't set immutable config"),
     ),
     (
         "CONFIG SET slowlog-max-len x",

@@ -24,10 +24,19 @@ checks, ``Store.requirepass``; ``""`` removes it; as in Redis, CONFIG GET
 shows it in clear, and changing it neither logs out nor disconnects anyone),
 ``protected-mode`` (``yes``/``no``), ``maxclients`` (applied to new connections at once, clamped below the
 open-file limit exactly as at start-up; CONFIG GET shows the clamped value;
-connections already open stay). Any other known parameter may be "set" to
+connections already open stay), ``port`` (moves the main listener through
+the shell's ``Store.change_port`` hook, server.main_port: the new port is
+bound before the old one closes; a port that cannot be listened on is
+Redis' "Unable to listen on this port" error; 0 closes it, as in Redis) and
+``client-query-buffer-limit`` (memory units, at least 1mb as in Redis;
+read by each new RESP connection). Any other known parameter may be "set" to
 the value it already has (a no-op, so ``CONFIG SET save ""`` in test setups
-works); another value is Redis' immutable-config error. Several pairs are
-validated first and applied all or nothing, as in Redis 7.
+works); another value is Redis' immutable-config error.
+
+Several pairs are all or nothing, as in Redis 7: every value is validated
+first; then they are applied, those whose apply can fail (``port``) last,
+and when one fails the ones already applied get their previous values back,
+newest first, and the reply is the failed one's error.
 
 A *hidden* parameter (``key-load-delay``: trio_kv never delays loading) is
 returned only when asked for by its exact name, as Redis does.
@@ -71,11 +80,24 @@ class Parameter:
     # For parameters CONFIG SET may change: stores a validated value.
     apply: Callable[[Any, Any], None] | None = None
     minimum: int = 0
+    maximum: int = INT64_MAX
     # The value's parser (raises ValueError with Redis' reason); None: an
-    # integer of at least ``minimum``.
+    # integer in [minimum, maximum].
     parse: Callable[[bytes], Any] | None = None
     # Listed only when asked for by exact name (Redis' HIDDEN_CONFIG).
     hidden: bool = False
+    # The current value as ``apply`` takes it, kept to roll back; None: the
+    # text ``read`` gives, parsed again (exact for every other parameter).
+    current: Callable[[Any], Any] | None = None
+    # ``apply`` may fail (raises ValueError with Redis' reason): applied after
+    # the others, so a failure only ever has to undo changes that cannot fail.
+    fallible: bool = False
+
+    def current_value(self, store: Any) -> Any:
+        if self.current is not None:
+            return self.current(store)
+        text = self.read(store).encode("utf-8", "surrogateescape")
+        return int(text) if self.parse is None else self.parse(text)
 
 
 def _fixed(value: str) -> Callable[[Any], str]:
@@ -168,13 +190,17 @@ MEMORY_UNITS = {b"": 1, b"b": 1, b"k": 1000, b"kb": 1024, b"m": 1000**2, b"mb": 
 MEMORY_VALUE = re.compile(rb"([0-9]+)([a-z]*)")
 
 
-def _parse_memory(raw: bytes) -> int:
+def _parse_memory(raw: bytes, overflow: int | None = None) -> int:
+    """A memory value; above INT64_MAX it is refused, or, when ``overflow``
+    is given, answered as ``overflow`` (so the caller's range check speaks)."""
     match = MEMORY_VALUE.fullmatch(raw.lower())
     if match is None or match.group(2) not in MEMORY_UNITS:
         raise ValueError("argument must be a memory value")
     value = int(match.group(1)) * MEMORY_UNITS[match.group(2)]
     if value > INT64_MAX:
-        raise ValueError("argument must be a memory value")
+        if overflow is None:
+            raise ValueError("argument must be a memory value")
+        return overflow
     return value
 
 
@@ -210,10 +236,42 @@ def _set_max_clients(store: Any, value: int) -> None:
     store.set_max_clients(value)
 
 
+PORT_UNAVAILABLE = "Unable to listen on this port. Check server logs."
+
+
+def _read_port(store: Any) -> str:
+    return str(store.info.get("tcp_port", store.config.port))
+
+
+def _set_port(store: Any, port: int) -> None:
+    # The shell's hook binds the new port before closing the old one
+    # (server.main_port) and logs why a bind failed, as Redis does.
+    try:
+        store.change_port(port)
+    except OSError:
+        raise ValueError(PORT_UNAVAILABLE) from None
+
+
+# Redis' bounds for client-query-buffer-limit (config.c: 1mb to LONG_MAX).
+MIN_QUERY_BUFFER_LIMIT_BYTES = 1024 * 1024
+
+
+def _parse_query_buffer_limit(raw: bytes) -> int:
+    value = _parse_memory(raw, INT64_MAX + 1)
+    if not MIN_QUERY_BUFFER_LIMIT_BYTES <= value <= INT64_MAX:
+        raise ValueError(f"argument must be between {MIN_QUERY_BUFFER_LIMIT_BYTES} and {INT64_MAX} inclusive")
+    return value
+
+
+def _set_query_buffer_limit(store: Any, value: int) -> None:
+    # Read when a connection builds its RESP parser: applies to new connections.
+    store.client_query_buffer_limit_bytes = value
+
+
 PARAMETERS: list[Parameter] = [
     # Redis' names.
     Parameter("bind", _from_config("host")),
-    Parameter("port", lambda store: str(store.info.get("tcp_port", store.config.port))),
+    Parameter("port", _read_port, _set_port, maximum=65535, fallible=True),
     Parameter("databases", _fixed("1")),
     Parameter("save", _fixed("")),
     Parameter("appendonly", _appendonly),
@@ -233,6 +291,7 @@ PARAMETERS: list[Parameter] = [
         lambda store: (store.requirepass or b"").decode("utf-8", "surrogateescape"),
         _set_requirepass,
         parse=_parse_password,
+        current=lambda store: store.requirepass,
     ),
     Parameter(
         "protected-mode",
@@ -247,7 +306,10 @@ PARAMETERS: list[Parameter] = [
     Parameter("tls-auth-clients", lambda store: "no" if store.config.tls_ca_cert_file is None else "yes"),
     Parameter("dir", _data_dir),
     Parameter("proto-max-bulk-len", _from_config("proto_max_bulk_len_bytes")),
-    Parameter("client-query-buffer-limit", _from_config("client_query_buffer_limit_bytes")),
+    Parameter(
+        "client-query-buffer-limit", lambda store: str(store.client_query_buffer_limit_bytes),
+        _set_query_buffer_limit, parse=_parse_query_buffer_limit,
+    ),
     Parameter(
         "slowlog-log-slower-than", lambda store: str(store.slowlog.threshold_us), _set_slowlog_threshold, minimum=-1
     ),
@@ -256,7 +318,10 @@ PARAMETERS: list[Parameter] = [
         "latency-tracking", lambda store: "yes" if store.stats.latency_tracking else "no",
         _set_latency_tracking, parse=_parse_yes_no,
     ),
-    Parameter("latency-tracking-info-percentiles", _read_percentiles, _set_percentiles, parse=_parse_percentiles),
+    Parameter(
+        "latency-tracking-info-percentiles", _read_percentiles, _set_percentiles, parse=_parse_percentiles,
+        current=lambda store: store.stats.latency_percentiles,
+    ),
     Parameter(
         "latency-monitor-threshold", lambda store: str(store.latency_monitor.threshold_ms),
         _set_latency_monitor_threshold,
@@ -335,13 +400,26 @@ def config_set(session: Session, args: list[bytes]) -> object:
         value = parse_int64(raw)
         if value is None:
             return _set_failed(parameter.name, "argument couldn't be parsed into an integer")
-        if value < parameter.minimum:
+        if not parameter.minimum <= value <= parameter.maximum:
             return _set_failed(
-                parameter.name, f"argument must be between {parameter.minimum} and {INT64_MAX} inclusive"
+                parameter.name, f"argument must be between {parameter.minimum} and {parameter.maximum} inclusive"
             )
         changes.append((parameter, value))
-    for parameter, value in changes:
-        parameter.apply(store, value)  # type: ignore[misc]
+    return _apply_all_or_nothing(store, changes)
+
+
+def _apply_all_or_nothing(store: Any, changes: list[tuple[Parameter, Any]]) -> object:
+    """Apply validated changes; when one fails (CONFIG SET port to a port in
+    use), undo those applied, newest first, and answer Redis' error for it."""
+    changes = sorted(changes, key=lambda change: change[0].fallible)  # stable: sent order otherwise
+    previous = [parameter.current_value(store) for parameter, _ in changes]
+    for applied, (parameter, value) in enumerate(changes):
+        try:
+            parameter.apply(store, value)  # type: ignore[misc]
+        except ValueError as error:
+            for (undone, _), old in reversed(list(zip(changes[:applied], previous))):
+                undone.apply(store, old)  # type: ignore[misc]
+            return _set_failed(parameter.name, str(error))
     return OK
 
 

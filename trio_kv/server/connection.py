@@ -213,7 +213,7 @@ class Connection:
             return
         buffered = parser.buffered_bytes
         self.session.query_buffer_bytes = buffered
-        limit = self.store.config.client_query_buffer_limit_bytes
+        limit = self.store.client_query_buffer_limit_bytes
         if buffered > limit:
             log.warning(
                 "client %d (%s): closing client that reached max query buffer length "
@@ -246,7 +246,7 @@ class Connection:
         parser = resp.RespParser(
             inline_allowed=self.resp_only,
             max_bulk_bytes=config.proto_max_bulk_len_bytes,
-            max_query_buffer_bytes=config.client_query_buffer_limit_bytes,
+            max_query_buffer_bytes=self.store.client_query_buffer_limit_bytes,
             auth_required=self.session.auth_required,
         )
         await self._serve(

@@ -7,7 +7,8 @@ The tree (every task's lifetime is owned by a nursery):
       dispatcher runners        (the worker-thread hops; outlive connections)
       active expiry sweep
       connections nursery
-        accept loops            (main port, optional --redis-port, --tls-port, --http-port)
+        accept loops            (main port, optional --redis-port, --tls-port, --http-port;
+                                 CONFIG SET port moves the main one: server.main_port)
         one task per connection (HTTP ones too: same registry, same shutdown)
 
 Shutdown (SIGTERM, SIGINT, SHUTDOWN, or the ``shutdown`` event a test
@@ -61,6 +62,7 @@ from .dispatch import Dispatcher
 from .expiry import run_active_expiry
 from .http_listener import HttpServer, serve_http_listener
 from .listener import ConnectionRegistry, serve_listener
+from .main_port import MainPort
 from .persistence import DISK_THREADS, LogFlusher, recover
 
 log = logging.getLogger(__name__)
@@ -181,11 +183,17 @@ async def serve(
             tls_address = tls_listeners[0].transport_listener.socket.getsockname()[:2] if tls_listeners else None
             store.info["tcp_port"] = main_address[1]
             async with trio.open_nursery() as accepting:
-                for resp_only, group in ((False, listeners), (True, redis_listeners), (True, tls_listeners)):
+                # The main port's listeners move with CONFIG SET port (server.main_port).
+                main_port = MainPort(
+                    store, config.host, accepting,
+                    lambda listener: serve_listener(listener, store, dispatcher, registry, connections, False),
+                    token,
+                )
+                main_port.start(listeners)
+                store.change_port = main_port.change_port
+                for group in (redis_listeners, tls_listeners):
                     for listener in group:
-                        accepting.start_soon(
-                            serve_listener, listener, store, dispatcher, registry, connections, resp_only
-                        )
+                        accepting.start_soon(serve_listener, listener, store, dispatcher, registry, connections, True)
                 http_server = HttpServer(store, dispatcher, registry)
                 for listener in http_listeners:
                     accepting.start_soon(serve_http_listener, listener, http_server, connections)
@@ -209,6 +217,7 @@ async def serve(
                     ServerAddresses(main_address, redis_address, store, shutdown, http_address, tls_address)
                 )
                 await shutdown.wait()
+                main_port.close()
                 accepting.cancel_scope.cancel()
 
             log.info("stopped accepting; draining %d connection(s)", len(registry))

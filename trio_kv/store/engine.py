@@ -109,6 +109,11 @@ class Store:
         # CONFIG SET maxclients; the shell installs one that clamps below the
         # open-file limit and caps new connections at once.
         self.set_max_clients: Callable[[int], None] = self._set_max_clients
+        # CONFIG SET port: the shell installs one that moves the main listener
+        # (server.main_port; raises OSError when the port cannot be listened on).
+        self.change_port: Callable[[int], None] = self._change_port
+        # CONFIG SET client-query-buffer-limit: read by each new RESP connection.
+        self.client_query_buffer_limit_bytes = config.client_query_buffer_limit_bytes
         self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
         # The append-only log (store.durability.persistence.Persistence) when
         # --appendonly yes, set once recovery finished; None: memory only.
@@ -138,6 +143,9 @@ class Store:
 
     def _set_max_clients(self, requested: int) -> None:
         self.max_clients = requested
+
+    def _change_port(self, port: int) -> None:
+        self.info["tcp_port"] = port
 
     def save_memory_snapshot(self) -> None:
         """SAVE with --appendonly no: write <data-dir>/dump.snapshot (worker
