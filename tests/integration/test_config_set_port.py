@@ -131,7 +131,9 @@ def test_query_buffer_limit_set_at_run_time_limits_new_connections(server: Serve
         answer = b""
         while chunk := limited.recv(4096):
             answer += chunk
-    assert answer == b"-ERR Protocol error: query buffer limit exceeded\r\n"
+    # Past the limit the client is closed with no reply, as Redis does
+    # (server.connection); under the default limit the server would wait.
+    assert answer == b""
 
 
 async def _resp_call(port: int, *args: str) -> bytes:
