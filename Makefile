@@ -1,10 +1,15 @@
 # The two commands the README promises, on a fresh clone with Python 3.11+:
 #   make run    start the server with defaults (127.0.0.1:9099)
-#   make test   run the whole test suite (unit, property, integration, harness)
+#   make test   run the test suite (unit, property, integration, harness) but
+#               the tests marked slow; CI (.ci/run) runs those too:
+#               make test PYTEST_ARGS=""
+
 # Both create .venv and install what they need into it first.
 
 PYTHON ?= python3
 VENV ?= .venv
+# make test skips the tests marked slow (each over 10 s; CI runs them).
+PYTEST_ARGS ?= -m "not slow"
 BIN := $(VENV)/bin
 
 .PHONY: run test harness bench clean
