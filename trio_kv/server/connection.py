@@ -307,6 +307,11 @@ class Connection:
                             self._write(piece)
                             if outbox.unsent_bytes >= max_pending:
                                 await self._wait_for_room(parser, max_pending)
+                            else:
+                                # Encoding a big reply (a KEYS of 1M keys is
+                                # about 0.5 s) must not stall every other
+                                # client: let them run between pieces.
+                                await trio.lowlevel.cancel_shielded_checkpoint()
                     else:
                         encode(out, reply, protocol)
                     if len(out) >= max_pending:
