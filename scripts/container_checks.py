@@ -316,12 +316,14 @@ def check_running_server(has_auth: bool, volume: str) -> None:
         if not has_auth:
             raise Skip(NO_AUTH_REASON)
         expect(redis_cli(box.main_port, "PING").startswith("NOAUTH"), "PING without AUTH")
-        wrong = redis_cli(box.main_port, "PING", password="not-" + PASSWORD)
+        wrong = redis_cli(box.main_port, "AUTH", "not-" + PASSWORD)
         expect(wrong.startswith("WRONGPASS"), f"a wrong password: {wrong!r}")
         replies = nc(box.main_port, ["GET ct:nc"])
         expect(replies[0].startswith("ERROR NOAUTH"), f"line protocol without AUTH: {replies}")
         status, body = curl(box.http_port, "/key/ct:cli")
         expect(status == 401, f"HTTP without a bearer token: {status} {body}")
+        status, body = curl(box.http_port, "/key/ct:cli", password="not-" + PASSWORD)
+        expect(status == 401, f"HTTP with a wrong bearer token: {status} {body}")
         status, _ = curl(box.http_port, "/healthz")
         expect(status == 200, f"/healthz without a token (liveness stays open): {status}")
 
