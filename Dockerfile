@@ -22,7 +22,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # with no password, protected mode serves only loopback clients, which that is.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends redis-tools \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .
