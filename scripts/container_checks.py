@@ -172,7 +172,8 @@ class Container:
         return (proc.stdout + proc.stderr).decode(errors="replace")
 
     def remove(self) -> None:
-        run("podman", "rm", "-f", "-t", "0", self.name, check=False)
+        # -v: the anonymous /data volume of a container started without one.
+        run("podman", "rm", "-f", "-v", "-t", "0", self.name, check=False)
 
 
 # --- clients -----------------------------------------------------------------
@@ -466,6 +467,7 @@ def check_compose(has_auth: bool) -> None:
             expect(redis_cli(port, "GET", "ct:compose", password=PASSWORD) == "1", "GET after up")
     finally:
         compose(project, "down", "-v", "-t", "0", env=env, check=False)
+        run("podman", "rmi", f"{project}_trio-kv", check=False)  # the image compose built
 
 
 def report() -> int:
@@ -491,7 +493,7 @@ def main() -> int:
     finally:
         for name in podman("ps", "-a", "--filter", f"name={PREFIX}", "--format", "{{.Names}}",
                            check=False).split():
-            run("podman", "rm", "-f", "-t", "0", name, check=False)
+            run("podman", "rm", "-f", "-v", "-t", "0", name, check=False)
         run("podman", "volume", "rm", "-f", volume, check=False)
     return report()
 
