@@ -120,6 +120,16 @@ class Container:
         self.args = args
         self.main_port = self.http_port = 0
 
+    @classmethod
+    def of_compose(cls, project: str) -> "Container":
+        """The one container podman-compose runs for `project`."""
+        names = podman("ps", "-a", "--filter", f"label=io.podman.compose.project={project}",
+                       "--format", "{{.Names}}").split()
+        expect(len(names) == 1, f"compose project {project} has containers {names}")
+        box = cls("compose")
+        box.name = names[0]
+        return box
+
     def start(self) -> "Container":
         argv = ["run", "-d", "--name", self.name,
                 "-p", "127.0.0.1::9099", "-p", "127.0.0.1::9100"]
@@ -442,12 +452,7 @@ def check_compose(has_auth: bool) -> None:
         with check("podman-compose up --build: password required, ports published, healthy"):
             started = time.monotonic()
             compose(project, "up", "-d", "--build", env=env)
-            names = podman("ps", "-a", "--filter", f"label=io.podman.compose.project={project}",
-                           "--format", "{{.Names}}").split()
-            expect(len(names) == 1, f"compose containers {names}")
-            box = Container.__new__(Container)
-            box.name = names[0]
-            box.wait_healthy()
+            Container.of_compose(project).wait_healthy()
             print(f"     up and healthy in {time.monotonic() - started:.1f} s", flush=True)
             expect(redis_cli(port, "PING").startswith("NOAUTH"), "PING without the password")
             expect(redis_cli(port, "SET", "ct:compose", "1", password=PASSWORD) == "OK", "SET")
@@ -455,15 +460,14 @@ def check_compose(has_auth: bool) -> None:
             expect(status == 200, f"/healthz {status}")
         with check("podman-compose stop: the server exits 0; up again keeps the data"):
             started = time.monotonic()
+            box = Container.of_compose(project)
             compose(project, "stop", "-t", str(STOP_TIMEOUT_SECONDS), env=env)
-            code = int(podman("inspect", names[0], "--format", "{{.State.ExitCode}}"))
+            code = box.exit_code()
             print(f"     stop took {time.monotonic() - started:.2f} s, exit code {code}", flush=True)
             expect(code == 0, f"exit code {code}")
             compose(project, "down", env=env)
             compose(project, "up", "-d", env=env)
-            box.name = podman("ps", "-a", "--filter", f"label=io.podman.compose.project={project}",
-                              "--format", "{{.Names}}").split()[0]
-            box.wait_healthy()
+            Container.of_compose(project).wait_healthy()
             expect(redis_cli(port, "GET", "ct:compose", password=PASSWORD) == "1", "GET after up")
     finally:
         compose(project, "down", "-v", "-t", "0", env=env, check=False)
