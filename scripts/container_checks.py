@@ -83,7 +83,10 @@ def check(name: str, logs_of: "Container | None" = None) -> Iterator[None]:
     except Skip as reason:
         results.append((name, "SKIP", str(reason)))
         print(f"SKIP {name}: {reason}", flush=True)
-    except (AssertionError, subprocess.SubprocessError, OSError) as error:
+    # A reply not shaped as expected (JSON, a port, a missing line) fails
+    # this check too, instead of ending the run.
+    except (AssertionError, subprocess.SubprocessError, OSError, ValueError, LookupError,
+            StopIteration) as error:
         results.append((name, "FAIL", str(error)))
         print(f"FAIL {name}: {error}", flush=True)
         if logs_of is not None:
