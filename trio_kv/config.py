@@ -67,6 +67,19 @@ class Config:
     http_request_timeout_seconds: float = 10.0
     # How long a connection may wait for its next request (keep-alive).
     http_idle_timeout_seconds: float = 5.0
+    # Authentication and safe defaults (README "AUTH, protected mode and
+    # TLS"). The default user's password: None means no password (Redis'
+    # nopass); CONFIG SET requirepass changes the live value (Store.requirepass).
+    requirepass: str | None = None
+    # With no password, only loopback clients are served (Redis' protected mode).
+    protected_mode: bool = True
+    # Optional TLS listener (RESP only, like --redis-port); needs the
+    # certificate and key. With a CA file, clients must present a
+    # certificate it signed (Redis' tls-auth-clients yes).
+    tls_port: int | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_cert_file: str | None = None
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -116,6 +129,11 @@ OFF = _Off()
 
 def _port_or_off(text: str) -> int | _Off:
     return OFF if text.strip().lower() == "off" else _port(text)
+
+
+def _password(text: str) -> str | _Off:
+    # An empty password means none, as Redis' requirepass "" (EMPTY_STRING_IS_NULL).
+    return OFF if text == "" else text
 
 
 def _yes_no(text: str) -> bool:
@@ -186,6 +204,17 @@ _OPTIONS = [
     _Option("http_max_body_bytes", _int_at_least(1), "largest HTTP request body (413 beyond)"),
     _Option("http_request_timeout_seconds", _positive_seconds, "time to read one HTTP request and send its response"),
     _Option("http_idle_timeout_seconds", _positive_seconds, "time an idle HTTP keep-alive connection stays open"),
+    _Option(
+        "requirepass",
+        _password,
+        "password clients must send (AUTH, HELLO AUTH, HTTP Authorization: Bearer); "
+        "prefer the environment variable: flags show in ps",
+    ),
+    _Option("protected_mode", _yes_no, "yes: with no password, serve only loopback clients"),
+    _Option("tls_port", _port, "optional TLS listener (RESP only); needs --tls-cert-file and --tls-key-file"),
+    _Option("tls_cert_file", str, "PEM certificate (chain) of the TLS listener"),
+    _Option("tls_key_file", str, "PEM private key of the TLS listener"),
+    _Option("tls_ca_cert_file", str, "PEM CA: TLS clients must present a certificate it signed"),
 ]
 
 
@@ -227,4 +256,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
                 parser.error(f"{option.env}: {error}")
         if value is not None:
             values[option.field] = None if value is OFF else value
-    return dataclasses.replace(Config(), **values)
+    config = dataclasses.replace(Config(), **values)
+    if config.tls_port is not None and (config.tls_cert_file is None or config.tls_key_file is None):
+        parser.error("--tls-port needs --tls-cert-file and --tls-key-file")
+    return config

@@ -5,11 +5,16 @@ acl.c). What differs, and why:
 
 * There is one database. ``SELECT 0`` succeeds; any other index is
   ``ERR DB index is out of range`` (Redis' answer past ``databases``).
-* There are no passwords and no ACL users. As on a Redis whose default user
-  has ``nopass``: ``AUTH default <anything>`` (and ``HELLO ... AUTH default
-  <anything>``) succeeds, another user name is ``WRONGPASS``, and the
-  one-argument ``AUTH <password>`` is Redis' "without any password
-  configured" error.
+* There are no ACL users, only Redis' ``default`` user, whose password is
+  ``--requirepass`` / ``CONFIG SET requirepass`` (rules in commands.auth).
+  ``AUTH <password>`` and ``AUTH default <password>`` check it; another user
+  name is ``WRONGPASS``. With no password set, ``AUTH default <anything>``
+  succeeds (Redis' ``nopass``) and the one-argument ``AUTH <password>`` is
+  Redis' "without any password configured" error.
+* ``HELLO`` handles its options in order, as Redis does: ``AUTH`` logs in
+  (or ends with ``WRONGPASS``), ``SETNAME`` names the connection; then an
+  unauthenticated connection gets Redis' ``NOAUTH HELLO must be called...``
+  and keeps its protocol.
 * ``HELLO`` reports version ``7.2.0``: clients enable features by version,
   and the commands they probe for (``CLIENT SETINFO``...) exist here.
 
@@ -21,20 +26,13 @@ from __future__ import annotations
 
 from ..protocol.replies import OK, PONG, Error, Map, SimpleString
 from .arguments import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
+from .auth import DEFAULT_USER, HELLO_NOAUTH, NO_PASSWORD_CONFIGURED, WRONGPASS, check_credentials, redact
 from .session import Session
 from .table import CommandSpec
 
 # What HELLO reports; see the module docstring.
 REDIS_VERSION = "7.2.0"
 SUPPORTED_PROTOCOLS = (2, 3)
-# The only user there is; any password is accepted for it (Redis' nopass).
-DEFAULT_USER = b"default"
-
-WRONGPASS = Error("WRONGPASS invalid username-password pair or user is disabled.")
-NO_PASSWORD_CONFIGURED = Error(
-    "ERR AUTH <password> called without any password configured for the default user. "
-    "Are you sure your configuration is correct?"
-)
 BAD_CLIENT_NAME = Error("ERR Client names cannot contain spaces, newlines or special characters.")
 RESET_REPLY = SimpleString("RESET")
 
@@ -55,16 +53,27 @@ def cmd_echo(session: Session, args: list[bytes]) -> bytes:
     return args[1]
 
 
-def _check_credentials(username: bytes) -> Error | None:
-    return None if username == DEFAULT_USER else WRONGPASS
+def _authenticate(session: Session, username: bytes, password: bytes) -> bool:
+    """Redis' ACLAuthenticateUser: on success the connection is logged in;
+    a failure leaves its state as it was."""
+    if not check_credentials(session.server, username, password):
+        return False
+    session.authenticated = True
+    return True
 
 
 def cmd_auth(session: Session, args: list[bytes]) -> object:
-    if len(args) > 3:
+    request = list(args)
+    redact(args, *range(1, len(args)))  # whatever the outcome: never in SLOWLOG
+    if len(request) > 3:
         return SYNTAX_ERROR
-    if len(args) == 2:
-        return NO_PASSWORD_CONFIGURED
-    return _check_credentials(args[1]) or OK
+    if len(request) == 2:
+        if session.server.requirepass is None:
+            return NO_PASSWORD_CONFIGURED
+        username, password = DEFAULT_USER, request[1]
+    else:
+        username, password = request[1], request[2]
+    return OK if _authenticate(session, username, password) else WRONGPASS
 
 
 def cmd_hello(session: Session, args: list[bytes]) -> object:
@@ -76,28 +85,27 @@ def cmd_hello(session: Session, args: list[bytes]) -> object:
         if requested not in SUPPORTED_PROTOCOLS:
             return Error("NOPROTO unsupported protocol version")
         protocol = requested
-    username: bytes | None = None
-    name: bytes | None = None
+    # Options take effect in order, as in Redis' helloCommand.
     index = 2
     while index < len(args):
         option = args[index]
         more = len(args) - 1 - index
         if option.upper() == b"AUTH" and more >= 2:
-            username = args[index + 1]
+            username, password = args[index + 1], args[index + 2]
+            redact(args, index + 1, index + 2)
+            if not _authenticate(session, username, password):
+                return WRONGPASS
             index += 3
         elif option.upper() == b"SETNAME" and more >= 1:
             name = args[index + 1]
             if not is_valid_client_attribute(name):
                 return BAD_CLIENT_NAME
+            session.name = name
             index += 2
         else:
             return Error(f"ERR Syntax error in HELLO option '{option.decode('utf-8', 'replace')}'")
-    if username is not None:
-        problem = _check_credentials(username)
-        if problem is not None:
-            return problem
-    if name is not None:
-        session.name = name
+    if session.auth_required():
+        return HELLO_NOAUTH
     session.protocol = protocol
     return Map(
         [
@@ -126,12 +134,14 @@ def cmd_quit(session: Session, args: list[bytes]) -> object:
 
 def cmd_reset(session: Session, args: list[bytes]) -> object:
     """Back to a fresh connection's state (Redis' clearClientConnectionState):
-    transaction discarded, keys unwatched, name cleared, RESP2."""
+    transaction discarded, keys unwatched, name cleared, RESP2, and logged
+    out if a password is set (Redis' clientSetDefaultAuth)."""
     session.multi = None
     session.multi_failed = False
     session.keyspace.unwatch_all(session)
     session.name = b""
     session.protocol = 2
+    session.authenticated = session.server.requirepass is None
     return RESET_REPLY
 
 

@@ -38,6 +38,16 @@ CORS as Express' ``cors()`` sends it: ``Access-Control-Allow-Origin: *`` on
 every response (``ALWAYS_HEADERS``); a preflight gets the route's methods and
 echoes ``Access-Control-Request-Headers``.
 
+Authentication: while a password is set (``--requirepass``, ``CONFIG SET
+requirepass``), every request but ``GET``/``HEAD /healthz`` (liveness,
+which says nothing but "the process answers") and ``OPTIONS`` (a CORS
+preflight never carries credentials) needs ``Authorization: Bearer
+<password>``; without it, or with another password, the answer is ``401``
+with ``WWW-Authenticate: Bearer`` (RFC 6750), before routing, so an
+unauthenticated client learns nothing (not even which paths exist).
+``/metrics`` and ``/readyz`` need it too: they tell counters, keys and disk
+errors. The password is compared in constant time (commands.auth).
+
 Store error replies: ``LOADING``/``MISCONF``/``READONLY``/``BUSY`` (the server
 cannot take it now) are 503, an internal error is 500, anything else (key or
 value too long, TTL out of range) is 400; the body is ``{"error": message}``.
@@ -53,6 +63,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from ..protocol.replies import Error
+from .auth import bearer_token, password_matches
 from .http_openapi import OPENAPI_JSON
 from .http_values import compact_json, json_text, key_text, value_json
 
@@ -376,6 +387,10 @@ _FIXED_ROUTES = {
 }
 _ALL_METHODS = b"GET, HEAD, PUT, DELETE, OPTIONS"
 _KEY_PREFIX = b"/key/"
+# Served without a password (see the module docstring).
+_OPEN_PATHS = frozenset({b"/healthz"})
+_UNAUTHORIZED_HEADERS = ((b"www-authenticate", b'Bearer realm="trio_kv"'),)
+_BAD_TOKEN_HEADERS = ((b"www-authenticate", b'Bearer realm="trio_kv", error="invalid_token"'),)
 
 
 def _match(path: bytes) -> tuple[_Route, bytes] | None:
@@ -410,9 +425,12 @@ class HttpApi:
         check_host: bool,
         render_metrics: Callable[[], bytes],
         not_ready_reason: Callable[[], str | None],
+        password: Callable[[], bytes | None] = lambda: None,
     ) -> None:
         # True when the listener is bound to loopback (the DNS-rebinding guard).
         self.check_host = check_host
+        # The live password (Store.requirepass), or None: no authentication.
+        self.password = password
         self.render_metrics = render_metrics
         self.not_ready_reason = not_ready_reason
 
@@ -425,6 +443,9 @@ class HttpApi:
         if parts is None:
             return Routed(UNMATCHED_ROUTE, error_response(400, "Bad request target"))
         path, query = parts
+        refusal = self._refuse_unauthenticated(request, path)
+        if refusal is not None:
+            return Routed(UNMATCHED_ROUTE, refusal)
         matched = _match(path)
         if matched is None:
             return Routed(
@@ -446,3 +467,18 @@ class HttpApi:
             )
             return Routed(route.template, response)
         return Routed(route.template, handler(self, _Call(request, parse_query(query), key)))
+
+    def _refuse_unauthenticated(self, request: HttpRequest, path: bytes) -> HttpResponse | None:
+        """The 401 for a request without the password, or None to serve it."""
+        password = self.password()
+        if password is None or path in _OPEN_PATHS or request.method == b"OPTIONS":
+            return None
+        token = bearer_token(request.header(b"authorization"))
+        if token is None:
+            return error_response(
+                401, "Authentication required: send 'Authorization: Bearer <password>'",
+                headers=_UNAUTHORIZED_HEADERS,
+            )
+        if not password_matches(password, token):
+            return error_response(401, "Invalid password", headers=_BAD_TOKEN_HEADERS)
+        return None

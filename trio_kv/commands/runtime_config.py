@@ -11,8 +11,12 @@ options under their command-line names (``max-batch-commands``...).
 Patterns are Redis globs, matched without regard to case, as Redis does.
 redis-benchmark reads ``save`` and ``appendonly`` at start.
 
-CONFIG SET changes what can change at run time: ``slowlog-log-slower-than``
-and ``slowlog-max-len``. Any other known parameter may be "set" to the value
+CONFIG SET changes what can change at run time: ``slowlog-log-slower-than``,
+``slowlog-max-len``, ``requirepass`` (the live password every protocol
+checks, ``Store.requirepass``; ``""`` removes it) and ``protected-mode``
+(``yes``/``no``). As in Redis, CONFIG GET shows ``requirepass`` in clear
+(a client that can run CONFIG already has the password), and changing it
+neither logs out nor disconnects anyone. Any other known parameter may be "set" to the value
 it already has (a no-op, so ``CONFIG SET save ""`` in test setups works);
 another value is Redis' immutable-config error. Several pairs are applied
 all or nothing, as in Redis 7.
@@ -33,6 +37,7 @@ from ..protocol.replies import OK, Error, Map
 from .connection import SYNTAX_ERROR
 from .container import Container, subcommand
 from .arguments import INT64_MAX, parse_int64
+from .auth import redact
 from .session import Session
 from .table import CommandSpec
 
@@ -42,9 +47,13 @@ class Parameter:
     name: str
     # The current value, from the Store.
     read: Callable[[Any], str]
-    # For parameters CONFIG SET may change: stores a validated integer.
-    apply: Callable[[Any, int], None] | None = None
+    # For parameters CONFIG SET may change: stores a validated value (an
+    # integer at least ``minimum``, or what ``parse`` made of the bytes).
+    apply: Callable[[Any, Any], None] | None = None
     minimum: int = 0
+    # For non-integer parameters: the raw value to what ``apply`` takes;
+    # raises ValueError with the reason CONFIG SET reports.
+    parse: Callable[[bytes], Any] | None = None
 
 
 def _fixed(value: str) -> Callable[[Any], str]:
@@ -73,6 +82,25 @@ def _data_dir(store: Any) -> str:
     return os.getcwd() if store.persistence is None else os.path.abspath(store.config.data_dir)
 
 
+def _set_requirepass(store: Any, password: bytes | None) -> None:
+    store.requirepass = password
+
+
+def _parse_password(raw: bytes) -> bytes | None:
+    return raw or None  # "" removes the password (Redis' EMPTY_STRING_IS_NULL)
+
+
+def _parse_yes_no(raw: bytes) -> bool:
+    value = raw.lower()
+    if value not in (b"yes", b"no"):
+        raise ValueError("argument(s) must be one of the following: yes, no")
+    return value == b"yes"
+
+
+def _set_protected_mode(store: Any, on: bool) -> None:
+    store.protected_mode = on
+
+
 def _set_slowlog_threshold(store: Any, value: int) -> None:
     store.slowlog.threshold_us = value
 
@@ -96,7 +124,23 @@ PARAMETERS: list[Parameter] = [
     Parameter("maxmemory-policy", _fixed("noeviction")),
     Parameter("maxclients", lambda store: str(store.max_clients)),
     Parameter("timeout", _fixed("0")),
-    Parameter("requirepass", _fixed("")),
+    Parameter(
+        "requirepass",
+        lambda store: (store.requirepass or b"").decode("utf-8", "surrogateescape"),
+        _set_requirepass,
+        parse=_parse_password,
+    ),
+    Parameter(
+        "protected-mode",
+        lambda store: "yes" if store.protected_mode else "no",
+        _set_protected_mode,
+        parse=_parse_yes_no,
+    ),
+    Parameter("tls-port", _from_config("tls_port")),
+    Parameter("tls-cert-file", _from_config("tls_cert_file")),
+    Parameter("tls-key-file", _from_config("tls_key_file")),
+    Parameter("tls-ca-cert-file", _from_config("tls_ca_cert_file")),
+    Parameter("tls-auth-clients", lambda store: "no" if store.config.tls_ca_cert_file is None else "yes"),
     Parameter("dir", _data_dir),
     Parameter("proto-max-bulk-len", _from_config("proto_max_bulk_len_bytes")),
     Parameter("client-query-buffer-limit", _from_config("client_query_buffer_limit_bytes")),
@@ -128,7 +172,7 @@ def config_get(session: Session, args: list[bytes]) -> Map:
     patterns = args[2:]
     return Map(
         [
-            (parameter.name.encode(), parameter.read(store).encode())
+            (parameter.name.encode(), parameter.read(store).encode("utf-8", "surrogateescape"))
             for parameter in PARAMETERS
             if any(glob_match(pattern, parameter.name.encode(), nocase=True) for pattern in patterns)
         ]
@@ -143,7 +187,7 @@ def config_set(session: Session, args: list[bytes]) -> object:
     if len(args) % 2:
         return SYNTAX_ERROR
     store = session.server
-    changes: list[tuple[Parameter, int]] = []
+    changes: list[tuple[Parameter, Any]] = []
     seen: set[str] = set()
     for index in range(2, len(args), 2):
         sent_name = args[index].decode("utf-8", "replace")
@@ -154,9 +198,17 @@ def config_set(session: Session, args: list[bytes]) -> object:
             return _set_failed(parameter.name, "duplicate parameter")
         seen.add(parameter.name)
         raw = args[index + 1]
+        if parameter.name == "requirepass":
+            redact(args, index + 1)  # never in SLOWLOG (Redis' sensitive config)
         if parameter.apply is None:
-            if raw != parameter.read(store).encode():
+            if raw != parameter.read(store).encode("utf-8", "surrogateescape"):
                 return _set_failed(parameter.name, "can't set immutable config")
+            continue
+        if parameter.parse is not None:
+            try:
+                changes.append((parameter, parameter.parse(raw)))
+            except ValueError as error:
+                return _set_failed(parameter.name, str(error))
             continue
         value = parse_int64(raw)
         if value is None:

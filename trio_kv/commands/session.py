@@ -26,6 +26,10 @@ class Session:
         self.resp = resp
         self.protocol = 2
         self.name = b""
+        # Redis' c->authenticated: true when no password is set at connect
+        # time, then set by AUTH / HELLO AUTH and cleared by RESET (see
+        # commands.auth). The engine refuses commands while auth_required().
+        self.authenticated = getattr(server, "requirepass", None) is None
         self.library_name = b""
         self.library_version = b""
         # Set by QUIT / CLIENT KILL: the connection closes after sending replies.
@@ -41,3 +45,8 @@ class Session:
         self.dirty_cas = False
         self.last_command = ""
         self.created_ms = 0
+
+    def auth_required(self) -> bool:
+        """Redis' authRequired: a password is set and this connection has
+        not authenticated (the RESP parser's unauthenticated limits)."""
+        return not self.authenticated and self.server.requirepass is not None

@@ -17,6 +17,11 @@ Replies (see README, "Text protocol"):
     LATENCY                -> <command> count:N p50_us:N p95_us:N p99_us:N ..., END
     PING                   -> PONG
     QUIT                   -> OK, then the server closes the connection
+    AUTH [user] password   -> OK | ERROR WRONGPASS ... (user: only "default")
+
+While a password is set (``--requirepass``), a connection runs only AUTH and
+QUIT until it has authenticated; anything else is ``ERROR NOAUTH ...``
+(commands.auth has the rules, the engine the check).
 
 Values and keys in replies go through ``protocol.text.escape_value`` so a
 reply is always one line.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 from ..protocol.replies import Error
 from ..protocol.text import escape_value
+from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials, redact
 from .session import Session
 from .table import CommandSpec, CommandTable
 
@@ -141,6 +147,21 @@ def cmd_quit(session: Session, args: list[bytes]) -> bytes:
     return OK_LINE
 
 
+def cmd_auth(session: Session, args: list[bytes]) -> bytes | Error:
+    request = list(args)
+    redact(args, *range(1, len(args)))  # never in the slow log
+    args = request
+    if len(args) > 3:
+        return Error("wrong number of arguments for 'auth'")
+    if len(args) == 2 and session.server.requirepass is None:
+        return TEXT_NO_PASSWORD_CONFIGURED
+    username, password = (DEFAULT_USER, args[1]) if len(args) == 2 else (args[1], args[2])
+    if not check_credentials(session.server, username, password):
+        return TEXT_WRONGPASS
+    session.authenticated = True
+    return OK_LINE
+
+
 def _spec(name: str, arity: int, flags: str, summary: str, handler, counter: str | None = None) -> CommandSpec:
     return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter)
 
@@ -155,7 +176,8 @@ TEXT_COMMANDS = CommandTable(
         _spec("stats", 1, "readonly stats", "STATS: the six counters", cmd_stats),
         _spec("latency", 1, "readonly stats", "LATENCY: per-command latency percentiles in us", cmd_latency),
         _spec("ping", 1, "readonly fast", "PING: PONG", cmd_ping),
-        _spec("quit", 1, "readonly fast", "QUIT: OK, then close", cmd_quit),
+        _spec("quit", 1, "readonly fast no_auth", "QUIT: OK, then close", cmd_quit),
+        _spec("auth", -2, "readonly fast no_auth", "AUTH [user] password: log in (see --requirepass)", cmd_auth),
     ],
     unknown_command=lambda args: Error("unknown command"),
     wrong_arity=lambda spec: Error(f"wrong number of arguments for '{spec.name}'"),

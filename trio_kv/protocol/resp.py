@@ -17,13 +17,18 @@ keeps these rules:
    feed yet) is only queued, never re-scanned or copied again.
 3. Every bound breach raises ``RespProtocolError`` carrying the reply to send;
    the parser is dead afterwards (the connection replies and closes).
-4. Stricter than Redis in one place: a bulk payload must be followed by CRLF,
+4. While ``auth_required()`` (set by the connection) is true, a command
+   may have at most 10 arguments, each at most 16384 bytes, and commands are
+   parsed one at a time so that an AUTH is run before the next command is
+   judged (Redis' limits for unauthenticated clients).
+5. Stricter than Redis in one place: a bulk payload must be followed by CRLF,
    and a count line ends at its first CRLF (Redis skips two bytes unchecked).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from .resp_inline import split_inline_args
 
@@ -37,6 +42,10 @@ MAX_INLINE_BYTES = 64 * 1024
 MAX_QUERY_BUFFER_BYTES = 1024 * 1024 * 1024
 # The largest `*<n>` accepted (Redis 7 allows up to INT_MAX).
 MAX_MULTIBULK_ARGS = 1024 * 1024 * 1024
+
+# Redis' limits while a client has not authenticated (processMultibulkBuffer).
+UNAUTHENTICATED_MAX_ARGS = 10
+UNAUTHENTICATED_MAX_BULK_BYTES = 16384
 
 # Count strings up to this value are looked up instead of parsed: the dict
 # only holds canonical spellings, so a hit is also a strictness check.
@@ -106,7 +115,12 @@ class RespParser:
         max_bulk_bytes: int = MAX_BULK_BYTES,
         max_inline_bytes: int = MAX_INLINE_BYTES,
         max_query_buffer_bytes: int = MAX_QUERY_BUFFER_BYTES,
+        auth_required: Callable[[], bool] | None = None,
     ) -> None:
+        # Whether the client must still authenticate (Session.auth_required):
+        # rule 4's limits apply while it says so.
+        self._auth_required = auth_required
+        self._unauthenticated = False
         # False when the first byte already chose RESP (a shared port): any
         # non-'*' command start is then an error instead of an inline command.
         self._inline_allowed = inline_allowed
@@ -181,10 +195,13 @@ class RespParser:
             raise self._error
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
+        self._unauthenticated = self._auth_required is not None and self._auth_required()
+        if self._unauthenticated:
+            limit = 1
         commands: list[list[bytes]] = []
         try:
             while True:
-                if self._args is None and len(self._buf) - self._pos <= _FAST_PATH_MAX_BYTES:
+                if self._args is None and len(self._buf) - self._pos <= _FAST_PATH_MAX_BYTES and not self._unauthenticated:
                     self._parse_split(commands, limit)
                 if not self._parse_buffer(commands, limit):
                     break
@@ -345,6 +362,8 @@ class RespParser:
                     n = _parse_decimal(raw)
                     if n is None or n > MAX_MULTIBULK_ARGS:
                         raise RespProtocolError("Protocol error: invalid multibulk length")
+                if n > UNAUTHENTICATED_MAX_ARGS and self._unauthenticated:
+                    raise RespProtocolError("Protocol error: unauthenticated multibulk length")
                 segment_start = pos
                 partial = 0
                 pos = newline + 2
@@ -374,6 +393,8 @@ class RespParser:
                         raise RespProtocolError("Protocol error: invalid bulk length")
                 if n > max_bulk:
                     raise RespProtocolError("Protocol error: invalid bulk length")
+                if n > UNAUTHENTICATED_MAX_BULK_BYTES and self._unauthenticated:
+                    raise RespProtocolError("Protocol error: unauthenticated bulk length")
                 bulk_len = n
                 pos = newline + 2
             stop = pos + bulk_len

@@ -16,6 +16,7 @@ import trio
 
 from ..commands.session import Session
 from ..store.engine import Store
+from .streams import socket_of
 
 # Shared on purpose by every listener; only next_client_id() draws from it.
 _client_ids = itertools.count(1)
@@ -26,11 +27,11 @@ def next_client_id() -> int:
     return next(_client_ids)
 
 
-def new_session(stream: trio.SocketStream, store: Store, *, resp: bool) -> Session:
+def new_session(stream: trio.abc.Stream, store: Store, *, resp: bool) -> Session:
     """The session of a connection just accepted on ``stream``: a fresh id,
     the peer's ``host:port`` (``?`` when the peer already left), created now."""
     try:
-        host, port = stream.socket.getpeername()[:2]
+        host, port = socket_of(stream).getpeername()[:2]
         address = f"{host}:{port}"
     except OSError:
         address = "?"

@@ -37,6 +37,7 @@ from ..store.engine import Job, Store
 from .client_session import new_session
 from .dispatch import Dispatcher
 from .sending import send_all
+from .streams import socket_of
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Connection:
         scope per read cost about as much as the read itself)."""
         self._stopping = True
         try:
-            self.stream.socket.shutdown(socket.SHUT_RD)
+            socket_of(self.stream).shutdown(socket.SHUT_RD)
         except OSError:
             pass  # already disconnected: the next receive sees EOF anyway
 
@@ -119,6 +120,7 @@ class Connection:
             inline_allowed=self.resp_only,
             max_bulk_bytes=config.proto_max_bulk_len_bytes,
             max_query_buffer_bytes=config.client_query_buffer_limit_bytes,
+            auth_required=self.session.auth_required,
         )
         await self._serve(
             first,

@@ -111,6 +111,8 @@ class HttpConnection:
         self.config = store.config
         # RESP: store errors are worded as Redis words them.
         self.session = new_session(stream, store, resp=True)
+        # Each request is authenticated by the API (Bearer) before it runs a job.
+        self.session.authenticated = True
         self.id = self.session.id
         self._stopping = False
         # Cancelled by a timeout or shutdown; whatever it interrupts, the

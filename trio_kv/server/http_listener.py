@@ -9,7 +9,9 @@ grace period treat HTTP connections exactly like the others. The accept loop
 is ``server.listener``'s, with its rules: the server owns and closes every
 stream, "overloaded" accept errors back off, and a client over
 ``--max-clients`` gets an answer (``503`` JSON, then a lingering close)
-before it is closed.
+before it is closed. Protected mode (server.listener, commands.auth) turns
+a non-loopback client away with a ``403`` JSON explanation while no
+password is set.
 
 The ``Host`` check against DNS rebinding is on when the listener is bound to
 a loopback address (``--host 127.0.0.1``, the default): a web page that made
@@ -23,6 +25,7 @@ from collections import Counter
 
 import trio
 
+from ..commands.auth import DENIED_HTTP_REASON
 from ..commands.http_api import ALWAYS_HEADERS, HttpApi, error_response, is_loopback_host
 from ..commands.metrics import render_metrics
 from ..store.engine import Store
@@ -39,11 +42,11 @@ TIMEOUT_SWEEP_SECONDS = 0.1
 _METHOD_LABELS = {name: name.decode() for name in (b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"POST", b"PATCH")}
 
 
-def _rejection() -> bytes:
-    response = error_response(503, "max clients reached")
+def _rejection(status_line: bytes = b"503 Service Unavailable", message: str = "max clients reached") -> bytes:
+    response = error_response(int(status_line[:3]), message)
     headers = b"".join(name + b": " + value + b"\r\n" for name, value in ALWAYS_HEADERS)
     return (
-        b"HTTP/1.1 503 Service Unavailable\r\n" + headers
+        b"HTTP/1.1 " + status_line + b"\r\n" + headers
         + b"content-type: " + response.content_type + b"\r\n"
         + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(response.body)
         + response.body
@@ -51,6 +54,8 @@ def _rejection() -> bytes:
 
 
 REJECTION = _rejection()
+# Protected mode's answer to a client from a non-loopback address (server.listener).
+DENIAL = _rejection(b"403 Forbidden", DENIED_HTTP_REASON)
 
 
 class HttpServer:
@@ -71,6 +76,7 @@ class HttpServer:
             check_host=is_loopback_host(store.config.host),
             render_metrics=self.render_metrics,
             not_ready_reason=self.not_ready_reason,
+            password=lambda: store.requirepass,
         )
 
     async def enforce_timeouts(self) -> None:
@@ -131,6 +137,7 @@ async def serve_http_listener(
                 connection_nursery,
                 open_connection=functools.partial(HttpConnection, server=server),
                 reject=_reject,
+                deny=_deny,
                 log_prefix="HTTP ",
             )
         finally:
@@ -140,4 +147,9 @@ async def serve_http_listener(
 
 async def _reject(stream: trio.SocketStream) -> None:
     await send_rejection(stream, REJECTION)
+    await linger(stream)
+
+
+async def _deny(stream: trio.SocketStream) -> None:
+    await send_rejection(stream, DENIAL)
     await linger(stream)

@@ -7,7 +7,7 @@ The tree (every task's lifetime is owned by a nursery):
       dispatcher runners        (the worker-thread hops; outlive connections)
       active expiry sweep
       connections nursery
-        accept loops            (main port, optional --redis-port, optional --http-port)
+        accept loops            (main port, optional --redis-port, --tls-port, --http-port)
         one task per connection (HTTP ones too: same registry, same shutdown)
 
 Shutdown (SIGTERM, SIGINT, SHUTDOWN, or the ``shutdown`` event a test
@@ -30,6 +30,13 @@ locked, the snapshot loaded and the logs replayed before any listener
 opens; damaged files stop the start with an error naming file and offset.
 
 A second signal during shutdown exits the process at once (status 1).
+
+TLS (``--tls-port``): the listener's streams are ``trio.SSLStream``s over
+TCP, RESP only (inline commands too), as on ``--redis-port``; the handshake
+runs lazily in the connection's own task at its first read, so a slow
+handshake holds up nobody else. The certificate, key and optional client CA
+are loaded before any listener opens: a bad file stops the start with one
+line (an ``OSError``, as an address in use).
 """
 
 from __future__ import annotations
@@ -38,10 +45,12 @@ import logging
 import os
 import resource
 import signal
+import ssl
 from dataclasses import dataclass
 
 import trio
 
+from ..commands.http_api import is_loopback_host
 from ..config import Config
 from ..store.engine import Store
 from .dispatch import Dispatcher
@@ -66,6 +75,8 @@ class ServerAddresses:
     shutdown: trio.Event
     # The --http-port listener (JSON API, /metrics, health checks), if on.
     http: tuple[str, int] | None = None
+    # The --tls-port listener (RESP over TLS), if on.
+    tls: tuple[str, int] | None = None
 
 
 def clamp_max_clients(requested: int) -> int:
@@ -119,7 +130,7 @@ async def serve(
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
-        listeners, redis_listeners, http_listeners = await _open_listeners(config)
+        listeners, redis_listeners, http_listeners, tls_listeners = await _open_listeners(config)
     except BaseException:
         if persistence is not None:
             persistence.data_dir.unlock()
@@ -151,9 +162,10 @@ async def serve(
             main_address = listeners[0].socket.getsockname()[:2]
             redis_address = redis_listeners[0].socket.getsockname()[:2] if redis_listeners else None
             http_address = http_listeners[0].socket.getsockname()[:2] if http_listeners else None
+            tls_address = tls_listeners[0].transport_listener.socket.getsockname()[:2] if tls_listeners else None
             store.info["tcp_port"] = main_address[1]
             async with trio.open_nursery() as accepting:
-                for resp_only, group in ((False, listeners), (True, redis_listeners)):
+                for resp_only, group in ((False, listeners), (True, redis_listeners), (True, tls_listeners)):
                     for listener in group:
                         accepting.start_soon(
                             serve_listener, listener, store, dispatcher, registry, connections, resp_only
@@ -164,10 +176,22 @@ async def serve(
                 if http_address is not None:
                     # Logged before the "listening on" line, which tools wait for.
                     log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)
+                if tls_address is not None:
+                    log.info(
+                        "trio_kv TLS listener on %s:%d (RESP%s)", *tls_address,
+                        ", client certificates required" if config.tls_ca_cert_file else "",
+                    )
+                if store.requirepass is None and store.protected_mode and not is_loopback_host(config.host):
+                    log.warning(
+                        "protected mode: no password is set, so only loopback clients are served "
+                        "(set --requirepass / TRIO_KV_REQUIREPASS, or --protected-mode no)"
+                    )
                 log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
                 if redis_address is not None:
                     log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
-                task_status.started(ServerAddresses(main_address, redis_address, store, shutdown, http_address))
+                task_status.started(
+                    ServerAddresses(main_address, redis_address, store, shutdown, http_address, tls_address)
+                )
                 await shutdown.wait()
                 accepting.cancel_scope.cancel()
 
@@ -191,18 +215,38 @@ async def serve(
 
 
 async def _open_listeners(config: Config):
-    """The main, RESP-only and HTTP listeners (the last two may be empty);
-    on a failure the ones already open are closed."""
-    opened: list[list[trio.SocketListener]] = []
+    """The main, RESP-only, HTTP and TLS listeners (all but the first may be
+    empty); on a failure the ones already open are closed."""
+    tls_context = tls_server_context(config) if config.tls_port is not None else None
+    opened: list[list[trio.abc.Listener]] = []
     try:
         for port in (config.port, config.redis_port, config.http_port):
             opened.append([] if port is None else await trio.open_tcp_listeners(port, host=config.host))
+        tls: list[trio.abc.Listener] = []
+        if tls_context is not None:
+            tls = await trio.open_ssl_over_tcp_listeners(
+                config.tls_port, tls_context, host=config.host, https_compatible=False
+            )
+        opened.append(tls)
     except BaseException:
         for group in opened:
             for listener in group:
                 await trio.aclose_forcefully(listener)
         raise
     return tuple(opened)
+
+
+def tls_server_context(config: Config) -> ssl.SSLContext:
+    """The TLS listener's context: Python's server defaults (TLS 1.2+), the
+    certificate chain and key, and with ``--tls-ca-cert-file`` a required
+    client certificate signed by that CA (Redis' tls-auth-clients yes).
+    ``ssl.SSLError`` and missing files are ``OSError``s."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    if config.tls_ca_cert_file is not None:
+        context.load_verify_locations(cafile=config.tls_ca_cert_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _kill(registry: ConnectionRegistry, client_id: int) -> None:

@@ -11,9 +11,22 @@ A client over ``--max-clients`` is accepted, told why (``ERROR max clients
 reached``; RESP: ``-ERR max number of clients reached``; HTTP: a ``503``) and
 closed, so it learns why instead of hanging in the kernel's backlog.
 
+Protected mode (commands.auth): while it is on and no password is set, a
+client from a non-loopback address is counted in ``rejected_connections``,
+answered Redis' ``-DENIED ...`` explanation (line protocol: ``ERROR DENIED
+...``; HTTP: a ``403``) and closed, before anything it sent is executed. On
+the main port, which speaks both protocols, the first bytes (waited for up
+to ``REJECT_SEND_SECONDS``) choose the wording, as they choose the protocol.
+The answer is followed by a lingering close (write side shut, input
+discarded for up to ``LINGER_SECONDS``) so the kernel does not reset the
+connection before the client reads why.
+
 ``accept_connections`` keeps these rules for every protocol; a protocol
-brings only how to open a connection and how to answer a rejected client
-(``serve_listener`` for line/RESP, ``server.http_listener`` for HTTP).
+brings only how to open a connection and how to answer a rejected or
+denied client (``serve_listener`` for line/RESP and TLS,
+``server.http_listener`` for HTTP). A listener's streams may be plain TCP
+or TLS (``trio.SSLStream``, server.streams); the TLS handshake happens on
+the stream's first receive or send, in the connection's task.
 """
 
 from __future__ import annotations
@@ -21,24 +34,31 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
 
+from ..commands.auth import DENIED_RESP, DENIED_TEXT, denies
 from ..commands.session import Session
 from ..store.engine import Store
 from .connection import Connection, reject_line
 from .dispatch import Dispatcher
+from .streams import socket_of
 
 log = logging.getLogger(__name__)
 
 ACCEPT_BACKOFF_SECONDS = 0.1
 REJECT_SEND_SECONDS = 1.0
+# A denied client's lingering close: how long and how much input is discarded.
+LINGER_SECONDS = 1.0
+LINGER_MAX_BYTES = 64 * 1024
 _OVERLOAD_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
-# Answers a client over --max-clients on its stream (the accept loop closes it).
-RejectClient = Callable[[trio.SocketStream], Awaitable[None]]
+# Answers a client over --max-clients, or denied by protected mode, on its
+# stream (the accept loop closes it).
+RejectClient = Callable[[trio.abc.Stream], Awaitable[None]]
 
 
 class ClientConnection(Protocol):
@@ -47,7 +67,7 @@ class ClientConnection(Protocol):
 
     id: int
     session: Session
-    stream: trio.SocketStream
+    stream: trio.abc.Stream
 
     async def run(self) -> None: ...
 
@@ -86,7 +106,7 @@ class ConnectionRegistry:
 
 
 async def serve_listener(
-    listener: trio.SocketListener,
+    listener: trio.abc.Listener[trio.abc.Stream],
     store: Store,
     dispatcher: Dispatcher,
     registry: ConnectionRegistry,
@@ -101,17 +121,19 @@ async def serve_listener(
         connection_nursery,
         open_connection=functools.partial(Connection, store=store, dispatcher=dispatcher, resp_only=resp_only),
         reject=functools.partial(send_rejection, rejection=reject_line(resp_only)),
+        deny=functools.partial(send_denial, resp_only=resp_only),
     )
 
 
 async def accept_connections(
-    listener: trio.SocketListener,
+    listener: trio.abc.Listener[trio.abc.Stream],
     store: Store,
     registry: ConnectionRegistry,
     connection_nursery: trio.Nursery,
     *,
-    open_connection: Callable[[trio.SocketStream], ClientConnection],
+    open_connection: Callable[[trio.abc.Stream], ClientConnection],
     reject: RejectClient,
+    deny: RejectClient | None = None,
     log_prefix: str = "",
 ) -> None:
     """Accept until cancelled; each connection runs in ``connection_nursery``.
@@ -119,7 +141,9 @@ async def accept_connections(
     ``open_connection(stream)`` makes the connection of an accepted client;
     ``reject(stream)`` answers a client over ``--max-clients`` (bounding its
     own time, as ``send_rejection`` does). Either way this loop closes the
-    stream. ``log_prefix`` starts this listener's log lines (``"HTTP "``).
+    stream. ``deny(stream)`` answers a client protected mode turns away
+    (None: this listener does not check). ``log_prefix`` starts this
+    listener's log lines (``"HTTP "``).
     """
     async with listener:
         while True:
@@ -137,6 +161,11 @@ async def accept_connections(
                 store.stats.add("rejected_connections")
                 connection_nursery.start_soon(_reject, stream, reject)
                 continue
+            if deny is not None and _denied(store, stream):
+                store.stats.add("rejected_connections")
+                log.debug("%sprotected mode: denied a client from a non-loopback address", log_prefix)
+                connection_nursery.start_soon(_reject, stream, deny)
+                continue
             connection = open_connection(stream)
             registry.add(connection)
             store.clients[connection.id] = connection.session
@@ -144,10 +173,50 @@ async def accept_connections(
             connection_nursery.start_soon(_run_connection, connection, registry, store, log_prefix)
 
 
-async def send_rejection(stream: trio.SocketStream, rejection: bytes) -> None:
+async def send_rejection(stream: trio.abc.Stream, rejection: bytes) -> None:
     """Send a rejected client its answer, for at most ``REJECT_SEND_SECONDS``."""
     with trio.move_on_after(REJECT_SEND_SECONDS):
         await stream.send_all(rejection)
+
+
+def _denied(store: Store, stream: trio.abc.Stream) -> bool:
+    try:
+        host = socket_of(stream).getpeername()[0]
+    except OSError:
+        return True  # gone already: nothing to serve
+    return denies(store, host)
+
+
+async def send_denial(stream: trio.abc.Stream, *, resp_only: bool) -> None:
+    """Protected mode's answer on a line/RESP listener, then a lingering
+    close. On the shared port the client's first bytes choose the wording."""
+    denial = DENIED_RESP
+    if not resp_only:
+        first = b""
+        with trio.move_on_after(REJECT_SEND_SECONDS):
+            first = await stream.receive_some(1)
+        denial = DENIED_RESP if first[:1] == b"*" else DENIED_TEXT
+    await send_rejection(stream, denial)
+    await linger_raw(stream)
+
+
+async def linger_raw(stream: trio.abc.Stream) -> None:
+    """Shut the write side, then discard input (at most ``LINGER_MAX_BYTES``
+    for ``LINGER_SECONDS``): closing a socket with unread input makes the
+    kernel send RST, which can destroy the answer before it is read. Done on
+    the OS socket, so it works under TLS too (the stream is dropped after)."""
+    sock = socket_of(stream)
+    with trio.move_on_after(LINGER_SECONDS):
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            discarded = 0
+            while discarded < LINGER_MAX_BYTES:
+                data = await sock.recv(LINGER_MAX_BYTES)
+                if not data:
+                    break
+                discarded += len(data)
+        except OSError:
+            pass
 
 
 async def _run_connection(
@@ -169,7 +238,7 @@ async def _run_connection(
         log.debug("%sclient %d closed", log_prefix, connection.id)
 
 
-async def _reject(stream: trio.SocketStream, reject: RejectClient) -> None:
+async def _reject(stream: trio.abc.Stream, reject: RejectClient) -> None:
     try:
         await reject(stream)
     except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -5,7 +5,8 @@ A reply of one batch is usually small enough for the kernel to take in one
 ``SocketStream.send_all``'s bookkeeping (about 2 us of event-loop time per
 reply, measured); whatever the kernel did not take goes through
 ``send_all``. Errors are those of ``send_all``: a peer that left is
-``trio.BrokenResourceError``.
+``trio.BrokenResourceError``. A TLS stream always goes through
+``SSLStream.send_all``, which encrypts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 import trio
 
 
-async def send_all(stream: trio.SocketStream, data: bytes | bytearray) -> None:
+async def send_all(stream: trio.abc.Stream, data: bytes | bytearray) -> None:
+    if type(stream) is not trio.SocketStream:
+        await stream.send_all(data)
+        return
     try:
         sent = await stream.socket.send(data)
     except OSError as error:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
+from ..commands.auth import NOAUTH, TEXT_NOAUTH, password_bytes
 from ..commands.session import Session
 from ..commands.table import CommandTable
 from ..config import Config
@@ -73,6 +74,10 @@ class Store:
         # with list(...) first: the event loop adds and removes entries).
         self.clients: dict[int, Session] = {}
         self.started_at = time.time()
+        # Live authentication settings (commands.auth): the default user's
+        # password (None: none) and protected mode; CONFIG SET changes both.
+        self.requirepass: bytes | None = password_bytes(config.requirepass)
+        self.protected_mode = config.protected_mode
         self.info: dict[str, Any] = {}
         # Set by the async shell (server.lifecycle); safe to call from worker
         # threads. The defaults make a Store usable on its own in tests.
@@ -181,6 +186,13 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     if session.multi is not None:
                         session.multi_failed = True
                     append(error)
+                    counts["errors"] += 1
+                    continue
+                if not session.authenticated and store.requirepass is not None and "no_auth" not in spec.flags:
+                    # Redis' processCommand: after the name and arity checks.
+                    if session.multi is not None:
+                        session.multi_failed = True
+                    append(NOAUTH if session.resp else TEXT_NOAUTH)
                     counts["errors"] += 1
                     continue
                 if session.multi is not None and "multi-control" not in spec.flags:
