@@ -68,6 +68,7 @@ from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job
 from .client_session import new_session
 from .sending import send_all
+from .streams import linger
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class HttpConnection:
             log.debug("client %d: request timeout", self.id)
             with trio.move_on_after(self.config.http_request_timeout_seconds):
                 if await self._send(error_response(408, "Request timeout"), b"", UNMATCHED_ROUTE, close=True):
-                    await linger(self.stream)
+                    await linger(self.stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)
 
     async def _serve_requests(self) -> None:
         buffered, eof = b"", False
@@ -283,7 +284,7 @@ class HttpConnection:
         connection (raises ``_Close``)."""
         method = head.method if head is not None else b""
         if await self._send(error_response(status, message), method, UNMATCHED_ROUTE, close=True):
-            await linger(self.stream)
+            await linger(self.stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)
         raise _Close
 
     # --- answering ---------------------------------------------------------------
@@ -331,22 +332,6 @@ class HttpConnection:
             log.debug("client %d: send failed: %s", self.id, error)
             return False
         return True
-
-
-async def linger(stream: trio.SocketStream) -> None:
-    """Half-close, then discard what the client still sends (bounded in time
-    and bytes), so closing does not reset a response it has not read yet."""
-    with trio.move_on_after(LINGER_SECONDS):
-        try:
-            await stream.send_eof()
-            discarded = 0
-            while discarded < LINGER_MAX_BYTES:
-                data = await stream.receive_some(RECEIVE_BYTES)
-                if not data:
-                    break
-                discarded += len(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
 
 
 def _head_bytes(request: h11.Request, headers: list[tuple[bytes, bytes]]) -> int:

@@ -30,7 +30,8 @@ from ..commands.http_api import CorsPolicy, HttpApi, error_response, is_loopback
 from ..commands.metrics import render_metrics
 from ..store.engine import Store
 from .dispatch import Dispatcher
-from .http_connection import HttpConnection, linger
+from .http_connection import LINGER_MAX_BYTES, LINGER_SECONDS, HttpConnection
+from .streams import linger
 from .http_metrics import collect_metrics, connection_protocols
 from .listener import ConnectionRegistry, accept_connections, send_rejection
 
@@ -148,9 +149,9 @@ async def serve_http_listener(
 
 async def _reject(stream: trio.SocketStream) -> None:
     await send_rejection(stream, REJECTION)
-    await linger(stream)
+    await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)
 
 
 async def _deny(stream: trio.SocketStream) -> None:
     await send_rejection(stream, DENIAL)
-    await linger(stream)
+    await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)

@@ -45,7 +45,7 @@ from ..commands.session import Session
 from ..store.engine import Store
 from .connection import Connection, reject_line
 from .dispatch import Dispatcher
-from .streams import socket_of
+from .streams import linger, socket_of
 
 log = logging.getLogger(__name__)
 
@@ -197,26 +197,7 @@ async def send_denial(stream: trio.abc.Stream, *, resp_only: bool) -> None:
             first = await stream.receive_some(1)
         denial = DENIED_RESP if first[:1] == b"*" else DENIED_TEXT
     await send_rejection(stream, denial)
-    await linger_raw(stream)
-
-
-async def linger_raw(stream: trio.abc.Stream) -> None:
-    """Shut the write side, then discard input (at most ``LINGER_MAX_BYTES``
-    for ``LINGER_SECONDS``): closing a socket with unread input makes the
-    kernel send RST, which can destroy the answer before it is read. Done on
-    the OS socket, so it works under TLS too (the stream is dropped after)."""
-    sock = socket_of(stream)
-    with trio.move_on_after(LINGER_SECONDS):
-        try:
-            sock.shutdown(socket.SHUT_WR)
-            discarded = 0
-            while discarded < LINGER_MAX_BYTES:
-                data = await sock.recv(LINGER_MAX_BYTES)
-                if not data:
-                    break
-                discarded += len(data)
-        except OSError:
-            pass
+    await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)
 
 
 async def _run_connection(
