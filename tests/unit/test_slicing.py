@@ -33,6 +33,7 @@ KEYS = 20_000
 def small_units(monkeypatch):
     # Small units so a few thousand keys take many slices.
     monkeypatch.setattr(slicing, "KEYS_SLICE_SLOTS", 64)
+    monkeypatch.setattr(slicing, "KEYS_SLICE_INDEX_SLOTS", 64)
     monkeypatch.setattr(slicing, "FREE_SLICE_CELLS", 256)
     monkeypatch.setattr(slicing, "DEDUPE_SLICE_KEYS", 64)
 
@@ -74,7 +75,9 @@ def test_keys_job_stops_between_slices_and_other_jobs_run():
     assert batches > 10
     assert len(keys_job.replies) == 4
     found = keys_job.replies[1]
-    assert sorted(found) == sorted([b"k%d" % i for i in range(KEYS)] + [b"other"])
+    # "other" was added during the call: it may or may not be there.
+    assert sorted(key for key in found if key != b"other") == sorted(b"k%d" % i for i in range(KEYS))
+    assert found.count(b"other") <= 1
     assert keys_job.replies[2] == OK and store.keyspace.get(b"after") == b"1"
     # Counted once, as one call.
     assert store.stats.command_table()["keys"][0] == 1
@@ -304,10 +307,10 @@ class _RepeatingKeyspace:
 
 
 def test_keys_removes_repeats_when_the_layout_changed_mid_call():
-    work = KeysSlices(_RepeatingKeyspace(), None)
+    work = KeysSlices(_RepeatingKeyspace(), None, index_walk=False)
     while not work.step(0):
         pass
-    assert work.reply() == [b"a", b"b", b"c", b"d"]
+    assert sorted(work.reply()) == [b"a", b"b", b"c", b"d"]
 
 
 @pytest.mark.parametrize("seed", range(4))
