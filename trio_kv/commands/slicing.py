@@ -208,6 +208,12 @@ class KeysSlices(Sliced):
         self._reply: object = None
 
     @property
+    def walk(self) -> str:
+        """How the table is being (or was) walked: "slots" (the fast path)
+        or "cursor" (SCAN's cursor, the fallback)."""
+        return "slots" if self._index_walk else "cursor"
+
+    @property
     def cursor(self) -> int:
         """Where the walk stands (0 when it went round); SCAN's reply cursor.
         A walk over slot indices that stopped at ``max_keys`` reports 1: not
@@ -239,7 +245,8 @@ class KeysSlices(Sliced):
         keys = self._keys
         matches = self._matches
         clock = time.perf_counter
-        unit = KEYS_SLICE_INDEX_SLOTS
+        # A pattern costs about 1 us a key: smaller units keep slices short.
+        unit = KEYS_SLICE_INDEX_SLOTS if matches is None else KEYS_SLICE_SLOTS
         max_keys = self._index_max_keys
         position = self._position
         while True:
