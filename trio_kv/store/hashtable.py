@@ -77,7 +77,12 @@ Rules kept here:
 * ``scan_keys`` is the same walk for KEYS and big SCANs run in slices
   (``commands/slicing.py``): keys only, bounded in slots. ``layout_version``
   changes whenever a key may change bucket (resize start or end, clear), so
-  a caller can tell whether its slices may have seen a key twice. ``detach``
+  a caller can tell whether its slices may have seen a key twice.
+* ``keys_in_slots`` is KEYS' fast walk: the live keys of a range of slot
+  indices, with one list slice and one C ``filter`` (tombstones are falsy
+  for it). ``install_version`` (a new current list: resize start, clear) and
+  ``inserts`` (new keys stored) tell a caller walking indices in slices
+  whether a key can have moved or come back in another slot. ``detach``
   empties the table in O(1) and hands over the old lists for freeing in
   slices (FLUSHALL).
 * ``hash(bytes)`` is randomized per process, so cursors only mean something
