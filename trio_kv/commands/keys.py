@@ -31,8 +31,8 @@ Rules kept here:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 
 from ..protocol.glob import compile_glob, literal_prefix
 from ..protocol.replies import OK, Error, SimpleString
