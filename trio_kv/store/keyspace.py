@@ -219,6 +219,11 @@ class Keyspace:
         return self._values.layout_version
 
     @property
+    def keys_with_ttl(self) -> int:
+        """How many keys have a TTL (the sliced walk checks expiry for them)."""
+        return len(self._expires)
+
+    @property
     def install_version(self) -> int:
         """See HashTable.install_version (of the value table)."""
         return self._values.install_version
