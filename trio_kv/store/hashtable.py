@@ -77,7 +77,12 @@ Rules kept here:
 * ``scan_keys`` is the same walk for KEYS and big SCANs run in slices
   (``commands/slicing.py``): keys only, bounded in slots. ``layout_version``
   changes whenever a key may change bucket (resize start or end, clear), so
-  a caller can tell whether its slices may have seen a key twice. ``detach``
+  a caller can tell whether its slices may have seen a key twice.
+* ``keys_in_slots`` is KEYS' fast walk: the live keys of a range of slot
+  indices, with one list slice and one C ``filter`` (tombstones are falsy
+  for it). ``install_version`` (a new current list: resize start, clear) and
+  ``inserts`` (new keys stored) tell a caller walking indices in slices
+  whether a key can have moved or come back in another slot. ``detach``
   empties the table in O(1) and hands over the old lists for freeing in
   slices (FLUSHALL).
 * ``hash(bytes)`` is randomized per process, so cursors only mean something
@@ -124,6 +129,11 @@ RANDOM_MAX_DRAWS = 64
 
 class _Tombstone:
     __slots__ = ()
+
+    def __bool__(self) -> bool:
+        # Falsy like None, so ``filter(None, cells)`` keeps exactly the live
+        # keys but b"" (``keys_in_slots``'s C-speed pass over a slot range).
+        return False
 
     def __repr__(self) -> str:
         return "<tombstone>"
@@ -246,6 +256,11 @@ class HashTable:
         # Bumped when a resize starts or ends or the table is emptied (see
         # ``layout_version``).
         "_layout_version",
+        # Bumped when a new current list is installed: a resize starts, or
+        # the table is emptied (see ``install_version``).
+        "_install_version",
+        # New keys stored so far (see ``inserts``).
+        "_inserts",
     )
 
     def __init__(self, initial_slots: int = MIN_SLOTS) -> None:
@@ -254,6 +269,8 @@ class HashTable:
             slots *= 2
         self._random = random.Random()
         self._layout_version = 0
+        self._install_version = 0
+        self._inserts = 0
         self._reset(slots)
 
     def _reset(self, slots: int) -> None:
@@ -267,6 +284,7 @@ class HashTable:
     def _install(self, table: list[Any]) -> None:
         """Make ``table`` (all cells None) the current list, with no resize."""
         self._layout_version += 1
+        self._install_version += 1
         slots = len(table) >> 1
         self._table: list[Any] = table
         self._mask = 2 * (slots - 1)
@@ -412,6 +430,62 @@ class HashTable:
         slices compares it to know whether a key can have been repeated."""
         return self._layout_version
 
+    @property
+    def install_version(self) -> int:
+        """Changes only when a new current list is installed: a resize
+        starts, or ``clear``/``detach`` empties the table. While it stays the
+        same, no key moves within the current list (writes update in place,
+        deletes leave the other keys where they are) and a key leaves the old
+        list only for the current one (a resize's moves), so a walk over slot
+        indices meets every key present throughout (see ``keys_in_slots``)."""
+        return self._install_version
+
+    @property
+    def inserts(self) -> int:
+        """How many new keys were stored so far (never decreases). While it
+        stays the same, no key was (re)inserted, so a walk over slot indices
+        cannot have met a key twice."""
+        return self._inserts
+
+    def slot_counts(self) -> tuple[int, int]:
+        """Slots of the current list, and of the old list (0: no resize in
+        progress)."""
+        old_table = self._old_table
+        return len(self._table) >> 1, 0 if old_table is None else len(old_table) >> 1
+
+    def keys_in_slots(self, old: bool, start: int, stop: int, out: list[bytes]) -> int:
+        """Append to ``out`` the live keys in slots ``[start, stop)`` of the
+        current list (or of the old list when ``old``). Returns the slots
+        inspected: 0 when that list does not exist (any more), else about
+        ``stop - start``. One slice of the list and one ``filter`` at C speed
+        (about 15x faster than the cursor walk of ``scan_keys``); empty
+        cells and tombstones are both falsy, and the one key that is falsy
+        too, b"", is looked up on its own."""
+        table = self._old_table if old else self._table
+        if table is None:
+            return 0
+        cells = table[2 * start : 2 * stop : 2]
+        out.extend(filter(None, cells))
+        # b"" is the only falsy key: filter dropped it; find its slot.
+        if self._used:
+            position = self._find_old(b"") if old else self._find_current(b"")
+            if position >= 0 and 2 * start <= position < 2 * stop:
+                out.append(b"")
+        return len(cells)
+
+    def _find_current(self, key: bytes) -> int:
+        """Position of ``key``'s cell in the current list, or -1."""
+        table = self._table
+        mask = self._mask
+        i = hash(key) & mask
+        k = table[i]
+        while k is not None:
+            if k == key:
+                return i
+            i = (i + 2) & mask
+            k = table[i]
+        return -1
+
     def detach(self) -> list[list[Any]]:
         """Empty the table in O(1) and return every list it held (with their
         keys and values), for a caller to free a chunk at a time outside
@@ -544,6 +618,7 @@ class HashTable:
         table[i] = key
         table[i + 1] = value
         self._used += 1
+        self._inserts += 1
         if self._fill > self._maintain_above:
             self._maintain()
         return missing

@@ -178,15 +178,64 @@ class Keyspace:
         SCAN's guarantee across calls whatever writes run between them."""
         start = len(out)
         cursor, inspected = self._values.scan_keys(cursor, slot_budget, out)
-        if len(self._expires) and len(out) > start:
-            now_ms = self._clock_ms()
-            out[start:] = [key for key in out[start:] if not self._is_expired(key, now_ms)]
+        self._drop_expired(out, start)
         return cursor, inspected
+
+    def keys_in_slots(self, old: bool, start: int, stop: int, out: list[bytes]) -> int:
+        """One unit of the fast KEYS walk (``commands/slicing.py``): append
+        the live keys in slots ``[start, stop)`` of the value table's current
+        (or old) list to ``out``; returns the slots inspected (0: that list
+        is gone). See ``HashTable.keys_in_slots`` and ``install_version``
+        for when a walk over slot indices is sound. Read lock, for this call
+        only."""
+        found = len(out)
+        inspected = self._values.keys_in_slots(old, start, stop, out)
+        self._drop_expired(out, found)
+        return inspected
+
+    def _drop_expired(self, out: list[bytes], start: int) -> None:
+        """Remove from ``out[start:]`` the keys whose time ran out. Only keys
+        with a TTL can be expired: when the expires table has fewer slots
+        than there are keys to check, its expired keys are listed once
+        (usually none: the active sweep deletes them) instead of looking up
+        every key; either way the cost is at most one step per key checked."""
+        expires = self._expires
+        checked = len(out) - start
+        if not len(expires) or checked <= 0:
+            return
+        now_ms = self._clock_ms()
+        slots, old_slots = expires.slot_counts()
+        if slots + old_slots <= checked:
+            expired = {key for key, at_ms in expires.items() if at_ms <= now_ms}
+            if expired:
+                out[start:] = [key for key in out[start:] if key not in expired]
+            return
+        get = expires.get
+        out[start:] = [key for key in out[start:] if (at_ms := get(key)) is None or at_ms > now_ms]
 
     @property
     def layout_version(self) -> int:
         """Changes when a key may have changed bucket (see HashTable.layout_version)."""
         return self._values.layout_version
+
+    @property
+    def keys_with_ttl(self) -> int:
+        """How many keys have a TTL (the sliced walk checks expiry for them)."""
+        return len(self._expires)
+
+    @property
+    def install_version(self) -> int:
+        """See HashTable.install_version (of the value table)."""
+        return self._values.install_version
+
+    @property
+    def inserts(self) -> int:
+        """See HashTable.inserts (of the value table)."""
+        return self._values.inserts
+
+    def slot_counts(self) -> tuple[int, int]:
+        """The value table's slots: current list, old list (0: no resize)."""
+        return self._values.slot_counts()
 
     def random_key(self) -> bytes | None:
         # A few tries skip expired keys waiting for the sweep; then give up as Redis does.

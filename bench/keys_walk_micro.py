@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""In-process cost of a whole sliced KEYS / SCAN 0 COUNT 1e9 walk, no sockets.
+
+Loads N keys (``key:%d``, 10-byte values) into a Keyspace, then runs the
+sliced command's ``step`` with the server's slice deadline until it is done
+(no lock, no other work between slices) and prints the total walk time,
+the number of slices, and the slowest slice, for: KEYS *, KEYS key:1*,
+KEYS *9 (general matcher), SCAN 0 COUNT 1e9, and KEYS * forced onto the
+SCAN cursor walk (the pre-fast-path way, for comparison). A script that
+prints numbers; it asserts nothing.
+
+    .venv/bin/python bench/keys_walk_micro.py --keys 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from trio_kv.commands.keys import SCAN_SLOTS_PER_COUNT, key_predicate
+from trio_kv.commands.slicing import SLICE_SECONDS, KeysSlices, ScanSlices
+from trio_kv.store.keyspace import Keyspace
+
+
+def run(work: object) -> tuple[float, int, float, int]:
+    clock = time.perf_counter
+    slices = 0
+    worst = 0.0
+    started = clock()
+    while True:
+        t0 = clock()
+        done = work.step(t0 + SLICE_SECONDS)  # type: ignore[attr-defined]
+        worst = max(worst, clock() - t0)
+        slices += 1
+        if done:
+            break
+    total = clock() - started
+    reply = work.reply()  # type: ignore[attr-defined]
+    found = len(reply[1]) if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], list) else len(reply)
+    return total, slices, worst, found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ttl-keys", type=int, default=0, help="give this many keys a far TTL")
+    options = parser.parse_args()
+    keyspace = Keyspace()
+    for i in range(options.keys):
+        keyspace.set(b"key:%d" % i, b"0123456789")
+    far_ms = keyspace.now_ms() + 3_600_000
+    for i in range(options.ttl_keys):
+        keyspace.set_expire_at(b"key:%d" % i, far_ms)
+    while keyspace.slot_counts()[1]:
+        keyspace.rehash_step(1 << 20)
+    cases = {
+        "KEYS *": lambda: KeysSlices(keyspace, key_predicate(b"*")),
+        "KEYS key:1*": lambda: KeysSlices(keyspace, key_predicate(b"key:1*")),
+        "KEYS *9": lambda: KeysSlices(keyspace, key_predicate(b"*9")),
+        "SCAN 0 COUNT 1e9": lambda: ScanSlices(
+            keyspace, 0, 1_000_000_000, SCAN_SLOTS_PER_COUNT, lambda cursor, keys: [cursor, keys]
+        ),
+        "KEYS * (cursor walk)": lambda: KeysSlices(keyspace, None, index_walk=False),
+    }
+    print(f"{options.keys} keys, {options.ttl_keys} with a TTL; slice {SLICE_SECONDS * 1000:.0f} ms")
+    print("| command | walk s (best of %d) | slices | slowest slice ms | keys |" % options.repeat)
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, make in cases.items():
+        results = [run(make()) for _ in range(options.repeat)]
+        total, slices, worst, found = min(results)
+        print(f"| {name} | {total:.3f} | {slices} | {worst * 1000:.1f} | {found} |")
+
+
+if __name__ == "__main__":
+    main()
