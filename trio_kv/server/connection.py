@@ -67,6 +67,11 @@ from .streams import socket_of
 log = logging.getLogger(__name__)
 
 RECEIVE_BYTES = 64 * 1024
+# A big reply is encoded in pieces of this size, and other tasks run between
+# two pieces: encoding 1 MiB of a KEYS reply is 20-50 ms of event-loop time,
+# and another client's request needs several event-loop turns to be
+# answered, so 1 MiB pieces held other clients up for 200 ms and more.
+STREAM_PIECE_BYTES = 64 * 1024
 
 
 class _CloseNow(Exception):
@@ -297,7 +302,7 @@ class Connection:
                     if is_streamed(reply):
                         # Arrays and big values: encoded and sent piece by
                         # piece, so the output limit holds inside the reply.
-                        pieces = encode_pieces(out, reply, protocol, max_pending)
+                        pieces = encode_pieces(out, reply, protocol, min(max_pending, STREAM_PIECE_BYTES))
                         while True:
                             try:
                                 piece = next(pieces)
