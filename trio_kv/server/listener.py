@@ -34,7 +34,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
