@@ -200,7 +200,7 @@ def test_a_record_too_large_to_log_is_refused_not_a_crash(tmp_path: Path, monkey
 
     store = Store(Config())
     store.persistence = open_log(tmp_path)
-    store.keyspace.journal = []
+    store.keyspace.effects.subscribe(store.persistence.log)
     session = Session(1, store, resp=True)
     monkeypatch.setattr(records, "MAX_RECORD_BYTES", 100)
 

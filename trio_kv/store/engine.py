@@ -275,7 +275,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     shard = store.stats.shard()
     slowlog = store.slowlog
     persistence = store.persistence
-    keyspace = store.keyspace
+    effects = store.keyspace.effects
     monitor = store.latency_monitor
     # Latency monitor threshold in us (0: off), read once per batch.
     monitor_threshold_us = monitor.threshold_ms * 1000
@@ -435,12 +435,14 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     if job.protocol_changes is None:
                         job.protocol_changes = []
                     job.protocol_changes.append((len(replies) - 1, session.protocol))
-                if want_write and persistence is not None and keyspace.journal:
-                    # One record per write command (a whole EXEC, a whole
-                    # MSET): appended under the write lock, so in apply order.
+                if want_write and effects.pending:
+                    # One unit per write command (a whole EXEC, a whole MSET):
+                    # delivered under the write lock, so in apply order.
                     try:
-                        job.log_lsn = persistence.log(keyspace.take_journal())
-                        job.logged.append(len(replies) - 1)
+                        effects.end_command()
+                        if persistence is not None:
+                            job.log_lsn = persistence.appended_lsn
+                            job.logged.append(len(replies) - 1)
                     except ValueError as error:
                         # A record over the format's 2 GiB (a MULTI of huge
                         # values): applied in memory but not loggable, so it
@@ -478,15 +480,17 @@ def _hold(lock: ReadWriteLock, held_write: bool | None, want: str | None) -> boo
     return want_write
 
 
-def _log_journal(store: Store, job: Job) -> None:
-    """Log the keyspace's journal as one record for the reply the job's
-    sliced command will get (the next one appended); write lock held."""
-    persistence, keyspace = store.persistence, store.keyspace
-    if persistence is None or not keyspace.journal:
+def _end_unit(store: Store, job: Job) -> None:
+    """Deliver the effects of the job's sliced command so far as one unit,
+    for the reply it will get (the next one appended); write lock held."""
+    effects, persistence = store.keyspace.effects, store.persistence
+    if not effects.pending:
         return
     try:
-        job.log_lsn = persistence.log(keyspace.take_journal())
-        job.logged.append(len(job.replies))
+        effects.end_command()
+        if persistence is not None:
+            job.log_lsn = persistence.appended_lsn
+            job.logged.append(len(job.replies))
     except ValueError as error:
         # Over the format's 2 GiB (see run_batch): cannot happen for the
         # sliced commands there are (FLUSHALL logs one CLEAR effect).
@@ -500,7 +504,7 @@ def _begin_sliced(
     """A handler returned ``work``: log what the handler wrote (FLUSHALL's
     clear, in the same lock hold), then run the first slice at once."""
     if spec.is_write:
-        _log_journal(store, job)
+        _end_unit(store, job)
     job.sliced = InProgress(spec, args, work, time.perf_counter() - started)
     job.resume_at = index + 1
     return _continue_sliced(store, job, shard, held_write)
@@ -524,7 +528,7 @@ def _continue_sliced(store: Store, job: Job, shard: Any, held_write: bool | None
     finished = time.perf_counter()
     progress.exec_seconds += finished - started
     if work.lock == WRITE:
-        _log_journal(store, job)
+        _end_unit(store, job)
     if not done:
         return held_write
     job.sliced = None

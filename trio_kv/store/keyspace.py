@@ -26,19 +26,13 @@ Rules kept here:
   registry has its own small lock, because WATCH runs under the read lock
   and a closing connection unwatches without any store lock; with nobody
   watching, a write pays one truth test of an empty dict.
-* Effect journal (for the append-only log, see store/durability/records.py):
-  when ``journal`` is a list, every mutation appends the effect it had, as
-  absolute facts: ``("SET", key, value, expire_at_ms | None)`` with the
-  expiry actually in force (KEEPTTL included); APPEND and SETRANGE on an
-  existing key journal ``("PATCH", key, old_length, offset, data,
-  expire_at_ms | None)``, the request's bytes and not the value (see
-  ``apply_patch`` for why a replay gives the same value, even over a fuzzy
-  snapshot), and SETRANGE that creates a key journals a PATCH from length 0;
-  ``("DEL", key)`` only when
-  something was deleted, ``("EXPIRE", key, at_ms)`` / ``("PERSIST", key)``
-  only when applied, ``("CLEAR",)``. Deletions by expiry (lazy or active) are
-  not journaled: the absolute expiry already implies them. With ``journal``
-  None (the default) a mutation pays one attribute test.
+* Effects (``store/effects.py``, the one door they leave through): every
+  mutation emits the effect it had to ``effects``, the keyspace's sink, as
+  absolute facts (the expiry actually in force, KEEPTTL included; APPEND and
+  SETRANGE as a PATCH of the request's bytes, see ``apply_patch``; a DEL
+  only when something was deleted; EXPIRE / PERSIST only when applied).
+  Deletions by expiry (lazy or active) emit nothing: the absolute expiry
+  already implies them. With nobody subscribed a mutation pays one test.
 """
 
 from __future__ import annotations
@@ -49,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
 
@@ -83,9 +78,8 @@ class Keyspace:
         # watched keys, and is empty (one cheap test per write) when nobody watches.
         self._watchers: dict[bytes, set[Session]] = {}
         self._watch_lock = threading.Lock()
-        # Effects of the mutations since the last take_journal(), or None
-        # when nobody logs them (see the module docstring).
-        self.journal: list[tuple[object, ...]] | None = None
+        # Where every mutation's effect goes (the append-only log subscribes).
+        self.effects = EffectSink()
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -296,16 +290,17 @@ class Keyspace:
             expires.pop(key, None)
         if self._watchers:
             self._touch(key)
-        if self.journal is not None:
+        effects = self.effects.pending
+        if effects is not None:
             if expire_at_ms is None and keep_ttl:
                 expire_at_ms = self._expires.get(key)
-            self.journal.append(("SET", key, value, expire_at_ms))
+            effects.append(("SET", key, value, expire_at_ms))
 
     def delete(self, key: bytes) -> bool:
         self._expire_if_needed(key)
         deleted = self._remove(key) is not None
-        if deleted and self.journal is not None:
-            self.journal.append(("DEL", key))
+        if deleted:
+            self.effects.emit(("DEL", key))
         return deleted
 
     def pop(self, key: bytes) -> bytes | memoryview | None:
@@ -313,15 +308,15 @@ class Keyspace:
         writes to its buffer any more)."""
         self._expire_if_needed(key)
         value = self._remove(key)
-        if value is not None and self.journal is not None:
-            self.journal.append(("DEL", key))
+        if value is not None:
+            self.effects.emit(("DEL", key))
         if type(value) is Growable:
             return value.view()
         return value
 
     def append(self, key: bytes, data: bytes) -> int:
         """APPEND: the new length. The caller checked the size limits. A new
-        key is journaled as a SET of ``data``, an existing one as a PATCH."""
+        key emits a SET of ``data``, an existing one a PATCH."""
         if len(self._expires):
             self._expire_if_needed(key)
         old = self._values.get(key)
@@ -378,7 +373,7 @@ class Keyspace:
 
     def _replace(self, key: bytes, value: bytes | Growable) -> None:
         """Store ``value`` for ``key`` keeping the byte counts right; no
-        journal, no TTL change, no WATCH touch."""
+        effect, no TTL change, no WATCH touch."""
         old = self._values.swap(key, value)
         self.value_bytes += len(value) - (0 if old is None else len(old))
         if type(old) is Growable:
@@ -388,7 +383,7 @@ class Keyspace:
 
     def _write(self, key: bytes, old: bytes | Growable, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` of ``old`` (the key's value, b"" for a
-        new key), in place when ``old`` is grown; journal the PATCH."""
+        new key), in place when ``old`` is grown; emit the PATCH."""
         old_length = len(old)
         end = offset + len(data)
         new_length = max(old_length, end)
@@ -409,9 +404,10 @@ class Keyspace:
             self._replace(key, grown)
         if self._watchers:
             self._touch(key)
-        if self.journal is not None:
+        effects = self.effects.pending
+        if effects is not None:
             at_ms = self._expires.get(key) if len(self._expires) else None
-            self.journal.append(("PATCH", key, old_length, offset, data, at_ms))
+            effects.append(("PATCH", key, old_length, offset, data, at_ms))
         return new_length
 
     def set_expire_at(self, key: bytes, at_ms: int) -> bool:
@@ -421,14 +417,12 @@ class Keyspace:
             return False
         if at_ms <= self._clock_ms():
             self._remove(key)
-            if self.journal is not None:
-                self.journal.append(("DEL", key))
+            self.effects.emit(("DEL", key))
             return True
         self._expires.set(key, at_ms)
         if self._watchers:
             self._touch(key)
-        if self.journal is not None:
-            self.journal.append(("EXPIRE", key, at_ms))
+        self.effects.emit(("EXPIRE", key, at_ms))
         return True
 
     def persist(self, key: bytes) -> bool:
@@ -437,8 +431,8 @@ class Keyspace:
         removed = self._expires.pop(key, None) is not None
         if removed and self._watchers:
             self._touch(key)
-        if removed and self.journal is not None:
-            self.journal.append(("PERSIST", key))
+        if removed:
+            self.effects.emit(("PERSIST", key))
         return removed
 
     def clear(self) -> None:
@@ -452,11 +446,10 @@ class Keyspace:
         self.grown_capacity_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
-        if self.journal is not None:
-            self.journal.append(("CLEAR",))
+        self.effects.emit(("CLEAR",))
 
     def detach_all(self) -> list[list[object]]:
-        """``clear`` in O(1) (FLUSHALL): the same effect, journal record and
+        """``clear`` in O(1) (FLUSHALL): the same effect and
         WATCH marks, but the old tables' lists are returned instead of
         dropped, for the caller to free a chunk at a time without the lock."""
         touched: list[bytes] = []
@@ -467,18 +460,8 @@ class Keyspace:
         self.value_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
-        if self.journal is not None:
-            self.journal.append(("CLEAR",))
+        self.effects.emit(("CLEAR",))
         return lists
-
-    def take_journal(self) -> list[tuple[object, ...]]:
-        """The effects journaled since the last call; starts a new journal.
-        Journaling must be on (``journal`` a list)."""
-        effects = self.journal
-        if effects is None:
-            raise RuntimeError("the keyspace journal is off")
-        self.journal = []
-        return effects
 
     # --- loading (write lock, nobody else using the keyspace) ---------------
 
