@@ -4,7 +4,7 @@
   real command handlers (``run_batch``), in jobs of several commands: every
   reply is checked only after its whole job ran, as replies are encoded, so
   a reply that aliased a buffer a later command wrote would be caught. The
-  effects of each command is framed, decoded and replayed into a second
+  effects of each command are framed, decoded and replayed into a second
   keyspace, which must hold the same value (PATCH replay is deterministic).
 * The fuzzy snapshot: a snapshot may hold each key as of any moment after
   the log switch (or miss it, if expired or deleted then); replaying the log

@@ -185,7 +185,7 @@ def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -
     assert run([b"SET", b"a", b"1"]) == [misconf]
     replies = run([b"WATCH", b"k"], [b"MULTI"], [b"SET", b"a", b"1"], [b"EXEC"], [b"GET", b"k"])
     assert replies[3] == Error(f"EXECABORT Transaction discarded because of: {misconf.message}")
-    assert replies[4] == b"v" and session.multi is None and session.watched == {}
+    assert replies[4] == b"v" and session.transaction.queued is None and session.transaction.watched == {}
     # A transaction without writes still runs, as in Redis.
     assert run([b"MULTI"], [b"GET", b"k"], [b"EXEC"])[2] == [b"v"]
     text = Session(2, store, resp=False)

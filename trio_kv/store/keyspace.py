@@ -21,11 +21,13 @@ Rules kept here:
   ``get_view`` answers without copying, a ``bytes`` or a read-only
   ``memoryview`` that never changes, whatever is written later (the aliasing
   rules are growable.py's). Never store a memoryview: ``set`` copies one.
-* WATCH (Redis' touchWatchedKey): every write that changes a key (value, TTL,
-  deletion, expiry, FLUSH) marks the sessions watching it ``dirty_cas``. The
-  registry has its own small lock, because WATCH runs under the read lock
-  and a closing connection unwatches without any store lock; with nobody
-  watching, a write pays one truth test of an empty dict.
+* WATCH keeps only its mechanism here (the rules are
+  commands/transactions.py's): who watches which key, and a call to each
+  watcher's ``key_touched`` from every write that changes the key (value,
+  TTL, deletion, expiry, FLUSH), as Redis' touchWatchedKey. The registry has
+  its own small lock, because WATCH runs under the read lock and a closing
+  connection unwatches without any store lock; with nobody watching, a
+  write pays one truth test of an empty dict.
 * Effects (``store/effects.py``, the one door they leave through): every
   mutation emits the effect it had to ``effects``, the keyspace's sink, as
   absolute facts (the expiry actually in force, KEEPTTL included; APPEND and
@@ -41,16 +43,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
 
-if TYPE_CHECKING:
-    from ..commands.session import Session
-
 NO_EXPIRY = -1
+
+
+class KeyWatcher(Protocol):
+    """A WATCH (``commands.transactions.Transaction``), as the keyspace sees it."""
+
+    def key_touched(self, key: bytes, present: bool) -> None:
+        """``key`` was written or deleted (``present``: it exists now).
+        Called under the store's write lock and the keyspace's watch lock."""
+        ...
 
 
 def wall_clock_ms() -> int:
@@ -74,9 +82,9 @@ class Keyspace:
         self.expired_keys = 0
         # Where the active sweep resumes in the expires table.
         self._sweep_cursor = 0
-        # WATCH: key -> the sessions watching it. A plain dict: it only holds
+        # WATCH: key -> the transactions watching it. A plain dict: it only holds
         # watched keys, and is empty (one cheap test per write) when nobody watches.
-        self._watchers: dict[bytes, set[Session]] = {}
+        self._watchers: dict[bytes, set[KeyWatcher]] = {}
         self._watch_lock = threading.Lock()
         # Where every mutation's effect goes (the append-only log subscribes).
         self.effects = EffectSink()
@@ -514,43 +522,30 @@ class Keyspace:
         self._values.rehash_step(buckets)
         self._expires.rehash_step(buckets)
 
-    # --- WATCH ------------------------------------------------------------------
+    # --- WATCH's mechanism (its rules: commands/transactions.py) -------------
 
-    def watch(self, session: Session, key: bytes) -> None:
-        """Start watching ``key`` for ``session`` (read or write lock). Records,
-        as Redis does, whether the key had already expired without being
-        deleted: deleting such a key later is no visible change."""
-        expired = key in self._values and self._is_expired(key)
+    def watch(self, watcher: KeyWatcher, key: bytes) -> bool:
+        """Register ``watcher`` for ``key`` (read or write lock); returns
+        whether the key is stored but its time is up (not deleted yet)."""
+        expired = self.stored_but_expired(key)
         with self._watch_lock:
-            if key in session.watched:
-                return
-            session.watched[key] = expired
-            self._watchers.setdefault(key, set()).add(session)
+            self._watchers.setdefault(key, set()).add(watcher)
+        return expired
 
-    def unwatch_all(self, session: Session) -> None:
-        """Forget every key ``session`` watches and clear its dirty mark (UNWATCH,
-        EXEC, DISCARD, connection close). Needs no store lock."""
+    def unwatch(self, watcher: KeyWatcher, keys: Iterable[bytes]) -> None:
+        """Forget ``watcher`` for ``keys``. Needs no store lock."""
         with self._watch_lock:
-            for key in session.watched:
-                sessions = self._watchers.get(key)
-                if sessions is not None:
-                    sessions.discard(session)
-                    if not sessions:
+            for key in keys:
+                watchers = self._watchers.get(key)
+                if watchers is not None:
+                    watchers.discard(watcher)
+                    if not watchers:
                         del self._watchers[key]
-            session.watched.clear()
-            session.dirty_cas = False
 
-    def watch_broken(self, session: Session) -> bool:
-        """Whether EXEC must abort: a watched key was modified, or was live when
-        watched and its time is up now (Redis' isWatchedKeyExpired). Write lock."""
-        if session.dirty_cas:
-            return True
-        now_ms = self._clock_ms()
-        with self._watch_lock:
-            return any(
-                not expired_when_watched and key in self._values and self._is_expired(key, now_ms)
-                for key, expired_when_watched in session.watched.items()
-            )
+    def stored_but_expired(self, key: bytes) -> bool:
+        """The key is still stored but its time is up (lazy expiry has not
+        deleted it yet). Read or write lock."""
+        return key in self._values and self._is_expired(key)
 
     def watched_keys(self) -> int:
         """How many distinct keys are watched (for INFO and tests)."""
@@ -558,18 +553,15 @@ class Keyspace:
             return len(self._watchers)
 
     def _touch(self, key: bytes) -> None:
-        """``key`` was just written or deleted: its watchers' EXEC must fail."""
+        """``key`` was just written or deleted: tell its watchers (Redis'
+        touchWatchedKey)."""
         with self._watch_lock:
-            sessions = self._watchers.get(key)
-            if not sessions:
+            watchers = self._watchers.get(key)
+            if not watchers:
                 return
             present = key in self._values
-            for session in sessions:
-                if session.watched.get(key) and not present:
-                    # Watched while already expired, now deleted: nothing visible changed.
-                    session.watched[key] = False
-                else:
-                    session.dirty_cas = True
+            for watcher in watchers:
+                watcher.key_touched(key, present)
 
     def _touch_all(self, keys: Iterable[bytes]) -> None:
         for key in keys:
