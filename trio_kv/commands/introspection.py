@@ -242,7 +242,9 @@ def command_info_reply(session: Session, args: list[bytes]) -> list[object]:
     return replies
 
 
-def _docs(summary: str, since: str | None, group: str, subcommands: list[tuple[bytes, Map]] | None = None) -> Map:
+def _docs(
+    summary: str, since: str | None, group: str, subcommands: list[tuple[object, object]] | None = None
+) -> Map:
     pairs: list[tuple[object, object]] = [(b"summary", summary.encode())]
     if since:
         pairs.append((b"since", since.encode()))
@@ -253,7 +255,7 @@ def _docs(summary: str, since: str | None, group: str, subcommands: list[tuple[b
 
 
 def _spec_docs(spec: CommandSpec) -> Map:
-    subcommands = [
+    subcommands: list[tuple[object, object]] = [
         (f"{spec.name}|{entry.name}".encode(), _docs(entry.summary, entry.since, spec.group))
         for entry in _subcommands(spec)
     ]
@@ -263,7 +265,7 @@ def _spec_docs(spec: CommandSpec) -> Map:
 def command_docs(session: Session, args: list[bytes]) -> Map:
     if len(args) == 2:
         return Map([(spec.name.encode(), _spec_docs(spec)) for spec in _table().specs.values()])
-    pairs = []
+    pairs: list[tuple[object, object]] = []
     for name in args[2:]:
         found = _lookup(name)
         if found is None:
