@@ -363,9 +363,11 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     if queued is not QUEUED:  # over the queue's limits
                         shard.record_error(_error_text(session, queued))
                     continue
-                # A container's subcommand declares its own lock (CONFIG GET: read).
-                lock_kind = spec.lock if not spec.has_subcommands else spec.lock_for(args)
-                want_write = lock_kind is WRITE_LOCK
+                want_write = spec.is_write
+                no_lock = spec.no_lock
+                if spec.has_subcommands:  # a subcommand declares its own lock (CONFIG GET: read)
+                    lock_kind = spec.lock_for(args)
+                    want_write, no_lock = lock_kind is WRITE_LOCK, lock_kind is NO_LOCK
                 if want_write and persistence is not None:
                     refusal = persistence.refusal()
                     if refusal is not None:
@@ -378,7 +380,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                             shard.record_error(_error_text(session, refused))
                             shard.record_rejected(spec.name)
                             continue
-                if lock_kind is NO_LOCK:
+                if no_lock:
                     # Waits for something else that needs the lock (SAVE).
                     if held_write is not None:
                         (lock.release_write if held_write else lock.release_read)()
