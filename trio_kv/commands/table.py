@@ -34,8 +34,10 @@ Rules this module keeps:
   subcommand or HELP: the container's own). Only the lock is per subcommand:
   the engine's other decisions (auth, denyoom, MULTI) read the container's
   spec, and a queued subcommand runs inside EXEC's write lock.
-* ``since`` is the Redis version that introduced the command (COMMAND DOCS);
-  None only where COMMAND DOCS shows none (trio_kv's own commands).
+* ``since`` is the Redis version that introduced the command (COMMAND DOCS),
+  written in the spec and nowhere else; it must be given, and is None only
+  where COMMAND DOCS shows none (the line protocol's commands; SAVE, BGSAVE,
+  BGREWRITEAOF and LASTSAVE, whose pinned output has none).
 * One arity rule, ``arity_accepts``; the engine's hot loop inlines it.
 
 A ``CommandTable`` is one protocol's set of commands plus that protocol's
@@ -194,7 +196,7 @@ class CommandSpec:
     # queued CLIENT REPLY): the engine re-reads the mode after it.
     may_change_reply_mode: bool = field(init=False)
     # Lower-case subcommand name bytes -> its lock (containers only).
-    subcommand_locks: dict[bytes, Lock] | None = field(init=False)
+    subcommand_locks: dict[bytes, Lock] | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         name = self.name
