@@ -95,16 +95,18 @@ def test_a_refused_exec_discards_the_transaction_other_refusals_fail_it() -> Non
     assert transaction.queued is None and transaction.watched == {} and registry.watching() == set()
 
 
-def test_an_exec_is_admitted_with_the_flags_of_what_it_queued() -> None:
+def test_an_exec_is_admitted_as_what_it_queued() -> None:
     transaction = Transaction(FakeRegistry())
-    assert transaction.flags_of(spec("exec")) == spec("exec").flags  # outside MULTI: its own
+    exec_ = [b"EXEC"]
+    assert transaction.writes(spec("exec"), exec_) and not transaction.denies_oom(spec("exec"))  # outside MULTI
     transaction.begin()
-    assert transaction.flags_of(spec("exec")) == frozenset()
+    assert not transaction.writes(spec("exec"), exec_) and not transaction.denies_oom(spec("exec"))
     transaction.admit(spec("get"), [b"GET", b"k"], Config())
-    assert "write" not in transaction.flags_of(spec("exec"))
+    transaction.admit(spec("config"), [b"CONFIG", b"GET", b"port"], Config())  # a read subcommand
+    assert not transaction.writes(spec("exec"), exec_)
     transaction.admit(spec("set"), [b"SET", b"k", b"v"], Config())
-    assert {"write", "denyoom"} <= transaction.flags_of(spec("exec"))
-    assert transaction.flags_of(spec("get")) == spec("get").flags
+    assert transaction.writes(spec("exec"), exec_) and transaction.denies_oom(spec("exec"))
+    assert not transaction.writes(spec("get"), [b"GET", b"k"]) and transaction.writes(spec("set"), [b"SET", b"k", b"v"])
 
 
 def test_exec_hands_the_queue_to_the_engine_and_forgets_the_watches() -> None:

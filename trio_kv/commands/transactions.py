@@ -9,7 +9,8 @@ Others only ask and report:
 * the engine (``store.engine``) asks ``admit`` what a request gets inside
   MULTI (QUEUED, a refusal, or None: it runs now), reports a request it
   refused with ``fail`` (a lookup error, NOAUTH) or ``refuse`` (OOM,
-  MISCONF), asks ``flags_of`` which flags an EXEC acts with, and runs the
+  MISCONF), asks ``writes`` and ``denies_oom`` how a request (an EXEC:
+  what it queued) acts, and runs the
   ``ExecQueue`` an EXEC hands back through its own executor;
 * the keyspace keeps only the mechanism of WATCH (who watches which key;
   ``WatchRegistry``) and calls ``key_touched`` when a watched key is
@@ -18,27 +19,30 @@ Others only ask and report:
 
 The rules:
 
-* MULTI opens the queue. Inside it every request that is not
-  ``multi-control`` is queued and answered QUEUED; MULTI, EXEC, DISCARD and
-  WATCH run at once (as in Redis 7; their errors inside MULTI do not abort
-  the transaction), while UNWATCH is queued like any command.
+* MULTI opens the queue. Inside it every request whose spec says
+  ``InMulti.QUEUE`` is queued and answered QUEUED; MULTI, EXEC, DISCARD and
+  WATCH (``InMulti.RUN``) run at once (as in Redis 7; their errors inside
+  MULTI do not abort the transaction), while UNWATCH is queued like any
+  command.
 * A request refused before it could be queued (unknown command, wrong arity,
   NOAUTH, OOM) fails the transaction, as Redis' flagTransaction: EXEC then
-  answers EXECABORT. So does a command flagged ``no_multi`` (refused inside
-  MULTI) and a command past the queue's limits: the queue is bounded
-  (Redis' is not) by ``--multi-max-queued-commands`` commands and
-  ``--multi-max-queued-bytes`` argument bytes (the request bytes the client
-  made the server keep), and stops growing there.
+  answers EXECABORT. So does a command refused inside MULTI
+  (``InMulti.REFUSE``: Redis' no_multi) and a command past the queue's
+  limits: the queue is bounded (Redis' is not) by
+  ``--multi-max-queued-commands`` commands and ``--multi-max-queued-bytes``
+  argument bytes (the request bytes the client made the server keep), and
+  stops growing there.
 * An EXEC that is itself refused (OOM, or MISCONF while writes are refused)
   discards the transaction (but a NOAUTH EXEC only fails it, and the
   connection stays inside MULTI, as in Redis) and answers ``EXECABORT Transaction discarded
   because of: <why>`` (Redis' execCommandAbort). For those checks an EXEC
-  acts with the flags of what it queued (Redis' ``mstate.cmd_flags``): a
-  transaction of reads runs while writes are refused.
+  acts as what it queued (Redis' ``mstate.cmd_flags``): it writes if a
+  queued command takes the write lock (a transaction of reads runs while
+  writes are refused), and is denyoom if a queued command is.
 * EXEC ends the transaction and forgets every watch, then: EXECABORT if the
   transaction failed; a null array if a watched key changed (EXECABORT wins);
   else the queued commands run, one after the other, under the write lock
-  EXEC holds (it has the ``write`` flag), through the engine's executor, so
+  EXEC holds (it declares ``Lock.WRITE``), through the engine's executor, so
   nothing else touches the keyspace in between. A queued command that fails
   does not stop the others. Each is recorded in the per-command stats as if
   it had run alone; a sliced one runs to its end. EXEC's reply has one
@@ -64,7 +68,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from ..protocol.replies import NO_REPLY, OK, QUEUED, Error, NullArray
-from .table import CommandSpec
+from .table import ALL_KEYS, WRITE_LOCK, CommandSpec, InMulti, Lock
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -139,9 +143,9 @@ class Transaction:
         """Inside MULTI: what the request gets instead of running (QUEUED, or
         an error that fails the transaction), or None if it runs now."""
         queued = self.queued
-        if queued is None or "multi-control" in spec.flags:
+        if queued is None or spec.runs_in_multi:
             return None
-        if "no_multi" in spec.flags:
+        if spec.refused_in_multi:
             self.failed = True
             return REFUSED_IN_MULTI
         if len(queued) >= config.multi_max_queued_commands:
@@ -178,13 +182,20 @@ class Transaction:
         self.fail()
         return error
 
-    def flags_of(self, spec: CommandSpec) -> frozenset[str]:
-        """The flags a request is admitted with: an EXEC of an open
-        transaction acts with the flags of what it queued; any other request
-        with its own."""
+    def writes(self, spec: CommandSpec, args: list[bytes]) -> bool:
+        """Whether a request counts as a write for admission (MISCONF): an
+        EXEC of an open transaction if a queued command takes the write lock;
+        any other request if it does."""
         if self.queued is not None and spec.handler is cmd_exec:
-            return frozenset().union(*(queued.flags for queued, _args in self.queued))
-        return spec.flags
+            return any(queued.lock_for(queued_args) is WRITE_LOCK for queued, queued_args in self.queued)
+        return spec.lock_for(args) is WRITE_LOCK
+
+    def denies_oom(self, spec: CommandSpec) -> bool:
+        """Whether maxmemory may refuse a request (denyoom): an EXEC of an
+        open transaction if a queued command is denyoom; any other if it is."""
+        if self.queued is not None and spec.handler is cmd_exec:
+            return any(queued.denies_oom for queued, _args in self.queued)
+        return spec.denies_oom
 
     def commit(self) -> object:
         """EXEC: end the transaction; EXECABORT, a null array, or the
@@ -271,17 +282,26 @@ def cmd_unwatch(session: Session, args: list[bytes]) -> object:
     return OK
 
 
-def _spec(name: str, arity: int, flags: str, summary: str, handler, keys: tuple = (0, 0, 0)) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, None, "transactions", *keys)
-
-
 SPECS: list[CommandSpec] = [
-    _spec("multi", 1, "multi-control fast", "Mark the start of a transaction block", cmd_multi),
-    _spec("exec", 1, "multi-control write", "Execute all commands issued after MULTI", cmd_exec),
-    _spec("discard", 1, "multi-control fast", "Discard all commands issued after MULTI", cmd_discard),
-    _spec(
-        "watch", -2, "multi-control fast",
-        "Watch the given keys to determine execution of the MULTI/EXEC block", cmd_watch, (1, -1, 1),
+    CommandSpec(
+        name="multi", arity=1, lock=Lock.READ, flags=("fast",), in_multi=InMulti.RUN, since="1.2.0",
+        group="transactions", handler=cmd_multi, summary="Mark the start of a transaction block",
     ),
-    _spec("unwatch", 1, "fast", "Forget about all watched keys", cmd_unwatch),
+    CommandSpec(
+        name="exec", arity=1, lock=Lock.WRITE, flags=("write",), in_multi=InMulti.RUN, since="1.2.0",
+        group="transactions", handler=cmd_exec, summary="Execute all commands issued after MULTI",
+    ),
+    CommandSpec(
+        name="discard", arity=1, lock=Lock.READ, flags=("fast",), in_multi=InMulti.RUN, since="2.0.0",
+        group="transactions", handler=cmd_discard, summary="Discard all commands issued after MULTI",
+    ),
+    CommandSpec(
+        name="watch", arity=-2, lock=Lock.READ, flags=("fast",), in_multi=InMulti.RUN, keys=ALL_KEYS, since="2.2.0",
+        group="transactions", handler=cmd_watch,
+        summary="Watch the given keys to determine execution of the MULTI/EXEC block",
+    ),
+    CommandSpec(
+        name="unwatch", arity=1, lock=Lock.READ, flags=("fast",), since="2.2.0", group="transactions",
+        handler=cmd_unwatch, summary="Forget about all watched keys",
+    ),
 ]

@@ -9,8 +9,9 @@ connection's requests in that connection's order.
 
 Atomicity, as the README states it:
 
-* Every command is atomic: it runs entirely under the read lock (commands
-  without the ``write`` flag) or the write lock (with it).
+* Every command is atomic: it runs entirely under the lock its spec
+  declares (``CommandSpec.lock``, a subcommand's own for a container): the
+  read lock or the write lock (SAVE holds none while it waits).
 * Consecutive commands of the batch that need the same lock share one
   acquisition; the lock is switched only when the kind changes. A pipeline
   is therefore not atomic as a whole (as in Redis); MULTI/EXEC and the
@@ -44,7 +45,7 @@ from typing import Any
 from ..commands.auth import NOAUTH, TEXT_NOAUTH, password_bytes
 from ..commands.session import Session
 from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced, finish
-from ..commands.table import CommandSpec, CommandTable
+from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import REFUSED_IN_MULTI, ExecQueue
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
@@ -303,12 +304,11 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
             _reject(hop, job, spec, resolved)
             return None
         spec = resolved  # an HTTP request line (commands.security) runs below
-    if not session.authenticated and hop.store.requirepass is not None and "no_auth" not in spec.flags:
+    if not session.authenticated and hop.store.requirepass is not None and spec.needs_auth:
         transaction.fail()  # an EXEC too: NOAUTH, still inside MULTI (as Redis)
         _reject(hop, job, spec, NOAUTH if session.resp else TEXT_NOAUTH)
         return None
-    flags = transaction.flags_of(spec)  # an EXEC: what it queued
-    if hop.maxmemory and "denyoom" in flags and hop.out_of_memory():
+    if hop.maxmemory and transaction.denies_oom(spec) and hop.out_of_memory():  # an EXEC: what it queued
         _reject(hop, job, spec, transaction.refuse(spec, OUT_OF_MEMORY))
         return None
     queued = transaction.admit(spec, args, session.config)
@@ -320,7 +320,7 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
                 hop.shard.record_rejected(spec.name)
         return None
     persistence = hop.persistence
-    if persistence is not None and "write" in flags:
+    if persistence is not None and transaction.writes(spec, args):
         refusal = persistence.refusal()
         if refusal is not None:
             _reject(hop, job, spec, transaction.refuse(spec, hop.store.refused_write(session, refusal)))
@@ -372,13 +372,14 @@ def _execute_jobs(hop: _Hop, jobs: list[Job]) -> None:
             spec = by_name.get(args[0].lower())
             if (spec is None or not (len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity)
                     or not session.authenticated or maxmemory or transaction.queued is not None
-                    or (spec.is_write and persistence is not None and persistence.refusal() is not None)):
+                    or ((spec.is_write or spec.has_subcommands) and persistence is not None
+                        and persistence.refusal() is not None)):
                 spec = _admit(hop, job, spec, args)
                 if spec is None:
                     continue
             want_write = spec.is_write
-            if spec.no_lock or held_write is not want_write:
-                held_write = hop.hold(None if spec.no_lock else want_write)
+            if spec.no_lock or spec.has_subcommands or held_write is not want_write:
+                held_write, want_write = _switch_lock(hop, spec, args)
             if run_n and (spec is not run_spec or spec.reads_stats or spec.has_subcommands):
                 shard.record_calls(run_name, run_spec.counter, run_n, run_failed, run_usec,  # type: ignore[union-attr,attr-defined]
                                    int((perf_counter() - received_at) * 1_000_000))
@@ -419,6 +420,15 @@ def _execute_jobs(hop: _Hop, jobs: list[Job]) -> None:
                                int((perf_counter() - received_at) * 1_000_000))
 
 
+def _switch_lock(hop: _Hop, spec: CommandSpec, args: list[bytes]) -> tuple[bool | None, bool]:
+    """Hold the lock a request runs under (a container's subcommand declares
+    its own: CONFIG GET read, FUNCTION FLUSH write); the lock held, and
+    whether it is the write lock."""
+    lock = spec.lock_for(args) if spec.has_subcommands else spec.lock
+    want_write = lock is WRITE_LOCK
+    return hop.hold(None if lock is NO_LOCK else want_write), want_write
+
+
 def _count_error(shard: StatsShard, session: Session, error: Error) -> int:
     """Count an error reply (errorstats); 1, for the run's failed calls."""
     shard.record_error(_error_text(session, error))
@@ -431,7 +441,7 @@ def _record_slow(hop: _Hop, session: Session, spec: CommandSpec, args: list[byte
     if exec_us >= slowlog.threshold_us >= 0:
         slowlog.maybe_record(exec_us, args, session.address, session.name)
     if hop.monitor_threshold_us and exec_us >= hop.monitor_threshold_us:
-        hop.monitor.add_sample("fast-command" if "fast" in spec.flags else "command", exec_us // 1000)
+        hop.monitor.add_sample("fast-command" if spec.is_fast else "command", exec_us // 1000)
 
 
 def _filters(session: Session) -> bool:
