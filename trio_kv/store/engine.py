@@ -5,7 +5,13 @@ reader-writer lock that guards it, the counters and the configuration.
 
 ``run_batch`` is the only code that runs on worker threads. It gets the
 requests of many connections at once (group dispatch) and answers each
-connection's requests in that connection's order.
+connection's requests in that connection's order: admission (``_admit``:
+lookup, arity, NOAUTH, OOM, MULTI's queue, refused writes), then execution
+(``_execute_jobs``: lock, handler, stats, SLOWLOG, the end of a write's
+effects unit), with an inline fast path for a request outside MULTI that
+nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
+effects leave through the keyspace's sink (``store.effects``), which the
+append-only log subscribes to.
 
 Atomicity, as the README states it:
 
@@ -24,8 +30,12 @@ Atomicity, as the README states it:
   it, then the rest of the job's requests run. Such a command is atomic
   only as ``commands/slicing.py`` states (its writes all happen in its
   first step); inside EXEC it runs unsliced.
+* Effects: after each write command (and each write slice) the engine ends
+  the effects unit, under the write lock: one log record per write command,
+  a whole EXEC, a whole MSET. With the log on, the reply waits for it.
 * A handler that raises is a bug: it is logged, the client gets an error, and
-  the rest of the batch still runs. A command that has started always
+  the rest of the batch still runs (the executor, ``_execute``, and its
+  inline copy in ``_execute_jobs``; EXEC's queued commands go through it). A command that has started always
   finishes (the hop is never abandoned), so a reply is never lost for a write
   that happened.
 """
