@@ -2,10 +2,11 @@
 
 One ``Session`` per connection. Handlers read the shared store through it
 (``session.keyspace``, ``session.stats``, ``session.server``) and keep the
-connection's own state in it (protocol version, name, whether to close; its
-MULTI/WATCH state is a ``Transaction``, commands/transactions.py's alone). A connection has at most one batch at the
-workers at a time, so its session is only ever touched by one thread at a
-time and needs no lock of its own.
+connection's own state in it (protocol version, name, whether to close;
+its MULTI/WATCH state is a ``Transaction``, commands/transactions.py's
+alone). A connection has at most one batch at the workers at a time, so its
+session is only ever touched by one thread at a time and needs no lock of
+its own.
 """
 
 from __future__ import annotations
