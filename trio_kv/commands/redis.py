@@ -10,6 +10,7 @@ from . import (
     cluster,
     connection,
     functions,
+    hashes,
     info,
     introspection,
     keys,
@@ -20,7 +21,9 @@ from . import (
     strings,
     transactions,
 )
+from .hash_value import HashValue
 from .table import CommandSpec, CommandTable
+from .values import value_types
 
 
 def _unknown_command(args: list[bytes]) -> Error:
@@ -43,6 +46,7 @@ REDIS_COMMANDS = CommandTable(
     [
         *strings.SPECS,
         *keys.SPECS,
+        *hashes.SPECS,
         *transactions.SPECS,
         *connection.SPECS,
         *client.SPECS,
@@ -58,3 +62,7 @@ REDIS_COMMANDS = CommandTable(
     wrong_arity=_wrong_arity,
     http_request=security.security_warning_spec("post", NO_REPLY),
 )
+
+# Every family whose values are not strings (commands/values.py): the log and
+# snapshots name them by TYPE_CODE.
+VALUE_TYPES = value_types(HashValue)

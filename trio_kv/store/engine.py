@@ -45,6 +45,7 @@ from ..commands.session import Session
 from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced
 from ..commands.table import CommandSpec, CommandTable
 from ..commands.transactions import queue_command
+from ..commands.values import WRONGTYPE_ERROR, WrongType
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
 from .durability.memory_snapshot import save_keyspace
@@ -396,6 +397,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 session.last_command = name = spec.name
                 try:
                     reply = spec.handler(session, args)
+                except WrongType:
+                    reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
                 except Exception:
                     log.exception("client %d: command %s failed", session.id, name)
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
