@@ -244,7 +244,7 @@ def cmd_hrandfield(session: Session, args: list[bytes]) -> object:
     if count is None:
         return NOT_AN_INTEGER
     if count < -LONG_MAX:
-        return Error(f"ERR value is out of range, must be between {-LONG_MAX} and {LONG_MAX}")
+        return Error(f"ERR value is out of range, value must between {-LONG_MAX} and {LONG_MAX}")
     with_values = False
     if len(args) > 4 or (len(args) == 4 and args[3].lower() != b"withvalues"):
         return SYNTAX_ERROR

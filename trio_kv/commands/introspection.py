@@ -14,7 +14,8 @@ commands (``commands.container``), so nothing here repeats the table:
   spec. Key specs are Redis 7.0's for the same command (``KEY_SPECS``:
   flags, first key, last key, step, copied from redis-server's COMMAND
   INFO), else one range spec built from first/last/step, flagged ``RW
-  update`` for write commands and ``RO access`` otherwise. No tips.
+  update`` for write commands and ``RO access`` otherwise. Tips from
+  ``TIPS`` (Redis 7.0's, for the commands that have any).
 * ``COMMAND DOCS [name ...]``: name -> {summary, since, group} (and
   subcommands). ``since`` comes from ``SINCE`` (Redis' values) and is left
   out for a command not listed there.
@@ -91,6 +92,15 @@ SINCE = {
     "setrange": "2.2.0", "shutdown": "1.0.0", "slowlog": "2.2.12", "strlen": "2.2.0", "substr": "1.0.0",
     "swapdb": "4.0.0", "time": "2.6.0", "touch": "3.2.1", "ttl": "1.0.0", "type": "1.0.0",
     "unlink": "4.0.0", "unwatch": "2.2.0", "watch": "2.2.0",
+    "hset": "2.0.0", "hsetnx": "2.0.0", "hget": "2.0.0", "hmset": "2.0.0", "hmget": "2.0.0", "hincrby": "2.0.0",
+    "hincrbyfloat": "2.6.0", "hdel": "2.0.0", "hlen": "2.0.0", "hstrlen": "3.2.0", "hkeys": "2.0.0",
+    "hvals": "2.0.0", "hgetall": "2.0.0", "hexists": "2.0.0", "hrandfield": "6.2.0", "hscan": "2.8.0",
+}
+# Redis 7.0's command tips, for the commands that have any.
+TIPS = {
+    "hgetall": ("nondeterministic_output_order",), "hkeys": ("nondeterministic_output_order",),
+    "hvals": ("nondeterministic_output_order",), "hrandfield": ("nondeterministic_output",),
+    "hscan": ("nondeterministic_output",),
 }
 
 
@@ -138,6 +148,22 @@ KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
     "rename": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "update"), 2, 0, 1)],
     "renamenx": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "insert"), 2, 0, 1)],
     "watch": [(("RO",), 1, -1, 1)],
+    "hset": [(_RW_UPDATE, 1, 0, 1)],
+    "hmset": [(_RW_UPDATE, 1, 0, 1)],
+    "hsetnx": [(("RW", "insert"), 1, 0, 1)],
+    "hget": [(_RO_ACCESS, 1, 0, 1)],
+    "hmget": [(_RO_ACCESS, 1, 0, 1)],
+    "hincrby": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "hincrbyfloat": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "hdel": [(("RW", "delete"), 1, 0, 1)],
+    "hlen": [(("RO",), 1, 0, 1)],
+    "hstrlen": [(("RO",), 1, 0, 1)],
+    "hexists": [(("RO",), 1, 0, 1)],
+    "hkeys": [(_RO_ACCESS, 1, 0, 1)],
+    "hvals": [(_RO_ACCESS, 1, 0, 1)],
+    "hgetall": [(_RO_ACCESS, 1, 0, 1)],
+    "hrandfield": [(_RO_ACCESS, 1, 0, 1)],
+    "hscan": [(_RO_ACCESS, 1, 0, 1)],
 }
 
 
@@ -224,7 +250,7 @@ def command_info(spec: CommandSpec) -> list[object]:
         spec.last_key,
         spec.key_step,
         acl_categories(spec.flags, spec.group),
-        [],
+        [tip.encode() for tip in TIPS.get(spec.name, ())],
         key_specs(spec),
         [subcommand_info(spec, entry) for entry in _subcommands(spec)],
     ]
