@@ -78,7 +78,7 @@ IMPLIED_CATEGORIES = {
 # The Redis version that introduced each command (Redis' commands/*.json).
 SINCE = {
     "append": "2.0.0", "auth": "1.0.0", "client": "2.4.0", "cluster": "3.0.0", "command": "2.8.13",
-    "config": "2.0.0", "function": "7.0.0",
+    "config": "2.0.0", "function": "7.0.0", "memory": "4.0.0",
     "copy": "6.2.0", "dbsize": "1.0.0", "decr": "1.0.0", "decrby": "1.0.0", "del": "1.0.0",
     "discard": "2.0.0", "echo": "1.0.0", "exec": "1.2.0", "exists": "1.0.0", "expire": "1.0.0",
     "expireat": "1.2.0", "expiretime": "7.0.0", "flushall": "1.0.0", "flushdb": "1.0.0", "get": "1.0.0",

@@ -127,6 +127,10 @@ class Store:
         # SAVE with --appendonly no (dump.snapshot): how many, and when the
         # last one started (LASTSAVE, INFO rdb_*); None before the first.
         self.memory_saves = 0
+        # CONFIG SET hash-max-listpack-entries / -value (and their ziplist
+        # aliases): kept for CONFIG GET, no effect (a hash is always a dict).
+        self.hash_max_listpack_entries = 128
+        self.hash_max_listpack_value_bytes = 64
         self.memory_last_save_s: int | None = None
         self._memory_save_lock = threading.Lock()
 

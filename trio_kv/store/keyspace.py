@@ -165,6 +165,14 @@ class Keyspace:
     def exists(self, key: bytes) -> bool:
         return self._live(key) is not None
 
+    def value_size(self, key: bytes) -> int | None:
+        """The bytes the value of ``key`` counts in ``value_bytes`` (any
+        type), None if the key is absent."""
+        value = self._live(key)
+        if value is None:
+            return None
+        return value.size_bytes() if isinstance(value, TypedValue) else len(value)
+
     def type_name(self, key: bytes) -> bytes | None:
         """What TYPE answers: ``b"string"``, the family's ``TYPE_NAME``, or
         None if the key is absent."""
