@@ -48,7 +48,7 @@ from .hash_value import HashUpdate, HashValue
 from .keys import parse_scan_cursor
 from .long_double import format_long_double, parse_long_double, round_long_double
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, Handler
 from .values import WrongType
 
 HASH_VALUE_NOT_INTEGER = Error("ERR hash value is not an integer")
@@ -67,14 +67,14 @@ def _read(session: Session, key: bytes) -> dict[bytes, bytes] | None:
         count_lookup(session, True)
         raise
     count_lookup(session, value is not None)
-    return None if value is None else value.fields  # type: ignore[attr-defined]
+    return None if value is None else value.fields
 
 
 def _fields_for_write(session: Session, key: bytes) -> dict[bytes, bytes]:
     """The hash's fields before a write (empty if absent); no hit counted
     (Redis' lookupKeyWrite). ``WrongType`` if the key holds something else."""
     value = session.keyspace.get_typed(key, HashValue)
-    return {} if value is None else value.fields  # type: ignore[attr-defined]
+    return {} if value is None else value.fields
 
 
 def _check_sizes(session: Session, key: bytes, items: list[bytes]) -> Error | None:
@@ -297,7 +297,7 @@ def cmd_hscan(session: Session, args: list[bytes]) -> object:
     return [b"0", [part for field, item in fields.items() if matches is None or matches(field) for part in (field, item)]]
 
 
-def _spec(name: str, arity: int, flags: str, handler, counter: str, summary: str) -> CommandSpec:
+def _spec(name: str, arity: int, flags: str, handler: Handler, counter: str, summary: str) -> CommandSpec:
     return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter, "hash", 1, 1, 1)
 
 

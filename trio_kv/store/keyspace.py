@@ -58,7 +58,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
@@ -73,6 +73,7 @@ STRING_TYPE_NAME = b"string"
 # What the value table holds: a string (bytes, or grown in place) or a
 # value of another family (commands/values.py).
 Value = bytes | Growable | TypedValue
+Family = TypeVar("Family", bound=TypedValue)
 
 
 def wall_clock_ms() -> int:
@@ -181,7 +182,7 @@ class Keyspace:
             return None
         return value.TYPE_NAME if isinstance(value, TypedValue) else STRING_TYPE_NAME
 
-    def get_typed(self, key: bytes, family: type[TypedValue]) -> TypedValue | None:
+    def get_typed(self, key: bytes, family: type[Family]) -> Family | None:
         """The value of ``key`` if it is of ``family`` (the caller only reads
         it), None if the key is absent; ``WrongType`` if it holds anything else."""
         value = self._live(key)
@@ -189,7 +190,7 @@ class Keyspace:
             return None
         if type(value) is not family:
             raise WrongType
-        return value
+        return value  # type: ignore[return-value]  # its type is family, checked above
 
     def expire_at_ms(self, key: bytes) -> int | None:
         """Absolute expiry, ``NO_EXPIRY`` if none, None if the key is absent."""
