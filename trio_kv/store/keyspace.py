@@ -222,7 +222,7 @@ class Keyspace:
         for key in keys:
             value = self._live(key)
             if value is not None:
-                yield key, value.view() if type(value) is Growable else value
+                yield key, value.view() if isinstance(value, Growable) else value
 
     def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
         """Redis SCAN over the table: every key present for the whole scan is
@@ -384,7 +384,7 @@ class Keyspace:
         value = self._remove(key)
         if value is not None and self.journal is not None:
             self.journal.append(("DEL", key))
-        if type(value) is Growable:
+        if isinstance(value, Growable):
             return value.view()
         assert not isinstance(value, TypedValue)
         return value
