@@ -42,9 +42,8 @@ class MemberUpdate(ValueUpdate):
         return value.size_bytes() - before
 
     def encode(self) -> bytes:
-        return struct.pack("<I", len(self.added)) + b"".join(struct.pack("<B", len(m)) + m for m in self.added) + b"".join(
-            struct.pack("<B", len(m)) + m for m in self.removed
-        )
+        members = b"".join(struct.pack("<B", len(m)) + m for m in [*self.added, *self.removed])
+        return struct.pack("<I", len(self.added)) + members
 
     @classmethod
     def decode(cls, payload: bytes) -> MemberUpdate:
@@ -144,5 +143,6 @@ def test_the_line_protocol_reports_wrongtype_as_an_error() -> None:
     session.resp = False
     job = Job(session, TEXT_COMMANDS, [[b"GET", b"h"], [b"DEL", b"h"], [b"GET", b"h"]], time.perf_counter())
     run_batch(session.server, [job])
-    assert encode_text_reply(job.replies[0]) == b"ERROR WRONGTYPE Operation against a key holding the wrong kind of value\n"
+    wrongtype = b"ERROR WRONGTYPE Operation against a key holding the wrong kind of value\n"
+    assert encode_text_reply(job.replies[0]) == wrongtype
     assert [encode_text_reply(reply) for reply in job.replies[1:]] == [b"OK\n", b"NOT_FOUND\n"]

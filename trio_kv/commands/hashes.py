@@ -48,7 +48,7 @@ from .hash_value import HashUpdate, HashValue
 from .keys import parse_scan_cursor
 from .long_double import format_long_double, parse_long_double, round_long_double
 from .session import Session
-from .table import CommandSpec, Handler
+from .table import ONE_KEY, CommandSpec, Lock
 from .values import WrongType
 
 HASH_VALUE_NOT_INTEGER = Error("ERR hash value is not an integer")
@@ -294,32 +294,78 @@ def cmd_hscan(session: Session, args: list[bytes]) -> object:
             return SYNTAX_ERROR
         i += 2
     matches = None if pattern is None else compile_glob(pattern).matches
-    return [b"0", [part for field, item in fields.items() if matches is None or matches(field) for part in (field, item)]]
+    found = [part for field, item in fields.items() if matches is None or matches(field) for part in (field, item)]
+    return [b"0", found]
 
 
-def _spec(name: str, arity: int, flags: str, handler: Handler, counter: str, summary: str) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter, "hash", 1, 1, 1)
-
-
-# Flags and key positions as Redis 7.0's COMMAND INFO; summaries as COMMAND DOCS.
+# Flags, key positions and since as Redis 7.0's COMMAND INFO / DOCS; summaries as COMMAND DOCS.
 SPECS: list[CommandSpec] = [
-    _spec("hset", -4, "write denyoom fast", cmd_hset, "sets", "Set the string value of a hash field"),
-    _spec("hsetnx", 4, "write denyoom fast", cmd_hsetnx, "sets",
-          "Set the value of a hash field, only if the field does not exist"),
-    _spec("hget", 3, "readonly fast", cmd_hget, "gets", "Get the value of a hash field"),
-    _spec("hmset", -4, "write denyoom fast", cmd_hmset, "sets", "Set multiple hash fields to multiple values"),
-    _spec("hmget", -3, "readonly fast", cmd_hmget, "gets", "Get the values of all the given hash fields"),
-    _spec("hincrby", 4, "write denyoom fast", cmd_hincrby, "sets",
-          "Increment the integer value of a hash field by the given number"),
-    _spec("hincrbyfloat", 4, "write denyoom fast", cmd_hincrbyfloat, "sets",
-          "Increment the float value of a hash field by the given amount"),
-    _spec("hdel", -3, "write fast", cmd_hdel, "dels", "Delete one or more hash fields"),
-    _spec("hlen", 2, "readonly fast", cmd_hlen, "gets", "Get the number of fields in a hash"),
-    _spec("hstrlen", 3, "readonly fast", cmd_hstrlen, "gets", "Get the length of the value of a hash field"),
-    _spec("hkeys", 2, "readonly", cmd_hkeys, "gets", "Get all the fields in a hash"),
-    _spec("hvals", 2, "readonly", cmd_hvals, "gets", "Get all the values in a hash"),
-    _spec("hgetall", 2, "readonly", cmd_hgetall, "gets", "Get all the fields and values in a hash"),
-    _spec("hexists", 3, "readonly fast", cmd_hexists, "gets", "Determine if a hash field exists"),
-    _spec("hrandfield", -2, "readonly", cmd_hrandfield, "gets", "Get one or multiple random fields from a hash"),
-    _spec("hscan", -3, "readonly", cmd_hscan, "gets", "Incrementally iterate hash fields and associated values"),
+    CommandSpec(
+        name="hset", arity=-4, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="2.0.0", group="hash", handler=cmd_hset, summary="Set the string value of a hash field",
+    ),
+    CommandSpec(
+        name="hsetnx", arity=4, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="2.0.0", group="hash", handler=cmd_hsetnx,
+        summary="Set the value of a hash field, only if the field does not exist",
+    ),
+    CommandSpec(
+        name="hget", arity=3, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, counter="gets",
+        since="2.0.0", group="hash", handler=cmd_hget, summary="Get the value of a hash field",
+    ),
+    CommandSpec(
+        name="hmset", arity=-4, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="2.0.0", group="hash", handler=cmd_hmset, summary="Set multiple hash fields to multiple values",
+    ),
+    CommandSpec(
+        name="hmget", arity=-3, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, counter="gets",
+        since="2.0.0", group="hash", handler=cmd_hmget, summary="Get the values of all the given hash fields",
+    ),
+    CommandSpec(
+        name="hincrby", arity=4, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="2.0.0", group="hash", handler=cmd_hincrby,
+        summary="Increment the integer value of a hash field by the given number",
+    ),
+    CommandSpec(
+        name="hincrbyfloat", arity=4, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="2.6.0", group="hash", handler=cmd_hincrbyfloat,
+        summary="Increment the float value of a hash field by the given amount",
+    ),
+    CommandSpec(
+        name="hdel", arity=-3, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, counter="dels",
+        since="2.0.0", group="hash", handler=cmd_hdel, summary="Delete one or more hash fields",
+    ),
+    CommandSpec(
+        name="hlen", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, counter="gets",
+        since="2.0.0", group="hash", handler=cmd_hlen, summary="Get the number of fields in a hash",
+    ),
+    CommandSpec(
+        name="hstrlen", arity=3, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, counter="gets",
+        since="3.2.0", group="hash", handler=cmd_hstrlen, summary="Get the length of the value of a hash field",
+    ),
+    CommandSpec(
+        name="hkeys", arity=2, lock=Lock.READ, flags=("readonly",), keys=ONE_KEY, counter="gets",
+        since="2.0.0", group="hash", handler=cmd_hkeys, summary="Get all the fields in a hash",
+    ),
+    CommandSpec(
+        name="hvals", arity=2, lock=Lock.READ, flags=("readonly",), keys=ONE_KEY, counter="gets",
+        since="2.0.0", group="hash", handler=cmd_hvals, summary="Get all the values in a hash",
+    ),
+    CommandSpec(
+        name="hgetall", arity=2, lock=Lock.READ, flags=("readonly",), keys=ONE_KEY, counter="gets",
+        since="2.0.0", group="hash", handler=cmd_hgetall, summary="Get all the fields and values in a hash",
+    ),
+    CommandSpec(
+        name="hexists", arity=3, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, counter="gets",
+        since="2.0.0", group="hash", handler=cmd_hexists, summary="Determine if a hash field exists",
+    ),
+    CommandSpec(
+        name="hrandfield", arity=-2, lock=Lock.READ, flags=("readonly",), keys=ONE_KEY, counter="gets",
+        since="6.2.0", group="hash", handler=cmd_hrandfield, summary="Get one or multiple random fields from a hash",
+    ),
+    CommandSpec(
+        name="hscan", arity=-3, lock=Lock.READ, flags=("readonly",), keys=ONE_KEY, counter="gets",
+        since="2.8.0", group="hash", handler=cmd_hscan,
+        summary="Incrementally iterate hash fields and associated values",
+    ),
 ]

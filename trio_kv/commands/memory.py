@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from ..protocol.replies import Error
 from .arguments import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
-from .container import Container, subcommand
+from .container import Container, Subcommand
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, Lock
 
 # The hash table's cell and the key and value objects' headers, roughly.
 ENTRY_OVERHEAD_BYTES = 96
@@ -45,13 +45,16 @@ def memory_usage(session: Session, args: list[bytes]) -> int | Error | None:
 MEMORY = Container(
     "memory",
     [
-        subcommand(
-            "usage", -3, "readonly", "USAGE <key> [SAMPLES <count>]",
-            "Estimate the memory usage of a key.", memory_usage, "4.0.0",
+        Subcommand(
+            name="usage", arity=-3, lock=Lock.READ, flags=("readonly",), usage="USAGE <key> [SAMPLES <count>]",
+            since="4.0.0", handler=memory_usage, summary="Estimate the memory usage of a key.",
         ),
     ],
 )
 
 SPECS: list[CommandSpec] = [
-    CommandSpec("memory", -2, frozenset(), "A container for memory diagnostics commands", MEMORY, group="server"),
+    CommandSpec(
+        name="memory", arity=-2, lock=Lock.READ, since="4.0.0", group="server", handler=MEMORY,
+        summary="A container for memory diagnostics commands",
+    ),
 ]
