@@ -57,6 +57,7 @@ from ..commands.session import Session
 from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced, finish
 from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import REFUSED_IN_MULTI, ExecQueue
+from ..commands.values import WRONGTYPE_ERROR, WrongType
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
 from .durability.memory_snapshot import save_keyspace
@@ -137,6 +138,10 @@ class Store:
         # SAVE with --appendonly no (dump.snapshot): how many, and when the
         # last one started (LASTSAVE, INFO rdb_*); None before the first.
         self.memory_saves = 0
+        # CONFIG SET hash-max-listpack-entries / -value (and their ziplist
+        # aliases): kept for CONFIG GET, no effect (a hash is always a dict).
+        self.hash_max_listpack_entries = 128
+        self.hash_max_listpack_value_bytes = 64
         self.memory_last_save_s: int | None = None
         self._memory_save_lock = threading.Lock()
 
@@ -398,6 +403,8 @@ def _execute_jobs(hop: _Hop, jobs: list[Job]) -> None:
             session.last_command = spec.name
             try:
                 reply = spec.handler(session, args)  # the executor (_execute), inline
+            except WrongType:
+                reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
             except Exception:
                 reply = _crashed(session, spec)
             if spec.may_slice and isinstance(reply, Sliced):
@@ -488,6 +495,8 @@ def _execute(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
     session.last_command = spec.name
     try:
         return spec.handler(session, args)
+    except WrongType:
+        return WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
     except Exception:
         return _crashed(session, spec)
 
@@ -518,6 +527,8 @@ def _execute_queued(shard: StatsShard, session: Session, spec: CommandSpec, args
 def _finish(session: Session, spec: CommandSpec, work: Sliced) -> object:
     try:
         return finish(work)
+    except WrongType:
+        return WRONGTYPE_ERROR
     except Exception:
         return _crashed(session, spec)
 
