@@ -18,6 +18,9 @@ Effects are tuples of absolute facts (the byte format is
 * ``("PATCH", key, old_length, offset, data, expire_at_ms | None)``: APPEND or
   SETRANGE on an existing key (or SETRANGE creating one, from length 0), the
   request's bytes and not the value (``Keyspace.apply_patch``).
+* ``("UPDATE", key, type_code, created, update_bytes, expire_at_ms | None)``:
+  a typed value (a hash...) changed by its family's update
+  (``Keyspace.update``, ``apply_update``; a rename carries the whole value).
 * ``("DEL", key)`` only when something was deleted; ``("EXPIRE", key,
   at_ms)`` and ``("PERSIST", key)`` only when applied; ``("CLEAR",)``
   (FLUSHALL, FLUSHDB).
