@@ -3,7 +3,7 @@
 Like h11, this module does no IO: ``RespParser.receive_data`` takes bytes
 (``b""`` is EOF) and ``next_command`` / ``next_commands`` hand back commands
 (lists of ``bytes`` arguments). Replies are encoded by ``resp_encoder``;
-inline commands are split by ``resp_inline``.
+inline commands are split by ``split_args`` (NUL ends the line).
 
 The parser follows Redis 7's ``processMultibulkBuffer`` and
 ``processInlineBuffer`` (src/networking.c), including the error wording, and
@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from .resp_inline import split_inline_args
+from .split_args import split_args
 
 # Redis's proto-max-bulk-len default.
 MAX_BULK_BYTES = 512 * 1024 * 1024
@@ -478,7 +478,7 @@ class RespParser:
             self._wake_bytes, self._wake_on = self._max_inline_bytes + 1, b"\n"
             return -1
         line_end = newline - 1 if newline > pos and buf[newline - 1] == _CR else newline
-        args = split_inline_args(buf[pos:line_end])
+        args = split_args(buf[pos:line_end], nul_ends_line=True)
         if args is None:
             raise RespProtocolError("Protocol error: unbalanced quotes in request")
         if args:

@@ -10,17 +10,9 @@ Rules this module keeps:
   terminator is not part of the line. Lines that hold only whitespace are
   skipped. At EOF a non-empty unterminated last line is still a command, so
   ``printf 'PING' | nc host port`` works.
-* Tokens follow Redis's ``sdssplitargs`` (the inline-command splitter):
-  tokens are separated by whitespace; ``"..."`` decodes ``\\"``, ``\\\\``,
-  ``\\n``, ``\\r``, ``\\t``, ``\\b``, ``\\a`` and ``\\xHH``, and any other
-  escaped byte stands for itself (``\\q`` is ``q``); ``'...'`` is literal
-  except for ``\\'``; a quoted part may follow bare bytes (``ab"c d"`` is
-  ``ab c d``) and ends the token, so it must be followed by whitespace or the
-  end of the line, otherwise the line has "unbalanced quotes". As in Redis,
-  whitespace between tokens and after a closing quote is C's ``isspace``
-  (space, ``\\t``, ``\\n``, ``\\v``, ``\\f``, ``\\r``) while a bare token ends only
-  at space, ``\\t``, ``\\n``, ``\\r`` or a quote, so ``a\\vb`` is one token. One
-  deliberate difference: NUL is an ordinary byte here (C stops at it).
+* Tokens follow Redis's ``sdssplitargs`` (``protocol.split_args`` has the
+  rules), with one deliberate difference: NUL is an ordinary byte here (C
+  stops at it, and so does RESP inline).
 * Bounded memory. An unterminated line is an error as soon as it is provably
   longer than ``max_line_bytes``; the parser then stops buffering. Memory is
   therefore at most ``max_line_bytes`` plus what the caller hands over with
@@ -45,6 +37,7 @@ from collections.abc import Generator
 from typing import Final, Literal
 
 from .replies import NO_REPLY, Error
+from .split_args import is_plain, split_args
 
 MAX_LINE_BYTES: Final = 64 * 1024
 # Bytes of complete lines parsed into commands at once (TextParser._refill).
@@ -82,93 +75,15 @@ class TextProtocolError(Exception):
 
 # --- tokenizer ---------------------------------------------------------------
 
-# C's isspace() in the "C" locale: what Redis skips between tokens and accepts
-# after a closing quote.
-_BLANK_BYTES: Final = b" \t\n\r\x0b\x0c"
-_QUOTE_BYTES: Final = b"\"'"
-_BLANKS = re.compile(rb"[ \t\n\r\x0b\x0c]*")
-# One token: bare bytes, then optionally one quoted part that ends the token.
-# Possessive quantifiers keep a quoted part from "closing" on an escaped quote
-# by backtracking (``'a\'`` is unterminated, as in Redis).
-_TOKEN = re.compile(
-    rb"""
-    ([^ \t\n\r"']*+)
-    (?:
-        "([^"\\]*+(?:\\.[^"\\]*+)*+)"
-      | '([^'\\]*+(?:\\'?+[^'\\]*+)*+)'
-    )?
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_DOUBLE_QUOTED_ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{2})|(.))", re.DOTALL)
-_NAMED_UNESCAPES: Final = {
-    b"n": b"\n",
-    b"r": b"\r",
-    b"t": b"\t",
-    b"b": b"\b",
-    b"a": b"\a",
-}
-
-
-def _unescape_match(match: re.Match[bytes]) -> bytes:
-    hex_digits, escaped = match.groups()
-    if hex_digits is not None:
-        return bytes((int(hex_digits, 16),))
-    return _NAMED_UNESCAPES.get(escaped, escaped)
-
-
-def _unescape_double_quoted(body: bytes) -> bytes:
-    if b"\\" not in body:
-        return body
-    return _DOUBLE_QUOTED_ESCAPE.sub(_unescape_match, body)
-
-
-def _unbalanced_quotes() -> TextProtocolError:
-    return TextProtocolError(REASON_UNBALANCED_QUOTES, close=True)
-
-
-def _skip_blanks(line: bytes, pos: int) -> int:
-    match = _BLANKS.match(line, pos)
-    assert match is not None  # `*` matches the empty string
-    return match.end()
-
-
-def _tokenize_slow(line: bytes) -> list[bytes]:
-    tokens: list[bytes] = []
-    end = len(line)
-    pos = _skip_blanks(line, 0)
-    while pos < end:
-        match = _TOKEN.match(line, pos)
-        assert match is not None  # every group is optional
-        bare, double_quoted, single_quoted = match.groups()
-        pos = match.end()
-        if double_quoted is not None:
-            token = bare + _unescape_double_quoted(double_quoted)
-        elif single_quoted is not None:
-            token = bare + single_quoted.replace(b"\\'", b"'")
-        elif pos < end and line[pos] in _QUOTE_BYTES:
-            # The bare part stopped at a quote that never closes.
-            raise _unbalanced_quotes()
-        else:
-            token = bare
-        if pos < end and line[pos] not in _BLANK_BYTES:
-            # Only reachable after a closing quote: `"a"b`.
-            raise _unbalanced_quotes()
-        tokens.append(token)
-        pos = _skip_blanks(line, pos)
-    return tokens
-
 
 def tokenize(line: bytes) -> list[bytes]:
-    """Split one request line (without its terminator) into tokens.
-
-    Rules are in the module docstring. Raises ``TextProtocolError``
-    ("unbalanced quotes", close=True). A line with no quotes, ``\\v`` or ``\\f``
-    takes ``bytes.split()``, which then splits exactly where Redis would.
-    """
-    if b'"' in line or b"'" in line or b"\x0b" in line or b"\x0c" in line:
-        return _tokenize_slow(line)
-    return line.split()
+    """Split one request line (without its terminator) into tokens:
+    ``split_args`` with NUL an ordinary byte. Raises ``TextProtocolError``
+    ("unbalanced quotes", close=True)."""
+    tokens = split_args(line, nul_ends_line=False)
+    if tokens is None:
+        raise TextProtocolError(REASON_UNBALANCED_QUOTES, close=True)
+    return tokens
 
 
 # --- parser ------------------------------------------------------------------
@@ -322,9 +237,7 @@ class TextParser:
         lines = chunk.split(b"\n")
         limit = self._max_line_bytes
         fits = len(chunk) <= limit or max(map(len, lines)) <= limit
-        if fits and not (
-            b'"' in chunk or b"'" in chunk or b"\x0b" in chunk or b"\x0c" in chunk
-        ):
+        if fits and is_plain(chunk, nul_ends_line=False):
             # The fast path, one C call per line: bytes.split() also drops the
             # CR of a CRLF and skips blank lines (they split to []).
             return [tokens for tokens in map(bytes.split, lines) if tokens]
