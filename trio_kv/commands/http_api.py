@@ -73,6 +73,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from ..protocol.integers import parse_integer
 from ..protocol.replies import Error
 from .auth import bearer_token, password_matches
 from .http_openapi import OPENAPI_JSON
@@ -85,11 +86,16 @@ MAX_KEYS_LIMIT = 10_000
 MAX_SCANS_PER_PAGE = 16
 UNMATCHED_ROUTE = "unmatched"
 
-_POSITIVE_INTEGER = re.compile(rb"[1-9][0-9]{0,18}")
 # A SCAN cursor, optionally "-<keys of its first bucket already listed>".
 _CURSOR = re.compile(rb"(0|[1-9][0-9]{0,19})(?:-([1-9][0-9]{0,4}))?")
 _UNAVAILABLE_CODES = {"LOADING", "MISCONF", "READONLY", "BUSY"}
 _GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
+
+
+def _parse_positive(token: bytes) -> int | None:
+    """1 to 19 ASCII digits, no leading zero; no upper bound here (a ttl
+    past 2**63 is the store's error to word, as it was)."""
+    return parse_integer(token, minus=False, max_bytes=19, minimum=1, maximum=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +263,7 @@ def _put_key(api: HttpApi, call: _Call) -> Plan:
     command = [b"SET", key, value]
     ttl = call.query.get(b"ttl")
     if ttl is not None:
-        if _POSITIVE_INTEGER.fullmatch(ttl) is None:
+        if _parse_positive(ttl) is None:
             return error_response(400, "Invalid ttl: expected a positive whole number of seconds")
         command += [b"EX", ttl]
 
@@ -370,9 +376,10 @@ def _list_keys(api: HttpApi, call: _Call) -> Plan:
     limit_text = query.get(b"limit")
     limit = DEFAULT_KEYS_LIMIT
     if limit_text is not None:
-        if _POSITIVE_INTEGER.fullmatch(limit_text) is None or int(limit_text) > MAX_KEYS_LIMIT:
+        parsed_limit = _parse_positive(limit_text)
+        if parsed_limit is None or parsed_limit > MAX_KEYS_LIMIT:
             return error_response(400, f"Invalid limit: expected a whole number from 1 to {MAX_KEYS_LIMIT}")
-        limit = int(limit_text)
+        limit = parsed_limit
     cursor_match = _CURSOR.fullmatch(query.get(b"cursor", b"0"))
     if cursor_match is None:
         return error_response(400, "Invalid cursor: pass the cursor a previous page returned")

@@ -32,6 +32,7 @@ reply is always one line.
 
 from __future__ import annotations
 
+from ..protocol.integers import parse_integer
 from ..protocol.replies import Error
 from ..protocol.text import escape_value
 from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials, redact
@@ -48,11 +49,10 @@ MAX_EXPIRE_MS = (1 << 62) // 1000
 INVALID_EXPIRE = Error("invalid expire time")
 
 
-def _parse_positive_int(token: bytes) -> int | None:
-    if not token.isdigit() or len(token) > 19:
-        return None
-    value = int(token)
-    return value if value > 0 else None
+def _parse_expiry_amount(token: bytes) -> int | None:
+    """1 to 19 ASCII digits, leading zeros allowed, more than 0 (the caller
+    bounds the value by MAX_EXPIRE_MS)."""
+    return parse_integer(token, minus=False, leading_zeros=True, max_bytes=19, minimum=1, maximum=None)
 
 
 def _check_sizes(session: Session, key: bytes, value: bytes | None = None) -> Error | None:
@@ -74,7 +74,7 @@ def cmd_set(session: Session, args: list[bytes]) -> bytes | Error:
         unit = args[3].upper()
         if unit not in (b"EX", b"PX"):
             return Error("syntax error")
-        amount = _parse_positive_int(args[4])
+        amount = _parse_expiry_amount(args[4])
         if amount is None:
             return INVALID_EXPIRE
         ttl_ms = amount * 1000 if unit == b"EX" else amount
