@@ -55,7 +55,7 @@ from collections.abc import Callable
 
 import trio
 
-from ..store.durability.apply import recover_keyspace
+from ..store.durability.apply import load_keyspace
 from ..store.durability.persistence import LogClosed, Persistence
 from ..store.durability.recovery import DataDir, DataDirInUse
 from ..store.engine import SaveRequest, Store
@@ -78,7 +78,7 @@ def crash_hook(step: str) -> None:
         os._exit(CRASH_EXIT_STATUS)
 
 
-async def recover(store: Store, disk: trio.CapacityLimiter) -> Persistence:
+async def load_and_open_log(store: Store, disk: trio.CapacityLimiter) -> Persistence:
     """Lock the data directory, load the snapshot and replay the logs into
     the store's keyspace (before any client is accepted), then open the log
     for appending. Raises DurabilityError when the files cannot be trusted."""
@@ -89,7 +89,7 @@ async def recover(store: Store, disk: trio.CapacityLimiter) -> Persistence:
     try:
         report = await trio.to_thread.run_sync(
             functools.partial(
-                recover_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated
+                load_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated
             ),
             limiter=disk,
         )

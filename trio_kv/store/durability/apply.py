@@ -41,7 +41,7 @@ def apply_effects(keyspace: Keyspace, effects: list[Effect]) -> None:
             raise ValueError(f"effect {effect!r} cannot be applied to a keyspace")
 
 
-def recover_keyspace(data_dir: DataDir, keyspace: Keyspace, *, truncate_torn_tail: bool = True) -> RecoveryReport:
+def load_keyspace(data_dir: DataDir, keyspace: Keyspace, *, truncate_torn_tail: bool = True) -> RecoveryReport:
     """Load the newest snapshot and replay the logs into ``keyspace``, then
     drop the keys that expired meanwhile (``report.expired_dropped``)."""
     if keyspace.journal is not None:
@@ -51,7 +51,7 @@ def recover_keyspace(data_dir: DataDir, keyspace: Keyspace, *, truncate_torn_tai
         apply_effects(keyspace, effects)
 
     with keyspace.expiry_paused():
-        report = data_dir.recover(apply, truncate_torn_tail=truncate_torn_tail)
+        report = data_dir.replay(apply, truncate_torn_tail=truncate_torn_tail)
     report.expired_dropped = keyspace.purge_expired()
     report.keys = len(keyspace)
     return report
