@@ -15,7 +15,7 @@ import time
 import pytest
 
 from trio_kv.commands import auth
-from trio_kv.commands.http_api import HttpApi, HttpRequest
+from trio_kv.http.routes import HttpApi, HttpRequest
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
 from trio_kv.config import Config, parse_config

@@ -117,7 +117,7 @@ def test_every_reader_handles_a_grown_value(tmp_path) -> None:
     display rule, HTTP GET /key, the RESP encoder, RENAME, a snapshot."""
     from trio_kv.commands import text as text_commands
     from trio_kv.protocol.text import encode_text_reply
-    from trio_kv.commands.http_api import HttpApi, HttpRequest
+    from trio_kv.http.routes import HttpApi, HttpRequest
     from trio_kv.protocol.replies import OK
     from trio_kv.protocol.resp_encoder import encode_reply
     from trio_kv.store.durability.snapshot import keyspace_chunks, load_snapshot, write_snapshot

@@ -62,7 +62,7 @@ import time
 import h11
 import trio
 
-from ..commands.http_api import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
+from ..http.routes import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
 from ..commands.redis import REDIS_COMMANDS
 from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job

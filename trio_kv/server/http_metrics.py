@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 
-from ..commands.metrics import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
+from ..http.prometheus import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
 from ..store.engine import Store
 from .listener import ConnectionRegistry
 

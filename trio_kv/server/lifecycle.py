@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ..commands.http_api import is_loopback_host
+from ..http.routes import is_loopback_host
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.engine import Store

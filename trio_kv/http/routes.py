@@ -75,9 +75,9 @@ from urllib.parse import unquote_to_bytes
 
 from ..protocol.integers import parse_integer
 from ..protocol.replies import Error
-from .auth import bearer_token, password_matches
-from .http_openapi import OPENAPI_JSON
-from .http_values import compact_json, json_text, key_text, value_json
+from ..commands.auth import bearer_token, password_matches
+from .openapi import OPENAPI_JSON
+from .json_values import compact_json, json_text, key_text, value_json
 
 JSON_TYPE = b"application/json; charset=utf-8"
 METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
