@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from trio_kv.store.durability.apply import load_keyspace
 from trio_kv.store.durability.reader import RecordReader
 from trio_kv.store.durability.records import HEADER_BYTES, KIND_LOG, encode_header, encode_record
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.keyspace import Keyspace
 
 NOW_MS = 1_700_000_000_000

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from trio_kv.store.durability.apply import load_keyspace
-from trio_kv.store.durability.persistence import Persistence
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.append_log import Persistence
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.keyspace import Keyspace
 
 

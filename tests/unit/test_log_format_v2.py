@@ -24,7 +24,7 @@ from trio_kv.store.durability.records import (
     encode_record,
     record_parts,
 )
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.keyspace import Keyspace
 
 # Written by the version-1 build (commit fcd430d's records.py): a log.1 with

@@ -17,12 +17,12 @@ from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
 from trio_kv.config import Config
 from trio_kv.protocol.replies import Error
-from trio_kv.store.durability import recovery as recovery_module
+from trio_kv.store.durability import data_dir as recovery_module
 from trio_kv.store.durability import writer as writer_module
 from trio_kv.store.durability.apply import load_keyspace
-from trio_kv.store.durability.persistence import SYNCED_LOG_ENV, Persistence
+from trio_kv.store.durability.append_log import SYNCED_LOG_ENV, Persistence
 from trio_kv.store.durability.records import HEADER_BYTES, encode_record
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.engine import Job, Store, run_batch
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.rwlock import ReadWriteLock

@@ -16,7 +16,7 @@ import pytest
 from trio_kv.store.durability.apply import load_keyspace
 from trio_kv.store.durability.reader import CorruptLog
 from trio_kv.store.durability.records import FRAME_BYTES, HEADER_BYTES, KIND_LOG, KIND_SNAPSHOT, encode_header, encode_record
-from trio_kv.store.durability.recovery import DataDir, InconsistentDataDir, RecoveryReport, TornTailRefused
+from trio_kv.store.durability.data_dir import DataDir, InconsistentDataDir, RecoveryReport, TornTailRefused
 from trio_kv.store.durability.snapshot import keyspace_chunks, write_snapshot
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.rwlock import ReadWriteLock

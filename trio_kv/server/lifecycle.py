@@ -63,7 +63,7 @@ from .expiry import run_active_expiry
 from .http_listener import HttpServer, serve_http_listener
 from .listener import ConnectionRegistry, serve_listener
 from .main_port import MainPort
-from .persistence import DISK_THREADS, LogFlusher, load_and_open_log
+from .log_commit import DISK_THREADS, LogFlusher, load_and_open_log
 
 log = logging.getLogger(__name__)
 

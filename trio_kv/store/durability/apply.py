@@ -15,7 +15,7 @@ Rules kept here:
 
 from __future__ import annotations
 
-from .recovery import DataDir, RecoveryReport
+from .data_dir import DataDir, RecoveryReport
 from .records import CLEAR, DEL, EXPIRE, PATCH, PERSIST, SET, Effect
 from ..keyspace import Keyspace
 

@@ -76,7 +76,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .recovery import DataDir
+from .data_dir import DataDir
 from .records import HEADER_BYTES, encode_record
 from .snapshot import keyspace_chunks, write_snapshot
 from .writer import LogWriter

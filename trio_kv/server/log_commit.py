@@ -56,8 +56,8 @@ from collections.abc import Callable
 import trio
 
 from ..store.durability.apply import load_keyspace
-from ..store.durability.persistence import LogClosed, Persistence
-from ..store.durability.recovery import DataDir, DataDirInUse
+from ..store.durability.append_log import LogClosed, Persistence
+from ..store.durability.data_dir import DataDir, DataDirInUse
 from ..store.engine import SaveRequest, Store
 
 log = logging.getLogger(__name__)
