@@ -1,4 +1,4 @@
-"""``store.durability.persistence.Persistence`` on real files, driven by hand:
+"""``store.durability.append_log.Persistence`` on real files, driven by hand:
 LSN accounting across a log switch that races a flush, a switch whose
 finishing fails and is retried, an fsync failure (sticky, also at a switch),
 the power-loss test hook, sizes; and the engine's EXEC while writes are

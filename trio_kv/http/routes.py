@@ -11,9 +11,9 @@ Routes (the reference REST store's, plus operations endpoints):
     DELETE /key/{key}          DEL key -> 200 {"success": true, "key": k} / 404
     GET    /keys               SCAN (+ DBSIZE) -> 200 {"totalKeys": n,
                                "keys": [...], "cursor": "..."|null}
-    GET    /metrics            Prometheus text (commands.metrics)
+    GET    /metrics            Prometheus text (http.prometheus)
     GET    /healthz, /readyz   alive; ready (200) or not (503)
-    GET    /openapi.json       the OpenAPI document (commands.http_openapi)
+    GET    /openapi.json       the OpenAPI document (http.openapi)
 
 ``HEAD`` works wherever ``GET`` does; ``OPTIONS`` answers 204 with ``Allow``
 and the CORS preflight headers; any other method is 405 with ``Allow``; an
@@ -24,7 +24,7 @@ A request becomes a ``Plan``: a finished ``HttpResponse``, or a ``StoreCall``
 counters, latency, locks and durability apply exactly as for RESP, and a
 function from their replies to the next plan). The connection task
 (``server.http_connection``) runs the store calls; nothing here touches the
-store. Value and key mapping between protocols: ``commands.http_values``.
+store. Value and key mapping between protocols: ``http.json_values``.
 
 ``GET /keys`` pages with SCAN and answers exactly ``{"totalKeys", "keys",
 "cursor"}`` (the reference store's fields plus the cursor). ``limit``

@@ -1,5 +1,5 @@
 """When the append-only log is written, fsynced and compacted: the async
-side of ``store.durability.persistence``.
+side of ``store.durability.append_log``.
 
 * Group commit: one *commit thread* of its own flushes the log. A store
   worker that appended records ``kick``s it at the end of its hop; the
@@ -23,7 +23,7 @@ side of ``store.durability.persistence``.
   log whether its file or the data directory was deleted (``rm -rf`` of the
   data directory): then writes are refused, even with no write in flight to
   notice it, until a compaction asked for (BGREWRITEAOF, BGSAVE, SAVE)
-  rebuilds the files from memory (store.durability.persistence). It is
+  rebuilds the files from memory (store.durability.append_log). It is
   never rebuilt automatically: the directory may have been removed on
   purpose.
 * Compaction runs as one task at a time, on request (BGREWRITEAOF, BGSAVE,
@@ -39,7 +39,7 @@ Test hooks (environment variables; never set them in production):
   that compaction step, as kill -9 would there.
 * ``KV_TEST_SYNCED_LOG=<path>``: after each successful fsync of a log and
   each log switch, ``<path>`` holds one line ``<log file path> <synced
-  offset>`` (store.durability.persistence): a power-loss test kills the
+  offset>`` (store.durability.append_log): a power-loss test kills the
   server, truncates that log to that offset, and restarts.
 """
 

@@ -1,6 +1,6 @@
 """The running server's append-only log: what the engine appends to under
 the write lock, what the disk threads flush and fsync, and the steps of a
-compaction. Synchronous; the async shell (server/persistence.py) decides
+compaction. Synchronous; the async shell (server/log_commit.py) decides
 when each step runs and on which limiter.
 
 Positions are *log sequence numbers* (LSN): the count of record bytes

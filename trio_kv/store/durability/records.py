@@ -28,7 +28,7 @@ Versions: this build writes version 2 and reads 1 and 2. Version 2 adds the
 PATCH effect and nothing else, so the framing is the same; a version-1 file
 holding a PATCH is damage (a version-1 build would not read it). Recovery
 never appends to a version-1 log: it starts a new generation instead
-(recovery.DataDir.replay), so every file's header tells which effects it
+(data_dir.DataDir.replay), so every file's header tells which effects it
 may hold, and an older build refuses a newer file by its header instead of
 failing in the middle of it.
 
