@@ -13,9 +13,9 @@ from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
 from trio_kv.config import Config
 from trio_kv.protocol.replies import OK, QUEUED, Error
-from trio_kv.store.durability.apply import recover_keyspace
-from trio_kv.store.durability.persistence import Persistence
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.apply import load_keyspace
+from trio_kv.store.durability.append_log import Persistence
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.effects import Effect, EffectSink
 from trio_kv.store.engine import Job, Store, run_batch
 from trio_kv.store.keyspace import Keyspace
@@ -26,14 +26,14 @@ from .redis_session import request
 
 def open_log(directory: Path) -> Persistence:
     data_dir = DataDir(directory)
-    recover_keyspace(data_dir, Keyspace())
+    load_keyspace(data_dir, Keyspace())
     return Persistence(data_dir, "always", rewrite_min_bytes=1, rewrite_percentage=100)
 
 
 def log_records(directory: Path) -> list[list[Effect]]:
     """Every record of the logs in ``directory``, in order (its boundaries kept)."""
     records: list[list[Effect]] = []
-    DataDir(directory).recover(records.append)
+    DataDir(directory).replay(records.append)
     return records
 
 

@@ -127,7 +127,7 @@ class Store:
         # CONFIG SET client-query-buffer-limit: read by each new RESP connection.
         self.client_query_buffer_limit_bytes = config.client_query_buffer_limit_bytes
         self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
-        # The append-only log (store.durability.persistence.Persistence) when
+        # The append-only log (store.durability.append_log.Persistence) when
         # --appendonly yes, set once recovery finished; None: memory only.
         self.persistence: Any = None
         # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
