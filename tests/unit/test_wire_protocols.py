@@ -19,11 +19,8 @@ from trio_kv.commands.wire import (
     LINE,
     RESP,
     RESP_AFTER_SNIFF,
-    TEXT_FRAMING,
     WIRE_PROTOCOLS,
-    Framing,
     ParserLimits,
-    WireProtocol,
     sniff_main_port,
 )
 from trio_kv.config import Config
@@ -31,6 +28,8 @@ from trio_kv.protocol import text
 from trio_kv.protocol.replies import Error
 from trio_kv.protocol.resp import RespProtocolError
 from trio_kv.store.engine import Job, Store, run_batch
+
+from ..shout_protocol import SHOUT
 
 STORE_PACKAGE = Path(__file__).resolve().parents[2] / "trio_kv" / "store"
 
@@ -93,37 +92,6 @@ def test_the_main_port_sniff_chooses_once_from_the_first_byte() -> None:
     assert sniffed.next_commands(10) == [[b"PING"]]
     with pytest.raises(RespProtocolError):
         sniffed.next_commands(10)
-
-
-# A protocol added by building one object: the line protocol's parser, its
-# own table (the line commands) and its own words. Nothing else changes.
-def _shout_encode(out: bytearray, reply: object, resp_version: int) -> None:
-    if isinstance(reply, Error):
-        out += b"OOPS " + reply.message.encode() + b"!\n"
-    else:
-        TEXT_FRAMING.encode_reply_into(out, reply, resp_version)
-
-
-SHOUT = WireProtocol(
-    label="shout",
-    framing=Framing(
-        new_parser=TEXT_FRAMING.new_parser,
-        protocol_error=TEXT_FRAMING.protocol_error,
-        protocol_error_reply=lambda error: b"OOPS bad request!\n",
-        protocol_error_closes=lambda error: True,
-        encode_reply_into=_shout_encode,
-        is_streamed=TEXT_FRAMING.is_streamed,
-        encode_reply_pieces=TEXT_FRAMING.encode_reply_pieces,
-    ),
-    table=TEXT_COMMANDS,
-    noauth=Error("LOGIN FIRST"),
-    internal_error=Error("BROKEN"),
-    refused_write=lambda reason: Error(f"READ ONLY NOW ({reason})"),
-    error_text=lambda error: "OOPS " + error.message,
-    max_clients_reply=b"OOPS full!\n",
-    denied_reply=b"OOPS go away!\n",
-    shows_resp_version=False,
-)
 
 
 class _RefusingLog:
