@@ -106,8 +106,10 @@ class WireProtocol:
     label: str
     # None: the connection does its own framing (HTTP: h11, server.http_connection).
     framing: Framing | None
+    # The commands its connections run (the connection hands it to the engine with each job).
     table: CommandTable
-    # The engine's own errors, in this protocol's words.
+    # The engine's own errors, in this protocol's words: a command before
+    # AUTH while a password is set; a handler that raised (a bug, logged).
     noauth: Error
     internal_error: Error
     # refused_write(reason): a write while the append-only log cannot be written.
