@@ -29,9 +29,10 @@ connection before the client reads why.
 ``accept_connections`` keeps these rules for every protocol; a protocol
 brings only how to open a connection and how to answer a rejected or
 denied client (``serve_listener`` for every protocol with a ``Framing``:
-line, RESP, TLS; ``server.http_listener`` for HTTP). A listener's streams may be plain TCP
-or TLS (``trio.SSLStream``, server.streams); the TLS handshake happens on
-the stream's first receive or send, in the connection's task.
+line, RESP, TLS; ``server.http_listener`` for HTTP). A listener's streams
+may be plain TCP or TLS (``trio.SSLStream``, server.streams); the TLS
+handshake happens on the stream's first receive or send, in the
+connection's task.
 """
 
 from __future__ import annotations
