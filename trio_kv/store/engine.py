@@ -9,8 +9,9 @@ connection's requests in that connection's order.
 
 Atomicity, as the README states it:
 
-* Every command is atomic: it runs entirely under the read lock (commands
-  without the ``write`` flag) or the write lock (with it).
+* Every command is atomic: it runs entirely under the lock its spec
+  declares (``CommandSpec.lock``, a subcommand's own for a container): the
+  read lock or the write lock (SAVE holds none while it waits).
 * Consecutive commands of the batch that need the same lock share one
   acquisition; the lock is switched only when the kind changes. A pipeline
   is therefore not atomic as a whole (as in Redis); MULTI/EXEC and the
@@ -48,7 +49,7 @@ from typing import Any
 from ..commands.auth import password_bytes
 from ..commands.session import Session
 from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced
-from ..commands.table import CommandSpec, CommandTable
+from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import queue_command
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
@@ -175,7 +176,7 @@ def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
     without writes runs (None); one with writes is discarded, so the client
     is not left inside a MULTI, and answered ``EXECABORT Transaction
     discarded because of: MISCONF ...``. Unwatching needs no store lock."""
-    if not any(spec.is_write for spec, _args in session.multi):
+    if not any(spec.lock_for(args) is WRITE_LOCK for spec, args in session.multi):
         return None
     return _abort_exec(session, session.wire.refused_write(refusal))
 
@@ -192,10 +193,10 @@ def _abort_exec(session: Session, error: Error) -> Error:
 def _denies_oom(spec: CommandSpec, session: Session) -> bool:
     """Whether maxmemory refuses this request: a denyoom command, or an EXEC
     whose transaction queued one (Redis' processCommand)."""
-    if "denyoom" in spec.flags:
+    if spec.denies_oom:
         return True
     return spec.name == "exec" and session.multi is not None and any(
-        "denyoom" in queued.flags for queued, _args in session.multi
+        queued.denies_oom for queued, _args in session.multi
     )
 
 
@@ -254,7 +255,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     latency of consecutive runs of one command in a job are recorded once per
     run: they are answered together, so they share one latency (request read
     to reply ready), and per-command bookkeeping was 40% of the engine's
-    time. Errors are counted one by one. A command flagged ``stats`` (STATS,
+    time. Errors are counted one by one. A command that ``reads_stats`` (STATS,
     LATENCY, INFO, CONFIG) first records the run before it, so it sees every
     earlier command of its own pipeline. Statistics are kept under the name
     the command ran as (``session.last_command``: ``client|id`` for a
@@ -305,7 +306,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if session.closing:
                     break  # QUIT earlier in the batch: nothing after it runs
                 spec = by_name.get(args[0].lower())
-                if spec is None or not (
+                if spec is None or not (  # commands.table.arity_accepts, inlined
                     len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity
                 ):
                     resolved = table.resolve(args)
@@ -318,7 +319,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                             shard.record_rejected(spec.name)
                         continue
                     spec = resolved  # an HTTP request line (commands.security) runs below
-                if not session.authenticated and store.requirepass is not None and "no_auth" not in spec.flags:
+                if not session.authenticated and store.requirepass is not None and spec.needs_auth:
                     # Redis' processCommand: after the name and arity checks.
                     if session.multi is not None:
                         session.multi_failed = True
@@ -341,8 +342,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         shard.record_error(session.wire.error_text(refused))
                         shard.record_rejected(spec.name)
                         continue
-                if session.multi is not None and "multi-control" not in spec.flags:
-                    if "no_multi" in spec.flags:
+                if session.multi is not None and not spec.runs_in_multi:
+                    if spec.refused_in_multi:
                         # Redis: refused, and EXEC will abort the transaction.
                         session.multi_failed = True
                         append(NOT_IN_MULTI)
@@ -355,6 +356,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         shard.record_error(session.wire.error_text(queued))
                     continue
                 want_write = spec.is_write
+                no_lock = spec.no_lock
+                if spec.has_subcommands:  # a subcommand declares its own lock (CONFIG GET: read)
+                    lock_kind = spec.lock_for(args)
+                    want_write, no_lock = lock_kind is WRITE_LOCK, lock_kind is NO_LOCK
                 if want_write and persistence is not None:
                     refusal = persistence.refusal()
                     if refusal is not None:
@@ -367,7 +372,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                             shard.record_error(session.wire.error_text(refused))
                             shard.record_rejected(spec.name)
                             continue
-                if spec.no_lock:
+                if no_lock:
                     # Waits for something else that needs the lock (SAVE).
                     if held_write is not None:
                         (lock.release_write if held_write else lock.release_read)()
@@ -448,7 +453,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
                 if monitor_threshold_us and exec_us >= monitor_threshold_us:
-                    monitor.add_sample("fast-command" if "fast" in spec.flags else "command", exec_us // 1000)
+                    monitor.add_sample("fast-command" if spec.is_fast else "command", exec_us // 1000)
             if run_n:
                 shard.record_calls(
                     run_name, run_spec.counter, run_n, run_failed, run_usec,
