@@ -13,7 +13,8 @@ commands (``commands.container``), so nothing here repeats the table:
   -> ``@string``) plus the spec's extra ``categories``. Key specs are Redis 7.0's for the same command (``KEY_SPECS``:
   flags, first key, last key, step, copied from redis-server's COMMAND
   INFO), else one range spec built from first/last/step, flagged ``RW
-  update`` for write commands and ``RO access`` otherwise. No tips.
+  update`` for write commands and ``RO access`` otherwise. Tips from
+  ``TIPS`` (Redis 7.0's, for the commands that have any).
 * ``COMMAND DOCS [name ...]``: name -> {summary, since, group} (and
   subcommands). ``since`` is the spec's (Redis' values), left out where it
   is None.
@@ -62,6 +63,12 @@ IMPLIED_CATEGORIES = {
     "fast": ("fast",),
     "blocking": ("blocking",),
 }
+# Redis 7.0's command tips, for the commands that have any.
+TIPS = {
+    "hgetall": ("nondeterministic_output_order",), "hkeys": ("nondeterministic_output_order",),
+    "hvals": ("nondeterministic_output_order",), "hrandfield": ("nondeterministic_output",),
+    "hscan": ("nondeterministic_output",),
+}
 
 # Redis 7.0's key specs for the commands trio_kv has keys for: name ->
 # [(flags, begin index, last key (relative to begin; -1: the last argument),
@@ -107,6 +114,22 @@ KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
     "rename": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "update"), 2, 0, 1)],
     "renamenx": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "insert"), 2, 0, 1)],
     "watch": [(("RO",), 1, -1, 1)],
+    "hset": [(_RW_UPDATE, 1, 0, 1)],
+    "hmset": [(_RW_UPDATE, 1, 0, 1)],
+    "hsetnx": [(("RW", "insert"), 1, 0, 1)],
+    "hget": [(_RO_ACCESS, 1, 0, 1)],
+    "hmget": [(_RO_ACCESS, 1, 0, 1)],
+    "hincrby": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "hincrbyfloat": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "hdel": [(("RW", "delete"), 1, 0, 1)],
+    "hlen": [(("RO",), 1, 0, 1)],
+    "hstrlen": [(("RO",), 1, 0, 1)],
+    "hexists": [(("RO",), 1, 0, 1)],
+    "hkeys": [(_RO_ACCESS, 1, 0, 1)],
+    "hvals": [(_RO_ACCESS, 1, 0, 1)],
+    "hgetall": [(_RO_ACCESS, 1, 0, 1)],
+    "hrandfield": [(_RO_ACCESS, 1, 0, 1)],
+    "hscan": [(_RO_ACCESS, 1, 0, 1)],
 }
 
 
@@ -193,7 +216,7 @@ def command_info(spec: CommandSpec) -> list[object]:
         spec.last_key,
         spec.key_step,
         acl_categories(spec.flags, spec.categories, spec.group),
-        [],
+        [tip.encode() for tip in TIPS.get(spec.name, ())],
         key_specs(spec),
         [subcommand_info(spec, entry) for entry in _subcommands(spec)],
     ]

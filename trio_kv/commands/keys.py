@@ -1,8 +1,9 @@
 """Redis generic key commands: DEL, EXISTS, expiry, RENAME, KEYS, SCAN, FLUSH.
 
 Behaviour and error wording follow Redis 7.0 (``db.c``, ``expire.c``),
-checked against a real redis-server 7.0. Every key holds a string, so TYPE
-answers ``string`` or ``none``.
+checked against a real redis-server 7.0. They work on a key whatever type
+its value has (``Keyspace`` stores, expires, renames and deletes any value);
+TYPE answers ``string``, the family's name (``hash``) or ``none``.
 
 Rules kept here:
 
@@ -58,7 +59,6 @@ SCAN_DEFAULT_COUNT = 10
 # does (store.hashtable.SCAN_SLOTS_PER_COUNT; Redis visits 10 * COUNT buckets).
 SCAN_SLOTS_PER_COUNT = 10
 _CURSOR = re.compile(rb"([+-]?)([0-9]+)")
-STRING_TYPE = SimpleString("string")
 NONE_TYPE = SimpleString("none")
 
 
@@ -184,16 +184,15 @@ def cmd_persist(session: Session, args: list[bytes]) -> int:
 
 
 def cmd_type(session: Session, args: list[bytes]) -> SimpleString:
-    found = session.keyspace.exists(args[1])
-    count_lookup(session, found)
-    return STRING_TYPE if found else NONE_TYPE
+    type_name = session.keyspace.type_name(args[1])
+    count_lookup(session, type_name is not None)
+    return NONE_TYPE if type_name is None else SimpleString(type_name.decode())
 
 
 def _rename(session: Session, args: list[bytes], only_new: bool) -> object:
     source, target = args[1], args[2]
     keyspace = session.keyspace
-    value = keyspace.get(source)
-    if value is None:
+    if not keyspace.exists(source):
         return Error("ERR no such key")
     if source == target:
         return 0 if only_new else OK
@@ -202,9 +201,7 @@ def _rename(session: Session, args: list[bytes], only_new: bool) -> object:
         return problem
     if only_new and keyspace.exists(target):
         return 0
-    at_ms = keyspace.expire_at_ms(source)
-    keyspace.delete(source)
-    keyspace.set(target, value, None if at_ms == NO_EXPIRY else at_ms)
+    keyspace.rename(source, target)
     return 1 if only_new else OK
 
 
@@ -294,8 +291,9 @@ def _scan_reply(
         # Redis looks up each matching key's type (a keyspace hit each); an
         # unknown type name matches nothing in 7.0.
         session.stats.add("keyspace_hits", len(keys))
-        if type_name.lower() != b"string":
-            keys = []
+        wanted = type_name.lower()
+        type_of = session.keyspace.type_name
+        keys = [key for key in keys if type_of(key) == wanted]
     return [b"%d" % next_cursor, keys]
 
 

@@ -227,6 +227,14 @@ def _set_nothing(store: Any, value: object) -> None:
     pass
 
 
+def _set_hash_max_entries(store: Any, value: int) -> None:
+    store.hash_max_listpack_entries = value
+
+
+def _set_hash_max_value(store: Any, value: int) -> None:
+    store.hash_max_listpack_value_bytes = value
+
+
 def _set_maxmemory(store: Any, value: int) -> None:
     store.maxmemory_bytes = value
 
@@ -326,6 +334,21 @@ PARAMETERS: list[Parameter] = [
         "latency-monitor-threshold", lambda store: str(store.latency_monitor.threshold_ms),
         _set_latency_monitor_threshold,
     ),
+    # Hashes have one encoding (commands/hash_value.py): kept, no effect.
+    *[
+        Parameter(
+            f"hash-max-{encoding}-entries", lambda store: str(store.hash_max_listpack_entries),
+            _set_hash_max_entries,
+        )
+        for encoding in ("listpack", "ziplist")
+    ],
+    *[
+        Parameter(
+            f"hash-max-{encoding}-value", lambda store: str(store.hash_max_listpack_value_bytes),
+            _set_hash_max_value, parse=_parse_memory,
+        )
+        for encoding in ("listpack", "ziplist")
+    ],
     Parameter("daemonize", _fixed("no")),
     Parameter("replicaof", _fixed("")),
     Parameter("slaveof", _fixed("")),

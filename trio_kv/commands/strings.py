@@ -1,8 +1,10 @@
 """Redis string commands: GET, SET and friends, counters, ranges.
 
 Behaviour and error wording follow Redis 7.0 (``t_string.c``, ``util.c``),
-checked against a real redis-server 7.0. Every value is a string, so
-``WRONGTYPE`` never happens.
+checked against a real redis-server 7.0. On a key holding another type
+the keyspace's string accessors raise ``WrongType`` (the engine answers
+WRONGTYPE, commands/values.py); SET and MSET replace any value, MGET
+answers nil for it, as Redis does.
 
 Rules kept here:
 
@@ -34,6 +36,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 from ..protocol.replies import OK, Error
@@ -56,6 +59,7 @@ from .arguments import (
 from .long_double import format_long_double, parse_long_double, round_long_double
 from .session import Session
 from .table import ALL_KEYS, ONE_KEY, CommandSpec, Lock
+from .values import WrongType
 
 def _check_store(session: Session, key: bytes, value: bytes) -> Error | None:
     return check_key(session, key) or check_value_size(session, len(value))
@@ -266,13 +270,24 @@ def cmd_getex(session: Session, args: list[bytes]) -> object:
 
 def cmd_mget(session: Session, args: list[bytes]) -> list[bytes | memoryview | None]:
     get = session.keyspace.get_view
-    values = [get(key) for key in args[1:]]
+    try:
+        values = [get(key) for key in args[1:]]
+    except WrongType:
+        # Redis' MGET answers nil for a key of another type, never WRONGTYPE.
+        values = [_string_or_none(get, key) for key in args[1:]]
     misses = values.count(None)
     if misses:
         session.stats.add("keyspace_misses", misses)
     if misses < len(values):
         session.stats.add("keyspace_hits", len(values) - misses)
     return values
+
+
+def _string_or_none(get: Callable[[bytes], bytes | memoryview | None], key: bytes) -> bytes | memoryview | None:
+    try:
+        return get(key)
+    except WrongType:
+        return None
 
 
 def _check_pairs(session: Session, args: list[bytes]) -> Error | None:

@@ -36,6 +36,7 @@ from ..protocol.replies import NO_REPLY, OK, QUEUED, Error, NullArray
 from .session import Session
 from .slicing import finish
 from .table import ALL_KEYS, CommandSpec, InMulti, Lock
+from .values import WRONGTYPE_ERROR, WrongType
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ def _run_queued(session: Session, spec: CommandSpec, args: list[bytes]) -> objec
         # A sliced command (KEYS, FLUSHALL...) runs to its end here: the
         # transaction stays atomic (commands/slicing.py).
         reply = finish(spec.handler(session, args))
+    except WrongType:
+        reply = WRONGTYPE_ERROR
     except Exception:
         log.exception("client %d: command %s in EXEC failed", session.id, spec.name)
         reply = INTERNAL_ERROR

@@ -51,6 +51,7 @@ from ..commands.session import Session
 from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced
 from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import queue_command
+from ..commands.values import WRONGTYPE_ERROR, WrongType
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
 from .durability.memory_snapshot import save_keyspace
@@ -131,6 +132,10 @@ class Store:
         # SAVE with --appendonly no (dump.snapshot): how many, and when the
         # last one started (LASTSAVE, INFO rdb_*); None before the first.
         self.memory_saves = 0
+        # CONFIG SET hash-max-listpack-entries / -value (and their ziplist
+        # aliases): kept for CONFIG GET, no effect (a hash is always a dict).
+        self.hash_max_listpack_entries = 128
+        self.hash_max_listpack_value_bytes = 64
         self.memory_last_save_s: int | None = None
         self._memory_save_lock = threading.Lock()
 
@@ -393,6 +398,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 session.last_command = name = spec.name
                 try:
                     reply = spec.handler(session, args)
+                except WrongType:
+                    reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
                 except Exception:
                     log.exception("client %d: command %s failed", session.id, name)
                     reply = session.wire.internal_error
