@@ -160,6 +160,18 @@ def test_the_store_layer_names_no_protocol() -> None:
     assert _protocol_names(STORE_PACKAGE) == set()
 
 
+def test_no_code_or_test_uses_the_old_protocol_booleans() -> None:
+    # A leftover ``session.resp = False`` would set an attribute nothing reads.
+    repository = STORE_PACKAGE.parents[1]
+    found = {
+        (path, line, name)
+        for root in (repository / "trio_kv", repository / "tests")
+        for path, line, name in _protocol_names(root)
+        if name in (".resp", ".resp_only")
+    }
+    assert found == set()
+
+
 def test_the_store_check_sees_what_it_forbids(tmp_path: Path) -> None:
     # The same check on a file written the old way finds each kind of offence.
     (tmp_path / "old.py").write_text(
