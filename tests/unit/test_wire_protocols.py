@@ -14,19 +14,13 @@ import pytest
 from trio_kv.commands import auth
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
-from trio_kv.commands.wire import (
-    HTTP,
-    LINE,
-    RESP,
-    RESP_AFTER_SNIFF,
-    WIRE_PROTOCOLS,
-    ParserLimits,
-    sniff_main_port,
-)
+from trio_kv.commands.wire import LINE, RESP, RESP_AFTER_SNIFF, ParserLimits, sniff_main_port
+from trio_kv.http.wire import HTTP
 from trio_kv.config import Config
 from trio_kv.protocol import text
 from trio_kv.protocol.replies import Error
 from trio_kv.protocol.resp import RespProtocolError
+from trio_kv.server.http_metrics import WIRE_PROTOCOLS
 from trio_kv.store.engine import Job, Store, run_batch
 
 from ..shout_protocol import SHOUT
@@ -101,32 +95,36 @@ class _RefusingLog:
         return "disk full"
 
 
-def _run(store: Store, session: Session, *lines: bytes) -> list[object]:
-    assert session.wire.framing is not None
-    parser = session.wire.framing.new_parser(_limits())
+def _run(store: Store, session: Session, *lines: bytes) -> list[bytes]:
+    """Parse, execute and encode ``lines`` as the session's protocol does."""
+    framing = session.wire.framing
+    assert framing is not None
+    parser = framing.new_parser(_limits())
     parser.receive_data(b"".join(line + b"\n" for line in lines))
     job = Job(session, session.wire.table, parser.next_commands(100), time.perf_counter())
     run_batch(store, [job])
-    return job.replies
+    encoded = []
+    for reply in job.replies:
+        out = bytearray()
+        framing.encode_reply_into(out, reply, session.protocol)
+        encoded.append(bytes(out))
+    return encoded
 
 
 def test_a_new_protocol_is_one_object_and_the_engine_speaks_it() -> None:
     store = Store(Config())
     session = Session(1, store, wire=SHOUT)
-    assert _run(store, session, b"SET k v", b"GET k", b"NOPE") == [b"OK\n", b"VALUE v\n", Error("unknown command")]
-    out = bytearray()
-    SHOUT.framing.encode_reply_into(out, Error("unknown command"), 2)  # type: ignore[union-attr]
-    assert bytes(out) == b"OOPS unknown command!\n"
+    assert _run(store, session, b"SET k v", b"GET k", b"NOPE") == [b"OK\n", b"VALUE v\n", b"OOPS unknown command!\n"]
     # errorstats counts the error under the code the protocol's text starts with.
     assert store.stats.error_counts() == {"OOPS": 1}
 
     store.requirepass = b"secret"
     stranger = Session(2, store, wire=SHOUT)
-    assert _run(store, stranger, b"GET k") == [Error("LOGIN FIRST")]
+    assert _run(store, stranger, b"GET k") == [b"OOPS LOGIN FIRST!\n"]
 
     store.requirepass = None
     store.persistence = _RefusingLog()
-    assert _run(store, session, b"SET k w", b"GET k") == [Error("READ ONLY NOW (disk full)"), b"VALUE v\n"]
+    assert _run(store, session, b"SET k w", b"GET k") == [b"OOPS READ ONLY NOW (disk full)!\n", b"VALUE v\n"]
     assert store.stats.error_counts() == {"OOPS": 3}
 
 

@@ -1,5 +1,6 @@
 """One object per wire protocol: everything that differs between the line
-protocol, RESP and HTTP, in one place.
+protocol, RESP and HTTP, in one place (HTTP's object is ``trio_kv.http.wire``,
+above this layer, since its answers are built by its routes).
 
 A ``WireProtocol`` says how its connections are framed (``Framing``: the
 parser factory, the reply encoder, what a protocol error answers and whether
@@ -18,7 +19,8 @@ Rules this module keeps:
    use, such as ``commands.auth.NOAUTH``, stay with the rules they belong
    to.)
 2. Adding a protocol (memcached, a cluster bus) means one new object here
-   (or next to its commands) and one listener entry (``server.lifecycle``);
+   (or next to its commands, as ``http.wire``) and one listener entry
+   (``server.lifecycle``);
    a request/reply protocol with a ``Framing`` is served by the generic
    ``server.connection.Connection`` with no other change.
    ``tests/unit/test_wire_protocols.py`` builds a throwaway protocol to show it.
@@ -37,8 +39,7 @@ from typing import Protocol
 
 from ..protocol import resp, resp_encoder, text
 from ..protocol.replies import Error
-from .auth import DENIED_HTTP_REASON, DENIED_RESP, DENIED_TEXT, NOAUTH, TEXT_NOAUTH
-from .http_api import error_response
+from .auth import DENIED_RESP, DENIED_TEXT, NOAUTH, TEXT_NOAUTH
 from .redis import REDIS_COMMANDS
 from .table import CommandTable
 from .text import TEXT_COMMANDS
@@ -141,11 +142,11 @@ def _resp_error_reply(error: Exception) -> bytes:
     return error.reply_bytes()
 
 
-def _resp_refused_write(reason: str) -> Error:
+def resp_refused_write(reason: str) -> Error:
     return Error(f"MISCONF Errors writing to the AOF file: {reason}")
 
 
-def _resp_error_text(error: Error) -> str:
+def resp_error_text(error: Error) -> str:
     return error.message
 
 
@@ -166,8 +167,8 @@ RESP = WireProtocol(
     table=REDIS_COMMANDS,
     noauth=NOAUTH,
     internal_error=Error("ERR " + INTERNAL_ERROR),
-    refused_write=_resp_refused_write,
-    error_text=_resp_error_text,
+    refused_write=resp_refused_write,
+    error_text=resp_error_text,
     max_clients_reply=b"-ERR max number of clients reached\r\n",
     denied_reply=DENIED_RESP,
     shows_resp_version=True,
@@ -231,37 +232,6 @@ LINE = WireProtocol(
     denied_reply=DENIED_TEXT,
     shows_resp_version=False,
 )
-
-
-def _http_rejection(status_line: bytes, message: str) -> bytes:
-    # Sent before any request is read: no Origin, so no CORS headers.
-    response = error_response(int(status_line[:3]), message)
-    assert response.content_type is not None  # error responses are JSON
-    return (
-        b"HTTP/1.1 " + status_line + b"\r\n"
-        + b"content-type: " + response.content_type + b"\r\n"
-        + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(response.body)
-        + response.body
-    )
-
-
-# The JSON API (--http-port). Its store work runs Redis commands, so the
-# engine's errors are worded as RESP's; h11 frames it (server.http_connection).
-HTTP = WireProtocol(
-    label="http",
-    framing=None,
-    table=REDIS_COMMANDS,
-    noauth=NOAUTH,
-    internal_error=RESP.internal_error,
-    refused_write=_resp_refused_write,
-    error_text=_resp_error_text,
-    max_clients_reply=_http_rejection(b"503 Service Unavailable", "max clients reached"),
-    denied_reply=_http_rejection(b"403 Forbidden", DENIED_HTTP_REASON),
-    shows_resp_version=True,
-)
-
-# Every protocol the server speaks, in the order the metrics list them.
-WIRE_PROTOCOLS = (LINE, RESP, HTTP)
 
 
 def sniff_main_port(first: bytes) -> WireProtocol:

@@ -25,9 +25,9 @@ from collections import Counter
 
 import trio
 
-from ..commands.http_api import CorsPolicy, HttpApi, is_loopback_host
-from ..commands.metrics import render_metrics
-from ..commands.wire import HTTP
+from ..http.routes import CorsPolicy, HttpApi, is_loopback_host
+from ..http.prometheus import render_metrics
+from ..http.wire import HTTP
 from ..store.engine import Store
 from .dispatch import Dispatcher
 from .http_connection import LINGER_MAX_BYTES, LINGER_SECONDS, HttpConnection

@@ -1,4 +1,4 @@
-"""Take the snapshot ``GET /metrics`` renders (``commands.metrics``).
+"""Take the snapshot ``GET /metrics`` renders (``http.prometheus``).
 
 Runs on the event loop and takes no store lock: ``Stats`` is safe to read
 from any thread, and the keyspace figures (key count, value bytes, expired keys) are single
@@ -13,11 +13,14 @@ from __future__ import annotations
 import re
 import time
 
-from ..commands.metrics import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
-from ..commands.wire import WIRE_PROTOCOLS
+from ..commands.wire import LINE, RESP
+from ..http.prometheus import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
+from ..http.wire import HTTP
 from ..store.engine import Store
 from .listener import ConnectionRegistry
 
+# Every protocol, in the order the metrics list their connection counts.
+WIRE_PROTOCOLS = (LINE, RESP, HTTP)
 _METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 

@@ -54,8 +54,9 @@ from dataclasses import dataclass
 
 import trio
 
-from ..commands.http_api import is_loopback_host
-from ..commands.wire import HTTP, LINE, RESP, WireProtocol, sniff_main_port
+from ..commands.wire import LINE, RESP, WireProtocol, sniff_main_port
+from ..http.routes import is_loopback_host
+from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.engine import Store
@@ -64,7 +65,7 @@ from .expiry import run_active_expiry
 from .http_listener import HttpServer, serve_http_listener
 from .listener import ConnectionRegistry, serve_listener
 from .main_port import MainPort
-from .persistence import DISK_THREADS, LogFlusher, recover
+from .log_commit import DISK_THREADS, LogFlusher, load_and_open_log
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ async def serve(
     persistence = None
     if config.appendonly:
         # Before any listener opens: a client never sees a half-loaded store.
-        persistence = await recover(store, disk)
+        persistence = await load_and_open_log(store, disk)
     else:
         # The last SAVE's dump.snapshot, if any (store.durability.memory_snapshot).
         loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
