@@ -12,6 +12,7 @@ import trio
 
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
+from trio_kv.commands.wire import LINE
 from trio_kv.config import Config
 from trio_kv.protocol.replies import OK
 from trio_kv.protocol.text import NOT_FOUND, Labelled
@@ -20,7 +21,7 @@ from trio_kv.store.engine import Job, Store
 
 
 def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
-    return Job(Session(client_id, store, resp=False), TEXT_COMMANDS, list(requests), time.perf_counter())
+    return Job(Session(client_id, store, wire=LINE), TEXT_COMMANDS, list(requests), time.perf_counter())
 
 
 async def test_many_connections_share_hops(nursery):

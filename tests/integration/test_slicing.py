@@ -18,6 +18,7 @@ import trio
 
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
+from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
 from trio_kv.server.dispatch import Dispatcher
 from trio_kv.server.lifecycle import serve
@@ -46,7 +47,7 @@ async def _line(client: LineClient) -> bytes:
 
 
 def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
-    return Job(Session(client_id, store, resp=True), REDIS_COMMANDS, list(requests), time.perf_counter())
+    return Job(Session(client_id, store, wire=RESP), REDIS_COMMANDS, list(requests), time.perf_counter())
 
 
 async def test_other_clients_are_answered_while_keys_runs(nursery):

@@ -11,6 +11,7 @@ import pytest
 
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
+from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
 from trio_kv.protocol.replies import OK, QUEUED, Error
 from trio_kv.store.durability.apply import load_keyspace
@@ -54,7 +55,7 @@ def test_a_second_subscriber_sees_every_write_once_in_order_and_the_log_keeps_it
     store.persistence = persistence
     second: list[list[Effect]] = []
     store.keyspace.effects.subscribe(second.append)
-    session = Session(1, store, resp=True)
+    session = Session(1, store, wire=RESP)
 
     transaction = run(store, session, "SET a 1", "MULTI", "SET b 2", "INCR a", "DEL nope", "EXPIRE b 100", "EXEC")
     assert transaction.replies == [OK, OK, QUEUED, QUEUED, QUEUED, QUEUED, [OK, 2, 0, 1]]
@@ -135,7 +136,7 @@ def test_the_engine_answers_a_write_a_subscriber_refused_with_an_error() -> None
         units.append(unit)
 
     store.keyspace.effects.subscribe(refuse_big)
-    session = Session(1, store, resp=True)
+    session = Session(1, store, wire=RESP)
     job = run(store, session, "SET big 0123456789abc", "SET small x")
     assert isinstance(job.replies[0], Error) and "too big for me" in job.replies[0].message
     assert job.replies[1] == OK

@@ -2,23 +2,26 @@
 
 One ``Session`` per connection. Handlers read the shared store through it
 (``session.keyspace``, ``session.stats``, ``session.server``) and keep the
-connection's own state in it (protocol version, name, whether to close;
-its MULTI/WATCH state is a ``Transaction``, commands/transactions.py's
-alone). A connection has at most one batch at the workers at a time, so its
-session is only ever touched by one thread at a time and needs no lock of
-its own.
+connection's own state in it (wire protocol and RESP version, name,
+whether to close; its MULTI/WATCH state is a ``Transaction``,
+commands/transactions.py's alone). A connection has at most one batch at
+the workers at a time, so its session is only ever touched by one thread
+at a time and needs no lock of its own.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .transactions import Transaction
+
+if TYPE_CHECKING:
+    from .wire import WireProtocol
 
 
 class Session:
     def __init__(
-        self, client_id: int, server: Any, *, resp: bool, address: str = "", local_address: str = ""
+        self, client_id: int, server: Any, *, wire: WireProtocol, address: str = "", local_address: str = ""
     ) -> None:
         self.id = client_id
         # The shared server state (store.engine.Store): keyspace, stats, config, clients.
@@ -27,8 +30,11 @@ class Session:
         self.stats = server.stats
         self.config = server.config
         self.address = address
-        # True for RESP connections; ``protocol`` is 2 or 3 once HELLO switches it.
-        self.resp = resp
+        # The connection's wire protocol (commands.wire): its command table
+        # and the wording of the errors the engine makes. The main port sets
+        # it once more when the first byte chose RESP.
+        self.wire = wire
+        # RESP version: 2, or 3 once HELLO switches it.
         self.protocol = 2
         self.name = b""
         # Redis' c->authenticated: true when no password is set at connect

@@ -54,7 +54,9 @@ from dataclasses import dataclass
 
 import trio
 
+from ..commands.wire import LINE, RESP, WireProtocol, sniff_main_port
 from ..http.routes import is_loopback_host
+from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.engine import Store
@@ -183,20 +185,30 @@ async def serve(
             tls_address = tls_listeners[0].transport_listener.socket.getsockname()[:2] if tls_listeners else None
             store.info["tcp_port"] = main_address[1]
             async with trio.open_nursery() as accepting:
-                # The main port's listeners move with CONFIG SET port (server.main_port).
+                # The main port (line protocol and RESP, the first byte
+                # chooses) moves with CONFIG SET port (server.main_port).
                 main_port = MainPort(
                     store, config.host, accepting,
-                    lambda listener: serve_listener(listener, store, dispatcher, registry, connections, False),
+                    lambda listener: serve_listener(
+                        listener, store, dispatcher, registry, connections, LINE, sniff_main_port
+                    ),
                     token,
                 )
                 main_port.start(listeners)
                 store.change_port = main_port.change_port
-                for group in (redis_listeners, tls_listeners):
-                    for listener in group:
-                        accepting.start_soon(serve_listener, listener, store, dispatcher, registry, connections, True)
                 http_server = HttpServer(store, dispatcher, registry)
-                for listener in http_listeners:
-                    accepting.start_soon(serve_http_listener, listener, http_server, connections)
+                # The other listeners: (protocol, listeners). A new protocol adds a row.
+                served: list[tuple[WireProtocol, list[trio.abc.Listener]]] = [
+                    (RESP, redis_listeners), (RESP, tls_listeners), (HTTP, http_listeners),
+                ]
+                for wire, group in served:
+                    for listener in group:
+                        if wire is HTTP:  # framed by h11: server.http_connection
+                            accepting.start_soon(serve_http_listener, listener, http_server, connections)
+                        else:
+                            accepting.start_soon(
+                                serve_listener, listener, store, dispatcher, registry, connections, wire
+                            )
                 if http_address is not None:
                     # Logged before the "listening on" line, which tools wait for.
                     log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)

@@ -35,9 +35,14 @@ Atomicity, as the README states it:
   a whole EXEC, a whole MSET. With the log on, the reply waits for it.
 * A handler that raises is a bug: it is logged, the client gets an error, and
   the rest of the batch still runs (the executor, ``_execute``, and its
-  inline copy in ``_execute_jobs``; EXEC's queued commands go through it). A command that has started always
-  finishes (the hop is never abandoned), so a reply is never lost for a write
+  inline copy in ``_execute_jobs``; EXEC's queued commands go through it).
+  A command that has started always finishes (the hop is never abandoned), so a reply is never lost for a write
   that happened.
+
+The errors the engine makes itself (NOAUTH, a write refused by a log error,
+a handler's crash) and the text errorstats counts are worded by the
+session's wire protocol (``session.wire``, ``commands.wire``): this layer
+names no protocol.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ..commands.auth import NOAUTH, TEXT_NOAUTH, password_bytes
+from ..commands.auth import password_bytes
 from ..commands.session import Session
 from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced, finish
 from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
@@ -69,7 +74,6 @@ from .stats import Stats, StatsShard
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ERROR = "internal error, see the server log"
 OUT_OF_MEMORY = Error("OOM command not allowed when used memory > 'maxmemory'.")
 
 
@@ -180,18 +184,6 @@ class Store:
         request = SaveRequest()
         self.request_compaction(request)
         return request.wait()
-
-    def refused_write(self, session: Session, reason: str) -> Error:
-        """The reply to a write while the log cannot be written."""
-        if session.resp:
-            return Error(f"MISCONF Errors writing to the AOF file: {reason}")
-        return Error(f"writes refused: error writing the log ({reason})")
-
-
-def _error_text(session: Session, error: Error) -> str:
-    """The text errorstats reads a code from: RESP errors start with their
-    code (``ERR``, ``WRONGTYPE``); the line protocol's are all ``ERROR``."""
-    return error.message if session.resp else "ERROR " + error.message
 
 
 @dataclass(slots=True, eq=False)
@@ -321,7 +313,7 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
         spec = resolved  # an HTTP request line (commands.security) runs below
     if not session.authenticated and hop.store.requirepass is not None and spec.needs_auth:
         transaction.fail()  # an EXEC too: NOAUTH, still inside MULTI (as Redis)
-        _reject(hop, job, spec, NOAUTH if session.resp else TEXT_NOAUTH)
+        _reject(hop, job, spec, session.wire.noauth)
         return None
     if hop.maxmemory and transaction.denies_oom(spec) and hop.out_of_memory():  # an EXEC: what it queued
         _reject(hop, job, spec, transaction.refuse(spec, OUT_OF_MEMORY))
@@ -330,7 +322,7 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
     if queued is not None:
         _answer(session, job.replies, queued)
         if isinstance(queued, Error):  # not QUEUED
-            hop.shard.record_error(_error_text(session, queued))
+            hop.shard.record_error(session.wire.error_text(queued))
             if queued is REFUSED_IN_MULTI:
                 hop.shard.record_rejected(spec.name)
         return None
@@ -338,7 +330,7 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
     if persistence is not None and transaction.writes(spec, args):
         refusal = persistence.refusal()
         if refusal is not None:
-            _reject(hop, job, spec, transaction.refuse(spec, hop.store.refused_write(session, refusal)))
+            _reject(hop, job, spec, transaction.refuse(spec, session.wire.refused_write(refusal)))
             return None
     return spec
 
@@ -346,7 +338,7 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
 def _reject(hop: _Hop, job: Job, spec: CommandSpec | None, error: Error) -> None:
     """Answer a request refused before it ran."""
     _answer(job.session, job.replies, error)
-    hop.shard.record_error(_error_text(job.session, error))
+    hop.shard.record_error(job.session.wire.error_text(error))
     if spec is not None:
         hop.shard.record_rejected(spec.name)
 
@@ -448,7 +440,7 @@ def _switch_lock(hop: _Hop, spec: CommandSpec, args: list[bytes]) -> tuple[bool 
 
 def _count_error(shard: StatsShard, session: Session, error: Error) -> int:
     """Count an error reply (errorstats); 1, for the run's failed calls."""
-    shard.record_error(_error_text(session, error))
+    shard.record_error(session.wire.error_text(error))
     return 1
 
 
@@ -503,7 +495,7 @@ def _execute(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
 
 def _crashed(session: Session, spec: CommandSpec) -> Error:
     log.exception("client %d: command %s failed", session.id, spec.name)
-    return Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
+    return session.wire.internal_error
 
 
 def _execute_queued(shard: StatsShard, session: Session, spec: CommandSpec, args: list[bytes]) -> object:
@@ -556,7 +548,7 @@ def _not_logged(hop: _Hop, job: Job, reply_index: int, error: ValueError) -> Non
     session = job.session
     log.error("client %d: %s not logged: %s", session.id, session.last_command, error)
     if reply_index < len(job.replies):
-        job.replies[reply_index] = hop.store.refused_write(session, f"record too large to log ({error})")
+        job.replies[reply_index] = session.wire.refused_write(f"record too large to log ({error})")
 
 
 def _begin_sliced(
