@@ -4,7 +4,7 @@
   real command handlers (``run_batch``), in jobs of several commands: every
   reply is checked only after its whole job ran, as replies are encoded, so
   a reply that aliased a buffer a later command wrote would be caught. The
-  journal of each command is framed, decoded and replayed into a second
+  effects of each command are framed, decoded and replayed into a second
   keyspace, which must hold the same value (PATCH replay is deterministic).
 * The fuzzy snapshot: a snapshot may hold each key as of any moment after
   the log switch (or miss it, if expired or deleted then); replaying the log
@@ -21,6 +21,7 @@ from trio_kv.store.durability.apply import apply_effects
 from trio_kv.store.durability.records import FRAME_BYTES, SET, decode_record, encode_record
 from trio_kv.store.keyspace import Keyspace
 
+from ..effect_recorder import EffectRecorder
 from ..unit.redis_session import make_session, run
 
 KEYS = [b"a", b"b"]
@@ -65,7 +66,7 @@ command = st.one_of(
 def test_commands_match_a_bytes_model_and_replay_the_same(jobs: list[list[tuple]]) -> None:
     session, _clock = make_session()
     keyspace = session.keyspace
-    keyspace.journal = []
+    recorder = EffectRecorder(keyspace)
     replayed = Keyspace()
     model: dict[bytes, bytes] = {}
     for job in jobs:
@@ -106,7 +107,7 @@ def test_commands_match_a_bytes_model_and_replay_the_same(jobs: list[list[tuple]
             if request[0] != b"SET":
                 got = bytes(reply) if isinstance(reply, memoryview) else reply
                 assert got == want, request[:2]
-        effects = keyspace.take_journal()
+        effects = recorder.take()
         if effects:
             record = encode_record(effects)
             apply_effects(replayed, decode_record(record[FRAME_BYTES:]))
@@ -166,18 +167,18 @@ def apply_op(keyspace: Keyspace, now: int, op: tuple) -> None:
 def test_log_replayed_over_a_fuzzy_snapshot_gives_the_final_state(before: list, after: list, seen_at: list[int]) -> None:
     clock = [1000]
     keyspace = Keyspace(clock_ms=lambda: clock[0])
-    keyspace.journal = []
+    recorder = EffectRecorder(keyspace)
     for op in before:
         clock[0] += 1
         apply_op(keyspace, clock[0], op)
-        keyspace.take_journal()
-    # The log switch: what is journaled from here on is the new log.
+        recorder.take()
+    # The log switch: what is emitted from here on is the new log.
     states = [live_state(keyspace)]
     log: list[bytes] = []
     for op in after:
         clock[0] += 1
         apply_op(keyspace, clock[0], op)
-        effects = keyspace.take_journal()
+        effects = recorder.take()
         if effects:
             log.append(encode_record(effects))
         states.append(live_state(keyspace))

@@ -21,6 +21,8 @@ from trio_kv.store.durability.records import HEADER_BYTES, KIND_LOG, encode_head
 from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.keyspace import Keyspace
 
+from ..effect_recorder import EffectRecorder
+
 NOW_MS = 1_700_000_000_000
 
 State = dict[bytes, tuple[bytes, int]]
@@ -34,14 +36,14 @@ def run_ops(ops: list[list[tuple]]) -> tuple[bytes, list[int], list[State]]:
     """Apply each group of keyspace calls as one record; returns the log
     bytes, the record end offsets, and the state after each record."""
     keyspace = Keyspace(clock_ms=lambda: NOW_MS)
-    keyspace.journal = []
+    recorder = EffectRecorder(keyspace)
     data = bytearray(encode_header(KIND_LOG, 1))
     boundaries = [len(data)]
     states = [state_of(keyspace)]
     for group in ops:
         for name, *args in group:
             getattr(keyspace, name)(*args)
-        effects = keyspace.take_journal()
+        effects = recorder.take()
         if not effects:
             continue
         data += encode_record(effects)

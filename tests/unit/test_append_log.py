@@ -186,7 +186,7 @@ def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -
     assert run([b"SET", b"a", b"1"]) == [misconf]
     replies = run([b"WATCH", b"k"], [b"MULTI"], [b"SET", b"a", b"1"], [b"EXEC"], [b"GET", b"k"])
     assert replies[3] == Error(f"EXECABORT Transaction discarded because of: {misconf.message}")
-    assert replies[4] == b"v" and session.multi is None and session.watched == {}
+    assert replies[4] == b"v" and session.transaction.queued is None and session.transaction.watched == {}
     # A transaction without writes still runs, as in Redis.
     assert run([b"MULTI"], [b"GET", b"k"], [b"EXEC"])[2] == [b"v"]
     text = Session(2, store, wire=LINE)
@@ -201,7 +201,7 @@ def test_a_record_too_large_to_log_is_refused_not_a_crash(tmp_path: Path, monkey
 
     store = Store(Config())
     store.persistence = open_log(tmp_path)
-    store.keyspace.journal = []
+    store.keyspace.effects.subscribe(store.persistence.log)
     session = Session(1, store, wire=RESP)
     monkeypatch.setattr(records, "MAX_RECORD_BYTES", 100)
 

@@ -21,6 +21,8 @@ from trio_kv.store.durability.snapshot import keyspace_chunks, write_snapshot
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.rwlock import ReadWriteLock
 
+from ..effect_recorder import EffectRecorder
+
 NOW_MS = 1_700_000_000_000
 
 State = dict[bytes, tuple[bytes, int]]
@@ -38,21 +40,21 @@ def recover(directory: Path, now_ms: int = NOW_MS, **options: bool) -> tuple[Sta
 
 class Engine:
     """The engine's side of the protocol, wired the way the server will:
-    mutations journaled under the write lock, one record per call."""
+    effects delivered under the write lock, one record per call."""
 
     def __init__(self, directory: Path, clock_ms: Callable[[], int] = lambda: NOW_MS) -> None:
         self.keyspace = Keyspace(clock_ms=clock_ms)
         self.lock = ReadWriteLock()
         self.data_dir = DataDir(directory)
         load_keyspace(self.data_dir, self.keyspace)
-        self.keyspace.journal = []
+        self.recorder = EffectRecorder(self.keyspace)
         self.writer = self.data_dir.open_log_for_append()
 
     def write(self, *calls: tuple) -> None:
         with self.lock.write_locked():
             for name, *args in calls:
                 getattr(self.keyspace, name)(*args)
-            effects = self.keyspace.take_journal()
+            effects = self.recorder.take()
             if effects:
                 self.writer.append(encode_record(effects))
         self.writer.flush()

@@ -8,6 +8,8 @@ import mmap
 from trio_kv.store.growable import MAPPED_MIN_BYTES, Growable, capacity_for
 from trio_kv.store.keyspace import Keyspace
 
+from ..effect_recorder import EffectRecorder
+
 MIB = 1024 * 1024
 
 
@@ -83,16 +85,16 @@ def test_keyspace_byte_counts_follow_grown_values() -> None:
     assert (keyspace.value_bytes, keyspace.grown_capacity_bytes) == (0, 0)
 
 
-def test_journal_holds_the_request_not_the_value() -> None:
+def test_effects_hold_the_request_not_the_value() -> None:
     keyspace = Keyspace(clock_ms=lambda: 1000)
-    keyspace.journal = []
+    recorder = EffectRecorder(keyspace)
     keyspace.set(b"k", b"v" * 10_000, 5000)
-    keyspace.take_journal()
+    recorder.take()
     keyspace.append(b"k", b"tail")
     keyspace.setrange(b"k", 3, b"mid")
     keyspace.setrange(b"new", 100, b"x")
     keyspace.append(b"fresh", b"abc")
-    assert keyspace.take_journal() == [
+    assert recorder.take() == [
         ("PATCH", b"k", 10_000, 10_000, b"tail", 5000),
         ("PATCH", b"k", 10_004, 3, b"mid", 5000),
         ("PATCH", b"new", 0, 100, b"x", None),

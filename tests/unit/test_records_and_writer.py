@@ -1,5 +1,5 @@
 """Durability building blocks: effect encoding and framing, file headers,
-the keyspace's effect journal, and the log writer (offsets, IO errors)."""
+the keyspace's effects, and the log writer (offsets, IO errors)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from trio_kv.store.durability.records import (
 )
 from trio_kv.store.durability.writer import LogWriter, SyncFailed
 from trio_kv.store.keyspace import Keyspace
+
+from ..effect_recorder import EffectRecorder
 
 NOW_MS = 1_700_000_000_000
 
@@ -97,40 +99,39 @@ def test_header_round_trip_and_layout() -> None:
         decode_header_payload(b"X\x01" + bytes(8))
 
 
-# --- the keyspace journal ---------------------------------------------------
+# --- the keyspace's effects -------------------------------------------------
 
 
-def journaling_keyspace(now_ms: list[int]) -> Keyspace:
-    keyspace = Keyspace(clock_ms=lambda: now_ms[0])
-    keyspace.journal = []
-    return keyspace
-
-
-def test_journal_is_off_by_default_and_take_needs_it_on() -> None:
+def test_nothing_is_pending_while_nobody_subscribes() -> None:
     keyspace = Keyspace()
     keyspace.set(b"a", b"1")
-    assert keyspace.journal is None
-    with pytest.raises(RuntimeError):
-        keyspace.take_journal()
+    assert keyspace.effects.pending is None and not keyspace.effects.subscribed
+    keyspace.effects.end_command()  # nothing to deliver
+    recorder = EffectRecorder(keyspace)
+    keyspace.set(b"b", b"2")
+    keyspace.effects.unsubscribe(recorder.units.append)
+    keyspace.set(b"c", b"3")
+    assert keyspace.effects.pending is None and recorder.units == []
 
 
-def test_journal_records_the_effects_actually_applied() -> None:
+def test_effects_are_the_changes_actually_applied() -> None:
     now = [NOW_MS]
-    keyspace = journaling_keyspace(now)
+    keyspace = Keyspace(clock_ms=lambda: now[0])
+    recorder = EffectRecorder(keyspace)
     keyspace.set(b"a", b"1", NOW_MS + 100)
     keyspace.set(b"a", b"2", keep_ttl=True)  # the TTL in force is logged
     keyspace.set(b"b", b"3", keep_ttl=True)  # no TTL to keep
-    assert keyspace.take_journal() == [
+    assert recorder.take() == [
         ("SET", b"a", b"1", NOW_MS + 100),
         ("SET", b"a", b"2", NOW_MS + 100),
         ("SET", b"b", b"3", None),
     ]
-    assert keyspace.journal == []
+    assert keyspace.effects.pending == []
     assert not keyspace.delete(b"missing")
     assert keyspace.pop(b"missing") is None
     assert not keyspace.set_expire_at(b"missing", NOW_MS + 5)
     assert not keyspace.persist(b"b")  # had no TTL: nothing applied
-    assert keyspace.take_journal() == []
+    assert recorder.take() == [] and recorder.units == []
     keyspace.set_expire_at(b"b", NOW_MS + 50)
     keyspace.persist(b"b")
     keyspace.set_expire_at(b"b", NOW_MS - 1)  # a past time deletes: logged as DEL
@@ -138,7 +139,7 @@ def test_journal_records_the_effects_actually_applied() -> None:
     keyspace.set(b"c", b"4")
     keyspace.delete(b"c")
     keyspace.clear()
-    assert keyspace.take_journal() == [
+    assert recorder.take() == [
         ("EXPIRE", b"b", NOW_MS + 50),
         ("PERSIST", b"b"),
         ("DEL", b"b"),
@@ -149,17 +150,18 @@ def test_journal_records_the_effects_actually_applied() -> None:
     ]
 
 
-def test_expiry_deletions_are_not_journaled() -> None:
+def test_expiry_deletions_emit_nothing() -> None:
     now = [NOW_MS]
-    keyspace = journaling_keyspace(now)
+    keyspace = Keyspace(clock_ms=lambda: now[0])
+    recorder = EffectRecorder(keyspace)
     keyspace.set(b"lazy", b"1", NOW_MS + 10)
     keyspace.set(b"active", b"1", NOW_MS + 10)
-    keyspace.take_journal()
+    recorder.take()
     now[0] += 10
     assert not keyspace.delete(b"lazy")  # expired first: nothing left to delete
     assert keyspace.active_expire_step(100) == 1
     keyspace.set(b"lazy", b"2", keep_ttl=True)  # the old TTL died with the old key
-    assert keyspace.take_journal() == [("SET", b"lazy", b"2", None)]
+    assert recorder.take() == [("SET", b"lazy", b"2", None)]
 
 
 def test_expiry_paused_then_purge() -> None:

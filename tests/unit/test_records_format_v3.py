@@ -25,6 +25,8 @@ from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.durability.snapshot import snapshot_chunk
 from trio_kv.store.keyspace import Keyspace
 
+from ..effect_recorder import EffectRecorder
+
 # Written by the version-2 build (commit 9bc7117's records.py): a log.1 with
 # SET k hello; PATCH k (APPEND " world"); then SET t x (expiring 2030-03-17); DEL gone.
 V2_LOG = bytes.fromhex(
@@ -123,7 +125,7 @@ def _random_hash_ops(rng: random.Random, keyspace: Keyspace, count: int) -> None
                 keyspace.delete(key)
             else:
                 keyspace.set_expire_at(key, keyspace.now_ms() + rng.choice([-1, 5, 1000]))
-        except Exception as error:  # WrongType: nothing changed, nothing journaled
+        except Exception as error:  # WrongType: nothing changed, nothing emitted
             assert type(error).__name__ == "WrongType"
         if rng.randrange(8) == 0:
             keyspace.rename(key, rng.choice(keys)) if keyspace.exists(key) else None
@@ -138,13 +140,13 @@ def test_replaying_the_log_over_a_snapshot_taken_at_any_moment_is_exact(seed: in
     live = Keyspace(clock_ms=lambda: now[0])
     _random_hash_ops(rng, live, 30)  # the state at the log switch
     start = _fields(live)
-    live.journal = []
+    recorder = EffectRecorder(live)
     records: list[list[tuple[object, ...]]] = []
     states = [start]
     for _ in range(40):
         _random_hash_ops(rng, live, 1)
         now[0] += rng.choice([0, 3, 10])
-        records.append(live.take_journal())
+        records.append(recorder.take())
         states.append({key: value for key, value in _fields(live).items()})
     final = _fields(live)
     for moment in range(len(records) + 1):

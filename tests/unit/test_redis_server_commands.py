@@ -230,10 +230,10 @@ def test_hello_switches_protocol_and_replies_in_the_new_one(session: Session) ->
 
 def test_reset_restores_a_fresh_connection(session: Session) -> None:
     run(session, "HELLO 3", "CLIENT SETNAME app", "SET k v", "WATCH k", "MULTI", "SET k w")
-    assert session.multi is not None and session.watched
+    assert session.transaction.queued is not None and session.transaction.watched
     # RESET runs at once inside MULTI (Redis' exemption), like QUIT.
     assert call(session, "RESET") == SimpleString("RESET")
-    assert (session.protocol, session.name, session.multi, session.watched) == (2, b"", None, {})
+    assert (session.protocol, session.name, session.transaction.queued, session.transaction.watched) == (2, b"", None, {})
 
 
 def test_ping_is_queued_inside_multi_but_quit_is_not(session: Session) -> None:

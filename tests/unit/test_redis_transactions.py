@@ -218,18 +218,18 @@ def test_watch_registry_is_emptied() -> None:
     run(second, "WATCH b c")
     assert keyspace.watched_keys() == 3
     run(first, "UNWATCH")
-    assert keyspace.watched_keys() == 2 and first.watched == {}
+    assert keyspace.watched_keys() == 2 and first.transaction.watched == {}
     run(second, "MULTI", "EXEC")
     assert keyspace.watched_keys() == 0
     run(first, "WATCH a", "MULTI", "DISCARD")
     assert keyspace.watched_keys() == 0
     run(first, "WATCH a")
     run(second, "SET a 1")
-    assert first.dirty_cas
-    keyspace.unwatch_all(first)  # what the shell does when a connection closes
-    assert keyspace.watched_keys() == 0 and not first.dirty_cas
+    assert first.transaction.dirty
+    first.transaction.discard()  # what the shell does when a connection closes
+    assert keyspace.watched_keys() == 0 and not first.transaction.dirty
     run(second, "SET a 2")  # nobody watches: nothing is marked
-    assert not first.dirty_cas
+    assert not first.transaction.dirty
 
 
 def test_sessions_in_one_batch() -> None:

@@ -21,14 +21,14 @@ def test_a_command_past_the_queue_length_limit_aborts_the_transaction() -> None:
     assert replies[5].message.startswith("EXECABORT")
     # Nothing ran, and the queue is gone.
     assert replies[6:] == [None, 0]
-    assert session.multi is None
+    assert session.transaction.queued is None
 
 
 def test_the_queue_stops_growing_at_the_limit() -> None:
     session, _ = make_session(Config(multi_max_queued_commands=10))
     run(session, "MULTI", *(["SET k v"] * 1000))
-    assert len(session.multi) == 10
-    assert session.multi_failed
+    assert len(session.transaction.queued) == 10
+    assert session.transaction.failed
 
 
 def test_a_transaction_at_the_limit_runs() -> None:

@@ -181,13 +181,18 @@ def test_big_scan_stops_at_its_count_with_a_cursor_that_continues():
 
 
 class _FakeLog:
-    """The two methods the engine calls on the append-only log."""
+    """What the engine reads from the append-only log, and its subscription
+    to the keyspace's effects (one record per unit)."""
 
     def __init__(self) -> None:
         self.records: list[list[tuple]] = []
 
     def refusal(self) -> None:
         return None
+
+    @property
+    def appended_lsn(self) -> int:
+        return len(self.records)
 
     def log(self, effects: list[tuple]) -> int:
         self.records.append(effects)
@@ -197,7 +202,7 @@ class _FakeLog:
 def test_flushall_empties_at_once_logs_one_clear_and_frees_in_slices():
     store = _store()
     store.persistence = _FakeLog()
-    store.keyspace.journal = []
+    store.keyspace.effects.subscribe(store.persistence.log)
     flush = _job(store, [[b"FLUSHALL"], [b"SET", b"after", b"1"]], client_id=1)
     reader = _job(store, [[b"DBSIZE"]], client_id=2)
     run_batch(store, [flush, reader])

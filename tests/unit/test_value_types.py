@@ -1,6 +1,6 @@
 """The contract between a command family and the store (commands/values.py):
 a family the store has never heard of is stored, typed, counted, renamed,
-journaled, logged, snapshotted and replayed with no change to ``store/``;
+emitted, logged, snapshotted and replayed with no change to ``store/``;
 the WRONGTYPE rule holds in one place for every family."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from trio_kv.store.durability.snapshot import snapshot_chunk
 from trio_kv.store.engine import Job, run_batch
 from trio_kv.store.keyspace import Keyspace
 
+from ..effect_recorder import EffectRecorder
 from .redis_session import make_session, run
 
 
@@ -86,7 +87,7 @@ MemberUpdate.VALUE_TYPE = Members
 def test_a_new_family_is_stored_logged_snapshotted_and_replayed_without_store_changes(monkeypatch) -> None:
     monkeypatch.setattr(apply, "VALUE_TYPES", {**redis.VALUE_TYPES, **value_types(Members)})
     keyspace = Keyspace()
-    keyspace.journal = []
+    recorder = EffectRecorder(keyspace)
     keyspace.set(b"s", b"abc")
     keyspace.update(b"m", MemberUpdate([b"x", b"yy"]))
     keyspace.update(b"m", MemberUpdate([b"zzz"], [b"x"]))
@@ -104,7 +105,7 @@ def test_a_new_family_is_stored_logged_snapshotted_and_replayed_without_store_ch
         keyspace.update(b"m2", HashUpdate([(b"f", b"v")]))
 
     # The log: framed by records.py, replayed by apply.py, neither knowing the family.
-    effects = keyspace.take_journal()
+    effects = recorder.take()
     replayed = Keyspace()
     apply.apply_effects(replayed, decode_record(encode_record(effects)[FRAME_BYTES:]))
     assert replayed.get_typed(b"m2", Members).members == {b"yy", b"zzz"}  # type: ignore[union-attr]
@@ -114,9 +115,9 @@ def test_a_new_family_is_stored_logged_snapshotted_and_replayed_without_store_ch
     _, items = snapshot_chunk(keyspace, 0, 100)
     assert (b"m2", (200, MemberUpdate([b"yy", b"zzz"]).encode()), keyspace.expire_at_ms(b"m2")) in items
 
-    # The last member removed: the key goes, journaled as a DEL.
+    # The last member removed: the key goes, emitted as a DEL.
     keyspace.update(b"m2", MemberUpdate([], [b"yy", b"zzz"]))
-    assert not keyspace.exists(b"m2") and keyspace.take_journal() == [("DEL", b"m2")]
+    assert not keyspace.exists(b"m2") and recorder.take() == [("DEL", b"m2")]
     assert keyspace.value_bytes == 3
 
 

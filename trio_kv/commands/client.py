@@ -50,7 +50,7 @@ def _text(value: bytes) -> str:
 def client_info_line(session: Session, now_ms: int) -> str:
     """One CLIENT LIST line (without its newline), in Redis 7.2's field order."""
     age_s = max(0, now_ms - session.created_ms) // 1000 if session.created_ms > 0 else 0
-    multi = session.multi
+    multi = session.transaction.queued
     return (
         f"id={session.id} addr={session.address} laddr={session.local_address} fd=-1 name={_text(session.name)} "
         f"age={age_s} idle=0 flags={'x' if multi is not None else 'N'} db=0 sub=0 psub=0 ssub=0 "

@@ -136,9 +136,7 @@ def cmd_reset(session: Session, args: list[bytes]) -> object:
     """Back to a fresh connection's state (Redis' clearClientConnectionState):
     transaction discarded, keys unwatched, name cleared, RESP2, and logged
     out if a password is set (Redis' clientSetDefaultAuth)."""
-    session.multi = None
-    session.multi_failed = False
-    session.keyspace.unwatch_all(session)
+    session.transaction.discard()
     session.name = b""
     session.protocol = 2
     session.authenticated = session.server.requirepass is None

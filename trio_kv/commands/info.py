@@ -144,7 +144,7 @@ def _server(store: Any, now: float) -> list[tuple[str, object]]:
 
 def _clients(store: Any) -> list[tuple[str, object]]:
     sessions = list(store.clients.values())
-    watched = [len(session.watched) for session in sessions]
+    watched = [len(session.transaction.watched) for session in sessions]
     return [
         ("connected_clients", len(sessions)),
         ("cluster_connections", 0),

@@ -2,15 +2,18 @@
 
 One ``Session`` per connection. Handlers read the shared store through it
 (``session.keyspace``, ``session.stats``, ``session.server``) and keep the
-connection's own state in it (wire protocol and RESP version, name, transaction queue,
-watched keys, whether to close). A connection has at most one batch at the
-workers at a time, so its session is only ever touched by one thread at a
-time and needs no lock of its own.
+connection's own state in it (wire protocol and RESP version, name,
+whether to close; its MULTI/WATCH state is a ``Transaction``,
+commands/transactions.py's alone). A connection has at most one batch at
+the workers at a time, so its session is only ever touched by one thread
+at a time and needs no lock of its own.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from .transactions import Transaction
 
 if TYPE_CHECKING:
     from .wire import WireProtocol
@@ -46,17 +49,8 @@ class Session:
         # qbuf): unparsed bytes plus the batch being executed. Kept by
         # server.connection.
         self.query_buffer_bytes = 0
-        # MULTI state: the queued (spec, args) or None outside a transaction;
-        # ``multi_failed`` is set when a queued command was rejected (EXECABORT).
-        self.multi: list[tuple[Any, list[bytes]]] | None = None
-        self.multi_failed = False
-        # Argument bytes queued in the open transaction (its byte limit).
-        self.multi_queued_bytes = 0
-        # WATCH: key -> True if the key had already expired (not yet deleted)
-        # when watched. Kept by store.keyspace (watch / unwatch_all).
-        self.watched: dict[bytes, bool] = {}
-        # Set by the keyspace when a watched key changes: EXEC then aborts.
-        self.dirty_cas = False
+        # MULTI's queue and the watched keys (only commands.transactions writes it).
+        self.transaction = Transaction(server.keyspace)
         self.last_command = ""
         self.created_ms = 0
         # The server's end of the connection, "host:port" (CLIENT LIST laddr=).

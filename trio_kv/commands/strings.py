@@ -26,7 +26,7 @@ Rules kept here:
   (``ERR key too long ...`` / ``ERR value too long ...``); APPEND and SETRANGE
   also keep Redis' ``proto-max-bulk-len`` limit with its wording.
 * Big values cost what the request costs: APPEND and SETRANGE write in place
-  (``Keyspace.append`` / ``setrange``, amortized O(1) growth) and journal the
+  (``Keyspace.append`` / ``setrange``, amortized O(1) growth) and log the
   request's bytes, not the value; replies that return a value
   (GET, MGET, GETRANGE, GETDEL, GETEX, GETSET, SET ... GET) are
   ``Keyspace.get_view`` views, never copies, which no later write changes.

@@ -1,146 +1,284 @@
 """Redis transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 
-How a transaction runs here:
+Rule 1: everything that affects a connection's transaction state (MULTI's
+queue, whether EXEC will abort, the watched keys and whether one of them
+changed) lives in this file. The state is a ``Transaction``
+(``session.transaction``); nothing outside this file writes its fields.
+Others only ask and report:
 
-* MULTI opens ``session.multi``; the engine (``store.engine.run_batch``) then
-  queues every command whose spec says ``InMulti.QUEUE``
-  (``queue_command``) and answers QUEUED, and marks ``session.multi_failed``
-  when a command is rejected before queueing (unknown name, wrong arity), as
-  Redis' flagTransaction.
-* The queue is bounded (Redis' is not): a command past
-  ``--multi-max-queued-commands`` commands or ``--multi-max-queued-bytes``
-  argument bytes is not queued; it gets an error and marks the transaction
-  failed, so EXEC answers ``-EXECABORT`` (like any queue-time error) and
-  the queue stops growing. The byte count is the arguments' lengths, the
-  request bytes the client made the server keep.
-* EXEC declares ``Lock.WRITE``, so the engine holds the write lock for the
-  whole transaction: the queued handlers run here, one after the other, and
+* the engine (``store.engine``) asks ``admit`` what a request gets inside
+  MULTI (QUEUED, a refusal, or None: it runs now), reports a request it
+  refused with ``fail`` (a lookup error, NOAUTH) or ``refuse`` (OOM,
+  MISCONF), asks ``writes`` and ``denies_oom`` how a request (an EXEC:
+  what it queued) acts, and runs the
+  ``ExecQueue`` an EXEC hands back through its own executor;
+* the keyspace keeps only the mechanism of WATCH (who watches which key;
+  ``WatchRegistry``) and calls ``key_touched`` when a watched key is
+  written, under its watch lock;
+* RESET and a closing connection call ``discard``.
+
+The rules:
+
+* MULTI opens the queue. Inside it every request whose spec says
+  ``InMulti.QUEUE`` is queued and answered QUEUED; MULTI, EXEC, DISCARD and
+  WATCH (``InMulti.RUN``) run at once (as in Redis 7; their errors inside
+  MULTI do not abort the transaction), while UNWATCH is queued like any
+  command.
+* A request refused before it could be queued (unknown command, wrong arity,
+  NOAUTH, OOM) fails the transaction, as Redis' flagTransaction: EXEC then
+  answers EXECABORT. So does a command refused inside MULTI
+  (``InMulti.REFUSE``: Redis' no_multi) and a command past the queue's
+  limits: the queue is bounded (Redis' is not) by
+  ``--multi-max-queued-commands`` commands and ``--multi-max-queued-bytes``
+  argument bytes (the request bytes the client made the server keep), and
+  stops growing there.
+* An EXEC that is itself refused (OOM, or MISCONF while writes are refused)
+  discards the transaction (but a NOAUTH EXEC only fails it, and the
+  connection stays inside MULTI, as in Redis) and answers ``EXECABORT Transaction discarded
+  because of: <why>`` (Redis' execCommandAbort). For those checks an EXEC
+  acts as what it queued (Redis' ``mstate.cmd_flags``): it writes if a
+  queued command takes the write lock (a transaction of reads runs while
+  writes are refused), and is denyoom if a queued command is.
+* EXEC ends the transaction and forgets every watch, then: EXECABORT if the
+  transaction failed; a null array if a watched key changed (EXECABORT wins);
+  else the queued commands run, one after the other, under the write lock
+  EXEC holds (it declares ``Lock.WRITE``), through the engine's executor, so
   nothing else touches the keyspace in between. A queued command that fails
-  does not stop the others (Redis). Each queued command is recorded in the
-  per-command stats as if it had run alone.
-* WATCH registers the session on the keyspace (``Keyspace.watch``); any write
-  to a watched key marks the session ``dirty_cas``, and EXEC then answers a
-  null array. EXEC, DISCARD and UNWATCH forget every watch; the connection
-  shell calls ``Keyspace.unwatch_all`` when a connection closes.
-* As in Redis 7, MULTI, EXEC, DISCARD and WATCH run at once inside MULTI
-  (``InMulti.RUN``) while UNWATCH is queued like any command; errors of
-  MULTI and WATCH inside MULTI do not abort the transaction.
+  does not stop the others. Each is recorded in the per-command stats as if
+  it had run alone; a sliced one runs to its end. EXEC's reply has one
+  element per queued command: CLIENT REPLY OFF/SKIP inside EXEC changes the
+  mode from the next request on, and its own element is OK.
+* WATCH registers the transaction with the keyspace for each key. Any write
+  that changes a watched key (value, TTL, deletion, flush) marks the
+  transaction ``dirty``, except deleting a key that had already expired
+  (but was not deleted yet) when it was watched: nothing visible changed.
+  A key that was live when watched and whose time ran out before EXEC also
+  breaks the watch (Redis' isWatchedKeyExpired). EXEC, DISCARD, UNWATCH,
+  RESET and closing forget every watch.
+* Threads: a connection has one batch at a time, so its ``Transaction`` is
+  written by one thread at a time, except ``watched`` and ``dirty``, which
+  other connections' writes mark (``key_touched``, under the store's write
+  lock and the keyspace's watch lock, so never while this connection runs a
+  command).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from ..protocol.replies import NO_REPLY, OK, QUEUED, Error, NullArray
-from .session import Session
-from .slicing import finish
-from .table import ALL_KEYS, CommandSpec, InMulti, Lock
-from .values import WRONGTYPE_ERROR, WrongType
+from .table import ALL_KEYS, WRITE_LOCK, CommandSpec, InMulti, Lock
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ..config import Config
+    from .session import Session
 
 EXEC_ABORTED = Error("EXECABORT Transaction discarded because of previous errors.")
 WATCH_FAILED = NullArray()
-INTERNAL_ERROR = Error("ERR internal error, see the server log")
+REFUSED_IN_MULTI = Error("ERR Command not allowed inside a transaction")
+
+
+class WatchRegistry(Protocol):
+    """What a transaction needs from the keyspace (``store.keyspace``):
+    WATCH's mechanism, none of its rules."""
+
+    def watch(self, watcher: Transaction, key: bytes) -> bool:
+        """Register ``watcher`` for ``key``; whether the key is stored but
+        its time is up (not deleted yet)."""
+        ...
+
+    def unwatch(self, watcher: Transaction, keys: Iterable[bytes]) -> None: ...
+
+    def stored_but_expired(self, key: bytes) -> bool: ...
+
+
+class ExecQueue:
+    """What EXEC hands the engine: the queued commands, to run one after the
+    other through the engine's executor under the write lock EXEC holds;
+    ``reply`` turns their replies into EXEC's."""
+
+    __slots__ = ("commands",)
+
+    def __init__(self, commands: list[tuple[CommandSpec, list[bytes]]]) -> None:
+        self.commands = commands
+
+    def reply(self, session: Session, replies: list[object]) -> list[object]:
+        session.last_command = "exec"  # CLIENT LIST cmd=, as Redis shows after EXEC
+        # CLIENT REPLY OFF|SKIP inside EXEC: the array keeps its element.
+        return [OK if reply is NO_REPLY else reply for reply in replies]
+
+
+class Transaction:
+    """One connection's MULTI/WATCH state; see the module docstring."""
+
+    __slots__ = ("_keyspace", "queued", "failed", "queued_bytes", "watched", "dirty")
+
+    def __init__(self, keyspace: WatchRegistry) -> None:
+        self._keyspace = keyspace
+        # The queued (spec, args) inside MULTI; None outside a transaction.
+        self.queued: list[tuple[CommandSpec, list[bytes]]] | None = None
+        # A request was refused while queueing: EXEC answers EXECABORT
+        # (Redis' CLIENT_DIRTY_EXEC).
+        self.failed = False
+        # Argument bytes queued so far (for --multi-max-queued-bytes).
+        self.queued_bytes = 0
+        # WATCH: key -> True if it had already expired (not yet deleted)
+        # when watched.
+        self.watched: dict[bytes, bool] = {}
+        # A watched key changed: EXEC answers a null array (Redis' CLIENT_DIRTY_CAS).
+        self.dirty = False
+
+    # --- MULTI's queue ----------------------------------------------------------
+
+    def begin(self) -> object:
+        if self.queued is not None:
+            return Error("ERR MULTI calls can not be nested")
+        self.queued = []
+        self.failed = False
+        self.queued_bytes = 0
+        return OK
+
+    def admit(self, spec: CommandSpec, args: list[bytes], config: Config) -> object | None:
+        """Inside MULTI: what the request gets instead of running (QUEUED, or
+        an error that fails the transaction), or None if it runs now."""
+        queued = self.queued
+        if queued is None or spec.runs_in_multi:
+            return None
+        if spec.refused_in_multi:
+            self.failed = True
+            return REFUSED_IN_MULTI
+        if len(queued) >= config.multi_max_queued_commands:
+            self.failed = True
+            return Error(
+                "ERR Transaction queue is full "
+                f"(multi-max-queued-commands {config.multi_max_queued_commands}); EXEC will abort"
+            )
+        size = sum(map(len, args))
+        if self.queued_bytes + size > config.multi_max_queued_bytes:
+            self.failed = True
+            return Error(
+                "ERR Transaction queue is full "
+                f"(multi-max-queued-bytes {config.multi_max_queued_bytes}); EXEC will abort"
+            )
+        self.queued_bytes += size
+        queued.append((spec, args))
+        return QUEUED
+
+    def fail(self) -> None:
+        """A request was refused before it could be queued (Redis'
+        flagTransaction): an open transaction will answer EXECABORT."""
+        if self.queued is not None:
+            self.failed = True
+
+    def refuse(self, spec: CommandSpec, error: Error) -> Error:
+        """The reply to a request refused before it ran (Redis'
+        rejectCommand): an EXEC of an open transaction discards it and
+        answers EXECABORT naming ``error``; any other request fails an open
+        transaction and gets ``error``."""
+        if self.queued is not None and spec.handler is cmd_exec:
+            self.discard()
+            return Error(f"EXECABORT Transaction discarded because of: {error.message}")
+        self.fail()
+        return error
+
+    def writes(self, spec: CommandSpec, args: list[bytes]) -> bool:
+        """Whether a request counts as a write for admission (MISCONF): an
+        EXEC of an open transaction if a queued command takes the write lock;
+        any other request if it does."""
+        if self.queued is not None and spec.handler is cmd_exec:
+            return any(queued.lock_for(queued_args) is WRITE_LOCK for queued, queued_args in self.queued)
+        return spec.lock_for(args) is WRITE_LOCK
+
+    def denies_oom(self, spec: CommandSpec) -> bool:
+        """Whether maxmemory may refuse a request (denyoom): an EXEC of an
+        open transaction if a queued command is denyoom; any other if it is."""
+        if self.queued is not None and spec.handler is cmd_exec:
+            return any(queued.denies_oom for queued, _args in self.queued)
+        return spec.denies_oom
+
+    def commit(self) -> object:
+        """EXEC: end the transaction; EXECABORT, a null array, or the
+        ``ExecQueue`` to run (see the module docstring)."""
+        queued = self.queued
+        if queued is None:
+            return Error("ERR EXEC without MULTI")
+        failed = self.failed
+        broken = self._watch_broken()
+        self.discard()
+        if failed:
+            return EXEC_ABORTED
+        if broken:
+            return WATCH_FAILED
+        return ExecQueue(queued)
+
+    def discard(self) -> None:
+        """Leave MULTI (if in it) and forget every watch: DISCARD, EXEC,
+        RESET, a closing connection. Needs no store lock."""
+        self.queued = None
+        self.failed = False
+        self.queued_bytes = 0
+        self.unwatch()
+
+    # --- WATCH ------------------------------------------------------------------
+
+    def watch(self, keys: Iterable[bytes]) -> object:
+        if self.queued is not None:
+            return Error("ERR WATCH inside MULTI is not allowed")
+        for key in keys:
+            if key not in self.watched:
+                self.watched[key] = self._keyspace.watch(self, key)
+        return OK
+
+    def unwatch(self) -> None:
+        if self.watched:
+            self._keyspace.unwatch(self, self.watched)
+            self.watched.clear()
+        self.dirty = False
+
+    def key_touched(self, key: bytes, present: bool) -> None:
+        """A watched key was just written or deleted (the keyspace calls
+        this under its watch lock; ``present``: the key exists now)."""
+        if self.watched.get(key) and not present:
+            # Watched while already expired, now deleted: nothing visible changed.
+            self.watched[key] = False
+        else:
+            self.dirty = True
+
+    def _watch_broken(self) -> bool:
+        """Whether EXEC must fail: a watched key changed, or was live when
+        watched and its time is up now. Write lock (EXEC's)."""
+        if self.dirty:
+            return True
+        stored_but_expired = self._keyspace.stored_but_expired
+        return any(
+            not expired_when_watched and stored_but_expired(key)
+            for key, expired_when_watched in self.watched.items()
+        )
 
 
 def cmd_multi(session: Session, args: list[bytes]) -> object:
-    if session.multi is not None:
-        return Error("ERR MULTI calls can not be nested")
-    session.multi = []
-    session.multi_failed = False
-    session.multi_queued_bytes = 0
-    return OK
-
-
-def queue_command(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
-    """Queue a command inside MULTI: QUEUED, or an error past the queue's
-    limits (the transaction is then failed: EXEC answers EXECABORT)."""
-    queued = session.multi
-    config = session.config
-    if len(queued) >= config.multi_max_queued_commands:
-        session.multi_failed = True
-        return Error(
-            "ERR Transaction queue is full "
-            f"(multi-max-queued-commands {config.multi_max_queued_commands}); EXEC will abort"
-        )
-    size = sum(map(len, args))
-    if session.multi_queued_bytes + size > config.multi_max_queued_bytes:
-        session.multi_failed = True
-        return Error(
-            "ERR Transaction queue is full "
-            f"(multi-max-queued-bytes {config.multi_max_queued_bytes}); EXEC will abort"
-        )
-    session.multi_queued_bytes += size
-    queued.append((spec, args))
-    return QUEUED
+    return session.transaction.begin()
 
 
 def cmd_exec(session: Session, args: list[bytes]) -> object:
-    queued = session.multi
-    if queued is None:
-        return Error("ERR EXEC without MULTI")
-    failed = session.multi_failed
-    session.multi = None
-    session.multi_failed = False
-    keyspace = session.keyspace
-    broken = keyspace.watch_broken(session)
-    keyspace.unwatch_all(session)
-    if failed:
-        return EXEC_ABORTED
-    if broken:
-        return WATCH_FAILED
-    replies = [_run_queued(session, spec, queued_args) for spec, queued_args in queued]
-    session.last_command = "exec"  # CLIENT LIST cmd=, as Redis shows after EXEC
-    return replies
-
-
-def _run_queued(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
-    session.last_command = spec.name
-    started = time.perf_counter()
-    try:
-        # A sliced command (KEYS, FLUSHALL...) runs to its end here: the
-        # transaction stays atomic (commands/slicing.py).
-        reply = finish(spec.handler(session, args))
-    except WrongType:
-        reply = WRONGTYPE_ERROR
-    except Exception:
-        log.exception("client %d: command %s in EXEC failed", session.id, spec.name)
-        reply = INTERNAL_ERROR
-    elapsed_us = int((time.perf_counter() - started) * 1_000_000)
-    failed = isinstance(reply, Error)
-    # Under the name it ran as (client|id), with its error's code for errorstats.
-    session.stats.record_command(
-        session.last_command, spec.counter, failed, elapsed_us, elapsed_us, reply.message if failed else "ERR"
-    )
-    if reply is NO_REPLY:
-        # CLIENT REPLY OFF|SKIP inside EXEC: the mode changes from the next
-        # request on, but EXEC's array keeps one element per command.
-        return OK
-    return reply
+    return session.transaction.commit()
 
 
 def cmd_discard(session: Session, args: list[bytes]) -> object:
-    if session.multi is None:
+    transaction = session.transaction
+    if transaction.queued is None:
         return Error("ERR DISCARD without MULTI")
-    session.multi = None
-    session.multi_failed = False
-    session.keyspace.unwatch_all(session)
+    transaction.discard()
     return OK
 
 
 def cmd_watch(session: Session, args: list[bytes]) -> object:
-    if session.multi is not None:
-        return Error("ERR WATCH inside MULTI is not allowed")
-    watch = session.keyspace.watch
-    for key in args[1:]:
-        watch(session, key)
-    return OK
+    return session.transaction.watch(args[1:])
 
 
 def cmd_unwatch(session: Session, args: list[bytes]) -> object:
-    session.keyspace.unwatch_all(session)
+    session.transaction.unwatch()
     return OK
 
 

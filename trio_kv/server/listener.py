@@ -225,7 +225,7 @@ async def _run_connection(
     finally:
         registry.remove(connection)
         store.clients.pop(connection.id, None)
-        store.keyspace.unwatch_all(connection.session)
+        connection.session.transaction.discard()
         await trio.aclose_forcefully(connection.stream)
         log.debug("%sclient %d closed", log_prefix, connection.id)
 

@@ -108,7 +108,8 @@ async def load_and_open_log(store: Store, disk: trio.CapacityLimiter) -> Persist
         raise
     persistence.loaded_keys = report.keys
     persistence.loaded_expired = report.expired_dropped
-    store.keyspace.journal = []
+    # The log takes every write from now on: one record per write command.
+    store.keyspace.effects.subscribe(persistence.log)
     log.info(
         "loaded %d keys from %s in %.3f s (%d log records; appendfsync %s)",
         report.keys,

@@ -5,7 +5,13 @@ reader-writer lock that guards it, the counters and the configuration.
 
 ``run_batch`` is the only code that runs on worker threads. It gets the
 requests of many connections at once (group dispatch) and answers each
-connection's requests in that connection's order.
+connection's requests in that connection's order: admission (``_admit``:
+lookup, arity, NOAUTH, OOM, MULTI's queue, refused writes), then execution
+(``_execute_jobs``: lock, handler, stats, SLOWLOG, the end of a write's
+effects unit), with an inline fast path for a request outside MULTI that
+nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
+effects leave through the keyspace's sink (``store.effects``), which the
+append-only log subscribes to.
 
 Atomicity, as the README states it:
 
@@ -24,9 +30,13 @@ Atomicity, as the README states it:
   it, then the rest of the job's requests run. Such a command is atomic
   only as ``commands/slicing.py`` states (its writes all happen in its
   first step); inside EXEC it runs unsliced.
+* Effects: after each write command (and each write slice) the engine ends
+  the effects unit, under the write lock: one log record per write command,
+  a whole EXEC, a whole MSET. With the log on, the reply waits for it.
 * A handler that raises is a bug: it is logged, the client gets an error, and
-  the rest of the batch still runs. A command that has started always
-  finishes (the hop is never abandoned), so a reply is never lost for a write
+  the rest of the batch still runs (the executor, ``_execute``, and its
+  inline copy in ``_execute_jobs``; EXEC's queued commands go through it).
+  A command that has started always finishes (the hop is never abandoned), so a reply is never lost for a write
   that happened.
 
 The errors the engine makes itself (NOAUTH, a write refused by a log error,
@@ -42,15 +52,16 @@ import os
 import threading
 import time
 import tracemalloc
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..commands.auth import password_bytes
 from ..commands.session import Session
-from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced
+from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced, finish
 from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
-from ..commands.transactions import queue_command
+from ..commands.transactions import REFUSED_IN_MULTI, ExecQueue
 from ..commands.values import WRONGTYPE_ERROR, WrongType
 from ..config import Config
 from ..protocol.replies import NO_REPLY, Error, QUEUED
@@ -59,11 +70,10 @@ from .keyspace import Keyspace
 from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
-from .stats import Stats
+from .stats import Stats, StatsShard
 
 log = logging.getLogger(__name__)
 
-NOT_IN_MULTI = Error("ERR Command not allowed inside a transaction")
 OUT_OF_MEMORY = Error("OOM command not allowed when used memory > 'maxmemory'.")
 
 
@@ -121,7 +131,7 @@ class Store:
         # CONFIG SET client-query-buffer-limit: read by each new RESP connection.
         self.client_query_buffer_limit_bytes = config.client_query_buffer_limit_bytes
         self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
-        # The append-only log (store.durability.persistence.Persistence) when
+        # The append-only log (store.durability.append_log.Persistence) when
         # --appendonly yes, set once recovery finished; None: memory only.
         self.persistence: Any = None
         # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
@@ -176,44 +186,6 @@ class Store:
         return request.wait()
 
 
-def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
-    """EXEC while writes are refused, as Redis does it: a transaction
-    without writes runs (None); one with writes is discarded, so the client
-    is not left inside a MULTI, and answered ``EXECABORT Transaction
-    discarded because of: MISCONF ...``. Unwatching needs no store lock."""
-    if not any(spec.lock_for(args) is WRITE_LOCK for spec, args in session.multi):
-        return None
-    return _abort_exec(session, session.wire.refused_write(refusal))
-
-
-def _abort_exec(session: Session, error: Error) -> Error:
-    """EXEC refused as a whole (Redis' execCommandAbort): the transaction is
-    discarded and the reply names why."""
-    session.multi = None
-    session.multi_failed = False
-    session.keyspace.unwatch_all(session)
-    return Error(f"EXECABORT Transaction discarded because of: {error.message}")
-
-
-def _denies_oom(spec: CommandSpec, session: Session) -> bool:
-    """Whether maxmemory refuses this request: a denyoom command, or an EXEC
-    whose transaction queued one (Redis' processCommand)."""
-    if spec.denies_oom:
-        return True
-    return spec.name == "exec" and session.multi is not None and any(
-        queued.denies_oom for queued, _args in session.multi
-    )
-
-
-def _append_filtered(session: Session, replies: list[object], reply: object) -> None:
-    """CLIENT REPLY OFF|SKIP: the reply is dropped (NO_REPLY: the encoders
-    write nothing) while replies are off or for the one request after a
-    SKIP; it still counts as a reply for every other purpose."""
-    replies.append(NO_REPLY if session.reply_off or session.reply_skip else reply)
-    session.reply_skip = session.reply_skip_next
-    session.reply_skip_next = False
-
-
 @dataclass(slots=True, eq=False)
 class Job:
     """One connection's requests for one hop, and then their replies."""
@@ -243,292 +215,381 @@ class Job:
 class InProgress:
     """A sliced command between slices: what the engine needs to finish it."""
 
-    spec: Any
+    spec: CommandSpec
     args: list[bytes]
     work: Sliced
     # Worker time spent on it so far (its exec time for stats and SLOWLOG).
     exec_seconds: float
 
 
+class _Hop:
+    """What one hop (one ``run_batch``) reads from the store once, and the
+    store lock it holds between commands (and between jobs)."""
+
+    __slots__ = (
+        "store", "lock", "shard", "slowlog", "persistence", "effects", "monitor",
+        "monitor_threshold_us", "maxmemory", "_out_of_memory", "held_write",
+    )
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = store.lock
+        # This thread's own counters: no lock per command (see store.stats).
+        self.shard: StatsShard = store.stats.shard()
+        self.slowlog = store.slowlog
+        self.persistence = store.persistence
+        self.effects = store.keyspace.effects
+        self.monitor = store.latency_monitor
+        # Latency monitor threshold in us (0: off), read once per hop.
+        self.monitor_threshold_us = self.monitor.threshold_ms * 1000
+        # maxmemory (0: off); memory is measured at most once per hop, when a
+        # denyoom command first needs it.
+        self.maxmemory = store.maxmemory_bytes
+        self._out_of_memory: bool | None = None
+        self.held_write: bool | None = None  # None: no lock held
+
+    def hold(self, want_write: bool | None) -> bool | None:
+        """Switch the store lock to what comes next (None: no lock)."""
+        held, lock = self.held_write, self.lock
+        if held is not want_write:
+            if held is not None:
+                (lock.release_write if held else lock.release_read)()
+                self.held_write = None
+            if want_write is not None:
+                (lock.acquire_write if want_write else lock.acquire_read)()
+                self.held_write = want_write
+        return want_write
+
+    def out_of_memory(self) -> bool:
+        if self._out_of_memory is None:
+            self._out_of_memory = self.store.used_memory_bytes() > self.maxmemory
+        return self._out_of_memory
+
+
 def run_batch(store: Store, jobs: list[Job]) -> None:
     """Execute every job's requests, filling ``job.replies`` in order.
     Runs on a worker thread; takes and releases the store's lock itself.
 
-    This loop runs once per command at every request rate, so it reads
-    attributes into locals and inlines the table lookup
-    (``CommandTable.resolve`` says the same thing more slowly). Calls and
-    latency of consecutive runs of one command in a job are recorded once per
-    run: they are answered together, so they share one latency (request read
-    to reply ready), and per-command bookkeeping was 40% of the engine's
-    time. Errors are counted one by one. A command that ``reads_stats`` (STATS,
-    LATENCY, INFO, CONFIG) first records the run before it, so it sees every
-    earlier command of its own pipeline. Statistics are kept under the name
-    the command ran as (``session.last_command``: ``client|id`` for a
-    subcommand). A request refused before running (wrong arity, refused in
-    MULTI, a write refused by MISCONF) is a rejected call of its command.
-    With CLIENT REPLY OFF or SKIP, replies are replaced by ``NO_REPLY``
-    (``_append_filtered``)."""
-    lock = store.lock
-    # This thread's own counters: no lock per command (see store.stats).
-    shard = store.stats.shard()
-    slowlog = store.slowlog
-    persistence = store.persistence
-    keyspace = store.keyspace
-    monitor = store.latency_monitor
-    # Latency monitor threshold in us (0: off), read once per batch.
-    monitor_threshold_us = monitor.threshold_ms * 1000
-    # maxmemory (0: off); memory is measured at most once per batch, when a
-    # denyoom command first needs it.
-    maxmemory = store.maxmemory_bytes
-    out_of_memory: bool | None = None
-    perf_counter = time.perf_counter
-    held_write: bool | None = None  # None: no lock held
+    Each request goes through admission (``_admit``: lookup, arity, NOAUTH,
+    OOM, MULTI's queue, refused writes: Redis' processCommand), then
+    execution (``_execute_jobs``: the lock, the handler through the executor
+    ``_execute``, stats, SLOWLOG, the latency monitor, the end of a write's
+    effects unit). ``_execute_jobs`` runs once per command at every request
+    rate, so it reads attributes into locals and keeps an inline fast path:
+    one test (table lookup and arity inlined; ``CommandTable.resolve`` says
+    the same more slowly) shows that a request is outside MULTI with nothing
+    to refuse, and only other requests call ``_admit``.
+
+    Calls and latency of consecutive runs of one command in a job are
+    recorded once per run: they are answered together, so they share one
+    latency (request read to reply ready), and per-command bookkeeping was
+    40% of the engine's time. Errors are counted one by one. A command
+    flagged ``stats`` (STATS, LATENCY, INFO, CONFIG) first records the run
+    before it, so it sees every earlier command of its own pipeline.
+    Statistics are kept under the name the command ran as
+    (``session.last_command``: ``client|id`` for a subcommand). A request
+    refused before running is a rejected call of its command. With CLIENT
+    REPLY OFF or SKIP, replies are replaced by ``NO_REPLY`` (``_answer``)."""
+    hop = _Hop(store)
     try:
-        for job in jobs:
-            session = job.session
-            table = job.table
-            by_name = table.by_name
-            replies = job.replies
-            # CLIENT REPLY OFF|SKIP in force: replies go through the filter.
-            filtering = session.reply_off or session.reply_skip or session.reply_skip_next
-            append = replies.append
-            if filtering:
-                append = lambda reply: _append_filtered(session, replies, reply)  # noqa: E731
-            received_at = job.received_at
-            # Counters for a run of the same fast command are recorded once
-            # per run (StatsShard.record_calls), not once per command.
-            run_spec = None
-            run_name = ""
-            run_n = run_usec = run_failed = 0
-            requests = job.requests
-            index = job.resume_at
-            if job.sliced is not None:
-                held_write = _continue_sliced(store, job, shard, held_write)
-                if job.sliced is not None:
-                    continue  # still unfinished: the dispatcher queues it again
-                index = job.resume_at
-            for index, args in enumerate(requests[index:] if index else requests, index):
-                if session.closing:
-                    break  # QUIT earlier in the batch: nothing after it runs
-                spec = by_name.get(args[0].lower())
-                if spec is None or not (  # commands.table.arity_accepts, inlined
-                    len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity
-                ):
-                    resolved = table.resolve(args)
-                    if type(resolved) is Error:
-                        if session.multi is not None:
-                            session.multi_failed = True
-                        append(resolved)
-                        shard.record_error(session.wire.error_text(resolved))
-                        if spec is not None:
-                            shard.record_rejected(spec.name)
-                        continue
-                    spec = resolved  # an HTTP request line (commands.security) runs below
-                if not session.authenticated and store.requirepass is not None and spec.needs_auth:
-                    # Redis' processCommand: after the name and arity checks.
-                    if session.multi is not None:
-                        session.multi_failed = True
-                    refused = session.wire.noauth
-                    append(refused)
-                    shard.record_error(session.wire.error_text(refused))
-                    shard.record_rejected(spec.name)
-                    continue
-                if maxmemory and _denies_oom(spec, session):
-                    if out_of_memory is None:
-                        out_of_memory = store.used_memory_bytes() > maxmemory
-                    if out_of_memory:
-                        if session.multi is not None and spec.name == "exec":
-                            refused = _abort_exec(session, OUT_OF_MEMORY)
-                        else:
-                            if session.multi is not None:
-                                session.multi_failed = True  # EXEC will abort
-                            refused = OUT_OF_MEMORY
-                        append(refused)
-                        shard.record_error(session.wire.error_text(refused))
-                        shard.record_rejected(spec.name)
-                        continue
-                if session.multi is not None and not spec.runs_in_multi:
-                    if spec.refused_in_multi:
-                        # Redis: refused, and EXEC will abort the transaction.
-                        session.multi_failed = True
-                        append(NOT_IN_MULTI)
-                        shard.record_error(session.wire.error_text(NOT_IN_MULTI))
-                        shard.record_rejected(spec.name)
-                        continue
-                    queued = queue_command(session, spec, args)
-                    append(queued)
-                    if queued is not QUEUED:  # over the queue's limits
-                        shard.record_error(session.wire.error_text(queued))
-                    continue
-                want_write = spec.is_write
-                no_lock = spec.no_lock
-                if spec.has_subcommands:  # a subcommand declares its own lock (CONFIG GET: read)
-                    lock_kind = spec.lock_for(args)
-                    want_write, no_lock = lock_kind is WRITE_LOCK, lock_kind is NO_LOCK
-                if want_write and persistence is not None:
-                    refusal = persistence.refusal()
-                    if refusal is not None:
-                        if session.multi is not None and spec.name == "exec":
-                            refused = _refuse_exec(store, session, refusal)
-                        else:
-                            refused = session.wire.refused_write(refusal)
-                        if refused is not None:
-                            append(refused)
-                            shard.record_error(session.wire.error_text(refused))
-                            shard.record_rejected(spec.name)
-                            continue
-                if no_lock:
-                    # Waits for something else that needs the lock (SAVE).
-                    if held_write is not None:
-                        (lock.release_write if held_write else lock.release_read)()
-                        held_write = None
-                elif held_write is not want_write:
-                    if held_write is not None:
-                        (lock.release_write if held_write else lock.release_read)()
-                        held_write = None
-                    (lock.acquire_write if want_write else lock.acquire_read)()
-                    held_write = want_write
-                if run_n and (spec is not run_spec or spec.reads_stats):
-                    shard.record_calls(
-                        run_name, run_spec.counter, run_n, run_failed, run_usec,
-                        int((perf_counter() - received_at) * 1_000_000),
-                    )
-                    run_n = run_usec = run_failed = 0
-                started = perf_counter()
-                session.last_command = name = spec.name
-                try:
-                    reply = spec.handler(session, args)
-                except WrongType:
-                    reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
-                except Exception:
-                    log.exception("client %d: command %s failed", session.id, name)
-                    reply = session.wire.internal_error
-                if spec.may_slice and isinstance(reply, Sliced):
-                    held_write = _begin_sliced(store, job, spec, args, reply, started, index, shard, held_write)
-                    if job.sliced is not None:
-                        break  # the rest of the job waits for the next hop
-                    continue
-                finished = perf_counter()
-                if spec.has_subcommands:
-                    # The subcommand it ran (client|id) names the stats; a
-                    # run of CLIENT ID ends at a CLIENT LIST.
-                    name = session.last_command
-                    if run_n and name != run_name:
-                        shard.record_calls(
-                            run_name, run_spec.counter, run_n, run_failed, run_usec,
-                            int((perf_counter() - received_at) * 1_000_000),
-                        )
-                        run_n = run_usec = run_failed = 0
-                run_spec = spec
-                run_name = name
-                append(reply)
-                if (filtering or spec.may_change_reply_mode) and filtering is not (
-                    session.reply_off or session.reply_skip or session.reply_skip_next
-                ):
-                    # CLIENT REPLY changed the mode, from the next request on.
-                    filtering = not filtering
-                    if filtering:
-                        # OFF or SKIP just answered NO_REPLY through the plain
-                        # append: end its request as _append_filtered would.
-                        session.reply_skip = session.reply_skip_next
-                        session.reply_skip_next = False
-                        append = lambda reply: _append_filtered(session, replies, reply)  # noqa: E731
-                    else:
-                        append = replies.append
-                if spec.switches_protocol:
-                    if job.protocol_changes is None:
-                        job.protocol_changes = []
-                    job.protocol_changes.append((len(replies) - 1, session.protocol))
-                if want_write and persistence is not None and keyspace.journal:
-                    # One record per write command (a whole EXEC, a whole
-                    # MSET): appended under the write lock, so in apply order.
-                    try:
-                        job.log_lsn = persistence.log(keyspace.take_journal())
-                        job.logged.append(len(replies) - 1)
-                    except ValueError as error:
-                        # A record over the format's 2 GiB (a MULTI of huge
-                        # values): applied in memory but not loggable, so it
-                        # is not acknowledged (and is lost on restart).
-                        log.error("client %d: %s not logged: %s", session.id, name, error)
-                        replies[-1] = session.wire.refused_write(f"record too large to log ({error})")
-                exec_us = int((finished - started) * 1_000_000)
-                run_n += 1
-                run_usec += exec_us
-                if type(reply) is Error:
-                    shard.record_error(session.wire.error_text(reply))
-                    run_failed += 1
-                if exec_us >= slowlog.threshold_us >= 0:
-                    slowlog.maybe_record(exec_us, args, session.address, session.name)
-                if monitor_threshold_us and exec_us >= monitor_threshold_us:
-                    monitor.add_sample("fast-command" if spec.is_fast else "command", exec_us // 1000)
-            if run_n:
-                shard.record_calls(
-                    run_name, run_spec.counter, run_n, run_failed, run_usec,
-                    int((perf_counter() - received_at) * 1_000_000),
-                )
+        _execute_jobs(hop, jobs)
     finally:
-        if held_write is not None:
-            (lock.release_write if held_write else lock.release_read)()
+        hop.hold(None)
 
 
-def _hold(lock: ReadWriteLock, held_write: bool | None, want: str | None) -> bool | None:
-    """Switch the store lock to what a slice wants; returns what is held."""
-    want_write = None if want is None else want == WRITE
-    if held_write is not want_write:
-        if held_write is not None:
-            (lock.release_write if held_write else lock.release_read)()
-        if want_write is not None:
-            (lock.acquire_write if want_write else lock.acquire_read)()
-    return want_write
+def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> CommandSpec | None:
+    """Admission, in Redis' processCommand order: the spec to run, or None
+    when the request was answered here (refused, or queued inside MULTI).
+    A refused request is a rejected call of its command; the rules of MULTI
+    are commands.transactions'."""
+    session = job.session
+    transaction = session.transaction
+    if spec is None or not spec.arity_ok(len(args)):
+        resolved = job.table.resolve(args)
+        if isinstance(resolved, Error):
+            transaction.fail()
+            _reject(hop, job, spec, resolved)
+            return None
+        spec = resolved  # an HTTP request line (commands.security) runs below
+    if not session.authenticated and hop.store.requirepass is not None and spec.needs_auth:
+        transaction.fail()  # an EXEC too: NOAUTH, still inside MULTI (as Redis)
+        _reject(hop, job, spec, session.wire.noauth)
+        return None
+    if hop.maxmemory and transaction.denies_oom(spec) and hop.out_of_memory():  # an EXEC: what it queued
+        _reject(hop, job, spec, transaction.refuse(spec, OUT_OF_MEMORY))
+        return None
+    queued = transaction.admit(spec, args, session.config)
+    if queued is not None:
+        _answer(session, job.replies, queued)
+        if isinstance(queued, Error):  # not QUEUED
+            hop.shard.record_error(session.wire.error_text(queued))
+            if queued is REFUSED_IN_MULTI:
+                hop.shard.record_rejected(spec.name)
+        return None
+    persistence = hop.persistence
+    if persistence is not None and transaction.writes(spec, args):
+        refusal = persistence.refusal()
+        if refusal is not None:
+            _reject(hop, job, spec, transaction.refuse(spec, session.wire.refused_write(refusal)))
+            return None
+    return spec
 
 
-def _log_journal(store: Store, job: Job) -> None:
-    """Log the keyspace's journal as one record for the reply the job's
-    sliced command will get (the next one appended); write lock held."""
-    persistence, keyspace = store.persistence, store.keyspace
-    if persistence is None or not keyspace.journal:
-        return
+def _reject(hop: _Hop, job: Job, spec: CommandSpec | None, error: Error) -> None:
+    """Answer a request refused before it ran."""
+    _answer(job.session, job.replies, error)
+    hop.shard.record_error(job.session.wire.error_text(error))
+    if spec is not None:
+        hop.shard.record_rejected(spec.name)
+
+
+def _answer(session: Session, replies: list[object], reply: object) -> None:
+    """Append one request's reply. CLIENT REPLY OFF|SKIP: the reply is
+    dropped (NO_REPLY: the encoders write nothing) while replies are off or
+    for the one request after a SKIP; it still counts as a reply for every
+    other purpose."""
+    if _filters(session):
+        replies.append(NO_REPLY if session.reply_off or session.reply_skip else reply)
+        session.reply_skip = session.reply_skip_next
+        session.reply_skip_next = False
+    else:
+        replies.append(reply)
+
+
+def _execute_jobs(hop: _Hop, jobs: list[Job]) -> None:
+    """Execution: each job's requests from ``job.resume_at`` on, in order,
+    until its connection closes (see ``run_batch``). An assignment names at
+    most three locals: more would build a tuple."""
+    shard, effects, persistence = hop.shard, hop.effects, hop.persistence
+    slowlog, maxmemory, monitor_threshold_us = hop.slowlog, hop.maxmemory, hop.monitor_threshold_us
+    perf_counter = time.perf_counter
+    run_spec: CommandSpec | None  # the command of the run being counted
+    for job in jobs:
+        if job.sliced is not None and not _resume_sliced(hop, job):
+            continue  # still unfinished: the dispatcher queues it again
+        held_write, session, replies = hop.held_write, job.session, job.replies
+        by_name, transaction, received_at = job.table.by_name, session.transaction, job.received_at
+        filtering = session.reply_off or session.reply_skip or session.reply_skip_next
+        append = partial(_answer, session, replies) if filtering else replies.append
+        run_spec, run_name, index = None, "", job.resume_at
+        run_n = run_usec = run_failed = 0
+        for index, args in enumerate(job.requests[index:] if index else job.requests, index):
+            if session.closing:
+                break  # QUIT earlier in the batch: nothing after it runs
+            spec = by_name.get(args[0].lower())
+            if (spec is None or not (len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity)
+                    or not session.authenticated or maxmemory or transaction.queued is not None
+                    or ((spec.is_write or spec.has_subcommands) and persistence is not None
+                        and persistence.refusal() is not None)):
+                spec = _admit(hop, job, spec, args)
+                if spec is None:
+                    continue
+            want_write = spec.is_write
+            if spec.no_lock or spec.has_subcommands or held_write is not want_write:
+                held_write, want_write = _switch_lock(hop, spec, args)
+            if run_n and (spec is not run_spec or spec.reads_stats or spec.has_subcommands):
+                shard.record_calls(run_name, run_spec.counter, run_n, run_failed, run_usec,  # type: ignore[union-attr,attr-defined]
+                                   int((perf_counter() - received_at) * 1_000_000))
+                run_n = run_usec = run_failed = 0
+            started = perf_counter()
+            session.last_command = spec.name
+            try:
+                reply = spec.handler(session, args)  # the executor (_execute), inline
+            except WrongType:
+                reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
+            except Exception:
+                reply = _crashed(session, spec)
+            if spec.may_slice and isinstance(reply, Sliced):
+                held_write = _begin_sliced(hop, job, spec, args, reply, started, index)
+                if job.sliced is not None:
+                    break  # the rest of the job waits for the next hop
+                continue
+            if spec.may_change_reply_mode and type(reply) is ExecQueue:
+                reply = reply.reply(session, [_execute_queued(shard, session, *queued) for queued in reply.commands])
+            exec_us = int((perf_counter() - started) * 1_000_000)
+            run_spec, run_name = spec, session.last_command
+            run_n, run_usec = run_n + 1, run_usec + exec_us
+            append(reply)
+            if filtering or spec.may_change_reply_mode or spec.switches_protocol:
+                filtering, append = _modes_changed(job, spec, filtering, append)
+            if want_write and effects.pending:  # a unit per write command (store/effects.py)
+                try:
+                    effects.end_command()
+                    if persistence is not None:  # the reply waits for the log's record
+                        job.log_lsn = persistence.appended_lsn
+                        job.logged.append(len(replies) - 1)
+                except ValueError as error:
+                    _not_logged(hop, job, len(replies) - 1, error)
+            if type(reply) is Error:
+                run_failed += _count_error(shard, session, reply)
+            if exec_us >= slowlog.threshold_us >= 0 or (monitor_threshold_us and exec_us >= monitor_threshold_us):
+                _record_slow(hop, session, spec, args, exec_us)
+        if run_n:
+            shard.record_calls(run_name, run_spec.counter, run_n, run_failed, run_usec,  # type: ignore[union-attr,attr-defined]
+                               int((perf_counter() - received_at) * 1_000_000))
+
+
+def _switch_lock(hop: _Hop, spec: CommandSpec, args: list[bytes]) -> tuple[bool | None, bool]:
+    """Hold the lock a request runs under (a container's subcommand declares
+    its own: CONFIG GET read, FUNCTION FLUSH write); the lock held, and
+    whether it is the write lock."""
+    lock = spec.lock_for(args) if spec.has_subcommands else spec.lock
+    want_write = lock is WRITE_LOCK
+    return hop.hold(None if lock is NO_LOCK else want_write), want_write
+
+
+def _count_error(shard: StatsShard, session: Session, error: Error) -> int:
+    """Count an error reply (errorstats); 1, for the run's failed calls."""
+    shard.record_error(session.wire.error_text(error))
+    return 1
+
+
+def _record_slow(hop: _Hop, session: Session, spec: CommandSpec, args: list[bytes], exec_us: int) -> None:
+    """A command that took long enough for SLOWLOG or the latency monitor."""
+    slowlog = hop.slowlog
+    if exec_us >= slowlog.threshold_us >= 0:
+        slowlog.maybe_record(exec_us, args, session.address, session.name)
+    if hop.monitor_threshold_us and exec_us >= hop.monitor_threshold_us:
+        hop.monitor.add_sample("fast-command" if spec.is_fast else "command", exec_us // 1000)
+
+
+def _filters(session: Session) -> bool:
+    """Whether CLIENT REPLY OFF or SKIP replaces this request's reply."""
+    return session.reply_off or session.reply_skip or session.reply_skip_next
+
+
+def _modes_changed(
+    job: Job, spec: CommandSpec, filtering: bool, append: Callable[[object], None]
+) -> tuple[bool, Callable[[object], None]]:
+    """After a command that may have changed the reply mode (CLIENT REPLY,
+    from the next request on) or the protocol (HELLO, RESET: noted for the
+    encoder), or while replies are filtered: whether replies are filtered
+    now, and how to append them."""
+    session, replies = job.session, job.replies
+    if spec.switches_protocol:
+        job.protocol_changes = (job.protocol_changes or []) + [(len(replies) - 1, session.protocol)]
+    if filtering is _filters(session):
+        return filtering, append
+    if filtering:
+        return False, replies.append
+    # OFF or SKIP just answered NO_REPLY through the plain append: end its
+    # request as _answer would.
+    session.reply_skip = session.reply_skip_next
+    session.reply_skip_next = False
+    return True, partial(_answer, session, replies)
+
+
+def _execute(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
+    """The executor: run one admitted command's handler, the store lock it
+    needs held (``_execute_jobs`` has the same three lines inline). A
+    handler that raises is a bug: it is logged and answered with an internal
+    error, and the batch goes on."""
+    session.last_command = spec.name
     try:
-        job.log_lsn = persistence.log(keyspace.take_journal())
-        job.logged.append(len(job.replies))
+        return spec.handler(session, args)
+    except WrongType:
+        return WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
+    except Exception:
+        return _crashed(session, spec)
+
+
+def _crashed(session: Session, spec: CommandSpec) -> Error:
+    log.exception("client %d: command %s failed", session.id, spec.name)
+    return session.wire.internal_error
+
+
+def _execute_queued(shard: StatsShard, session: Session, spec: CommandSpec, args: list[bytes]) -> object:
+    """One command of an EXEC, through the executor, under EXEC's write
+    lock: a sliced one runs to its end (the transaction stays atomic), and
+    its stats are recorded as if it had run alone."""
+    started = time.perf_counter()
+    reply = _execute(session, spec, args)
+    if spec.may_slice and isinstance(reply, Sliced):
+        reply = _finish(session, spec, reply)
+    elapsed_us = int((time.perf_counter() - started) * 1_000_000)
+    failed = type(reply) is Error
+    # Under the name it ran as (client|id), with its error's code for errorstats.
+    shard.record_command(
+        session.last_command, spec.counter, failed, elapsed_us, elapsed_us,
+        reply.message if failed else "ERR",  # type: ignore[attr-defined]
+    )
+    return reply
+
+
+def _finish(session: Session, spec: CommandSpec, work: Sliced) -> object:
+    try:
+        return finish(work)
+    except WrongType:
+        return WRONGTYPE_ERROR
+    except Exception:
+        return _crashed(session, spec)
+
+
+def _end_unit(hop: _Hop, job: Job, reply_index: int) -> None:
+    """A write slice of a sliced command ended: deliver its effects as one
+    unit (store/effects.py), write lock held, so in apply order; with the
+    log on, reply ``reply_index`` waits for its record. (``_execute_jobs``
+    does the same inline after every write command.)"""
+    persistence = hop.persistence
+    try:
+        hop.effects.end_command()
     except ValueError as error:
-        # Over the format's 2 GiB (see run_batch): cannot happen for the
-        # sliced commands there are (FLUSHALL logs one CLEAR effect).
-        log.error("client %d: %s not logged: %s", job.session.id, job.session.last_command, error)
+        _not_logged(hop, job, reply_index, error)
+        return
+    if persistence is not None:
+        job.log_lsn = persistence.appended_lsn
+        job.logged.append(reply_index)
+
+
+def _not_logged(hop: _Hop, job: Job, reply_index: int, error: ValueError) -> None:
+    """A unit the log refused: a record over the format's 2 GiB (a MULTI of
+    huge values). Applied in memory but not loggable, so it is not
+    acknowledged (and is lost on restart)."""
+    session = job.session
+    log.error("client %d: %s not logged: %s", session.id, session.last_command, error)
+    if reply_index < len(job.replies):
+        job.replies[reply_index] = session.wire.refused_write(f"record too large to log ({error})")
 
 
 def _begin_sliced(
-    store: Store, job: Job, spec: Any, args: list[bytes], work: Sliced, started: float, index: int,
-    shard: Any, held_write: bool | None,
+    hop: _Hop, job: Job, spec: CommandSpec, args: list[bytes], work: Sliced, started: float, index: int
 ) -> bool | None:
-    """A handler returned ``work``: log what the handler wrote (FLUSHALL's
-    clear, in the same lock hold), then run the first slice at once."""
-    if spec.is_write:
-        _log_journal(store, job)
+    """A handler returned ``work``: end the unit of what the handler wrote
+    (FLUSHALL's clear, in the same lock hold), then run the first slice at
+    once. Returns the lock held."""
+    if spec.is_write and hop.effects.pending:
+        _end_unit(hop, job, len(job.replies))
     job.sliced = InProgress(spec, args, work, time.perf_counter() - started)
     job.resume_at = index + 1
-    return _continue_sliced(store, job, shard, held_write)
+    return _continue_sliced(hop, job)
 
 
-def _continue_sliced(store: Store, job: Job, shard: Any, held_write: bool | None) -> bool | None:
+def _resume_sliced(hop: _Hop, job: Job) -> bool:
+    """At the start of a job: run the next slice of its sliced command;
+    whether it finished (the rest of the job may run)."""
+    _continue_sliced(hop, job)
+    return job.sliced is None
+
+
+def _continue_sliced(hop: _Hop, job: Job) -> bool | None:
     """Run one slice of the job's sliced command; when it finishes, append
-    its reply and record its stats (one call, with the summed slice time)."""
+    its reply and record its stats (one call, with the summed slice time).
+    Returns the lock held."""
     progress = job.sliced
     assert progress is not None
     work, spec, session = progress.work, progress.spec, job.session
-    held_write = _hold(store.lock, held_write, work.lock)
+    held_write = hop.hold(None if work.lock is None else work.lock == WRITE)
     session.last_command = spec.name
     started = time.perf_counter()
     try:
-        done = work.step(started + store.slice_seconds)
+        done = work.step(started + hop.store.slice_seconds)
         reply = work.reply() if done else None
     except Exception:
-        log.exception("client %d: command %s failed", session.id, spec.name)
-        done, reply = True, session.wire.internal_error
+        done, reply = True, _crashed(session, spec)
     finished = time.perf_counter()
     progress.exec_seconds += finished - started
-    if work.lock == WRITE:
-        _log_journal(store, job)
+    if work.lock == WRITE and hop.effects.pending:
+        _end_unit(hop, job, len(job.replies))
     if not done:
         return held_write
     job.sliced = None
@@ -536,11 +597,11 @@ def _continue_sliced(store: Store, job: Job, shard: Any, held_write: bool | None
     exec_us = int(progress.exec_seconds * 1_000_000)
     failed = type(reply) is Error
     if failed:
-        shard.counts["errors"] += 1
-    shard.record_calls(
+        hop.shard.counts["errors"] += 1
+    hop.shard.record_calls(
         spec.name, spec.counter, 1, int(failed), exec_us, int((finished - job.received_at) * 1_000_000)
     )
-    slowlog = store.slowlog
+    slowlog = hop.slowlog
     if exec_us >= slowlog.threshold_us >= 0:
         slowlog.maybe_record(exec_us, progress.args, session.address, session.name)
     return held_write

@@ -21,35 +21,31 @@ Rules kept here:
   ``get_view`` answers without copying, a ``bytes`` or a read-only
   ``memoryview`` that never changes, whatever is written later (the aliasing
   rules are growable.py's). Never store a memoryview: ``set`` copies one.
-* WATCH (Redis' touchWatchedKey): every write that changes a key (value, TTL,
-  deletion, expiry, FLUSH) marks the sessions watching it ``dirty_cas``. The
-  registry has its own small lock, because WATCH runs under the read lock
-  and a closing connection unwatches without any store lock; with nobody
-  watching, a write pays one truth test of an empty dict.
+* WATCH keeps only its mechanism here (the rules are
+  commands/transactions.py's): who watches which key, and a call to each
+  watcher's ``key_touched`` from every write that changes the key (value,
+  TTL, deletion, expiry, FLUSH), as Redis' touchWatchedKey. The registry has
+  its own small lock, because WATCH runs under the read lock and a closing
+  connection unwatches without any store lock; with nobody watching, a
+  write pays one truth test of an empty dict.
 * Types (commands/values.py has the contract): a value is a string
   (``bytes`` or ``Growable``) or a ``TypedValue`` of some other family (a
   hash...). The keyspace knows no family: it stores, counts
-  (``size_bytes``), expires, renames, deletes and journals any value the
+  (``size_bytes``), expires, renames, deletes and emits the effects of any value the
   same way, changes a typed value only through ``update`` (the family's
   ``ValueUpdate``), and keeps the WRONGTYPE rule: string accessors (``get``,
   ``get_view``, ``value_length``, ``pop``, ``append``, ``setrange``) raise
   ``WrongType`` on a typed value, ``get_typed`` / ``update`` on a value of
   another type, before changing anything. ``set`` (SET) replaces any value.
-* Effect journal (for the append-only log, see store/durability/records.py):
-  when ``journal`` is a list, every mutation appends the effect it had, as
-  absolute facts: ``("SET", key, value, expire_at_ms | None)`` with the
-  expiry actually in force (KEEPTTL included); APPEND and SETRANGE on an
-  existing key journal ``("PATCH", key, old_length, offset, data,
-  expire_at_ms | None)``, the request's bytes and not the value (see
-  ``apply_patch`` for why a replay gives the same value, even over a fuzzy
-  snapshot), and SETRANGE that creates a key journals a PATCH from length 0;
-  ``("UPDATE", key, type_code, created, update_bytes, expire_at_ms | None)``
-  for a typed value (``update``; ``apply_update`` says why a replay is
-  exact); ``("DEL", key)`` only when
-  something was deleted, ``("EXPIRE", key, at_ms)`` / ``("PERSIST", key)``
-  only when applied, ``("CLEAR",)``. Deletions by expiry (lazy or active) are
-  not journaled: the absolute expiry already implies them. With ``journal``
-  None (the default) a mutation pays one attribute test.
+* Effects (``store/effects.py``, the one door they leave through): every
+  mutation emits the effect it had to ``effects``, the keyspace's sink, as
+  absolute facts (the expiry actually in force, KEEPTTL included; APPEND and
+  SETRANGE as a PATCH of the request's bytes, see ``apply_patch``; a DEL
+  only when something was deleted; EXPIRE / PERSIST only when applied;
+  an UPDATE for a typed value, see ``apply_update`` for why a replay is
+  exact).
+  Deletions by expiry (lazy or active) emit nothing: the absolute expiry
+  already implies them. With nobody subscribed a mutation pays one test.
 """
 
 from __future__ import annotations
@@ -58,14 +54,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from ..commands.values import TypedValue, ValueUpdate, WrongType
+from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
-
-if TYPE_CHECKING:
-    from ..commands.session import Session
 
 NO_EXPIRY = -1
 STRING_TYPE_NAME = b"string"
@@ -74,6 +68,15 @@ STRING_TYPE_NAME = b"string"
 # value of another family (commands/values.py).
 Value = bytes | Growable | TypedValue
 Family = TypeVar("Family", bound=TypedValue)
+
+
+class KeyWatcher(Protocol):
+    """A WATCH (``commands.transactions.Transaction``), as the keyspace sees it."""
+
+    def key_touched(self, key: bytes, present: bool) -> None:
+        """``key`` was written or deleted (``present``: it exists now).
+        Called under the store's write lock and the keyspace's watch lock."""
+        ...
 
 
 def wall_clock_ms() -> int:
@@ -97,13 +100,12 @@ class Keyspace:
         self.expired_keys = 0
         # Where the active sweep resumes in the expires table.
         self._sweep_cursor = 0
-        # WATCH: key -> the sessions watching it. A plain dict: it only holds
+        # WATCH: key -> the transactions watching it. A plain dict: it only holds
         # watched keys, and is empty (one cheap test per write) when nobody watches.
-        self._watchers: dict[bytes, set[Session]] = {}
+        self._watchers: dict[bytes, set[KeyWatcher]] = {}
         self._watch_lock = threading.Lock()
-        # Effects of the mutations since the last take_journal(), or None
-        # when nobody logs them (see the module docstring).
-        self.journal: list[tuple[object, ...]] | None = None
+        # Where every mutation's effect goes (the append-only log subscribes).
+        self.effects = EffectSink()
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -363,16 +365,17 @@ class Keyspace:
             expires.pop(key, None)
         if self._watchers:
             self._touch(key)
-        if self.journal is not None:
+        effects = self.effects.pending
+        if effects is not None:
             if expire_at_ms is None and keep_ttl:
                 expire_at_ms = self._expires.get(key)
-            self.journal.append(("SET", key, value, expire_at_ms))
+            effects.append(("SET", key, value, expire_at_ms))
 
     def delete(self, key: bytes) -> bool:
         self._expire_if_needed(key)
         deleted = self._remove(key) is not None
-        if deleted and self.journal is not None:
-            self.journal.append(("DEL", key))
+        if deleted:
+            self.effects.emit(("DEL", key))
         return deleted
 
     def pop(self, key: bytes) -> bytes | memoryview | None:
@@ -382,8 +385,8 @@ class Keyspace:
         if isinstance(self._values.get(key), TypedValue):
             raise WrongType
         value = self._remove(key)
-        if value is not None and self.journal is not None:
-            self.journal.append(("DEL", key))
+        if value is not None:
+            self.effects.emit(("DEL", key))
         if isinstance(value, Growable):
             return value.view()
         assert not isinstance(value, TypedValue)
@@ -391,7 +394,7 @@ class Keyspace:
 
     def append(self, key: bytes, data: bytes) -> int:
         """APPEND: the new length. The caller checked the size limits. A new
-        key is journaled as a SET of ``data``, an existing one as a PATCH."""
+        key emits a SET of ``data``, an existing one a PATCH."""
         if len(self._expires):
             self._expire_if_needed(key)
         old = self._values.get(key)
@@ -457,7 +460,7 @@ class Keyspace:
 
     def _replace(self, key: bytes, value: bytes | Growable) -> None:
         """Store ``value`` for ``key`` keeping the byte counts right; no
-        journal, no TTL change, no WATCH touch."""
+        effect, no TTL change, no WATCH touch."""
         old = self._values.swap(key, value)
         self.value_bytes += len(value) - (0 if old is None else self._forget(old))
         if type(value) is Growable:
@@ -465,7 +468,7 @@ class Keyspace:
 
     def _write(self, key: bytes, old: bytes | Growable, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` of ``old`` (the key's value, b"" for a
-        new key), in place when ``old`` is grown; journal the PATCH."""
+        new key), in place when ``old`` is grown; emit the PATCH."""
         old_length = len(old)
         end = offset + len(data)
         new_length = max(old_length, end)
@@ -486,9 +489,10 @@ class Keyspace:
             self._replace(key, grown)
         if self._watchers:
             self._touch(key)
-        if self.journal is not None:
+        effects = self.effects.pending
+        if effects is not None:
             at_ms = self._expires.get(key) if len(self._expires) else None
-            self.journal.append(("PATCH", key, old_length, offset, data, at_ms))
+            effects.append(("PATCH", key, old_length, offset, data, at_ms))
         return new_length
 
     def set_expire_at(self, key: bytes, at_ms: int) -> bool:
@@ -498,14 +502,12 @@ class Keyspace:
             return False
         if at_ms <= self._clock_ms():
             self._remove(key)
-            if self.journal is not None:
-                self.journal.append(("DEL", key))
+            self.effects.emit(("DEL", key))
             return True
         self._expires.set(key, at_ms)
         if self._watchers:
             self._touch(key)
-        if self.journal is not None:
-            self.journal.append(("EXPIRE", key, at_ms))
+        self.effects.emit(("EXPIRE", key, at_ms))
         return True
 
     def persist(self, key: bytes) -> bool:
@@ -514,8 +516,8 @@ class Keyspace:
         removed = self._expires.pop(key, None) is not None
         if removed and self._watchers:
             self._touch(key)
-        if removed and self.journal is not None:
-            self.journal.append(("PERSIST", key))
+        if removed:
+            self.effects.emit(("PERSIST", key))
         return removed
 
     # --- values of other families (commands/values.py) ---------------------
@@ -547,14 +549,14 @@ class Keyspace:
             self.value_bytes += delta
             if not value:
                 self._remove(key)
-                if self.journal is not None:
-                    self.journal.append(("DEL", key))
+                self.effects.emit(("DEL", key))
                 return
         if self._watchers:
             self._touch(key)
-        if self.journal is not None:
+        effects = self.effects.pending
+        if effects is not None:
             at_ms = self._expires.get(key) if len(self._expires) else None
-            self.journal.append(("UPDATE", key, family.TYPE_CODE, created, update.encode(), at_ms))
+            effects.append(("UPDATE", key, family.TYPE_CODE, created, update.encode(), at_ms))
 
     def apply_update(self, key: bytes, update: ValueUpdate, created: bool, expire_at_ms: int | None) -> None:
         """Replay an UPDATE effect: apply ``update`` to the key's value (to
@@ -620,8 +622,9 @@ class Keyspace:
             self._expires.pop(target, None)
         if self._watchers:
             self._touch(target)
-        if self.journal is not None:
-            self.journal.append(("UPDATE", target, value.TYPE_CODE, True, value.as_update().encode(), at_ms))
+        effects = self.effects.pending
+        if effects is not None:  # encoding the whole value only for a subscriber
+            effects.append(("UPDATE", target, value.TYPE_CODE, True, value.as_update().encode(), at_ms))
 
     def clear(self) -> None:
         touched: list[bytes] = []
@@ -634,11 +637,10 @@ class Keyspace:
         self.grown_capacity_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
-        if self.journal is not None:
-            self.journal.append(("CLEAR",))
+        self.effects.emit(("CLEAR",))
 
     def detach_all(self) -> list[list[object]]:
-        """``clear`` in O(1) (FLUSHALL): the same effect, journal record and
+        """``clear`` in O(1) (FLUSHALL): the same effect and
         WATCH marks, but the old tables' lists are returned instead of
         dropped, for the caller to free a chunk at a time without the lock."""
         touched: list[bytes] = []
@@ -649,18 +651,8 @@ class Keyspace:
         self.value_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
-        if self.journal is not None:
-            self.journal.append(("CLEAR",))
+        self.effects.emit(("CLEAR",))
         return lists
-
-    def take_journal(self) -> list[tuple[object, ...]]:
-        """The effects journaled since the last call; starts a new journal.
-        Journaling must be on (``journal`` a list)."""
-        effects = self.journal
-        if effects is None:
-            raise RuntimeError("the keyspace journal is off")
-        self.journal = []
-        return effects
 
     # --- loading (write lock, nobody else using the keyspace) ---------------
 
@@ -713,43 +705,30 @@ class Keyspace:
         self._values.rehash_step(buckets)
         self._expires.rehash_step(buckets)
 
-    # --- WATCH ------------------------------------------------------------------
+    # --- WATCH's mechanism (its rules: commands/transactions.py) -------------
 
-    def watch(self, session: Session, key: bytes) -> None:
-        """Start watching ``key`` for ``session`` (read or write lock). Records,
-        as Redis does, whether the key had already expired without being
-        deleted: deleting such a key later is no visible change."""
-        expired = key in self._values and self._is_expired(key)
+    def watch(self, watcher: KeyWatcher, key: bytes) -> bool:
+        """Register ``watcher`` for ``key`` (read or write lock); returns
+        whether the key is stored but its time is up (not deleted yet)."""
+        expired = self.stored_but_expired(key)
         with self._watch_lock:
-            if key in session.watched:
-                return
-            session.watched[key] = expired
-            self._watchers.setdefault(key, set()).add(session)
+            self._watchers.setdefault(key, set()).add(watcher)
+        return expired
 
-    def unwatch_all(self, session: Session) -> None:
-        """Forget every key ``session`` watches and clear its dirty mark (UNWATCH,
-        EXEC, DISCARD, connection close). Needs no store lock."""
+    def unwatch(self, watcher: KeyWatcher, keys: Iterable[bytes]) -> None:
+        """Forget ``watcher`` for ``keys``. Needs no store lock."""
         with self._watch_lock:
-            for key in session.watched:
-                sessions = self._watchers.get(key)
-                if sessions is not None:
-                    sessions.discard(session)
-                    if not sessions:
+            for key in keys:
+                watchers = self._watchers.get(key)
+                if watchers is not None:
+                    watchers.discard(watcher)
+                    if not watchers:
                         del self._watchers[key]
-            session.watched.clear()
-            session.dirty_cas = False
 
-    def watch_broken(self, session: Session) -> bool:
-        """Whether EXEC must abort: a watched key was modified, or was live when
-        watched and its time is up now (Redis' isWatchedKeyExpired). Write lock."""
-        if session.dirty_cas:
-            return True
-        now_ms = self._clock_ms()
-        with self._watch_lock:
-            return any(
-                not expired_when_watched and key in self._values and self._is_expired(key, now_ms)
-                for key, expired_when_watched in session.watched.items()
-            )
+    def stored_but_expired(self, key: bytes) -> bool:
+        """The key is still stored but its time is up (lazy expiry has not
+        deleted it yet). Read or write lock."""
+        return key in self._values and self._is_expired(key)
 
     def watched_keys(self) -> int:
         """How many distinct keys are watched (for INFO and tests)."""
@@ -757,18 +736,15 @@ class Keyspace:
             return len(self._watchers)
 
     def _touch(self, key: bytes) -> None:
-        """``key`` was just written or deleted: its watchers' EXEC must fail."""
+        """``key`` was just written or deleted: tell its watchers (Redis'
+        touchWatchedKey)."""
         with self._watch_lock:
-            sessions = self._watchers.get(key)
-            if not sessions:
+            watchers = self._watchers.get(key)
+            if not watchers:
                 return
             present = key in self._values
-            for session in sessions:
-                if session.watched.get(key) and not present:
-                    # Watched while already expired, now deleted: nothing visible changed.
-                    session.watched[key] = False
-                else:
-                    session.dirty_cas = True
+            for watcher in watchers:
+                watcher.key_touched(key, present)
 
     def _touch_all(self, keys: Iterable[bytes]) -> None:
         for key in keys:

@@ -10,7 +10,8 @@ Rules kept here:
   such a key.
 * After the last effect, every key whose absolute expiry has passed is
   deleted in one pass: expired keys are never resurrected.
-* The journal must be off while loading (a replay is not a new write).
+* Nobody may be subscribed to the keyspace's effects while loading (a
+  replay is not a new write: ``store/effects.py``).
 * An UPDATE names its family by type code; the families are the command
   table's ``VALUE_TYPES`` (commands/redis.py), so a new family needs no
   change here.
@@ -57,8 +58,8 @@ def apply_effects(keyspace: Keyspace, effects: list[Effect]) -> None:
 def load_keyspace(data_dir: DataDir, keyspace: Keyspace, *, truncate_torn_tail: bool = True) -> RecoveryReport:
     """Load the newest snapshot and replay the logs into ``keyspace``, then
     drop the keys that expired meanwhile (``report.expired_dropped``)."""
-    if keyspace.journal is not None:
-        raise RuntimeError("turn the keyspace journal off while loading")
+    if keyspace.effects.subscribed:
+        raise RuntimeError("unsubscribe from the keyspace's effects while loading")
 
     def apply(effects: list[Effect]) -> None:
         apply_effects(keyspace, effects)

@@ -1,7 +1,7 @@
 """The bytes of trio_kv's persistence files: effects, records and file headers.
 
 An *effect* is one change to the keyspace, as a tuple (what the keyspace
-journal produces and what recovery applies):
+emits to its effects sink, ``store/effects.py``, and what recovery applies):
 
 * ``("SET", key, value, expire_at_ms | None)``: the key now holds exactly this
   value and this absolute expiry (None: no TTL).
