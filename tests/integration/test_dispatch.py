@@ -15,10 +15,12 @@ from trio_kv.commands.text import TEXT_COMMANDS
 from trio_kv.config import Config
 from trio_kv.server.dispatch import Dispatcher
 from trio_kv.store.engine import Job, Store
+from trio_kv.store.local_control import LocalControl
 
 
 def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
-    return Job(Session(client_id, store, resp=False), TEXT_COMMANDS, list(requests), time.perf_counter())
+    session = Session(client_id, store, LocalControl(store), resp=False)
+    return Job(session, TEXT_COMMANDS, list(requests), time.perf_counter())
 
 
 async def test_many_connections_share_hops(nursery):

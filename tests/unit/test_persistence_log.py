@@ -24,6 +24,7 @@ from trio_kv.store.durability.persistence import SYNCED_LOG_ENV, Persistence
 from trio_kv.store.durability.records import HEADER_BYTES, encode_record
 from trio_kv.store.durability.recovery import DataDir
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.rwlock import ReadWriteLock
 
@@ -173,7 +174,7 @@ class RefusingLog:
 def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -> None:
     store = Store(Config())
     store.persistence = RefusingLog()
-    session = Session(1, store, resp=True)
+    session = Session(1, store, LocalControl(store), resp=True)
 
     def run(*commands: list[bytes]) -> list[object]:
         job = Job(session, REDIS_COMMANDS, list(commands), time.perf_counter())
@@ -188,7 +189,7 @@ def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -
     assert replies[4] == b"v" and session.multi is None and session.watched == {}
     # A transaction without writes still runs, as in Redis.
     assert run([b"MULTI"], [b"GET", b"k"], [b"EXEC"])[2] == [b"v"]
-    text = Session(2, store, resp=False)
+    text = Session(2, store, LocalControl(store), resp=False)
     job = Job(text, REDIS_COMMANDS, [[b"SET", b"a", b"1"]], time.perf_counter())
     run_batch(store, [job])
     assert job.replies == [Error("writes refused: error writing the log (No space left on device)")]
@@ -201,7 +202,7 @@ def test_a_record_too_large_to_log_is_refused_not_a_crash(tmp_path: Path, monkey
     store = Store(Config())
     store.persistence = open_log(tmp_path)
     store.keyspace.journal = []
-    session = Session(1, store, resp=True)
+    session = Session(1, store, LocalControl(store), resp=True)
     monkeypatch.setattr(records, "MAX_RECORD_BYTES", 100)
 
     def run(*commands: list[bytes]) -> Job:

@@ -54,6 +54,7 @@ import time
 
 import trio
 
+from ..commands.control import ServerControl
 from ..commands.redis import REDIS_COMMANDS
 from ..commands.text import TEXT_COMMANDS
 from ..protocol import resp, resp_encoder, text
@@ -80,13 +81,19 @@ class _CloseNow(Exception):
 
 class Connection:
     def __init__(
-        self, stream: trio.SocketStream, store: Store, dispatcher: Dispatcher, *, resp_only: bool
+        self,
+        stream: trio.SocketStream,
+        store: Store,
+        control: ServerControl,
+        dispatcher: Dispatcher,
+        *,
+        resp_only: bool,
     ) -> None:
         self.stream = stream
         self.store = store
         self.dispatcher = dispatcher
         self.resp_only = resp_only
-        self.session = new_session(stream, store, resp=resp_only)
+        self.session = new_session(stream, store, control, resp=resp_only)
         self.id = self.session.id
         self._stopping = False
         self._killed = False

@@ -117,7 +117,7 @@ class HttpConnection:
         store = server.store
         self.config = store.config
         # RESP: store errors are worded as Redis words them.
-        self.session = new_session(stream, store, resp=True)
+        self.session = new_session(stream, store, server.control, resp=True)
         # Each request is authenticated by the API (Bearer) before it runs a job.
         self.session.authenticated = True
         self.id = self.session.id

@@ -11,6 +11,17 @@ The tree (every task's lifetime is owned by a nursery):
                                  CONFIG SET port moves the main one: server.main_port)
         one task per connection (HTTP ones too: same registry, same shutdown)
 
+``serve`` runs these steps, one helper each: load the data
+(``_load_data``), open the listeners (``_open_listeners``), open the
+services and build the server's control (``_open_services``), accept until
+shutdown (``_accept_until_shutdown``), drain the connections (``_drain``),
+close the services (``_close_services``).
+
+Everything a handler may ask of the server (``commands.control.ServerControl``)
+is ``server.control.RunningServer``, built in ``_open_services`` from the
+parts it controls before any listener accepts: nothing is attached to the
+store or the dispatcher afterwards.
+
 Shutdown (SIGTERM, SIGINT, SHUTDOWN, or the ``shutdown`` event a test
 passes in) goes in this order:
 
@@ -47,7 +58,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
 import ssl
 from dataclasses import dataclass
@@ -57,7 +67,9 @@ import trio
 from ..commands.http_api import is_loopback_host
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
-from ..store.engine import Store
+from ..store.durability.persistence import Persistence
+from ..store.store import Store
+from .control import RunningServer, clamp_max_clients
 from .dispatch import Dispatcher
 from .expiry import run_active_expiry
 from .http_listener import HttpServer, serve_http_listener
@@ -66,9 +78,6 @@ from .main_port import MainPort
 from .persistence import DISK_THREADS, LogFlusher, recover
 
 log = logging.getLogger(__name__)
-
-# File descriptors kept free for listeners, logs and later data files.
-RESERVED_FDS = 32
 
 
 @dataclass(frozen=True)
@@ -79,34 +88,36 @@ class ServerAddresses:
     redis: tuple[str, int] | None
     store: Store
     shutdown: trio.Event
+    # The running server as handlers see it (clients, ports, compaction).
+    control: RunningServer
     # The --http-port listener (JSON API, /metrics, health checks), if on.
     http: tuple[str, int] | None = None
     # The --tls-port listener (RESP over TLS), if on.
     tls: tuple[str, int] | None = None
 
 
-def clamp_max_clients(requested: int) -> int:
-    """Raise the open-file limit if allowed, then keep max-clients below it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = requested + RESERVED_FDS
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError) as error:
-            log.warning("could not raise the open-file limit to %d: %s", target, error)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        clamped = max(1, soft - RESERVED_FDS)
-        log.warning("max-clients %d clamped to %d (open-file limit %d)", requested, clamped, soft)
-        return clamped
-    return requested
+@dataclass(frozen=True)
+class _Listeners:
+    """The sockets opened at start: the main port's (line protocol and
+    RESP), the RESP-only, HTTP and TLS ones (each but the first may be empty)."""
+
+    main: list[trio.SocketListener]
+    redis: list[trio.SocketListener]
+    http: list[trio.SocketListener]
+    tls: list[trio.SSLListener[trio.SocketStream]]
 
 
-def _set_max_clients(store: Store, registry: ConnectionRegistry, requested: int) -> None:
-    """CONFIG SET maxclients (from a worker thread): clamped as at start-up;
-    the accept loop reads ``registry.max_clients`` for each new connection."""
-    registry.max_clients = store.max_clients = clamp_max_clients(requested)
+@dataclass(frozen=True)
+class _Services:
+    """What runs beside the connections, each built once, here."""
+
+    store: Store
+    registry: ConnectionRegistry
+    dispatcher: Dispatcher
+    main_port: MainPort
+    control: RunningServer
+    # The log's commit thread with --appendonly yes; None: memory only.
+    flusher: LogFlusher | None
 
 
 async def watch_signals(shutdown: trio.Event) -> None:
@@ -135,103 +146,22 @@ async def serve(
     shutdown = trio.Event() if shutdown is None else shutdown
     store = Store(config) if store is None else store
     disk = trio.CapacityLimiter(DISK_THREADS)
-    persistence = None
-    if config.appendonly:
-        # Before any listener opens: a client never sees a half-loaded store.
-        persistence = await recover(store, disk)
-    else:
-        # The last SAVE's dump.snapshot, if any (store.durability.memory_snapshot).
-        loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
-        if loaded is not None:
-            log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
+    persistence = await _load_data(store, disk)
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
-        listeners, redis_listeners, http_listeners, tls_listeners = await _open_listeners(config)
+        listeners = await _open_listeners(config)
     except BaseException:
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
-    token = trio.lowlevel.current_trio_token()
-    registry = ConnectionRegistry(clamp_max_clients(config.max_clients))
-    store.max_clients = registry.max_clients
-    # Hooks for command handlers on worker threads (SHUTDOWN, CLIENT KILL).
-    store.request_shutdown = lambda: token.run_sync_soon(shutdown.set)
-    store.kill_client = lambda client_id: token.run_sync_soon(_kill, registry, client_id)
-    store.set_max_clients = lambda requested: _set_max_clients(store, registry, requested)
-
     async with trio.open_nursery() as root:
-        if handle_signals:
-            root.start_soon(watch_signals, shutdown)
-        dispatcher = Dispatcher(store, config.workers)
-        await root.start(dispatcher.run)
-        store.dispatcher_statistics = dispatcher.statistics
-        flusher = None
-        if persistence is not None:
-            flusher = LogFlusher(store, persistence, disk)
-            await root.start(flusher.run)
-            dispatcher.flusher = flusher
-            flusher.on_flushed = dispatcher.log_flushed
-            store.request_compaction = lambda request=None: token.run_sync_soon(flusher.request_compaction, request)
-            store.persistence = persistence
-        root.start_soon(run_active_expiry, store, dispatcher)
-
+        services = await _open_services(root, store, persistence, disk, shutdown, handle_signals)
         async with trio.open_nursery() as connections:
-            main_address = listeners[0].socket.getsockname()[:2]
-            redis_address = redis_listeners[0].socket.getsockname()[:2] if redis_listeners else None
-            http_address = http_listeners[0].socket.getsockname()[:2] if http_listeners else None
-            tls_address = tls_listeners[0].transport_listener.socket.getsockname()[:2] if tls_listeners else None
-            store.info["tcp_port"] = main_address[1]
-            async with trio.open_nursery() as accepting:
-                # The main port's listeners move with CONFIG SET port (server.main_port).
-                main_port = MainPort(
-                    store, config.host, accepting,
-                    lambda listener: serve_listener(listener, store, dispatcher, registry, connections, False),
-                    token,
-                )
-                main_port.start(listeners)
-                store.change_port = main_port.change_port
-                for group in (redis_listeners, tls_listeners):
-                    for listener in group:
-                        accepting.start_soon(serve_listener, listener, store, dispatcher, registry, connections, True)
-                http_server = HttpServer(store, dispatcher, registry)
-                for listener in http_listeners:
-                    accepting.start_soon(serve_http_listener, listener, http_server, connections)
-                if http_address is not None:
-                    # Logged before the "listening on" line, which tools wait for.
-                    log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)
-                if tls_address is not None:
-                    log.info(
-                        "trio_kv TLS listener on %s:%d (RESP%s)", *tls_address,
-                        ", client certificates required" if config.tls_ca_cert_file else "",
-                    )
-                if store.requirepass is None and store.protected_mode and not is_loopback_host(config.host):
-                    log.warning(
-                        "protected mode: no password is set, so only loopback clients are served "
-                        "(set --requirepass / TRIO_KV_REQUIREPASS, or --protected-mode no)"
-                    )
-                log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
-                if redis_address is not None:
-                    log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
-                task_status.started(
-                    ServerAddresses(main_address, redis_address, store, shutdown, http_address, tls_address)
-                )
-                await shutdown.wait()
-                main_port.close()
-                accepting.cancel_scope.cancel()
-
-            log.info("stopped accepting; draining %d connection(s)", len(registry))
-            registry.stop_reading_all()
-            with trio.move_on_after(config.shutdown_grace_seconds) as grace:
-                await registry.wait_all_closed()
-            if grace.cancelled_caught:
-                log.warning("grace period over: closing %d connection(s)", len(registry))
+            await _accept_until_shutdown(services, listeners, connections, shutdown, task_status)
+            await _drain(services.registry, config.shutdown_grace_seconds)
             connections.cancel_scope.cancel()
-        if flusher is not None:
-            # Every acknowledged write is already written; this makes the
-            # rest (everysec, no) durable too before the process exits.
-            await flusher.close()
-        root.cancel_scope.cancel()
+        await _close_services(services, root)
     if persistence is not None:
         # Only now: a compaction still writing at close has finished (its
         # thread is never abandoned), so no file changes after the release.
@@ -239,7 +169,133 @@ async def serve(
     log.info("trio_kv stopped")
 
 
-async def _open_listeners(config: Config):
+async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | None:
+    """Before any listener opens, so a client never sees a half-loaded
+    store: with the log on, recovery (the data directory stays locked until
+    ``serve`` returns) and the log; else the last SAVE's dump.snapshot, if
+    any (store.durability.memory_snapshot), and None."""
+    config = store.config
+    if config.appendonly:
+        return await recover(store, disk)
+    loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
+    if loaded is not None:
+        log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
+    return None
+
+
+async def _open_services(
+    root: trio.Nursery,
+    store: Store,
+    persistence: Persistence | None,
+    disk: trio.CapacityLimiter,
+    shutdown: trio.Event,
+    handle_signals: bool,
+) -> _Services:
+    """Build the dispatcher, the log's commit thread, the main port and the
+    server's control, each with what it needs, then start the ones that run
+    in ``root``: the signal watcher, the dispatcher runners, the commit
+    thread and the active expiry sweep."""
+    config = store.config
+    token = trio.lowlevel.current_trio_token()
+    registry = ConnectionRegistry(clamp_max_clients(config.max_clients))
+    flusher = None
+    if persistence is not None:
+        # The commit thread reports each flush to the dispatcher, which is
+        # built next with the thread as its commit waiter; the report only
+        # comes once both run.
+        flusher = LogFlusher(store, persistence, disk, on_flushed=lambda error: dispatcher.log_flushed(error))
+    dispatcher = Dispatcher(store, config.workers, commit=flusher)
+    main_port = MainPort(config.host, token)
+    control = RunningServer(
+        token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
+        main_port=main_port, log=persistence, flusher=flusher,
+    )
+    if handle_signals:
+        root.start_soon(watch_signals, shutdown)
+    await root.start(dispatcher.run)
+    if flusher is not None:
+        await root.start(flusher.run)
+        # The engine appends every applied write to it from now on.
+        store.persistence = persistence
+    root.start_soon(run_active_expiry, store, dispatcher)
+    return _Services(store, registry, dispatcher, main_port, control, flusher)
+
+
+async def _accept_until_shutdown(
+    services: _Services,
+    listeners: _Listeners,
+    connections: trio.Nursery,
+    shutdown: trio.Event,
+    task_status: trio.TaskStatus[ServerAddresses],
+) -> None:
+    """Serve every listener (connections run in ``connections``), report the
+    addresses, and on shutdown stop accepting: the accept loops are
+    cancelled and the listening sockets closed at once."""
+    store, control, registry, dispatcher = services.store, services.control, services.registry, services.dispatcher
+    config = store.config
+    main_address = listeners.main[0].socket.getsockname()[:2]
+    redis_address = listeners.redis[0].socket.getsockname()[:2] if listeners.redis else None
+    http_address = listeners.http[0].socket.getsockname()[:2] if listeners.http else None
+    tls_address = listeners.tls[0].transport_listener.socket.getsockname()[:2] if listeners.tls else None
+    async with trio.open_nursery() as accepting:
+        # The main port's listeners move with CONFIG SET port (server.main_port).
+        services.main_port.start(
+            accepting,
+            lambda listener: serve_listener(listener, store, control, dispatcher, registry, connections, False),
+            listeners.main,
+        )
+        for group in (listeners.redis, listeners.tls):
+            for listener in group:
+                accepting.start_soon(serve_listener, listener, store, control, dispatcher, registry, connections, True)
+        http_server = HttpServer(store, control, dispatcher, registry)
+        for listener in listeners.http:
+            accepting.start_soon(serve_http_listener, listener, http_server, connections)
+        if http_address is not None:
+            # Logged before the "listening on" line, which tools wait for.
+            log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)
+        if tls_address is not None:
+            log.info(
+                "trio_kv TLS listener on %s:%d (RESP%s)", *tls_address,
+                ", client certificates required" if config.tls_ca_cert_file else "",
+            )
+        if store.requirepass is None and store.protected_mode and not is_loopback_host(config.host):
+            log.warning(
+                "protected mode: no password is set, so only loopback clients are served "
+                "(set --requirepass / TRIO_KV_REQUIREPASS, or --protected-mode no)"
+            )
+        log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
+        if redis_address is not None:
+            log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
+        task_status.started(
+            ServerAddresses(main_address, redis_address, store, shutdown, control, http_address, tls_address)
+        )
+        await shutdown.wait()
+        services.main_port.close()
+        accepting.cancel_scope.cancel()
+
+
+async def _drain(registry: ConnectionRegistry, grace_seconds: float) -> None:
+    """Every connection stops reading and sends what it owes; after the
+    grace period the caller cancels whatever is still open."""
+    log.info("stopped accepting; draining %d connection(s)", len(registry))
+    registry.stop_reading_all()
+    with trio.move_on_after(grace_seconds) as grace:
+        await registry.wait_all_closed()
+    if grace.cancelled_caught:
+        log.warning("grace period over: closing %d connection(s)", len(registry))
+
+
+async def _close_services(services: _Services, root: trio.Nursery) -> None:
+    """Flush and close the log, then cancel the services in ``root``: a hop
+    already on a worker thread finishes first."""
+    if services.flusher is not None:
+        # Every acknowledged write is already written; this makes the
+        # rest (everysec, no) durable too before the process exits.
+        await services.flusher.close()
+    root.cancel_scope.cancel()
+
+
+async def _open_listeners(config: Config) -> _Listeners:
     """The main, RESP-only, HTTP and TLS listeners (all but the first may be
     empty); on a failure the ones already open are closed."""
     tls_context = tls_server_context(config) if config.tls_port is not None else None
@@ -258,7 +314,8 @@ async def _open_listeners(config: Config):
             for listener in group:
                 await trio.aclose_forcefully(listener)
         raise
-    return tuple(opened)
+    main, redis, http, tls_listeners = opened
+    return _Listeners(main, redis, http, tls_listeners)
 
 
 def tls_server_context(config: Config) -> ssl.SSLContext:
@@ -272,9 +329,3 @@ def tls_server_context(config: Config) -> ssl.SSLContext:
         context.load_verify_locations(cafile=config.tls_ca_cert_file)
         context.verify_mode = ssl.CERT_REQUIRED
     return context
-
-
-def _kill(registry: ConnectionRegistry, client_id: int) -> None:
-    connection = registry.connections.get(client_id)
-    if connection is not None:
-        connection.kill()

@@ -40,6 +40,7 @@ from typing import Protocol
 import trio
 
 from ..commands.auth import DENIED_RESP, DENIED_TEXT, denies
+from ..commands.control import ServerControl
 from ..commands.session import Session
 from ..store.engine import Store
 from .connection import Connection, reject_line
@@ -76,7 +77,8 @@ class ClientConnection(Protocol):
 
 
 class ConnectionRegistry:
-    """The live connections, for shutdown, CLIENT KILL and the max-clients cap."""
+    """The live connections, for shutdown, CLIENT KILL and LIST (through
+    ``server.control``) and the max-clients cap."""
 
     def __init__(self, max_clients: int) -> None:
         self.max_clients = max_clients
@@ -107,6 +109,7 @@ class ConnectionRegistry:
 async def serve_listener(
     listener: trio.abc.Listener[trio.abc.Stream],
     store: Store,
+    control: ServerControl,
     dispatcher: Dispatcher,
     registry: ConnectionRegistry,
     connection_nursery: trio.Nursery,
@@ -118,7 +121,9 @@ async def serve_listener(
         store,
         registry,
         connection_nursery,
-        open_connection=functools.partial(Connection, store=store, dispatcher=dispatcher, resp_only=resp_only),
+        open_connection=functools.partial(
+            Connection, store=store, control=control, dispatcher=dispatcher, resp_only=resp_only
+        ),
         reject=functools.partial(send_rejection, rejection=reject_line(resp_only)),
         deny=functools.partial(send_denial, resp_only=resp_only),
     )
@@ -167,7 +172,6 @@ async def accept_connections(
                 continue
             connection = open_connection(stream)
             registry.add(connection)
-            store.clients[connection.id] = connection.session
             store.stats.add("total_connections")
             connection_nursery.start_soon(_run_connection, connection, registry, store, log_prefix)
 
@@ -212,7 +216,6 @@ async def _run_connection(
         log.exception("%sclient %d: unexpected error; closing the connection", log_prefix, connection.id)
     finally:
         registry.remove(connection)
-        store.clients.pop(connection.id, None)
         store.keyspace.unwatch_all(connection.session)
         await trio.aclose_forcefully(connection.stream)
         log.debug("%sclient %d closed", log_prefix, connection.id)
