@@ -81,7 +81,7 @@ class Container:
         session.last_command = full_name
         return entry.handler(session, args)
 
-    def _help(self, session: Session, args: list[bytes]) -> list[SimpleString]:
+    def _help(self, session: Session, args: list[bytes]) -> object:
         lines = [f"{self.name.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"]
         for entry in self.subcommands.values():
             lines.append(entry.usage)

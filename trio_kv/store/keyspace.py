@@ -315,7 +315,7 @@ class Keyspace:
         value = self._remove(key)
         if value is not None and self.journal is not None:
             self.journal.append(("DEL", key))
-        if type(value) is Growable:
+        if isinstance(value, Growable):
             return value.view()
         return value
 
@@ -392,7 +392,7 @@ class Keyspace:
         old_length = len(old)
         end = offset + len(data)
         new_length = max(old_length, end)
-        if type(old) is Growable:
+        if isinstance(old, Growable):
             capacity = old.capacity
             old.write(offset, data)
             self.grown_capacity_bytes += old.capacity - capacity

@@ -1,0 +1,69 @@
+"""mypy over the pure and sync layers (protocol/, commands/, store/), as
+configured in pyproject.toml's ``[tool.mypy]``; and proof that it bites: a
+handler that reaches for something ``ServerControl`` does not declare (or
+for the old ``session.server`` service bag) fails the check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytest.importorskip("mypy", reason="mypy is a test dependency: pip install -e '.[test]'")
+
+
+def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
+    # From the repository root, so mypy finds trio_kv and reads pyproject.toml.
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def _handler_module(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "handler_under_check.py"
+    path.write_text(
+        "from __future__ import annotations\n\n"
+        "from trio_kv.commands.control import ServerControl\n"
+        "from trio_kv.commands.session import Session\n\n\n"
+        "def cmd_example(session: Session, args: list[bytes]) -> object:\n"
+        "    control: ServerControl = session.control\n"
+        + textwrap.indent(textwrap.dedent(body), "    ")
+    )
+    return path
+
+
+def test_protocol_commands_and_store_type_check() -> None:
+    result = _mypy()
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_handler_using_what_server_control_declares_passes(tmp_path: Path) -> None:
+    path = _handler_module(tmp_path, """\
+        control.kill_client(2)
+        return [len(control.clients()), control.tcp_port, session.store.requirepass]
+    """)
+    result = _mypy(str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        # The server's registry is not part of ServerControl: only clients() is.
+        ("return control.registry\n", '"ServerControl" has no attribute "registry"'),
+        # The service bag handlers used to reach through.
+        ("return session.server.kill_client(2)\n", '"Session" has no attribute "server"'),
+        # Services are no longer attached to the store.
+        ("return session.store.request_shutdown()\n", '"Store" has no attribute "request_shutdown"'),
+    ],
+)
+def test_a_handler_reaching_past_server_control_fails(tmp_path: Path, body: str, complaint: str) -> None:
+    result = _mypy(str(_handler_module(tmp_path, body)))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert complaint in result.stdout
