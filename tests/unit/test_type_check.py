@@ -43,6 +43,13 @@ def test_protocol_commands_and_store_type_check() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_fake_server_control_of_the_handler_tests_conforms() -> None:
+    # tests/unit/test_server_control.py assigns its FakeControl to a
+    # ServerControl: mypy fails there if the fake misses a member.
+    result = _mypy(str(ROOT / "tests" / "unit" / "test_server_control.py"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_a_handler_using_what_server_control_declares_passes(tmp_path: Path) -> None:
     path = _handler_module(tmp_path, """\
         control.kill_client(2)
