@@ -219,17 +219,17 @@ class Dispatcher:
         reschedule = trio.lowlevel.reschedule
         if any(type(ticket.work) is Job and ticket.work.sliced is not None for ticket in tickets):
             tickets = self._requeue_unfinished(tickets)
-        flusher = self._commit
-        if flusher is None:
+        commit = self._commit
+        if commit is None:
             for ticket in tickets:
                 reschedule(ticket.task)
             return
-        durable = flusher.durable_lsn
+        durable = commit.durable_lsn
         committing = self._committing
         for ticket in tickets:
             work = ticket.work
             if type(work) is Job and work.log_lsn > durable:
-                refusal = flusher.refusal()
+                refusal = commit.refusal()
                 if refusal is None:
                     # The worker kicked the commit thread after appending,
                     # so a flush that covers this job is on its way.
@@ -271,9 +271,9 @@ class Dispatcher:
         get the refusal as the reply to their logged writes: applied in
         memory and still buffered for the log, but not written, so not
         acknowledged."""
-        flusher = self._commit
-        assert flusher is not None  # only a commit waiter calls this
-        durable = flusher.durable_lsn
+        commit = self._commit
+        assert commit is not None  # only the commit waiter calls this
+        durable = commit.durable_lsn
         reschedule = trio.lowlevel.reschedule
         waiting: list[_Ticket] = []
         for ticket in self._committing:
@@ -281,7 +281,7 @@ class Dispatcher:
             if job.log_lsn <= durable:
                 reschedule(ticket.task)
             elif error is not None:
-                self._refuse_logged(job, flusher.refusal() or error.strerror or str(error))
+                self._refuse_logged(job, commit.refusal() or error.strerror or str(error))
                 reschedule(ticket.task)
             else:
                 waiting.append(ticket)

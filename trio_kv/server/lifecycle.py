@@ -61,6 +61,7 @@ import os
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -299,23 +300,25 @@ async def _open_listeners(config: Config) -> _Listeners:
     """The main, RESP-only, HTTP and TLS listeners (all but the first may be
     empty); on a failure the ones already open are closed."""
     tls_context = tls_server_context(config) if config.tls_port is not None else None
-    opened: list[list[trio.abc.Listener]] = []
+    opened: list[trio.abc.Listener[Any]] = []
+
+    async def tcp(port: int | None) -> list[trio.SocketListener]:
+        listeners = [] if port is None else await trio.open_tcp_listeners(port, host=config.host)
+        opened.extend(listeners)
+        return listeners
+
     try:
-        for port in (config.port, config.redis_port, config.http_port):
-            opened.append([] if port is None else await trio.open_tcp_listeners(port, host=config.host))
-        tls: list[trio.abc.Listener] = []
-        if tls_context is not None:
+        main, redis, http = await tcp(config.port), await tcp(config.redis_port), await tcp(config.http_port)
+        tls: list[trio.SSLListener[trio.SocketStream]] = []
+        if tls_context is not None and config.tls_port is not None:
             tls = await trio.open_ssl_over_tcp_listeners(
                 config.tls_port, tls_context, host=config.host, https_compatible=False
             )
-        opened.append(tls)
     except BaseException:
-        for group in opened:
-            for listener in group:
-                await trio.aclose_forcefully(listener)
+        for listener in opened:
+            await trio.aclose_forcefully(listener)
         raise
-    main, redis, http, tls_listeners = opened
-    return _Listeners(main, redis, http, tls_listeners)
+    return _Listeners(main, redis, http, tls)
 
 
 def tls_server_context(config: Config) -> ssl.SSLContext:

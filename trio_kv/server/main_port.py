@@ -147,9 +147,11 @@ class MainPort:
         self.port = listeners[0].socket.getsockname()[1] if listeners else 0
 
     async def _serve_until_replaced(self, listener: trio.SocketListener, scope: trio.CancelScope) -> None:
+        serve = self._serve
+        assert serve is not None  # start() ran
         with scope:
             try:
-                await self._serve(listener)
+                await serve(listener)
             except trio.ClosedResourceError:
                 # Its socket was closed by _replace while an accept was under way.
                 if not scope.cancel_called:
