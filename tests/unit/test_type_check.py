@@ -43,6 +43,21 @@ def test_protocol_commands_and_store_type_check() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_both_implementations_are_server_controls(tmp_path: Path) -> None:
+    # The server's and the store-only one; server/ is not type-checked as a
+    # whole, so only server/control.py itself is (its imports silently).
+    path = tmp_path / "conforms.py"
+    path.write_text(
+        "from trio_kv.commands.control import ServerControl\n"
+        "from trio_kv.server.control import RunningServer\n"
+        "from trio_kv.store.local_control import LocalControl\n\n\n"
+        "def running(server: RunningServer) -> ServerControl:\n    return server\n\n\n"
+        "def local(control: LocalControl) -> ServerControl:\n    return control\n"
+    )
+    result = _mypy("--follow-imports=silent", str(path), str(ROOT / "trio_kv" / "server" / "control.py"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_fake_server_control_of_the_handler_tests_conforms() -> None:
     # tests/unit/test_server_control.py assigns its FakeControl to a
     # ServerControl: mypy fails there if the fake misses a member.
