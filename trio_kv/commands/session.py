@@ -16,7 +16,8 @@ mypy checks handlers against the real classes, while at run time
 ``commands/`` still imports nothing from ``store/`` (tests/unit/
 test_layering.py rejects every import outside an ``if TYPE_CHECKING:``
 block). What handlers need of the server is different: it is declared
-here, as the ``ServerControl`` Protocol, and implemented in ``server/``.
+in ``commands/control.py`` as the ``ServerControl`` Protocol, for
+``server/`` to implement.
 """
 
 from __future__ import annotations
