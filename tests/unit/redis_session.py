@@ -64,5 +64,4 @@ def key_spec(name: str) -> tuple[int, set[str], int, int, int]:
     ``COMMAND INFO`` in Redis shows them."""
     spec = REDIS_COMMANDS.get(name)
     assert spec is not None, name
-    # "sliced" is trio_kv's own flag (commands/slicing.py); COMMAND INFO omits it.
-    return spec.arity, set(spec.flags) - {"sliced"}, spec.first_key, spec.last_key, spec.key_step
+    return spec.arity, set(spec.flags), spec.first_key, spec.last_key, spec.key_step

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import replace
 
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
@@ -50,8 +51,7 @@ def test_a_failing_handler_is_contained(monkeypatch):
     def broken(session, args):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(TEXT_COMMANDS, "by_name", {**TEXT_COMMANDS.by_name, b"ping": type(spec)(
-        spec.name, spec.arity, spec.flags, spec.summary, broken)})
+    monkeypatch.setattr(TEXT_COMMANDS, "by_name", {**TEXT_COMMANDS.by_name, b"ping": replace(spec, handler=broken)})
     job = _job(store, [[b"PING"], [b"SET", b"k", b"v"]])
     run_batch(store, [job])
     assert isinstance(job.replies[0], Error)

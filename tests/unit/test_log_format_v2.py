@@ -117,7 +117,7 @@ def test_a_torn_version_1_header_is_an_empty_log(tmp_path: Path) -> None:
 
 def test_check_log_reads_both_versions(tmp_path: Path) -> None:
     (tmp_path / "log.1").write_bytes(V1_LOG)
-    (tmp_path / "log.2").write_bytes(encode_header(KIND_LOG, 2) + encode_record(PATCHES))
+    (tmp_path / "log.2").write_bytes(encode_header(KIND_LOG, 2, version=2) + encode_record(PATCHES))
     for name, version, effects in (("log.1", 1, 4), ("log.2", 2, 3)):
         out = io.StringIO()
         assert check.main([str(tmp_path / name)], stdout=out) == check.EXIT_CLEAN

@@ -518,7 +518,7 @@ def test_command_info_flags_and_categories(
     session: Session, name: str, flags: list[str], categories: list[str]
 ) -> None:
     (entry,) = call(session, f"COMMAND INFO {name}")
-    assert [flag.text for flag in entry[2]] == flags  # trio_kv's own flags (multi-control) are not shown
+    assert [flag.text for flag in entry[2]] == flags
     assert [category.text for category in entry[6]] == categories
 
 

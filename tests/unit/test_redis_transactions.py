@@ -10,6 +10,7 @@ import pytest
 
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
+from trio_kv.commands.table import InMulti
 from trio_kv.protocol.replies import OK, QUEUED, Error, NullArray
 from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.store.engine import run_batch
@@ -266,7 +267,7 @@ def test_specs() -> None:
         spec = REDIS_COMMANDS.get(name)
         assert spec is not None and spec.arity == arity and spec.group == "transactions" and spec.summary
         # UNWATCH is queued inside MULTI, as in Redis; the others run at once.
-        assert ("multi-control" in spec.flags) == (name != "unwatch"), name
+        assert (spec.in_multi is InMulti.RUN) == (name != "unwatch"), name
     assert REDIS_COMMANDS.get("exec").is_write
     watch = REDIS_COMMANDS.get("watch")
     assert (watch.first_key, watch.last_key, watch.key_step) == (1, -1, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from trio_kv.commands.redis import REDIS_COMMANDS
-from trio_kv.commands.table import CommandSpec
+from trio_kv.commands.table import CommandSpec, InMulti, Lock
 from trio_kv.commands.text import TEXT_COMMANDS
 from trio_kv.protocol.replies import Error
 
@@ -33,7 +33,7 @@ NOT_HTTP = [
 def test_http_requests_resolve_to_the_closing_spec(table, args) -> None:
     spec = table.resolve(args)
     assert isinstance(spec, CommandSpec) and spec.name == "post"
-    assert "multi-control" in spec.flags and not spec.is_write
+    assert spec.in_multi is InMulti.RUN and spec.lock is Lock.READ
 
 
 @pytest.mark.parametrize("table", [REDIS_COMMANDS, TEXT_COMMANDS], ids=["redis", "text"])

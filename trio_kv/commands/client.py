@@ -33,10 +33,10 @@ import time
 
 from ..protocol.replies import NO_REPLY, OK, Error, Verbatim
 from .connection import BAD_CLIENT_NAME, SYNTAX_ERROR, is_valid_client_attribute
-from .container import Container, subcommand
+from .container import Container, Subcommand
 from .arguments import parse_int64
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, Lock
 
 # CLIENT LIST TYPE / CLIENT KILL TYPE names Redis knows; only "normal"
 # clients exist here (no replication, no pub/sub).
@@ -218,53 +218,64 @@ def client_on_off(session: Session, args: list[bytes]) -> object:
     return OK if args[2].lower() in (b"on", b"off") else SYNTAX_ERROR
 
 
-_ADMIN = "admin noscript loading stale"
-_PLAIN = "noscript loading stale"
+_ADMIN = ("admin", "noscript", "loading", "stale")
+_PLAIN = ("noscript", "loading", "stale")
 
 CLIENT = Container(
     "client",
     [
-        subcommand("id", 2, _PLAIN, "ID", "Return the ID of the current connection.", client_id, "5.0.0"),
-        subcommand(
-            "setname", 3, _PLAIN, "SETNAME <name>",
-            "Set the name of the current connection.", client_setname, "2.6.9",
+        Subcommand(
+            name="id", arity=2, lock=Lock.READ, flags=_PLAIN, usage="ID", since="5.0.0",
+            handler=client_id, summary="Return the ID of the current connection.",
         ),
-        subcommand(
-            "getname", 2, _PLAIN, "GETNAME",
-            "Return the name of the current connection.", client_getname, "2.6.9",
+        Subcommand(
+            name="setname", arity=3, lock=Lock.READ, flags=_PLAIN, usage="SETNAME <name>",
+            since="2.6.9", handler=client_setname, summary="Set the name of the current connection.",
         ),
-        subcommand(
-            "info", 2, _PLAIN, "INFO",
-            "Return information about the current client connection.", client_info, "6.2.0",
+        Subcommand(
+            name="getname", arity=2, lock=Lock.READ, flags=_PLAIN, usage="GETNAME",
+            since="2.6.9", handler=client_getname, summary="Return the name of the current connection.",
         ),
-        subcommand(
-            "list", -2, _ADMIN, "LIST [TYPE <type>] [ID <id> [<id> ...]]",
-            "Return information about client connections.", client_list, "2.4.0",
+        Subcommand(
+            name="info", arity=2, lock=Lock.READ, flags=_PLAIN, usage="INFO",
+            since="6.2.0", handler=client_info, summary="Return information about the current client connection.",
         ),
-        subcommand(
-            "kill", -3, _ADMIN, "KILL <ip:port> | <option> <value> [<option> <value> ...]",
-            "Kill connections by address, or by ID, ADDR, LADDR, TYPE, USER, SKIPME and MAXAGE filters.",
-            client_kill, "2.4.0",
+        Subcommand(
+            name="list", arity=-2, lock=Lock.READ, flags=_ADMIN,
+            usage="LIST [TYPE <type>] [ID <id> [<id> ...]]", since="2.4.0", handler=client_list,
+            summary="Return information about client connections.",
         ),
-        subcommand(
-            "setinfo", 4, _PLAIN, "SETINFO <LIB-NAME|LIB-VER> <value>",
-            "Set client library name or version, shown in CLIENT LIST.", client_setinfo, "7.2.0",
+        Subcommand(
+            name="kill", arity=-3, lock=Lock.READ, flags=_ADMIN,
+            usage="KILL <ip:port> | <option> <value> [<option> <value> ...]", since="2.4.0", handler=client_kill,
+            summary="Kill connections by address, or by ID, ADDR, LADDR, TYPE, USER, SKIPME and MAXAGE filters.",
         ),
-        subcommand(
-            "reply", 3, _PLAIN, "REPLY (ON|OFF|SKIP)",
-            "Control the replies sent to the current connection.", client_reply, "3.2.0",
+        Subcommand(
+            name="setinfo", arity=4, lock=Lock.READ, flags=_PLAIN,
+            usage="SETINFO <LIB-NAME|LIB-VER> <value>", since="7.2.0", handler=client_setinfo,
+            summary="Set client library name or version, shown in CLIENT LIST.",
         ),
-        subcommand(
-            "no-evict", 3, _ADMIN, "NO-EVICT (ON|OFF)",
-            "Accepted; nothing is ever evicted.", client_on_off, "7.0.0",
+        Subcommand(
+            name="reply", arity=3, lock=Lock.READ, flags=_PLAIN,
+            usage="REPLY (ON|OFF|SKIP)", since="3.2.0", handler=client_reply,
+            summary="Control the replies sent to the current connection.",
         ),
-        subcommand(
-            "no-touch", 3, _PLAIN, "NO-TOUCH (ON|OFF)",
-            "Accepted; no access time is kept.", client_on_off, "7.2.0",
+        Subcommand(
+            name="no-evict", arity=3, lock=Lock.READ, flags=_ADMIN,
+            usage="NO-EVICT (ON|OFF)", since="7.0.0", handler=client_on_off,
+            summary="Accepted; nothing is ever evicted.",
+        ),
+        Subcommand(
+            name="no-touch", arity=3, lock=Lock.READ, flags=_PLAIN,
+            usage="NO-TOUCH (ON|OFF)", since="7.2.0", handler=client_on_off,
+            summary="Accepted; no access time is kept.",
         ),
     ],
 )
 
 SPECS: list[CommandSpec] = [
-    CommandSpec("client", -2, frozenset(), "A container for client connection commands.", CLIENT, group="connection"),
+    CommandSpec(
+        name="client", arity=-2, lock=Lock.READ, since="2.4.0", group="connection", handler=CLIENT,
+        summary="A container for client connection commands.",
+    ),
 ]

@@ -18,7 +18,7 @@ acl.c). What differs, and why:
 * ``HELLO`` reports version ``7.2.0``: clients enable features by version,
   and the commands they probe for (``CLIENT SETINFO``...) exist here.
 
-Only QUIT and RESET are ``multi-control`` (run at once inside MULTI), as in
+Only QUIT and RESET are ``InMulti.RUN`` (run at once inside MULTI), as in
 Redis, which queues PING, HELLO and the rest like any other command.
 """
 
@@ -28,7 +28,7 @@ from ..protocol.replies import OK, PONG, Error, Map, SimpleString
 from .arguments import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
 from .auth import DEFAULT_USER, HELLO_NOAUTH, NO_PASSWORD_CONFIGURED, WRONGPASS, check_credentials, redact
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, InMulti, Lock
 
 # What HELLO reports; see the module docstring.
 REDIS_VERSION = "7.2.0"
@@ -145,19 +145,36 @@ def cmd_reset(session: Session, args: list[bytes]) -> object:
     return RESET_REPLY
 
 
-def _spec(name: str, arity: int, flags: str, summary: str, handler) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, group="connection")
-
-
-# Flags as Redis 7's command table has them; "multi-control" is trio_kv's.
-_HANDSHAKE_FLAGS = "noscript loading stale fast no_auth allow_busy"
+# Flags as Redis 7's command table has them.
+_HANDSHAKE_FLAGS = ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")
 
 SPECS: list[CommandSpec] = [
-    _spec("ping", -1, "fast", "Returns the server's liveliness response.", cmd_ping),
-    _spec("echo", 2, "loading stale fast", "Returns the given string.", cmd_echo),
-    _spec("hello", -1, _HANDSHAKE_FLAGS + " protocol", "Handshakes with the Redis server.", cmd_hello),
-    _spec("auth", -2, _HANDSHAKE_FLAGS, "Authenticates the connection.", cmd_auth),
-    _spec("select", 2, "loading stale fast", "Changes the selected database.", cmd_select),
-    _spec("quit", -1, _HANDSHAKE_FLAGS + " multi-control", "Closes the connection.", cmd_quit),
-    _spec("reset", 1, _HANDSHAKE_FLAGS + " multi-control protocol", "Resets the connection.", cmd_reset),
+    CommandSpec(
+        name="ping", arity=-1, lock=Lock.READ, flags=("fast",), since="1.0.0", group="connection", handler=cmd_ping,
+        summary="Returns the server's liveliness response.",
+    ),
+    CommandSpec(
+        name="echo", arity=2, lock=Lock.READ, flags=("loading", "stale", "fast"), since="1.0.0", group="connection",
+        handler=cmd_echo, summary="Returns the given string.",
+    ),
+    CommandSpec(
+        name="hello", arity=-1, lock=Lock.READ, flags=_HANDSHAKE_FLAGS, switches_protocol=True, since="6.0.0",
+        group="connection", handler=cmd_hello, summary="Handshakes with the Redis server.",
+    ),
+    CommandSpec(
+        name="auth", arity=-2, lock=Lock.READ, flags=_HANDSHAKE_FLAGS, since="1.0.0", group="connection",
+        handler=cmd_auth, summary="Authenticates the connection.",
+    ),
+    CommandSpec(
+        name="select", arity=2, lock=Lock.READ, flags=("loading", "stale", "fast"), since="1.0.0",
+        group="connection", handler=cmd_select, summary="Changes the selected database.",
+    ),
+    CommandSpec(
+        name="quit", arity=-1, lock=Lock.READ, flags=_HANDSHAKE_FLAGS, in_multi=InMulti.RUN, since="1.0.0",
+        group="connection", handler=cmd_quit, summary="Closes the connection.",
+    ),
+    CommandSpec(
+        name="reset", arity=1, lock=Lock.READ, flags=_HANDSHAKE_FLAGS, in_multi=InMulti.RUN, switches_protocol=True,
+        since="6.2.0", group="connection", handler=cmd_reset, summary="Resets the connection.",
+    ),
 ]

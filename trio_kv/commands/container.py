@@ -3,8 +3,8 @@
 
 A ``Container`` is itself the handler of its ``CommandSpec``. It owns a
 table of ``Subcommand`` entries, each with its own arity (Redis' convention,
-counted over the whole request: ``CLIENT ID`` is 2), flags and summary, and
-dispatches to them with Redis' wording for the two failures:
+counted over the whole request: ``CLIENT ID`` is 2), lock, flags and summary,
+and dispatches to them with Redis' wording for the two failures:
 
 * ``ERR unknown subcommand 'FOO'. Try CLIENT HELP.``
 * ``ERR wrong number of arguments for 'client|id' command``
@@ -13,6 +13,10 @@ Every container answers ``HELP`` from the same table, and ``COMMAND INFO`` /
 ``COMMAND DOCS`` list the subcommands from it, so a subcommand is written
 down once. While a subcommand runs, ``session.last_command`` names it
 (``client|list``), as Redis' ``CLIENT LIST`` shows in ``cmd=``.
+
+A subcommand is checked as a command is (``table.check_declaration``): known
+Redis flags only, and a lock that agrees with them. The engine runs it under
+its own lock (``CommandSpec.lock_for``), not the container's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 from ..protocol.replies import Error, SimpleString
 from .session import Session
+from .table import Lock, arity_accepts, check_declaration
 
 Handler = Callable[[Session, list[bytes]], object]
 
@@ -29,26 +34,29 @@ Handler = Callable[[Session, list[bytes]], object]
 MAX_ECHOED_NAME_CHARS = 128
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Subcommand:
     name: str
     arity: int
-    # Redis flag names (``admin``, ``loading``...) and extra ACL categories
-    # spelled with an ``@`` (``@dangerous``), as in ``CommandSpec.flags``.
-    flags: frozenset[str]
+    # The store lock it runs under (the container's own lock covers only a
+    # bare call and the failures).
+    lock: Lock
+    # Redis' display flags (``admin``, ``loading``...) and extra ACL
+    # categories (``dangerous``), as in ``CommandSpec``.
+    flags: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
     # The HELP line: ``GET <pattern>``.
     usage: str
     summary: str
     handler: Handler
     # The Redis version that introduced it (COMMAND DOCS ``since``).
-    since: str = ""
+    since: str
+
+    def __post_init__(self) -> None:
+        check_declaration(self.name, self.lock, self.flags, self.categories, self.since)
 
     def arity_ok(self, argc: int) -> bool:
-        return argc == self.arity if self.arity >= 0 else argc >= -self.arity
-
-
-def subcommand(name: str, arity: int, flags: str, usage: str, summary: str, handler: Handler, since: str) -> Subcommand:
-    return Subcommand(name, arity, frozenset(flags.split()), usage, summary, handler, since)
+        return arity_accepts(self.arity, argc)
 
 
 class Container:
@@ -56,7 +64,10 @@ class Container:
 
     def __init__(self, name: str, subcommands: list[Subcommand], *, bare: Handler | None = None) -> None:
         self.name = name
-        help_entry = subcommand("help", 2, "loading stale", "HELP", "Prints this help.", self._help, "5.0.0")
+        help_entry = Subcommand(
+            name="help", arity=2, lock=Lock.READ, flags=("loading", "stale"), usage="HELP",
+            summary="Prints this help.", handler=self._help, since="5.0.0",
+        )
         self.subcommands: dict[str, Subcommand] = {}
         for entry in [*subcommands, help_entry]:
             if entry.name in self.subcommands:
@@ -81,7 +92,7 @@ class Container:
         session.last_command = full_name
         return entry.handler(session, args)
 
-    def _help(self, session: Session, args: list[bytes]) -> object:
+    def _help(self, session: Session, args: list[bytes]) -> list[SimpleString] | Error:
         lines = [f"{self.name.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"]
         for entry in self.subcommands.values():
             lines.append(entry.usage)

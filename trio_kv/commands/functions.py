@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 
 from ..protocol.replies import OK, Error, Map
-from .container import Container, subcommand
+from .container import Container, Subcommand
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, Lock
 
 FLUSH_MODES = (b"async", b"sync")
 LIBRARY_NAME = re.compile(rb"[A-Za-z0-9_]+")
@@ -114,33 +114,38 @@ def function_load(session: Session, args: list[bytes]) -> Error:
 FUNCTION = Container(
     "function",
     [
-        subcommand(
-            "load", -3, "write denyoom noscript", "LOAD [REPLACE] <FUNCTION CODE>",
-            "Create a new library (refused: this server has no scripting engine).", function_load, "7.0.0",
+        Subcommand(
+            name="load", arity=-3, lock=Lock.WRITE, flags=("write", "denyoom", "noscript"),
+            usage="LOAD [REPLACE] <FUNCTION CODE>", since="7.0.0", handler=function_load,
+            summary="Create a new library (refused: this server has no scripting engine).",
         ),
-        subcommand(
-            "delete", 3, "write noscript", "DELETE <LIBRARY NAME>",
-            "Delete the given library (there are none).", function_delete, "7.0.0",
+        Subcommand(
+            name="delete", arity=3, lock=Lock.WRITE, flags=("write", "noscript"), usage="DELETE <LIBRARY NAME>",
+            since="7.0.0", handler=function_delete, summary="Delete the given library (there are none).",
         ),
-        subcommand(
-            "list", -2, "noscript", "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
-            "Return information on all the libraries (always none).", function_list, "7.0.0",
+        Subcommand(
+            name="list", arity=-2, lock=Lock.READ, flags=("noscript",),
+            usage="LIST [LIBRARYNAME PATTERN] [WITHCODE]", since="7.0.0", handler=function_list,
+            summary="Return information on all the libraries (always none).",
         ),
-        subcommand(
-            "stats", 2, "noscript allow_busy", "STATS",
-            "Return the running function (none) and the available engines (none).", function_stats, "7.0.0",
+        Subcommand(
+            name="stats", arity=2, lock=Lock.READ, flags=("noscript", "allow_busy"), usage="STATS", since="7.0.0",
+            handler=function_stats, summary="Return the running function (none) and the available engines (none).",
         ),
-        subcommand(
-            "kill", 2, "noscript allow_busy", "KILL",
-            "Kill the current running function (there never is one).", function_kill, "7.0.0",
+        Subcommand(
+            name="kill", arity=2, lock=Lock.READ, flags=("noscript", "allow_busy"), usage="KILL", since="7.0.0",
+            handler=function_kill, summary="Kill the current running function (there never is one).",
         ),
-        subcommand(
-            "flush", -2, "write noscript", "FLUSH [ASYNC|SYNC]",
-            "Delete all the libraries (there are none).", function_flush, "7.0.0",
+        Subcommand(
+            name="flush", arity=-2, lock=Lock.WRITE, flags=("write", "noscript"), usage="FLUSH [ASYNC|SYNC]",
+            since="7.0.0", handler=function_flush, summary="Delete all the libraries (there are none).",
         ),
     ],
 )
 
 SPECS: list[CommandSpec] = [
-    CommandSpec("function", -2, frozenset(), "A container for function commands.", FUNCTION, group="scripting"),
+    CommandSpec(
+        name="function", arity=-2, lock=Lock.READ, since="7.0.0", group="scripting", handler=FUNCTION,
+        summary="A container for function commands.",
+    ),
 ]

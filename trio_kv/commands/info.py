@@ -65,7 +65,7 @@ from .. import __version__
 from ..protocol.replies import Verbatim
 from .connection import REDIS_VERSION
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, Lock
 
 if TYPE_CHECKING:
     from ..store.store import Store
@@ -393,7 +393,8 @@ def cmd_info(session: Session, args: list[bytes]) -> Verbatim:
 
 SPECS: list[CommandSpec] = [
     CommandSpec(
-        "info", -1, frozenset({"loading", "stale", "@dangerous", "stats"}),
-        "Returns information and statistics about the server.", cmd_info, group="server",
+        name="info", arity=-1, lock=Lock.READ, flags=("loading", "stale"), categories=("dangerous",),
+        reads_stats=True, since="1.0.0", group="server", handler=cmd_info,
+        summary="Returns information and statistics about the server.",
     ),
 ]

@@ -6,18 +6,18 @@ commands (``commands.container``), so nothing here repeats the table:
 
 * ``COMMAND`` / ``COMMAND INFO [name ...]``: per command ``[name, arity,
   [flags], first key, last key, step, [@categories], [tips], [key specs],
-  [subcommands]]``. Flags are the spec's flags that Redis knows (trio_kv's
-  own, like ``multi-control``, are not shown), in Redis' order. ACL
-  categories are derived as Redis' ``setImplicitACLCategories`` does (write,
-  read, admin+dangerous, fast or slow...) plus the group's category
-  (``string`` -> ``@string``) plus any flag spelled ``@category`` in the
-  spec. Key specs are Redis 7.0's for the same command (``KEY_SPECS``:
+  [subcommands]]``. Flags are the spec's display flags (``flags``, all
+  Redis', checked by ``commands.table``), in Redis' order. ACL categories
+  are derived as Redis' ``setImplicitACLCategories`` does (write, read,
+  admin+dangerous, fast or slow...) plus the group's category (``string``
+  -> ``@string``) plus the spec's extra ``categories``. Key specs are Redis 7.0's for the same command (``KEY_SPECS``:
   flags, first key, last key, step, copied from redis-server's COMMAND
   INFO), else one range spec built from first/last/step, flagged ``RW
-  update`` for write commands and ``RO access`` otherwise. No tips.
+  update`` for write commands and ``RO access`` otherwise. Tips from
+  ``TIPS`` (Redis 7.0's, for the commands that have any).
 * ``COMMAND DOCS [name ...]``: name -> {summary, since, group} (and
-  subcommands). ``since`` comes from ``SINCE`` (Redis' values) and is left
-  out for a command not listed there.
+  subcommands). ``since`` is the spec's (Redis' values), left out where it
+  is None.
 * ``COMMAND COUNT``, ``COMMAND LIST [FILTERBY ACLCAT c | PATTERN p | MODULE
   m]``, ``COMMAND GETKEYS command [arg ...]``, ``COMMAND GETKEYSANDFLAGS
   command [arg ...]`` (each key with its key spec's flags; SET's are ``OW
@@ -35,21 +35,10 @@ from collections.abc import Iterator
 from ..protocol.glob import glob_match
 from ..protocol.replies import Error, Map, SimpleString
 from .connection import SYNTAX_ERROR
-from .container import Container, Subcommand, subcommand
+from .container import Container, Subcommand
 from .session import Session
-from .table import CommandSpec
+from .table import ACL_CATEGORIES, REDIS_FLAGS, CommandSpec, Lock
 
-# Redis' command flags, in the order COMMAND INFO lists them.
-REDIS_FLAG_ORDER = (
-    "write readonly denyoom module admin pubsub noscript blocking loading stale skip_monitor skip_slowlog "
-    "asking fast no_auth may_replicate sentinel only_sentinel no_mandatory_keys protected no_async_loading "
-    "no_multi movablekeys allow_busy"
-).split()
-# Redis' ACL categories, in the order COMMAND INFO lists them.
-ACL_CATEGORY_ORDER = (
-    "keyspace read write set sortedset list hash string bitmap hyperloglog geo stream pubsub admin fast slow "
-    "blocking dangerous connection transaction scripting"
-).split()
 GROUP_CATEGORY = {
     "generic": "keyspace",
     "string": "string",
@@ -74,25 +63,12 @@ IMPLIED_CATEGORIES = {
     "fast": ("fast",),
     "blocking": ("blocking",),
 }
-# The Redis version that introduced each command (Redis' commands/*.json).
-SINCE = {
-    "append": "2.0.0", "auth": "1.0.0", "client": "2.4.0", "cluster": "3.0.0", "command": "2.8.13",
-    "config": "2.0.0", "function": "7.0.0",
-    "copy": "6.2.0", "dbsize": "1.0.0", "decr": "1.0.0", "decrby": "1.0.0", "del": "1.0.0",
-    "discard": "2.0.0", "echo": "1.0.0", "exec": "1.2.0", "exists": "1.0.0", "expire": "1.0.0",
-    "expireat": "1.2.0", "expiretime": "7.0.0", "flushall": "1.0.0", "flushdb": "1.0.0", "get": "1.0.0",
-    "getdel": "6.2.0", "getex": "6.2.0", "getrange": "2.4.0", "getset": "1.0.0", "hello": "6.0.0",
-    "incr": "1.0.0", "incrby": "1.0.0", "incrbyfloat": "2.6.0", "info": "1.0.0", "keys": "1.0.0",
-    "latency": "2.8.13", "lcs": "7.0.0", "mget": "1.0.0", "move": "1.0.0", "mset": "1.0.1",
-    "msetnx": "1.0.1", "multi": "1.2.0", "object": "2.2.3", "persist": "2.2.0", "pexpire": "2.6.0",
-    "pexpireat": "2.6.0", "pexpiretime": "7.0.0", "ping": "1.0.0", "psetex": "2.6.0", "pttl": "2.6.0",
-    "quit": "1.0.0", "randomkey": "1.0.0", "rename": "1.0.0", "renamenx": "1.0.0", "reset": "6.2.0",
-    "scan": "2.8.0", "select": "1.0.0", "set": "1.0.0", "setex": "2.0.0", "setnx": "1.0.0",
-    "setrange": "2.2.0", "shutdown": "1.0.0", "slowlog": "2.2.12", "strlen": "2.2.0", "substr": "1.0.0",
-    "swapdb": "4.0.0", "time": "2.6.0", "touch": "3.2.1", "ttl": "1.0.0", "type": "1.0.0",
-    "unlink": "4.0.0", "unwatch": "2.2.0", "watch": "2.2.0",
+# Redis 7.0's command tips, for the commands that have any.
+TIPS = {
+    "hgetall": ("nondeterministic_output_order",), "hkeys": ("nondeterministic_output_order",),
+    "hvals": ("nondeterministic_output_order",), "hrandfield": ("nondeterministic_output",),
+    "hscan": ("nondeterministic_output",),
 }
-
 
 # Redis 7.0's key specs for the commands trio_kv has keys for: name ->
 # [(flags, begin index, last key (relative to begin; -1: the last argument),
@@ -138,6 +114,22 @@ KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
     "rename": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "update"), 2, 0, 1)],
     "renamenx": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "insert"), 2, 0, 1)],
     "watch": [(("RO",), 1, -1, 1)],
+    "hset": [(_RW_UPDATE, 1, 0, 1)],
+    "hmset": [(_RW_UPDATE, 1, 0, 1)],
+    "hsetnx": [(("RW", "insert"), 1, 0, 1)],
+    "hget": [(_RO_ACCESS, 1, 0, 1)],
+    "hmget": [(_RO_ACCESS, 1, 0, 1)],
+    "hincrby": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "hincrbyfloat": [(_RW_ACCESS_UPDATE, 1, 0, 1)],
+    "hdel": [(("RW", "delete"), 1, 0, 1)],
+    "hlen": [(("RO",), 1, 0, 1)],
+    "hstrlen": [(("RO",), 1, 0, 1)],
+    "hexists": [(("RO",), 1, 0, 1)],
+    "hkeys": [(_RO_ACCESS, 1, 0, 1)],
+    "hvals": [(_RO_ACCESS, 1, 0, 1)],
+    "hgetall": [(_RO_ACCESS, 1, 0, 1)],
+    "hrandfield": [(_RO_ACCESS, 1, 0, 1)],
+    "hscan": [(_RO_ACCESS, 1, 0, 1)],
 }
 
 
@@ -156,12 +148,12 @@ def _table():
     return REDIS_COMMANDS
 
 
-def redis_flags(flags: frozenset[str]) -> list[SimpleString]:
-    return [SimpleString(flag) for flag in REDIS_FLAG_ORDER if flag in flags]
+def redis_flags(flags: tuple[str, ...]) -> list[SimpleString]:
+    return [SimpleString(flag) for flag in REDIS_FLAGS if flag in flags]
 
 
-def acl_categories(flags: frozenset[str], group: str) -> list[SimpleString]:
-    categories = {flag[1:] for flag in flags if flag.startswith("@")}
+def acl_categories(flags: tuple[str, ...], extra: tuple[str, ...], group: str) -> list[SimpleString]:
+    categories = set(extra)
     if group in GROUP_CATEGORY:
         categories.add(GROUP_CATEGORY[group])
     for flag, added in IMPLIED_CATEGORIES.items():
@@ -171,7 +163,7 @@ def acl_categories(flags: frozenset[str], group: str) -> list[SimpleString]:
         categories.add("read")
     if "fast" not in categories:
         categories.add("slow")
-    return [SimpleString("@" + category) for category in ACL_CATEGORY_ORDER if category in categories]
+    return [SimpleString("@" + category) for category in ACL_CATEGORIES if category in categories]
 
 
 def key_specs(spec: CommandSpec) -> list[Map]:
@@ -208,7 +200,7 @@ def subcommand_info(spec: CommandSpec, entry: Subcommand) -> list[object]:
         0,
         0,
         0,
-        acl_categories(entry.flags, spec.group),
+        acl_categories(entry.flags, entry.categories, spec.group),
         [],
         [],
         [],
@@ -223,8 +215,8 @@ def command_info(spec: CommandSpec) -> list[object]:
         spec.first_key,
         spec.last_key,
         spec.key_step,
-        acl_categories(spec.flags, spec.group),
-        [],
+        acl_categories(spec.flags, spec.categories, spec.group),
+        [tip.encode() for tip in TIPS.get(spec.name, ())],
         key_specs(spec),
         [subcommand_info(spec, entry) for entry in _subcommands(spec)],
     ]
@@ -273,7 +265,9 @@ def command_info_reply(session: Session, args: list[bytes]) -> list[object]:
     return replies
 
 
-def _docs(summary: str, since: str, group: str, subcommands: list[tuple[bytes, Map]] | None = None) -> Map:
+def _docs(
+    summary: str, since: str | None, group: str, subcommands: list[tuple[object, object]] | None = None
+) -> Map:
     pairs: list[tuple[object, object]] = [(b"summary", summary.encode())]
     if since:
         pairs.append((b"since", since.encode()))
@@ -284,17 +278,17 @@ def _docs(summary: str, since: str, group: str, subcommands: list[tuple[bytes, M
 
 
 def _spec_docs(spec: CommandSpec) -> Map:
-    subcommands = [
+    subcommands: list[tuple[object, object]] = [
         (f"{spec.name}|{entry.name}".encode(), _docs(entry.summary, entry.since, spec.group))
         for entry in _subcommands(spec)
     ]
-    return _docs(spec.summary, SINCE.get(spec.name, ""), spec.group, subcommands)
+    return _docs(spec.summary, spec.since, spec.group, subcommands)
 
 
 def command_docs(session: Session, args: list[bytes]) -> Map:
     if len(args) == 2:
         return Map([(spec.name.encode(), _spec_docs(spec)) for spec in _table().specs.values()])
-    pairs = []
+    pairs: list[tuple[object, object]] = []
     for name in args[2:]:
         found = _lookup(name)
         if found is None:
@@ -322,7 +316,11 @@ def command_list(session: Session, args: list[bytes]) -> object:
         return [
             name.encode()
             for name, spec, entry in _all_names()
-            if wanted in acl_categories(spec.flags if entry is None else entry.flags, spec.group)
+            if wanted in (
+                acl_categories(spec.flags, spec.categories, spec.group)
+                if entry is None
+                else acl_categories(entry.flags, entry.categories, spec.group)
+            )
         ]
     return SYNTAX_ERROR
 
@@ -365,34 +363,39 @@ def command_getkeysandflags(session: Session, args: list[bytes]) -> object:
     return [[key, [SimpleString(flag) for flag in flags]] for key, flags in found]
 
 
-_INTROSPECTION = "loading stale @connection"
 
 COMMAND = Container(
     "command",
     [
-        subcommand(
-            "count", 2, _INTROSPECTION, "COUNT",
-            "Return the total number of commands in this server.", command_count, "2.8.13",
+        Subcommand(
+            name="count", arity=2, lock=Lock.READ, flags=("loading", "stale"), categories=("connection",),
+            usage="COUNT", since="2.8.13", handler=command_count,
+            summary="Return the total number of commands in this server.",
         ),
-        subcommand(
-            "list", -2, _INTROSPECTION, "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
-            "Return a list of all commands in this server.", command_list, "7.0.0",
+        Subcommand(
+            name="list", arity=-2, lock=Lock.READ, flags=("loading", "stale"), categories=("connection",),
+            usage="LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]", since="7.0.0",
+            handler=command_list, summary="Return a list of all commands in this server.",
         ),
-        subcommand(
-            "info", -2, _INTROSPECTION, "INFO [<command-name> ...]",
-            "Return details about multiple commands (all if none given).", command_info_reply, "2.8.13",
+        Subcommand(
+            name="info", arity=-2, lock=Lock.READ, flags=("loading", "stale"), categories=("connection",),
+            usage="INFO [<command-name> ...]", since="2.8.13", handler=command_info_reply,
+            summary="Return details about multiple commands (all if none given).",
         ),
-        subcommand(
-            "docs", -2, _INTROSPECTION, "DOCS [<command-name> ...]",
-            "Return documentation details about multiple commands (all if none given).", command_docs, "7.0.0",
+        Subcommand(
+            name="docs", arity=-2, lock=Lock.READ, flags=("loading", "stale"), categories=("connection",),
+            usage="DOCS [<command-name> ...]", since="7.0.0", handler=command_docs,
+            summary="Return documentation details about multiple commands (all if none given).",
         ),
-        subcommand(
-            "getkeys", -4, _INTROSPECTION, "GETKEYS <full-command>",
-            "Return the keys from a full Redis command.", command_getkeys, "2.8.13",
+        Subcommand(
+            name="getkeys", arity=-4, lock=Lock.READ, flags=("loading", "stale"), categories=("connection",),
+            usage="GETKEYS <full-command>", since="2.8.13", handler=command_getkeys,
+            summary="Return the keys from a full Redis command.",
         ),
-        subcommand(
-            "getkeysandflags", -4, _INTROSPECTION, "GETKEYSANDFLAGS <full-command>",
-            "Return the keys and the access flags from a full Redis command.", command_getkeysandflags, "7.0.0",
+        Subcommand(
+            name="getkeysandflags", arity=-4, lock=Lock.READ, flags=("loading", "stale"), categories=("connection",),
+            usage="GETKEYSANDFLAGS <full-command>", since="7.0.0", handler=command_getkeysandflags,
+            summary="Return the keys and the access flags from a full Redis command.",
         ),
     ],
     bare=cmd_command,
@@ -400,7 +403,7 @@ COMMAND = Container(
 
 SPECS: list[CommandSpec] = [
     CommandSpec(
-        "command", -1, frozenset({"loading", "stale", "@connection"}),
-        "Returns detailed information about all commands.", COMMAND, group="server",
+        name="command", arity=-1, lock=Lock.READ, flags=("loading", "stale"), categories=("connection",),
+        since="2.8.13", group="server", handler=COMMAND, summary="Returns detailed information about all commands.",
     ),
 ]

@@ -1,8 +1,9 @@
 """Redis generic key commands: DEL, EXISTS, expiry, RENAME, KEYS, SCAN, FLUSH.
 
 Behaviour and error wording follow Redis 7.0 (``db.c``, ``expire.c``),
-checked against a real redis-server 7.0. Every key holds a string, so TYPE
-answers ``string`` or ``none``.
+checked against a real redis-server 7.0. They work on a key whatever type
+its value has (``Keyspace`` stores, expires, renames and deletes any value);
+TYPE answers ``string``, the family's name (``hash``) or ``none``.
 
 Rules kept here:
 
@@ -49,7 +50,7 @@ from .arguments import (
     parse_int64,
 )
 from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, KeysSlices, ScanSlices
-from .table import CommandSpec
+from .table import ALL_KEYS, ONE_KEY, CommandSpec, Lock
 
 NO_EXPIRY = -1  # the keyspace's answer for a key without a TTL
 UINT64_MODULUS = 2**64
@@ -58,7 +59,6 @@ SCAN_DEFAULT_COUNT = 10
 # does (store.hashtable.SCAN_SLOTS_PER_COUNT; Redis visits 10 * COUNT buckets).
 SCAN_SLOTS_PER_COUNT = 10
 _CURSOR = re.compile(rb"([+-]?)([0-9]+)")
-STRING_TYPE = SimpleString("string")
 NONE_TYPE = SimpleString("none")
 
 
@@ -184,16 +184,15 @@ def cmd_persist(session: Session, args: list[bytes]) -> int:
 
 
 def cmd_type(session: Session, args: list[bytes]) -> SimpleString:
-    found = session.keyspace.exists(args[1])
-    count_lookup(session, found)
-    return STRING_TYPE if found else NONE_TYPE
+    type_name = session.keyspace.type_name(args[1])
+    count_lookup(session, type_name is not None)
+    return NONE_TYPE if type_name is None else SimpleString(type_name.decode())
 
 
 def _rename(session: Session, args: list[bytes], only_new: bool) -> object:
     source, target = args[1], args[2]
     keyspace = session.keyspace
-    value = keyspace.get(source)
-    if value is None:
+    if not keyspace.exists(source):
         return Error("ERR no such key")
     if source == target:
         return 0 if only_new else OK
@@ -202,9 +201,7 @@ def _rename(session: Session, args: list[bytes], only_new: bool) -> object:
         return problem
     if only_new and keyspace.exists(target):
         return 0
-    at_ms = keyspace.expire_at_ms(source)
-    keyspace.delete(source)
-    keyspace.set(target, value, None if at_ms == NO_EXPIRY else at_ms)
+    keyspace.rename(source, target)
     return 1 if only_new else OK
 
 
@@ -295,8 +292,9 @@ def _scan_reply(
         # Redis looks up each matching key's type (a keyspace hit each); an
         # unknown type name matches nothing in 7.0.
         session.stats.add("keyspace_hits", len(keys))
-        if type_name.lower() != b"string":
-            keys = []
+        wanted = type_name.lower()
+        type_of = session.keyspace.type_name
+        keys = [key for key in keys if type_of(key) == wanted]
     return [b"%d" % next_cursor, keys]
 
 
@@ -314,49 +312,93 @@ def cmd_flush(session: Session, args: list[bytes]) -> object:
     return FreeSlices(session.keyspace.detach_all(), OK)
 
 
-def _spec(
-    name: str, arity: int, flags: str, handler, counter: str | None, summary: str, keys: tuple = (1, 1, 1)
-) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter, "generic", *keys)
-
-
-NO_KEYS = (0, 0, 0)
-ALL_KEYS = (1, -1, 1)
-
 # Flags and key positions as Redis 7.0's COMMAND INFO; summaries as COMMAND DOCS.
 SPECS: list[CommandSpec] = [
-    _spec("del", -2, "write", cmd_del, "dels", "Delete a key", ALL_KEYS),
-    _spec(
-        "unlink", -2, "write fast", cmd_del, "dels",
-        "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", ALL_KEYS,
+    CommandSpec(
+        name="del", arity=-2, lock=Lock.WRITE, flags=("write",), keys=ALL_KEYS, counter="dels", since="1.0.0",
+        group="generic", handler=cmd_del, summary="Delete a key",
     ),
-    _spec("exists", -2, "readonly fast", cmd_exists, None, "Determine if a key exists", ALL_KEYS),
-    _spec("expire", -3, "write fast", cmd_expire, None, "Set a key's time to live in seconds"),
-    _spec("pexpire", -3, "write fast", cmd_pexpire, None, "Set a key's time to live in milliseconds"),
-    _spec("expireat", -3, "write fast", cmd_expireat, None, "Set the expiration for a key as a UNIX timestamp"),
-    _spec(
-        "pexpireat", -3, "write fast", cmd_pexpireat, None,
-        "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+    CommandSpec(
+        name="unlink", arity=-2, lock=Lock.WRITE, flags=("write", "fast"), keys=ALL_KEYS, counter="dels",
+        since="4.0.0", group="generic", handler=cmd_del,
+        summary="Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.",
     ),
-    _spec("expiretime", 2, "readonly fast", cmd_expiretime, None, "Get the expiration Unix timestamp for a key"),
-    _spec(
-        "pexpiretime", 2, "readonly fast", cmd_pexpiretime, None,
-        "Get the expiration Unix timestamp for a key in milliseconds",
+    CommandSpec(
+        name="exists", arity=-2, lock=Lock.READ, flags=("readonly", "fast"), keys=ALL_KEYS, since="1.0.0",
+        group="generic", handler=cmd_exists, summary="Determine if a key exists",
     ),
-    _spec("ttl", 2, "readonly fast", cmd_ttl, None, "Get the time to live for a key in seconds"),
-    _spec("pttl", 2, "readonly fast", cmd_pttl, None, "Get the time to live for a key in milliseconds"),
-    _spec("persist", 2, "write fast", cmd_persist, None, "Remove the expiration from a key"),
-    _spec("type", 2, "readonly fast", cmd_type, None, "Determine the type stored at key"),
-    _spec("rename", 3, "write", cmd_rename, None, "Rename a key", (1, 2, 1)),
-    _spec(
-        "renamenx", 3, "write fast", cmd_renamenx, None, "Rename a key, only if the new key does not exist", (1, 2, 1)
+    CommandSpec(
+        name="expire", arity=-3, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, since="1.0.0",
+        group="generic", handler=cmd_expire, summary="Set a key's time to live in seconds",
     ),
-    _spec("randomkey", 1, "readonly", cmd_randomkey, None, "Return a random key from the keyspace", NO_KEYS),
-    _spec("keys", 2, "readonly sliced", cmd_keys, None, "Find all keys matching the given pattern", NO_KEYS),
-    _spec("scan", -2, "readonly sliced", cmd_scan, None, "Incrementally iterate the keys space", NO_KEYS),
-    _spec(
-        "dbsize", 1, "readonly fast", cmd_dbsize, None, "Return the number of keys in the selected database", NO_KEYS
+    CommandSpec(
+        name="pexpire", arity=-3, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, since="2.6.0",
+        group="generic", handler=cmd_pexpire, summary="Set a key's time to live in milliseconds",
     ),
-    _spec("flushdb", -1, "write sliced", cmd_flush, None, "Remove all keys from the current database", NO_KEYS),
-    _spec("flushall", -1, "write sliced", cmd_flush, None, "Remove all keys from all databases", NO_KEYS),
+    CommandSpec(
+        name="expireat", arity=-3, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, since="1.2.0",
+        group="generic", handler=cmd_expireat, summary="Set the expiration for a key as a UNIX timestamp",
+    ),
+    CommandSpec(
+        name="pexpireat", arity=-3, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, since="2.6.0",
+        group="generic", handler=cmd_pexpireat,
+        summary="Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+    ),
+    CommandSpec(
+        name="expiretime", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, since="7.0.0",
+        group="generic", handler=cmd_expiretime, summary="Get the expiration Unix timestamp for a key",
+    ),
+    CommandSpec(
+        name="pexpiretime", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, since="7.0.0",
+        group="generic", handler=cmd_pexpiretime,
+        summary="Get the expiration Unix timestamp for a key in milliseconds",
+    ),
+    CommandSpec(
+        name="ttl", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, since="1.0.0",
+        group="generic", handler=cmd_ttl, summary="Get the time to live for a key in seconds",
+    ),
+    CommandSpec(
+        name="pttl", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, since="2.6.0",
+        group="generic", handler=cmd_pttl, summary="Get the time to live for a key in milliseconds",
+    ),
+    CommandSpec(
+        name="persist", arity=2, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, since="2.2.0",
+        group="generic", handler=cmd_persist, summary="Remove the expiration from a key",
+    ),
+    CommandSpec(
+        name="type", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, since="1.0.0",
+        group="generic", handler=cmd_type, summary="Determine the type stored at key",
+    ),
+    CommandSpec(
+        name="rename", arity=3, lock=Lock.WRITE, flags=("write",), keys=(1, 2, 1), since="1.0.0", group="generic",
+        handler=cmd_rename, summary="Rename a key",
+    ),
+    CommandSpec(
+        name="renamenx", arity=3, lock=Lock.WRITE, flags=("write", "fast"), keys=(1, 2, 1), since="1.0.0",
+        group="generic", handler=cmd_renamenx, summary="Rename a key, only if the new key does not exist",
+    ),
+    CommandSpec(
+        name="randomkey", arity=1, lock=Lock.READ, flags=("readonly",), since="1.0.0", group="generic",
+        handler=cmd_randomkey, summary="Return a random key from the keyspace",
+    ),
+    CommandSpec(
+        name="keys", arity=2, lock=Lock.READ, flags=("readonly",), may_slice=True, since="1.0.0", group="generic",
+        handler=cmd_keys, summary="Find all keys matching the given pattern",
+    ),
+    CommandSpec(
+        name="scan", arity=-2, lock=Lock.READ, flags=("readonly",), may_slice=True, since="2.8.0", group="generic",
+        handler=cmd_scan, summary="Incrementally iterate the keys space",
+    ),
+    CommandSpec(
+        name="dbsize", arity=1, lock=Lock.READ, flags=("readonly", "fast"), since="1.0.0", group="generic",
+        handler=cmd_dbsize, summary="Return the number of keys in the selected database",
+    ),
+    CommandSpec(
+        name="flushdb", arity=-1, lock=Lock.WRITE, flags=("write",), may_slice=True, since="1.0.0", group="generic",
+        handler=cmd_flush, summary="Remove all keys from the current database",
+    ),
+    CommandSpec(
+        name="flushall", arity=-1, lock=Lock.WRITE, flags=("write",), may_slice=True, since="1.0.0", group="generic",
+        handler=cmd_flush, summary="Remove all keys from all databases",
+    ),
 ]

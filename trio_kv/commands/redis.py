@@ -10,9 +10,11 @@ from . import (
     cluster,
     connection,
     functions,
+    hashes,
     info,
     introspection,
     keys,
+    memory,
     persistence,
     runtime_config,
     security,
@@ -20,7 +22,9 @@ from . import (
     strings,
     transactions,
 )
+from .hash_value import HashValue
 from .table import CommandSpec, CommandTable
+from .values import value_types
 
 
 def _unknown_command(args: list[bytes]) -> Error:
@@ -43,6 +47,7 @@ REDIS_COMMANDS = CommandTable(
     [
         *strings.SPECS,
         *keys.SPECS,
+        *hashes.SPECS,
         *transactions.SPECS,
         *connection.SPECS,
         *client.SPECS,
@@ -51,6 +56,7 @@ REDIS_COMMANDS = CommandTable(
         *runtime_config.SPECS,
         *info.SPECS,
         *introspection.SPECS,
+        *memory.SPECS,
         *functions.SPECS,
         *cluster.SPECS,
     ],
@@ -58,3 +64,7 @@ REDIS_COMMANDS = CommandTable(
     wrong_arity=_wrong_arity,
     http_request=security.security_warning_spec("post", NO_REPLY),
 )
+
+# Every family whose values are not strings (commands/values.py): the log and
+# snapshots name them by TYPE_CODE.
+VALUE_TYPES = value_types(HashValue)

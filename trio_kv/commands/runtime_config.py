@@ -60,12 +60,12 @@ from typing import Any
 from ..protocol.glob import glob_match
 from ..protocol.replies import OK, Error, Map
 from .connection import SYNTAX_ERROR
-from .container import Container, subcommand
+from .container import Container, Subcommand
 from .arguments import INT64_MAX, parse_int64
 from .auth import redact
 from .info import percentile_label
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, Lock
 
 NO_CONFIG_FILE = Error("ERR The server is running without a config file")
 # How many percentiles latency-tracking-info-percentiles accepts (memory stays fixed).
@@ -227,6 +227,14 @@ def _set_nothing(session: Session, value: object) -> None:
     pass
 
 
+def _set_hash_max_entries(session: Session, value: int) -> None:
+    session.store.hash_max_listpack_entries = value
+
+
+def _set_hash_max_value(session: Session, value: int) -> None:
+    session.store.hash_max_listpack_value_bytes = value
+
+
 def _set_maxmemory(session: Session, value: int) -> None:
     session.store.maxmemory_bytes = value
 
@@ -327,6 +335,21 @@ PARAMETERS: list[Parameter] = [
         "latency-monitor-threshold", lambda session: str(session.store.latency_monitor.threshold_ms),
         _set_latency_monitor_threshold,
     ),
+    # Hashes have one encoding (commands/hash_value.py): kept, no effect.
+    *[
+        Parameter(
+            f"hash-max-{encoding}-entries", lambda session: str(session.store.hash_max_listpack_entries),
+            _set_hash_max_entries,
+        )
+        for encoding in ("listpack", "ziplist")
+    ],
+    *[
+        Parameter(
+            f"hash-max-{encoding}-value", lambda session: str(session.store.hash_max_listpack_value_bytes),
+            _set_hash_max_value, parse=_parse_memory,
+        )
+        for encoding in ("listpack", "ziplist")
+    ],
     Parameter("daemonize", _fixed("no")),
     Parameter("replicaof", _fixed("")),
     Parameter("slaveof", _fixed("")),
@@ -431,31 +454,37 @@ def config_rewrite(session: Session, args: list[bytes]) -> Error:
     return NO_CONFIG_FILE
 
 
-_ADMIN = "admin noscript loading stale"
+_ADMIN = ("admin", "noscript", "loading", "stale")
 
 CONFIG = Container(
     "config",
     [
-        subcommand(
-            "get", -3, _ADMIN, "GET <pattern>",
-            "Return parameters matching the glob-like <pattern> and their values.", config_get, "2.0.0",
+        Subcommand(
+            name="get", arity=-3, lock=Lock.READ, flags=_ADMIN,
+            usage="GET <pattern>", since="2.0.0", handler=config_get,
+            summary="Return parameters matching the glob-like <pattern> and their values.",
         ),
-        subcommand(
-            "set", -4, _ADMIN, "SET <directive> <value>",
-            "Set the configuration <directive> to <value>.", config_set, "2.0.0",
+        Subcommand(
+            name="set", arity=-4, lock=Lock.READ, flags=_ADMIN,
+            usage="SET <directive> <value>", since="2.0.0", handler=config_set,
+            summary="Set the configuration <directive> to <value>.",
         ),
-        subcommand(
-            "resetstat", 2, _ADMIN, "RESETSTAT",
-            "Reset statistics reported by the INFO command.", config_resetstat, "2.0.0",
+        Subcommand(
+            name="resetstat", arity=2, lock=Lock.READ, flags=_ADMIN,
+            usage="RESETSTAT", since="2.0.0", handler=config_resetstat,
+            summary="Reset statistics reported by the INFO command.",
         ),
-        subcommand(
-            "rewrite", 2, _ADMIN, "REWRITE",
-            "Rewrite the configuration file (there is none: configuration comes from the command line).",
-            config_rewrite, "2.8.0",
+        Subcommand(
+            name="rewrite", arity=2, lock=Lock.READ, flags=_ADMIN,
+            usage="REWRITE", since="2.8.0", handler=config_rewrite,
+            summary="Rewrite the configuration file (there is none: configuration comes from the command line).",
         ),
     ],
 )
 
 SPECS: list[CommandSpec] = [
-    CommandSpec("config", -2, frozenset({"stats"}), "A container for server configuration commands.", CONFIG, group="server"),
+    CommandSpec(
+        name="config", arity=-2, lock=Lock.READ, reads_stats=True, since="2.0.0", group="server", handler=CONFIG,
+        summary="A container for server configuration commands.",
+    ),
 ]

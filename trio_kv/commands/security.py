@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .table import CommandSpec
+from .table import CommandSpec, InMulti, Lock
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,11 @@ def security_warning_spec(name: str, no_reply: object) -> CommandSpec:
             log.warning("%s (client %d, %s)", SECURITY_WARNING, session.id, session.address)
         return no_reply
 
-    # multi-control: it runs (and closes) even inside MULTI, never queued.
+    # InMulti.RUN: it runs (and closes) even inside MULTI, never queued.
     # no_auth: Redis checks for it before authentication, so it closes even
     # a connection that has not authenticated (Redis' CMD_NO_AUTH spelling).
     return CommandSpec(
-        name, -1, frozenset({"readonly", "fast", "multi-control", "no_auth"}),
-        "Close the connection: an HTTP request sent to this port (cross-protocol attack)",
-        cmd_security_warning,
+        name=name, arity=-1, lock=Lock.READ, flags=("readonly", "fast", "no_auth"), in_multi=InMulti.RUN,
+        since=None, group="generic", handler=cmd_security_warning,
+        summary="Close the connection: an HTTP request sent to this port (cross-protocol attack)",
     )

@@ -30,10 +30,10 @@ import time
 
 from ..protocol.replies import NO_REPLY, OK, Error, Map, Verbatim
 from .connection import SYNTAX_ERROR
-from .container import Container, subcommand
+from .container import Container, Subcommand
 from .arguments import parse_int64
 from .session import Session
-from .table import CommandSpec
+from .table import CommandSpec, InMulti, Lock
 
 # Entries SLOWLOG GET returns without a count (Redis' default).
 SLOWLOG_DEFAULT_COUNT = 10
@@ -234,63 +234,80 @@ def latency_graph(session: Session, args: list[bytes]) -> object:
     return Verbatim("txt", ("\n".join(lines) + "\n").encode())
 
 
-_SLOWLOG_ADMIN = "admin loading stale"
-_LATENCY_ADMIN = "admin noscript loading stale"
+_SLOWLOG_ADMIN = ("admin", "loading", "stale")
+_LATENCY_ADMIN = ("admin", "noscript", "loading", "stale")
 
 SLOWLOG = Container(
     "slowlog",
     [
-        subcommand(
-            "get", -2, _SLOWLOG_ADMIN, "GET [<count>]",
-            "Return top <count> entries from the slowlog (default: 10, -1 mean all).", slowlog_get, "2.2.12",
+        Subcommand(
+            name="get", arity=-2, lock=Lock.READ, flags=_SLOWLOG_ADMIN, usage="GET [<count>]",
+            since="2.2.12", handler=slowlog_get,
+            summary="Return top <count> entries from the slowlog (default: 10, -1 mean all).",
         ),
-        subcommand("len", 2, _SLOWLOG_ADMIN, "LEN", "Return the length of the slowlog.", slowlog_len, "2.2.12"),
-        subcommand("reset", 2, _SLOWLOG_ADMIN, "RESET", "Reset the slowlog.", slowlog_reset, "2.2.12"),
+        Subcommand(
+            name="len", arity=2, lock=Lock.READ, flags=_SLOWLOG_ADMIN, usage="LEN", since="2.2.12",
+            handler=slowlog_len, summary="Return the length of the slowlog.",
+        ),
+        Subcommand(
+            name="reset", arity=2, lock=Lock.READ, flags=_SLOWLOG_ADMIN, usage="RESET",
+            since="2.2.12", handler=slowlog_reset, summary="Reset the slowlog.",
+        ),
     ],
 )
 
 LATENCY = Container(
     "latency",
     [
-        subcommand(
-            "histogram", -2, _LATENCY_ADMIN, "HISTOGRAM [COMMAND ...]",
-            "Return a cumulative distribution of latencies for the named commands (all if none).",
-            latency_histogram, "7.0.0",
+        Subcommand(
+            name="histogram", arity=-2, lock=Lock.READ, flags=_LATENCY_ADMIN,
+            usage="HISTOGRAM [COMMAND ...]", since="7.0.0", handler=latency_histogram,
+            summary="Return a cumulative distribution of latencies for the named commands (all if none).",
         ),
-        subcommand(
-            "latest", 2, _LATENCY_ADMIN, "LATEST", "Return the latest latency samples for all events.",
-            latency_latest, "2.8.13",
+        Subcommand(
+            name="latest", arity=2, lock=Lock.READ, flags=_LATENCY_ADMIN, usage="LATEST",
+            since="2.8.13", handler=latency_latest, summary="Return the latest latency samples for all events.",
         ),
-        subcommand(
-            "history", 3, _LATENCY_ADMIN, "HISTORY <event>", "Return time-latency samples for the <event> class.",
-            latency_history, "2.8.13",
+        Subcommand(
+            name="history", arity=3, lock=Lock.READ, flags=_LATENCY_ADMIN,
+            usage="HISTORY <event>", since="2.8.13", handler=latency_history,
+            summary="Return time-latency samples for the <event> class.",
         ),
-        subcommand(
-            "reset", -2, _LATENCY_ADMIN, "RESET [<event> ...]",
-            "Reset latency data of one or more <event> classes (default: all).", latency_reset, "2.8.13",
+        Subcommand(
+            name="reset", arity=-2, lock=Lock.READ, flags=_LATENCY_ADMIN,
+            usage="RESET [<event> ...]", since="2.8.13", handler=latency_reset,
+            summary="Reset latency data of one or more <event> classes (default: all).",
         ),
-        subcommand(
-            "doctor", 2, _LATENCY_ADMIN, "DOCTOR", "Return a human readable latency analysis report.",
-            latency_doctor, "2.8.13",
+        Subcommand(
+            name="doctor", arity=2, lock=Lock.READ, flags=_LATENCY_ADMIN, usage="DOCTOR",
+            since="2.8.13", handler=latency_doctor, summary="Return a human readable latency analysis report.",
         ),
-        subcommand(
-            "graph", 3, _LATENCY_ADMIN, "GRAPH <event>", "Return an ASCII latency graph for the <event> class.",
-            latency_graph, "2.8.13",
+        Subcommand(
+            name="graph", arity=3, lock=Lock.READ, flags=_LATENCY_ADMIN,
+            usage="GRAPH <event>", since="2.8.13", handler=latency_graph,
+            summary="Return an ASCII latency graph for the <event> class.",
         ),
     ],
 )
 
 
-def _spec(name: str, arity: int, flags: str, summary: str, handler) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, group="server")
-
-
 SPECS: list[CommandSpec] = [
-    _spec("time", 1, "loading stale fast", "Returns the server time.", cmd_time),
-    _spec(
-        "shutdown", -1, "admin noscript loading stale no_multi allow_busy",
-        "Stops the server (the append-only log, if on, is flushed and fsynced).", cmd_shutdown,
+    CommandSpec(
+        name="time", arity=1, lock=Lock.READ, flags=("loading", "stale", "fast"), since="2.6.0", group="server",
+        handler=cmd_time, summary="Returns the server time.",
     ),
-    _spec("slowlog", -2, "", "A container for slow log commands.", SLOWLOG),
-    _spec("latency", -2, "stats", "A container for latency diagnostics commands.", LATENCY),
+    CommandSpec(
+        name="shutdown", arity=-1, lock=Lock.READ,
+        flags=("admin", "noscript", "loading", "stale", "no_multi", "allow_busy"), in_multi=InMulti.REFUSE,
+        since="1.0.0", group="server", handler=cmd_shutdown,
+        summary="Stops the server (the append-only log, if on, is flushed and fsynced).",
+    ),
+    CommandSpec(
+        name="slowlog", arity=-2, lock=Lock.READ, since="2.2.12", group="server", handler=SLOWLOG,
+        summary="A container for slow log commands.",
+    ),
+    CommandSpec(
+        name="latency", arity=-2, lock=Lock.READ, reads_stats=True, since="2.8.13", group="server", handler=LATENCY,
+        summary="A container for latency diagnostics commands.",
+    ),
 ]

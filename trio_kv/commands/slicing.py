@@ -10,7 +10,7 @@ other connections' requests. When the command finishes, its reply takes its
 place and the rest of the connection's batch runs. A pipeline's order is
 kept: nothing after the sliced command runs before it finishes.
 
-Such commands carry the private flag ``sliced`` in the command table
+Such commands say ``may_slice=True`` in the command table
 (``CommandSpec.may_slice``), so the engine's per-command loop tests the
 reply's type only for them.
 

@@ -1,8 +1,10 @@
 """Redis string commands: GET, SET and friends, counters, ranges.
 
 Behaviour and error wording follow Redis 7.0 (``t_string.c``, ``util.c``),
-checked against a real redis-server 7.0. Every value is a string, so
-``WRONGTYPE`` never happens.
+checked against a real redis-server 7.0. On a key holding another type
+the keyspace's string accessors raise ``WrongType`` (the engine answers
+WRONGTYPE, commands/values.py); SET and MSET replace any value, MGET
+answers nil for it, as Redis does.
 
 Rules kept here:
 
@@ -34,6 +36,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 from ..protocol.replies import OK, Error
@@ -55,7 +58,8 @@ from .arguments import (
 )
 from .long_double import format_long_double, parse_long_double, round_long_double
 from .session import Session
-from .table import CommandSpec
+from .table import ALL_KEYS, ONE_KEY, CommandSpec, Lock
+from .values import WrongType
 
 def _check_store(session: Session, key: bytes, value: bytes) -> Error | None:
     return check_key(session, key) or check_value_size(session, len(value))
@@ -267,13 +271,24 @@ def cmd_getex(session: Session, args: list[bytes]) -> object:
 
 def cmd_mget(session: Session, args: list[bytes]) -> list[bytes | memoryview | None]:
     get = session.keyspace.get_view
-    values = [get(key) for key in args[1:]]
+    try:
+        values = [get(key) for key in args[1:]]
+    except WrongType:
+        # Redis' MGET answers nil for a key of another type, never WRONGTYPE.
+        values = [_string_or_none(get, key) for key in args[1:]]
     misses = values.count(None)
     if misses:
         session.stats.add("keyspace_misses", misses)
     if misses < len(values):
         session.stats.add("keyspace_hits", len(values) - misses)
     return values
+
+
+def _string_or_none(get: Callable[[bytes], bytes | memoryview | None], key: bytes) -> bytes | memoryview | None:
+    try:
+        return get(key)
+    except WrongType:
+        return None
 
 
 def _check_pairs(session: Session, args: list[bytes]) -> Error | None:
@@ -445,52 +460,99 @@ def cmd_setrange(session: Session, args: list[bytes]) -> int | Error:
     return keyspace.setrange(key, offset, patch)
 
 
-def _spec(
-    name: str, arity: int, flags: str, handler, counter: str | None, summary: str, keys: tuple = (1, 1, 1)
-) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter, "string", *keys)
-
-
 # Flags and key positions as Redis 7.0's COMMAND INFO; summaries as COMMAND DOCS.
 SPECS: list[CommandSpec] = [
-    _spec("get", 2, "readonly fast", cmd_get, "gets", "Get the value of a key"),
-    _spec("set", -3, "write denyoom", cmd_set, "sets", "Set the string value of a key"),
-    _spec(
-        "setnx", 3, "write denyoom fast", cmd_setnx, "sets", "Set the value of a key, only if the key does not exist"
+    CommandSpec(
+        name="get", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, counter="gets", since="1.0.0",
+        group="string", handler=cmd_get, summary="Get the value of a key",
     ),
-    _spec("setex", 4, "write denyoom", cmd_setex, "sets", "Set the value and expiration of a key"),
-    _spec("psetex", 4, "write denyoom", cmd_psetex, "sets", "Set the value and expiration in milliseconds of a key"),
-    _spec(
-        "getset", 3, "write denyoom fast", cmd_getset, "sets", "Set the string value of a key and return its old value"
+    CommandSpec(
+        name="set", arity=-3, lock=Lock.WRITE, flags=("write", "denyoom"), keys=ONE_KEY, counter="sets",
+        since="1.0.0", group="string", handler=cmd_set, summary="Set the string value of a key",
     ),
-    _spec("getdel", 2, "write fast", cmd_getdel, "dels", "Get the value of a key and delete the key"),
-    _spec("getex", -2, "write fast", cmd_getex, "gets", "Get the value of a key and optionally set its expiration"),
-    _spec("mget", -2, "readonly fast", cmd_mget, "gets", "Get the values of all the given keys", (1, -1, 1)),
-    _spec("mset", -3, "write denyoom", cmd_mset, "sets", "Set multiple keys to multiple values", (1, -1, 2)),
-    _spec(
-        "msetnx", -3, "write denyoom", cmd_msetnx, "sets",
-        "Set multiple keys to multiple values, only if none of the keys exist", (1, -1, 2),
+    CommandSpec(
+        name="setnx", arity=3, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="1.0.0", group="string", handler=cmd_setnx,
+        summary="Set the value of a key, only if the key does not exist",
     ),
-    _spec("incr", 2, "write denyoom fast", cmd_incr, "sets", "Increment the integer value of a key by one"),
-    _spec("decr", 2, "write denyoom fast", cmd_decr, "sets", "Decrement the integer value of a key by one"),
-    _spec(
-        "incrby", 3, "write denyoom fast", cmd_incrby, "sets",
-        "Increment the integer value of a key by the given amount",
+    CommandSpec(
+        name="setex", arity=4, lock=Lock.WRITE, flags=("write", "denyoom"), keys=ONE_KEY, counter="sets",
+        since="2.0.0", group="string", handler=cmd_setex, summary="Set the value and expiration of a key",
     ),
-    _spec(
-        "decrby", 3, "write denyoom fast", cmd_decrby, "sets",
-        "Decrement the integer value of a key by the given number",
+    CommandSpec(
+        name="psetex", arity=4, lock=Lock.WRITE, flags=("write", "denyoom"), keys=ONE_KEY, counter="sets",
+        since="2.6.0", group="string", handler=cmd_psetex,
+        summary="Set the value and expiration in milliseconds of a key",
     ),
-    _spec(
-        "incrbyfloat", 3, "write denyoom fast", cmd_incrbyfloat, "sets",
-        "Increment the float value of a key by the given amount",
+    CommandSpec(
+        name="getset", arity=3, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="1.0.0", group="string", handler=cmd_getset,
+        summary="Set the string value of a key and return its old value",
     ),
-    _spec("append", 3, "write denyoom fast", cmd_append, "sets", "Append a value to a key"),
-    _spec("strlen", 2, "readonly fast", cmd_strlen, "gets", "Get the length of the value stored in a key"),
-    _spec("getrange", 4, "readonly", cmd_getrange, "gets", "Get a substring of the string stored at a key"),
-    _spec("substr", 4, "readonly", cmd_getrange, "gets", "Get a substring of the string stored at a key"),
-    _spec(
-        "setrange", 4, "write denyoom", cmd_setrange, "sets",
-        "Overwrite part of a string at key starting at the specified offset",
+    CommandSpec(
+        name="getdel", arity=2, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, counter="dels",
+        since="6.2.0", group="string", handler=cmd_getdel, summary="Get the value of a key and delete the key",
+    ),
+    CommandSpec(
+        name="getex", arity=-2, lock=Lock.WRITE, flags=("write", "fast"), keys=ONE_KEY, counter="gets",
+        since="6.2.0", group="string", handler=cmd_getex,
+        summary="Get the value of a key and optionally set its expiration",
+    ),
+    CommandSpec(
+        name="mget", arity=-2, lock=Lock.READ, flags=("readonly", "fast"), keys=ALL_KEYS, counter="gets",
+        since="1.0.0", group="string", handler=cmd_mget, summary="Get the values of all the given keys",
+    ),
+    CommandSpec(
+        name="mset", arity=-3, lock=Lock.WRITE, flags=("write", "denyoom"), keys=(1, -1, 2), counter="sets",
+        since="1.0.1", group="string", handler=cmd_mset, summary="Set multiple keys to multiple values",
+    ),
+    CommandSpec(
+        name="msetnx", arity=-3, lock=Lock.WRITE, flags=("write", "denyoom"), keys=(1, -1, 2), counter="sets",
+        since="1.0.1", group="string", handler=cmd_msetnx,
+        summary="Set multiple keys to multiple values, only if none of the keys exist",
+    ),
+    CommandSpec(
+        name="incr", arity=2, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="1.0.0", group="string", handler=cmd_incr, summary="Increment the integer value of a key by one",
+    ),
+    CommandSpec(
+        name="decr", arity=2, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="1.0.0", group="string", handler=cmd_decr, summary="Decrement the integer value of a key by one",
+    ),
+    CommandSpec(
+        name="incrby", arity=3, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="1.0.0", group="string", handler=cmd_incrby,
+        summary="Increment the integer value of a key by the given amount",
+    ),
+    CommandSpec(
+        name="decrby", arity=3, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="1.0.0", group="string", handler=cmd_decrby,
+        summary="Decrement the integer value of a key by the given number",
+    ),
+    CommandSpec(
+        name="incrbyfloat", arity=3, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY,
+        counter="sets", since="2.6.0", group="string", handler=cmd_incrbyfloat,
+        summary="Increment the float value of a key by the given amount",
+    ),
+    CommandSpec(
+        name="append", arity=3, lock=Lock.WRITE, flags=("write", "denyoom", "fast"), keys=ONE_KEY, counter="sets",
+        since="2.0.0", group="string", handler=cmd_append, summary="Append a value to a key",
+    ),
+    CommandSpec(
+        name="strlen", arity=2, lock=Lock.READ, flags=("readonly", "fast"), keys=ONE_KEY, counter="gets",
+        since="2.2.0", group="string", handler=cmd_strlen, summary="Get the length of the value stored in a key",
+    ),
+    CommandSpec(
+        name="getrange", arity=4, lock=Lock.READ, flags=("readonly",), keys=ONE_KEY, counter="gets", since="2.4.0",
+        group="string", handler=cmd_getrange, summary="Get a substring of the string stored at a key",
+    ),
+    CommandSpec(
+        name="substr", arity=4, lock=Lock.READ, flags=("readonly",), keys=ONE_KEY, counter="gets", since="1.0.0",
+        group="string", handler=cmd_getrange, summary="Get a substring of the string stored at a key",
+    ),
+    CommandSpec(
+        name="setrange", arity=4, lock=Lock.WRITE, flags=("write", "denyoom"), keys=ONE_KEY, counter="sets",
+        since="2.2.0", group="string", handler=cmd_setrange,
+        summary="Overwrite part of a string at key starting at the specified offset",
     ),
 ]

@@ -4,7 +4,7 @@ Each handler takes the connection's ``Session`` and the request tokens
 (``args[0]`` is the command name) and returns either complete reply bytes
 (one or more ``\\n``-terminated lines) or an ``Error`` whose message is the
 text after ``ERROR``. Handlers do no IO and take no locks: the engine holds
-the lock the table's flags ask for.
+the lock each spec declares.
 
 Replies (see README, "Text protocol"):
 
@@ -38,7 +38,7 @@ from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, che
 from .security import security_warning_spec
 from .session import Session
 from .slicing import KeysSlices
-from .table import CommandSpec, CommandTable
+from .table import CommandSpec, CommandTable, Lock
 
 OK_LINE = b"OK\n"
 NOT_FOUND_LINE = b"NOT_FOUND\n"
@@ -169,22 +169,49 @@ def cmd_auth(session: Session, args: list[bytes]) -> bytes | Error:
     return OK_LINE
 
 
-def _spec(name: str, arity: int, flags: str, summary: str, handler, counter: str | None = None) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, counter)
-
-
+# The line protocol's own commands: no COMMAND DOCS, so no ``since``.
 TEXT_COMMANDS = CommandTable(
     [
-        _spec("set", -3, "write", "SET key value [EX seconds|PX milliseconds]: store a value", cmd_set, "sets"),
-        _spec("get", 2, "readonly fast", "GET key: the value, or NOT_FOUND", cmd_get, "gets"),
-        _spec("del", 2, "write", "DEL key: remove a key", cmd_del, "dels"),
-        _spec("ttl", 2, "readonly fast", "TTL key: milliseconds left, -1 without expiry", cmd_ttl),
-        _spec("keys", -1, "readonly sliced", "KEYS [prefix]: list keys, sorted", cmd_keys),
-        _spec("stats", 1, "readonly stats", "STATS: the six counters", cmd_stats),
-        _spec("latency", 1, "readonly stats", "LATENCY: per-command latency percentiles in us", cmd_latency),
-        _spec("ping", 1, "readonly fast", "PING: PONG", cmd_ping),
-        _spec("quit", 1, "readonly fast no_auth", "QUIT: OK, then close", cmd_quit),
-        _spec("auth", -2, "readonly fast no_auth", "AUTH [user] password: log in (see --requirepass)", cmd_auth),
+        CommandSpec(
+            name="set", arity=-3, lock=Lock.WRITE, flags=("write",), counter="sets", since=None, group="generic",
+            handler=cmd_set, summary="SET key value [EX seconds|PX milliseconds]: store a value",
+        ),
+        CommandSpec(
+            name="get", arity=2, lock=Lock.READ, flags=("readonly", "fast"), counter="gets", since=None,
+            group="generic", handler=cmd_get, summary="GET key: the value, or NOT_FOUND",
+        ),
+        CommandSpec(
+            name="del", arity=2, lock=Lock.WRITE, flags=("write",), counter="dels", since=None, group="generic",
+            handler=cmd_del, summary="DEL key: remove a key",
+        ),
+        CommandSpec(
+            name="ttl", arity=2, lock=Lock.READ, flags=("readonly", "fast"), since=None, group="generic",
+            handler=cmd_ttl, summary="TTL key: milliseconds left, -1 without expiry",
+        ),
+        CommandSpec(
+            name="keys", arity=-1, lock=Lock.READ, flags=("readonly",), may_slice=True, since=None,
+            group="generic", handler=cmd_keys, summary="KEYS [prefix]: list keys, sorted",
+        ),
+        CommandSpec(
+            name="stats", arity=1, lock=Lock.READ, flags=("readonly",), reads_stats=True, since=None,
+            group="generic", handler=cmd_stats, summary="STATS: the six counters",
+        ),
+        CommandSpec(
+            name="latency", arity=1, lock=Lock.READ, flags=("readonly",), reads_stats=True, since=None,
+            group="generic", handler=cmd_latency, summary="LATENCY: per-command latency percentiles in us",
+        ),
+        CommandSpec(
+            name="ping", arity=1, lock=Lock.READ, flags=("readonly", "fast"), since=None, group="generic",
+            handler=cmd_ping, summary="PING: PONG",
+        ),
+        CommandSpec(
+            name="quit", arity=1, lock=Lock.READ, flags=("readonly", "fast", "no_auth"), since=None,
+            group="generic", handler=cmd_quit, summary="QUIT: OK, then close",
+        ),
+        CommandSpec(
+            name="auth", arity=-2, lock=Lock.READ, flags=("readonly", "fast", "no_auth"), since=None,
+            group="generic", handler=cmd_auth, summary="AUTH [user] password: log in (see --requirepass)",
+        ),
     ],
     unknown_command=lambda args: Error("unknown command"),
     wrong_arity=lambda spec: Error(f"wrong number of arguments for '{spec.name}'"),

@@ -3,7 +3,7 @@
 How a transaction runs here:
 
 * MULTI opens ``session.multi``; the engine (``store.engine.run_batch``) then
-  queues every command without the ``multi-control`` flag
+  queues every command whose spec says ``InMulti.QUEUE``
   (``queue_command``) and answers QUEUED, and marks ``session.multi_failed``
   when a command is rejected before queueing (unknown name, wrong arity), as
   Redis' flagTransaction.
@@ -13,7 +13,7 @@ How a transaction runs here:
   failed, so EXEC answers ``-EXECABORT`` (like any queue-time error) and
   the queue stops growing. The byte count is the arguments' lengths, the
   request bytes the client made the server keep.
-* EXEC has the ``write`` flag, so the engine holds the write lock for the
+* EXEC declares ``Lock.WRITE``, so the engine holds the write lock for the
   whole transaction: the queued handlers run here, one after the other, and
   nothing else touches the keyspace in between. A queued command that fails
   does not stop the others (Redis). Each queued command is recorded in the
@@ -23,7 +23,7 @@ How a transaction runs here:
   null array. EXEC, DISCARD and UNWATCH forget every watch; the connection
   shell calls ``Keyspace.unwatch_all`` when a connection closes.
 * As in Redis 7, MULTI, EXEC, DISCARD and WATCH run at once inside MULTI
-  (``multi-control``) while UNWATCH is queued like any command; errors of
+  (``InMulti.RUN``) while UNWATCH is queued like any command; errors of
   MULTI and WATCH inside MULTI do not abort the transaction.
 """
 
@@ -35,7 +35,8 @@ import time
 from ..protocol.replies import NO_REPLY, OK, QUEUED, Error, NullArray
 from .session import Session
 from .slicing import finish
-from .table import CommandSpec
+from .table import ALL_KEYS, CommandSpec, InMulti, Lock
+from .values import WRONGTYPE_ERROR, WrongType
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ def _run_queued(session: Session, spec: CommandSpec, args: list[bytes]) -> objec
         # A sliced command (KEYS, FLUSHALL...) runs to its end here: the
         # transaction stays atomic (commands/slicing.py).
         reply = finish(spec.handler(session, args))
+    except WrongType:
+        reply = WRONGTYPE_ERROR
     except Exception:
         log.exception("client %d: command %s in EXEC failed", session.id, spec.name)
         reply = INTERNAL_ERROR
@@ -141,17 +144,26 @@ def cmd_unwatch(session: Session, args: list[bytes]) -> object:
     return OK
 
 
-def _spec(name: str, arity: int, flags: str, summary: str, handler, keys: tuple = (0, 0, 0)) -> CommandSpec:
-    return CommandSpec(name, arity, frozenset(flags.split()), summary, handler, None, "transactions", *keys)
-
-
 SPECS: list[CommandSpec] = [
-    _spec("multi", 1, "multi-control fast", "Mark the start of a transaction block", cmd_multi),
-    _spec("exec", 1, "multi-control write", "Execute all commands issued after MULTI", cmd_exec),
-    _spec("discard", 1, "multi-control fast", "Discard all commands issued after MULTI", cmd_discard),
-    _spec(
-        "watch", -2, "multi-control fast",
-        "Watch the given keys to determine execution of the MULTI/EXEC block", cmd_watch, (1, -1, 1),
+    CommandSpec(
+        name="multi", arity=1, lock=Lock.READ, flags=("fast",), in_multi=InMulti.RUN, since="1.2.0",
+        group="transactions", handler=cmd_multi, summary="Mark the start of a transaction block",
     ),
-    _spec("unwatch", 1, "fast", "Forget about all watched keys", cmd_unwatch),
+    CommandSpec(
+        name="exec", arity=1, lock=Lock.WRITE, flags=("write",), in_multi=InMulti.RUN, since="1.2.0",
+        group="transactions", handler=cmd_exec, summary="Execute all commands issued after MULTI",
+    ),
+    CommandSpec(
+        name="discard", arity=1, lock=Lock.READ, flags=("fast",), in_multi=InMulti.RUN, since="2.0.0",
+        group="transactions", handler=cmd_discard, summary="Discard all commands issued after MULTI",
+    ),
+    CommandSpec(
+        name="watch", arity=-2, lock=Lock.READ, flags=("fast",), in_multi=InMulti.RUN, keys=ALL_KEYS, since="2.2.0",
+        group="transactions", handler=cmd_watch,
+        summary="Watch the given keys to determine execution of the MULTI/EXEC block",
+    ),
+    CommandSpec(
+        name="unwatch", arity=1, lock=Lock.READ, flags=("fast",), since="2.2.0", group="transactions",
+        handler=cmd_unwatch, summary="Forget about all watched keys",
+    ),
 ]

@@ -8,8 +8,9 @@ still names it).
 
 Atomicity, as the README states it:
 
-* Every command is atomic: it runs entirely under the read lock (commands
-  without the ``write`` flag) or the write lock (with it).
+* Every command is atomic: it runs entirely under the lock its spec
+  declares (``CommandSpec.lock``, a subcommand's own for a container): the
+  read lock or the write lock (SAVE holds none while it waits).
 * Consecutive commands of the batch that need the same lock share one
   acquisition; the lock is switched only when the kind changes. A pipeline
   is therefore not atomic as a whole (as in Redis); MULTI/EXEC and the
@@ -38,8 +39,9 @@ from typing import Any
 from ..commands.auth import NOAUTH, TEXT_NOAUTH
 from ..commands.session import Session
 from ..commands.slicing import WRITE, Sliced
-from ..commands.table import CommandSpec, CommandTable
+from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import queue_command
+from ..commands.values import WRONGTYPE_ERROR, WrongType
 from ..protocol.replies import NO_REPLY, Error, QUEUED
 from .rwlock import ReadWriteLock
 from .store import Store as Store  # re-exported: store.engine.Store still names it
@@ -56,7 +58,7 @@ def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
     without writes runs (None); one with writes is discarded, so the client
     is not left inside a MULTI, and answered ``EXECABORT Transaction
     discarded because of: MISCONF ...``. Unwatching needs no store lock."""
-    if not any(spec.is_write for spec, _args in session.multi):
+    if not any(spec.lock_for(args) is WRITE_LOCK for spec, args in session.multi):
         return None
     return _abort_exec(session, store.refused_write(session, refusal))
 
@@ -73,10 +75,10 @@ def _abort_exec(session: Session, error: Error) -> Error:
 def _denies_oom(spec: CommandSpec, session: Session) -> bool:
     """Whether maxmemory refuses this request: a denyoom command, or an EXEC
     whose transaction queued one (Redis' processCommand)."""
-    if "denyoom" in spec.flags:
+    if spec.denies_oom:
         return True
     return spec.name == "exec" and session.multi is not None and any(
-        "denyoom" in queued.flags for queued, _args in session.multi
+        queued.denies_oom for queued, _args in session.multi
     )
 
 
@@ -141,7 +143,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     latency of consecutive runs of one command in a job are recorded once per
     run: they are answered together, so they share one latency (request read
     to reply ready), and per-command bookkeeping was 40% of the engine's
-    time. Errors are counted one by one. A command flagged ``stats`` (STATS,
+    time. Errors are counted one by one. A command that ``reads_stats`` (STATS,
     LATENCY, INFO, CONFIG) first records the run before it, so it sees every
     earlier command of its own pipeline. Statistics are kept under the name
     the command ran as (``session.last_command``: ``client|id`` for a
@@ -192,7 +194,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if session.closing:
                     break  # QUIT earlier in the batch: nothing after it runs
                 spec = by_name.get(args[0].lower())
-                if spec is None or not (
+                if spec is None or not (  # commands.table.arity_accepts, inlined
                     len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity
                 ):
                     resolved = table.resolve(args)
@@ -205,7 +207,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                             shard.record_rejected(spec.name)
                         continue
                     spec = resolved  # an HTTP request line (commands.security) runs below
-                if not session.authenticated and store.requirepass is not None and "no_auth" not in spec.flags:
+                if not session.authenticated and store.requirepass is not None and spec.needs_auth:
                     # Redis' processCommand: after the name and arity checks.
                     if session.multi is not None:
                         session.multi_failed = True
@@ -228,8 +230,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         shard.record_error(_error_text(session, refused))
                         shard.record_rejected(spec.name)
                         continue
-                if session.multi is not None and "multi-control" not in spec.flags:
-                    if "no_multi" in spec.flags:
+                if session.multi is not None and not spec.runs_in_multi:
+                    if spec.refused_in_multi:
                         # Redis: refused, and EXEC will abort the transaction.
                         session.multi_failed = True
                         append(NOT_IN_MULTI)
@@ -242,6 +244,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         shard.record_error(_error_text(session, queued))
                     continue
                 want_write = spec.is_write
+                no_lock = spec.no_lock
+                if spec.has_subcommands:  # a subcommand declares its own lock (CONFIG GET: read)
+                    lock_kind = spec.lock_for(args)
+                    want_write, no_lock = lock_kind is WRITE_LOCK, lock_kind is NO_LOCK
                 if want_write and persistence is not None:
                     refusal = persistence.refusal()
                     if refusal is not None:
@@ -254,7 +260,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                             shard.record_error(_error_text(session, refused))
                             shard.record_rejected(spec.name)
                             continue
-                if spec.no_lock:
+                if no_lock:
                     # Waits for something else that needs the lock (SAVE).
                     if held_write is not None:
                         (lock.release_write if held_write else lock.release_read)()
@@ -275,6 +281,8 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 session.last_command = name = spec.name
                 try:
                     reply = spec.handler(session, args)
+                except WrongType:
+                    reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
                 except Exception:
                     log.exception("client %d: command %s failed", session.id, name)
                     reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
@@ -335,7 +343,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
                 if monitor_threshold_us and exec_us >= monitor_threshold_us:
-                    monitor.add_sample("fast-command" if "fast" in spec.flags else "command", exec_us // 1000)
+                    monitor.add_sample("fast-command" if spec.is_fast else "command", exec_us // 1000)
             if run_n:
                 shard.record_calls(
                     run_name, run_spec.counter, run_n, run_failed, run_usec,

@@ -26,6 +26,15 @@ Rules kept here:
   registry has its own small lock, because WATCH runs under the read lock
   and a closing connection unwatches without any store lock; with nobody
   watching, a write pays one truth test of an empty dict.
+* Types (commands/values.py has the contract): a value is a string
+  (``bytes`` or ``Growable``) or a ``TypedValue`` of some other family (a
+  hash...). The keyspace knows no family: it stores, counts
+  (``size_bytes``), expires, renames, deletes and journals any value the
+  same way, changes a typed value only through ``update`` (the family's
+  ``ValueUpdate``), and keeps the WRONGTYPE rule: string accessors (``get``,
+  ``get_view``, ``value_length``, ``pop``, ``append``, ``setrange``) raise
+  ``WrongType`` on a typed value, ``get_typed`` / ``update`` on a value of
+  another type, before changing anything. ``set`` (SET) replaces any value.
 * Effect journal (for the append-only log, see store/durability/records.py):
   when ``journal`` is a list, every mutation appends the effect it had, as
   absolute facts: ``("SET", key, value, expire_at_ms | None)`` with the
@@ -34,7 +43,9 @@ Rules kept here:
   expire_at_ms | None)``, the request's bytes and not the value (see
   ``apply_patch`` for why a replay gives the same value, even over a fuzzy
   snapshot), and SETRANGE that creates a key journals a PATCH from length 0;
-  ``("DEL", key)`` only when
+  ``("UPDATE", key, type_code, created, update_bytes, expire_at_ms | None)``
+  for a typed value (``update``; ``apply_update`` says why a replay is
+  exact); ``("DEL", key)`` only when
   something was deleted, ``("EXPIRE", key, at_ms)`` / ``("PERSIST", key)``
   only when applied, ``("CLEAR",)``. Deletions by expiry (lazy or active) are
   not journaled: the absolute expiry already implies them. With ``journal``
@@ -47,8 +58,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
 
@@ -56,6 +68,12 @@ if TYPE_CHECKING:
     from ..commands.session import Session
 
 NO_EXPIRY = -1
+STRING_TYPE_NAME = b"string"
+
+# What the value table holds: a string (bytes, or grown in place) or a
+# value of another family (commands/values.py).
+Value = bytes | Growable | TypedValue
+Family = TypeVar("Family", bound=TypedValue)
 
 
 def wall_clock_ms() -> int:
@@ -104,8 +122,8 @@ class Keyspace:
             return False
         return at_ms <= (self._clock_ms() if now_ms is None else now_ms)
 
-    def _live(self, key: bytes) -> bytes | Growable | None:
-        """The stored value (bytes or Growable) unless absent or expired."""
+    def _live(self, key: bytes) -> Value | None:
+        """The stored value (of any type) unless absent or expired."""
         value = self._values.get(key)
         if value is None or self._is_expired(key):
             return None
@@ -116,8 +134,10 @@ class Keyspace:
         value = self._values.get(key)
         if value is None or self._is_expired(key):
             return None
-        if type(value) is Growable:
-            return value.tobytes()
+        if type(value) is not bytes:
+            if type(value) is Growable:
+                return value.tobytes()
+            raise WrongType
         return value
 
     def get_view(self, key: bytes) -> bytes | memoryview | None:
@@ -128,17 +148,49 @@ class Keyspace:
         value = self._values.get(key)
         if value is None or self._is_expired(key):
             return None
-        if type(value) is Growable:
-            return value.view()
+        if type(value) is not bytes:
+            if type(value) is Growable:
+                return value.view()
+            raise WrongType
         return value
 
     def value_length(self, key: bytes) -> int | None:
         """The value's length (STRLEN), None if the key is absent."""
         value = self._live(key)
-        return None if value is None else len(value)
+        if value is None:
+            return None
+        if isinstance(value, TypedValue):
+            raise WrongType
+        return len(value)
 
     def exists(self, key: bytes) -> bool:
         return self._live(key) is not None
+
+    def value_size(self, key: bytes) -> int | None:
+        """The bytes the value of ``key`` counts in ``value_bytes`` (any
+        type), None if the key is absent."""
+        value = self._live(key)
+        if value is None:
+            return None
+        return value.size_bytes() if isinstance(value, TypedValue) else len(value)
+
+    def type_name(self, key: bytes) -> bytes | None:
+        """What TYPE answers: ``b"string"``, the family's ``TYPE_NAME``, or
+        None if the key is absent."""
+        value = self._live(key)
+        if value is None:
+            return None
+        return value.TYPE_NAME if isinstance(value, TypedValue) else STRING_TYPE_NAME
+
+    def get_typed(self, key: bytes, family: type[Family]) -> Family | None:
+        """The value of ``key`` if it is of ``family`` (the caller only reads
+        it), None if the key is absent; ``WrongType`` if it holds anything else."""
+        value = self._live(key)
+        if value is None:
+            return None
+        if type(value) is not family:
+            raise WrongType
+        return value  # its type is family, checked above
 
     def expire_at_ms(self, key: bytes) -> int | None:
         """Absolute expiry, ``NO_EXPIRY`` if none, None if the key is absent."""
@@ -154,14 +206,23 @@ class Keyspace:
             return at_ms
         return max(0, at_ms - self._clock_ms())
 
-    def live_items(self) -> Iterator[tuple[bytes, bytes | memoryview]]:
-        """Every key and value not expired (values as ``get_view`` gives
-        them). The caller holds a lock for the whole iteration and does not
-        mutate meanwhile."""
+    def live_items(self) -> Iterator[tuple[bytes, bytes | memoryview | TypedValue]]:
+        """Every key and value not expired (strings as ``get_view`` gives
+        them, other values as stored). The caller holds a lock for the whole
+        iteration and does not mutate meanwhile."""
         now_ms = self._clock_ms()
         for key, value in self._values.items():
             if not self._is_expired(key, now_ms):
                 yield key, value.view() if type(value) is Growable else value
+
+    def live_values(self, keys: Iterable[bytes]) -> Iterator[tuple[bytes, bytes | memoryview | TypedValue]]:
+        """The live ones of ``keys`` with their values (strings as
+        ``get_view`` gives them, typed values as stored: read them under
+        the same lock)."""
+        for key in keys:
+            value = self._live(key)
+            if value is not None:
+                yield key, value.view() if isinstance(value, Growable) else value
 
     def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
         """Redis SCAN over the table: every key present for the whole scan is
@@ -263,12 +324,20 @@ class Keyspace:
             self._remove(key)
             self.expired_keys += 1
 
-    def _remove(self, key: bytes) -> bytes | Growable | None:
+    def _forget(self, value: Value) -> int:
+        """The bytes ``value`` counted in ``value_bytes`` (it is leaving the
+        table); drops a grown value's capacity from the statistics."""
+        if type(value) is Growable:
+            self.grown_capacity_bytes -= value.capacity
+            return len(value)
+        if isinstance(value, TypedValue):
+            return value.size_bytes()
+        return len(value)
+
+    def _remove(self, key: bytes) -> Value | None:
         value = self._values.pop(key, None)
         if value is not None:
-            self.value_bytes -= len(value)
-            if type(value) is Growable:
-                self.grown_capacity_bytes -= value.capacity
+            self.value_bytes -= len(value) if type(value) is bytes else self._forget(value)
             if len(self._expires):
                 self._expires.pop(key, None)
             if self._watchers:
@@ -285,9 +354,7 @@ class Keyspace:
             self._expire_if_needed(key)
         old = self._values.swap(key, value)
         if old is not None:
-            self.value_bytes += len(value) - len(old)
-            if type(old) is Growable:
-                self.grown_capacity_bytes -= old.capacity
+            self.value_bytes += len(value) - (len(old) if type(old) is bytes else self._forget(old))
         else:
             self.value_bytes += len(value)
         if expire_at_ms is not None:
@@ -312,11 +379,14 @@ class Keyspace:
         """Delete ``key``; its value (a grown value as a view: nothing
         writes to its buffer any more)."""
         self._expire_if_needed(key)
+        if isinstance(self._values.get(key), TypedValue):
+            raise WrongType
         value = self._remove(key)
         if value is not None and self.journal is not None:
             self.journal.append(("DEL", key))
         if isinstance(value, Growable):
             return value.view()
+        assert not isinstance(value, TypedValue)
         return value
 
     def append(self, key: bytes, data: bytes) -> int:
@@ -328,6 +398,8 @@ class Keyspace:
         if old is None:
             self.set(key, data)
             return len(data)
+        if isinstance(old, TypedValue):
+            raise WrongType
         return self._write(key, old, len(old), data)
 
     def setrange(self, key: bytes, offset: int, data: bytes) -> int:
@@ -336,6 +408,8 @@ class Keyspace:
         if len(self._expires):
             self._expire_if_needed(key)
         old = self._values.get(key)
+        if isinstance(old, TypedValue):
+            raise WrongType
         return self._write(key, b"" if old is None else old, offset, data)
 
     def apply_patch(self, key: bytes, old_length: int, offset: int, data: bytes, expire_at_ms: int | None) -> None:
@@ -358,6 +432,11 @@ class Keyspace:
         if len(self._expires):
             self._expire_if_needed(key)
         current = self._values.get(key)
+        if isinstance(current, TypedValue):
+            # The key held a string when this was logged: a later absolute
+            # effect of the log made it the value the snapshot saw.
+            self._remove(key)
+            current = None
         if current is None or len(current) != old_length:
             if current is None:
                 base = b""
@@ -380,9 +459,7 @@ class Keyspace:
         """Store ``value`` for ``key`` keeping the byte counts right; no
         journal, no TTL change, no WATCH touch."""
         old = self._values.swap(key, value)
-        self.value_bytes += len(value) - (0 if old is None else len(old))
-        if type(old) is Growable:
-            self.grown_capacity_bytes -= old.capacity
+        self.value_bytes += len(value) - (0 if old is None else self._forget(old))
         if type(value) is Growable:
             self.grown_capacity_bytes += value.capacity
 
@@ -440,6 +517,111 @@ class Keyspace:
         if removed and self.journal is not None:
             self.journal.append(("PERSIST", key))
         return removed
+
+    # --- values of other families (commands/values.py) ---------------------
+
+    def update(self, key: bytes, update: ValueUpdate) -> None:
+        """Apply a family's update to ``key``'s value, creating an empty one
+        of ``update.VALUE_TYPE`` when the key is absent; ``WrongType`` (and no
+        change) if the key holds anything else. A value left empty deletes
+        the key. The key keeps its TTL. Journaled as ``("UPDATE", key, type
+        code, created, update bytes, expire_at_ms | None)`` (``created``: the
+        update starts from an empty value, whatever the key held before), or
+        ``("DEL", key)`` when the value became empty."""
+        if len(self._expires):
+            self._expire_if_needed(key)
+        family = update.VALUE_TYPE
+        value = self._values.get(key)
+        created = value is None
+        if created:
+            value = family.empty()
+        elif type(value) is not family:
+            raise WrongType
+        delta = update.apply(value)
+        if created:
+            if not value:
+                return  # nothing to store, nothing changed
+            self._values.set(key, value)
+            self.value_bytes += value.size_bytes()
+        else:
+            self.value_bytes += delta
+            if not value:
+                self._remove(key)
+                if self.journal is not None:
+                    self.journal.append(("DEL", key))
+                return
+        if self._watchers:
+            self._touch(key)
+        if self.journal is not None:
+            at_ms = self._expires.get(key) if len(self._expires) else None
+            self.journal.append(("UPDATE", key, family.TYPE_CODE, created, update.encode(), at_ms))
+
+    def apply_update(self, key: bytes, update: ValueUpdate, created: bool, expire_at_ms: int | None) -> None:
+        """Replay an UPDATE effect: apply ``update`` to the key's value (to
+        an empty one if ``created``, or if the key holds no value of that
+        family), then set the expiry to ``expire_at_ms``.
+
+        Why this gives the logged state, even over a fuzzy snapshot that
+        already holds later effects: updates are absolute per element (the
+        element's new value or its removal), every other effect on a key is
+        absolute for the whole key (SET, DEL, CLEAR, an UPDATE that
+        ``created`` the value), and the log is in apply order. Replayed from
+        the last whole-key effect on, the value is rebuilt exactly; if the
+        log has none for the key, the snapshot's value differs from the
+        value at the log switch only in elements some logged update set or
+        removed, and the last such update of each element rewrites it. An
+        expiry-deletion is not logged, but a value created after it is
+        (``created``), so no element outlives its key. The expiry travels
+        in the effect for the reason ``apply_patch`` gives."""
+        if len(self._expires):
+            self._expire_if_needed(key)
+        family = update.VALUE_TYPE
+        value = self._values.get(key)
+        if created or type(value) is not family:
+            if value is not None:
+                self._remove(key)
+            value = family.empty()
+            update.apply(value)
+            if not value:
+                return
+            self._values.set(key, value)
+            self.value_bytes += value.size_bytes()
+        else:
+            self.value_bytes += update.apply(value)
+            if not value:
+                self._remove(key)
+                return
+        if expire_at_ms is None:
+            if len(self._expires):
+                self._expires.pop(key, None)
+        else:
+            self._expires.set(key, expire_at_ms)
+
+    def rename(self, source: bytes, target: bytes) -> None:
+        """RENAME of a live ``source`` to another key: ``target`` gets its
+        value (of any type) and TTL, replacing whatever it held. Journaled as
+        ``DEL source`` then the absolute effect for ``target``."""
+        self._expire_if_needed(source)
+        value = self._values.get(source)
+        if value is None:
+            return
+        at_ms = self._expires.get(source) if len(self._expires) else None
+        if not isinstance(value, TypedValue):
+            self.delete(source)
+            self.set(target, value.tobytes() if type(value) is Growable else value, at_ms)
+            return
+        self.delete(source)
+        self._expire_if_needed(target)
+        old = self._values.swap(target, value)
+        self.value_bytes += value.size_bytes() - (0 if old is None else self._forget(old))
+        if at_ms is not None:
+            self._expires.set(target, at_ms)
+        elif len(self._expires):
+            self._expires.pop(target, None)
+        if self._watchers:
+            self._touch(target)
+        if self.journal is not None:
+            self.journal.append(("UPDATE", target, value.TYPE_CODE, True, value.as_update().encode(), at_ms))
 
     def clear(self) -> None:
         touched: list[bytes] = []

@@ -43,37 +43,41 @@ if TYPE_CHECKING:
 
 class Store:
     def __init__(self, config: Config, keyspace: Keyspace | None = None) -> None:
-        self.config = config
-        self.keyspace = Keyspace() if keyspace is None else keyspace
+        self.config: Config = config
+        self.keyspace: Keyspace = Keyspace() if keyspace is None else keyspace
         # Guards the keyspace: readers share it, a write has it alone (store.rwlock).
-        self.lock = ReadWriteLock()
-        self.stats = Stats()
-        self.slowlog = SlowLog(config.slowlog_log_slower_than_us, config.slowlog_max_len)
+        self.lock: ReadWriteLock = ReadWriteLock()
+        self.stats: Stats = Stats()
+        self.slowlog: SlowLog = SlowLog(config.slowlog_log_slower_than_us, config.slowlog_max_len)
         # LATENCY LATEST/HISTORY/...: off (threshold 0) until CONFIG SET
         # latency-monitor-threshold, as in Redis.
-        self.latency_monitor = LatencyMonitor()
+        self.latency_monitor: LatencyMonitor = LatencyMonitor()
         # Live authentication settings (commands.auth): the default user's
         # password (None: none) and protected mode; CONFIG SET changes both.
         self.requirepass: bytes | None = password_bytes(config.requirepass)
-        self.protected_mode = config.protected_mode
+        self.protected_mode: bool = config.protected_mode
         # CONFIG SET maxmemory (0: no limit). With the only policy,
         # noeviction, commands flagged denyoom are refused while
         # used_memory_bytes() is above it (-OOM), as Redis does.
-        self.maxmemory_bytes = 0
+        self.maxmemory_bytes: int = 0
         # CONFIG SET client-query-buffer-limit: read by each new RESP connection.
-        self.client_query_buffer_limit_bytes = config.client_query_buffer_limit_bytes
+        self.client_query_buffer_limit_bytes: int = config.client_query_buffer_limit_bytes
         # False while data is being loaded: HTTP /readyz answers "not ready".
-        self.ready = True
+        self.ready: bool = True
         # The append-only log (store.durability.persistence.Persistence) when
         # --appendonly yes, set once recovery finished; None: memory only.
         # The engine appends every applied write to it.
         self.persistence: Persistence | None = None
         # How long one slice of a sliced command runs (tests set 0: one unit).
-        self.slice_seconds = SLICE_SECONDS
+        self.slice_seconds: float = SLICE_SECONDS
         # SAVE with --appendonly no (dump.snapshot): how many, and when the
         # last one started (LASTSAVE, INFO rdb_*); None before the first.
-        self.memory_saves = 0
+        self.memory_saves: int = 0
         self.memory_last_save_s: int | None = None
+        # CONFIG SET hash-max-listpack-entries / -value (and their ziplist
+        # aliases): kept for CONFIG GET, no effect (a hash is always a dict).
+        self.hash_max_listpack_entries: int = 128
+        self.hash_max_listpack_value_bytes: int = 64
         self._memory_save_lock = threading.Lock()
 
     def used_memory_bytes(self) -> int:

@@ -11,13 +11,17 @@ Rules kept here:
 * After the last effect, every key whose absolute expiry has passed is
   deleted in one pass: expired keys are never resurrected.
 * The journal must be off while loading (a replay is not a new write).
+* An UPDATE names its family by type code; the families are the command
+  table's ``VALUE_TYPES`` (commands/redis.py), so a new family needs no
+  change here.
 """
 
 from __future__ import annotations
 
 from .recovery import DataDir, RecoveryReport
-from .records import CLEAR, DEL, EXPIRE, PATCH, PERSIST, SET, Effect
+from .records import CLEAR, DEL, EXPIRE, PATCH, PERSIST, SET, UPDATE, Effect, RecordFormatError
 from ..keyspace import Keyspace
+from ...commands.redis import VALUE_TYPES
 
 
 def apply_effects(keyspace: Keyspace, effects: list[Effect]) -> None:
@@ -29,6 +33,15 @@ def apply_effects(keyspace: Keyspace, effects: list[Effect]) -> None:
             keyspace.set(effect[1], effect[2], effect[3])
         elif op == PATCH:
             keyspace.apply_patch(effect[1], effect[2], effect[3], effect[4], effect[5])
+        elif op == UPDATE:
+            family = VALUE_TYPES.get(effect[2])
+            if family is None:
+                raise RecordFormatError(f"UPDATE of unknown value type {effect[2]}")
+            try:
+                update = family.UPDATE.decode(effect[4])
+            except (ValueError, IndexError) as error:
+                raise RecordFormatError(f"damaged {family.TYPE_NAME.decode()} update: {error}") from None
+            keyspace.apply_update(effect[1], update, effect[3], effect[5])
         elif op == DEL:
             keyspace.delete(effect[1])
         elif op == EXPIRE:

@@ -11,6 +11,13 @@ journal produces and what recovery applies):
   ``offset`` (zeros fill any gap), and the key's expiry becomes
   ``expire_at_ms``. Deterministic on replay because the log is in apply
   order; Keyspace.apply_patch says why a fuzzy snapshot does not break it.
+* ``("UPDATE", key, type_code, created, update, expire_at_ms | None)``
+  (format version 3): a change to a value that is not a string (a hash...),
+  as the family's ``ValueUpdate`` bytes (commands/values.py), absolute per
+  element; ``created``: applied to an empty value of that family, whatever
+  the key held. The family is named by its ``TYPE_CODE`` byte, so this
+  module knows no family. Keyspace.apply_update says why a replay is exact.
+  A snapshot holds a typed value as one created UPDATE.
 * ``("DEL", key)``, ``("EXPIRE", key, at_ms)``, ``("PERSIST", key)``, ``("CLEAR",)``.
 * ``("END", key_count)``: only as the last record of a snapshot, proof that the
   snapshot is complete.
@@ -24,10 +31,11 @@ A file is the 4-byte magic ``TKV1``, one framed header record (file kind,
 format version, generation), then records. docs/persistence-format.md is the
 full description; keep the two in step.
 
-Versions: this build writes version 2 and reads 1 and 2. Version 2 adds the
-PATCH effect and nothing else, so the framing is the same; a version-1 file
-holding a PATCH is damage (a version-1 build would not read it). Recovery
-never appends to a version-1 log: it starts a new generation instead
+Versions: this build writes version 3 and reads 1, 2 and 3. Version 2 adds
+the PATCH effect, version 3 the UPDATE effect, and nothing else, so the
+framing is the same; a file holding an effect its version does not have is
+damage (an older build would not read it). Recovery never appends to a log
+of an older version: it starts a new generation instead
 (recovery.DataDir.recover), so every file's header tells which effects it
 may hold, and an older build refuses a newer file by its header instead of
 failing in the middle of it.
@@ -60,8 +68,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"TKV1"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 KIND_LOG = "log"
 KIND_SNAPSHOT = "snapshot"
 _KIND_BYTES = {KIND_LOG: ord("L"), KIND_SNAPSHOT: ord("S")}
@@ -78,6 +86,7 @@ PERSIST = "PERSIST"
 CLEAR = "CLEAR"
 END = "END"
 PATCH = "PATCH"
+UPDATE = "UPDATE"
 
 # Type bytes on disk. A SET with a TTL has its own type so that a SET
 # without one carries no time field.
@@ -91,7 +100,10 @@ _T_END = 7
 # Version 2: APPEND / SETRANGE as the request (with and without a TTL).
 _T_PATCH = 8
 _T_PATCH_EXPIRING = 9
-_LAST_TYPE = {1: _T_END, 2: _T_PATCH_EXPIRING}
+# Version 3: a change to a typed value (with and without a TTL).
+_T_UPDATE = 10
+_T_UPDATE_EXPIRING = 11
+_LAST_TYPE = {1: _T_END, 2: _T_PATCH_EXPIRING, 3: _T_UPDATE_EXPIRING}
 
 # The frame in front of every payload: length, checksum.
 FRAME = struct.Struct("<II")
@@ -101,6 +113,8 @@ _pack_type_len = struct.Struct("<BI").pack
 _pack_type_time_len = struct.Struct("<BqI").pack
 _pack_type_u64 = struct.Struct("<BQ").pack
 _pack_offsets_len = struct.Struct("<QQI").pack
+_pack_code_flag_len = struct.Struct("<BBI").pack
+_unpack_code_flag_len = struct.Struct("<BBI").unpack_from
 _unpack_offsets_len = struct.Struct("<QQI").unpack_from
 _unpack_u32 = struct.Struct("<I").unpack_from
 _unpack_time_len = struct.Struct("<qI").unpack_from
@@ -176,6 +190,13 @@ def record_parts(effects: list[Effect]) -> list[Any]:
             else:
                 parts += (_pack_type_time_len(_T_PATCH_EXPIRING, at_ms, len(key)), key)
             parts += (_pack_offsets_len(old_length, offset, len(data)), data)
+        elif op == UPDATE:
+            _, key, code, created, update, at_ms = effect
+            if at_ms is None:
+                parts += (_pack_type_len(_T_UPDATE, len(key)), key)
+            else:
+                parts += (_pack_type_time_len(_T_UPDATE_EXPIRING, at_ms, len(key)), key)
+            parts += (_pack_code_flag_len(code, 1 if created else 0, len(update)), update)
         elif op == DEL:
             parts += (_pack_type_len(_T_DEL, len(effect[1])), effect[1])
         elif op == EXPIRE:
@@ -253,6 +274,21 @@ def decode_record(payload: bytes, version: int = FORMAT_VERSION) -> list[Effect]
                     raise RecordFormatError("PATCH runs past the end of the record")
                 append((PATCH, payload[key_start:key_end], old_length, offset, payload[key_end + 20 : data_end], at_ms))
                 pos = data_end
+            elif kind == _T_UPDATE or kind == _T_UPDATE_EXPIRING:
+                if kind == _T_UPDATE:
+                    at_ms = None
+                    key_start = pos + 5
+                    key_end = key_start + _unpack_u32(payload, pos + 1)[0]
+                else:
+                    at_ms, key_len = _unpack_time_len(payload, pos + 1)
+                    key_start = pos + 13
+                    key_end = key_start + key_len
+                code, created, update_len = _unpack_code_flag_len(payload, key_end)
+                update_end = key_end + 6 + update_len
+                if update_end > end or created > 1:
+                    raise RecordFormatError("UPDATE runs past the end of the record or has a bad flag")
+                append((UPDATE, payload[key_start:key_end], code, created == 1, payload[key_end + 6 : update_end], at_ms))
+                pos = update_end
             else:
                 raise RecordFormatError(f"unknown effect type {kind} at payload offset {pos}")
     except struct.error as error:

@@ -2,7 +2,9 @@
 
 A snapshot file is the header (kind snapshot, generation G), records of SET
 effects (at most ``KEYS_PER_RECORD`` keys or about ``RECORD_TARGET_BYTES``
-per record), and a last record holding only ``("END", key_count)``.
+per record), and a last record holding only ``("END", key_count)``. A value
+that is not a string (a hash...) is one UPDATE effect that creates it
+(``TypedValue.as_update``), counted as one key.
 
 Rules kept here:
 
@@ -17,8 +19,9 @@ Rules kept here:
   every logged effect is absolute, or a PATCH that restores the length and
   bytes it covers (Keyspace.apply_patch). So the scan must start after the
   switch.
-* Values are read as views (``Keyspace.get_view``) and written as pieces
-  (``records.record_parts``): a snapshot never copies a value.
+* String values are read as views (``Keyspace.get_view``) and written as
+  pieces (``records.record_parts``): a snapshot never copies a string. A
+  typed value is encoded under the read lock (it changes in place).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .records import (
     END,
     KIND_SNAPSHOT,
     SET,
+    UPDATE,
     Effect,
     RecordFormatError,
     decode_record,
@@ -39,6 +43,7 @@ from .records import (
     encode_record,
     record_parts,
 )
+from ...commands.values import TypedValue
 from ..keyspace import NO_EXPIRY, Keyspace
 from ..rwlock import ReadWriteLock
 
@@ -46,7 +51,8 @@ KEYS_PER_RECORD = 1000
 RECORD_TARGET_BYTES = 1024 * 1024
 WRITE_BUFFER_BYTES = 1024 * 1024
 
-SnapshotItem = tuple[bytes, bytes | memoryview, int | None]  # key, value, expire_at_ms or None
+# key, value, expire_at_ms or None; a typed value as (type code, its update bytes).
+SnapshotItem = tuple[bytes, bytes | memoryview | tuple[int, bytes], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +68,11 @@ def snapshot_chunk(keyspace: Keyspace, cursor: int, count: int) -> tuple[int, li
     holds the read lock."""
     cursor, keys = keyspace.scan(cursor, count)
     items: list[SnapshotItem] = []
-    for key in keys:
-        value = keyspace.get_view(key)  # not copied; no later write changes it
-        if value is not None:
-            at_ms = keyspace.expire_at_ms(key)
+    for key, value in keyspace.live_values(keys):
+        at_ms = keyspace.expire_at_ms(key)
+        if isinstance(value, TypedValue):
+            items.append((key, (value.TYPE_CODE, value.as_update().encode()), None if at_ms == NO_EXPIRY else at_ms))
+        else:
             items.append((key, value, None if at_ms == NO_EXPIRY else at_ms))
     return cursor, items
 
@@ -101,8 +108,12 @@ def write_snapshot(
             batch_bytes = 0
             for chunk in chunks:
                 for key, value, at_ms in chunk:
-                    batch.append((SET, key, value, at_ms))
-                    batch_bytes += len(key) + len(value)
+                    if type(value) is tuple:
+                        batch.append((UPDATE, key, value[0], True, value[1], at_ms))
+                        batch_bytes += len(key) + len(value[1])
+                    else:
+                        batch.append((SET, key, value, at_ms))
+                        batch_bytes += len(key) + len(value)
                     if len(batch) >= keys_per_record or batch_bytes >= RECORD_TARGET_BYTES:
                         file.writelines(record_parts(batch))  # values are written, not copied
                         keys += len(batch)
@@ -151,8 +162,8 @@ def load_snapshot(
                     raise CorruptLog(reader.path, offset, f"END record does not match the {keys} keys read")
                 ended = True
                 continue
-            if any(effect[0] != SET for effect in effects):
-                raise CorruptLog(reader.path, offset, "snapshot record holds an effect other than SET")
+            if any(effect[0] != SET and (effect[0] != UPDATE or not effect[3]) for effect in effects):
+                raise CorruptLog(reader.path, offset, "snapshot record holds an effect other than SET or a created UPDATE")
             keyspace_apply(effects)
             keys += len(effects)
         if reader.torn is not None:
