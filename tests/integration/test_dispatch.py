@@ -13,6 +13,8 @@ import trio
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
 from trio_kv.config import Config
+from trio_kv.protocol.replies import OK
+from trio_kv.protocol.text import NOT_FOUND, Labelled
 from trio_kv.server.dispatch import Dispatcher
 from trio_kv.store.engine import Job, Store
 from trio_kv.store.local_control import LocalControl
@@ -33,7 +35,7 @@ async def test_many_connections_share_hops(nursery):
             for job in jobs:
                 submitters.start_soon(dispatcher.submit, job)
     for index, job in enumerate(jobs):
-        assert job.replies == [b"OK\n", b"VALUE v\n"], index
+        assert job.replies == [OK, Labelled(b"VALUE", b"v")], index
     # 50 jobs submitted in the same scheduling round: far fewer hops than jobs.
     assert dispatcher.statistics()["hops"] <= 3
 
@@ -57,7 +59,7 @@ async def test_waiting_for_a_worker_is_cancellable(nursery):
             release.set()
         probe = _job(store, 2, [b"GET", b"never"])
         await dispatcher.submit(probe)
-        assert probe.replies == [b"NOT_FOUND\n"]
+        assert probe.replies == [NOT_FOUND]
         assert waiting.replies == []
 
 
@@ -84,5 +86,5 @@ async def test_cancelled_pending_job_is_withdrawn(nursery):
         await nursery.start(dispatcher.run)
         probe = _job(store, 2, [b"GET", b"k"])
         await dispatcher.submit(probe)
-        assert probe.replies == [b"NOT_FOUND\n"]
+        assert probe.replies == [NOT_FOUND]
         assert job.replies == []

@@ -15,10 +15,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_kv.store.durability.apply import recover_keyspace
+from trio_kv.store.durability.apply import load_keyspace
 from trio_kv.store.durability.reader import RecordReader
 from trio_kv.store.durability.records import HEADER_BYTES, KIND_LOG, encode_header, encode_record
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.keyspace import Keyspace
 
 NOW_MS = 1_700_000_000_000
@@ -78,7 +78,7 @@ FIXED_OPS = [
 
 def recover_state(directory: Path) -> State:
     keyspace = Keyspace(clock_ms=lambda: NOW_MS)
-    recover_keyspace(DataDir(directory), keyspace)
+    load_keyspace(DataDir(directory), keyspace)
     return state_of(keyspace)
 
 
@@ -97,13 +97,13 @@ def test_every_prefix_of_a_log_recovers_the_longest_whole_prefix(tmp_path: Path)
         assert os.path.getsize(log_path) == good_length, length
         # Recovering the truncated file again is clean and gives the same state.
         keyspace = Keyspace(clock_ms=lambda: NOW_MS)
-        report = recover_keyspace(DataDir(directory), keyspace)
+        report = load_keyspace(DataDir(directory), keyspace)
         assert report.truncated == []
         assert state_of(keyspace) == states[whole]
         if length in (0, HEADER_BYTES - 1, len(data) - 1):
             # Appending after the repair continues a valid log.
             data_dir = DataDir(directory)
-            data_dir.recover(lambda effects: None)
+            data_dir.replay(lambda effects: None)
             log_writer = data_dir.open_log_for_append()
             log_writer.append(encode_record([("SET", b"new", b"1", None)]))
             log_writer.close()

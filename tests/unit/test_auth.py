@@ -15,12 +15,13 @@ import time
 import pytest
 
 from trio_kv.commands import auth
-from trio_kv.commands.http_api import HttpApi, HttpRequest
+from trio_kv.http.routes import HttpApi, HttpRequest
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
 from trio_kv.config import Config, parse_config
 from trio_kv.protocol import resp
 from trio_kv.protocol.replies import OK, QUEUED, Error, Map, SimpleString
+from trio_kv.protocol.text import encode_text_reply
 from trio_kv.store.engine import Job, Store, run_batch
 from trio_kv.store.local_control import LocalControl
 
@@ -149,17 +150,17 @@ def test_config_protected_mode():
 def _text(session: Session, *lines: str) -> list[object]:
     job = Job(session, TEXT_COMMANDS, [line.encode().split() for line in lines], time.perf_counter())
     run_batch(session.store, [job])
-    return job.replies
+    return [encode_text_reply(reply) for reply in job.replies]
 
 
 def test_line_protocol_auth():
     store = Store(Config(requirepass="pw"))
     session = Session(1, store, LocalControl(store), resp=False)
     replies = _text(session, "GET k", "AUTH nope", "AUTH bob pw", "AUTH pw", "SET k v", "GET k")
-    assert replies == [auth.TEXT_NOAUTH, auth.TEXT_WRONGPASS, auth.TEXT_WRONGPASS, b"OK\n", b"OK\n", b"VALUE v\n"]
+    assert replies == [encode_text_reply(auth.TEXT_NOAUTH), *[encode_text_reply(auth.TEXT_WRONGPASS)] * 2, b"OK\n", b"OK\n", b"VALUE v\n"]
     open_store = Store(Config())
     open_session = Session(2, open_store, LocalControl(open_store), resp=False)
-    assert _text(open_session, "AUTH x", "PING") == [auth.TEXT_NO_PASSWORD_CONFIGURED, b"PONG\n"]
+    assert _text(open_session, "AUTH x", "PING") == [encode_text_reply(auth.TEXT_NO_PASSWORD_CONFIGURED), b"PONG\n"]
     assert _text(Session(3, store, LocalControl(store), resp=False), "QUIT") == [b"OK\n"]
 
 

@@ -11,7 +11,8 @@ from dataclasses import replace
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
 from trio_kv.config import Config
-from trio_kv.protocol.replies import Error
+from trio_kv.protocol.replies import OK, PONG, Error
+from trio_kv.protocol.text import NOT_FOUND, Labelled
 from trio_kv.store.engine import Job, Store, run_batch
 from trio_kv.store.local_control import LocalControl
 
@@ -26,12 +27,12 @@ def test_batch_answers_each_connection_in_order():
     second = _job(store, [[b"GET", b"a"], [b"DEL", b"a"], [b"GET", b"a"]], client_id=2)
     run_batch(store, [first, second])
     assert first.replies == [
-        b"OK\n",
-        b"VALUE 1\n",
+        OK,
+        Labelled(b"VALUE", b"1"),
         Error("unknown command"),
         Error("wrong number of arguments for 'get'"),
     ]
-    assert second.replies == [b"VALUE 1\n", b"OK\n", b"NOT_FOUND\n"]
+    assert second.replies == [Labelled(b"VALUE", b"1"), OK, NOT_FOUND]
     counters = store.stats.counters()
     assert (counters["gets"], counters["sets"], counters["dels"], counters["errors"]) == (3, 1, 1, 2)
 
@@ -40,7 +41,7 @@ def test_quit_stops_the_rest_of_the_batch():
     store = Store(Config())
     job = _job(store, [[b"PING"], [b"QUIT"], [b"SET", b"x", b"y"]])
     run_batch(store, [job])
-    assert job.replies == [b"PONG\n", b"OK\n"]
+    assert job.replies == [PONG, OK]
     assert store.keyspace.get(b"x") is None
 
 
@@ -55,7 +56,7 @@ def test_a_failing_handler_is_contained(monkeypatch):
     job = _job(store, [[b"PING"], [b"SET", b"k", b"v"]])
     run_batch(store, [job])
     assert isinstance(job.replies[0], Error)
-    assert job.replies[1] == b"OK\n"
+    assert job.replies[1] == OK
     lock = store.lock.statistics()
     assert lock["readers_active"] == 0 and not lock["writer_active"]
 

@@ -116,7 +116,8 @@ def test_every_reader_handles_a_grown_value(tmp_path) -> None:
     """Readers other than the string commands: the line protocol's GET and
     display rule, HTTP GET /key, the RESP encoder, RENAME, a snapshot."""
     from trio_kv.commands import text as text_commands
-    from trio_kv.commands.http_api import HttpApi, HttpRequest
+    from trio_kv.protocol.text import encode_text_reply
+    from trio_kv.http.routes import HttpApi, HttpRequest
     from trio_kv.protocol.replies import OK
     from trio_kv.protocol.resp_encoder import encode_reply
     from trio_kv.store.durability.snapshot import keyspace_chunks, load_snapshot, write_snapshot
@@ -132,7 +133,7 @@ def test_every_reader_handles_a_grown_value(tmp_path) -> None:
     view = session.keyspace.get_view(b"k")
     assert type(view) is memoryview
     # The line protocol: a value starting with a quote is escaped.
-    line = text_commands.cmd_get(session, [b"GET", b"k"])
+    line = encode_text_reply(text_commands.cmd_get(session, [b"GET", b"k"]))
     assert line == b'VALUE "\\"q' + b"\\n" * 4998 + b'\\t"\n'
     # HTTP: a stored value that is not JSON reads as a JSON string.
     api = HttpApi(check_host=False, render_metrics=lambda: b"", not_ready_reason=lambda: None)

@@ -1,8 +1,9 @@
 """The three layers import only downward (see trio_kv/__init__.py).
 
-Pure code (protocol, commands) imports no trio, sockets or threads and
-nothing from the store or the server; the store imports no trio and nothing
-from the server. Checked from the source, so a lazy import inside a function
+Pure code (protocol, commands, http) imports no trio, sockets or threads and
+nothing from the store or the server; protocol and commands import nothing
+from http (HTTP's pure parts sit on top of the commands); the store imports
+no trio and nothing from the server or http. Checked from the source, so a lazy import inside a function
 counts too.
 
 One exception, and only one: an import in the body of an ``if
@@ -22,9 +23,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "trio_kv"
 
 FORBIDDEN = {
-    "protocol": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.commands"},
-    "commands": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server"},
-    "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server"},
+    "protocol": {
+        "trio", "socket", "threading", "asyncio", "selectors",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http",
+    },
+    "commands": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.http"},
+    "http": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server"},
+    "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server", "trio_kv.http"},
 }
 
 
@@ -87,6 +92,12 @@ def test_layer_imports_only_downward(layer: str) -> None:
                 if name == forbidden or name.startswith(forbidden + "."):
                     offenders.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_every_layer_has_modules(layer: str) -> None:
+    # A renamed or emptied layer would make the check above pass vacuously.
+    assert [path for path in _modules(layer) if path.name != "__init__.py"]
 
 
 def test_layering_check_sees_relative_imports() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from trio_kv.protocol import text
-from trio_kv.protocol.replies import Bool, Double, Error, Map, Set, SimpleString
+from trio_kv.protocol.replies import OK, Bool, Double, Error, Map, Set, SimpleString
 from trio_kv.protocol.resp_encoder import LARGE_BULK_BYTES, encode_reply, encode_reply_pieces, is_streamed
 
 BIG = b"b" * LARGE_BULK_BYTES
@@ -69,17 +69,21 @@ def _text_pieces(out: bytes, reply: object, piece_bytes: int = 1 << 20) -> tuple
 
 
 def test_text_pieces_pass_a_big_reply_through() -> None:
-    big = b"VALUE " + b"x" * text.LARGE_REPLY_BYTES + b"\n"
-    assert text.is_streamed(big) and not text.is_streamed(b"OK\n") and not text.is_streamed(Error("e"))
+    big = text.Labelled(b"VALUE", b"x" * text.LARGE_REPLY_BYTES)
+    small = text.Labelled(b"VALUE", b"x" * (text.LARGE_REPLY_BYTES - 1))
+    assert text.is_streamed(big) and not text.is_streamed(OK) and not text.is_streamed(Error("e"))
+    assert not text.is_streamed(small) and not text.is_streamed(text.Labelled(b"TTL", 10**70))
     pieces, rest = _text_pieces(b"OK\n", big)
-    assert pieces[0] == b"OK\n" and pieces[1] is big and rest == bytearray()
+    assert pieces == [b"OK\n", text.encode_text_reply(big)] and rest == bytearray()
+    pieces, rest = _text_pieces(b"OK\n", small)
+    assert pieces == [] and rest == b"OK\n" + text.encode_text_reply(small)
     pieces, rest = _text_pieces(b"OK\n", Error("bad"))
     assert pieces == [] and rest == b"OK\nERROR bad\n"
 
 
-def test_a_text_reply_made_of_pieces_is_sent_in_buffers() -> None:
-    lines = [b"KEY key:%d\n" % i for i in range(10_000)]
-    assert text.is_streamed(lines)
-    pieces, rest = _text_pieces(b"OK\n", lines, piece_bytes=4096)
-    assert b"".join(pieces) + rest == b"OK\n" + b"".join(lines) == b"OK\n" + text.encode_text_reply(lines)
+def test_a_text_listing_is_sent_in_buffers() -> None:
+    listing = text.Listing(b"KEYS", [b"key:%d" % i for i in range(10_000)])
+    assert text.is_streamed(listing)
+    pieces, rest = _text_pieces(b"OK\n", listing, piece_bytes=4096)
+    assert b"".join(pieces) + rest == b"OK\n" + text.encode_text_reply(listing)
     assert len(pieces) > 10 and max(map(len, pieces)) < 4096 + 20

@@ -26,7 +26,7 @@ from trio_kv.protocol.replies import (
 )
 from trio_kv.protocol.resp import CLOSED, NEED_DATA, RespParser, RespProtocolError
 from trio_kv.protocol.resp_encoder import encode_reply, encode_reply_into, format_double
-from trio_kv.protocol.resp_inline import split_inline_args
+from trio_kv.protocol.split_args import split_args
 
 
 def parse_reply(buf: bytes, pos: int = 0) -> tuple[object, int]:
@@ -160,12 +160,12 @@ SPLIT_CASES = [
 
 @pytest.mark.parametrize(("line", "expected"), SPLIT_CASES)
 def test_split_inline_args(line: bytes, expected: list[bytes]) -> None:
-    assert split_inline_args(line) == expected
+    assert split_args(line, nul_ends_line=True) == expected
 
 
 @pytest.mark.parametrize("line", [b'"abc', b"'abc", b'"a"b', b"'a'b", b'"abc\\"', b'"a\x00"', b'x "a'])
 def test_split_inline_args_unbalanced(line: bytes) -> None:
-    assert split_inline_args(line) is None
+    assert split_args(line, nul_ends_line=True) is None
 
 
 # -- parsing: errors, with Redis's exact wording ----------------------------

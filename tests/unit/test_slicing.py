@@ -257,6 +257,7 @@ def test_slice_budget_bounds_one_slice():
 def test_line_protocol_keys_is_sliced_sorted_and_bounded():
     from trio_kv.commands.text import TEXT_COMMANDS
     from trio_kv.protocol.replies import Error
+    from trio_kv.protocol.text import Listing, encode_text_reply
 
     store = _store()
 
@@ -272,7 +273,8 @@ def test_line_protocol_keys_is_sliced_sorted_and_bounded():
     replies, batches = run([[b"KEYS", b"k1"]])
     expected = sorted(key for key in (b"k%d" % i for i in range(KEYS)) if key.startswith(b"k1"))
     assert batches > 1
-    assert replies == [b"\n".join([b"KEYS %d" % len(expected), *expected]) + b"\n"]
+    assert replies == [Listing(b"KEYS", expected)]
+    assert encode_text_reply(replies[0]) == b"\n".join([b"KEYS %d" % len(expected), *expected]) + b"\n"
     store = Store(Config(appendonly=False, max_keys_reply=100))
     store.slice_seconds = 0
     for i in range(KEYS):

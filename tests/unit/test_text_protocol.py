@@ -9,6 +9,11 @@ from trio_kv.protocol.text import (
     CLOSED,
     MAX_LINE_BYTES,
     NEED_DATA,
+    NOT_FOUND,
+    Fields,
+    Labelled,
+    Listing,
+    Table,
     TextParser,
     TextProtocolError,
     encode_error,
@@ -342,11 +347,20 @@ def test_encode_error(reason: str, encoded: bytes) -> None:
 
 
 def test_encode_text_reply() -> None:
-    assert encode_text_reply(b"KEYS 1\nk\n") == b"KEYS 1\nk\n"
+    assert encode_text_reply(OK) == b"OK\n"
+    assert encode_text_reply(NOT_FOUND) == b"NOT_FOUND\n"
+    assert encode_text_reply(Labelled(b"VALUE", b"a b")) == b"VALUE a b\n"
+    assert encode_text_reply(Labelled(b"VALUE", b"a\nb")) == b'VALUE "a\\nb"\n'
+    assert encode_text_reply(Labelled(b"TTL", -1)) == b"TTL -1\n"
+    # Listed items are escaped and kept in the order given.
+    assert encode_text_reply(Listing(b"KEYS", [b"b", b"", b"a"])) == b'KEYS 3\nb\n""\na\n'
+    assert encode_text_reply(Listing(b"KEYS", [])) == b"KEYS 0\n"
+    assert encode_text_reply(Fields((("gets", 1), ("keys", 20)))) == b"gets:1 keys:20\n"
+    assert encode_text_reply(Table((Fields((("count", 2),), word=b"get"),))) == b"get count:2\nEND\n"
+    assert encode_text_reply(Table(())) == b"END\n"
     assert encode_text_reply(Error("unknown command")) == b"ERROR unknown command\n"
-    # A big reply may come as a list of pieces of complete lines.
-    assert encode_text_reply([b"KEYS 2\n", b"a\nb\n"]) == b"KEYS 2\na\nb\n"
-    for wrong in ("OK\n", None, 1, OK, ("x",)):
+    # Bytes are not a reply value: a handler never encodes.
+    for wrong in (b"OK\n", "OK\n", None, 1, [b"KEYS 0\n"], ("x",)):
         with pytest.raises(TypeError):
             encode_text_reply(wrong)
 

@@ -1,18 +1,19 @@
 """Argument parsing and checks shared by the Redis command families, with
-Redis' wording: 64-bit integers as ``string2ll`` reads them (optional ``-``,
-no ``+``, no leading zeros or spaces), key and value size limits, and the
-keyspace hit/miss counting of a read. No IO.
+Redis' wording: 64-bit integers as ``string2ll`` reads them
+(``protocol.integers.parse_int64``: optional ``-``, no ``+``, no leading
+zeros or spaces), key and value size limits, and the keyspace hit/miss
+counting of a read. No IO.
 """
 
 from __future__ import annotations
 
-import re
-
+# Re-exported (``as``) for the command families.
+from ..protocol.integers import INT64_MAX as INT64_MAX
+from ..protocol.integers import INT64_MIN as INT64_MIN
+from ..protocol.integers import parse_int64 as parse_int64
 from ..protocol.replies import Error
 from .session import Session
 
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
 # C's LLONG_MAX / 1000 and LLONG_MIN / 1000 (division truncates toward zero).
 INT64_MAX_DIV_1000 = INT64_MAX // 1000
 INT64_MIN_DIV_1000 = -(2**63 // 1000)
@@ -23,18 +24,6 @@ SYNTAX_ERROR = Error("ERR syntax error")
 OVERFLOW = Error("ERR increment or decrement would overflow")
 NOT_FINITE = Error("ERR increment would produce NaN or Infinity")
 TOO_BIG = Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-
-# string2ll: "0", or an optional minus and no leading zero; at most 20 bytes.
-_INTEGER = re.compile(rb"0|-?[1-9][0-9]*")
-_MAX_INTEGER_BYTES = 20
-
-
-def parse_int64(token: bytes) -> int | None:
-    """The integer Redis reads from ``token`` (``string2ll``), or None."""
-    if len(token) > _MAX_INTEGER_BYTES or _INTEGER.fullmatch(token) is None:
-        return None
-    value = int(token)
-    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def invalid_expire_time(command: str) -> Error:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 class LogStatus(Protocol):
     """What handlers read of the append-only log
-    (``store.durability.persistence.Persistence``)."""
+    (``store.durability.append_log.Persistence``)."""
 
     @property
     def rewrite_in_progress(self) -> bool: ...

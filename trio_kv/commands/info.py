@@ -19,7 +19,7 @@ what is measured:
   /proc/self/statm (the peak RSS from getrusage where /proc is missing).
   ``used_memory_peak`` is tracemalloc's peak or the peak RSS.
 * Persistence with the append-only log on (``aof_enabled:1``): the values
-  come from ``session.control.log.info()`` (store.durability.persistence).
+  come from ``session.control.log.info()`` (store.durability.append_log).
   SAVE, BGSAVE and BGREWRITEAOF all run one operation, a compaction, so the
   ``rdb_*`` save fields and the ``aof_*`` rewrite fields describe the same
   compactions; ``rdb_changes_since_last_save`` counts log records (write

@@ -1,10 +1,12 @@
 """The line protocol's commands: what `nc` and `socat` users type.
 
 Each handler takes the connection's ``Session`` and the request tokens
-(``args[0]`` is the command name) and returns either complete reply bytes
-(one or more ``\\n``-terminated lines) or an ``Error`` whose message is the
-text after ``ERROR``. Handlers do no IO and take no locks: the engine holds
-the lock each spec declares.
+(``args[0]`` is the command name) and returns a reply value, never bytes:
+``OK``/``NOT_FOUND``/``PONG`` (a ``SimpleString``), a ``Labelled`` line
+(``VALUE``, ``TTL``), a ``Listing`` (KEYS), ``Fields`` (STATS), a ``Table``
+(LATENCY), or an ``Error`` whose message is the text after ``ERROR``;
+``protocol.text`` alone turns them into bytes. Handlers do no IO and take no
+locks: the engine holds the lock each spec declares.
 
 Replies (see README, "Text protocol"):
 
@@ -26,33 +28,31 @@ QUIT until it has authenticated; anything else is ``ERROR NOAUTH ...``
 An HTTP request (``POST ...``, ``Host: ...``, ``GET / HTTP/1.1``) closes the
 connection without a reply (``commands.security``).
 
-Values and keys in replies go through ``protocol.text.escape_value`` so a
-reply is always one line.
+Values and keys in replies go through ``protocol.text.escape_value`` when
+encoded, so a reply is always one line.
 """
 
 from __future__ import annotations
 
-from ..protocol.replies import Error
-from ..protocol.text import escape_value
+from ..protocol.integers import parse_integer
+from ..protocol.replies import NO_REPLY, OK, PONG, Error, SimpleString
+from ..protocol.text import NOT_FOUND, Fields, Labelled, Listing, Table, display_order
 from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials, redact
 from .security import security_warning_spec
 from .session import Session
 from .slicing import KeysSlices
 from .table import CommandSpec, CommandTable, Lock
 
-OK_LINE = b"OK\n"
-NOT_FOUND_LINE = b"NOT_FOUND\n"
 # Longest expiry accepted: Redis' limit, so times stay representable in ms.
 MAX_EXPIRE_MS = (1 << 62) // 1000
 
 INVALID_EXPIRE = Error("invalid expire time")
 
 
-def _parse_positive_int(token: bytes) -> int | None:
-    if not token.isdigit() or len(token) > 19:
-        return None
-    value = int(token)
-    return value if value > 0 else None
+def _parse_expiry_amount(token: bytes) -> int | None:
+    """1 to 19 ASCII digits, leading zeros allowed, more than 0 (the caller
+    bounds the value by MAX_EXPIRE_MS)."""
+    return parse_integer(token, minus=False, leading_zeros=True, max_bytes=19, minimum=1, maximum=None)
 
 
 def _check_sizes(session: Session, key: bytes, value: bytes | None = None) -> Error | None:
@@ -64,7 +64,7 @@ def _check_sizes(session: Session, key: bytes, value: bytes | None = None) -> Er
     return None
 
 
-def cmd_set(session: Session, args: list[bytes]) -> bytes | Error:
+def cmd_set(session: Session, args: list[bytes]) -> SimpleString | Error:
     key, value = args[1], args[2]
     problem = _check_sizes(session, key, value)
     if problem is not None:
@@ -74,7 +74,7 @@ def cmd_set(session: Session, args: list[bytes]) -> bytes | Error:
         unit = args[3].upper()
         if unit not in (b"EX", b"PX"):
             return Error("syntax error")
-        amount = _parse_positive_int(args[4])
+        amount = _parse_expiry_amount(args[4])
         if amount is None:
             return INVALID_EXPIRE
         ttl_ms = amount * 1000 if unit == b"EX" else amount
@@ -84,25 +84,25 @@ def cmd_set(session: Session, args: list[bytes]) -> bytes | Error:
     elif len(args) != 3:
         return Error("wrong number of arguments for 'set'")
     session.keyspace.set(key, value, expire_at_ms)
-    return OK_LINE
+    return OK
 
 
-def cmd_get(session: Session, args: list[bytes]) -> bytes:
+def cmd_get(session: Session, args: list[bytes]) -> Labelled | SimpleString:
     value = session.keyspace.get(args[1])
     if value is None:
-        return NOT_FOUND_LINE
-    return b"VALUE " + escape_value(value) + b"\n"
+        return NOT_FOUND
+    return Labelled(b"VALUE", value)
 
 
-def cmd_del(session: Session, args: list[bytes]) -> bytes:
-    return OK_LINE if session.keyspace.delete(args[1]) else NOT_FOUND_LINE
+def cmd_del(session: Session, args: list[bytes]) -> SimpleString:
+    return OK if session.keyspace.delete(args[1]) else NOT_FOUND
 
 
-def cmd_ttl(session: Session, args: list[bytes]) -> bytes:
+def cmd_ttl(session: Session, args: list[bytes]) -> Labelled | SimpleString:
     ttl_ms = session.keyspace.ttl_ms(args[1])
     if ttl_ms is None:
-        return NOT_FOUND_LINE
-    return b"TTL %d\n" % ttl_ms
+        return NOT_FOUND
+    return Labelled(b"TTL", ttl_ms)
 
 
 def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | Error:
@@ -113,48 +113,49 @@ def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | Error:
     prefix = args[1] if len(args) == 2 else b""
     limit = session.config.max_keys_reply
 
-    def reply(keys: list[bytes], cursor: int) -> bytes | Error:
+    def reply(keys: list[bytes], cursor: int) -> Listing | Error:
         if cursor != 0 or len(keys) > limit:
             return Error(f"too many keys (more than {limit}); use a longer prefix or SCAN over RESP")
-        lines = sorted(escape_value(key) for key in keys)
-        return b"\n".join([b"KEYS %d" % len(lines), *lines]) + b"\n"
+        return Listing(b"KEYS", display_order(keys))
 
     starts = (lambda key: key.startswith(prefix)) if prefix else None
     return KeysSlices(session.keyspace, starts, max_keys=limit + 1, make_reply=reply)
 
 
-def cmd_stats(session: Session, args: list[bytes]) -> bytes:
+def cmd_stats(session: Session, args: list[bytes]) -> Fields:
     counters = session.stats.counters()
     keyspace = session.keyspace
-    return b"gets:%d sets:%d dels:%d errors:%d keys:%d bytes:%d\n" % (
-        counters["gets"],
-        counters["sets"],
-        counters["dels"],
-        counters["errors"],
-        len(keyspace),
-        keyspace.value_bytes,
+    return Fields(
+        (
+            ("gets", counters["gets"]),
+            ("sets", counters["sets"]),
+            ("dels", counters["dels"]),
+            ("errors", counters["errors"]),
+            ("keys", len(keyspace)),
+            ("bytes", keyspace.value_bytes),
+        )
     )
 
 
-def cmd_latency(session: Session, args: list[bytes]) -> bytes:
-    lines = [
-        b"%s count:%d p50_us:%d p95_us:%d p99_us:%d" % (name.encode(), count, p50, p95, p99)
-        for name, count, p50, p95, p99 in session.stats.latency_summary()
-    ]
-    lines.append(b"END")
-    return b"\n".join(lines) + b"\n"
+def cmd_latency(session: Session, args: list[bytes]) -> Table:
+    return Table(
+        tuple(
+            Fields((("count", count), ("p50_us", p50), ("p95_us", p95), ("p99_us", p99)), word=name.encode())
+            for name, count, p50, p95, p99 in session.stats.latency_summary()
+        )
+    )
 
 
-def cmd_ping(session: Session, args: list[bytes]) -> bytes:
-    return b"PONG\n"
+def cmd_ping(session: Session, args: list[bytes]) -> SimpleString:
+    return PONG
 
 
-def cmd_quit(session: Session, args: list[bytes]) -> bytes:
+def cmd_quit(session: Session, args: list[bytes]) -> SimpleString:
     session.closing = True
-    return OK_LINE
+    return OK
 
 
-def cmd_auth(session: Session, args: list[bytes]) -> bytes | Error:
+def cmd_auth(session: Session, args: list[bytes]) -> SimpleString | Error:
     request = list(args)
     redact(args, *range(1, len(args)))  # never in the slow log
     args = request
@@ -166,7 +167,7 @@ def cmd_auth(session: Session, args: list[bytes]) -> bytes | Error:
     if not check_credentials(session.store, username, password):
         return TEXT_WRONGPASS
     session.authenticated = True
-    return OK_LINE
+    return OK
 
 
 # The line protocol's own commands: no COMMAND DOCS, so no ``since``.
@@ -216,5 +217,5 @@ TEXT_COMMANDS = CommandTable(
     unknown_command=lambda args: Error("unknown command"),
     wrong_arity=lambda spec: Error(f"wrong number of arguments for '{spec.name}'"),
     # An HTTP request (POST, Host:, GET / HTTP/1.1): close without a reply.
-    http_request=security_warning_spec("post", b""),
+    http_request=security_warning_spec("post", NO_REPLY),
 )

@@ -9,10 +9,10 @@ into bytes. Plain Python types are used where the meaning is unambiguous:
 * ``None``        -> a null (RESP2 ``$-1``, RESP3 ``_``)
 * ``list``        -> an array (RESP ``*``) of reply values
 
-and small classes for the rest. The text protocol's handlers return ``bytes``
-that are already a complete text reply (one or more ``\\n``-terminated lines)
-or an ``Error``; ``Error`` is shared so that every protocol counts errors the
-same way.
+and small classes for the rest. The line protocol's handlers return
+``SimpleString``, ``Error``, ``NO_REPLY`` and its own line shapes
+(``protocol.text``: ``Labelled``, ``Listing``, ``Fields``, ``Table``), never
+bytes; ``Error`` is shared so that every protocol counts errors the same way.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Like h11, this module does no IO: ``RespParser.receive_data`` takes bytes
 (``b""`` is EOF) and ``next_command`` / ``next_commands`` hand back commands
 (lists of ``bytes`` arguments). Replies are encoded by ``resp_encoder``;
-inline commands are split by ``resp_inline``.
+inline commands are split by ``split_args`` (NUL ends the line).
 
 The parser follows Redis 7's ``processMultibulkBuffer`` and
 ``processInlineBuffer`` (src/networking.c), including the error wording, and
@@ -30,7 +30,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from .resp_inline import split_inline_args
+from .integers import parse_int64
+from .split_args import split_args
 
 # Redis's proto-max-bulk-len default.
 MAX_BULK_BYTES = 512 * 1024 * 1024
@@ -47,14 +48,11 @@ MAX_MULTIBULK_ARGS = 1024 * 1024 * 1024
 UNAUTHENTICATED_MAX_ARGS = 10
 UNAUTHENTICATED_MAX_BULK_BYTES = 16384
 
-# Count strings up to this value are looked up instead of parsed: the dict
-# only holds canonical spellings, so a hit is also a strictness check.
+# Count strings up to this value are looked up instead of parsed (others go
+# through integers.parse_int64, Redis's string2ll): the dict only holds
+# canonical spellings, so a hit is also a strictness check.
 _CACHED_DECIMALS_LIMIT = 1024
 _DECIMALS = {str(n).encode(): n for n in range(_CACHED_DECIMALS_LIMIT)}
-# string2ll rejects 21+ characters and anything outside a signed 64-bit int.
-_LONG_STR_SIZE = 21
-_LLONG_MIN = -(2**63)
-_LLONG_MAX = 2**63 - 1
 
 _STAR = ord("*")
 # The fast path (``_parse_split``): headers it recognises without parsing.
@@ -94,19 +92,6 @@ class RespProtocolError(Exception):
         # the error line early, so they become spaces (addReplyErrorFormat).
         text = self.message.replace("\r", " ").replace("\n", " ")
         return b"-ERR " + text.encode("latin-1", "replace") + b"\r\n"
-
-
-def _parse_decimal(raw: bytes) -> int | None:
-    """Redis's string2ll: optional '-', no leading zeros, no '+' or spaces."""
-    digits = raw[1:] if raw[:1] == b"-" else raw
-    if not digits.isdigit() or len(raw) >= _LONG_STR_SIZE:
-        return None
-    if digits[0] == 0x30 and len(raw) != 1:
-        return None
-    value = int(raw)
-    if value < _LLONG_MIN or value > _LLONG_MAX:
-        return None
-    return value
 
 
 class RespParser:
@@ -385,7 +370,7 @@ class RespParser:
                 raw = buf[pos + 1 : newline]
                 n = decimals.get(raw)
                 if n is None:
-                    n = _parse_decimal(raw)
+                    n = parse_int64(raw)
                     if n is None or n > MAX_MULTIBULK_ARGS:
                         raise RespProtocolError("Protocol error: invalid multibulk length")
                 if n > UNAUTHENTICATED_MAX_ARGS and self._unauthenticated:
@@ -414,7 +399,7 @@ class RespParser:
                 raw = buf[pos + 1 : newline]
                 n = decimals.get(raw)
                 if n is None:
-                    n = _parse_decimal(raw)
+                    n = parse_int64(raw)
                     if n is None or n < 0:
                         raise RespProtocolError("Protocol error: invalid bulk length")
                 if n > max_bulk:
@@ -478,7 +463,7 @@ class RespParser:
             self._wake_bytes, self._wake_on = self._max_inline_bytes + 1, b"\n"
             return -1
         line_end = newline - 1 if newline > pos and buf[newline - 1] == _CR else newline
-        args = split_inline_args(buf[pos:line_end])
+        args = split_args(buf[pos:line_end], nul_ends_line=True)
         if args is None:
             raise RespProtocolError("Protocol error: unbalanced quotes in request")
         if args:

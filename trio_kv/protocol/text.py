@@ -10,17 +10,9 @@ Rules this module keeps:
   terminator is not part of the line. Lines that hold only whitespace are
   skipped. At EOF a non-empty unterminated last line is still a command, so
   ``printf 'PING' | nc host port`` works.
-* Tokens follow Redis's ``sdssplitargs`` (the inline-command splitter):
-  tokens are separated by whitespace; ``"..."`` decodes ``\\"``, ``\\\\``,
-  ``\\n``, ``\\r``, ``\\t``, ``\\b``, ``\\a`` and ``\\xHH``, and any other
-  escaped byte stands for itself (``\\q`` is ``q``); ``'...'`` is literal
-  except for ``\\'``; a quoted part may follow bare bytes (``ab"c d"`` is
-  ``ab c d``) and ends the token, so it must be followed by whitespace or the
-  end of the line, otherwise the line has "unbalanced quotes". As in Redis,
-  whitespace between tokens and after a closing quote is C's ``isspace``
-  (space, ``\\t``, ``\\n``, ``\\v``, ``\\f``, ``\\r``) while a bare token ends only
-  at space, ``\\t``, ``\\n``, ``\\r`` or a quote, so ``a\\vb`` is one token. One
-  deliberate difference: NUL is an ordinary byte here (C stops at it).
+* Tokens follow Redis's ``sdssplitargs`` (``protocol.split_args`` has the
+  rules), with one deliberate difference: NUL is an ordinary byte here (C
+  stops at it, and so does RESP inline).
 * Bounded memory. An unterminated line is an error as soon as it is provably
   longer than ``max_line_bytes``; the parser then stops buffering. Memory is
   therefore at most ``max_line_bytes`` plus what the caller hands over with
@@ -32,6 +24,10 @@ Rules this module keeps:
   connection must close. Every error this parser raises today closes: after
   it the parser is dead, every later ``next_command``/``next_commands`` call
   raises the same error again and ``receive_data`` discards its input.
+* Handlers return reply values ("reply values" below: ``SimpleString``,
+  ``Labelled``, ``Listing``, ``Fields``, ``Table``, ``Error``, ``NO_REPLY``),
+  never bytes; ``encode_text_reply`` here is the one place they become
+  bytes.
 * Replies never break the framing: values and keys go through
   ``escape_value`` and error reasons through ``encode_error``, so each reply
   line is exactly one ``\\n``-terminated line.
@@ -42,9 +38,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Final, Literal
 
-from .replies import NO_REPLY, Error
+from .replies import OK, Error, NoReply, SimpleString
+from .split_args import is_plain, split_args
 
 MAX_LINE_BYTES: Final = 64 * 1024
 # Bytes of complete lines parsed into commands at once (TextParser._refill).
@@ -82,93 +80,15 @@ class TextProtocolError(Exception):
 
 # --- tokenizer ---------------------------------------------------------------
 
-# C's isspace() in the "C" locale: what Redis skips between tokens and accepts
-# after a closing quote.
-_BLANK_BYTES: Final = b" \t\n\r\x0b\x0c"
-_QUOTE_BYTES: Final = b"\"'"
-_BLANKS = re.compile(rb"[ \t\n\r\x0b\x0c]*")
-# One token: bare bytes, then optionally one quoted part that ends the token.
-# Possessive quantifiers keep a quoted part from "closing" on an escaped quote
-# by backtracking (``'a\'`` is unterminated, as in Redis).
-_TOKEN = re.compile(
-    rb"""
-    ([^ \t\n\r"']*+)
-    (?:
-        "([^"\\]*+(?:\\.[^"\\]*+)*+)"
-      | '([^'\\]*+(?:\\'?+[^'\\]*+)*+)'
-    )?
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_DOUBLE_QUOTED_ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{2})|(.))", re.DOTALL)
-_NAMED_UNESCAPES: Final = {
-    b"n": b"\n",
-    b"r": b"\r",
-    b"t": b"\t",
-    b"b": b"\b",
-    b"a": b"\a",
-}
-
-
-def _unescape_match(match: re.Match[bytes]) -> bytes:
-    hex_digits, escaped = match.groups()
-    if hex_digits is not None:
-        return bytes((int(hex_digits, 16),))
-    return _NAMED_UNESCAPES.get(escaped, escaped)
-
-
-def _unescape_double_quoted(body: bytes) -> bytes:
-    if b"\\" not in body:
-        return body
-    return _DOUBLE_QUOTED_ESCAPE.sub(_unescape_match, body)
-
-
-def _unbalanced_quotes() -> TextProtocolError:
-    return TextProtocolError(REASON_UNBALANCED_QUOTES, close=True)
-
-
-def _skip_blanks(line: bytes, pos: int) -> int:
-    match = _BLANKS.match(line, pos)
-    assert match is not None  # `*` matches the empty string
-    return match.end()
-
-
-def _tokenize_slow(line: bytes) -> list[bytes]:
-    tokens: list[bytes] = []
-    end = len(line)
-    pos = _skip_blanks(line, 0)
-    while pos < end:
-        match = _TOKEN.match(line, pos)
-        assert match is not None  # every group is optional
-        bare, double_quoted, single_quoted = match.groups()
-        pos = match.end()
-        if double_quoted is not None:
-            token = bare + _unescape_double_quoted(double_quoted)
-        elif single_quoted is not None:
-            token = bare + single_quoted.replace(b"\\'", b"'")
-        elif pos < end and line[pos] in _QUOTE_BYTES:
-            # The bare part stopped at a quote that never closes.
-            raise _unbalanced_quotes()
-        else:
-            token = bare
-        if pos < end and line[pos] not in _BLANK_BYTES:
-            # Only reachable after a closing quote: `"a"b`.
-            raise _unbalanced_quotes()
-        tokens.append(token)
-        pos = _skip_blanks(line, pos)
-    return tokens
-
 
 def tokenize(line: bytes) -> list[bytes]:
-    """Split one request line (without its terminator) into tokens.
-
-    Rules are in the module docstring. Raises ``TextProtocolError``
-    ("unbalanced quotes", close=True). A line with no quotes, ``\\v`` or ``\\f``
-    takes ``bytes.split()``, which then splits exactly where Redis would.
-    """
-    if b'"' in line or b"'" in line or b"\x0b" in line or b"\x0c" in line:
-        return _tokenize_slow(line)
-    return line.split()
+    """Split one request line (without its terminator) into tokens:
+    ``split_args`` with NUL an ordinary byte. Raises ``TextProtocolError``
+    ("unbalanced quotes", close=True)."""
+    tokens = split_args(line, nul_ends_line=False)
+    if tokens is None:
+        raise TextProtocolError(REASON_UNBALANCED_QUOTES, close=True)
+    return tokens
 
 
 # --- parser ------------------------------------------------------------------
@@ -322,9 +242,7 @@ class TextParser:
         lines = chunk.split(b"\n")
         limit = self._max_line_bytes
         fits = len(chunk) <= limit or max(map(len, lines)) <= limit
-        if fits and not (
-            b'"' in chunk or b"'" in chunk or b"\x0b" in chunk or b"\x0c" in chunk
-        ):
+        if fits and is_plain(chunk, nul_ends_line=False):
             # The fast path, one C call per line: bytes.split() also drops the
             # CR of a CRLF and skips blank lines (they split to []).
             return [tokens for tokens in map(bytes.split, lines) if tokens]
@@ -351,7 +269,7 @@ class TextParser:
         return True
 
 
-# --- encoders ----------------------------------------------------------------
+# --- the display rule and lines ---------------------------------------------
 
 # A value is sent raw unless a byte could break the line (control bytes and
 # DEL) or it could be mistaken for a quoted value (a leading ``"``), or it is
@@ -423,21 +341,121 @@ def encode_error(reason: str) -> bytes:
     return b"ERROR " + one_line.encode("utf-8", "backslashreplace") + b"\n"
 
 
+# --- reply values ---------------------------------------------------------------
+# What the line protocol's handlers return (commands/text.py); the encoders
+# below are the only place they become bytes. ``Error`` (an ``ERROR
+# <reason>`` line) and ``NO_REPLY`` (nothing) come from ``replies``; a
+# ``SimpleString`` is one word on its own line (``OK``, ``NOT_FOUND``).
+
+NOT_FOUND: Final = SimpleString("NOT_FOUND")
+_OK_LINE: Final = b"OK\n"
+# The words handlers answer with, encoded once.
+_WORD_LINES: Final = {word: word.encode() + b"\n" for word in ("OK", "NOT_FOUND", "PONG")}
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """One line: a label, a space, and a value: ``VALUE <display>`` (bytes go
+    through ``escape_value``) or ``TTL 1500`` (an int, in decimal)."""
+
+    label: bytes
+    value: bytes | int
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """``<label> <n>``, then the n items one per line, each through
+    ``escape_value``, in the order given (``KEYS``: ``display_order``)."""
+
+    label: bytes
+    items: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """One line of ``name:value`` pairs, after ``word`` and a space when
+    there is a word: ``gets:1 sets:2`` (STATS), ``get count:3 p50_us:40``
+    (a LATENCY row)."""
+
+    pairs: tuple[tuple[str, int], ...]
+    word: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Lines of ``Fields``, then a line ``END`` (LATENCY)."""
+
+    rows: tuple[Fields, ...]
+
+
+def display_order(items: list[bytes]) -> list[bytes]:
+    """``items`` sorted as their displays (``escape_value``) sort: the order
+    of a ``Listing`` of keys."""
+    return sorted(items, key=escape_value)
+
+
+# --- encoders ----------------------------------------------------------------
+
+
+def _encode_simple_string(reply: SimpleString) -> bytes:
+    encoded = _WORD_LINES.get(reply.text)
+    return line(reply.text.encode("utf-8")) if encoded is None else encoded
+
+
+def _encode_labelled(reply: Labelled) -> bytes:
+    value = reply.value
+    if isinstance(value, int):
+        return reply.label + b" %d\n" % value
+    return value_line(reply.label, value)
+
+
+def _encode_fields(reply: Fields) -> bytes:
+    pairs = b" ".join(b"%s:%d" % (name.encode("ascii"), value) for name, value in reply.pairs)
+    return (pairs if reply.word is None else reply.word + b" " + pairs) + b"\n"
+
+
+def _encode_table(reply: Table) -> bytes:
+    return b"".join(map(_encode_fields, reply.rows)) + b"END\n"
+
+
+def _encode_listing(reply: Listing) -> bytes:
+    return b"".join(_listing_pieces(bytearray(), reply, 1 << 62))
+
+
+def _listing_pieces(out: bytearray, reply: Listing, piece_bytes: int) -> Generator[bytearray, None, None]:
+    """``out`` then the listing's lines, yielded as buffers of at least
+    ``piece_bytes`` (the last one possibly shorter)."""
+    out += reply.label + b" %d\n" % len(reply.items)
+    for item in reply.items:
+        out += escape_value(item)
+        out += b"\n"
+        if len(out) >= piece_bytes:
+            yield out
+            out = bytearray()
+    yield out
+
+
 def encode_text_reply(reply: object) -> bytes:
-    """A text handler's reply as bytes: ``bytes`` (complete lines) pass
-    through unchanged, a ``list`` of ``bytes`` pieces (each a run of
-    complete lines, for a big reply made in parts) is joined, ``Error``
-    becomes an ``ERROR`` line, ``NO_REPLY`` (a reply the engine suppressed)
-    nothing."""
-    if isinstance(reply, bytes):
-        return reply
-    if isinstance(reply, Error):
-        return encode_error(reply.message)
-    if reply is NO_REPLY:
+    """A text handler's reply value (see "reply values" above) as bytes."""
+    # Most frequent first: SET's OK, GET's VALUE.
+    if reply is OK:
+        return _OK_LINE
+    reply_type = type(reply)
+    if reply_type is Labelled:
+        return _encode_labelled(reply)  # type: ignore[arg-type]
+    if reply_type is SimpleString:
+        return _encode_simple_string(reply)  # type: ignore[arg-type]
+    if reply_type is Error:
+        return encode_error(reply.message)  # type: ignore[attr-defined]
+    if reply_type is NoReply:
         return b""
-    if type(reply) is list:
-        return b"".join(reply)
-    raise TypeError(f"a text reply is bytes, a list of bytes or Error, not {type(reply).__name__}")
+    if reply_type is Listing:
+        return _encode_listing(reply)  # type: ignore[arg-type]
+    if reply_type is Fields:
+        return _encode_fields(reply)  # type: ignore[arg-type]
+    if reply_type is Table:
+        return _encode_table(reply)  # type: ignore[arg-type]
+    raise TypeError(f"not a line-protocol reply value: {reply_type.__name__}")
 
 
 # A text reply this long or longer is sent as the object itself, after the
@@ -447,33 +465,38 @@ LARGE_REPLY_BYTES: Final = 64 * 1024
 
 def is_streamed(reply: object) -> bool:
     """Whether ``reply`` goes through ``encode_text_reply_pieces`` (cheap):
-    a ``bytes`` reply of ``LARGE_REPLY_BYTES`` or more, or a list of pieces."""
+    a ``Listing``, or a ``Labelled`` value of ``LARGE_REPLY_BYTES`` or more."""
     reply_type = type(reply)
-    return reply_type is list or (reply_type is bytes and len(reply) >= LARGE_REPLY_BYTES)  # type: ignore[arg-type]
+    if reply_type is Listing:
+        return True
+    if reply_type is not Labelled:
+        return False
+    value = reply.value  # type: ignore[attr-defined]
+    return type(value) is not int and len(value) >= LARGE_REPLY_BYTES
 
 
 def encode_text_reply_pieces(
     out: bytearray, reply: object, piece_bytes: int
 ) -> Generator[bytes | bytearray, None, bytearray]:
     """``encode_text_reply(reply)`` after what ``out`` holds, as pieces to
-    send in order (a yielded piece is never touched again): a big ``bytes``
-    reply as it is, with no copy; a list of pieces joined into buffers that
-    are yielded as they reach ``piece_bytes``. Returns the buffer for the
-    next replies."""
-    reply_type = type(reply)
-    if reply_type is list:
-        for piece in reply:  # type: ignore[attr-defined]
-            if type(piece) is not bytes:
-                raise TypeError(f"a text reply piece is bytes, not {type(piece).__name__}")
-            out += piece
-            if len(out) >= piece_bytes:
-                yield out
-                out = bytearray()
-        return out
-    if reply_type is not bytes:
-        out += encode_text_reply(reply)
+    send in order (a yielded piece is never touched again): a big
+    ``Labelled`` value as one piece of its own, with no copy into ``out``;
+    a ``Listing`` encoded into buffers that are yielded as they reach
+    ``piece_bytes``, so a long KEYS reply is encoded a piece at a time.
+    Returns the buffer for the next replies."""
+    if isinstance(reply, Listing):
+        pieces = _listing_pieces(out, reply, piece_bytes)
+        last = bytearray()
+        for piece in pieces:
+            if last:
+                yield last
+            last = piece
+        return last
+    encoded = encode_text_reply(reply)
+    if not is_streamed(reply):
+        out += encoded
         return out
     if out:
         yield out
-    yield reply  # type: ignore[misc]
+    yield encoded
     return bytearray()

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..commands.session import Session
-from ..store.durability.persistence import Persistence
-from .persistence import LogFlusher, SaveRequest
+from ..store.durability.append_log import Persistence
+from .log_commit import LogFlusher, SaveRequest
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher

@@ -35,7 +35,7 @@ Rules kept here:
 * With the append-only log on, a job whose writes were logged is not woken
   when its hop ends: the worker kicks the log's commit thread
   (``CommitWaiter.kick``; the dispatcher is built with the waiter, a
-  ``server.persistence.LogFlusher``), the job joins the committing list, and
+  ``server.log_commit.LogFlusher``), the job joins the committing list, and
   ``log_flushed`` wakes it once its records are as durable as the fsync
   policy promises (one flush covers everyone waiting). So no reply
   acknowledges a write that could be lost, and the runners go on running
@@ -59,7 +59,7 @@ PARALLEL_HOP_AFTER_SECONDS = 0.002
 
 class CommitWaiter(Protocol):
     """What the dispatcher needs of the log's commit thread
-    (``server.persistence.LogFlusher``) to hold replies until their writes
+    (``server.log_commit.LogFlusher``) to hold replies until their writes
     are durable. The waiter reports each flush back by calling the
     dispatcher's ``log_flushed`` on the event loop."""
 

@@ -6,7 +6,7 @@ The reading side is h11's own server example: ``receive_some`` feeds
 its body and its end. Each request gets a fresh ``h11.Connection`` fed with
 whatever the previous one had buffered beyond its request (pipelining), so
 h11 never waits for a response it did not write. The routes and their JSON
-live in ``commands.http_api``; each request's store work goes through the
+live in ``http.routes``; each request's store work goes through the
 dispatcher as a ``Job`` on the shared Redis command table, under this
 connection's ``Session`` (RESP error wording), so counters, latency, locks
 and durability are the same as for every other protocol.
@@ -62,7 +62,7 @@ import time
 import h11
 import trio
 
-from ..commands.http_api import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
+from ..http.routes import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
 from ..commands.redis import REDIS_COMMANDS
 from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job

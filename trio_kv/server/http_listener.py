@@ -27,8 +27,8 @@ import trio
 
 from ..commands.auth import DENIED_HTTP_REASON
 from ..commands.control import ServerControl
-from ..commands.http_api import CorsPolicy, HttpApi, error_response, is_loopback_host
-from ..commands.metrics import render_metrics
+from ..http.routes import CorsPolicy, HttpApi, error_response, is_loopback_host
+from ..http.prometheus import render_metrics
 from ..store.engine import Store
 from .dispatch import Dispatcher
 from .http_connection import LINGER_MAX_BYTES, LINGER_SECONDS, HttpConnection

@@ -1,4 +1,4 @@
-"""Take the snapshot ``GET /metrics`` renders (``commands.metrics``).
+"""Take the snapshot ``GET /metrics`` renders (``http.prometheus``).
 
 Runs on the event loop and takes no store lock: ``Stats`` is safe to read
 from any thread, and the keyspace figures (key count, value bytes, expired keys) are single
@@ -14,7 +14,7 @@ import re
 import time
 
 from ..commands.control import ServerControl
-from ..commands.metrics import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
+from ..http.prometheus import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
 from ..store.engine import Store
 from .listener import ConnectionRegistry
 

@@ -65,10 +65,10 @@ from typing import Any
 
 import trio
 
-from ..commands.http_api import is_loopback_host
+from ..http.routes import is_loopback_host
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
-from ..store.durability.persistence import Persistence
+from ..store.durability.append_log import Persistence
 from ..store.store import Store
 from .control import RunningServer, clamp_max_clients
 from .dispatch import Dispatcher
@@ -76,7 +76,7 @@ from .expiry import run_active_expiry
 from .http_listener import HttpServer, serve_http_listener
 from .listener import ConnectionRegistry, serve_listener
 from .main_port import MainPort
-from .persistence import DISK_THREADS, LogFlusher, recover
+from .log_commit import DISK_THREADS, LogFlusher, load_and_open_log
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | 
     any (store.durability.memory_snapshot), and None."""
     config = store.config
     if config.appendonly:
-        return await recover(store, disk)
+        return await load_and_open_log(store, disk)
     loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
     if loaded is not None:
         log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))

@@ -277,7 +277,7 @@ class Stats:
 
     def latency_histograms(self, bounds_us: list[int]) -> dict[str, tuple[int, int, list[int]]]:
         """``name -> (count, sum_us, samples <= each bound)`` for every command,
-        from one merge of the shards (Prometheus histograms, see commands.metrics)."""
+        from one merge of the shards (Prometheus histograms, see http.prometheus)."""
         return {
             name: (entry.latency.total, entry.latency.sum_us, entry.latency.cumulative(bounds_us))
             for name, entry in self._commands().items()

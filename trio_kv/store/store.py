@@ -38,7 +38,7 @@ from .stats import Stats
 
 if TYPE_CHECKING:
     from ..commands.session import Session
-    from .durability.persistence import Persistence
+    from .durability.append_log import Persistence
 
 
 class Store:
@@ -64,7 +64,7 @@ class Store:
         self.client_query_buffer_limit_bytes: int = config.client_query_buffer_limit_bytes
         # False while data is being loaded: HTTP /readyz answers "not ready".
         self.ready: bool = True
-        # The append-only log (store.durability.persistence.Persistence) when
+        # The append-only log (store.durability.append_log.Persistence) when
         # --appendonly yes, set once recovery finished; None: memory only.
         # The engine appends every applied write to it.
         self.persistence: Persistence | None = None

@@ -18,7 +18,7 @@ Rules kept here:
 
 from __future__ import annotations
 
-from .recovery import DataDir, RecoveryReport
+from .data_dir import DataDir, RecoveryReport
 from .records import CLEAR, DEL, EXPIRE, PATCH, PERSIST, SET, UPDATE, Effect, RecordFormatError
 from ..keyspace import Keyspace
 from ...commands.redis import VALUE_TYPES
@@ -54,7 +54,7 @@ def apply_effects(keyspace: Keyspace, effects: list[Effect]) -> None:
             raise ValueError(f"effect {effect!r} cannot be applied to a keyspace")
 
 
-def recover_keyspace(data_dir: DataDir, keyspace: Keyspace, *, truncate_torn_tail: bool = True) -> RecoveryReport:
+def load_keyspace(data_dir: DataDir, keyspace: Keyspace, *, truncate_torn_tail: bool = True) -> RecoveryReport:
     """Load the newest snapshot and replay the logs into ``keyspace``, then
     drop the keys that expired meanwhile (``report.expired_dropped``)."""
     if keyspace.journal is not None:
@@ -64,7 +64,7 @@ def recover_keyspace(data_dir: DataDir, keyspace: Keyspace, *, truncate_torn_tai
         apply_effects(keyspace, effects)
 
     with keyspace.expiry_paused():
-        report = data_dir.recover(apply, truncate_torn_tail=truncate_torn_tail)
+        report = data_dir.replay(apply, truncate_torn_tail=truncate_torn_tail)
     report.expired_dropped = keyspace.purge_expired()
     report.keys = len(keyspace)
     return report

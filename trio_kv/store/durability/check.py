@@ -21,7 +21,7 @@ from typing import TextIO
 
 from .reader import CorruptLog, RecordReader, TornTail
 from .records import KIND_LOG, RecordFormatError, decode_record
-from .recovery import FILE_NAME, truncate_file
+from .data_dir import FILE_NAME, truncate_file
 
 EXIT_CLEAN = 0
 EXIT_DAMAGED = 1

@@ -29,7 +29,7 @@ from ..keyspace import Keyspace
 from ..rwlock import ReadWriteLock
 from .apply import apply_effects
 from .records import Effect
-from .recovery import fsync_directory
+from .data_dir import fsync_directory
 from .snapshot import SnapshotStats, keyspace_chunks, load_snapshot, write_snapshot
 
 SNAPSHOT_NAME = "dump.snapshot"

@@ -36,7 +36,7 @@ the PATCH effect, version 3 the UPDATE effect, and nothing else, so the
 framing is the same; a file holding an effect its version does not have is
 damage (an older build would not read it). Recovery never appends to a log
 of an older version: it starts a new generation instead
-(recovery.DataDir.recover), so every file's header tells which effects it
+(data_dir.DataDir.replay), so every file's header tells which effects it
 may hold, and an older build refuses a newer file by its header instead of
 failing in the middle of it.
 

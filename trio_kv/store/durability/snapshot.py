@@ -9,7 +9,7 @@ that is not a string (a hash...) is one UPDATE effect that creates it
 Rules kept here:
 
 * A snapshot is written to a temporary file, fsynced, and only then renamed
-  into place (recovery.DataDir.install_snapshot), so a snapshot under its
+  into place (data_dir.DataDir.install_snapshot), so a snapshot under its
   final name is complete: any damage, a torn tail included, or a missing END
   is ``CorruptLog``, never a truncation.
 * The keys come from a *fuzzy* iteration (``keyspace_chunks``): chunks of a

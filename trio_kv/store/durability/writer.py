@@ -51,7 +51,7 @@ class LogWriter:
         not exist yet: appends are buffered from that offset on, and ``open``
         must be called (once the file exists, holding exactly that many
         bytes) before the first ``flush``. This lets a log switch start under
-        the store's write lock with no IO (see durability.persistence)."""
+        the store's write lock with no IO (see durability.append_log)."""
         self.path = os.fspath(path)
         if expected_size is None:
             self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)

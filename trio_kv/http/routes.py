@@ -11,9 +11,9 @@ Routes (the reference REST store's, plus operations endpoints):
     DELETE /key/{key}          DEL key -> 200 {"success": true, "key": k} / 404
     GET    /keys               SCAN (+ DBSIZE) -> 200 {"totalKeys": n,
                                "keys": [...], "cursor": "..."|null}
-    GET    /metrics            Prometheus text (commands.metrics)
+    GET    /metrics            Prometheus text (http.prometheus)
     GET    /healthz, /readyz   alive; ready (200) or not (503)
-    GET    /openapi.json       the OpenAPI document (commands.http_openapi)
+    GET    /openapi.json       the OpenAPI document (http.openapi)
 
 ``HEAD`` works wherever ``GET`` does; ``OPTIONS`` answers 204 with ``Allow``
 and the CORS preflight headers; any other method is 405 with ``Allow``; an
@@ -24,7 +24,7 @@ A request becomes a ``Plan``: a finished ``HttpResponse``, or a ``StoreCall``
 counters, latency, locks and durability apply exactly as for RESP, and a
 function from their replies to the next plan). The connection task
 (``server.http_connection``) runs the store calls; nothing here touches the
-store. Value and key mapping between protocols: ``commands.http_values``.
+store. Value and key mapping between protocols: ``http.json_values``.
 
 ``GET /keys`` pages with SCAN and answers exactly ``{"totalKeys", "keys",
 "cursor"}`` (the reference store's fields plus the cursor). ``limit``
@@ -73,10 +73,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from ..protocol.integers import parse_integer
 from ..protocol.replies import Error
-from .auth import bearer_token, password_matches
-from .http_openapi import OPENAPI_JSON
-from .http_values import compact_json, json_text, key_text, value_json
+from ..commands.auth import bearer_token, password_matches
+from .openapi import OPENAPI_JSON
+from .json_values import compact_json, json_text, key_text, value_json
 
 JSON_TYPE = b"application/json; charset=utf-8"
 METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -85,11 +86,16 @@ MAX_KEYS_LIMIT = 10_000
 MAX_SCANS_PER_PAGE = 16
 UNMATCHED_ROUTE = "unmatched"
 
-_POSITIVE_INTEGER = re.compile(rb"[1-9][0-9]{0,18}")
 # A SCAN cursor, optionally "-<keys of its first bucket already listed>".
 _CURSOR = re.compile(rb"(0|[1-9][0-9]{0,19})(?:-([1-9][0-9]{0,4}))?")
 _UNAVAILABLE_CODES = {"LOADING", "MISCONF", "READONLY", "BUSY"}
 _GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
+
+
+def _parse_positive(token: bytes) -> int | None:
+    """1 to 19 ASCII digits, no leading zero; no upper bound here (a ttl
+    past 2**63 is the store's error to word, as it was)."""
+    return parse_integer(token, minus=False, max_bytes=19, minimum=1, maximum=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +263,7 @@ def _put_key(api: HttpApi, call: _Call) -> Plan:
     command = [b"SET", key, value]
     ttl = call.query.get(b"ttl")
     if ttl is not None:
-        if _POSITIVE_INTEGER.fullmatch(ttl) is None:
+        if _parse_positive(ttl) is None:
             return error_response(400, "Invalid ttl: expected a positive whole number of seconds")
         command += [b"EX", ttl]
 
@@ -370,9 +376,10 @@ def _list_keys(api: HttpApi, call: _Call) -> Plan:
     limit_text = query.get(b"limit")
     limit = DEFAULT_KEYS_LIMIT
     if limit_text is not None:
-        if _POSITIVE_INTEGER.fullmatch(limit_text) is None or int(limit_text) > MAX_KEYS_LIMIT:
+        parsed_limit = _parse_positive(limit_text)
+        if parsed_limit is None or parsed_limit > MAX_KEYS_LIMIT:
             return error_response(400, f"Invalid limit: expected a whole number from 1 to {MAX_KEYS_LIMIT}")
-        limit = int(limit_text)
+        limit = parsed_limit
     cursor_match = _CURSOR.fullmatch(query.get(b"cursor", b"0"))
     if cursor_match is None:
         return error_response(400, "Invalid cursor: pass the cursor a previous page returned")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from trio_kv.store.durability.apply import recover_keyspace
+from trio_kv.store.durability.apply import load_keyspace
 from trio_kv.store.durability.reader import CorruptLog
 from trio_kv.store.durability.records import FRAME_BYTES, HEADER_BYTES, KIND_LOG, KIND_SNAPSHOT, encode_header, encode_record
-from trio_kv.store.durability.recovery import DataDir, InconsistentDataDir, RecoveryReport, TornTailRefused
+from trio_kv.store.durability.data_dir import DataDir, InconsistentDataDir, RecoveryReport, TornTailRefused
 from trio_kv.store.durability.snapshot import keyspace_chunks, write_snapshot
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.rwlock import ReadWriteLock
@@ -32,7 +32,7 @@ def state_of(keyspace: Keyspace) -> State:
 
 def recover(directory: Path, now_ms: int = NOW_MS, **options: bool) -> tuple[State, RecoveryReport]:
     keyspace = Keyspace(clock_ms=lambda: now_ms)
-    report = recover_keyspace(DataDir(directory), keyspace, **options)
+    report = load_keyspace(DataDir(directory), keyspace, **options)
     return state_of(keyspace), report
 
 
@@ -44,7 +44,7 @@ class Engine:
         self.keyspace = Keyspace(clock_ms=clock_ms)
         self.lock = ReadWriteLock()
         self.data_dir = DataDir(directory)
-        recover_keyspace(self.data_dir, self.keyspace)
+        load_keyspace(self.data_dir, self.keyspace)
         self.keyspace.journal = []
         self.writer = self.data_dir.open_log_for_append()
 

@@ -1,6 +1,6 @@
 """The running server's append-only log: what the engine appends to under
 the write lock, what the disk threads flush and fsync, and the steps of a
-compaction. Synchronous; the async shell (server/persistence.py) decides
+compaction. Synchronous; the async shell (server/log_commit.py) decides
 when each step runs and on which limiter.
 
 Positions are *log sequence numbers* (LSN): the count of record bytes
@@ -76,7 +76,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .recovery import DataDir
+from .data_dir import DataDir
 from .records import HEADER_BYTES, encode_record
 from .snapshot import keyspace_chunks, write_snapshot
 from .writer import LogWriter

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from trio_kv.store.durability import check
-from trio_kv.store.durability.apply import recover_keyspace
+from trio_kv.store.durability.apply import load_keyspace
 from trio_kv.store.durability.reader import CorruptLog, RecordReader
 from trio_kv.store.durability.records import (
     FORMAT_VERSION,
@@ -24,7 +24,7 @@ from trio_kv.store.durability.records import (
     encode_record,
     record_parts,
 )
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.keyspace import Keyspace
 
 # Written by the version-1 build (commit fcd430d's records.py): a log.1 with
@@ -73,7 +73,7 @@ def test_a_version_1_file_may_not_hold_a_patch() -> None:
 def test_version_1_files_load_and_appends_go_to_a_new_version_2_log(tmp_path: Path) -> None:
     (tmp_path / "log.1").write_bytes(V1_LOG)
     keyspace = Keyspace(clock_ms=lambda: 1_700_000_000_000)
-    report = recover_keyspace(DataDir(tmp_path), keyspace)
+    report = load_keyspace(DataDir(tmp_path), keyspace)
     assert keyspace.get(b"k") == b"hello world" and keyspace.get(b"t") is None
     assert report.upgraded_from_version == 1 and report.current_generation == 2
     assert (tmp_path / "log.1").read_bytes() == V1_LOG  # never appended to
@@ -81,13 +81,13 @@ def test_version_1_files_load_and_appends_go_to_a_new_version_2_log(tmp_path: Pa
         assert reader.header.version == FORMAT_VERSION and list(reader) == []
 
     data_dir = DataDir(tmp_path)
-    data_dir.recover(lambda effects: None)
+    data_dir.replay(lambda effects: None)
     assert data_dir.current_generation == 2
     writer = data_dir.open_log_for_append()
     writer.append(encode_record([("PATCH", b"k", 11, 11, b"!", None)]))
     writer.close()
     again = Keyspace()
-    report = recover_keyspace(DataDir(tmp_path), again)
+    report = load_keyspace(DataDir(tmp_path), again)
     assert report.log_generations == [1, 2] and report.upgraded_from_version is None
     assert again.get(b"k") == b"hello world!"
 
@@ -96,20 +96,20 @@ def test_a_version_1_snapshot_loads(tmp_path: Path) -> None:
     (tmp_path / "snapshot.1").write_bytes(V1_SNAPSHOT)
     (tmp_path / "log.1").write_bytes(V1_LOG)
     keyspace = Keyspace(clock_ms=lambda: 1_700_000_000_000)
-    recover_keyspace(DataDir(tmp_path), keyspace)
+    load_keyspace(DataDir(tmp_path), keyspace)
     assert (keyspace.get(b"s"), keyspace.get(b"k")) == (b"snap", b"hello world")
 
 
 def test_a_patch_in_a_version_1_log_is_corruption(tmp_path: Path) -> None:
     (tmp_path / "log.1").write_bytes(V1_LOG + encode_record([PATCHES[0]]) + encode_record([("DEL", b"k")]))
     with pytest.raises(CorruptLog, match="version 1"):
-        recover_keyspace(DataDir(tmp_path), Keyspace())
+        load_keyspace(DataDir(tmp_path), Keyspace())
 
 
 def test_a_torn_version_1_header_is_an_empty_log(tmp_path: Path) -> None:
     header = encode_header(KIND_LOG, 1, version=1)
     (tmp_path / "log.1").write_bytes(header[: HEADER_BYTES - 3])
-    report = recover_keyspace(DataDir(tmp_path), Keyspace())
+    report = load_keyspace(DataDir(tmp_path), Keyspace())
     assert report.keys == 0 and len(report.truncated) == 1
     assert report.upgraded_from_version is None  # made anew, in this version
     assert (tmp_path / "log.1").read_bytes() == encode_header(KIND_LOG, 1)

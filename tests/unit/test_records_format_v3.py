@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from trio_kv.commands.hash_value import HashUpdate, HashValue
-from trio_kv.store.durability.apply import apply_effects, recover_keyspace
+from trio_kv.store.durability.apply import apply_effects, load_keyspace
 from trio_kv.store.durability.reader import CorruptLog, RecordReader
 from trio_kv.store.durability.records import (
     FORMAT_VERSION,
@@ -21,7 +21,7 @@ from trio_kv.store.durability.records import (
     encode_record,
     record_parts,
 )
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.durability.snapshot import snapshot_chunk
 from trio_kv.store.keyspace import Keyspace
 
@@ -74,7 +74,7 @@ def test_version_2_files_load_and_appends_go_to_a_new_version_3_log(tmp_path: Pa
     (tmp_path / "snapshot.1").write_bytes(V2_SNAPSHOT)
     (tmp_path / "log.1").write_bytes(V2_LOG)
     keyspace = Keyspace(clock_ms=lambda: 1_700_000_000_000)
-    report = recover_keyspace(DataDir(tmp_path), keyspace)
+    report = load_keyspace(DataDir(tmp_path), keyspace)
     assert _fields(keyspace) == {
         b"s": (b"snap", -1), b"k": (b"hello world", -1), b"t": (b"x", 1_900_000_000_000),
     }
@@ -84,24 +84,24 @@ def test_version_2_files_load_and_appends_go_to_a_new_version_3_log(tmp_path: Pa
         assert reader.header.version == FORMAT_VERSION == 3 and list(reader) == []
 
     data_dir = DataDir(tmp_path)
-    data_dir.recover(lambda effects: None)
+    data_dir.replay(lambda effects: None)
     writer = data_dir.open_log_for_append()
     writer.append(encode_record([UPDATES[0]]))
     writer.close()
     again = Keyspace(clock_ms=lambda: 1_700_000_000_000)
-    recover_keyspace(DataDir(tmp_path), again)
+    load_keyspace(DataDir(tmp_path), again)
     assert _fields(again)[b"h"] == ({b"a": b"1", b"": b""}, -1)
 
 
 def test_an_update_of_an_unknown_type_is_corruption(tmp_path: Path) -> None:
     data_dir = DataDir(tmp_path)
-    data_dir.recover(lambda effects: None)
+    data_dir.replay(lambda effects: None)
     writer = data_dir.open_log_for_append()
     writer.append(encode_record([("UPDATE", b"h", 200, True, b"", None)]))
     writer.append(encode_record([("DEL", b"h")]))
     writer.close()
     with pytest.raises((CorruptLog, RecordFormatError), match="unknown value type"):
-        recover_keyspace(DataDir(tmp_path), Keyspace())
+        load_keyspace(DataDir(tmp_path), Keyspace())
 
 
 def _random_hash_ops(rng: random.Random, keyspace: Keyspace, count: int) -> None:

@@ -1,4 +1,4 @@
-"""``store.durability.persistence.Persistence`` on real files, driven by hand:
+"""``store.durability.append_log.Persistence`` on real files, driven by hand:
 LSN accounting across a log switch that races a flush, a switch whose
 finishing fails and is retried, an fsync failure (sticky, also at a switch),
 the power-loss test hook, sizes; and the engine's EXEC while writes are
@@ -17,12 +17,12 @@ from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
 from trio_kv.config import Config
 from trio_kv.protocol.replies import Error
-from trio_kv.store.durability import recovery as recovery_module
+from trio_kv.store.durability import data_dir as recovery_module
 from trio_kv.store.durability import writer as writer_module
-from trio_kv.store.durability.apply import recover_keyspace
-from trio_kv.store.durability.persistence import SYNCED_LOG_ENV, Persistence
+from trio_kv.store.durability.apply import load_keyspace
+from trio_kv.store.durability.append_log import SYNCED_LOG_ENV, Persistence
 from trio_kv.store.durability.records import HEADER_BYTES, encode_record
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.engine import Job, Store, run_batch
 from trio_kv.store.local_control import LocalControl
 from trio_kv.store.keyspace import Keyspace
@@ -31,7 +31,7 @@ from trio_kv.store.rwlock import ReadWriteLock
 
 def open_log(directory: Path, policy: str = "always") -> Persistence:
     data_dir = DataDir(directory)
-    recover_keyspace(data_dir, Keyspace())
+    load_keyspace(data_dir, Keyspace())
     return Persistence(data_dir, policy, rewrite_min_bytes=1, rewrite_percentage=100)
 
 
@@ -41,7 +41,7 @@ def set_effect(key: bytes, value: bytes = b"v") -> list[tuple]:
 
 def recovered(directory: Path) -> dict[bytes, bytes]:
     keyspace = Keyspace()
-    recover_keyspace(DataDir(directory), keyspace)
+    load_keyspace(DataDir(directory), keyspace)
     return dict(keyspace.live_items())
 
 

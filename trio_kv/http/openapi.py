@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the HTTP API, served at ``/openapi.json``.
 
-Written by hand next to the routes (``commands.http_api``) and checked
+Written by hand next to the routes (``http.routes``) and checked
 against the running server by ``tests/integration/test_http_api.py``, which
 validates every response body it gets against the schema given here for
 that path, method and status (``default`` covers the error statuses every

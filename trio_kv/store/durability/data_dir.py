@@ -108,7 +108,7 @@ class RecoveryReport:
     current_generation: int = FIRST_GENERATION
     # Set when the newest log had an older format version and appends go to a new generation.
     upgraded_from_version: int | None = None
-    # Filled by apply.recover_keyspace: keys whose time ran out, and keys live after loading.
+    # Filled by apply.load_keyspace: keys whose time ran out, and keys live after loading.
     expired_dropped: int = 0
     keys: int = 0
 
@@ -137,7 +137,7 @@ class DataDir:
         self.path = os.fspath(path)
         os.makedirs(self.path, exist_ok=True)
         self._lock_fd: int | None = None
-        # Generation of the log appends go to; set by recover() and switch_log().
+        # Generation of the log appends go to; set by replay() and switch_log().
         self.current_generation: int | None = None
 
     def lock(self) -> None:
@@ -190,7 +190,7 @@ class DataDir:
 
     # --- start ------------------------------------------------------------------
 
-    def recover(self, apply_effects: Callable[[list[Effect]], None], *, truncate_torn_tail: bool = True) -> RecoveryReport:
+    def replay(self, apply_effects: Callable[[list[Effect]], None], *, truncate_torn_tail: bool = True) -> RecoveryReport:
         """Feed the newest snapshot's records, then every later log record, to
         ``apply_effects`` in order. A torn tail in the newest log is cut off
         (or ``TornTailRefused`` when ``truncate_torn_tail`` is False); any
@@ -348,7 +348,7 @@ class DataDir:
 
     def _current(self) -> int:
         if self.current_generation is None:
-            raise RuntimeError("DataDir.recover() must run first")
+            raise RuntimeError("DataDir.replay() must run first")
         return self.current_generation
 
     # --- compaction -----------------------------------------------------------

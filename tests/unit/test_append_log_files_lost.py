@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from trio_kv.store.durability.apply import recover_keyspace
-from trio_kv.store.durability.persistence import Persistence
-from trio_kv.store.durability.recovery import DataDir
+from trio_kv.store.durability.apply import load_keyspace
+from trio_kv.store.durability.append_log import Persistence
+from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.keyspace import Keyspace
 
 
 def open_log(directory: Path) -> Persistence:
     data_dir = DataDir(directory)
-    recover_keyspace(data_dir, Keyspace())
+    load_keyspace(data_dir, Keyspace())
     return Persistence(data_dir, "everysec", rewrite_min_bytes=1, rewrite_percentage=100)
 
 

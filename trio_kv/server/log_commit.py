@@ -1,5 +1,5 @@
 """When the append-only log is written, fsynced and compacted: the async
-side of ``store.durability.persistence``.
+side of ``store.durability.append_log``.
 
 * Group commit: one *commit thread* of its own flushes the log. A store
   worker that appended records ``kick``s it at the end of its hop; the
@@ -23,7 +23,7 @@ side of ``store.durability.persistence``.
   log whether its file or the data directory was deleted (``rm -rf`` of the
   data directory): then writes are refused, even with no write in flight to
   notice it, until a compaction asked for (BGREWRITEAOF, BGSAVE, SAVE)
-  rebuilds the files from memory (store.durability.persistence). It is
+  rebuilds the files from memory (store.durability.append_log). It is
   never rebuilt automatically: the directory may have been removed on
   purpose.
 * Compaction runs as one task at a time, on request (BGREWRITEAOF, BGSAVE,
@@ -39,7 +39,7 @@ Test hooks (environment variables; never set them in production):
   that compaction step, as kill -9 would there.
 * ``KV_TEST_SYNCED_LOG=<path>``: after each successful fsync of a log and
   each log switch, ``<path>`` holds one line ``<log file path> <synced
-  offset>`` (store.durability.persistence): a power-loss test kills the
+  offset>`` (store.durability.append_log): a power-loss test kills the
   server, truncates that log to that offset, and restarts.
 """
 
@@ -55,9 +55,9 @@ from collections.abc import Callable
 
 import trio
 
-from ..store.durability.apply import recover_keyspace
-from ..store.durability.persistence import LogClosed, Persistence
-from ..store.durability.recovery import DataDir, DataDirInUse
+from ..store.durability.apply import load_keyspace
+from ..store.durability.append_log import LogClosed, Persistence
+from ..store.durability.data_dir import DataDir, DataDirInUse
 from ..store.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def crash_hook(step: str) -> None:
         os._exit(CRASH_EXIT_STATUS)
 
 
-async def recover(store: Store, disk: trio.CapacityLimiter) -> Persistence:
+async def load_and_open_log(store: Store, disk: trio.CapacityLimiter) -> Persistence:
     """Lock the data directory, load the snapshot and replay the logs into
     the store's keyspace (before any client is accepted), then open the log
     for appending. Raises DurabilityError when the files cannot be trusted."""
@@ -89,7 +89,7 @@ async def recover(store: Store, disk: trio.CapacityLimiter) -> Persistence:
     try:
         report = await trio.to_thread.run_sync(
             functools.partial(
-                recover_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated
+                load_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated
             ),
             limiter=disk,
         )

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from trio_kv.commands.http_api import (
+from trio_kv.http.routes import (
     CorsPolicy,
     HttpApi,
     HttpRequest,
@@ -21,8 +21,8 @@ from trio_kv.commands.http_api import (
     parse_query,
     split_target,
 )
-from trio_kv.commands.http_values import compact_json, is_json, value_json
-from trio_kv.commands.metrics import LATENCY_BUCKETS_SECONDS, CommandLatency, MetricsSnapshot, render_metrics
+from trio_kv.http.json_values import compact_json, is_json, value_json
+from trio_kv.http.prometheus import LATENCY_BUCKETS_SECONDS, CommandLatency, MetricsSnapshot, render_metrics
 from trio_kv.config import Config, parse_config
 from trio_kv.protocol.http_response import encode_response, keep_alive
 from trio_kv.protocol.replies import Error
