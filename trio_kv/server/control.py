@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import resource
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -71,6 +70,7 @@ class RunningServer:
         main_port: MainPort,
         log: Persistence | None,
         flusher: LogFlusher | None,
+        started_at_s: float,
     ) -> None:
         self._token = token
         self._shutdown = shutdown
@@ -79,7 +79,8 @@ class RunningServer:
         self._main_port = main_port
         self._log = log
         self._flusher = flusher
-        self.started_at_s = time.time()
+        # When serve() began, before the data was loaded (Redis' stat_starttime).
+        self.started_at_s = started_at_s
 
     @property
     def log(self) -> Persistence | None:

@@ -60,6 +60,7 @@ import logging
 import os
 import signal
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +145,7 @@ async def serve(
     """Run the server until ``shutdown`` is set (or a signal arrives when
     ``handle_signals``). Reports a ``ServerAddresses`` once listening.
     Tests may pass their own ``store`` (for example with a fake clock)."""
+    started_at_s = time.time()
     shutdown = trio.Event() if shutdown is None else shutdown
     store = Store(config) if store is None else store
     disk = trio.CapacityLimiter(DISK_THREADS)
@@ -157,7 +159,7 @@ async def serve(
             persistence.data_dir.unlock()
         raise
     async with trio.open_nursery() as root:
-        services = await _open_services(root, store, persistence, disk, shutdown, handle_signals)
+        services = await _open_services(root, store, persistence, disk, shutdown, handle_signals, started_at_s)
         async with trio.open_nursery() as connections:
             await _accept_until_shutdown(services, listeners, connections, shutdown, task_status)
             await _drain(services.registry, config.shutdown_grace_seconds)
@@ -191,6 +193,7 @@ async def _open_services(
     disk: trio.CapacityLimiter,
     shutdown: trio.Event,
     handle_signals: bool,
+    started_at_s: float,
 ) -> _Services:
     """Build the dispatcher, the log's commit thread, the main port and the
     server's control, each with what it needs, then start the ones that run
@@ -209,7 +212,7 @@ async def _open_services(
     main_port = MainPort(config.host, token)
     control = RunningServer(
         token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
-        main_port=main_port, log=persistence, flusher=flusher,
+        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s,
     )
     if handle_signals:
         root.start_soon(watch_signals, shutdown)
