@@ -12,6 +12,7 @@ import trio
 
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
+from trio_kv.commands.wire import LINE
 from trio_kv.config import Config
 from trio_kv.protocol.replies import OK
 from trio_kv.protocol.text import NOT_FOUND, Labelled
@@ -21,7 +22,7 @@ from trio_kv.store.local_control import LocalControl
 
 
 def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
-    session = Session(client_id, store, LocalControl(store), resp=False)
+    session = Session(client_id, store, LocalControl(store), wire=LINE)
     return Job(session, TEXT_COMMANDS, list(requests), time.perf_counter())
 
 

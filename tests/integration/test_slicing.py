@@ -18,6 +18,7 @@ import trio
 
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
+from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
 from trio_kv.server.dispatch import Dispatcher
 from trio_kv.server.lifecycle import serve
@@ -47,7 +48,7 @@ async def _line(client: LineClient) -> bytes:
 
 
 def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
-    session = Session(client_id, store, LocalControl(store), resp=True)
+    session = Session(client_id, store, LocalControl(store), wire=RESP)
     return Job(session, REDIS_COMMANDS, list(requests), time.perf_counter())
 
 

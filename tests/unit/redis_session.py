@@ -14,6 +14,7 @@ import time
 
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
+from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
 from trio_kv.protocol.replies import Error
 from trio_kv.store.engine import Job, Store, run_batch
@@ -27,7 +28,7 @@ def make_session(config: Config | None = None) -> tuple[Session, FakeClock]:
     """A RESP session (id 1) on a fresh store on a fake clock, and the clock."""
     clock = FakeClock()
     store = Store(config or Config(), keyspace=Keyspace(clock_ms=clock))
-    return Session(1, store, LocalControl(store), resp=True), clock
+    return Session(1, store, LocalControl(store), wire=RESP), clock
 
 
 def request(command: str | list[bytes]) -> list[bytes]:

@@ -15,6 +15,7 @@ import pytest
 
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
+from trio_kv.commands.wire import LINE, RESP
 from trio_kv.config import Config
 from trio_kv.protocol.replies import Error
 from trio_kv.store.durability import data_dir as recovery_module
@@ -174,7 +175,7 @@ class RefusingLog:
 def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -> None:
     store = Store(Config())
     store.persistence = RefusingLog()
-    session = Session(1, store, LocalControl(store), resp=True)
+    session = Session(1, store, LocalControl(store), wire=RESP)
 
     def run(*commands: list[bytes]) -> list[object]:
         job = Job(session, REDIS_COMMANDS, list(commands), time.perf_counter())
@@ -189,7 +190,7 @@ def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -
     assert replies[4] == b"v" and session.multi is None and session.watched == {}
     # A transaction without writes still runs, as in Redis.
     assert run([b"MULTI"], [b"GET", b"k"], [b"EXEC"])[2] == [b"v"]
-    text = Session(2, store, LocalControl(store), resp=False)
+    text = Session(2, store, LocalControl(store), wire=LINE)
     job = Job(text, REDIS_COMMANDS, [[b"SET", b"a", b"1"]], time.perf_counter())
     run_batch(store, [job])
     assert job.replies == [Error("writes refused: error writing the log (No space left on device)")]
@@ -202,7 +203,7 @@ def test_a_record_too_large_to_log_is_refused_not_a_crash(tmp_path: Path, monkey
     store = Store(Config())
     store.persistence = open_log(tmp_path)
     store.keyspace.journal = []
-    session = Session(1, store, LocalControl(store), resp=True)
+    session = Session(1, store, LocalControl(store), wire=RESP)
     monkeypatch.setattr(records, "MAX_RECORD_BYTES", 100)
 
     def run(*commands: list[bytes]) -> Job:

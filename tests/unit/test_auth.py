@@ -18,6 +18,7 @@ from trio_kv.commands import auth
 from trio_kv.http.routes import HttpApi, HttpRequest
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
+from trio_kv.commands.wire import LINE, RESP
 from trio_kv.config import Config, parse_config
 from trio_kv.protocol import resp
 from trio_kv.protocol.replies import OK, QUEUED, Error, Map, SimpleString
@@ -106,7 +107,7 @@ def test_noauth_inside_multi_fails_the_transaction():
     # Unauthenticated, but the password was removed: MULTI starts; then a
     # password is set again, and the next queued command is refused.
     session = locked_session()
-    admin = Session(2, session.store, session.control, resp=True)
+    admin = Session(2, session.store, session.control, wire=RESP)
     admin.authenticated = True
     assert call(admin, "CONFIG SET requirepass ''") == OK
     assert run(session, "MULTI", "SET a 1") == [OK, QUEUED]
@@ -124,13 +125,13 @@ def test_config_set_requirepass_is_live_and_binary_safe():
     # As in Redis: the connection that set it stays authenticated ...
     assert call(session, "SET k v") == OK
     # ... a new one is not, and must send exactly those bytes.
-    newcomer = Session(2, session.store, session.control, resp=True)
+    newcomer = Session(2, session.store, session.control, wire=RESP)
     assert call(newcomer, "GET k") == NOAUTH
     assert call(newcomer, "AUTH abc") == WRONGPASS
     assert call(newcomer, [b"AUTH", b"abc\x00def"]) == OK
     assert call(newcomer, "GET k") == b"v"
     # "" removes the password: unauthenticated connections may run anything.
-    stranger = Session(3, session.store, session.control, resp=True)
+    stranger = Session(3, session.store, session.control, wire=RESP)
     assert call(session, [b"CONFIG", b"SET", b"requirepass", b""]) == OK
     assert call(session, "CONFIG GET requirepass") == Map([(b"requirepass", b"")])
     assert call(stranger, "GET k") == b"v"
@@ -155,13 +156,13 @@ def _text(session: Session, *lines: str) -> list[object]:
 
 def test_line_protocol_auth():
     store = Store(Config(requirepass="pw"))
-    session = Session(1, store, LocalControl(store), resp=False)
+    session = Session(1, store, LocalControl(store), wire=LINE)
     replies = _text(session, "GET k", "AUTH nope", "AUTH bob pw", "AUTH pw", "SET k v", "GET k")
     assert replies == [encode_text_reply(auth.TEXT_NOAUTH), *[encode_text_reply(auth.TEXT_WRONGPASS)] * 2, b"OK\n", b"OK\n", b"VALUE v\n"]
     open_store = Store(Config())
-    open_session = Session(2, open_store, LocalControl(open_store), resp=False)
+    open_session = Session(2, open_store, LocalControl(open_store), wire=LINE)
     assert _text(open_session, "AUTH x", "PING") == [encode_text_reply(auth.TEXT_NO_PASSWORD_CONFIGURED), b"PONG\n"]
-    assert _text(Session(3, store, LocalControl(store), resp=False), "QUIT") == [b"OK\n"]
+    assert _text(Session(3, store, LocalControl(store), wire=LINE), "QUIT") == [b"OK\n"]
 
 
 def test_passwords_are_compared_with_compare_digest(monkeypatch):
@@ -310,12 +311,12 @@ def test_options():
 
 def test_secrets_never_reach_the_slowlog():
     session = locked_session()
-    admin = Session(2, session.store, session.control, resp=True)
+    admin = Session(2, session.store, session.control, wire=RESP)
     admin.authenticated = True
     assert call(admin, "CONFIG SET slowlog-log-slower-than 0") == OK
     run(session, "AUTH wrong1", "AUTH default wrong2", "HELLO 3 AUTH default wrong3", "AUTH s3cret")
     assert call(admin, "CONFIG SET requirepass newsecret") == OK
-    text_session = Session(3, session.store, session.control, resp=False)
+    text_session = Session(3, session.store, session.control, wire=LINE)
     _text(text_session, "AUTH wrong4", "AUTH newsecret")
     entries = call(admin, "SLOWLOG GET 100")
     logged = [arg for entry in entries for arg in entry[3]]

@@ -18,6 +18,7 @@ from trio_kv.commands.info import human_bytes
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.runtime_config import PARAMETERS
 from trio_kv.commands.session import Session
+from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
 from trio_kv.protocol.replies import NO_REPLY, OK, PONG, QUEUED, Error, Map, SimpleString, Verbatim
 from trio_kv.protocol.resp_encoder import encode_reply
@@ -39,7 +40,7 @@ def unknown_subcommand(sent: str, container: str) -> Error:
 
 def connect(store: Store, control: LocalControl, client_id: int = 1) -> Session:
     """A client of ``store``, listed by ``control`` as connected."""
-    session = Session(client_id, store, control, resp=True, address=f"127.0.0.1:{50000 + client_id}")
+    session = Session(client_id, store, control, wire=RESP, address=f"127.0.0.1:{50000 + client_id}")
     session.created_ms = time.time_ns() // 1_000_000
     control.sessions[client_id] = session
     return session

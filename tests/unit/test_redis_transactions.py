@@ -11,6 +11,7 @@ import pytest
 from trio_kv.commands.redis import REDIS_COMMANDS
 from trio_kv.commands.session import Session
 from trio_kv.commands.table import InMulti
+from trio_kv.commands.wire import RESP
 from trio_kv.protocol.replies import OK, QUEUED, Error, NullArray
 from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.store.engine import run_batch
@@ -24,7 +25,7 @@ EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
 def make_sessions() -> tuple[Session, Session, FakeClock]:
     """Two connections (ids 1 and 2) on one store, and its clock."""
     first, clock = make_session()
-    return first, Session(2, first.store, first.control, resp=True), clock
+    return first, Session(2, first.store, first.control, wire=RESP), clock
 
 
 def play(steps: list[str]) -> list[object]:

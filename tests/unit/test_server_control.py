@@ -14,6 +14,7 @@ import pytest
 
 from trio_kv.commands.control import LogStatus, ServerControl
 from trio_kv.commands.session import Session
+from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
 from trio_kv.protocol.replies import NO_REPLY, OK, Error, Map, SimpleString, Verbatim
 from trio_kv.store.store import Store
@@ -84,14 +85,14 @@ class FakeControl:
 
 def _session(control: FakeControl, client_id: int = 1) -> Session:
     checked: ServerControl = control  # the fake implements the Protocol
-    session = Session(client_id, Store(Config()), checked, resp=True, address=f"127.0.0.1:{50000 + client_id}")
+    session = Session(client_id, Store(Config()), checked, wire=RESP, address=f"127.0.0.1:{50000 + client_id}")
     session.created_ms = time.time_ns() // 1_000_000
     control.sessions.append(session)
     return session
 
 
 def _other(session: Session, control: FakeControl, client_id: int) -> Session:
-    other = Session(client_id, session.store, control, resp=True, address=f"127.0.0.1:{50000 + client_id}")
+    other = Session(client_id, session.store, control, wire=RESP, address=f"127.0.0.1:{50000 + client_id}")
     other.created_ms = session.created_ms
     control.sessions.append(other)
     return other
@@ -178,7 +179,7 @@ def test_save_and_bgsave_with_the_log_ask_the_control() -> None:
 
 def test_memory_only_save_writes_the_snapshot_and_bgsave_is_refused(tmp_path) -> None:
     control = FakeControl(log=None)
-    session = Session(1, Store(Config(data_dir=str(tmp_path))), control, resp=True)
+    session = Session(1, Store(Config(data_dir=str(tmp_path))), control, wire=RESP)
     assert call(session, "LASTSAVE") == int(control.started_at_s)
     assert call(session, "SAVE") == OK
     assert (tmp_path / "dump.snapshot").exists()

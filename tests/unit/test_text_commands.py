@@ -10,6 +10,7 @@ import pytest
 
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
+from trio_kv.commands.wire import LINE
 from trio_kv.config import Config
 from trio_kv.protocol.replies import NoReply, SimpleString
 from trio_kv.protocol.text import Fields, Labelled, Listing, Table, encode_text_reply
@@ -53,7 +54,7 @@ EXPECTED = [
 
 
 def _run(store: Store, line: bytes) -> object:
-    job = Job(Session(1, store, LocalControl(store), resp=False), TEXT_COMMANDS, [line.split()], time.perf_counter())
+    job = Job(Session(1, store, LocalControl(store), wire=LINE), TEXT_COMMANDS, [line.split()], time.perf_counter())
     while True:
         run_batch(store, [job])
         if job.sliced is None:

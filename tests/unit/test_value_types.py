@@ -15,6 +15,7 @@ from trio_kv.commands import redis
 from trio_kv.commands.hash_value import HashUpdate, HashValue
 from trio_kv.commands.text import TEXT_COMMANDS
 from trio_kv.commands.values import TypedValue, ValueUpdate, WrongType, value_types
+from trio_kv.commands.wire import LINE
 from trio_kv.protocol.replies import Error
 from trio_kv.protocol.text import encode_text_reply
 from trio_kv.store.durability import apply
@@ -140,7 +141,7 @@ def test_the_engine_answers_wrongtype_everywhere_and_changes_nothing() -> None:
 def test_the_line_protocol_reports_wrongtype_as_an_error() -> None:
     session, _ = make_session()
     run(session, "HSET h f v")
-    session.resp = False
+    session.wire = LINE
     job = Job(session, TEXT_COMMANDS, [[b"GET", b"h"], [b"DEL", b"h"], [b"GET", b"h"]], time.perf_counter())
     run_batch(session.store, [job])
     wrongtype = b"ERROR WRONGTYPE Operation against a key holding the wrong kind of value\n"

@@ -57,7 +57,7 @@ def client_info_line(session: Session, now_ms: int) -> str:
         f"multi={len(multi) if multi is not None else -1} qbuf={session.query_buffer_bytes} qbuf-free=0 "
         f"argv-mem=0 multi-mem=0 "
         f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={session.last_command or 'NULL'} "
-        f"user=default redir=-1 resp={session.protocol if session.resp else 0} "
+        f"user=default redir=-1 resp={session.protocol if session.wire.shows_resp_version else 0} "
         f"lib-name={_text(session.library_name)} lib-ver={_text(session.library_version)}"
     )
 

@@ -3,8 +3,8 @@
 One ``Session`` per connection. Handlers read the shared data through it
 (``session.store``, and its ``keyspace``, ``stats`` and ``config`` directly),
 ask the running server through ``session.control`` (commands.control), and
-keep the connection's own state in it (protocol version, name, transaction
-queue, watched keys, whether to close). A connection has at most one batch
+keep the connection's own state in it (wire protocol and RESP version,
+name, transaction queue, watched keys, whether to close). A connection has at most one batch
 at the workers at a time, so its session is only ever touched by one thread
 at a time and needs no lock of its own.
 
@@ -29,6 +29,7 @@ from .control import ServerControl
 if TYPE_CHECKING:
     from ..store.store import Store
     from .table import CommandSpec
+    from .wire import WireProtocol
 
 
 class Session:
@@ -38,7 +39,7 @@ class Session:
         store: Store,
         control: ServerControl,
         *,
-        resp: bool,
+        wire: WireProtocol,
         address: str = "",
         local_address: str = "",
     ) -> None:
@@ -51,8 +52,11 @@ class Session:
         self.stats = store.stats
         self.config = store.config
         self.address = address
-        # True for RESP connections; ``protocol`` is 2 or 3 once HELLO switches it.
-        self.resp = resp
+        # The connection's wire protocol (commands.wire): its command table
+        # and the wording of the errors the engine makes. The main port sets
+        # it once more when the first byte chose RESP.
+        self.wire = wire
+        # RESP version: 2, or 3 once HELLO switches it.
         self.protocol = 2
         self.name = b""
         # Redis' c->authenticated: true when no password is set at connect

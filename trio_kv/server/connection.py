@@ -34,9 +34,11 @@ Rules this module keeps:
    leaves the stream in an unknown state, so the connection closes right
    after it, answering nothing more.
 
-Protocol choice (decided once, from the first byte): ``*`` means RESP, any
-other byte means the line protocol. On the ``--redis-port`` listener every
-connection speaks RESP, inline commands included.
+Protocol: the listener's ``WireProtocol`` (``commands.wire``) brings the
+parser, the table, the reply encoding and what a protocol error answers;
+this module names no protocol. The main port is the one special case: its
+connections start as the line protocol and the first byte chooses, once
+(``commands.wire.sniff_main_port``: ``*`` means RESP).
 
 Shutdown: ``Connection.stop_reading()`` shuts the socket's read side down,
 so a pending receive returns EOF and no later read happens; nothing is
@@ -51,14 +53,13 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 
 import trio
 
 from ..commands.control import ServerControl
-from ..commands.redis import REDIS_COMMANDS
-from ..commands.text import TEXT_COMMANDS
-from ..protocol import resp, resp_encoder, text
-from ..protocol.replies import Error
+from ..commands.table import CommandTable
+from ..commands.wire import Framing, ParserLimits, RequestParser, WireProtocol
 from ..store.engine import Job, Store
 from .client_session import new_session
 from .dispatch import Dispatcher
@@ -79,6 +80,13 @@ class _CloseNow(Exception):
     """The connection must close without sending what is queued."""
 
 
+def _framing_of(wire: WireProtocol) -> Framing:
+    framing = wire.framing
+    if framing is None:
+        raise ValueError(f"{wire.label} frames its own connections: not served by server.connection")
+    return framing
+
+
 class Connection:
     def __init__(
         self,
@@ -87,14 +95,18 @@ class Connection:
         control: ServerControl,
         dispatcher: Dispatcher,
         *,
-        resp_only: bool,
+        wire: WireProtocol,
+        sniff: Callable[[bytes], WireProtocol] | None = None,
     ) -> None:
         self.stream = stream
         self.store = store
         self.dispatcher = dispatcher
-        self.resp_only = resp_only
-        self.session = new_session(stream, store, control, resp=resp_only)
+        # The main port's first-byte choice (commands.wire.sniff_main_port);
+        # None: every connection of this listener speaks ``wire``.
+        self._sniff = sniff
+        self.session = new_session(stream, store, control, wire=wire)
         self.id = self.session.id
+        self._framing = _framing_of(wire)
         self._stopping = False
         self._killed = False
         self._eof = False
@@ -148,11 +160,11 @@ class Connection:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             try:
-                if self.resp_only or first[:1] == b"*":
-                    self.session.resp = True
-                    await self._serve_resp(first)
-                else:
-                    await self._serve_text(first)
+                if self._sniff is not None:
+                    wire = self._sniff(first)
+                    self._framing = _framing_of(wire)
+                    self.session.wire = wire
+                await self._serve(first)
                 # Answered everything it will answer: wait until it is sent.
                 await self._wait_for_room(None, 1)
             except trio.BrokenResourceError as error:
@@ -181,7 +193,7 @@ class Connection:
         if scope is not None and self._outbox.unsent_bytes < self._room_below:
             scope.cancel()
 
-    async def _wait_for_room(self, parser: resp.RespParser | text.TextParser | None, below: int) -> None:
+    async def _wait_for_room(self, parser: RequestParser | None, below: int) -> None:
         """Wait until the unsent output is under ``below`` bytes, reading the
         client's requests into ``parser`` meanwhile (``None``: the connection
         is closing, and what arrives is dropped). Raises
@@ -213,13 +225,13 @@ class Connection:
 
     # -- input -------------------------------------------------------------
 
-    def _feed(self, parser: resp.RespParser | text.TextParser, data: bytes) -> None:
+    def _feed(self, parser: RequestParser, data: bytes) -> None:
         """Give received bytes (b"": EOF) to the parser; past the query-buffer
         limit, close the client (as Redis: no reply, a warning in the log)."""
         self._received_at = time.perf_counter()
         try:
             parser.receive_data(data)
-        except resp.RespProtocolError:
+        except self._framing.protocol_error:
             # The parser already failed after the commands it returned; the
             # connection reports that error when it asks for the next ones.
             return
@@ -234,48 +246,30 @@ class Connection:
             )
             raise _CloseNow
 
-    async def _dispatch(self, table, requests: list[list[bytes]], received_at: float) -> Job:
+    async def _dispatch(self, table: CommandTable, requests: list[list[bytes]], received_at: float) -> Job:
         job = Job(self.session, table, requests, received_at, protocol=self.session.protocol)
         await self.dispatcher.submit(job)
         return job
 
-    async def _serve_text(self, first: bytes) -> None:
-        parser = text.TextParser(max_line_bytes=self.store.config.max_line_bytes)
-        await self._serve(
-            first,
-            parser,
-            text.TextProtocolError,
-            TEXT_COMMANDS,
-            encode=lambda out, reply, protocol: out.extend(text.encode_text_reply(reply)),
-            is_streamed=text.is_streamed,
-            encode_pieces=lambda out, reply, protocol, piece_bytes: text.encode_text_reply_pieces(out, reply, piece_bytes),
-            encode_protocol_error=lambda error: text.encode_error(error.reason),
-            closes=lambda error: error.close,
-        )
-
-    async def _serve_resp(self, first: bytes) -> None:
+    def _new_parser(self) -> RequestParser:
         config = self.store.config
-        parser = resp.RespParser(
-            inline_allowed=self.resp_only,
-            max_bulk_bytes=config.proto_max_bulk_len_bytes,
-            max_query_buffer_bytes=self.store.client_query_buffer_limit_bytes,
-            auth_required=self.session.auth_required,
-        )
-        await self._serve(
-            first,
-            parser,
-            resp.RespProtocolError,
-            REDIS_COMMANDS,
-            encode=resp_encoder.encode_reply_into,
-            is_streamed=resp_encoder.is_streamed,
-            encode_pieces=resp_encoder.encode_reply_pieces,
-            encode_protocol_error=lambda error: error.reply_bytes(),
-            closes=lambda error: True,
+        return self._framing.new_parser(
+            ParserLimits(
+                max_line_bytes=config.max_line_bytes,
+                max_bulk_bytes=config.proto_max_bulk_len_bytes,
+                max_query_buffer_bytes=self.store.client_query_buffer_limit_bytes,
+                auth_required=self.session.auth_required,
+            )
         )
 
-    async def _serve(
-        self, first, parser, protocol_error, table, *, encode, is_streamed, encode_pieces, encode_protocol_error, closes
-    ) -> None:
+    async def _serve(self, first: bytes) -> None:
+        framing = self._framing
+        parser = self._new_parser()
+        protocol_error = framing.protocol_error
+        encode = framing.encode_reply_into
+        is_streamed = framing.is_streamed
+        encode_pieces = framing.encode_reply_pieces
+        table = self.session.wire.table
         stats = self.store.stats
         config = self.store.config
         session = self.session
@@ -293,8 +287,8 @@ class Connection:
             except protocol_error as error:
                 stats.record_error()
                 log.debug("client %d: protocol error: %s", self.id, error)
-                self._write(encode_protocol_error(error))
-                if closes(error):
+                self._write(framing.protocol_error_reply(error))
+                if framing.protocol_error_closes(error):
                     return
                 continue
             if requests:
@@ -352,9 +346,3 @@ class Connection:
                 self._eof = True
             self._feed(parser, data)
 
-
-def reject_line(resp_only: bool) -> bytes:
-    """What a client over ``--max-clients`` reads before it is closed."""
-    if resp_only:
-        return b"-ERR max number of clients reached\r\n"
-    return text.encode_text_reply(Error("max clients reached"))

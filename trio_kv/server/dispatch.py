@@ -261,7 +261,7 @@ class Dispatcher:
         return finished
 
     def _refuse_logged(self, job: Job, reason: str) -> None:
-        refused = self._store.refused_write(job.session, reason)
+        refused = job.session.wire.refused_write(reason)
         for index in job.logged:
             job.replies[index] = refused
 

@@ -63,7 +63,7 @@ import h11
 import trio
 
 from ..http.routes import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
-from ..commands.redis import REDIS_COMMANDS
+from ..http.wire import HTTP
 from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job
 from .client_session import new_session
@@ -116,8 +116,8 @@ class HttpConnection:
         self.server = server
         store = server.store
         self.config = store.config
-        # RESP: store errors are worded as Redis words them.
-        self.session = new_session(stream, store, server.control, resp=True)
+        # Store errors are worded as Redis words them (commands.wire.HTTP).
+        self.session = new_session(stream, store, server.control, wire=HTTP)
         # Each request is authenticated by the API (Bearer) before it runs a job.
         self.session.authenticated = True
         self.id = self.session.id
@@ -297,7 +297,7 @@ class HttpConnection:
             routed = server.api.handle(request)
         plan = routed.plan
         while isinstance(plan, StoreCall):
-            job = Job(self.session, REDIS_COMMANDS, plan.commands, received_at)
+            job = Job(self.session, HTTP.table, plan.commands, received_at)
             await server.dispatcher.submit(job)
             plan = await self._continue(plan, job.replies)
         return routed.route, plan

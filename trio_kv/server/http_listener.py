@@ -11,7 +11,7 @@ stream, "overloaded" accept errors back off, and a client over
 ``--max-clients`` gets an answer (``503`` JSON, then a lingering close)
 before it is closed. Protected mode (server.listener, commands.auth) turns
 a non-loopback client away with a ``403`` JSON explanation while no
-password is set.
+password is set. Both answers are ``commands.wire.HTTP``'s.
 
 The ``Host`` check against DNS rebinding is on when the listener is bound to
 a loopback address (``--host 127.0.0.1``, the default): a web page that made
@@ -25,10 +25,10 @@ from collections import Counter
 
 import trio
 
-from ..commands.auth import DENIED_HTTP_REASON
 from ..commands.control import ServerControl
-from ..http.routes import CorsPolicy, HttpApi, error_response, is_loopback_host
+from ..http.routes import CorsPolicy, HttpApi, is_loopback_host
 from ..http.prometheus import render_metrics
+from ..http.wire import HTTP
 from ..store.engine import Store
 from .dispatch import Dispatcher
 from .http_connection import LINGER_MAX_BYTES, LINGER_SECONDS, HttpConnection
@@ -42,22 +42,6 @@ TIMEOUT_SWEEP_SECONDS = 0.1
 # Methods counted under their own name in the metrics; others count as "other",
 # so a client cannot grow the label set.
 _METHOD_LABELS = {name: name.decode() for name in (b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"POST", b"PATCH")}
-
-
-def _rejection(status_line: bytes = b"503 Service Unavailable", message: str = "max clients reached") -> bytes:
-    # Sent before any request is read: no Origin, so no CORS headers.
-    response = error_response(int(status_line[:3]), message)
-    return (
-        b"HTTP/1.1 " + status_line + b"\r\n"
-        + b"content-type: " + response.content_type + b"\r\n"
-        + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(response.body)
-        + response.body
-    )
-
-
-REJECTION = _rejection()
-# Protected mode's answer to a client from a non-loopback address (server.listener).
-DENIAL = _rejection(b"403 Forbidden", DENIED_HTTP_REASON)
 
 
 class HttpServer:
@@ -122,7 +106,7 @@ class HttpServer:
         snapshot = collect_metrics(
             self.store,
             self.control,
-            connection_protocols(self.registry, HttpConnection),
+            connection_protocols(self.registry),
             dict(self.responses),
             self.not_ready_reason() is None,
         )
@@ -154,10 +138,10 @@ async def serve_http_listener(
 
 
 async def _reject(stream: trio.SocketStream) -> None:
-    await send_rejection(stream, REJECTION)
+    await send_rejection(stream, HTTP.max_clients_reply)
     await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)
 
 
 async def _deny(stream: trio.SocketStream) -> None:
-    await send_rejection(stream, DENIAL)
+    await send_rejection(stream, HTTP.denied_reply)
     await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)

@@ -14,10 +14,14 @@ import re
 import time
 
 from ..commands.control import ServerControl
+from ..commands.wire import LINE, RESP
 from ..http.prometheus import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
+from ..http.wire import HTTP
 from ..store.engine import Store
 from .listener import ConnectionRegistry
 
+# Every protocol, in the order the metrics list their connection counts.
+WIRE_PROTOCOLS = (LINE, RESP, HTTP)
 _METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -41,15 +45,14 @@ def _persistence(control: ServerControl) -> dict[str, float]:
     return numbers
 
 
-def connection_protocols(registry: ConnectionRegistry, http_type: type) -> dict[str, int]:
-    counts = {"text": 0, "resp": 0, "http": 0}
+def connection_protocols(registry: ConnectionRegistry) -> dict[str, int]:
+    """Live connections by their protocol's metrics label (every label of
+    ``WIRE_PROTOCOLS`` present, 0 when none; a main-port client whose first
+    byte has not arrived counts as the line protocol)."""
+    counts = dict.fromkeys((wire.label for wire in WIRE_PROTOCOLS), 0)
     for connection in list(registry.connections.values()):
-        if isinstance(connection, http_type):
-            counts["http"] += 1
-        elif connection.session.resp:
-            counts["resp"] += 1
-        else:
-            counts["text"] += 1
+        label = connection.session.wire.label
+        counts[label] = counts.get(label, 0) + 1
     return counts
 
 

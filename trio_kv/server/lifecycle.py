@@ -61,12 +61,15 @@ import os
 import signal
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
+from ..commands.wire import LINE, RESP, WireProtocol, sniff_main_port
 from ..http.routes import is_loopback_host
+from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.durability.append_log import Persistence
@@ -242,18 +245,28 @@ async def _accept_until_shutdown(
     http_address = listeners.http[0].socket.getsockname()[:2] if listeners.http else None
     tls_address = listeners.tls[0].transport_listener.socket.getsockname()[:2] if listeners.tls else None
     async with trio.open_nursery() as accepting:
-        # The main port's listeners move with CONFIG SET port (server.main_port).
+        # The main port (line protocol and RESP, the first byte chooses)
+        # moves with CONFIG SET port (server.main_port).
         services.main_port.start(
             accepting,
-            lambda listener: serve_listener(listener, store, control, dispatcher, registry, connections, False),
+            lambda listener: serve_listener(
+                listener, store, control, dispatcher, registry, connections, LINE, sniff_main_port
+            ),
             listeners.main,
         )
-        for group in (listeners.redis, listeners.tls):
-            for listener in group:
-                accepting.start_soon(serve_listener, listener, store, control, dispatcher, registry, connections, True)
         http_server = HttpServer(store, control, dispatcher, registry)
-        for listener in listeners.http:
-            accepting.start_soon(serve_http_listener, listener, http_server, connections)
+        # The other listeners: (protocol, listeners). A new protocol adds a row.
+        served: list[tuple[WireProtocol, Sequence[trio.abc.Listener[Any]]]] = [
+            (RESP, listeners.redis), (RESP, listeners.tls), (HTTP, listeners.http),
+        ]
+        for wire, group in served:
+            for listener in group:
+                if wire is HTTP:  # framed by h11: server.http_connection
+                    accepting.start_soon(serve_http_listener, listener, http_server, connections)
+                else:
+                    accepting.start_soon(
+                        serve_listener, listener, store, control, dispatcher, registry, connections, wire
+                    )
         if http_address is not None:
             # Logged before the "listening on" line, which tools wait for.
             log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)

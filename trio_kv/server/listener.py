@@ -1,32 +1,38 @@
-"""The accept loop, for every listener (line/RESP, RESP-only, HTTP): one task
-per connection, a cap on connections, and back-off when the process runs out
-of resources.
+"""The accept loop, for every listener (main port, RESP-only, TLS, HTTP): one
+task per connection, a cap on connections, and back-off when the process runs
+out of resources.
 
 Modelled on ``trio/_highlevel_serve_listeners.py``: the server, not the
 handler, owns each stream and closes it whatever happens; accept errors that
 mean "overloaded" (EMFILE, ENFILE, ENOMEM, ENOBUFS) are logged and retried
 after ``ACCEPT_BACKOFF_SECONDS`` instead of spinning.
 
-A client over ``--max-clients`` is accepted, told why (``ERROR max clients
-reached``; RESP: ``-ERR max number of clients reached``; HTTP: a ``503``) and
-closed, so it learns why instead of hanging in the kernel's backlog.
+Each listener serves one ``WireProtocol`` (commands.wire), which supplies
+every protocol-specific byte this module sends. A client over
+``--max-clients`` is accepted, told why (the protocol's
+``max_clients_reply``: ``ERROR max clients reached``, ``-ERR max number of
+clients reached``, a ``503``) and closed, so it learns why instead of
+hanging in the kernel's backlog.
 
 Protected mode (commands.auth): while it is on and no password is set, a
 client from a non-loopback address is counted in ``rejected_connections``,
-answered Redis' ``-DENIED ...`` explanation (line protocol: ``ERROR DENIED
-...``; HTTP: a ``403``) and closed, before anything it sent is executed. On
-the main port, which speaks both protocols, the first bytes (waited for up
-to ``REJECT_SEND_SECONDS``) choose the wording, as they choose the protocol.
+answered the protocol's ``denied_reply`` (Redis' ``-DENIED ...``
+explanation; ``ERROR DENIED ...``; a ``403``) and closed, before anything it
+sent is executed. On the main port, which speaks both the line protocol and
+RESP, the first bytes (waited for up to ``REJECT_SEND_SECONDS``) choose the
+protocol whose wording is sent (``commands.wire.sniff_main_port``), as they
+choose the protocol of a served client.
 The answer is followed by a lingering close (write side shut, input
 discarded for up to ``LINGER_SECONDS``) so the kernel does not reset the
 connection before the client reads why.
 
 ``accept_connections`` keeps these rules for every protocol; a protocol
 brings only how to open a connection and how to answer a rejected or
-denied client (``serve_listener`` for line/RESP and TLS,
-``server.http_listener`` for HTTP). A listener's streams may be plain TCP
-or TLS (``trio.SSLStream``, server.streams); the TLS handshake happens on
-the stream's first receive or send, in the connection's task.
+denied client (``serve_listener`` for every protocol with a ``Framing``:
+line, RESP, TLS; ``server.http_listener`` for HTTP). A listener's streams
+may be plain TCP or TLS (``trio.SSLStream``, server.streams); the TLS
+handshake happens on the stream's first receive or send, in the
+connection's task.
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ from typing import Protocol
 
 import trio
 
-from ..commands.auth import DENIED_RESP, DENIED_TEXT, denies
+from ..commands.auth import denies
 from ..commands.control import ServerControl
 from ..commands.session import Session
+from ..commands.wire import WireProtocol
 from ..store.engine import Store
-from .connection import Connection, reject_line
+from .connection import Connection
 from .dispatch import Dispatcher
 from .streams import linger, socket_of
 
@@ -113,19 +120,23 @@ async def serve_listener(
     dispatcher: Dispatcher,
     registry: ConnectionRegistry,
     connection_nursery: trio.Nursery,
-    resp_only: bool,
+    wire: WireProtocol,
+    sniff: Callable[[bytes], WireProtocol] | None = None,
 ) -> None:
-    """Accept line/RESP clients (RESP only when ``resp_only``) until cancelled."""
+    """Accept clients speaking ``wire`` until cancelled. ``sniff``: the
+    main port's special case, where the first byte chooses the protocol
+    (``commands.wire.sniff_main_port``; ``wire`` words the max-clients
+    answer, sent before anything is read)."""
     await accept_connections(
         listener,
         store,
         registry,
         connection_nursery,
         open_connection=functools.partial(
-            Connection, store=store, control=control, dispatcher=dispatcher, resp_only=resp_only
+            Connection, store=store, control=control, dispatcher=dispatcher, wire=wire, sniff=sniff
         ),
-        reject=functools.partial(send_rejection, rejection=reject_line(resp_only)),
-        deny=functools.partial(send_denial, resp_only=resp_only),
+        reject=functools.partial(send_rejection, rejection=wire.max_clients_reply),
+        deny=functools.partial(send_denial, wire=wire, sniff=sniff),
     )
 
 
@@ -190,16 +201,17 @@ def _denied(store: Store, stream: trio.abc.Stream) -> bool:
     return denies(store, host)
 
 
-async def send_denial(stream: trio.abc.Stream, *, resp_only: bool) -> None:
-    """Protected mode's answer on a line/RESP listener, then a lingering
-    close. On the shared port the client's first bytes choose the wording."""
-    denial = DENIED_RESP
-    if not resp_only:
+async def send_denial(
+    stream: trio.abc.Stream, *, wire: WireProtocol, sniff: Callable[[bytes], WireProtocol] | None
+) -> None:
+    """Protected mode's answer, then a lingering close. With ``sniff`` (the
+    main port) the client's first bytes choose the protocol that words it."""
+    if sniff is not None:
         first = b""
         with trio.move_on_after(REJECT_SEND_SECONDS):
             first = await stream.receive_some(1)
-        denial = DENIED_RESP if first[:1] == b"*" else DENIED_TEXT
-    await send_rejection(stream, denial)
+        wire = sniff(first)
+    await send_rejection(stream, wire.denied_reply)
     await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)
 
 

@@ -27,6 +27,11 @@ Atomicity, as the README states it:
   the rest of the batch still runs. A command that has started always
   finishes (the hop is never abandoned), so a reply is never lost for a write
   that happened.
+
+The errors the engine makes itself (NOAUTH, a write refused by a log error,
+a handler's crash) and the text errorstats counts are worded by the
+session's wire protocol (``session.wire``, ``commands.wire``): this layer
+names no protocol.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..commands.auth import NOAUTH, TEXT_NOAUTH
 from ..commands.session import Session
 from ..commands.slicing import WRITE, Sliced
 from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
@@ -48,7 +52,6 @@ from .store import Store as Store  # re-exported: store.engine.Store still names
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ERROR = "internal error, see the server log"
 NOT_IN_MULTI = Error("ERR Command not allowed inside a transaction")
 OUT_OF_MEMORY = Error("OOM command not allowed when used memory > 'maxmemory'.")
 
@@ -60,7 +63,7 @@ def _refuse_exec(store: Store, session: Session, refusal: str) -> Error | None:
     discarded because of: MISCONF ...``. Unwatching needs no store lock."""
     if not any(spec.lock_for(args) is WRITE_LOCK for spec, args in session.multi):
         return None
-    return _abort_exec(session, store.refused_write(session, refusal))
+    return _abort_exec(session, session.wire.refused_write(refusal))
 
 
 def _abort_exec(session: Session, error: Error) -> Error:
@@ -80,12 +83,6 @@ def _denies_oom(spec: CommandSpec, session: Session) -> bool:
     return spec.name == "exec" and session.multi is not None and any(
         queued.denies_oom for queued, _args in session.multi
     )
-
-
-def _error_text(session: Session, error: Error) -> str:
-    """The text errorstats reads a code from: RESP errors start with their
-    code (``ERR``, ``WRONGTYPE``); the line protocol's are all ``ERROR``."""
-    return error.message if session.resp else "ERROR " + error.message
 
 
 def _append_filtered(session: Session, replies: list[object], reply: object) -> None:
@@ -202,7 +199,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         if session.multi is not None:
                             session.multi_failed = True
                         append(resolved)
-                        shard.record_error(_error_text(session, resolved))
+                        shard.record_error(session.wire.error_text(resolved))
                         if spec is not None:
                             shard.record_rejected(spec.name)
                         continue
@@ -211,9 +208,9 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     # Redis' processCommand: after the name and arity checks.
                     if session.multi is not None:
                         session.multi_failed = True
-                    refused = NOAUTH if session.resp else TEXT_NOAUTH
+                    refused = session.wire.noauth
                     append(refused)
-                    shard.record_error(_error_text(session, refused))
+                    shard.record_error(session.wire.error_text(refused))
                     shard.record_rejected(spec.name)
                     continue
                 if maxmemory and _denies_oom(spec, session):
@@ -227,7 +224,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                                 session.multi_failed = True  # EXEC will abort
                             refused = OUT_OF_MEMORY
                         append(refused)
-                        shard.record_error(_error_text(session, refused))
+                        shard.record_error(session.wire.error_text(refused))
                         shard.record_rejected(spec.name)
                         continue
                 if session.multi is not None and not spec.runs_in_multi:
@@ -235,13 +232,13 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         # Redis: refused, and EXEC will abort the transaction.
                         session.multi_failed = True
                         append(NOT_IN_MULTI)
-                        shard.record_error(_error_text(session, NOT_IN_MULTI))
+                        shard.record_error(session.wire.error_text(NOT_IN_MULTI))
                         shard.record_rejected(spec.name)
                         continue
                     queued = queue_command(session, spec, args)
                     append(queued)
                     if queued is not QUEUED:  # over the queue's limits
-                        shard.record_error(_error_text(session, queued))
+                        shard.record_error(session.wire.error_text(queued))
                     continue
                 want_write = spec.is_write
                 no_lock = spec.no_lock
@@ -254,10 +251,10 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         if session.multi is not None and spec.name == "exec":
                             refused = _refuse_exec(store, session, refusal)
                         else:
-                            refused = store.refused_write(session, refusal)
+                            refused = session.wire.refused_write(refusal)
                         if refused is not None:
                             append(refused)
-                            shard.record_error(_error_text(session, refused))
+                            shard.record_error(session.wire.error_text(refused))
                             shard.record_rejected(spec.name)
                             continue
                 if no_lock:
@@ -285,7 +282,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                     reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
                 except Exception:
                     log.exception("client %d: command %s failed", session.id, name)
-                    reply = Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
+                    reply = session.wire.internal_error
                 if spec.may_slice and isinstance(reply, Sliced):
                     held_write = _begin_sliced(store, job, spec, args, reply, started, index, shard, held_write)
                     if job.sliced is not None:
@@ -333,12 +330,12 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
                         # values): applied in memory but not loggable, so it
                         # is not acknowledged (and is lost on restart).
                         log.error("client %d: %s not logged: %s", session.id, name, error)
-                        replies[-1] = store.refused_write(session, f"record too large to log ({error})")
+                        replies[-1] = session.wire.refused_write(f"record too large to log ({error})")
                 exec_us = int((finished - started) * 1_000_000)
                 run_n += 1
                 run_usec += exec_us
                 if type(reply) is Error:
-                    shard.record_error(_error_text(session, reply))
+                    shard.record_error(session.wire.error_text(reply))
                     run_failed += 1
                 if exec_us >= slowlog.threshold_us >= 0:
                     slowlog.maybe_record(exec_us, args, session.address, session.name)
@@ -407,7 +404,7 @@ def _continue_sliced(store: Store, job: Job, shard: Any, held_write: bool | None
         reply = work.reply() if done else None
     except Exception:
         log.exception("client %d: command %s failed", session.id, spec.name)
-        done, reply = True, Error(("ERR " if session.resp else "") + INTERNAL_ERROR)
+        done, reply = True, session.wire.internal_error
     finished = time.perf_counter()
     progress.exec_seconds += finished - started
     if work.lock == WRITE:

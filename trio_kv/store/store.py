@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 from ..commands.auth import password_bytes
 from ..commands.slicing import SLICE_SECONDS
 from ..config import Config
-from ..protocol.replies import Error
 from .durability.memory_snapshot import save_keyspace
 from .keyspace import Keyspace
 from .latency_monitor import LatencyMonitor
@@ -37,7 +36,6 @@ from .slowlog import SlowLog
 from .stats import Stats
 
 if TYPE_CHECKING:
-    from ..commands.session import Session
     from .durability.append_log import Persistence
 
 
@@ -101,9 +99,3 @@ class Store:
             save_keyspace(self.keyspace, self.lock, self.config.data_dir)
             self.memory_saves += 1
             self.memory_last_save_s = int(started)
-
-    def refused_write(self, session: Session, reason: str) -> Error:
-        """The reply to a write while the log cannot be written."""
-        if session.resp:
-            return Error(f"MISCONF Errors writing to the AOF file: {reason}")
-        return Error(f"writes refused: error writing the log ({reason})")
