@@ -17,6 +17,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 ENV_PREFIX = "TRIO_KV_"
 
@@ -270,7 +271,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     if unknown:
         parser.error(f"unknown environment variable(s): {', '.join(unknown)}")
     args = parser.parse_args(argv)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for option in _OPTIONS:
         value = getattr(args, option.field)
         if value is None and option.env in environ:

@@ -158,7 +158,7 @@ async def test_shutdown_closes_the_moved_listener_and_refuses_later_moves() -> N
         # refused, and the port it had bound is released.
         later = _free_port()
         with pytest.raises(OSError):
-            await trio.to_thread.run_sync(addresses.store.change_port, later)
+            await trio.to_thread.run_sync(addresses.control.change_port, later)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", later))
-    assert addresses.store.info["tcp_port"] == new
+    assert addresses.control.tcp_port == new

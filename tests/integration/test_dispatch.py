@@ -18,10 +18,12 @@ from trio_kv.protocol.replies import OK
 from trio_kv.protocol.text import NOT_FOUND, Labelled
 from trio_kv.server.dispatch import Dispatcher
 from trio_kv.store.engine import Job, Store
+from trio_kv.store.local_control import LocalControl
 
 
 def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
-    return Job(Session(client_id, store, wire=LINE), TEXT_COMMANDS, list(requests), time.perf_counter())
+    session = Session(client_id, store, LocalControl(store), wire=LINE)
+    return Job(session, TEXT_COMMANDS, list(requests), time.perf_counter())
 
 
 async def test_many_connections_share_hops(nursery):

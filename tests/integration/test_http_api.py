@@ -289,11 +289,11 @@ async def test_health_readiness_and_openapi(client, http_server):
     with trio.fail_after(TIMEOUT_SECONDS):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).json() == {"status": "ready"}
-        http_server.store.info["ready"] = False  # what recovery sets while it loads
+        http_server.store.ready = False  # what recovery sets while it loads
         response = await client.get("/readyz")
         assert (response.status_code, response.json()) == (503, {"status": "not ready", "reason": "loading"})
         assert (await client.get("/healthz")).status_code == 200
-        http_server.store.info["ready"] = True
+        http_server.store.ready = True
         document = (await client.get("/openapi.json")).json()
         assert document["openapi"].startswith("3.1")
         assert set(document["paths"]) == {"/key/{key}", "/keys", "/metrics", "/healthz", "/readyz", "/openapi.json"}
@@ -425,7 +425,7 @@ async def test_metrics_parse_and_move(client, http_server):
         assert moved("trio_kv_http_requests_total", route="/key/{key}", method="GET", code="404") == 1
         assert moved("trio_kv_http_requests_total", route="unmatched", method="GET", code="404") == 1
         assert sample(after, "trio_kv_ready") == 1
-        assert sample(after, "trio_kv_max_clients") == http_server.store.max_clients
+        assert sample(after, "trio_kv_max_clients") == http_server.control.max_clients
         for name in ("trio_kv_expired_keys_total", "trio_kv_rejected_connections_total", "trio_kv_uptime_seconds"):
             assert (name, ()) in after
 
@@ -639,7 +639,7 @@ async def test_max_clients_applies_across_protocols(nursery):
         assert received.endswith(b'{"error":"max clients reached"}')
         await text.aclose()
         with trio.move_on_after(2):
-            while addresses.store.clients:
+            while addresses.control.clients():
                 await trio.sleep(0.01)
         async with httpx.AsyncClient(base_url=base_url(addresses)) as client:
             assert (await client.get("/healthz")).status_code == 200

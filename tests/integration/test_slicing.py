@@ -23,6 +23,7 @@ from trio_kv.config import Config
 from trio_kv.server.dispatch import Dispatcher
 from trio_kv.server.lifecycle import serve
 from trio_kv.store.engine import Job, Store
+from trio_kv.store.local_control import LocalControl
 
 from .client import LineClient
 from .test_lifecycle import SERVER, spawn, started  # noqa: F401  (spawn is a fixture)
@@ -47,7 +48,8 @@ async def _line(client: LineClient) -> bytes:
 
 
 def _job(store: Store, client_id: int, *requests: list[bytes]) -> Job:
-    return Job(Session(client_id, store, wire=RESP), REDIS_COMMANDS, list(requests), time.perf_counter())
+    session = Session(client_id, store, LocalControl(store), wire=RESP)
+    return Job(session, REDIS_COMMANDS, list(requests), time.perf_counter())
 
 
 async def test_other_clients_are_answered_while_keys_runs(nursery):
@@ -80,7 +82,7 @@ async def test_other_clients_are_answered_while_keys_runs(nursery):
             keys.add(await _line(slow))
         assert len(keys) == count and b"started" in keys and b"key:123456" in keys
         assert await _line(slow) == b"+OK"
-        stats = addresses.store.dispatcher_statistics()
+        stats = addresses.control.dispatcher_statistics()
         assert stats["slices_requeued"] > 0
 
 

@@ -11,6 +11,7 @@ from trio_kv.config import Config
 from trio_kv.server.dispatch import Dispatcher
 from trio_kv.server.listener import ConnectionRegistry, serve_listener
 from trio_kv.store.engine import Store
+from trio_kv.store.local_control import LocalControl
 
 from ..shout_protocol import SHOUT
 
@@ -20,7 +21,7 @@ async def _serve_shout(nursery: trio.Nursery, store: Store, max_clients: int) ->
     await nursery.start(dispatcher.run)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     registry = ConnectionRegistry(max_clients)
-    nursery.start_soon(serve_listener, listeners[0], store, dispatcher, registry, nursery, SHOUT)
+    nursery.start_soon(serve_listener, listeners[0], store, LocalControl(store), dispatcher, registry, nursery, SHOUT)
     return listeners[0].socket.getsockname()[:2]
 
 

@@ -18,6 +18,7 @@ from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
 from trio_kv.protocol.replies import Error
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 from trio_kv.store.keyspace import Keyspace
 
 from ..fake_clock import FakeClock
@@ -27,7 +28,7 @@ def make_session(config: Config | None = None) -> tuple[Session, FakeClock]:
     """A RESP session (id 1) on a fresh store on a fake clock, and the clock."""
     clock = FakeClock()
     store = Store(config or Config(), keyspace=Keyspace(clock_ms=clock))
-    return Session(1, store, wire=RESP), clock
+    return Session(1, store, LocalControl(store), wire=RESP), clock
 
 
 def request(command: str | list[bytes]) -> list[bytes]:
@@ -42,7 +43,7 @@ def job(session: Session, *commands: str | list[bytes]) -> Job:
 def run(session: Session, *commands: str | list[bytes]) -> list[object]:
     """Every reply to ``commands``, run as one job."""
     one = job(session, *commands)
-    run_batch(session.server, [one])
+    run_batch(session.store, [one])
     return one.replies
 
 

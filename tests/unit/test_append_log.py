@@ -25,6 +25,7 @@ from trio_kv.store.durability.append_log import SYNCED_LOG_ENV, Persistence
 from trio_kv.store.durability.records import HEADER_BYTES, encode_record
 from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.rwlock import ReadWriteLock
 
@@ -174,7 +175,7 @@ class RefusingLog:
 def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -> None:
     store = Store(Config())
     store.persistence = RefusingLog()
-    session = Session(1, store, wire=RESP)
+    session = Session(1, store, LocalControl(store), wire=RESP)
 
     def run(*commands: list[bytes]) -> list[object]:
         job = Job(session, REDIS_COMMANDS, list(commands), time.perf_counter())
@@ -189,7 +190,7 @@ def test_exec_while_writes_are_refused_is_execabort_and_ends_the_transaction() -
     assert replies[4] == b"v" and session.transaction.queued is None and session.transaction.watched == {}
     # A transaction without writes still runs, as in Redis.
     assert run([b"MULTI"], [b"GET", b"k"], [b"EXEC"])[2] == [b"v"]
-    text = Session(2, store, wire=LINE)
+    text = Session(2, store, LocalControl(store), wire=LINE)
     job = Job(text, REDIS_COMMANDS, [[b"SET", b"a", b"1"]], time.perf_counter())
     run_batch(store, [job])
     assert job.replies == [Error("writes refused: error writing the log (No space left on device)")]
@@ -202,7 +203,7 @@ def test_a_record_too_large_to_log_is_refused_not_a_crash(tmp_path: Path, monkey
     store = Store(Config())
     store.persistence = open_log(tmp_path)
     store.keyspace.effects.subscribe(store.persistence.log)
-    session = Session(1, store, wire=RESP)
+    session = Session(1, store, LocalControl(store), wire=RESP)
     monkeypatch.setattr(records, "MAX_RECORD_BYTES", 100)
 
     def run(*commands: list[bytes]) -> Job:

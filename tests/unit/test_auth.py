@@ -24,6 +24,7 @@ from trio_kv.protocol import resp
 from trio_kv.protocol.replies import OK, QUEUED, Error, Map, SimpleString
 from trio_kv.protocol.text import encode_text_reply
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 
 from .redis_session import call, make_session, run
 
@@ -106,7 +107,7 @@ def test_noauth_inside_multi_fails_the_transaction():
     # Unauthenticated, but the password was removed: MULTI starts; then a
     # password is set again, and the next queued command is refused.
     session = locked_session()
-    admin = Session(2, session.server, wire=RESP)
+    admin = Session(2, session.store, session.control, wire=RESP)
     admin.authenticated = True
     assert call(admin, "CONFIG SET requirepass ''") == OK
     assert run(session, "MULTI", "SET a 1") == [OK, QUEUED]
@@ -124,13 +125,13 @@ def test_config_set_requirepass_is_live_and_binary_safe():
     # As in Redis: the connection that set it stays authenticated ...
     assert call(session, "SET k v") == OK
     # ... a new one is not, and must send exactly those bytes.
-    newcomer = Session(2, session.server, wire=RESP)
+    newcomer = Session(2, session.store, session.control, wire=RESP)
     assert call(newcomer, "GET k") == NOAUTH
     assert call(newcomer, "AUTH abc") == WRONGPASS
     assert call(newcomer, [b"AUTH", b"abc\x00def"]) == OK
     assert call(newcomer, "GET k") == b"v"
     # "" removes the password: unauthenticated connections may run anything.
-    stranger = Session(3, session.server, wire=RESP)
+    stranger = Session(3, session.store, session.control, wire=RESP)
     assert call(session, [b"CONFIG", b"SET", b"requirepass", b""]) == OK
     assert call(session, "CONFIG GET requirepass") == Map([(b"requirepass", b"")])
     assert call(stranger, "GET k") == b"v"
@@ -141,26 +142,27 @@ def test_config_protected_mode():
     session, _ = make_session()
     assert call(session, "CONFIG GET protected-mode") == Map([(b"protected-mode", b"yes")])
     assert call(session, "CONFIG SET protected-mode no") == OK
-    assert session.server.protected_mode is False
+    assert session.store.protected_mode is False
     reply = call(session, "CONFIG SET protected-mode maybe")
     assert isinstance(reply, Error) and "argument must be 'yes' or 'no'" in reply.message
-    assert session.server.protected_mode is False
+    assert session.store.protected_mode is False
 
 
 def _text(session: Session, *lines: str) -> list[object]:
     job = Job(session, TEXT_COMMANDS, [line.encode().split() for line in lines], time.perf_counter())
-    run_batch(session.server, [job])
+    run_batch(session.store, [job])
     return [encode_text_reply(reply) for reply in job.replies]
 
 
 def test_line_protocol_auth():
     store = Store(Config(requirepass="pw"))
-    session = Session(1, store, wire=LINE)
+    session = Session(1, store, LocalControl(store), wire=LINE)
     replies = _text(session, "GET k", "AUTH nope", "AUTH bob pw", "AUTH pw", "SET k v", "GET k")
     assert replies == [encode_text_reply(auth.TEXT_NOAUTH), *[encode_text_reply(auth.TEXT_WRONGPASS)] * 2, b"OK\n", b"OK\n", b"VALUE v\n"]
     open_store = Store(Config())
-    assert _text(Session(2, open_store, wire=LINE), "AUTH x", "PING") == [encode_text_reply(auth.TEXT_NO_PASSWORD_CONFIGURED), b"PONG\n"]
-    assert _text(Session(3, store, wire=LINE), "QUIT") == [b"OK\n"]
+    open_session = Session(2, open_store, LocalControl(open_store), wire=LINE)
+    assert _text(open_session, "AUTH x", "PING") == [encode_text_reply(auth.TEXT_NO_PASSWORD_CONFIGURED), b"PONG\n"]
+    assert _text(Session(3, store, LocalControl(store), wire=LINE), "QUIT") == [b"OK\n"]
 
 
 def test_passwords_are_compared_with_compare_digest(monkeypatch):
@@ -309,12 +311,12 @@ def test_options():
 
 def test_secrets_never_reach_the_slowlog():
     session = locked_session()
-    admin = Session(2, session.server, wire=RESP)
+    admin = Session(2, session.store, session.control, wire=RESP)
     admin.authenticated = True
     assert call(admin, "CONFIG SET slowlog-log-slower-than 0") == OK
     run(session, "AUTH wrong1", "AUTH default wrong2", "HELLO 3 AUTH default wrong3", "AUTH s3cret")
     assert call(admin, "CONFIG SET requirepass newsecret") == OK
-    text_session = Session(3, session.server, wire=LINE)
+    text_session = Session(3, session.store, session.control, wire=LINE)
     _text(text_session, "AUTH wrong4", "AUTH newsecret")
     entries = call(admin, "SLOWLOG GET 100")
     logged = [arg for entry in entries for arg in entry[3]]

@@ -201,7 +201,7 @@ def test_lock_for_picks_the_subcommand_any_case() -> None:
 
 def _lock_state(session: Session) -> str:
     """Which store lock is held right now: "read", "write" or "none"."""
-    state = session.server.lock.statistics()
+    state = session.store.lock.statistics()
     if state["writer_active"]:
         return "write"
     return "read" if state["readers_active"] else "none"
@@ -236,7 +236,7 @@ def test_each_subcommand_runs_under_its_declared_lock() -> None:
         [b"PROBE", b"writes"], [b"PROBE", b"READS"], [b"probe", b"unlocked"], [b"PROBE"], [b"PROBE", b"WRITES"],
     ]
     job = Job(session, table, requests, time.perf_counter())
-    run_batch(session.server, [job])
+    run_batch(session.store, [job])
     assert job.replies == [OK] * 5
     assert seen == [
         ("writes", "write"), ("reads", "read"), ("unlocked", "none"), ("bare", "read"), ("writes", "write"),

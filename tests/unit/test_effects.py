@@ -20,6 +20,7 @@ from trio_kv.store.durability.data_dir import DataDir
 from trio_kv.store.effects import Effect, EffectSink
 from trio_kv.store.engine import Job, Store, run_batch
 from trio_kv.store.keyspace import Keyspace
+from trio_kv.store.local_control import LocalControl
 
 from ..fake_clock import START_MS, FakeClock
 from .redis_session import request
@@ -55,7 +56,7 @@ def test_a_second_subscriber_sees_every_write_once_in_order_and_the_log_keeps_it
     store.persistence = persistence
     second: list[list[Effect]] = []
     store.keyspace.effects.subscribe(second.append)
-    session = Session(1, store, wire=RESP)
+    session = Session(1, store, LocalControl(store), wire=RESP)
 
     transaction = run(store, session, "SET a 1", "MULTI", "SET b 2", "INCR a", "DEL nope", "EXPIRE b 100", "EXEC")
     assert transaction.replies == [OK, OK, QUEUED, QUEUED, QUEUED, QUEUED, [OK, 2, 0, 1]]
@@ -136,7 +137,7 @@ def test_the_engine_answers_a_write_a_subscriber_refused_with_an_error() -> None
         units.append(unit)
 
     store.keyspace.effects.subscribe(refuse_big)
-    session = Session(1, store, wire=RESP)
+    session = Session(1, store, LocalControl(store), wire=RESP)
     job = run(store, session, "SET big 0123456789abc", "SET small x")
     assert isinstance(job.replies[0], Error) and "too big for me" in job.replies[0].message
     assert job.replies[1] == OK

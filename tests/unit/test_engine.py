@@ -15,10 +15,11 @@ from trio_kv.config import Config
 from trio_kv.protocol.replies import OK, PONG, Error
 from trio_kv.protocol.text import NOT_FOUND, Labelled
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 
 
 def _job(store: Store, requests: list[list[bytes]], client_id: int = 1) -> Job:
-    return Job(Session(client_id, store, wire=LINE), TEXT_COMMANDS, requests, time.perf_counter())
+    return Job(Session(client_id, store, LocalControl(store), wire=LINE), TEXT_COMMANDS, requests, time.perf_counter())
 
 
 def test_batch_answers_each_connection_in_order():

@@ -151,7 +151,7 @@ def test_every_reader_handles_a_grown_value(tmp_path) -> None:
     call(session, [b"APPEND", b"moved", b"!"])
     # A snapshot writes the view's bytes and loads back.
     path = tmp_path / "snapshot.1"
-    write_snapshot(path, keyspace_chunks(session.keyspace, session.server.lock), 1)
+    write_snapshot(path, keyspace_chunks(session.keyspace, session.store.lock), 1)
     loaded = Keyspace()
     load_snapshot(path, lambda effects: apply_effects(loaded, effects), generation=1)
     assert loaded.get(b"moved") == value + b"!"

@@ -5,6 +5,12 @@ nothing from the store or the server; protocol and commands import nothing
 from http (HTTP's pure parts sit on top of the commands); the store imports
 no trio and nothing from the server or http. Checked from the source, so a lazy import inside a function
 counts too.
+
+One exception, and only one: an import in the body of an ``if
+TYPE_CHECKING:`` block (``typing.TYPE_CHECKING`` too) is for the type
+checker and never runs, so it is not a run-time import; handlers type their
+store this way (commands/session.py says why). Its ``else:`` branch, an
+``if not TYPE_CHECKING:``, or any other condition still counts.
 """
 
 from __future__ import annotations
@@ -27,11 +33,39 @@ FORBIDDEN = {
 }
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING``, exactly."""
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        and isinstance(test.value, ast.Name) and test.value.id == "typing"
+    )
+
+
+def _type_only(tree: ast.AST) -> set[int]:
+    """The ids of every node inside the body of an ``if TYPE_CHECKING:``."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for statement in node.body:
+                inside.update(id(child) for child in ast.walk(statement))
+    return inside
+
+
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
+    """The modules ``path`` imports at run time (relative imports resolved)."""
+    return _imports_in(path.read_text(), path)
+
+
+def _imports_in(source: str, path: Path) -> set[str]:
+    tree = ast.parse(source, str(path))
+    type_only = _type_only(tree)
     package_parts = ["trio_kv", *path.relative_to(PACKAGE).parent.parts]
     names = set()
     for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -71,3 +105,25 @@ def test_layering_check_sees_relative_imports() -> None:
     names = _imports(PACKAGE / "server" / "dispatch.py")
     assert "trio_kv.store.engine" in names
     assert "trio" in names
+
+
+def test_layering_check_allows_only_type_checking_imports() -> None:
+    # commands/session.py types its store under TYPE_CHECKING: not a run-time import.
+    session = PACKAGE / "commands" / "session.py"
+    assert "    from ..store.store import Store\n" in session.read_text()
+    assert not any(name.startswith("trio_kv.store") for name in _imports(session))
+    # Every other way of writing the import is one, and is caught.
+    for source in (
+        "from ..store.store import Store\n",
+        "def f():\n    from ..store import store\n",
+        "if TYPE_CHECKING:\n    pass\nelse:\n    from ..store.store import Store\n",
+        "if not TYPE_CHECKING:\n    from ..store.store import Store\n",
+        "if TYPE_CHECKING or True:\n    from ..store.store import Store\n",
+        "import typing\nif typing.TYPE_CHECKING:\n    pass\nimport trio_kv.store.keyspace\n",
+    ):
+        assert any(name.startswith("trio_kv.store") for name in _imports_in(source, session)), source
+    for source in (
+        "if TYPE_CHECKING:\n    from ..store.store import Store\n",
+        "import typing\nif typing.TYPE_CHECKING:\n    import trio_kv.store.keyspace\n",
+    ):
+        assert not any(name.startswith("trio_kv.store") for name in _imports_in(source, session)), source

@@ -23,6 +23,7 @@ from trio_kv.config import Config
 from trio_kv.protocol.replies import NO_REPLY, OK, PONG, QUEUED, Error, Map, SimpleString, Verbatim
 from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.store.engine import Store
+from trio_kv.store.local_control import LocalControl
 
 from .redis_session import call, run
 
@@ -37,16 +38,23 @@ def unknown_subcommand(sent: str, container: str) -> Error:
     return Error(f"ERR unknown subcommand '{sent}'. Try {container} HELP.")
 
 
-def connect(store: Store, client_id: int = 1) -> Session:
-    session = Session(client_id, store, wire=RESP, address=f"127.0.0.1:{50000 + client_id}")
+def connect(store: Store, control: LocalControl, client_id: int = 1) -> Session:
+    """A client of ``store``, listed by ``control`` as connected."""
+    session = Session(client_id, store, control, wire=RESP, address=f"127.0.0.1:{50000 + client_id}")
     session.created_ms = time.time_ns() // 1_000_000
-    store.clients[client_id] = session
+    control.sessions[client_id] = session
     return session
+
+
+def connect_another(session: Session, client_id: int) -> Session:
+    assert isinstance(session.control, LocalControl)
+    return connect(session.store, session.control, client_id)
 
 
 @pytest.fixture
 def session() -> Session:
-    return connect(Store(Config()))
+    store = Store(Config())
+    return connect(store, LocalControl(store))
 
 
 def info_fields(session: Session, section: str = "everything") -> dict[str, str]:
@@ -263,7 +271,7 @@ CLIENT_LINE = re.compile(
 
 
 def test_client_list_lines_have_redis_field_order(session: Session) -> None:
-    other = connect(session.server, 2)
+    other = connect_another(session, 2)
     run(other, "HELLO 3", "CLIENT SETINFO LIB-NAME jedis", "MULTI", "PING")
     run(session, "CLIENT SETNAME me")
     reply = call(session, "CLIENT LIST")
@@ -282,20 +290,20 @@ def test_client_list_lines_have_redis_field_order(session: Session) -> None:
 
 
 def test_client_kill_uses_the_hook_and_skips_itself_by_default(session: Session) -> None:
-    store = session.server
-    killed: list[int] = []
-    store.kill_client = killed.append
-    connect(store, 2)
-    connect(store, 3)
+    control = session.control
+    assert isinstance(control, LocalControl)
+    connect_another(session, 2)
+    connect_another(session, 3)
     assert call(session, "CLIENT KILL ID 2") == 1
     assert call(session, "CLIENT KILL ADDR 127.0.0.1:50003") == 1
     assert call(session, "CLIENT KILL 127.0.0.1:50002") == OK  # the old form
     assert call(session, "CLIENT KILL TYPE normal") == 2  # everyone but me
     assert call(session, "CLIENT KILL TYPE master") == 0
-    assert killed == [2, 3, 2, 2, 3]
+    killed = [("kill", 2), ("kill", 3), ("kill", 2), ("kill", 2), ("kill", 3)]
+    assert control.requests == killed
     assert not session.closing
     assert run(session, "CLIENT KILL ID 1 SKIPME no", "PING") == [1]
-    assert session.closing and killed == [2, 3, 2, 2, 3]
+    assert session.closing and control.requests == killed
 
 
 def test_client_kill_old_form_can_kill_the_caller(session: Session) -> None:
@@ -311,10 +319,9 @@ def test_client_help_is_generated_from_the_table(session: Session) -> None:
 
 
 def test_shutdown_requests_the_shutdown_and_sends_nothing(session: Session) -> None:
-    requests: list[bool] = []
-    session.server.request_shutdown = lambda: requests.append(True)
     assert call(session, "SHUTDOWN NOSAVE NOW FORCE") is NO_REPLY
-    assert requests == [True] and session.closing
+    assert isinstance(session.control, LocalControl)
+    assert session.control.requests == [("shutdown",)] and session.closing
     assert encode_reply(NO_REPLY, 2) == encode_reply(NO_REPLY, 3) == b""
 
 
@@ -325,7 +332,7 @@ def test_time_is_now(session: Session) -> None:
 
 
 def test_info_counts_commands_and_clients(session: Session) -> None:
-    connect(session.server, 2)
+    connect_another(session, 2)
     before = int(info_fields(session, "stats")["total_commands_processed"])
     run(session, *["PING"] * 5)
     fields = info_fields(session)
@@ -338,15 +345,16 @@ def test_info_counts_commands_and_clients(session: Session) -> None:
 
 
 def test_info_reports_the_store_counters(session: Session) -> None:
-    store = session.server
+    store = session.store
     store.stats.add("rejected_connections", 2)
     store.stats.add("keyspace_hits", 5)
     store.keyspace.expired_keys = 7
-    store.started_at = time.time() - 90_000
+    assert isinstance(session.control, LocalControl)
+    session.control.started_at_s = time.time() - 90_000
     fields = info_fields(session)
     assert (fields["rejected_connections"], fields["keyspace_hits"], fields["expired_keys"]) == ("2", "5", "7")
     assert int(fields["uptime_in_seconds"]) >= 90_000 and fields["uptime_in_days"] == "1"
-    assert fields["rdb_last_save_time"] == str(int(store.started_at))
+    assert fields["rdb_last_save_time"] == str(int(session.control.started_at_s))
 
 
 def test_info_keyspace_and_changes(session: Session) -> None:
@@ -424,9 +432,9 @@ def test_config_get_patterns(session: Session) -> None:
 
 def test_config_set_is_all_or_nothing(session: Session) -> None:
     assert call(session, "CONFIG SET slowlog-max-len 5 slowlog-log-slower-than x") != OK
-    assert session.server.slowlog.max_len == 128
+    assert session.store.slowlog.max_len == 128
     assert call(session, "CONFIG SET slowlog-max-len 5 Slowlog-Log-Slower-Than 0") == OK
-    assert (session.server.slowlog.max_len, session.server.slowlog.threshold_us) == (5, 0)
+    assert (session.store.slowlog.max_len, session.store.slowlog.threshold_us) == (5, 0)
     assert call(session, "CONFIG GET slowlog-max-len") == Map([(b"slowlog-max-len", b"5")])
 
 

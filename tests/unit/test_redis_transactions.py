@@ -25,7 +25,7 @@ EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
 def make_sessions() -> tuple[Session, Session, FakeClock]:
     """Two connections (ids 1 and 2) on one store, and its clock."""
     first, clock = make_session()
-    return first, Session(2, first.server, wire=RESP), clock
+    return first, Session(2, first.store, first.control, wire=RESP), clock
 
 
 def play(steps: list[str]) -> list[object]:
@@ -237,7 +237,7 @@ def test_sessions_in_one_batch() -> None:
     # between the watcher's WATCH and EXEC.
     first, second, _ = make_sessions()
     jobs = [job(first, "WATCH k", "MULTI", "GET k"), job(second, "SET k w"), job(first, "EXEC")]
-    run_batch(first.server, jobs)
+    run_batch(first.store, jobs)
     assert [one.replies for one in jobs] == [[OK, OK, QUEUED], [OK], [NullArray()]]
 
 

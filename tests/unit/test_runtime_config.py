@@ -1,5 +1,5 @@
 """CONFIG SET of the parameters whose apply step can fail or needs the
-server shell: ``port`` (the shell's ``store.change_port`` hook, which
+server shell: ``port`` (the server's ``ServerControl.change_port``, which
 raises OSError when the port cannot be listened on) and
 ``client-query-buffer-limit`` (Redis' memory units and bounds).
 
@@ -16,6 +16,7 @@ import pytest
 
 from trio_kv.commands.session import Session
 from trio_kv.protocol.replies import OK, Error, Map
+from trio_kv.store.local_control import LocalControl
 
 from .redis_session import call, make_session
 
@@ -25,20 +26,20 @@ def session() -> Session:
     return make_session()[0]
 
 
-class PortHook:
-    """A stand-in for the shell's hook: records moves, refuses ``busy``."""
+class PortHook(LocalControl):
+    """A stand-in for the server's control: records moves, refuses ``busy``."""
 
     def __init__(self, session: Session, busy: int) -> None:
-        self.store = session.server
+        super().__init__(session.store)
         self.busy = busy
         self.calls: list[int] = []
-        self.store.change_port = self
+        session.control = self
 
-    def __call__(self, port: int) -> None:
+    def change_port(self, port: int) -> None:
         self.calls.append(port)
         if port == self.busy:
             raise OSError(errno.EADDRINUSE, "Address already in use")
-        self.store.info["tcp_port"] = port
+        self.tcp_port = port
 
 
 def value(session: Session, name: str) -> bytes:
@@ -67,8 +68,8 @@ def test_apply_error_rolls_back_what_was_applied(session: Session) -> None:
     reply = call(session, "CONFIG SET maxmemory 10000001 port 7001 client-query-buffer-limit 10m")
     assert reply == PORT_FAILED
     assert {name: value(session, name) for name in before} == before
-    assert session.server.maxmemory_bytes == 0
-    assert session.server.client_query_buffer_limit_bytes == 1024 * 1024 * 1024
+    assert session.store.maxmemory_bytes == 0
+    assert session.store.client_query_buffer_limit_bytes == 1024 * 1024 * 1024
     assert hook.calls == [7000, 7001]
 
 
@@ -76,14 +77,14 @@ def test_the_port_is_applied_last_so_the_others_are_undone(session: Session) -> 
     # Sent first, the port still moves after the others: they are the ones
     # undone, and a successful move never has to be moved back.
     hook = PortHook(session, busy=7001)
-    session.server.stats.latency_percentiles = (12.3456789, 99.0)
+    session.store.stats.latency_percentiles = (12.3456789, 99.0)
     reply = call(
         session, "CONFIG SET port 7001 slowlog-max-len 5 latency-tracking-info-percentiles '50 99.9' requirepass s"
     )
     assert reply == PORT_FAILED
-    assert session.server.slowlog.max_len == 128
-    assert session.server.stats.latency_percentiles == (12.3456789, 99.0)  # exact, not as printed
-    assert session.server.requirepass is None
+    assert session.store.slowlog.max_len == 128
+    assert session.store.stats.latency_percentiles == (12.3456789, 99.0)  # exact, not as printed
+    assert session.store.requirepass is None
     assert hook.calls == [7001]
 
 
@@ -108,7 +109,7 @@ def test_port_bounds_as_redis_server(session: Session, raw: str, reason: str) ->
 )
 def test_query_buffer_limit_takes_memory_units(session: Session, raw: str, stored: int) -> None:
     assert call(session, f"CONFIG SET client-query-buffer-limit {raw}") == OK
-    assert session.server.client_query_buffer_limit_bytes == stored
+    assert session.store.client_query_buffer_limit_bytes == stored
     assert value(session, "client-query-buffer-limit") == str(stored).encode()
 
 
@@ -130,4 +131,4 @@ BETWEEN = "argument must be between 1048576 and 9223372036854775807 inclusive"
 def test_query_buffer_limit_refusals_as_redis_server(session: Session, raw: str, reason: str) -> None:
     reply = call(session, f"CONFIG SET client-query-buffer-limit {raw}")
     assert reply == Error(f"ERR CONFIG SET failed (possibly related to argument 'client-query-buffer-limit') - {reason}")
-    assert session.server.client_query_buffer_limit_bytes == 1024 * 1024 * 1024
+    assert session.store.client_query_buffer_limit_bytes == 1024 * 1024 * 1024

@@ -25,6 +25,7 @@ from trio_kv.commands.wire import LINE, RESP
 from trio_kv.config import Config
 from trio_kv.protocol.replies import OK, QUEUED
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 from trio_kv.store.keyspace import Keyspace
 
 KEYS = 20_000
@@ -49,7 +50,7 @@ def _store(keys: int = KEYS) -> Store:
 
 
 def _job(store: Store, requests: list[list[bytes]], client_id: int = 1) -> Job:
-    return Job(Session(client_id, store, wire=RESP), REDIS_COMMANDS, requests, time.perf_counter())
+    return Job(Session(client_id, store, LocalControl(store), wire=RESP), REDIS_COMMANDS, requests, time.perf_counter())
 
 
 def _lock_free(store: Store) -> bool:
@@ -267,7 +268,7 @@ def test_line_protocol_keys_is_sliced_sorted_and_bounded():
     store = _store()
 
     def run(requests):
-        job = Job(Session(1, store, wire=LINE), TEXT_COMMANDS, requests, time.perf_counter())
+        job = Job(Session(1, store, LocalControl(store), wire=LINE), TEXT_COMMANDS, requests, time.perf_counter())
         batches = 0
         while True:
             run_batch(store, [job])

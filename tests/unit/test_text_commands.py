@@ -16,6 +16,7 @@ from trio_kv.protocol.replies import NoReply, SimpleString
 from trio_kv.protocol.text import Fields, Labelled, Listing, Table, encode_text_reply
 from trio_kv.protocol.replies import Error
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 
 _VALUE_TYPES = (SimpleString, Labelled, Listing, Fields, Table, Error, NoReply)
 
@@ -53,7 +54,7 @@ EXPECTED = [
 
 
 def _run(store: Store, line: bytes) -> object:
-    job = Job(Session(1, store, wire=LINE), TEXT_COMMANDS, [line.split()], time.perf_counter())
+    job = Job(Session(1, store, LocalControl(store), wire=LINE), TEXT_COMMANDS, [line.split()], time.perf_counter())
     while True:
         run_batch(store, [job])
         if job.sliced is None:

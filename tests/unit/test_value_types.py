@@ -144,7 +144,7 @@ def test_the_line_protocol_reports_wrongtype_as_an_error() -> None:
     run(session, "HSET h f v")
     session.wire = LINE
     job = Job(session, TEXT_COMMANDS, [[b"GET", b"h"], [b"DEL", b"h"], [b"GET", b"h"]], time.perf_counter())
-    run_batch(session.server, [job])
+    run_batch(session.store, [job])
     wrongtype = b"ERROR WRONGTYPE Operation against a key holding the wrong kind of value\n"
     assert encode_text_reply(job.replies[0]) == wrongtype
     assert [encode_text_reply(reply) for reply in job.replies[1:]] == [b"OK\n", b"NOT_FOUND\n"]

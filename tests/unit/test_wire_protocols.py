@@ -22,6 +22,7 @@ from trio_kv.protocol.replies import Error
 from trio_kv.protocol.resp import RespProtocolError
 from trio_kv.server.http_metrics import WIRE_PROTOCOLS
 from trio_kv.store.engine import Job, Store, run_batch
+from trio_kv.store.local_control import LocalControl
 
 from ..shout_protocol import SHOUT
 
@@ -113,13 +114,13 @@ def _run(store: Store, session: Session, *lines: bytes) -> list[bytes]:
 
 def test_a_new_protocol_is_one_object_and_the_engine_speaks_it() -> None:
     store = Store(Config())
-    session = Session(1, store, wire=SHOUT)
+    session = Session(1, store, LocalControl(store), wire=SHOUT)
     assert _run(store, session, b"SET k v", b"GET k", b"NOPE") == [b"OK\n", b"VALUE v\n", b"OOPS unknown command!\n"]
     # errorstats counts the error under the code the protocol's text starts with.
     assert store.stats.error_counts() == {"OOPS": 1}
 
     store.requirepass = b"secret"
-    stranger = Session(2, store, wire=SHOUT)
+    stranger = Session(2, store, LocalControl(store), wire=SHOUT)
     assert _run(store, stranger, b"GET k") == [b"OOPS LOGIN FIRST!\n"]
 
     store.requirepass = None

@@ -3,6 +3,7 @@
 Pure: no IO, no trio. The live settings are the Store's
 (``store.requirepass``: the default user's password as bytes, or None for
 no password; ``store.protected_mode``); this module decides with them.
+``Store`` is imported for type checking only (see commands.session).
 
 Rules kept here (Redis 7.0's, src/acl.c and src/networking.c):
 
@@ -32,7 +33,12 @@ import hmac
 import ipaddress
 import os
 
+from typing import TYPE_CHECKING
+
 from ..protocol.replies import Error
+
+if TYPE_CHECKING:
+    from ..store.store import Store
 
 # The only user there is.
 DEFAULT_USER = b"default"
@@ -112,12 +118,12 @@ def password_matches(configured: bytes | None, given: bytes) -> bool:
     return hmac.compare_digest(configured, given)
 
 
-def check_credentials(store: object, username: bytes, password: bytes) -> bool:
+def check_credentials(store: Store, username: bytes, password: bytes) -> bool:
     """Redis' ACLCheckUserCredentials for the one user: ``default`` with the
     password, or with anything at all when no password is set (nopass)."""
     if username != DEFAULT_USER:
         return False
-    configured = store.requirepass  # type: ignore[attr-defined]
+    configured = store.requirepass
     return configured is None or password_matches(configured, password)
 
 
@@ -136,11 +142,11 @@ def is_loopback_peer(host: str) -> bool:
     return address.is_loopback
 
 
-def denies(store: object, peer_host: str) -> bool:
+def denies(store: Store, peer_host: str) -> bool:
     """Protected mode's decision for a client just accepted from ``peer_host``."""
     return (
-        store.protected_mode  # type: ignore[attr-defined]
-        and store.requirepass is None  # type: ignore[attr-defined]
+        store.protected_mode
+        and store.requirepass is None
         and not is_loopback_peer(peer_host)
     )
 

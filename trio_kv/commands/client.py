@@ -11,9 +11,9 @@ CLIENT REPLY only sets the session's mode (``reply_off``,
 ``reply_skip_next``); the engine drops the replies (store.engine). OFF and
 SKIP answer nothing themselves, ON answers ``+OK``, as Redis.
 
-Other connections are read from ``server.clients`` (a dict the event loop
-changes, so it is copied with ``list()`` first) and closed through
-``server.kill_client(id)``, the thread-safe hook the async shell installs.
+Other connections are read from ``session.control.clients()`` (a copy
+of the server's registry) and closed through
+``session.control.kill_client(id)`` (commands.control, thread-safe).
 A connection that kills itself closes after this batch's replies, as Redis'
 close-after-reply.
 
@@ -90,7 +90,7 @@ def client_info(session: Session, args: list[bytes]) -> Verbatim:
 
 
 def client_list(session: Session, args: list[bytes]) -> object:
-    clients = list(session.server.clients.values())
+    clients = session.control.clients()
     if len(args) == 4 and args[2].lower() == b"type":
         kind = args[3].lower()
         if kind not in CLIENT_TYPES:
@@ -117,11 +117,11 @@ def _kill(session: Session, target: Session) -> None:
     if target is session:
         session.closing = True
     else:
-        session.server.kill_client(target.id)
+        session.control.kill_client(target.id)
 
 
 def client_kill(session: Session, args: list[bytes]) -> object:
-    clients = list(session.server.clients.values())
+    clients = session.control.clients()
     if len(args) == 3:
         address = _text(args[2])
         for client in clients:

@@ -56,7 +56,7 @@ def cmd_echo(session: Session, args: list[bytes]) -> bytes:
 def _authenticate(session: Session, username: bytes, password: bytes) -> bool:
     """Redis' ACLAuthenticateUser: on success the connection is logged in;
     a failure leaves its state as it was."""
-    if not check_credentials(session.server, username, password):
+    if not check_credentials(session.store, username, password):
         return False
     session.authenticated = True
     return True
@@ -68,7 +68,7 @@ def cmd_auth(session: Session, args: list[bytes]) -> object:
     if len(request) > 3:
         return SYNTAX_ERROR
     if len(request) == 2:
-        if session.server.requirepass is None:
+        if session.store.requirepass is None:
             return NO_PASSWORD_CONFIGURED
         username, password = DEFAULT_USER, request[1]
     else:
@@ -139,7 +139,7 @@ def cmd_reset(session: Session, args: list[bytes]) -> object:
     session.transaction.discard()
     session.name = b""
     session.protocol = 2
-    session.authenticated = session.server.requirepass is None
+    session.authenticated = session.store.requirepass is None
     return RESET_REPLY
 
 

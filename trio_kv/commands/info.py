@@ -19,7 +19,7 @@ what is measured:
   /proc/self/statm (the peak RSS from getrusage where /proc is missing).
   ``used_memory_peak`` is tracemalloc's peak or the peak RSS.
 * Persistence with the append-only log on (``aof_enabled:1``): the values
-  come from ``store.persistence.info()`` (store.durability.append_log).
+  come from ``session.control.log.info()`` (store.durability.append_log).
   SAVE, BGSAVE and BGREWRITEAOF all run one operation, a compaction, so the
   ``rdb_*`` save fields and the ``aof_*`` rewrite fields describe the same
   compactions; ``rdb_changes_since_last_save`` counts log records (write
@@ -59,13 +59,17 @@ import struct
 import sys
 import time
 import tracemalloc
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..protocol.replies import Verbatim
 from .connection import REDIS_VERSION
 from .session import Session
 from .table import CommandSpec, Lock
+
+if TYPE_CHECKING:
+    from ..store.store import Store
+    from .control import ServerControl
 
 # Fixed for the life of the process, as Redis' run_id and replication id.
 RUN_ID = secrets.token_hex(20)
@@ -118,8 +122,8 @@ def _peak_resident_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _server(store: Any, now: float) -> list[tuple[str, object]]:
-    uptime_s = int(now - store.started_at)
+def _server(store: Store, control: ServerControl, now: float) -> list[tuple[str, object]]:
+    uptime_s = int(now - control.started_at_s)
     return [
         ("redis_version", REDIS_VERSION),
         ("redis_git_sha1", "00000000"),
@@ -131,7 +135,7 @@ def _server(store: Any, now: float) -> list[tuple[str, object]]:
         ("arch_bits", struct.calcsize("P") * 8),
         ("process_id", os.getpid()),
         ("run_id", RUN_ID),
-        ("tcp_port", store.info.get("tcp_port", store.config.port)),
+        ("tcp_port", control.tcp_port),
         ("server_time_usec", int(now * 1_000_000)),
         ("uptime_in_seconds", uptime_s),
         ("uptime_in_days", uptime_s // 86400),
@@ -142,13 +146,13 @@ def _server(store: Any, now: float) -> list[tuple[str, object]]:
     ]
 
 
-def _clients(store: Any) -> list[tuple[str, object]]:
-    sessions = list(store.clients.values())
+def _clients(store: Store, control: ServerControl) -> list[tuple[str, object]]:
+    sessions = control.clients()
     watched = [len(session.transaction.watched) for session in sessions]
     return [
         ("connected_clients", len(sessions)),
         ("cluster_connections", 0),
-        ("maxclients", store.max_clients),
+        ("maxclients", control.max_clients),
         ("blocked_clients", 0),
         ("tracking_clients", 0),
         ("pubsub_clients", 0),
@@ -159,7 +163,7 @@ def _clients(store: Any) -> list[tuple[str, object]]:
     ]
 
 
-def _memory(store: Any) -> list[tuple[str, object]]:
+def _memory(store: Store) -> list[tuple[str, object]]:
     if tracemalloc.is_tracing():
         used, peak = tracemalloc.get_traced_memory()
     else:
@@ -198,8 +202,8 @@ _LOG_SIZE_FIELDS = (
 )
 
 
-def _persistence(store: Any) -> list[tuple[str, object]]:
-    persistence = store.persistence
+def _persistence(store: Store, control: ServerControl) -> list[tuple[str, object]]:
+    persistence = control.log
     if persistence is not None:
         fields = persistence.info()
         return [
@@ -221,7 +225,7 @@ def _persistence(store: Any) -> list[tuple[str, object]]:
         ("async_loading", 0),
         ("rdb_changes_since_last_save", changes),
         ("rdb_bgsave_in_progress", 0),
-        ("rdb_last_save_time", store.memory_last_save_s or int(store.started_at)),
+        ("rdb_last_save_time", store.memory_last_save_s or int(control.started_at_s)),
         ("rdb_last_bgsave_status", "ok"),
         ("rdb_last_bgsave_time_sec", -1),
         ("rdb_current_bgsave_time_sec", -1),
@@ -238,9 +242,9 @@ def _persistence(store: Any) -> list[tuple[str, object]]:
     ]
 
 
-def _stats(store: Any) -> list[tuple[str, object]]:
+def _stats(store: Store, control: ServerControl) -> list[tuple[str, object]]:
     counters = store.stats.counters()
-    dispatcher = store.dispatcher_statistics()
+    dispatcher = control.dispatcher_statistics()
     return [
         ("total_connections_received", counters["total_connections"]),
         ("total_commands_processed", counters["total_commands"]),
@@ -262,7 +266,7 @@ def _stats(store: Any) -> list[tuple[str, object]]:
     ]
 
 
-def _replication(store: Any) -> list[tuple[str, object]]:
+def _replication(store: Store) -> list[tuple[str, object]]:
     return [
         ("role", "master"),
         ("connected_slaves", 0),
@@ -275,7 +279,7 @@ def _replication(store: Any) -> list[tuple[str, object]]:
     ]
 
 
-def _cpu(store: Any) -> list[tuple[str, object]]:
+def _cpu(store: Store) -> list[tuple[str, object]]:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return [
@@ -286,7 +290,7 @@ def _cpu(store: Any) -> list[tuple[str, object]]:
     ]
 
 
-def _commandstats(store: Any) -> list[tuple[str, object]]:
+def _commandstats(store: Store) -> list[tuple[str, object]]:
     rejected = store.stats.command_rejections()
     return [
         (
@@ -298,7 +302,7 @@ def _commandstats(store: Any) -> list[tuple[str, object]]:
     ]
 
 
-def _errorstats(store: Any) -> list[tuple[str, object]]:
+def _errorstats(store: Store) -> list[tuple[str, object]]:
     return [(f"errorstat_{code}", f"count={count}") for code, count in store.stats.error_counts().items()]
 
 
@@ -317,7 +321,7 @@ def percentile_from_cumulative(cumulative: list[int], total: int, percent: float
     return _PERCENTILE_BOUNDS_US[-1]
 
 
-def _latencystats(store: Any) -> list[tuple[str, object]]:
+def _latencystats(store: Store) -> list[tuple[str, object]]:
     lines: list[tuple[str, object]] = []
     for name in store.stats.command_table():
         total, cumulative = store.stats.latency_cumulative(name, _PERCENTILE_BOUNDS_US)
@@ -331,11 +335,11 @@ def _latencystats(store: Any) -> list[tuple[str, object]]:
     return lines
 
 
-def _cluster(store: Any) -> list[tuple[str, object]]:
+def _cluster(store: Store) -> list[tuple[str, object]]:
     return [("cluster_enabled", 0)]
 
 
-def _keyspace(store: Any) -> list[tuple[str, object]]:
+def _keyspace(store: Store) -> list[tuple[str, object]]:
     statistics = store.keyspace.statistics()
     if not statistics["keys"]:
         return []
@@ -343,18 +347,18 @@ def _keyspace(store: Any) -> list[tuple[str, object]]:
 
 
 _SECTIONS = {
-    "server": ("Server", lambda store, now: _server(store, now)),
-    "clients": ("Clients", lambda store, now: _clients(store)),
-    "memory": ("Memory", lambda store, now: _memory(store)),
-    "persistence": ("Persistence", lambda store, now: _persistence(store)),
-    "stats": ("Stats", lambda store, now: _stats(store)),
-    "replication": ("Replication", lambda store, now: _replication(store)),
-    "cpu": ("CPU", lambda store, now: _cpu(store)),
-    "commandstats": ("Commandstats", lambda store, now: _commandstats(store)),
-    "errorstats": ("Errorstats", lambda store, now: _errorstats(store)),
-    "latencystats": ("Latencystats", lambda store, now: _latencystats(store)),
-    "cluster": ("Cluster", lambda store, now: _cluster(store)),
-    "keyspace": ("Keyspace", lambda store, now: _keyspace(store)),
+    "server": ("Server", lambda store, control, now: _server(store, control, now)),
+    "clients": ("Clients", lambda store, control, now: _clients(store, control)),
+    "memory": ("Memory", lambda store, control, now: _memory(store)),
+    "persistence": ("Persistence", lambda store, control, now: _persistence(store, control)),
+    "stats": ("Stats", lambda store, control, now: _stats(store, control)),
+    "replication": ("Replication", lambda store, control, now: _replication(store)),
+    "cpu": ("CPU", lambda store, control, now: _cpu(store)),
+    "commandstats": ("Commandstats", lambda store, control, now: _commandstats(store)),
+    "errorstats": ("Errorstats", lambda store, control, now: _errorstats(store)),
+    "latencystats": ("Latencystats", lambda store, control, now: _latencystats(store)),
+    "cluster": ("Cluster", lambda store, control, now: _cluster(store)),
+    "keyspace": ("Keyspace", lambda store, control, now: _keyspace(store)),
 }
 
 
@@ -372,19 +376,19 @@ def requested_sections(args: list[bytes]) -> list[str]:
     return [name for name in ALL_SECTIONS if name in wanted]
 
 
-def info_text(store: Any, sections: list[str]) -> str:
+def info_text(store: Store, control: ServerControl, sections: list[str]) -> str:
     now = time.time()
     blocks = []
     for name in sections:
         title, build = _SECTIONS[name]
         lines = [f"# {title}\r\n"]
-        lines.extend(f"{field}:{value}\r\n" for field, value in build(store, now))
+        lines.extend(f"{field}:{value}\r\n" for field, value in build(store, control, now))
         blocks.append("".join(lines))
     return "\r\n".join(blocks)
 
 
 def cmd_info(session: Session, args: list[bytes]) -> Verbatim:
-    return Verbatim("txt", info_text(session.server, requested_sections(args)).encode())
+    return Verbatim("txt", info_text(session.store, session.control, requested_sections(args)).encode())
 
 
 SPECS: list[CommandSpec] = [

@@ -262,11 +262,12 @@ def cmd_scan(session: Session, args: list[bytes]) -> object:
             return SYNTAX_ERROR
         option, value = args[i].upper(), args[i + 1]
         if option == b"COUNT":
-            count = parse_int64(value)
-            if count is None:
+            parsed = parse_int64(value)
+            if parsed is None:
                 return NOT_AN_INTEGER
-            if count < 1:
+            if parsed < 1:
                 return SYNTAX_ERROR
+            count = parsed
         elif option == b"MATCH":
             pattern = None if value == b"*" else value
         elif option == b"TYPE":

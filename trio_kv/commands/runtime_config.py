@@ -25,7 +25,7 @@ shows it in clear, and changing it neither logs out nor disconnects anyone),
 ``protected-mode`` (``yes``/``no``), ``maxclients`` (applied to new connections at once, clamped below the
 open-file limit exactly as at start-up; CONFIG GET shows the clamped value;
 connections already open stay), ``port`` (moves the main listener through
-the shell's ``Store.change_port`` hook, server.main_port: the new port is
+``ServerControl.change_port``, server.main_port: the new port is
 bound before the old one closes; a port that cannot be listened on is
 Redis' "Unable to listen on this port" error; 0 closes it, as in Redis) and
 ``client-query-buffer-limit`` (memory units, at least 1mb as in Redis;
@@ -75,10 +75,10 @@ MAX_INFO_PERCENTILES = 64
 @dataclass(frozen=True, slots=True)
 class Parameter:
     name: str
-    # The current value, from the Store.
-    read: Callable[[Any], str]
+    # The current value, from the session's store or the server (session.control).
+    read: Callable[[Session], str]
     # For parameters CONFIG SET may change: stores a validated value.
-    apply: Callable[[Any, Any], None] | None = None
+    apply: Callable[[Session, Any], None] | None = None
     minimum: int = 0
     maximum: int = INT64_MAX
     # The value's parser (raises ValueError with Redis' reason); None: an
@@ -88,62 +88,62 @@ class Parameter:
     hidden: bool = False
     # The current value as ``apply`` takes it, kept to roll back; None: the
     # text ``read`` gives, parsed again (exact for every other parameter).
-    current: Callable[[Any], Any] | None = None
+    current: Callable[[Session], Any] | None = None
     # ``apply`` may fail (raises ValueError with Redis' reason): applied after
     # the others, so a failure only ever has to undo changes that cannot fail.
     fallible: bool = False
 
-    def current_value(self, store: Any) -> Any:
+    def current_value(self, session: Session) -> Any:
         if self.current is not None:
-            return self.current(store)
-        text = self.read(store).encode("utf-8", "surrogateescape")
+            return self.current(session)
+        text = self.read(session).encode("utf-8", "surrogateescape")
         return int(text) if self.parse is None else self.parse(text)
 
 
-def _fixed(value: str) -> Callable[[Any], str]:
-    return lambda store: value
+def _fixed(value: str) -> Callable[[Session], str]:
+    return lambda session: value
 
 
-def _from_config(field: str) -> Callable[[Any], str]:
-    def read(store: Any) -> str:
-        value = getattr(store.config, field)
+def _from_config(field: str) -> Callable[[Session], str]:
+    def read(session: Session) -> str:
+        value = getattr(session.store.config, field)
         return "" if value is None else str(value)
 
     return read
 
 
-def _yes_no_from_config(field: str) -> Callable[[Any], str]:
-    return lambda store: "yes" if getattr(store.config, field) else "no"
+def _yes_no_from_config(field: str) -> Callable[[Session], str]:
+    return lambda session: "yes" if getattr(session.store.config, field) else "no"
 
 
-def _appendonly(store: Any) -> str:
+def _appendonly(session: Session) -> str:
     # Whether the log is running (a Store made without the server shell has none).
-    return "no" if store.persistence is None else "yes"
+    return "no" if session.control.log is None else "yes"
 
 
-def _data_dir(store: Any) -> str:
+def _data_dir(session: Session) -> str:
     # Relative paths are relative to the server's working directory, which it never changes.
-    return os.getcwd() if store.persistence is None else os.path.abspath(store.config.data_dir)
+    return os.getcwd() if session.control.log is None else os.path.abspath(session.config.data_dir)
 
 
-def _set_requirepass(store: Any, password: bytes | None) -> None:
-    store.requirepass = password
+def _set_requirepass(session: Session, password: bytes | None) -> None:
+    session.store.requirepass = password
 
 
 def _parse_password(raw: bytes) -> bytes | None:
     return raw or None  # "" removes the password (Redis' EMPTY_STRING_IS_NULL)
 
 
-def _set_protected_mode(store: Any, on: bool) -> None:
-    store.protected_mode = on
+def _set_protected_mode(session: Session, on: bool) -> None:
+    session.store.protected_mode = on
 
 
-def _set_slowlog_threshold(store: Any, value: int) -> None:
-    store.slowlog.threshold_us = value
+def _set_slowlog_threshold(session: Session, value: int) -> None:
+    session.store.slowlog.threshold_us = value
 
 
-def _set_slowlog_max_len(store: Any, value: int) -> None:
-    store.slowlog.set_max_len(value)
+def _set_slowlog_max_len(session: Session, value: int) -> None:
+    session.store.slowlog.set_max_len(value)
 
 
 def _parse_yes_no(raw: bytes) -> bool:
@@ -153,8 +153,8 @@ def _parse_yes_no(raw: bytes) -> bool:
     return value == b"yes"
 
 
-def _set_latency_tracking(store: Any, value: bool) -> None:
-    store.stats.latency_tracking = value
+def _set_latency_tracking(session: Session, value: bool) -> None:
+    session.store.stats.latency_tracking = value
 
 
 def _parse_percentiles(raw: bytes) -> tuple[float, ...]:
@@ -173,16 +173,16 @@ def _parse_percentiles(raw: bytes) -> tuple[float, ...]:
     return tuple(values)
 
 
-def _read_percentiles(store: Any) -> str:
-    return " ".join(percentile_label(value) for value in store.stats.latency_percentiles)
+def _read_percentiles(session: Session) -> str:
+    return " ".join(percentile_label(value) for value in session.store.stats.latency_percentiles)
 
 
-def _set_percentiles(store: Any, value: tuple[float, ...]) -> None:
-    store.stats.latency_percentiles = value
+def _set_percentiles(session: Session, value: tuple[float, ...]) -> None:
+    session.store.stats.latency_percentiles = value
 
 
-def _set_latency_monitor_threshold(store: Any, value: int) -> None:
-    store.latency_monitor.threshold_ms = value
+def _set_latency_monitor_threshold(session: Session, value: int) -> None:
+    session.store.latency_monitor.threshold_ms = value
 
 
 # Redis' memtoull units: k/m/g are powers of 1000, kb/mb/gb of 1024.
@@ -223,39 +223,39 @@ def _parse_maxmemory_clients(raw: bytes) -> int:
     return 0
 
 
-def _set_nothing(store: Any, value: object) -> None:
+def _set_nothing(session: Session, value: object) -> None:
     pass
 
 
-def _set_hash_max_entries(store: Any, value: int) -> None:
-    store.hash_max_listpack_entries = value
+def _set_hash_max_entries(session: Session, value: int) -> None:
+    session.store.hash_max_listpack_entries = value
 
 
-def _set_hash_max_value(store: Any, value: int) -> None:
-    store.hash_max_listpack_value_bytes = value
+def _set_hash_max_value(session: Session, value: int) -> None:
+    session.store.hash_max_listpack_value_bytes = value
 
 
-def _set_maxmemory(store: Any, value: int) -> None:
-    store.maxmemory_bytes = value
+def _set_maxmemory(session: Session, value: int) -> None:
+    session.store.maxmemory_bytes = value
 
 
-def _set_max_clients(store: Any, value: int) -> None:
-    # The shell's hook clamps below the open-file limit and updates the cap.
-    store.set_max_clients(value)
+def _set_max_clients(session: Session, value: int) -> None:
+    # The server clamps it below the open-file limit and updates the cap.
+    session.control.set_max_clients(value)
 
 
 PORT_UNAVAILABLE = "Unable to listen on this port. Check server logs."
 
 
-def _read_port(store: Any) -> str:
-    return str(store.info.get("tcp_port", store.config.port))
+def _read_port(session: Session) -> str:
+    return str(session.control.tcp_port)
 
 
-def _set_port(store: Any, port: int) -> None:
-    # The shell's hook binds the new port before closing the old one
+def _set_port(session: Session, port: int) -> None:
+    # The server binds the new port before closing the old one
     # (server.main_port) and logs why a bind failed, as Redis does.
     try:
-        store.change_port(port)
+        session.control.change_port(port)
     except OSError:
         raise ValueError(PORT_UNAVAILABLE) from None
 
@@ -271,9 +271,9 @@ def _parse_query_buffer_limit(raw: bytes) -> int:
     return value
 
 
-def _set_query_buffer_limit(store: Any, value: int) -> None:
+def _set_query_buffer_limit(session: Session, value: int) -> None:
     # Read when a connection builds its RESP parser: applies to new connections.
-    store.client_query_buffer_limit_bytes = value
+    session.store.client_query_buffer_limit_bytes = value
 
 
 PARAMETERS: list[Parameter] = [
@@ -287,23 +287,23 @@ PARAMETERS: list[Parameter] = [
     Parameter("auto-aof-rewrite-percentage", _from_config("aof_rewrite_percentage")),
     Parameter("auto-aof-rewrite-min-size", _from_config("aof_rewrite_min_size_bytes")),
     Parameter("aof-load-truncated", _yes_no_from_config("aof_load_truncated")),
-    Parameter("maxmemory", lambda store: str(store.maxmemory_bytes), _set_maxmemory, parse=_parse_memory),
+    Parameter("maxmemory", lambda session: str(session.store.maxmemory_bytes), _set_maxmemory, parse=_parse_memory),
     Parameter("maxmemory-policy", _fixed("noeviction")),
     # No eviction runs, so no keys are sampled for it, and clients are never evicted.
     Parameter("maxmemory-samples", _fixed("5")),
     Parameter("maxmemory-clients", _fixed("0"), _set_nothing, parse=_parse_maxmemory_clients),
-    Parameter("maxclients", lambda store: str(store.max_clients), _set_max_clients, minimum=1),
+    Parameter("maxclients", lambda session: str(session.control.max_clients), _set_max_clients, minimum=1),
     Parameter("timeout", _fixed("0")),
     Parameter(
         "requirepass",
-        lambda store: (store.requirepass or b"").decode("utf-8", "surrogateescape"),
+        lambda session: (session.store.requirepass or b"").decode("utf-8", "surrogateescape"),
         _set_requirepass,
         parse=_parse_password,
-        current=lambda store: store.requirepass,
+        current=lambda session: session.store.requirepass,
     ),
     Parameter(
         "protected-mode",
-        lambda store: "yes" if store.protected_mode else "no",
+        lambda session: "yes" if session.store.protected_mode else "no",
         _set_protected_mode,
         parse=_parse_yes_no,
     ),
@@ -311,40 +311,41 @@ PARAMETERS: list[Parameter] = [
     Parameter("tls-cert-file", _from_config("tls_cert_file")),
     Parameter("tls-key-file", _from_config("tls_key_file")),
     Parameter("tls-ca-cert-file", _from_config("tls_ca_cert_file")),
-    Parameter("tls-auth-clients", lambda store: "no" if store.config.tls_ca_cert_file is None else "yes"),
+    Parameter("tls-auth-clients", lambda session: "no" if session.store.config.tls_ca_cert_file is None else "yes"),
     Parameter("dir", _data_dir),
     Parameter("proto-max-bulk-len", _from_config("proto_max_bulk_len_bytes")),
     Parameter(
-        "client-query-buffer-limit", lambda store: str(store.client_query_buffer_limit_bytes),
+        "client-query-buffer-limit", lambda session: str(session.store.client_query_buffer_limit_bytes),
         _set_query_buffer_limit, parse=_parse_query_buffer_limit,
     ),
     Parameter(
-        "slowlog-log-slower-than", lambda store: str(store.slowlog.threshold_us), _set_slowlog_threshold, minimum=-1
+        "slowlog-log-slower-than", lambda session: str(session.store.slowlog.threshold_us),
+        _set_slowlog_threshold, minimum=-1,
     ),
-    Parameter("slowlog-max-len", lambda store: str(store.slowlog.max_len), _set_slowlog_max_len),
+    Parameter("slowlog-max-len", lambda session: str(session.store.slowlog.max_len), _set_slowlog_max_len),
     Parameter(
-        "latency-tracking", lambda store: "yes" if store.stats.latency_tracking else "no",
+        "latency-tracking", lambda session: "yes" if session.store.stats.latency_tracking else "no",
         _set_latency_tracking, parse=_parse_yes_no,
     ),
     Parameter(
         "latency-tracking-info-percentiles", _read_percentiles, _set_percentiles, parse=_parse_percentiles,
-        current=lambda store: store.stats.latency_percentiles,
+        current=lambda session: session.store.stats.latency_percentiles,
     ),
     Parameter(
-        "latency-monitor-threshold", lambda store: str(store.latency_monitor.threshold_ms),
+        "latency-monitor-threshold", lambda session: str(session.store.latency_monitor.threshold_ms),
         _set_latency_monitor_threshold,
     ),
     # Hashes have one encoding (commands/hash_value.py): kept, no effect.
     *[
         Parameter(
-            f"hash-max-{encoding}-entries", lambda store: str(store.hash_max_listpack_entries),
+            f"hash-max-{encoding}-entries", lambda session: str(session.store.hash_max_listpack_entries),
             _set_hash_max_entries,
         )
         for encoding in ("listpack", "ziplist")
     ],
     *[
         Parameter(
-            f"hash-max-{encoding}-value", lambda store: str(store.hash_max_listpack_value_bytes),
+            f"hash-max-{encoding}-value", lambda session: str(session.store.hash_max_listpack_value_bytes),
             _set_hash_max_value, parse=_parse_memory,
         )
         for encoding in ("listpack", "ziplist")
@@ -378,11 +379,10 @@ def _matches(pattern: bytes, parameter: Parameter) -> bool:
 
 
 def config_get(session: Session, args: list[bytes]) -> Map:
-    store = session.server
     patterns = args[2:]
     return Map(
         [
-            (parameter.name.encode(), parameter.read(store).encode("utf-8", "surrogateescape"))
+            (parameter.name.encode(), parameter.read(session).encode("utf-8", "surrogateescape"))
             for parameter in PARAMETERS
             if any(_matches(pattern, parameter) for pattern in patterns)
         ]
@@ -396,7 +396,6 @@ def _set_failed(name: str, reason: str) -> Error:
 def config_set(session: Session, args: list[bytes]) -> object:
     if len(args) % 2:
         return SYNTAX_ERROR
-    store = session.server
     changes: list[tuple[Parameter, Any]] = []
     seen: set[str] = set()
     for index in range(2, len(args), 2):
@@ -411,7 +410,7 @@ def config_set(session: Session, args: list[bytes]) -> object:
         if parameter.name == "requirepass":
             redact(args, index + 1)  # never in SLOWLOG (Redis' sensitive config)
         if parameter.apply is None:
-            if raw != parameter.read(store).encode("utf-8", "surrogateescape"):
+            if raw != parameter.read(session).encode("utf-8", "surrogateescape"):
                 return _set_failed(parameter.name, "can't set immutable config")
             continue
         if parameter.parse is not None:
@@ -428,20 +427,20 @@ def config_set(session: Session, args: list[bytes]) -> object:
                 parameter.name, f"argument must be between {parameter.minimum} and {parameter.maximum} inclusive"
             )
         changes.append((parameter, value))
-    return _apply_all_or_nothing(store, changes)
+    return _apply_all_or_nothing(session, changes)
 
 
-def _apply_all_or_nothing(store: Any, changes: list[tuple[Parameter, Any]]) -> object:
+def _apply_all_or_nothing(session: Session, changes: list[tuple[Parameter, Any]]) -> object:
     """Apply validated changes; when one fails (CONFIG SET port to a port in
     use), undo those applied, newest first, and answer Redis' error for it."""
     changes = sorted(changes, key=lambda change: change[0].fallible)  # stable: sent order otherwise
-    previous = [parameter.current_value(store) for parameter, _ in changes]
+    previous = [parameter.current_value(session) for parameter, _ in changes]
     for applied, (parameter, value) in enumerate(changes):
         try:
-            parameter.apply(store, value)  # type: ignore[misc]
+            parameter.apply(session, value)  # type: ignore[misc]
         except ValueError as error:
             for (undone, _), old in reversed(list(zip(changes[:applied], previous))):
-                undone.apply(store, old)  # type: ignore[misc]
+                undone.apply(session, old)
             return _set_failed(parameter.name, str(error))
     return OK
 

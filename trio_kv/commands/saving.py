@@ -32,8 +32,10 @@ thing here, so INFO reports the same compactions under ``rdb_*`` and
   log; use SAVE). LASTSAVE answers the start of the last successful SAVE,
   or the start time.
 
-Handlers do no IO: ``session.server`` (store.engine.Store) owns the hooks
-(``save``, ``request_compaction``) and the log's state (``persistence``).
+Handlers do no IO: the running server does it (``session.control``,
+commands.control: ``compact_and_wait``, ``request_compaction``, the log's
+state as ``log``); the memory-only snapshot is the store's
+(``session.store.save_memory_snapshot``).
 """
 
 from __future__ import annotations
@@ -52,15 +54,14 @@ REWRITE_IN_PROGRESS = Error("ERR Background append only file rewriting already i
 
 
 def cmd_save(session: Session, args: list[bytes]) -> object:
-    store = session.server
-    persistence = store.persistence
+    persistence = session.control.log
     if persistence is None:
         try:
-            store.save_memory_snapshot()
+            session.store.save_memory_snapshot()
         except OSError as error:
             return Error(f"ERR SAVE failed: {error}")
         return OK
-    if store.save():
+    if session.control.compact_and_wait():
         return OK
     reason = persistence.refusal() or "the compaction failed, see the server log"
     return Error(f"ERR SAVE failed: {reason}")
@@ -69,35 +70,32 @@ def cmd_save(session: Session, args: list[bytes]) -> object:
 def cmd_bgsave(session: Session, args: list[bytes]) -> object:
     if len(args) > 2 or (len(args) == 2 and args[1].lower() != b"schedule"):
         return SYNTAX_ERROR
-    store = session.server
-    persistence = store.persistence
+    persistence = session.control.log
     if persistence is None:
         return MEMORY_ONLY
     if persistence.rewrite_in_progress:
         if len(args) == 1:
             return BGSAVE_IN_PROGRESS
-        store.request_compaction(None)
+        session.control.request_compaction()
         return BGSAVE_SCHEDULED
-    store.request_compaction(None)
+    session.control.request_compaction()
     return BGSAVE_STARTED
 
 
 def cmd_bgrewriteaof(session: Session, args: list[bytes]) -> object:
-    store = session.server
-    persistence = store.persistence
+    persistence = session.control.log
     if persistence is None:
         return MEMORY_ONLY
     if persistence.rewrite_in_progress:
         return REWRITE_IN_PROGRESS
-    store.request_compaction(None)
+    session.control.request_compaction()
     return REWRITE_STARTED
 
 
 def cmd_lastsave(session: Session, args: list[bytes]) -> int:
-    store = session.server
-    persistence = store.persistence
+    persistence = session.control.log
     if persistence is None:
-        return store.memory_last_save_s or int(store.started_at)
+        return session.store.memory_last_save_s or int(session.control.started_at_s)
     return persistence.last_save_time
 
 

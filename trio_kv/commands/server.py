@@ -3,7 +3,7 @@
 (CONFIG, INFO, CLIENT and COMMAND have a module each.) Wording follows
 Redis 7 (src/server.c, slowlog.c, latency.c). What differs, and why:
 
-* SHUTDOWN asks the async shell to stop (``server.request_shutdown()``, the
+* SHUTDOWN asks the async shell to stop (``session.control.request_shutdown()``, the
   path SIGTERM takes) and closes this connection without a reply, as Redis
   does. With the append-only log on, every shutdown flushes and fsyncs it,
   so ``SAVE`` and ``NOSAVE`` change nothing; in memory only
@@ -56,9 +56,9 @@ def cmd_shutdown(session: Session, args: list[bytes]) -> object:
         return SYNTAX_ERROR
     if b"abort" in options:
         return Error("ERR No shutdown in progress.")
-    if b"save" in options and session.server.persistence is None:
+    if b"save" in options and session.control.log is None:
         return Error("ERR SHUTDOWN SAVE is not supported: trio_kv keeps no data on disk. Use SHUTDOWN NOSAVE.")
-    session.server.request_shutdown()
+    session.control.request_shutdown()
     session.closing = True
     return NO_REPLY
 
@@ -81,16 +81,16 @@ def slowlog_get(session: Session, args: list[bytes]) -> object:
             entry.client_address.encode(),
             entry.client_name,
         ]
-        for entry in session.server.slowlog.get(count)
+        for entry in session.store.slowlog.get(count)
     ]
 
 
 def slowlog_len(session: Session, args: list[bytes]) -> int:
-    return len(session.server.slowlog)
+    return len(session.store.slowlog)
 
 
 def slowlog_reset(session: Session, args: list[bytes]) -> object:
-    session.server.slowlog.reset()
+    session.store.slowlog.reset()
     return OK
 
 
@@ -128,18 +128,18 @@ def latency_histogram(session: Session, args: list[bytes]) -> Map:
 def latency_latest(session: Session, args: list[bytes]) -> list:
     return [
         [event.encode(), at_s, latency_ms, max_ms]
-        for event, at_s, latency_ms, max_ms in session.server.latency_monitor.latest()
+        for event, at_s, latency_ms, max_ms in session.store.latency_monitor.latest()
     ]
 
 
 def latency_history(session: Session, args: list[bytes]) -> list:
     event = args[2].decode("utf-8", "replace")
-    return [[at_s, latency_ms] for at_s, latency_ms in session.server.latency_monitor.history(event)]
+    return [[at_s, latency_ms] for at_s, latency_ms in session.store.latency_monitor.history(event)]
 
 
 def latency_reset(session: Session, args: list[bytes]) -> int:
     """How many event series were forgotten (all, or the named ones)."""
-    monitor = session.server.latency_monitor
+    monitor = session.store.latency_monitor
     if len(args) == 2:
         return monitor.reset()
     return monitor.reset([arg.decode("utf-8", "replace") for arg in args[2:]])
@@ -166,7 +166,7 @@ DOCTOR_ADVICE = {
 
 
 def latency_doctor(session: Session, args: list[bytes]) -> Verbatim:
-    store = session.server
+    store = session.store
     monitor = store.latency_monitor
     events = monitor.events()
     if not events and not monitor.threshold_ms:
@@ -213,7 +213,7 @@ def _ago(elapsed_s: int) -> str:
 
 def latency_graph(session: Session, args: list[bytes]) -> object:
     event = args[2].decode("utf-8", "replace")
-    monitor = session.server.latency_monitor
+    monitor = session.store.latency_monitor
     max_ms = monitor.max_ms(event)
     if max_ms is None:
         return Error(f"ERR No samples available for event '{event}'")

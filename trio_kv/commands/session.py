@@ -1,34 +1,58 @@
 """A connection's state as command handlers see it.
 
-One ``Session`` per connection. Handlers read the shared store through it
-(``session.keyspace``, ``session.stats``, ``session.server``) and keep the
-connection's own state in it (wire protocol and RESP version, name,
-whether to close; its MULTI/WATCH state is a ``Transaction``,
-commands/transactions.py's alone). A connection has at most one batch at
-the workers at a time, so its session is only ever touched by one thread
+One ``Session`` per connection. Handlers read the shared data through it
+(``session.store``, and its ``keyspace``, ``stats`` and ``config`` directly),
+ask the running server through ``session.control`` (commands.control), and
+keep the connection's own state in it (wire protocol and RESP version,
+name, whether to close; its MULTI/WATCH state is a ``Transaction``,
+commands/transactions.py's alone). A connection has at most one batch
+at the workers at a time, so its session is only ever touched by one thread
 at a time and needs no lock of its own.
+
+Typing without importing down: ``Store`` and ``Keyspace`` are imported only
+under ``if TYPE_CHECKING:``. The store's types are the store layer's own
+(keyspace, stats, slowlog, latency monitor: hundreds of methods), so a
+Protocol here would be a second copy of each signature to keep in step;
+mypy checks handlers against the real classes, while at run time
+``commands/`` still imports nothing from ``store/`` (tests/unit/
+test_layering.py rejects every import outside an ``if TYPE_CHECKING:``
+block). What handlers need of the server is different: it is declared
+in ``commands/control.py`` as the ``ServerControl`` Protocol, for
+``server/`` to implement.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .control import ServerControl
 
 from .transactions import Transaction
 
 if TYPE_CHECKING:
+    from ..store.store import Store
     from .wire import WireProtocol
 
 
 class Session:
     def __init__(
-        self, client_id: int, server: Any, *, wire: WireProtocol, address: str = "", local_address: str = ""
+        self,
+        client_id: int,
+        store: Store,
+        control: ServerControl,
+        *,
+        wire: WireProtocol,
+        address: str = "",
+        local_address: str = "",
     ) -> None:
         self.id = client_id
-        # The shared server state (store.engine.Store): keyspace, stats, config, clients.
-        self.server = server
-        self.keyspace = server.keyspace
-        self.stats = server.stats
-        self.config = server.config
+        # The shared data (store.store.Store): keyspace, lock, stats, config, live settings.
+        self.store = store
+        # The running server (commands.control): shutdown, clients, ports, compaction.
+        self.control = control
+        self.keyspace = store.keyspace
+        self.stats = store.stats
+        self.config = store.config
         self.address = address
         # The connection's wire protocol (commands.wire): its command table
         # and the wording of the errors the engine makes. The main port sets
@@ -40,7 +64,7 @@ class Session:
         # Redis' c->authenticated: true when no password is set at connect
         # time, then set by AUTH / HELLO AUTH and cleared by RESET (see
         # commands.auth). The engine refuses commands while auth_required().
-        self.authenticated = getattr(server, "requirepass", None) is None
+        self.authenticated = store.requirepass is None
         self.library_name = b""
         self.library_version = b""
         # Set by QUIT / CLIENT KILL: the connection closes after sending replies.
@@ -50,7 +74,7 @@ class Session:
         # server.connection.
         self.query_buffer_bytes = 0
         # MULTI's queue and the watched keys (only commands.transactions writes it).
-        self.transaction = Transaction(server.keyspace)
+        self.transaction = Transaction(store.keyspace)
         self.last_command = ""
         self.created_ms = 0
         # The server's end of the connection, "host:port" (CLIENT LIST laddr=).
@@ -65,4 +89,4 @@ class Session:
     def auth_required(self) -> bool:
         """Redis' authRequired: a password is set and this connection has
         not authenticated (the RESP parser's unauthenticated limits)."""
-        return not self.authenticated and self.server.requirepass is not None
+        return not self.authenticated and self.store.requirepass is not None

@@ -42,7 +42,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..store.keyspace import Keyspace  # type only: see commands.session
 
 # How long one slice runs before it lets other work in (worker-thread time;
 # the engine passes ``now + SLICE_SECONDS`` as the deadline). A few
@@ -168,7 +171,7 @@ class KeysSlices(Sliced):
 
     def __init__(
         self,
-        keyspace: Any,
+        keyspace: Keyspace,
         matches: Callable[[bytes], bool] | None,
         *,
         cursor: int = 0,
@@ -364,7 +367,7 @@ class ScanSlices(KeysSlices):
 
     def __init__(
         self,
-        keyspace: Any,
+        keyspace: Keyspace,
         cursor: int,
         count: int,
         slots_per_count: int,

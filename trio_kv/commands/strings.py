@@ -178,11 +178,12 @@ def cmd_set(session: Session, args: list[bytes]) -> object:
         return parsed
     flags, expire = parsed
     key, value = args[1], args[2]
-    expire_at_ms = None
+    expire_at_ms: int | None = None
     if expire is not None:
-        expire_at_ms = _expire_at_ms(session, expire, flags, "set")
-        if isinstance(expire_at_ms, Error):
-            return expire_at_ms
+        at_ms = _expire_at_ms(session, expire, flags, "set")
+        if isinstance(at_ms, Error):
+            return at_ms
+        expire_at_ms = at_ms
     problem = _check_store(session, key, value)
     if problem is not None:
         return problem
@@ -230,7 +231,7 @@ def cmd_psetex(session: Session, args: list[bytes]) -> object:
     return _set_with_expiry(session, args, _PX, "psetex")
 
 
-def cmd_getset(session: Session, args: list[bytes]) -> bytes | None | Error:
+def cmd_getset(session: Session, args: list[bytes]) -> bytes | memoryview | None | Error:
     key, value = args[1], args[2]
     problem = _check_store(session, key, value)
     if problem is not None:
@@ -240,7 +241,7 @@ def cmd_getset(session: Session, args: list[bytes]) -> bytes | None | Error:
     return old
 
 
-def cmd_getdel(session: Session, args: list[bytes]) -> bytes | None:
+def cmd_getdel(session: Session, args: list[bytes]) -> bytes | memoryview | None:
     value = session.keyspace.pop(args[1])
     count_lookup(session, value is not None)
     return value

@@ -161,10 +161,10 @@ def cmd_auth(session: Session, args: list[bytes]) -> SimpleString | Error:
     args = request
     if len(args) > 3:
         return Error("wrong number of arguments for 'auth'")
-    if len(args) == 2 and session.server.requirepass is None:
+    if len(args) == 2 and session.store.requirepass is None:
         return TEXT_NO_PASSWORD_CONFIGURED
     username, password = (DEFAULT_USER, args[1]) if len(args) == 2 else (args[1], args[2])
-    if not check_credentials(session.server, username, password):
+    if not check_credentials(session.store, username, password):
         return TEXT_WRONGPASS
     session.authenticated = True
     return OK

@@ -17,6 +17,7 @@ bytes; ``Error`` is shared so that every protocol counts errors the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -45,7 +46,7 @@ class NullArray:
 class Map:
     """RESP3 ``%`` map; RESP2 sends it as a flat array of key, value, ..."""
 
-    pairs: list[tuple[object, object]]
+    pairs: Sequence[tuple[object, object]]
 
 
 @dataclass(frozen=True, slots=True)

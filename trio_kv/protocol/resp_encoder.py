@@ -19,7 +19,7 @@ precomputed bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 
 from .replies import (
     OK,
@@ -249,7 +249,7 @@ def encode_reply(reply: object, protocol: int) -> bytes:
         if size < _SMALL_BULK_LIMIT:
             return _BULK_HEADERS[size] + reply + _CRLF  # type: ignore[operator]
     elif reply_type is int and 0 <= reply < _SMALL_INT_LIMIT:  # type: ignore[operator]
-        return _INTEGERS[reply]  # type: ignore[index]
+        return _INTEGERS[reply]  # type: ignore[call-overload]
     elif reply is None:
         return _NULL_RESP3 if protocol == 3 else _NULL_RESP2
     out = bytearray()
@@ -306,9 +306,10 @@ def encode_reply_pieces(
 
 def _encode_pieces(state: _Pieces, value: object, resp3: bool) -> Generator[Piece, None, None]:
     value_type = type(value)
+    items: Iterable[object]
     if value_type is list:
         _encode_array_header(state.out, b"*", len(value))  # type: ignore[arg-type]
-        items = value
+        items = value  # type: ignore[assignment]
     elif value_type is Set:
         _encode_array_header(state.out, b"~" if resp3 else b"*", len(value.items))  # type: ignore[attr-defined]
         items = value.items  # type: ignore[attr-defined]

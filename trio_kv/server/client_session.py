@@ -14,6 +14,7 @@ import time
 
 import trio
 
+from ..commands.control import ServerControl
 from ..commands.session import Session
 from ..commands.wire import WireProtocol
 from ..store.engine import Store
@@ -37,12 +38,12 @@ def _address(get_name) -> str:
     return f"{host}:{port}"
 
 
-def new_session(stream: trio.abc.Stream, store: Store, *, wire: WireProtocol) -> Session:
+def new_session(stream: trio.abc.Stream, store: Store, control: ServerControl, *, wire: WireProtocol) -> Session:
     """The session of a connection just accepted on ``stream``, speaking
     ``wire``: a fresh id, the peer's and the server's own ``host:port``
     (``?`` when the peer already left), created now."""
     session = Session(
-        next_client_id(), store, wire=wire,
+        next_client_id(), store, control, wire=wire,
         address=_address(socket_of(stream).getpeername), local_address=_address(socket_of(stream).getsockname),
     )
     session.created_ms = time.time_ns() // 1_000_000

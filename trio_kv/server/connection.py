@@ -57,6 +57,7 @@ from collections.abc import Callable
 
 import trio
 
+from ..commands.control import ServerControl
 from ..commands.table import CommandTable
 from ..commands.wire import Framing, ParserLimits, RequestParser, WireProtocol
 from ..store.engine import Job, Store
@@ -91,6 +92,7 @@ class Connection:
         self,
         stream: trio.SocketStream,
         store: Store,
+        control: ServerControl,
         dispatcher: Dispatcher,
         *,
         wire: WireProtocol,
@@ -102,7 +104,7 @@ class Connection:
         # The main port's first-byte choice (commands.wire.sniff_main_port);
         # None: every connection of this listener speaks ``wire``.
         self._sniff = sniff
-        self.session = new_session(stream, store, wire=wire)
+        self.session = new_session(stream, store, control, wire=wire)
         self.id = self.session.id
         self._framing = _framing_of(wire)
         self._stopping = False

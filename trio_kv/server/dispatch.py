@@ -34,7 +34,8 @@ Rules kept here:
   which ``--max-clients`` bounds, plus the few internal tasks.
 * With the append-only log on, a job whose writes were logged is not woken
   when its hop ends: the worker kicks the log's commit thread
-  (``LogFlusher.kick``), the job joins the committing list, and
+  (``CommitWaiter.kick``; the dispatcher is built with the waiter, a
+  ``server.log_commit.LogFlusher``), the job joins the committing list, and
   ``log_flushed`` wakes it once its records are as durable as the fsync
   policy promises (one flush covers everyone waiting). So no reply
   acknowledges a write that could be lost, and the runners go on running
@@ -44,7 +45,7 @@ Rules kept here:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import outcome
 import trio
@@ -54,6 +55,26 @@ from ..store.engine import Job, Store, run_batch
 
 # A hop that has run this long lets the next group start beside it.
 PARALLEL_HOP_AFTER_SECONDS = 0.002
+
+
+class CommitWaiter(Protocol):
+    """What the dispatcher needs of the log's commit thread
+    (``server.log_commit.LogFlusher``) to hold replies until their writes
+    are durable. The waiter reports each flush back by calling the
+    dispatcher's ``log_flushed`` on the event loop."""
+
+    @property
+    def durable_lsn(self) -> int:
+        """Every record up to this LSN is as durable as the fsync policy promises."""
+        ...
+
+    def refusal(self) -> str | None:
+        """Why the log refuses writes now (a disk error), or None."""
+        ...
+
+    def kick(self) -> None:
+        """Ask for a flush of everything appended so far (any thread)."""
+        ...
 
 
 class _Ticket:
@@ -88,15 +109,15 @@ def _run_hop(store: Store, tickets: list[_Ticket], kick: Callable[[], None] | No
 
 
 class Dispatcher:
-    def __init__(self, store: Store, workers: int) -> None:
+    def __init__(self, store: Store, workers: int, *, commit: CommitWaiter | None = None) -> None:
         self._store = store
         self._workers = workers
         self._limiter = trio.CapacityLimiter(workers)
         self._pending: list[_Ticket] = []
         self._wakeup = trio.Event()
-        # Set by the lifecycle when the append-only log is on
-        # (server.persistence.LogFlusher): replies wait for their writes.
-        self.flusher = None
+        # With the append-only log on, its commit thread: replies wait for
+        # their writes (see the docstring). None: memory only.
+        self._commit = commit
         # Tickets whose logged writes are not durable yet (see the docstring).
         self._committing: list[_Ticket] = []
         self._in_flight = 0
@@ -182,7 +203,7 @@ class Dispatcher:
             self.jobs_dispatched += len(tickets)
             self._in_flight += 1
             try:
-                kick = None if self.flusher is None else self.flusher.kick
+                kick = None if self._commit is None else self._commit.kick
                 await trio.to_thread.run_sync(_run_hop, self._store, tickets, kick, limiter=self._limiter)
             finally:
                 self._in_flight -= 1
@@ -198,17 +219,17 @@ class Dispatcher:
         reschedule = trio.lowlevel.reschedule
         if any(type(ticket.work) is Job and ticket.work.sliced is not None for ticket in tickets):
             tickets = self._requeue_unfinished(tickets)
-        flusher = self.flusher
-        if flusher is None:
+        commit = self._commit
+        if commit is None:
             for ticket in tickets:
                 reschedule(ticket.task)
             return
-        durable = flusher.durable_lsn
+        durable = commit.durable_lsn
         committing = self._committing
         for ticket in tickets:
             work = ticket.work
             if type(work) is Job and work.log_lsn > durable:
-                refusal = flusher.refusal()
+                refusal = commit.refusal()
                 if refusal is None:
                     # The worker kicked the commit thread after appending,
                     # so a flush that covers this job is on its way.
@@ -250,8 +271,9 @@ class Dispatcher:
         get the refusal as the reply to their logged writes: applied in
         memory and still buffered for the log, but not written, so not
         acknowledged."""
-        flusher = self.flusher
-        durable = flusher.durable_lsn
+        commit = self._commit
+        assert commit is not None  # only the commit waiter calls this
+        durable = commit.durable_lsn
         reschedule = trio.lowlevel.reschedule
         waiting: list[_Ticket] = []
         for ticket in self._committing:
@@ -259,7 +281,7 @@ class Dispatcher:
             if job.log_lsn <= durable:
                 reschedule(ticket.task)
             elif error is not None:
-                self._refuse_logged(job, flusher.refusal() or error.strerror or str(error))
+                self._refuse_logged(job, commit.refusal() or error.strerror or str(error))
                 reschedule(ticket.task)
             else:
                 waiting.append(ticket)

@@ -117,7 +117,7 @@ class HttpConnection:
         store = server.store
         self.config = store.config
         # Store errors are worded as Redis words them (commands.wire.HTTP).
-        self.session = new_session(stream, store, wire=HTTP)
+        self.session = new_session(stream, store, server.control, wire=HTTP)
         # Each request is authenticated by the API (Bearer) before it runs a job.
         self.session.authenticated = True
         self.id = self.session.id

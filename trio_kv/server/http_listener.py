@@ -25,6 +25,7 @@ from collections import Counter
 
 import trio
 
+from ..commands.control import ServerControl
 from ..http.routes import CorsPolicy, HttpApi, is_loopback_host
 from ..http.prometheus import render_metrics
 from ..http.wire import HTTP
@@ -46,8 +47,12 @@ _METHOD_LABELS = {name: name.decode() for name in (b"GET", b"HEAD", b"PUT", b"DE
 class HttpServer:
     """What every HTTP connection shares."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, registry: ConnectionRegistry) -> None:
+    def __init__(
+        self, store: Store, control: ServerControl, dispatcher: Dispatcher, registry: ConnectionRegistry
+    ) -> None:
         self.store = store
+        # The running server, for the sessions of HTTP clients and /metrics.
+        self.control = control
         self.dispatcher = dispatcher
         self.registry = registry
         # Listeners currently accepting: /readyz is ready only while one is.
@@ -86,12 +91,12 @@ class HttpServer:
 
     def not_ready_reason(self) -> str | None:
         """Why /readyz says no: not listening (yet, or shutting down), still
-        loading (``store.info["ready"]`` False), or writes refused (disk error)."""
+        loading (``store.ready`` False), or writes refused (disk error)."""
         if not self.accepting:
             return "not accepting connections"
-        if not self.store.info.get("ready", True):
+        if not self.store.ready:
             return "loading"
-        persistence = self.store.persistence
+        persistence = self.control.log
         refusal = persistence.refusal() if persistence is not None else None
         if refusal is not None:
             return f"writes refused: {refusal}"
@@ -100,6 +105,7 @@ class HttpServer:
     def render_metrics(self) -> bytes:
         snapshot = collect_metrics(
             self.store,
+            self.control,
             connection_protocols(self.registry),
             dict(self.responses),
             self.not_ready_reason() is None,

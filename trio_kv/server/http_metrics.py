@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 
+from ..commands.control import ServerControl
 from ..commands.wire import LINE, RESP
 from ..http.prometheus import LATENCY_BUCKETS_US, CommandLatency, MetricsSnapshot
 from ..http.wire import HTTP
@@ -24,12 +25,12 @@ WIRE_PROTOCOLS = (LINE, RESP, HTTP)
 _METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def _persistence(store: Store) -> dict[str, float]:
+def _persistence(control: ServerControl) -> dict[str, float]:
     """INFO persistence's numbers when the append-only log is on (its
     ``info()`` is safe from any thread): statuses as 1 (ok) or 0 (err),
     other text left out; plus ``writes_refused`` (1 while a disk error
     refuses writes)."""
-    persistence = store.persistence
+    persistence = control.log
     if persistence is None:
         return {}
     numbers: dict[str, float] = {}
@@ -57,6 +58,7 @@ def connection_protocols(registry: ConnectionRegistry) -> dict[str, int]:
 
 def collect_metrics(
     store: Store,
+    control: ServerControl,
     connected_clients: dict[str, int],
     http_requests: dict[tuple[str, str, int], int],
     ready: bool,
@@ -75,10 +77,10 @@ def collect_metrics(
         value_bytes=keyspace.value_bytes,
         expired_keys=keyspace.expired_keys,
         connected_clients=connected_clients,
-        max_clients=store.max_clients,
+        max_clients=control.max_clients,
         ready=ready,
-        uptime_seconds=time.time() - store.started_at,
+        uptime_seconds=time.time() - control.started_at_s,
         http_requests=http_requests,
-        dispatcher=dict(store.dispatcher_statistics()),
-        persistence=_persistence(store),
+        dispatcher=dict(control.dispatcher_statistics()),
+        persistence=_persistence(control),
     )

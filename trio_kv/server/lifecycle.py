@@ -11,6 +11,17 @@ The tree (every task's lifetime is owned by a nursery):
                                  CONFIG SET port moves the main one: server.main_port)
         one task per connection (HTTP ones too: same registry, same shutdown)
 
+``serve`` runs these steps, one helper each: load the data
+(``_load_data``), open the listeners (``_open_listeners``), open the
+services and build the server's control (``_open_services``), accept until
+shutdown (``_accept_until_shutdown``), drain the connections (``_drain``),
+close the services (``_close_services``).
+
+Everything a handler may ask of the server (``commands.control.ServerControl``)
+is ``server.control.RunningServer``, built in ``_open_services`` from the
+parts it controls before any listener accepts: nothing is attached to the
+store or the dispatcher afterwards.
+
 Shutdown (SIGTERM, SIGINT, SHUTDOWN, or the ``shutdown`` event a test
 passes in) goes in this order:
 
@@ -47,10 +58,12 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
 import ssl
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -59,7 +72,9 @@ from ..http.routes import is_loopback_host
 from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
-from ..store.engine import Store
+from ..store.durability.append_log import Persistence
+from ..store.store import Store
+from .control import RunningServer, clamp_max_clients
 from .dispatch import Dispatcher
 from .expiry import run_active_expiry
 from .http_listener import HttpServer, serve_http_listener
@@ -68,9 +83,6 @@ from .main_port import MainPort
 from .log_commit import DISK_THREADS, LogFlusher, load_and_open_log
 
 log = logging.getLogger(__name__)
-
-# File descriptors kept free for listeners, logs and later data files.
-RESERVED_FDS = 32
 
 
 @dataclass(frozen=True)
@@ -81,34 +93,36 @@ class ServerAddresses:
     redis: tuple[str, int] | None
     store: Store
     shutdown: trio.Event
+    # The running server as handlers see it (clients, ports, compaction).
+    control: RunningServer
     # The --http-port listener (JSON API, /metrics, health checks), if on.
     http: tuple[str, int] | None = None
     # The --tls-port listener (RESP over TLS), if on.
     tls: tuple[str, int] | None = None
 
 
-def clamp_max_clients(requested: int) -> int:
-    """Raise the open-file limit if allowed, then keep max-clients below it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = requested + RESERVED_FDS
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError) as error:
-            log.warning("could not raise the open-file limit to %d: %s", target, error)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        clamped = max(1, soft - RESERVED_FDS)
-        log.warning("max-clients %d clamped to %d (open-file limit %d)", requested, clamped, soft)
-        return clamped
-    return requested
+@dataclass(frozen=True)
+class _Listeners:
+    """The sockets opened at start: the main port's (line protocol and
+    RESP), the RESP-only, HTTP and TLS ones (each but the first may be empty)."""
+
+    main: list[trio.SocketListener]
+    redis: list[trio.SocketListener]
+    http: list[trio.SocketListener]
+    tls: list[trio.SSLListener[trio.SocketStream]]
 
 
-def _set_max_clients(store: Store, registry: ConnectionRegistry, requested: int) -> None:
-    """CONFIG SET maxclients (from a worker thread): clamped as at start-up;
-    the accept loop reads ``registry.max_clients`` for each new connection."""
-    registry.max_clients = store.max_clients = clamp_max_clients(requested)
+@dataclass(frozen=True)
+class _Services:
+    """What runs beside the connections, each built once, here."""
+
+    store: Store
+    registry: ConnectionRegistry
+    dispatcher: Dispatcher
+    main_port: MainPort
+    control: RunningServer
+    # The log's commit thread with --appendonly yes; None: memory only.
+    flusher: LogFlusher | None
 
 
 async def watch_signals(shutdown: trio.Event) -> None:
@@ -134,116 +148,26 @@ async def serve(
     """Run the server until ``shutdown`` is set (or a signal arrives when
     ``handle_signals``). Reports a ``ServerAddresses`` once listening.
     Tests may pass their own ``store`` (for example with a fake clock)."""
+    started_at_s = time.time()
     shutdown = trio.Event() if shutdown is None else shutdown
     store = Store(config) if store is None else store
     disk = trio.CapacityLimiter(DISK_THREADS)
-    persistence = None
-    if config.appendonly:
-        # Before any listener opens: a client never sees a half-loaded store.
-        persistence = await load_and_open_log(store, disk)
-    else:
-        # The last SAVE's dump.snapshot, if any (store.durability.memory_snapshot).
-        loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
-        if loaded is not None:
-            log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
+    persistence = await _load_data(store, disk)
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
-        listeners, redis_listeners, http_listeners, tls_listeners = await _open_listeners(config)
+        listeners = await _open_listeners(config)
     except BaseException:
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
-    token = trio.lowlevel.current_trio_token()
-    registry = ConnectionRegistry(clamp_max_clients(config.max_clients))
-    store.max_clients = registry.max_clients
-    # Hooks for command handlers on worker threads (SHUTDOWN, CLIENT KILL).
-    store.request_shutdown = lambda: token.run_sync_soon(shutdown.set)
-    store.kill_client = lambda client_id: token.run_sync_soon(_kill, registry, client_id)
-    store.set_max_clients = lambda requested: _set_max_clients(store, registry, requested)
-
     async with trio.open_nursery() as root:
-        if handle_signals:
-            root.start_soon(watch_signals, shutdown)
-        dispatcher = Dispatcher(store, config.workers)
-        await root.start(dispatcher.run)
-        store.dispatcher_statistics = dispatcher.statistics
-        flusher = None
-        if persistence is not None:
-            flusher = LogFlusher(store, persistence, disk)
-            await root.start(flusher.run)
-            dispatcher.flusher = flusher
-            flusher.on_flushed = dispatcher.log_flushed
-            store.request_compaction = lambda request=None: token.run_sync_soon(flusher.request_compaction, request)
-            store.persistence = persistence
-        root.start_soon(run_active_expiry, store, dispatcher)
-
+        services = await _open_services(root, store, persistence, disk, shutdown, handle_signals, started_at_s)
         async with trio.open_nursery() as connections:
-            main_address = listeners[0].socket.getsockname()[:2]
-            redis_address = redis_listeners[0].socket.getsockname()[:2] if redis_listeners else None
-            http_address = http_listeners[0].socket.getsockname()[:2] if http_listeners else None
-            tls_address = tls_listeners[0].transport_listener.socket.getsockname()[:2] if tls_listeners else None
-            store.info["tcp_port"] = main_address[1]
-            async with trio.open_nursery() as accepting:
-                # The main port (line protocol and RESP, the first byte
-                # chooses) moves with CONFIG SET port (server.main_port).
-                main_port = MainPort(
-                    store, config.host, accepting,
-                    lambda listener: serve_listener(
-                        listener, store, dispatcher, registry, connections, LINE, sniff_main_port
-                    ),
-                    token,
-                )
-                main_port.start(listeners)
-                store.change_port = main_port.change_port
-                http_server = HttpServer(store, dispatcher, registry)
-                # The other listeners: (protocol, listeners). A new protocol adds a row.
-                served: list[tuple[WireProtocol, list[trio.abc.Listener]]] = [
-                    (RESP, redis_listeners), (RESP, tls_listeners), (HTTP, http_listeners),
-                ]
-                for wire, group in served:
-                    for listener in group:
-                        if wire is HTTP:  # framed by h11: server.http_connection
-                            accepting.start_soon(serve_http_listener, listener, http_server, connections)
-                        else:
-                            accepting.start_soon(
-                                serve_listener, listener, store, dispatcher, registry, connections, wire
-                            )
-                if http_address is not None:
-                    # Logged before the "listening on" line, which tools wait for.
-                    log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)
-                if tls_address is not None:
-                    log.info(
-                        "trio_kv TLS listener on %s:%d (RESP%s)", *tls_address,
-                        ", client certificates required" if config.tls_ca_cert_file else "",
-                    )
-                if store.requirepass is None and store.protected_mode and not is_loopback_host(config.host):
-                    log.warning(
-                        "protected mode: no password is set, so only loopback clients are served "
-                        "(set --requirepass / TRIO_KV_REQUIREPASS, or --protected-mode no)"
-                    )
-                log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
-                if redis_address is not None:
-                    log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
-                task_status.started(
-                    ServerAddresses(main_address, redis_address, store, shutdown, http_address, tls_address)
-                )
-                await shutdown.wait()
-                main_port.close()
-                accepting.cancel_scope.cancel()
-
-            log.info("stopped accepting; draining %d connection(s)", len(registry))
-            registry.stop_reading_all()
-            with trio.move_on_after(config.shutdown_grace_seconds) as grace:
-                await registry.wait_all_closed()
-            if grace.cancelled_caught:
-                log.warning("grace period over: closing %d connection(s)", len(registry))
+            await _accept_until_shutdown(services, listeners, connections, shutdown, task_status)
+            await _drain(services.registry, config.shutdown_grace_seconds)
             connections.cancel_scope.cancel()
-        if flusher is not None:
-            # Every acknowledged write is already written; this makes the
-            # rest (everysec, no) durable too before the process exits.
-            await flusher.close()
-        root.cancel_scope.cancel()
+        await _close_services(services, root)
     if persistence is not None:
         # Only now: a compaction still writing at close has finished (its
         # thread is never abandoned), so no file changes after the release.
@@ -251,26 +175,166 @@ async def serve(
     log.info("trio_kv stopped")
 
 
-async def _open_listeners(config: Config):
+async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | None:
+    """Before any listener opens, so a client never sees a half-loaded
+    store: with the log on, recovery (the data directory stays locked until
+    ``serve`` returns) and the log; else the last SAVE's dump.snapshot, if
+    any (store.durability.memory_snapshot), and None."""
+    config = store.config
+    if config.appendonly:
+        return await load_and_open_log(store, disk)
+    loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
+    if loaded is not None:
+        log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
+    return None
+
+
+async def _open_services(
+    root: trio.Nursery,
+    store: Store,
+    persistence: Persistence | None,
+    disk: trio.CapacityLimiter,
+    shutdown: trio.Event,
+    handle_signals: bool,
+    started_at_s: float,
+) -> _Services:
+    """Build the dispatcher, the log's commit thread, the main port and the
+    server's control, each with what it needs, then start the ones that run
+    in ``root``: the signal watcher, the dispatcher runners, the commit
+    thread and the active expiry sweep."""
+    config = store.config
+    token = trio.lowlevel.current_trio_token()
+    registry = ConnectionRegistry(clamp_max_clients(config.max_clients))
+    flusher = None
+    if persistence is not None:
+        # The commit thread reports each flush to the dispatcher, which is
+        # built next with the thread as its commit waiter; the report only
+        # comes once both run.
+        flusher = LogFlusher(store, persistence, disk, on_flushed=lambda error: dispatcher.log_flushed(error))
+    dispatcher = Dispatcher(store, config.workers, commit=flusher)
+    main_port = MainPort(config.host, token)
+    control = RunningServer(
+        token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
+        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s,
+    )
+    if handle_signals:
+        root.start_soon(watch_signals, shutdown)
+    await root.start(dispatcher.run)
+    if flusher is not None:
+        await root.start(flusher.run)
+        # The engine appends every applied write to it from now on.
+        store.persistence = persistence
+    root.start_soon(run_active_expiry, store, dispatcher)
+    return _Services(store, registry, dispatcher, main_port, control, flusher)
+
+
+async def _accept_until_shutdown(
+    services: _Services,
+    listeners: _Listeners,
+    connections: trio.Nursery,
+    shutdown: trio.Event,
+    task_status: trio.TaskStatus[ServerAddresses],
+) -> None:
+    """Serve every listener (connections run in ``connections``), report the
+    addresses, and on shutdown stop accepting: the accept loops are
+    cancelled and the listening sockets closed at once."""
+    store, control, registry, dispatcher = services.store, services.control, services.registry, services.dispatcher
+    config = store.config
+    main_address = listeners.main[0].socket.getsockname()[:2]
+    redis_address = listeners.redis[0].socket.getsockname()[:2] if listeners.redis else None
+    http_address = listeners.http[0].socket.getsockname()[:2] if listeners.http else None
+    tls_address = listeners.tls[0].transport_listener.socket.getsockname()[:2] if listeners.tls else None
+    async with trio.open_nursery() as accepting:
+        # The main port (line protocol and RESP, the first byte chooses)
+        # moves with CONFIG SET port (server.main_port).
+        services.main_port.start(
+            accepting,
+            lambda listener: serve_listener(
+                listener, store, control, dispatcher, registry, connections, LINE, sniff_main_port
+            ),
+            listeners.main,
+        )
+        http_server = HttpServer(store, control, dispatcher, registry)
+        # The other listeners: (protocol, listeners). A new protocol adds a row.
+        served: list[tuple[WireProtocol, Sequence[trio.abc.Listener[Any]]]] = [
+            (RESP, listeners.redis), (RESP, listeners.tls), (HTTP, listeners.http),
+        ]
+        for wire, group in served:
+            for listener in group:
+                if wire is HTTP:  # framed by h11: server.http_connection
+                    accepting.start_soon(serve_http_listener, listener, http_server, connections)
+                else:
+                    accepting.start_soon(
+                        serve_listener, listener, store, control, dispatcher, registry, connections, wire
+                    )
+        if http_address is not None:
+            # Logged before the "listening on" line, which tools wait for.
+            log.info("trio_kv HTTP API on %s:%d (JSON, /metrics, /healthz, /readyz)", *http_address)
+        if tls_address is not None:
+            log.info(
+                "trio_kv TLS listener on %s:%d (RESP%s)", *tls_address,
+                ", client certificates required" if config.tls_ca_cert_file else "",
+            )
+        if store.requirepass is None and store.protected_mode and not is_loopback_host(config.host):
+            log.warning(
+                "protected mode: no password is set, so only loopback clients are served "
+                "(set --requirepass / TRIO_KV_REQUIREPASS, or --protected-mode no)"
+            )
+        log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
+        if redis_address is not None:
+            log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
+        task_status.started(
+            ServerAddresses(main_address, redis_address, store, shutdown, control, http_address, tls_address)
+        )
+        await shutdown.wait()
+        services.main_port.close()
+        accepting.cancel_scope.cancel()
+
+
+async def _drain(registry: ConnectionRegistry, grace_seconds: float) -> None:
+    """Every connection stops reading and sends what it owes; after the
+    grace period the caller cancels whatever is still open."""
+    log.info("stopped accepting; draining %d connection(s)", len(registry))
+    registry.stop_reading_all()
+    with trio.move_on_after(grace_seconds) as grace:
+        await registry.wait_all_closed()
+    if grace.cancelled_caught:
+        log.warning("grace period over: closing %d connection(s)", len(registry))
+
+
+async def _close_services(services: _Services, root: trio.Nursery) -> None:
+    """Flush and close the log, then cancel the services in ``root``: a hop
+    already on a worker thread finishes first."""
+    if services.flusher is not None:
+        # Every acknowledged write is already written; this makes the
+        # rest (everysec, no) durable too before the process exits.
+        await services.flusher.close()
+    root.cancel_scope.cancel()
+
+
+async def _open_listeners(config: Config) -> _Listeners:
     """The main, RESP-only, HTTP and TLS listeners (all but the first may be
     empty); on a failure the ones already open are closed."""
     tls_context = tls_server_context(config) if config.tls_port is not None else None
-    opened: list[list[trio.abc.Listener]] = []
+    opened: list[trio.abc.Listener[Any]] = []
+
+    async def tcp(port: int | None) -> list[trio.SocketListener]:
+        listeners = [] if port is None else await trio.open_tcp_listeners(port, host=config.host)
+        opened.extend(listeners)
+        return listeners
+
     try:
-        for port in (config.port, config.redis_port, config.http_port):
-            opened.append([] if port is None else await trio.open_tcp_listeners(port, host=config.host))
-        tls: list[trio.abc.Listener] = []
-        if tls_context is not None:
+        main, redis, http = await tcp(config.port), await tcp(config.redis_port), await tcp(config.http_port)
+        tls: list[trio.SSLListener[trio.SocketStream]] = []
+        if tls_context is not None and config.tls_port is not None:
             tls = await trio.open_ssl_over_tcp_listeners(
                 config.tls_port, tls_context, host=config.host, https_compatible=False
             )
-        opened.append(tls)
     except BaseException:
-        for group in opened:
-            for listener in group:
-                await trio.aclose_forcefully(listener)
+        for listener in opened:
+            await trio.aclose_forcefully(listener)
         raise
-    return tuple(opened)
+    return _Listeners(main, redis, http, tls)
 
 
 def tls_server_context(config: Config) -> ssl.SSLContext:
@@ -284,9 +348,3 @@ def tls_server_context(config: Config) -> ssl.SSLContext:
         context.load_verify_locations(cafile=config.tls_ca_cert_file)
         context.verify_mode = ssl.CERT_REQUIRED
     return context
-
-
-def _kill(registry: ConnectionRegistry, client_id: int) -> None:
-    connection = registry.connections.get(client_id)
-    if connection is not None:
-        connection.kill()

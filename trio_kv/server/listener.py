@@ -46,6 +46,7 @@ from typing import Protocol
 import trio
 
 from ..commands.auth import denies
+from ..commands.control import ServerControl
 from ..commands.session import Session
 from ..commands.wire import WireProtocol
 from ..store.engine import Store
@@ -83,7 +84,8 @@ class ClientConnection(Protocol):
 
 
 class ConnectionRegistry:
-    """The live connections, for shutdown, CLIENT KILL and the max-clients cap."""
+    """The live connections, for shutdown, CLIENT KILL and LIST (through
+    ``server.control``) and the max-clients cap."""
 
     def __init__(self, max_clients: int) -> None:
         self.max_clients = max_clients
@@ -114,6 +116,7 @@ class ConnectionRegistry:
 async def serve_listener(
     listener: trio.abc.Listener[trio.abc.Stream],
     store: Store,
+    control: ServerControl,
     dispatcher: Dispatcher,
     registry: ConnectionRegistry,
     connection_nursery: trio.Nursery,
@@ -129,7 +132,9 @@ async def serve_listener(
         store,
         registry,
         connection_nursery,
-        open_connection=functools.partial(Connection, store=store, dispatcher=dispatcher, wire=wire, sniff=sniff),
+        open_connection=functools.partial(
+            Connection, store=store, control=control, dispatcher=dispatcher, wire=wire, sniff=sniff
+        ),
         reject=functools.partial(send_rejection, rejection=wire.max_clients_reply),
         deny=functools.partial(send_denial, wire=wire, sniff=sniff),
     )
@@ -178,7 +183,6 @@ async def accept_connections(
                 continue
             connection = open_connection(stream)
             registry.add(connection)
-            store.clients[connection.id] = connection.session
             store.stats.add("total_connections")
             connection_nursery.start_soon(_run_connection, connection, registry, store, log_prefix)
 
@@ -224,7 +228,6 @@ async def _run_connection(
         log.exception("%sclient %d: unexpected error; closing the connection", log_prefix, connection.id)
     finally:
         registry.remove(connection)
-        store.clients.pop(connection.id, None)
         connection.session.transaction.discard()
         await trio.aclose_forcefully(connection.stream)
         log.debug("%sclient %d closed", log_prefix, connection.id)

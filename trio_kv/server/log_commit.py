@@ -58,7 +58,7 @@ import trio
 from ..store.durability.apply import load_keyspace
 from ..store.durability.append_log import LogClosed, Persistence
 from ..store.durability.data_dir import DataDir, DataDirInUse
-from ..store.engine import SaveRequest, Store
+from ..store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,36 @@ async def load_and_open_log(store: Store, disk: trio.CapacityLimiter) -> Persist
     return persistence
 
 
+class SaveRequest:
+    """A SAVE waiting (on a worker thread) for the compaction it asked for."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.ok = False
+
+    def finish(self, ok: bool) -> None:
+        self.ok = ok
+        self._done.set()
+
+    def wait(self) -> bool:
+        self._done.wait()
+        return self.ok
+
+
 class LogFlusher:
-    def __init__(self, store: Store, persistence: Persistence, disk: trio.CapacityLimiter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        persistence: Persistence,
+        disk: trio.CapacityLimiter,
+        on_flushed: Callable[[OSError | None], None],
+    ) -> None:
         self._store = store
         self._persistence = persistence
         self._disk = disk
         # Called on the event loop after each commit-thread flush, with the
         # OSError it raised or None (the dispatcher wakes the replies).
-        self.on_flushed: Callable[[OSError | None], None] = lambda error: None
+        self._on_flushed = on_flushed
         # The commit thread: woken by kick(), stopped by close().
         self._kick_condition = threading.Condition(threading.Lock())
         self._kicked = False
@@ -183,7 +205,7 @@ class LogFlusher:
                 return
 
     def _flushed(self, error: OSError | None) -> None:
-        self.on_flushed(error)
+        self._on_flushed(error)
         persistence = self._persistence
         if error is None and persistence.wants_rewrite() and time.monotonic() >= self._auto_rewrite_after:
             self.request_compaction()
@@ -229,7 +251,7 @@ class LogFlusher:
                     await trio.to_thread.run_sync(persistence.flush, limiter=self._disk)
             except OSError:
                 continue  # still failing; persistence logged it and keeps refusing
-            self.on_flushed(None)
+            self._on_flushed(None)
 
     async def _watch_files(self) -> None:
         persistence = self._persistence
@@ -303,7 +325,7 @@ class LogFlusher:
             async with self._flush_lock:
                 # The flush finishes the switch: old log fsynced, new one created.
                 await trio.to_thread.run_sync(persistence.flush, limiter=self._disk)
-            self.on_flushed(None)
+            self._on_flushed(None)
             crash_hook("switched")
             await trio.to_thread.run_sync(
                 persistence.write_snapshot, generation, store.keyspace, store.lock, crash_hook, limiter=self._disk

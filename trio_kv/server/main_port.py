@@ -22,7 +22,7 @@ Rules this module keeps:
    whichever main listeners are current; a move that arrives once shutdown
    has begun is refused (its sockets closed).
 
-The hook (``store.change_port``) runs on a worker thread: binding is
+``change_port`` (``ServerControl.change_port``) runs on a worker thread: binding is
 synchronous there, and the bound sockets are handed to the event loop with
 ``trio.from_thread.run_sync``.
 """
@@ -35,8 +35,6 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import trio
-
-from ..store.engine import Store
 
 log = logging.getLogger(__name__)
 
@@ -73,28 +71,30 @@ def bind_listening_sockets(host: str | None, port: int) -> list[socket.socket]:
 
 
 class MainPort:
-    """The main port's current listeners and the hook that moves them.
+    """The main port's current listeners, where they listen, and moving them.
 
-    ``nursery`` is the lifecycle's accepting nursery; ``serve`` runs one
-    listener's accept loop until cancelled (and closes it on the way out).
+    Built before the server accepts (the server's control reads ``port``);
+    ``start`` gives it the lifecycle's accepting nursery and ``serve``, which
+    runs one listener's accept loop until cancelled (and closes it on the
+    way out).
     """
 
-    def __init__(
-        self, store: Store, host: str, nursery: trio.Nursery, serve: ServeListener, token: trio.lowlevel.TrioToken
-    ) -> None:
-        self._store = store
+    def __init__(self, host: str, token: trio.lowlevel.TrioToken) -> None:
         self._host = host
-        self._nursery = nursery
-        self._serve = serve
         self._token = token
+        self._nursery: trio.Nursery | None = None
+        self._serve: ServeListener | None = None
+        # The port the main listeners listen on now (0: none, CONFIG SET port 0).
+        self.port = 0
         # The current listeners, and the scope their accept loops run in (cancelled when they are replaced).
         self._listeners: list[trio.SocketListener] = []
         self._scope = trio.CancelScope()
         # Set when shutdown begins: no move may start new listeners after it.
         self._closed = False
 
-    def start(self, listeners: list[trio.SocketListener]) -> None:
-        """Serve the listeners opened at start (event loop)."""
+    def start(self, nursery: trio.Nursery, serve: ServeListener, listeners: list[trio.SocketListener]) -> None:
+        """Serve the listeners opened at start in ``nursery`` (event loop)."""
+        self._nursery, self._serve = nursery, serve
         self._replace(listeners)
 
     def close(self) -> None:
@@ -102,9 +102,9 @@ class MainPort:
         self._closed = True
 
     def change_port(self, port: int) -> None:
-        """``store.change_port``, called from a worker thread by CONFIG SET
-        port. Raises ``OSError`` when the new port cannot be listened on."""
-        if port == self._store.info.get("tcp_port"):
+        """``ServerControl.change_port``, called from a worker thread by CONFIG
+        SET port. Raises ``OSError`` when the new port cannot be listened on."""
+        if port == self.port:
             return
         sockets: list[socket.socket] = []
         if port:
@@ -123,9 +123,9 @@ class MainPort:
 
     def _move(self, port: int, sockets: list[socket.socket]) -> None:
         # Event loop. Raises OSError (the caller closes ``sockets``) once shutdown began.
-        if self._closed:
+        if self._closed or self._nursery is None:
             raise OSError(errno.ESHUTDOWN, "the server is shutting down")
-        old = self._store.info.get("tcp_port")
+        old = self.port
         self._replace([trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in sockets])
         if port:
             log.info("main listener moved to %s:%d (line protocol and RESP); port %s closed", self._host, port, old)
@@ -136,6 +136,7 @@ class MainPort:
         # Event loop: start the new accept loops, then stop the old ones and
         # close their sockets now (not when their tasks next run), so the old
         # port refuses connections from the moment this returns.
+        assert self._nursery is not None  # start() ran
         old_listeners, old_scope = self._listeners, self._scope
         self._listeners, self._scope = listeners, trio.CancelScope()
         for listener in listeners:
@@ -143,12 +144,14 @@ class MainPort:
         old_scope.cancel()
         for listener in old_listeners:
             listener.socket.close()
-        self._store.info["tcp_port"] = listeners[0].socket.getsockname()[1] if listeners else 0
+        self.port = listeners[0].socket.getsockname()[1] if listeners else 0
 
     async def _serve_until_replaced(self, listener: trio.SocketListener, scope: trio.CancelScope) -> None:
+        serve = self._serve
+        assert serve is not None  # start() ran
         with scope:
             try:
-                await self._serve(listener)
+                await serve(listener)
             except trio.ClosedResourceError:
                 # Its socket was closed by _replace while an accept was under way.
                 if not scope.cancel_called:

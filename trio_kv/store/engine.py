@@ -1,7 +1,4 @@
-"""The engine: the shared store, and the function one worker-thread hop runs.
-
-``Store`` bundles what every connection shares: the keyspace, the
-reader-writer lock that guards it, the counters and the configuration.
+"""The engine: the function one worker-thread hop runs.
 
 ``run_batch`` is the only code that runs on worker threads. It gets the
 requests of many connections at once (group dispatch) and answers each
@@ -12,6 +9,8 @@ effects unit), with an inline fast path for a request outside MULTI that
 nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
 effects leave through the keyspace's sink (``store.effects``), which the
 append-only log subscribes to.
+The data it works on is the ``Store`` (store.store; re-exported here, so
+``store.engine.Store`` still names it).
 
 Atomicity, as the README states it:
 
@@ -48,142 +47,23 @@ names no protocol.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
-from ..commands.auth import password_bytes
 from ..commands.session import Session
-from ..commands.slicing import SLICE_SECONDS, WRITE, Sliced, finish
+from ..commands.slicing import WRITE, Sliced, finish
 from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import REFUSED_IN_MULTI, ExecQueue
 from ..commands.values import WRONGTYPE_ERROR, WrongType
-from ..config import Config
-from ..protocol.replies import NO_REPLY, Error, QUEUED
-from .durability.memory_snapshot import save_keyspace
-from .keyspace import Keyspace
-from .latency_monitor import LatencyMonitor
-from .rwlock import ReadWriteLock
-from .slowlog import SlowLog
-from .stats import Stats, StatsShard
+from ..protocol.replies import NO_REPLY, Error
+from .stats import StatsShard
+from .store import Store as Store  # re-exported: store.engine.Store still names it
 
 log = logging.getLogger(__name__)
 
 OUT_OF_MEMORY = Error("OOM command not allowed when used memory > 'maxmemory'.")
-
-
-class SaveRequest:
-    """A SAVE waiting (on a worker thread) for the compaction it asked for."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self.ok = False
-
-    def finish(self, ok: bool) -> None:
-        self.ok = ok
-        self._done.set()
-
-    def wait(self) -> bool:
-        self._done.wait()
-        return self.ok
-
-
-class Store:
-    def __init__(self, config: Config, keyspace: Keyspace | None = None) -> None:
-        self.config = config
-        self.keyspace = Keyspace() if keyspace is None else keyspace
-        self.lock = ReadWriteLock()
-        self.stats = Stats()
-        self.slowlog = SlowLog(config.slowlog_log_slower_than_us, config.slowlog_max_len)
-        # LATENCY LATEST/HISTORY/...: off (threshold 0) until CONFIG SET
-        # latency-monitor-threshold, as in Redis.
-        self.latency_monitor = LatencyMonitor()
-        # Filled by the async shell: the sessions of connected clients by id,
-        # for CLIENT LIST / INFO clients. Worker threads only read it (copy
-        # with list(...) first: the event loop adds and removes entries).
-        self.clients: dict[int, Session] = {}
-        self.started_at = time.time()
-        # Live authentication settings (commands.auth): the default user's
-        # password (None: none) and protected mode; CONFIG SET changes both.
-        self.requirepass: bytes | None = password_bytes(config.requirepass)
-        self.protected_mode = config.protected_mode
-        self.info: dict[str, Any] = {}
-        # Set by the async shell (server.lifecycle); safe to call from worker
-        # threads. The defaults make a Store usable on its own in tests.
-        self.max_clients = config.max_clients
-        # CONFIG SET maxmemory (0: no limit). With the only policy,
-        # noeviction, commands flagged denyoom are refused while
-        # used_memory_bytes() is above it (-OOM), as Redis does.
-        self.maxmemory_bytes = 0
-        self.request_shutdown: Callable[[], None] = lambda: None
-        self.kill_client: Callable[[int], None] = lambda client_id: None
-        # CONFIG SET maxclients; the shell installs one that clamps below the
-        # open-file limit and caps new connections at once.
-        self.set_max_clients: Callable[[int], None] = self._set_max_clients
-        # CONFIG SET port: the shell installs one that moves the main listener
-        # (server.main_port; raises OSError when the port cannot be listened on).
-        self.change_port: Callable[[int], None] = self._change_port
-        # CONFIG SET client-query-buffer-limit: read by each new RESP connection.
-        self.client_query_buffer_limit_bytes = config.client_query_buffer_limit_bytes
-        self.dispatcher_statistics: Callable[[], dict[str, int]] = dict
-        # The append-only log (store.durability.append_log.Persistence) when
-        # --appendonly yes, set once recovery finished; None: memory only.
-        self.persistence: Any = None
-        # Ask the shell for a compaction (BGSAVE, BGREWRITEAOF, SAVE); the
-        # SaveRequest, if given, is told when it finished.
-        self.request_compaction: Callable[[SaveRequest | None], None] = lambda request=None: None
-        # How long one slice of a sliced command runs (tests set 0: one unit).
-        self.slice_seconds = SLICE_SECONDS
-        # SAVE with --appendonly no (dump.snapshot): how many, and when the
-        # last one started (LASTSAVE, INFO rdb_*); None before the first.
-        self.memory_saves = 0
-        # CONFIG SET hash-max-listpack-entries / -value (and their ziplist
-        # aliases): kept for CONFIG GET, no effect (a hash is always a dict).
-        self.hash_max_listpack_entries = 128
-        self.hash_max_listpack_value_bytes = 64
-        self.memory_last_save_s: int | None = None
-        self._memory_save_lock = threading.Lock()
-
-    def used_memory_bytes(self) -> int:
-        """What INFO reports as used_memory and maxmemory is compared with:
-        the bytes tracemalloc traces when it is on, else the resident set
-        size (/proc/self/statm)."""
-        if tracemalloc.is_tracing():
-            return tracemalloc.get_traced_memory()[0]
-        try:
-            with open("/proc/self/statm", "rb") as statm:
-                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            return 0  # cannot be measured: never refuse for it
-
-    def _set_max_clients(self, requested: int) -> None:
-        self.max_clients = requested
-
-    def _change_port(self, port: int) -> None:
-        self.info["tcp_port"] = port
-
-    def save_memory_snapshot(self) -> None:
-        """SAVE with --appendonly no: write <data-dir>/dump.snapshot (worker
-        thread, no store lock held; see store.durability.memory_snapshot).
-        Raises OSError when the file cannot be written."""
-        with self._memory_save_lock:  # two SAVEs at once would share the .tmp
-            started = time.time()
-            save_keyspace(self.keyspace, self.lock, self.config.data_dir)
-            self.memory_saves += 1
-            self.memory_last_save_s = int(started)
-
-    def save(self) -> bool:
-        """SAVE: compact now and wait for it (worker thread, no store lock held)."""
-        if self.persistence is None:
-            return False
-        request = SaveRequest()
-        self.request_compaction(request)
-        return request.wait()
 
 
 @dataclass(slots=True, eq=False)
@@ -425,7 +305,7 @@ def _execute_jobs(hop: _Hop, jobs: list[Job]) -> None:
             if exec_us >= slowlog.threshold_us >= 0 or (monitor_threshold_us and exec_us >= monitor_threshold_us):
                 _record_slow(hop, session, spec, args, exec_us)
         if run_n:
-            shard.record_calls(run_name, run_spec.counter, run_n, run_failed, run_usec,  # type: ignore[union-attr,attr-defined]
+            shard.record_calls(run_name, run_spec.counter, run_n, run_failed, run_usec,  # type: ignore[union-attr]
                                int((perf_counter() - received_at) * 1_000_000))
 
 

@@ -192,7 +192,7 @@ class Keyspace:
             return None
         if type(value) is not family:
             raise WrongType
-        return value  # type: ignore[return-value]  # its type is family, checked above
+        return value  # its type is family, checked above
 
     def expire_at_ms(self, key: bytes) -> int | None:
         """Absolute expiry, ``NO_EXPIRY`` if none, None if the key is absent."""
@@ -472,7 +472,7 @@ class Keyspace:
         old_length = len(old)
         end = offset + len(data)
         new_length = max(old_length, end)
-        if type(old) is Growable:
+        if isinstance(old, Growable):
             capacity = old.capacity
             old.write(offset, data)
             self.grown_capacity_bytes += old.capacity - capacity

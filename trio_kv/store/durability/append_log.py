@@ -128,6 +128,8 @@ class Persistence:
         self.rewrite_percentage = rewrite_percentage
         writer = data_dir.open_log_for_append()
         generation = data_dir.current_generation
+        if generation is None:
+            raise ValueError("the data directory must be recovered before its log is opened")
         self._segment = _Segment(writer, generation, 0, writer.flushed_offset)
         # (old, new) from begin_switch until a flush has finished the switch.
         self._switch: tuple[_Segment, _Segment] | None = None
@@ -218,11 +220,14 @@ class Persistence:
 
     def _record_synced(self, path: str, offset: int) -> None:
         # Test hook (module docstring): replaced whole, so a kill -9 never leaves half a line.
-        tmp = self._synced_log_path + ".tmp"
+        synced_log_path = self._synced_log_path
+        if synced_log_path is None:
+            return
+        tmp = synced_log_path + ".tmp"
         with self._synced_log_lock:
             with open(tmp, "w") as file:
                 file.write(f"{path} {offset}\n")
-            os.replace(tmp, self._synced_log_path)
+            os.replace(tmp, synced_log_path)
 
     def _sync_segment(self, segment: _Segment) -> None:
         writer = segment.writer

@@ -64,10 +64,12 @@ def check_file(path: str | os.PathLike[str]) -> CheckResult:
             result.kind = reader.header.kind
             result.generation = reader.header.generation
             result.version = reader.header.version
+        # A reader without a header yields no records.
+        version = 0 if reader.header is None else reader.header.version
         try:
             for offset, payload in reader:
                 try:
-                    result.effects += len(decode_record(payload, reader.header.version))
+                    result.effects += len(decode_record(payload, version))
                 except RecordFormatError as error:
                     raise CorruptLog(reader.path, offset, str(error)) from None
                 result.records += 1

@@ -148,11 +148,13 @@ def load_snapshot(
     keys = 0
     ended = False
     with RecordReader(path, expect_kind=KIND_SNAPSHOT, expect_generation=generation) as reader:
+        # A reader without a header yields no records.
+        version = 0 if reader.header is None else reader.header.version
         for offset, payload in reader:
             if ended:
                 raise CorruptLog(reader.path, offset, "record after the END record")
             try:
-                effects = decode_record(payload, reader.header.version)
+                effects = decode_record(payload, version)
             except RecordFormatError as error:
                 raise CorruptLog(reader.path, offset, str(error)) from None
             if effects[0][0] == END:

@@ -1,0 +1,101 @@
+"""``Store``: the data every connection shares, and nothing else.
+
+The keyspace, the reader-writer lock that guards it, the counters
+(stats, slowlog, latency monitor), the configuration and the live settings
+CONFIG SET changes (password, protected mode, maxmemory, query buffer
+limit). What a handler needs of the running server (shutdown, clients,
+ports, compaction) is not here: it is ``commands.control.ServerControl``,
+reached through ``session.control``.
+
+Rules kept here:
+
+* Every field is set when the Store is built, with a comment saying why it
+  exists; nothing outside ``store/`` attaches services to it afterwards.
+  The one field filled later is ``persistence``: recovery makes the log
+  from the store's own data, then hands it over before any client connects.
+* Worker threads read and write the live settings without a lock: each is
+  one attribute assignment of an immutable value.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tracemalloc
+from typing import TYPE_CHECKING
+
+from ..commands.auth import password_bytes
+from ..commands.slicing import SLICE_SECONDS
+from ..config import Config
+from .durability.memory_snapshot import save_keyspace
+from .keyspace import Keyspace
+from .latency_monitor import LatencyMonitor
+from .rwlock import ReadWriteLock
+from .slowlog import SlowLog
+from .stats import Stats
+
+if TYPE_CHECKING:
+    from .durability.append_log import Persistence
+
+
+class Store:
+    def __init__(self, config: Config, keyspace: Keyspace | None = None) -> None:
+        self.config: Config = config
+        self.keyspace: Keyspace = Keyspace() if keyspace is None else keyspace
+        # Guards the keyspace: readers share it, a write has it alone (store.rwlock).
+        self.lock: ReadWriteLock = ReadWriteLock()
+        self.stats: Stats = Stats()
+        self.slowlog: SlowLog = SlowLog(config.slowlog_log_slower_than_us, config.slowlog_max_len)
+        # LATENCY LATEST/HISTORY/...: off (threshold 0) until CONFIG SET
+        # latency-monitor-threshold, as in Redis.
+        self.latency_monitor: LatencyMonitor = LatencyMonitor()
+        # Live authentication settings (commands.auth): the default user's
+        # password (None: none) and protected mode; CONFIG SET changes both.
+        self.requirepass: bytes | None = password_bytes(config.requirepass)
+        self.protected_mode: bool = config.protected_mode
+        # CONFIG SET maxmemory (0: no limit). With the only policy,
+        # noeviction, commands flagged denyoom are refused while
+        # used_memory_bytes() is above it (-OOM), as Redis does.
+        self.maxmemory_bytes: int = 0
+        # CONFIG SET client-query-buffer-limit: read by each new RESP connection.
+        self.client_query_buffer_limit_bytes: int = config.client_query_buffer_limit_bytes
+        # False while data is being loaded: HTTP /readyz answers "not ready".
+        self.ready: bool = True
+        # The append-only log (store.durability.append_log.Persistence) when
+        # --appendonly yes, set once recovery finished; None: memory only.
+        # The engine appends every applied write to it.
+        self.persistence: Persistence | None = None
+        # How long one slice of a sliced command runs (tests set 0: one unit).
+        self.slice_seconds: float = SLICE_SECONDS
+        # SAVE with --appendonly no (dump.snapshot): how many, and when the
+        # last one started (LASTSAVE, INFO rdb_*); None before the first.
+        self.memory_saves: int = 0
+        self.memory_last_save_s: int | None = None
+        # CONFIG SET hash-max-listpack-entries / -value (and their ziplist
+        # aliases): kept for CONFIG GET, no effect (a hash is always a dict).
+        self.hash_max_listpack_entries: int = 128
+        self.hash_max_listpack_value_bytes: int = 64
+        self._memory_save_lock = threading.Lock()
+
+    def used_memory_bytes(self) -> int:
+        """What INFO reports as used_memory and maxmemory is compared with:
+        the bytes tracemalloc traces when it is on, else the resident set
+        size (/proc/self/statm)."""
+        if tracemalloc.is_tracing():
+            return tracemalloc.get_traced_memory()[0]
+        try:
+            with open("/proc/self/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0  # cannot be measured: never refuse for it
+
+    def save_memory_snapshot(self) -> None:
+        """SAVE with --appendonly no: write <data-dir>/dump.snapshot (worker
+        thread, no store lock held; see store.durability.memory_snapshot).
+        Raises OSError when the file cannot be written."""
+        with self._memory_save_lock:  # two SAVEs at once would share the .tmp
+            started = time.time()
+            save_keyspace(self.keyspace, self.lock, self.config.data_dir)
+            self.memory_saves += 1
+            self.memory_last_save_s = int(started)
