@@ -4,7 +4,7 @@
 requests of many connections at once (group dispatch) and answers each
 connection's requests in that connection's order: admission (``_admit``:
 lookup, arity, NOAUTH, OOM, MULTI's queue, refused writes), then execution
-(``_execute_jobs``: lock, handler, stats, SLOWLOG, the end of a write's
+(``_execute_job``: lock, handler, stats, SLOWLOG, the end of a write's
 effects unit), with an inline fast path for a request outside MULTI that
 nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
 effects leave through the keyspace's sink (``store.effects``), which the
@@ -34,7 +34,7 @@ Atomicity, as the README states it:
   a whole EXEC, a whole MSET. With the log on, the reply waits for it.
 * A handler that raises is a bug: it is logged, the client gets an error, and
   the rest of the batch still runs (the executor, ``_execute``, and its
-  inline copy in ``_execute_jobs``; EXEC's queued commands go through it).
+  inline copy in ``_execute_job``; EXEC's queued commands go through it).
   A command that has started always finishes (the hop is never abandoned), so a reply is never lost for a write
   that happened.
 
@@ -154,7 +154,7 @@ def run_batch(store: Store, jobs: list[Job]) -> None:
     OOM, MULTI's queue, refused writes: Redis' processCommand), then
     execution (``_execute_jobs``: the lock, the handler through the executor
     ``_execute``, stats, SLOWLOG, the latency monitor, the end of a write's
-    effects unit). ``_execute_jobs`` runs once per command at every request
+    effects unit). ``_execute_job`` runs once per command at every request
     rate, so it reads attributes into locals and keeps an inline fast path:
     one test (table lookup and arity inlined; ``CommandTable.resolve`` says
     the same more slowly) shows that a request is outside MULTI with nothing
@@ -237,76 +237,81 @@ def _answer(session: Session, replies: list[object], reply: object) -> None:
 
 
 def _execute_jobs(hop: _Hop, jobs: list[Job]) -> None:
-    """Execution: each job's requests from ``job.resume_at`` on, in order,
-    until its connection closes (see ``run_batch``). An assignment names at
-    most three locals: more would build a tuple."""
-    shard, effects, persistence = hop.shard, hop.effects, hop.persistence
-    slowlog, maxmemory, monitor_threshold_us = hop.slowlog, hop.maxmemory, hop.monitor_threshold_us
-    perf_counter = time.perf_counter
-    run_spec: CommandSpec | None  # the command of the run being counted
+    """Execution: each job's requests in order (see ``run_batch``); a job
+    whose sliced command is still unfinished waits for the next hop."""
     for job in jobs:
-        if job.sliced is not None and not _resume_sliced(hop, job):
-            continue  # still unfinished: the dispatcher queues it again
-        held_write, session, replies = hop.held_write, job.session, job.replies
-        by_name, transaction, received_at = job.table.by_name, session.transaction, job.received_at
-        filtering = session.reply_off or session.reply_skip or session.reply_skip_next
-        append = partial(_answer, session, replies) if filtering else replies.append
-        run_spec, run_name, index = None, "", job.resume_at
-        run_n = run_usec = run_failed = 0
-        for index, args in enumerate(job.requests[index:] if index else job.requests, index):
-            if session.closing:
-                break  # QUIT earlier in the batch: nothing after it runs
-            spec = by_name.get(args[0].lower())
-            if (spec is None or not (len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity)
-                    or not session.authenticated or maxmemory or transaction.queued is not None
-                    or ((spec.is_write or spec.has_subcommands) and persistence is not None
-                        and persistence.refusal() is not None)):
-                spec = _admit(hop, job, spec, args)
-                if spec is None:
-                    continue
-            want_write = spec.is_write
-            if spec.no_lock or spec.has_subcommands or held_write is not want_write:
-                held_write, want_write = _switch_lock(hop, spec, args)
-            if run_n and (spec is not run_spec or spec.reads_stats or spec.has_subcommands):
-                shard.record_calls(run_name, run_spec.counter, run_n, run_failed, run_usec,  # type: ignore[union-attr,attr-defined]
-                                   int((perf_counter() - received_at) * 1_000_000))
-                run_n = run_usec = run_failed = 0
-            started = perf_counter()
-            session.last_command = spec.name
-            try:
-                reply = spec.handler(session, args)  # the executor (_execute), inline
-            except WrongType:
-                reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
-            except Exception:
-                reply = _crashed(session, spec)
-            if spec.may_slice and isinstance(reply, Sliced):
-                held_write = _begin_sliced(hop, job, spec, args, reply, started, index)
-                if job.sliced is not None:
-                    break  # the rest of the job waits for the next hop
+        if job.sliced is None or _resume_sliced(hop, job):
+            _execute_job(hop, job)
+
+
+def _execute_job(hop: _Hop, job: Job) -> None:
+    """One job's requests from ``job.resume_at`` on, until its connection
+    closes or a sliced command must wait. An assignment names at most three
+    locals: more would build a tuple."""
+    shard, effects, received_at = hop.shard, hop.effects, job.received_at
+    slowlog, maxmemory, monitor_threshold_us = hop.slowlog, hop.maxmemory, hop.monitor_threshold_us
+    held_write, session, replies = hop.held_write, job.session, job.replies
+    by_name, transaction, persistence = job.table.by_name, session.transaction, hop.persistence
+    filtering = session.reply_off or session.reply_skip or session.reply_skip_next
+    append = partial(_answer, session, replies) if filtering else replies.append
+    perf_counter, index = time.perf_counter, job.resume_at
+    run_spec: CommandSpec | None = None  # the command of the run being counted
+    run_name, run_n, run_usec, run_failed = "", 0, 0, 0
+    for index, args in enumerate(job.requests[index:] if index else job.requests, index):
+        if session.closing:
+            break  # QUIT earlier in the batch: nothing after it runs
+        spec = by_name.get(args[0].lower())
+        if (spec is None or not (len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity)
+                or not session.authenticated or maxmemory or transaction.queued is not None
+                or ((spec.is_write or spec.has_subcommands) and persistence is not None
+                    and persistence.refusal() is not None)):
+            spec = _admit(hop, job, spec, args)
+            if spec is None:
                 continue
-            if spec.may_change_reply_mode and type(reply) is ExecQueue:
-                reply = reply.reply(session, [_execute_queued(shard, session, *queued) for queued in reply.commands])
-            exec_us = int((perf_counter() - started) * 1_000_000)
-            run_spec, run_name = spec, session.last_command
-            run_n, run_usec = run_n + 1, run_usec + exec_us
-            append(reply)
-            if filtering or spec.may_change_reply_mode or spec.switches_protocol:
-                filtering, append = _modes_changed(job, spec, filtering, append)
-            if want_write and effects.pending:  # a unit per write command (store/effects.py)
-                try:
-                    effects.end_command()
-                    if persistence is not None:  # the reply waits for the log's record
-                        job.log_lsn = persistence.appended_lsn
-                        job.logged.append(len(replies) - 1)
-                except ValueError as error:
-                    _not_logged(hop, job, len(replies) - 1, error)
-            if type(reply) is Error:
-                run_failed += _count_error(shard, session, reply)
-            if exec_us >= slowlog.threshold_us >= 0 or (monitor_threshold_us and exec_us >= monitor_threshold_us):
-                _record_slow(hop, session, spec, args, exec_us)
-        if run_n:
-            shard.record_calls(run_name, run_spec.counter, run_n, run_failed, run_usec,  # type: ignore[union-attr]
-                               int((perf_counter() - received_at) * 1_000_000))
+        want_write = spec.is_write
+        if spec.no_lock or spec.has_subcommands or held_write is not want_write:
+            held_write, want_write = _switch_lock(hop, spec, args)
+        if run_n and (spec is not run_spec or spec.reads_stats or spec.has_subcommands):
+            _record_run(shard, run_spec, run_name, run_n, run_failed, run_usec, received_at)
+            run_n = run_usec = run_failed = 0
+        started = perf_counter()
+        session.last_command = spec.name
+        try:
+            reply = spec.handler(session, args)  # the executor (_execute), inline
+        except WrongType:
+            reply = WRONGTYPE_ERROR  # the keyspace's type rule (commands/values.py)
+        except Exception:
+            reply = _crashed(session, spec)
+        if spec.may_slice and isinstance(reply, Sliced):
+            held_write = _begin_sliced(hop, job, spec, args, reply, started, index)
+            if job.sliced is not None:
+                break  # the rest of the job waits for the next hop
+            continue
+        if spec.may_change_reply_mode and type(reply) is ExecQueue:
+            reply = reply.reply(session, [_execute_queued(shard, session, *queued) for queued in reply.commands])
+        exec_us = int((perf_counter() - started) * 1_000_000)
+        run_spec, run_name = spec, session.last_command
+        run_n, run_usec = run_n + 1, run_usec + exec_us
+        append(reply)
+        if filtering or spec.may_change_reply_mode or spec.switches_protocol:
+            filtering, append = _modes_changed(job, spec, filtering, append)
+        if want_write and effects.pending:  # a unit per write command (store/effects.py)
+            _end_unit(hop, job, len(replies) - 1)
+        if type(reply) is Error:
+            run_failed += _count_error(shard, session, reply)
+        if exec_us >= slowlog.threshold_us >= 0 or (monitor_threshold_us and exec_us >= monitor_threshold_us):
+            _record_slow(hop, session, spec, args, exec_us)
+    if run_n:
+        _record_run(shard, run_spec, run_name, run_n, run_failed, run_usec, received_at)
+
+
+def _record_run(
+    shard: StatsShard, spec: CommandSpec | None, name: str, calls: int, failed: int, exec_us: int, received_at: float,
+) -> None:
+    """Count a run of one command in a job once: its calls, failures and
+    summed exec time, and one latency (request read to now) for all."""
+    assert spec is not None
+    shard.record_calls(name, spec.counter, calls, failed, exec_us, int((time.perf_counter() - received_at) * 1_000_000))
 
 
 def _switch_lock(hop: _Hop, spec: CommandSpec, args: list[bytes]) -> tuple[bool | None, bool]:
@@ -361,7 +366,7 @@ def _modes_changed(
 
 def _execute(session: Session, spec: CommandSpec, args: list[bytes]) -> object:
     """The executor: run one admitted command's handler, the store lock it
-    needs held (``_execute_jobs`` has the same three lines inline). A
+    needs held (``_execute_job`` has the same three lines inline). A
     handler that raises is a bug: it is logged and answered with an internal
     error, and the batch goes on."""
     session.last_command = spec.name
@@ -406,10 +411,9 @@ def _finish(session: Session, spec: CommandSpec, work: Sliced) -> object:
 
 
 def _end_unit(hop: _Hop, job: Job, reply_index: int) -> None:
-    """A write slice of a sliced command ended: deliver its effects as one
-    unit (store/effects.py), write lock held, so in apply order; with the
-    log on, reply ``reply_index`` waits for its record. (``_execute_jobs``
-    does the same inline after every write command.)"""
+    """A write command (or a write slice of a sliced command) ended: deliver
+    its effects as one unit (store/effects.py), write lock held, so in apply
+    order; with the log on, reply ``reply_index`` waits for its record."""
     persistence = hop.persistence
     try:
         hop.effects.end_command()
