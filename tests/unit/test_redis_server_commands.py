@@ -20,7 +20,7 @@ from trio_kv.commands.runtime_config import PARAMETERS
 from trio_kv.commands.session import Session
 from trio_kv.commands.wire import RESP
 from trio_kv.config import Config
-from trio_kv.protocol.replies import NO_REPLY, OK, PONG, QUEUED, Error, Map, SimpleString, Verbatim
+from trio_kv.protocol.replies import NO_REPLY, OK, PONG, QUEUED, Error, Map, Set, SimpleString, Verbatim
 from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.store.engine import Store
 from trio_kv.store.local_control import LocalControl
@@ -476,13 +476,15 @@ def test_latency_histogram_shape(session: Session) -> None:
 
 def test_command_info_shapes(session: Session) -> None:
     get, client, missing = call(session, "COMMAND INFO get CLIENT nosuch")
+    # Inner lists are sets (RESP3 ~, arrays in RESP2), as Redis sends them;
+    # an empty subcommand list too, a non-empty one is an array.
     assert get == [
-        b"get", 2, [SimpleString("readonly"), SimpleString("fast")], 1, 1, 1,
-        [SimpleString("@read"), SimpleString("@string"), SimpleString("@fast")], [],
-        [
+        b"get", 2, Set([SimpleString("readonly"), SimpleString("fast")]), 1, 1, 1,
+        Set([SimpleString("@read"), SimpleString("@string"), SimpleString("@fast")]), Set([]),
+        Set([
             Map(
                 [
-                    (b"flags", [SimpleString("RO"), SimpleString("access")]),
+                    (b"flags", Set([SimpleString("RO"), SimpleString("access")])),
                     (b"begin_search", Map([(b"type", b"index"), (b"spec", Map([(b"index", 1)]))])),
                     (
                         b"find_keys",
@@ -490,13 +492,15 @@ def test_command_info_shapes(session: Session) -> None:
                     ),
                 ]
             )
-        ],
-        [],
+        ]),
+        Set([]),
     ]
     assert missing is None
-    assert client[:9] == [b"client", -2, [], 0, 0, 0, [SimpleString("@slow"), SimpleString("@connection")], [], []]
+    assert client[:9] == [
+        b"client", -2, Set([]), 0, 0, 0, Set([SimpleString("@slow"), SimpleString("@connection")]), Set([]), Set([])
+    ]
     subcommands = {entry[0]: entry for entry in client[9]}
-    assert subcommands[b"client|id"][1:3] == [2, [SimpleString(flag) for flag in ("noscript", "loading", "stale")]]
+    assert subcommands[b"client|id"][1:3] == [2, Set([SimpleString(flag) for flag in ("noscript", "loading", "stale")])]
     assert call(session, "COMMAND INFO client|kill") == [subcommands[b"client|kill"]]
 
 
@@ -519,8 +523,8 @@ def test_command_info_flags_and_categories(
     session: Session, name: str, flags: list[str], categories: list[str]
 ) -> None:
     (entry,) = call(session, f"COMMAND INFO {name}")
-    assert [flag.text for flag in entry[2]] == flags
-    assert [category.text for category in entry[6]] == categories
+    assert [flag.text for flag in entry[2].items] == flags
+    assert [category.text for category in entry[6].items] == categories
 
 
 def test_command_count_list_and_docs_cover_the_table(session: Session) -> None:

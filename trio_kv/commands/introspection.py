@@ -6,7 +6,10 @@ commands (``commands.container``), so nothing here repeats the table:
 
 * ``COMMAND`` / ``COMMAND INFO [name ...]``: per command ``[name, arity,
   [flags], first key, last key, step, [@categories], [tips], [key specs],
-  [subcommands]]``. Flags are the spec's display flags (``flags``, all
+  [subcommands]]``; in RESP3 the flags, categories, tips and key specs
+  are sets (``~``), as Redis' addReplySetLen sends them, and so is an empty
+  subcommand list (a non-empty one is an array); RESP2 has only arrays.
+  Flags are the spec's display flags (``flags``, all
   Redis', checked by ``commands.table``), in Redis' order. ACL categories
   are derived as Redis' ``setImplicitACLCategories`` does (write, read,
   admin+dangerous, fast or slow...) plus the group's category (``string``
@@ -33,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..protocol.glob import glob_match
-from ..protocol.replies import Error, Map, SimpleString
+from ..protocol.replies import Error, Map, Set, SimpleString
 from .connection import SYNTAX_ERROR
 from .container import Container, Subcommand
 from .session import Session
@@ -170,7 +173,7 @@ def key_specs(spec: CommandSpec) -> list[Map]:
     return [
         Map(
             [
-                (b"flags", [SimpleString(flag) for flag in flags]),
+                (b"flags", Set([SimpleString(flag) for flag in flags])),
                 (b"begin_search", Map([(b"type", b"index"), (b"spec", Map([(b"index", first_key)]))])),
                 (
                     b"find_keys",
@@ -196,14 +199,14 @@ def subcommand_info(spec: CommandSpec, entry: Subcommand) -> list[object]:
     return [
         f"{spec.name}|{entry.name}".encode(),
         entry.arity,
-        redis_flags(entry.flags),
+        Set(redis_flags(entry.flags)),
         0,
         0,
         0,
-        acl_categories(entry.flags, entry.categories, spec.group),
-        [],
-        [],
-        [],
+        Set(acl_categories(entry.flags, entry.categories, spec.group)),
+        Set([]),
+        Set([]),
+        Set([]),
     ]
 
 
@@ -211,14 +214,15 @@ def command_info(spec: CommandSpec) -> list[object]:
     return [
         spec.name.encode(),
         spec.arity,
-        redis_flags(spec.flags),
+        Set(redis_flags(spec.flags)),
         spec.first_key,
         spec.last_key,
         spec.key_step,
-        acl_categories(spec.flags, spec.categories, spec.group),
-        [tip.encode() for tip in TIPS.get(spec.name, ())],
-        key_specs(spec),
-        [subcommand_info(spec, entry) for entry in _subcommands(spec)],
+        Set(acl_categories(spec.flags, spec.categories, spec.group)),
+        Set([tip.encode() for tip in TIPS.get(spec.name, ())]),
+        Set(key_specs(spec)),
+        # Redis' addReplyCommandSubCommands: an empty set, or an array.
+        [subcommand_info(spec, entry) for entry in subcommands] if (subcommands := _subcommands(spec)) else Set([]),
     ]
 
 
@@ -360,7 +364,7 @@ def command_getkeysandflags(session: Session, args: list[bytes]) -> object:
     found = _keys_and_flags(args)
     if isinstance(found, Error):
         return found
-    return [[key, [SimpleString(flag) for flag in flags]] for key, flags in found]
+    return [[key, Set([SimpleString(flag) for flag in flags])] for key, flags in found]
 
 
 

@@ -53,7 +53,7 @@ class Map:
 class Set:
     """RESP3 ``~`` set; RESP2 sends it as an array."""
 
-    items: list[object]
+    items: Sequence[object]
 
 
 @dataclass(frozen=True, slots=True)
