@@ -180,6 +180,9 @@ COMMANDS: list[tuple] = [
     ("HSCAN", "r", "x"),
     ("HSCAN", "missing", "0"),
     ("HSCAN", "missing", "0", "NOPE"),
+    ("HSCAN", "r", "0", "TYPE", "string"),
+    ("HSCAN", "r", "0", "COUNT", "x", "MATCH"),
+    ("HSCAN", "r", "0", "MATCH"),
     # Inside MULTI: a WRONGTYPE does not stop the rest.
     ("MULTI",),
     ("HSET", "t", "a", "1"),

@@ -45,7 +45,7 @@ from .arguments import (
     parse_int64,
 )
 from .hash_value import HashUpdate, HashValue
-from .keys import parse_scan_cursor
+from .keys import parse_scan_cursor, parse_scan_options
 from .long_double import format_long_double, parse_long_double, round_long_double
 from .session import Session
 from .table import ONE_KEY, CommandSpec, Lock
@@ -276,23 +276,10 @@ def cmd_hscan(session: Session, args: list[bytes]) -> object:
     fields = _read(session, args[1])
     if fields is None:
         return [b"0", []]
-    pattern = None
-    i = 3
-    while i < len(args):
-        if i + 1 >= len(args):
-            return SYNTAX_ERROR
-        option, value = args[i].upper(), args[i + 1]
-        if option == b"COUNT":
-            count = parse_int64(value)
-            if count is None:
-                return NOT_AN_INTEGER
-            if count < 1:
-                return SYNTAX_ERROR
-        elif option == b"MATCH":
-            pattern = None if value == b"*" else value
-        else:
-            return SYNTAX_ERROR
-        i += 2
+    options = parse_scan_options(args, 3, type_allowed=False)
+    if isinstance(options, Error):
+        return options
+    _count, pattern, _type_name = options
     matches = None if pattern is None else compile_glob(pattern).matches
     found = [part for field, item in fields.items() if matches is None or matches(field) for part in (field, item)]
     return [b"0", found]

@@ -249,15 +249,15 @@ def parse_scan_cursor(token: bytes) -> int | None:
     return (UINT64_MODULUS - magnitude) % UINT64_MODULUS if match.group(1) == b"-" else magnitude
 
 
-def cmd_scan(session: Session, args: list[bytes]) -> object:
-    cursor = parse_scan_cursor(args[1])
-    if cursor is None:
-        return Error("ERR invalid cursor")
+def parse_scan_options(
+    args: list[bytes], start: int, *, type_allowed: bool
+) -> tuple[int, bytes | None, bytes | None] | Error:
+    """Redis' scanGenericCommand options from ``args[start:]``: (COUNT, the
+    MATCH pattern or None for none or ``*``, the TYPE name or None). TYPE is
+    SCAN's alone (HSCAN ... TYPE is a syntax error, as in Redis)."""
     count = SCAN_DEFAULT_COUNT
-    pattern = None
-    type_name = None
-    i = 2
-    while i < len(args):
+    pattern = type_name = None
+    for i in range(start, len(args), 2):
         if i + 1 >= len(args):
             return SYNTAX_ERROR
         option, value = args[i].upper(), args[i + 1]
@@ -270,11 +270,21 @@ def cmd_scan(session: Session, args: list[bytes]) -> object:
             count = parsed
         elif option == b"MATCH":
             pattern = None if value == b"*" else value
-        elif option == b"TYPE":
+        elif option == b"TYPE" and type_allowed:
             type_name = value
         else:
             return SYNTAX_ERROR
-        i += 2
+    return count, pattern, type_name
+
+
+def cmd_scan(session: Session, args: list[bytes]) -> object:
+    cursor = parse_scan_cursor(args[1])
+    if cursor is None:
+        return Error("ERR invalid cursor")
+    options = parse_scan_options(args, 2, type_allowed=True)
+    if isinstance(options, Error):
+        return options
+    count, pattern, type_name = options
     finish = functools.partial(_scan_reply, session, pattern, type_name)
     if count > SCAN_UNSLICED_MAX_COUNT:
         return ScanSlices(session.keyspace, cursor, count, SCAN_SLOTS_PER_COUNT, finish)
