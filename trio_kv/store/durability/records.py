@@ -212,6 +212,17 @@ def record_parts(effects: list[Effect]) -> list[Any]:
     return _framed(parts)
 
 
+def _key_span(payload: bytes, pos: int, expiring: bool) -> tuple[int | None, int, int]:
+    """The expiry (None: none), key start and key end of an effect at
+    ``pos`` whose kind comes in a plain and an expiring form (``u32`` key
+    length, or ``i64`` expiry then ``u32`` key length, after the type byte).
+    SET decodes the same layout inline: it is most of every log."""
+    if not expiring:
+        return None, pos + 5, pos + 5 + _unpack_u32(payload, pos + 1)[0]
+    at_ms, key_len = _unpack_time_len(payload, pos + 1)
+    return at_ms, pos + 13, pos + 13 + key_len
+
+
 def decode_record(payload: bytes, version: int = FORMAT_VERSION) -> list[Effect]:
     """The effects of one record's payload (already checksummed), read from
     a file of format ``version``."""
@@ -260,14 +271,7 @@ def decode_record(payload: bytes, version: int = FORMAT_VERSION) -> list[Effect]
                 append((END, _unpack_u64(payload, pos + 1)[0]))
                 pos += 9
             elif kind == _T_PATCH or kind == _T_PATCH_EXPIRING:
-                if kind == _T_PATCH:
-                    at_ms = None
-                    key_start = pos + 5
-                    key_end = key_start + _unpack_u32(payload, pos + 1)[0]
-                else:
-                    at_ms, key_len = _unpack_time_len(payload, pos + 1)
-                    key_start = pos + 13
-                    key_end = key_start + key_len
+                at_ms, key_start, key_end = _key_span(payload, pos, kind == _T_PATCH_EXPIRING)
                 old_length, offset, data_len = _unpack_offsets_len(payload, key_end)
                 data_end = key_end + 20 + data_len
                 if data_end > end:
@@ -275,14 +279,7 @@ def decode_record(payload: bytes, version: int = FORMAT_VERSION) -> list[Effect]
                 append((PATCH, payload[key_start:key_end], old_length, offset, payload[key_end + 20 : data_end], at_ms))
                 pos = data_end
             elif kind == _T_UPDATE or kind == _T_UPDATE_EXPIRING:
-                if kind == _T_UPDATE:
-                    at_ms = None
-                    key_start = pos + 5
-                    key_end = key_start + _unpack_u32(payload, pos + 1)[0]
-                else:
-                    at_ms, key_len = _unpack_time_len(payload, pos + 1)
-                    key_start = pos + 13
-                    key_end = key_start + key_len
+                at_ms, key_start, key_end = _key_span(payload, pos, kind == _T_UPDATE_EXPIRING)
                 code, created, update_len = _unpack_code_flag_len(payload, key_end)
                 update_end = key_end + 6 + update_len
                 if update_end > end or created > 1:
