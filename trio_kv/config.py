@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .cluster.ring import Member
+from .cluster.slots import SLOT_COUNT
+
 ENV_PREFIX = "TRIO_KV_"
 
 
@@ -87,6 +90,31 @@ class Config:
     # Origins a browser page may call the HTTP API from (CORS), comma
     # separated; "*": any (the reference store's behaviour); "": none.
     http_cors_origins: str = ""
+    # Cluster (README "Cluster"; design/cluster.md). Off: CLUSTER answers
+    # "cluster support disabled", as redis-server's default.
+    cluster_enabled: bool = False
+    # Every member's client address, this node's included; empty with
+    # cluster_enabled: a one-node cluster owning all 16,384 slots.
+    cluster_seeds: tuple[str, ...] = ()
+    # The address peers and clients know this node by, when --host is a
+    # wildcard (0.0.0.0) or not the one in the seed list.
+    cluster_announce_host: str | None = None
+    # Peers must present the same name, and the same secret (HMAC) when set.
+    cluster_name: str = "trio-kv"
+    cluster_secret: str | None = None
+    # N, W, R: copies of each key, acks an OK waits for, replies a read merges.
+    cluster_replicas: int = 3
+    cluster_write_quorum: int = 2
+    cluster_read_quorum: int = 2
+    # Past it a write without W acks answers -NOREPLICAS.
+    cluster_write_timeout_seconds: float = 2.0
+    # Fixed partitions of the 16,384 slots (a power of two).
+    cluster_partitions: int = 64
+    # none: any node coordinates any key; moved: -MOVED for keys a node does not replicate.
+    cluster_redirect: str = "none"
+    # local: a plain SET supersedes what the coordinator's replica has seen;
+    # read: gather the context from R replicas first.
+    cluster_write_context: str = "local"
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -174,6 +202,35 @@ def _cors_origins(text: str) -> str:
     return ",".join(origins)
 
 
+def _cluster_seeds(text: str) -> tuple[str, ...]:
+    """Comma-separated ``host:port`` list -> normalized, each checked."""
+    seeds = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                seeds.append(Member.parse(part).address)
+            except ValueError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+    return tuple(seeds)
+
+
+def _power_of_two(text: str) -> int:
+    value = _int_at_least(1)(text)
+    if value & (value - 1) or value > SLOT_COUNT:
+        raise argparse.ArgumentTypeError(f"must be a power of two up to {SLOT_COUNT}, got {value}")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"expected {' or '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -186,6 +243,8 @@ class _Option:
     field: str
     parse: Callable[[str], object]
     help: str
+    # Other spellings of the flag (the issue's or Redis' name for it).
+    aliases: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -240,6 +299,18 @@ _OPTIONS = [
     _Option("tls_key_file", str, "PEM private key of the TLS listener"),
     _Option("tls_ca_cert_file", str, "PEM CA: TLS clients must present a certificate it signed"),
     _Option("http_cors_origins", _cors_origins, "origins (comma separated) allowed to call the HTTP API from a browser (CORS); * for any; empty for none"),
+    _Option("cluster_enabled", _yes_no, "yes: Redis Cluster mode; without --cluster-seeds one node owning every slot"),
+    _Option("cluster_seeds", _cluster_seeds, "every member's host:port, comma separated, this node's included"),
+    _Option("cluster_announce_host", str, "the host this node is known by in --cluster-seeds (default: --host)"),
+    _Option("cluster_name", str, "peers must present the same cluster name"),
+    _Option("cluster_secret", _password, "shared secret peers prove on the bus (HMAC); prefer the environment variable"),
+    _Option("cluster_replicas", _int_at_least(1), "N: copies of each key"),
+    _Option("cluster_write_quorum", _int_at_least(1), "W: replica acks an OK waits for"),
+    _Option("cluster_read_quorum", _int_at_least(1), "R: replica replies a read merges"),
+    _Option("cluster_write_timeout_seconds", _positive_seconds, "wait for W acks this long, then -NOREPLICAS", ("--cluster-write-timeout",)),
+    _Option("cluster_partitions", _power_of_two, "fixed partitions of the 16384 slots (power of two, fixed at creation)"),
+    _Option("cluster_redirect", _one_of("none", "moved"), "none: any node coordinates any key; moved: -MOVED for keys this node does not replicate"),
+    _Option("cluster_write_context", _one_of("local", "read"), "local: a plain write supersedes what this node's replica has seen; read: gather the context from R replicas first"),
 ]
 
 
@@ -254,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     for option in _OPTIONS:
         parser.add_argument(
             option.flag,
+            *option.aliases,
             dest=option.field,
             type=option.parse,
             default=None,
@@ -284,4 +356,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     config = dataclasses.replace(Config(), **values)
     if config.tls_port is not None and (config.tls_cert_file is None or config.tls_key_file is None):
         parser.error("--tls-port needs --tls-cert-file and --tls-key-file")
+    if config.cluster_write_quorum > config.cluster_replicas or config.cluster_read_quorum > config.cluster_replicas:
+        parser.error("--cluster-write-quorum and --cluster-read-quorum must not exceed --cluster-replicas")
+    if config.cluster_seeds and not config.cluster_enabled:
+        parser.error("--cluster-seeds needs --cluster-enabled yes")
     return config

@@ -1,7 +1,7 @@
 """The three layers import only downward (see trio_kv/__init__.py).
 
-Pure code (protocol, commands, http) imports no trio, sockets or threads and
-nothing from the store or the server; protocol and commands import nothing
+Pure code (protocol, cluster, commands, http) imports no trio, sockets or threads and
+nothing from the store or the server; protocol and cluster import nothing from commands; protocol and commands import nothing
 from http (HTTP's pure parts sit on top of the commands); the store imports
 no trio and nothing from the server or http. Checked from the source, so a lazy import inside a function
 counts too.
@@ -24,6 +24,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "trio_kv"
 
 FORBIDDEN = {
     "protocol": {
+        "trio", "socket", "threading", "asyncio", "selectors",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http",
+    },
+    "cluster": {
         "trio", "socket", "threading", "asyncio", "selectors",
         "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http",
     },
