@@ -3,9 +3,9 @@
 Riak's ``dvvset.erl`` (Gonçalves, Almeida et al., "Dotted Version Vectors:
 Efficient Causality Tracking for Distributed Key-Value Stores", 2014) in
 typed Python, with the same operations: ``new``, ``sync``, ``join``,
-``update``, ``size``, ``ids``, ``values``, ``equal``, ``less``, ``last``,
-``lww``. A *clock* is a causal history plus the values (siblings) not yet
-superseded in it:
+``update``, ``size``, ``ids``, ``values``, ``equal``, ``less``, ``map``
+(``map_values``), ``last``, ``lww``. A *clock* is a causal history plus
+the values (siblings) not yet superseded in it:
 
 * ``entries``: one ``Entry(actor, counter, values)`` per actor that ever
   wrote, sorted by actor. The actor's history is the dots ``(actor, 1..counter)``;
@@ -61,7 +61,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -308,6 +308,14 @@ def last(clock: Clock) -> Version:
     if not candidates:
         raise ValueError("a clock without values has no last value")
     return max(candidates)  # tuples compare as (timestamp, actor, payload)
+
+
+def map_values(clock: Clock, function: Callable[[Version], Version]) -> Clock:
+    """The same history with ``function`` applied to every value (dvvset.erl's ``map``)."""
+    return Clock(
+        tuple(Entry(e.actor, e.counter, tuple(map(function, e.values))) for e in clock.entries),
+        _anonymous(map(function, clock.anonymous)),
+    )
 
 
 def lww(clock: Clock) -> Clock:

@@ -183,7 +183,7 @@ async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | 
     config = store.config
     if config.appendonly:
         return await load_and_open_log(store, disk)
-    loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
+    loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, store.versions, limiter=disk)
     if loaded is not None:
         log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
     return None
