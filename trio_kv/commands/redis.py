@@ -21,6 +21,7 @@ from . import (
     server,
     strings,
     transactions,
+    versions,
 )
 from .hash_value import HashValue
 from .table import CommandSpec, CommandTable
@@ -59,6 +60,7 @@ REDIS_COMMANDS = CommandTable(
         *memory.SPECS,
         *functions.SPECS,
         *cluster.SPECS,
+        *versions.SPECS,
     ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,

@@ -29,8 +29,9 @@ How the clocks change:
 * **A write with a context** (``put_with_context``, TKV.PUTCTX): the new dot
   supersedes only what the context saw; other siblings stay.
 * A key whose unit already holds a VERSION effect (written by
-  ``apply_remote`` or ``put_with_context``) is not stamped again in that
-  unit: one dot per key per unit.
+  ``apply_remote`` or ``put_with_context``) is stamped again only if the
+  unit changed it after that effect (a MULTI with TKV.PUTCTX then SET):
+  otherwise one dot per key per unit.
 * FLUSHALL / FLUSHDB (the CLEAR effect) is a delete of every key: each key
   with versions gets a tombstone dot (O(keys) under the write lock, in one
   unit). A node-local wipe would be resurrected by the first read repair.
@@ -237,23 +238,22 @@ class Versions:
                 unit.append((VERSION, key, stored))
             self.unit_keys = [key]
             return
-        decided: dict[bytes, None] = {}
-        changed: dict[bytes, None] = {}
+        # key -> changed since its last VERSION effect in this unit (if any).
+        dirty: dict[bytes, bool] = {}
         for effect in unit:
             op = effect[0]
             if op == VERSION:
-                decided[effect[1]] = None
+                dirty[effect[1]] = False
             elif op == CLEAR:
-                changed.update(dict.fromkeys(self._clocks.keys()))
+                dirty.update(dict.fromkeys(self._clocks.keys(), True))
             else:
-                changed[effect[1]] = None
-        for key in changed:
-            if key not in decided:
+                dirty[effect[1]] = True
+        for key, changed in dirty.items():
+            if changed:
                 stored = self._overwrite(key)
                 if stored is not None:
                     unit.append((VERSION, key, stored))
-        decided.update(changed)
-        self.unit_keys = list(decided)
+        self.unit_keys = list(dirty)
 
     def _overwrite(self, key: bytes) -> bytes | None:
         """A new local dot for ``key`` holding its current state, superseding
@@ -296,6 +296,8 @@ class Versions:
             state = key_state.decode(value.payload)  # PayloadFormatError if damaged
             if isinstance(state, Held):
                 raise ClockFormatError("a held payload never leaves its node")
+            if state is not None:
+                prepare(state)  # PayloadFormatError for a state this node could not hold
         old = self.stored(key)
         local = _unpack(old)
         merged = dvvset.sync2(local, remote)

@@ -14,6 +14,8 @@ family, damaged bytes) before anything is changed.
 
 from __future__ import annotations
 
+import struct
+
 from ..cluster.key_state import STRING_TYPE, KeyState, PayloadFormatError
 from ..commands.redis import VALUE_TYPES
 from ..commands.values import TypedValue, ValueUpdate
@@ -46,7 +48,7 @@ def prepare(state: KeyState) -> ValueUpdate | None:
         raise PayloadFormatError(f"unknown value type {state.type_code}")
     try:
         return family.UPDATE.decode(state.data)
-    except (ValueError, IndexError) as error:
+    except (ValueError, IndexError, struct.error) as error:
         raise PayloadFormatError(f"damaged {family.TYPE_NAME.decode()} state: {error}") from None
 
 
