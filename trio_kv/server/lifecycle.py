@@ -73,6 +73,7 @@ from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.durability.append_log import Persistence
+from ..store.durability.node_id import load_or_create_node_id, new_node_id
 from ..store.store import Store
 from .control import RunningServer, clamp_max_clients
 from .dispatch import Dispatcher
@@ -150,8 +151,8 @@ async def serve(
     Tests may pass their own ``store`` (for example with a fake clock)."""
     started_at_s = time.time()
     shutdown = trio.Event() if shutdown is None else shutdown
-    store = Store(config) if store is None else store
     disk = trio.CapacityLimiter(DISK_THREADS)
+    store = await _new_store(config, disk) if store is None else store
     persistence = await _load_data(store, disk)
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
@@ -173,6 +174,19 @@ async def serve(
         # thread is never abandoned), so no file changes after the release.
         persistence.data_dir.unlock()
     log.info("trio_kv stopped")
+
+
+async def _new_store(config: Config, disk: trio.CapacityLimiter) -> Store:
+    """The store; in cluster mode with versions (store/versions.py) whose
+    actor is this node's id: the data directory's ``node-id`` file
+    (store.durability.node_id), a fresh id for a memory-only node."""
+    if not config.cluster_enabled:
+        return Store(config)
+    if config.appendonly:
+        node_id = await trio.to_thread.run_sync(load_or_create_node_id, config.data_dir, limiter=disk)
+    else:
+        node_id = new_node_id()
+    return Store(config, actor_id=bytes.fromhex(node_id))
 
 
 async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | None:
