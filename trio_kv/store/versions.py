@@ -78,14 +78,15 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..cluster import dvvset, key_state
 from ..cluster.dvvset import EMPTY, Clock, ClockFormatError, Version, VersionVector
 from ..cluster.hlc import HybridClock
 from ..cluster.key_state import TOMBSTONE, Held, KeyState
-from .durability.records import CLEAR, VERSION, Effect
+from .durability.records import CLEAR, DEL, EXPIRE, PATCH, PERSIST, SET, UPDATE, VERSION, Effect
 from .hashtable import HashTable
 from .keyspace import Keyspace
 from .versions_state import current_state, expiry_of, materialize, prepare
@@ -96,6 +97,45 @@ HELD_FLAG = 0x80
 SIBLING_COUNT_MASK = 0x7F
 # A key with more siblings than this is logged (issue 10: "a warning log above 25").
 SIBLINGS_WARNING = 25
+
+
+_pack_u64 = struct.Struct("<Q").pack
+_unpack_u64 = struct.Struct("<Q").unpack_from
+# Header bytes of a one-sibling clock, held or not.
+_HELD_ONE = bytes((HELD_FLAG | 1,))
+_UNHELD_ONE = b"\x01"
+# How a one-value entry's stored clock ends after the value's timestamp when
+# that value is a tombstone: actor index 0, payload of 1 byte (0), no anonymous values.
+_LONE_TOMBSTONE_TAIL = b"\x00\x01\x00\x00"
+
+
+def _set_state(effect: Effect) -> tuple[bool, int | None]:
+    return True, effect[3]
+
+
+def _patch_or_update_state(effect: Effect) -> tuple[bool, int | None]:
+    return True, effect[5]
+
+
+def _del_state(effect: Effect) -> tuple[bool, int | None]:
+    return False, None
+
+
+def _expire_state(effect: Effect) -> tuple[bool, int | None]:
+    return True, effect[2]
+
+
+def _persist_state(effect: Effect) -> tuple[bool, int | None]:
+    return True, None
+
+
+# What a key is after a unit of one effect, read from the effect itself
+# (present, absolute expiry): the keyspace is not asked (effects are absolute
+# facts, store/effects.py).
+_STATE_AFTER: dict[str, Callable[[Effect], tuple[bool, int | None]]] = {
+    SET: _set_state, PATCH: _patch_or_update_state, UPDATE: _patch_or_update_state,
+    DEL: _del_state, EXPIRE: _expire_state, PERSIST: _persist_state,
+}
 
 
 def header(stored: bytes) -> tuple[bool, int]:
@@ -128,6 +168,9 @@ class Versions:
         # This node's id as the clocks' actor (the node id's raw bytes).
         self.actor = actor
         self.hlc = hlc
+        # The stored clock of a key only this node wrote starts with this
+        # (after the header byte): format, one actor (this one), one entry.
+        self._own_prefix = bytes((dvvset.FORMAT, 1, len(actor))) + actor + b"\x01\x00"
         # key -> stored clock (header byte + packed clock); the project's
         # table, so snapshots can walk it in chunks with SCAN's guarantee.
         self._clocks = HashTable()
@@ -218,26 +261,37 @@ class Versions:
         """Store ``clock`` for ``key``; keeps the sibling counts. Returns the
         stored form."""
         stored = _pack(clock)
+        self._note_siblings(key, old, stored)
         self._clocks.set(key, stored)
+        return stored
+
+    def _note_siblings(self, key: bytes, old: bytes | None, stored: bytes) -> None:
+        """Keep the sibling counts as ``key``'s clock goes from ``old`` to ``stored``."""
         before = 0 if old is None else old[0] & SIBLING_COUNT_MASK
         after = stored[0] & SIBLING_COUNT_MASK
-        self.keys_with_siblings += (after > 1) - (before > 1)
-        if after > self.largest_siblings:
-            self.largest_siblings = after
-        if after > SIBLINGS_WARNING and after > before:
-            log.warning("key %r has %d siblings: resolve them with TKV.SIBLINGS and TKV.PUTCTX", key[:64], after)
-        return stored
+        if before > 1 or after > 1:
+            self.keys_with_siblings += (after > 1) - (before > 1)
+            if after > self.largest_siblings:
+                self.largest_siblings = after
+            if after > SIBLINGS_WARNING and after > before:
+                log.warning("key %r has %d siblings: resolve them with TKV.SIBLINGS and TKV.PUTCTX", key[:64], after)
 
     def _stamp(self, unit: list[Effect]) -> None:
         """The effects subscriber: one new local dot for each key the unit
         changed that has no VERSION effect in it yet (module docstring)."""
-        if len(unit) == 1 and unit[0][0] != CLEAR and unit[0][0] != VERSION:
-            key = unit[0][1]  # the usual unit: one write of one key
-            stored = self._overwrite(key)
-            if stored is not None:
-                unit.append((VERSION, key, stored))
-            self.unit_keys = [key]
-            return
+        if len(unit) == 1:
+            effect = unit[0]  # the usual unit: one write of one key
+            state = _STATE_AFTER.get(effect[0])
+            if state is not None:
+                key = effect[1]
+                present, at_ms = state(effect)
+                if present and at_ms is not None and at_ms <= self.keyspace.now_ms():
+                    present = False  # stored already expired (SET ... PXAT in the past)
+                stored = self._overwrite(key, present, at_ms)
+                if stored is not None:
+                    unit.append((VERSION, key, stored))
+                self.unit_keys = [key]
+                return
         # key -> changed since its last VERSION effect in this unit (if any).
         dirty: dict[bytes, bool] = {}
         for effect in unit:
@@ -248,27 +302,56 @@ class Versions:
                 dirty.update(dict.fromkeys(self._clocks.keys(), True))
             else:
                 dirty[effect[1]] = True
+        keyspace = self.keyspace
         for key, changed in dirty.items():
             if changed:
-                stored = self._overwrite(key)
+                present = keyspace.exists(key)
+                stored = self._overwrite(key, present, expiry_of(keyspace, key) if present else None)
                 if stored is not None:
                     unit.append((VERSION, key, stored))
         self.unit_keys = list(dirty)
 
-    def _overwrite(self, key: bytes) -> bytes | None:
-        """A new local dot for ``key`` holding its current state, superseding
-        every version known here; None when nothing is to be recorded (the
-        key is absent and already a lone tombstone)."""
-        keyspace = self.keyspace
-        old = self.stored(key)
-        present = keyspace.exists(key)
-        if not present and old is not None and not old[0] & HELD_FLAG and old[0] & SIBLING_COUNT_MASK == 1:
-            local = _unpack(old)
-            if dvvset.values(local)[0].payload == TOMBSTONE:
+    def _overwrite(self, key: bytes, present: bool, at_ms: int | None) -> bytes | None:
+        """A new local dot for ``key`` holding its current state (``present``,
+        expiring at ``at_ms``), superseding every version known here; None
+        when nothing is to be recorded (the key is absent and already a
+        lone tombstone). Written straight as bytes when the key's clock
+        holds only this node's entry (a key only this node wrote: the usual
+        case); ``_overwrite_clock`` otherwise."""
+        old = self._clocks.get(key)
+        prefix = self._own_prefix
+        if old is None:
+            counter, timestamp = 1, self.hlc.now()
+        elif old.startswith(prefix, 1):
+            pos = 1 + len(prefix)
+            counter = old[pos]
+            values = old[pos + 1]
+            if counter >= 0x80 or values >= 0x80:
+                return self._overwrite_clock(key, old, present, at_ms)  # a long varint: the general path
+            if not present and old[0] == 1 and old[pos + 2 + 8 :] == _LONE_TOMBSTONE_TAIL:
                 return None
+            # Values of one actor are newest first: the first has the top timestamp.
+            timestamp = self.hlc.observe(_unpack_u64(old, pos + 2)[0]) if values else self.hlc.now()
+            counter += 1
+            if counter >= 0x80:
+                return self._overwrite_clock(key, old, present, at_ms)
         else:
-            local = _unpack(old)
-        payload = key_state.encode_held(expiry_of(keyspace, key)) if present else TOMBSTONE
+            return self._overwrite_clock(key, old, present, at_ms)
+        payload = key_state.encode_held(at_ms) if present else TOMBSTONE
+        stored = b"".join((
+            _HELD_ONE if present else _UNHELD_ONE, prefix, bytes((counter, 1)), _pack_u64(timestamp),
+            bytes((0, len(payload))), payload, b"\x00",
+        ))
+        self._note_siblings(key, old, stored)
+        self._clocks.set(key, stored)
+        return stored
+
+    def _overwrite_clock(self, key: bytes, old: bytes | None, present: bool, at_ms: int | None) -> bytes | None:
+        """``_overwrite`` through the decoded clock (several actors)."""
+        local = _unpack(old)
+        if not present and old is not None and old[0] == 1 and dvvset.values(local)[0].payload == TOMBSTONE:
+            return None
+        payload = key_state.encode_held(at_ms) if present else TOMBSTONE
         version = Version(self._timestamp(local), self.actor, payload)
         return self._put(key, dvvset.overwrite(local, self.actor, version), old)
 
