@@ -37,11 +37,12 @@ def make_store(cluster: bool) -> Store:
     return Store(Config(), actor_id=NODE_ID if cluster else None)
 
 
-def set_seconds(cluster: bool, keys: int, pipeline: int) -> float:
-    """Seconds per SET of ``keys`` distinct keys, written twice (new, then overwritten)."""
+def set_seconds(cluster: bool, keys: int, pipeline: int, hot: bool = False) -> float:
+    """Seconds per SET of ``keys`` distinct keys, written twice (new, then
+    overwritten); ``hot``: all to one key (its counter grows past one byte)."""
     store = make_store(cluster)
     session = Session(1, store, LocalControl(store), wire=RESP)
-    requests = [[b"SET", b"key:%012d" % i, b"abc"] for i in range(keys)]
+    requests = [[b"SET", b"hot" if hot else b"key:%012d" % i, b"abc"] for i in range(keys)]
     started = time.perf_counter()
     for _ in range(2):
         for start in range(0, keys, pipeline):
@@ -69,14 +70,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--pipeline", type=int, default=100)
     args = parser.parse_args()
-    print("| cluster mode | SET us (median) | bytes per key (tracemalloc) |")
-    print("|---|---|---|")
+    print("| cluster mode | SET us (median) | SET us, one hot key | bytes per key (tracemalloc) |")
+    print("|---|---|---|---|")
     results = {}
     for cluster in (False, True):
         runs = [set_seconds(cluster, args.keys // 4, args.pipeline) for _ in range(args.repeat)]
-        results[cluster] = (statistics.median(runs) * 1e6, bytes_per_key(cluster, args.keys))
-    for cluster, (us, per_key) in results.items():
-        print(f"| {'on' if cluster else 'off'} | {us:.2f} | {per_key:.0f} |")
+        hot = [set_seconds(cluster, args.keys // 4, args.pipeline, hot=True) for _ in range(args.repeat)]
+        results[cluster] = (statistics.median(runs) * 1e6, bytes_per_key(cluster, args.keys), statistics.median(hot) * 1e6)
+    for cluster, (us, per_key, hot_us) in results.items():
+        print(f"| {'on' if cluster else 'off'} | {us:.2f} | {hot_us:.2f} | {per_key:.0f} |")
     print()
     print(f"versions: +{results[True][0] - results[False][0]:.2f} us per SET "
           f"({results[True][0] / results[False][0]:.2f}x), +{results[True][1] - results[False][1]:.0f} bytes per key")

@@ -177,3 +177,21 @@ def test_versions_reach_the_log_in_the_same_unit() -> None:
     assert unit[0] == ("SET", b"k", b"v", None)
     assert unit[1][0] == VERSION and unit[1][1] == b"k"
     assert unit[1][2] == versions_of(session).stored(b"k")
+
+
+def test_the_byte_level_path_writes_what_the_clock_path_would() -> None:
+    # Two nodes with the same id and clock, one forced through the decoded
+    # clock (dvvset.overwrite, encode): every stored clock byte for byte
+    # equal, across counters of one and two varint bytes, TTLs and deletes.
+    clock = FakeClock()
+    fast, general = cluster_session(NODE_A, clock), cluster_session(NODE_A, clock)
+    slow = versions_of(general)
+    slow._overwrite = lambda key, present, at_ms: slow._overwrite_clock(key, slow.stored(key), present, at_ms)
+    script = ["SET k v", "SET k w PX 500", "DEL k", "DEL k", "SET k x", "PERSIST k", "EXPIRE k 9"] * 30
+    for number, command in enumerate(script):
+        for node in (fast, general):
+            run(node, command)
+        assert versions_of(fast).stored(b"k") == versions_of(general).stored(b"k"), (number, command)
+        if number % 3 == 0:
+            clock.advance(1)
+    assert counter(fast, b"k") > 128

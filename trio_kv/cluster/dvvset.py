@@ -343,42 +343,63 @@ def _put_varint(out: bytearray, number: int) -> None:
     out.append(number)
 
 
-def _actor_table(clock: Clock) -> list[bytes]:
-    actors = {entry.actor for entry in clock.entries}
-    for value in values(clock):
-        actors.add(value.actor)
-    return sorted(actors)
+def varint_bytes(number: int) -> bytes:
+    """``number`` as the encoding's varint."""
+    if number < 0x80:
+        return bytes((number,))
+    out = bytearray()
+    _put_varint(out, number)
+    return bytes(out)
 
 
-def _put_value(out: bytearray, value: Version, index: dict[bytes, int]) -> None:
-    out += _pack_u64(value.timestamp)
-    _put_varint(out, index[value.actor])
-    _put_varint(out, len(value.payload))
-    out += value.payload
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``data[pos]`` and the position after it (for readers of
+    a known prefix; ``IndexError`` if cut short)."""
+    number = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        number |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if not byte and shift:
+                raise ClockFormatError("varint not in its shortest form")
+            return number, pos
+        shift += 7
+        if shift > 63:
+            raise ClockFormatError("varint too long")
+
+
+_SMALL = [bytes((number,)) for number in range(0x80)]
+
+
+def _varint(number: int) -> bytes:
+    return _SMALL[number] if number < 0x80 else varint_bytes(number)
 
 
 def encode(clock: Clock) -> bytes:
     """The packed bytes of ``clock`` (see the module docstring)."""
-    actors = _actor_table(clock)
-    out = bytearray((FORMAT,))
-    _put_varint(out, len(actors))
-    for actor in actors:
+    actors = {entry.actor for entry in clock.entries}
+    for entry in clock.entries:
+        for value in entry.values:
+            actors.add(value.actor)
+    for value in clock.anonymous:
+        actors.add(value.actor)
+    table = sorted(actors)
+    parts = [_SMALL[FORMAT], _varint(len(table))]
+    for actor in table:
         if len(actor) > MAX_ACTOR_BYTES:
             raise ValueError(f"actor id of {len(actor)} bytes, at most {MAX_ACTOR_BYTES}")
-        out.append(len(actor))
-        out += actor
-    index = {actor: position for position, actor in enumerate(actors)}
-    _put_varint(out, len(clock.entries))
+        parts += (bytes((len(actor),)), actor)
+    index = {actor: _varint(position) for position, actor in enumerate(table)}
+    parts.append(_varint(len(clock.entries)))
     for entry in clock.entries:
-        _put_varint(out, index[entry.actor])
-        _put_varint(out, entry.counter)
-        _put_varint(out, len(entry.values))
+        parts += (index[entry.actor], _varint(entry.counter), _varint(len(entry.values)))
         for value in entry.values:
-            _put_value(out, value, index)
-    _put_varint(out, len(clock.anonymous))
+            parts += (_pack_u64(value.timestamp), index[value.actor], _varint(len(value.payload)), value.payload)
+    parts.append(_varint(len(clock.anonymous)))
     for value in clock.anonymous:
-        _put_value(out, value, index)
-    return bytes(out)
+        parts += (_pack_u64(value.timestamp), index[value.actor], _varint(len(value.payload)), value.payload)
+    return b"".join(parts)
 
 
 class _Reader:
@@ -425,46 +446,74 @@ class _Reader:
         return number
 
 
-def _read_value(reader: _Reader, actors: Sequence[bytes]) -> Version:
-    timestamp = reader.u64()
-    actor_index = reader.varint()
-    if actor_index >= len(actors):
-        raise ClockFormatError(f"actor index {actor_index} out of range")
-    payload = reader.take(reader.varint())
-    return Version(timestamp, actors[actor_index], payload)
+def _count(data: bytes, pos: int) -> tuple[int, int]:
+    """A varint count of items that take at least a byte each: bounded by the bytes left."""
+    byte = data[pos]
+    number, pos = (byte, pos + 1) if byte < 0x80 else read_varint(data, pos)
+    if number > len(data) - pos:
+        raise ClockFormatError(f"count {number} larger than the bytes left")
+    return number, pos
+
+
+def _values(data: bytes, pos: int, count: int, actors: Sequence[bytes]) -> tuple[tuple[Version, ...], int]:
+    out = []
+    for _ in range(count):
+        timestamp = _unpack_u64(data, pos)[0]
+        pos += 8
+        byte = data[pos]
+        actor_index, pos = (byte, pos + 1) if byte < 0x80 else read_varint(data, pos)
+        byte = data[pos]
+        length, pos = (byte, pos + 1) if byte < 0x80 else read_varint(data, pos)
+        end = pos + length
+        if end > len(data) or actor_index >= len(actors):
+            raise ClockFormatError("value runs past the end, or names no actor")
+        out.append(Version(timestamp, actors[actor_index], data[pos:end]))
+        pos = end
+    return tuple(out), pos
 
 
 def decode(data: bytes) -> Clock:
     """The clock packed in ``data``; ``ClockFormatError`` unless it is
     well formed (sorted distinct actors, counters at least 1 and at least
     the number of values, nothing left over)."""
-    reader = _Reader(bytes(data))
-    if reader.byte() != FORMAT:
-        raise ClockFormatError("unknown clock format")
-    actors: list[bytes] = []
-    for _ in range(reader.count()):
-        actor = reader.take(reader.byte())
-        if actors and actor <= actors[-1]:
-            raise ClockFormatError("actor table not sorted")
-        actors.append(actor)
-    entries: list[Entry] = []
-    for _ in range(reader.count()):
-        actor_index = reader.varint()
-        if actor_index >= len(actors):
-            raise ClockFormatError(f"actor index {actor_index} out of range")
-        actor = actors[actor_index]
-        if entries and actor <= entries[-1].actor:
-            raise ClockFormatError("entries not sorted by actor")
-        counter = reader.varint()
-        value_count = reader.count()
-        if counter < 1 or value_count > counter:
-            raise ClockFormatError(f"entry counter {counter} with {value_count} values")
-        entries.append(Entry(actor, counter, tuple(_read_value(reader, actors) for _ in range(value_count))))
-    anonymous = tuple(_read_value(reader, actors) for _ in range(reader.count()))
+    data = bytes(data)
+    try:
+        if data[0] != FORMAT:
+            raise ClockFormatError("unknown clock format")
+        count, pos = _count(data, 1)
+        actors: list[bytes] = []
+        for _ in range(count):
+            end = pos + 1 + data[pos]
+            if end > len(data):
+                raise ClockFormatError("actor runs past the end")
+            actor = data[pos + 1 : end]
+            if actors and actor <= actors[-1]:
+                raise ClockFormatError("actor table not sorted")
+            actors.append(actor)
+            pos = end
+        count, pos = _count(data, pos)
+        entries: list[Entry] = []
+        for _ in range(count):
+            actor_index, pos = read_varint(data, pos)
+            if actor_index >= len(actors):
+                raise ClockFormatError(f"actor index {actor_index} out of range")
+            actor = actors[actor_index]
+            if entries and actor <= entries[-1].actor:
+                raise ClockFormatError("entries not sorted by actor")
+            counter, pos = read_varint(data, pos)
+            value_count, pos = _count(data, pos)
+            if counter < 1 or value_count > counter:
+                raise ClockFormatError(f"entry counter {counter} with {value_count} values")
+            values, pos = _values(data, pos, value_count, actors)
+            entries.append(Entry(actor, counter, values))
+        count, pos = _count(data, pos)
+        anonymous, pos = _values(data, pos, count, actors)
+    except (IndexError, struct.error):
+        raise ClockFormatError("clock cut short") from None
     if list(anonymous) != sorted(set(anonymous)):
         raise ClockFormatError("anonymous values not sorted and distinct")
-    if reader.pos != len(reader.data):
-        raise ClockFormatError(f"{len(reader.data) - reader.pos} bytes after the clock")
+    if pos != len(data):
+        raise ClockFormatError(f"{len(data) - pos} bytes after the clock")
     return Clock(tuple(entries), anonymous)
 
 
