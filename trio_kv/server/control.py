@@ -11,7 +11,11 @@ controls, each passed in and kept as-is (nothing is attached later):
 * the ``Dispatcher`` (its statistics), the main port (``MainPort``: where
   the main listener is now, and moving it);
 * with the append-only log on, the log and its ``LogFlusher``
-  (compactions); both None with ``--appendonly no``.
+  (compactions); both None with ``--appendonly no``;
+* with ``--cluster-enabled yes``, the node's ``ClusterView`` (one node:
+  ``cluster.view.emulated``); whoever owns the cluster's opinion (the bus)
+  replaces it whole with ``set_cluster_view``, an attribute assignment
+  that a worker thread reads atomically.
 
 Reads from a worker thread of state the event loop changes (the registry)
 copy first: one ``list()`` of a dict is atomic under the GIL.
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..cluster.view import ClusterView
 from ..commands.session import Session
 from ..store.durability.append_log import Persistence
 from .log_commit import LogFlusher, SaveRequest
@@ -71,6 +76,7 @@ class RunningServer:
         log: Persistence | None,
         flusher: LogFlusher | None,
         started_at_s: float,
+        cluster: ClusterView | None = None,
     ) -> None:
         self._token = token
         self._shutdown = shutdown
@@ -81,6 +87,8 @@ class RunningServer:
         self._flusher = flusher
         # When serve() began, before the data was loaded (Redis' stat_starttime).
         self.started_at_s = started_at_s
+        # None: cluster mode off.
+        self._cluster = cluster
 
     @property
     def log(self) -> Persistence | None:
@@ -129,3 +137,11 @@ class RunningServer:
         request = SaveRequest()
         self._token.run_sync_soon(self._flusher.request_compaction, request)
         return request.wait()
+
+    def cluster_view(self) -> ClusterView | None:
+        return self._cluster
+
+    def set_cluster_view(self, view: ClusterView) -> None:
+        """A new opinion of the cluster (event loop); handlers see it from
+        their next call of ``cluster_view``."""
+        self._cluster = view
