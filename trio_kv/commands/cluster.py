@@ -245,7 +245,7 @@ class ClusterContainer(Container):
     """CLUSTER HELP: Redis' help text with cluster mode on, the disabled
     error with it off."""
 
-    def _help(self, session: Session, args: list[bytes]) -> list[SimpleString] | Error:  # type: ignore[override]
+    def _help(self, session: Session, args: list[bytes]) -> list[SimpleString] | Error:
         if session.control.cluster_view() is None:
             return CLUSTER_DISABLED
         return [SimpleString(line) for line in HELP_LINES]

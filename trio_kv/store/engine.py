@@ -199,9 +199,9 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
         _reject(hop, job, spec, session.wire.noauth)
         return None
     if hop.cluster and (spec.several_keys or transaction.queued is not None):
-        refusal = slot_refusal(transaction.routed(spec, args))  # CROSSSLOT (commands.slot_check)
-        if refusal is not None:
-            _reject(hop, job, spec, transaction.refuse_unrouted(spec, refusal))
+        unrouted = slot_refusal(transaction.routed(spec, args))  # CROSSSLOT (commands.slot_check)
+        if unrouted is not None:
+            _reject(hop, job, spec, transaction.refuse_unrouted(spec, unrouted))
             return None
     if hop.maxmemory and transaction.denies_oom(spec) and hop.out_of_memory():  # an EXEC: what it queued
         _reject(hop, job, spec, transaction.refuse(spec, OUT_OF_MEMORY))
