@@ -138,8 +138,16 @@ def _count_failure_reports(session: Session, args: list[bytes], view: ClusterVie
     return 0
 
 
+def _too_many_arguments(args: list[bytes]) -> Error:
+    # Redis' addReplySubcommandSyntaxError, for FAILOVER and RESET.
+    name = args[1].decode("utf-8", "replace")[:128]
+    return Error(f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try CLUSTER HELP.")
+
+
 def _failover(session: Session, args: list[bytes], view: ClusterView) -> object:
-    if len(args) > 3 or (len(args) == 3 and args[2].lower() not in (b"force", b"takeover")):
+    if len(args) > 3:
+        return _too_many_arguments(args)
+    if len(args) == 3 and args[2].lower() not in (b"force", b"takeover"):
         return SYNTAX_ERROR
     lines = cluster_replies.cluster_nodes(view)
     myself = next(line for line in lines.splitlines() if " myself," in line)
@@ -167,7 +175,9 @@ def _replicate(session: Session, args: list[bytes], view: ClusterView) -> object
 
 
 def _reset(session: Session, args: list[bytes], view: ClusterView) -> object:
-    if len(args) > 3 or (len(args) == 3 and args[2].lower() not in (b"hard", b"soft")):
+    if len(args) > 3:
+        return _too_many_arguments(args)
+    if len(args) == 3 and args[2].lower() not in (b"hard", b"soft"):
         return SYNTAX_ERROR
     return _not_supported(args)
 
