@@ -348,3 +348,33 @@ def test_node_id_survives_restart_and_memory_only_gets_a_fresh_one(tmp_path: Pat
     memory_only = {myid("--appendonly", "no", data_dir=tmp_path / "m1"), myid("--appendonly", "no")}
     assert len(memory_only) == 2 and first not in memory_only
     assert not (tmp_path / "m1" / "node-id").exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_command_info_and_docs_of_the_cluster_commands_equal_redis(references, trio_kv_plain, protocol: int) -> None:
+    names = ["readonly", "readwrite", "asking", "wait"]
+    replies = []
+    for port in (trio_kv_plain, references["standalone"]):
+        with _connect(port, protocol) as connection:
+            info = connection.call("COMMAND", "INFO", *names)
+            docs = plain(connection.call("COMMAND", "DOCS", *names, "cluster"))
+        if isinstance(docs, list):  # RESP2: flat key, value arrays
+            docs = {docs[i]: docs[i + 1] for i in range(0, len(docs), 2)}
+
+        def fields(doc: object) -> dict:
+            doc = doc if isinstance(doc, dict) else {doc[i]: doc[i + 1] for i in range(0, len(doc), 2)}
+            return {key: doc[key] for key in (b"summary", b"since", b"group")}
+
+        subcommands = docs[b"cluster"]
+        subcommands = subcommands if isinstance(subcommands, dict) else {
+            subcommands[i]: subcommands[i + 1] for i in range(0, len(subcommands), 2)
+        }
+        subcommands = subcommands[b"subcommands"]
+        subcommands = subcommands if isinstance(subcommands, dict) else {
+            subcommands[i]: subcommands[i + 1] for i in range(0, len(subcommands), 2)
+        }
+        replies.append(
+            (info, {name: fields(docs[name.encode()]) for name in names},
+             {name: fields(doc)[b"summary"] for name, doc in subcommands.items() if name != b"cluster|help"})
+        )
+    assert replies[0] == replies[1]
