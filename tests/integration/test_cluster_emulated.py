@@ -33,6 +33,7 @@ from ..conftest import REPO, require_tool
 from .redis_cluster_reference import (
     HOST,
     TypedResp,
+    free_port_with_bus,
     lone_cluster_node,
     plain,
     redis_node,
@@ -378,3 +379,15 @@ def test_command_info_and_docs_of_the_cluster_commands_equal_redis(references, t
              {name: fields(doc)[b"summary"] for name, doc in subcommands.items() if name != b"cluster|help"})
         )
     assert replies[0] == replies[1]
+
+
+def test_config_set_port_moves_the_one_node_cluster() -> None:
+    with ServerProcess.start(REPO, "--cluster-enabled", "yes", "--appendonly", "no") as server:
+        new_port = free_port_with_bus()
+        with TypedResp(server.address) as connection:
+            assert connection.call("CONFIG", "SET", "port", new_port) == ("simple", "OK")
+        with TypedResp((HOST, new_port)) as connection:
+            assert plain(connection.call("CLUSTER", "SLOTS"))[0][2][:2] == [HOST.encode(), new_port]
+            assert f":{new_port}@{new_port + 10000} myself,master".encode() in plain(
+                connection.call("CLUSTER", "NODES")
+            )

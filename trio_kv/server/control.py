@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..cluster.view import ClusterView
+from ..cluster.ring import Member
+from ..cluster.view import ClusterView, emulated
 from ..commands.session import Session
 from ..store.durability.append_log import Persistence
 from .log_commit import LogFlusher, SaveRequest
@@ -123,6 +124,11 @@ class RunningServer:
 
     def change_port(self, port: int) -> None:
         self._main_port.change_port(port)
+        view = self._cluster
+        if view is not None and view.ring.members == (view.myself,) and port:
+            # A one-node cluster is where it listens (a member of a static
+            # cluster is its address in the seed list: unchanged).
+            self._cluster = emulated(Member(view.myself.host, port), view.my_id)
 
     def dispatcher_statistics(self) -> Mapping[str, int]:
         return self._dispatcher.statistics()
