@@ -149,9 +149,7 @@ def _failover(session: Session, args: list[bytes], view: ClusterView) -> object:
         return _too_many_arguments(args)
     if len(args) == 3 and args[2].lower() not in (b"force", b"takeover"):
         return SYNTAX_ERROR
-    lines = cluster_replies.cluster_nodes(view)
-    myself = next(line for line in lines.splitlines() if " myself," in line)
-    if "myself,master" in myself:
+    if cluster_replies.is_master(view, view.myself):
         return Error("ERR You should send CLUSTER FAILOVER to a replica")
     return _not_supported(args)
 

@@ -162,6 +162,11 @@ def _node_line(view: ClusterView, member: Member, ranges: list[SlotRange], maste
     return " ".join(fields) + "\n"
 
 
+def is_master(view: ClusterView, member: Member) -> bool:
+    """Whether ``member`` is shown as a master (the primary of some range)."""
+    return member not in _masters_of(slot_ranges(view))
+
+
 def cluster_nodes(view: ClusterView) -> str:
     """One line per member (Redis' format; each line ends with a newline)."""
     ranges = slot_ranges(view)

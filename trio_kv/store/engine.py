@@ -5,8 +5,8 @@ requests of many connections at once (group dispatch) and answers each
 connection's requests in that connection's order: admission (``_admit``:
 lookup, arity, NOAUTH, cluster mode's CROSSSLOT, OOM, MULTI's queue,
 refused writes), then execution (``_execute_job``: lock, handler, stats,
-SLOWLOG, the end of a write's effects unit), with an inline fast path for a request outside MULTI that
-nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
+SLOWLOG, the end of a write's effects unit), with an inline fast path for
+a request outside MULTI that nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
 effects leave through the keyspace's sink (``store.effects``), which the
 append-only log subscribes to.
 The data it works on is the ``Store`` (store.store; re-exported here, so
