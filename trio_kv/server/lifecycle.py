@@ -165,14 +165,17 @@ async def serve(
     disk = trio.CapacityLimiter(DISK_THREADS)
     persistence = await _load_data(store, disk)
     try:
+        # Cluster mode: read (or create) before any socket opens.
+        node_id = await _node_id(config, disk)
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
         listeners = await _open_listeners(config)
-        cluster = await _cluster_view(config, disk, listeners.main[0].socket.getsockname()[:2])
     except BaseException:
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
+    main_address = listeners.main[0].socket.getsockname()[:2]
+    cluster = None if node_id is None else _cluster_view(config, node_id, main_address)
     async with trio.open_nursery() as root:
         services = await _open_services(
             root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster
@@ -203,26 +206,30 @@ async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | 
     return None
 
 
-async def _cluster_view(
-    config: Config, disk: trio.CapacityLimiter, main_address: tuple[str, int]
-) -> ClusterView | None:
-    """The cluster view at start (None: cluster mode off); see the module
-    docstring. This node is known by ``--cluster-announce-host``, else the
-    main listener's address; a wildcard address (0.0.0.0) is announced as
-    an empty host, as a redis-server cluster node that met no peer shows
-    itself (clients then use the address they connected to)."""
+async def _node_id(config: Config, disk: trio.CapacityLimiter) -> str | None:
+    """This node's id in cluster mode (None: cluster mode off): kept in the
+    data directory with the log on, fresh with ``--appendonly no``."""
     if not config.cluster_enabled:
         return None
     if config.appendonly:
         node_id = await trio.to_thread.run_sync(load_or_create_node_id, config.data_dir, limiter=disk)
     else:
         node_id = new_node_id()
+    log.info("cluster mode: node id %s", node_id)
+    return node_id
+
+
+def _cluster_view(config: Config, node_id: str, main_address: tuple[str, int]) -> ClusterView | None:
+    """The cluster view at start; see the module docstring. This node is
+    known by ``--cluster-announce-host``, else the main listener's address;
+    a wildcard address (0.0.0.0) is announced as an empty host, as a
+    redis-server cluster node that met no peer shows itself (clients then
+    use the address they connected to)."""
     host, port = main_address
     if config.cluster_announce_host:
         host = config.cluster_announce_host
     elif ipaddress.ip_address(host).is_unspecified:
         host = ""
-    log.info("cluster mode: node id %s", node_id)
     if config.cluster_seeds:
         return None  # the static cluster's view comes from the bus (issue 10, part 2)
     return emulated(Member(host, port), node_id)
