@@ -391,3 +391,15 @@ def test_config_set_port_moves_the_one_node_cluster() -> None:
             assert f":{new_port}@{new_port + 10000} myself,master".encode() in plain(
                 connection.call("CLUSTER", "NODES")
             )
+
+
+def test_a_damaged_node_id_file_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "node-id").write_text("not an id\n")
+    server = ServerProcess.launch(REPO, "--cluster-enabled", "yes", data_dir=tmp_path)
+    try:
+        assert server.wait_listening() is None
+        assert server.process.returncode != 0
+        assert "not a node id" in server.log()
+    finally:
+        server.stop()
+    assert (tmp_path / "node-id").read_text() == "not an id\n"
