@@ -20,7 +20,7 @@ With cluster mode on:
   slot holds. It costs no memory per key (a per-slot index of keys would
   cost a set entry per key, about 50 bytes, on every node, for a command
   only resharding tools send); a call walks the table, in 3 ms slices, at
-  about 0.3 us a key (unless the slot is empty: answered at once).
+  about 0.5 us a key (unless the slot is empty: answered at once).
   Expired keys not yet removed are counted, as in Redis, but not listed.
 * The slot map is computed from the members (``--cluster-seeds``), so the
   commands that change slots or membership (ADDSLOTS, MEET, SETSLOT,
