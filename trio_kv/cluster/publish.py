@@ -41,7 +41,11 @@ Rules kept here:
   The preference lists themselves are visible on the bus (TKV.RING).
 - Keyless commands (SCAN, KEYS, DBSIZE, RANDOMKEY, FLUSHDB) cover only the
   partitions a node is published first for (``FirstFor``): cluster clients
-  send them to every primary, and each key must come back once.
+  send them to every primary, and each key must come back once. Each node
+  decides from its own liveness opinion; while opinions differ (a node just
+  went down or came back) a map read from one node may not match another
+  node's FirstFor, and a fan-out can miss or repeat a partition until they
+  agree.
 """
 
 from __future__ import annotations
