@@ -50,55 +50,59 @@ def test_one_node_owns_every_slot() -> None:
     assert cluster_replicas(view, b"nosuch") == Error("ERR Unknown node nosuch")
 
 
+def _published_first(view: ClusterView, slot: int) -> Member:
+    return next(member for member in view.ring.preference_list(slot) if member in view.up)
+
+
 def test_three_members_with_replicas_all_up() -> None:
     view = _view({A, B, C})
-    ring = view.ring
     slots = cluster_slots(view)
-    # Contiguous ranges covering every slot, each listing its preference list.
+    # Contiguous ranges covering every slot, each naming its preference
+    # list's first member only (cluster.publish: replicas are not listed).
     assert slots[0][0] == 0 and slots[-1][1] == SLOT_COUNT - 1
     assert all(left[1] + 1 == right[0] for left, right in zip(slots, slots[1:]))
     for entry in slots:
-        expected = ring.preference_list(entry[0])
-        assert ring.preference_list(entry[1]) == expected
+        first = view.ring.preference_list(entry[0])[0]
+        assert view.ring.preference_list(entry[1])[0] == first
         assert [(node[0].decode(), node[1], node[2].decode()) for node in entry[2:]] == [
-            (member.host, member.port, IDS[member]) for member in expected
+            (first.host, first.port, IDS[first])
         ]
     lines = cluster_nodes(view).splitlines()
     assert len(lines) == 3 and sum(" myself," in line for line in lines) == 1
-    primaries = {member for entry in slots for member in [ring.preference_list(entry[0])[0]]}
     for member in (A, B, C):
         [line] = [line for line in lines if line.startswith(IDS[member])]
         fields = line.split(" ")
         assert fields[1] == f"{member.host}:{member.port}@{member.port + 10000}"
-        assert fields[7] == "connected"
-        if member in primaries:
-            assert fields[2].endswith("master") and fields[3] == "-"
-            owned = sum(entry[1] - entry[0] + 1 for entry in slots if ring.preference_list(entry[0])[0] == member)
-            shown = 0
-            for text in fields[8:]:
-                start, _, end = text.partition("-")
-                shown += int(end or start) - int(start) + 1
-            assert shown == owned
+        assert fields[2].endswith("master") and fields[3] == "-" and fields[7] == "connected"
+        owned = sum(entry[1] - entry[0] + 1 for entry in slots if entry[2][2] == IDS[member].encode())
+        shown = 0
+        for text in fields[8:]:
+            start, _, end = text.partition("-")
+            shown += int(end or start) - int(start) + 1
+        assert shown == owned
+    primaries = {entry[2][2] for entry in slots}
     info = _info(view)
     assert info["cluster_known_nodes"] == "3" and info["cluster_size"] == str(len(primaries))
     assert info["cluster_slots_ok"] == str(SLOT_COUNT) and info["cluster_state"] == "ok"
     shards = cluster_shards(view)
+    assert len(shards) == 3
     assert sorted(sum((dict(shard.pairs)[b"slots"][1::2] for shard in shards), [])) == sorted(e[1] for e in slots)
     for shard in shards:
-        roles = [dict(node.pairs)[b"role"] for node in dict(shard.pairs)[b"nodes"]]
-        assert roles[0] == b"master" and set(roles[1:]) <= {b"replica"}
+        [node] = dict(shard.pairs)[b"nodes"]
+        assert dict(node.pairs)[b"role"] == b"master" and dict(node.pairs)[b"health"] == b"online"
+    assert cluster_replicas(view, IDS[B].encode()) == []
 
 
-def test_a_member_down_is_not_published_first() -> None:
+def test_a_member_down_is_not_published() -> None:
     view = _view({A, C})
     for entry in cluster_slots(view):
-        listed = [node[2].decode() for node in entry[2:]]
-        assert IDS[B] not in listed  # B is down: neither primary nor replica
-        live = [member for member in view.ring.preference_list(entry[0]) if member != B]
-        assert listed == [IDS[member] for member in live]
+        assert entry[2][2] == IDS[_published_first(view, entry[0])].encode() != IDS[B].encode()
     [line] = [line for line in cluster_nodes(view).splitlines() if line.startswith(IDS[B])]
-    assert "fail?" in line.split(" ")[2] and line.split(" ")[7] == "disconnected"
+    fields = line.split(" ")
+    assert fields[2] == "master,fail?" and fields[7] == "disconnected" and len(fields) == 8  # no slots
     assert _info(view)["cluster_state"] == "ok"  # every partition still has a live member
+    [shard] = [s for s in cluster_shards(view) if dict(dict(s.pairs)[b"nodes"][0].pairs)[b"id"] == IDS[B].encode()]
+    assert dict(shard.pairs)[b"slots"] == [] and dict(dict(shard.pairs)[b"nodes"][0].pairs)[b"health"] == b"fail"
 
 
 def test_slots_with_no_live_member_make_the_state_fail() -> None:
@@ -111,16 +115,15 @@ def test_slots_with_no_live_member_make_the_state_fail() -> None:
     assert int(info["cluster_slots_ok"]) + lost == SLOT_COUNT
 
 
-def test_a_member_that_is_never_first_is_a_replica() -> None:
-    # Every partition lists A then B: B replicates A.
+def test_a_member_that_is_never_first_is_a_master_without_slots() -> None:
+    # Every partition lists A then B.
     ring = Ring(epoch=3, members=(A, B), partition_count=4, preference_lists=((A, B),) * 4)
     view = ClusterView(myself=B, ring=ring, node_ids=IDS, up=frozenset({A, B}))
-    assert [r.primary for r in slot_ranges(view)] == [A]  # merged into one range
+    assert [(r.start, r.end, r.primary) for r in slot_ranges(view)] == [(0, 16383, A)]  # merged into one range
     lines = {line.split(" ")[0]: line for line in cluster_nodes(view).splitlines()}
-    assert lines[IDS[B]] == f"{IDS[B]} 10.0.0.2:7002@17002 myself,slave {IDS[A]} 0 0 3 connected"
-    assert lines[IDS[A]].endswith(" 0-16383")
-    assert cluster_replicas(view, IDS[A].encode()) == [lines[IDS[B]].encode()]
-    assert cluster_replicas(view, IDS[B].encode()) == Error("ERR The specified node is not a master")
+    assert lines[IDS[B]] == f"{IDS[B]} 10.0.0.2:7002@17002 myself,master - 0 0 3 connected"
+    assert lines[IDS[A]] == f"{IDS[A]} 10.0.0.1:7001@17001 master - 0 0 3 connected 0-16383"
+    assert cluster_replicas(view, IDS[A].encode()) == []
     assert _info(view)["cluster_size"] == "1" and _info(view)["cluster_my_epoch"] == "3"
 
 

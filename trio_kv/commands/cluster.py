@@ -27,7 +27,8 @@ With cluster mode on:
   RESET, ...) answer ``ERR CLUSTER <NAME> is not supported ...`` after the
   argument checks Redis makes first; FAILOVER, FORGET, REPLICATE and
   COUNT-FAILURE-REPORTS answer Redis' own errors where Redis has one for
-  the case (a master, myself, an unknown node); SAVECONFIG is OK (nothing
+  the case (a master: every member is shown as one; myself; an unknown
+  node); SAVECONFIG is OK (nothing
   to save).
 """
 
@@ -149,9 +150,8 @@ def _failover(session: Session, args: list[bytes], view: ClusterView) -> object:
         return _too_many_arguments(args)
     if len(args) == 3 and args[2].lower() not in (b"force", b"takeover"):
         return SYNTAX_ERROR
-    if cluster_replies.is_master(view, view.myself):
-        return Error("ERR You should send CLUSTER FAILOVER to a replica")
-    return _not_supported(args)
+    # Every member is shown as a master (commands.cluster_replies).
+    return Error("ERR You should send CLUSTER FAILOVER to a replica")
 
 
 def _forget(session: Session, args: list[bytes], view: ClusterView) -> object:

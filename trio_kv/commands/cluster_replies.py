@@ -5,18 +5,14 @@ Pure functions of the view (no store, no server): the same code answers a
 one-node ("emulated") cluster and a static cluster of N members with
 replicas; only the view differs.
 
-How the ring is shown as Redis Cluster's model (``slot_ranges``):
-
-* every partition's preference list, its live members first (the first
-  live one is the range's primary: the node cluster clients send the key
-  to), consecutive partitions with the same list merged into one range;
-  a partition with no live member keeps its first member, shown failing;
-* a member that is the primary of some range is a ``master`` (CLUSTER
-  NODES lists its ranges); one that never is, is a ``slave`` of the primary
-  of the first range it replicates (Redis' model has one master per
-  replica; ours has one preference list per partition);
-* CLUSTER SHARDS groups ranges by primary: its slots, then the primary and
-  the replicas of any of its ranges.
+How the ring is shown as Redis Cluster's model is ``cluster.publish``'s
+decision (its docstring says why): sorted, merged slot ranges, each naming
+one node, the first live member of its preference list; replicas are not
+listed. Hence every member is a ``master`` here: those that are some
+range's primary with their ranges, the others (a member down, or first
+for no partition) with none, as a redis-server master without slots.
+CLUSTER SHARDS has one shard per master, its slots (maybe none) and its
+one node; CLUSTER REPLICAS of a known node is empty.
 
 Fields Redis shows but a view does not hold are constant: ping/pong times
 0, replication offsets 0, bus message counters 0. Hosts are shown as the
@@ -27,53 +23,21 @@ shows (clients use the address they connected to).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from ..cluster.publish import SlotRange, publish
 from ..cluster.ring import BUS_PORT_OFFSET, Member
 from ..cluster.slots import SLOT_COUNT
 from ..cluster.view import ClusterView
 from ..protocol.replies import Error, Map
 
 
-@dataclass(frozen=True)
-class SlotRange:
-    # First and last slot, inclusive (as CLUSTER SLOTS).
-    start: int
-    end: int
-    primary: Member
-    # Live members after the primary, in preference order.
-    replicas: tuple[Member, ...]
-
-
-def slot_ranges(view: ClusterView) -> list[SlotRange]:
-    """The ring as slot ranges, in slot order (see the module docstring)."""
-    ring, up = view.ring, view.up
-    ranges: list[SlotRange] = []
-    for partition, members in enumerate(ring.preference_lists):
-        live = [member for member in members if member in up]
-        primary, replicas = (live[0], tuple(live[1:])) if live else (members[0], ())
-        start, end = ring.slot_range(partition)
-        last = ranges[-1] if ranges else None
-        if last is not None and last.primary == primary and last.replicas == replicas and last.end + 1 == start:
-            ranges[-1] = SlotRange(last.start, end, primary, replicas)
-        else:
-            ranges.append(SlotRange(start, end, primary, replicas))
-    return ranges
+def slot_ranges(view: ClusterView) -> tuple[SlotRange, ...]:
+    """The ring as published slot ranges (``cluster.publish``)."""
+    return publish(view.ring, view.up)
 
 
 def _node_id(view: ClusterView, member: Member) -> str:
     return view.node_ids[member]
-
-
-def _masters_of(ranges: Iterable[SlotRange]) -> dict[Member, Member]:
-    """Each replica that is never a primary -> the primary it is shown under."""
-    primaries = {slot_range.primary for slot_range in ranges}
-    masters: dict[Member, Member] = {}
-    for slot_range in ranges:
-        for replica in slot_range.replicas:
-            if replica not in primaries:
-                masters.setdefault(replica, slot_range.primary)
-    return masters
 
 
 def _slot_text(ranges: Iterable[SlotRange]) -> list[str]:
@@ -90,7 +54,7 @@ def _slots_node(view: ClusterView, member: Member) -> list[object]:
 
 def cluster_slots(view: ClusterView) -> list[object]:
     return [
-        [slot_range.start, slot_range.end, *(_slots_node(view, m) for m in (slot_range.primary, *slot_range.replicas))]
+        [slot_range.start, slot_range.end, *(_slots_node(view, member) for member in slot_range.nodes)]
         for slot_range in slot_ranges(view)
     ]
 
@@ -98,80 +62,65 @@ def cluster_slots(view: ClusterView) -> list[object]:
 # --- CLUSTER SHARDS --------------------------------------------------------
 
 
-def _shard_node(view: ClusterView, member: Member, role: bytes) -> Map:
+def _shard_node(view: ClusterView, member: Member) -> Map:
     return Map(
         [
             (b"id", _node_id(view, member).encode()),
             (b"port", member.port),
             (b"ip", member.host.encode()),
             (b"endpoint", member.host.encode()),
-            (b"role", role),
+            (b"role", b"master"),
             (b"replication-offset", 0),
             (b"health", b"online" if member in view.up else b"fail"),
         ]
     )
 
 
-def cluster_shards(view: ClusterView) -> list[object]:
-    shards: dict[Member, tuple[list[int], list[Member]]] = {}
+def _ranges_by_member(view: ClusterView) -> dict[Member, list[SlotRange]]:
+    """Every member (ring order) -> the ranges it is published for (maybe none)."""
+    owned: dict[Member, list[SlotRange]] = {member: [] for member in view.ring.members}
     for slot_range in slot_ranges(view):
-        slots, replicas = shards.setdefault(slot_range.primary, ([], []))
-        slots += [slot_range.start, slot_range.end]
-        replicas += [member for member in slot_range.replicas if member not in replicas]
+        owned[slot_range.primary].append(slot_range)
+    return owned
+
+
+def cluster_shards(view: ClusterView) -> list[object]:
+    """One shard per master (every member), its slots as a flat list of
+    first, last pairs, and its one node."""
     return [
         Map(
             [
-                (b"slots", slots),
-                (
-                    b"nodes",
-                    [
-                        _shard_node(view, primary, b"master"),
-                        *(_shard_node(view, replica, b"replica") for replica in replicas),
-                    ],
-                ),
+                (b"slots", [bound for r in ranges for bound in (r.start, r.end)]),
+                (b"nodes", [_shard_node(view, member)]),
             ]
         )
-        for primary, (slots, replicas) in shards.items()
+        for member, ranges in _ranges_by_member(view).items()
     ]
 
 
 # --- CLUSTER NODES / REPLICAS ---------------------------------------------
 
 
-def _node_line(view: ClusterView, member: Member, ranges: list[SlotRange], masters: dict[Member, Member]) -> str:
-    flags = []
-    if member == view.myself:
-        flags.append("myself")
-    master = masters.get(member)
-    flags.append("master" if master is None else "slave")
+def _node_line(view: ClusterView, member: Member, ranges: list[SlotRange]) -> str:
     up = member in view.up
-    if not up:
-        flags.append("fail?")
+    flags = ("myself," if member == view.myself else "") + "master" + ("" if up else ",fail?")
     fields = [
         _node_id(view, member),
         f"{member.host}:{member.port}@{member.port + BUS_PORT_OFFSET}",
-        ",".join(flags),
-        "-" if master is None else _node_id(view, master),
+        flags,
+        "-",  # the master it replicates: none
         "0",  # ping sent (ms)
         "0",  # pong received (ms)
         str(view.ring.epoch),  # config epoch
         "connected" if up else "disconnected",
+        *_slot_text(ranges),
     ]
-    if master is None:
-        fields += _slot_text(r for r in ranges if r.primary == member)
     return " ".join(fields) + "\n"
-
-
-def is_master(view: ClusterView, member: Member) -> bool:
-    """Whether ``member`` is shown as a master (the primary of some range)."""
-    return member not in _masters_of(slot_ranges(view))
 
 
 def cluster_nodes(view: ClusterView) -> str:
     """One line per member (Redis' format; each line ends with a newline)."""
-    ranges = slot_ranges(view)
-    masters = _masters_of(ranges)
-    return "".join(_node_line(view, member, ranges, masters) for member in view.ring.members)
+    return "".join(_node_line(view, member, ranges) for member, ranges in _ranges_by_member(view).items())
 
 
 def member_by_id(view: ClusterView, node_id: bytes) -> Member | None:
@@ -187,29 +136,21 @@ def unknown_node(node_id: bytes) -> Error:
 
 
 def cluster_replicas(view: ClusterView, node_id: bytes) -> list[object] | Error:
-    """CLUSTER REPLICAS <id>: the CLUSTER NODES lines of the replicas
-    shown under that master."""
-    member = member_by_id(view, node_id)
-    if member is None:
+    """CLUSTER REPLICAS <id>: no member is shown as a replica, so a known
+    node has none."""
+    if member_by_id(view, node_id) is None:
         return unknown_node(node_id)
-    ranges = slot_ranges(view)
-    masters = _masters_of(ranges)
-    if member in masters:
-        return Error("ERR The specified node is not a master")
-    return [
-        _node_line(view, replica, ranges, masters).rstrip("\n").encode()
-        for replica in view.ring.members
-        if masters.get(replica) == member
-    ]
+    return []
 
 
 # --- CLUSTER INFO ----------------------------------------------------------
 
 
 def cluster_info(view: ClusterView) -> str:
-    """Redis' CLUSTER INFO fields (``\\r\\n`` after each). A slot is ok when a
-    member of its preference list is up; ``pfail`` when none is (this
-    node's opinion: nothing is ever agreed ``fail``)."""
+    """Redis' CLUSTER INFO fields (``\\r\\n`` after each). A slot is ok when
+    its published node is up (a member of its preference list is);
+    ``pfail`` when none is (this node's opinion: nothing is ever agreed
+    ``fail``)."""
     ranges = slot_ranges(view)
     slots_ok = sum(r.end - r.start + 1 for r in ranges if r.primary in view.up)
     fields: list[tuple[str, object]] = [
