@@ -8,6 +8,7 @@ from ..protocol.replies import NO_REPLY, Error
 from . import (
     client,
     cluster,
+    cluster_session,
     connection,
     functions,
     hashes,
@@ -60,6 +61,7 @@ REDIS_COMMANDS = CommandTable(
         *memory.SPECS,
         *functions.SPECS,
         *cluster.SPECS,
+        *cluster_session.SPECS,
         *versions.SPECS,
     ],
     unknown_command=_unknown_command,

@@ -46,6 +46,14 @@ opens; damaged files stop the start with an error naming file and offset.
 
 A second signal during shutdown exits the process at once (status 1).
 
+Cluster mode (``--cluster-enabled yes``): the node id is read from the data
+directory (created at the first start; a fresh one with ``--appendonly
+no``: ``store.durability.node_id``) before the data is loaded (it is the
+actor of the keys' versions, ``store/versions.py``), and the
+cluster view handlers answer from is built once the main listener is open
+(its address is this node's): without ``--cluster-seeds`` the one-node view
+owning every slot (``cluster.view.emulated``).
+
 TLS (``--tls-port``): the listener's streams are ``trio.SSLStream``s over
 TCP, RESP only (inline commands too), as on ``--redis-port``; the handshake
 runs lazily in the connection's own task at its first read, so a slow
@@ -56,6 +64,7 @@ line (an ``OSError``, as an address in use).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -67,6 +76,8 @@ from typing import Any
 
 import trio
 
+from ..cluster.ring import Member
+from ..cluster.view import ClusterView, emulated
 from ..commands.wire import LINE, RESP, WireProtocol, sniff_main_port
 from ..http.routes import is_loopback_host
 from ..http.wire import HTTP
@@ -152,7 +163,11 @@ async def serve(
     started_at_s = time.time()
     shutdown = trio.Event() if shutdown is None else shutdown
     disk = trio.CapacityLimiter(DISK_THREADS)
-    store = await _new_store(config, disk) if store is None else store
+    # Cluster mode: read (or create) before any socket opens, and before the
+    # store: the node id is the actor of the keys' versions (store/versions.py).
+    node_id = await _node_id(config, disk)
+    if store is None:
+        store = Store(config, actor_id=None if node_id is None else bytes.fromhex(node_id))
     persistence = await _load_data(store, disk)
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
@@ -162,8 +177,12 @@ async def serve(
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
+    main_address = listeners.main[0].socket.getsockname()[:2]
+    cluster = None if node_id is None else _cluster_view(config, node_id, main_address)
     async with trio.open_nursery() as root:
-        services = await _open_services(root, store, persistence, disk, shutdown, handle_signals, started_at_s)
+        services = await _open_services(
+            root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster
+        )
         async with trio.open_nursery() as connections:
             await _accept_until_shutdown(services, listeners, connections, shutdown, task_status)
             await _drain(services.registry, config.shutdown_grace_seconds)
@@ -174,19 +193,6 @@ async def serve(
         # thread is never abandoned), so no file changes after the release.
         persistence.data_dir.unlock()
     log.info("trio_kv stopped")
-
-
-async def _new_store(config: Config, disk: trio.CapacityLimiter) -> Store:
-    """The store; in cluster mode with versions (store/versions.py) whose
-    actor is this node's id: the data directory's ``node-id`` file
-    (store.durability.node_id), a fresh id for a memory-only node."""
-    if not config.cluster_enabled:
-        return Store(config)
-    if config.appendonly:
-        node_id = await trio.to_thread.run_sync(load_or_create_node_id, config.data_dir, limiter=disk)
-    else:
-        node_id = new_node_id()
-    return Store(config, actor_id=bytes.fromhex(node_id))
 
 
 async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | None:
@@ -203,6 +209,35 @@ async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | 
     return None
 
 
+async def _node_id(config: Config, disk: trio.CapacityLimiter) -> str | None:
+    """This node's id in cluster mode (None: cluster mode off): kept in the
+    data directory with the log on, fresh with ``--appendonly no``."""
+    if not config.cluster_enabled:
+        return None
+    if config.appendonly:
+        node_id = await trio.to_thread.run_sync(load_or_create_node_id, config.data_dir, limiter=disk)
+    else:
+        node_id = new_node_id()
+    log.info("cluster mode: node id %s", node_id)
+    return node_id
+
+
+def _cluster_view(config: Config, node_id: str, main_address: tuple[str, int]) -> ClusterView | None:
+    """The cluster view at start; see the module docstring. This node is
+    known by ``--cluster-announce-host``, else the main listener's address;
+    a wildcard address (0.0.0.0) is announced as an empty host, as a
+    redis-server cluster node that met no peer shows itself (clients then
+    use the address they connected to)."""
+    host, port = main_address
+    if config.cluster_announce_host:
+        host = config.cluster_announce_host
+    elif ipaddress.ip_address(host).is_unspecified:
+        host = ""
+    if config.cluster_seeds:
+        return None  # the static cluster's view comes from the bus (issue 10, part 2)
+    return emulated(Member(host, port), node_id)
+
+
 async def _open_services(
     root: trio.Nursery,
     store: Store,
@@ -211,6 +246,7 @@ async def _open_services(
     shutdown: trio.Event,
     handle_signals: bool,
     started_at_s: float,
+    cluster: ClusterView | None,
 ) -> _Services:
     """Build the dispatcher, the log's commit thread, the main port and the
     server's control, each with what it needs, then start the ones that run
@@ -229,7 +265,7 @@ async def _open_services(
     main_port = MainPort(config.host, token)
     control = RunningServer(
         token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
-        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s,
+        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s, cluster=cluster,
     )
     if handle_signals:
         root.start_soon(watch_signals, shutdown)

@@ -52,6 +52,9 @@ class Store:
     ) -> None:
         self.config: Config = config
         self.keyspace: Keyspace = Keyspace() if keyspace is None else keyspace
+        if config.cluster_enabled:
+            # CLUSTER COUNTKEYSINSLOT reads a count (kept only in cluster mode).
+            self.keyspace.count_keys_per_slot()
         # Cluster mode: every key's versions (store/versions.py), the node id's
         # raw bytes as their actor, the hybrid logical clock (wall-clock time
         # unless given) for their timestamps. None (no actor id): no versions,
