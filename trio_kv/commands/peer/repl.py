@@ -22,15 +22,17 @@ payload a key state or a tombstone, cluster/key_state.py), as
   lacks) changes nothing and is answered ``-ERR invalid clock: ...``.
 * With cluster mode off: ``-ERR This instance has cluster support disabled``.
 
-``SPECS`` is the list the bus table includes (each behind its handshake
-check: both need a peer that completed TKV.HELLO).
+For the bus table: ``DECLARATIONS`` lists (name, arity, handler,
+summary, lock) for its own spec builder, each to run only for a peer that
+completed the handshake (the bus's ``Access.PEER``); ``SPECS`` are plain
+specs of the same (no access check), for tests and tables without one.
 """
 
 from __future__ import annotations
 
 from ...protocol.replies import Error
 from ..session import Session
-from ..table import ONE_KEY, CommandSpec, InMulti, Lock
+from ..table import ONE_KEY, CommandSpec, Handler, InMulti, Lock
 
 CLUSTER_DISABLED = Error("ERR This instance has cluster support disabled")
 
@@ -56,14 +58,18 @@ def cmd_repl_get(session: Session, args: list[bytes]) -> object:
     return versions.clock_of(args[1])
 
 
+DECLARATIONS: list[tuple[str, int, Handler, str, Lock]] = [
+    (
+        "tkv.repl.put", 3, cmd_repl_put,
+        "Merge a replica's versions of a key into this node's (acknowledged once logged)", Lock.WRITE,
+    ),
+    ("tkv.repl.get", 2, cmd_repl_get, "This node's versions of a key (packed clock)", Lock.READ),
+]
+
 SPECS: list[CommandSpec] = [
     CommandSpec(
-        name="tkv.repl.put", arity=3, lock=Lock.WRITE, flags=("no_auth",), keys=ONE_KEY, in_multi=InMulti.RUN,
-        since=None, group="cluster", handler=cmd_repl_put,
-        summary="Merge a replica's versions of a key into this node's (acknowledged once logged)",
-    ),
-    CommandSpec(
-        name="tkv.repl.get", arity=2, lock=Lock.READ, flags=("no_auth",), keys=ONE_KEY, in_multi=InMulti.RUN,
-        since=None, group="cluster", handler=cmd_repl_get, summary="This node's versions of a key (packed clock)",
-    ),
+        name=name, arity=arity, lock=lock, flags=("no_auth",), keys=ONE_KEY, in_multi=InMulti.RUN,
+        since=None, group="cluster", handler=handler, summary=summary,
+    )
+    for name, arity, handler, summary, lock in DECLARATIONS
 ]
