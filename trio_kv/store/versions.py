@@ -36,8 +36,8 @@ How the clocks change:
   with versions gets a tombstone dot (O(keys) under the write lock, in one
   unit). A node-local wipe would be resurrected by the first read repair.
 
-The stored form (what the table, the log and snapshots hold) is one header
-byte, then the packed clock: bit 7 set when the winner is *held* (the key is
+The stored form (what the table, the log and snapshots hold;
+store/versions_stored.py) is one header byte, then the packed clock: bit 7 set when the winner is *held* (the key is
 in the keyspace and the winner's payload says so instead of copying the
 value, key_state.py: a key written once keeps its value once), the low 7
 bits the number of siblings (capped at 127). ``clock_of`` gives the wire
@@ -78,83 +78,34 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..cluster import dvvset, key_state
-from ..cluster.dvvset import EMPTY, Clock, ClockFormatError, Version, VersionVector
+from ..cluster.dvvset import Clock, ClockFormatError, Version, VersionVector
 from ..cluster.hlc import HybridClock
 from ..cluster.key_state import TOMBSTONE, Held, KeyState
-from .durability.records import CLEAR, DEL, EXPIRE, PATCH, PERSIST, SET, UPDATE, VERSION, Effect
+from .durability.records import CLEAR, VERSION, Effect
 from .keyspace import Keyspace
 from .versions_state import current_state, expiry_of, materialize, prepare
+from .versions_stored import (
+    HELD_FLAG,
+    HELD_ONE,
+    LONE_TOMBSTONE_TAIL,
+    SIBLING_COUNT_MASK,
+    STATE_AFTER,
+    UNHELD_ONE,
+    pack,
+    pack_u64,
+    top_timestamp,
+    unpack,
+    unpack_u64,
+)
 
 log = logging.getLogger(__name__)
 
-HELD_FLAG = 0x80
-SIBLING_COUNT_MASK = 0x7F
 # A key with more siblings than this is logged (issue 10: "a warning log above 25").
 SIBLINGS_WARNING = 25
-
-
-_pack_u64 = struct.Struct("<Q").pack
-_unpack_u64 = struct.Struct("<Q").unpack_from
-# Header bytes of a one-sibling clock, held or not.
-_HELD_ONE = bytes((HELD_FLAG | 1,))
-_UNHELD_ONE = b"\x01"
-# How a one-value entry's stored clock ends after the value's timestamp when
-# that value is a tombstone: actor index 0, payload of 1 byte (0), no anonymous values.
-_LONE_TOMBSTONE_TAIL = b"\x00\x01\x00\x00"
-
-
-def _set_state(effect: Effect) -> tuple[bool, int | None]:
-    return True, effect[3]
-
-
-def _patch_or_update_state(effect: Effect) -> tuple[bool, int | None]:
-    return True, effect[5]
-
-
-def _del_state(effect: Effect) -> tuple[bool, int | None]:
-    return False, None
-
-
-def _expire_state(effect: Effect) -> tuple[bool, int | None]:
-    return True, effect[2]
-
-
-def _persist_state(effect: Effect) -> tuple[bool, int | None]:
-    return True, None
-
-
-# What a key is after a unit of one effect, read from the effect itself
-# (present, absolute expiry): the keyspace is not asked (effects are absolute
-# facts, store/effects.py).
-_STATE_AFTER: dict[str, Callable[[Effect], tuple[bool, int | None]]] = {
-    SET: _set_state, PATCH: _patch_or_update_state, UPDATE: _patch_or_update_state,
-    DEL: _del_state, EXPIRE: _expire_state, PERSIST: _persist_state,
-}
-
-
-def header(stored: bytes) -> tuple[bool, int]:
-    """(winner held, sibling count) of a stored clock."""
-    return bool(stored[0] & HELD_FLAG), stored[0] & SIBLING_COUNT_MASK
-
-
-def _pack(clock: Clock) -> bytes:
-    """The stored form of ``clock``."""
-    values = dvvset.values(clock)
-    held = any(key_state.is_held(value.payload) for value in values)
-    return bytes(((HELD_FLAG if held else 0) | min(len(values), SIBLING_COUNT_MASK),)) + dvvset.encode(clock)
-
-
-def _unpack(stored: bytes | None) -> Clock:
-    return EMPTY if stored is None else dvvset.decode(stored[1:])
-
-
-def _top_timestamp(clock: Clock) -> int:
-    return max((value.timestamp for value in dvvset.values(clock)), default=0)
 
 
 class Versions:
@@ -253,13 +204,13 @@ class Versions:
 
     def _timestamp(self, clock: Clock) -> int:
         """A timestamp above every sibling of ``clock`` and everything before."""
-        top = _top_timestamp(clock)
+        top = top_timestamp(clock)
         return self.hlc.observe(top) if top else self.hlc.now()
 
     def _put(self, key: bytes, clock: Clock, old: bytes | None) -> bytes:
         """Store ``clock`` for ``key``; keeps the sibling counts. Returns the
         stored form."""
-        stored = _pack(clock)
+        stored = pack(clock)
         self._note_siblings(key, old, stored)
         self._clocks[key] = stored
         return stored
@@ -280,7 +231,7 @@ class Versions:
         changed that has no VERSION effect in it yet (module docstring)."""
         if len(unit) == 1:
             effect = unit[0]  # the usual unit: one write of one key
-            state = _STATE_AFTER.get(effect[0])
+            state = STATE_AFTER.get(effect[0])
             if state is not None:
                 key = effect[1]
                 present, at_ms = state(effect)
@@ -326,16 +277,16 @@ class Versions:
             values = old[pos]
             if values >= 0x80:
                 return self._overwrite_clock(key, old, present, at_ms)  # 128 siblings or more: rare
-            if not present and old[0] == 1 and old.endswith(_LONE_TOMBSTONE_TAIL) and len(old) == pos + 13:
+            if not present and old[0] == 1 and old.endswith(LONE_TOMBSTONE_TAIL) and len(old) == pos + 13:
                 return None
             # Values of one actor are newest first: the first has the top timestamp.
-            timestamp = self.hlc.observe(_unpack_u64(old, pos + 1)[0]) if values else self.hlc.now()
+            timestamp = self.hlc.observe(unpack_u64(old, pos + 1)[0]) if values else self.hlc.now()
             counter += 1
         else:
             return self._overwrite_clock(key, old, present, at_ms)
         payload = key_state.encode_held(at_ms) if present else TOMBSTONE
         stored = b"".join((
-            _HELD_ONE if present else _UNHELD_ONE, prefix, dvvset.varint_bytes(counter), b"\x01", _pack_u64(timestamp),
+            HELD_ONE if present else UNHELD_ONE, prefix, dvvset.varint_bytes(counter), b"\x01", pack_u64(timestamp),
             bytes((0, len(payload))), payload, b"\x00",
         ))
         self._note_siblings(key, old, stored)
@@ -344,7 +295,7 @@ class Versions:
 
     def _overwrite_clock(self, key: bytes, old: bytes | None, present: bool, at_ms: int | None) -> bytes | None:
         """``_overwrite`` through the decoded clock (several actors)."""
-        local = _unpack(old)
+        local = unpack(old)
         if not present and old is not None and old[0] == 1 and dvvset.values(local)[0].payload == TOMBSTONE:
             return None
         payload = key_state.encode_held(at_ms) if present else TOMBSTONE
@@ -357,7 +308,7 @@ class Versions:
         has not seen stay."""
         old = self.stored(key)
         # The held value's state leaves the keyspace now: keep it as a copy.
-        local = self._copy_out_held(key, _unpack(old))
+        local = self._copy_out_held(key, unpack(old))
         version = Version(self._timestamp(local), self.actor, key_state.HELD)
         clock = dvvset.update(dvvset.new(version, context), self.actor, local)
         self.keyspace.set(key, value)
@@ -378,11 +329,11 @@ class Versions:
             if state is not None:
                 prepare(state)  # PayloadFormatError for a state this node could not hold
         old = self.stored(key)
-        local = _unpack(old)
+        local = unpack(old)
         merged = dvvset.sync2(local, remote)
         if merged == local:
             return False
-        self.hlc.observe(_top_timestamp(remote))
+        self.hlc.observe(top_timestamp(remote))
         merged = self._settle(key, merged)
         self.keyspace.effects.emit((VERSION, key, self._put(key, merged, old)))
         return True
