@@ -52,9 +52,9 @@ keep their tombstone clock, the same size, forever: purging tombstones once
 all N replicas hold them is issue 11. Until then a workload of unique keys
 that are deleted grows by about 100 bytes per key ever written.
 
-For the coordinator (the replicated data path): ``unit_keys`` lists the
-keys the last unit changed; ``unit_delta()`` gives them with their wire
-clocks, under the write lock that unit ran under. The engine collects it
+For the coordinator (the replicated data path): ``unit_delta()`` gives
+the keys the last unit changed (those with a VERSION effect in it) with
+their wire clocks, under the write lock that unit ran under. The engine collects it
 for a job that asks (``Job.version_deltas``, store/engine.py): one
 ``(reply index, [(key, packed clock), ...])`` per write command that
 changed something, ready for TKV.REPL.PUT to each replica.
@@ -125,8 +125,8 @@ class Versions:
         # third of the project's table's cost per insert, in C); snapshots
         # walk a list of its keys taken at one moment (``keys``).
         self._clocks: dict[bytes, bytes] = {}
-        # The keys the last unit changed (see unit_delta).
-        self.unit_keys: list[bytes] = []
+        # The last unit stamped (unit_delta reads its VERSION effects).
+        self._last_unit: list[Effect] = []
         # Keys holding more than one sibling now, and the most seen on one key.
         self.keys_with_siblings = 0
         self.largest_siblings = 0
@@ -175,7 +175,7 @@ class Versions:
         """The keys the last unit changed with their wire clocks (the
         coordinator's seam; write lock, the one that unit ran under)."""
         delta = []
-        for key in self.unit_keys:
+        for key in dict.fromkeys(effect[1] for effect in self._last_unit if effect[0] == VERSION):
             clock = self.clock_of(key)
             if clock is not None:
                 delta.append((key, clock))
@@ -229,6 +229,7 @@ class Versions:
     def _stamp(self, unit: list[Effect]) -> None:
         """The effects subscriber: one new local dot for each key the unit
         changed that has no VERSION effect in it yet (module docstring)."""
+        self._last_unit = unit
         if len(unit) == 1:
             effect = unit[0]  # the usual unit: one write of one key
             state = STATE_AFTER.get(effect[0])
@@ -240,7 +241,6 @@ class Versions:
                 stored = self._overwrite(key, present, at_ms)
                 if stored is not None:
                     unit.append((VERSION, key, stored))
-                self.unit_keys = [key]
                 return
         # key -> changed since its last VERSION effect in this unit (if any).
         dirty: dict[bytes, bool] = {}
@@ -259,7 +259,6 @@ class Versions:
                 stored = self._overwrite(key, present, expiry_of(keyspace, key) if present else None)
                 if stored is not None:
                     unit.append((VERSION, key, stored))
-        self.unit_keys = list(dirty)
 
     def _overwrite(self, key: bytes, present: bool, at_ms: int | None) -> bytes | None:
         """A new local dot for ``key`` holding its current state (``present``,
@@ -273,7 +272,12 @@ class Versions:
         if old is None:
             counter, timestamp = 1, self.hlc.now()
         elif old.startswith(prefix, 1):
-            counter, pos = dvvset.read_varint(old, 1 + len(prefix))
+            pos = 1 + len(prefix)
+            counter = old[pos]
+            if counter < 0x80:
+                pos += 1
+            else:
+                counter, pos = dvvset.read_varint(old, pos)
             values = old[pos]
             if values >= 0x80:
                 return self._overwrite_clock(key, old, present, at_ms)  # 128 siblings or more: rare
@@ -289,7 +293,8 @@ class Versions:
             HELD_ONE if present else UNHELD_ONE, prefix, dvvset.varint_bytes(counter), b"\x01", pack_u64(timestamp),
             bytes((0, len(payload))), payload, b"\x00",
         ))
-        self._note_siblings(key, old, stored)
+        if old is not None and old[0] & SIBLING_COUNT_MASK > 1:
+            self._note_siblings(key, old, stored)
         self._clocks[key] = stored
         return stored
 
