@@ -1,0 +1,18 @@
+"""TKV.PING [epoch ring-hash]: the liveness probe every node sends each
+peer every 500 ms (design: the pings are the gossip). Replies
+``[PONG, epoch, ring-hash]``: this node's ring epoch and hash, which the
+pinger compares with its own. The optional arguments are the sender's
+(for a human reading a capture; the answer does not depend on them).
+"""
+
+from __future__ import annotations
+
+from ...cluster.ring_document import ring_hash
+from ..session import Session
+
+
+def cmd_ping(session: Session, args: list[bytes]) -> object:
+    peer = session.peer
+    assert peer is not None
+    ring = peer.node.view().ring
+    return [b"PONG", ring.epoch, ring_hash(ring).encode()]
