@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import trio
 
+from .cluster.seeds import MembershipError
 from .config import parse_config
 from .server.lifecycle import serve
 from .store.durability.check import main as check_log
@@ -29,9 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         trio.run(lambda: serve(config, handle_signals=True))
-    except (DurabilityError, OSError) as error:
+    except (DurabilityError, OSError, MembershipError) as error:
         # Damaged or locked data (refuse to start rather than start empty), an
-        # unusable data directory, an address in use: one line, exit 1.
+        # unusable data directory, an address in use, a node missing from
+        # its own --cluster-seeds: one line, exit 1.
         logging.getLogger("trio_kv").critical("cannot start: %s", error)
         return 1
     return 0

@@ -100,6 +100,11 @@ class ServerControl(Protocol):
         """BGSAVE / BGREWRITEAOF: compact the log in the background."""
         ...
 
+    def cluster_links(self) -> list[Mapping[str, object]]:
+        """Each peer link's state and traffic (server.cluster.peer_link.LinkStatistics
+        fields), for INFO cluster and /metrics; [] without a cluster bus."""
+        ...
+
     def compact_and_wait(self) -> bool:
         """SAVE with the log on: compact now and wait for it; whether it
         succeeded (False too when the log is off)."""

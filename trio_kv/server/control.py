@@ -31,6 +31,7 @@ from ..store.durability.append_log import Persistence
 from .log_commit import LogFlusher, SaveRequest
 
 if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
     from .dispatch import Dispatcher
     from .listener import ConnectionRegistry
     from .main_port import MainPort
@@ -71,6 +72,7 @@ class RunningServer:
         log: Persistence | None,
         flusher: LogFlusher | None,
         started_at_s: float,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self._token = token
         self._shutdown = shutdown
@@ -81,6 +83,8 @@ class RunningServer:
         self._flusher = flusher
         # When serve() began, before the data was loaded (Redis' stat_starttime).
         self.started_at_s = started_at_s
+        # The cluster's node (server.cluster) with --cluster-seeds; None otherwise.
+        self._cluster = cluster
 
     @property
     def log(self) -> Persistence | None:
@@ -129,3 +133,8 @@ class RunningServer:
         request = SaveRequest()
         self._token.run_sync_soon(self._flusher.request_compaction, request)
         return request.wait()
+
+    def cluster_links(self) -> list[Mapping[str, object]]:
+        if self._cluster is None:
+            return []
+        return [vars(statistics) for statistics in self._cluster.link_statistics()]

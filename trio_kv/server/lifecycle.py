@@ -74,6 +74,8 @@ from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.durability.append_log import Persistence
 from ..store.store import Store
+from .cluster.start import ClusterStart, bus_port, prepare_cluster
+from .cluster.serve import ClusterHandle, run_cluster
 from .control import RunningServer, clamp_max_clients
 from .dispatch import Dispatcher
 from .expiry import run_active_expiry
@@ -99,6 +101,9 @@ class ServerAddresses:
     http: tuple[str, int] | None = None
     # The --tls-port listener (RESP over TLS), if on.
     tls: tuple[str, int] | None = None
+    # The cluster bus (client port + 10000) and its node, with --cluster-seeds.
+    bus: tuple[str, int] | None = None
+    cluster: ClusterHandle | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class _Listeners:
     redis: list[trio.SocketListener]
     http: list[trio.SocketListener]
     tls: list[trio.SSLListener[trio.SocketStream]]
+    # The cluster bus (server.cluster), only with --cluster-enabled yes and --cluster-seeds.
+    bus: list[trio.SocketListener]
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ class _Services:
     control: RunningServer
     # The log's commit thread with --appendonly yes; None: memory only.
     flusher: LogFlusher | None
+    # The cluster's node and its bus (server.cluster); None without --cluster-seeds.
+    cluster: ClusterStart | None = None
 
 
 async def watch_signals(shutdown: trio.Event) -> None:
@@ -161,12 +170,33 @@ async def serve(
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
+    try:
+        # The membership (this node must be in --cluster-seeds) and node id,
+        # before anything is served: a wrong seed list stops the start.
+        cluster = await prepare_cluster(config, listeners.main[0].socket.getsockname()[1], disk)
+    except BaseException:
+        for listener in [*listeners.main, *listeners.redis, *listeners.http, *listeners.tls, *listeners.bus]:
+            await trio.aclose_forcefully(listener)
+        if persistence is not None:
+            persistence.data_dir.unlock()
+        raise
     async with trio.open_nursery() as root:
-        services = await _open_services(root, store, persistence, disk, shutdown, handle_signals, started_at_s)
+        services = await _open_services(
+            root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster
+        )
+        handle = None
+        if cluster is not None:
+            handle = await root.start(
+                run_cluster, cluster.node, listeners.bus, store, services.control, services.dispatcher
+            )
         async with trio.open_nursery() as connections:
-            await _accept_until_shutdown(services, listeners, connections, shutdown, task_status)
+            await _accept_until_shutdown(services, listeners, connections, shutdown, task_status, handle)
             await _drain(services.registry, config.shutdown_grace_seconds)
             connections.cancel_scope.cancel()
+        if handle is not None:
+            # After the clients (the data path may need the links until
+            # then), before the dispatcher (bus commands run on it).
+            await handle.stop()
         await _close_services(services, root)
     if persistence is not None:
         # Only now: a compaction still writing at close has finished (its
@@ -197,6 +227,7 @@ async def _open_services(
     shutdown: trio.Event,
     handle_signals: bool,
     started_at_s: float,
+    cluster: ClusterStart | None = None,
 ) -> _Services:
     """Build the dispatcher, the log's commit thread, the main port and the
     server's control, each with what it needs, then start the ones that run
@@ -216,6 +247,7 @@ async def _open_services(
     control = RunningServer(
         token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
         main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s,
+        cluster=None if cluster is None else cluster.node,
     )
     if handle_signals:
         root.start_soon(watch_signals, shutdown)
@@ -225,7 +257,7 @@ async def _open_services(
         # The engine appends every applied write to it from now on.
         store.persistence = persistence
     root.start_soon(run_active_expiry, store, dispatcher)
-    return _Services(store, registry, dispatcher, main_port, control, flusher)
+    return _Services(store, registry, dispatcher, main_port, control, flusher, cluster)
 
 
 async def _accept_until_shutdown(
@@ -234,6 +266,7 @@ async def _accept_until_shutdown(
     connections: trio.Nursery,
     shutdown: trio.Event,
     task_status: trio.TaskStatus[ServerAddresses],
+    cluster: ClusterHandle | None = None,
 ) -> None:
     """Serve every listener (connections run in ``connections``), report the
     addresses, and on shutdown stop accepting: the accept loops are
@@ -244,6 +277,7 @@ async def _accept_until_shutdown(
     redis_address = listeners.redis[0].socket.getsockname()[:2] if listeners.redis else None
     http_address = listeners.http[0].socket.getsockname()[:2] if listeners.http else None
     tls_address = listeners.tls[0].transport_listener.socket.getsockname()[:2] if listeners.tls else None
+    bus_address = listeners.bus[0].socket.getsockname()[:2] if listeners.bus else None
     async with trio.open_nursery() as accepting:
         # The main port (line protocol and RESP, the first byte chooses)
         # moves with CONFIG SET port (server.main_port).
@@ -283,8 +317,16 @@ async def _accept_until_shutdown(
         log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
         if redis_address is not None:
             log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
+        if bus_address is not None and cluster is not None:
+            log.info(
+                "trio_kv cluster bus on %s:%d: node %s, %d peer(s)",
+                *bus_address, cluster.node.node_id, len(cluster.node.links),
+            )
         task_status.started(
-            ServerAddresses(main_address, redis_address, store, shutdown, control, http_address, tls_address)
+            ServerAddresses(
+                main_address, redis_address, store, shutdown, control, http_address, tls_address,
+                bus_address, cluster,
+            )
         )
         await shutdown.wait()
         services.main_port.close()
@@ -325,6 +367,8 @@ async def _open_listeners(config: Config) -> _Listeners:
 
     try:
         main, redis, http = await tcp(config.port), await tcp(config.redis_port), await tcp(config.http_port)
+        # The cluster bus: the client port + 10000, with a multi-node cluster only.
+        bus = await tcp(bus_port(config, main[0].socket.getsockname()[1]))
         tls: list[trio.SSLListener[trio.SocketStream]] = []
         if tls_context is not None and config.tls_port is not None:
             tls = await trio.open_ssl_over_tcp_listeners(
@@ -334,7 +378,7 @@ async def _open_listeners(config: Config) -> _Listeners:
         for listener in opened:
             await trio.aclose_forcefully(listener)
         raise
-    return _Listeners(main, redis, http, tls)
+    return _Listeners(main, redis, http, tls, bus)
 
 
 def tls_server_context(config: Config) -> ssl.SSLContext:

@@ -59,3 +59,6 @@ class LocalControl:
 
     def compact_and_wait(self) -> bool:
         return False
+
+    def cluster_links(self) -> list[Mapping[str, object]]:
+        return []
