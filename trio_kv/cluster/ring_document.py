@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Mapping
 
 from ..protocol.replies import Map
-from .ring import Ring
+from .ring import Member, Ring
 
 
 def ring_hash(ring: Ring) -> str:
@@ -26,7 +26,7 @@ def ring_hash(ring: Ring) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def ring_document(ring: Ring, node_ids: Mapping[object, str], up: frozenset[object]) -> Map:
+def ring_document(ring: Ring, node_ids: Mapping[Member, str], up: frozenset[Member]) -> Map:
     """The ring for ``TKV.RING`` (a flat array in RESP2): epoch, hash,
     partitions, replicas, members (address, node id, up or down) and each
     partition's first and last slot and preference list."""

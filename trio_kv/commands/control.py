@@ -100,9 +100,11 @@ class ServerControl(Protocol):
         """BGSAVE / BGREWRITEAOF: compact the log in the background."""
         ...
 
-    def cluster_links(self) -> list[Mapping[str, object]]:
-        """Each peer link's state and traffic (server.cluster.peer_link.LinkStatistics
-        fields), for INFO cluster and /metrics; [] without a cluster bus."""
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        """The cluster bus for INFO cluster, /metrics and ``trio-kv cluster
+        status`` (None without a bus): ``epoch``, ``ring_hash``, ``myself``,
+        ``members`` (address, node id, up) and ``links`` (one mapping per
+        peer: server.cluster.peer_link.LinkStatistics' fields)."""
         ...
 
     def compact_and_wait(self) -> bool:

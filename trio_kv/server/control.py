@@ -134,7 +134,5 @@ class RunningServer:
         self._token.run_sync_soon(self._flusher.request_compaction, request)
         return request.wait()
 
-    def cluster_links(self) -> list[Mapping[str, object]]:
-        if self._cluster is None:
-            return []
-        return [vars(statistics) for statistics in self._cluster.link_statistics()]
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        return None if self._cluster is None else self._cluster.status()

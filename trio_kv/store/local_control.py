@@ -60,5 +60,5 @@ class LocalControl:
     def compact_and_wait(self) -> bool:
         return False
 
-    def cluster_links(self) -> list[Mapping[str, object]]:
-        return []
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        return None

@@ -83,6 +83,20 @@ class ClusterNode:
     def link_statistics(self) -> list[LinkStatistics]:
         return [link.statistics() for link in self.links.values()]
 
+    def status(self) -> dict[str, object]:
+        """``ServerControl.cluster_bus_status`` (safe from a worker thread:
+        one view read, counters copied)."""
+        view = self._view
+        return {
+            "epoch": view.ring.epoch,
+            "ring_hash": self._ring_hash,
+            "myself": self.myself.address,
+            "members": [
+                (member.address, view.node_ids[member], member in view.up) for member in view.ring.members
+            ],
+            "links": [vars(statistics) for statistics in self.link_statistics()],
+        }
+
     # -- what links report ---------------------------------------------------
 
     def met(self, member: Member, node_id: str) -> None:
