@@ -17,7 +17,7 @@ from trio_kv.server.lifecycle import ServerAddresses, serve
 BUS_OFFSET = 10000
 
 
-def _bindable(host: str, port: int) -> bool:
+def bindable(host: str, port: int) -> bool:
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
@@ -30,7 +30,7 @@ def free_cluster_port(hosts: list[str]) -> int:
     """A port P such that P and P + 10000 are free on every host."""
     for _ in range(200):
         port = random.randrange(20000, 30000)
-        if all(_bindable(host, port) and _bindable(host, port + BUS_OFFSET) for host in hosts):
+        if all(bindable(host, port) and bindable(host, port + BUS_OFFSET) for host in hosts):
             return port
     raise RuntimeError("no free port pair")
 
