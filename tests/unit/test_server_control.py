@@ -50,6 +50,7 @@ class FakeControl:
         self.busy_port = 7001
         self.sessions: list[Session] = []
         self.compaction_ok = True
+        self.bus_status: Mapping[str, object] | None = None
 
     def clients(self) -> list[Session]:
         self.calls.append(("clients",))
@@ -81,6 +82,9 @@ class FakeControl:
     def compact_and_wait(self) -> bool:
         self.calls.append(("compact_and_wait",))
         return self.compaction_ok
+
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        return self.bus_status
 
 
 def _session(control: FakeControl, client_id: int = 1) -> Session:
