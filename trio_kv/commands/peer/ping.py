@@ -7,12 +7,10 @@ pinger compares with its own. The optional arguments are the sender's
 
 from __future__ import annotations
 
-from ...cluster.ring_document import ring_hash
 from ..session import Session
 
 
 def cmd_ping(session: Session, args: list[bytes]) -> object:
     peer = session.peer
     assert peer is not None
-    ring = peer.node.view().ring
-    return [b"PONG", ring.epoch, ring_hash(ring).encode()]
+    return [b"PONG", peer.node.view().ring.epoch, peer.node.ring_hash.encode()]

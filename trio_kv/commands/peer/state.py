@@ -36,6 +36,11 @@ class BusNode(Protocol):
     @property
     def secret(self) -> str | None: ...
 
+    @property
+    def ring_hash(self) -> str:
+        """``cluster.ring_document.ring_hash`` of the view's ring (computed once)."""
+        ...
+
 
 @dataclass
 class PeerState:

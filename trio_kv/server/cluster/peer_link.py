@@ -38,7 +38,6 @@ import trio
 
 from ...cluster.handshake import Hello, dialer_proof, listener_proof, new_nonce, proof_ok, refusal
 from ...cluster.ring import BUS_PORT_OFFSET, Member
-from ...cluster.ring_document import ring_hash
 from ...cluster.view import ClusterView
 from ...protocol.replies import Error
 from .link import DEFAULT_MAX_IN_FLIGHT_REQUESTS, DEFAULT_MAX_QUEUED_REQUESTS, Link, LinkClosed, LinkDown, Traffic
@@ -68,6 +67,9 @@ class LinkOwner(Protocol):
 
     @property
     def secret(self) -> str | None: ...
+
+    @property
+    def ring_hash(self) -> str: ...
 
     def met(self, member: Member, node_id: str) -> None:
         """The handshake with ``member`` completed; it has ``node_id``."""
@@ -293,8 +295,7 @@ class PeerLink:
         """Rule 2."""
         mismatch_logged: tuple[int, bytes] | None = None
         while True:
-            ring = self._owner.view().ring
-            mine = (ring.epoch, ring_hash(ring).encode())
+            mine = (self._owner.view().ring.epoch, self._owner.ring_hash.encode())
             started = trio.current_time()
             reply: object = None
             try:
