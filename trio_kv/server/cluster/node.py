@@ -18,7 +18,7 @@ heard again is marked up at once. Every change is logged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -63,11 +63,18 @@ class ClusterNode:
         self._view = self._build_view()
         # Set (and replaced) whenever the view changes: tests and the data path wait on it.
         self.view_changed = trio.Event()
+        self._subscribers: list[Callable[[ClusterView], None]] = []
 
     # -- what handlers and links read ----------------------------------------
 
     def view(self) -> ClusterView:
         return self._view
+
+    def on_view_change(self, subscriber: Callable[[ClusterView], None]) -> None:
+        """Call ``subscriber(view)`` now and on the event loop at every change
+        (``RunningServer.set_cluster_view``, for handlers)."""
+        self._subscribers.append(subscriber)
+        subscriber(self._view)
 
     @property
     def secret(self) -> str | None:
@@ -148,3 +155,5 @@ class ClusterNode:
         self._view = self._build_view()
         changed, self.view_changed = self.view_changed, trio.Event()
         changed.set()
+        for subscriber in self._subscribers:
+            subscriber(self._view)
