@@ -15,6 +15,7 @@ import trio.testing
 from trio_kv.cluster.handshake import PROTOCOL_VERSION, Hello, dialer_proof, listener_proof, new_nonce, proof_ok
 from trio_kv.config import Config
 from trio_kv.protocol.replies import Error, SimpleString
+from trio_kv.server.cluster.link import LinkDown
 from trio_kv.server.cluster.peer_link import PeerLink
 from trio_kv.server.lifecycle import serve
 
@@ -213,3 +214,50 @@ async def test_without_cluster_enabled_no_bus_port_opens() -> None:
             with pytest.raises(OSError):
                 await trio.open_tcp_stream(hosts[0], port + 10000)
             server.shutdown.set()
+
+
+async def test_a_client_password_does_not_gate_the_bus() -> None:
+    # --requirepass is for clients; peers prove the cluster secret instead.
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts, port, nodes = await _mesh(nursery, count=2, requirepass="client password")
+            await wait_until(lambda: _all_up(nodes))
+            plain = await BusClient.connect(hosts[0], port)
+            reply = await plain.call(b"GET", b"k")
+            assert isinstance(reply, Error) and reply.message.startswith("NOAUTH")
+            for node in nodes:
+                node.shutdown.set()
+
+
+async def test_another_protocol_version_is_refused_at_the_listener() -> None:
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts, port, nodes = await _mesh(nursery, count=2)
+            cluster = nodes[0].cluster.node
+            hello = Hello(PROTOCOL_VERSION + 1, cluster.cluster_name, "c" * 40, f"{hosts[1]}:{port}",
+                          cluster.ring_hash, new_nonce())
+            client = await BusClient.connect(hosts[0], port + 10000)
+            reply = await client.call(b"TKV.HELLO", *hello.to_args())
+            assert isinstance(reply, Error) and "protocol version" in reply.message
+            assert await client.closed_by_peer()
+            for node in nodes:
+                node.shutdown.set()
+
+
+async def test_a_stopped_peer_fails_requests_at_once_and_is_marked_down() -> None:
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts, port, nodes = await _mesh(nursery, count=2, cluster_node_timeout_seconds=0.5)
+            await wait_until(lambda: _all_up(nodes))
+            node0 = nodes[0].cluster.node
+            link = next(iter(node0.links.values()))
+            reply = await link.request_many([[b"TKV.PING"], [b"TKV.RING"]])
+            assert reply[0][0] == b"PONG" and isinstance(reply[1], list)
+            nodes[1].shutdown.set()
+            await wait_until(lambda: not link.connected)
+            with pytest.raises(LinkDown) as refused:
+                await link.request([b"TKV.PING"])
+            assert not refused.value.sent
+            await wait_until(lambda: len(node0.view().up) == 1)
+            assert link.statistics().state in ("connecting", "backoff")
+            nodes[0].shutdown.set()

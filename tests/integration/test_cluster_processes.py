@@ -227,3 +227,42 @@ def test_a_node_missing_from_its_seeds_refuses_to_start() -> None:
         assert node.wait_listening() is None
         assert node.process.returncode == 1
         assert re.search(rf"cannot start: this node \({re.escape(hosts[2])}:{port}.*not in --cluster-seeds", node.log())
+
+
+async def test_a_hung_peer_is_down_within_the_timeout_and_up_when_it_resumes() -> None:
+    cluster = _Cluster(3)
+    try:
+        with trio.fail_after(60):
+            for index in range(3):
+                await trio.to_thread.run_sync(cluster.start, index)
+            await _wait_for(cluster.all_up)
+        victim = cluster.nodes[2]
+        assert victim is not None
+        victim_address = f"{cluster.hosts[2]}:{cluster.port}"
+        victim.send_signal(signal.SIGSTOP)  # its sockets stay open: only silence tells
+        try:
+            stopped_at = time.monotonic()
+            with trio.fail_after(NODE_TIMEOUT_SECONDS + SLACK_SECONDS):
+                await _wait_for(lambda: not any(_members_up(host, cluster.port)[victim_address]
+                                                for host in cluster.hosts[:2]))
+            print(f"hung peer marked down after {time.monotonic() - stopped_at:.2f} s")
+
+            def links_closed() -> bool:
+                for host in cluster.hosts[:2]:
+                    fields = fetch_fields(host, cluster.port, None)
+                    if any(f"peer={victim_address}," in value and "state=connected" in value
+                           for name, value in fields.items() if name.startswith("cluster_bus_link")):
+                        return False
+                return True
+
+            with trio.fail_after(NODE_TIMEOUT_SECONDS + SLACK_SECONDS):
+                await _wait_for(links_closed)  # an unanswered ping closed the link
+        finally:
+            victim.send_signal(signal.SIGCONT)
+        with trio.fail_after(30):
+            await _wait_for(cluster.all_up)
+        node = cluster.nodes[0]
+        assert node is not None
+        assert any("no answer to TKV.PING" in line for line in node.log_lines), node.log()
+    finally:
+        cluster.stop()
