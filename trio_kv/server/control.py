@@ -72,7 +72,7 @@ class RunningServer:
         log: Persistence | None,
         flusher: LogFlusher | None,
         started_at_s: float,
-        cluster: ClusterNode | None = None,
+        cluster_node: ClusterNode | None = None,
     ) -> None:
         self._token = token
         self._shutdown = shutdown
@@ -84,7 +84,7 @@ class RunningServer:
         # When serve() began, before the data was loaded (Redis' stat_starttime).
         self.started_at_s = started_at_s
         # The cluster's node (server.cluster) with --cluster-seeds; None otherwise.
-        self._cluster = cluster
+        self._cluster_node = cluster_node
 
     @property
     def log(self) -> Persistence | None:
@@ -135,4 +135,4 @@ class RunningServer:
         return request.wait()
 
     def cluster_bus_status(self) -> Mapping[str, object] | None:
-        return None if self._cluster is None else self._cluster.status()
+        return None if self._cluster_node is None else self._cluster_node.status()

@@ -247,7 +247,7 @@ async def _open_services(
     control = RunningServer(
         token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
         main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s,
-        cluster=None if cluster is None else cluster.node,
+        cluster_node=None if cluster is None else cluster.node,
     )
     if handle_signals:
         root.start_soon(watch_signals, shutdown)

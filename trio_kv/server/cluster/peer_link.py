@@ -134,6 +134,9 @@ class PeerLink:
         self.last_ping_rtt_seconds: float | None = None
         self.last_error = ""
         self._link: Link | None = None
+        # The current connection: whether its handshake completed, why it ended.
+        self._handshook = False
+        self._end_reason = ""
         self._logged_reason: str | None = None
         self._up = False  # the owner's opinion, shown in statistics
 

@@ -39,10 +39,11 @@ STOP_GRACE_SECONDS = 0.5
 
 
 class ClusterHandle:
-    def __init__(self, node: ClusterNode, scope: trio.CancelScope, registry: ConnectionRegistry) -> None:
+    """What the server keeps of the running cluster: its node (the view,
+    the links) and how to stop it."""
+
+    def __init__(self, node: ClusterNode) -> None:
         self.node = node
-        self._scope = scope
-        self._registry = registry
         self._stopping = trio.Event()
         self.stopped = trio.Event()
 
@@ -73,7 +74,7 @@ async def run_cluster(
 ) -> None:
     registry = ConnectionRegistry(MAX_BUS_CONNECTIONS)
     async with trio.open_nursery() as cluster:
-        handle = ClusterHandle(node, cluster.cancel_scope, registry)
+        handle = ClusterHandle(node)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:
                 for listener in bus_listeners:
