@@ -24,6 +24,7 @@ import pytest
 import trio
 
 from harness.server_process import ServerProcess, server_environment, server_python
+from ..conftest import require_tool
 from trio_kv.server.cluster.status import fetch_fields
 
 from .cluster_nodes import bindable, free_cluster_port, node_hosts
@@ -95,10 +96,11 @@ async def test_three_processes_mesh_and_show_it_in_status_info_metrics_and_redis
             assert status.returncode == 0, status.stderr
             assert "members 3 (3 up)" in status.stdout
             assert status.stdout.count("connected") == 2 and "(myself)" in status.stdout
-            ping = subprocess.run(["redis-cli", "-h", host, "-p", str(port + 10000), "TKV.PING"],
+            redis_cli = require_tool("redis-cli")
+            ping = subprocess.run([redis_cli, "-h", host, "-p", str(port + 10000), "TKV.PING"],
                                   capture_output=True, text=True, timeout=30)
             assert ping.stdout.splitlines()[0] == "PONG"
-            refused = subprocess.run(["redis-cli", "-h", host, "-p", str(port + 10000), "GET", "k"],
+            refused = subprocess.run([redis_cli, "-h", host, "-p", str(port + 10000), "GET", "k"],
                                      capture_output=True, text=True, timeout=30)
             assert "only TKV.*" in refused.stdout
             node = cluster.nodes[0]
