@@ -69,6 +69,8 @@ class Traffic:
     received_bytes: int = 0
     sent_messages: int = 0
     received_messages: int = 0
+    # send_all calls (sent_messages / sends: the writer's batching).
+    sends: int = 0
     # Replies that arrived after their caller stopped waiting (dropped).
     late_replies: int = 0
     # Requests cancelled before they were sent (never sent).
@@ -199,6 +201,7 @@ class Link:
                 await self.stream.send_all(out)
                 traffic.sent_bytes += len(out)
                 traffic.sent_messages += messages
+                traffic.sends += 1
 
     async def _read_loop(self) -> None:
         parser = ReplyParser()
