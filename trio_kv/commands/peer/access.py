@@ -35,10 +35,12 @@ NOT_BUS = "ERR the cluster bus accepts only TKV.* commands, after TKV.HELLO; clo
 NEEDS_HANDSHAKE = "TKVREFUSED {name} needs the bus handshake (TKV.HELLO{auth}) first; closing the connection"
 
 
-def refuse(session: Session, message: str) -> Error:
-    """Answer ``message`` and close the connection after it."""
+def refuse(session: Session, message: str, level: int = logging.INFO) -> Error:
+    """Answer ``message`` and close the connection after it (logged at
+    ``level``: WARNING for a peer refused in the handshake, a
+    misconfiguration; INFO for a stray client)."""
     session.closing = True
-    log.info("bus client %d (%s): %s", session.id, session.address, message)
+    log.log(level, "bus client %d (%s): %s", session.id, session.address, message)
     return Error(message)
 
 

@@ -12,6 +12,8 @@ the reason, and closes the connection.
 
 from __future__ import annotations
 
+import logging
+
 from ...cluster.handshake import REFUSED, Hello, dialer_proof, listener_proof, new_nonce, proof_ok, refusal
 from ...protocol.replies import OK, Error
 from ..session import Session
@@ -32,7 +34,7 @@ def cmd_hello(session: Session, args: list[bytes]) -> object:
     members = frozenset(member.address for member in peer.node.view().ring.members)
     reason = refusal(mine, theirs, members)
     if reason is not None:
-        return refuse(session, f"{REFUSED} peer {theirs.address} ({theirs.node_id[:8]}): {reason}")
+        return refuse(session, f"{REFUSED} peer {theirs.address} ({theirs.node_id[:8]}): {reason}", logging.WARNING)
     secret = peer.node.secret
     peer.theirs, peer.mine = theirs, mine
     peer.stage = Stage.DONE if secret is None else Stage.CHALLENGED
@@ -46,7 +48,7 @@ def cmd_auth(session: Session, args: list[bytes]) -> object:
         return refuse(session, f"{REFUSED} TKV.AUTH without a challenge (send TKV.HELLO first; no secret is set?)")
     expected = dialer_proof(peer.node.secret, peer.theirs, peer.mine)
     if not proof_ok(expected, args[1].decode("ascii", "replace")):
-        return refuse(session, f"{REFUSED} peer {peer.theirs.address}: wrong cluster secret")
+        return refuse(session, f"{REFUSED} peer {peer.theirs.address}: wrong cluster secret", logging.WARNING)
     peer.stage = Stage.DONE
     return OK
 
