@@ -22,6 +22,7 @@ Rules kept here:
 from __future__ import annotations
 
 from .replies import Error, NullArray, SimpleString
+from .resp_encoder import encode_reply
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_DEPTH = 32
@@ -133,10 +134,6 @@ class ReplyParser:
 
 
 def encode_request(args: list[bytes] | tuple[bytes, ...]) -> bytes:
-    """A request as RESP: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts.append(b"$%d\r\n" % len(arg))
-        parts.append(arg)
-        parts.append(b"\r\n")
-    return b"".join(parts)
+    """A request as RESP: an array of bulk strings (the reply encoder's
+    array of bulk strings, which is exactly that)."""
+    return encode_reply(list(args), 2)
