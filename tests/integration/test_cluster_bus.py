@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 
 import pytest
 import trio
@@ -261,3 +262,28 @@ async def test_a_stopped_peer_fails_requests_at_once_and_is_marked_down() -> Non
             await wait_until(lambda: len(node0.view().up) == 1)
             assert link.statistics().state in ("connecting", "backoff")
             nodes[0].shutdown.set()
+
+
+async def test_bus_connections_have_tcp_keepalive_both_ways() -> None:
+    # A peer that vanishes without a FIN must not leave its connection open for hours.
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts, port, nodes = await _mesh(nursery, count=2, cluster_node_timeout_seconds=2.0)
+            await wait_until(lambda: _all_up(nodes))
+            # Outbound: the link's stream; inbound: a raw client seen from the server side.
+            link = next(iter(nodes[0].cluster.node.links.values()))
+            outbound = link._link.stream.socket  # type: ignore[union-attr]
+            assert outbound.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert outbound.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 2
+            client = await BusClient.connect(hosts[1], port + 10000)
+            await client.call(b"TKV.PING")
+            inbound = [
+                connection.stream.socket
+                for connection in nodes[1].cluster.inbound.connections.values()
+                if connection.stream.socket.getpeername() == client.stream.socket.getsockname()
+            ]
+            assert len(inbound) == 1
+            assert inbound[0].getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert inbound[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+            for node in nodes:
+                node.shutdown.set()

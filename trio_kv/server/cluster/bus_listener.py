@@ -7,7 +7,8 @@ Each connection's session starts with a ``PeerState`` (the handshake,
 bus has its own handshake, and a client password is not a peer's. Bus
 connections have their own registry (they are not clients: CLIENT LIST
 and max-clients do not see them, as Redis' cluster bus links) and no
-protected mode (peers are not on loopback; the handshake decides).
+protected mode (peers are not on loopback; the handshake decides). TCP
+keepalive (``keepalive``) closes connections whose peer vanished.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ...store.engine import Store
 from ..connection import Connection
 from ..dispatch import Dispatcher
 from ..listener import ConnectionRegistry, accept_connections, send_rejection
+from ..streams import socket_of
+from .keepalive import enable_keepalive
 
 # Most inbound bus connections at once: peers need one each; the rest is for
 # redis-cli and reconnects whose old connection has not closed yet.
@@ -37,8 +40,13 @@ async def serve_bus_listener(
     dispatcher: Dispatcher,
     registry: ConnectionRegistry,
     connection_nursery: trio.Nursery,
+    keepalive_idle_seconds: float,
 ) -> None:
     def open_connection(stream: trio.abc.Stream) -> Connection:
+        try:
+            enable_keepalive(socket_of(stream), keepalive_idle_seconds)
+        except OSError:
+            pass  # the peer already left: the connection ends at its first read
         connection = Connection(stream, store, control, dispatcher, wire=BUS)
         connection.session.peer = PeerState(node)
         connection.session.authenticated = True

@@ -40,6 +40,7 @@ from ...cluster.handshake import Hello, dialer_proof, listener_proof, new_nonce,
 from ...cluster.ring import BUS_PORT_OFFSET, Member
 from ...cluster.view import ClusterView
 from ...protocol.replies import Error
+from .keepalive import enable_keepalive
 from .link import DEFAULT_MAX_IN_FLIGHT_REQUESTS, DEFAULT_MAX_QUEUED_REQUESTS, Link, LinkClosed, LinkDown, Traffic
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,10 @@ class PeerLink:
                 stream = await trio.open_tcp_stream(self.member.host, self.member.port + self._bus_port_offset)
         except (OSError, trio.TooSlowError) as error:
             return f"connect failed: {error or 'timed out'}", False
+        try:
+            enable_keepalive(stream.socket, self.node_timeout_seconds)
+        except OSError:
+            pass  # gone already: the handshake fails next
         link = Link(
             stream, self.member.address, traffic=self.traffic,
             max_queued_requests=self.max_queued_requests, max_in_flight_requests=self.max_in_flight_requests,

@@ -42,8 +42,10 @@ class ClusterHandle:
     """What the server keeps of the running cluster: its node (the view,
     the links) and how to stop it."""
 
-    def __init__(self, node: ClusterNode) -> None:
+    def __init__(self, node: ClusterNode, inbound: ConnectionRegistry) -> None:
         self.node = node
+        # The inbound bus connections (peers' links to this node, redis-cli).
+        self.inbound = inbound
         self._stopping = trio.Event()
         self.stopped = trio.Event()
 
@@ -74,12 +76,13 @@ async def run_cluster(
 ) -> None:
     registry = ConnectionRegistry(MAX_BUS_CONNECTIONS)
     async with trio.open_nursery() as cluster:
-        handle = ClusterHandle(node)
+        handle = ClusterHandle(node, registry)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:
                 for listener in bus_listeners:
                     accepting.start_soon(
-                        serve_bus_listener, listener, node, store, control, dispatcher, registry, connections
+                        serve_bus_listener, listener, node, store, control, dispatcher, registry, connections,
+                        node.node_timeout_seconds,
                     )
                 for link in node.links.values():
                     cluster.start_soon(_peer, link)
