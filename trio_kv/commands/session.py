@@ -86,6 +86,9 @@ class Session:
         self.reply_off = False
         self.reply_skip = False
         self.reply_skip_next = False
+        # READONLY / READWRITE in cluster mode (Redis' CLIENT_READONLY);
+        # RESET clears it.
+        self.cluster_readonly = False
         # A cluster bus connection's handshake (commands.peer.state); None
         # on every client connection.
         self.peer: PeerState | None = None

@@ -46,6 +46,13 @@ opens; damaged files stop the start with an error naming file and offset.
 
 A second signal during shutdown exits the process at once (status 1).
 
+Cluster mode (``--cluster-enabled yes``): the node id is read from the data
+directory (created at the first start; a fresh one with ``--appendonly
+no``: ``store.durability.node_id``) once the data is loaded, and the
+cluster view handlers answer from is built once the main listener is open
+(its address is this node's): without ``--cluster-seeds`` the one-node view
+owning every slot (``cluster.view.emulated``).
+
 TLS (``--tls-port``): the listener's streams are ``trio.SSLStream``s over
 TCP, RESP only (inline commands too), as on ``--redis-port``; the handshake
 runs lazily in the connection's own task at its first read, so a slow
@@ -56,6 +63,7 @@ line (an ``OSError``, as an address in use).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -67,12 +75,15 @@ from typing import Any
 
 import trio
 
+from ..cluster.ring import Member
+from ..cluster.view import ClusterView, emulated
 from ..commands.wire import LINE, RESP, WireProtocol, sniff_main_port
 from ..http.routes import is_loopback_host
 from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.durability.append_log import Persistence
+from ..store.durability.node_id import load_or_create_node_id, new_node_id
 from ..store.store import Store
 from .cluster.start import ClusterStart, bus_port, prepare_cluster
 from .cluster.serve import ClusterHandle, run_cluster
@@ -163,6 +174,8 @@ async def serve(
     disk = trio.CapacityLimiter(DISK_THREADS)
     persistence = await _load_data(store, disk)
     try:
+        # Cluster mode: read (or create) before any socket opens.
+        node_id = await _node_id(config, disk)
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
         listeners = await _open_listeners(config)
@@ -170,24 +183,31 @@ async def serve(
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
+    main_address = listeners.main[0].socket.getsockname()[:2]
     try:
-        # The membership (this node must be in --cluster-seeds) and node id,
-        # before anything is served: a wrong seed list stops the start.
-        cluster = await prepare_cluster(config, listeners.main[0].socket.getsockname()[1], disk)
+        # With --cluster-seeds: the membership (this node must be in the
+        # list) before anything is served, so a wrong seed list stops the start.
+        cluster_start = None if node_id is None else prepare_cluster(config, main_address[1], node_id)
     except BaseException:
         for listener in [*listeners.main, *listeners.redis, *listeners.http, *listeners.tls, *listeners.bus]:
             await trio.aclose_forcefully(listener)
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
+    if cluster_start is not None:
+        cluster: ClusterView | None = cluster_start.node.view()
+    else:
+        cluster = None if node_id is None else _cluster_view(config, node_id, main_address)
     async with trio.open_nursery() as root:
         services = await _open_services(
-            root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster
+            root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster, cluster_start
         )
         handle = None
-        if cluster is not None:
+        if cluster_start is not None:
+            # Handlers see every new opinion of the bus from here on.
+            cluster_start.node.on_view_change(services.control.set_cluster_view)
             handle = await root.start(
-                run_cluster, cluster.node, listeners.bus, store, services.control, services.dispatcher
+                run_cluster, cluster_start.node, listeners.bus, store, services.control, services.dispatcher
             )
         async with trio.open_nursery() as connections:
             await _accept_until_shutdown(services, listeners, connections, shutdown, task_status, handle)
@@ -219,6 +239,35 @@ async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | 
     return None
 
 
+async def _node_id(config: Config, disk: trio.CapacityLimiter) -> str | None:
+    """This node's id in cluster mode (None: cluster mode off): kept in the
+    data directory with the log on, fresh with ``--appendonly no``."""
+    if not config.cluster_enabled:
+        return None
+    if config.appendonly:
+        node_id = await trio.to_thread.run_sync(load_or_create_node_id, config.data_dir, limiter=disk)
+    else:
+        node_id = new_node_id()
+    log.info("cluster mode: node id %s", node_id)
+    return node_id
+
+
+def _cluster_view(config: Config, node_id: str, main_address: tuple[str, int]) -> ClusterView | None:
+    """The cluster view at start; see the module docstring. This node is
+    known by ``--cluster-announce-host``, else the main listener's address;
+    a wildcard address (0.0.0.0) is announced as an empty host, as a
+    redis-server cluster node that met no peer shows itself (clients then
+    use the address they connected to)."""
+    host, port = main_address
+    if config.cluster_announce_host:
+        host = config.cluster_announce_host
+    elif ipaddress.ip_address(host).is_unspecified:
+        host = ""
+    if config.cluster_seeds:
+        return None  # the static cluster's view comes from the bus (issue 10, part 2)
+    return emulated(Member(host, port), node_id)
+
+
 async def _open_services(
     root: trio.Nursery,
     store: Store,
@@ -227,7 +276,8 @@ async def _open_services(
     shutdown: trio.Event,
     handle_signals: bool,
     started_at_s: float,
-    cluster: ClusterStart | None = None,
+    cluster: ClusterView | None,
+    cluster_start: ClusterStart | None = None,
 ) -> _Services:
     """Build the dispatcher, the log's commit thread, the main port and the
     server's control, each with what it needs, then start the ones that run
@@ -246,8 +296,8 @@ async def _open_services(
     main_port = MainPort(config.host, token)
     control = RunningServer(
         token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
-        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s,
-        cluster_node=None if cluster is None else cluster.node,
+        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s, cluster=cluster,
+        cluster_node=None if cluster_start is None else cluster_start.node,
     )
     if handle_signals:
         root.start_soon(watch_signals, shutdown)

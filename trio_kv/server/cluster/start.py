@@ -7,21 +7,18 @@ talk to, opens no bus port, and so still starts with ``--port 0``.
 
 ``prepare_cluster`` refuses a start where this node is not in the seed
 list (``cluster.seeds.MembershipError``, one sentence for the command
-line) and reads the node id from the data directory's ``node-id`` file
-(created at first start; a memory-only node, ``--appendonly no``, gets a
-fresh id each start).
+line). The node id comes from the server (``server.lifecycle._node_id``:
+the data directory's ``node-id`` file, created at first start; a fresh id
+with ``--appendonly no``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import trio
-
 from ...cluster.ring import BUS_PORT_OFFSET
 from ...cluster.seeds import static_membership
 from ...config import Config
-from ...store.durability.node_id import load_or_create_node_id, new_node_id
 from .node import ClusterNode
 
 
@@ -44,12 +41,10 @@ def bus_port(config: Config, main_port: int) -> int | None:
     return port
 
 
-async def prepare_cluster(config: Config, main_port: int, disk: trio.CapacityLimiter) -> ClusterStart | None:
+def prepare_cluster(config: Config, main_port: int, node_id: str) -> ClusterStart | None:
+    """The node of a multi-node cluster (None: no bus), this node being
+    ``node_id`` (read by the server from the data directory) listening on
+    ``main_port``; raises ``MembershipError`` if it is not in the seeds."""
     if not runs_bus(config):
         return None
-    membership = static_membership(config, main_port)
-    if config.appendonly:
-        node_id = await trio.to_thread.run_sync(load_or_create_node_id, config.data_dir, limiter=disk)
-    else:
-        node_id = new_node_id()
-    return ClusterStart(ClusterNode(config, membership, node_id))
+    return ClusterStart(ClusterNode(config, static_membership(config, main_port), node_id))
