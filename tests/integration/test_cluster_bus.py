@@ -50,6 +50,20 @@ async def test_three_nodes_form_a_full_mesh_and_learn_each_others_ids() -> None:
                 assert [link.state for link in links] == ["connected", "connected"]
                 await wait_until(lambda: all(link.last_ping_rtt_seconds is not None
                                              for link in node.cluster.node.link_statistics()))
+            # CLUSTER answers from the bus's view: every member with its real id,
+            # each link in CLUSTER LINKS, the bus's messages in CLUSTER INFO.
+            client = await BusClient.connect(hosts[0], port)
+            listing = await client.call(b"CLUSTER", b"NODES")
+            assert isinstance(listing, bytes)
+            assert sorted(line.split()[0].decode() for line in listing.splitlines()) == sorted(ids.values())
+            links = await client.call(b"CLUSTER", b"LINKS")
+            assert isinstance(links, list) and len(links) == 2
+            assert {dict(zip(link[::2], link[1::2]))[b"node"].decode() for link in links} == (
+                set(ids.values()) - {nodes[0].cluster.node.node_id}
+            )
+            info = await client.call(b"CLUSTER", b"INFO")
+            assert isinstance(info, bytes) and b"cluster_known_nodes:3" in info
+            assert b"cluster_stats_messages_sent:0\r\n" not in info
             for node in nodes:
                 node.shutdown.set()
 

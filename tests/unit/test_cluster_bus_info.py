@@ -18,7 +18,7 @@ STATUS = {
     "members": [("127.0.0.11:7001", "a" * 40, True), ("127.0.0.12:7001", "b" * 40, False)],
     "links": [{
         "peer": "127.0.0.12:7001", "node_id": None, "state": "backoff", "up": False, "queued": 0, "in_flight": 0,
-        "sent_bytes": 2048, "received_bytes": 10, "sent_messages": 7, "received_messages": 6, "late_replies": 1,
+        "queued_bytes": 0, "sent_bytes": 2048, "received_bytes": 10, "sent_messages": 7, "received_messages": 6, "late_replies": 1,
         "connections": 2, "connected_since_s": None, "last_ping_rtt_seconds": 0.000412, "last_error": "x",
     }],
 }

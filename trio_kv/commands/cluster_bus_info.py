@@ -18,10 +18,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..protocol.replies import Map
+
 _LINK_COUNTERS = (
     "queued", "in_flight", "sent_bytes", "received_bytes", "sent_messages", "received_messages",
     "late_replies", "connections",
 )
+
+
+def message_counts(status: Mapping[str, object] | None) -> tuple[int, int]:
+    """Requests sent and replies received over every peer link (CLUSTER
+    INFO's ``cluster_stats_messages_sent`` / ``_received``)."""
+    if status is None:
+        return 0, 0
+    links = status["links"]
+    assert isinstance(links, list)
+    return sum(link["sent_messages"] for link in links), sum(link["received_messages"] for link in links)
+
+
+def cluster_links(status: Mapping[str, object] | None) -> list[Map]:
+    """CLUSTER LINKS as Redis 7 shapes it, one entry per connected outbound
+    link (direction ``to``): node id, when the connection was made (ms),
+    ``r`` (the reader always waits for input, as an idle Redis link), and the bytes waiting to be sent (allocated = used: the queue
+    holds encoded requests, nothing more)."""
+    if status is None:
+        return []
+    links = status["links"]
+    assert isinstance(links, list)
+    return [
+        Map([
+            (b"direction", b"to"),
+            (b"node", str(link["node_id"]).encode()),
+            (b"create-time", int(link["connected_since_s"] * 1000)),
+            (b"events", b"r"),
+            (b"send-buffer-allocated", link["queued_bytes"]),
+            (b"send-buffer-used", link["queued_bytes"]),
+        ])
+        for link in links
+        if link["state"] == "connected" and link["connected_since_s"] is not None
+    ]
 
 
 def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, object]]:

@@ -121,6 +121,11 @@ class Link:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def queued_bytes(self) -> int:
+        """Encoded bytes waiting to be sent (at most the queue bound's requests)."""
+        return sum(len(request.data) for request in list(self._queue))
+
     async def request(self, args: Sequence[bytes]) -> object:
         """Send ``args`` and wait for its reply (see the module's rules)."""
         (reply,) = await self.request_many([args])

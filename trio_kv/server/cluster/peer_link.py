@@ -89,6 +89,7 @@ class LinkStatistics:
     up: bool
     # Requests waiting to be sent / sent and not answered yet.
     queued: int
+    queued_bytes: int
     in_flight: int
     sent_bytes: int
     received_bytes: int
@@ -168,7 +169,8 @@ class PeerLink:
         link, traffic = self._link, self.traffic
         return LinkStatistics(
             peer=self.member.address, node_id=self.node_id, state=self.state.value, up=self._up,
-            queued=0 if link is None else link.queued, in_flight=0 if link is None else link.in_flight,
+            queued=0 if link is None else link.queued, queued_bytes=0 if link is None else link.queued_bytes,
+            in_flight=0 if link is None else link.in_flight,
             sent_bytes=traffic.sent_bytes, received_bytes=traffic.received_bytes,
             sent_messages=traffic.sent_messages, received_messages=traffic.received_messages,
             late_replies=traffic.late_replies, connections=self.connections,
