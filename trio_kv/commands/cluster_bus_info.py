@@ -39,8 +39,9 @@ def message_counts(status: Mapping[str, object] | None) -> tuple[int, int]:
 def cluster_links(status: Mapping[str, object] | None) -> list[Map]:
     """CLUSTER LINKS as Redis 7 shapes it, one entry per connected outbound
     link (direction ``to``): node id, when the connection was made (ms),
-    ``r`` (the reader always waits for input, as an idle Redis link), and the bytes waiting to be sent (allocated = used: the queue
-    holds encoded requests, nothing more)."""
+    events ``r`` (the reader always waits for input, as on an idle Redis
+    link), and the bytes waiting to be sent (allocated = used: the queue
+    holds encoded requests, nothing more). Inbound links are not listed."""
     if status is None:
         return []
     links = status["links"]
