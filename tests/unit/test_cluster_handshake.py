@@ -99,3 +99,14 @@ def test_a_node_missing_from_its_seeds_is_refused_with_a_clear_message() -> None
 def test_node_timeout_option_and_its_alias() -> None:
     assert parse_config([], environ={}).cluster_node_timeout_seconds == 2.0
     assert parse_config(["--cluster-node-timeout", "0.5"], environ={}).cluster_node_timeout_seconds == 0.5
+
+
+@given(st.floats(0.1, 10), st.floats(0, 1000), st.floats(0, 20))
+def test_a_peer_is_up_from_an_answer_until_the_timeout(timeout: float, heard_at: float, later: float) -> None:
+    from trio_kv.cluster.health import PeerHealth
+
+    health = PeerHealth(timeout)
+    assert not health.is_up(heard_at) and health.down_at() is None  # never heard: down
+    health.heard(heard_at)
+    assert health.is_up(heard_at + later) == (later < timeout)
+    assert health.down_at() == heard_at + timeout

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from ...cluster.handshake import REFUSED, Hello, dialer_proof, listener_proof, new_nonce, proof_ok, refusal
-from ...protocol.replies import OK, Error
+from ...protocol.replies import OK
 from ..session import Session
 from .access import refuse
 from .state import Stage
@@ -51,7 +51,3 @@ def cmd_auth(session: Session, args: list[bytes]) -> object:
         return refuse(session, f"{REFUSED} peer {peer.theirs.address}: wrong cluster secret", logging.WARNING)
     peer.stage = Stage.DONE
     return OK
-
-
-# The error a dialer sees when the listener has no secret but it has one.
-NO_SECRET = Error(f"{REFUSED} this node has no cluster secret")
