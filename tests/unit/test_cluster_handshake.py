@@ -108,5 +108,6 @@ def test_a_peer_is_up_from_an_answer_until_the_timeout(timeout: float, heard_at:
     health = PeerHealth(timeout)
     assert not health.is_up(heard_at) and health.down_at() is None  # never heard: down
     health.heard(heard_at)
-    assert health.is_up(heard_at + later) == (later < timeout)
+    now = heard_at + later
+    assert health.is_up(now) == (now - heard_at < timeout)
     assert health.down_at() == heard_at + timeout
