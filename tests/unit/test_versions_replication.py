@@ -233,3 +233,33 @@ def test_siblings_of_a_key_without_versions() -> None:
     with versions.paused():  # a key written while nothing stamped (as before cluster mode)
         session.keyspace.set(b"old", b"value")
     assert call(session, "TKV.SIBLINGS old") == [dvvset.encode_context(()), [b"value"]]
+
+
+def test_the_bus_table_runs_repl_only_after_the_handshake() -> None:
+    from trio_kv.commands.peer.state import PeerState
+    from trio_kv.commands.peer.wire import BUS
+
+    from .test_peer_commands import FakeNode, _peer_hello
+
+    source = cluster_session(NODE_B)
+    call(source, "SET k v")
+    packed = versions_of(source).clock_of(b"k")
+    assert packed is not None
+    replica = cluster_session(NODE_A)
+    bus = Session(2, replica.store, replica.control, wire=BUS)
+    bus.peer = PeerState(FakeNode(None))
+
+    def bus_call(*args: bytes) -> object:
+        one = Job(bus, BUS.table, [list(args)], 0.0)
+        run_batch(bus.store, [one])
+        return one.replies[0]
+
+    refused = bus_call(b"TKV.REPL.PUT", b"k", packed)
+    assert isinstance(refused, Error) and "handshake" in refused.message and bus.closing
+    assert call(replica, "GET k") is None
+    bus.closing = False
+    bus.peer = PeerState(FakeNode(None))
+    assert isinstance(bus_call(b"TKV.HELLO", *_peer_hello().to_args()), list)
+    assert bus_call(b"TKV.REPL.PUT", b"k", packed) == 1
+    assert bus_call(b"TKV.REPL.GET", b"k") == packed
+    assert call(replica, "GET k") == b"v"
