@@ -7,7 +7,8 @@ membership and node id), ``serve`` (the cluster nursery and its stop),
 ``bus_listener`` (inbound peer connections: plain ``server.connection``
 with the ``TKV.*`` table), ``link`` (one connected stream as a pipelined
 request/reply link), ``peer_link`` (one peer for the node's life: connect,
-handshake, link, pinger, retry), ``node`` (membership, node ids, the
+handshake, link, pinger, retry), ``transport`` (how a link connects:
+TCP, or a test's in-memory network), ``node`` (membership, node ids, the
 opinion, the ``ClusterView``), ``dev`` / ``status`` / ``cli`` (the
 ``trio-kv cluster`` tools).
 

@@ -30,6 +30,7 @@ from ...cluster.seeds import StaticMembership
 from ...cluster.view import ClusterView, placeholder_node_id
 from ...config import Config
 from .peer_link import LinkStatistics, PeerLink
+from .transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class ClusterNode:
         node_id: str,
         *,
         bus_port_offset: int | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.myself = membership.myself
         self.ring = membership.ring
@@ -55,9 +57,9 @@ class ClusterNode:
         self._node_ids: dict[Member, str] = {self.myself: node_id}
         self._health = {peer: PeerHealth(self.node_timeout_seconds) for peer in membership.peers}
         self._up: frozenset[Member] = frozenset([self.myself])
-        extra = {} if bus_port_offset is None else {"bus_port_offset": bus_port_offset}
+        extra: dict[str, object] = {} if bus_port_offset is None else {"bus_port_offset": bus_port_offset}
         self.links: dict[Member, PeerLink] = {
-            peer: PeerLink(peer, self, node_timeout_seconds=self.node_timeout_seconds, **extra)
+            peer: PeerLink(peer, self, node_timeout_seconds=self.node_timeout_seconds, transport=transport, **extra)
             for peer in membership.peers
         }
         self._view = self._build_view()

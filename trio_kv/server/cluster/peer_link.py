@@ -40,8 +40,8 @@ from ...cluster.handshake import Hello, dialer_proof, listener_proof, new_nonce,
 from ...cluster.ring import BUS_PORT_OFFSET, Member
 from ...cluster.view import ClusterView
 from ...protocol.replies import Error
-from .keepalive import enable_keepalive
 from .link import DEFAULT_MAX_IN_FLIGHT_REQUESTS, DEFAULT_MAX_QUEUED_REQUESTS, Link, LinkClosed, LinkDown, Traffic
+from .transport import TcpTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class PeerLink:
         max_queued_requests: int = DEFAULT_MAX_QUEUED_REQUESTS,
         max_in_flight_requests: int = DEFAULT_MAX_IN_FLIGHT_REQUESTS,
         bus_port_offset: int = BUS_PORT_OFFSET,
+        transport: Transport | None = None,
     ) -> None:
         self.member = member
         self._owner = owner
@@ -126,7 +127,11 @@ class PeerLink:
         self.ping_interval_seconds = ping_interval_seconds
         self.max_queued_requests = max_queued_requests
         self.max_in_flight_requests = max_in_flight_requests
-        self._bus_port_offset = bus_port_offset
+        # How connections are opened (transport: TCP unless a test passes its own network).
+        self._transport: Transport = (
+            TcpTransport(keepalive_idle_seconds=node_timeout_seconds, bus_port_offset=bus_port_offset)
+            if transport is None else transport
+        )
         self.state = LinkState.CONNECTING
         # The peer's node id, from the last completed handshake.
         self.node_id: str | None = None
@@ -216,13 +221,9 @@ class PeerLink:
         """One connection, start to end: (why it ended, whether its handshake completed)."""
         try:
             with trio.fail_after(self.node_timeout_seconds):
-                stream = await trio.open_tcp_stream(self.member.host, self.member.port + self._bus_port_offset)
+                stream = await self._transport.connect(self.member)
         except (OSError, trio.TooSlowError) as error:
             return f"connect failed: {error or 'timed out'}", False
-        try:
-            enable_keepalive(stream.socket, self.node_timeout_seconds)
-        except OSError:
-            pass  # gone already: the handshake fails next
         link = Link(
             stream, self.member.address, traffic=self.traffic,
             max_queued_requests=self.max_queued_requests, max_in_flight_requests=self.max_in_flight_requests,
