@@ -63,6 +63,8 @@ class SimFlusher:
         self._max_latency_seconds = max_latency_seconds
         self._kicked = trio.Event()
         self.dispatcher: Dispatcher | None = None
+        # When the last everysec fsync finished (None: none yet).
+        self.synced_at: float | None = None
 
     @property
     def durable_lsn(self) -> int:
@@ -75,7 +77,20 @@ class SimFlusher:
         self._kicked.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            if self._persistence.fsync_policy == "everysec":
+                nursery.start_soon(self._sync_every_second)
+            task_status.started()
+            await self._flushes()
+
+    async def _sync_every_second(self) -> None:
+        """``appendfsync everysec``: fsync what was written, once a second."""
+        while True:
+            await trio.sleep(1.0)
+            self._persistence.sync()
+            self.synced_at = trio.current_time()
+
+    async def _flushes(self) -> None:
         while True:
             await self._kicked.wait()
             self._kicked = trio.Event()
@@ -98,6 +113,7 @@ class Running:
     persistence: Persistence
     cluster: ClusterNode
     handle: ClusterHandle
+    flusher: SimFlusher
 
 
 class SimNode:
@@ -111,11 +127,12 @@ class SimNode:
         self.skew_ms = skew_ms
         self.disk_latency_seconds = disk_latency_seconds
         self.rng = random.Random(f"{seed}/{member.address}")
-        self.config = Config(
-            host=member.host, port=member.port, data_dir=str(data_dir), appendonly=True, appendfsync="always",
-            aof_rewrite_percentage=0, workers=1, protected_mode=False, cluster_enabled=True, cluster_seeds=seeds,
-            **config,  # type: ignore[arg-type]
-        )
+        options: dict[str, object] = {
+            "host": member.host, "port": member.port, "data_dir": str(data_dir), "appendonly": True,
+            "appendfsync": "always", "aof_rewrite_percentage": 0, "workers": 1, "protected_mode": False,
+            "cluster_enabled": True, "cluster_seeds": seeds,
+        }
+        self.config = Config(**{**options, **config})  # type: ignore[arg-type]
         # The node id, derived from the seed, written as the first start would.
         self.node_id = hashlib.sha1(f"{seed}/{member.address}".encode()).hexdigest()
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +186,7 @@ class SimNode:
                     store.persistence = persistence
                     handle = await root.start(run_cluster, cluster, [bus], store, control, dispatcher)
                     root.start_soon(serve_listener, clients, store, control, dispatcher, registry, root, RESP)
-                    task_status.started(Running(scope, store, persistence, cluster, handle))
+                    task_status.started(Running(scope, store, persistence, cluster, handle, flusher))
             finally:
                 persistence.data_dir.unlock()
 

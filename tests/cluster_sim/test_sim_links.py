@@ -151,7 +151,7 @@ def _states_run(seed: int, data_root: Path) -> tuple[list[str], dict[str, int]]:
     rng = random.Random(f"{seed}/states")
     # (target address, key, state): every PUT a target acknowledged.
     acked: list[tuple[str, bytes, bytes]] = []
-    counts = {"sets": 0, "puts_acked": 0, "puts_retried": 0, "crashes": 0}
+    counts = {"sets": 0, "puts_acked": 0, "puts_retried": 0, "crashes": 0, "max_siblings": 0}
 
     async def ship(source: SimNode, key: bytes, state: bytes, deadline: float) -> None:
         """Send ``state`` to every other node until each acknowledged it or
@@ -171,6 +171,9 @@ def _states_run(seed: int, data_root: Path) -> tuple[list[str], dict[str, int]]:
                     await trio.sleep(0.05)
                     continue
                 assert all(reply in (0, 1) for reply in replies), replies
+                siblings = dvvset.size(dvvset.decode(state))
+                assert siblings <= len(cluster.nodes), (key, siblings)
+                counts["max_siblings"] = max(counts["max_siblings"], siblings)
                 acked.append((target.member.address, key, state))
                 counts["puts_acked"] += 1
                 return
