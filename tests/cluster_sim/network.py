@@ -313,12 +313,6 @@ class SimNetwork:
                 connection.reset(why)
         self._connections = [connection for connection in self._connections if not connection.broken]
 
-    def reset_random(self) -> None:
-        live = [connection for connection in self._connections if not connection.broken]
-        self._connections = live
-        if live:
-            self.rng.choice(live).reset("chaos")
-
 
 class NodeTransport:
     """``server.cluster.transport.Transport`` for one simulated node: its

@@ -50,3 +50,8 @@ def test_opinions_converge_after_a_partition_heals_and_the_seed_replays(seed: in
     second = _partition_and_heal(seed, tmp_path / "second")
     assert any(line.split(" ", 1)[1].startswith("healed") for line in first)
     assert "\n".join(first) == "\n".join(second)
+
+
+def test_another_seed_gives_another_history(tmp_path: Path) -> None:
+    """The seed reaches the history (a replay check that ignored it would pass trivially)."""
+    assert _partition_and_heal(7, tmp_path / "seven") != _partition_and_heal(8, tmp_path / "eight")
