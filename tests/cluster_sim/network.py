@@ -187,7 +187,8 @@ class SimStream(trio.abc.Stream):
                     out += chunk
                 await trio.lowlevel.checkpoint()
                 return bytes(out)
-            if not incoming.chunks and incoming.eof:
+            if not incoming.chunks and incoming.eof and not blocked:
+                # The FIN comes after the data, and not across a partition either.
                 await trio.lowlevel.checkpoint()
                 return b""
             if blocked:
@@ -307,7 +308,11 @@ class SimNetwork:
             connection.wake()
 
     def reset_host(self, host: str, why: str) -> None:
-        """Reset every live connection to or from ``host`` (it crashed)."""
+        """``host`` crashed: its listeners vanish at once (a connect is
+        refused from now on) and every live connection to or from it resets."""
+        for address, listener in list(self._listeners.items()):
+            if address[0] == host:
+                del self._listeners[address]
         for connection in self._connections:
             if host in (connection.client, connection.server):
                 connection.reset(why)
