@@ -77,11 +77,19 @@ class SimFlusher:
         self._kicked.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            if self._persistence.fsync_policy == "everysec":
-                nursery.start_soon(self._sync_every_second)
-            task_status.started()
-            await self._flushes()
+        try:
+            async with trio.open_nursery() as nursery:
+                if self._persistence.fsync_policy == "everysec":
+                    nursery.start_soon(self._sync_every_second)
+                task_status.started()
+                await self._flushes()
+        finally:
+            # The node crashed (its tasks are cancelled): replies still
+            # waiting for a flush never get one, as in a killed process.
+            # They are refused instead, so their connection tasks can end
+            # (their streams are reset: nobody reads those replies).
+            if self.dispatcher is not None:
+                self.dispatcher.log_flushed(OSError("the node crashed before this flush"))
 
     async def _sync_every_second(self) -> None:
         """``appendfsync everysec``: fsync what was written, once a second."""
