@@ -85,87 +85,189 @@ def _step(state: object, op: Op) -> tuple[bool, object]:
 
 
 def _relevant(ops: list[Op]) -> list[Op]:
-    return [op for op in ops if op.outcome != FAIL and not (op.kind == READ and op.outcome == UNKNOWN)]
+    """The operations the search needs: no failed ones, no unknown reads, and no
+    unknown write that nothing could depend on (see ``_needed``)."""
+    kept = [op for op in ops if op.outcome != FAIL and not (op.kind == READ and op.outcome == UNKNOWN)]
+    observed = {value for op in kept if op.kind == READ for value in op.observed()}
+    counted_deletes = [op for op in kept if op.kind == DELETE and op.outcome == OK and op.result == 1]
+    return [op for op in kept if _needed(op, observed, counted_deletes)]
+
+
+def _needed(op: Op, observed: set[str], counted_deletes: list[Op]) -> bool:
+    """An unknown write whose value no read saw can be linearized "never" in
+    any linearization (every operation right after it overwrites it, or it is
+    last), unless a delete answering 1 could come after it and need it: so it
+    is dropped, which keeps runs with many crashed requests cheap to search."""
+    if op.kind != WRITE or op.outcome != UNKNOWN or op.value in observed:
+        return True
+    return any(delete.complete_s is None or delete.complete_s >= op.invoke_s for delete in counted_deletes)
+
+
+class _Search:
+    """The search over one key's operations: the entry list, the register, the cache.
+
+    Entries are numbered in time order (1..); entry 0 is the head of a doubly
+    linked list from which linearized operations are lifted (and put back on
+    backtracking, in reverse order: dancing links). Certain operations (ok)
+    have a call and a return entry; uncertain ones (unknown writes and
+    deletes) only a call: nothing forces them, so they are linearized just in
+    time, right before an operation that needs them (Lowe's just-in-time
+    linearization, specialised to a register): before a read of their value
+    (a write), a read of nothing or a delete answering 0 (a delete), a delete
+    answering 1 (any write). Placed anywhere else, an uncertain operation is
+    overwritten before anyone sees it, the same as "never": so only those
+    placements are searched, which keeps crashed requests from multiplying
+    the search.
+    """
+
+    def __init__(self, ops: list[Op]) -> None:
+        self.ops = ops
+        self.uncertain = [op.outcome == UNKNOWN for op in ops]
+        raw = []
+        for position, op in enumerate(ops):
+            raw.append((op.invoke_s, 0, position))
+            if not self.uncertain[position]:
+                raw.append((op.complete_s if op.complete_s is not None else _INFINITY, 1, position))
+        # Calls before returns at equal times: touching intervals are concurrent.
+        raw.sort()
+        size = len(raw) + 1
+        self.is_call = [False] * size
+        self.entry_op = [0] * size
+        self.match = [0] * size
+        self.call_entry = [0] * len(ops)
+        for entry, (_time, kind, position) in enumerate(raw, 1):
+            self.entry_op[entry] = position
+            if kind == 0:
+                self.is_call[entry] = True
+                self.call_entry[position] = entry
+            else:
+                self.match[entry] = self.call_entry[position]
+                self.match[self.call_entry[position]] = entry
+        # 0 ends the list; prv[0] is scratch (written, never read).
+        self.nxt = list(range(1, size)) + [0]
+        self.prv = [0] + list(range(0, size - 1))
+        self.unknown_write_by_value = {
+            op.value: position for position, op in enumerate(ops) if self.uncertain[position] and op.kind == WRITE
+        }
+        self.unknown_writes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == WRITE]
+        self.unknown_deletes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == DELETE]
+        self.certain_left = self.uncertain.count(False)
+        self.state: object = None
+        self.linearized = 0
+
+    def _first_return(self, entry: int) -> int:
+        while entry and self.is_call[entry]:
+            entry = self.nxt[entry]
+        return entry or len(self.is_call)
+
+    def _eligible(self, positions: list[int], limit: int) -> list[int]:
+        """Uncertain operations that may be linearized now: not yet, and invoked before the first pending return."""
+        return [p for p in positions if self.call_entry[p] < limit and not self.linearized >> p & 1]
+
+    def options(self, entry: int) -> list[tuple[int, object]]:
+        """Ways to linearize the certain operation at ``entry`` now: (helper position or -1, new state)."""
+        op = self.ops[self.entry_op[entry]]
+        state = self.state
+        found = []
+        matches, new_state = _step(state, op)
+        if matches:
+            found.append((-1, new_state))
+            return found
+        limit = self._first_return(entry)
+        if op.kind == READ:
+            wanted = _read_value(op)
+            if wanted is None:
+                found.extend((p, None) for p in self._eligible(self.unknown_deletes, limit))
+            else:
+                helper = self.unknown_write_by_value.get(wanted)  # type: ignore[arg-type]
+                if helper is not None and self._eligible([helper], limit):
+                    found.append((helper, wanted))
+        elif op.kind == DELETE and op.result == 0 and state is not None:
+            found.extend((p, None) for p in self._eligible(self.unknown_deletes, limit))
+        elif op.kind == DELETE and op.result == 1 and state is None:
+            found.extend((p, None) for p in self._eligible(self.unknown_writes, limit))
+        return found
+
+    def lift(self, entry: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        nxt[prv[entry]] = nxt[entry]
+        prv[nxt[entry]] = prv[entry]
+
+    def unlift(self, entry: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        nxt[prv[entry]] = entry
+        prv[nxt[entry]] = entry
 
 
 def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult:
-    """Search one key's operations (already filtered, finals included) for a linearization."""
+    """Search one key's operations (final reads included) for a linearization."""
     ops = _relevant(ops)
     count = len(ops)
     if any(op.kind == READ and _read_value(op) is _NOT_A_REGISTER for op in ops):
         return KeyResult(key, None, count, 0, reason="a read returned several siblings: not a register")
-    # Entries 1..2n: (time, 0 for call / 1 for return, op position); entry 0 is the list head.
-    raw = []
-    for position, op in enumerate(ops):
-        end_s = op.complete_s if op.outcome == OK and op.complete_s is not None else _INFINITY
-        raw.append((op.invoke_s, 0, position))
-        raw.append((end_s, 1, position))
-    # Calls before returns at equal times: touching intervals are concurrent.
-    raw.sort()
-    size = len(raw) + 1
-    is_call = [False] * size
-    entry_op = [0] * size
-    match = [0] * size
-    call_entry = [0] * count
-    for entry, (_time, kind, position) in enumerate(raw, 1):
-        entry_op[entry] = position
-        if kind == 0:
-            is_call[entry] = True
-            call_entry[position] = entry
-        else:
-            match[entry] = call_entry[position]
-            match[call_entry[position]] = entry
-    nxt = list(range(1, size)) + [0]  # 0 ends the list (the head is never a successor)
-    prv = [0] + list(range(0, size - 1))
-
-    state: object = None
-    linearized = 0
+    search = _Search(ops)
     seen: set[tuple[int, object]] = set()
-    calls: list[tuple[int, object]] = []
-    best_depth, best_stuck, best_order, best_state = -1, None, [], None
+    # Each frame: (entry, state before, its options, the option taken).
+    frames: list[tuple[int, object, list[tuple[int, object]], int]] = []
+    best_depth, best_stuck, best_order, best_state = -1, 0, [], None
     explored = 0
-    entry = nxt[0]
-    while nxt[0] != 0:
+
+    def take(entry: int, options: list[tuple[int, object]], first: int) -> bool:
+        """Linearize ``entry`` by the first option from ``first`` that leads somewhere new."""
+        position = search.entry_op[entry]
+        for index in range(first, len(options)):
+            helper, new_state = options[index]
+            linearized = search.linearized | (1 << position)
+            if helper >= 0:
+                linearized |= 1 << helper
+            if (linearized, new_state) in seen:
+                continue
+            seen.add((linearized, new_state))
+            frames.append((entry, search.state, options, index))
+            if helper >= 0:
+                search.lift(search.call_entry[helper])
+            search.lift(entry)
+            search.lift(search.match[entry])
+            search.state, search.linearized = new_state, linearized
+            search.certain_left -= 1
+            return True
+        return False
+
+    entry = search.nxt[0]
+    while search.certain_left:
         explored += 1
         if explored & 0xFFF == 0 and time.monotonic() > deadline:
             return KeyResult(key, None, count, explored, reason="deadline passed")
-        position = entry_op[entry]
-        if is_call[entry]:
-            matches, new_state = _step(state, ops[position])
-            if matches:
-                new_linearized = linearized | (1 << position)
-                if (new_linearized, new_state) not in seen:
-                    seen.add((new_linearized, new_state))
-                    calls.append((entry, state))
-                    state, linearized = new_state, new_linearized
-                    # Lift the call and its return out of the list.
-                    ret = match[entry]
-                    nxt[prv[entry]], prv[nxt[entry]] = nxt[entry], prv[entry]
-                    nxt[prv[ret]] = nxt[ret]
-                    if nxt[ret]:
-                        prv[nxt[ret]] = prv[ret]
-                    entry = nxt[0]
-                    continue
-            entry = nxt[entry]
+        if search.is_call[entry]:
+            if not search.uncertain[search.entry_op[entry]] and take(entry, search.options(entry), 0):
+                entry = search.nxt[0]
+            else:
+                entry = search.nxt[entry]
             continue
         # A return whose operation no order so far could place: backtrack.
-        if len(calls) > best_depth:
-            best_depth, best_stuck, best_state = len(calls), position, state
-            best_order = [entry_op[call] for call, _state in calls]
-        if not calls:
-            return KeyResult(
-                key, False, count, explored, ops[best_stuck], [ops[p] for p in best_order], best_state
-            )
-        entry, state = calls.pop()
-        linearized &= ~(1 << entry_op[entry])
-        ret = match[entry]
-        # Put the return back, then the call (the reverse of the lift).
-        nxt[prv[ret]] = ret
-        if nxt[ret]:
-            prv[nxt[ret]] = ret
-        nxt[prv[entry]] = entry
-        prv[nxt[entry]] = entry
-        entry = nxt[entry]
+        if len(frames) > best_depth:
+            best_depth, best_stuck, best_state = len(frames), search.entry_op[entry], search.state
+            best_order = []
+            for frame_entry, _state, frame_options, index in frames:
+                if frame_options[index][0] >= 0:
+                    best_order.append(frame_options[index][0])
+                best_order.append(search.entry_op[frame_entry])
+        if not frames:
+            return KeyResult(key, False, count, explored, ops[best_stuck], [ops[p] for p in best_order], best_state)
+        entry, state, options, index = frames.pop()
+        helper = options[index][0]
+        search.unlift(search.match[entry])
+        search.unlift(entry)
+        if helper >= 0:
+            search.unlift(search.call_entry[helper])
+            search.linearized &= ~(1 << helper)
+        search.linearized &= ~(1 << search.entry_op[entry])
+        search.state = state
+        search.certain_left += 1
+        if take(entry, options, index + 1):
+            entry = search.nxt[0]
+        else:
+            entry = search.nxt[entry]
     return KeyResult(key, True, count, explored)
 
 
