@@ -8,7 +8,8 @@ did not only costs the checkers a little search. So:
 * an error reply (redis-py's ``ResponseError``: ``-ERR syntax``,
   ``-WRONGTYPE``, ``-MOVED``, ``-LOADING``, ``-MISCONF``, ...) is ``fail``:
   the command was refused before it ran, which is what Redis' error replies
-  mean, *except* the codes in ``INDEFINITE_ERROR_CODES``: ``-NOREPLICAS``
+  mean (also the few redis-py raises as connection errors: ``-LOADING``,
+  ``-NOAUTH``, max clients), *except* the codes in ``INDEFINITE_ERROR_CODES``: ``-NOREPLICAS``
   (the coordinator applied the write but too few replicas acknowledged in
   time: it may survive, and may be read later);
 * a timeout, a reset or closed connection, a broken pipe, a protocol error
@@ -28,6 +29,13 @@ from .model import FAIL, UNKNOWN
 
 # Error-reply codes after which the write may still have happened.
 INDEFINITE_ERROR_CODES = frozenset({"NOREPLICAS"})
+
+# Error replies redis-py raises as ConnectionError subclasses: still refusals (fail).
+REFUSAL_REPLY_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.BusyLoadingError,  # -LOADING
+    redis.exceptions.AuthenticationError,  # -NOAUTH, -WRONGPASS
+    redis.exceptions.MaxClientsReachedError,  # -ERR max number of clients reached
+)
 
 # What a client call can raise that says nothing definite about the server's state.
 INDEFINITE_ERRORS: tuple[type[BaseException], ...] = (
@@ -49,6 +57,8 @@ def classify(error: BaseException) -> tuple[str, str]:
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, redis.exceptions.ResponseError):
         return (UNKNOWN if error_code(error) in INDEFINITE_ERROR_CODES else FAIL), text
+    if isinstance(error, REFUSAL_REPLY_ERRORS):
+        return FAIL, text
     if isinstance(error, INDEFINITE_ERRORS):
         return UNKNOWN, text
     raise TypeError(f"unclassified client error {text}") from error
