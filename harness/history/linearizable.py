@@ -118,6 +118,11 @@ class _Search:
     overwritten before anyone sees it, the same as "never": so only those
     placements are searched, which keeps crashed requests from multiplying
     the search.
+
+    A read placed where it matched the register is never taken back to try
+    it later: a read changes nothing, and since it could be placed now every
+    operation that must precede it already is, so any order that places it
+    later stays valid with the read moved here. Backtracking skips over it.
     """
 
     def __init__(self, ops: list[Op]) -> None:
@@ -151,6 +156,7 @@ class _Search:
         }
         self.unknown_writes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == WRITE]
         self.unknown_deletes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == DELETE]
+        self.observed = {value for op in ops if op.kind == READ for value in op.observed()}
         self.certain_left = self.uncertain.count(False)
         self.state: object = None
         self.linearized = 0
@@ -163,6 +169,24 @@ class _Search:
     def _eligible(self, positions: list[int], limit: int) -> list[int]:
         """Uncertain operations that may be linearized now: not yet, and invoked before the first pending return."""
         return [p for p in positions if self.call_entry[p] < limit and not self.linearized >> p & 1]
+
+    def _one_delete(self, limit: int) -> list[tuple[int, object]]:
+        """An uncertain delete to place now. One is enough: they all set the
+        register to nothing, and one that may be placed now may be placed at
+        any later point too, so which one is used never matters."""
+        for p in self.unknown_deletes:
+            if self.call_entry[p] < limit and not self.linearized >> p & 1:
+                return [(p, None)]
+        return []
+
+    def _writes_for_a_delete(self, limit: int) -> list[tuple[int, object]]:
+        """Uncertain writes to place before a delete that answered 1: every one
+        whose value some read saw (using it here changes what is left for that
+        read), and one of those nobody saw (interchangeable, like deletes)."""
+        found, spare = [], []
+        for p in self._eligible(self.unknown_writes, limit):
+            (found if self.ops[p].value in self.observed else spare).append((p, None))
+        return found + spare[:1]
 
     def options(self, entry: int) -> list[tuple[int, object]]:
         """Ways to linearize the certain operation at ``entry`` now: (helper position or -1, new state)."""
@@ -177,15 +201,15 @@ class _Search:
         if op.kind == READ:
             wanted = _read_value(op)
             if wanted is None:
-                found.extend((p, None) for p in self._eligible(self.unknown_deletes, limit))
+                found.extend(self._one_delete(limit))
             else:
                 helper = self.unknown_write_by_value.get(wanted)  # type: ignore[arg-type]
                 if helper is not None and self._eligible([helper], limit):
                     found.append((helper, wanted))
         elif op.kind == DELETE and op.result == 0 and state is not None:
-            found.extend((p, None) for p in self._eligible(self.unknown_deletes, limit))
+            found.extend(self._one_delete(limit))
         elif op.kind == DELETE and op.result == 1 and state is None:
-            found.extend((p, None) for p in self._eligible(self.unknown_writes, limit))
+            found.extend(self._writes_for_a_delete(limit))
         return found
 
     def lift(self, entry: int) -> None:
@@ -252,18 +276,24 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
                 if frame_options[index][0] >= 0:
                     best_order.append(frame_options[index][0])
                 best_order.append(search.entry_op[frame_entry])
-        if not frames:
-            return KeyResult(key, False, count, explored, ops[best_stuck], [ops[p] for p in best_order], best_state)
-        entry, state, options, index = frames.pop()
-        helper = options[index][0]
-        search.unlift(search.match[entry])
-        search.unlift(entry)
-        if helper >= 0:
-            search.unlift(search.call_entry[helper])
-            search.linearized &= ~(1 << helper)
-        search.linearized &= ~(1 << search.entry_op[entry])
-        search.state = state
-        search.certain_left += 1
+        # Undo the latest choice and try the next; a read placed where it
+        # matched has no alternative worth trying (see ``_Search``): undo further.
+        while True:
+            if not frames:
+                return KeyResult(key, False, count, explored, ops[best_stuck], [ops[p] for p in best_order], best_state)
+            entry, state, options, index = frames.pop()
+            helper = options[index][0]
+            search.unlift(search.match[entry])
+            search.unlift(entry)
+            if helper >= 0:
+                search.unlift(search.call_entry[helper])
+                search.linearized &= ~(1 << helper)
+            search.linearized &= ~(1 << search.entry_op[entry])
+            search.state = state
+            search.certain_left += 1
+            if helper < 0 and ops[search.entry_op[entry]].kind == READ:
+                continue
+            break
         if take(entry, options, index + 1):
             entry = search.nxt[0]
         else:
