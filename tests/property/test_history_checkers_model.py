@@ -208,3 +208,28 @@ def test_a_read_older_than_the_sessions_own_write_is_caught(history: History, rn
     verdict = check_sessions(mutated)
     assert not verdict.valid, verdict.report()
     assert invalid(check_linearizable(mutated))
+
+
+def test_ten_thousand_operations_over_fifty_keys() -> None:
+    """The size a single-node run produces: decided (not left undecided by the
+    deadline), valid, and a single stale read planted in it is found."""
+    history = simulate(random.Random(10), 34000, 4, 50, 0.05)
+    assert len(history.ops) >= 10_000
+    verdict = check_linearizable(history, timeout_s=120)
+    assert verdict.valid, verdict.report()
+    by_key = history.by_key()
+    for read in ok_reads(history):
+        ops = by_key[read.key]
+        overwrites = [op for op in ops if op.kind != READ and op.outcome == OK]
+        stale = [
+            write for write in overwrites
+            if write.kind == WRITE and write.value != read.result
+            and any(precedes(write, x) and precedes(x, read) for x in overwrites if x is not write)
+        ]
+        if stale:
+            mutated = with_op(history, replace(read, result=stale[-1].value))
+            verdict = check_linearizable(mutated, timeout_s=120)
+            assert invalid(verdict) and verdict.counts["not_linearizable"] == 1
+            assert f'"index": {read.index},' in verdict.problems[0]
+            return
+    raise AssertionError("no stale read to plant")
