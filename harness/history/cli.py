@@ -71,7 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cannot read {arguments.file}: {error}", file=sys.stderr)
             return 2
     else:
-        history = _run(arguments)
+        import redis
+
+        try:
+            history = _run(arguments)
+        except (redis.exceptions.RedisError, RuntimeError) as error:
+            # A node refusing the run's own setup (TKV.CONSISTENCY on a single node), a crashed driver.
+            print(f"run failed: {error}", file=sys.stderr)
+            return 2
         dump_history(history, arguments.out)
         print(f"history saved to {arguments.out}")
     try:
