@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import binascii
+
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot as redis_key_slot
 
-from trio_kv.cluster.slots import SLOT_COUNT, hash_tag, key_slot
+from trio_kv.cluster.slots import SLOT_COUNT, crc16, hash_tag, key_slot
 
 # Keys rich in braces, so the hash-tag edge cases come up often.
 _braced = st.lists(st.sampled_from([b"{", b"}", b"a", b"b", b"", b"\x00", b"\xff"]), max_size=8).map(b"".join)
@@ -27,3 +29,9 @@ def test_known_slots_and_tags() -> None:
     assert hash_tag(b"foo{}{bar}") == b"foo{}{bar}"
     assert hash_tag(b"foo{{bar}}zap") == b"{bar"
     assert hash_tag(b"foo{bar}{zap}") == b"bar"
+
+
+@given(st.binary(max_size=64))
+def test_crc16_reference_equals_the_c_one(data: bytes) -> None:
+    assert crc16(data) == binascii.crc_hqx(data, 0)
+    assert key_slot(data) == crc16(hash_tag(data)) % SLOT_COUNT

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from trio_kv.cluster.view import ClusterView
 from trio_kv.commands.control import LogStatus, ServerControl
 from trio_kv.commands.session import Session
 from trio_kv.commands.wire import RESP
@@ -81,6 +82,9 @@ class FakeControl:
     def compact_and_wait(self) -> bool:
         self.calls.append(("compact_and_wait",))
         return self.compaction_ok
+
+    def cluster_view(self) -> ClusterView | None:
+        return None  # cluster mode off
 
 
 def _session(control: FakeControl, client_id: int = 1) -> Session:

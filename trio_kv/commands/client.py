@@ -51,9 +51,10 @@ def client_info_line(session: Session, now_ms: int) -> str:
     """One CLIENT LIST line (without its newline), in Redis 7.2's field order."""
     age_s = max(0, now_ms - session.created_ms) // 1000 if session.created_ms > 0 else 0
     multi = session.transaction.queued
+    flags = ("x" if multi is not None else "") + ("r" if session.cluster_readonly else "")
     return (
         f"id={session.id} addr={session.address} laddr={session.local_address} fd=-1 name={_text(session.name)} "
-        f"age={age_s} idle=0 flags={'x' if multi is not None else 'N'} db=0 sub=0 psub=0 ssub=0 "
+        f"age={age_s} idle=0 flags={flags or 'N'} db=0 sub=0 psub=0 ssub=0 "
         f"multi={len(multi) if multi is not None else -1} qbuf={session.query_buffer_bytes} qbuf-free=0 "
         f"argv-mem=0 multi-mem=0 "
         f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={session.last_command or 'NULL'} "

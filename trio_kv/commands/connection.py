@@ -113,18 +113,25 @@ def cmd_hello(session: Session, args: list[bytes]) -> object:
             (b"version", REDIS_VERSION.encode()),
             (b"proto", protocol),
             (b"id", session.id),
-            (b"mode", b"standalone"),
+            (b"mode", b"standalone" if session.control.cluster_view() is None else b"cluster"),
             (b"role", b"master"),
             (b"modules", []),
         ]
     )
 
 
+SELECT_IN_CLUSTER = Error("ERR SELECT is not allowed in cluster mode")
+
+
 def cmd_select(session: Session, args: list[bytes]) -> object:
     index = parse_int64(args[1])
     if index is None:
         return NOT_AN_INTEGER
-    return OK if index == 0 else Error("ERR DB index is out of range")
+    if index == 0:
+        return OK
+    if session.control.cluster_view() is not None:
+        return SELECT_IN_CLUSTER  # one database in cluster mode, as Redis Cluster
+    return Error("ERR DB index is out of range")
 
 
 def cmd_quit(session: Session, args: list[bytes]) -> object:
@@ -137,6 +144,7 @@ def cmd_reset(session: Session, args: list[bytes]) -> object:
     transaction discarded, keys unwatched, name cleared, RESP2, and logged
     out if a password is set (Redis' clientSetDefaultAuth)."""
     session.transaction.discard()
+    session.cluster_readonly = False
     session.name = b""
     session.protocol = 2
     session.authenticated = session.store.requirepass is None

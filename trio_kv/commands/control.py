@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..cluster.view import ClusterView
     from .session import Session
 
 
@@ -103,4 +104,11 @@ class ServerControl(Protocol):
     def compact_and_wait(self) -> bool:
         """SAVE with the log on: compact now and wait for it; whether it
         succeeded (False too when the log is off)."""
+        ...
+
+    def cluster_view(self) -> ClusterView | None:
+        """What this node knows of its cluster now (``cluster.view``), or
+        None when cluster mode is off (``--cluster-enabled no``). An
+        immutable snapshot: whoever owns the cluster's opinion (the bus)
+        replaces the whole view, so a handler reads one consistent value."""
         ...

@@ -128,7 +128,7 @@ def _server(store: Store, control: ServerControl, now: float) -> list[tuple[str,
         ("redis_version", REDIS_VERSION),
         ("redis_git_sha1", "00000000"),
         ("redis_git_dirty", 0),
-        ("redis_mode", "standalone"),
+        ("redis_mode", "standalone" if control.cluster_view() is None else "cluster"),
         ("trio_kv_version", __version__),
         ("python_version", platform.python_version()),
         ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
@@ -335,8 +335,8 @@ def _latencystats(store: Store) -> list[tuple[str, object]]:
     return lines
 
 
-def _cluster(store: Store) -> list[tuple[str, object]]:
-    return [("cluster_enabled", 0)]
+def _cluster(control: ServerControl) -> list[tuple[str, object]]:
+    return [("cluster_enabled", 0 if control.cluster_view() is None else 1)]
 
 
 def _keyspace(store: Store) -> list[tuple[str, object]]:
@@ -357,7 +357,7 @@ _SECTIONS = {
     "commandstats": ("Commandstats", lambda store, control, now: _commandstats(store)),
     "errorstats": ("Errorstats", lambda store, control, now: _errorstats(store)),
     "latencystats": ("Latencystats", lambda store, control, now: _latencystats(store)),
-    "cluster": ("Cluster", lambda store, control, now: _cluster(store)),
+    "cluster": ("Cluster", lambda store, control, now: _cluster(control)),
     "keyspace": ("Keyspace", lambda store, control, now: _keyspace(store)),
 }
 

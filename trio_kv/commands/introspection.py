@@ -71,6 +71,7 @@ TIPS = {
     "hgetall": ("nondeterministic_output_order",), "hkeys": ("nondeterministic_output_order",),
     "hvals": ("nondeterministic_output_order",), "hrandfield": ("nondeterministic_output",),
     "hscan": ("nondeterministic_output",),
+    "wait": ("request_policy:all_shards", "response_policy:agg_min"),
 }
 
 # Redis 7.0's key specs for the commands trio_kv has keys for: name ->
@@ -157,7 +158,9 @@ def redis_flags(flags: tuple[str, ...]) -> list[SimpleString]:
 
 def acl_categories(flags: tuple[str, ...], extra: tuple[str, ...], group: str) -> list[SimpleString]:
     categories = set(extra)
-    if group in GROUP_CATEGORY:
+    # A generic command is @keyspace, except WAIT, which Redis files under
+    # @connection instead.
+    if group in GROUP_CATEGORY and not (group == "generic" and "connection" in extra):
         categories.add(GROUP_CATEGORY[group])
     for flag, added in IMPLIED_CATEGORIES.items():
         if flag in flags:

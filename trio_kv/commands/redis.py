@@ -8,6 +8,7 @@ from ..protocol.replies import NO_REPLY, Error
 from . import (
     client,
     cluster,
+    cluster_session,
     connection,
     functions,
     hashes,
@@ -59,6 +60,7 @@ REDIS_COMMANDS = CommandTable(
         *memory.SPECS,
         *functions.SPECS,
         *cluster.SPECS,
+        *cluster_session.SPECS,
     ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,

@@ -85,6 +85,9 @@ class Session:
         self.reply_off = False
         self.reply_skip = False
         self.reply_skip_next = False
+        # READONLY / READWRITE in cluster mode (Redis' CLIENT_READONLY);
+        # RESET clears it.
+        self.cluster_readonly = False
 
     def auth_required(self) -> bool:
         """Redis' authRequired: a password is set and this connection has

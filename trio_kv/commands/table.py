@@ -186,6 +186,10 @@ class CommandSpec:
     needs_auth: bool = field(init=False)
     denies_oom: bool = field(init=False)
     is_fast: bool = field(init=False)
+    # The key positions may name more than one key (MGET, MSET, RENAME,
+    # WATCH...): cluster mode checks that they share a slot
+    # (commands.slot_check) before the handler runs.
+    several_keys: bool = field(init=False)
     runs_in_multi: bool = field(init=False)
     refused_in_multi: bool = field(init=False)
     # A container (CLIENT, CONFIG...): the subcommand it ran names the
@@ -221,6 +225,7 @@ class CommandSpec:
             "needs_auth": "no_auth" not in self.flags,
             "denies_oom": "denyoom" in self.flags,
             "is_fast": "fast" in self.flags,
+            "several_keys": self.keys[0] > 0 and (self.keys[1] < 0 or self.keys[1] > self.keys[0]),
             "runs_in_multi": self.in_multi is InMulti.RUN,
             "refused_in_multi": self.in_multi is InMulti.REFUSE,
             "has_subcommands": subcommands is not None,

@@ -32,6 +32,10 @@ The rules:
   ``--multi-max-queued-commands`` commands and ``--multi-max-queued-bytes``
   argument bytes (the request bytes the client made the server keep), and
   stops growing there.
+* In cluster mode a request whose keys span slots (an EXEC: the keys of
+  everything it queued) is refused with CROSSSLOT before it is queued or
+  run (commands.slot_check): an EXEC so refused discards the transaction,
+  any other request fails it (``refuse_unrouted``), as Redis.
 * An EXEC that is itself refused (OOM, or MISCONF while writes are refused)
   discards the transaction (but a NOAUTH EXEC only fails it, and the
   connection stays inside MULTI, as in Redis) and answers ``EXECABORT Transaction discarded
@@ -180,6 +184,25 @@ class Transaction:
             self.discard()
             return Error(f"EXECABORT Transaction discarded because of: {error.message}")
         self.fail()
+        return error
+
+    def routed(self, spec: CommandSpec, args: list[bytes]) -> list[tuple[CommandSpec, list[bytes]]]:
+        """The requests whose keys decide where a request may run (cluster
+        mode, commands.slot_check): an EXEC of an open transaction, every
+        command it queued; any other request, itself."""
+        if self.queued is not None and spec.handler is cmd_exec:
+            return self.queued
+        return [(spec, args)]
+
+    def refuse_unrouted(self, spec: CommandSpec, error: Error) -> Error:
+        """The reply to a request refused because its keys cannot run here
+        (CROSSSLOT; Redis' processCommand): an EXEC of an open transaction
+        discards it, any other request fails an open transaction (EXEC will
+        abort); either way the reply is ``error`` itself."""
+        if self.queued is not None and spec.handler is cmd_exec:
+            self.discard()
+        else:
+            self.fail()
         return error
 
     def writes(self, spec: CommandSpec, args: list[bytes]) -> bool:

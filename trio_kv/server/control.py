@@ -11,7 +11,11 @@ controls, each passed in and kept as-is (nothing is attached later):
 * the ``Dispatcher`` (its statistics), the main port (``MainPort``: where
   the main listener is now, and moving it);
 * with the append-only log on, the log and its ``LogFlusher``
-  (compactions); both None with ``--appendonly no``.
+  (compactions); both None with ``--appendonly no``;
+* with ``--cluster-enabled yes``, the node's ``ClusterView`` (one node:
+  ``cluster.view.emulated``); whoever owns the cluster's opinion (the bus)
+  replaces it whole with ``set_cluster_view``, an attribute assignment
+  that a worker thread reads atomically.
 
 Reads from a worker thread of state the event loop changes (the registry)
 copy first: one ``list()`` of a dict is atomic under the GIL.
@@ -26,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..cluster.ring import Member
+from ..cluster.view import ClusterView, emulated
 from ..commands.session import Session
 from ..store.durability.append_log import Persistence
 from .log_commit import LogFlusher, SaveRequest
@@ -71,6 +77,7 @@ class RunningServer:
         log: Persistence | None,
         flusher: LogFlusher | None,
         started_at_s: float,
+        cluster: ClusterView | None = None,
     ) -> None:
         self._token = token
         self._shutdown = shutdown
@@ -81,6 +88,8 @@ class RunningServer:
         self._flusher = flusher
         # When serve() began, before the data was loaded (Redis' stat_starttime).
         self.started_at_s = started_at_s
+        # None: cluster mode off.
+        self._cluster = cluster
 
     @property
     def log(self) -> Persistence | None:
@@ -115,6 +124,11 @@ class RunningServer:
 
     def change_port(self, port: int) -> None:
         self._main_port.change_port(port)
+        view = self._cluster
+        if view is not None and view.ring.members == (view.myself,) and port:
+            # A one-node cluster is where it listens (a member of a static
+            # cluster is its address in the seed list: unchanged).
+            self._cluster = emulated(Member(view.myself.host, port), view.my_id)
 
     def dispatcher_statistics(self) -> Mapping[str, int]:
         return self._dispatcher.statistics()
@@ -129,3 +143,11 @@ class RunningServer:
         request = SaveRequest()
         self._token.run_sync_soon(self._flusher.request_compaction, request)
         return request.wait()
+
+    def cluster_view(self) -> ClusterView | None:
+        return self._cluster
+
+    def set_cluster_view(self, view: ClusterView) -> None:
+        """A new opinion of the cluster (event loop); handlers see it from
+        their next call of ``cluster_view``."""
+        self._cluster = view

@@ -46,6 +46,13 @@ opens; damaged files stop the start with an error naming file and offset.
 
 A second signal during shutdown exits the process at once (status 1).
 
+Cluster mode (``--cluster-enabled yes``): the node id is read from the data
+directory (created at the first start; a fresh one with ``--appendonly
+no``: ``store.durability.node_id``) once the data is loaded, and the
+cluster view handlers answer from is built once the main listener is open
+(its address is this node's): without ``--cluster-seeds`` the one-node view
+owning every slot (``cluster.view.emulated``).
+
 TLS (``--tls-port``): the listener's streams are ``trio.SSLStream``s over
 TCP, RESP only (inline commands too), as on ``--redis-port``; the handshake
 runs lazily in the connection's own task at its first read, so a slow
@@ -56,6 +63,7 @@ line (an ``OSError``, as an address in use).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -67,12 +75,15 @@ from typing import Any
 
 import trio
 
+from ..cluster.ring import Member
+from ..cluster.view import ClusterView, emulated
 from ..commands.wire import LINE, RESP, WireProtocol, sniff_main_port
 from ..http.routes import is_loopback_host
 from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.durability.append_log import Persistence
+from ..store.durability.node_id import load_or_create_node_id, new_node_id
 from ..store.store import Store
 from .control import RunningServer, clamp_max_clients
 from .dispatch import Dispatcher
@@ -154,6 +165,8 @@ async def serve(
     disk = trio.CapacityLimiter(DISK_THREADS)
     persistence = await _load_data(store, disk)
     try:
+        # Cluster mode: read (or create) before any socket opens.
+        node_id = await _node_id(config, disk)
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
         listeners = await _open_listeners(config)
@@ -161,8 +174,12 @@ async def serve(
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
+    main_address = listeners.main[0].socket.getsockname()[:2]
+    cluster = None if node_id is None else _cluster_view(config, node_id, main_address)
     async with trio.open_nursery() as root:
-        services = await _open_services(root, store, persistence, disk, shutdown, handle_signals, started_at_s)
+        services = await _open_services(
+            root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster
+        )
         async with trio.open_nursery() as connections:
             await _accept_until_shutdown(services, listeners, connections, shutdown, task_status)
             await _drain(services.registry, config.shutdown_grace_seconds)
@@ -189,6 +206,35 @@ async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | 
     return None
 
 
+async def _node_id(config: Config, disk: trio.CapacityLimiter) -> str | None:
+    """This node's id in cluster mode (None: cluster mode off): kept in the
+    data directory with the log on, fresh with ``--appendonly no``."""
+    if not config.cluster_enabled:
+        return None
+    if config.appendonly:
+        node_id = await trio.to_thread.run_sync(load_or_create_node_id, config.data_dir, limiter=disk)
+    else:
+        node_id = new_node_id()
+    log.info("cluster mode: node id %s", node_id)
+    return node_id
+
+
+def _cluster_view(config: Config, node_id: str, main_address: tuple[str, int]) -> ClusterView | None:
+    """The cluster view at start; see the module docstring. This node is
+    known by ``--cluster-announce-host``, else the main listener's address;
+    a wildcard address (0.0.0.0) is announced as an empty host, as a
+    redis-server cluster node that met no peer shows itself (clients then
+    use the address they connected to)."""
+    host, port = main_address
+    if config.cluster_announce_host:
+        host = config.cluster_announce_host
+    elif ipaddress.ip_address(host).is_unspecified:
+        host = ""
+    if config.cluster_seeds:
+        return None  # the static cluster's view comes from the bus (issue 10, part 2)
+    return emulated(Member(host, port), node_id)
+
+
 async def _open_services(
     root: trio.Nursery,
     store: Store,
@@ -197,6 +243,7 @@ async def _open_services(
     shutdown: trio.Event,
     handle_signals: bool,
     started_at_s: float,
+    cluster: ClusterView | None,
 ) -> _Services:
     """Build the dispatcher, the log's commit thread, the main port and the
     server's control, each with what it needs, then start the ones that run
@@ -215,7 +262,7 @@ async def _open_services(
     main_port = MainPort(config.host, token)
     control = RunningServer(
         token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
-        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s,
+        main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s, cluster=cluster,
     )
     if handle_signals:
         root.start_soon(watch_signals, shutdown)

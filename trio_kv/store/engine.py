@@ -3,10 +3,10 @@
 ``run_batch`` is the only code that runs on worker threads. It gets the
 requests of many connections at once (group dispatch) and answers each
 connection's requests in that connection's order: admission (``_admit``:
-lookup, arity, NOAUTH, OOM, MULTI's queue, refused writes), then execution
-(``_execute_job``: lock, handler, stats, SLOWLOG, the end of a write's
-effects unit), with an inline fast path for a request outside MULTI that
-nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
+lookup, arity, NOAUTH, cluster mode's CROSSSLOT, OOM, MULTI's queue,
+refused writes), then execution (``_execute_job``: lock, handler, stats,
+SLOWLOG, the end of a write's effects unit), with an inline fast path for
+a request outside MULTI that nothing refuses. The rules of MULTI/WATCH are ``commands.transactions``'s;
 effects leave through the keyspace's sink (``store.effects``), which the
 append-only log subscribes to.
 The data it works on is the ``Store`` (store.store; re-exported here, so
@@ -54,6 +54,7 @@ from functools import partial
 
 from ..commands.session import Session
 from ..commands.slicing import WRITE, Sliced, finish
+from ..commands.slot_check import slot_refusal
 from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import REFUSED_IN_MULTI, ExecQueue
 from ..commands.values import WRONGTYPE_ERROR, WrongType
@@ -108,7 +109,7 @@ class _Hop:
 
     __slots__ = (
         "store", "lock", "shard", "slowlog", "persistence", "effects", "monitor",
-        "monitor_threshold_us", "maxmemory", "_out_of_memory", "held_write",
+        "monitor_threshold_us", "maxmemory", "_out_of_memory", "held_write", "cluster",
     )
 
     def __init__(self, store: Store) -> None:
@@ -127,6 +128,8 @@ class _Hop:
         self.maxmemory = store.maxmemory_bytes
         self._out_of_memory: bool | None = None
         self.held_write: bool | None = None  # None: no lock held
+        # Cluster mode: admission checks that a request's keys share a slot.
+        self.cluster = store.config.cluster_enabled
 
     def hold(self, want_write: bool | None) -> bool | None:
         """Switch the store lock to what comes next (None: no lock)."""
@@ -195,6 +198,11 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
         transaction.fail()  # an EXEC too: NOAUTH, still inside MULTI (as Redis)
         _reject(hop, job, spec, session.wire.noauth)
         return None
+    if hop.cluster and (spec.several_keys or transaction.queued is not None):
+        unrouted = slot_refusal(transaction.routed(spec, args))  # CROSSSLOT (commands.slot_check)
+        if unrouted is not None:
+            _reject(hop, job, spec, transaction.refuse_unrouted(spec, unrouted))
+            return None
     if hop.maxmemory and transaction.denies_oom(spec) and hop.out_of_memory():  # an EXEC: what it queued
         _reject(hop, job, spec, transaction.refuse(spec, OUT_OF_MEMORY))
         return None
@@ -252,6 +260,7 @@ def _execute_job(hop: _Hop, job: Job) -> None:
     slowlog, maxmemory, monitor_threshold_us = hop.slowlog, hop.maxmemory, hop.monitor_threshold_us
     held_write, session, replies = hop.held_write, job.session, job.replies
     by_name, transaction, persistence = job.table.by_name, session.transaction, hop.persistence
+    cluster = hop.cluster
     filtering = session.reply_off or session.reply_skip or session.reply_skip_next
     append = partial(_answer, session, replies) if filtering else replies.append
     perf_counter, index = time.perf_counter, job.resume_at
@@ -264,7 +273,8 @@ def _execute_job(hop: _Hop, job: Job) -> None:
         if (spec is None or not (len(args) == spec.arity if spec.arity >= 0 else len(args) >= -spec.arity)
                 or not session.authenticated or maxmemory or transaction.queued is not None
                 or ((spec.is_write or spec.has_subcommands) and persistence is not None
-                    and persistence.refusal() is not None)):
+                    and persistence.refusal() is not None)
+                or (cluster and spec.several_keys)):
             spec = _admit(hop, job, spec, args)
             if spec is None:
                 continue

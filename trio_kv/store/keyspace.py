@@ -46,6 +46,11 @@ Rules kept here:
   exact).
   Deletions by expiry (lazy or active) emit nothing: the absolute expiry
   already implies them. With nobody subscribed a mutation pays one test.
+* Keys per hash slot (cluster mode only, ``count_keys_per_slot``): a list
+  of 16,384 counts, moved wherever a key enters or leaves the value table
+  (``_added`` / ``_remove`` / ``clear``), so CLUSTER COUNTKEYSINSLOT is one
+  read. A key whose time ran out counts until it is removed, as in Redis.
+  Off (None), adding or removing a key pays one test.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
+from ..cluster.slots import SLOT_COUNT, key_slot
 from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
@@ -106,6 +112,8 @@ class Keyspace:
         self._watch_lock = threading.Lock()
         # Where every mutation's effect goes (the append-only log subscribes).
         self.effects = EffectSink()
+        # Keys per hash slot, cluster mode only (count_keys_per_slot).
+        self._slot_keys: list[int] | None = None
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -300,6 +308,12 @@ class Keyspace:
         """The value table's slots: current list, old list (0: no resize)."""
         return self._values.slot_counts()
 
+    def keys_in_slot(self, slot: int) -> int:
+        """Keys stored in hash ``slot`` (0..16383), expired ones not yet
+        removed included; 0 when keys are not counted per slot."""
+        counts = self._slot_keys
+        return 0 if counts is None else counts[slot]
+
     def random_key(self) -> bytes | None:
         # A few tries skip expired keys waiting for the sweep; then give up as Redis does.
         for _ in range(16):
@@ -339,6 +353,8 @@ class Keyspace:
     def _remove(self, key: bytes) -> Value | None:
         value = self._values.pop(key, None)
         if value is not None:
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(key)] -= 1
             self.value_bytes -= len(value) if type(value) is bytes else self._forget(value)
             if len(self._expires):
                 self._expires.pop(key, None)
@@ -359,6 +375,8 @@ class Keyspace:
             self.value_bytes += len(value) - (len(old) if type(old) is bytes else self._forget(old))
         else:
             self.value_bytes += len(value)
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(key)] += 1
         if expire_at_ms is not None:
             expires.set(key, expire_at_ms)
         elif not keep_ttl and len(expires):
@@ -463,6 +481,8 @@ class Keyspace:
         effect, no TTL change, no WATCH touch."""
         old = self._values.swap(key, value)
         self.value_bytes += len(value) - (0 if old is None else self._forget(old))
+        if old is None and self._slot_keys is not None:
+            self._slot_keys[key_slot(key)] += 1
         if type(value) is Growable:
             self.grown_capacity_bytes += value.capacity
 
@@ -545,6 +565,8 @@ class Keyspace:
                 return  # nothing to store, nothing changed
             self._values.set(key, value)
             self.value_bytes += value.size_bytes()
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(key)] += 1
         else:
             self.value_bytes += delta
             if not value:
@@ -588,6 +610,8 @@ class Keyspace:
                 return
             self._values.set(key, value)
             self.value_bytes += value.size_bytes()
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(key)] += 1
         else:
             self.value_bytes += update.apply(value)
             if not value:
@@ -616,6 +640,8 @@ class Keyspace:
         self._expire_if_needed(target)
         old = self._values.swap(target, value)
         self.value_bytes += value.size_bytes() - (0 if old is None else self._forget(old))
+        if old is None and self._slot_keys is not None:
+            self._slot_keys[key_slot(target)] += 1
         if at_ms is not None:
             self._expires.set(target, at_ms)
         elif len(self._expires):
@@ -633,6 +659,8 @@ class Keyspace:
                 touched = [key for key in self._watchers if key in self._values]
         self._values.clear()
         self._expires.clear()
+        if self._slot_keys is not None:
+            self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
         self.grown_capacity_bytes = 0
         self._sweep_cursor = 0
@@ -648,11 +676,21 @@ class Keyspace:
             with self._watch_lock:
                 touched = [key for key in self._watchers if key in self._values]
         lists = self._values.detach() + self._expires.detach()
+        if self._slot_keys is not None:
+            self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
         self.effects.emit(("CLEAR",))
         return lists
+
+    def count_keys_per_slot(self) -> None:
+        """Keep a count of keys per hash slot from now on (cluster mode),
+        starting from the keys stored now. Write lock."""
+        counts = [0] * SLOT_COUNT
+        for key, _value in self._values.items():
+            counts[key_slot(key)] += 1
+        self._slot_keys = counts
 
     # --- loading (write lock, nobody else using the keyspace) ---------------
 

@@ -5,7 +5,9 @@ There is no server to stop, no listener to move and no connection to close,
 so those requests only record themselves; ``clients`` is the registry the
 caller fills by hand. The log is whatever the store holds
 (``store.persistence``), and there is no commit thread, so compaction is
-never available. Everything else answers from the configuration.
+never available. Everything else answers from the configuration; with
+``cluster_enabled`` the cluster is the one-node view of this address with a
+fresh node id (a test may assign ``cluster`` any other view).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..cluster.ring import Member
+from ..cluster.view import ClusterView, emulated
+from .durability.node_id import new_node_id
 from .store import Store
 
 if TYPE_CHECKING:
@@ -31,6 +36,10 @@ class LocalControl:
         self.sessions: dict[int, Session] = {}
         # What handlers asked for, in order: ("shutdown",), ("kill", id).
         self.requests: list[tuple[object, ...]] = []
+        config = store.config
+        self.cluster: ClusterView | None = (
+            emulated(Member(config.host, config.port), new_node_id()) if config.cluster_enabled else None
+        )
 
     @property
     def log(self) -> LogStatus | None:
@@ -59,3 +68,6 @@ class LocalControl:
 
     def compact_and_wait(self) -> bool:
         return False
+
+    def cluster_view(self) -> ClusterView | None:
+        return self.cluster

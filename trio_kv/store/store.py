@@ -43,6 +43,9 @@ class Store:
     def __init__(self, config: Config, keyspace: Keyspace | None = None) -> None:
         self.config: Config = config
         self.keyspace: Keyspace = Keyspace() if keyspace is None else keyspace
+        if config.cluster_enabled:
+            # CLUSTER COUNTKEYSINSLOT reads a count (kept only in cluster mode).
+            self.keyspace.count_keys_per_slot()
         # Guards the keyspace: readers share it, a write has it alone (store.rwlock).
         self.lock: ReadWriteLock = ReadWriteLock()
         self.stats: Stats = Stats()
