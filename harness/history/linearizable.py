@@ -223,6 +223,38 @@ class _Search:
         prv[nxt[entry]] = entry
 
 
+def _choices(search: _Search) -> tuple[list[tuple[int, int, object]], int]:
+    """What may be linearized next, best guess first: (entry, helper or -1, new state)
+    for each certain operation invoked before the first pending return; and that
+    return entry (the operation that blocks when nothing works)."""
+    window = []
+    entry = search.nxt[0]
+    while entry and search.is_call[entry]:
+        if not search.uncertain[search.entry_op[entry]]:
+            window.append(entry)
+        entry = search.nxt[entry]
+    blocking = entry
+    ops, state = search.ops, search.state
+    wanted = set()
+    for call in window:
+        op = ops[search.entry_op[call]]
+        if op.kind == READ:
+            value = _read_value(op)
+            if value == state:
+                # A read that matches now is placed now, and only so (see ``_Search``).
+                return [(call, -1, state)], blocking
+            wanted.add(value)
+    first, rest = [], []
+    for call in window:
+        op = ops[search.entry_op[call]]
+        for helper, new_state in search.options(call):
+            choice = (call, helper, new_state)
+            # Most promising: what a waiting read needs, a read made possible by a helper.
+            promising = helper >= 0 or (op.kind == WRITE and op.value in wanted) or (op.kind == DELETE and None in wanted)
+            (first if promising else rest).append(choice)
+    return first + rest, blocking
+
+
 def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult:
     """Search one key's operations (final reads included) for a linearization."""
     ops = _relevant(ops)
@@ -231,23 +263,22 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
         return KeyResult(key, None, count, 0, reason="a read returned several siblings: not a register")
     search = _Search(ops)
     seen: set[tuple[int, object]] = set()
-    # Each frame: (entry, state before, its options, the option taken).
-    frames: list[tuple[int, object, list[tuple[int, object]], int]] = []
+    # Each frame: (the choices there, the one taken, the register before it).
+    frames: list[tuple[list[tuple[int, int, object]], int, object]] = []
     best_depth, best_stuck, best_order, best_state = -1, 0, [], None
     explored = 0
 
-    def take(entry: int, options: list[tuple[int, object]], first: int) -> bool:
-        """Linearize ``entry`` by the first option from ``first`` that leads somewhere new."""
-        position = search.entry_op[entry]
-        for index in range(first, len(options)):
-            helper, new_state = options[index]
-            linearized = search.linearized | (1 << position)
+    def take(choices: list[tuple[int, int, object]], first: int) -> bool:
+        """Linearize the first choice from ``first`` on that leads somewhere new."""
+        for index in range(first, len(choices)):
+            entry, helper, new_state = choices[index]
+            linearized = search.linearized | (1 << search.entry_op[entry])
             if helper >= 0:
                 linearized |= 1 << helper
             if (linearized, new_state) in seen:
                 continue
             seen.add((linearized, new_state))
-            frames.append((entry, search.state, options, index))
+            frames.append((choices, index, search.state))
             if helper >= 0:
                 search.lift(search.call_entry[helper])
             search.lift(entry)
@@ -257,32 +288,29 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
             return True
         return False
 
-    entry = search.nxt[0]
     while search.certain_left:
         explored += 1
-        if explored & 0xFFF == 0 and time.monotonic() > deadline:
+        if explored & 0x3FF == 0 and time.monotonic() > deadline:
             return KeyResult(key, None, count, explored, reason="deadline passed")
-        if search.is_call[entry]:
-            if not search.uncertain[search.entry_op[entry]] and take(entry, search.options(entry), 0):
-                entry = search.nxt[0]
-            else:
-                entry = search.nxt[entry]
+        choices, blocking = _choices(search)
+        if take(choices, 0):
             continue
-        # A return whose operation no order so far could place: backtrack.
+        # Nothing can be placed next: this order is dead. Record how far it got.
         if len(frames) > best_depth:
-            best_depth, best_stuck, best_state = len(frames), search.entry_op[entry], search.state
+            best_depth, best_stuck, best_state = len(frames), search.entry_op[blocking], search.state
             best_order = []
-            for frame_entry, _state, frame_options, index in frames:
-                if frame_options[index][0] >= 0:
-                    best_order.append(frame_options[index][0])
+            for frame_choices, index, _state in frames:
+                frame_entry, helper, _new = frame_choices[index]
+                if helper >= 0:
+                    best_order.append(helper)
                 best_order.append(search.entry_op[frame_entry])
-        # Undo the latest choice and try the next; a read placed where it
-        # matched has no alternative worth trying (see ``_Search``): undo further.
+        # Undo the latest choice and try the next one there; a read placed
+        # where it matched was the only choice (see ``_Search``): undo further.
         while True:
             if not frames:
                 return KeyResult(key, False, count, explored, ops[best_stuck], [ops[p] for p in best_order], best_state)
-            entry, state, options, index = frames.pop()
-            helper = options[index][0]
+            choices, index, state = frames.pop()
+            entry, helper, _new_state = choices[index]
             search.unlift(search.match[entry])
             search.unlift(entry)
             if helper >= 0:
@@ -291,13 +319,8 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
             search.linearized &= ~(1 << search.entry_op[entry])
             search.state = state
             search.certain_left += 1
-            if helper < 0 and ops[search.entry_op[entry]].kind == READ:
-                continue
-            break
-        if take(entry, options, index + 1):
-            entry = search.nxt[0]
-        else:
-            entry = search.nxt[entry]
+            if take(choices, index + 1):
+                break
     return KeyResult(key, True, count, explored)
 
 
