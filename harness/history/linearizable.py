@@ -39,6 +39,8 @@ undecided and the verdict invalid rather than guessed.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -103,6 +105,36 @@ def _needed(op: Op, observed: set[str], counted_deletes: list[Op]) -> bool:
     return any(delete.complete_s is None or delete.complete_s >= op.invoke_s for delete in counted_deletes)
 
 
+def _inert_writes(ops: list[Op], uncertain: list[bool], observed: set[str]) -> list[bool]:
+    """Certain writes nobody can tell happened: no read saw their value, and no
+    delete that answered 1 can come right after them in any order (a certain
+    operation lies strictly between the two in real time). See ``_Search``."""
+    certain = sorted((op.invoke_s, _end(op)) for op, unsure in zip(ops, uncertain) if not unsure)
+    invokes = [invoke for invoke, _end_s in certain]
+    # earliest_end_after[i]: the earliest completion among certain operations from i on (by invocation).
+    earliest_end_after = [_INFINITY] * (len(certain) + 1)
+    for index in range(len(certain) - 1, -1, -1):
+        earliest_end_after[index] = min(earliest_end_after[index + 1], certain[index][1])
+    deletes = sorted((op.invoke_s, _end(op)) for op in ops if op.kind == DELETE and op.outcome == OK and op.result == 1)
+    delete_invokes = [invoke for invoke, _end_s in deletes]
+    latest_delete_end = list(itertools.accumulate((end for _invoke, end in deletes), max, initial=-_INFINITY))
+    inert = []
+    for op, unsure in zip(ops, uncertain):
+        if unsure or op.kind != WRITE or op.value in observed:
+            inert.append(False)
+            continue
+        # Operations invoked after this write completed; the first of them to complete
+        # must be placed after it, and before any delete invoked later still.
+        blocked_after_s = earliest_end_after[bisect.bisect_right(invokes, _end(op))]
+        reachable = latest_delete_end[bisect.bisect_right(delete_invokes, blocked_after_s)]
+        inert.append(reachable < op.invoke_s)
+    return inert
+
+
+def _end(op: Op) -> float:
+    return op.complete_s if op.complete_s is not None else _INFINITY
+
+
 class _Search:
     """The search over one key's operations: the entry list, the register, the cache.
 
@@ -123,6 +155,17 @@ class _Search:
     it later: a read changes nothing, and since it could be placed now every
     operation that must precede it already is, so any order that places it
     later stays valid with the read moved here. Backtracking skips over it.
+
+    An *inert* write (``_inert_writes``: nobody saw its value, no delete that
+    answered 1 can follow it directly) is placed together with the next
+    overwrite, right before it (a write, a delete whose count was not
+    recorded, an uncertain helper), all inert writes callable then at once;
+    alone only when its own return blocks. In any valid order an inert write
+    is followed directly by an overwrite (anything else would have seen it),
+    and moving it earlier, to the first overwrite after it became callable,
+    keeps the order valid: its value is erased at once either way. On a
+    contended key most writes are inert, and this removes their orders from
+    the search.
     """
 
     def __init__(self, ops: list[Op]) -> None:
@@ -157,6 +200,7 @@ class _Search:
         self.unknown_writes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == WRITE]
         self.unknown_deletes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == DELETE]
         self.observed = {value for op in ops if op.kind == READ for value in op.observed()}
+        self.inert = _inert_writes(ops, self.uncertain, self.observed)
         self.certain_left = self.uncertain.count(False)
         self.state: object = None
         self.linearized = 0
@@ -223,10 +267,13 @@ class _Search:
         prv[nxt[entry]] = entry
 
 
-def _choices(search: _Search) -> tuple[list[tuple[int, int, object]], int]:
-    """What may be linearized next, best guess first: (entry, helper or -1, new state)
-    for each certain operation invoked before the first pending return; and that
-    return entry (the operation that blocks when nothing works)."""
+Choice = tuple[int, tuple[int, ...], object]
+
+
+def _choices(search: _Search) -> tuple[list[Choice], int]:
+    """What may be linearized next, best guess first: (entry, operations placed
+    right before it, new state) for each certain operation invoked before the
+    first pending return; and that return entry (what blocks when nothing works)."""
     window = []
     entry = search.nxt[0]
     while entry and search.is_call[entry]:
@@ -242,13 +289,25 @@ def _choices(search: _Search) -> tuple[list[tuple[int, int, object]], int]:
             value = _read_value(op)
             if value == state:
                 # A read that matches now is placed now, and only so (see ``_Search``).
-                return [(call, -1, state)], blocking
+                return [(call, (), state)], blocking
             wanted.add(value)
+    blocking_position = search.entry_op[blocking] if blocking else -1
+    inert = [search.entry_op[call] for call in window if search.inert[search.entry_op[call]]]
     first, rest = [], []
     for call in window:
-        op = ops[search.entry_op[call]]
+        position = search.entry_op[call]
+        op = ops[position]
+        if search.inert[position] and position != blocking_position:
+            continue  # placed with the next overwrite (see ``_Search``)
+        absorbed = tuple(p for p in inert if p != position)
         for helper, new_state in search.options(call):
-            choice = (call, helper, new_state)
+            if helper >= 0:
+                placed_before = (*absorbed, helper)
+            elif op.kind == WRITE or (op.kind == DELETE and op.result is None):
+                placed_before = absorbed
+            else:
+                placed_before = ()
+            choice = (call, placed_before, new_state)
             # Most promising: what a waiting read needs, a read made possible by a helper.
             promising = helper >= 0 or (op.kind == WRITE and op.value in wanted) or (op.kind == DELETE and None in wanted)
             (first if promising else rest).append(choice)
@@ -264,27 +323,38 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
     search = _Search(ops)
     seen: set[tuple[int, object]] = set()
     # Each frame: (the choices there, the one taken, the register before it).
-    frames: list[tuple[list[tuple[int, int, object]], int, object]] = []
+    frames: list[tuple[list[Choice], int, object]] = []
     best_depth, best_stuck, best_order, best_state = -1, 0, [], None
     explored = 0
 
-    def take(choices: list[tuple[int, int, object]], first: int) -> bool:
+    def place(entry: int) -> None:
+        """Lift an operation's call (and its return, if it has one) out of the list."""
+        search.lift(entry)
+        if search.match[entry]:
+            search.lift(search.match[entry])
+            search.certain_left -= 1
+
+    def unplace(entry: int) -> None:
+        if search.match[entry]:
+            search.unlift(search.match[entry])
+            search.certain_left += 1
+        search.unlift(entry)
+
+    def take(choices: list[Choice], first: int) -> bool:
         """Linearize the first choice from ``first`` on that leads somewhere new."""
         for index in range(first, len(choices)):
-            entry, helper, new_state = choices[index]
+            entry, placed_before, new_state = choices[index]
             linearized = search.linearized | (1 << search.entry_op[entry])
-            if helper >= 0:
-                linearized |= 1 << helper
+            for position in placed_before:
+                linearized |= 1 << position
             if (linearized, new_state) in seen:
                 continue
             seen.add((linearized, new_state))
             frames.append((choices, index, search.state))
-            if helper >= 0:
-                search.lift(search.call_entry[helper])
-            search.lift(entry)
-            search.lift(search.match[entry])
+            for position in placed_before:
+                place(search.call_entry[position])
+            place(entry)
             search.state, search.linearized = new_state, linearized
-            search.certain_left -= 1
             return True
         return False
 
@@ -300,9 +370,8 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
             best_depth, best_stuck, best_state = len(frames), search.entry_op[blocking], search.state
             best_order = []
             for frame_choices, index, _state in frames:
-                frame_entry, helper, _new = frame_choices[index]
-                if helper >= 0:
-                    best_order.append(helper)
+                frame_entry, placed_before, _new = frame_choices[index]
+                best_order.extend(placed_before)
                 best_order.append(search.entry_op[frame_entry])
         # Undo the latest choice and try the next one there; a read placed
         # where it matched was the only choice (see ``_Search``): undo further.
@@ -310,15 +379,14 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
             if not frames:
                 return KeyResult(key, False, count, explored, ops[best_stuck], [ops[p] for p in best_order], best_state)
             choices, index, state = frames.pop()
-            entry, helper, _new_state = choices[index]
-            search.unlift(search.match[entry])
-            search.unlift(entry)
-            if helper >= 0:
-                search.unlift(search.call_entry[helper])
-                search.linearized &= ~(1 << helper)
+            entry, placed_before, _new_state = choices[index]
+            unplace(entry)
+            for position in reversed(placed_before):
+                unplace(search.call_entry[position])
             search.linearized &= ~(1 << search.entry_op[entry])
+            for position in placed_before:
+                search.linearized &= ~(1 << position)
             search.state = state
-            search.certain_left += 1
             if take(choices, index + 1):
                 break
     return KeyResult(key, True, count, explored)
