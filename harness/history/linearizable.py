@@ -13,28 +13,34 @@ key is searched alone, which keeps ~10k operations over ~50 keys fast.
 
 Outcomes: ``fail`` operations never happened and are dropped; ``unknown``
 writes and deletes may take effect at any instant after their invocation or
-never (their return is placed after everything, Knossos' and Porcupine's
-treatment of indeterminate operations); unknown reads saw nothing and are
-dropped. ``include_finals`` adds each readable ``FinalRead`` as a read
+never (Knossos' and Porcupine's treatment of indeterminate operations:
+they have no return to respect); unknown reads saw nothing and are dropped. ``include_finals`` adds each readable ``FinalRead`` as a read
 invoked after every recorded operation (an unknown write may still come
 after it: that is "never").
 
 The search (Wing & Gong 1993, with Lowe 2017's memoisation, as in
-Porcupine): walk the time-ordered call/return entries; at a call, try to
-linearize that operation now (apply it to the register; on success remove
-its call and return from the list and restart from the head); at a return
-whose operation is still unlinearized, undo the most recent choice and try
-the next call. A (set of linearized operations, register value) pair already
-explored is never explored again, which turns the exponential search into
-one that is polynomial in practice for few concurrent clients.
+Porcupine): build the order one operation at a time, choosing among the
+operations invoked before the earliest pending return (nothing else may come
+next); when no choice works, undo the latest one and try its next
+alternative. A (set of linearized operations, register value) pair already
+explored is never explored again. Register-specific rules, each argued in
+``_Search``'s docstring, cut the choices without losing an order: a read that
+matches the register is placed at once and never taken back; unknown writes
+and deletes are placed only right before an operation that needs them
+(Lowe's just-in-time idea); writes nobody can tell happened go with the next
+overwrite. Measured on this machine: 10,000 operations of 4 clients over 50
+keys in about 0.05 s; 3,000 operations of 16 clients all on one key of a real
+node in about 15 s (most of them concurrent with each other).
 
 What it cannot check. Anything across keys (MULTI, MSET, RENAME); values
 other than whole-value SET/GET/DEL (INCR, APPEND); reads that return several
 siblings (the register model has one value: such reads are reported, use the
 sibling and session checkers for cluster histories). Real time is the
 recording client's monotonic clock, so all clients must share one machine
-(or one process). A search that exceeds ``deadline_s`` leaves its key
-undecided and the verdict invalid rather than guessed.
+(or one process). The search is exponential in the worst case: many
+clients hammering one key (every request concurrent with a dozen others)
+can exceed ``timeout_s``, which leaves the key undecided and the verdict
+invalid rather than guessed; spread the workload over more keys.
 """
 
 from __future__ import annotations
@@ -163,9 +169,11 @@ class _Search:
     alone only when its own return blocks. In any valid order an inert write
     is followed directly by an overwrite (anything else would have seen it),
     and moving it earlier, to the first overwrite after it became callable,
-    keeps the order valid: its value is erased at once either way. On a
-    contended key most writes are inert, and this removes their orders from
-    the search.
+    keeps the order valid: its value is erased at once either way. This
+    removes their orders from the search, but only where deletes answering 1
+    are rare: measured on 16 clients on one key of a real node (deletes with
+    counts in every batch), 9 of 735 unread writes were inert and the search
+    took 17 s; the same history with the delete counts erased, 0.2 s.
     """
 
     def __init__(self, ops: list[Op]) -> None:
