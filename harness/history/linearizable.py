@@ -45,8 +45,6 @@ invalid rather than guessed; spread the workload over more keys.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import time
 from dataclasses import dataclass
 
@@ -111,32 +109,6 @@ def _needed(op: Op, observed: set[str], counted_deletes: list[Op]) -> bool:
     return any(delete.complete_s is None or delete.complete_s >= op.invoke_s for delete in counted_deletes)
 
 
-def _inert_writes(ops: list[Op], uncertain: list[bool], observed: set[str]) -> list[bool]:
-    """Certain writes nobody can tell happened: no read saw their value, and no
-    delete that answered 1 can come right after them in any order (a certain
-    operation lies strictly between the two in real time). See ``_Search``."""
-    certain = sorted((op.invoke_s, _end(op)) for op, unsure in zip(ops, uncertain) if not unsure)
-    invokes = [invoke for invoke, _end_s in certain]
-    # earliest_end_after[i]: the earliest completion among certain operations from i on (by invocation).
-    earliest_end_after = [_INFINITY] * (len(certain) + 1)
-    for index in range(len(certain) - 1, -1, -1):
-        earliest_end_after[index] = min(earliest_end_after[index + 1], certain[index][1])
-    deletes = sorted((op.invoke_s, _end(op)) for op in ops if op.kind == DELETE and op.outcome == OK and op.result == 1)
-    delete_invokes = [invoke for invoke, _end_s in deletes]
-    latest_delete_end = list(itertools.accumulate((end for _invoke, end in deletes), max, initial=-_INFINITY))
-    inert = []
-    for op, unsure in zip(ops, uncertain):
-        if unsure or op.kind != WRITE or op.value in observed:
-            inert.append(False)
-            continue
-        # Operations invoked after this write completed; the first of them to complete
-        # must be placed after it, and before any delete invoked later still.
-        blocked_after_s = earliest_end_after[bisect.bisect_right(invokes, _end(op))]
-        reachable = latest_delete_end[bisect.bisect_right(delete_invokes, blocked_after_s)]
-        inert.append(reachable < op.invoke_s)
-    return inert
-
-
 def _end(op: Op) -> float:
     return op.complete_s if op.complete_s is not None else _INFINITY
 
@@ -162,18 +134,18 @@ class _Search:
     operation that must precede it already is, so any order that places it
     later stays valid with the read moved here. Backtracking skips over it.
 
-    An *inert* write (``_inert_writes``: nobody saw its value, no delete that
-    answered 1 can follow it directly) is placed together with the next
-    overwrite, right before it (a write, a delete whose count was not
-    recorded, an uncertain helper), all inert writes callable then at once;
-    alone only when its own return blocks. In any valid order an inert write
-    is followed directly by an overwrite (anything else would have seen it),
-    and moving it earlier, to the first overwrite after it became callable,
-    keeps the order valid: its value is erased at once either way. This
-    removes their orders from the search, but only where deletes answering 1
-    are rare: measured on 16 clients on one key of a real node (deletes with
-    counts in every batch), 9 of 735 unread writes were inert and the search
-    took 17 s; the same history with the delete counts erased, 0.2 s.
+    An *anonymous* write (certain, and no read saw its value) is placed
+    lazily. In a valid order it is followed directly by an overwrite (a read
+    would have seen it; a delete answering 0 would not): another write, a
+    delete, an uncertain helper. So when an overwrite is placed, every
+    anonymous write callable then becomes *covered*: it may be taken to
+    have been placed right before that overwrite, and is only ticked off
+    (no effect on the register) when its return comes up, or placed alone
+    then (its value in the register) if it is needed right there. A delete
+    answering 1 to an empty register may instead use any callable anonymous
+    write, covered or not, as the value it removed. The covered set is part
+    of the cache key. On a contended key most writes are anonymous, and
+    their orders disappear from the search.
     """
 
     def __init__(self, ops: list[Op]) -> None:
@@ -208,7 +180,13 @@ class _Search:
         self.unknown_writes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == WRITE]
         self.unknown_deletes = [p for p, op in enumerate(ops) if self.uncertain[p] and op.kind == DELETE]
         self.observed = {value for op in ops if op.kind == READ for value in op.observed()}
-        self.inert = _inert_writes(ops, self.uncertain, self.observed)
+        # Certain writes whose value no read saw (see above).
+        self.anonymous = [
+            not self.uncertain[p] and op.kind == WRITE and op.value not in self.observed for p, op in enumerate(ops)
+        ]
+        # Anonymous writes that were callable when an overwrite was placed: each may be
+        # taken to have been placed right before it, so it needs no place of its own.
+        self.covered = 0
         self.certain_left = self.uncertain.count(False)
         self.state: object = None
         self.linearized = 0
@@ -275,13 +253,14 @@ class _Search:
         prv[nxt[entry]] = entry
 
 
-Choice = tuple[int, tuple[int, ...], object]
+# (entry placed, operations placed right before it, register after, anonymous writes it covers)
+Choice = tuple[int, tuple[int, ...], object, int]
 
 
 def _choices(search: _Search) -> tuple[list[Choice], int]:
-    """What may be linearized next, best guess first: (entry, operations placed
-    right before it, new state) for each certain operation invoked before the
-    first pending return; and that return entry (what blocks when nothing works)."""
+    """What may be linearized next, best guess first, for the operations
+    invoked before the first pending return; and that return entry (what
+    blocks when nothing works)."""
     window = []
     entry = search.nxt[0]
     while entry and search.is_call[entry]:
@@ -297,25 +276,30 @@ def _choices(search: _Search) -> tuple[list[Choice], int]:
             value = _read_value(op)
             if value == state:
                 # A read that matches now is placed now, and only so (see ``_Search``).
-                return [(call, (), state)], blocking
+                return [(call, (), state, 0)], blocking
             wanted.add(value)
     blocking_position = search.entry_op[blocking] if blocking else -1
-    inert = [search.entry_op[call] for call in window if search.inert[search.entry_op[call]]]
+    anonymous = [search.entry_op[call] for call in window if search.anonymous[search.entry_op[call]]]
+    callable_mask = 0
+    for position in anonymous:
+        callable_mask |= 1 << position
     first, rest = [], []
     for call in window:
         position = search.entry_op[call]
         op = ops[position]
-        if search.inert[position] and position != blocking_position:
-            continue  # placed with the next overwrite (see ``_Search``)
-        absorbed = tuple(p for p in inert if p != position)
+        if search.anonymous[position]:
+            if position == blocking_position:
+                # Its return is next: tick it off if covered, or place it alone now.
+                if search.covered >> position & 1:
+                    first.append((call, (), state, 0))
+                rest.append((call, (), op.value, callable_mask))
+            continue
+        if op.kind == DELETE and op.result == 1 and state is None:
+            # An anonymous write as the value this delete removed.
+            first.extend((call, (maker,), None, callable_mask) for maker in anonymous)
         for helper, new_state in search.options(call):
-            if helper >= 0:
-                placed_before = (*absorbed, helper)
-            elif op.kind == WRITE or (op.kind == DELETE and op.result is None):
-                placed_before = absorbed
-            else:
-                placed_before = ()
-            choice = (call, placed_before, new_state)
+            overwrite = helper >= 0 or op.kind == WRITE or (op.kind == DELETE and op.result != 0)
+            choice = (call, (helper,) if helper >= 0 else (), new_state, callable_mask if overwrite else 0)
             # Most promising: what a waiting read needs, a read made possible by a helper.
             promising = helper >= 0 or (op.kind == WRITE and op.value in wanted) or (op.kind == DELETE and None in wanted)
             (first if promising else rest).append(choice)
@@ -329,9 +313,9 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
     if any(op.kind == READ and _read_value(op) is _NOT_A_REGISTER for op in ops):
         return KeyResult(key, None, count, 0, reason="a read returned several siblings: not a register")
     search = _Search(ops)
-    seen: set[tuple[int, object]] = set()
-    # Each frame: (the choices there, the one taken, the register before it).
-    frames: list[tuple[list[Choice], int, object]] = []
+    seen: set[tuple[int, object, int]] = set()
+    # Each frame: (the choices there, the one taken, the register and covered set before it).
+    frames: list[tuple[list[Choice], int, object, int]] = []
     best_depth, best_stuck, best_order, best_state = -1, 0, [], None
     explored = 0
 
@@ -351,18 +335,19 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
     def take(choices: list[Choice], first: int) -> bool:
         """Linearize the first choice from ``first`` on that leads somewhere new."""
         for index in range(first, len(choices)):
-            entry, placed_before, new_state = choices[index]
+            entry, placed_before, new_state, covers = choices[index]
             linearized = search.linearized | (1 << search.entry_op[entry])
             for position in placed_before:
                 linearized |= 1 << position
-            if (linearized, new_state) in seen:
+            covered = (search.covered | covers) & ~linearized
+            if (linearized, new_state, covered) in seen:
                 continue
-            seen.add((linearized, new_state))
-            frames.append((choices, index, search.state))
+            seen.add((linearized, new_state, covered))
+            frames.append((choices, index, search.state, search.covered))
             for position in placed_before:
                 place(search.call_entry[position])
             place(entry)
-            search.state, search.linearized = new_state, linearized
+            search.state, search.linearized, search.covered = new_state, linearized, covered
             return True
         return False
 
@@ -377,8 +362,8 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
         if len(frames) > best_depth:
             best_depth, best_stuck, best_state = len(frames), search.entry_op[blocking], search.state
             best_order = []
-            for frame_choices, index, _state in frames:
-                frame_entry, placed_before, _new = frame_choices[index]
+            for frame_choices, index, _state, _covered in frames:
+                frame_entry, placed_before, _new, _covers = frame_choices[index]
                 best_order.extend(placed_before)
                 best_order.append(search.entry_op[frame_entry])
         # Undo the latest choice and try the next one there; a read placed
@@ -386,15 +371,15 @@ def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult
         while True:
             if not frames:
                 return KeyResult(key, False, count, explored, ops[best_stuck], [ops[p] for p in best_order], best_state)
-            choices, index, state = frames.pop()
-            entry, placed_before, _new_state = choices[index]
+            choices, index, state, covered = frames.pop()
+            entry, placed_before, _new_state, _covers = choices[index]
             unplace(entry)
             for position in reversed(placed_before):
                 unplace(search.call_entry[position])
             search.linearized &= ~(1 << search.entry_op[entry])
             for position in placed_before:
                 search.linearized &= ~(1 << position)
-            search.state = state
+            search.state, search.covered = state, covered
             if take(choices, index + 1):
                 break
     return KeyResult(key, True, count, explored)

@@ -146,7 +146,7 @@ def test_an_unseen_write_can_still_be_what_a_delete_removed() -> None:
     assert valid(h)
 
 
-def test_inert_writes_are_placed_with_the_next_overwrite() -> None:
+def test_unread_writes_are_placed_lazily() -> None:
     # Twelve concurrent writes nobody reads, then a read of a later write: valid,
     # and found without trying the twelve writes' orders.
     writes = [w(f"p{index}", "x", f"p{index}:1", 0, 10) for index in range(12)]
