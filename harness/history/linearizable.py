@@ -23,7 +23,10 @@ Porcupine): build the order one operation at a time, choosing among the
 operations invoked before the earliest pending return (nothing else may come
 next); when no choice works, undo the latest one and try its next
 alternative. A (set of linearized operations, register value) pair already
-explored is never explored again. Register-specific rules, each argued in
+explored is never explored again. Definite anomalies (a stale read, a
+vanished write: register_anomalies.py) are looked for first, since proving
+that no order exists takes the search long on a contended key.
+Register-specific rules, each argued in
 ``_Search``'s docstring, cut the choices without losing an order: a read that
 matches the register is placed at once and never taken back; unknown writes
 and deletes are placed only right before an operation that needs them
@@ -50,6 +53,7 @@ from dataclasses import dataclass
 
 from .jsonl import op_line
 from .model import DELETE, FAIL, OK, READ, UNKNOWN, WRITE, History, Op
+from .register_anomalies import register_anomalies
 from .verdict import Verdict
 
 _INFINITY = float("inf")
@@ -68,6 +72,8 @@ class KeyResult:
     longest: list[Op] | None = None
     state_before_stuck: object = None
     reason: str = ""
+    # Definite anomalies found before any search (register_anomalies.py).
+    anomalies: list[str] | None = None
 
 
 def _read_value(op: Op) -> object:
@@ -306,12 +312,15 @@ def _choices(search: _Search) -> tuple[list[Choice], int]:
     return first + rest, blocking
 
 
-def check_key(key: str, ops: list[Op], deadline: float = _INFINITY) -> KeyResult:
+def check_key(key: str, ops: list[Op], deadline: float = _INFINITY, anomalies_first: bool = True) -> KeyResult:
     """Search one key's operations (final reads included) for a linearization."""
+    if any(op.kind == READ and op.outcome == OK and _read_value(op) is _NOT_A_REGISTER for op in ops):
+        return KeyResult(key, None, len(ops), 0, reason="a read returned several siblings: not a register")
+    anomalies = register_anomalies(ops) if anomalies_first else []
+    if anomalies:
+        return KeyResult(key, False, len(ops), 0, anomalies=anomalies)
     ops = _relevant(ops)
     count = len(ops)
-    if any(op.kind == READ and _read_value(op) is _NOT_A_REGISTER for op in ops):
-        return KeyResult(key, None, count, 0, reason="a read returned several siblings: not a register")
     search = _Search(ops)
     seen: set[tuple[int, object, int]] = set()
     # Each frame: (the choices there, the one taken, the register and covered set before it).
@@ -403,6 +412,8 @@ def _with_finals(history: History) -> dict[str, list[Op]]:
 
 
 def _not_linearizable_report(result: KeyResult, ops: list[Op]) -> str:
+    if result.anomalies:
+        return f"key {result.key!r} is not linearizable:\n" + "\n".join(result.anomalies[:5])
     assert result.stuck is not None and result.longest is not None
     stuck = result.stuck
     end = stuck.complete_s if stuck.complete_s is not None else _INFINITY
@@ -423,15 +434,18 @@ def _not_linearizable_report(result: KeyResult, ops: list[Op]) -> str:
     return "\n".join(lines)
 
 
-def check_linearizable(history: History, include_finals: bool = True, timeout_s: float | None = None) -> Verdict:
-    """Every key's operations (and final reads) linearizable as a register."""
+def check_linearizable(
+    history: History, include_finals: bool = True, timeout_s: float | None = None, anomalies_first: bool = True
+) -> Verdict:
+    """Every key's operations (and final reads) linearizable as a register.
+    ``anomalies_first=False`` leaves every verdict to the search (the tests use it to test the search)."""
     started = time.monotonic()
     deadline = _INFINITY if timeout_s is None else started + timeout_s
     verdict = Verdict("linearizable", valid=True)
     keys = _with_finals(history) if include_finals else history.by_key()
     counts = {"keys": 0, "operations": 0, "not_linearizable": 0, "undecided": 0, "steps": 0}
     for key, ops in sorted(keys.items()):
-        result = check_key(key, ops, deadline)
+        result = check_key(key, ops, deadline, anomalies_first)
         counts["keys"] += 1
         counts["operations"] += result.operations
         counts["steps"] += result.explored

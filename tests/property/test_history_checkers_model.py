@@ -101,10 +101,20 @@ def invalid(verdict) -> bool:
     return not verdict.valid and verdict.counts.get("undecided", 0) == 0
 
 
+def linearizable_by_both(history: History) -> bool | None:
+    """The verdict of the anomaly pre-check + search and of the search alone, which must agree."""
+    quick = check_linearizable(history)
+    searched = check_linearizable(history, anomalies_first=False)
+    assert quick.counts["undecided"] == 0 and searched.counts["undecided"] == 0
+    assert quick.valid == searched.valid, (quick.report(), searched.report())
+    return quick.valid
+
+
 @settings(max_examples=300, deadline=None)
 @given(model_histories())
 def test_every_checker_accepts_a_sequential_models_history(history: History) -> None:
-    for check in (check_linearizable, check_survival, check_siblings, check_sessions):
+    assert linearizable_by_both(history)
+    for check in (check_survival, check_siblings, check_sessions):
         verdict = check(history)
         assert verdict.valid, verdict.report()
 
@@ -128,7 +138,7 @@ def test_a_read_of_a_value_never_written_is_caught(history: History, rng: random
         return
     read = rng.choice(reads)
     mutated = with_op(history, replace(read, result="never:written"))
-    assert invalid(check_linearizable(mutated))
+    assert linearizable_by_both(mutated) is False
     assert not check_siblings(mutated).valid
 
 
@@ -153,7 +163,7 @@ def test_stale_and_future_reads_are_caught(history: History, rng: random.Random)
     if not candidates:
         return
     read, write = rng.choice(candidates)
-    assert invalid(check_linearizable(with_op(history, replace(read, result=write.value))))
+    assert linearizable_by_both(with_op(history, replace(read, result=write.value))) is False
 
 
 @settings(max_examples=200, deadline=None)
@@ -165,7 +175,7 @@ def test_a_failed_write_that_was_read_is_caught(history: History, rng: random.Ra
         return
     write = rng.choice(writes)
     mutated = with_op(history, replace(write, outcome=FAIL))
-    assert invalid(check_linearizable(mutated))
+    assert linearizable_by_both(mutated) is False
     assert not check_siblings(mutated).valid
 
 
@@ -188,7 +198,7 @@ def test_an_acknowledged_write_missing_from_the_final_state_is_caught(history: H
     mutated = History(ops=history.ops, finals=finals)
     verdict = check_survival(mutated)
     assert not verdict.valid and verdict.counts["lost"] >= 1, verdict.report()
-    assert invalid(check_linearizable(mutated))
+    assert linearizable_by_both(mutated) is False
 
 
 @settings(max_examples=300, deadline=None)
@@ -207,7 +217,7 @@ def test_a_read_older_than_the_sessions_own_write_is_caught(history: History, rn
     mutated = with_op(history, replace(read, result=older.value))
     verdict = check_sessions(mutated)
     assert not verdict.valid, verdict.report()
-    assert invalid(check_linearizable(mutated))
+    assert linearizable_by_both(mutated) is False
 
 
 def test_ten_thousand_operations_over_fifty_keys() -> None:
@@ -231,5 +241,7 @@ def test_ten_thousand_operations_over_fifty_keys() -> None:
             verdict = check_linearizable(mutated, timeout_s=120)
             assert invalid(verdict) and verdict.counts["not_linearizable"] == 1
             assert f'"index": {read.index},' in verdict.problems[0]
+            # The search finds it too, without the anomaly pre-check.
+            assert invalid(check_linearizable(mutated, timeout_s=120, anomalies_first=False))
             return
     raise AssertionError("no stale read to plant")

@@ -10,8 +10,11 @@ from ..history_ops import d, history, r, w
 
 
 def valid(h, **options) -> bool:
+    """The verdict, which the search alone (no anomaly pre-check) must reach too."""
     verdict = check_linearizable(h, **options)
-    assert verdict.counts["undecided"] == 0, verdict.report()
+    searched = check_linearizable(h, anomalies_first=False, **options)
+    assert verdict.counts["undecided"] == 0 and searched.counts["undecided"] == 0, verdict.report()
+    assert verdict.valid == searched.valid, (verdict.report(), searched.report())
     return verdict.valid
 
 
@@ -27,9 +30,10 @@ def test_read_of_a_never_written_key_sees_nothing() -> None:
 def test_stale_read_after_a_newer_write_completed() -> None:
     # The classic stale read: 2 was acknowledged before the read started.
     h = history(w("a", "x", "1", 0, 1), w("a", "x", "2", 2, 3), r("b", "x", "1", 4, 5))
-    verdict = check_linearizable(h)
-    assert not verdict.valid
-    assert '"index": 2' in verdict.problems[0], verdict.report()
+    for anomalies_first in (True, False):
+        verdict = check_linearizable(h, anomalies_first=anomalies_first)
+        assert not verdict.valid
+        assert '"index": 2' in verdict.problems[0], verdict.report()
 
 
 def test_read_concurrent_with_a_write_may_see_either_value() -> None:

@@ -93,3 +93,18 @@ def test_sibling_values_whatever_the_nesting() -> None:
     context = b"g2wAAAABaAJkAAFhYQFq"  # an opaque base64 context: never a value
     assert sibling_values([context, [b"c1:2", b"c3:4"]]) == ["c1:2", "c3:4"]
     assert sibling_values({b"context": b"00ff", b"values": [b"c9:1"]}) == ["c9:1"]
+
+
+def test_the_checkers_import_neither_trio_nor_redis() -> None:
+    import subprocess
+    import sys
+
+    from ..conftest import REPO
+
+    code = (
+        "import sys; sys.modules['trio'] = None; sys.modules['redis'] = None\n"
+        "import harness.history.checks, harness.history.jsonl, harness.history.siblings_reply\n"
+        "from harness.history.cli import main\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
