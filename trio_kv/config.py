@@ -108,6 +108,8 @@ class Config:
     cluster_read_quorum: int = 2
     # Past it a write without W acks answers -NOREPLICAS.
     cluster_write_timeout_seconds: float = 2.0
+    # A peer that answers no bus ping for this long is down (this node's opinion).
+    cluster_node_timeout_seconds: float = 2.0
     # Fixed partitions of the 16,384 slots (a power of two).
     cluster_partitions: int = 64
     # none: any node coordinates any key; moved: -MOVED for keys a node does not replicate.
@@ -308,6 +310,7 @@ _OPTIONS = [
     _Option("cluster_write_quorum", _int_at_least(1), "W: replica acks an OK waits for"),
     _Option("cluster_read_quorum", _int_at_least(1), "R: replica replies a read merges"),
     _Option("cluster_write_timeout_seconds", _positive_seconds, "wait for W acks this long, then -NOREPLICAS", ("--cluster-write-timeout",)),
+    _Option("cluster_node_timeout_seconds", _positive_seconds, "a peer silent on the bus this long is down", ("--cluster-node-timeout",)),
     _Option("cluster_partitions", _power_of_two, "fixed partitions of the 16384 slots (power of two, fixed at creation)"),
     _Option("cluster_redirect", _one_of("none", "moved"), "none: any node coordinates any key; moved: -MOVED for keys this node does not replicate"),
     _Option("cluster_write_context", _one_of("local", "read"), "local: a plain write supersedes what this node's replica has seen; read: gather the context from R replicas first"),

@@ -94,7 +94,7 @@ def test_header_round_trip_and_layout() -> None:
     assert decode_header_payload(payload_of(header[len(MAGIC) :])) == FileHeader(KIND_SNAPSHOT, 42)
     assert decode_header_payload(payload_of(encode_header(KIND_LOG, 1)[4:])).kind == KIND_LOG
     with pytest.raises(RecordFormatError, match="version"):
-        decode_header_payload(b"L\x04" + bytes(8))  # 1, 2 and 3 are readable
+        decode_header_payload(b"L\x05" + bytes(8))  # 1 to 4 are readable
     with pytest.raises(RecordFormatError, match="kind"):
         decode_header_payload(b"X\x01" + bytes(8))
 

@@ -51,6 +51,7 @@ class FakeControl:
         self.busy_port = 7001
         self.sessions: list[Session] = []
         self.compaction_ok = True
+        self.bus_status: Mapping[str, object] | None = None
 
     def clients(self) -> list[Session]:
         self.calls.append(("clients",))
@@ -85,6 +86,9 @@ class FakeControl:
 
     def cluster_view(self) -> ClusterView | None:
         return None  # cluster mode off
+
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        return self.bus_status
 
 
 def _session(control: FakeControl, client_id: int = 1) -> Session:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from ..cluster.slots import SLOT_COUNT, key_slot
 from ..cluster.view import ClusterView
 from ..protocol.replies import OK, Error, SimpleString, Verbatim
-from . import cluster_replies
+from . import cluster_bus_info, cluster_replies
 from .arguments import NOT_AN_INTEGER, SYNTAX_ERROR, parse_int64
 from .container import Container, Subcommand
 from .session import Session
@@ -88,7 +88,8 @@ def _nodes(session: Session, args: list[bytes], view: ClusterView) -> object:
 
 
 def _info(session: Session, args: list[bytes], view: ClusterView) -> object:
-    return Verbatim("txt", cluster_replies.cluster_info(view).encode())
+    messages = cluster_bus_info.message_counts(session.control.cluster_bus_status())
+    return Verbatim("txt", cluster_replies.cluster_info(view, messages).encode())
 
 
 def _myid(session: Session, args: list[bytes], view: ClusterView) -> object:
@@ -96,7 +97,7 @@ def _myid(session: Session, args: list[bytes], view: ClusterView) -> object:
 
 
 def _links(session: Session, args: list[bytes], view: ClusterView) -> object:
-    return []
+    return cluster_bus_info.cluster_links(session.control.cluster_bus_status())
 
 
 def _keyslot(session: Session, args: list[bytes], view: ClusterView) -> object:

@@ -146,11 +146,12 @@ def cluster_replicas(view: ClusterView, node_id: bytes) -> list[object] | Error:
 # --- CLUSTER INFO ----------------------------------------------------------
 
 
-def cluster_info(view: ClusterView) -> str:
+def cluster_info(view: ClusterView, messages: tuple[int, int] = (0, 0)) -> str:
     """Redis' CLUSTER INFO fields (``\\r\\n`` after each). A slot is ok when
     its published node is up (a member of its preference list is);
     ``pfail`` when none is (this node's opinion: nothing is ever agreed
-    ``fail``)."""
+    ``fail``). ``messages``: bus requests sent and replies received over
+    every peer link (``cluster_bus_info.message_counts``)."""
     ranges = slot_ranges(view)
     slots_ok = sum(r.end - r.start + 1 for r in ranges if r.primary in view.up)
     fields: list[tuple[str, object]] = [
@@ -163,8 +164,8 @@ def cluster_info(view: ClusterView) -> str:
         ("cluster_size", len({r.primary for r in ranges})),
         ("cluster_current_epoch", view.ring.epoch),
         ("cluster_my_epoch", view.ring.epoch),
-        ("cluster_stats_messages_sent", 0),
-        ("cluster_stats_messages_received", 0),
+        ("cluster_stats_messages_sent", messages[0]),
+        ("cluster_stats_messages_received", messages[1]),
         ("total_cluster_links_buffer_limit_exceeded", 0),
     ]
     return "".join(f"{name}:{value}\r\n" for name, value in fields)

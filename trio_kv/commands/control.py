@@ -101,6 +101,13 @@ class ServerControl(Protocol):
         """BGSAVE / BGREWRITEAOF: compact the log in the background."""
         ...
 
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        """The cluster bus for INFO cluster, /metrics and ``trio-kv cluster
+        status`` (None without a bus): ``epoch``, ``ring_hash``, ``myself``,
+        ``members`` (address, node id, up) and ``links`` (one mapping per
+        peer: server.cluster.peer_link.LinkStatistics' fields)."""
+        ...
+
     def compact_and_wait(self) -> bool:
         """SAVE with the log on: compact now and wait for it; whether it
         succeeded (False too when the log is off)."""

@@ -22,6 +22,7 @@ from . import (
     server,
     strings,
     transactions,
+    versions,
 )
 from .hash_value import HashValue
 from .table import CommandSpec, CommandTable
@@ -61,6 +62,7 @@ REDIS_COMMANDS = CommandTable(
         *functions.SPECS,
         *cluster.SPECS,
         *cluster_session.SPECS,
+        *versions.SPECS,
     ],
     unknown_command=_unknown_command,
     wrong_arity=_wrong_arity,

@@ -31,6 +31,7 @@ from .transactions import Transaction
 
 if TYPE_CHECKING:
     from ..store.store import Store
+    from .peer.state import PeerState
     from .wire import WireProtocol
 
 
@@ -88,6 +89,9 @@ class Session:
         # READONLY / READWRITE in cluster mode (Redis' CLIENT_READONLY);
         # RESET clears it.
         self.cluster_readonly = False
+        # A cluster bus connection's handshake (commands.peer.state); None
+        # on every client connection.
+        self.peer: PeerState | None = None
 
     def auth_required(self) -> bool:
         """Redis' authRequired: a password is set and this connection has

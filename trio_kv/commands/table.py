@@ -44,7 +44,9 @@ A ``CommandTable`` is one protocol's set of commands plus that protocol's
 wording for "unknown command" and "wrong number of arguments". It may also
 carry a hidden spec for HTTP requests sent to the port (``commands.security``):
 found under ``post`` and ``host:`` and for request-line-shaped failures, but
-not listed in ``specs`` (so COMMAND does not show it, as in Redis).
+not listed in ``specs`` (so COMMAND does not show it, as in Redis); and a
+hidden ``fallback`` spec run for every unknown name instead of the
+unknown-command error (the cluster bus's table closes such connections).
 """
 
 from __future__ import annotations
@@ -257,6 +259,7 @@ class CommandTable:
         unknown_command: Callable[[list[bytes]], Error],
         wrong_arity: Callable[[CommandSpec], Error],
         http_request: CommandSpec | None = None,
+        fallback: CommandSpec | None = None,
     ) -> None:
         self.specs: dict[str, CommandSpec] = {}
         # Lower-case name bytes -> spec; the engine's hot loop reads it directly.
@@ -269,6 +272,10 @@ class CommandTable:
         self._unknown_command = unknown_command
         self._wrong_arity = wrong_arity
         self._http_request = http_request
+        # Runs for every request whose name the table does not know (the
+        # cluster bus: refuse and close, commands.peer); None: the
+        # unknown-command error.
+        self._fallback = fallback
         if http_request is not None:
             self.by_name[b"post"] = self.by_name[b"host:"] = http_request
 
@@ -287,7 +294,7 @@ class CommandTable:
             if self._http_request is not None and looks_like_http_request_line(args):
                 return self._http_request
         if spec is None:
-            return self._unknown_command(args)
+            return self._unknown_command(args) if self._fallback is None else self._fallback
         if not spec.arity_ok(len(args)):
             return self._wrong_arity(spec)
         return spec

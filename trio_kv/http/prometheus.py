@@ -20,6 +20,11 @@ Every metric, with its source:
     trio_kv_dispatch_pending, trio_kv_workers_busy gauge jobs waiting, workers in a hop
     trio_kv_ready                            gauge     1 when /readyz says ready
     trio_kv_uptime_seconds                   gauge     since the store was created
+    trio_kv_cluster_link_<name>{peer}         with the cluster bus on, per peer link: up, connected,
+                                                       queued, in_flight (gauges), sent_bytes_total,
+                                                       received_bytes_total, sent_messages_total,
+                                                       received_messages_total (counters),
+                                                       ping_rtt_seconds (gauge, last ping)
     trio_kv_persistence_<name>               gauge     with the append-only log on: each number of
                                                        INFO persistence (aof_current_size, rdb_saves,
                                                        ...; statuses 1 = ok, 0 = err) and
@@ -35,6 +40,7 @@ is exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 LATENCY_BUCKETS_SECONDS = (
@@ -70,6 +76,8 @@ class MetricsSnapshot:
     # Dispatcher.statistics(): hops, jobs, pending, workers_busy
     dispatcher: dict[str, int] = field(default_factory=dict)
     persistence: dict[str, float] = field(default_factory=dict)
+    # The cluster bus's peer links (ServerControl.cluster_bus_status()["links"]); empty without a bus.
+    cluster_links: list[Mapping[str, object]] = field(default_factory=list)
 
 
 def _escape(value: str) -> str:
@@ -106,6 +114,30 @@ class _Writer:
     def single(self, name: str, kind: str, help_text: str, value: float) -> None:
         self.family(name, kind, help_text)
         self.sample(name, value)
+
+
+_LINK_METRICS = (
+    ("up", "gauge", "1 while this node believes the peer up.", lambda link: bool(link["up"])),
+    ("connected", "gauge", "1 while the link to the peer is connected.", lambda link: link["state"] == "connected"),
+    ("queued", "gauge", "Requests waiting to be sent to the peer.", lambda link: link["queued"]),
+    ("in_flight", "gauge", "Requests sent to the peer and not answered yet.", lambda link: link["in_flight"]),
+    ("sent_bytes_total", "counter", "Bytes sent to the peer.", lambda link: link["sent_bytes"]),
+    ("received_bytes_total", "counter", "Bytes received from the peer.", lambda link: link["received_bytes"]),
+    ("sent_messages_total", "counter", "Requests sent to the peer.", lambda link: link["sent_messages"]),
+    ("received_messages_total", "counter", "Replies received from the peer.", lambda link: link["received_messages"]),
+    ("ping_rtt_seconds", "gauge", "Round trip of the last answered TKV.PING (-1: none yet).",
+     lambda link: -1 if link["last_ping_rtt_seconds"] is None else link["last_ping_rtt_seconds"]),
+)
+
+
+def _cluster_links(out: _Writer, links: list[Mapping[str, object]]) -> None:
+    if not links:
+        return
+    for suffix, kind, help_text, read in _LINK_METRICS:
+        name = f"trio_kv_cluster_link_{suffix}"
+        out.family(name, kind, help_text)
+        for link in links:
+            out.sample(name, float(read(link)), peer=str(link["peer"]))
 
 
 def render_metrics(snapshot: MetricsSnapshot) -> bytes:
@@ -168,6 +200,7 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
 
     out.single("trio_kv_ready", "gauge", "1 when the server is ready (recovery finished, accepting).", snapshot.ready)
     out.single("trio_kv_uptime_seconds", "gauge", "Seconds since the server started.", snapshot.uptime_seconds)
+    _cluster_links(out, snapshot.cluster_links)
     for name, value in sorted(snapshot.persistence.items()):
         out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)
     out.lines.append("")

@@ -37,6 +37,7 @@ from ..store.durability.append_log import Persistence
 from .log_commit import LogFlusher, SaveRequest
 
 if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
     from .dispatch import Dispatcher
     from .listener import ConnectionRegistry
     from .main_port import MainPort
@@ -78,6 +79,7 @@ class RunningServer:
         flusher: LogFlusher | None,
         started_at_s: float,
         cluster: ClusterView | None = None,
+        cluster_node: ClusterNode | None = None,
     ) -> None:
         self._token = token
         self._shutdown = shutdown
@@ -90,6 +92,8 @@ class RunningServer:
         self.started_at_s = started_at_s
         # None: cluster mode off.
         self._cluster = cluster
+        # The cluster's node (server.cluster) with --cluster-seeds; None otherwise.
+        self._cluster_node = cluster_node
 
     @property
     def log(self) -> Persistence | None:
@@ -151,3 +155,6 @@ class RunningServer:
         """A new opinion of the cluster (event loop); handlers see it from
         their next call of ``cluster_view``."""
         self._cluster = view
+
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        return None if self._cluster_node is None else self._cluster_node.status()

@@ -83,4 +83,12 @@ def collect_metrics(
         http_requests=http_requests,
         dispatcher=dict(control.dispatcher_statistics()),
         persistence=_persistence(control),
+        cluster_links=_cluster_links(control),
     )
+
+
+def _cluster_links(control: ServerControl) -> list:
+    status = control.cluster_bus_status()
+    links = [] if status is None else status["links"]
+    assert isinstance(links, list)
+    return links

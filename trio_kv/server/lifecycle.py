@@ -48,7 +48,8 @@ A second signal during shutdown exits the process at once (status 1).
 
 Cluster mode (``--cluster-enabled yes``): the node id is read from the data
 directory (created at the first start; a fresh one with ``--appendonly
-no``: ``store.durability.node_id``) once the data is loaded, and the
+no``: ``store.durability.node_id``) before the data is loaded (it is the
+actor of the keys' versions, ``store/versions.py``), and the
 cluster view handlers answer from is built once the main listener is open
 (its address is this node's): without ``--cluster-seeds`` the one-node view
 owning every slot (``cluster.view.emulated``).
@@ -85,6 +86,8 @@ from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.durability.append_log import Persistence
 from ..store.durability.node_id import load_or_create_node_id, new_node_id
 from ..store.store import Store
+from .cluster.start import ClusterStart, bus_port, prepare_cluster
+from .cluster.serve import ClusterHandle, run_cluster
 from .control import RunningServer, clamp_max_clients
 from .dispatch import Dispatcher
 from .expiry import run_active_expiry
@@ -110,6 +113,9 @@ class ServerAddresses:
     http: tuple[str, int] | None = None
     # The --tls-port listener (RESP over TLS), if on.
     tls: tuple[str, int] | None = None
+    # The cluster bus (client port + 10000) and its node, with --cluster-seeds.
+    bus: tuple[str, int] | None = None
+    cluster: ClusterHandle | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ class _Listeners:
     redis: list[trio.SocketListener]
     http: list[trio.SocketListener]
     tls: list[trio.SSLListener[trio.SocketStream]]
+    # The cluster bus (server.cluster), only with --cluster-enabled yes and --cluster-seeds.
+    bus: list[trio.SocketListener]
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,8 @@ class _Services:
     control: RunningServer
     # The log's commit thread with --appendonly yes; None: memory only.
     flusher: LogFlusher | None
+    # The cluster's node and its bus (server.cluster); None without --cluster-seeds.
+    cluster: ClusterStart | None = None
 
 
 async def watch_signals(shutdown: trio.Event) -> None:
@@ -161,12 +171,14 @@ async def serve(
     Tests may pass their own ``store`` (for example with a fake clock)."""
     started_at_s = time.time()
     shutdown = trio.Event() if shutdown is None else shutdown
-    store = Store(config) if store is None else store
     disk = trio.CapacityLimiter(DISK_THREADS)
+    # Cluster mode: read (or create) before any socket opens, and before the
+    # store: the node id is the actor of the keys' versions (store/versions.py).
+    node_id = await _node_id(config, disk)
+    if store is None:
+        store = Store(config, actor_id=None if node_id is None else bytes.fromhex(node_id))
     persistence = await _load_data(store, disk)
     try:
-        # Cluster mode: read (or create) before any socket opens.
-        node_id = await _node_id(config, disk)
         # Outside the nursery, so "address in use" reaches the caller as a
         # plain OSError (the command line turns it into a one-line message).
         listeners = await _open_listeners(config)
@@ -175,15 +187,39 @@ async def serve(
             persistence.data_dir.unlock()
         raise
     main_address = listeners.main[0].socket.getsockname()[:2]
-    cluster = None if node_id is None else _cluster_view(config, node_id, main_address)
+    try:
+        # With --cluster-seeds: the membership (this node must be in the
+        # list) before anything is served, so a wrong seed list stops the start.
+        cluster_start = None if node_id is None else prepare_cluster(config, main_address[1], node_id)
+    except BaseException:
+        for listener in [*listeners.main, *listeners.redis, *listeners.http, *listeners.tls, *listeners.bus]:
+            await trio.aclose_forcefully(listener)
+        if persistence is not None:
+            persistence.data_dir.unlock()
+        raise
+    if cluster_start is not None:
+        cluster: ClusterView | None = cluster_start.node.view()
+    else:
+        cluster = None if node_id is None else _cluster_view(config, node_id, main_address)
     async with trio.open_nursery() as root:
         services = await _open_services(
-            root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster
+            root, store, persistence, disk, shutdown, handle_signals, started_at_s, cluster, cluster_start
         )
+        handle = None
+        if cluster_start is not None:
+            # Handlers see every new opinion of the bus from here on.
+            cluster_start.node.on_view_change(services.control.set_cluster_view)
+            handle = await root.start(
+                run_cluster, cluster_start.node, listeners.bus, store, services.control, services.dispatcher
+            )
         async with trio.open_nursery() as connections:
-            await _accept_until_shutdown(services, listeners, connections, shutdown, task_status)
+            await _accept_until_shutdown(services, listeners, connections, shutdown, task_status, handle)
             await _drain(services.registry, config.shutdown_grace_seconds)
             connections.cancel_scope.cancel()
+        if handle is not None:
+            # After the clients (the data path may need the links until
+            # then), before the dispatcher (bus commands run on it).
+            await handle.stop()
         await _close_services(services, root)
     if persistence is not None:
         # Only now: a compaction still writing at close has finished (its
@@ -200,7 +236,7 @@ async def _load_data(store: Store, disk: trio.CapacityLimiter) -> Persistence | 
     config = store.config
     if config.appendonly:
         return await load_and_open_log(store, disk)
-    loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, limiter=disk)
+    loaded = await trio.to_thread.run_sync(load_keyspace, store.keyspace, config.data_dir, store.versions, limiter=disk)
     if loaded is not None:
         log.info("loaded %d keys from %s", loaded.keys, snapshot_path(config.data_dir))
     return None
@@ -244,6 +280,7 @@ async def _open_services(
     handle_signals: bool,
     started_at_s: float,
     cluster: ClusterView | None,
+    cluster_start: ClusterStart | None = None,
 ) -> _Services:
     """Build the dispatcher, the log's commit thread, the main port and the
     server's control, each with what it needs, then start the ones that run
@@ -263,6 +300,7 @@ async def _open_services(
     control = RunningServer(
         token=token, shutdown=shutdown, registry=registry, dispatcher=dispatcher,
         main_port=main_port, log=persistence, flusher=flusher, started_at_s=started_at_s, cluster=cluster,
+        cluster_node=None if cluster_start is None else cluster_start.node,
     )
     if handle_signals:
         root.start_soon(watch_signals, shutdown)
@@ -272,7 +310,7 @@ async def _open_services(
         # The engine appends every applied write to it from now on.
         store.persistence = persistence
     root.start_soon(run_active_expiry, store, dispatcher)
-    return _Services(store, registry, dispatcher, main_port, control, flusher)
+    return _Services(store, registry, dispatcher, main_port, control, flusher, cluster)
 
 
 async def _accept_until_shutdown(
@@ -281,6 +319,7 @@ async def _accept_until_shutdown(
     connections: trio.Nursery,
     shutdown: trio.Event,
     task_status: trio.TaskStatus[ServerAddresses],
+    cluster: ClusterHandle | None = None,
 ) -> None:
     """Serve every listener (connections run in ``connections``), report the
     addresses, and on shutdown stop accepting: the accept loops are
@@ -291,6 +330,7 @@ async def _accept_until_shutdown(
     redis_address = listeners.redis[0].socket.getsockname()[:2] if listeners.redis else None
     http_address = listeners.http[0].socket.getsockname()[:2] if listeners.http else None
     tls_address = listeners.tls[0].transport_listener.socket.getsockname()[:2] if listeners.tls else None
+    bus_address = listeners.bus[0].socket.getsockname()[:2] if listeners.bus else None
     async with trio.open_nursery() as accepting:
         # The main port (line protocol and RESP, the first byte chooses)
         # moves with CONFIG SET port (server.main_port).
@@ -330,8 +370,16 @@ async def _accept_until_shutdown(
         log.info("trio_kv listening on %s:%d (line protocol and RESP)", *main_address)
         if redis_address is not None:
             log.info("trio_kv RESP-only listener on %s:%d", *redis_address)
+        if bus_address is not None and cluster is not None:
+            log.info(
+                "trio_kv cluster bus on %s:%d: node %s, %d peer(s)",
+                *bus_address, cluster.node.node_id, len(cluster.node.links),
+            )
         task_status.started(
-            ServerAddresses(main_address, redis_address, store, shutdown, control, http_address, tls_address)
+            ServerAddresses(
+                main_address, redis_address, store, shutdown, control, http_address, tls_address,
+                bus_address, cluster,
+            )
         )
         await shutdown.wait()
         services.main_port.close()
@@ -372,6 +420,8 @@ async def _open_listeners(config: Config) -> _Listeners:
 
     try:
         main, redis, http = await tcp(config.port), await tcp(config.redis_port), await tcp(config.http_port)
+        # The cluster bus: the client port + 10000, with a multi-node cluster only.
+        bus = await tcp(bus_port(config, main[0].socket.getsockname()[1]))
         tls: list[trio.SSLListener[trio.SocketStream]] = []
         if tls_context is not None and config.tls_port is not None:
             tls = await trio.open_ssl_over_tcp_listeners(
@@ -381,7 +431,7 @@ async def _open_listeners(config: Config) -> _Listeners:
         for listener in opened:
             await trio.aclose_forcefully(listener)
         raise
-    return _Listeners(main, redis, http, tls)
+    return _Listeners(main, redis, http, tls, bus)
 
 
 def tls_server_context(config: Config) -> ssl.SSLContext:

@@ -89,7 +89,8 @@ async def load_and_open_log(store: Store, disk: trio.CapacityLimiter) -> Persist
     try:
         report = await trio.to_thread.run_sync(
             functools.partial(
-                load_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated
+                load_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated,
+                versions=store.versions,
             ),
             limiter=disk,
         )
@@ -328,7 +329,8 @@ class LogFlusher:
             self._on_flushed(None)
             crash_hook("switched")
             await trio.to_thread.run_sync(
-                persistence.write_snapshot, generation, store.keyspace, store.lock, crash_hook, limiter=self._disk
+                persistence.write_snapshot, generation, store.keyspace, store.lock, crash_hook, store.versions,
+                limiter=self._disk,
             )
         except OSError as error:
             log.error("compaction failed: %s", error)

@@ -24,6 +24,8 @@ Effects are tuples of absolute facts (the byte format is
 * ``("DEL", key)`` only when something was deleted; ``("EXPIRE", key,
   at_ms)`` and ``("PERSIST", key)`` only when applied; ``("CLEAR",)``
   (FLUSHALL, FLUSHDB).
+* ``("VERSION", key, stored_clock)``: cluster mode only, the key's versions
+  after the unit (``store/versions.py``; never emitted by the keyspace).
 
 The contract:
 
@@ -60,6 +62,14 @@ The contract:
   ``end_command`` raises the first such error, and the engine answers that
   command with an error instead of its reply (the write stays applied in
   memory). Anything else raised is a bug that stops the batch.
+* **The stamper goes first.** In cluster mode the store's versions
+  (``store/versions.py``) subscribe with ``first=True`` and are the one
+  subscriber that may change the unit: they append one ``("VERSION", key,
+  clock)`` effect per key the unit changed (a new dot, or the clock a
+  remote state or a context write already emitted), so the subscribers
+  after them (the log) get the data and its version as one unit. A
+  subscriber that keeps the list must therefore not assume it ends with
+  the keyspace's last effect.
 * **Nobody subscribed costs one test.** With no subscriber ``pending`` is
   None and an emitter pays one ``is not None`` test per change. While
   recovery replays the log nobody is subscribed: a replay is not a new
@@ -94,10 +104,14 @@ class EffectSink:
     def subscribed(self) -> bool:
         return bool(self._subscribers)
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(self, subscriber: Subscriber, *, first: bool = False) -> None:
         """From the next effect on, ``subscriber`` gets every unit (write
-        lock held, or nothing writing yet)."""
-        self._subscribers.append(subscriber)
+        lock held, or nothing writing yet); ``first``: before every other
+        subscriber (the versions' stamper, which appends to the unit)."""
+        if first:
+            self._subscribers.insert(0, subscriber)
+        else:
+            self._subscribers.append(subscriber)
         if self.pending is None:
             self.pending = []
 

@@ -90,6 +90,13 @@ class Job:
     # again), and the index of the request after it, where the job resumes.
     sliced: InProgress | None = None
     resume_at: int = 0
+    # Cluster mode, for a coordinator that replicates what its writes did:
+    # set it to [] before the hop, and every write command that changed
+    # something adds (its reply's index, [(key, packed clock), ...]): the
+    # keys its unit changed with their wire clocks, taken under the write
+    # lock it ran under (store/versions.py, Versions.unit_delta). None: not
+    # collected (the engine pays one test per write unit for it).
+    version_deltas: list[tuple[int, list[tuple[bytes, bytes]]]] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -433,6 +440,11 @@ def _end_unit(hop: _Hop, job: Job, reply_index: int) -> None:
     if persistence is not None:
         job.log_lsn = persistence.appended_lsn
         job.logged.append(reply_index)
+    deltas = job.version_deltas
+    if deltas is not None:
+        versions = hop.store.versions
+        if versions is not None:
+            deltas.append((reply_index, versions.unit_delta()))
 
 
 def _not_logged(hop: _Hop, job: Job, reply_index: int, error: ValueError) -> None:

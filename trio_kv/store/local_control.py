@@ -71,3 +71,6 @@ class LocalControl:
 
     def cluster_view(self) -> ClusterView | None:
         return self.cluster
+
+    def cluster_bus_status(self) -> Mapping[str, object] | None:
+        return None

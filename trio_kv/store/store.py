@@ -25,6 +25,7 @@ import time
 import tracemalloc
 from typing import TYPE_CHECKING
 
+from ..cluster.hlc import HybridClock
 from ..commands.auth import password_bytes
 from ..commands.slicing import SLICE_SECONDS
 from ..config import Config
@@ -34,18 +35,33 @@ from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
 from .stats import Stats
+from .versions import Versions
 
 if TYPE_CHECKING:
     from .durability.append_log import Persistence
 
 
 class Store:
-    def __init__(self, config: Config, keyspace: Keyspace | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        keyspace: Keyspace | None = None,
+        *,
+        actor_id: bytes | None = None,
+        hlc: HybridClock | None = None,
+    ) -> None:
         self.config: Config = config
         self.keyspace: Keyspace = Keyspace() if keyspace is None else keyspace
         if config.cluster_enabled:
             # CLUSTER COUNTKEYSINSLOT reads a count (kept only in cluster mode).
             self.keyspace.count_keys_per_slot()
+        # Cluster mode: every key's versions (store/versions.py), the node id's
+        # raw bytes as their actor, the hybrid logical clock (wall-clock time
+        # unless given) for their timestamps. None (no actor id): no versions,
+        # nothing of them on any path.
+        self.versions: Versions | None = (
+            None if actor_id is None else Versions(self.keyspace, actor_id, HybridClock() if hlc is None else hlc)
+        )
         # Guards the keyspace: readers share it, a write has it alone (store.rwlock).
         self.lock: ReadWriteLock = ReadWriteLock()
         self.stats: Stats = Stats()
@@ -99,6 +115,6 @@ class Store:
         Raises OSError when the file cannot be written."""
         with self._memory_save_lock:  # two SAVEs at once would share the .tmp
             started = time.time()
-            save_keyspace(self.keyspace, self.lock, self.config.data_dir)
+            save_keyspace(self.keyspace, self.lock, self.config.data_dir, self.versions)
             self.memory_saves += 1
             self.memory_last_save_s = int(started)

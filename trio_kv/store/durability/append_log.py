@@ -413,12 +413,15 @@ class Persistence:
         else:
             self.rewrite_failures_in_row += 1
 
-    def write_snapshot(self, generation: int, keyspace, store_lock, crash_hook: Callable[[str], None]) -> None:
-        """Compaction steps 2 and 3: the snapshot of the keyspace as of (at
-        least) the switch, then its installation and the old files' retirement."""
+    def write_snapshot(
+        self, generation: int, keyspace, store_lock, crash_hook: Callable[[str], None], versions=None
+    ) -> None:
+        """Compaction steps 2 and 3: the snapshot of the keyspace (and its
+        versions, in cluster mode) as of (at least) the switch, then its
+        installation and the old files' retirement."""
         tmp = self.data_dir.snapshot_tmp_path(generation)
         started = time.perf_counter()
-        stats = write_snapshot(tmp, keyspace_chunks(keyspace, store_lock), generation)
+        stats = write_snapshot(tmp, keyspace_chunks(keyspace, store_lock, versions=versions), generation)
         crash_hook("snapshot-written")
         with self._io_lock:
             retired = self.data_dir.install_snapshot(tmp, generation)

@@ -24,13 +24,17 @@ Rules kept here:
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..keyspace import Keyspace
 from ..rwlock import ReadWriteLock
-from .apply import apply_effects
+from .apply import apply_effects, loading
 from .records import Effect
 from .data_dir import fsync_directory
 from .snapshot import SnapshotStats, keyspace_chunks, load_snapshot, write_snapshot
+
+if TYPE_CHECKING:
+    from ..versions import Versions
 
 SNAPSHOT_NAME = "dump.snapshot"
 # Snapshots of the log carry its generation; this one stands alone.
@@ -41,8 +45,11 @@ def snapshot_path(data_dir: str) -> str:
     return os.path.join(data_dir, SNAPSHOT_NAME)
 
 
-def save_keyspace(keyspace: Keyspace, lock: ReadWriteLock, data_dir: str) -> SnapshotStats:
-    """Write ``<data_dir>/dump.snapshot`` (worker thread, no lock held by the caller)."""
+def save_keyspace(
+    keyspace: Keyspace, lock: ReadWriteLock, data_dir: str, versions: Versions | None = None
+) -> SnapshotStats:
+    """Write ``<data_dir>/dump.snapshot`` (worker thread, no lock held by the
+    caller), with the keys' versions in cluster mode."""
     os.makedirs(data_dir, exist_ok=True)
     path = snapshot_path(data_dir)
     tmp_path = path + ".tmp"
@@ -50,22 +57,22 @@ def save_keyspace(keyspace: Keyspace, lock: ReadWriteLock, data_dir: str) -> Sna
         os.unlink(tmp_path)  # left by a crash during an earlier SAVE
     except FileNotFoundError:
         pass
-    stats = write_snapshot(tmp_path, keyspace_chunks(keyspace, lock), MEMORY_SNAPSHOT_GENERATION)
+    stats = write_snapshot(tmp_path, keyspace_chunks(keyspace, lock, versions=versions), MEMORY_SNAPSHOT_GENERATION)
     os.replace(tmp_path, path)
     fsync_directory(data_dir)
     return stats
 
 
-def load_keyspace(keyspace: Keyspace, data_dir: str) -> SnapshotStats | None:
+def load_keyspace(keyspace: Keyspace, data_dir: str, versions: Versions | None = None) -> SnapshotStats | None:
     """Load ``<data_dir>/dump.snapshot`` if there is one (before serving)."""
     path = snapshot_path(data_dir)
     if not os.path.exists(path):
         return None
 
     def apply(effects: list[Effect]) -> None:
-        apply_effects(keyspace, effects)
+        apply_effects(keyspace, effects, versions)
 
-    with keyspace.expiry_paused():
+    with loading(keyspace, versions), keyspace.expiry_paused():
         stats = load_snapshot(path, apply, generation=MEMORY_SNAPSHOT_GENERATION)
     keyspace.purge_expired()
     return stats

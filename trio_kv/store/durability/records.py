@@ -18,6 +18,10 @@ emits to its effects sink, ``store/effects.py``, and what recovery applies):
   the key held. The family is named by its ``TYPE_CODE`` byte, so this
   module knows no family. Keyspace.apply_update says why a replay is exact.
   A snapshot holds a typed value as one created UPDATE.
+* ``("VERSION", key, stored_clock)`` (format version 4): cluster mode only,
+  the key's versions after the record's other effects: a header byte and
+  the packed DVVSet clock (store/versions.py owns the bytes; recovery hands
+  them back as they are).
 * ``("DEL", key)``, ``("EXPIRE", key, at_ms)``, ``("PERSIST", key)``, ``("CLEAR",)``.
 * ``("END", key_count)``: only as the last record of a snapshot, proof that the
   snapshot is complete.
@@ -31,9 +35,9 @@ A file is the 4-byte magic ``TKV1``, one framed header record (file kind,
 format version, generation), then records. docs/persistence-format.md is the
 full description; keep the two in step.
 
-Versions: this build writes version 3 and reads 1, 2 and 3. Version 2 adds
-the PATCH effect, version 3 the UPDATE effect, and nothing else, so the
-framing is the same; a file holding an effect its version does not have is
+Versions: this build writes version 4 and reads 1 to 4. Version 2 adds
+the PATCH effect, version 3 the UPDATE effect, version 4 the VERSION
+effect, and nothing else, so the framing is the same; a file holding an effect its version does not have is
 damage (an older build would not read it). Recovery never appends to a log
 of an older version: it starts a new generation instead
 (data_dir.DataDir.replay), so every file's header tells which effects it
@@ -68,8 +72,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"TKV1"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 KIND_LOG = "log"
 KIND_SNAPSHOT = "snapshot"
 _KIND_BYTES = {KIND_LOG: ord("L"), KIND_SNAPSHOT: ord("S")}
@@ -87,6 +91,7 @@ CLEAR = "CLEAR"
 END = "END"
 PATCH = "PATCH"
 UPDATE = "UPDATE"
+VERSION = "VERSION"
 
 # Type bytes on disk. A SET with a TTL has its own type so that a SET
 # without one carries no time field.
@@ -103,7 +108,9 @@ _T_PATCH_EXPIRING = 9
 # Version 3: a change to a typed value (with and without a TTL).
 _T_UPDATE = 10
 _T_UPDATE_EXPIRING = 11
-_LAST_TYPE = {1: _T_END, 2: _T_PATCH_EXPIRING, 3: _T_UPDATE_EXPIRING}
+# Version 4: a key's versions (cluster mode).
+_T_VERSION = 12
+_LAST_TYPE = {1: _T_END, 2: _T_PATCH_EXPIRING, 3: _T_UPDATE_EXPIRING, 4: _T_VERSION}
 
 # The frame in front of every payload: length, checksum.
 FRAME = struct.Struct("<II")
@@ -199,6 +206,9 @@ def record_parts(effects: list[Effect]) -> list[Any]:
             parts += (_pack_code_flag_len(code, 1 if created else 0, len(update)), update)
         elif op == DEL:
             parts += (_pack_type_len(_T_DEL, len(effect[1])), effect[1])
+        elif op == VERSION:
+            _, key, clock = effect
+            parts += (_pack_type_len(_T_VERSION, len(key)), key, _pack_u32(len(clock)), clock)
         elif op == EXPIRE:
             parts += (_pack_type_time_len(_T_EXPIRE, effect[2], len(effect[1])), effect[1])
         elif op == PERSIST:
@@ -251,6 +261,13 @@ def decode_record(payload: bytes, version: int = FORMAT_VERSION) -> list[Effect]
                     raise RecordFormatError("SET runs past the end of the record")
                 append((SET, payload[pos + 13 : key_end], payload[key_end + 4 : value_end], at_ms))
                 pos = value_end
+            elif kind == _T_VERSION:
+                key_end = pos + 5 + _unpack_u32(payload, pos + 1)[0]
+                clock_end = key_end + 4 + _unpack_u32(payload, key_end)[0]
+                if clock_end > end:
+                    raise RecordFormatError("VERSION runs past the end of the record")
+                append((VERSION, payload[pos + 5 : key_end], payload[key_end + 4 : clock_end]))
+                pos = clock_end
             elif kind == _T_DEL or kind == _T_PERSIST:
                 key_end = pos + 5 + _unpack_u32(payload, pos + 1)[0]
                 if key_end > end:

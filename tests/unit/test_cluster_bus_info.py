@@ -1,0 +1,49 @@
+"""INFO cluster's cluster_bus_* fields (commands.cluster_bus_info) from the
+control's bus status, and ``trio-kv cluster status`` reading them back."""
+
+from __future__ import annotations
+
+from trio_kv.commands.cluster_bus_info import bus_info_fields
+from trio_kv.commands.info import info_text
+from trio_kv.config import Config
+from trio_kv.server.cluster.status import render
+from trio_kv.store.store import Store
+
+from .test_server_control import FakeControl
+
+STATUS = {
+    "epoch": 1,
+    "ring_hash": "0123456789abcdef",
+    "myself": "127.0.0.11:7001",
+    "members": [("127.0.0.11:7001", "a" * 40, True), ("127.0.0.12:7001", "b" * 40, False)],
+    "links": [{
+        "peer": "127.0.0.12:7001", "node_id": None, "state": "backoff", "up": False, "queued": 0, "in_flight": 0,
+        "queued_bytes": 0, "sent_bytes": 2048, "received_bytes": 10, "sent_messages": 7, "received_messages": 6, "late_replies": 1,
+        "connections": 2, "connected_since_s": None, "last_ping_rtt_seconds": 0.000412, "last_error": "x",
+    }],
+}
+
+
+def test_no_bus_no_fields() -> None:
+    control = FakeControl()
+    assert bus_info_fields(None) == []
+    assert info_text(Store(Config()), control, ["cluster"]) == "# Cluster\r\ncluster_enabled:0\r\n"
+
+
+def test_info_cluster_lists_members_and_links() -> None:
+    control = FakeControl()
+    control.bus_status = STATUS
+    text = info_text(Store(Config()), control, ["cluster"])
+    assert "cluster_bus_members:2\r\ncluster_bus_members_up:1\r\n" in text
+    assert f"cluster_bus_member1:address=127.0.0.12:7001,node_id={'b' * 40},up=0\r\n" in text
+    assert ("cluster_bus_link0:peer=127.0.0.12:7001,node_id=-,state=backoff,up=0,queued=0,in_flight=0,"
+            "sent_bytes=2048,received_bytes=10,sent_messages=7,received_messages=6,late_replies=1,"
+            "connections=2,connected_since=0,ping_rtt_us=412\r\n") in text
+
+
+def test_cluster_status_renders_the_fields() -> None:
+    fields = {name: str(value) for name, value in bus_info_fields(STATUS)}
+    text = render(fields)
+    assert "members 2 (1 up)" in text
+    assert "127.0.0.11:7001" in text and "(myself)" in text and "down" in text
+    assert "backoff" in text and "0.41 ms" in text and "7 / 2.0 KiB" in text

@@ -1,0 +1,67 @@
+"""The RESP reply parser (protocol.resp_reply): what the encoder writes, it
+reads back, byte by byte or whole; bad bytes and bounds are errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_kv.protocol.replies import Error, NullArray, SimpleString
+from trio_kv.protocol.resp_encoder import encode_reply
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_request
+
+_text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20)
+_replies = st.recursive(
+    st.one_of(
+        st.binary(max_size=40), st.integers(-(2**63), 2**63 - 1), st.none(),
+        _text.map(SimpleString), _text.map(lambda text: Error("ERR " + text)),
+    ),
+    lambda children: st.lists(children, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(st.lists(_replies, min_size=1, max_size=5), st.integers(1, 7))
+def test_reads_back_what_the_encoder_wrote_in_any_chunking(replies: list[object], step: int) -> None:
+    data = b"".join(encode_reply(reply, 2) for reply in replies)
+    parser = ReplyParser()
+    got = []
+    for start in range(0, len(data), step):
+        parser.receive_data(data[start : start + step])
+        while (reply := parser.next_reply()) is not NEED_DATA:
+            got.append(reply)
+    assert got == replies
+    assert parser.buffered_bytes == 0
+
+
+def test_null_array_and_request_encoding() -> None:
+    parser = ReplyParser()
+    parser.receive_data(b"*-1\r\n" + encode_request([b"TKV.PING", b""]))
+    assert parser.next_reply() == NullArray()
+    assert parser.next_reply() == [b"TKV.PING", b""]
+    assert parser.next_reply() is NEED_DATA
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"?x\r\n", b":12a\r\n", b"$3\r\nabcd\r\n", b"$99\r\n", b"*2000000000\r\n", b"%1\r\n"],
+)
+def test_bad_bytes_and_bounds_are_protocol_errors(data: bytes) -> None:
+    parser = ReplyParser(max_bulk_bytes=10, max_array_items=100)
+    parser.receive_data(data)
+    with pytest.raises(ReplyProtocolError):
+        parser.next_reply()
+
+
+def test_eof_inside_a_reply_is_an_error_and_a_clean_eof_is_not() -> None:
+    parser = ReplyParser()
+    parser.receive_data(b"+OK\r\n$5\r\nab")
+    assert parser.next_reply() == SimpleString("OK")
+    assert parser.next_reply() is NEED_DATA
+    parser.receive_data(b"")
+    with pytest.raises(ReplyProtocolError):
+        parser.next_reply()
+    clean = ReplyParser()
+    clean.receive_data(b"")
+    assert clean.next_reply() is NEED_DATA

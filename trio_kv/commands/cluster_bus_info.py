@@ -1,0 +1,87 @@
+"""INFO cluster's cluster bus fields (only while the bus runs, so a single
+node's INFO is unchanged): the ring epoch and hash, each member, and each
+peer link's state and traffic, in Redis' ``name:key=value,...`` shape (as
+its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
+
+    cluster_bus_epoch:1
+    cluster_bus_ring_hash:1f0c...
+    cluster_bus_myself:127.0.0.11:7001
+    cluster_bus_members:3
+    cluster_bus_members_up:3
+    cluster_bus_member0:address=127.0.0.11:7001,node_id=...,up=1
+    cluster_bus_link0:peer=127.0.0.12:7001,node_id=...,state=connected,up=1,queued=0,in_flight=0,
+        sent_bytes=...,received_bytes=...,sent_messages=...,received_messages=...,late_replies=0,
+        connections=1,connected_since=1765098000,ping_rtt_us=412
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..protocol.replies import Map
+
+_LINK_COUNTERS = (
+    "queued", "in_flight", "sent_bytes", "received_bytes", "sent_messages", "received_messages",
+    "late_replies", "connections",
+)
+
+
+def message_counts(status: Mapping[str, object] | None) -> tuple[int, int]:
+    """Requests sent and replies received over every peer link (CLUSTER
+    INFO's ``cluster_stats_messages_sent`` / ``_received``)."""
+    if status is None:
+        return 0, 0
+    links = status["links"]
+    assert isinstance(links, list)
+    return sum(link["sent_messages"] for link in links), sum(link["received_messages"] for link in links)
+
+
+def cluster_links(status: Mapping[str, object] | None) -> list[Map]:
+    """CLUSTER LINKS as Redis 7 shapes it, one entry per connected outbound
+    link (direction ``to``): node id, when the connection was made (ms),
+    events ``r`` (the reader always waits for input, as on an idle Redis
+    link), and the bytes waiting to be sent (allocated = used: the queue
+    holds encoded requests, nothing more). Inbound links are not listed."""
+    if status is None:
+        return []
+    links = status["links"]
+    assert isinstance(links, list)
+    return [
+        Map([
+            (b"direction", b"to"),
+            (b"node", str(link["node_id"]).encode()),
+            (b"create-time", int(link["connected_since_s"] * 1000)),
+            (b"events", b"r"),
+            (b"send-buffer-allocated", link["queued_bytes"]),
+            (b"send-buffer-used", link["queued_bytes"]),
+        ])
+        for link in links
+        if link["state"] == "connected" and link["connected_since_s"] is not None
+    ]
+
+
+def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, object]]:
+    if status is None:
+        return []
+    members = status["members"]
+    links = status["links"]
+    assert isinstance(members, list) and isinstance(links, list)
+    fields: list[tuple[str, object]] = [
+        ("cluster_bus_epoch", status["epoch"]),
+        ("cluster_bus_ring_hash", status["ring_hash"]),
+        ("cluster_bus_myself", status["myself"]),
+        ("cluster_bus_members", len(members)),
+        ("cluster_bus_members_up", sum(1 for member in members if member[2])),
+    ]
+    for index, (address, node_id, up) in enumerate(members):
+        fields.append((f"cluster_bus_member{index}", f"address={address},node_id={node_id},up={int(up)}"))
+    for index, link in enumerate(links):
+        rtt = link["last_ping_rtt_seconds"]
+        since = link["connected_since_s"]
+        parts = [f"peer={link['peer']}", f"node_id={link['node_id'] or '-'}", f"state={link['state']}",
+                 f"up={int(bool(link['up']))}"]
+        parts += [f"{name}={link[name]}" for name in _LINK_COUNTERS]
+        parts.append(f"connected_since={int(since) if isinstance(since, (int, float)) else 0}")
+        parts.append(f"ping_rtt_us={int(rtt * 1_000_000) if isinstance(rtt, (int, float)) else -1}")
+        fields.append((f"cluster_bus_link{index}", ",".join(parts)))
+    return fields

@@ -1,0 +1,55 @@
+"""A bus connection's handshake state, and what peer handlers may ask of
+the node (``BusNode``, implemented by ``server.cluster.node.ClusterNode``).
+
+Stages: ``NEW`` (nothing yet), ``CHALLENGED`` (HELLO answered, a secret is
+set, TKV.AUTH expected), ``DONE`` (the peer is who the cluster lets in).
+Only the connection's own task (one job at a time) touches it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from ...cluster.handshake import Hello
+from ...cluster.view import ClusterView
+
+
+class Stage(enum.Enum):
+    NEW = "new"
+    CHALLENGED = "challenged"
+    DONE = "done"
+
+
+class BusNode(Protocol):
+    """The node, as peer handlers see it (every method safe from a worker thread)."""
+
+    def hello(self, nonce: str) -> Hello:
+        """This node's introduction with ``nonce``."""
+        ...
+
+    def view(self) -> ClusterView:
+        """The current view (an immutable snapshot)."""
+        ...
+
+    @property
+    def secret(self) -> str | None: ...
+
+    @property
+    def ring_hash(self) -> str:
+        """``cluster.ring_document.ring_hash`` of the view's ring (computed once)."""
+        ...
+
+
+@dataclass
+class PeerState:
+    node: BusNode
+    stage: Stage = Stage.NEW
+    # Set by TKV.HELLO: the peer's introduction and this node's answer.
+    theirs: Hello | None = None
+    mine: Hello | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.stage is Stage.DONE

@@ -1,0 +1,139 @@
+"""RESP2 replies, read back: the client side of RESP (the cluster bus's
+outbound links read their peers' replies with it). No IO.
+
+h11's shape: ``receive_data(bytes)`` (``b""`` is EOF), ``next_reply()``
+returns one decoded reply or ``NEED_DATA``. Replies decode to the values of
+``protocol.replies``: ``+`` -> ``SimpleString``, ``-`` -> ``Error``, ``:`` ->
+``int``, ``$`` -> ``bytes`` (``$-1`` -> ``None``), ``*`` -> ``list``
+(``*-1`` -> ``NullArray``). RESP3 types are not spoken on the bus and are a
+protocol error.
+
+Rules kept here:
+
+1. Bounded: a bulk string over ``max_bulk_bytes``, an array over
+   ``max_array_items`` or nested deeper than ``MAX_DEPTH``, or a line over
+   ``MAX_LINE_BYTES`` raises ``ReplyProtocolError`` (the link closes).
+2. A reply is returned only when it is complete; a reply cut by EOF raises.
+   An incomplete array is parsed again from its start when more bytes
+   arrive (bus replies are small; a huge one costs quadratic time, which
+   is why the bounds exist).
+"""
+
+from __future__ import annotations
+
+from .replies import Error, NullArray, SimpleString
+from .resp_encoder import encode_reply
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_DEPTH = 32
+# Consumed bytes are dropped from the buffer's front once this many pile up.
+_COMPACT_AFTER_BYTES = 64 * 1024
+
+
+class ReplyProtocolError(Exception):
+    """The peer broke RESP; the stream cannot be read further."""
+
+
+class _NeedData(Exception):
+    pass
+
+
+class _NeedDataType:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedDataType()
+
+
+class ReplyParser:
+    def __init__(self, *, max_bulk_bytes: int = 512 * 1024 * 1024, max_array_items: int = 1 << 24) -> None:
+        self._buffer = bytearray()
+        self._pos = 0
+        self._eof = False
+        self._max_bulk_bytes = max_bulk_bytes
+        self._max_array_items = max_array_items
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buffer) - self._pos
+
+    def receive_data(self, data: bytes) -> None:
+        if not data:
+            self._eof = True
+        else:
+            self._buffer += data
+
+    def next_reply(self) -> object:
+        """One complete reply, or ``NEED_DATA``; raises ``ReplyProtocolError``
+        on bad bytes or on EOF inside a reply."""
+        try:
+            value, end = self._parse(self._pos, 0)
+        except _NeedData:
+            if self._eof and self.buffered_bytes:
+                raise ReplyProtocolError("connection closed in the middle of a reply") from None
+            return NEED_DATA
+        self._pos = end
+        if end >= _COMPACT_AFTER_BYTES:
+            del self._buffer[:end]
+            self._pos = 0
+        return value
+
+    def _line(self, start: int) -> tuple[bytes, int]:
+        buffer = self._buffer
+        end = buffer.find(b"\r\n", start, start + MAX_LINE_BYTES + 2)
+        if end < 0:
+            if len(buffer) - start > MAX_LINE_BYTES:
+                raise ReplyProtocolError(f"reply line longer than {MAX_LINE_BYTES} bytes")
+            raise _NeedData
+        return bytes(buffer[start:end]), end + 2
+
+    def _integer(self, text: bytes) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ReplyProtocolError(f"bad integer {text[:32]!r}") from None
+
+    def _parse(self, pos: int, depth: int) -> tuple[object, int]:
+        if pos >= len(self._buffer):
+            raise _NeedData
+        kind = self._buffer[pos]
+        line, after = self._line(pos + 1)
+        if kind == 0x2B:  # +
+            return SimpleString(line.decode("utf-8", "replace")), after
+        if kind == 0x2D:  # -
+            return Error(line.decode("utf-8", "replace")), after
+        if kind == 0x3A:  # :
+            return self._integer(line), after
+        if kind == 0x24:  # $
+            length = self._integer(line)
+            if length == -1:
+                return None, after
+            if not 0 <= length <= self._max_bulk_bytes:
+                raise ReplyProtocolError(f"bulk length {length} outside 0..{self._max_bulk_bytes}")
+            end = after + length
+            if len(self._buffer) < end + 2:
+                raise _NeedData
+            if self._buffer[end : end + 2] != b"\r\n":
+                raise ReplyProtocolError("bulk string not followed by CRLF")
+            return bytes(self._buffer[after:end]), end + 2
+        if kind == 0x2A:  # *
+            count = self._integer(line)
+            if count == -1:
+                return NullArray(), after
+            if not 0 <= count <= self._max_array_items:
+                raise ReplyProtocolError(f"array length {count} outside 0..{self._max_array_items}")
+            if depth >= MAX_DEPTH:
+                raise ReplyProtocolError(f"arrays nested deeper than {MAX_DEPTH}")
+            items: list[object] = []
+            for _ in range(count):
+                item, after = self._parse(after, depth + 1)
+                items.append(item)
+            return items, after
+        raise ReplyProtocolError(f"unexpected reply type byte {bytes([kind])!r}")
+
+
+def encode_request(args: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """A request as RESP: an array of bulk strings (the reply encoder's
+    array of bulk strings, which is exactly that)."""
+    return encode_reply(list(args), 2)

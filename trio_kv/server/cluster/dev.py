@@ -1,0 +1,118 @@
+"""``trio-kv cluster dev``: a local cluster for development.
+
+Starts ``--nodes`` child processes (``python -m trio_kv``) on
+``--host`` (127.0.0.1) ports ``--base-port`` .. base + N - 1, each with
+its own data directory under ``--data-dir-root`` (``node-<port>``) and the
+same seed list, waits until each is listening, prints how to reach the
+cluster, and forwards each child's log lines to stderr prefixed with its
+port. SIGTERM or SIGINT stops every child by PID (SIGTERM, then SIGKILL
+after ``STOP_SECONDS``); if a child exits by itself, the others are stopped
+too and the command exits 1. Arguments after ``--`` go to every node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+START_SECONDS = 20.0
+STOP_SECONDS = 5.0
+_LISTENING = re.compile(r"listening on (\S+):(\d+)")
+
+
+class _Node:
+    def __init__(self, port: int, argv: list[str]) -> None:
+        self.port = port
+        self.listening = threading.Event()
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        threading.Thread(target=self._forward, daemon=True).start()
+
+    def _forward(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if _LISTENING.search(line):
+                self.listening.set()
+            print(f"[{self.port}] {line}", file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trio-kv cluster dev", description="Start a local trio-kv cluster.")
+    parser.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    parser.add_argument("--base-port", type=int, default=7001, help="the first node's client port (default 7001)")
+    parser.add_argument("--host", default="127.0.0.1", help="the address every node listens on (default 127.0.0.1)")
+    parser.add_argument("--data-dir-root", default="trio-kv-cluster", help="node-<port> data directories go here")
+    return parser
+
+
+def _stop(nodes: list[_Node]) -> None:
+    for node in nodes:
+        if node.process.poll() is None:
+            node.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    for node in nodes:
+        try:
+            node.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            node.process.kill()
+            node.process.wait()
+
+
+def main(argv: Sequence[str]) -> int:
+    args = list(argv)
+    extra: list[str] = []
+    if "--" in args:
+        extra = args[args.index("--") + 1 :]
+        args = args[: args.index("--")]
+    options = _parser().parse_args(args)
+    if options.nodes < 1:
+        _parser().error("--nodes must be at least 1")
+    ports = [options.base_port + index for index in range(options.nodes)]
+    seeds = ",".join(f"{options.host}:{port}" for port in ports)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    nodes: list[_Node] = []
+    status = 0
+    try:
+        for port in ports:
+            data_dir = os.path.join(options.data_dir_root, f"node-{port}")
+            argv_node = [
+                sys.executable, "-m", "trio_kv", "--host", options.host, "--port", str(port),
+                "--cluster-enabled", "yes", "--cluster-seeds", seeds, "--data-dir", data_dir, *extra,
+            ]
+            nodes.append(_Node(port, argv_node))
+        deadline = time.monotonic() + START_SECONDS
+        for node in nodes:
+            while not node.listening.wait(0.1):
+                if stop_requested.is_set() or node.process.poll() is not None or time.monotonic() > deadline:
+                    print(f"trio-kv cluster dev: node {node.port} did not start", file=sys.stderr)
+                    return 1
+        print(f"trio-kv cluster dev: {len(nodes)} nodes on {options.host}, ports {ports[0]}..{ports[-1]} "
+              f"(data in {options.data_dir_root})")
+        for node in nodes:
+            print(f"  node {options.host}:{node.port} pid {node.process.pid}")
+        print(f"connect: redis-cli -c -p {ports[0]}    status: trio-kv cluster status -p {ports[0]}")
+        print("Ctrl-C or SIGTERM stops every node.", flush=True)
+        while not stop_requested.wait(0.2):
+            exited = [node for node in nodes if node.process.poll() is not None]
+            if exited:
+                print(f"trio-kv cluster dev: node {exited[0].port} exited with status "
+                      f"{exited[0].process.returncode}; stopping the others", file=sys.stderr)
+                status = 1
+                break
+    finally:
+        _stop(nodes)
+    print("trio-kv cluster dev: every node stopped", flush=True)
+    return status

@@ -1,0 +1,100 @@
+"""The cluster nursery: what runs when ``--cluster-enabled yes``.
+
+    cluster nursery
+     +-- bus listener: inbound peer connections (TKV.* only)   bus_listener
+     +-- bus connections nursery: one task per inbound connection
+     +-- one nursery per peer: PeerLink.run (connect, handshake,   peer_link
+     |     link writer and reader, pinger); its failure ends only it
+     +-- watch: marks silent peers down                          node
+
+``run_cluster`` starts it and reports a ``ClusterHandle``; the server calls
+``handle.stop()`` after its client connections drained (the data path may
+need the links until then) and before the dispatcher stops (inbound bus
+commands run on the workers). Stopping: the bus listener closes, inbound
+connections stop reading and finish what they read (for at most
+``STOP_GRACE_SECONDS``), then everything left, the outbound links
+included, is cancelled and its sockets closed.
+
+Without ``--cluster-enabled yes`` none of this runs and no bus port opens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import trio
+
+from ...commands.control import ServerControl
+from ...store.engine import Store
+from ..dispatch import Dispatcher
+from ..listener import ConnectionRegistry
+from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
+from .node import ClusterNode
+from .peer_link import PeerLink
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 0.5
+
+
+class ClusterHandle:
+    """What the server keeps of the running cluster: its node (the view,
+    the links) and how to stop it."""
+
+    def __init__(self, node: ClusterNode, inbound: ConnectionRegistry) -> None:
+        self.node = node
+        # The inbound bus connections (peers' links to this node, redis-cli).
+        self.inbound = inbound
+        self._stopping = trio.Event()
+        self.stopped = trio.Event()
+
+    async def stop(self) -> None:
+        """Close the bus and every link (see the module docstring)."""
+        self._stopping.set()
+        await self.stopped.wait()
+
+
+async def _peer(link: PeerLink) -> None:
+    """A peer's own nursery: a bug in its link ends that link, logged, and
+    the node goes on without it (its peer is then seen down)."""
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.run)
+    except Exception:
+        log.exception("bus link to %s failed; the peer stays unlinked", link.member.address)
+
+
+async def run_cluster(
+    node: ClusterNode,
+    bus_listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+    store: Store,
+    control: ServerControl,
+    dispatcher: Dispatcher,
+    *,
+    task_status: trio.TaskStatus[ClusterHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    registry = ConnectionRegistry(MAX_BUS_CONNECTIONS)
+    async with trio.open_nursery() as cluster:
+        handle = ClusterHandle(node, registry)
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as accepting:
+                for listener in bus_listeners:
+                    accepting.start_soon(
+                        serve_bus_listener, listener, node, store, control, dispatcher, registry, connections,
+                        node.node_timeout_seconds,
+                    )
+                for link in node.links.values():
+                    cluster.start_soon(_peer, link)
+                cluster.start_soon(node.watch)
+                task_status.started(handle)
+                await handle._stopping.wait()
+                accepting.cancel_scope.cancel()
+            started = trio.current_time()
+            registry.stop_reading_all()
+            with trio.move_on_after(STOP_GRACE_SECONDS):
+                await registry.wait_all_closed()
+            connections.cancel_scope.cancel()
+        cluster.cancel_scope.cancel()
+    log.info("cluster bus stopped in %.1f ms", (trio.current_time() - started) * 1000)
+    handle.stopped.set()

@@ -1,0 +1,405 @@
+"""Versions: the DVVSet clock of every key, for a store in cluster mode.
+
+A store built with an actor id (the node id) and a hybrid logical clock
+(``Store(config, actor_id=..., hlc=...)``) keeps, beside the keyspace, one
+clock per key (cluster/dvvset.py) whose values are ``Version(timestamp,
+node id, payload)`` and whose payloads are key states or tombstones
+(cluster/key_state.py). Without an actor id there is no ``Versions`` and
+nothing here runs.
+
+How the clocks change:
+
+* **Local writes.** ``Versions`` is the first subscriber of the keyspace's
+  effects sink (store/effects.py): every unit a write command produced,
+  whatever the command, reaches ``_stamp`` before the log. Each key the
+  unit changed gets one new dot from this node whose context is everything
+  this replica has seen of the key (``dvvset.overwrite``: Redis' overwrite
+  semantics, a plain SET supersedes the local siblings), with the key's
+  resulting state as payload: the state if the key is present, a tombstone
+  if the unit left it absent. ``_stamp`` appends one ``("VERSION", key,
+  stored clock)`` effect per key to the unit, so the log writes the data
+  and its version in one record. Expiry by time emits no effect and makes
+  no dot (every replica expires at the same absolute time). A unit that
+  leaves a key absent whose versions already say "deleted" (one tombstone)
+  makes no dot.
+* **Remote states** (``apply_remote``, TKV.REPL.PUT): the peer's clock is
+  synced with the local one, the winner is materialized into the keyspace
+  through the keyspace's ordinary methods (so the log and WATCH see it),
+  and the merged clock is emitted as the unit's VERSION effect: no new dot.
+* **A write with a context** (``put_with_context``, TKV.PUTCTX): the new dot
+  supersedes only what the context saw; other siblings stay.
+* A key whose unit already holds a VERSION effect (written by
+  ``apply_remote`` or ``put_with_context``) is stamped again only if the
+  unit changed it after that effect (a MULTI with TKV.PUTCTX then SET):
+  otherwise one dot per key per unit.
+* FLUSHALL / FLUSHDB (the CLEAR effect) is a delete of every key: each key
+  with versions gets a tombstone dot (O(keys) under the write lock, in one
+  unit). A node-local wipe would be resurrected by the first read repair.
+
+The stored form (what the table, the log and snapshots hold;
+store/versions_stored.py) is one header byte, then the packed clock: bit 7 set when the winner is *held* (the key is
+in the keyspace and the winner's payload says so instead of copying the
+value, key_state.py: a key written once keeps its value once), the low 7
+bits the number of siblings (capped at 127). ``clock_of`` gives the wire
+form: the packed clock with the held payload replaced by the state. The
+invariant: a key's winner is held exactly when the keyspace holds the key
+(until it expires by time); every other value carries its payload.
+
+Memory: a key written once costs its clock (40 bytes for a 20-byte node id
+and no TTL, 48 with one) in a ``bytes`` object (33 bytes of header) plus
+its slot in the table (the key object is the keyspace's own). Deleted keys
+keep their tombstone clock, the same size, forever: purging tombstones once
+all N replicas hold them is issue 11. Until then a workload of unique keys
+that are deleted grows by about 100 bytes per key ever written.
+
+For the coordinator (the replicated data path): ``unit_delta()`` gives
+the keys the last unit changed (those with a VERSION effect in it) with
+their wire clocks, under the write lock that unit ran under. The engine collects it
+for a job that asks (``Job.version_deltas``, store/engine.py): one
+``(reply index, [(key, packed clock), ...])`` per write command that
+changed something, ready for TKV.REPL.PUT to each replica.
+
+Rules kept here:
+
+* Called under the store's write lock (reads: ``clock_of``, ``siblings``,
+  ``stored``, under either lock). ``_stamp`` keeps the effects contract: no
+  IO, no lock, no write to the keyspace.
+* The hybrid clock sees every timestamp this node stores: a new local dot
+  carries a timestamp above every sibling of its key, so the local write
+  is the winner here, even just after a restart.
+* Nothing is decoded on a read of the key's value (GET reads the keyspace);
+  clocks are decoded only by writes, sibling reads and replication.
+* A replica's clock arrives untrusted: malformed bytes, anonymous values,
+  held payloads and states this build cannot hold are refused
+  (``ClockFormatError`` / ``PayloadFormatError``, both ``ValueError``)
+  before anything changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..cluster import dvvset, key_state
+from ..cluster.dvvset import Clock, ClockFormatError, Version, VersionVector
+from ..cluster.hlc import HybridClock
+from ..cluster.key_state import TOMBSTONE, Held, KeyState
+from .durability.records import CLEAR, VERSION, Effect
+from .keyspace import Keyspace
+from .versions_state import current_state, expiry_of, materialize, prepare
+from .versions_stored import (
+    HELD_FLAG,
+    HELD_ONE,
+    LONE_TOMBSTONE_TAIL,
+    SIBLING_COUNT_MASK,
+    STATE_AFTER,
+    UNHELD_ONE,
+    pack,
+    pack_u64,
+    top_timestamp,
+    unpack,
+    unpack_u64,
+)
+
+log = logging.getLogger(__name__)
+
+# A key with more siblings than this is logged (issue 10: "a warning log above 25").
+SIBLINGS_WARNING = 25
+
+
+class Versions:
+    """See the module docstring."""
+
+    def __init__(self, keyspace: Keyspace, actor: bytes, hlc: HybridClock) -> None:
+        if not 0 < len(actor) <= dvvset.MAX_ACTOR_BYTES:
+            raise ValueError(f"an actor id is 1 to {dvvset.MAX_ACTOR_BYTES} bytes")
+        self.keyspace = keyspace
+        # This node's id as the clocks' actor (the node id's raw bytes).
+        self.actor = actor
+        self.hlc = hlc
+        # The stored clock of a key only this node wrote starts with this
+        # (after the header byte): format, one actor (this one), one entry.
+        self._own_prefix = bytes((dvvset.FORMAT, 1, len(actor))) + actor + b"\x01\x00"
+        # key -> stored clock (header byte + packed clock). A plain dict (a
+        # third of the project's table's cost per insert, in C); snapshots
+        # walk a list of its keys taken at one moment (``keys``).
+        self._clocks: dict[bytes, bytes] = {}
+        # The last unit stamped (unit_delta reads its VERSION effects).
+        self._last_unit: list[Effect] = []
+        # Keys holding more than one sibling now, and the most seen on one key.
+        self.keys_with_siblings = 0
+        self.largest_siblings = 0
+        keyspace.effects.subscribe(self._stamp, first=True)
+
+    # --- reads (read or write lock) --------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._clocks)
+
+    def stored(self, key: bytes) -> bytes | None:
+        """The stored form of the key's clock (see the module docstring)."""
+        stored: bytes | None = self._clocks.get(key)
+        return stored
+
+    def clock_of(self, key: bytes) -> bytes | None:
+        """The key's clock in wire form (every payload a state or a
+        tombstone), for a peer; None if the key has no versions."""
+        stored = self.stored(key)
+        if stored is None:
+            return None
+        if not stored[0] & HELD_FLAG:
+            return stored[1:]
+        return dvvset.encode(self._copy_out_held(key, dvvset.decode(stored[1:])))
+
+    def siblings(self, key: bytes) -> tuple[bytes, list[tuple[Version, KeyState | None]]]:
+        """TKV.SIBLINGS: the opaque context of the key's history and every
+        sibling with its state (None: a deletion), the winner first. A key
+        without versions (written before cluster mode) is one sibling with
+        an empty context."""
+        stored = self.stored(key)
+        if stored is None:
+            state = current_state(self.keyspace, key)
+            empty = dvvset.encode_context(())
+            return empty, [] if state is None else [(Version(0, b"", key_state.encode_state(state)), state)]
+        clock = self._copy_out_held(key, dvvset.decode(stored[1:]))
+        ranked = sorted(dvvset.values(clock), reverse=True)
+        states: list[tuple[Version, KeyState | None]] = []
+        for value in ranked:
+            decoded = key_state.decode(value.payload)
+            assert not isinstance(decoded, Held)  # copied out above
+            states.append((value, decoded))
+        return dvvset.encode_context(dvvset.join(clock)), states
+
+    def unit_delta(self) -> list[tuple[bytes, bytes]]:
+        """The keys the last unit changed with their wire clocks (the
+        coordinator's seam; write lock, the one that unit ran under)."""
+        delta = []
+        for key in dict.fromkeys(effect[1] for effect in self._last_unit if effect[0] == VERSION):
+            clock = self.clock_of(key)
+            if clock is not None:
+                delta.append((key, clock))
+        return delta
+
+    def keys(self) -> list[bytes]:
+        """Every key with versions, now (for snapshots: O(keys), read lock)."""
+        return list(self._clocks)
+
+    def _copy_out_held(self, key: bytes, clock: Clock) -> Clock:
+        """``clock`` with a held payload replaced by the keyspace's state of
+        the key (an expired state if the key has expired)."""
+
+        def explicit(value: Version) -> Version:
+            held = key_state.decode(value.payload)
+            if not isinstance(held, Held):
+                return value
+            state = current_state(self.keyspace, key)
+            if state is None:
+                state = key_state.expired_state(held.expire_at_ms)
+            return value._replace(payload=key_state.encode_state(state))
+
+        return dvvset.map_values(clock, explicit)
+
+    # --- writes (write lock) ----------------------------------------------------
+
+    def _timestamp(self, clock: Clock) -> int:
+        """A timestamp above every sibling of ``clock`` and everything before."""
+        top = top_timestamp(clock)
+        return self.hlc.observe(top) if top else self.hlc.now()
+
+    def _put(self, key: bytes, clock: Clock, old: bytes | None) -> bytes:
+        """Store ``clock`` for ``key``; keeps the sibling counts. Returns the
+        stored form."""
+        stored = pack(clock)
+        self._note_siblings(key, old, stored)
+        self._clocks[key] = stored
+        return stored
+
+    def _note_siblings(self, key: bytes, old: bytes | None, stored: bytes) -> None:
+        """Keep the sibling counts as ``key``'s clock goes from ``old`` to ``stored``."""
+        before = 0 if old is None else old[0] & SIBLING_COUNT_MASK
+        after = stored[0] & SIBLING_COUNT_MASK
+        if before > 1 or after > 1:
+            self.keys_with_siblings += (after > 1) - (before > 1)
+            if after > self.largest_siblings:
+                self.largest_siblings = after
+            if after > SIBLINGS_WARNING and after > before:
+                log.warning("key %r has %d siblings: resolve them with TKV.SIBLINGS and TKV.PUTCTX", key[:64], after)
+
+    def _stamp(self, unit: list[Effect]) -> None:
+        """The effects subscriber: one new local dot for each key the unit
+        changed that has no VERSION effect in it yet (module docstring)."""
+        self._last_unit = unit
+        if len(unit) == 1:
+            effect = unit[0]  # the usual unit: one write of one key
+            state = STATE_AFTER.get(effect[0])
+            if state is not None:
+                key = effect[1]
+                present, at_ms = state(effect)
+                if present and at_ms is not None and at_ms <= self.keyspace.now_ms():
+                    present = False  # stored already expired (SET ... PXAT in the past)
+                stored = self._overwrite(key, present, at_ms)
+                if stored is not None:
+                    unit.append((VERSION, key, stored))
+                return
+        # key -> changed since its last VERSION effect in this unit (if any).
+        dirty: dict[bytes, bool] = {}
+        for effect in unit:
+            op = effect[0]
+            if op == VERSION:
+                dirty[effect[1]] = False
+            elif op == CLEAR:
+                dirty.update(dict.fromkeys(self._clocks, True))
+            else:
+                dirty[effect[1]] = True
+        keyspace = self.keyspace
+        for key, changed in dirty.items():
+            if changed:
+                present = keyspace.exists(key)
+                stored = self._overwrite(key, present, expiry_of(keyspace, key) if present else None)
+                if stored is not None:
+                    unit.append((VERSION, key, stored))
+
+    def _overwrite(self, key: bytes, present: bool, at_ms: int | None) -> bytes | None:
+        """A new local dot for ``key`` holding its current state (``present``,
+        expiring at ``at_ms``), superseding every version known here; None
+        when nothing is to be recorded (the key is absent and already a
+        lone tombstone). Written straight as bytes when the key's clock
+        holds only this node's entry (a key only this node wrote: the usual
+        case); ``_overwrite_clock`` otherwise."""
+        old = self._clocks.get(key)
+        prefix = self._own_prefix
+        if old is None:
+            counter, timestamp = 1, self.hlc.now()
+        elif old.startswith(prefix, 1):
+            pos = 1 + len(prefix)
+            counter = old[pos]
+            if counter < 0x80:
+                pos += 1
+            else:
+                counter, pos = dvvset.read_varint(old, pos)
+            values = old[pos]
+            if values >= 0x80:
+                return self._overwrite_clock(key, old, present, at_ms)  # 128 siblings or more: rare
+            if not present and old[0] == 1 and old.endswith(LONE_TOMBSTONE_TAIL) and len(old) == pos + 13:
+                return None
+            # Values of one actor are newest first: the first has the top timestamp.
+            timestamp = self.hlc.observe(unpack_u64(old, pos + 1)[0]) if values else self.hlc.now()
+            counter += 1
+        else:
+            return self._overwrite_clock(key, old, present, at_ms)
+        payload = key_state.encode_held(at_ms) if present else TOMBSTONE
+        stored = b"".join((
+            HELD_ONE if present else UNHELD_ONE, prefix, dvvset.varint_bytes(counter), b"\x01", pack_u64(timestamp),
+            bytes((0, len(payload))), payload, b"\x00",
+        ))
+        if old is not None and old[0] & SIBLING_COUNT_MASK > 1:
+            self._note_siblings(key, old, stored)
+        self._clocks[key] = stored
+        return stored
+
+    def _overwrite_clock(self, key: bytes, old: bytes | None, present: bool, at_ms: int | None) -> bytes | None:
+        """``_overwrite`` through the decoded clock (several actors)."""
+        local = unpack(old)
+        if not present and old is not None and old[0] == 1 and dvvset.values(local)[0].payload == TOMBSTONE:
+            return None
+        payload = key_state.encode_held(at_ms) if present else TOMBSTONE
+        version = Version(self._timestamp(local), self.actor, payload)
+        return self._put(key, dvvset.overwrite(local, self.actor, version), old)
+
+    def put_with_context(self, key: bytes, context: VersionVector, value: bytes) -> None:
+        """TKV.PUTCTX: set ``key`` to the string ``value`` (no TTL) with a new
+        local dot that supersedes exactly what ``context`` saw; siblings it
+        has not seen stay."""
+        old = self.stored(key)
+        # The held value's state leaves the keyspace now: keep it as a copy.
+        local = self._copy_out_held(key, unpack(old))
+        version = Version(self._timestamp(local), self.actor, key_state.HELD)
+        clock = dvvset.update(dvvset.new(version, context), self.actor, local)
+        self.keyspace.set(key, value)
+        self.keyspace.effects.emit((VERSION, key, self._put(key, clock, old)))
+
+    def apply_remote(self, key: bytes, packed: bytes) -> bool:
+        """TKV.REPL.PUT: sync a replica's clock (wire form) into the key's,
+        make the keyspace hold the winner (or not hold the key, for a
+        tombstone), no new dot. Returns whether anything changed.
+        ``ValueError`` (nothing changed) for a clock this node refuses."""
+        remote = dvvset.decode(packed)
+        if remote.anonymous:
+            raise ClockFormatError("a replica's clock has no anonymous values")
+        for value in dvvset.values(remote):
+            state = key_state.decode(value.payload)  # PayloadFormatError if damaged
+            if isinstance(state, Held):
+                raise ClockFormatError("a held payload never leaves its node")
+            if state is not None:
+                prepare(state)  # PayloadFormatError for a state this node could not hold
+        old = self.stored(key)
+        local = unpack(old)
+        merged = dvvset.sync2(local, remote)
+        if merged == local:
+            return False
+        self.hlc.observe(top_timestamp(remote))
+        merged = self._settle(key, merged)
+        self.keyspace.effects.emit((VERSION, key, self._put(key, merged, old)))
+        return True
+
+    def _settle(self, key: bytes, clock: Clock) -> Clock:
+        """Make the keyspace hold ``clock``'s winner; the clock with its
+        payloads right (only a winner the keyspace holds is held)."""
+        candidates = dvvset.values(clock)
+        if candidates:
+            winner = dvvset.last(clock)
+            if key_state.is_held(winner.payload):
+                return clock  # the local value still wins: the keyspace is right
+            state = key_state.decode(winner.payload)
+            assert not isinstance(state, Held)
+        else:
+            winner, state = None, None  # a history without values: nothing to hold
+        update = None if state is None else prepare(state)
+        clock = self._copy_out_held(key, clock)
+        if not materialize(self.keyspace, key, state, update):
+            return clock
+        assert state is not None and winner is not None
+        held = key_state.encode_held(state.expire_at_ms)
+        return dvvset.map_values(clock, lambda value: value._replace(payload=held) if value == winner else value)
+
+    def touch(self, key: bytes) -> None:
+        """Emit the key's current clock again (a TKV.REPL.PUT that changed
+        nothing still answers only once its state is in the log)."""
+        stored = self.stored(key)
+        if stored is not None:
+            self.keyspace.effects.emit((VERSION, key, stored))
+
+    # --- loading (nothing subscribed, expiry paused) ---------------------------
+
+    def load(self, key: bytes, stored: bytes) -> None:
+        """Replay a VERSION effect. The keyspace holds the key's winner when
+        the header says it is held (the SET before it in the same record or
+        snapshot chunk put it there); otherwise the key must be absent."""
+        if not stored or len(stored) < 2:
+            raise ClockFormatError("empty stored clock")
+        old = self.stored(key)
+        self._clocks[key] = stored
+        before = 0 if old is None else old[0] & SIBLING_COUNT_MASK
+        after = stored[0] & SIBLING_COUNT_MASK
+        self.keys_with_siblings += (after > 1) - (before > 1)
+        self.largest_siblings = max(self.largest_siblings, after)
+        if not stored[0] & HELD_FLAG:
+            self.keyspace.delete(key)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No stamping inside the block (loading: a replay is not a write)."""
+        effects = self.keyspace.effects
+        effects.unsubscribe(self._stamp)
+        try:
+            yield
+        finally:
+            effects.subscribe(self._stamp, first=True)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "versioned_keys": len(self._clocks),
+            "keys_with_siblings": self.keys_with_siblings,
+            "largest_siblings": self.largest_siblings,
+        }
