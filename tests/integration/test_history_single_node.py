@@ -99,3 +99,17 @@ def test_negative_control_a_memory_only_node_loses_acknowledged_writes(tmp_path:
     assert not check_linearizable(history).valid
     # Nothing here is the clients' doing: the writes were acknowledged, not unknown.
     assert count(history, WRITE, UNKNOWN) <= 8
+
+
+def test_a_cluster_mode_node_read_through_tkv_siblings(tmp_path: Path) -> None:
+    """The same driver against a one-node cluster (emulated mode): reads and
+    the final read go through TKV.SIBLINGS (a list of values per read)."""
+    with RestartableNode(REPO, tmp_path / "data", "--cluster-enabled", "yes", "--appendfsync", "always") as node:
+        config = WorkloadConfig(nodes=[node.address], clients=4, key_count=10, duration_s=1.5, seed=3, read_siblings=True)
+        history = run(node, config, [], tmp_path / "history.jsonl")
+    reads = [op for op in history.ops if op.kind == READ and op.outcome == OK]
+    assert reads and all(isinstance(op.result, list) for op in reads)
+    assert any(op.result for op in reads)
+    assert any(final.values for final in history.finals)
+    for verdict in run_checks(history):
+        assert verdict.valid, verdict.report()
