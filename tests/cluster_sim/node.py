@@ -25,11 +25,13 @@ import dataclasses
 import hashlib
 import os
 import random
+import shutil
 from pathlib import Path
 
 import trio
 
 from tests.fake_clock import START_MS
+from trio_kv.cluster.actor import actor_id
 from trio_kv.cluster.hlc import HybridClock
 from trio_kv.cluster.ring import BUS_PORT_OFFSET, Member
 from trio_kv.cluster.seeds import static_membership
@@ -43,6 +45,7 @@ from trio_kv.server.listener import ConnectionRegistry, serve_listener
 from trio_kv.server.log_commit import load_and_open_log
 from trio_kv.server.main_port import MainPort
 from trio_kv.store.durability.append_log import Persistence
+from trio_kv.store.durability.incarnation import begin_incarnation
 from trio_kv.store.durability.node_id import NODE_ID_FILE
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.store import Store
@@ -141,12 +144,29 @@ class SimNode:
             "cluster_enabled": True, "cluster_seeds": seeds,
         }
         self.config = Config(**{**options, **config})  # type: ignore[arg-type]
-        # The node id, derived from the seed, written as the first start would.
-        self.node_id = hashlib.sha1(f"{seed}/{member.address}".encode()).hexdigest()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / NODE_ID_FILE).write_text(self.node_id + "\n")
+        self._seed = seed
+        self.disks = 0
+        self.node_id = ""
+        self._new_disk()
         self.running: Running | None = None
         self.lives = 0
+
+    def _new_disk(self) -> None:
+        """An empty data directory holding only a node id derived from the
+        seed (written as the first start would write a random one)."""
+        self.disks += 1
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True)
+        self.node_id = hashlib.sha1(f"{self._seed}/{self.member.address}/{self.disks}".encode()).hexdigest()
+        (self.data_dir / NODE_ID_FILE).write_text(self.node_id + "\n")
+
+    def replace_disk(self) -> None:
+        """A crashed node's machine comes back with a new, empty disk: no
+        data, a new node id (a new actor), the same address."""
+        assert self.running is None, "crash it first"
+        self._new_disk()
+        self.network.record(f"new disk for {self.member.address}: node id {self.node_id}")
 
     def clock_ms(self) -> int:
         return START_MS + self.skew_ms + int(trio.current_time() * 1000)
@@ -165,8 +185,11 @@ class SimNode:
     async def _life(self, *, task_status: trio.TaskStatus[Running]) -> None:
         config = self.config
         with trio.CancelScope() as scope:
+            # As serve(): the versions' actor is the node id in this
+            # incarnation, bumped after every crash (no clean-shutdown marker).
+            incarnation = begin_incarnation(config.data_dir)
             store = Store(
-                config, Keyspace(clock_ms=self.clock_ms), actor_id=bytes.fromhex(self.node_id),
+                config, Keyspace(clock_ms=self.clock_ms), actor_id=actor_id(self.node_id, incarnation),
                 hlc=HybridClock(self.clock_ms),
             )
             persistence = await load_and_open_log(store, trio.CapacityLimiter(1))

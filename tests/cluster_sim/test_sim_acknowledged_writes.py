@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +137,11 @@ def _run(seed: int, data_root: Path, *, lose_a_disk: bool) -> tuple[list[str], A
         await third.start(nursery)
 
     async def lose_disk(nursery: trio.Nursery) -> None:
-        """After the writes: a replaced machine, same address and node id, empty disk."""
+        """After the writes: a replaced machine, same address, an empty disk (and so a new node id)."""
         victim = rng.choice(cluster.nodes)
         await wait_until(lambda: victim.up)
         victim.crash()
-        for path in victim.data_dir.iterdir():
-            if path.name != "node-id":
-                path.unlink() if path.is_file() else shutil.rmtree(path)
-        cluster.record(f"disk of {victim.member.address} lost")
+        victim.replace_disk()
         await trio.sleep(1.0)
         await victim.start(nursery)
 
