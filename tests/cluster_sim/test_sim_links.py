@@ -25,6 +25,7 @@ from pathlib import Path
 import trio
 
 from trio_kv.cluster import dvvset, key_state
+from trio_kv.cluster.actor import actor_id
 from trio_kv.protocol.replies import Error, SimpleString
 from trio_kv.server.cluster.link import LinkError
 
@@ -64,21 +65,6 @@ def _strings(clock_bytes: bytes) -> list[bytes]:
     return out
 
 
-async def _set_until_ok(cluster: SimCluster, nursery: trio.Nursery, node: SimNode, key: bytes, value: bytes) -> None:
-    """SET through a client, again on a new connection after a reset."""
-    with trio.fail_after(30):
-        while True:
-            client = await _client(cluster, nursery, node)
-            if client is not None:
-                try:
-                    if await client.call(b"SET", key, value) == SimpleString("OK"):
-                        await client.close()
-                        return
-                except LinkError:
-                    pass
-            await trio.sleep(0.05)
-
-
 async def _client(cluster: SimCluster, nursery: trio.Nursery, node: SimNode) -> SimClient | None:
     try:
         return await cluster.client(nursery, node)
@@ -97,10 +83,17 @@ def _links_run(seed: int, data_root: Path) -> tuple[list[str], dict[str, int]]:
         async with trio.open_nursery() as nursery:
             await cluster.start_all(nursery)
             await wait_until(cluster.all_up)
-            # Each node holds one version per key whose value names the node and key.
+            # Each node holds one version per key whose value names the node
+            # and key (put straight into its store: a client SET would be
+            # replicated to every node by the coordinator).
             for node in cluster.nodes:
+                assert node.running is not None
+                versions = node.running.store.versions
+                actor = actor_id(node.node_id, 0)
                 for key in KEYS:
-                    await _set_until_ok(cluster, nursery, node, key, _named(key, node))
+                    payload = key_state.encode_state(key_state.KeyState(key_state.STRING_TYPE, _named(key, node)))
+                    clock = dvvset.update(dvvset.new(dvvset.Version(1, actor, payload)), actor)
+                    versions.apply_remote(key, dvvset.encode(clock))
 
             async def asker(index: int, rng: random.Random) -> None:
                 for _ in range(40):
