@@ -24,6 +24,7 @@ only their (fixed) length reaches the event log.
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,6 +32,8 @@ from typing import Any
 import trio
 import trio.testing
 import trio._core._run as trio_run
+
+log = logging.getLogger(__name__)
 
 
 async def inline_run_sync(function: Callable[..., Any], *args: Any, **_options: Any) -> Any:
@@ -58,7 +61,53 @@ def deterministic(seed: int) -> Iterator[None]:
         trio_run._ALLOW_DETERMINISTIC_SCHEDULING = flag  # type: ignore[misc]
 
 
+def _frames(coroutine: Any) -> list[str]:
+    out = []
+    while coroutine is not None:
+        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+        if frame is None:
+            break
+        out.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "gi_yieldfrom", None)
+    return out
+
+
+def task_tree(task: trio.lowlevel.Task, depth: int = 0) -> list[str]:
+    """Every task under ``task`` with where it waits (innermost last)."""
+    lines = ["  " * depth + f"{task.name}: " + " -> ".join(_frames(task.coro))]
+    for nursery in task.child_nurseries:
+        for child in nursery.child_tasks:
+            lines += task_tree(child, depth + 1)
+    return lines
+
+
+class StuckReporter(trio.abc.Instrument):
+    """A simulation where every task waits and no deadline is left cannot
+    move again (the mock clock has nowhere to jump): the loop only polls.
+    After ``IDLE_POLLS`` such polls in a row this logs every task and where
+    it waits, once, so a hang in CI says why."""
+
+    IDLE_POLLS = 100_000
+
+    def __init__(self) -> None:
+        self.idle = 0
+        self.reported = False
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.idle = 0
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.idle += 1
+        if self.idle == self.IDLE_POLLS and not self.reported:
+            self.reported = True
+            tree = "\n".join(task_tree(trio.lowlevel.current_root_task()))
+            log.error("simulation stuck at mock time %.6f: no task can run, no deadline left\n%s",
+                      trio.current_time(), tree)
+
+
 def run(seed: int, main: Callable[[], Any]) -> Any:
     """``trio.run(main)`` on a mock clock, deterministically for ``seed``."""
     with deterministic(seed):
-        return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        return trio.run(
+            main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[StuckReporter()]
+        )
