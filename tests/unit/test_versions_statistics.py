@@ -13,6 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trio_kv.cluster import dvvset
 from trio_kv.commands.session import Session
 from trio_kv.protocol.replies import OK
 from trio_kv.store.versions import SIBLINGS_WARNING, Versions
@@ -104,8 +105,8 @@ def test_figures_equal_a_walk_after_any_mutations(operations) -> None:
         else:
             context, _ = versions_of(node).siblings(key)
             if op[0] == "putctx_stale":
-                context = b""  # sees nothing: adds a sibling beside every other
-            call(node, [b"TKV.PUTCTX", key, context, f"p{step}".encode()])
+                context = dvvset.encode_context(())  # saw nothing: a sibling beside every other
+            assert call(node, [b"TKV.PUTCTX", key, context, f"p{step}".encode()]) == OK
         for each in nodes:
             check(each)
 
