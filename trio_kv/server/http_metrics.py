@@ -84,6 +84,8 @@ def collect_metrics(
         dispatcher=dict(control.dispatcher_statistics()),
         persistence=_persistence(control),
         cluster_links=_cluster_links(control),
+        # Integers the writers keep (a scan of 128 slots): at most a write old.
+        cluster_versions={} if store.versions is None else store.versions.statistics(),
     )
 
 
