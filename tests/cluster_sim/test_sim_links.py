@@ -100,7 +100,8 @@ def _links_run(seed: int, data_root: Path) -> tuple[list[str], dict[str, int]]:
                     source, target = rng.sample(cluster.nodes, 2)
                     assert source.running is not None
                     link = source.running.cluster.links[target.member]
-                    keys = rng.sample(KEYS, rng.randint(1, 3))
+                    # choices, not sample: the same request twice in one batch too.
+                    keys = rng.choices(KEYS, k=rng.randint(1, 3))
                     with trio.move_on_after(rng.choice([0.001, 0.01, 1.0, 10.0])) as scope:
                         try:
                             replies = await link.request_many([[b"TKV.REPL.GET", key] for key in keys])
