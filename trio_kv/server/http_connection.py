@@ -298,7 +298,11 @@ class HttpConnection:
         plan = routed.plan
         while isinstance(plan, StoreCall):
             job = Job(self.session, HTTP.table, plan.commands, received_at)
-            await server.dispatcher.submit(job)
+            router = server.dispatcher.router
+            if router is None:
+                await server.dispatcher.submit(job)
+            else:
+                await router(job)  # a multi-node cluster's coordinator
             plan = await self._continue(plan, job.replies)
         return routed.route, plan
 

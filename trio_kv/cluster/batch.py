@@ -1,0 +1,101 @@
+"""How a coordinator splits one connection's batch (a pipeline) by where
+each request runs, without IO.
+
+Rules kept here:
+
+- A request with keys goes where ``quorum.route`` says for its first key's
+  slot (the engine refuses CROSSSLOT before anything runs, so the first
+  key names the slot of all of them): coordinated here (``LOCAL``), sent
+  whole to the key's first live member (``Forward``), or ``-MOVED``.
+- Keyless requests (PING, INFO, SCAN, DBSIZE...) run here.
+- A batch that touches the connection's own state in ways a forwarded
+  request cannot carry runs here whole, in order: while a transaction is
+  open (MULTI ... EXEC, WATCH) or when it holds a command of
+  ``SESSION_COMMANDS`` (HELLO, SELECT, CLIENT REPLY, AUTH...). Its writes
+  are still replicated to their keys' preference lists (the coordinator
+  replicates every unit's delta), but a key this node does not replicate
+  then also keeps a copy here until repair or purge (issue 11).
+- WAIT is a barrier: the batch is cut before and after it (it waits for
+  the acks of the writes before it), and it runs in the coordinator.
+- Each request's reply goes back in its place: the coordinator fills
+  ``replies[index]`` from whichever segment ran it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .quorum import Coordinate, Forward, Moved, Route, route
+from .ring import Member, Ring
+from .slots import key_slot
+
+# Commands whose effect is on the connection, not on a key: a batch that
+# holds one runs here whole.
+SESSION_COMMANDS = frozenset(
+    name.encode()
+    for name in (
+        "multi", "exec", "discard", "watch", "unwatch", "hello", "reset", "select", "auth", "client", "quit",
+        "readonly", "readwrite", "subscribe", "psubscribe", "monitor", "tkv.consistency",
+    )
+)
+
+WAIT = b"wait"
+
+LOCAL = Coordinate()
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive requests of a batch up to a barrier (WAIT), with where
+    each runs: ``routes[i]`` for ``indexes[i]`` of the batch."""
+
+    indexes: tuple[int, ...]
+    routes: tuple[Route, ...]
+    # A WAIT request that ends this segment (its batch index), or None.
+    wait_index: int | None = None
+
+
+def first_key(first: int, last: int, step: int, args: Sequence[bytes]) -> bytes | None:
+    """The first key of a request from its spec's key positions, or None."""
+    if first <= 0 or len(args) <= first:
+        return None
+    return args[first]
+
+
+def plan_batch(
+    requests: Sequence[Sequence[bytes]],
+    key_of: Callable[[Sequence[bytes]], bytes | None],
+    ring: Ring,
+    local: Member,
+    up: frozenset[Member],
+    *,
+    redirect: str,
+    whole_batch_local: bool,
+) -> list[Segment]:
+    """Segments of ``requests`` (see the module docstring). ``key_of``
+    gives a request's first key (None: keyless, or unknown command)."""
+    if whole_batch_local or any(args[0].lower() in SESSION_COMMANDS for args in requests if args):
+        return [Segment(tuple(range(len(requests))), (LOCAL,) * len(requests))]
+    segments: list[Segment] = []
+    indexes: list[int] = []
+    routes: list[Route] = []
+    for index, args in enumerate(requests):
+        if args and args[0].lower() == WAIT:
+            segments.append(Segment(tuple(indexes), tuple(routes), wait_index=index))
+            indexes, routes = [], []
+            continue
+        key = key_of(args)
+        if key is None:
+            where: Route = LOCAL
+        else:
+            slot = key_slot(key)
+            where = route(slot, ring.preference_list(slot), local, up, redirect=redirect)
+        indexes.append(index)
+        routes.append(where)
+    if indexes or not segments:
+        segments.append(Segment(tuple(indexes), tuple(routes)))
+    return segments
+
+
+__all__ = ["LOCAL", "Forward", "Moved", "Segment", "SESSION_COMMANDS", "first_key", "plan_batch"]

@@ -1,0 +1,548 @@
+"""The coordinator: the cluster's data path for every client request.
+
+The dispatcher's ``router`` (set while the cluster runs) sends every job
+here instead of straight to the workers. A client's batch is split by
+``cluster.batch.plan_batch``: requests for keys this node replicates are
+coordinated here, the others are forwarded whole (``TKV.FORWARD``) to
+their key's first live member or answered ``-MOVED``; replies go back in
+the batch's order. Batching: the local requests of a batch make one job
+(one worker hop), the forwards make one ``request_many`` per peer, the
+replication of a batch's writes one ``request_many`` per peer.
+
+Writes (``_coordinate``): a write whose preference list has too few live
+members is answered ``-NOREPLICAS`` before it runs anywhere
+(``AckCounter``'s IMPOSSIBLE). Otherwise it runs here through the normal
+dispatcher, which returns only once its log record is durable under this
+node's fsync policy (the local ack); the keys its unit changed
+(``Job.version_deltas``) go to the other live preference-list members as
+``TKV.REPL.PUT key clock`` (each replica acks after its own log flush).
+The client waits for W acks (level ONE/QUORUM/ALL) within
+``--cluster-write-timeout``: the ``move_on_after`` is around that wait
+only, never around a send or receive; the replication itself runs in this
+coordinator's own nursery, so it always finishes (late acks still count,
+for WAIT). A write not acked in time is answered ``-NOREPLICAS Not
+enough good replicas to write.``: it may still have happened (here, and on
+the replicas that got it), so a client must treat it as unknown.
+
+Reads: the clocks of the read keys are asked of R members (this node
+first), merged with DVVSet sync; members whose clock does not dominate the
+merge are repaired (``TKV.REPL.PUT``, this node's copy first, through the
+dispatcher) before the read command runs here on the merged state, so
+every read command sees it. Too few replies: ``-NOREPLICAS Not enough good
+replicas to read.``
+
+The bus side: ``TKV.FORWARD wire level cmd...`` from a peer is coordinated
+here as a client request would be (never forwarded again: no loops), with
+a session of its own per bus connection and wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import Sequence
+
+import trio
+
+from ...cluster import dvvset
+from ...cluster.batch import LOCAL, SESSION_COMMANDS, Segment, plan_batch
+from ...cluster.quorum import (
+    AckCounter,
+    Forward,
+    Level,
+    Moved,
+    Operation,
+    Outcome,
+    RequestPlan,
+    merge_replies,
+    plan_request,
+)
+from ...cluster.ring import Member
+from ...cluster.slots import key_slot
+from ...commands.cluster_session import cmd_wait
+from ...commands.control import ServerControl
+from ...commands.peer import repl
+from ...commands.peer.access import Access, allowed
+from ...commands.session import Session
+from ...commands.table import CommandSpec, CommandTable
+from ...commands.wire import LINE, RESP, WireProtocol
+from ...http.wire import HTTP
+from ...protocol.integers import parse_int64
+from ...protocol.replies import Error
+from ...store.engine import Job, Store
+from ..client_session import next_client_id
+from ..dispatch import Dispatcher
+from .link import LinkError
+from .node import ClusterNode
+
+log = logging.getLogger(__name__)
+
+NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
+NOREPLICAS_READ = Error("NOREPLICAS Not enough good replicas to read.")
+FORWARD = b"tkv.forward"
+FORWARD_FAILED = "TRYAGAIN forwarding to {peer} failed: {reason}"
+
+# Tables that run internal requests (a local read repair).
+_INTERNAL = CommandTable(
+    repl.SPECS,
+    unknown_command=lambda args: Error("ERR unknown command"),
+    wrong_arity=lambda spec: Error("ERR wrong number of arguments"),
+)
+
+
+def _dominates(a: dvvset.Clock, b: dvvset.Clock) -> bool:
+    return dvvset.equal(a, b) or dvvset.less(b, a)
+
+
+class _Write:
+    """One write command's replication to one preference list: its ack
+    counter and the requests each peer still owes an answer for."""
+
+    __slots__ = ("counter", "owed", "failed", "coordinator")
+
+    def __init__(self, counter: AckCounter, coordinator: Coordinator) -> None:
+        self.counter = counter
+        self.owed: dict[Member, int] = defaultdict(int)
+        self.failed: set[Member] = set()
+        self.coordinator = coordinator
+
+    def answered(self, member: Member, ok: bool) -> None:
+        if not ok:
+            self.failed.add(member)
+        self.owed[member] -= 1
+        if self.owed[member] == 0:
+            if member in self.failed:
+                self.counter.failed(member)
+            else:
+                self.counter.ok(member)
+        self.coordinator.progressed()
+
+    def remote_acks(self, myself: Member) -> int:
+        return sum(1 for member in self.counter.replies if member != myself and member not in self.failed
+                   and self.owed[member] == 0)
+
+
+class _LastWrite:
+    """What WAIT counts for a connection: its last batch's writes."""
+
+    __slots__ = ("writes", "known")
+
+    def __init__(self, writes: list[_Write], known: int = 0) -> None:
+        self.writes = writes
+        # A forwarded write acknowledged OK: at least this many replicas
+        # (its coordinator counted them; this node cannot see more).
+        self.known = known
+
+    def replicas(self, myself: Member) -> int:
+        counts = [write.remote_acks(myself) for write in self.writes]
+        if self.known:
+            counts.append(self.known)
+        return min(counts) if counts else 0
+
+
+class Coordinator:
+    def __init__(self, node: ClusterNode, store: Store, control: ServerControl, dispatcher: Dispatcher) -> None:
+        self.node = node
+        self.store = store
+        self.control = control
+        self.dispatcher = dispatcher
+        config = store.config
+        self.write_quorum = config.cluster_write_quorum
+        self.read_quorum = config.cluster_read_quorum
+        self.timeout_seconds = config.cluster_write_timeout_seconds
+        self.redirect = config.cluster_redirect
+        self._nursery: trio.Nursery | None = None
+        self._progress = trio.Event()
+        # The session forwarded requests from one bus connection run in, per wire.
+        self._forward_sessions: weakref.WeakKeyDictionary[Session, dict[str, Session]] = weakref.WeakKeyDictionary()
+        self.counts: dict[str, int] = defaultdict(int)
+        self._wires = {RESP.label: RESP, LINE.label: LINE, HTTP.label: HTTP}
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    def add_wire(self, wire: WireProtocol) -> None:
+        """A protocol whose requests may be forwarded (HTTP registers itself)."""
+        self._wires[wire.label] = wire
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the replication tasks; route the dispatcher's jobs here until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.dispatcher.router = self.route
+            try:
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self.dispatcher.router = None
+
+    def progressed(self) -> None:
+        event, self._progress = self._progress, trio.Event()
+        event.set()
+
+    # -- entry ---------------------------------------------------------------
+
+    async def route(self, job: Job) -> None:
+        """The dispatcher's router: a job from any connection."""
+        if job.session.peer is not None:
+            await self._bus_job(job)
+        else:
+            await self.client_job(job, self.level_of(job.session))
+
+    @staticmethod
+    def level_of(session: Session) -> Level:
+        return Level.parse(session.cluster_consistency or "QUORUM")
+
+    async def client_job(self, job: Job, level: Level, *, forwarded: bool = False) -> None:
+        session = job.session
+        transaction = session.transaction
+        filtering = session.reply_off or session.reply_skip or session.reply_skip_next
+        view = self.node.view()
+        by_name = job.table.by_name
+
+        def key_of(args: Sequence[bytes]) -> bytes | None:
+            spec = by_name.get(args[0].lower()) if args else None
+            if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
+                return None
+            return args[spec.first_key]
+
+        whole = forwarded or filtering or transaction.queued is not None or bool(transaction.watched)
+        segments = plan_batch(
+            job.requests, key_of, view.ring, view.myself, view.up, redirect=self.redirect, whole_batch_local=whole
+        )
+        if len(segments) == 1 and segments[0].wait_index is None and all(r is LOCAL for r in segments[0].routes):
+            await self._coordinate(job, level, checks=not (whole and not forwarded) and not self._has_session(job))
+            return
+        replies: list[object] = [None] * len(job.requests)
+        for segment in segments:
+            await self._run_segment(job, segment, level, replies)
+            if segment.wait_index is not None:
+                replies[segment.wait_index] = await self._wait(session, job.requests[segment.wait_index])
+        job.replies = replies
+
+    @staticmethod
+    def _has_session(job: Job) -> bool:
+        return any(args and args[0].lower() in SESSION_COMMANDS for args in job.requests)
+
+    async def _run_segment(self, job: Job, segment: Segment, level: Level, replies: list[object]) -> None:
+        local: list[int] = []
+        forwards: dict[Member, list[int]] = defaultdict(list)
+        for index, where in zip(segment.indexes, segment.routes):
+            if isinstance(where, Moved):
+                replies[index] = Error(where.error)
+            elif isinstance(where, Forward):
+                forwards[where.to].append(index)
+            else:
+                local.append(index)
+        async with trio.open_nursery() as nursery:
+            if local:
+                nursery.start_soon(self._run_local, job, local, level, replies)
+            for member, indexes in forwards.items():
+                nursery.start_soon(self._forward, job, member, indexes, level, replies)
+
+    async def _run_local(self, job: Job, indexes: list[int], level: Level, replies: list[object]) -> None:
+        sub = Job(job.session, job.table, [job.requests[i] for i in indexes], job.received_at, protocol=job.protocol)
+        await self._coordinate(sub, level, checks=True)
+        for index, reply in zip(indexes, sub.replies):
+            replies[index] = reply
+
+    async def _forward(self, job: Job, member: Member, indexes: list[int], level: Level, replies: list[object]) -> None:
+        label = job.session.wire.label.encode()
+        requests = [[FORWARD, label, level.value.encode(), *job.requests[i]] for i in indexes]
+        self.counts["forwarded"] += len(requests)
+        try:
+            answers = await self.node.links[member].request_many(requests)
+        except LinkError as error:
+            self.counts["forward_failed"] += len(requests)
+            failed = Error(FORWARD_FAILED.format(peer=member.address, reason=error))
+            answers = [failed] * len(requests)
+        known = 0
+        for index, answer in zip(indexes, answers):
+            replies[index] = answer
+            spec = job.table.by_name.get(job.requests[index][0].lower())
+            if spec is not None and spec.is_write and type(answer) is not Error:
+                known = max(known, self._known_replicas(level))
+        if known:
+            job.session.cluster_last_write = _LastWrite([], known)
+
+    def _known_replicas(self, level: Level) -> int:
+        needed = {Level.ONE: 1, Level.QUORUM: self.write_quorum, Level.ALL: len(self.node.ring.members)}[level]
+        return max(0, min(needed, len(self.node.ring.members)) - 1)
+
+    # -- coordinating here -----------------------------------------------------
+
+    async def _coordinate(self, job: Job, level: Level, *, checks: bool) -> None:
+        """Run ``job`` here as the coordinator of its keys: refuse writes that
+        cannot reach W, read-repair the read keys, run it, replicate its
+        writes and wait for their acks."""
+        view = self.node.view()
+        myself, up, ring = view.myself, view.up, view.ring
+        refused: dict[int, Error] = {}
+        reads: dict[bytes, RequestPlan] = {}
+        read_indexes: dict[bytes, list[int]] = defaultdict(list)
+        if checks:
+            by_name = job.table.by_name
+            for index, args in enumerate(job.requests):
+                spec = by_name.get(args[0].lower())
+                if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
+                    continue
+                key = args[spec.first_key]
+                preference = ring.preference_list(key_slot(key))
+                if myself not in preference:
+                    continue
+                operation = Operation.WRITE if spec.is_write else Operation.READ
+                plan = plan_request(
+                    preference, myself, up, level, operation,
+                    write_quorum=self.write_quorum, read_quorum=self.read_quorum,
+                )
+                if not plan.feasible:
+                    refused[index] = NOREPLICAS_WRITE if spec.is_write else NOREPLICAS_READ
+                elif operation is Operation.READ and plan.targets != (myself,):
+                    reads[key] = plan
+                    read_indexes[key].append(index)
+        if reads:
+            for key in await self._read_repair(reads, myself):
+                for index in read_indexes[key]:
+                    refused[index] = NOREPLICAS_READ
+        if refused:
+            self.counts["refused"] += len(refused)
+            keep = [index for index in range(len(job.requests)) if index not in refused]
+            sub = Job(job.session, job.table, [job.requests[i] for i in keep], job.received_at, protocol=job.protocol)
+            await self._run_and_replicate(sub, level, myself, up, ring)
+            replies: list[object] = [None] * len(job.requests)
+            for index, error in refused.items():
+                replies[index] = error
+            for index, reply in zip(keep, sub.replies):
+                replies[index] = reply
+            job.replies = replies
+            return
+        await self._run_and_replicate(job, level, myself, up, ring)
+
+    async def _run_and_replicate(self, job: Job, level: Level, myself: Member, up, ring) -> None:
+        if not job.requests:
+            return
+        job.version_deltas = []
+        await self.dispatcher.submit(job)
+        deltas = job.version_deltas
+        if not deltas:
+            return
+        # One _Write per (write command, preference list); requests per peer.
+        per_peer: dict[Member, list[list[bytes]]] = defaultdict(list)
+        per_peer_writes: dict[Member, list[_Write]] = defaultdict(list)
+        by_reply: dict[int, list[_Write]] = defaultdict(list)
+        all_writes: list[_Write] = []
+        for reply_index, pairs in deltas:
+            groups: dict[tuple[Member, ...], _Write] = {}
+            for key, clock in pairs:
+                preference = ring.preference_list(key_slot(key))
+                write = groups.get(preference)
+                if write is None:
+                    plan = plan_request(
+                        preference, myself, up, level, Operation.WRITE,
+                        write_quorum=self.write_quorum, read_quorum=self.read_quorum,
+                    )
+                    counter = AckCounter(plan)
+                    counter.take_sends()
+                    write = groups[preference] = _Write(counter, self)
+                    if myself in plan.targets:
+                        counter.ok(myself)  # the dispatcher returned: durable here
+                    by_reply[reply_index].append(write)
+                    all_writes.append(write)
+                for member in write.counter.asked:
+                    if member != myself:
+                        per_peer[member].append([b"TKV.REPL.PUT", key, clock])
+                        per_peer_writes[member].append(write)
+                        write.owed[member] += 1
+        assert self._nursery is not None
+        for member, requests in per_peer.items():
+            self._nursery.start_soon(self._replicate, member, requests, per_peer_writes[member])
+        job.session.cluster_last_write = _LastWrite(all_writes)
+        with trio.move_on_after(self.timeout_seconds):
+            while any(write.counter.outcome is Outcome.PENDING for write in all_writes):
+                await self._progress.wait()
+        for reply_index, writes in by_reply.items():
+            ok = True
+            for write in writes:
+                if write.counter.outcome is Outcome.PENDING:
+                    write.counter.deadline_passed()
+                ok = ok and write.counter.outcome is Outcome.SUCCESS
+            if ok:
+                self.counts["writes_ok"] += 1
+            else:
+                self.counts["writes_noreplicas"] += 1
+                if reply_index < len(job.replies):
+                    job.replies[reply_index] = NOREPLICAS_WRITE
+
+    async def _replicate(self, member: Member, requests: list[list[bytes]], writes: list[_Write]) -> None:
+        """Send a batch's states to one peer; record each answer (late ones too)."""
+        try:
+            answers: list[object] = await self.node.links[member].request_many(requests)
+        except LinkError:
+            answers = [None] * len(requests)
+        for write, answer in zip(writes, answers):
+            write.answered(member, answer is not None and type(answer) is not Error)
+
+    # -- reads -------------------------------------------------------------------
+
+    async def _read_repair(self, reads: dict[bytes, RequestPlan], myself: Member) -> set[bytes]:
+        """Gather the read keys' clocks, repair the stale members (this
+        node's copy first); the keys that got too few replies."""
+        clocks: dict[bytes, dict[Member, bytes | None]] = {key: {} for key in reads}
+        asks: dict[Member, list[bytes]] = defaultdict(list)
+        for key, plan in reads.items():
+            for member in plan.targets:
+                asks[member].append(key)
+        done = trio.Event()
+        with trio.move_on_after(self.timeout_seconds):
+            async with trio.open_nursery() as nursery:
+                for member, keys in asks.items():
+                    nursery.start_soon(self._ask_clocks, member, myself, keys, clocks)
+        del done
+        failed: set[bytes] = set()
+        local_puts: list[list[bytes]] = []
+        remote_puts: dict[Member, list[list[bytes]]] = defaultdict(list)
+        repaired = 0
+        for key, plan in reads.items():
+            answers = clocks[key]
+            if len(answers) < plan.needed:
+                failed.add(key)
+                continue
+            decoded = {member: None if clock is None else dvvset.decode(clock) for member, clock in answers.items()}
+            merge = merge_replies(decoded, dvvset.sync2, _dominates)
+            if merge.state is None or not merge.stale:
+                continue
+            repaired += 1
+            packed = dvvset.encode(merge.state)
+            for member in merge.stale:
+                put = [b"TKV.REPL.PUT", key, packed]
+                (local_puts if member == myself else remote_puts[member]).append(put)
+        self.counts["reads_ok"] += len(reads) - len(failed)
+        self.counts["reads_noreplicas"] += len(failed)
+        self.counts["reads_repaired"] += repaired
+        if local_puts or remote_puts:
+            with trio.move_on_after(self.timeout_seconds):
+                async with trio.open_nursery() as nursery:
+                    if local_puts:
+                        nursery.start_soon(self._repair_here, local_puts)
+                    for member, puts in remote_puts.items():
+                        nursery.start_soon(self._repair_there, member, puts)
+        return failed
+
+    async def _ask_clocks(
+        self, member: Member, myself: Member, keys: list[bytes], clocks: dict[bytes, dict[Member, bytes | None]]
+    ) -> None:
+        if member == myself:
+            versions = self.store.versions
+            lock = self.store.lock
+
+            def read() -> list[bytes | None]:
+                lock.acquire_read()
+                try:
+                    return [versions.clock_of(key) if versions is not None else None for key in keys]
+                finally:
+                    lock.release_read()
+
+            answers: list[object] = await self.dispatcher.run_sync(read)
+        else:
+            try:
+                answers = await self.node.links[member].request_many([[b"TKV.REPL.GET", key] for key in keys])
+            except LinkError:
+                return
+        for key, answer in zip(keys, answers):
+            if answer is None or isinstance(answer, bytes):
+                clocks[key][member] = answer
+
+    async def _repair_here(self, puts: list[list[bytes]]) -> None:
+        session = self._internal_session()
+        job = Job(session, _INTERNAL, puts, trio.current_time())
+        await self.dispatcher.submit(job)
+
+    async def _repair_there(self, member: Member, puts: list[list[bytes]]) -> None:
+        try:
+            await self.node.links[member].request_many(puts)
+        except LinkError:
+            pass  # the next read (or anti-entropy, issue 11) repairs it
+
+    def _internal_session(self) -> Session:
+        session = Session(next_client_id(), self.store, self.control, wire=RESP, address="cluster", local_address="")
+        session.authenticated = True
+        return session
+
+    # -- WAIT -------------------------------------------------------------------
+
+    async def _wait(self, session: Session, args: list[bytes]) -> object:
+        checked = cmd_wait(session, args)
+        if type(checked) is Error or len(args) != 3:
+            return checked
+        wanted = parse_int64(args[1]) or 0
+        timeout_ms = parse_int64(args[2]) or 0
+        last = session.cluster_last_write
+        myself = self.node.myself
+        if not isinstance(last, _LastWrite):
+            return 0
+        deadline = trio.current_time() + timeout_ms / 1000 if timeout_ms else float("inf")
+        with trio.move_on_at(deadline):
+            while last.replicas(myself) < wanted:
+                await self._progress.wait()
+        return last.replicas(myself)
+
+    # -- the bus side --------------------------------------------------------------
+
+    async def _bus_job(self, job: Job) -> None:
+        session = job.session
+        forwards: dict[tuple[bytes, bytes], list[int]] = defaultdict(list)
+        local: list[int] = []
+        for index, args in enumerate(job.requests):
+            if len(args) >= 4 and args[0].lower() == FORWARD and allowed(session, Access.PEER):
+                forwards[(args[1], args[2])].append(index)
+            else:
+                local.append(index)
+        if not forwards:
+            await self.dispatcher.submit(job)
+            return
+        replies: list[object] = [None] * len(job.requests)
+
+        async def run_local() -> None:
+            sub = Job(session, job.table, [job.requests[i] for i in local], job.received_at, protocol=job.protocol)
+            await self.dispatcher.submit(sub)
+            for index, reply in zip(local, sub.replies):
+                replies[index] = reply
+
+        async def run_forwarded(label: bytes, level_text: bytes, indexes: list[int]) -> None:
+            wire = self._wires.get(label.decode(errors="replace"))
+            try:
+                level = Level.parse(level_text.decode(errors="replace"))
+            except ValueError:
+                wire = None
+            if wire is None:
+                for index in indexes:
+                    replies[index] = Error("ERR TKV.FORWARD: unknown wire or level")
+                return
+            forward_session = self._forward_session(session, wire)
+            sub = Job(forward_session, wire.table, [job.requests[i][3:] for i in indexes], job.received_at)
+            await self.client_job(sub, level, forwarded=True)
+            for index, reply in zip(indexes, sub.replies):
+                replies[index] = reply
+
+        async with trio.open_nursery() as nursery:
+            if local:
+                nursery.start_soon(run_local)
+            for (label, level_text), indexes in forwards.items():
+                nursery.start_soon(run_forwarded, label, level_text, indexes)
+        job.replies = replies
+
+    def _forward_session(self, bus_session: Session, wire: WireProtocol) -> Session:
+        sessions = self._forward_sessions.setdefault(bus_session, {})
+        session = sessions.get(wire.label)
+        if session is None:
+            session = Session(
+                next_client_id(), self.store, self.control, wire=wire,
+                address=bus_session.address, local_address=bus_session.local_address,
+            )
+            session.authenticated = True
+            sessions[wire.label] = session
+        return session
+
+
+__all__ = ["Coordinator", "NOREPLICAS_WRITE", "NOREPLICAS_READ", "CommandSpec"]
