@@ -15,8 +15,10 @@ Rules kept here:
   are still replicated to their keys' preference lists (the coordinator
   replicates every unit's delta), but a key this node does not replicate
   then also keeps a copy here until repair or purge (issue 11).
-- WAIT is a barrier: the batch is cut before and after it (it waits for
-  the acks of the writes before it), and it runs in the coordinator.
+- WAIT and TKV.CONSISTENCY are barriers (``BARRIERS``): the batch is cut
+  before and after each (WAIT waits for the acks of the writes before it;
+  TKV.CONSISTENCY sets the level of the requests after it), and the
+  coordinator runs them between the segments.
 - Each request's reply goes back in its place: the coordinator fills
   ``replies[index]`` from whichever segment ran it.
 """
@@ -36,11 +38,14 @@ SESSION_COMMANDS = frozenset(
     name.encode()
     for name in (
         "multi", "exec", "discard", "watch", "unwatch", "hello", "reset", "select", "auth", "client", "quit",
-        "readonly", "readwrite", "subscribe", "psubscribe", "monitor", "tkv.consistency",
+        "readonly", "readwrite", "subscribe", "psubscribe", "monitor",
     )
 )
 
-WAIT = b"wait"
+# Barriers: the batch is cut around them and the coordinator runs them
+# itself (WAIT counts the acks of the writes before it; TKV.CONSISTENCY
+# changes the level of the requests after it).
+BARRIERS = frozenset([b"wait", b"tkv.consistency"])
 
 LOCAL = Coordinate()
 
@@ -52,8 +57,8 @@ class Segment:
 
     indexes: tuple[int, ...]
     routes: tuple[Route, ...]
-    # A WAIT request that ends this segment (its batch index), or None.
-    wait_index: int | None = None
+    # A barrier request (WAIT, TKV.CONSISTENCY) that ends this segment (its batch index), or None.
+    barrier_index: int | None = None
 
 
 def first_key(first: int, last: int, step: int, args: Sequence[bytes]) -> bytes | None:
@@ -81,8 +86,8 @@ def plan_batch(
     indexes: list[int] = []
     routes: list[Route] = []
     for index, args in enumerate(requests):
-        if args and args[0].lower() == WAIT:
-            segments.append(Segment(tuple(indexes), tuple(routes), wait_index=index))
+        if args and args[0].lower() in BARRIERS:
+            segments.append(Segment(tuple(indexes), tuple(routes), barrier_index=index))
             indexes, routes = [], []
             continue
         key = key_of(args)
@@ -98,4 +103,4 @@ def plan_batch(
     return segments
 
 
-__all__ = ["LOCAL", "Forward", "Moved", "Segment", "SESSION_COMMANDS", "first_key", "plan_batch"]
+__all__ = ["BARRIERS", "LOCAL", "Forward", "Moved", "Segment", "SESSION_COMMANDS", "first_key", "plan_batch"]

@@ -81,6 +81,14 @@ log = logging.getLogger(__name__)
 NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
 NOREPLICAS_READ = Error("NOREPLICAS Not enough good replicas to read.")
 FORWARD = b"tkv.forward"
+# What statistics() counts: write commands acknowledged / refused or not
+# acked in time, read keys merged / refused, reads that repaired a member,
+# requests forwarded and forwards whose link failed, requests refused
+# before running (too few members up).
+DATA_PATH_COUNTERS = (
+    "writes_ok", "writes_noreplicas", "reads_ok", "reads_noreplicas", "reads_repaired",
+    "forwarded", "forward_failed", "refused",
+)
 FORWARD_FAILED = "TRYAGAIN forwarding to {peer} failed: {reason}"
 
 # Tables that run internal requests (a local read repair).
@@ -160,7 +168,8 @@ class Coordinator:
         self._wires = {RESP.label: RESP, LINE.label: LINE, HTTP.label: HTTP}
 
     def statistics(self) -> dict[str, int]:
-        return dict(self.counts)
+        """Quorum outcomes since start (INFO cluster, /metrics)."""
+        return {name: self.counts.get(name, 0) for name in DATA_PATH_COUNTERS}
 
     def add_wire(self, wire: WireProtocol) -> None:
         """A protocol whose requests may be forwarded (HTTP registers itself)."""
@@ -171,6 +180,7 @@ class Coordinator:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.dispatcher.router = self.route
+            self.node.data_path_statistics = self.statistics
             try:
                 task_status.started()
                 await trio.sleep_forever()
@@ -211,14 +221,15 @@ class Coordinator:
         segments = plan_batch(
             job.requests, key_of, view.ring, view.myself, view.up, redirect=self.redirect, whole_batch_local=whole
         )
-        if len(segments) == 1 and segments[0].wait_index is None and all(r is LOCAL for r in segments[0].routes):
+        if len(segments) == 1 and segments[0].barrier_index is None and all(r is LOCAL for r in segments[0].routes):
             await self._coordinate(job, level, checks=not (whole and not forwarded) and not self._has_session(job))
             return
         replies: list[object] = [None] * len(job.requests)
         for segment in segments:
             await self._run_segment(job, segment, level, replies)
-            if segment.wait_index is not None:
-                replies[segment.wait_index] = await self._wait(session, job.requests[segment.wait_index])
+            if segment.barrier_index is not None:
+                replies[segment.barrier_index] = await self._barrier(job, job.requests[segment.barrier_index])
+                level = self.level_of(session)
         job.replies = replies
 
     @staticmethod
@@ -469,7 +480,14 @@ class Coordinator:
         session.authenticated = True
         return session
 
-    # -- WAIT -------------------------------------------------------------------
+    # -- barriers ---------------------------------------------------------------
+
+    async def _barrier(self, job: Job, args: list[bytes]) -> object:
+        if args[0].lower() == b"wait":
+            return await self._wait(job.session, args)
+        sub = Job(job.session, job.table, [args], job.received_at, protocol=job.protocol)
+        await self.dispatcher.submit(sub)  # TKV.CONSISTENCY: its handler sets the level
+        return sub.replies[0] if sub.replies else None
 
     async def _wait(self, session: Session, args: list[bytes]) -> object:
         checked = cmd_wait(session, args)
