@@ -38,7 +38,9 @@ a session of its own per bus connection and wire.
 
 from __future__ import annotations
 
+import copy
 import logging
+import secrets
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
@@ -65,7 +67,7 @@ from ...commands.control import ServerControl
 from ...commands.peer import repl
 from ...commands.peer.access import Access, allowed
 from ...commands.session import Session
-from ...commands.table import CommandSpec, CommandTable
+from ...commands.table import CommandSpec, CommandTable, InMulti, Lock
 from ...commands.wire import LINE, RESP, WireProtocol
 from ...http.wire import HTTP
 from ...protocol.integers import parse_int64
@@ -97,6 +99,35 @@ _INTERNAL = CommandTable(
     unknown_command=lambda args: Error("ERR unknown command"),
     wrong_arity=lambda spec: Error("ERR wrong number of arguments"),
 )
+
+
+# A read of a key's clock, run in the same hop (and lock hold) as the read
+# after it; a per-process random name, in a copy of the client's table
+# only the coordinator's jobs use (a client cannot name it).
+_CLOCK_NAME = b"tkv.clock-" + secrets.token_hex(8).encode()
+
+
+def _cmd_clock(session: Session, args: list[bytes]) -> object:
+    versions = session.store.versions
+    return None if versions is None else versions.clock_of(args[1])
+
+
+_CLOCK_SPEC = CommandSpec(
+    name=_CLOCK_NAME.decode(), arity=2, lock=Lock.READ, flags=("no_auth",), in_multi=InMulti.RUN, since=None,
+    group="cluster", handler=_cmd_clock, summary="The coordinator's clock read (internal)",
+)
+_WITH_CLOCK: dict[int, CommandTable] = {}
+
+
+def _with_clock(table: CommandTable) -> CommandTable:
+    """``table`` plus the clock read (one copy per table, kept)."""
+    extended = _WITH_CLOCK.get(id(table))
+    if extended is None:
+        extended = copy.copy(table)
+        extended.specs = {**table.specs, _CLOCK_SPEC.name: _CLOCK_SPEC}
+        extended.by_name = {**table.by_name, _CLOCK_NAME: _CLOCK_SPEC}
+        _WITH_CLOCK[id(table)] = extended
+    return extended
 
 
 def _dominates(a: dvvset.Clock, b: dvvset.Clock) -> bool:
@@ -284,14 +315,16 @@ class Coordinator:
     # -- coordinating here -----------------------------------------------------
 
     async def _coordinate(self, job: Job, level: Level, *, checks: bool) -> None:
-        """Run ``job`` here as the coordinator of its keys: refuse writes that
-        cannot reach W, read-repair the read keys, run it, replicate its
-        writes and wait for their acks."""
+        """Run ``job`` here as the coordinator of its keys: refuse requests
+        that cannot reach their quorum, run the rest in one hop (each read
+        of a key other members must confirm preceded by a read of the key's
+        clock, under the same lock hold) while the other members' clocks
+        are asked, repair stale members, replicate the writes and wait for
+        their acks."""
         view = self.node.view()
         myself, up, ring = view.myself, view.up, view.ring
         refused: dict[int, Error] = {}
-        reads: dict[bytes, RequestPlan] = {}
-        read_indexes: dict[bytes, list[int]] = defaultdict(list)
+        reads: dict[int, tuple[bytes, RequestPlan]] = {}
         if checks:
             by_name = job.table.by_name
             for index, args in enumerate(job.requests):
@@ -310,25 +343,48 @@ class Coordinator:
                 if not plan.feasible:
                     refused[index] = NOREPLICAS_WRITE if spec.is_write else NOREPLICAS_READ
                 elif operation is Operation.READ and plan.targets != (myself,):
-                    reads[key] = plan
-                    read_indexes[key].append(index)
-        if reads:
-            for key in await self._read_repair(reads, myself):
-                for index in read_indexes[key]:
-                    refused[index] = NOREPLICAS_READ
-        if refused:
-            self.counts["refused"] += len(refused)
-            keep = [index for index in range(len(job.requests)) if index not in refused]
-            sub = Job(job.session, job.table, [job.requests[i] for i in keep], job.received_at, protocol=job.protocol)
-            await self._run_and_replicate(sub, level, myself, up, ring)
-            replies: list[object] = [None] * len(job.requests)
-            for index, error in refused.items():
-                replies[index] = error
-            for index, reply in zip(keep, sub.replies):
-                replies[index] = reply
-            job.replies = replies
+                    reads[index] = (key, plan)
+        if not refused and not reads:
+            await self._run_and_replicate(job, level, myself, up, ring)
             return
-        await self._run_and_replicate(job, level, myself, up, ring)
+        self.counts["refused"] += len(refused)
+        # The job that runs: refused requests left out, a clock read before each quorum read.
+        requests: list[list[bytes]] = []
+        positions: dict[int, int] = {}
+        clock_positions: dict[int, int] = {}
+        for index, args in enumerate(job.requests):
+            if index in refused:
+                continue
+            if index in reads:
+                clock_positions[index] = len(requests)
+                requests.append([_CLOCK_NAME, reads[index][0]])
+            positions[index] = len(requests)
+            requests.append(args)
+        table = _with_clock(job.table)
+        run = Job(job.session, table, requests, job.received_at, protocol=job.protocol)
+        remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in reads.values()}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._run_and_replicate, run, level, myself, up, ring)
+            if reads:
+                nursery.start_soon(self._remote_clocks, reads, myself, remote)
+        replies: list[object] = [None] * len(job.requests)
+        for index, error in refused.items():
+            replies[index] = error
+        for index, position in positions.items():
+            replies[index] = run.replies[position] if position < len(run.replies) else None
+        if reads:
+            local = {
+                index: run.replies[position] for index, position in clock_positions.items()
+                if position < len(run.replies)
+            }
+            rerun = await self._settle_reads(reads, local, remote, myself, replies)
+            if rerun:
+                again = Job(job.session, job.table, [job.requests[i] for i in rerun], job.received_at,
+                            protocol=job.protocol)
+                await self.dispatcher.submit(again)
+                for index, reply in zip(rerun, again.replies):
+                    replies[index] = reply
+        job.replies = replies
 
     async def _run_and_replicate(self, job: Job, level: Level, myself: Member, up, ring) -> None:
         if not job.requests:
@@ -396,41 +452,75 @@ class Coordinator:
 
     # -- reads -------------------------------------------------------------------
 
-    async def _read_repair(self, reads: dict[bytes, RequestPlan], myself: Member) -> set[bytes]:
-        """Gather the read keys' clocks, repair the stale members (this
-        node's copy first); the keys that got too few replies."""
-        clocks: dict[bytes, dict[Member, bytes | None]] = {key: {} for key in reads}
+    async def _remote_clocks(
+        self, reads: dict[int, tuple[bytes, RequestPlan]], myself: Member,
+        clocks: dict[bytes, dict[Member, bytes | None]],
+    ) -> None:
+        """Ask the other read targets for the read keys' clocks (one
+        request_many per peer), within the timeout."""
         asks: dict[Member, list[bytes]] = defaultdict(list)
-        for key, plan in reads.items():
+        for key, plan in reads.values():
             for member in plan.targets:
-                asks[member].append(key)
-        done = trio.Event()
+                if member != myself and key not in asks[member]:
+                    asks[member].append(key)
         with trio.move_on_after(self.timeout_seconds):
             async with trio.open_nursery() as nursery:
                 for member, keys in asks.items():
-                    nursery.start_soon(self._ask_clocks, member, myself, keys, clocks)
-        del done
-        failed: set[bytes] = set()
+                    nursery.start_soon(self._ask_clocks, member, keys, clocks)
+
+    async def _ask_clocks(self, member: Member, keys: list[bytes], clocks: dict[bytes, dict[Member, bytes | None]]) -> None:
+        try:
+            answers = await self.node.links[member].request_many([[b"TKV.REPL.GET", key] for key in keys])
+        except LinkError:
+            return
+        for key, answer in zip(keys, answers):
+            if answer is None or isinstance(answer, bytes):
+                clocks[key][member] = answer
+
+    async def _settle_reads(
+        self,
+        reads: dict[int, tuple[bytes, RequestPlan]],
+        local: dict[int, object],
+        remote: dict[bytes, dict[Member, bytes | None]],
+        myself: Member,
+        replies: list[object],
+    ) -> list[int]:
+        """Merge each read key's clocks; refuse reads with too few replies;
+        repair stale members (blocking); the reads to run again because
+        this node's copy was stale (repaired first)."""
         local_puts: list[list[bytes]] = []
         remote_puts: dict[Member, list[list[bytes]]] = defaultdict(list)
-        repaired = 0
-        for key, plan in reads.items():
-            answers = clocks[key]
-            if len(answers) < plan.needed:
-                failed.add(key)
+        rerun: list[int] = []
+        merged_keys: dict[bytes, bool] = {}  # key -> this node was stale
+        for index, (key, plan) in reads.items():
+            answer = local.get(index)
+            if key in merged_keys:
+                if merged_keys[key]:
+                    rerun.append(index)
                 continue
+            answers = dict(remote[key])
+            if answer is None or isinstance(answer, bytes):
+                answers[myself] = answer
+            if len(answers) < plan.needed:
+                replies[index] = NOREPLICAS_READ
+                self.counts["reads_noreplicas"] += 1
+                continue
+            self.counts["reads_ok"] += 1
             decoded = {member: None if clock is None else dvvset.decode(clock) for member, clock in answers.items()}
             merge = merge_replies(decoded, dvvset.sync2, _dominates)
+            merged_keys[key] = False
             if merge.state is None or not merge.stale:
                 continue
-            repaired += 1
+            self.counts["reads_repaired"] += 1
             packed = dvvset.encode(merge.state)
             for member in merge.stale:
                 put = [b"TKV.REPL.PUT", key, packed]
-                (local_puts if member == myself else remote_puts[member]).append(put)
-        self.counts["reads_ok"] += len(reads) - len(failed)
-        self.counts["reads_noreplicas"] += len(failed)
-        self.counts["reads_repaired"] += repaired
+                if member == myself:
+                    local_puts.append(put)
+                    merged_keys[key] = True
+                    rerun.append(index)
+                else:
+                    remote_puts[member].append(put)
         if local_puts or remote_puts:
             with trio.move_on_after(self.timeout_seconds):
                 async with trio.open_nursery() as nursery:
@@ -438,31 +528,7 @@ class Coordinator:
                         nursery.start_soon(self._repair_here, local_puts)
                     for member, puts in remote_puts.items():
                         nursery.start_soon(self._repair_there, member, puts)
-        return failed
-
-    async def _ask_clocks(
-        self, member: Member, myself: Member, keys: list[bytes], clocks: dict[bytes, dict[Member, bytes | None]]
-    ) -> None:
-        if member == myself:
-            versions = self.store.versions
-            lock = self.store.lock
-
-            def read() -> list[bytes | None]:
-                lock.acquire_read()
-                try:
-                    return [versions.clock_of(key) if versions is not None else None for key in keys]
-                finally:
-                    lock.release_read()
-
-            answers: list[object] = await self.dispatcher.run_sync(read)
-        else:
-            try:
-                answers = await self.node.links[member].request_many([[b"TKV.REPL.GET", key] for key in keys])
-            except LinkError:
-                return
-        for key, answer in zip(keys, answers):
-            if answer is None or isinstance(answer, bytes):
-                clocks[key][member] = answer
+        return sorted(rerun)
 
     async def _repair_here(self, puts: list[list[bytes]]) -> None:
         session = self._internal_session()
