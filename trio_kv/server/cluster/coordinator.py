@@ -138,13 +138,15 @@ class _Write:
     """One write command's replication to one preference list: its ack
     counter and the requests each peer still owes an answer for."""
 
-    __slots__ = ("counter", "owed", "failed", "coordinator")
+    __slots__ = ("counter", "owed", "failed", "coordinator", "batch")
 
-    def __init__(self, counter: AckCounter, coordinator: Coordinator) -> None:
+    def __init__(self, counter: AckCounter, coordinator: Coordinator, batch: _Batch) -> None:
         self.counter = counter
         self.owed: dict[Member, int] = defaultdict(int)
         self.failed: set[Member] = set()
         self.coordinator = coordinator
+        # The batch whose client waits for this write (woken when all are decided).
+        self.batch = batch
 
     def answered(self, member: Member, ok: bool) -> None:
         if not ok:
@@ -155,11 +157,27 @@ class _Write:
                 self.counter.failed(member)
             else:
                 self.counter.ok(member)
+        self.batch.check()
         self.coordinator.progressed()
 
     def remote_acks(self, myself: Member) -> int:
         return sum(1 for member in self.counter.replies if member != myself and member not in self.failed
                    and self.owed[member] == 0)
+
+
+class _Batch:
+    """One job's writes: its client waits on ``decided`` (one event per
+    batch, so an ack wakes only the client it concerns)."""
+
+    __slots__ = ("writes", "decided")
+
+    def __init__(self) -> None:
+        self.writes: list[_Write] = []
+        self.decided = trio.Event()
+
+    def check(self) -> None:
+        if not self.decided.is_set() and all(w.counter.outcome is not Outcome.PENDING for w in self.writes):
+            self.decided.set()
 
 
 class _LastWrite:
@@ -193,6 +211,8 @@ class Coordinator:
         self.redirect = config.cluster_redirect
         self._nursery: trio.Nursery | None = None
         self._progress = trio.Event()
+        # WAIT commands waiting on _progress now.
+        self._waits = 0
         # The session forwarded requests from one bus connection run in, per wire.
         self._forward_sessions: weakref.WeakKeyDictionary[Session, dict[str, Session]] = weakref.WeakKeyDictionary()
         self.counts: dict[str, int] = defaultdict(int)
@@ -219,8 +239,10 @@ class Coordinator:
                 self.dispatcher.router = None
 
     def progressed(self) -> None:
-        event, self._progress = self._progress, trio.Event()
-        event.set()
+        """An ack arrived: wake the WAITs (only they wait on this)."""
+        if self._waits:
+            event, self._progress = self._progress, trio.Event()
+            event.set()
 
     # -- entry ---------------------------------------------------------------
 
@@ -398,7 +420,8 @@ class Coordinator:
         per_peer: dict[Member, list[list[bytes]]] = defaultdict(list)
         per_peer_writes: dict[Member, list[_Write]] = defaultdict(list)
         by_reply: dict[int, list[_Write]] = defaultdict(list)
-        all_writes: list[_Write] = []
+        batch = _Batch()
+        all_writes = batch.writes
         for reply_index, pairs in deltas:
             groups: dict[tuple[Member, ...], _Write] = {}
             for key, clock in pairs:
@@ -411,7 +434,7 @@ class Coordinator:
                     )
                     counter = AckCounter(plan)
                     counter.take_sends()
-                    write = groups[preference] = _Write(counter, self)
+                    write = groups[preference] = _Write(counter, self, batch)
                     if myself in plan.targets:
                         counter.ok(myself)  # the dispatcher returned: durable here
                     by_reply[reply_index].append(write)
@@ -425,9 +448,9 @@ class Coordinator:
         for member, requests in per_peer.items():
             self._nursery.start_soon(self._replicate, member, requests, per_peer_writes[member])
         job.session.cluster_last_write = _LastWrite(all_writes)
+        batch.check()
         with trio.move_on_after(self.timeout_seconds):
-            while any(write.counter.outcome is Outcome.PENDING for write in all_writes):
-                await self._progress.wait()
+            await batch.decided.wait()
         for reply_index, writes in by_reply.items():
             ok = True
             for write in writes:
@@ -566,9 +589,13 @@ class Coordinator:
         if not isinstance(last, _LastWrite):
             return 0
         deadline = trio.current_time() + timeout_ms / 1000 if timeout_ms else float("inf")
-        with trio.move_on_at(deadline):
-            while last.replicas(myself) < wanted:
-                await self._progress.wait()
+        self._waits += 1
+        try:
+            with trio.move_on_at(deadline):
+                while last.replicas(myself) < wanted:
+                    await self._progress.wait()
+        finally:
+            self._waits -= 1
         return last.replicas(myself)
 
     # -- the bus side --------------------------------------------------------------
