@@ -3,7 +3,8 @@
 after acknowledged writes that leave siblings (a stale TKV.PUTCTX context),
 tombstones, hashes and TTLs, the restarted server on the same data
 directory answers TKV.SIBLINGS with the same contexts and values, GET the
-same winners, and keeps its node id (the versions' actor)."""
+same winners, and keeps its node id (a new write comes from a new actor
+after kill -9: tests/integration/test_versions_incarnation.py)."""
 
 from __future__ import annotations
 

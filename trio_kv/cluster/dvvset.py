@@ -21,9 +21,9 @@ the values (siblings) not yet superseded in it:
 
 Types, decided here:
 
-* An actor id is ``bytes``: the node id's raw bytes (a node id is 40 hex
-  characters; ``bytes.fromhex`` gives 20 bytes, and sorting the bytes sorts
-  the hex). Anything up to 255 bytes encodes.
+* An actor id is ``bytes``: 20 bytes made from the node id (40 hex
+  characters) and its incarnation (cluster/actor.py; the node id's own
+  bytes until the node restarts uncleanly). Anything up to 255 bytes encodes.
 * A value is a ``Version(timestamp, actor, payload)``: the hybrid logical
   clock timestamp of the write (cluster/hlc.py), the node that made it, and
   the key's state after it as opaque bytes (cluster/key_state.py: a state
@@ -74,7 +74,7 @@ _unpack_u64 = struct.Struct("<Q").unpack_from
 
 
 class Version(NamedTuple):
-    """One written value: when (HLC), by whom (node id), what (payload)."""
+    """One written value: when (HLC), by whom (actor id), what (payload)."""
 
     timestamp: int
     actor: bytes

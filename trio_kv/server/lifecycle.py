@@ -48,8 +48,12 @@ A second signal during shutdown exits the process at once (status 1).
 
 Cluster mode (``--cluster-enabled yes``): the node id is read from the data
 directory (created at the first start; a fresh one with ``--appendonly
-no``: ``store.durability.node_id``) before the data is loaded (it is the
-actor of the keys' versions, ``store/versions.py``), and the
+no``: ``store.durability.node_id``) before the data is loaded, and so is
+the incarnation (``store.durability.incarnation``: bumped unless the last
+run stopped cleanly); together they make the actor of the keys' versions
+(``cluster/actor.py``, ``store/versions.py``). A shutdown whose final log
+flush and fsync worked writes the clean-shutdown marker last, before the
+data directory is unlocked. The
 cluster view handlers answer from is built once the main listener is open
 (its address is this node's): without ``--cluster-seeds`` the one-node view
 owning every slot (``cluster.view.emulated``).
@@ -76,6 +80,7 @@ from typing import Any
 
 import trio
 
+from ..cluster.actor import actor_id
 from ..cluster.ring import Member
 from ..cluster.view import ClusterView, emulated
 from ..commands.wire import LINE, RESP, WireProtocol, sniff_main_port
@@ -84,6 +89,7 @@ from ..http.wire import HTTP
 from ..config import Config
 from ..store.durability.memory_snapshot import load_keyspace, snapshot_path
 from ..store.durability.append_log import Persistence
+from ..store.durability.incarnation import begin_incarnation, mark_clean_shutdown
 from ..store.durability.node_id import load_or_create_node_id, new_node_id
 from ..store.store import Store
 from .cluster.start import ClusterStart, bus_port, prepare_cluster
@@ -175,8 +181,10 @@ async def serve(
     # Cluster mode: read (or create) before any socket opens, and before the
     # store: the node id is the actor of the keys' versions (store/versions.py).
     node_id = await _node_id(config, disk)
+    # The versions' actor: the node id in this incarnation (cluster/actor.py).
+    incarnation = 0 if node_id is None else await _incarnation(config, disk)
     if store is None:
-        store = Store(config, actor_id=None if node_id is None else bytes.fromhex(node_id))
+        store = Store(config, actor_id=None if node_id is None else actor_id(node_id, incarnation))
     persistence = await _load_data(store, disk)
     try:
         # Outside the nursery, so "address in use" reaches the caller as a
@@ -197,6 +205,8 @@ async def serve(
         if persistence is not None:
             persistence.data_dir.unlock()
         raise
+    # Whether the log's final flush and fsync worked (then the stop is clean).
+    log_closed = False
     if cluster_start is not None:
         cluster: ClusterView | None = cluster_start.node.view()
     else:
@@ -220,8 +230,12 @@ async def serve(
             # After the clients (the data path may need the links until
             # then), before the dispatcher (bus commands run on it).
             await handle.stop()
-        await _close_services(services, root)
+        log_closed = await _close_services(services, root)
     if persistence is not None:
+        if log_closed and node_id is not None:
+            # Every dot this incarnation issued is on disk: the next start
+            # may keep it (store/durability/incarnation.py).
+            await _mark_clean_shutdown(config, incarnation, disk)
         # Only now: a compaction still writing at close has finished (its
         # thread is never abandoned), so no file changes after the release.
         persistence.data_dir.unlock()
@@ -253,6 +267,25 @@ async def _node_id(config: Config, disk: trio.CapacityLimiter) -> str | None:
         node_id = new_node_id()
     log.info("cluster mode: node id %s", node_id)
     return node_id
+
+
+async def _incarnation(config: Config, disk: trio.CapacityLimiter) -> int:
+    """This run's incarnation (store/durability/incarnation.py): bumped,
+    durably, unless the last run stopped cleanly; 0 for a memory-only node,
+    whose node id is new anyway."""
+    if not config.appendonly:
+        return 0
+    incarnation = await trio.to_thread.run_sync(begin_incarnation, config.data_dir, limiter=disk)
+    log.info("cluster mode: versions written as incarnation %d of this node", incarnation)
+    return incarnation
+
+
+async def _mark_clean_shutdown(config: Config, incarnation: int, disk: trio.CapacityLimiter) -> None:
+    try:
+        await trio.to_thread.run_sync(mark_clean_shutdown, config.data_dir, incarnation, limiter=disk)
+    except OSError as error:
+        # Harmless: the next start takes the stop for unclean and uses a new actor.
+        log.error("writing the clean-shutdown marker failed: %s", error)
 
 
 def _cluster_view(config: Config, node_id: str, main_address: tuple[str, int]) -> ClusterView | None:
@@ -397,14 +430,17 @@ async def _drain(registry: ConnectionRegistry, grace_seconds: float) -> None:
         log.warning("grace period over: closing %d connection(s)", len(registry))
 
 
-async def _close_services(services: _Services, root: trio.Nursery) -> None:
+async def _close_services(services: _Services, root: trio.Nursery) -> bool:
     """Flush and close the log, then cancel the services in ``root``: a hop
-    already on a worker thread finishes first."""
+    already on a worker thread finishes first. Returns whether the log's
+    final flush and fsync worked (False without a log)."""
+    closed = False
     if services.flusher is not None:
         # Every acknowledged write is already written; this makes the
         # rest (everysec, no) durable too before the process exits.
-        await services.flusher.close()
+        closed = await services.flusher.close()
     root.cancel_scope.cancel()
+    return closed
 
 
 async def _open_listeners(config: Config) -> _Listeners:

@@ -337,10 +337,10 @@ class LogFlusher:
             return False
         return True
 
-    async def close(self) -> None:
-        """Shutdown: everything appended is written and fsynced, then closed.
-        A disk error here is logged, not raised: the records it leaves
-        unwritten were never acknowledged."""
+    async def close(self) -> bool:
+        """Shutdown: everything appended is written and fsynced, then closed;
+        returns whether that worked. A disk error here is logged, not
+        raised: the records it leaves unwritten were never acknowledged."""
         self._closed = True
         started = time.perf_counter()
         if self._thread is not None:
@@ -353,5 +353,6 @@ class LogFlusher:
                 await trio.to_thread.run_sync(self._persistence.close, limiter=self._disk)
         except OSError as error:
             log.error("flushing the log at shutdown failed: %s (unwritten records were never acknowledged)", error)
-            return
+            return False
         log.info("log flushed and fsynced in %.3f s", time.perf_counter() - started)
+        return True

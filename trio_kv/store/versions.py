@@ -1,9 +1,10 @@
 """Versions: the DVVSet clock of every key, for a store in cluster mode.
 
-A store built with an actor id (the node id) and a hybrid logical clock
+A store built with an actor id (the node id in its incarnation,
+cluster/actor.py) and a hybrid logical clock
 (``Store(config, actor_id=..., hlc=...)``) keeps, beside the keyspace, one
 clock per key (cluster/dvvset.py) whose values are ``Version(timestamp,
-node id, payload)`` and whose payloads are key states or tombstones
+actor, payload)`` and whose payloads are key states or tombstones
 (cluster/key_state.py). Without an actor id there is no ``Versions`` and
 nothing here runs.
 
@@ -115,7 +116,8 @@ class Versions:
         if not 0 < len(actor) <= dvvset.MAX_ACTOR_BYTES:
             raise ValueError(f"an actor id is 1 to {dvvset.MAX_ACTOR_BYTES} bytes")
         self.keyspace = keyspace
-        # This node's id as the clocks' actor (the node id's raw bytes).
+        # This node's actor in the clocks (cluster/actor.py: the node id in
+        # this run's incarnation).
         self.actor = actor
         self.hlc = hlc
         # The stored clock of a key only this node wrote starts with this
