@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
@@ -92,7 +93,7 @@ class Cluster:
 
 @pytest.fixture
 def three():
-    cluster = Cluster(3)
+    cluster = Cluster(3, "--http-port", "0")
     try:
         cluster.start_all()
         yield cluster
@@ -186,6 +187,18 @@ def test_a_killed_node_leaves_quorum_writes_working_and_all_writes_refused(three
     assert elapsed < WRITE_TIMEOUT_SECONDS + 5
     # The refused write ran nowhere: WAIT counts the last write that ran (w2:199, on the survivor).
     assert client.execute_command("WAIT", 2, 300) == 1
+    # HTTP: ?w=2 is acknowledged, ?w=all answers 503 (NOREPLICAS), ?r=all too.
+    node = three.nodes[0]
+    assert node is not None
+    http = node.wait_for_log(re.compile(r"HTTP API on (\S+):(\d+)"))
+    base = f"http://{http.group(1)}:{http.group(2)}/key/"
+    with httpx.Client(timeout=10) as web:
+        assert web.put(base + "web?w=2", json="ok").status_code == 200
+        refused = web.put(base + "web2?w=all", json="no")
+        assert refused.status_code == 503 and "NOREPLICAS" in refused.json()["error"]
+        assert web.get(base + "web?r=all").status_code == 503
+        assert web.get(base + "web?r=one").json()["value"] == "ok"
+        assert web.get(base + "web?w=three").status_code == 400
     # Every acknowledged write is there, read from the other survivor at QUORUM.
     other = three.client(1)
     assert [other.get(key) for key in acknowledged] == list(acknowledged.values())

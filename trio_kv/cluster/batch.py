@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .quorum import Coordinate, Forward, Moved, Route, route
+from .quorum import Coordinate, Forward, Level, Moved, Operation, Route, route
 from .ring import Member, Ring
 from .slots import key_slot
 
@@ -48,6 +48,41 @@ SESSION_COMMANDS = frozenset(
 BARRIERS = frozenset([b"wait", b"tkv.consistency"])
 
 LOCAL = Coordinate()
+
+
+@dataclass(frozen=True)
+class Levels:
+    """A request's consistency levels: its writes' and its reads'
+    (TKV.CONSISTENCY sets both; HTTP's ``?w=&r=`` one each)."""
+
+    write: Level = Level.QUORUM
+    read: Level = Level.QUORUM
+
+    def of(self, operation: Operation) -> Level:
+        return self.write if operation is Operation.WRITE else self.read
+
+    def encode(self) -> bytes:
+        """As TKV.FORWARD carries them: ``WRITE,READ`` (one name if equal)."""
+        if self.write is self.read:
+            return self.write.value.encode()
+        return f"{self.write.value},{self.read.value}".encode()
+
+    @classmethod
+    def parse(cls, text: str) -> Levels:
+        """``encode``'s form back; ValueError for anything else."""
+        write, _, read = text.partition(",")
+        return cls(Level.parse(write), Level.parse(read or write))
+
+
+def level_from_http(text: str, replicas: int) -> Level:
+    """HTTP's ``?w=`` / ``?r=``: a level's name, or a number of replicas
+    (1: ONE, N or more: ALL, between: QUORUM). ValueError otherwise."""
+    if text.isdigit():
+        count = int(text)
+        if count < 1:
+            raise ValueError("at least 1 replica")
+        return Level.ONE if count == 1 else Level.ALL if count >= replicas else Level.QUORUM
+    return Level.parse(text)
 
 
 @dataclass(frozen=True)
@@ -103,4 +138,4 @@ def plan_batch(
     return segments
 
 
-__all__ = ["BARRIERS", "LOCAL", "Forward", "Moved", "Segment", "SESSION_COMMANDS", "first_key", "plan_batch"]
+__all__ = ["BARRIERS", "LOCAL", "Levels", "level_from_http", "Forward", "Moved", "Segment", "SESSION_COMMANDS", "first_key", "plan_batch"]

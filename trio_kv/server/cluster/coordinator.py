@@ -48,7 +48,7 @@ from collections.abc import Sequence
 import trio
 
 from ...cluster import dvvset
-from ...cluster.batch import LOCAL, SESSION_COMMANDS, Segment, plan_batch
+from ...cluster.batch import LOCAL, SESSION_COMMANDS, Levels, Segment, plan_batch
 from ...cluster.quorum import (
     AckCounter,
     Forward,
@@ -254,10 +254,12 @@ class Coordinator:
             await self.client_job(job, self.level_of(job.session))
 
     @staticmethod
-    def level_of(session: Session) -> Level:
-        return Level.parse(session.cluster_consistency or "QUORUM")
+    def level_of(session: Session) -> Levels:
+        """The connection's levels; an HTTP request's ``?w=&r=`` override them."""
+        both = session.cluster_consistency or "QUORUM"
+        return Levels(Level.parse(session.cluster_write_level or both), Level.parse(session.cluster_read_level or both))
 
-    async def client_job(self, job: Job, level: Level, *, forwarded: bool = False) -> None:
+    async def client_job(self, job: Job, level: Levels, *, forwarded: bool = False) -> None:
         session = job.session
         transaction = session.transaction
         filtering = session.reply_off or session.reply_skip or session.reply_skip_next
@@ -289,7 +291,7 @@ class Coordinator:
     def _has_session(job: Job) -> bool:
         return any(args and args[0].lower() in SESSION_COMMANDS for args in job.requests)
 
-    async def _run_segment(self, job: Job, segment: Segment, level: Level, replies: list[object]) -> None:
+    async def _run_segment(self, job: Job, segment: Segment, level: Levels, replies: list[object]) -> None:
         local: list[int] = []
         forwards: dict[Member, list[int]] = defaultdict(list)
         for index, where in zip(segment.indexes, segment.routes):
@@ -305,15 +307,15 @@ class Coordinator:
             for member, indexes in forwards.items():
                 nursery.start_soon(self._forward, job, member, indexes, level, replies)
 
-    async def _run_local(self, job: Job, indexes: list[int], level: Level, replies: list[object]) -> None:
+    async def _run_local(self, job: Job, indexes: list[int], level: Levels, replies: list[object]) -> None:
         sub = Job(job.session, job.table, [job.requests[i] for i in indexes], job.received_at, protocol=job.protocol)
         await self._coordinate(sub, level, checks=True)
         for index, reply in zip(indexes, sub.replies):
             replies[index] = reply
 
-    async def _forward(self, job: Job, member: Member, indexes: list[int], level: Level, replies: list[object]) -> None:
+    async def _forward(self, job: Job, member: Member, indexes: list[int], level: Levels, replies: list[object]) -> None:
         label = job.session.wire.label.encode()
-        requests = [[FORWARD, label, level.value.encode(), *job.requests[i]] for i in indexes]
+        requests = [[FORWARD, label, level.encode(), *job.requests[i]] for i in indexes]
         self.counts["forwarded"] += len(requests)
         try:
             answers = await self.node.links[member].request_many(requests)
@@ -326,7 +328,7 @@ class Coordinator:
             replies[index] = answer
             spec = job.table.by_name.get(job.requests[index][0].lower())
             if spec is not None and spec.is_write and type(answer) is not Error:
-                known = max(known, self._known_replicas(level))
+                known = max(known, self._known_replicas(level.write))
         if known:
             job.session.cluster_last_write = _LastWrite([], known)
 
@@ -336,7 +338,7 @@ class Coordinator:
 
     # -- coordinating here -----------------------------------------------------
 
-    async def _coordinate(self, job: Job, level: Level, *, checks: bool) -> None:
+    async def _coordinate(self, job: Job, level: Levels, *, checks: bool) -> None:
         """Run ``job`` here as the coordinator of its keys: refuse requests
         that cannot reach their quorum, run the rest in one hop (each read
         of a key other members must confirm preceded by a read of the key's
@@ -359,7 +361,7 @@ class Coordinator:
                     continue
                 operation = Operation.WRITE if spec.is_write else Operation.READ
                 plan = plan_request(
-                    preference, myself, up, level, operation,
+                    preference, myself, up, level.of(operation), operation,
                     write_quorum=self.write_quorum, read_quorum=self.read_quorum,
                 )
                 if not plan.feasible:
@@ -408,7 +410,7 @@ class Coordinator:
                     replies[index] = reply
         job.replies = replies
 
-    async def _run_and_replicate(self, job: Job, level: Level, myself: Member, up, ring) -> None:
+    async def _run_and_replicate(self, job: Job, level: Levels, myself: Member, up, ring) -> None:
         if not job.requests:
             return
         job.version_deltas = []
@@ -429,7 +431,7 @@ class Coordinator:
                 write = groups.get(preference)
                 if write is None:
                     plan = plan_request(
-                        preference, myself, up, level, Operation.WRITE,
+                        preference, myself, up, level.write, Operation.WRITE,
                         write_quorum=self.write_quorum, read_quorum=self.read_quorum,
                     )
                     counter = AckCounter(plan)
@@ -623,7 +625,7 @@ class Coordinator:
         async def run_forwarded(label: bytes, level_text: bytes, indexes: list[int]) -> None:
             wire = self._wires.get(label.decode(errors="replace"))
             try:
-                level = Level.parse(level_text.decode(errors="replace"))
+                level = Levels.parse(level_text.decode(errors="replace"))
             except ValueError:
                 wire = None
             if wire is None:
