@@ -24,6 +24,11 @@ for WAIT). A write not acked in time is answered ``-NOREPLICAS Not
 enough good replicas to write.``: it may still have happened (here, and on
 the replicas that got it), so a client must treat it as unknown.
 
+With ``--cluster-write-context read`` a write first merges the versions
+R members hold of its key into this node's copy (one round trip and one
+local merge more), so it supersedes them all: a DEL or INCR on a
+coordinator that missed writes then acts on the merged state.
+
 Reads: the clocks of the read keys are asked of R members (this node
 first), merged with DVVSet sync; members whose clock does not dominate the
 merge are repaired (``TKV.REPL.PUT``, this node's copy first, through the
@@ -209,6 +214,8 @@ class Coordinator:
         self.read_quorum = config.cluster_read_quorum
         self.timeout_seconds = config.cluster_write_timeout_seconds
         self.redirect = config.cluster_redirect
+        # Dynamo's get-then-put: a write first merges what R members hold of its key.
+        self.write_context_read = config.cluster_write_context == "read"
         self._nursery: trio.Nursery | None = None
         self._progress = trio.Event()
         # WAIT commands waiting on _progress now.
@@ -349,6 +356,8 @@ class Coordinator:
         myself, up, ring = view.myself, view.up, view.ring
         refused: dict[int, Error] = {}
         reads: dict[int, tuple[bytes, RequestPlan]] = {}
+        # --cluster-write-context read: the write keys' versions to gather first.
+        gather: dict[int, tuple[bytes, RequestPlan]] = {}
         if checks:
             by_name = job.table.by_name
             for index, args in enumerate(job.requests):
@@ -368,6 +377,13 @@ class Coordinator:
                     refused[index] = NOREPLICAS_WRITE if spec.is_write else NOREPLICAS_READ
                 elif operation is Operation.READ and plan.targets != (myself,):
                     reads[index] = (key, plan)
+                elif operation is Operation.WRITE and self.write_context_read:
+                    gather[index] = (key, plan_request(
+                        preference, myself, up, level.read, Operation.READ,
+                        write_quorum=self.write_quorum, read_quorum=self.read_quorum,
+                    ))
+        if gather:
+            await self._gather_context(gather, myself)
         if not refused and not reads:
             await self._run_and_replicate(job, level, myself, up, ring)
             return
@@ -492,6 +508,21 @@ class Coordinator:
             async with trio.open_nursery() as nursery:
                 for member, keys in asks.items():
                     nursery.start_soon(self._ask_clocks, member, keys, clocks)
+
+    async def _gather_context(self, gather: dict[int, tuple[bytes, RequestPlan]], myself: Member) -> None:
+        """Before writes (--cluster-write-context read): merge the other read
+        targets' versions of each write key into this node's copy, so the
+        write supersedes everything they hold (a DEL of a key this node
+        missed deletes it everywhere)."""
+        remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in gather.values()}
+        await self._remote_clocks(gather, myself, remote)
+        puts: list[list[bytes]] = []
+        for key, answers in remote.items():
+            clocks = [dvvset.decode(clock) for clock in answers.values() if clock is not None]
+            if clocks:
+                puts.append([b"TKV.REPL.PUT", key, dvvset.encode(dvvset.sync(clocks))])
+        if puts:
+            await self._repair_here(puts)
 
     async def _ask_clocks(self, member: Member, keys: list[bytes], clocks: dict[bytes, dict[Member, bytes | None]]) -> None:
         try:
