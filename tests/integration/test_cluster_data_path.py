@@ -160,6 +160,19 @@ def test_any_node_coordinates_and_forwards_keys_it_does_not_replicate() -> None:
             got = subprocess.run([curl, "-s", f"http://{http.group(1)}:{http.group(2)}/key/{key}"],
                                  capture_output=True, text=True, timeout=30)
             assert json.loads(got.stdout) == {"key": key, "value": f"value-{i}"}
+        # /keys lists the whole cluster, each key once, page by page.
+        listed: list[str] = []
+        cursor = "0"
+        for _ in range(100):
+            page = json.loads(subprocess.run(
+                [curl, "-s", f"http://{http.group(1)}:{http.group(2)}/keys?prefix=fwd:&limit=7&cursor={cursor}"],
+                capture_output=True, text=True, timeout=30).stdout)
+            listed += page["keys"]
+            cursor = page["cursor"]
+            if cursor is None:
+                break
+        assert sorted(listed) == sorted(keys)
+        assert page["totalKeys"] == len(keys) + 3  # and the cli:N keys
     finally:
         cluster.stop()
 

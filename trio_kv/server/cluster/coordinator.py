@@ -268,6 +268,11 @@ class Coordinator:
 
     async def client_job(self, job: Job, level: Levels, *, forwarded: bool = False) -> None:
         session = job.session
+        if not forwarded and session.wire is HTTP and all(
+            args and args[0].lower() in (b"scan", b"dbsize") for args in job.requests
+        ):
+            job.replies = [await self._whole_cluster(job, args) for args in job.requests]
+            return
         transaction = session.transaction
         filtering = session.reply_off or session.reply_skip or session.reply_skip_next
         view = self.node.view()
@@ -601,6 +606,52 @@ class Coordinator:
         session = Session(next_client_id(), self.store, self.control, wire=RESP, address="cluster", local_address="")
         session.authenticated = True
         return session
+
+    # -- HTTP /keys: the whole cluster ---------------------------------------------
+
+    async def _whole_cluster(self, job: Job, args: list[bytes]) -> object:
+        """HTTP's SCAN and DBSIZE over every live member, each answering for
+        the partitions it is first for. SCAN's cursor is the member's own
+        cursor times the member count plus the member's index (in ring
+        order): 0 starts at the first member and means "done"."""
+        view = self.node.view()
+        members = view.ring.members
+        count = len(members)
+        if args[0].lower() == b"dbsize":
+            totals = [await self._run_on(job, member, args) for member in members if member in view.up]
+            errors = [total for total in totals if type(total) is Error]
+            return errors[0] if errors else sum(total for total in totals if isinstance(total, int))
+        if len(args) < 2 or not args[1].isdigit():
+            return await self._run_on(job, view.myself, args)
+        index, cursor = int(args[1]) % count, int(args[1]) // count
+        while True:
+            if members[index] not in view.up:
+                reply: object = [b"0", []]
+            else:
+                reply = await self._run_on(job, members[index], [args[0], b"%d" % cursor, *args[2:]])
+            if type(reply) is Error or not isinstance(reply, list) or len(reply) != 2:
+                return reply
+            next_cursor = int(reply[0])
+            if next_cursor:
+                return [b"%d" % (next_cursor * count + index), reply[1]]
+            if index + 1 == count:
+                return [b"0", reply[1]]
+            if reply[1] or members[index + 1] in view.up:
+                return [b"%d" % (index + 1), reply[1]]
+            index, cursor = index + 1, 0
+
+    async def _run_on(self, job: Job, member: Member, args: list[bytes]) -> object:
+        """One keyless request on ``member`` (here, or forwarded)."""
+        if member == self.node.myself:
+            sub = Job(job.session, job.table, [args], job.received_at, protocol=job.protocol)
+            await self.dispatcher.submit(sub)
+            return sub.replies[0] if sub.replies else None
+        try:
+            return await self.node.links[member].request(
+                [FORWARD, job.session.wire.label.encode(), b"QUORUM", *args]
+            )
+        except LinkError as error:
+            return Error(FORWARD_FAILED.format(peer=member.address, reason=error))
 
     # -- barriers ---------------------------------------------------------------
 
