@@ -294,3 +294,31 @@ def test_kill_9_with_write_context_read_keeps_sessions_too(tmp_path: Path) -> No
         print(verdict.report())
         if verdict.checker in ("survival", "siblings", "sessions"):
             assert verdict.valid, verdict.report()
+
+
+def test_redirect_moved_names_the_first_live_member_and_redis_cli_c_follows() -> None:
+    cluster = Cluster(3, "--cluster-replicas", "2", "--cluster-redirect", "moved")
+    try:
+        cluster.start_all()
+        redis_cli = require_tool("redis-cli")
+        client = cluster.client(0)
+        moved = []
+        for i in range(30):
+            key = f"mv:{i}"
+            try:
+                client.set(key, "v")
+            except redis.exceptions.MovedError as error:  # redis-py keeps "slot host:port"
+                moved.append((key, str(error)))
+        assert moved, "with N=2 of 3 some keys are not on node 0"
+        key, error = moved[0]
+        assert re.fullmatch(r"\d+ 127\.0\.0\.\d+:\d+", error), error
+        follow = subprocess.run([redis_cli, "-c", "-h", cluster.hosts[0], "-p", str(cluster.port), "SET", key, "x"],
+                                capture_output=True, text=True, timeout=30)
+        assert follow.stdout.strip() == "OK"
+        cluster_client = RedisCluster(host=cluster.hosts[0], port=cluster.port, socket_timeout=10)
+        try:
+            assert cluster_client.get(key) == b"x"
+        finally:
+            cluster_client.close()
+    finally:
+        cluster.stop()

@@ -53,9 +53,10 @@ from collections.abc import Sequence
 import trio
 
 from ...cluster import dvvset
-from ...cluster.batch import LOCAL, SESSION_COMMANDS, Levels, Segment, plan_batch
+from ...cluster.batch import SESSION_COMMANDS, Levels, Segment, plan_batch
 from ...cluster.quorum import (
     AckCounter,
+    Coordinate,
     Forward,
     Level,
     Moved,
@@ -288,7 +289,9 @@ class Coordinator:
         segments = plan_batch(
             job.requests, key_of, view.ring, view.myself, view.up, redirect=self.redirect, whole_batch_local=whole
         )
-        if len(segments) == 1 and segments[0].barrier_index is None and all(r is LOCAL for r in segments[0].routes):
+        if len(segments) == 1 and segments[0].barrier_index is None and all(
+            type(where) is Coordinate for where in segments[0].routes
+        ):
             await self._coordinate(job, level, checks=not (whole and not forwarded) and not self._has_session(job))
             return
         replies: list[object] = [None] * len(job.requests)
