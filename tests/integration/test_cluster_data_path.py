@@ -150,6 +150,14 @@ def test_any_node_coordinates_and_forwards_keys_it_does_not_replicate() -> None:
                 capture_output=True, text=True, timeout=30,
             )
             assert follow.stdout.strip() == "OK"
+        # One pipeline mixing keys coordinated here and forwarded: replies in order.
+        pipe = cluster.client(0).pipeline(transaction=False)
+        for i, key in enumerate(keys):
+            pipe.set(key, f"piped-{i}")
+            pipe.get(key)
+            pipe.ping()
+        replies = pipe.execute()
+        assert replies == [item for i in range(len(keys)) for item in (True, f"piped-{i}".encode(), True)]
         forwarded = sum(cluster.counters(index)["forwarded"] for index in range(3))
         assert forwarded > 0  # with N=2 of 3, a third of the keys are not on their writer
         node = cluster.nodes[1]
@@ -159,7 +167,7 @@ def test_any_node_coordinates_and_forwards_keys_it_does_not_replicate() -> None:
         for i, key in enumerate(keys[:6]):
             got = subprocess.run([curl, "-s", f"http://{http.group(1)}:{http.group(2)}/key/{key}"],
                                  capture_output=True, text=True, timeout=30)
-            assert json.loads(got.stdout) == {"key": key, "value": f"value-{i}"}
+            assert json.loads(got.stdout) == {"key": key, "value": f"piped-{i}"}
         # /keys lists the whole cluster, each key once, page by page.
         listed: list[str] = []
         cursor = "0"
