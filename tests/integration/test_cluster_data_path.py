@@ -330,3 +330,17 @@ def test_redirect_moved_names_the_first_live_member_and_redis_cli_c_follows() ->
             cluster_client.close()
     finally:
         cluster.stop()
+
+
+def test_redis_benchmark_cluster_runs_set_and_get_against_three_nodes(three: Cluster) -> None:
+    benchmark = require_tool("redis-benchmark")
+    out = subprocess.run(
+        [benchmark, "--cluster", "-h", three.hosts[0], "-p", str(three.port), "-t", "set,get", "-n", "5000",
+         "-c", "20", "--csv"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {line.split(",")[0].strip('"'): line for line in out.stdout.splitlines() if line.startswith('"')}
+    assert {"SET", "GET"} <= set(rows), out.stdout + out.stderr
+    assert "error" not in (out.stdout + out.stderr).lower()
+    assert sum(three.counters(index)["writes_ok"] for index in range(3)) >= 5000
