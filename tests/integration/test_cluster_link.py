@@ -149,3 +149,30 @@ async def test_a_broken_link_fails_pending_requests_at_once_with_a_typed_error()
             else:
                 raise AssertionError("a closed link answered")
             nursery.cancel_scope.cancel()
+
+
+async def test_the_oldest_unanswered_request_has_an_age_until_answered() -> None:
+    peer = ScriptedPeer()
+    peer.answering = trio.Event()  # hold replies back
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            link = await _linked(nursery, peer)
+            assert link.oldest_request_age_seconds is None  # nothing waits: no lag
+            answered = trio.Event()
+
+            async def ask() -> None:
+                await link.request_many([[b"ECHO", b"a"], [b"ECHO", b"b"]])
+                answered.set()
+
+            nursery.start_soon(ask)
+            while link.in_flight < 2:
+                await trio.sleep(0.01)
+            first = link.oldest_request_age_seconds
+            assert first is not None and first >= 0
+            await trio.sleep(0.01)
+            later = link.oldest_request_age_seconds
+            assert later is not None and later >= first  # the same request, older
+            peer.answering.set()
+            await answered.wait()
+            assert link.oldest_request_age_seconds is None
+            nursery.cancel_scope.cancel()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import trio
 
 from harness.server_process import ServerProcess, server_environment, server_python
@@ -44,6 +45,20 @@ def _members_up(host: str, port: int) -> dict[str, bool]:
         members[pairs["address"]] = pairs["up"] == "1"
         index += 1
     return members
+
+
+def _make_siblings_and_a_tombstone(host: str, port: int) -> None:
+    """Key ``s`` with two siblings (a TKV.PUTCTX with a context that missed
+    a later SET) and key ``d`` deleted, on the node at ``host:port`` (with
+    3 nodes and 3 replicas every node holds every key)."""
+    with redis.Redis(host, port, socket_timeout=30) as client:
+        client.set("s", "first")
+        context = client.execute_command("TKV.SIBLINGS", "s")[0]
+        client.set("s", "second")
+        assert client.execute_command("TKV.PUTCTX", "s", context, "third") in (b"OK", True)
+        assert len(client.execute_command("TKV.SIBLINGS", "s")[1]) == 2
+        client.set("d", "1")
+        assert client.delete("d") == 1
 
 
 async def _wait_for(predicate, poll_seconds: float = 0.05) -> None:
@@ -87,6 +102,14 @@ async def test_three_processes_mesh_and_show_it_in_status_info_metrics_and_redis
                 await trio.to_thread.run_sync(cluster.start, index)
             await _wait_for(cluster.all_up)
             host, port = cluster.hosts[0], cluster.port
+            await trio.to_thread.run_sync(_make_siblings_and_a_tombstone, host, port)
+
+            def pings_answered() -> bool:
+                fields = fetch_fields(host, port, None)
+                links = [value for name, value in fields.items() if name.startswith("cluster_bus_link")]
+                return len(links) == 2 and all("ping_rtt_us=-1" not in link for link in links)
+
+            await _wait_for(pings_answered)
             status = subprocess.run(
                 [server_python(REPO), "-m", "trio_kv", "cluster", "status", "-h", host, "-p", str(port)],
                 cwd=REPO, env=server_environment(), capture_output=True, text=True, timeout=30,
@@ -95,6 +118,13 @@ async def test_three_processes_mesh_and_show_it_in_status_info_metrics_and_redis
             assert status.returncode == 0, status.stderr
             assert "members 3 (3 up)" in status.stdout
             assert status.stdout.count("connected") == 2 and "(myself)" in status.stdout
+            assert re.search(r"PEER LINK +STATE +PING RTT +SENT \(MSGS / BYTES\) +RECEIVED +QUEUED +IN FLIGHT +LAG",
+                             status.stdout)
+            for peer in cluster.hosts[1:]:  # each link: connected, a ping answered, traffic counted
+                assert re.search(rf"{re.escape(peer)}:{port} +connected +\d+\.\d\d ms +[1-9]\d* / ", status.stdout)
+            assert "keys with siblings    1\n" in status.stdout
+            assert "largest sibling count 2 (peak 2)\n" in status.stdout
+            assert "tombstones kept       1\n" in status.stdout
             redis_cli = require_tool("redis-cli")
             ping = subprocess.run([redis_cli, "-h", host, "-p", str(port + 10000), "TKV.PING"],
                                   capture_output=True, text=True, timeout=30)
@@ -109,6 +139,9 @@ async def test_three_processes_mesh_and_show_it_in_status_info_metrics_and_redis
                 metrics = (await client.get(f"http://{http_line.group(1)}:{http_line.group(2)}/metrics")).text
             assert re.search(rf'trio_kv_cluster_link_up\{{peer="{re.escape(cluster.hosts[1])}:{port}"\}} 1', metrics)
             assert "trio_kv_cluster_link_sent_messages_total" in metrics
+            assert "trio_kv_cluster_link_oldest_request_age_seconds" in metrics
+            assert "\ntrio_kv_cluster_keys_with_siblings 1\n" in metrics
+            assert "\ntrio_kv_cluster_tombstone_keys 1\n" in metrics
     finally:
         cluster.stop()
 

@@ -38,7 +38,7 @@ def test_info_cluster_lists_members_and_links() -> None:
     assert f"cluster_bus_member1:address=127.0.0.12:7001,node_id={'b' * 40},up=0\r\n" in text
     assert ("cluster_bus_link0:peer=127.0.0.12:7001,node_id=-,state=backoff,up=0,queued=0,in_flight=0,"
             "sent_bytes=2048,received_bytes=10,sent_messages=7,received_messages=6,late_replies=1,"
-            "connections=2,connected_since=0,ping_rtt_us=412\r\n") in text
+            "connections=2,connected_since=0,ping_rtt_us=412,oldest_request_age_us=0\r\n") in text
 
 
 def test_cluster_status_renders_the_fields() -> None:

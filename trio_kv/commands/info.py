@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..protocol.replies import Verbatim
 from .cluster_bus_info import bus_info_fields
+from .cluster_versions_info import versions_info_fields
 from .connection import REDIS_VERSION
 from .session import Session
 from .table import CommandSpec, Lock
@@ -358,7 +359,8 @@ _SECTIONS = {
     "commandstats": ("Commandstats", lambda store, control, now: _commandstats(store)),
     "errorstats": ("Errorstats", lambda store, control, now: _errorstats(store)),
     "latencystats": ("Latencystats", lambda store, control, now: _latencystats(store)),
-    "cluster": ("Cluster", lambda store, control, now: _cluster(control) + bus_info_fields(control.cluster_bus_status())),
+    "cluster": ("Cluster", lambda store, control, now: _cluster(control) + bus_info_fields(control.cluster_bus_status())
+                + versions_info_fields(store, control)),
     "keyspace": ("Keyspace", lambda store, control, now: _keyspace(store)),
 }
 

@@ -24,7 +24,12 @@ Every metric, with its source:
                                                        queued, in_flight (gauges), sent_bytes_total,
                                                        received_bytes_total, sent_messages_total,
                                                        received_messages_total (counters),
-                                                       ping_rtt_seconds (gauge, last ping)
+                                                       ping_rtt_seconds (gauge, last ping),
+                                                       oldest_request_age_seconds (gauge: the lag)
+    trio_kv_cluster_<figure>                 gauge     in cluster mode, the versions (Versions.statistics()):
+                                                       versioned_keys, keys_with_siblings, largest_siblings
+                                                       (now), largest_siblings_peak, tombstone_keys,
+                                                       version_bytes
     trio_kv_persistence_<name>               gauge     with the append-only log on: each number of
                                                        INFO persistence (aof_current_size, rdb_saves,
                                                        ...; statuses 1 = ok, 0 = err) and
@@ -80,6 +85,8 @@ class MetricsSnapshot:
     cluster_links: list[Mapping[str, object]] = field(default_factory=list)
     # The cluster coordinator's quorum outcome counters (name -> count).
     cluster_data_path: Mapping[str, int] = field(default_factory=dict)
+    # Versions.statistics() in cluster mode; empty otherwise.
+    cluster_versions: dict[str, int] = field(default_factory=dict)
 
 
 def _escape(value: str) -> str:
@@ -129,6 +136,8 @@ _LINK_METRICS = (
     ("received_messages_total", "counter", "Replies received from the peer.", lambda link: link["received_messages"]),
     ("ping_rtt_seconds", "gauge", "Round trip of the last answered TKV.PING (-1: none yet).",
      lambda link: -1 if link["last_ping_rtt_seconds"] is None else link["last_ping_rtt_seconds"]),
+    ("oldest_request_age_seconds", "gauge", "How long the oldest unanswered request to the peer has waited (0: none).",
+     lambda link: link.get("oldest_request_age_seconds") or 0),
 )
 
 
@@ -149,6 +158,22 @@ def _cluster_data_path(out: _Writer, counts: Mapping[str, int]) -> None:
     out.family(name, "counter", "Cluster coordinator outcomes (writes_ok, writes_noreplicas, reads_repaired, ...).")
     for outcome, count in counts.items():
         out.sample(name, float(count), outcome=outcome)
+
+
+_VERSION_METRICS = {
+    "versioned_keys": "Keys with versions on this node (tombstones included).",
+    "keys_with_siblings": "Keys holding more than one sibling (concurrent writes not resolved yet).",
+    "largest_siblings": "The most siblings one key holds now (127: 127 or more).",
+    "largest_siblings_peak": "The most siblings one key held since the start.",
+    "tombstone_keys": "Deleted keys kept as tombstones.",
+    "version_bytes": "Bytes of the stored version clocks.",
+}
+
+
+def _cluster_versions(out: _Writer, versions: Mapping[str, int]) -> None:
+    for name, help_text in _VERSION_METRICS.items():
+        if name in versions:
+            out.single(f"trio_kv_cluster_{name}", "gauge", help_text, versions[name])
 
 
 def render_metrics(snapshot: MetricsSnapshot) -> bytes:
@@ -213,6 +238,7 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
     out.single("trio_kv_uptime_seconds", "gauge", "Seconds since the server started.", snapshot.uptime_seconds)
     _cluster_links(out, snapshot.cluster_links)
     _cluster_data_path(out, snapshot.cluster_data_path)
+    _cluster_versions(out, snapshot.cluster_versions)
     for name, value in sorted(snapshot.persistence.items()):
         out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)
     out.lines.append("")

@@ -85,6 +85,8 @@ def collect_metrics(
         persistence=_persistence(control),
         cluster_links=_cluster_links(control),
         cluster_data_path=_cluster_data_path(control),
+        # Integers the writers keep (a scan of 128 slots): at most a write old.
+        cluster_versions={} if store.versions is None else store.versions.statistics(),
     )
 
 

@@ -129,9 +129,17 @@ class Versions:
         self._clocks: dict[bytes, bytes] = {}
         # The last unit stamped (unit_delta reads its VERSION effects).
         self._last_unit: list[Effect] = []
-        # Keys holding more than one sibling now, and the most seen on one key.
+        # The figures ``statistics()`` shows, kept exact as each stored clock
+        # changes (``_note``; O(1) per write, never a walk): keys holding more
+        # than one sibling now; keys per sibling count (index: the header's
+        # count, 0 to 127) so the largest count now is a scan of 128 slots; the most ever seen on one key; keys whose
+        # winner the keyspace does not hold (deletions kept as tombstones);
+        # the bytes of every stored clock.
         self.keys_with_siblings = 0
-        self.largest_siblings = 0
+        self._keys_by_siblings = [0] * (SIBLING_COUNT_MASK + 1)
+        self.largest_siblings_peak = 0
+        self.tombstone_keys = 0
+        self.stored_bytes = 0
         keyspace.effects.subscribe(self._stamp, first=True)
 
     # --- reads (read or write lock) --------------------------------------------
@@ -213,20 +221,42 @@ class Versions:
         """Store ``clock`` for ``key``; keeps the sibling counts. Returns the
         stored form."""
         stored = pack(clock)
-        self._note_siblings(key, old, stored)
+        self._note(key, old, stored)
         self._clocks[key] = stored
         return stored
 
+    def _note(self, key: bytes, old: bytes | None, stored: bytes) -> None:
+        """Keep the figures of ``statistics()`` as ``key``'s stored clock goes
+        from ``old`` (None: no versions) to ``stored``; every write to
+        ``_clocks`` calls this, except ``_overwrite``'s one-sibling path,
+        which inlines it."""
+        if old is None:
+            self.stored_bytes += len(stored)
+            self.tombstone_keys += not stored[0] & HELD_FLAG
+            self._note_siblings(key, None, stored)
+        else:
+            self.stored_bytes += len(stored) - len(old)
+            self.tombstone_keys += (not stored[0] & HELD_FLAG) - (not old[0] & HELD_FLAG)
+            self._note_siblings(key, old, stored)
+
     def _note_siblings(self, key: bytes, old: bytes | None, stored: bytes) -> None:
         """Keep the sibling counts as ``key``'s clock goes from ``old`` to ``stored``."""
-        before = 0 if old is None else old[0] & SIBLING_COUNT_MASK
+        before = None if old is None else old[0] & SIBLING_COUNT_MASK
         after = stored[0] & SIBLING_COUNT_MASK
-        if before > 1 or after > 1:
-            self.keys_with_siblings += (after > 1) - (before > 1)
-            if after > self.largest_siblings:
-                self.largest_siblings = after
-            if after > SIBLINGS_WARNING and after > before:
-                log.warning("key %r has %d siblings: resolve them with TKV.SIBLINGS and TKV.PUTCTX", key[:64], after)
+        if before == after:
+            return
+        by_siblings = self._keys_by_siblings
+        if before is not None:
+            by_siblings[before] -= 1
+            self.keys_with_siblings -= before > 1
+        by_siblings[after] += 1
+        self.keys_with_siblings += after > 1
+        if after > self.largest_siblings_peak:
+            self.largest_siblings_peak = after
+        if after > SIBLINGS_WARNING and (before is None or after > before):
+            # The key's first 64 bytes as a Python bytes literal: bounded, and
+            # control characters escaped, whatever a client put in the key.
+            log.warning("key %r has %d siblings: resolve them with TKV.SIBLINGS and TKV.PUTCTX", key[:64], after)
 
     def _stamp(self, unit: list[Effect]) -> None:
         """The effects subscriber: one new local dot for each key the unit
@@ -295,8 +325,16 @@ class Versions:
             HELD_ONE if present else UNHELD_ONE, prefix, dvvset.varint_bytes(counter), b"\x01", pack_u64(timestamp),
             bytes((0, len(payload))), payload, b"\x00",
         ))
-        if old is not None and old[0] & SIBLING_COUNT_MASK > 1:
-            self._note_siblings(key, old, stored)
+        # ``_note`` inlined (the usual write): the new clock has one sibling.
+        if old is None:
+            self.stored_bytes += len(stored)
+            self.tombstone_keys += not present
+            self._keys_by_siblings[1] += 1
+        else:
+            self.stored_bytes += len(stored) - len(old)
+            self.tombstone_keys += (not present) - (not old[0] & HELD_FLAG)
+            if old[0] & SIBLING_COUNT_MASK != 1:
+                self._note_siblings(key, old, stored)
         self._clocks[key] = stored
         return stored
 
@@ -381,11 +419,8 @@ class Versions:
         if not stored or len(stored) < 2:
             raise ClockFormatError("empty stored clock")
         old = self.stored(key)
+        self._note(key, old, stored)
         self._clocks[key] = stored
-        before = 0 if old is None else old[0] & SIBLING_COUNT_MASK
-        after = stored[0] & SIBLING_COUNT_MASK
-        self.keys_with_siblings += (after > 1) - (before > 1)
-        self.largest_siblings = max(self.largest_siblings, after)
         if not stored[0] & HELD_FLAG:
             self.keyspace.delete(key)
 
@@ -400,8 +435,29 @@ class Versions:
             effects.subscribe(self._stamp, first=True)
 
     def statistics(self) -> dict[str, int]:
+        """INFO cluster and /metrics (O(1): 128 slots scanned, no key walked):
+
+        * ``versioned_keys``: keys with versions (tombstones included);
+        * ``keys_with_siblings``: keys holding more than one sibling now;
+        * ``largest_siblings``: the most siblings one key holds now (1 when
+          no key has siblings, 0 when no key has any value; 127 means 127 or
+          more, the stored header's cap);
+        * ``largest_siblings_peak``: the most one key held since start
+          (recovery's replay included);
+        * ``tombstone_keys``: keys with versions that the keyspace does not
+          hold: deletions kept as tombstones (also a winner that had expired
+          when it arrived; a key expired by time here keeps its held winner);
+        * ``version_bytes``: the stored clocks' bytes (not the Python
+          objects' overhead nor the keys).
+        """
+        by_siblings = self._keys_by_siblings
+        largest = next((count for count in range(SIBLING_COUNT_MASK, 0, -1) if by_siblings[count]), 0)
         return {
             "versioned_keys": len(self._clocks),
             "keys_with_siblings": self.keys_with_siblings,
-            "largest_siblings": self.largest_siblings,
+            "largest_siblings": largest,
+            # The fast path never raises the peak (its clocks have one sibling).
+            "largest_siblings_peak": max(self.largest_siblings_peak, largest),
+            "tombstone_keys": self.tombstone_keys,
+            "version_bytes": self.stored_bytes,
         }

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -78,10 +79,13 @@ class Traffic:
 
 
 class _Request:
-    __slots__ = ("data", "reply", "error", "done", "abandoned", "sent")
+    __slots__ = ("data", "reply", "error", "done", "abandoned", "sent", "queued_at")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, queued_at: float) -> None:
         self.data = data
+        # time.monotonic() when the caller queued it (the link's lag; a
+        # plain clock: statistics are read from worker threads too).
+        self.queued_at = queued_at
         self.reply: object = None
         self.error: LinkError | None = None
         self.done = trio.Event()
@@ -126,6 +130,19 @@ class Link:
         """Encoded bytes waiting to be sent (at most the queue bound's requests)."""
         return sum(len(request.data) for request in list(self._queue))
 
+    @property
+    def oldest_request_age_seconds(self) -> float | None:
+        """How long the oldest unanswered request (in flight, else queued)
+        has waited: the peer's lag behind this node; None when nothing
+        waits. Safe from any thread (a reply may take the request meanwhile)."""
+        for requests in (self._in_flight, self._queue):
+            try:
+                oldest = requests[0]
+            except IndexError:
+                continue
+            return max(0.0, time.monotonic() - oldest.queued_at)
+        return None
+
     async def request(self, args: Sequence[bytes]) -> object:
         """Send ``args`` and wait for its reply (see the module's rules)."""
         (reply,) = await self.request_many([args])
@@ -140,7 +157,8 @@ class Link:
             await self._room.park()
         if self._closed is not None:
             raise LinkClosed(f"link to {self.name} closed: {self._closed}")
-        pending = [_Request(encode_request(list(args))) for args in requests]
+        now = time.monotonic()
+        pending = [_Request(encode_request(list(args)), now) for args in requests]
         self._queue.extend(pending)
         self._work.unpark_all()
         try:

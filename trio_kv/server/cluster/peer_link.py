@@ -102,6 +102,9 @@ class LinkStatistics:
     connected_since_s: float | None
     last_ping_rtt_seconds: float | None
     last_error: str
+    # How long the oldest unanswered request has waited (queued or in
+    # flight): the peer's replication lag here. None: nothing waits.
+    oldest_request_age_seconds: float | None = None
 
 
 class _Refused(Exception):
@@ -176,6 +179,7 @@ class PeerLink:
             late_replies=traffic.late_replies, connections=self.connections,
             connected_since_s=self.connected_since_s, last_ping_rtt_seconds=self.last_ping_rtt_seconds,
             last_error=self.last_error,
+            oldest_request_age_seconds=None if link is None else link.oldest_request_age_seconds,
         )
 
     def set_up(self, up: bool) -> None:

@@ -60,33 +60,61 @@ def _bytes(count: str) -> str:
     return count
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart."""
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows)]
+
+
+def _microseconds(text: str | None, none_below: int = 0) -> str:
+    """``ping_rtt_us`` / ``oldest_request_age_us`` as milliseconds; "-" for
+    a missing value or one below ``none_below`` (-1: no ping answered)."""
+    if text is None or int(text) < none_below:
+        return "-"
+    return f"{int(text) / 1000:.2f} ms"
+
+
+def _indexed(fields: dict[str, str], prefix: str) -> list[dict[str, str]]:
+    rows = []
+    while f"{prefix}{len(rows)}" in fields:
+        rows.append(_pairs(fields[f"{prefix}{len(rows)}"]))
+    return rows
+
+
 def render(fields: dict[str, str]) -> str:
+    myself = fields["cluster_bus_myself"]
     lines = [
-        f"node {fields['cluster_bus_myself']}  ring epoch {fields['cluster_bus_epoch']}  "
-        f"hash {fields['cluster_bus_ring_hash']}  members {fields['cluster_bus_members']} "
-        f"({fields['cluster_bus_members_up']} up)",
+        f"node {myself}  ring epoch {fields['cluster_bus_epoch']}  hash {fields['cluster_bus_ring_hash']}  "
+        f"members {fields['cluster_bus_members']} ({fields['cluster_bus_members_up']} up)",
         "",
-        f"{'MEMBER':<24}{'NODE ID':<42}STATE",
     ]
-    index = 0
-    while f"cluster_bus_member{index}" in fields:
-        member = _pairs(fields[f"cluster_bus_member{index}"])
-        myself = "  (myself)" if member["address"] == fields["cluster_bus_myself"] else ""
-        lines.append(f"{member['address']:<24}{member['node_id']:<42}{'up' if member['up'] == '1' else 'down'}{myself}")
-        index += 1
-    lines += ["", f"{'PEER LINK':<24}{'STATE':<13}{'PING RTT':<11}{'SENT':<22}{'RECEIVED':<22}{'QUEUED':<8}IN FLIGHT"]
-    index = 0
-    while f"cluster_bus_link{index}" in fields:
-        link = _pairs(fields[f"cluster_bus_link{index}"])
-        rtt = int(link["ping_rtt_us"])
-        rtt_text = "-" if rtt < 0 else f"{rtt / 1000:.2f} ms"
-        sent = f"{link['sent_messages']} / {_bytes(link['sent_bytes'])}"
-        received = f"{link['received_messages']} / {_bytes(link['received_bytes'])}"
-        lines.append(
-            f"{link['peer']:<24}{link['state']:<13}{rtt_text:<11}{sent:<22}{received:<22}"
-            f"{link['queued']:<8}{link['in_flight']}"
-        )
-        index += 1
+    members = [
+        [member["address"], member["node_id"], ("up" if member["up"] == "1" else "down")
+         + ("  (myself)" if member["address"] == myself else "")]
+        for member in _indexed(fields, "cluster_bus_member")
+    ]
+    lines += _table(["MEMBER", "NODE ID", "STATE"], members)
+    links = [
+        [
+            link["peer"], link["state"], _microseconds(link.get("ping_rtt_us"), none_below=0),
+            f"{link['sent_messages']} / {_bytes(link['sent_bytes'])}",
+            f"{link['received_messages']} / {_bytes(link['received_bytes'])}",
+            link["queued"], link["in_flight"], _microseconds(link.get("oldest_request_age_us"), none_below=1),
+        ]
+        for link in _indexed(fields, "cluster_bus_link")
+    ]
+    lines += [""] + _table(
+        ["PEER LINK", "STATE", "PING RTT", "SENT (MSGS / BYTES)", "RECEIVED", "QUEUED", "IN FLIGHT", "LAG"], links
+    )
+    if "cluster_versions_keys" in fields:
+        lines += ["", "VERSIONS"] + [
+            f"  keys with versions    {fields['cluster_versions_keys']}",
+            f"  keys with siblings    {fields['cluster_versions_keys_with_siblings']}",
+            f"  largest sibling count {fields['cluster_versions_largest_siblings']}"
+            f" (peak {fields['cluster_versions_largest_siblings_peak']})",
+            f"  tombstones kept       {fields['cluster_versions_tombstones']}",
+            f"  clock bytes           {_bytes(fields['cluster_versions_bytes'])}",
+        ]
     return "\n".join(lines)
 
 
