@@ -12,6 +12,8 @@ its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
     cluster_bus_link0:peer=127.0.0.12:7001,node_id=...,state=connected,up=1,queued=0,in_flight=0,
         sent_bytes=...,received_bytes=...,sent_messages=...,received_messages=...,late_replies=0,
         connections=1,connected_since=1765098000,ping_rtt_us=412,oldest_request_age_us=0
+    cluster_writes_ok:10 (and writes_noreplicas, reads_ok, reads_noreplicas,
+        reads_repaired, forwarded, forward_failed, refused: the coordinator's)
 
 ``oldest_request_age_us`` is how long the oldest unanswered request to the
 peer has waited (queued or in flight; 0 when none): the peer's lag.
@@ -89,4 +91,9 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
         age = link.get("oldest_request_age_seconds")
         parts.append(f"oldest_request_age_us={int(age * 1_000_000) if isinstance(age, (int, float)) else 0}")
         fields.append((f"cluster_bus_link{index}", ",".join(parts)))
+    data_path = status.get("data_path") or {}
+    assert isinstance(data_path, Mapping)
+    # The coordinator's quorum outcomes (server/cluster/coordinator.py).
+    for name, count in data_path.items():
+        fields.append((f"cluster_{name}", count))
     return fields

@@ -7,6 +7,12 @@ and WAIT.
   so it never answers ``-ASK``. With cluster mode off, all three answer
   ``-ERR This instance has cluster support disabled``, as redis-server
   7.0 with ``cluster-enabled no``.
+* TKV.CONSISTENCY ONE|QUORUM|ALL sets the connection's consistency level
+  (``session.cluster_consistency``): its reads and writes then wait for 1,
+  the configured quorum, or every preference-list replica (the
+  coordinator, server/cluster/coordinator.py, reads it). Without an
+  argument it answers the level. With cluster mode off:
+  ``-ERR This instance has cluster support disabled``.
 * WAIT numreplicas timeout answers the number of replicas that hold this
   connection's writes: 0 on a node that replicates nothing (one node, or
   cluster mode off), at once, whatever ``numreplicas`` asks for (redis-server
@@ -48,6 +54,26 @@ def cmd_asking(session: Session, args: list[bytes]) -> object:
     return OK
 
 
+LEVELS = ("ONE", "QUORUM", "ALL")
+INVALID_LEVEL = Error("ERR consistency level must be ONE, QUORUM or ALL")
+
+
+def cmd_consistency(session: Session, args: list[bytes]) -> object:
+    """TKV.CONSISTENCY [ONE|QUORUM|ALL]: set this connection's level (OK),
+    or, without an argument, show it."""
+    if session.control.cluster_view() is None:
+        return CLUSTER_DISABLED
+    if len(args) == 1:
+        return (session.cluster_consistency or "QUORUM").encode()
+    if len(args) != 2:
+        return Error("ERR wrong number of arguments for 'tkv.consistency' command")
+    level = args[1].decode("latin-1").upper()
+    if level not in LEVELS:
+        return INVALID_LEVEL
+    session.cluster_consistency = level
+    return OK
+
+
 def cmd_wait(session: Session, args: list[bytes]) -> object:
     if parse_int64(args[1]) is None:
         return NOT_AN_INTEGER
@@ -80,5 +106,10 @@ SPECS: list[CommandSpec] = [
         group="generic", handler=cmd_wait,
         summary="Wait for the synchronous replication of all the write commands sent in the context of the "
         "current connection",
+    ),
+    CommandSpec(
+        name="tkv.consistency", arity=-1, lock=Lock.READ, flags=("loading", "stale", "fast"),
+        categories=("connection",), since=None, group="cluster", handler=cmd_consistency,
+        summary="Set or show this connection's consistency level for reads and writes (ONE, QUORUM, ALL)",
     ),
 ]

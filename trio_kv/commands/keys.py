@@ -49,6 +49,7 @@ from .arguments import (
     invalid_expire_time,
     parse_int64,
 )
+from .first_for import count_keys, covered_keys, covering, covers
 from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, KeysSlices, ScanSlices
 from .table import ALL_KEYS, ONE_KEY, CommandSpec, Lock
 
@@ -214,14 +215,30 @@ def cmd_renamenx(session: Session, args: list[bytes]) -> object:
 
 
 def cmd_randomkey(session: Session, args: list[bytes]) -> bytes | None:
-    return session.keyspace.random_key()
+    first_for = covering(session)
+    if first_for is None:
+        return session.keyspace.random_key()
+    # A multi-node cluster: a random key of the partitions this node is
+    # first for (commands/first_for.py), a bounded number of tries.
+    for _ in range(64):
+        key = session.keyspace.random_key()
+        if key is None or covers(first_for, key):
+            return key
+    return None
 
 
 def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices:
     """Run in slices (commands/slicing.py): every key present for the whole
     call is returned exactly once; keys added or removed meanwhile may or
     may not be."""
-    return KeysSlices(session.keyspace, key_predicate(args[1]))
+    predicate = key_predicate(args[1])
+    first_for = covering(session)
+    if first_for is not None:
+        matches = predicate
+        predicate = (lambda key: covers(first_for, key)) if matches is None else (
+            lambda key: covers(first_for, key) and matches(key)
+        )
+    return KeysSlices(session.keyspace, predicate)
 
 
 def key_predicate(pattern: bytes) -> Callable[[bytes], bool] | None:
@@ -298,6 +315,9 @@ def _scan_reply(
     if pattern is not None:
         matches = compile_glob(pattern).matches
         keys = [key for key in keys if matches(key)]
+    first_for = covering(session)
+    if first_for is not None:
+        keys = [key for key in keys if covers(first_for, key)]
     if type_name is not None and keys:
         # Redis looks up each matching key's type (a keyspace hit each); an
         # unknown type name matches nothing in 7.0.
@@ -309,12 +329,22 @@ def _scan_reply(
 
 
 def cmd_dbsize(session: Session, args: list[bytes]) -> int:
+    first_for = covering(session)
+    if first_for is not None:
+        return count_keys(session, first_for)
     return len(session.keyspace)
 
 
 def cmd_flush(session: Session, args: list[bytes]) -> object:
     if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"SYNC", b"ASYNC")):
         return SYNTAX_ERROR
+    first_for = covering(session)
+    if first_for is not None:
+        # A multi-node cluster: this node's share only (commands/first_for.py).
+        keyspace = session.keyspace
+        for key in covered_keys(session, first_for):
+            keyspace.delete(key)
+        return OK
     # The keyspace is emptied at once (one log record, every client sees it
     # empty from now on); the old tables are freed in slices afterwards,
     # without the lock, and the reply comes when they are (FLUSHALL SYNC's

@@ -92,6 +92,14 @@ class Session:
         # A cluster bus connection's handshake (commands.peer.state); None
         # on every client connection.
         self.peer: PeerState | None = None
+        # Cluster mode: TKV.CONSISTENCY's level for this connection's reads
+        # and writes (None: QUORUM), and what WAIT counts (the coordinator's
+        # record of this connection's last replicated writes).
+        self.cluster_consistency: str | None = None
+        # An HTTP request's ?w= / ?r= (its writes' and reads' levels), None: the above.
+        self.cluster_write_level: str | None = None
+        self.cluster_read_level: str | None = None
+        self.cluster_last_write: object | None = None
 
     def auth_required(self) -> bool:
         """Redis' authRequired: a password is set and this connection has

@@ -83,6 +83,8 @@ class MetricsSnapshot:
     persistence: dict[str, float] = field(default_factory=dict)
     # The cluster bus's peer links (ServerControl.cluster_bus_status()["links"]); empty without a bus.
     cluster_links: list[Mapping[str, object]] = field(default_factory=list)
+    # The cluster coordinator's quorum outcome counters (name -> count).
+    cluster_data_path: Mapping[str, int] = field(default_factory=dict)
     # Versions.statistics() in cluster mode; empty otherwise.
     cluster_versions: dict[str, int] = field(default_factory=dict)
 
@@ -147,6 +149,15 @@ def _cluster_links(out: _Writer, links: list[Mapping[str, object]]) -> None:
         out.family(name, kind, help_text)
         for link in links:
             out.sample(name, float(read(link)), peer=str(link["peer"]))
+
+
+def _cluster_data_path(out: _Writer, counts: Mapping[str, int]) -> None:
+    if not counts:
+        return
+    name = "trio_kv_cluster_requests_total"
+    out.family(name, "counter", "Cluster coordinator outcomes (writes_ok, writes_noreplicas, reads_repaired, ...).")
+    for outcome, count in counts.items():
+        out.sample(name, float(count), outcome=outcome)
 
 
 _VERSION_METRICS = {
@@ -226,6 +237,7 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
     out.single("trio_kv_ready", "gauge", "1 when the server is ready (recovery finished, accepting).", snapshot.ready)
     out.single("trio_kv_uptime_seconds", "gauge", "Seconds since the server started.", snapshot.uptime_seconds)
     _cluster_links(out, snapshot.cluster_links)
+    _cluster_data_path(out, snapshot.cluster_data_path)
     _cluster_versions(out, snapshot.cluster_versions)
     for name, value in sorted(snapshot.persistence.items()):
         out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)

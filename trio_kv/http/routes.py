@@ -88,7 +88,7 @@ UNMATCHED_ROUTE = "unmatched"
 
 # A SCAN cursor, optionally "-<keys of its first bucket already listed>".
 _CURSOR = re.compile(rb"(0|[1-9][0-9]{0,19})(?:-([1-9][0-9]{0,4}))?")
-_UNAVAILABLE_CODES = {"LOADING", "MISCONF", "READONLY", "BUSY"}
+_UNAVAILABLE_CODES = {"LOADING", "MISCONF", "READONLY", "BUSY", "NOREPLICAS", "TRYAGAIN"}
 _GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
 
 

@@ -248,7 +248,11 @@ class Connection:
 
     async def _dispatch(self, table: CommandTable, requests: list[list[bytes]], received_at: float) -> Job:
         job = Job(self.session, table, requests, received_at, protocol=self.session.protocol)
-        await self.dispatcher.submit(job)
+        router = self.dispatcher.router
+        if router is None:
+            await self.dispatcher.submit(job)
+        else:
+            await router(job)  # a multi-node cluster's coordinator
         return job
 
     def _new_parser(self) -> RequestParser:

@@ -44,7 +44,7 @@ Rules kept here:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import outcome
@@ -128,6 +128,9 @@ class Dispatcher:
         # abandoned between slices because their connection was cancelled.
         self.slices_requeued = 0
         self.slices_abandoned = 0
+        # A multi-node cluster's coordinator (server/cluster/coordinator.py):
+        # while set, connections hand their jobs to it instead of ``submit``.
+        self.router: Callable[[Job], Awaitable[None]] | None = None
 
     def statistics(self) -> dict[str, int]:
         return {

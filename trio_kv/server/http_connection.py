@@ -62,7 +62,8 @@ import time
 import h11
 import trio
 
-from ..http.routes import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response
+from ..cluster.batch import level_from_http
+from ..http.routes import HttpRequest, HttpResponse, StoreCall, UNMATCHED_ROUTE, error_response, parse_query, split_target
 from ..http.wire import HTTP
 from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job
@@ -296,11 +297,37 @@ class HttpConnection:
         else:
             routed = server.api.handle(request)
         plan = routed.plan
+        if isinstance(plan, StoreCall) and server.dispatcher.router is not None:
+            refused = self._cluster_levels(request)
+            if refused is not None:
+                return routed.route, refused
         while isinstance(plan, StoreCall):
             job = Job(self.session, HTTP.table, plan.commands, received_at)
-            await server.dispatcher.submit(job)
+            router = server.dispatcher.router
+            if router is None:
+                await server.dispatcher.submit(job)
+            else:
+                await router(job)  # a multi-node cluster's coordinator
             plan = await self._continue(plan, job.replies)
         return routed.route, plan
+
+    def _cluster_levels(self, request: HttpRequest) -> HttpResponse | None:
+        """A multi-node cluster: this request's ``?w=`` / ``?r=`` levels on the
+        session (cluster.batch.level_from_http), or a 400 for a bad one."""
+        parts = split_target(request.target)
+        query = parse_query(parts[1]) if parts is not None else {}
+        levels: list[str | None] = []
+        for name in (b"w", b"r"):
+            text = query.get(name)
+            if text is None:
+                levels.append(None)
+                continue
+            try:
+                levels.append(level_from_http(text.decode("latin-1"), self.session.config.cluster_replicas).value)
+            except ValueError:
+                return error_response(400, f"{name.decode()} must be ONE, QUORUM, ALL or a replica count")
+        self.session.cluster_write_level, self.session.cluster_read_level = levels
+        return None
 
     async def _continue(self, call: StoreCall, replies: list[object]):
         size = sum(len(reply) for reply in replies if isinstance(reply, (bytes, memoryview)))

@@ -84,6 +84,7 @@ def collect_metrics(
         dispatcher=dict(control.dispatcher_statistics()),
         persistence=_persistence(control),
         cluster_links=_cluster_links(control),
+        cluster_data_path=_cluster_data_path(control),
         # Integers the writers keep (a scan of 128 slots): at most a write old.
         cluster_versions={} if store.versions is None else store.versions.statistics(),
     )
@@ -94,3 +95,10 @@ def _cluster_links(control: ServerControl) -> list:
     links = [] if status is None else status["links"]
     assert isinstance(links, list)
     return links
+
+
+def _cluster_data_path(control: ServerControl) -> dict[str, int]:
+    status = control.cluster_bus_status()
+    data_path = {} if status is None else status.get("data_path") or {}
+    assert isinstance(data_path, dict)
+    return data_path

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...protocol.replies import Error
 from ..table import CommandSpec, CommandTable, Handler, InMulti, Lock
-from . import hello, ping, repl, ring
+from . import forward, hello, ping, repl, ring
 from .access import Access, cmd_not_bus, guarded
 
 
@@ -29,6 +29,9 @@ PEER_SPECS = [
     peer_spec("tkv.auth", 2, Access.HANDSHAKE, hello.cmd_auth, "Prove the cluster secret (HMAC of both nonces)"),
     peer_spec("tkv.ping", -1, Access.READ, ping.cmd_ping, "Liveness: this node's ring epoch and hash"),
     peer_spec("tkv.ring", 1, Access.READ, ring.cmd_ring, "The ring document as this node sees it"),
+    # The coordinator runs TKV.FORWARD itself (server/cluster/coordinator.py);
+    # this spec is what an unauthenticated peer or a stray client meets.
+    peer_spec("tkv.forward", -4, Access.PEER, forward.cmd_forward, "Coordinate a client request here (wire level cmd...)"),
     # The data path: a key's versions between replicas (repl.py).
     *(
         peer_spec(name, arity, Access.PEER, handler, summary, lock)

@@ -66,6 +66,8 @@ class ClusterNode:
         # Set (and replaced) whenever the view changes: tests and the data path wait on it.
         self.view_changed = trio.Event()
         self._subscribers: list[Callable[[ClusterView], None]] = []
+        # The coordinator's quorum outcome counters (server/cluster/coordinator.py), once it runs.
+        self.data_path_statistics: Callable[[], Mapping[str, int]] | None = None
 
     # -- what handlers and links read ----------------------------------------
 
@@ -104,6 +106,7 @@ class ClusterNode:
                 (member.address, view.node_ids[member], member in view.up) for member in view.ring.members
             ],
             "links": [vars(statistics) for statistics in self.link_statistics()],
+            "data_path": {} if self.data_path_statistics is None else dict(self.data_path_statistics()),
         }
 
     # -- what links report ---------------------------------------------------

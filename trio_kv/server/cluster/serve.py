@@ -30,6 +30,7 @@ from ...store.engine import Store
 from ..dispatch import Dispatcher
 from ..listener import ConnectionRegistry
 from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
+from .coordinator import Coordinator
 from .node import ClusterNode
 from .peer_link import PeerLink
 
@@ -46,6 +47,8 @@ class ClusterHandle:
         self.node = node
         # The inbound bus connections (peers' links to this node, redis-cli).
         self.inbound = inbound
+        # The data path (set by run_cluster).
+        self.coordinator: Coordinator | None = None
         self._stopping = trio.Event()
         self.stopped = trio.Event()
 
@@ -77,6 +80,9 @@ async def run_cluster(
     registry = ConnectionRegistry(MAX_BUS_CONNECTIONS)
     async with trio.open_nursery() as cluster:
         handle = ClusterHandle(node, registry)
+        # The data path (coordinator.py): routes every connection's jobs while it runs.
+        handle.coordinator = Coordinator(node, store, control, dispatcher)
+        await cluster.start(handle.coordinator.run)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:
                 for listener in bus_listeners:

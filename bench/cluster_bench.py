@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""A 3-node trio_kv cluster next to a single trio_kv node, in the same run.
+
+Prints numbers (Markdown on stdout), asserts nothing. Each server is
+``<repo>/.venv/bin/python -m trio_kv`` with ``--appendonly yes
+--appendfsync everysec`` (the default durability), the cluster's nodes on
+their own loopback addresses (127.0.0.x, client port P, bus port P + 10000)
+with N=3, W=2, R=2 (the defaults). ``redis-benchmark --cluster -c C -n N -t
+set,get --csv`` drives the cluster (it reads CLUSTER NODES and sends each
+key to its published primary); plain ``redis-benchmark`` drives the single
+node. For each test: requests per second, p50 and p99 (ms), and the CPU
+seconds of every server process (utime + stime from /proc, before and
+after) per 10,000 requests, cluster / single: the number that predicts
+scaling on machines with more cores.
+
+    .venv/bin/python bench/cluster_bench.py
+    .venv/bin/python bench/cluster_bench.py -n 50000 -c 50 --repeat 3
+
+Every process started here is stopped by PID on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def bindable(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(host: str, port: int, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{host}:{port} did not open")
+
+
+def members_up(host: str, port: int) -> int:
+    out = subprocess.run(["redis-cli", "-h", host, "-p", str(port), "INFO", "cluster"],
+                         capture_output=True, text=True, timeout=10).stdout
+    for line in out.splitlines():
+        if line.startswith("cluster_bus_members_up:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def start(args: list[str], data_dir: str) -> subprocess.Popen:
+    os.makedirs(data_dir, exist_ok=True)
+    log = open(os.path.join(data_dir, "server.log"), "w")
+    return subprocess.Popen(
+        [PYTHON, "-m", "trio_kv", "--data-dir", data_dir, "--appendonly", "yes", "--appendfsync", "everysec", *args],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def benchmark(host: str, port: int, test: str, requests: int, clients: int, cluster: bool) -> tuple[float, float, float]:
+    command = ["redis-benchmark", "-h", host, "-p", str(port), "-c", str(clients), "-n", str(requests),
+               "-t", test, "--csv", "-r", "100000"]
+    if cluster:
+        command.append("--cluster")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600).stdout
+    rows = [row for row in csv.reader(io.StringIO(out)) if row and row[0] != "test"]
+    row = rows[-1]
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    return float(row[1]), float(row[4]), float(row[6])
+
+
+def measure(pids: list[int], host: str, port: int, test: str, requests: int, clients: int, cluster: bool):
+    before = sum(cpu_seconds(pid) for pid in pids)
+    rps, p50, p99 = benchmark(host, port, test, requests, clients, cluster)
+    cpu = sum(cpu_seconds(pid) for pid in pids) - before
+    return rps, p50, p99, cpu / requests * 10_000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--requests", type=int, default=20_000)
+    parser.add_argument("-c", "--clients", type=int, default=50)
+    parser.add_argument("--tests", default="set,get")
+    parser.add_argument("--repeat", type=int, default=1)
+    options = parser.parse_args()
+    for tool in ("redis-benchmark", "redis-cli"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is missing", file=sys.stderr)
+            return 2
+    root = tempfile.mkdtemp(prefix="trio-kv-cluster-bench-")
+    processes: list[subprocess.Popen] = []
+    try:
+        base = random.randrange(20, 200)
+        hosts = [f"127.0.0.{base + i}" for i in range(3)]
+        port = next(p for p in (random.randrange(20000, 30000) for _ in range(200))
+                    if all(bindable(h, p) and bindable(h, p + 10000) for h in hosts))
+        seeds = ",".join(f"{host}:{port}" for host in hosts)
+        for index, host in enumerate(hosts):
+            processes.append(start(["--host", host, "--port", str(port), "--cluster-enabled", "yes",
+                                    "--cluster-seeds", seeds], os.path.join(root, f"node{index}")))
+        single_host = f"127.0.0.{base + 3}"
+        single_port = port
+        processes.append(start(["--host", single_host, "--port", str(single_port)], os.path.join(root, "single")))
+        for host in hosts:
+            wait_for_port(host, port)
+        wait_for_port(single_host, single_port)
+        deadline = time.monotonic() + 30
+        while not all(members_up(host, port) == 3 for host in hosts):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not mesh")
+            time.sleep(0.1)
+        cluster_pids = [process.pid for process in processes[:3]]
+        single_pids = [processes[3].pid]
+        print(f"# trio_kv cluster (3 nodes, N=3 W=2 R=2) vs single node: -c {options.clients} -n {options.requests}\n")
+        print("| test | cluster rps | single rps | ratio | cluster p50/p99 ms | single p50/p99 ms "
+              "| CPU s per 10k: cluster / single (ratio) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for test in options.tests.split(","):
+            cluster_runs, single_runs = [], []
+            for _ in range(options.repeat):
+                cluster_runs.append(measure(cluster_pids, hosts[0], port, test, options.requests, options.clients, True))
+                single_runs.append(measure(single_pids, single_host, single_port, test, options.requests,
+                                           options.clients, False))
+            c = [statistics.median(values) for values in zip(*cluster_runs)]
+            s = [statistics.median(values) for values in zip(*single_runs)]
+            print(f"| {test} | {c[0]:.0f} | {s[0]:.0f} | {c[0] / s[0]:.2f}x | {c[1]:.2f} / {c[2]:.2f} "
+                  f"| {s[1]:.2f} / {s[2]:.2f} | {c[3]:.2f} / {s[3]:.2f} ({c[3] / s[3]:.2f}x) |", flush=True)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
