@@ -1,5 +1,5 @@
-"""The simulated cluster's properties over many seeds (slow: about 2-4 s
-of wall time per seed on this machine). Each seed is another schedule of
+"""The simulated cluster's properties over many seeds (slow: 4-15 s of
+wall time per seed on this shared machine, about 2 min in all). Each seed is another schedule of
 latencies, stalls, resets, partition sides, crash victims and cut points;
 the fast tests replay one seed each twice, these check the properties
 only. A failing seed replays exactly: rerun its ``_run`` with that seed."""
