@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from .durable_server import Resp
+
 WAIT_SECONDS = 30.0
 BUS_PORT_OFFSET = 10000
 HOST = "127.0.0.1"
@@ -49,38 +51,11 @@ def free_port_with_bus(host: str = HOST) -> int:
     raise RuntimeError("no free port pair found")
 
 
-class TypedResp:
+class TypedResp(Resp):
     """One blocking RESP connection (RESP3 after ``call("HELLO", 3)``)."""
 
     def __init__(self, address: tuple[str, int], timeout: float = WAIT_SECONDS) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.buffer = b""
-
-    @staticmethod
-    def encode(*args: bytes | str | int) -> bytes:
-        parts = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        return b"".join(parts)
-
-    def _receive(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        self.buffer += chunk
-
-    def _line(self) -> bytes:
-        while (end := self.buffer.find(b"\r\n")) < 0:
-            self._receive()
-        line, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
-        return line
-
-    def _exactly(self, count: int) -> bytes:
-        while len(self.buffer) < count + 2:
-            self._receive()
-        data, self.buffer = self.buffer[:count], self.buffer[count + 2 :]
-        return data
+        super().__init__(address, timeout)
 
     def read(self) -> tuple:
         line = self._line()
@@ -118,14 +93,8 @@ class TypedResp:
         self.sock.sendall(b"".join(self.encode(*command) for command in commands))
         return [self.read() for _ in commands]
 
-    def close(self) -> None:
-        self.sock.close()
-
     def __enter__(self) -> TypedResp:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def plain(reply: tuple) -> object:
