@@ -15,6 +15,11 @@ scaling on machines with more cores.
 
     .venv/bin/python bench/cluster_bench.py
     .venv/bin/python bench/cluster_bench.py -n 50000 -c 50 --repeat 3
+    .venv/bin/python bench/cluster_bench.py --tests set --profile /tmp/prof
+
+``--profile DIR`` records each cluster node with ``py-spy`` while the
+cluster is measured (collapsed stacks, ``DIR/<test>-node<i>.txt``; the
+sampling costs CPU, so figures from a profiled run are not comparable).
 
 Every process started here is stopped by PID on exit.
 """
@@ -97,10 +102,36 @@ def benchmark(host: str, port: int, test: str, requests: int, clients: int, clus
     return float(row[1]), float(row[4]), float(row[6])
 
 
-def measure(pids: list[int], host: str, port: int, test: str, requests: int, clients: int, cluster: bool):
-    before = sum(cpu_seconds(pid) for pid in pids)
-    rps, p50, p99 = benchmark(host, port, test, requests, clients, cluster)
-    cpu = sum(cpu_seconds(pid) for pid in pids) - before
+def start_profilers(pids: list[int], directory: str | None, test: str) -> list[subprocess.Popen]:
+    if directory is None:
+        return []
+    os.makedirs(directory, exist_ok=True)
+    return [subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
+                              "--rate", "200", "-o", os.path.join(directory, f"{test}-node{index}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for index, pid in enumerate(pids)]
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+            profiler.wait()
+
+
+def measure(pids: list[int], host: str, port: int, test: str, requests: int, clients: int, cluster: bool,
+            profile: str | None = None):
+    profilers = start_profilers(pids, profile, test)
+    try:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        rps, p50, p99 = benchmark(host, port, test, requests, clients, cluster)
+        cpu = sum(cpu_seconds(pid) for pid in pids) - before
+    finally:
+        stop_profilers(profilers)
     return rps, p50, p99, cpu / requests * 10_000
 
 
@@ -110,8 +141,9 @@ def main() -> int:
     parser.add_argument("-c", "--clients", type=int, default=50)
     parser.add_argument("--tests", default="set,get")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--profile", metavar="DIR", help="py-spy each cluster node into DIR while measuring")
     options = parser.parse_args()
-    for tool in ("redis-benchmark", "redis-cli"):
+    for tool in ("redis-benchmark", "redis-cli") + (("py-spy",) if options.profile else ()):
         if shutil.which(tool) is None:
             print(f"{tool} is missing", file=sys.stderr)
             return 2
@@ -146,7 +178,8 @@ def main() -> int:
         for test in options.tests.split(","):
             cluster_runs, single_runs = [], []
             for _ in range(options.repeat):
-                cluster_runs.append(measure(cluster_pids, hosts[0], port, test, options.requests, options.clients, True))
+                cluster_runs.append(measure(cluster_pids, hosts[0], port, test, options.requests, options.clients, True,
+                                            options.profile))
                 single_runs.append(measure(single_pids, single_host, single_port, test, options.requests,
                                            options.clients, False))
             c = [statistics.median(values) for values in zip(*cluster_runs)]
