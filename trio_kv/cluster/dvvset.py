@@ -455,28 +455,53 @@ def _count(data: bytes, pos: int) -> tuple[int, int]:
     return number, pos
 
 
-def _values(data: bytes, pos: int, count: int, actors: Sequence[bytes]) -> tuple[tuple[Version, ...], int]:
-    out = []
+class Scan(NamedTuple):
+    """A packed clock read without building its ``Clock`` (``scan``): what
+    store/versions.py compares and splices on a write's fast path."""
+
+    # One (actor, counter, number of values) per entry, sorted by actor.
+    entries: list[tuple[bytes, int, int]]
+    # Every value in the encoding's order: each entry's in turn (newest
+    # first), then the anonymous ones.
+    values: list[Version]
+    # Where each value's payload is in the bytes, in the same order: (start
+    # of its length varint, end of the payload).
+    spans: list[tuple[int, int]]
+    # How many of ``values`` (the last ones) are anonymous.
+    anonymous: int
+    # ``encode(decode(data)) == data``: the encoding's one freedom is an
+    # actor in the table that nothing refers to (varints must be shortest,
+    # tables and entries sorted), which ``encode`` would leave out.
+    canonical: bool
+
+
+def _scan_values(
+    data: bytes, pos: int, count: int, actors: Sequence[bytes], used: bytearray,
+    values: list[Version], spans: list[tuple[int, int]],
+) -> int:
     for _ in range(count):
         timestamp = _unpack_u64(data, pos)[0]
         pos += 8
         byte = data[pos]
         actor_index, pos = (byte, pos + 1) if byte < 0x80 else read_varint(data, pos)
+        start = pos
         byte = data[pos]
         length, pos = (byte, pos + 1) if byte < 0x80 else read_varint(data, pos)
         end = pos + length
         if end > len(data) or actor_index >= len(actors):
             raise ClockFormatError("value runs past the end, or names no actor")
-        out.append(Version(timestamp, actors[actor_index], data[pos:end]))
+        used[actor_index] = 1
+        values.append(Version(timestamp, actors[actor_index], data[pos:end]))
+        spans.append((start, end))
         pos = end
-    return tuple(out), pos
+    return pos
 
 
-def decode(data: bytes) -> Clock:
-    """The clock packed in ``data``; ``ClockFormatError`` unless it is
-    well formed (sorted distinct actors, counters at least 1 and at least
-    the number of values, nothing left over)."""
-    data = bytes(data)
+def scan(data: bytes) -> Scan:
+    """``data`` read as a packed clock, with where each payload is;
+    ``ClockFormatError`` unless it is well formed (sorted distinct actors,
+    counters at least 1 and at least the number of values, nothing left
+    over): exactly the bytes ``decode`` accepts."""
     try:
         if data[0] != FORMAT:
             raise ClockFormatError("unknown clock format")
@@ -491,30 +516,54 @@ def decode(data: bytes) -> Clock:
                 raise ClockFormatError("actor table not sorted")
             actors.append(actor)
             pos = end
+        used = bytearray(len(actors))
+        values: list[Version] = []
+        spans: list[tuple[int, int]] = []
         count, pos = _count(data, pos)
-        entries: list[Entry] = []
+        entries: list[tuple[bytes, int, int]] = []
         for _ in range(count):
             actor_index, pos = read_varint(data, pos)
             if actor_index >= len(actors):
                 raise ClockFormatError(f"actor index {actor_index} out of range")
             actor = actors[actor_index]
-            if entries and actor <= entries[-1].actor:
+            if entries and actor <= entries[-1][0]:
                 raise ClockFormatError("entries not sorted by actor")
+            used[actor_index] = 1
             counter, pos = read_varint(data, pos)
             value_count, pos = _count(data, pos)
             if counter < 1 or value_count > counter:
                 raise ClockFormatError(f"entry counter {counter} with {value_count} values")
-            values, pos = _values(data, pos, value_count, actors)
-            entries.append(Entry(actor, counter, values))
+            pos = _scan_values(data, pos, value_count, actors, used, values, spans)
+            entries.append((actor, counter, value_count))
         count, pos = _count(data, pos)
-        anonymous, pos = _values(data, pos, count, actors)
+        dotted = len(values)
+        pos = _scan_values(data, pos, count, actors, used, values, spans)
     except (IndexError, struct.error):
         raise ClockFormatError("clock cut short") from None
-    if list(anonymous) != sorted(set(anonymous)):
-        raise ClockFormatError("anonymous values not sorted and distinct")
+    if count > 1:
+        anonymous = values[dotted:]
+        if anonymous != sorted(set(anonymous)):
+            raise ClockFormatError("anonymous values not sorted and distinct")
     if pos != len(data):
         raise ClockFormatError(f"{len(data) - pos} bytes after the clock")
-    return Clock(tuple(entries), anonymous)
+    return Scan(entries, values, spans, count, 0 not in used)
+
+
+def from_scan(scanned: Scan) -> Clock:
+    """The clock a ``scan`` read."""
+    values = scanned.values
+    entries: list[Entry] = []
+    first = 0
+    for actor, counter, count in scanned.entries:
+        entries.append(Entry(actor, counter, tuple(values[first : first + count])))
+        first += count
+    return Clock(tuple(entries), tuple(values[first:]))
+
+
+def decode(data: bytes) -> Clock:
+    """The clock packed in ``data``; ``ClockFormatError`` unless it is
+    well formed (``scan``)."""
+    return from_scan(scan(bytes(data)))
 
 
 # --- the client's context ------------------------------------------------------

@@ -109,6 +109,38 @@ log = logging.getLogger(__name__)
 SIBLINGS_WARNING = 25
 
 
+def _supersedes(remote: dvvset.Scan, old: bytes | None) -> bool:
+    """Whether syncing ``remote`` into the stored clock ``old`` gives
+    ``remote`` itself (``dvvset._merge`` keeps each remote entry), and
+    that differs from ``old``. Entry by entry, every local one is in
+    ``remote``, either further on with every dot ``remote`` no longer
+    holds also gone here, or the same history where ``remote`` holds no
+    value (local values of it are then outdated); some remote entry is not
+    the local one. Values are never compared: a history both sides hold
+    values of goes the slow way."""
+    if not remote.entries:
+        return False
+    if old is None:
+        return True
+    local = dvvset.scan(old[1:])
+    if local.anonymous:
+        return False
+    theirs = {actor: (counter, count) for actor, counter, count in remote.entries}
+    unchanged = 0
+    for actor, counter, count in local.entries:
+        their = theirs.get(actor)
+        if their is None:
+            return False
+        their_counter, their_count = their
+        if their_counter == counter:
+            if their_count:
+                return False  # both hold values of the same history: compare them the slow way
+            unchanged += not count
+        elif their_counter < counter or their_counter - their_count < counter - count:
+            return False
+    return unchanged < len(remote.entries)
+
+
 class Versions:
     """See the module docstring."""
 
@@ -160,7 +192,43 @@ class Versions:
             return None
         if not stored[0] & HELD_FLAG:
             return stored[1:]
-        return dvvset.encode(self._copy_out_held(key, dvvset.decode(stored[1:])))
+        return self._wire(key, stored)
+
+    def _wire(self, key: bytes, stored: bytes) -> bytes:
+        """The wire form of a held stored clock: its packed bytes with each
+        held payload's span replaced by the key's state (what
+        ``encode(_copy_out_held(decode(...)))`` gives, without building the
+        clock: a stored clock is canonical, this node encoded it)."""
+        packed = stored[1:]
+        spans = None
+        prefix = self._own_prefix
+        if stored[0] == HELD_ONE[0] and packed.startswith(prefix):
+            # A key only this node wrote, one sibling (the usual key): after
+            # the counter, one value (count 1, u64, actor index 0), then its
+            # payload's length, the payload, and no anonymous value.
+            pos = len(prefix)
+            pos = pos + 1 if packed[pos] < 0x80 else dvvset.read_varint(packed, pos)[1]
+            if packed[pos] == 1 and packed[-1] == 0:
+                spans = [(pos + 10, len(packed) - 1)]
+        if spans is None:
+            spans = dvvset.scan(packed).spans
+        pieces: list[bytes] = []
+        done = 0
+        for start, end in spans:
+            length_bytes = 1 if packed[start] < 0x80 else dvvset.read_varint(packed, start)[1] - start
+            payload = packed[start + length_bytes : end]
+            if not key_state.is_held(payload):
+                continue
+            state = current_state(self.keyspace, key)
+            if state is None:
+                held = key_state.decode(payload)
+                assert isinstance(held, Held)
+                state = key_state.expired_state(held.expire_at_ms)
+            explicit = key_state.encode_state(state)
+            pieces += (packed[done:start], dvvset.varint_bytes(len(explicit)), explicit)
+            done = end
+        pieces.append(packed[done:])
+        return b"".join(pieces)
 
     def siblings(self, key: bytes) -> tuple[bytes, list[tuple[Version, KeyState | None]]]:
         """TKV.SIBLINGS: the opaque context of the key's history and every
@@ -363,25 +431,73 @@ class Versions:
         """TKV.REPL.PUT: sync a replica's clock (wire form) into the key's,
         make the keyspace hold the winner (or not hold the key, for a
         tombstone), no new dot. Returns whether anything changed.
-        ``ValueError`` (nothing changed) for a clock this node refuses."""
-        remote = dvvset.decode(packed)
+        ``ValueError`` (nothing changed) for a clock this node refuses.
+
+        Two fast paths give exactly the slow path's result (a property test
+        holds them to it) without building clocks: the merge is the remote
+        clock itself (the key is new here, or the write descends from all
+        this node holds: the usual replicated write), so its bytes are
+        stored as they came, the winner's payload spliced to *held*; and
+        the remote clock is the one held here (a duplicate), so nothing
+        changes."""
+        packed = bytes(packed)
+        remote = dvvset.scan(packed)
         if remote.anonymous:
             raise ClockFormatError("a replica's clock has no anonymous values")
-        for value in dvvset.values(remote):
+        states: list[KeyState | None] = []
+        for value in remote.values:
             state = key_state.decode(value.payload)  # PayloadFormatError if damaged
             if isinstance(state, Held):
                 raise ClockFormatError("a held payload never leaves its node")
             if state is not None:
                 prepare(state)  # PayloadFormatError for a state this node could not hold
-        old = self.stored(key)
+            states.append(state)
+        old = self._clocks.get(key)
+        if remote.canonical and _supersedes(remote, old):
+            self.hlc.observe(max((value.timestamp for value in remote.values), default=0))
+            self.keyspace.effects.emit((VERSION, key, self._take(key, packed, remote, states, old)))
+            return True
+        if old is not None and packed == (old[1:] if not old[0] & HELD_FLAG else self._wire(key, old)):
+            return False  # a duplicate: the sync below would give the local clock back
         local = unpack(old)
-        merged = dvvset.sync2(local, remote)
+        remote_clock = dvvset.from_scan(remote)
+        merged = dvvset.sync2(local, remote_clock)
         if merged == local:
             return False
-        self.hlc.observe(top_timestamp(remote))
+        self.hlc.observe(top_timestamp(remote_clock))
         merged = self._settle(key, merged)
         self.keyspace.effects.emit((VERSION, key, self._put(key, merged, old)))
         return True
+
+    def _take(self, key: bytes, packed: bytes, remote: dvvset.Scan, states: list[KeyState | None], old: bytes | None) -> bytes:
+        """``apply_remote`` when the merge is the remote clock: ``_settle``
+        and ``_put`` on its bytes (canonical: what encoding its clock gives).
+        Returns the stored form."""
+        values = remote.values
+        present = False
+        if values:
+            winner = max(values)  # dvvset.last
+            state = states[values.index(winner)]
+            present = materialize(self.keyspace, key, state, None if state is None else prepare(state))
+        else:
+            state = None  # a history without values: nothing to hold
+            materialize(self.keyspace, key, None, None)
+        if present:
+            assert state is not None
+            held = key_state.encode_held(state.expire_at_ms)
+            spliced = bytes((len(held),)) + held
+            pieces: list[bytes] = []
+            done = 0
+            for value, (start, end) in zip(values, remote.spans):
+                if value == winner:  # every copy of the winner, as map_values would
+                    pieces += (packed[done:start], spliced)
+                    done = end
+            pieces.append(packed[done:])
+            packed = b"".join(pieces)
+        stored = bytes(((HELD_FLAG if present else 0) | min(len(values), SIBLING_COUNT_MASK),)) + packed
+        self._note(key, old, stored)
+        self._clocks[key] = stored
+        return stored
 
     def _settle(self, key: bytes, clock: Clock) -> Clock:
         """Make the keyspace hold ``clock``'s winner; the clock with its
