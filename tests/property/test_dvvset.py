@@ -133,7 +133,33 @@ def test_decode_never_crashes_on_garbage(data: bytes) -> None:
         clock = dvvset.decode(data)
     except dvvset.ClockFormatError:
         return
-    assert dvvset.encode(clock) == data  # anything accepted is canonical
+    # Accepted bytes re-encode to themselves exactly when ``scan`` says they
+    # are canonical (the one freedom: an actor in the table nothing names).
+    assert (dvvset.encode(clock) == data) == dvvset.scan(data).canonical
+
+
+@given(universes(), st.lists(_versions, max_size=4))
+def test_scan_reads_what_decode_reads_and_where_each_payload_is(universe: Universe, anonymous: list[Version]) -> None:
+    for clock in [*universe.produced, new(anonymous, join(universe.replicas[0]))]:
+        data = dvvset.encode(clock)
+        scanned = dvvset.scan(data)
+        assert scanned.canonical
+        assert dvvset.from_scan(scanned) == clock
+        assert scanned.values == dvvset.values(clock)[len(clock.anonymous) :] + list(clock.anonymous)
+        assert scanned.entries == [(e.actor, e.counter, len(e.values)) for e in clock.entries]
+        assert dvvset.entries_of(data) == (scanned.entries, len(clock.anonymous))
+        for value, (start, end) in zip(scanned.values, scanned.spans):
+            assert data[start:end] == dvvset.varint_bytes(len(value.payload)) + value.payload
+        # The same clock with an actor nobody names in its table: accepted, not canonical.
+        unused = b"unused"
+        table = sorted({e.actor for e in clock.entries} | {v.actor for v in dvvset.values(clock)} | {unused})
+        if table.index(unused) == len(table) - 1:  # appended last: no index moves
+            head = bytes((dvvset.FORMAT, len(table) - 1))
+            assert data.startswith(head)
+            padded = bytes((dvvset.FORMAT, len(table))) + data[2 : 2 + sum(1 + len(a) for a in table[:-1])]
+            padded += bytes((len(unused),)) + unused + data[2 + sum(1 + len(a) for a in table[:-1]) :]
+            assert dvvset.decode(padded) == clock
+            assert not dvvset.scan(padded).canonical
 
 
 @settings(max_examples=200)

@@ -122,12 +122,12 @@ def _supersedes(remote: dvvset.Scan, old: bytes | None) -> bool:
         return False
     if old is None:
         return True
-    local = dvvset.scan(old[1:])
-    if local.anonymous:
+    local, anonymous = dvvset.entries_of(old[1:])
+    if anonymous:
         return False
     theirs = {actor: (counter, count) for actor, counter, count in remote.entries}
     unchanged = 0
-    for actor, counter, count in local.entries:
+    for actor, counter, count in local:
         their = theirs.get(actor)
         if their is None:
             return False
