@@ -4,7 +4,8 @@ Two twin clusters of three cluster-mode stores share one fake wall clock
 and go through the same random history (writes of every kind, TKV.PUTCTX,
 time passing, clocks shipped between nodes in any order, duplicated, and
 tampered with: an actor table naming an unused actor, a value twice, a
-history without values). In one, ``Versions`` runs as built; in the
+history without values; and clocks forged at random, as an untrusted peer
+could send them). In one, ``Versions`` runs as built; in the
 other, ``apply_remote`` and ``clock_of`` are the reference below: the
 plain decode, DVVSet sync, re-encode path the fast paths replaced. After
 every step both twins must agree on everything observable: what each
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from trio_kv.cluster import dvvset, key_state
-from trio_kv.cluster.dvvset import Clock, ClockFormatError, Entry
+from trio_kv.cluster.dvvset import Clock, ClockFormatError, Entry, Version
 from trio_kv.cluster.key_state import Held
 from trio_kv.commands.session import Session
 from trio_kv.store.versions import Versions
@@ -130,6 +131,7 @@ class Twins(RuleBasedStateMachine):
         self.slow = [reference(cluster_session(actor, self.clock)) for actor in NODES]
         self.recorders = [(EffectRecorder(f.keyspace), EffectRecorder(s.keyspace)) for f, s in zip(self.fast, self.slow)]
         self.writes = 0
+        self.contexts: list[bytes] = []
 
     def both(self, node: int, command: str) -> None:
         assert call(self.fast[node], command) == call(self.slow[node], command)
@@ -146,6 +148,18 @@ class Twins(RuleBasedStateMachine):
         self.writes += 1
         self.both(node, f"TKV.PUTCTX {key.decode()} {context.decode()} r{self.writes}")
 
+    @rule(node=st.integers(0, 2), key=st.sampled_from(KEYS), pick=st.integers(0, 1000))
+    def write_with_a_stale_context(self, node: int, key: bytes, pick: int) -> None:
+        # A context read earlier, anywhere (or none): the new value becomes a
+        # sibling of what it did not see, the same actor's values included.
+        contexts = [dvvset.encode_context(()), *self.contexts]
+        self.writes += 1
+        self.both(node, f"TKV.PUTCTX {key.decode()} {contexts[pick % len(contexts)].decode()} s{self.writes}")
+
+    @rule(node=st.integers(0, 2), key=st.sampled_from(KEYS))
+    def read_context(self, node: int, key: bytes) -> None:
+        self.contexts.append(call(self.fast[node], f"TKV.SIBLINGS {key.decode()}")[0])
+
     @rule(ms=st.integers(0, 4))
     def time_passes(self, ms: int) -> None:
         self.clock.advance(ms)
@@ -161,6 +175,9 @@ class Twins(RuleBasedStateMachine):
             return
         if how != "as is":
             packed = tampered(packed, how)
+        self.apply_both(to, key, packed)
+
+    def apply_both(self, to: int, key: bytes, packed: bytes) -> None:
         outcomes = []
         for target in (self.fast[to], self.slow[to]):
             try:
@@ -173,6 +190,36 @@ class Twins(RuleBasedStateMachine):
     @rule(source=st.integers(0, 2), to=st.integers(0, 2), key=st.sampled_from(KEYS))
     def deliver_as_is(self, source: int, to: int, key: bytes) -> None:
         self.deliver(source, to, key, "as is")  # replication is most of what happens
+
+    @rule(to=st.integers(0, 2), key=st.sampled_from(KEYS), forged=st.data())
+    def deliver_forged(self, to: int, key: bytes, forged: st.DataObject) -> None:
+        # Any well-formed clock a peer could send, whatever its relation to
+        # the local one: the fast paths must still give the slow path's result.
+        entries = []
+        # Counters near the target's own, so every relation between the two
+        # histories comes up.
+        local = dict(dvvset.join(dvvset.decode(versions_of(self.fast[to]).clock_of(key) or dvvset.encode(dvvset.EMPTY))))
+        for actor in sorted(forged.draw(st.sets(st.sampled_from(NODES), min_size=1))):
+            counter = max(1, local.get(actor, 1) + forged.draw(st.integers(-1, 2)))
+            values = tuple(
+                Version(forged.draw(st.sampled_from(self.timestamps())), forged.draw(st.sampled_from(NODES)),
+                        forged.draw(st.sampled_from(self.payloads())))
+                for _ in range(forged.draw(st.integers(0, min(counter, 2))))
+            )
+            entries.append(Entry(actor, counter, values))
+        packed = dvvset.encode(Clock(tuple(entries)))
+        if forged.draw(st.booleans()):
+            packed = with_unused_actor(packed, b"u" * 20)
+        self.apply_both(to, key, packed)
+
+    def timestamps(self) -> list[int]:
+        now = self.clock.now_ms << 16
+        return [now - (5 << 16), now, now + 1, *(v.hlc.last for v in map(versions_of, self.fast))]
+
+    def payloads(self) -> list[bytes]:
+        expiring = key_state.encode_state(key_state.KeyState(key_state.STRING_TYPE, b"x", self.clock.now_ms + 3))
+        expired = key_state.encode_state(key_state.KeyState(key_state.STRING_TYPE, b"y", self.clock.now_ms - 1))
+        return [key_state.TOMBSTONE, key_state.encode_state(key_state.KeyState(key_state.STRING_TYPE, b"f")), expiring, expired]
 
     @invariant()
     def twins_agree(self) -> None:

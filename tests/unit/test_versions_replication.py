@@ -263,3 +263,40 @@ def test_the_bus_table_runs_repl_only_after_the_handshake() -> None:
     assert bus_call(b"TKV.REPL.PUT", b"k", packed) == 1
     assert bus_call(b"TKV.REPL.GET", b"k") == packed
     assert call(replica, "GET k") == b"v"
+
+
+def _no_clock_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building, merging or encoding a clock object fails from here on."""
+    def refuse(*args: object) -> None:
+        raise AssertionError("the fast path built a clock")
+
+    for name in ("decode", "encode", "sync2", "map_values", "from_scan"):
+        monkeypatch.setattr(dvvset, name, refuse)
+
+
+def test_the_usual_replicated_writes_and_their_wire_clocks_build_no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A coordinator's SET, its wire clock, a replica taking it (the key new
+    # there, then a write that descends from what it holds), the replica's
+    # wire clock: bytes spliced, never a clock decoded, merged, re-encoded.
+    a, b, clock = pair()
+    call(a, "SET k v1 PX 5000")
+    _no_clock_objects(monkeypatch)
+    first = versions_of(a).clock_of(b"k")
+    assert first is not None
+    assert versions_of(b).apply_remote(b"k", first) is True
+    assert call(b, "GET k") == b"v1" and call(b, "PTTL k") == 5000
+    assert versions_of(b).clock_of(b"k") == first
+    assert versions_of(b).apply_remote(b"k", first) is False  # a duplicate
+    clock.advance(1)
+    call(a, "SET k v2")
+    second = versions_of(a).clock_of(b"k")
+    assert second is not None
+    assert versions_of(b).apply_remote(b"k", second) is True
+    assert call(b, "GET k") == b"v2" and call(b, "PTTL k") == -1
+    assert versions_of(b).clock_of(b"k") == second
+    call(a, "DEL k")
+    deleted = versions_of(a).clock_of(b"k")
+    assert deleted is not None
+    assert versions_of(b).apply_remote(b"k", deleted) is True
+    assert call(b, "EXISTS k") == 0
+    assert versions_of(b).stored(b"k") == b"\x01" + deleted  # a tombstone is stored as it came

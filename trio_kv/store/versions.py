@@ -109,7 +109,7 @@ log = logging.getLogger(__name__)
 SIBLINGS_WARNING = 25
 
 
-def _supersedes(remote: dvvset.Scan, old: bytes | None) -> bool:
+def _supersedes(remote: dvvset.Scan, local: list[tuple[bytes, int, int]]) -> bool:
     """Whether syncing ``remote`` into the stored clock ``old`` gives
     ``remote`` itself (``dvvset._merge`` keeps each remote entry), and
     that differs from ``old``. Entry by entry, every local one is in
@@ -119,11 +119,6 @@ def _supersedes(remote: dvvset.Scan, old: bytes | None) -> bool:
     the local one. Values are never compared: a history both sides hold
     values of goes the slow way."""
     if not remote.entries:
-        return False
-    if old is None:
-        return True
-    local, anonymous = dvvset.entries_of(old[1:])
-    if anonymous:
         return False
     theirs = {actor: (counter, count) for actor, counter, count in remote.entries}
     unchanged = 0
@@ -135,7 +130,7 @@ def _supersedes(remote: dvvset.Scan, old: bytes | None) -> bool:
         if their_counter == counter:
             if their_count:
                 return False  # both hold values of the same history: compare them the slow way
-            unchanged += not count
+            unchanged += 1
         elif their_counter < counter or their_counter - their_count < counter - count:
             return False
     return unchanged < len(remote.entries)
@@ -453,11 +448,15 @@ class Versions:
                 prepare(state)  # PayloadFormatError for a state this node could not hold
             states.append(state)
         old = self._clocks.get(key)
-        if remote.canonical and _supersedes(remote, old):
+        local_entries, local_anonymous = ([], 0) if old is None else dvvset.entries_of(old[1:])
+        if remote.canonical and not local_anonymous and _supersedes(remote, local_entries):
             self.hlc.observe(max((value.timestamp for value in remote.values), default=0))
             self.keyspace.effects.emit((VERSION, key, self._take(key, packed, remote, states, old)))
             return True
-        if old is not None and packed == (old[1:] if not old[0] & HELD_FLAG else self._wire(key, old)):
+        if (
+            old is not None and local_entries == remote.entries
+            and packed == (old[1:] if not old[0] & HELD_FLAG else self._wire(key, old))
+        ):
             return False  # a duplicate: the sync below would give the local clock back
         local = unpack(old)
         remote_clock = dvvset.from_scan(remote)
