@@ -110,9 +110,10 @@ SIBLINGS_WARNING = 25
 
 
 def _supersedes(remote: dvvset.Scan, local: list[tuple[bytes, int, int]]) -> bool:
-    """Whether syncing ``remote`` into the stored clock ``old`` gives
-    ``remote`` itself (``dvvset._merge`` keeps each remote entry), and
-    that differs from ``old``. Entry by entry, every local one is in
+    """Whether syncing ``remote`` into the stored clock whose entries are
+    ``local`` (no anonymous value) gives ``remote`` itself
+    (``dvvset._merge`` keeps each remote entry), and that differs from the
+    local clock. Entry by entry, every local one is in
     ``remote``, either further on with every dot ``remote`` no longer
     holds also gone here, or the same history where ``remote`` holds no
     value (local values of it are then outdated); some remote entry is not
@@ -130,7 +131,7 @@ def _supersedes(remote: dvvset.Scan, local: list[tuple[bytes, int, int]]) -> boo
         if their_counter == counter:
             if their_count:
                 return False  # both hold values of the same history: compare them the slow way
-            unchanged += 1
+            unchanged += not count
         elif their_counter < counter or their_counter - their_count < counter - count:
             return False
     return unchanged < len(remote.entries)
