@@ -162,7 +162,7 @@ def test_scan_reads_what_decode_reads_and_where_each_payload_is(universe: Univer
             assert not dvvset.scan(padded).canonical
 
 
-@settings(max_examples=200, deadline=None)  # pure, but a loaded machine stalls it
+@settings(max_examples=200)
 @given(st.data(), st.integers(1, 4), st.integers(1, 3))
 def test_siblings_never_exceed_concurrent_writers(data: st.DataObject, clients: int, servers: int) -> None:
     # Each client sticks to one server and writes with the context of its
