@@ -46,8 +46,8 @@ def _outsider(cluster: Cluster) -> tuple[str, int, list[int]]:
         try:
             assert cluster.client(index).set(f"{tag}probe", "p") is True
             break
-        except redis.ResponseError as error:
-            assert str(error).startswith("MOVED")
+        except redis.exceptions.MovedError:
+            continue
     after = [_keys_held(cluster, index) for index in range(3)]
     grown = [index for index in range(3) if after[index] > before[index]]
     assert len(grown) == 2, (before, after)
@@ -83,6 +83,13 @@ def test_a_resp3_client_gets_resp3_replies_from_a_forwarded_request(cluster: Clu
         assert reference.call("HELLO", 3)[0] == "map"
         assert reference.call("HSET", hash_key, "f", "v") == ("int", 1)
         assert reference.pipeline(commands) == through_outsider
+    # HELLO 3 in the same batch as the forwarded request, and back to 2.
+    with TypedResp((cluster.hosts[outside], cluster.port)) as raw:
+        hello, hgetall, back, flat = raw.pipeline([["HELLO", 3], ["HGETALL", hash_key], ["HELLO", 2],
+                                                   ["HGETALL", hash_key]])
+        assert hello[0] == "map" and back[0] == "array"
+        assert hgetall == ("map", [(("bulk", b"f"), ("bulk", b"v")), (("bulk", b"n"), ("bulk", b"1.5"))])
+        assert flat == ("array", [("bulk", b"f"), ("bulk", b"v"), ("bulk", b"n"), ("bulk", b"1.5")])
     # And redis-py's RESP3 parser: a dict, not a flat list.
     plain = cluster.client(outside, protocol=3)
     assert plain.hgetall(hash_key) == {b"f": b"v", b"n": b"1.5"}
@@ -184,3 +191,32 @@ def test_redirect_moved_answers_exec_with_moved_and_discards(tmp_path: Path) -> 
         assert _keys_held(nodes, outside) == 0
     finally:
         nodes.stop()
+
+
+def test_client_reply_off_and_skip_batches_through_a_node_outside_the_preference_list(cluster: Cluster) -> None:
+    tag, outside, inside = _outsider(cluster)
+    held_before = _keys_held(cluster, outside)
+    with TypedResp((cluster.hosts[outside], cluster.port)) as raw:
+        # One batch: no replies while OFF, one dropped after SKIP; the rest in order.
+        raw.send(("CLIENT", "REPLY", "OFF"), ("SET", f"{tag}q", "1"), ("INCR", f"{tag}q"), ("GET", f"{tag}q"),
+                 ("CLIENT", "REPLY", "ON"), ("CLIENT", "REPLY", "SKIP"), ("INCR", f"{tag}q"), ("GET", f"{tag}q"))
+        assert raw.read() == ("simple", "OK")  # CLIENT REPLY ON's
+        assert raw.read() == ("bulk", b"3")
+        # One request per round trip.
+        raw.send(("CLIENT", "REPLY", "SKIP"))
+        raw.send(("SET", f"{tag}r", "x"))
+        assert raw.call("GET", f"{tag}r") == ("bulk", b"x")
+        raw.send(("CLIENT", "REPLY", "SKIP"), ("MULTI",))
+        assert raw.call("INCR", f"{tag}q") == ("simple", "QUEUED")
+        assert raw.call("EXEC") == ("array", [("int", 4)])
+        # A forwarded EXEC while replies are OFF.
+        raw.send(("CLIENT", "REPLY", "OFF"))
+        raw.send(("MULTI",), ("INCR", f"{tag}q"))
+        raw.send(("EXEC",))
+        raw.send(("CLIENT", "REPLY", "ON"))
+        assert raw.read() == ("simple", "OK")
+        assert raw.call("GET", f"{tag}q") == ("bulk", b"5")
+    assert _keys_held(cluster, outside) == held_before
+    node = cluster.client(inside[0])
+    node.execute_command("TKV.CONSISTENCY", "ONE")
+    assert node.mget(f"{tag}q", f"{tag}r") == [b"5", b"x"]

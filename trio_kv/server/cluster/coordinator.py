@@ -71,7 +71,7 @@ from ...commands.table import CommandSpec
 from ...commands.wire import WireProtocol
 from ...http.wire import HTTP
 from ...protocol.integers import parse_int64
-from ...protocol.replies import Error, NullArray
+from ...protocol.replies import NO_REPLY, Error, NullArray
 from ...store.engine import Job, Store
 from ..dispatch import Dispatcher
 from .forwarding import FORWARD, FORWARD_FAILED, BusSide, forward_label
@@ -167,13 +167,13 @@ class Coordinator:
         ):
             job.replies = [await whole_cluster(self.node, self.dispatcher, job, args) for args in job.requests]
             return
-        if forwarded or session.reply_off or session.reply_skip or session.reply_skip_next:
-            # Whole here: a peer's forwarded requests (never forwarded again),
-            # or replies the engine drops (CLIENT REPLY OFF/SKIP).
-            await self._coordinate(job, level, checks=forwarded and not self._has_session(job))
+        if forwarded:
+            # A peer's forwarded requests run here whole (never forwarded again).
+            await self._coordinate(job, level, checks=not self._has_session(job))
             return
         transaction = session.transaction
-        if transaction.queued is not None or transaction.watched or self._has_session(job):
+        if (transaction.queued is not None or transaction.watched or session.reply_off or session.reply_skip
+                or self._has_session(job)):
             await self._connection_batch(job, level)
             return
         await self._routed(job, level)
@@ -216,8 +216,9 @@ class Coordinator:
         commands and MULTI's queueing run here (they touch no key); an EXEC
         runs here if this node replicates its slot, else goes whole to the
         slot's first live member (``_exec``); the other requests are routed
-        by key as any batch's. Once CLIENT REPLY OFF/SKIP is on, the rest
-        runs here whole (the engine drops its replies)."""
+        by key as any batch's. CLIENT REPLY OFF/SKIP: the engine drops the
+        replies of what runs here; ``_drop_filtered`` those of what ran
+        elsewhere (a SKIP's request is routed alone, to know which it was)."""
         session = job.session
         requests = job.requests
         count = len(requests)
@@ -227,9 +228,6 @@ class Coordinator:
         position = 0
         while position < count:
             name = _name(requests[position])
-            if session.reply_off or session.reply_skip or session.reply_skip_next:
-                await self._here(job, list(range(position, count)), level, replies, changes)
-                break
             if session.transaction.queued is not None:
                 if name == b"exec":
                     replies[position] = await self._exec(job, position, level, changes)
@@ -247,10 +245,15 @@ class Coordinator:
             end = position
             while end < count and _name(requests[end]) not in SESSION_COMMANDS:
                 end += 1
+                if session.reply_skip:
+                    break
             if end > position:
                 sub = Job(session, job.table, requests[position:end], job.received_at, protocol=session.protocol)
                 level = await self._routed(sub, level)
                 replies[position:end] = sub.replies
+                if session.reply_off or session.reply_skip:
+                    for index in range(position, end):
+                        replies[index] = self._drop_filtered(session, replies[index])
                 position = end
                 continue
             if name == b"watch":
@@ -274,6 +277,20 @@ class Coordinator:
             replies[index] = reply
         if sub.protocol_changes:
             changes += [(indexes[at], protocol) for at, protocol in sub.protocol_changes]
+
+    @staticmethod
+    def _drop_filtered(session: Session, reply: object) -> object:
+        """CLIENT REPLY OFF/SKIP for a reply made elsewhere (forwarded, WAIT):
+        the engine's rule (``store.engine._answer``); a reply the engine
+        already dropped stays dropped (its SKIP is spent)."""
+        if reply is NO_REPLY:
+            return reply
+        if session.reply_off:
+            return NO_REPLY
+        if session.reply_skip:
+            session.reply_skip = False
+            return NO_REPLY
+        return reply
 
     @staticmethod
     def _forget_unwatched(session: Session) -> None:
@@ -336,19 +353,23 @@ class Coordinator:
             if key is not None:
                 slots.add(key_slot(key))
         where: object = LOCAL
-        if len(slots) == 1 and not transaction.failed and not transaction.dirty:
+        # A queued connection command (CLIENT REPLY, SELECT...) acts on this
+        # connection: such a transaction runs here, as before forwarding.
+        if len(slots) == 1 and not transaction.failed and not transaction.dirty and not any(
+            _name(args) in SESSION_COMMANDS for _spec, args in queued
+        ):
             slot = slots.pop()
             where = route(slot, view.ring.preference_list(slot), view.myself, view.up, redirect=self.redirect)
         if type(where) is Coordinate:
             if clocks and not transaction.dirty and await self._remote_clocks(list(clocks)) != clocks:
                 await self._discard_here(job)  # a watched key another node replicates changed
-                return NullArray()
+                return self._drop_filtered(session, NullArray())
             replies: list[object] = [None] * len(job.requests)
             await self._here(job, [index], level, replies, changes)
             return replies[index]
         if isinstance(where, Moved):
             await self._discard_here(job)
-            return Error(where.error)
+            return self._drop_filtered(session, Error(where.error))
         assert isinstance(where, Forward)
         forwarded = ForwardedExec(
             forward_label(session), level.encode(), tuple(clocks.items()), tuple(tuple(args) for _spec, args in queued),
@@ -362,11 +383,16 @@ class Coordinator:
         await self._discard_here(job)  # it ran there (or is unknown): end it here
         if type(answer) is list and any(spec.is_write for spec, _args in queued):
             session.cluster_last_write = LastWrite([], self._known_replicas(level.write))
-        return answer
+        return self._drop_filtered(session, answer)
 
     async def _discard_here(self, job: Job) -> None:
-        """End this connection's transaction here (its queue ran elsewhere or not at all)."""
-        await self.dispatcher.submit(Job(job.session, job.table, [[b"discard"]], job.received_at))
+        """End this connection's transaction here (its queue ran elsewhere or
+        not at all). Not a request of the client's: a CLIENT REPLY SKIP
+        stays for EXEC's reply."""
+        session = job.session
+        skip = session.reply_skip, session.reply_skip_next
+        await self.dispatcher.submit(Job(session, job.table, [[b"discard"]], job.received_at))
+        session.reply_skip, session.reply_skip_next = skip
 
     @staticmethod
     def _has_session(job: Job) -> bool:
