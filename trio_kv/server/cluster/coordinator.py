@@ -7,7 +7,16 @@ coordinated here, the others are forwarded whole (``TKV.FORWARD``) to
 their key's first live member or answered ``-MOVED``; replies go back in
 the batch's order. Batching: the local requests of a batch make one job
 (one worker hop), the forwards make one ``request_many`` per peer, the
-replication of a batch's writes one ``request_many`` per peer.
+replication of a batch's writes one ``request_many`` per peer. A forward
+keeps the client's RESP version (``forwarding.forward_label``).
+
+Connection commands (MULTI, WATCH, HELLO, CLIENT...) cut a batch
+(``_connection_batch``): they and MULTI's queueing run here, the keyed
+requests between them are routed as above. An EXEC runs here when this
+node replicates its queued commands' slot, else whole on the slot's first
+live member (``TKV.FORWARD.EXEC``, ``cluster.forwarded_exec``), with the
+clocks of the watched keys this node does not replicate, read at WATCH
+time (``_exec``); nothing of it is applied here.
 
 Writes (``_coordinate``): a write whose preference list has too few live
 members is answered ``-NOREPLICAS`` before it runs anywhere
