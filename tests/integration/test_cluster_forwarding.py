@@ -83,6 +83,14 @@ def test_a_resp3_client_gets_resp3_replies_from_a_forwarded_request(cluster: Clu
         assert reference.call("HELLO", 3)[0] == "map"
         assert reference.call("HSET", hash_key, "f", "v") == ("int", 1)
         assert reference.pipeline(commands) == through_outsider
+    # A RESP3 transaction forwarded whole: EXEC's array holds the map.
+    transaction = [["MULTI"], ["HGETALL", hash_key], ["HSTRLEN", hash_key, "f"], ["EXEC"]]
+    with _typed(cluster, outside) as far, _typed(cluster, inside) as near:
+        forwarded_exec = far.pipeline(transaction)
+        assert forwarded_exec == near.pipeline(transaction)
+    assert forwarded_exec[-1] == ("array", [
+        ("map", [(("bulk", b"f"), ("bulk", b"v")), (("bulk", b"n"), ("bulk", b"1.5"))]), ("int", 1),
+    ])
     # HELLO 3 in the same batch as the forwarded request, and back to 2.
     with TypedResp((cluster.hosts[outside], cluster.port)) as raw:
         hello, hgetall, back, flat = raw.pipeline([["HELLO", 3], ["HGETALL", hash_key], ["HELLO", 2],
@@ -181,7 +189,13 @@ def test_redirect_moved_answers_exec_with_moved_and_discards(tmp_path: Path) -> 
     nodes = Cluster(3, "--cluster-replicas", "2", "--cluster-redirect", "moved")
     try:
         nodes.start_all()
-        tag, outside, _inside = _outsider(nodes)
+        tag, outside, inside = _outsider(nodes)
+        # An EXEC with arguments is the engine's to refuse, as on a node that serves the slot.
+        bad_exec = [["MULTI"], ["SET", f"{tag}m", "1"], ["EXEC", "x"], ["EXEC"]]
+        with TypedResp((nodes.hosts[outside], nodes.port)) as far, TypedResp((nodes.hosts[inside[0]], nodes.port)) as near:
+            refused = far.pipeline(bad_exec)
+            assert refused == near.pipeline(bad_exec)
+            assert refused[2][0] == "error" and refused[3][0] == "error", refused
         with TypedResp((nodes.hosts[outside], nodes.port)) as raw:
             assert raw.call("MULTI") == ("simple", "OK")
             assert raw.call("SET", f"{tag}m", "1") == ("simple", "QUEUED")

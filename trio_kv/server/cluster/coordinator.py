@@ -238,13 +238,14 @@ class Coordinator:
         while position < count:
             name = _name(requests[position])
             if session.transaction.queued is not None:
-                if name == b"exec":
+                if _is_exec(requests[position]):
                     replies[position] = await self._exec(job, position, level, changes)
                     position += 1
                     continue
-                # Queued (QUEUED answers): up to EXEC, or the end of MULTI.
+                # Queued (QUEUED answers): up to EXEC, or the end of MULTI
+                # (an EXEC with arguments is the engine's to refuse).
                 end = position
-                while end < count and _name(requests[end]) != b"exec":
+                while end < count and not _is_exec(requests[end]):
                     end += 1
                     if _name(requests[end - 1]) in (b"discard", b"reset"):
                         break
@@ -631,6 +632,10 @@ class Coordinator:
 
 def _name(args: Sequence[bytes]) -> bytes:
     return args[0].lower() if args else b""
+
+
+def _is_exec(args: Sequence[bytes]) -> bool:
+    return len(args) == 1 and args[0].lower() == b"exec"
 
 
 __all__ = ["Coordinator", "NOREPLICAS_WRITE", "NOREPLICAS_READ", "CommandSpec"]
