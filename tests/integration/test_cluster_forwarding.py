@@ -192,7 +192,8 @@ def test_redirect_moved_answers_exec_with_moved_and_discards(tmp_path: Path) -> 
         tag, outside, inside = _outsider(nodes)
         # An EXEC with arguments is the engine's to refuse, as on a node that serves the slot.
         bad_exec = [["MULTI"], ["SET", f"{tag}m", "1"], ["EXEC", "x"], ["EXEC"]]
-        with TypedResp((nodes.hosts[outside], nodes.port)) as far, TypedResp((nodes.hosts[inside[0]], nodes.port)) as near:
+        with (TypedResp((nodes.hosts[outside], nodes.port)) as far,
+              TypedResp((nodes.hosts[inside[0]], nodes.port)) as near):
             refused = far.pipeline(bad_exec)
             assert refused == near.pipeline(bad_exec)
             assert refused[2][0] == "error" and refused[3][0] == "error", refused

@@ -316,7 +316,10 @@ class Coordinator:
         read from their first live member (where their EXEC will run)."""
         clocks = session.cluster_watch_clocks
         view = self.node.view()
-        wanted = [key for key in keys if key not in clocks and view.myself not in view.ring.preference_list(key_slot(key))]
+        wanted = [
+            key for key in keys
+            if key not in clocks and view.myself not in view.ring.preference_list(key_slot(key))
+        ]
         clocks.update(await self._remote_clocks(wanted))
 
     async def _remote_clocks(self, keys: Sequence[bytes]) -> dict[bytes, bytes | None]:
