@@ -122,6 +122,8 @@ def test_a_transaction_through_a_node_outside_the_preference_list_leaves_no_copy
         assert raw.call("INCR", f"{tag}n") == ("simple", "QUEUED")
         assert raw.call("SET", f"{tag}b", "x") == ("simple", "QUEUED")
         assert raw.call("EXEC") == ("array", [("int", 2), ("simple", "OK")])
+        # WAIT counts the replicas the coordinator that ran it needed (W=2: one besides it).
+        assert raw.call("WAIT", 1, 1000) == ("int", 1)
     assert _keys_held(cluster, outside) == held_before
     for index in inside:
         node = cluster.client(index)
