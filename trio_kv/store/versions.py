@@ -27,6 +27,11 @@ How the clocks change:
   synced with the local one, the winner is materialized into the keyspace
   through the keyspace's ordinary methods (so the log and WATCH see it),
   and the merged clock is emitted as the unit's VERSION effect: no new dot.
+  A peer's clock that supersedes the local one (the key is new here, or the
+  write descends from all this node holds: the usual replicated write) is
+  stored as the bytes it came in, the winner's payload spliced to held; a
+  duplicate of the local clock is found by comparing bytes. Only concurrent
+  histories are decoded, synced and encoded again.
 * **A write with a context** (``put_with_context``, TKV.PUTCTX): the new dot
   supersedes only what the context saw; other siblings stay.
 * A key whose unit already holds a VERSION effect (written by
