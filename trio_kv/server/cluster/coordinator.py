@@ -345,9 +345,10 @@ class Coordinator:
         run = Job(job.session, table, requests, job.received_at, protocol=job.protocol)
         remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in reads.values()}
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._run_and_replicate, run, level, plans)
             if reads:
                 nursery.start_soon(self.reads.remote_clocks, reads, myself, remote)
+            # Here, not in a task of its own: one task less per read.
+            await self._run_and_replicate(run, level, plans)
         replies: list[object] = [None] * len(job.requests)
         for index, error in refused.items():
             replies[index] = error
