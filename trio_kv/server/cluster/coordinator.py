@@ -15,14 +15,22 @@ members is answered ``-NOREPLICAS`` before it runs anywhere
 dispatcher, which returns only once its log record is durable under this
 node's fsync policy (the local ack); the keys its unit changed
 (``Job.version_deltas``) go to the other live preference-list members as
-``TKV.REPL.PUT key clock`` (each replica acks after its own log flush).
-The client waits for W acks (level ONE/QUORUM/ALL) within
-``--cluster-write-timeout``: the ``move_on_after`` is around that wait
-only, never around a send or receive; the replication itself runs in this
-coordinator's own nursery, so it always finishes (late acks still count,
-for WAIT). A write not acked in time is answered ``-NOREPLICAS Not
-enough good replicas to write.``: it may still have happened (here, and on
-the replicas that got it), so a client must treat it as unknown.
+``TKV.REPL.PUT key clock`` (each replica acks after its own log flush),
+queued on each peer's ``PeerReplicator`` (``replicator.py``: long-lived
+sender tasks in this coordinator's nursery, so the replication always
+finishes and late acks still count, for WAIT). The client waits for W
+acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
+batch's deadline is kept by the one ``WriteDeadlines`` task
+(``write_acks.py``), which bounds that wait only, never a send or
+receive. A write not acked in time is answered ``-NOREPLICAS Not enough
+good replicas to write.``: it may still have happened (here, and on the
+replicas that got it), so a client must treat it as unknown.
+
+Per request the coordinator's own work is kept small: plans come from a
+``PlanCache`` per view (``plan_request`` once per partition, level and
+operation until the ring or the up set changes), a connection's levels
+are parsed once, and a job of one request for a key this node replicates
+skips the batch planning (``_one_local``).
 
 With ``--cluster-write-context read`` a write first merges the versions
 R members hold of its key into this node's copy (one round trip and one
@@ -35,7 +43,8 @@ does not dominate the merge are repaired before the read command runs
 here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``
 
-The other parts: ``write_acks.py`` (ack bookkeeping, WAIT's counts),
+The other parts: ``write_acks.py`` (ack bookkeeping, WAIT's counts, the
+write deadlines), ``replicator.py`` (a queue and senders per peer),
 ``forwarding.py`` (``TKV.FORWARD`` jobs from peers), ``whole_cluster.py``
 (HTTP's SCAN/DBSIZE over every member), ``internal_tables.py``.
 """
