@@ -251,6 +251,8 @@ def test_plan_cache_answers_as_plan_request(
     cache = PlanCache(ring, local, up, write_quorum=write_quorum, read_quorum=read_quorum)
     for slot, level, operation in asks + asks:
         preference = ring.preference_list(slot)
-        expected = plan_request(preference, local, up, level, operation, write_quorum=write_quorum, read_quorum=read_quorum)
+        expected = plan_request(
+            preference, local, up, level, operation, write_quorum=write_quorum, read_quorum=read_quorum
+        )
         assert cache.plan(slot, level, operation) == expected
         assert cache.replicates(slot) == (local in preference)

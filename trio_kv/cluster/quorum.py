@@ -234,9 +234,13 @@ class PlanCache:
     every request, and the answer changes only with the view. A new view
     needs a new cache (the coordinator keeps one per view it sees)."""
 
-    __slots__ = ("ring", "local", "up", "write_quorum", "read_quorum", "_plans", "_local_partitions", "_slots_per_partition")
+    __slots__ = (
+        "ring", "local", "up", "write_quorum", "read_quorum", "_plans", "_local_partitions", "_slots_per_partition",
+    )
 
-    def __init__(self, ring: Ring, local: Member, up: Collection[Member], *, write_quorum: int, read_quorum: int) -> None:
+    def __init__(
+        self, ring: Ring, local: Member, up: Collection[Member], *, write_quorum: int, read_quorum: int
+    ) -> None:
         self.ring = ring
         self.local = local
         self.up = up

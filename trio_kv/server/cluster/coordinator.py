@@ -81,8 +81,8 @@ from ...cluster.quorum import (
     route,
 )
 from ...cluster.ring import Member
-from ...cluster.view import ClusterView
 from ...cluster.slots import key_slot
+from ...cluster.view import ClusterView
 from ...commands.cluster_session import cmd_wait
 from ...commands.control import ServerControl
 from ...commands.session import Session
