@@ -30,7 +30,6 @@ import argparse
 import csv
 import io
 import os
-import random
 import shutil
 import signal
 import socket
@@ -42,6 +41,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# harness/ is a directory of scripts (no __init__.py): importable as a
+# namespace package from the repository root.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from harness.loopback import free_cluster_port, node_hosts  # noqa: E402
+
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -50,15 +56,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def bindable(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def wait_for_port(host: str, port: int, seconds: float = 30.0) -> None:
@@ -150,15 +147,13 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="trio-kv-cluster-bench-")
     processes: list[subprocess.Popen] = []
     try:
-        base = random.randrange(20, 200)
-        hosts = [f"127.0.0.{base + i}" for i in range(3)]
-        port = next(p for p in (random.randrange(20000, 30000) for _ in range(200))
-                    if all(bindable(h, p) and bindable(h, p + 10000) for h in hosts))
+        # Three cluster nodes and the single node, each on its own address, one port free on all four.
+        *hosts, single_host = node_hosts(4)
+        port = free_cluster_port([*hosts, single_host])
         seeds = ",".join(f"{host}:{port}" for host in hosts)
         for index, host in enumerate(hosts):
             processes.append(start(["--host", host, "--port", str(port), "--cluster-enabled", "yes",
                                     "--cluster-seeds", seeds], os.path.join(root, f"node{index}")))
-        single_host = f"127.0.0.{base + 3}"
         single_port = port
         processes.append(start(["--host", single_host, "--port", str(single_port)], os.path.join(root, "single")))
         for host in hosts:
