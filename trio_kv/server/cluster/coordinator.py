@@ -339,8 +339,9 @@ class Coordinator:
             failed = Error(FORWARD_FAILED.format(peer=member.address, reason=error))
             answers = [failed] * len(requests)
         known = 0
+        from_bus = job.session.wire.reply_from_bus
         for index, answer in zip(indexes, answers):
-            replies[index] = answer
+            answer = replies[index] = from_bus(answer)
             spec = job.table.by_name.get(job.requests[index][0].lower())
             if spec is not None and spec.is_write and type(answer) is not Error:
                 known = max(known, self._known_replicas(level.write))
@@ -721,7 +722,7 @@ class Coordinator:
             sub = Job(forward_session, wire.table, [job.requests[i][3:] for i in indexes], job.received_at)
             await self.client_job(sub, level, forwarded=True)
             for index, reply in zip(indexes, sub.replies):
-                replies[index] = reply
+                replies[index] = wire.reply_to_bus(reply)
 
         async with trio.open_nursery() as nursery:
             if local:
