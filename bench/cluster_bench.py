@@ -109,15 +109,21 @@ def start_profilers(pids: list[int], directory: str | None, test: str) -> list[s
             for index, pid in enumerate(pids)]
 
 
-def stop_profilers(profilers: list[subprocess.Popen]) -> None:
-    for profiler in profilers:
-        profiler.send_signal(signal.SIGINT)
-    for profiler in profilers:
+def stop_all(processes: list[subprocess.Popen], signum: int, seconds: float) -> None:
+    """``signum`` to each process still running, then wait; SIGKILL one still running ``seconds`` later."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signum)
+    for process in processes:
         try:
-            profiler.wait(timeout=30)
+            process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            profiler.kill()
-            profiler.wait()
+            process.kill()
+            process.wait()
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    stop_all(profilers, signal.SIGINT, 30)  # py-spy writes its file on SIGINT
 
 
 def measure(pids: list[int], host: str, port: int, test: str, requests: int, clients: int, cluster: bool,
@@ -182,15 +188,7 @@ def main() -> int:
             print(f"| {test} | {c[0]:.0f} | {s[0]:.0f} | {c[0] / s[0]:.2f}x | {c[1]:.2f} / {c[2]:.2f} "
                   f"| {s[1]:.2f} / {s[2]:.2f} | {c[3]:.2f} / {s[3]:.2f} ({c[3] / s[3]:.2f}x) |", flush=True)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(processes, signal.SIGTERM, 10)
         shutil.rmtree(root, ignore_errors=True)
     return 0
 
