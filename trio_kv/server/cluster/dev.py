@@ -39,6 +39,15 @@ START_SECONDS = 20.0
 STOP_SECONDS = 5.0
 POLL_SECONDS = 0.2
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+# One line at a time on stderr: print() writes a line and its newline
+# separately, so the forwarding threads' lines could interleave.
+_STDERR_LOCK = threading.Lock()
+
+
+def _say(line: str) -> None:
+    with _STDERR_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 class _Node:
@@ -57,7 +66,7 @@ class _Node:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if _LISTENING.search(line):
                 self.listening.set()
-            print(f"[{self.port}] {line}", file=sys.stderr, flush=True)
+            _say(f"[{self.port}] {line}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,9 +94,8 @@ def _report_exits(nodes: list[_Node]) -> bool:
             continue
         node.reported_exit = True
         running = sum(other.process.poll() is None for other in nodes)
-        print(f"trio-kv cluster dev: node {node.port} (pid {node.process.pid}) "
-              f"{_exit_description(node.process.returncode)}; {running} of {len(nodes)} nodes still running",
-              file=sys.stderr, flush=True)
+        _say(f"trio-kv cluster dev: node {node.port} (pid {node.process.pid}) "
+             f"{_exit_description(node.process.returncode)}; {running} of {len(nodes)} nodes still running")
     return any(node.process.poll() is None for node in nodes)
 
 
@@ -100,8 +108,8 @@ def _stop(nodes: list[_Node]) -> None:
         try:
             node.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"trio-kv cluster dev: node {node.port} (pid {node.process.pid}) did not stop within "
-                  f"{STOP_SECONDS:g} s; killing it", file=sys.stderr, flush=True)
+            _say(f"trio-kv cluster dev: node {node.port} (pid {node.process.pid}) did not stop within "
+                 f"{STOP_SECONDS:g} s; killing it")
             node.process.kill()
             node.process.wait()
 
@@ -137,7 +145,7 @@ def main(argv: Sequence[str]) -> int:
         for node in nodes:
             while not node.listening.wait(0.1):
                 if stop_requested.is_set() or node.process.poll() is not None or time.monotonic() > deadline:
-                    print(f"trio-kv cluster dev: node {node.port} did not start", file=sys.stderr)
+                    _say(f"trio-kv cluster dev: node {node.port} did not start")
                     return 1
         print(f"trio-kv cluster dev: {len(nodes)} nodes on {options.host}, ports {ports[0]}..{ports[-1]} "
               f"(data in {options.data_dir_root})")
@@ -149,7 +157,7 @@ def main(argv: Sequence[str]) -> int:
               flush=True)
         while not stop_requested.wait(POLL_SECONDS):
             if not _report_exits(nodes):
-                print("trio-kv cluster dev: every node has exited", file=sys.stderr, flush=True)
+                _say("trio-kv cluster dev: every node has exited")
                 break
         _report_exits(nodes)  # an exit seen only now is still one the user did not ask for
     finally:
