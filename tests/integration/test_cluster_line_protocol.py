@@ -10,7 +10,10 @@ import trio
 
 from .cluster_nodes import BusClient, free_cluster_port, node_hosts, seeds_of, start_node, wait_until
 
-WAIT_SECONDS = 20
+WAIT_SECONDS = 30
+# Three nodes share this test's event loop on a loaded machine: generous
+# timeouts, so a late ping or ack never turns into a down peer or NOREPLICAS.
+SLOW_MACHINE = {"cluster_node_timeout_seconds": 5.0, "cluster_write_timeout_seconds": 10.0}
 KEYS = [f"line:{i}" for i in range(30)]  # with N=2 of 3, some forwarded by every node (all local: p < 2e-5)
 
 
@@ -41,7 +44,7 @@ async def test_line_protocol_requests_are_routed_like_resp_ones() -> None:
         async with trio.open_nursery() as nursery:
             hosts = node_hosts(3)
             port = free_cluster_port(hosts)
-            nodes = [await start_node(nursery, host, port, seeds_of(hosts, port), cluster_replicas=2)
+            nodes = [await start_node(nursery, host, port, seeds_of(hosts, port), cluster_replicas=2, **SLOW_MACHINE)
                      for host in hosts]
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in nodes))
             for writer, host in enumerate(hosts):
