@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 
 from ..conftest import require_tool
 
