@@ -166,6 +166,11 @@ class LogFlusher:
         # A report of a successful flush is queued on the event loop and has
         # not run yet (see _commit_thread).
         self._report_queued = False
+        # Jobs wait for a flush (expect_report): report the next one. Reset
+        # by each report; with nobody waiting (a hop's records are usually
+        # written before the event loop sees the hop end) a flush is not
+        # reported, which would wake the event loop for nothing.
+        self._report_wanted = False
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         # Serializes the flushes the event loop starts (compaction, retries, close).
@@ -241,6 +246,8 @@ class LogFlusher:
             if error is None:
                 if durable_lsn == reported_lsn:
                     continue
+                if not self._report_wanted and not self._rewrite_due():
+                    continue  # nobody waits (see expect_report)
                 reported_lsn = durable_lsn
                 if self._report_queued:
                     # The queued report has not run yet and reads
@@ -255,12 +262,25 @@ class LogFlusher:
             except trio.RunFinishedError:
                 return
 
+    def expect_report(self) -> None:
+        """The dispatcher has jobs waiting for a flush (event loop): report
+        the flushes from now on, until the next report. A flush ends by
+        moving ``durable_lsn`` and then reading this flag, and the
+        dispatcher sets the flag and then reads ``durable_lsn`` again, so a
+        flush that went unreported is seen by that read."""
+        self._report_wanted = True
+
+    def _rewrite_due(self) -> bool:
+        """An automatic compaction is due (the files outgrew their threshold
+        and no backoff holds it): a report starts it."""
+        return self._persistence.wants_rewrite() and time.monotonic() >= self._auto_rewrite_after
+
     def _flushed(self, error: OSError | None) -> None:
         if error is None:
             self._report_queued = False  # before on_flushed reads durable_lsn
+        self._report_wanted = False  # on_flushed asks again if jobs still wait
         self._on_flushed(error)
-        persistence = self._persistence
-        if error is None and persistence.wants_rewrite() and time.monotonic() >= self._auto_rewrite_after:
+        if error is None and self._rewrite_due():
             self.request_compaction()
 
     def request_compaction(self, done: SaveRequest | None = None) -> None:
