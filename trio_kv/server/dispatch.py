@@ -39,7 +39,11 @@ Rules kept here:
   ``log_flushed`` wakes it once its records are as durable as the fsync
   policy promises (one flush covers everyone waiting). So no reply
   acknowledges a write that could be lost, and the runners go on running
-  hops during the flush.
+  hops during the flush. Usually the flush is done before the hop's end
+  reaches the event loop, and the job is woken at once; so the waiter
+  reports flushes only while the committing list holds jobs
+  (``CommitWaiter.expect_report``, then ``durable_lsn`` read again: a flush
+  that ended unreported in between is seen there).
 """
 
 from __future__ import annotations

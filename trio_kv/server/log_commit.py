@@ -4,12 +4,18 @@ side of ``store.durability.append_log``.
 * Group commit: one *commit thread* of its own flushes the log. A store
   worker that appended records ``kick``s it at the end of its hop; the
   thread runs one flush (write(), and fsync under ``appendfsync always``)
-  covering every record appended until that flush started, then tells the
-  event loop once (``on_flushed``), and the dispatcher sends every reply
-  that is now durable. So all the connections waiting at that moment share
-  one write() and one fsync, and the event loop pays one callback per
+  covering every record appended until that flush started, then, if jobs
+  wait for it (the dispatcher said so: ``expect_report``), tells the event
+  loop once (``on_flushed``), and the dispatcher sends every reply that is
+  now durable. So all the connections waiting at that moment share one
+  write() and one fsync, and the event loop pays at most one callback per
   flush, not a thread hop per flush or a lock per connection. Kicks that
-  arrive during a flush make one more flush.
+  arrive before a flush starts share it; kicks during a flush make one
+  more. Wakeups cost more than the flush itself (see ``kick``), so there
+  are as few as the rules allow: no kick wakes the thread while a flush is
+  asked for and not started, a flush nobody waits for (its records were
+  written before the event loop saw the hop end) is not reported, and a
+  report still queued covers the flushes that end behind it.
 * Disk IO never runs on the store's limiter, so a slow disk cannot starve
   reads: the log is flushed by the commit thread, and everything else
   (snapshots, retries, the final flush) runs on the disk limiter
