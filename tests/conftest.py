@@ -23,6 +23,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: Hypothesis' default (200 ms) is a timed
+# assertion, and on a loaded 2-core machine a pure example can take longer
+# (a DVVSet property failed that way once). Tests that need fewer or more
+# examples still set max_examples themselves.
+settings.register_profile("trio_kv", deadline=None)
+settings.load_profile("trio_kv")
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:

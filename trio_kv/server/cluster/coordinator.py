@@ -7,7 +7,16 @@ coordinated here, the others are forwarded whole (``TKV.FORWARD``) to
 their key's first live member or answered ``-MOVED``; replies go back in
 the batch's order. Batching: the local requests of a batch make one job
 (one worker hop), the forwards make one ``request_many`` per peer, the
-replication of a batch's writes one ``request_many`` per peer.
+replication of a batch's writes one ``request_many`` per peer. A forward
+keeps the client's RESP version (``forwarding.forward_label``).
+
+Connection commands (MULTI, WATCH, HELLO, CLIENT...) cut a batch
+(``_connection_batch``): they and MULTI's queueing run here, the keyed
+requests between them are routed as above. An EXEC runs here when this
+node replicates its queued commands' slot, else whole on the slot's first
+live member (``TKV.FORWARD.EXEC``, ``cluster.forwarded_exec``), with the
+clocks of the watched keys this node does not replicate, read at WATCH
+time (``_exec``); nothing of it is applied here.
 
 Writes (``_coordinate``): a write whose preference list has too few live
 members is answered ``-NOREPLICAS`` before it runs anywhere
@@ -29,31 +38,27 @@ R members hold of its key into this node's copy (one round trip and one
 local merge more), so it supersedes them all: a DEL or INCR on a
 coordinator that missed writes then acts on the merged state.
 
-Reads: the clocks of the read keys are asked of R members (this node
-first), merged with DVVSet sync; members whose clock does not dominate the
-merge are repaired (``TKV.REPL.PUT``, this node's copy first, through the
-dispatcher) before the read command runs here on the merged state, so
-every read command sees it. Too few replies: ``-NOREPLICAS Not enough good
+Reads (``read_quorum.py``): the clocks of the read keys are asked of R
+members (this node first), merged with DVVSet sync; members whose clock
+does not dominate the merge are repaired before the read command runs
+here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``
 
-The bus side: ``TKV.FORWARD wire level cmd...`` from a peer is coordinated
-here as a client request would be (never forwarded again: no loops), with
-a session of its own per bus connection and wire.
+The other parts: ``write_acks.py`` (ack bookkeeping, WAIT's counts),
+``forwarding.py`` (``TKV.FORWARD`` jobs from peers), ``whole_cluster.py``
+(HTTP's SCAN/DBSIZE over every member), ``internal_tables.py``.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import secrets
-import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 
 import trio
 
-from ...cluster import dvvset
-from ...cluster.batch import SESSION_COMMANDS, Levels, Segment, plan_batch
+from ...cluster.batch import LOCAL, SESSION_COMMANDS, Levels, Segment, plan_batch
+from ...cluster.forwarded_exec import ForwardedExec
 from ...cluster.quorum import (
     AckCounter,
     Coordinate,
@@ -63,32 +68,36 @@ from ...cluster.quorum import (
     Operation,
     Outcome,
     RequestPlan,
-    merge_replies,
     plan_request,
+    route,
 )
 from ...cluster.ring import Member
 from ...cluster.slots import key_slot
 from ...commands.cluster_session import cmd_wait
 from ...commands.control import ServerControl
-from ...commands.peer import repl
-from ...commands.peer.access import Access, allowed
 from ...commands.session import Session
-from ...commands.table import CommandSpec, CommandTable, InMulti, Lock
-from ...commands.wire import LINE, RESP, WireProtocol
+from ...commands.table import CommandSpec
+from ...commands.wire import WireProtocol
 from ...http.wire import HTTP
 from ...protocol.integers import parse_int64
-from ...protocol.replies import Error
+from ...protocol.replies import NO_REPLY, Error, NullArray
 from ...store.engine import Job, Store
-from ..client_session import next_client_id
 from ..dispatch import Dispatcher
+from .forwarding import FORWARD, FORWARD_FAILED, BusSide, forward_label
+from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
+from .read_quorum import NOREPLICAS_READ, ReadQuorum
+from .whole_cluster import whole_cluster
+from .write_acks import LastWrite, Write, WriteBatch
 
 log = logging.getLogger(__name__)
 
+# A watched key's clock when its first live member could not be asked:
+# equal to no clock, so the transaction's EXEC answers a null array.
+UNKNOWN_CLOCK = b"\x00unknown"
+
 NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
-NOREPLICAS_READ = Error("NOREPLICAS Not enough good replicas to read.")
-FORWARD = b"tkv.forward"
 # What statistics() counts: write commands acknowledged / refused or not
 # acked in time, read keys merged / refused, reads that repaired a member,
 # requests forwarded and forwards whose link failed, requests refused
@@ -97,112 +106,6 @@ DATA_PATH_COUNTERS = (
     "writes_ok", "writes_noreplicas", "reads_ok", "reads_noreplicas", "reads_repaired",
     "forwarded", "forward_failed", "refused",
 )
-FORWARD_FAILED = "TRYAGAIN forwarding to {peer} failed: {reason}"
-
-# Tables that run internal requests (a local read repair).
-_INTERNAL = CommandTable(
-    repl.SPECS,
-    unknown_command=lambda args: Error("ERR unknown command"),
-    wrong_arity=lambda spec: Error("ERR wrong number of arguments"),
-)
-
-
-# A read of a key's clock, run in the same hop (and lock hold) as the read
-# after it; a per-process random name, in a copy of the client's table
-# only the coordinator's jobs use (a client cannot name it).
-_CLOCK_NAME = b"tkv.clock-" + secrets.token_hex(8).encode()
-
-
-def _cmd_clock(session: Session, args: list[bytes]) -> object:
-    versions = session.store.versions
-    return None if versions is None else versions.clock_of(args[1])
-
-
-_CLOCK_SPEC = CommandSpec(
-    name=_CLOCK_NAME.decode(), arity=2, lock=Lock.READ, flags=("no_auth",), in_multi=InMulti.RUN, since=None,
-    group="cluster", handler=_cmd_clock, summary="The coordinator's clock read (internal)",
-)
-_WITH_CLOCK: dict[int, CommandTable] = {}
-
-
-def _with_clock(table: CommandTable) -> CommandTable:
-    """``table`` plus the clock read (one copy per table, kept)."""
-    extended = _WITH_CLOCK.get(id(table))
-    if extended is None:
-        extended = copy.copy(table)
-        extended.specs = {**table.specs, _CLOCK_SPEC.name: _CLOCK_SPEC}
-        extended.by_name = {**table.by_name, _CLOCK_NAME: _CLOCK_SPEC}
-        _WITH_CLOCK[id(table)] = extended
-    return extended
-
-
-def _dominates(a: dvvset.Clock, b: dvvset.Clock) -> bool:
-    return dvvset.equal(a, b) or dvvset.less(b, a)
-
-
-class _Write:
-    """One write command's replication to one preference list: its ack
-    counter and the requests each peer still owes an answer for."""
-
-    __slots__ = ("counter", "owed", "failed", "coordinator", "batch")
-
-    def __init__(self, counter: AckCounter, coordinator: Coordinator, batch: _Batch) -> None:
-        self.counter = counter
-        self.owed: dict[Member, int] = defaultdict(int)
-        self.failed: set[Member] = set()
-        self.coordinator = coordinator
-        # The batch whose client waits for this write (woken when all are decided).
-        self.batch = batch
-
-    def answered(self, member: Member, ok: bool) -> None:
-        if not ok:
-            self.failed.add(member)
-        self.owed[member] -= 1
-        if self.owed[member] == 0:
-            if member in self.failed:
-                self.counter.failed(member)
-            else:
-                self.counter.ok(member)
-        self.batch.check()
-        self.coordinator.progressed()
-
-    def remote_acks(self, myself: Member) -> int:
-        return sum(1 for member in self.counter.replies if member != myself and member not in self.failed
-                   and self.owed[member] == 0)
-
-
-class _Batch:
-    """One job's writes: its client waits on ``decided`` (one event per
-    batch, so an ack wakes only the client it concerns)."""
-
-    __slots__ = ("writes", "decided")
-
-    def __init__(self) -> None:
-        self.writes: list[_Write] = []
-        self.decided = trio.Event()
-
-    def check(self) -> None:
-        if not self.decided.is_set() and all(w.counter.outcome is not Outcome.PENDING for w in self.writes):
-            self.decided.set()
-
-
-class _LastWrite:
-    """What WAIT counts for a connection: its last batch's writes."""
-
-    __slots__ = ("writes", "known")
-
-    def __init__(self, writes: list[_Write], known: int = 0) -> None:
-        self.writes = writes
-        # A forwarded write acknowledged OK: at least this many replicas
-        # (its coordinator counted them; this node cannot see more).
-        self.known = known
-
-    def replicas(self, myself: Member) -> int:
-        counts = [write.remote_acks(myself) for write in self.writes]
-        if self.known:
-            counts.append(self.known)
-        return min(counts) if counts else 0
-
 
 class Coordinator:
     def __init__(self, node: ClusterNode, store: Store, control: ServerControl, dispatcher: Dispatcher) -> None:
@@ -221,10 +124,9 @@ class Coordinator:
         self._progress = trio.Event()
         # WAIT commands waiting on _progress now.
         self._waits = 0
-        # The session forwarded requests from one bus connection run in, per wire.
-        self._forward_sessions: weakref.WeakKeyDictionary[Session, dict[str, Session]] = weakref.WeakKeyDictionary()
         self.counts: dict[str, int] = defaultdict(int)
-        self._wires = {RESP.label: RESP, LINE.label: LINE, HTTP.label: HTTP}
+        self.reads = ReadQuorum(node, store, control, dispatcher, self.counts, self.timeout_seconds)
+        self.bus_side = BusSide(store, control, dispatcher, self.client_job)
 
     def statistics(self) -> dict[str, int]:
         """Quorum outcomes since start (INFO cluster, /metrics)."""
@@ -232,7 +134,7 @@ class Coordinator:
 
     def add_wire(self, wire: WireProtocol) -> None:
         """A protocol whose requests may be forwarded (HTTP registers itself)."""
-        self._wires[wire.label] = wire
+        self.bus_side.add_wire(wire)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the replication tasks; route the dispatcher's jobs here until cancelled."""
@@ -257,7 +159,7 @@ class Coordinator:
     async def route(self, job: Job) -> None:
         """The dispatcher's router: a job from any connection."""
         if job.session.peer is not None:
-            await self._bus_job(job)
+            await self.bus_side.bus_job(job)
         else:
             await self.client_job(job, self.level_of(job.session))
 
@@ -272,35 +174,238 @@ class Coordinator:
         if not forwarded and session.wire is HTTP and all(
             args and args[0].lower() in (b"scan", b"dbsize") for args in job.requests
         ):
-            job.replies = [await self._whole_cluster(job, args) for args in job.requests]
+            job.replies = [await whole_cluster(self.node, self.dispatcher, job, args) for args in job.requests]
+            return
+        if forwarded:
+            # A peer's forwarded requests run here whole (never forwarded again).
+            await self._coordinate(job, level, checks=not self._has_session(job))
             return
         transaction = session.transaction
-        filtering = session.reply_off or session.reply_skip or session.reply_skip_next
+        if (transaction.queued is not None or transaction.watched or session.reply_off or session.reply_skip
+                or self._has_session(job)):
+            await self._connection_batch(job, level)
+            return
+        await self._routed(job, level)
+
+    @staticmethod
+    def _first_key(by_name: dict[bytes, CommandSpec], args: Sequence[bytes]) -> bytes | None:
+        spec = by_name.get(args[0].lower()) if args else None
+        if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
+            return None
+        return args[spec.first_key]
+
+    async def _routed(self, job: Job, level: Levels) -> Levels:
+        """Run a batch without connection commands where each request's key
+        says (``plan_batch``); the levels in force after its barriers."""
         view = self.node.view()
         by_name = job.table.by_name
-
-        def key_of(args: Sequence[bytes]) -> bytes | None:
-            spec = by_name.get(args[0].lower()) if args else None
-            if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
-                return None
-            return args[spec.first_key]
-
-        whole = forwarded or filtering or transaction.queued is not None or bool(transaction.watched)
         segments = plan_batch(
-            job.requests, key_of, view.ring, view.myself, view.up, redirect=self.redirect, whole_batch_local=whole
+            job.requests, lambda args: self._first_key(by_name, args), view.ring, view.myself, view.up,
+            redirect=self.redirect, whole_batch_local=False,
         )
         if len(segments) == 1 and segments[0].barrier_index is None and all(
             type(where) is Coordinate for where in segments[0].routes
         ):
-            await self._coordinate(job, level, checks=not (whole and not forwarded) and not self._has_session(job))
-            return
+            await self._coordinate(job, level, checks=True)
+            return level
         replies: list[object] = [None] * len(job.requests)
         for segment in segments:
             await self._run_segment(job, segment, level, replies)
             if segment.barrier_index is not None:
                 replies[segment.barrier_index] = await self._barrier(job, job.requests[segment.barrier_index])
-                level = self.level_of(session)
+                level = self.level_of(job.session)
         job.replies = replies
+        return level
+
+    # -- batches that touch the connection's state -----------------------------
+
+    async def _connection_batch(self, job: Job, level: Levels) -> None:
+        """A batch with a connection command (MULTI, WATCH, HELLO, CLIENT...)
+        or while a transaction or a watch is open, in order: connection
+        commands and MULTI's queueing run here (they touch no key); an EXEC
+        runs here if this node replicates its slot, else goes whole to the
+        slot's first live member (``_exec``); the other requests are routed
+        by key as any batch's. CLIENT REPLY OFF/SKIP: the engine drops the
+        replies of what runs here; ``_drop_filtered`` those of what ran
+        elsewhere (a SKIP's request is routed alone, to know which it was)."""
+        session = job.session
+        requests = job.requests
+        count = len(requests)
+        replies: list[object] = [None] * count
+        # HELLO/RESET in the batch: (batch index, RESP version from there on).
+        changes: list[tuple[int, int]] = []
+        position = 0
+        while position < count:
+            name = _name(requests[position])
+            if session.transaction.queued is not None:
+                if _is_exec(requests[position]):
+                    replies[position] = await self._exec(job, position, level, changes)
+                    position += 1
+                    continue
+                # Queued (QUEUED answers): up to EXEC, or the end of MULTI
+                # (an EXEC with arguments is the engine's to refuse).
+                end = position
+                while end < count and not _is_exec(requests[end]):
+                    end += 1
+                    if _name(requests[end - 1]) in (b"discard", b"reset"):
+                        break
+                await self._here(job, list(range(position, end)), level, replies, changes)
+                position = end
+                continue
+            end = position
+            while end < count and _name(requests[end]) not in SESSION_COMMANDS:
+                end += 1
+                if session.reply_skip:
+                    break
+            if end > position:
+                sub = Job(session, job.table, requests[position:end], job.received_at, protocol=session.protocol)
+                level = await self._routed(sub, level)
+                replies[position:end] = sub.replies
+                if session.reply_off or session.reply_skip:
+                    for index in range(position, end):
+                        replies[index] = self._drop_filtered(session, replies[index])
+                position = end
+                continue
+            if name == b"watch":
+                self._forget_unwatched(session)
+            await self._here(job, [position], level, replies, changes)
+            if name == b"watch" and type(replies[position]) is not Error:
+                await self._watch_clocks(session, requests[position][1:])
+            position += 1
+        job.replies = replies
+        if changes:
+            job.protocol_changes = (job.protocol_changes or []) + changes
+
+    async def _here(
+        self, job: Job, indexes: list[int], level: Levels, replies: list[object], changes: list[tuple[int, int]],
+    ) -> None:
+        """Run ``indexes`` of ``job`` here as one job, unchecked (as a whole-local batch ran)."""
+        sub = Job(job.session, job.table, [job.requests[i] for i in indexes], job.received_at,
+                  protocol=job.session.protocol)
+        await self._coordinate(sub, level, checks=False)
+        for index, reply in zip(indexes, sub.replies):
+            replies[index] = reply
+        if sub.protocol_changes:
+            changes += [(indexes[at], protocol) for at, protocol in sub.protocol_changes]
+
+    @staticmethod
+    def _drop_filtered(session: Session, reply: object) -> object:
+        """CLIENT REPLY OFF/SKIP for a reply made elsewhere (forwarded, WAIT):
+        the engine's rule (``store.engine._answer``); a reply the engine
+        already dropped stays dropped (its SKIP is spent)."""
+        if reply is NO_REPLY:
+            return reply
+        if session.reply_off:
+            return NO_REPLY
+        if session.reply_skip:
+            session.reply_skip = False
+            return NO_REPLY
+        return reply
+
+    @staticmethod
+    def _forget_unwatched(session: Session) -> None:
+        """Drop clocks of keys no longer watched (EXEC, DISCARD, UNWATCH, RESET since)."""
+        clocks = session.cluster_watch_clocks
+        if clocks:
+            watched = session.transaction.watched
+            for key in [key for key in clocks if key not in watched]:
+                del clocks[key]
+
+    async def _watch_clocks(self, session: Session, keys: Sequence[bytes]) -> None:
+        """After WATCH: the clocks of the keys this node does not replicate,
+        read from their first live member (where their EXEC will run)."""
+        clocks = session.cluster_watch_clocks
+        view = self.node.view()
+        wanted = [
+            key for key in keys
+            if key not in clocks and view.myself not in view.ring.preference_list(key_slot(key))
+        ]
+        clocks.update(await self._remote_clocks(wanted))
+
+    async def _remote_clocks(self, keys: Sequence[bytes]) -> dict[bytes, bytes | None]:
+        """Each key's clock at its first live member; ``UNKNOWN_CLOCK`` where
+        none answered (matches no clock: such a watch always breaks)."""
+        view = self.node.view()
+        per_member: dict[Member, list[bytes]] = defaultdict(list)
+        found: dict[bytes, bytes | None] = {}
+        for key in keys:
+            live = [member for member in view.ring.preference_list(key_slot(key)) if member in view.up]
+            if live:
+                per_member[live[0]].append(key)
+            else:
+                found[key] = UNKNOWN_CLOCK
+        for member, asked in per_member.items():
+            try:
+                answers: list[object] = await self.node.links[member].request_many(
+                    [[b"TKV.REPL.GET", key] for key in asked]
+                )
+            except LinkError:
+                answers = [UNKNOWN_CLOCK] * len(asked)
+            for key, answer in zip(asked, answers):
+                found[key] = answer if answer is None or type(answer) is bytes else UNKNOWN_CLOCK
+        return found
+
+    async def _exec(self, job: Job, index: int, level: Levels, changes: list[tuple[int, int]]) -> object:
+        """EXEC of an open transaction: here when this node replicates the
+        slot of its queued commands (or they have none, span slots, or the
+        transaction failed: the engine answers), its writes replicated as
+        every coordinated write; else whole to the slot's first live member
+        as ``TKV.FORWARD.EXEC`` with the clocks of the watched keys this
+        node does not replicate (or ``-MOVED``, the transaction discarded,
+        with ``--cluster-redirect moved``)."""
+        session = job.session
+        transaction = session.transaction
+        queued = transaction.queued or []
+        self._forget_unwatched(session)
+        clocks = dict(session.cluster_watch_clocks)
+        session.cluster_watch_clocks.clear()
+        view = self.node.view()
+        slots = set()
+        for spec, args in queued:
+            key = self._first_key(job.table.by_name, args)
+            if key is not None:
+                slots.add(key_slot(key))
+        where: object = LOCAL
+        # A queued connection command (CLIENT REPLY, SELECT...) acts on this
+        # connection: such a transaction runs here, as before forwarding.
+        if len(slots) == 1 and not transaction.failed and not transaction.dirty and not any(
+            _name(args) in SESSION_COMMANDS for _spec, args in queued
+        ):
+            slot = slots.pop()
+            where = route(slot, view.ring.preference_list(slot), view.myself, view.up, redirect=self.redirect)
+        if type(where) is Coordinate:
+            if clocks and not transaction.dirty and await self._remote_clocks(list(clocks)) != clocks:
+                await self._discard_here(job)  # a watched key another node replicates changed
+                return self._drop_filtered(session, NullArray())
+            replies: list[object] = [None] * len(job.requests)
+            await self._here(job, [index], level, replies, changes)
+            return replies[index]
+        if isinstance(where, Moved):
+            await self._discard_here(job)
+            return self._drop_filtered(session, Error(where.error))
+        assert isinstance(where, Forward)
+        forwarded = ForwardedExec(
+            forward_label(session), level.encode(), tuple(clocks.items()), tuple(tuple(args) for _spec, args in queued),
+        )
+        self.counts["forwarded"] += 1
+        try:
+            answer = await self.node.links[where.to].request(forwarded.encode())
+        except LinkError as error:
+            self.counts["forward_failed"] += 1
+            answer = Error(FORWARD_FAILED.format(peer=where.to.address, reason=error))
+        await self._discard_here(job)  # it ran there (or is unknown): end it here
+        if type(answer) is list and any(spec.is_write for spec, _args in queued):
+            session.cluster_last_write = LastWrite([], self._known_replicas(level.write))
+        return self._drop_filtered(session, answer)
+
+    async def _discard_here(self, job: Job) -> None:
+        """End this connection's transaction here (its queue ran elsewhere or
+        not at all). Not a request of the client's: a CLIENT REPLY SKIP
+        stays for EXEC's reply."""
+        session = job.session
+        skip = session.reply_skip, session.reply_skip_next
+        await self.dispatcher.submit(Job(session, job.table, [[b"discard"]], job.received_at))
+        session.reply_skip, session.reply_skip_next = skip
 
     @staticmethod
     def _has_session(job: Job) -> bool:
@@ -329,7 +434,7 @@ class Coordinator:
             replies[index] = reply
 
     async def _forward(self, job: Job, member: Member, indexes: list[int], level: Levels, replies: list[object]) -> None:
-        label = job.session.wire.label.encode()
+        label = forward_label(job.session)
         requests = [[FORWARD, label, level.encode(), *job.requests[i]] for i in indexes]
         self.counts["forwarded"] += len(requests)
         try:
@@ -345,7 +450,7 @@ class Coordinator:
             if spec is not None and spec.is_write and type(answer) is not Error:
                 known = max(known, self._known_replicas(level.write))
         if known:
-            job.session.cluster_last_write = _LastWrite([], known)
+            job.session.cluster_last_write = LastWrite([], known)
 
     def _known_replicas(self, level: Level) -> int:
         needed = {Level.ONE: 1, Level.QUORUM: self.write_quorum, Level.ALL: len(self.node.ring.members)}[level]
@@ -391,7 +496,7 @@ class Coordinator:
                         write_quorum=self.write_quorum, read_quorum=self.read_quorum,
                     ))
         if gather:
-            await self._gather_context(gather, myself)
+            await self.reads.gather_context(gather, myself)
         if not refused and not reads:
             await self._run_and_replicate(job, level, myself, up, ring)
             return
@@ -405,16 +510,16 @@ class Coordinator:
                 continue
             if index in reads:
                 clock_positions[index] = len(requests)
-                requests.append([_CLOCK_NAME, reads[index][0]])
+                requests.append([CLOCK_NAME, reads[index][0]])
             positions[index] = len(requests)
             requests.append(args)
-        table = _with_clock(job.table)
+        table = with_clock(job.table)
         run = Job(job.session, table, requests, job.received_at, protocol=job.protocol)
         remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in reads.values()}
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._run_and_replicate, run, level, myself, up, ring)
             if reads:
-                nursery.start_soon(self._remote_clocks, reads, myself, remote)
+                nursery.start_soon(self.reads.remote_clocks, reads, myself, remote)
         replies: list[object] = [None] * len(job.requests)
         for index, error in refused.items():
             replies[index] = error
@@ -425,7 +530,7 @@ class Coordinator:
                 index: run.replies[position] for index, position in clock_positions.items()
                 if position < len(run.replies)
             }
-            rerun = await self._settle_reads(reads, local, remote, myself, replies)
+            rerun = await self.reads.settle_reads(reads, local, remote, myself, replies)
             if rerun:
                 again = Job(job.session, job.table, [job.requests[i] for i in rerun], job.received_at,
                             protocol=job.protocol)
@@ -442,14 +547,14 @@ class Coordinator:
         deltas = job.version_deltas
         if not deltas:
             return
-        # One _Write per (write command, preference list); requests per peer.
+        # One Write per (write command, preference list); requests per peer.
         per_peer: dict[Member, list[list[bytes]]] = defaultdict(list)
-        per_peer_writes: dict[Member, list[_Write]] = defaultdict(list)
-        by_reply: dict[int, list[_Write]] = defaultdict(list)
-        batch = _Batch()
+        per_peer_writes: dict[Member, list[Write]] = defaultdict(list)
+        by_reply: dict[int, list[Write]] = defaultdict(list)
+        batch = WriteBatch()
         all_writes = batch.writes
         for reply_index, pairs in deltas:
-            groups: dict[tuple[Member, ...], _Write] = {}
+            groups: dict[tuple[Member, ...], Write] = {}
             for key, clock in pairs:
                 preference = ring.preference_list(key_slot(key))
                 write = groups.get(preference)
@@ -460,7 +565,7 @@ class Coordinator:
                     )
                     counter = AckCounter(plan)
                     counter.take_sends()
-                    write = groups[preference] = _Write(counter, self, batch)
+                    write = groups[preference] = Write(counter, self.progressed, batch)
                     if myself in plan.targets:
                         counter.ok(myself)  # the dispatcher returned: durable here
                     by_reply[reply_index].append(write)
@@ -473,7 +578,7 @@ class Coordinator:
         assert self._nursery is not None
         for member, requests in per_peer.items():
             self._nursery.start_soon(self._replicate, member, requests, per_peer_writes[member])
-        job.session.cluster_last_write = _LastWrite(all_writes)
+        job.session.cluster_last_write = LastWrite(all_writes)
         batch.check()
         with trio.move_on_after(self.timeout_seconds):
             await batch.decided.wait()
@@ -490,7 +595,7 @@ class Coordinator:
                 if reply_index < len(job.replies):
                     job.replies[reply_index] = NOREPLICAS_WRITE
 
-    async def _replicate(self, member: Member, requests: list[list[bytes]], writes: list[_Write]) -> None:
+    async def _replicate(self, member: Member, requests: list[list[bytes]], writes: list[Write]) -> None:
         """Send a batch's states to one peer; record each answer (late ones too)."""
         try:
             answers: list[object] = await self.node.links[member].request_many(requests)
@@ -498,163 +603,6 @@ class Coordinator:
             answers = [None] * len(requests)
         for write, answer in zip(writes, answers):
             write.answered(member, answer is not None and type(answer) is not Error)
-
-    # -- reads -------------------------------------------------------------------
-
-    async def _remote_clocks(
-        self, reads: dict[int, tuple[bytes, RequestPlan]], myself: Member,
-        clocks: dict[bytes, dict[Member, bytes | None]],
-    ) -> None:
-        """Ask the other read targets for the read keys' clocks (one
-        request_many per peer), within the timeout."""
-        asks: dict[Member, list[bytes]] = defaultdict(list)
-        for key, plan in reads.values():
-            for member in plan.targets:
-                if member != myself and key not in asks[member]:
-                    asks[member].append(key)
-        with trio.move_on_after(self.timeout_seconds):
-            async with trio.open_nursery() as nursery:
-                for member, keys in asks.items():
-                    nursery.start_soon(self._ask_clocks, member, keys, clocks)
-
-    async def _gather_context(self, gather: dict[int, tuple[bytes, RequestPlan]], myself: Member) -> None:
-        """Before writes (--cluster-write-context read): merge the other read
-        targets' versions of each write key into this node's copy, so the
-        write supersedes everything they hold (a DEL of a key this node
-        missed deletes it everywhere)."""
-        remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in gather.values()}
-        await self._remote_clocks(gather, myself, remote)
-        puts: list[list[bytes]] = []
-        for key, answers in remote.items():
-            clocks = [dvvset.decode(clock) for clock in answers.values() if clock is not None]
-            if clocks:
-                puts.append([b"TKV.REPL.PUT", key, dvvset.encode(dvvset.sync(clocks))])
-        if puts:
-            await self._repair_here(puts)
-
-    async def _ask_clocks(self, member: Member, keys: list[bytes], clocks: dict[bytes, dict[Member, bytes | None]]) -> None:
-        try:
-            answers = await self.node.links[member].request_many([[b"TKV.REPL.GET", key] for key in keys])
-        except LinkError:
-            return
-        for key, answer in zip(keys, answers):
-            if answer is None or isinstance(answer, bytes):
-                clocks[key][member] = answer
-
-    async def _settle_reads(
-        self,
-        reads: dict[int, tuple[bytes, RequestPlan]],
-        local: dict[int, object],
-        remote: dict[bytes, dict[Member, bytes | None]],
-        myself: Member,
-        replies: list[object],
-    ) -> list[int]:
-        """Merge each read key's clocks; refuse reads with too few replies;
-        repair stale members (blocking); the reads to run again because
-        this node's copy was stale (repaired first)."""
-        local_puts: list[list[bytes]] = []
-        remote_puts: dict[Member, list[list[bytes]]] = defaultdict(list)
-        rerun: list[int] = []
-        merged_keys: dict[bytes, bool] = {}  # key -> this node was stale
-        for index, (key, plan) in reads.items():
-            answer = local.get(index)
-            if key in merged_keys:
-                if merged_keys[key]:
-                    rerun.append(index)
-                continue
-            answers = dict(remote[key])
-            if answer is None or isinstance(answer, bytes):
-                answers[myself] = answer
-            if len(answers) < plan.needed:
-                replies[index] = NOREPLICAS_READ
-                self.counts["reads_noreplicas"] += 1
-                continue
-            self.counts["reads_ok"] += 1
-            decoded = {member: None if clock is None else dvvset.decode(clock) for member, clock in answers.items()}
-            merge = merge_replies(decoded, dvvset.sync2, _dominates)
-            merged_keys[key] = False
-            if merge.state is None or not merge.stale:
-                continue
-            self.counts["reads_repaired"] += 1
-            packed = dvvset.encode(merge.state)
-            for member in merge.stale:
-                put = [b"TKV.REPL.PUT", key, packed]
-                if member == myself:
-                    local_puts.append(put)
-                    merged_keys[key] = True
-                    rerun.append(index)
-                else:
-                    remote_puts[member].append(put)
-        if local_puts or remote_puts:
-            with trio.move_on_after(self.timeout_seconds):
-                async with trio.open_nursery() as nursery:
-                    if local_puts:
-                        nursery.start_soon(self._repair_here, local_puts)
-                    for member, puts in remote_puts.items():
-                        nursery.start_soon(self._repair_there, member, puts)
-        return sorted(rerun)
-
-    async def _repair_here(self, puts: list[list[bytes]]) -> None:
-        session = self._internal_session()
-        job = Job(session, _INTERNAL, puts, trio.current_time())
-        await self.dispatcher.submit(job)
-
-    async def _repair_there(self, member: Member, puts: list[list[bytes]]) -> None:
-        try:
-            await self.node.links[member].request_many(puts)
-        except LinkError:
-            pass  # the next read (or anti-entropy, issue 11) repairs it
-
-    def _internal_session(self) -> Session:
-        session = Session(next_client_id(), self.store, self.control, wire=RESP, address="cluster", local_address="")
-        session.authenticated = True
-        return session
-
-    # -- HTTP /keys: the whole cluster ---------------------------------------------
-
-    async def _whole_cluster(self, job: Job, args: list[bytes]) -> object:
-        """HTTP's SCAN and DBSIZE over every live member, each answering for
-        the partitions it is first for. SCAN's cursor is the member's own
-        cursor times the member count plus the member's index (in ring
-        order): 0 starts at the first member and means "done"."""
-        view = self.node.view()
-        members = view.ring.members
-        count = len(members)
-        if args[0].lower() == b"dbsize":
-            totals = [await self._run_on(job, member, args) for member in members if member in view.up]
-            errors = [total for total in totals if type(total) is Error]
-            return errors[0] if errors else sum(total for total in totals if isinstance(total, int))
-        if len(args) < 2 or not args[1].isdigit():
-            return await self._run_on(job, view.myself, args)
-        index, cursor = int(args[1]) % count, int(args[1]) // count
-        while True:
-            if members[index] not in view.up:
-                reply: object = [b"0", []]
-            else:
-                reply = await self._run_on(job, members[index], [args[0], b"%d" % cursor, *args[2:]])
-            if type(reply) is Error or not isinstance(reply, list) or len(reply) != 2:
-                return reply
-            next_cursor = int(reply[0])
-            if next_cursor:
-                return [b"%d" % (next_cursor * count + index), reply[1]]
-            if index + 1 == count:
-                return [b"0", reply[1]]
-            if reply[1] or members[index + 1] in view.up:
-                return [b"%d" % (index + 1), reply[1]]
-            index, cursor = index + 1, 0
-
-    async def _run_on(self, job: Job, member: Member, args: list[bytes]) -> object:
-        """One keyless request on ``member`` (here, or forwarded)."""
-        if member == self.node.myself:
-            sub = Job(job.session, job.table, [args], job.received_at, protocol=job.protocol)
-            await self.dispatcher.submit(sub)
-            return sub.replies[0] if sub.replies else None
-        try:
-            return await self.node.links[member].request(
-                [FORWARD, job.session.wire.label.encode(), b"QUORUM", *args]
-            )
-        except LinkError as error:
-            return Error(FORWARD_FAILED.format(peer=member.address, reason=error))
 
     # -- barriers ---------------------------------------------------------------
 
@@ -673,7 +621,7 @@ class Coordinator:
         timeout_ms = parse_int64(args[2]) or 0
         last = session.cluster_last_write
         myself = self.node.myself
-        if not isinstance(last, _LastWrite):
+        if not isinstance(last, LastWrite):
             return 0
         deadline = trio.current_time() + timeout_ms / 1000 if timeout_ms else float("inf")
         self._waits += 1
@@ -685,62 +633,12 @@ class Coordinator:
             self._waits -= 1
         return last.replicas(myself)
 
-    # -- the bus side --------------------------------------------------------------
+def _name(args: Sequence[bytes]) -> bytes:
+    return args[0].lower() if args else b""
 
-    async def _bus_job(self, job: Job) -> None:
-        session = job.session
-        forwards: dict[tuple[bytes, bytes], list[int]] = defaultdict(list)
-        local: list[int] = []
-        for index, args in enumerate(job.requests):
-            if len(args) >= 4 and args[0].lower() == FORWARD and allowed(session, Access.PEER):
-                forwards[(args[1], args[2])].append(index)
-            else:
-                local.append(index)
-        if not forwards:
-            await self.dispatcher.submit(job)
-            return
-        replies: list[object] = [None] * len(job.requests)
 
-        async def run_local() -> None:
-            sub = Job(session, job.table, [job.requests[i] for i in local], job.received_at, protocol=job.protocol)
-            await self.dispatcher.submit(sub)
-            for index, reply in zip(local, sub.replies):
-                replies[index] = reply
-
-        async def run_forwarded(label: bytes, level_text: bytes, indexes: list[int]) -> None:
-            wire = self._wires.get(label.decode(errors="replace"))
-            try:
-                level = Levels.parse(level_text.decode(errors="replace"))
-            except ValueError:
-                wire = None
-            if wire is None:
-                for index in indexes:
-                    replies[index] = Error("ERR TKV.FORWARD: unknown wire or level")
-                return
-            forward_session = self._forward_session(session, wire)
-            sub = Job(forward_session, wire.table, [job.requests[i][3:] for i in indexes], job.received_at)
-            await self.client_job(sub, level, forwarded=True)
-            for index, reply in zip(indexes, sub.replies):
-                replies[index] = reply
-
-        async with trio.open_nursery() as nursery:
-            if local:
-                nursery.start_soon(run_local)
-            for (label, level_text), indexes in forwards.items():
-                nursery.start_soon(run_forwarded, label, level_text, indexes)
-        job.replies = replies
-
-    def _forward_session(self, bus_session: Session, wire: WireProtocol) -> Session:
-        sessions = self._forward_sessions.setdefault(bus_session, {})
-        session = sessions.get(wire.label)
-        if session is None:
-            session = Session(
-                next_client_id(), self.store, self.control, wire=wire,
-                address=bus_session.address, local_address=bus_session.local_address,
-            )
-            session.authenticated = True
-            sessions[wire.label] = session
-        return session
+def _is_exec(args: Sequence[bytes]) -> bool:
+    return len(args) == 1 and args[0].lower() == b"exec"
 
 
 __all__ = ["Coordinator", "NOREPLICAS_WRITE", "NOREPLICAS_READ", "CommandSpec"]
