@@ -500,8 +500,9 @@ class Coordinator:
             failed = Error(FORWARD_FAILED.format(peer=member.address, reason=error))
             answers = [failed] * len(requests)
         known = 0
+        from_bus = job.session.wire.reply_from_bus
         for index, answer in zip(indexes, answers):
-            replies[index] = answer
+            answer = replies[index] = from_bus(answer)
             spec = job.table.by_name.get(job.requests[index][0].lower())
             if spec is not None and spec.is_write and type(answer) is not Error:
                 known = max(known, self._known_replicas(level.write))
