@@ -24,10 +24,13 @@ for WAIT). A write not acked in time is answered ``-NOREPLICAS Not
 enough good replicas to write.``: it may still have happened (here, and on
 the replicas that got it), so a client must treat it as unknown.
 
-With ``--cluster-write-context read`` a write first merges the versions
-R members hold of its key into this node's copy (one round trip and one
-local merge more), so it supersedes them all: a DEL or INCR on a
-coordinator that missed writes then acts on the merged state.
+A write that is not blind (``cluster.write_context``: all but plain
+SET/SETEX/PSETEX/MSET; every write with ``--cluster-write-context read``)
+first merges the versions R members hold of its keys into this node's copy
+(one round trip and one local hop more; spares asked as for reads), so it
+supersedes them all: a DEL or INCR on a coordinator that missed writes
+acts on the merged state. Fewer than R answers: ``-NOREPLICAS`` before it
+runs anywhere.
 
 Reads (``read_quorum.py``): the clocks of the read keys are asked of R
 members (this node first), merged with DVVSet sync; members whose clock
@@ -62,9 +65,11 @@ from ...cluster.quorum import (
 )
 from ...cluster.ring import Member
 from ...cluster.slots import key_slot
+from ...cluster.write_context import gathers_context
 from ...commands.cluster_session import cmd_wait
 from ...commands.control import ServerControl
 from ...commands.session import Session
+from ...commands.slot_check import request_keys
 from ...commands.table import CommandSpec
 from ...commands.wire import WireProtocol
 from ...http.wire import HTTP
@@ -251,8 +256,8 @@ class Coordinator:
         myself, up, ring = view.myself, view.up, view.ring
         refused: dict[int, Error] = {}
         reads: dict[int, tuple[bytes, RequestPlan]] = {}
-        # --cluster-write-context read: the write keys' versions to gather first.
-        gather: dict[int, tuple[bytes, RequestPlan]] = {}
+        # Non-blind writes (every write with --cluster-write-context read): the keys' versions to gather first.
+        gather: dict[int, list[tuple[bytes, RequestPlan]]] = {}
         if checks:
             by_name = job.table.by_name
             for index, args in enumerate(job.requests):
@@ -272,13 +277,18 @@ class Coordinator:
                     refused[index] = NOREPLICAS_WRITE if spec.is_write else NOREPLICAS_READ
                 elif operation is Operation.READ and plan.targets != (myself,):
                     reads[index] = (key, plan)
-                elif operation is Operation.WRITE and self.write_context_read:
-                    gather[index] = (key, plan_request(
+                elif operation is Operation.WRITE and gathers_context(args, write_context_read=self.write_context_read):
+                    context = plan_request(
                         preference, myself, up, level.read, Operation.READ,
                         write_quorum=self.write_quorum, read_quorum=self.read_quorum,
-                    ))
+                    )
+                    if not context.feasible:
+                        refused[index] = NOREPLICAS_WRITE
+                    elif context.targets != (myself,):
+                        gather[index] = [(each, context) for each in request_keys(spec, args)]
         if gather:
-            await self.reads.gather_context(gather, myself)
+            for index in await self.reads.gather_context(gather, myself):
+                refused[index] = NOREPLICAS_WRITE
         if not refused and not reads:
             await self._run_and_replicate(job, level, myself, up, ring)
             return
