@@ -11,7 +11,7 @@ again on the merged state).
 Spares (Dynamo's "first R healthy of the N"): the plan's targets are the
 first R live preference-list members; the others believed up are spares.
 A target whose link fails is replaced at once by the next spare; a target
-still silent ``SPARE_AFTER_FRACTION`` of the timeout after it was asked
+still silent ``SPARE_AFTER_FRACTION`` of the timeout after the ask began
 (a stopped process, a cut link nobody has noticed yet) is joined by the
 next spare, and whichever answers counts (the slow one's late answer too,
 until the timeout). The ask ends once every key has R answers, or when no
@@ -139,14 +139,12 @@ class ReadQuorum:
         asks = {key: _Asking(plan, myself) for key, plan in plans.items()}
         if all(asking.done for asking in asks.values()):
             return
-        spare_after_seconds = self.timeout_seconds * SPARE_AFTER_FRACTION
 
         def send(nursery: trio.Nursery, sends: dict[Member, list[bytes]]) -> None:
             for member, keys in sends.items():
                 nursery.start_soon(ask, nursery, member, keys)
 
         async def ask(nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
-            nursery.start_soon(mark_slow, nursery, member, keys)
             try:
                 answers: list[object] = await self.node.links[member].request_many(
                     [[b"TKV.REPL.GET", key] for key in keys]
@@ -164,17 +162,16 @@ class ReadQuorum:
                     sends[spare].append(key)
             send(nursery, sends)
             if all(asking.done for asking in asks.values()):
-                nursery.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()  # the spare timer
 
-        async def mark_slow(nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
-            await trio.sleep(spare_after_seconds)
+        async def mark_slow(nursery: trio.Nursery) -> None:
+            # One timer for the whole ask: every member still silent is slow.
+            await trio.sleep(self.timeout_seconds * SPARE_AFTER_FRACTION)
             sends: dict[Member, list[bytes]] = defaultdict(list)
-            for key in keys:
-                asking = asks[key]
-                if member in asking.waiting:
-                    asking.slow.add(member)
-                    for spare in asking.next_spares():
-                        sends[spare].append(key)
+            for key, asking in asks.items():
+                asking.slow |= asking.waiting
+                for spare in asking.next_spares():
+                    sends[spare].append(key)
             send(nursery, sends)
 
         first: dict[Member, list[bytes]] = defaultdict(list)
@@ -184,6 +181,8 @@ class ReadQuorum:
         with trio.move_on_after(self.timeout_seconds):
             async with trio.open_nursery() as nursery:
                 send(nursery, first)
+                if any(asking.spares for asking in asks.values()):
+                    nursery.start_soon(mark_slow, nursery)
 
     async def settle_reads(
         self,
