@@ -140,17 +140,25 @@ class ReadQuorum:
         if all(asking.done for asking in asks.values()):
             return
 
+        finished = trio.Event()
+        in_flight = 0
+
         def send(nursery: trio.Nursery, sends: dict[Member, list[bytes]]) -> None:
+            nonlocal in_flight
             for member, keys in sends.items():
+                in_flight += 1
                 nursery.start_soon(ask, nursery, member, keys)
 
         async def ask(nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
+            nonlocal in_flight
             try:
                 answers: list[object] = await self.node.links[member].request_many(
                     [[b"TKV.REPL.GET", key] for key in keys]
                 )
             except LinkError:
                 answers = [_FAILED] * len(keys)
+            finally:
+                in_flight -= 1
             sends: dict[Member, list[bytes]] = defaultdict(list)
             for key, answer in zip(keys, answers):
                 asking = asks[key]
@@ -162,17 +170,9 @@ class ReadQuorum:
                     sends[spare].append(key)
             send(nursery, sends)
             if all(asking.done for asking in asks.values()):
-                nursery.cancel_scope.cancel()  # the spare timer
-
-        async def mark_slow(nursery: trio.Nursery) -> None:
-            # One timer for the whole ask: every member still silent is slow.
-            await trio.sleep(self.timeout_seconds * SPARE_AFTER_FRACTION)
-            sends: dict[Member, list[bytes]] = defaultdict(list)
-            for key, asking in asks.items():
-                asking.slow |= asking.waiting
-                for spare in asking.next_spares():
-                    sends[spare].append(key)
-            send(nursery, sends)
+                finished.set()
+                if in_flight:
+                    nursery.cancel_scope.cancel()  # slow members: their answers are not needed
 
         first: dict[Member, list[bytes]] = defaultdict(list)
         for key, asking in asks.items():
@@ -182,7 +182,16 @@ class ReadQuorum:
             async with trio.open_nursery() as nursery:
                 send(nursery, first)
                 if any(asking.spares for asking in asks.values()):
-                    nursery.start_soon(mark_slow, nursery)
+                    with trio.move_on_after(self.timeout_seconds * SPARE_AFTER_FRACTION):
+                        await finished.wait()
+                    if not finished.is_set():
+                        # Every member still silent is slow: a spare joins each.
+                        sends: dict[Member, list[bytes]] = defaultdict(list)
+                        for key, asking in asks.items():
+                            asking.slow |= asking.waiting
+                            for spare in asking.next_spares():
+                                sends[spare].append(key)
+                        send(nursery, sends)
 
     async def settle_reads(
         self,
