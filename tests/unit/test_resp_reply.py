@@ -1,5 +1,7 @@
 """The RESP reply parser (protocol.resp_reply): what the encoder writes, it
-reads back, byte by byte or whole; bad bytes and bounds are errors."""
+reads back, byte by byte or whole, RESP2 and RESP3 (read back and encoded
+again, a RESP3 reply is the same bytes: what forwarding for a RESP3 client
+relies on); bad bytes and bounds are errors."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_kv.protocol.replies import Error, NullArray, SimpleString
+from trio_kv.protocol.replies import Bool, Double, Error, Map, NullArray, Set, SimpleString, Verbatim
 from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_request
 
@@ -20,6 +22,49 @@ _replies = st.recursive(
     lambda children: st.lists(children, max_size=5),
     max_leaves=20,
 )
+
+
+_resp3_replies = st.recursive(
+    st.one_of(
+        st.binary(max_size=40), st.integers(-(2**63), 2**63 - 1), st.none(), st.just(NullArray()),
+        _text.map(SimpleString), _text.map(lambda text: Error("ERR " + text)),
+        st.floats(allow_nan=True).map(Double), st.booleans().map(Bool),
+        st.binary(max_size=20).map(lambda data: Verbatim("txt", data)),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.lists(children, max_size=5).map(Set),
+        st.lists(st.tuples(children, children), max_size=3).map(Map),
+    ),
+    max_leaves=20,
+)
+
+
+def _read_all(data: bytes, step: int) -> list[object]:
+    parser = ReplyParser()
+    got = []
+    for start in range(0, len(data), step):
+        parser.receive_data(data[start : start + step])
+        while (reply := parser.next_reply()) is not NEED_DATA:
+            got.append(reply)
+    assert parser.buffered_bytes == 0
+    return got
+
+
+@given(st.lists(_resp3_replies, min_size=1, max_size=5), st.integers(1, 7))
+def test_a_resp3_reply_read_back_encodes_to_the_same_bytes(replies: list[object], step: int) -> None:
+    data = b"".join(encode_reply(reply, 3) for reply in replies)
+    got = _read_all(data, step)
+    assert len(got) == len(replies)
+    assert b"".join(encode_reply(reply, 3) for reply in got) == data
+
+
+def test_resp3_types_decode_to_reply_values() -> None:
+    data = b"%1\r\n$1\r\nf\r\n,1.5\r\n~1\r\n#t\r\n_\r\n=7\r\ntxt:abc\r\n!5\r\nERR x\r\n,inf\r\n"
+    assert _read_all(data, 3) == [
+        Map([(b"f", Double(1.5))]), Set([Bool(True)]), None, Verbatim("txt", b"abc"), Error("ERR x"),
+        Double(float("inf")),
+    ]
 
 
 @given(st.lists(_replies, min_size=1, max_size=5), st.integers(1, 7))
@@ -45,7 +90,8 @@ def test_null_array_and_request_encoding() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"?x\r\n", b":12a\r\n", b"$3\r\nabcd\r\n", b"$99\r\n", b"*2000000000\r\n", b"%1\r\n"],
+    [b"?x\r\n", b":12a\r\n", b"$3\r\nabcd\r\n", b"$99\r\n", b"*2000000000\r\n", b">1\r\n", b"|1\r\n",
+     b"(123\r\n", b"#x\r\n", b",abc\r\n", b"=2\r\nab\r\n", b"_x\r\n", b"%60\r\n"],
 )
 def test_bad_bytes_and_bounds_are_protocol_errors(data: bytes) -> None:
     parser = ReplyParser(max_bulk_bytes=10, max_array_items=100)

@@ -8,13 +8,12 @@ Rules kept here:
   key names the slot of all of them): coordinated here (``LOCAL``), sent
   whole to the key's first live member (``Forward``), or ``-MOVED``.
 - Keyless requests (PING, INFO, SCAN, DBSIZE...) run here.
-- A batch that touches the connection's own state in ways a forwarded
-  request cannot carry runs here whole, in order: while a transaction is
-  open (MULTI ... EXEC, WATCH) or when it holds a command of
-  ``SESSION_COMMANDS`` (HELLO, SELECT, CLIENT REPLY, AUTH...). Its writes
-  are still replicated to their keys' preference lists (the coordinator
-  replicates every unit's delta), but a key this node does not replicate
-  then also keeps a copy here until repair or purge (issue 11).
+- A batch holding a command of ``SESSION_COMMANDS`` (HELLO, SELECT,
+  CLIENT REPLY, MULTI, WATCH...) runs here whole with
+  ``whole_batch_local`` or such a command. The coordinator does not plan
+  those: it cuts such batches around their connection commands and
+  transactions (``Coordinator._connection_batch``) and plans the keyed
+  requests between them here.
 - WAIT and TKV.CONSISTENCY are barriers (``BARRIERS``): the batch is cut
   before and after each (WAIT waits for the acks of the writes before it;
   TKV.CONSISTENCY sets the level of the requests after it), and the

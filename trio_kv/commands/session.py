@@ -100,6 +100,10 @@ class Session:
         self.cluster_write_level: str | None = None
         self.cluster_read_level: str | None = None
         self.cluster_last_write: object | None = None
+        # WATCHed keys this node does not replicate: key -> the clock their
+        # first live member held when watched (None: no versions); the
+        # coordinator's, checked where a forwarded EXEC runs.
+        self.cluster_watch_clocks: dict[bytes, bytes | None] = {}
 
     def auth_required(self) -> bool:
         """Redis' authRequired: a password is set and this connection has

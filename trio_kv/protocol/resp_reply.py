@@ -1,17 +1,21 @@
-"""RESP2 replies, read back: the client side of RESP (the cluster bus's
-outbound links read their peers' replies with it). No IO.
+"""RESP2 and RESP3 replies, read back: the client side of RESP (the cluster
+bus's outbound links read their peers' replies with it). No IO.
 
 h11's shape: ``receive_data(bytes)`` (``b""`` is EOF), ``next_reply()``
 returns one decoded reply or ``NEED_DATA``. Replies decode to the values of
 ``protocol.replies``: ``+`` -> ``SimpleString``, ``-`` -> ``Error``, ``:`` ->
 ``int``, ``$`` -> ``bytes`` (``$-1`` -> ``None``), ``*`` -> ``list``
-(``*-1`` -> ``NullArray``). RESP3 types are not spoken on the bus and are a
-protocol error.
+(``*-1`` -> ``NullArray``). The RESP3 types the encoder writes decode too,
+so a reply forwarded for a RESP3 client (``TKV.FORWARD``) is encoded again
+as the same bytes: ``_`` -> ``None``, ``%`` -> ``Map``, ``~`` -> ``Set``,
+``,`` -> ``Double``, ``#`` -> ``Bool``, ``=`` -> ``Verbatim``, ``!`` (blob
+error) -> ``Error``. Push (``>``), attribute (``|``) and big number (``(``)
+replies are never sent on the bus and are a protocol error.
 
 Rules kept here:
 
-1. Bounded: a bulk string over ``max_bulk_bytes``, an array over
-   ``max_array_items`` or nested deeper than ``MAX_DEPTH``, or a line over
+1. Bounded: a bulk string over ``max_bulk_bytes``, an array (set, map:
+   its pairs count twice) over ``max_array_items`` or nested deeper than ``MAX_DEPTH``, or a line over
    ``MAX_LINE_BYTES`` raises ``ReplyProtocolError`` (the link closes).
 2. A reply is returned only when it is complete; a reply cut by EOF raises.
    An incomplete array is parsed again from its start when more bytes
@@ -21,7 +25,7 @@ Rules kept here:
 
 from __future__ import annotations
 
-from .replies import Error, NullArray, SimpleString
+from .replies import Bool, Double, Error, Map, NullArray, Set, SimpleString, Verbatim
 from .resp_encoder import encode_reply
 
 MAX_LINE_BYTES = 64 * 1024
@@ -109,28 +113,63 @@ class ReplyParser:
             length = self._integer(line)
             if length == -1:
                 return None, after
-            if not 0 <= length <= self._max_bulk_bytes:
-                raise ReplyProtocolError(f"bulk length {length} outside 0..{self._max_bulk_bytes}")
-            end = after + length
-            if len(self._buffer) < end + 2:
-                raise _NeedData
-            if self._buffer[end : end + 2] != b"\r\n":
-                raise ReplyProtocolError("bulk string not followed by CRLF")
-            return bytes(self._buffer[after:end]), end + 2
+            return self._blob(length, after)
         if kind == 0x2A:  # *
             count = self._integer(line)
             if count == -1:
                 return NullArray(), after
-            if not 0 <= count <= self._max_array_items:
-                raise ReplyProtocolError(f"array length {count} outside 0..{self._max_array_items}")
-            if depth >= MAX_DEPTH:
-                raise ReplyProtocolError(f"arrays nested deeper than {MAX_DEPTH}")
-            items: list[object] = []
-            for _ in range(count):
-                item, after = self._parse(after, depth + 1)
-                items.append(item)
-            return items, after
+            return self._items(count, after, depth)
+        if kind == 0x5F:  # _ (RESP3 null)
+            if line:
+                raise ReplyProtocolError("RESP3 null with a payload")
+            return None, after
+        if kind == 0x25:  # % (RESP3 map)
+            items, after = self._items(2 * self._integer(line), after, depth)
+            return Map(list(zip(items[::2], items[1::2]))), after
+        if kind == 0x7E:  # ~ (RESP3 set)
+            items, after = self._items(self._integer(line), after, depth)
+            return Set(items), after
+        if kind == 0x2C:  # , (RESP3 double)
+            try:
+                return Double(float(line)), after
+            except ValueError:
+                raise ReplyProtocolError(f"bad double {line[:32]!r}") from None
+        if kind == 0x23:  # # (RESP3 boolean)
+            if line not in (b"t", b"f"):
+                raise ReplyProtocolError(f"bad boolean {line[:32]!r}")
+            return Bool(line == b"t"), after
+        if kind == 0x3D:  # = (RESP3 verbatim string: "fmt:" then the data)
+            data, after = self._blob(self._integer(line), after)
+            if len(data) < 4 or data[3:4] != b":":
+                raise ReplyProtocolError("verbatim string without its format")
+            return Verbatim(data[:3].decode("ascii", "replace"), data[4:]), after
+        if kind == 0x21:  # ! (RESP3 blob error)
+            data, after = self._blob(self._integer(line), after)
+            return Error(data.decode("utf-8", "replace")), after
         raise ReplyProtocolError(f"unexpected reply type byte {bytes([kind])!r}")
+
+    def _blob(self, length: int, after: int) -> tuple[bytes, int]:
+        """A length-prefixed payload (``$``, ``=``, ``!``) starting at ``after``."""
+        if not 0 <= length <= self._max_bulk_bytes:
+            raise ReplyProtocolError(f"bulk length {length} outside 0..{self._max_bulk_bytes}")
+        end = after + length
+        if len(self._buffer) < end + 2:
+            raise _NeedData
+        if self._buffer[end : end + 2] != b"\r\n":
+            raise ReplyProtocolError("bulk string not followed by CRLF")
+        return bytes(self._buffer[after:end]), end + 2
+
+    def _items(self, count: int, after: int, depth: int) -> tuple[list[object], int]:
+        """``count`` replies of an aggregate (``*``, ``%``, ``~``) from ``after``."""
+        if not 0 <= count <= self._max_array_items:
+            raise ReplyProtocolError(f"array length {count} outside 0..{self._max_array_items}")
+        if depth >= MAX_DEPTH:
+            raise ReplyProtocolError(f"arrays nested deeper than {MAX_DEPTH}")
+        items: list[object] = []
+        for _ in range(count):
+            item, after = self._parse(after, depth + 1)
+            items.append(item)
+        return items, after
 
 
 def encode_request(args: list[bytes] | tuple[bytes, ...]) -> bytes:

@@ -32,6 +32,10 @@ PEER_SPECS = [
     # The coordinator runs TKV.FORWARD itself (server/cluster/coordinator.py);
     # this spec is what an unauthenticated peer or a stray client meets.
     peer_spec("tkv.forward", -4, Access.PEER, forward.cmd_forward, "Coordinate a client request here (wire level cmd...)"),
+    peer_spec(
+        "tkv.forward.exec", -4, Access.PEER, forward.cmd_forward,
+        "Coordinate a client's whole transaction here (wire level nwatched [key clock]... [argc arg...]...)",
+    ),
     # The data path: a key's versions between replicas (repl.py).
     *(
         peer_spec(name, arity, Access.PEER, handler, summary, lock)

@@ -7,7 +7,16 @@ coordinated here, the others are forwarded whole (``TKV.FORWARD``) to
 their key's first live member or answered ``-MOVED``; replies go back in
 the batch's order. Batching: the local requests of a batch make one job
 (one worker hop), the forwards make one ``request_many`` per peer, the
-replication of a batch's writes one ``request_many`` per peer.
+replication of a batch's writes one ``request_many`` per peer. A forward
+keeps the client's RESP version (``forwarding.forward_label``).
+
+Connection commands (MULTI, WATCH, HELLO, CLIENT...) cut a batch
+(``_connection_batch``): they and MULTI's queueing run here, the keyed
+requests between them are routed as above. An EXEC runs here when this
+node replicates its queued commands' slot, else whole on the slot's first
+live member (``TKV.FORWARD.EXEC``, ``cluster.forwarded_exec``), with the
+clocks of the watched keys this node does not replicate, read at WATCH
+time (``_exec``); nothing of it is applied here.
 
 Writes (``_coordinate``): a write whose preference list has too few live
 members is answered ``-NOREPLICAS`` before it runs anywhere
@@ -51,7 +60,8 @@ from collections.abc import Sequence
 
 import trio
 
-from ...cluster.batch import SESSION_COMMANDS, Levels, Segment, plan_batch
+from ...cluster.batch import LOCAL, SESSION_COMMANDS, Levels, Segment, plan_batch
+from ...cluster.forwarded_exec import ForwardedExec
 from ...cluster.quorum import (
     AckCounter,
     Coordinate,
@@ -62,6 +72,7 @@ from ...cluster.quorum import (
     Outcome,
     RequestPlan,
     plan_request,
+    route,
 )
 from ...cluster.ring import Member
 from ...cluster.slots import key_slot
@@ -74,10 +85,10 @@ from ...commands.table import CommandSpec
 from ...commands.wire import WireProtocol
 from ...http.wire import HTTP
 from ...protocol.integers import parse_int64
-from ...protocol.replies import Error
+from ...protocol.replies import NO_REPLY, Error, NullArray
 from ...store.engine import Job, Store
 from ..dispatch import Dispatcher
-from .forwarding import FORWARD, FORWARD_FAILED, BusSide
+from .forwarding import FORWARD, FORWARD_FAILED, BusSide, forward_label
 from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
@@ -86,6 +97,10 @@ from .whole_cluster import whole_cluster
 from .write_acks import LastWrite, Write, WriteBatch
 
 log = logging.getLogger(__name__)
+
+# A watched key's clock when its first live member could not be asked:
+# equal to no clock, so the transaction's EXEC answers a null array.
+UNKNOWN_CLOCK = b"\x00unknown"
 
 NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
 # What statistics() counts: write commands acknowledged / refused or not
@@ -166,33 +181,236 @@ class Coordinator:
         ):
             job.replies = [await whole_cluster(self.node, self.dispatcher, job, args) for args in job.requests]
             return
+        if forwarded:
+            # A peer's forwarded requests run here whole (never forwarded again).
+            await self._coordinate(job, level, checks=not self._has_session(job))
+            return
         transaction = session.transaction
-        filtering = session.reply_off or session.reply_skip or session.reply_skip_next
+        if (transaction.queued is not None or transaction.watched or session.reply_off or session.reply_skip
+                or self._has_session(job)):
+            await self._connection_batch(job, level)
+            return
+        await self._routed(job, level)
+
+    @staticmethod
+    def _first_key(by_name: dict[bytes, CommandSpec], args: Sequence[bytes]) -> bytes | None:
+        spec = by_name.get(args[0].lower()) if args else None
+        if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
+            return None
+        return args[spec.first_key]
+
+    async def _routed(self, job: Job, level: Levels) -> Levels:
+        """Run a batch without connection commands where each request's key
+        says (``plan_batch``); the levels in force after its barriers."""
         view = self.node.view()
         by_name = job.table.by_name
-
-        def key_of(args: Sequence[bytes]) -> bytes | None:
-            spec = by_name.get(args[0].lower()) if args else None
-            if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
-                return None
-            return args[spec.first_key]
-
-        whole = forwarded or filtering or transaction.queued is not None or bool(transaction.watched)
         segments = plan_batch(
-            job.requests, key_of, view.ring, view.myself, view.up, redirect=self.redirect, whole_batch_local=whole
+            job.requests, lambda args: self._first_key(by_name, args), view.ring, view.myself, view.up,
+            redirect=self.redirect, whole_batch_local=False,
         )
         if len(segments) == 1 and segments[0].barrier_index is None and all(
             type(where) is Coordinate for where in segments[0].routes
         ):
-            await self._coordinate(job, level, checks=not (whole and not forwarded) and not self._has_session(job))
-            return
+            await self._coordinate(job, level, checks=True)
+            return level
         replies: list[object] = [None] * len(job.requests)
         for segment in segments:
             await self._run_segment(job, segment, level, replies)
             if segment.barrier_index is not None:
                 replies[segment.barrier_index] = await self._barrier(job, job.requests[segment.barrier_index])
-                level = self.level_of(session)
+                level = self.level_of(job.session)
         job.replies = replies
+        return level
+
+    # -- batches that touch the connection's state -----------------------------
+
+    async def _connection_batch(self, job: Job, level: Levels) -> None:
+        """A batch with a connection command (MULTI, WATCH, HELLO, CLIENT...)
+        or while a transaction or a watch is open, in order: connection
+        commands and MULTI's queueing run here (they touch no key); an EXEC
+        runs here if this node replicates its slot, else goes whole to the
+        slot's first live member (``_exec``); the other requests are routed
+        by key as any batch's. CLIENT REPLY OFF/SKIP: the engine drops the
+        replies of what runs here; ``_drop_filtered`` those of what ran
+        elsewhere (a SKIP's request is routed alone, to know which it was)."""
+        session = job.session
+        requests = job.requests
+        count = len(requests)
+        replies: list[object] = [None] * count
+        # HELLO/RESET in the batch: (batch index, RESP version from there on).
+        changes: list[tuple[int, int]] = []
+        position = 0
+        while position < count:
+            name = _name(requests[position])
+            if session.transaction.queued is not None:
+                if _is_exec(requests[position]):
+                    replies[position] = await self._exec(job, position, level, changes)
+                    position += 1
+                    continue
+                # Queued (QUEUED answers): up to EXEC, or the end of MULTI
+                # (an EXEC with arguments is the engine's to refuse).
+                end = position
+                while end < count and not _is_exec(requests[end]):
+                    end += 1
+                    if _name(requests[end - 1]) in (b"discard", b"reset"):
+                        break
+                await self._here(job, list(range(position, end)), level, replies, changes)
+                position = end
+                continue
+            end = position
+            while end < count and _name(requests[end]) not in SESSION_COMMANDS:
+                end += 1
+                if session.reply_skip:
+                    break
+            if end > position:
+                sub = Job(session, job.table, requests[position:end], job.received_at, protocol=session.protocol)
+                level = await self._routed(sub, level)
+                replies[position:end] = sub.replies
+                if session.reply_off or session.reply_skip:
+                    for index in range(position, end):
+                        replies[index] = self._drop_filtered(session, replies[index])
+                position = end
+                continue
+            if name == b"watch":
+                self._forget_unwatched(session)
+            await self._here(job, [position], level, replies, changes)
+            if name == b"watch" and type(replies[position]) is not Error:
+                await self._watch_clocks(session, requests[position][1:])
+            position += 1
+        job.replies = replies
+        if changes:
+            job.protocol_changes = (job.protocol_changes or []) + changes
+
+    async def _here(
+        self, job: Job, indexes: list[int], level: Levels, replies: list[object], changes: list[tuple[int, int]],
+    ) -> None:
+        """Run ``indexes`` of ``job`` here as one job, unchecked (as a whole-local batch ran)."""
+        sub = Job(job.session, job.table, [job.requests[i] for i in indexes], job.received_at,
+                  protocol=job.session.protocol)
+        await self._coordinate(sub, level, checks=False)
+        for index, reply in zip(indexes, sub.replies):
+            replies[index] = reply
+        if sub.protocol_changes:
+            changes += [(indexes[at], protocol) for at, protocol in sub.protocol_changes]
+
+    @staticmethod
+    def _drop_filtered(session: Session, reply: object) -> object:
+        """CLIENT REPLY OFF/SKIP for a reply made elsewhere (forwarded, WAIT):
+        the engine's rule (``store.engine._answer``); a reply the engine
+        already dropped stays dropped (its SKIP is spent)."""
+        if reply is NO_REPLY:
+            return reply
+        if session.reply_off:
+            return NO_REPLY
+        if session.reply_skip:
+            session.reply_skip = False
+            return NO_REPLY
+        return reply
+
+    @staticmethod
+    def _forget_unwatched(session: Session) -> None:
+        """Drop clocks of keys no longer watched (EXEC, DISCARD, UNWATCH, RESET since)."""
+        clocks = session.cluster_watch_clocks
+        if clocks:
+            watched = session.transaction.watched
+            for key in [key for key in clocks if key not in watched]:
+                del clocks[key]
+
+    async def _watch_clocks(self, session: Session, keys: Sequence[bytes]) -> None:
+        """After WATCH: the clocks of the keys this node does not replicate,
+        read from their first live member (where their EXEC will run)."""
+        clocks = session.cluster_watch_clocks
+        view = self.node.view()
+        wanted = [
+            key for key in keys
+            if key not in clocks and view.myself not in view.ring.preference_list(key_slot(key))
+        ]
+        clocks.update(await self._remote_clocks(wanted))
+
+    async def _remote_clocks(self, keys: Sequence[bytes]) -> dict[bytes, bytes | None]:
+        """Each key's clock at its first live member; ``UNKNOWN_CLOCK`` where
+        none answered (matches no clock: such a watch always breaks)."""
+        view = self.node.view()
+        per_member: dict[Member, list[bytes]] = defaultdict(list)
+        found: dict[bytes, bytes | None] = {}
+        for key in keys:
+            live = [member for member in view.ring.preference_list(key_slot(key)) if member in view.up]
+            if live:
+                per_member[live[0]].append(key)
+            else:
+                found[key] = UNKNOWN_CLOCK
+        for member, asked in per_member.items():
+            try:
+                answers: list[object] = await self.node.links[member].request_many(
+                    [[b"TKV.REPL.GET", key] for key in asked]
+                )
+            except LinkError:
+                answers = [UNKNOWN_CLOCK] * len(asked)
+            for key, answer in zip(asked, answers):
+                found[key] = answer if answer is None or type(answer) is bytes else UNKNOWN_CLOCK
+        return found
+
+    async def _exec(self, job: Job, index: int, level: Levels, changes: list[tuple[int, int]]) -> object:
+        """EXEC of an open transaction: here when this node replicates the
+        slot of its queued commands (or they have none, span slots, or the
+        transaction failed: the engine answers), its writes replicated as
+        every coordinated write; else whole to the slot's first live member
+        as ``TKV.FORWARD.EXEC`` with the clocks of the watched keys this
+        node does not replicate (or ``-MOVED``, the transaction discarded,
+        with ``--cluster-redirect moved``)."""
+        session = job.session
+        transaction = session.transaction
+        queued = transaction.queued or []
+        self._forget_unwatched(session)
+        clocks = dict(session.cluster_watch_clocks)
+        session.cluster_watch_clocks.clear()
+        view = self.node.view()
+        slots = set()
+        for spec, args in queued:
+            key = self._first_key(job.table.by_name, args)
+            if key is not None:
+                slots.add(key_slot(key))
+        where: object = LOCAL
+        # A queued connection command (CLIENT REPLY, SELECT...) acts on this
+        # connection: such a transaction runs here, as before forwarding.
+        if len(slots) == 1 and not transaction.failed and not transaction.dirty and not any(
+            _name(args) in SESSION_COMMANDS for _spec, args in queued
+        ):
+            slot = slots.pop()
+            where = route(slot, view.ring.preference_list(slot), view.myself, view.up, redirect=self.redirect)
+        if type(where) is Coordinate:
+            if clocks and not transaction.dirty and await self._remote_clocks(list(clocks)) != clocks:
+                await self._discard_here(job)  # a watched key another node replicates changed
+                return self._drop_filtered(session, NullArray())
+            replies: list[object] = [None] * len(job.requests)
+            await self._here(job, [index], level, replies, changes)
+            return replies[index]
+        if isinstance(where, Moved):
+            await self._discard_here(job)
+            return self._drop_filtered(session, Error(where.error))
+        assert isinstance(where, Forward)
+        forwarded = ForwardedExec(
+            forward_label(session), level.encode(), tuple(clocks.items()), tuple(tuple(args) for _spec, args in queued),
+        )
+        self.counts["forwarded"] += 1
+        try:
+            answer = await self.node.links[where.to].request(forwarded.encode())
+        except LinkError as error:
+            self.counts["forward_failed"] += 1
+            answer = Error(FORWARD_FAILED.format(peer=where.to.address, reason=error))
+        await self._discard_here(job)  # it ran there (or is unknown): end it here
+        if type(answer) is list and any(spec.is_write for spec, _args in queued):
+            session.cluster_last_write = LastWrite([], self._known_replicas(level.write))
+        return self._drop_filtered(session, answer)
+
+    async def _discard_here(self, job: Job) -> None:
+        """End this connection's transaction here (its queue ran elsewhere or
+        not at all). Not a request of the client's: a CLIENT REPLY SKIP
+        stays for EXEC's reply."""
+        session = job.session
+        skip = session.reply_skip, session.reply_skip_next
+        await self.dispatcher.submit(Job(session, job.table, [[b"discard"]], job.received_at))
+        session.reply_skip, session.reply_skip_next = skip
 
     @staticmethod
     def _has_session(job: Job) -> bool:
@@ -221,7 +439,7 @@ class Coordinator:
             replies[index] = reply
 
     async def _forward(self, job: Job, member: Member, indexes: list[int], level: Levels, replies: list[object]) -> None:
-        label = job.session.wire.label.encode()
+        label = forward_label(job.session)
         requests = [[FORWARD, label, level.encode(), *job.requests[i]] for i in indexes]
         self.counts["forwarded"] += len(requests)
         try:
@@ -424,5 +642,13 @@ class Coordinator:
         finally:
             self._waits -= 1
         return last.replicas(myself)
+
+def _name(args: Sequence[bytes]) -> bytes:
+    return args[0].lower() if args else b""
+
+
+def _is_exec(args: Sequence[bytes]) -> bool:
+    return len(args) == 1 and args[0].lower() == b"exec"
+
 
 __all__ = ["Coordinator", "NOREPLICAS_WRITE", "NOREPLICAS_READ", "CommandSpec"]
