@@ -30,7 +30,6 @@ import argparse
 import csv
 import io
 import os
-import random
 import shutil
 import signal
 import socket
@@ -42,6 +41,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# harness/ is a directory of scripts (no __init__.py): importable as a
+# namespace package from the repository root.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from harness.loopback import free_cluster_port, node_hosts  # noqa: E402
+
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -50,15 +56,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def bindable(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def wait_for_port(host: str, port: int, seconds: float = 30.0) -> None:
@@ -112,15 +109,21 @@ def start_profilers(pids: list[int], directory: str | None, test: str) -> list[s
             for index, pid in enumerate(pids)]
 
 
-def stop_profilers(profilers: list[subprocess.Popen]) -> None:
-    for profiler in profilers:
-        profiler.send_signal(signal.SIGINT)
-    for profiler in profilers:
+def stop_all(processes: list[subprocess.Popen], signum: int, seconds: float) -> None:
+    """``signum`` to each process still running, then wait; SIGKILL one still running ``seconds`` later."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signum)
+    for process in processes:
         try:
-            profiler.wait(timeout=30)
+            process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            profiler.kill()
-            profiler.wait()
+            process.kill()
+            process.wait()
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    stop_all(profilers, signal.SIGINT, 30)  # py-spy writes its file on SIGINT
 
 
 def measure(pids: list[int], host: str, port: int, test: str, requests: int, clients: int, cluster: bool,
@@ -150,15 +153,13 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="trio-kv-cluster-bench-")
     processes: list[subprocess.Popen] = []
     try:
-        base = random.randrange(20, 200)
-        hosts = [f"127.0.0.{base + i}" for i in range(3)]
-        port = next(p for p in (random.randrange(20000, 30000) for _ in range(200))
-                    if all(bindable(h, p) and bindable(h, p + 10000) for h in hosts))
+        # Three cluster nodes and the single node, each on its own address, one port free on all four.
+        *hosts, single_host = node_hosts(4)
+        port = free_cluster_port([*hosts, single_host])
         seeds = ",".join(f"{host}:{port}" for host in hosts)
         for index, host in enumerate(hosts):
             processes.append(start(["--host", host, "--port", str(port), "--cluster-enabled", "yes",
                                     "--cluster-seeds", seeds], os.path.join(root, f"node{index}")))
-        single_host = f"127.0.0.{base + 3}"
         single_port = port
         processes.append(start(["--host", single_host, "--port", str(single_port)], os.path.join(root, "single")))
         for host in hosts:
@@ -187,15 +188,7 @@ def main() -> int:
             print(f"| {test} | {c[0]:.0f} | {s[0]:.0f} | {c[0] / s[0]:.2f}x | {c[1]:.2f} / {c[2]:.2f} "
                   f"| {s[1]:.2f} / {s[2]:.2f} | {c[3]:.2f} / {s[3]:.2f} ({c[3] / s[3]:.2f}x) |", flush=True)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(processes, signal.SIGTERM, 10)
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

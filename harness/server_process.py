@@ -5,8 +5,9 @@ from the repository, reads its stderr until the ``listening on HOST:PORT``
 line and returns with ``address`` set, so checks never race the server and
 never use a fixed port. ``ServerProcess.launch`` (the same arguments) and
 the constructor (any argv: an entry-point script, a wrapper such as
-``unshare``) return at once; ``wait_listening()`` then gives the address, or
-None when the process exits without listening (a refused start). A thread
+``unshare``; ``merge_stdout=True`` reads its stdout with its stderr)
+return at once; ``wait_listening()`` then gives the address, or None when
+the process exits without listening (a refused start). A thread
 keeps draining stderr so a chatty server can never block on a full pipe;
 ``log_lines`` holds what it wrote and ``wait_for_log(pattern)`` waits for a
 line (the other listeners' addresses).
@@ -70,15 +71,20 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         data_dir: str | Path | None = None,
         owns_data_dir: bool = False,
+        merge_stdout: bool = False,
     ) -> None:
         self.process = subprocess.Popen(
             argv,
             cwd=cwd,
             env=server_environment() if env is None else env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            # A server writes nothing useful to stdout; a tool such as
+            # ``trio-kv cluster dev`` prints there what a check must read
+            # (then both go into one pipe, in the order written).
+            stdout=subprocess.PIPE if merge_stdout else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if merge_stdout else subprocess.PIPE,
         )
+        self._output = self.process.stdout if merge_stdout else self.process.stderr
         self.data_dir = None if data_dir is None else str(data_dir)
         self._owns_data_dir = owns_data_dir
         self.address: tuple[str, int] = ("", 0)
@@ -117,7 +123,7 @@ class ServerProcess:
         return server
 
     def _drain(self) -> None:
-        for raw in self.process.stderr:
+        for raw in self._output:
             with self._log_changed:
                 self.log_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
                 self._log_changed.notify_all()
@@ -192,8 +198,7 @@ class ServerProcess:
         if self.terminate() is None:
             self.kill()
         self._drainer.join(STOP_SECONDS)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        self._output.close()
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

@@ -1,44 +1,21 @@
 """Helpers for cluster bus tests: free ports for nodes on their own
-loopback addresses (127.0.0.x, so port and port + 10000 are free on each),
-in-process nodes, and a raw RESP client for the bus."""
+loopback addresses (127.0.0.x, so port and port + 10000 are free on each:
+harness/loopback.py, re-exported here), in-process nodes, and a raw RESP
+client for the bus. Real processes: process_cluster.py."""
 
 from __future__ import annotations
 
 import functools
-import random
-import socket
 
 import trio
 
+from harness.loopback import BUS_OFFSET, bindable, free_cluster_port, node_hosts
 from trio_kv.config import Config
 from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, encode_request
 from trio_kv.server.lifecycle import ServerAddresses, serve
 
-BUS_OFFSET = 10000
-
-
-def bindable(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_cluster_port(hosts: list[str]) -> int:
-    """A port P such that P and P + 10000 are free on every host."""
-    for _ in range(200):
-        port = random.randrange(20000, 30000)
-        if all(bindable(host, port) and bindable(host, port + BUS_OFFSET) for host in hosts):
-            return port
-    raise RuntimeError("no free port pair")
-
-
-def node_hosts(count: int) -> list[str]:
-    """``count`` loopback addresses from a random block (tests may run side by side)."""
-    base = random.randrange(20, 240)
-    return [f"127.0.0.{base + i}" for i in range(count)]
+__all__ = ["BUS_OFFSET", "BusClient", "bindable", "free_cluster_port", "node_hosts", "seeds_of", "start_node",
+           "wait_until"]
 
 
 def seeds_of(hosts: list[str], port: int) -> tuple[str, ...]:

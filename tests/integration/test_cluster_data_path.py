@@ -13,85 +13,32 @@ is stopped by PID."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 
-from harness.server_process import ServerProcess
 from ..conftest import require_tool
 
-from .cluster_nodes import free_cluster_port, node_hosts
+from .process_cluster import ProcessCluster
 
-REPO = Path(__file__).resolve().parents[2]
-NODE_TIMEOUT_SECONDS = 1.0
 WRITE_TIMEOUT_SECONDS = 1.0
-# Waiting for the mesh (or a node's death) on a loaded 2-core machine.
-SETTLE_SECONDS = 30.0
 pytestmark = pytest.mark.slow
 
 
-class Cluster:
-    def __init__(self, count: int, *extra: str) -> None:
-        self.hosts = node_hosts(count)
-        self.port = free_cluster_port(self.hosts)
-        self.seeds = ",".join(f"{host}:{self.port}" for host in self.hosts)
-        self.root = tempfile.mkdtemp(prefix="trio-kv-data-path-")
-        self.extra = extra
-        self.nodes: list[ServerProcess | None] = [None] * count
+class Cluster(ProcessCluster):
+    """Nodes that answer NOREPLICAS after 1 s without W acks and flush every write (appendfsync always)."""
 
-    def start(self, index: int) -> ServerProcess:
-        node = ServerProcess.start(
-            REPO, "--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
-            "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(NODE_TIMEOUT_SECONDS),
-            "--cluster-write-timeout", str(WRITE_TIMEOUT_SECONDS), "--appendfsync", "always", *self.extra,
-            data_dir=os.path.join(self.root, f"node{index}"),
-        )
-        self.nodes[index] = node
-        return node
-
-    def start_all(self) -> None:
-        for index in range(len(self.hosts)):
-            self.start(index)
-        self.wait_for(lambda: all(self.up_count(host) == len(self.hosts) for host in self.hosts))
-
-    def client(self, index: int, **options) -> redis.Redis:
-        return redis.Redis(host=self.hosts[index], port=self.port, socket_timeout=10, **options)
-
-    def up_count(self, host: str) -> int:
-        try:
-            info = redis.Redis(host=host, port=self.port, socket_timeout=5).info("cluster")
-        except redis.RedisError:
-            return -1
-        return int(info.get("cluster_bus_members_up", 0))
-
-    def wait_for(self, predicate) -> None:
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the cluster did not settle")
-            time.sleep(0.05)
-
-    def counters(self, index: int) -> dict[str, int]:
-        info = self.client(index).info("cluster")
-        return {name[len("cluster_"):]: value for name, value in info.items()
-                if name.startswith("cluster_") and isinstance(value, int)}
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            if node is not None:
-                node.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+    def __init__(self, count: int, *flags: str) -> None:
+        super().__init__(count, "--cluster-write-timeout", str(WRITE_TIMEOUT_SECONDS), "--appendfsync", "always",
+                         *flags)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 a level needs (capped, overlap kept), whom a plan asks, when an ack counter
 decides (success exactly at `needed` distinct oks, NOREPLICAS exactly when
 too few can still answer), read merges that dominate every reply with exact
-stale detection, and where a request that is not ours goes."""
+stale detection, where a request that is not ours goes, and the cached
+plans are plan_request's."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from trio_kv.cluster.quorum import (
     Moved,
     Operation,
     Outcome,
+    PlanCache,
     Reply,
     merge_replies,
     plan_request,
     replies_needed,
     route,
 )
-from trio_kv.cluster.ring import Member
+from trio_kv.cluster.ring import Member, claim
 
 _pool = [Member("127.0.0.11", 7001 + index) for index in range(7)]
 
@@ -226,3 +228,31 @@ def test_moved_text_is_redis_shape() -> None:
 def test_level_parse() -> None:
     assert Level.parse("quorum") is Level.QUORUM
     assert Level.parse("All") is Level.ALL
+
+
+@given(
+    st.lists(st.sampled_from(_pool), min_size=1, max_size=6, unique=True),
+    st.integers(1, 4),
+    st.sampled_from([1, 4, 64]),
+    st.sampled_from(_pool),
+    st.lists(st.sampled_from(_pool), unique=True),
+    quorums,
+    quorums,
+    st.lists(st.tuples(st.integers(0, 16383), levels, operations), min_size=1, max_size=30),
+)
+def test_plan_cache_answers_as_plan_request(
+    members: list[Member], replicas: int, partition_count: int, local: Member, up_list: list[Member],
+    write_quorum: int, read_quorum: int, asks: list[tuple[int, Level, Operation]],
+) -> None:
+    """The coordinator's cached plans are plan_request's, asked in any order
+    (a slot's partition shares its plans), and ``replicates`` is membership."""
+    ring = claim(members, replicas=replicas, partition_count=partition_count)
+    up = frozenset(up_list) | {local}
+    cache = PlanCache(ring, local, up, write_quorum=write_quorum, read_quorum=read_quorum)
+    for slot, level, operation in asks + asks:
+        preference = ring.preference_list(slot)
+        expected = plan_request(
+            preference, local, up, level, operation, write_quorum=write_quorum, read_quorum=read_quorum
+        )
+        assert cache.plan(slot, level, operation) == expected
+        assert cache.replicates(slot) == (local in preference)

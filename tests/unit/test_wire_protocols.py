@@ -1,7 +1,7 @@
 """The WireProtocol objects (commands.wire): each protocol's wording, the
 main port's first-byte choice, and a protocol added by building one object,
 with no other module changed; plus the rule that the store layer names no
-protocol."""
+protocol, and line-protocol replies crossing the cluster bus (RESP2) intact."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from trio_kv.config import Config
 from trio_kv.protocol import text
 from trio_kv.protocol.replies import Error
 from trio_kv.protocol.resp import RespProtocolError
+from trio_kv.protocol.resp_encoder import encode_reply
+from trio_kv.protocol.resp_reply import ReplyParser
 from trio_kv.server.http_metrics import WIRE_PROTOCOLS
 from trio_kv.store.engine import Job, Store, run_batch
 from trio_kv.store.local_control import LocalControl
@@ -182,3 +184,19 @@ def test_the_store_check_sees_what_it_forbids(tmp_path: Path) -> None:
     assert _protocol_names(tmp_path) == {
         ("old.py", 1, "import NOAUTH"), ("old.py", 4, ".resp"), ("old.py", 4, "MISCONF Errors"),
     }
+
+
+@pytest.mark.parametrize("reply", [
+    text.Labelled(b"VALUE", b"hello world"), text.Labelled(b"VALUE", b""), text.Labelled(b"TTL", 1500),
+    text.Labelled(b"TTL", -1), text.NOT_FOUND, Error("wrong number of arguments for 'get'"),
+])
+def test_a_line_protocol_reply_crosses_the_cluster_bus_and_comes_back_the_same(reply: object) -> None:
+    parser = ReplyParser()  # the forwarding node's end of the bus link (RESP2)
+    parser.receive_data(encode_reply(LINE.reply_to_bus(reply), 2))
+    assert LINE.reply_from_bus(parser.next_reply()) == reply
+    assert text.encode_text_reply(LINE.reply_from_bus(LINE.reply_to_bus(reply))) == text.encode_text_reply(reply)
+
+
+def test_resp_and_http_replies_cross_the_bus_unchanged() -> None:
+    reply = [b"a", 1, None]
+    assert all(wire.reply_to_bus(reply) is reply and wire.reply_from_bus(reply) is reply for wire in (RESP, HTTP))

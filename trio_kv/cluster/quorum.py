@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from .publish import published_primary
-from .ring import Member
+from .ring import Member, Ring
 
 
 class Level(enum.Enum):
@@ -140,7 +140,12 @@ class Reply(enum.Enum):
 
 
 class AckCounter:
-    """Counts one request's replies (see the module docstring's rules)."""
+    """Counts one request's replies (see the module docstring's rules).
+
+    Counts are kept as the replies come (one per write on the data path:
+    no scan of the replies per decision)."""
+
+    __slots__ = ("needed", "_spares", "_to_send", "asked", "replies", "outcome", "_oks")
 
     def __init__(self, plan: RequestPlan) -> None:
         self.needed = plan.needed
@@ -150,6 +155,8 @@ class AckCounter:
         self.asked: list[Member] = list(plan.targets)
         self.replies: dict[Member, Reply] = {}
         self.outcome = Outcome.PENDING
+        # Replies that are Reply.OK (kept with ``replies``).
+        self._oks = 0
         self._decide()
         if self.outcome is Outcome.IMPOSSIBLE:
             # Too few members up to ever succeed: refuse before anything is
@@ -158,7 +165,7 @@ class AckCounter:
 
     @property
     def oks(self) -> int:
-        return sum(reply is Reply.OK for reply in self.replies.values())
+        return self._oks
 
     @property
     def unanswered(self) -> tuple[Member, ...]:
@@ -178,7 +185,9 @@ class AckCounter:
         if member in self.replies:
             return self.outcome
         self.replies[member] = reply
-        if reply is not Reply.OK and self.outcome is Outcome.PENDING:
+        if reply is Reply.OK:
+            self._oks += 1
+        elif self.outcome is Outcome.PENDING:
             self._ask_spares()
         self._decide()
         return self.outcome
@@ -203,7 +212,7 @@ class AckCounter:
 
     def _ask_spares(self) -> None:
         # Keep enough members in flight to still reach ``needed``.
-        while self._spares and self.oks + len(self.unanswered) < self.needed:
+        while self._spares and self._oks + len(self.asked) - len(self.replies) < self.needed:
             spare = self._spares.pop(0)
             self.asked.append(spare)
             self._to_send.append(spare)
@@ -211,11 +220,55 @@ class AckCounter:
     def _decide(self) -> None:
         if self.outcome is not Outcome.PENDING:
             return
-        oks = self.oks
+        oks = self._oks
         if oks >= self.needed:
             self.outcome = Outcome.SUCCESS
-        elif oks + len(self.unanswered) + len(self._spares) < self.needed:
+        # Every reply is from an asked member, so asked - replies are the silent ones.
+        elif oks + len(self.asked) - len(self.replies) + len(self._spares) < self.needed:
             self.outcome = Outcome.IMPOSSIBLE
+
+
+class PlanCache:
+    """``plan_request``'s answers for one ring and up set, computed once per
+    (partition, level, operation): the coordinator asks for every key of
+    every request, and the answer changes only with the view. A new view
+    needs a new cache (the coordinator keeps one per view it sees)."""
+
+    __slots__ = (
+        "ring", "local", "up", "write_quorum", "read_quorum", "_plans", "_local_partitions", "_slots_per_partition",
+    )
+
+    def __init__(
+        self, ring: Ring, local: Member, up: Collection[Member], *, write_quorum: int, read_quorum: int
+    ) -> None:
+        self.ring = ring
+        self.local = local
+        self.up = up
+        self.write_quorum = write_quorum
+        self.read_quorum = read_quorum
+        # (level, operation) -> a plan per partition, filled as asked.
+        self._plans: dict[tuple[Level, Operation], list[RequestPlan | None]] = {}
+        # Per partition: whether ``local`` is in its preference list.
+        self._local_partitions = [local in preference for preference in ring.preference_lists]
+        self._slots_per_partition = ring.slots_per_partition
+
+    def replicates(self, slot: int) -> bool:
+        """Whether ``local`` is in the preference list of ``slot``."""
+        return self._local_partitions[slot // self._slots_per_partition]
+
+    def plan(self, slot: int, level: Level, operation: Operation) -> RequestPlan:
+        """``plan_request`` for a key in ``slot`` (the same value, cached)."""
+        partition = slot // self._slots_per_partition
+        plans = self._plans.get((level, operation))
+        if plans is None:
+            plans = self._plans[(level, operation)] = [None] * self.ring.partition_count
+        plan = plans[partition]
+        if plan is None:
+            plan = plans[partition] = plan_request(
+                self.ring.preference_lists[partition], self.local, self.up, level, operation,
+                write_quorum=self.write_quorum, read_quorum=self.read_quorum,
+            )
+        return plan
 
 
 S = TypeVar("S")

@@ -41,7 +41,7 @@ from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, che
 from .security import security_warning_spec
 from .session import Session
 from .slicing import KeysSlices
-from .table import CommandSpec, CommandTable, Lock
+from .table import ONE_KEY, CommandSpec, CommandTable, Lock
 
 # Longest expiry accepted: Redis' limit, so times stay representable in ms.
 MAX_EXPIRE_MS = (1 << 62) // 1000
@@ -170,23 +170,25 @@ def cmd_auth(session: Session, args: list[bytes]) -> SimpleString | Error:
     return OK
 
 
-# The line protocol's own commands: no COMMAND DOCS, so no ``since``.
+# The line protocol's own commands: no COMMAND DOCS, so no ``since``. The
+# key positions (``keys=ONE_KEY``) route a request in a cluster: a key this
+# node does not replicate is forwarded, one it does is read at quorum.
 TEXT_COMMANDS = CommandTable(
     [
         CommandSpec(
-            name="set", arity=-3, lock=Lock.WRITE, flags=("write",), counter="sets", since=None, group="generic",
+            name="set", keys=ONE_KEY, arity=-3, lock=Lock.WRITE, flags=("write",), counter="sets", since=None, group="generic",
             handler=cmd_set, summary="SET key value [EX seconds|PX milliseconds]: store a value",
         ),
         CommandSpec(
-            name="get", arity=2, lock=Lock.READ, flags=("readonly", "fast"), counter="gets", since=None,
+            name="get", keys=ONE_KEY, arity=2, lock=Lock.READ, flags=("readonly", "fast"), counter="gets", since=None,
             group="generic", handler=cmd_get, summary="GET key: the value, or NOT_FOUND",
         ),
         CommandSpec(
-            name="del", arity=2, lock=Lock.WRITE, flags=("write",), counter="dels", since=None, group="generic",
+            name="del", keys=ONE_KEY, arity=2, lock=Lock.WRITE, flags=("write",), counter="dels", since=None, group="generic",
             handler=cmd_del, summary="DEL key: remove a key",
         ),
         CommandSpec(
-            name="ttl", arity=2, lock=Lock.READ, flags=("readonly", "fast"), since=None, group="generic",
+            name="ttl", keys=ONE_KEY, arity=2, lock=Lock.READ, flags=("readonly", "fast"), since=None, group="generic",
             handler=cmd_ttl, summary="TTL key: milliseconds left, -1 without expiry",
         ),
         CommandSpec(

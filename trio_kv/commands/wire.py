@@ -123,6 +123,12 @@ class WireProtocol:
     denied_reply: bytes
     # CLIENT LIST resp=: the session's RESP version, or 0 for a protocol without one.
     shows_resp_version: bool
+    # A reply of this protocol's commands on its way over the cluster bus
+    # (the answer to a TKV.FORWARD, which crosses as RESP2) and back at the
+    # node that forwarded it: a reply RESP cannot carry goes as one it can.
+    # The identity for RESP and HTTP, whose replies are RESP's.
+    reply_to_bus: Callable[[object], object] = lambda reply: reply
+    reply_from_bus: Callable[[object], object] = lambda answer: answer
 
 
 def _resp_parser(inline_allowed: bool) -> Callable[[ParserLimits], RequestParser]:
@@ -219,6 +225,18 @@ TEXT_FRAMING = Framing(
     encode_reply_pieces=_text_encode_pieces,
 )
 
+def _text_reply_to_bus(reply: object) -> object:
+    # VALUE and TTL lines: [label, value]. The keyed commands, the only ones
+    # forwarded (SET, GET, DEL, TTL), answer no array of their own.
+    return [reply.label, reply.value] if type(reply) is text.Labelled else reply
+
+
+def _text_reply_from_bus(answer: object) -> object:
+    if type(answer) is list and len(answer) == 2 and type(answer[0]) is bytes:
+        return text.Labelled(answer[0], answer[1])
+    return answer
+
+
 # The line protocol (the main port, when the first byte is not ``*``).
 LINE = WireProtocol(
     label="text",
@@ -231,6 +249,8 @@ LINE = WireProtocol(
     max_clients_reply=text.encode_text_reply(Error("max clients reached")),
     denied_reply=DENIED_TEXT,
     shows_resp_version=False,
+    reply_to_bus=_text_reply_to_bus,
+    reply_from_bus=_text_reply_from_bus,
 )
 
 

@@ -39,7 +39,11 @@ Rules kept here:
   ``log_flushed`` wakes it once its records are as durable as the fsync
   policy promises (one flush covers everyone waiting). So no reply
   acknowledges a write that could be lost, and the runners go on running
-  hops during the flush.
+  hops during the flush. Usually the flush is done before the hop's end
+  reaches the event loop, and the job is woken at once; so the waiter
+  reports flushes only while the committing list holds jobs
+  (``CommitWaiter.expect_report``, then ``durable_lsn`` read again: a flush
+  that ended unreported in between is seen there).
 """
 
 from __future__ import annotations
@@ -74,6 +78,12 @@ class CommitWaiter(Protocol):
 
     def kick(self) -> None:
         """Ask for a flush of everything appended so far (any thread)."""
+        ...
+
+    def expect_report(self) -> None:
+        """Jobs wait for a flush (event loop): report the flushes that end
+        from now on. A waiter may skip reporting a flush while nobody waits
+        (the dispatcher reads ``durable_lsn`` again after this call)."""
         ...
 
 
@@ -128,6 +138,10 @@ class Dispatcher:
         # abandoned between slices because their connection was cancelled.
         self.slices_requeued = 0
         self.slices_abandoned = 0
+        # Hops whose jobs then waited for the log, and the commit thread's
+        # reports that woke them (one per flush, or fewer: LogFlusher).
+        self.log_waits = 0
+        self.log_reports = 0
         # A multi-node cluster's coordinator (server/cluster/coordinator.py):
         # while set, connections hand their jobs to it instead of ``submit``.
         self.router: Callable[[Job], Awaitable[None]] | None = None
@@ -141,6 +155,8 @@ class Dispatcher:
             "workers_busy": self._limiter.borrowed_tokens,
             "slices_requeued": self.slices_requeued,
             "slices_abandoned": self.slices_abandoned,
+            "log_waits": self.log_waits,
+            "log_reports": self.log_reports,
         }
 
     async def submit(self, job: Job) -> None:
@@ -229,6 +245,7 @@ class Dispatcher:
             return
         durable = commit.durable_lsn
         committing = self._committing
+        waiting_before = len(committing)
         for ticket in tickets:
             work = ticket.work
             if type(work) is Job and work.log_lsn > durable:
@@ -242,6 +259,9 @@ class Dispatcher:
                 # covered this job, whose report has already gone by).
                 self._refuse_logged(work, refusal)
             reschedule(ticket.task)
+        if len(committing) != waiting_before:
+            self.log_waits += 1
+            self._expect_report(durable)
 
     def _requeue_unfinished(self, tickets: list[_Ticket]) -> list[_Ticket]:
         """Queue the unfinished jobs of a hop again (or abandon them); return
@@ -274,8 +294,12 @@ class Dispatcher:
         get the refusal as the reply to their logged writes: applied in
         memory and still buffered for the log, but not written, so not
         acknowledged."""
+        self.log_reports += 1
+        self._wake_durable(error)
+
+    def _wake_durable(self, error: OSError | None) -> None:
         commit = self._commit
-        assert commit is not None  # only the commit waiter calls this
+        assert commit is not None  # only with the log on
         durable = commit.durable_lsn
         reschedule = trio.lowlevel.reschedule
         waiting: list[_Ticket] = []
@@ -289,3 +313,19 @@ class Dispatcher:
             else:
                 waiting.append(ticket)
         self._committing = waiting
+        if waiting:
+            self._expect_report(durable)
+
+    def _expect_report(self, durable: int) -> None:
+        """Jobs wait in the committing list, and ``durable`` was read before:
+        ask the waiter to report the next flush, then read ``durable_lsn``
+        again. A flush that ended between the two reads may have gone
+        unreported (nobody was waiting when it ended), but then this second
+        read sees it (the waiter moves durable_lsn before it looks whether
+        anyone waits), so nothing is left waiting for a report that never
+        comes."""
+        commit = self._commit
+        assert commit is not None
+        commit.expect_report()
+        if commit.durable_lsn != durable:
+            self._wake_durable(None)

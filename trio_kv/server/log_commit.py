@@ -4,12 +4,18 @@ side of ``store.durability.append_log``.
 * Group commit: one *commit thread* of its own flushes the log. A store
   worker that appended records ``kick``s it at the end of its hop; the
   thread runs one flush (write(), and fsync under ``appendfsync always``)
-  covering every record appended until that flush started, then tells the
-  event loop once (``on_flushed``), and the dispatcher sends every reply
-  that is now durable. So all the connections waiting at that moment share
-  one write() and one fsync, and the event loop pays one callback per
+  covering every record appended until that flush started, then, if jobs
+  wait for it (the dispatcher said so: ``expect_report``), tells the event
+  loop once (``on_flushed``), and the dispatcher sends every reply that is
+  now durable. So all the connections waiting at that moment share one
+  write() and one fsync, and the event loop pays at most one callback per
   flush, not a thread hop per flush or a lock per connection. Kicks that
-  arrive during a flush make one more flush.
+  arrive before a flush starts share it; kicks during a flush make one
+  more. Wakeups cost more than the flush itself (see ``kick``), so there
+  are as few as the rules allow: no kick wakes the thread while a flush is
+  asked for and not started, a flush nobody waits for (its records were
+  written before the event loop saw the hop end) is not reported, and a
+  report still queued covers the flushes that end behind it.
 * Disk IO never runs on the store's limiter, so a slow disk cannot starve
   reads: the log is flushed by the commit thread, and everything else
   (snapshots, retries, the final flush) runs on the disk limiter
@@ -152,10 +158,25 @@ class LogFlusher:
         # Called on the event loop after each commit-thread flush, with the
         # OSError it raised or None (the dispatcher wakes the replies).
         self._on_flushed = on_flushed
-        # The commit thread: woken by kick(), stopped by close().
-        self._kick_condition = threading.Condition(threading.Lock())
+        # The commit thread: woken by kick() through a pipe (see kick()),
+        # stopped by close(). Both ends are opened by run().
+        self._wake_read: int | None = None
+        self._wake_write: int | None = None
+        # Held around a write to the pipe and around closing it: a hop may
+        # still kick after close() (the dispatcher outlives the log), and
+        # must never write to a closed descriptor or one reused since.
+        self._wake_lock = threading.Lock()
+        # A flush was asked for that the commit thread has not started yet.
         self._kicked = False
         self._stopping = False
+        # A report of a successful flush is queued on the event loop and has
+        # not run yet (see _commit_thread).
+        self._report_queued = False
+        # Jobs wait for a flush (expect_report): report the next one. Reset
+        # by each report; with nobody waiting (a hop's records are usually
+        # written before the event loop sees the hop end) a flush is not
+        # reported, which would wake the event loop for nothing.
+        self._report_wanted = False
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         # Serializes the flushes the event loop starts (compaction, retries, close).
@@ -176,39 +197,96 @@ class LogFlusher:
 
     def kick(self) -> None:
         """Ask the commit thread for a flush of everything appended so far
-        (any thread; a store worker calls it after appending)."""
-        with self._kick_condition:
-            self._kicked = True
-            self._kick_condition.notify()
+        (any thread; a store worker calls it after appending).
+
+        The wakeup is a byte written to a pipe, not a lock or a Condition:
+        ``os.write`` lets go of the GIL around the syscall, so when the
+        kernel switches to the woken thread at once (it does on a busy
+        machine) the kicker is not left holding the GIL while descheduled.
+        Lock.release() wakes the thread with the GIL held, and the profile
+        showed 1 ms of GIL per kick spent there.
+
+        No wakeup at all when a flush was asked for and not started yet:
+        the thread clears ``_kicked`` just before it starts a flush, so a
+        kick that still reads it set appended before that flush starts, and
+        the flush covers it. Two kicks that both see it clear both write a
+        byte: the second makes at most one extra, empty flush."""
+        if self._kicked:
+            return
+        self._kicked = True
+        self._wake_thread()
+
+    def _wake_thread(self) -> None:
+        with self._wake_lock:
+            if self._wake_write is None:
+                return  # closed: close() flushes everything appended
+            try:
+                os.write(self._wake_write, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full of wakeups: the thread wakes anyway
 
     def _commit_thread(self) -> None:
         persistence = self._persistence
-        condition = self._kick_condition
+        wake_read = self._wake_read
+        token = self._token
+        assert token is not None and wake_read is not None
+        # durable_lsn as of the last report: a flush that did not move it
+        # (an extra wakeup) has nothing to report.
+        reported_lsn = persistence.durable_lsn
         while True:
-            with condition:
-                while not self._kicked and not self._stopping:
-                    condition.wait()
-                if not self._kicked:
-                    return
-                self._kicked = False
+            if self._stopping and not self._kicked:
+                return
+            os.read(wake_read, 4096)  # every wakeup so far; _kicked says what they want
+            if not self._kicked:
+                continue  # woken by close(), or an extra wakeup
+            self._kicked = False
             error = None
             try:
-                persistence.flush()
+                durable_lsn = persistence.flush()
             except OSError as raised:
                 error = raised  # persistence logged it and refuses writes
             except Exception as bug:
                 # Never let the thread die: every later write would wait forever.
                 log.exception("flushing the log failed unexpectedly")
                 error = OSError(errno.EIO, f"internal error flushing the log ({bug})")
+            if error is None:
+                if durable_lsn == reported_lsn:
+                    continue
+                if not self._report_wanted and not self._rewrite_due():
+                    continue  # nobody waits (see expect_report)
+                reported_lsn = durable_lsn
+                if self._report_queued:
+                    # The queued report has not run yet and reads
+                    # durable_lsn when it runs, after this flush moved it
+                    # (it clears the flag first, so a flag still set here
+                    # was read before that read): it covers this flush too,
+                    # with no second wakeup of the event loop.
+                    continue
+            self._report_queued = error is None
             try:
-                self._token.run_sync_soon(self._flushed, error)
+                token.run_sync_soon(self._flushed, error)
             except trio.RunFinishedError:
                 return
 
+    def expect_report(self) -> None:
+        """The dispatcher has jobs waiting for a flush (event loop): report
+        the flushes from now on, until the next report. A flush ends by
+        moving ``durable_lsn`` and then reading this flag, and the
+        dispatcher sets the flag and then reads ``durable_lsn`` again, so a
+        flush that went unreported is seen by that read."""
+        self._report_wanted = True
+
+    def _rewrite_due(self) -> bool:
+        """An automatic compaction is due (the files outgrew their threshold
+        and no backoff holds it): a report starts it."""
+        return self._persistence.wants_rewrite() and time.monotonic() >= self._auto_rewrite_after
+
     def _flushed(self, error: OSError | None) -> None:
+        if error is None:
+            self._report_queued = False  # before on_flushed reads durable_lsn
+        self._report_wanted = False  # on_flushed asks again if jobs still wait
         self._on_flushed(error)
-        persistence = self._persistence
-        if error is None and persistence.wants_rewrite() and time.monotonic() >= self._auto_rewrite_after:
+        if error is None and self._rewrite_due():
             self.request_compaction()
 
     def request_compaction(self, done: SaveRequest | None = None) -> None:
@@ -220,6 +298,8 @@ class LogFlusher:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._token = trio.lowlevel.current_trio_token()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
         self._thread = threading.Thread(target=self._commit_thread, name="trio_kv log commit", daemon=True)
         self._thread.start()
         async with trio.open_nursery() as nursery:
@@ -344,10 +424,14 @@ class LogFlusher:
         self._closed = True
         started = time.perf_counter()
         if self._thread is not None:
-            with self._kick_condition:
-                self._stopping = True
-                self._kick_condition.notify()
+            self._stopping = True
+            self._wake_thread()
             await trio.to_thread.run_sync(self._thread.join, limiter=self._disk)
+            with self._wake_lock:
+                for descriptor in (self._wake_read, self._wake_write):
+                    if descriptor is not None:
+                        os.close(descriptor)
+                self._wake_read = self._wake_write = None
         try:
             async with self._flush_lock:
                 await trio.to_thread.run_sync(self._persistence.close, limiter=self._disk)

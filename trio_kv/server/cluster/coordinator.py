@@ -24,14 +24,22 @@ members is answered ``-NOREPLICAS`` before it runs anywhere
 dispatcher, which returns only once its log record is durable under this
 node's fsync policy (the local ack); the keys its unit changed
 (``Job.version_deltas``) go to the other live preference-list members as
-``TKV.REPL.PUT key clock`` (each replica acks after its own log flush).
-The client waits for W acks (level ONE/QUORUM/ALL) within
-``--cluster-write-timeout``: the ``move_on_after`` is around that wait
-only, never around a send or receive; the replication itself runs in this
-coordinator's own nursery, so it always finishes (late acks still count,
-for WAIT). A write not acked in time is answered ``-NOREPLICAS Not
-enough good replicas to write.``: it may still have happened (here, and on
-the replicas that got it), so a client must treat it as unknown.
+``TKV.REPL.PUT key clock`` (each replica acks after its own log flush),
+queued on each peer's ``PeerReplicator`` (``replicator.py``: long-lived
+sender tasks in this coordinator's nursery, so the replication always
+finishes and late acks still count, for WAIT). The client waits for W
+acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
+batch's deadline is kept by the one ``WriteDeadlines`` task
+(``write_acks.py``), which bounds that wait only, never a send or
+receive. A write not acked in time is answered ``-NOREPLICAS Not enough
+good replicas to write.``: it may still have happened (here, and on the
+replicas that got it), so a client must treat it as unknown.
+
+Per request the coordinator's own work is kept small: plans come from a
+``PlanCache`` per view (``plan_request`` once per partition, level and
+operation until the ring or the up set changes), a connection's levels
+are parsed once, and a job of one request for a key this node replicates
+skips the batch planning (``_one_local``).
 
 A write that is not blind (``cluster.write_context``: all but plain
 SET/SETEX/PSETEX/MSET; every write with ``--cluster-write-context read``)
@@ -47,7 +55,8 @@ does not dominate the merge are repaired before the read command runs
 here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``
 
-The other parts: ``write_acks.py`` (ack bookkeeping, WAIT's counts),
+The other parts: ``write_acks.py`` (ack bookkeeping, WAIT's counts, the
+write deadlines), ``replicator.py`` (a queue and senders per peer),
 ``forwarding.py`` (``TKV.FORWARD`` jobs from peers), ``whole_cluster.py``
 (HTTP's SCAN/DBSIZE over every member), ``internal_tables.py``.
 """
@@ -70,12 +79,13 @@ from ...cluster.quorum import (
     Moved,
     Operation,
     Outcome,
+    PlanCache,
     RequestPlan,
-    plan_request,
     route,
 )
 from ...cluster.ring import Member
 from ...cluster.slots import key_slot
+from ...cluster.view import ClusterView
 from ...cluster.write_context import gathers_context
 from ...commands.cluster_session import cmd_wait
 from ...commands.control import ServerControl
@@ -93,8 +103,9 @@ from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
 from .read_quorum import NOREPLICAS_READ, ReadQuorum
+from .replicator import PeerReplicator
 from .whole_cluster import whole_cluster
-from .write_acks import LastWrite, Write, WriteBatch
+from .write_acks import LastWrite, Write, WriteBatch, WriteDeadlines
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +143,14 @@ class Coordinator:
         self.counts: dict[str, int] = defaultdict(int)
         self.reads = ReadQuorum(node, store, control, dispatcher, self.counts, self.timeout_seconds)
         self.bus_side = BusSide(store, control, dispatcher, self.client_job)
+        # The plans of the last view seen (a new view, a new cache).
+        self._plans_view: ClusterView | None = None
+        self._plans: PlanCache | None = None
+        # A session's level settings -> its Levels (parsed once).
+        self._levels: dict[tuple[str | None, str | None, str | None], Levels] = {}
+        # One sender queue per peer, started on first use.
+        self._replicators: dict[Member, PeerReplicator] = {}
+        self._deadlines = WriteDeadlines(self.timeout_seconds)
 
     def statistics(self) -> dict[str, int]:
         """Quorum outcomes since start (INFO cluster, /metrics)."""
@@ -145,6 +164,7 @@ class Coordinator:
         """Own the replication tasks; route the dispatcher's jobs here until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._deadlines.run)
             self.dispatcher.router = self.route
             self.node.data_path_statistics = self.statistics
             try:
@@ -163,10 +183,46 @@ class Coordinator:
 
     async def route(self, job: Job) -> None:
         """The dispatcher's router: a job from any connection."""
-        if job.session.peer is not None:
+        session = job.session
+        if session.peer is not None:
             await self.bus_side.bus_job(job)
-        else:
-            await self.client_job(job, self.level_of(job.session))
+            return
+        settings = (session.cluster_consistency, session.cluster_write_level, session.cluster_read_level)
+        level = self._levels.get(settings)
+        if level is None:
+            level = self.level_of(session)
+            if len(self._levels) < 64:
+                self._levels[settings] = level
+        if len(job.requests) == 1 and await self._one_local(job, level):
+            return
+        await self.client_job(job, level)
+
+    def plans(self, view: ClusterView) -> PlanCache:
+        """The plan cache of ``view`` (made when the view changes)."""
+        if view is not self._plans_view or self._plans is None:
+            self._plans = PlanCache(view.ring, view.myself, view.up,
+                                    write_quorum=self.write_quorum, read_quorum=self.read_quorum)
+            self._plans_view = view
+        return self._plans
+
+    async def _one_local(self, job: Job, level: Levels) -> bool:
+        """The common job, one request of one key this node replicates, from
+        a plain connection: coordinated here without the batch planning
+        (``client_job`` would come to the same). False: not that job."""
+        session = job.session
+        args = job.requests[0]
+        if (not args or session.wire is HTTP or session.transaction.queued is not None
+                or session.transaction.watched or session.reply_off or session.reply_skip
+                or session.reply_skip_next):
+            return False
+        name = args[0].lower()
+        spec = job.table.by_name.get(name)
+        if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key or name in SESSION_COMMANDS:
+            return False
+        if not self.plans(self.node.view()).replicates(key_slot(args[spec.first_key])):
+            return False
+        await self._coordinate(job, level, checks=True)
+        return True
 
     @staticmethod
     def level_of(session: Session) -> Levels:
@@ -449,8 +505,9 @@ class Coordinator:
             failed = Error(FORWARD_FAILED.format(peer=member.address, reason=error))
             answers = [failed] * len(requests)
         known = 0
+        from_bus = job.session.wire.reply_from_bus
         for index, answer in zip(indexes, answers):
-            replies[index] = answer
+            answer = replies[index] = from_bus(answer)
             spec = job.table.by_name.get(job.requests[index][0].lower())
             if spec is not None and spec.is_write and type(answer) is not Error:
                 known = max(known, self._known_replicas(level.write))
@@ -471,7 +528,8 @@ class Coordinator:
         are asked, repair stale members, replicate the writes and wait for
         their acks."""
         view = self.node.view()
-        myself, up, ring = view.myself, view.up, view.ring
+        myself = view.myself
+        plans = self.plans(view)
         refused: dict[int, Error] = {}
         reads: dict[int, tuple[bytes, RequestPlan]] = {}
         # Non-blind writes (every write with --cluster-write-context read): the keys' versions to gather first.
@@ -483,32 +541,30 @@ class Coordinator:
                 if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
                     continue
                 key = args[spec.first_key]
-                preference = ring.preference_list(key_slot(key))
-                if myself not in preference:
+                slot = key_slot(key)
+                if not plans.replicates(slot):
                     continue
-                operation = Operation.WRITE if spec.is_write else Operation.READ
-                plan = plan_request(
-                    preference, myself, up, level.of(operation), operation,
-                    write_quorum=self.write_quorum, read_quorum=self.read_quorum,
-                )
-                if not plan.feasible:
-                    refused[index] = NOREPLICAS_WRITE if spec.is_write else NOREPLICAS_READ
-                elif operation is Operation.READ and plan.targets != (myself,):
-                    reads[index] = (key, plan)
-                elif operation is Operation.WRITE and gathers_context(args, write_context_read=self.write_context_read):
-                    context = plan_request(
-                        preference, myself, up, level.read, Operation.READ,
-                        write_quorum=self.write_quorum, read_quorum=self.read_quorum,
-                    )
-                    if not context.feasible:
+                if spec.is_write:
+                    plan = plans.plan(slot, level.write, Operation.WRITE)
+                    if not plan.feasible:
                         refused[index] = NOREPLICAS_WRITE
-                    elif context.targets != (myself,):
-                        gather[index] = [(each, context) for each in request_keys(spec, args)]
+                    elif gathers_context(args, write_context_read=self.write_context_read):
+                        context = plans.plan(slot, level.read, Operation.READ)
+                        if not context.feasible:
+                            refused[index] = NOREPLICAS_WRITE
+                        elif context.targets != (myself,):
+                            gather[index] = [(each, context) for each in request_keys(spec, args)]
+                else:
+                    plan = plans.plan(slot, level.read, Operation.READ)
+                    if not plan.feasible:
+                        refused[index] = NOREPLICAS_READ
+                    elif plan.targets != (myself,):
+                        reads[index] = (key, plan)
         if gather:
             for index in await self.reads.gather_context(gather, myself):
                 refused[index] = NOREPLICAS_WRITE
         if not refused and not reads:
-            await self._run_and_replicate(job, level, myself, up, ring)
+            await self._run_and_replicate(job, level, plans)
             return
         self.counts["refused"] += len(refused)
         # The job that runs: refused requests left out, a clock read before each quorum read.
@@ -527,9 +583,10 @@ class Coordinator:
         run = Job(job.session, table, requests, job.received_at, protocol=job.protocol)
         remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in reads.values()}
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._run_and_replicate, run, level, myself, up, ring)
             if reads:
                 nursery.start_soon(self.reads.remote_clocks, reads, myself, remote)
+            # Here, not in a task of its own: one task less per read.
+            await self._run_and_replicate(run, level, plans)
         replies: list[object] = [None] * len(job.requests)
         for index, error in refused.items():
             replies[index] = error
@@ -549,7 +606,7 @@ class Coordinator:
                     replies[index] = reply
         job.replies = replies
 
-    async def _run_and_replicate(self, job: Job, level: Levels, myself: Member, up, ring) -> None:
+    async def _run_and_replicate(self, job: Job, level: Levels, plans: PlanCache) -> None:
         if not job.requests:
             return
         job.version_deltas = []
@@ -557,42 +614,42 @@ class Coordinator:
         deltas = job.version_deltas
         if not deltas:
             return
-        # One Write per (write command, preference list); requests per peer.
-        per_peer: dict[Member, list[list[bytes]]] = defaultdict(list)
-        per_peer_writes: dict[Member, list[Write]] = defaultdict(list)
-        by_reply: dict[int, list[Write]] = defaultdict(list)
+        # One Write per (write command, preference list); each peer's
+        # requests go to its replicator's queue.
+        myself = plans.local
+        write_level = level.write
+        by_reply: list[tuple[int, list[Write]]] = []
+        # Requests a full queue refused: failed once every Write is counted in the batch.
+        refused: list[tuple[Write, Member]] = []
         batch = WriteBatch()
-        all_writes = batch.writes
         for reply_index, pairs in deltas:
-            groups: dict[tuple[Member, ...], Write] = {}
+            groups: dict[int, Write] = {}
+            writes: list[Write] = []
             for key, clock in pairs:
-                preference = ring.preference_list(key_slot(key))
-                write = groups.get(preference)
+                plan = plans.plan(key_slot(key), write_level, Operation.WRITE)
+                write = groups.get(id(plan))
                 if write is None:
-                    plan = plan_request(
-                        preference, myself, up, level.write, Operation.WRITE,
-                        write_quorum=self.write_quorum, read_quorum=self.read_quorum,
-                    )
                     counter = AckCounter(plan)
                     counter.take_sends()
-                    write = groups[preference] = Write(counter, self.progressed, batch)
                     if myself in plan.targets:
                         counter.ok(myself)  # the dispatcher returned: durable here
-                    by_reply[reply_index].append(write)
-                    all_writes.append(write)
+                    write = groups[id(plan)] = Write(counter, self.progressed, batch)
+                    writes.append(write)
+                request = [b"TKV.REPL.PUT", key, clock]
                 for member in write.counter.asked:
                     if member != myself:
-                        per_peer[member].append([b"TKV.REPL.PUT", key, clock])
-                        per_peer_writes[member].append(write)
-                        write.owed[member] += 1
-        assert self._nursery is not None
-        for member, requests in per_peer.items():
-            self._nursery.start_soon(self._replicate, member, requests, per_peer_writes[member])
-        job.session.cluster_last_write = LastWrite(all_writes)
+                        write.owed[member] = write.owed.get(member, 0) + 1
+                        if not self._replicator(member).send(request, write):
+                            refused.append((write, member))
+            by_reply.append((reply_index, writes))
+        for write, member in refused:
+            write.answered(member, False)
+        job.session.cluster_last_write = LastWrite(batch.writes)
         batch.check()
-        with trio.move_on_after(self.timeout_seconds):
+        if not batch.decided.is_set():
+            self._deadlines.add(batch)
             await batch.decided.wait()
-        for reply_index, writes in by_reply.items():
+        for reply_index, writes in by_reply:
             ok = True
             for write in writes:
                 if write.counter.outcome is Outcome.PENDING:
@@ -605,14 +662,14 @@ class Coordinator:
                 if reply_index < len(job.replies):
                     job.replies[reply_index] = NOREPLICAS_WRITE
 
-    async def _replicate(self, member: Member, requests: list[list[bytes]], writes: list[Write]) -> None:
-        """Send a batch's states to one peer; record each answer (late ones too)."""
-        try:
-            answers: list[object] = await self.node.links[member].request_many(requests)
-        except LinkError:
-            answers = [None] * len(requests)
-        for write, answer in zip(writes, answers):
-            write.answered(member, answer is not None and type(answer) is not Error)
+    def _replicator(self, member: Member) -> PeerReplicator:
+        """``member``'s replicator, its senders started in this coordinator's nursery."""
+        replicator = self._replicators.get(member)
+        if replicator is None:
+            assert self._nursery is not None
+            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].request_many)
+            self._nursery.start_soon(replicator.run)
+        return replicator
 
     # -- barriers ---------------------------------------------------------------
 

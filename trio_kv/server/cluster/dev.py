@@ -4,10 +4,23 @@ Starts ``--nodes`` child processes (``python -m trio_kv``) on
 ``--host`` (127.0.0.1) ports ``--base-port`` .. base + N - 1, each with
 its own data directory under ``--data-dir-root`` (``node-<port>``) and the
 same seed list, waits until each is listening, prints how to reach the
-cluster, and forwards each child's log lines to stderr prefixed with its
-port. SIGTERM or SIGINT stops every child by PID (SIGTERM, then SIGKILL
-after ``STOP_SECONDS``); if a child exits by itself, the others are stopped
-too and the command exits 1. Arguments after ``--`` go to every node.
+cluster (with each node's PID), and forwards each child's log lines to
+stderr prefixed with its port. Arguments after ``--`` go to every node.
+
+Rules it keeps:
+
+* A node that exits by itself (a crash, or ``kill -9`` to try a failure)
+  is reported (its PID and exit status or signal) and the others keep
+  serving: the cluster is there to watch failures, not to hide them.
+  Only when every node has exited does the command end on its own.
+* Ctrl-C, SIGTERM or SIGHUP stops every node still running by PID, each
+  with one SIGTERM (a clean shutdown), then SIGKILL after ``STOP_SECONDS``.
+  The children run in their own process group, so a terminal's Ctrl-C
+  reaches only this command, never a node directly (a node given SIGINT
+  from the terminal and then SIGTERM from here would take the second
+  signal as "exit now").
+* The exit status is 0 when every node ran until asked to stop, 1 when
+  one exited by itself or did not start.
 """
 
 from __future__ import annotations
@@ -24,14 +37,27 @@ from collections.abc import Sequence
 
 START_SECONDS = 20.0
 STOP_SECONDS = 5.0
+POLL_SECONDS = 0.2
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+# One line at a time on stderr: print() writes a line and its newline
+# separately, so the forwarding threads' lines could interleave.
+_STDERR_LOCK = threading.Lock()
+
+
+def _say(line: str) -> None:
+    with _STDERR_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 class _Node:
     def __init__(self, port: int, argv: list[str]) -> None:
         self.port = port
         self.listening = threading.Event()
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Set once its exit (by itself) has been reported.
+        self.reported_exit = False
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, process_group=0)
         threading.Thread(target=self._forward, daemon=True).start()
 
     def _forward(self) -> None:
@@ -40,7 +66,7 @@ class _Node:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if _LISTENING.search(line):
                 self.listening.set()
-            print(f"[{self.port}] {line}", file=sys.stderr, flush=True)
+            _say(f"[{self.port}] {line}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +78,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_description(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+def _report_exits(nodes: list[_Node]) -> bool:
+    """Report each node newly found exited; True if any node is still running."""
+    for node in nodes:
+        if node.reported_exit or node.process.poll() is None:
+            continue
+        node.reported_exit = True
+        running = sum(other.process.poll() is None for other in nodes)
+        _say(f"trio-kv cluster dev: node {node.port} (pid {node.process.pid}) "
+             f"{_exit_description(node.process.returncode)}; {running} of {len(nodes)} nodes still running")
+    return any(node.process.poll() is None for node in nodes)
+
+
 def _stop(nodes: list[_Node]) -> None:
     for node in nodes:
         if node.process.poll() is None:
@@ -61,6 +108,8 @@ def _stop(nodes: list[_Node]) -> None:
         try:
             node.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            _say(f"trio-kv cluster dev: node {node.port} (pid {node.process.pid}) did not stop within "
+                 f"{STOP_SECONDS:g} s; killing it")
             node.process.kill()
             node.process.wait()
 
@@ -81,10 +130,9 @@ def main(argv: Sequence[str]) -> int:
     def on_signal(signum: int, frame: object) -> None:
         stop_requested.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     nodes: list[_Node] = []
-    status = 0
     try:
         for port in ports:
             data_dir = os.path.join(options.data_dir_root, f"node-{port}")
@@ -97,22 +145,22 @@ def main(argv: Sequence[str]) -> int:
         for node in nodes:
             while not node.listening.wait(0.1):
                 if stop_requested.is_set() or node.process.poll() is not None or time.monotonic() > deadline:
-                    print(f"trio-kv cluster dev: node {node.port} did not start", file=sys.stderr)
+                    _say(f"trio-kv cluster dev: node {node.port} did not start")
                     return 1
         print(f"trio-kv cluster dev: {len(nodes)} nodes on {options.host}, ports {ports[0]}..{ports[-1]} "
               f"(data in {options.data_dir_root})")
         for node in nodes:
             print(f"  node {options.host}:{node.port} pid {node.process.pid}")
-        print(f"connect: redis-cli -c -p {ports[0]}    status: trio-kv cluster status -p {ports[0]}")
-        print("Ctrl-C or SIGTERM stops every node.", flush=True)
-        while not stop_requested.wait(0.2):
-            exited = [node for node in nodes if node.process.poll() is not None]
-            if exited:
-                print(f"trio-kv cluster dev: node {exited[0].port} exited with status "
-                      f"{exited[0].process.returncode}; stopping the others", file=sys.stderr)
-                status = 1
+        print(f"connect: redis-cli -c -h {options.host} -p {ports[0]}    "
+              f"status: trio-kv cluster status -h {options.host} -p {ports[0]}")
+        print("A node that exits is reported; the others keep serving. Ctrl-C or SIGTERM stops every node.",
+              flush=True)
+        while not stop_requested.wait(POLL_SECONDS):
+            if not _report_exits(nodes):
+                _say("trio-kv cluster dev: every node has exited")
                 break
+        _report_exits(nodes)  # an exit seen only now is still one the user did not ask for
     finally:
         _stop(nodes)
     print("trio-kv cluster dev: every node stopped", flush=True)
-    return status
+    return 1 if any(node.reported_exit for node in nodes) else 0

@@ -128,7 +128,7 @@ class BusSide:
                       protocol=protocol)
             await self.client_job(sub, level, forwarded=True)
             for index, reply in zip(indexes, sub.replies):
-                replies[index] = reply
+                replies[index] = wire.reply_to_bus(reply)
             if protocol == 3:
                 resp3.extend(indexes)
 

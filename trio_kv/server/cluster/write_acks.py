@@ -1,16 +1,23 @@
 """The coordinator's bookkeeping of a write's acks: per write command and
 preference list (``Write``), per client batch (``WriteBatch``: the event
-its client waits on) and per connection for WAIT (``LastWrite``).
+its client waits on), per connection for WAIT (``LastWrite``), and the
+one task that times out every pending batch (``WriteDeadlines``).
 
 Rules: a peer's acks for one write count once, when every request that
 peer owed for it has been answered (a write touching several keys of one
 preference list sends one ``TKV.REPL.PUT`` per key); a peer that failed
 any of them counts as failed. Late acks still count (WAIT sees them).
+A batch is decided when each of its writes is (SUCCESS or IMPOSSIBLE),
+or when its deadline (``--cluster-write-timeout`` after it was made)
+passes: its client then finds the writes still pending and answers them
+``-NOREPLICAS``. One deadline task serves every batch (their deadlines
+come in the order the batches were made), instead of a cancel scope per
+write.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import deque
 from collections.abc import Callable
 
 import trio
@@ -27,43 +34,104 @@ class Write:
 
     def __init__(self, counter: AckCounter, on_progress: Callable[[], None], batch: WriteBatch) -> None:
         self.counter = counter
-        self.owed: dict[Member, int] = defaultdict(int)
-        self.failed: set[Member] = set()
+        self.owed: dict[Member, int] = {}
+        # Peers that failed a request of this write (None: none did).
+        self.failed: set[Member] | None = None
         # Called after every answer (wakes the WAITs).
         self.on_progress = on_progress
         # The batch whose client waits for this write (woken when all are decided).
         self.batch = batch
+        batch.add(self)
 
     def answered(self, member: Member, ok: bool) -> None:
         if not ok:
+            if self.failed is None:
+                self.failed = set()
             self.failed.add(member)
-        self.owed[member] -= 1
-        if self.owed[member] == 0:
-            if member in self.failed:
-                self.counter.failed(member)
+        owed = self.owed[member] - 1
+        self.owed[member] = owed
+        if owed == 0:
+            counter = self.counter
+            pending = counter.outcome is Outcome.PENDING
+            if self.failed is not None and member in self.failed:
+                counter.failed(member)
             else:
-                self.counter.ok(member)
-        self.batch.check()
+                counter.ok(member)
+            if pending and counter.outcome is not Outcome.PENDING:
+                self.batch.one_decided()
         self.on_progress()
 
     def remote_acks(self, myself: Member) -> int:
-        return sum(1 for member in self.counter.replies if member != myself and member not in self.failed
-                   and self.owed[member] == 0)
+        failed = self.failed or ()
+        return sum(1 for member in self.counter.replies if member != myself and member not in failed
+                   and self.owed.get(member, 0) == 0)
 
 
 class WriteBatch:
     """One job's writes: its client waits on ``decided`` (one event per
     batch, so an ack wakes only the client it concerns)."""
 
-    __slots__ = ("writes", "decided")
+    __slots__ = ("writes", "decided", "pending", "deadline")
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
         self.decided = trio.Event()
+        # Writes whose counter is still PENDING.
+        self.pending = 0
+        # trio.current_time() after which the batch is decided anyway (WriteDeadlines).
+        self.deadline = float("inf")
+
+    def add(self, write: Write) -> None:
+        self.writes.append(write)
+        if write.counter.outcome is Outcome.PENDING:
+            self.pending += 1
+
+    def one_decided(self) -> None:
+        """A write of this batch left PENDING."""
+        self.pending -= 1
+        if self.pending <= 0:
+            self.decided.set()
 
     def check(self) -> None:
-        if not self.decided.is_set() and all(w.counter.outcome is not Outcome.PENDING for w in self.writes):
+        """Set ``decided`` if no write is pending (after the batch's writes are added)."""
+        if self.pending <= 0:
             self.decided.set()
+
+
+class WriteDeadlines:
+    """Times out every pending batch from one task: ``add`` stamps a
+    batch's deadline (now + ``timeout_seconds``) and queues it; ``run``
+    sleeps until the oldest deadline and sets ``decided`` of the batches
+    whose deadline has passed. Batches are queued in the order made, so
+    the queue is in deadline order."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._queue: deque[WriteBatch] = deque()
+        # Set when a batch is queued while run() waits on an empty queue.
+        self._queued: trio.Event | None = None
+
+    def add(self, batch: WriteBatch) -> None:
+        batch.deadline = trio.current_time() + self.timeout_seconds
+        self._queue.append(batch)
+        if self._queued is not None:
+            self._queued.set()
+            self._queued = None
+
+    async def run(self) -> None:
+        """Until cancelled."""
+        queue = self._queue
+        while True:
+            while queue and queue[0].decided.is_set():
+                queue.popleft()
+            if not queue:
+                self._queued = trio.Event()
+                await self._queued.wait()
+                continue
+            await trio.sleep_until(queue[0].deadline)
+            now = trio.current_time()
+            while queue and (queue[0].decided.is_set() or queue[0].deadline <= now):
+                queue.popleft().decided.set()
 
 
 class LastWrite:

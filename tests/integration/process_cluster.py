@@ -1,0 +1,113 @@
+"""A cluster of real ``trio-kv`` processes for the integration tests.
+
+``ProcessCluster(count, *flags)`` picks ``count`` loopback addresses and one
+client port free on all of them (harness/loopback.py: the bus port is the
+client port + 10000, so port 0 cannot be used), and a temporary root for the
+nodes' data directories (``node<i>``). ``start(i)`` runs node i with
+``harness.server_process.ServerProcess`` (``--cluster-seeds`` every member,
+``--cluster-node-timeout 1`` so a death is seen quickly, then ``flags``) and
+returns once it listens; ``start(i)`` again restarts it on the same data
+directory. ``start_all()`` starts every node and waits until each sees every
+member up. ``stop()`` (also the ``with`` block's exit) stops every node by
+PID (SIGTERM, then SIGKILL) and deletes the root.
+
+Every wait is bounded: a node's start by ``ServerProcess``, the mesh and
+``wait_for`` by ``SETTLE_SECONDS`` (a loaded 2-core machine).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from harness.loopback import free_cluster_port, node_hosts
+from harness.server_process import ServerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_TIMEOUT_SECONDS = 1.0
+SETTLE_SECONDS = 30.0
+_HTTP_LISTENING = re.compile(r"HTTP API on (\S+):(\d+)")
+
+
+class ProcessCluster:
+    def __init__(self, count: int, *flags: str) -> None:
+        self.hosts = node_hosts(count)
+        self.port = free_cluster_port(self.hosts)
+        self.seeds = ",".join(f"{host}:{self.port}" for host in self.hosts)
+        self.root = tempfile.mkdtemp(prefix="trio-kv-cluster-")
+        self.flags = flags
+        # Node i's process (the latest start), None before its first start.
+        self.nodes: list[ServerProcess | None] = [None] * count
+
+    def start(self, index: int) -> ServerProcess:
+        node = ServerProcess.start(
+            REPO, "--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
+            "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(NODE_TIMEOUT_SECONDS), *self.flags,
+            data_dir=os.path.join(self.root, f"node{index}"),
+        )
+        self.nodes[index] = node
+        return node
+
+    def start_all(self) -> None:
+        for index in range(len(self.hosts)):
+            self.start(index)
+        self.wait_for(self.meshed)
+
+    def node(self, index: int) -> ServerProcess:
+        node = self.nodes[index]
+        assert node is not None, f"node {index} was never started"
+        return node
+
+    def client(self, index: int, **options) -> redis.Redis:
+        return redis.Redis(host=self.hosts[index], port=self.port, socket_timeout=10, **options)
+
+    def up_count(self, host: str) -> int:
+        """How many members the node at ``host`` sees up (itself included); -1 if it does not answer."""
+        try:
+            with redis.Redis(host=host, port=self.port, socket_timeout=5) as client:
+                info = client.info("cluster")
+        except redis.RedisError:
+            return -1
+        return int(info.get("cluster_bus_members_up", 0))
+
+    def meshed(self) -> bool:
+        return all(self.up_count(host) == len(self.hosts) for host in self.hosts)
+
+    def wait_for(self, predicate: Callable[[], bool], seconds: float = SETTLE_SECONDS) -> None:
+        deadline = time.monotonic() + seconds
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the cluster did not settle")
+            time.sleep(0.05)
+
+    def counters(self, index: int) -> dict[str, int]:
+        """``INFO cluster``'s integer ``cluster_*`` fields of node ``index``, without the prefix."""
+        with self.client(index) as client:
+            info = client.info("cluster")
+        return {name[len("cluster_"):]: value for name, value in info.items()
+                if name.startswith("cluster_") and isinstance(value, int)}
+
+    def http_address(self, index: int) -> tuple[str, int]:
+        """Node ``index``'s HTTP listener (started with ``--http-port 0``)."""
+        match = self.node(index).wait_for_log(_HTTP_LISTENING)
+        assert match is not None, "the node exited without an HTTP listener"
+        return match.group(1), int(match.group(2))
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node is not None:
+                node.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> ProcessCluster:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
