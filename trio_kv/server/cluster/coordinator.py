@@ -41,10 +41,13 @@ operation until the ring or the up set changes), a connection's levels
 are parsed once, and a job of one request for a key this node replicates
 skips the batch planning (``_one_local``).
 
-With ``--cluster-write-context read`` a write first merges the versions
-R members hold of its key into this node's copy (one round trip and one
-local merge more), so it supersedes them all: a DEL or INCR on a
-coordinator that missed writes then acts on the merged state.
+A write that is not blind (``cluster.write_context``: all but plain
+SET/SETEX/PSETEX/MSET; every write with ``--cluster-write-context read``)
+first merges the versions R members hold of its keys into this node's copy
+(one round trip and one local hop more; spares asked as for reads), so it
+supersedes them all: a DEL or INCR on a coordinator that missed writes
+acts on the merged state. Fewer than R answers: ``-NOREPLICAS`` before it
+runs anywhere.
 
 Reads (``read_quorum.py``): the clocks of the read keys are asked of R
 members (this node first), merged with DVVSet sync; members whose clock
@@ -83,9 +86,11 @@ from ...cluster.quorum import (
 from ...cluster.ring import Member
 from ...cluster.slots import key_slot
 from ...cluster.view import ClusterView
+from ...cluster.write_context import gathers_context
 from ...commands.cluster_session import cmd_wait
 from ...commands.control import ServerControl
 from ...commands.session import Session
+from ...commands.slot_check import request_keys
 from ...commands.table import CommandSpec
 from ...commands.wire import WireProtocol
 from ...http.wire import HTTP
@@ -527,8 +532,8 @@ class Coordinator:
         plans = self.plans(view)
         refused: dict[int, Error] = {}
         reads: dict[int, tuple[bytes, RequestPlan]] = {}
-        # --cluster-write-context read: the write keys' versions to gather first.
-        gather: dict[int, tuple[bytes, RequestPlan]] = {}
+        # Non-blind writes (every write with --cluster-write-context read): the keys' versions to gather first.
+        gather: dict[int, list[tuple[bytes, RequestPlan]]] = {}
         if checks:
             by_name = job.table.by_name
             for index, args in enumerate(job.requests):
@@ -543,8 +548,12 @@ class Coordinator:
                     plan = plans.plan(slot, level.write, Operation.WRITE)
                     if not plan.feasible:
                         refused[index] = NOREPLICAS_WRITE
-                    elif self.write_context_read:
-                        gather[index] = (key, plans.plan(slot, level.read, Operation.READ))
+                    elif gathers_context(args, write_context_read=self.write_context_read):
+                        context = plans.plan(slot, level.read, Operation.READ)
+                        if not context.feasible:
+                            refused[index] = NOREPLICAS_WRITE
+                        elif context.targets != (myself,):
+                            gather[index] = [(each, context) for each in request_keys(spec, args)]
                 else:
                     plan = plans.plan(slot, level.read, Operation.READ)
                     if not plan.feasible:
@@ -552,7 +561,8 @@ class Coordinator:
                     elif plan.targets != (myself,):
                         reads[index] = (key, plan)
         if gather:
-            await self.reads.gather_context(gather, myself)
+            for index in await self.reads.gather_context(gather, myself):
+                refused[index] = NOREPLICAS_WRITE
         if not refused and not reads:
             await self._run_and_replicate(job, level, plans)
             return

@@ -6,8 +6,21 @@ with DVVSet sync with this node's own clock (read in the same hop as the
 read), and every member whose clock does not dominate the merge is
 repaired with ``TKV.REPL.PUT`` before the read is answered (blocking read
 repair; this node's own copy through the dispatcher, then the read runs
-again on the merged state). ``--cluster-write-context read`` uses the same
-gathering before a write.
+again on the merged state).
+
+Spares (Dynamo's "first R healthy of the N"): the plan's targets are the
+first R live preference-list members; the others believed up are spares.
+A target whose link fails is replaced at once by the next spare; a target
+still silent ``SPARE_AFTER_FRACTION`` of the timeout after the ask began
+(a stopped process, a cut link nobody has noticed yet) is joined by the
+next spare, and whichever answers counts (the slow one's late answer too,
+until the timeout). The ask ends once every key has R answers, or when no
+member asked is still pending.
+
+Write context: a write that is not blind (``cluster.write_context``) first
+gathers R members' versions of its keys the same way and merges them into
+this node's copy (``gather_context``); a key with fewer than R answers
+refuses its writes before they run anywhere.
 """
 
 from __future__ import annotations
@@ -37,6 +50,39 @@ def _dominates(a: dvvset.Clock, b: dvvset.Clock) -> bool:
     return dvvset.equal(a, b) or dvvset.less(b, a)
 
 
+# A target silent this part of the timeout after it was asked is joined by a spare.
+SPARE_AFTER_FRACTION = 0.25
+# A link failure: the member did not answer.
+_FAILED = object()
+
+
+class _Asking:
+    """One key's ask of its plan's members (this node counts as answered)."""
+
+    def __init__(self, plan: RequestPlan, myself: Member) -> None:
+        self.needed = plan.needed
+        self.answered: set[Member] = {myself} if myself in plan.targets else set()
+        # Asked and not answered yet (slow ones included).
+        self.waiting: set[Member] = {member for member in plan.targets if member != myself}
+        # Waiting past the spare delay: a spare is asked beside each.
+        self.slow: set[Member] = set()
+        self.spares = list(plan.spares)
+
+    @property
+    def done(self) -> bool:
+        return len(self.answered) >= self.needed or not self.waiting
+
+    def next_spares(self) -> list[Member]:
+        """Spares to ask now: enough that the members answered plus the ones
+        still expected (asked, not failed, not slow) reach ``needed``."""
+        asked: list[Member] = []
+        while self.spares and len(self.answered) + len(self.waiting - self.slow) < self.needed:
+            spare = self.spares.pop(0)
+            self.waiting.add(spare)
+            asked.append(spare)
+        return asked
+
+
 class ReadQuorum:
     """The read side of one coordinator (``counts`` are the coordinator's)."""
 
@@ -55,41 +101,97 @@ class ReadQuorum:
         self, reads: dict[int, tuple[bytes, RequestPlan]], myself: Member,
         clocks: dict[bytes, dict[Member, bytes | None]],
     ) -> None:
-        """Ask the other read targets for the read keys' clocks (one
-        request_many per peer), within the timeout."""
-        asks: dict[Member, list[bytes]] = defaultdict(list)
-        for key, plan in reads.values():
-            for member in plan.targets:
-                if member != myself and key not in asks[member]:
-                    asks[member].append(key)
-        with trio.move_on_after(self.timeout_seconds):
-            async with trio.open_nursery() as nursery:
-                for member, keys in asks.items():
-                    nursery.start_soon(self._ask_clocks, member, keys, clocks)
+        """Ask the read keys' clocks of their targets other than this node
+        (one request_many per peer and round), asking spares for targets
+        that fail or stay silent, within the timeout."""
+        plans = {key: plan for key, plan in reads.values()}
+        await self._ask_quorum(plans, myself, clocks)
 
-    async def gather_context(self, gather: dict[int, tuple[bytes, RequestPlan]], myself: Member) -> None:
-        """Before writes (--cluster-write-context read): merge the other read
-        targets' versions of each write key into this node's copy, so the
-        write supersedes everything they hold (a DEL of a key this node
-        missed deletes it everywhere)."""
-        remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in gather.values()}
-        await self.remote_clocks(gather, myself, remote)
+    async def gather_context(
+        self, gather: dict[int, list[tuple[bytes, RequestPlan]]], myself: Member,
+    ) -> set[int]:
+        """Before non-blind writes (and every write with --cluster-write-context
+        read): merge R members' versions of each write key into this node's
+        copy, so the write acts on them and supersedes them all (a DEL of a
+        key this node missed deletes it everywhere). Returns the requests to
+        refuse: one of their keys got fewer than R answers (this node counts
+        as one)."""
+        plans = {key: plan for pairs in gather.values() for key, plan in pairs}
+        remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key in plans}
+        await self._ask_quorum(plans, myself, remote)
         puts: list[list[bytes]] = []
+        short: set[bytes] = set()
         for key, answers in remote.items():
+            plan = plans[key]
+            if len(answers) + (myself in plan.targets) < plan.needed:
+                short.add(key)
+                continue
             clocks = [dvvset.decode(clock) for clock in answers.values() if clock is not None]
             if clocks:
                 puts.append([b"TKV.REPL.PUT", key, dvvset.encode(dvvset.sync(clocks))])
         if puts:
             await self._repair_here(puts)
+        return {index for index, pairs in gather.items() if any(key in short for key, _ in pairs)}
 
-    async def _ask_clocks(self, member: Member, keys: list[bytes], clocks: dict[bytes, dict[Member, bytes | None]]) -> None:
-        try:
-            answers = await self.node.links[member].request_many([[b"TKV.REPL.GET", key] for key in keys])
-        except LinkError:
+    async def _ask_quorum(
+        self, plans: dict[bytes, RequestPlan], myself: Member, clocks: dict[bytes, dict[Member, bytes | None]],
+    ) -> None:
+        asks = {key: _Asking(plan, myself) for key, plan in plans.items()}
+        if all(asking.done for asking in asks.values()):
             return
-        for key, answer in zip(keys, answers):
-            if answer is None or isinstance(answer, bytes):
-                clocks[key][member] = answer
+
+        finished = trio.Event()
+        in_flight = 0
+
+        def send(nursery: trio.Nursery, sends: dict[Member, list[bytes]]) -> None:
+            nonlocal in_flight
+            for member, keys in sends.items():
+                in_flight += 1
+                nursery.start_soon(ask, nursery, member, keys)
+
+        async def ask(nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
+            nonlocal in_flight
+            try:
+                answers: list[object] = await self.node.links[member].request_many(
+                    [[b"TKV.REPL.GET", key] for key in keys]
+                )
+            except LinkError:
+                answers = [_FAILED] * len(keys)
+            finally:
+                in_flight -= 1
+            sends: dict[Member, list[bytes]] = defaultdict(list)
+            for key, answer in zip(keys, answers):
+                asking = asks[key]
+                if answer is None or isinstance(answer, bytes):
+                    clocks[key][member] = answer
+                    asking.answered.add(member)
+                asking.waiting.discard(member)
+                for spare in asking.next_spares():
+                    sends[spare].append(key)
+            send(nursery, sends)
+            if all(asking.done for asking in asks.values()):
+                finished.set()
+                if in_flight:
+                    nursery.cancel_scope.cancel()  # slow members: their answers are not needed
+
+        first: dict[Member, list[bytes]] = defaultdict(list)
+        for key, asking in asks.items():
+            for member in asking.waiting:
+                first[member].append(key)
+        with trio.move_on_after(self.timeout_seconds):
+            async with trio.open_nursery() as nursery:
+                send(nursery, first)
+                if any(asking.spares for asking in asks.values()):
+                    with trio.move_on_after(self.timeout_seconds * SPARE_AFTER_FRACTION):
+                        await finished.wait()
+                    if not finished.is_set():
+                        # Every member still silent is slow: a spare joins each.
+                        sends: dict[Member, list[bytes]] = defaultdict(list)
+                        for key, asking in asks.items():
+                            asking.slow |= asking.waiting
+                            for spare in asking.next_spares():
+                                sends[spare].append(key)
+                        send(nursery, sends)
 
     async def settle_reads(
         self,
