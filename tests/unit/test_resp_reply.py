@@ -70,14 +70,7 @@ def test_resp3_types_decode_to_reply_values() -> None:
 @given(st.lists(_replies, min_size=1, max_size=5), st.integers(1, 7))
 def test_reads_back_what_the_encoder_wrote_in_any_chunking(replies: list[object], step: int) -> None:
     data = b"".join(encode_reply(reply, 2) for reply in replies)
-    parser = ReplyParser()
-    got = []
-    for start in range(0, len(data), step):
-        parser.receive_data(data[start : start + step])
-        while (reply := parser.next_reply()) is not NEED_DATA:
-            got.append(reply)
-    assert got == replies
-    assert parser.buffered_bytes == 0
+    assert _read_all(data, step) == replies
 
 
 def test_null_array_and_request_encoding() -> None:
