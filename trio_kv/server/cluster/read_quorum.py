@@ -222,9 +222,11 @@ class ReadQuorum:
                 self.counts["reads_noreplicas"] += 1
                 continue
             self.counts["reads_ok"] += 1
+            merged_keys[key] = False
+            if len(set(answers.values())) == 1:
+                continue  # the usual read: every member holds the same bytes, nothing to merge or repair
             decoded = {member: None if clock is None else dvvset.decode(clock) for member, clock in answers.items()}
             merge = merge_replies(decoded, dvvset.sync2, _dominates)
-            merged_keys[key] = False
             if merge.state is None or not merge.stale:
                 continue
             self.counts["reads_repaired"] += 1
