@@ -28,11 +28,13 @@ from pathlib import Path
 import redis
 
 from harness.loopback import free_cluster_port, node_hosts
-from harness.server_process import ServerProcess
+from harness.server_process import ServerProcess, ServerStartError
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_TIMEOUT_SECONDS = 1.0
 SETTLE_SECONDS = 30.0
+# start_all() picks new addresses when a node finds its port taken.
+START_ATTEMPTS = 3
 _HTTP_LISTENING = re.compile(r"HTTP API on (\S+):(\d+)")
 
 
@@ -56,8 +58,23 @@ class ProcessCluster:
         return node
 
     def start_all(self) -> None:
-        for index in range(len(self.hosts)):
-            self.start(index)
+        for attempt in range(START_ATTEMPTS):
+            try:
+                for index in range(len(self.hosts)):
+                    self.start(index)
+                break
+            except ServerStartError as error:
+                # The port was free when picked and taken before the node
+                # bound it (another test run on this machine): new addresses.
+                if "Address already in use" not in str(error) or attempt + 1 == START_ATTEMPTS:
+                    raise
+                self._stop_nodes()
+                shutil.rmtree(self.root, ignore_errors=True)
+                self.root = tempfile.mkdtemp(prefix="trio-kv-cluster-")
+                self.nodes = [None] * len(self.hosts)
+                self.hosts = node_hosts(len(self.hosts))
+                self.port = free_cluster_port(self.hosts)
+                self.seeds = ",".join(f"{host}:{self.port}" for host in self.hosts)
         self.wait_for(self.meshed)
 
     def node(self, index: int) -> ServerProcess:
@@ -101,10 +118,13 @@ class ProcessCluster:
         return match.group(1), int(match.group(2))
 
     def stop(self) -> None:
+        self._stop_nodes()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _stop_nodes(self) -> None:
         for node in self.nodes:
             if node is not None:
                 node.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> ProcessCluster:
         return self
