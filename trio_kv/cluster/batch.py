@@ -95,13 +95,6 @@ class Segment:
     barrier_index: int | None = None
 
 
-def first_key(first: int, last: int, step: int, args: Sequence[bytes]) -> bytes | None:
-    """The first key of a request from its spec's key positions, or None."""
-    if first <= 0 or len(args) <= first:
-        return None
-    return args[first]
-
-
 def plan_batch(
     requests: Sequence[Sequence[bytes]],
     key_of: Callable[[Sequence[bytes]], bytes | None],
@@ -137,4 +130,4 @@ def plan_batch(
     return segments
 
 
-__all__ = ["BARRIERS", "LOCAL", "Levels", "level_from_http", "Forward", "Moved", "Segment", "SESSION_COMMANDS", "first_key", "plan_batch"]
+__all__ = ["BARRIERS", "LOCAL", "Levels", "level_from_http", "Forward", "Moved", "Segment", "SESSION_COMMANDS", "plan_batch"]

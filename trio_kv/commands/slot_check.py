@@ -20,7 +20,7 @@ Pure code: no trio, sockets or threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..cluster.slots import key_slot
 from ..protocol.replies import Error
@@ -29,6 +29,15 @@ from .table import CommandSpec
 CROSSSLOT = Error("CROSSSLOT Keys in request don't hash to the same slot")
 
 Request = tuple[CommandSpec, list[bytes]]
+
+
+def first_key(spec: CommandSpec, args: Sequence[bytes]) -> bytes | None:
+    """The first key of a request (the one that routes it in a cluster),
+    or None for a keyless command or a request too short to name it."""
+    first = spec.first_key
+    if first <= 0 or len(args) <= first:
+        return None
+    return args[first]
 
 
 def request_keys(spec: CommandSpec, args: list[bytes]) -> list[bytes]:

@@ -90,7 +90,7 @@ from ...cluster.write_context import gathers_context
 from ...commands.cluster_session import cmd_wait
 from ...commands.control import ServerControl
 from ...commands.session import Session
-from ...commands.slot_check import request_keys
+from ...commands.slot_check import first_key, request_keys
 from ...commands.table import CommandSpec
 from ...commands.wire import WireProtocol
 from ...http.wire import HTTP
@@ -217,9 +217,8 @@ class Coordinator:
             return False
         name = args[0].lower()
         spec = job.table.by_name.get(name)
-        if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key or name in SESSION_COMMANDS:
-            return False
-        if not self.plans(self.node.view()).replicates(key_slot(args[spec.first_key])):
+        key = None if spec is None or name in SESSION_COMMANDS else first_key(spec, args)
+        if key is None or not self.plans(self.node.view()).replicates(key_slot(key)):
             return False
         await self._coordinate(job, level, checks=True)
         return True
@@ -251,9 +250,7 @@ class Coordinator:
     @staticmethod
     def _first_key(by_name: dict[bytes, CommandSpec], args: Sequence[bytes]) -> bytes | None:
         spec = by_name.get(args[0].lower()) if args else None
-        if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
-            return None
-        return args[spec.first_key]
+        return None if spec is None else first_key(spec, args)
 
     async def _routed(self, job: Job, level: Levels) -> Levels:
         """Run a batch without connection commands where each request's key
@@ -381,9 +378,9 @@ class Coordinator:
             key for key in keys
             if key not in clocks and view.myself not in view.ring.preference_list(key_slot(key))
         ]
-        clocks.update(await self._remote_clocks(wanted))
+        clocks.update(await self._first_member_clocks(wanted))
 
-    async def _remote_clocks(self, keys: Sequence[bytes]) -> dict[bytes, bytes | None]:
+    async def _first_member_clocks(self, keys: Sequence[bytes]) -> dict[bytes, bytes | None]:
         """Each key's clock at its first live member; ``UNKNOWN_CLOCK`` where
         none answered (matches no clock: such a watch always breaks)."""
         view = self.node.view()
@@ -435,7 +432,7 @@ class Coordinator:
             slot = slots.pop()
             where = route(slot, view.ring.preference_list(slot), view.myself, view.up, redirect=self.redirect)
         if type(where) is Coordinate:
-            if clocks and not transaction.dirty and await self._remote_clocks(list(clocks)) != clocks:
+            if clocks and not transaction.dirty and await self._first_member_clocks(list(clocks)) != clocks:
                 await self._discard_here(job)  # a watched key another node replicates changed
                 return self._drop_filtered(session, NullArray())
             replies: list[object] = [None] * len(job.requests)
@@ -538,9 +535,9 @@ class Coordinator:
             by_name = job.table.by_name
             for index, args in enumerate(job.requests):
                 spec = by_name.get(args[0].lower())
-                if spec is None or spec.first_key <= 0 or len(args) <= spec.first_key:
+                key = None if spec is None else first_key(spec, args)
+                if key is None:
                     continue
-                key = args[spec.first_key]
                 slot = key_slot(key)
                 if not plans.replicates(slot):
                     continue
