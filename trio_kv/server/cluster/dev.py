@@ -34,20 +34,25 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 START_SECONDS = 20.0
 STOP_SECONDS = 5.0
 POLL_SECONDS = 0.2
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
-# One line at a time on stderr: print() writes a line and its newline
-# separately, so the forwarding threads' lines could interleave.
-_STDERR_LOCK = threading.Lock()
+# One whole line at a time, on stdout and stderr alike (they often share a
+# terminal or a pipe): print() writes a line and its newline separately
+# when unbuffered, so the forwarding threads' lines could interleave with
+# each other and with the banner.
+_OUTPUT_LOCK = threading.Lock()
 
 
-def _say(line: str) -> None:
-    with _STDERR_LOCK:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+def _say(line: str, stream: TextIO | None = None) -> None:
+    """Write ``line`` whole to ``stream`` (default: stderr)."""
+    stream = sys.stderr if stream is None else stream
+    with _OUTPUT_LOCK:
+        stream.write(line + "\n")
+        stream.flush()
 
 
 class _Node:
@@ -147,14 +152,14 @@ def main(argv: Sequence[str]) -> int:
                 if stop_requested.is_set() or node.process.poll() is not None or time.monotonic() > deadline:
                     _say(f"trio-kv cluster dev: node {node.port} did not start")
                     return 1
-        print(f"trio-kv cluster dev: {len(nodes)} nodes on {options.host}, ports {ports[0]}..{ports[-1]} "
-              f"(data in {options.data_dir_root})")
+        _say(f"trio-kv cluster dev: {len(nodes)} nodes on {options.host}, ports {ports[0]}..{ports[-1]} "
+             f"(data in {options.data_dir_root})", sys.stdout)
         for node in nodes:
-            print(f"  node {options.host}:{node.port} pid {node.process.pid}")
-        print(f"connect: redis-cli -c -h {options.host} -p {ports[0]}    "
-              f"status: trio-kv cluster status -h {options.host} -p {ports[0]}")
-        print("A node that exits is reported; the others keep serving. Ctrl-C or SIGTERM stops every node.",
-              flush=True)
+            _say(f"  node {options.host}:{node.port} pid {node.process.pid}", sys.stdout)
+        _say(f"connect: redis-cli -c -h {options.host} -p {ports[0]}    "
+             f"status: trio-kv cluster status -h {options.host} -p {ports[0]}", sys.stdout)
+        _say("A node that exits is reported; the others keep serving. Ctrl-C or SIGTERM stops every node.",
+             sys.stdout)
         while not stop_requested.wait(POLL_SECONDS):
             if not _report_exits(nodes):
                 _say("trio-kv cluster dev: every node has exited")
@@ -162,5 +167,5 @@ def main(argv: Sequence[str]) -> int:
         _report_exits(nodes)  # an exit seen only now is still one the user did not ask for
     finally:
         _stop(nodes)
-    print("trio-kv cluster dev: every node stopped", flush=True)
+    _say("trio-kv cluster dev: every node stopped", sys.stdout)
     return 1 if any(node.reported_exit for node in nodes) else 0
