@@ -1,0 +1,125 @@
+"""A delete whose key holds a live sibling behind a winning tombstone, in
+the simulated cluster (the kill -9 tests' one session anomaly, made
+deterministic).
+
+The shape: a session SETs a key and gets ``OK``; another client's DEL of
+the key, concurrent with that SET (neither saw the other), left a
+tombstone whose timestamp is greater (its node's clock runs ahead), so the
+key's versions are ``{tombstone (winner), the session's value}`` and GET
+answers nil. The session then DELs the key. The DEL gathers a read
+quorum's versions first (cluster/write_context.py), so it sees both
+siblings; it must resolve what it saw (a tombstone whose context covers
+every sibling, as Riak's delete puts a tombstone with the context of the
+fetch before it) and answer 1: a live value was there and is gone. Before
+the fix it found the keyspace without the key (the tombstone won the
+merge), answered 0, wrote nothing, and the session's value stayed a
+sibling that its later reads showed: a read-your-writes violation.
+
+How the state is built, with no timing luck: node 3's clock runs 2 s
+ahead; node 1 and node 3 are cut off from each other (node 2 reaches
+both). The other client's DEL on node 3 is acknowledged by nodes 3 and 2;
+the session's SET on node 1 (blind: no gathering) is acknowledged by nodes
+1 and 2 and has not seen the tombstone, which reached only nodes 2 and 3.
+
+The other read-modify-writes on the same sibling shape act on the winner
+(absent) and, since they write, supersede every sibling they saw: INCR
+counts from 0, APPEND starts from nothing, SETNX sets, GETDEL answers nil
+and deletes the live sibling (as DEL), UNLINK is DEL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from trio_kv.protocol.replies import SimpleString
+
+from . import determinism
+from .cluster import SimCluster, wait_until
+from .node import SimNode
+
+OK = SimpleString("OK")
+WRITE_TIMEOUT_SECONDS = 2.0
+# Node 3's wall clock is this far ahead: its tombstones beat concurrent writes made after them.
+AHEAD_MS = 2000
+SEED = 11
+
+# request -> (key, what it answers, the key's siblings afterwards as TKV.SIBLINGS shows them)
+CASES = {
+    "del": ([b"DEL", b"{sib}d"], 1, [None]),
+    "unlink": ([b"UNLINK", b"{sib}u"], 1, [None]),
+    "getdel": ([b"GETDEL", b"{sib}g"], None, [None]),
+    "incr": ([b"INCR", b"{sib}n"], 1, [b"1"]),
+    "append": ([b"APPEND", b"{sib}a", b"y"], 1, [b"y"]),
+    "setnx": ([b"SETNX", b"{sib}s", b"new"], 1, [b"new"]),
+}
+
+
+def _holds(node: SimNode, key: bytes) -> bool:
+    running = node.running
+    assert running is not None
+    return running.store.keyspace.get(key) is not None
+
+
+def _run(data_root: Path, **config: object) -> dict[str, object]:
+    cluster = SimCluster(SEED, data_root, count=3, cluster_write_timeout_seconds=WRITE_TIMEOUT_SECONDS, **config)
+    first, second, ahead = cluster.nodes
+    ahead.skew_ms = AHEAD_MS
+    keys = [request[1] for request, _, _ in CASES.values()]
+    result: dict[str, object] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await cluster.start_all(nursery)
+            await wait_until(cluster.all_up)
+            session = await cluster.client(nursery, first, host="10.0.1.1")
+            other = await cluster.client(nursery, ahead, host="10.0.1.2")
+            for key in keys:
+                assert await session.call(b"SET", key, b"old") == OK
+            # Every replica holds "old" before the cut (N=3: all three).
+            await wait_until(lambda: all(_holds(node, key) for node in cluster.nodes for key in keys))
+            cluster.network.partition([first.member.host], [ahead.member.host])
+            with trio.fail_after(WRITE_TIMEOUT_SECONDS * 3):
+                for key in keys:
+                    # Acknowledged by nodes 3 and 2; node 1 has not seen it.
+                    assert await other.call(b"DEL", key) == 1
+                for key in keys:
+                    value = b"5" if key == b"{sib}n" else b"mine"
+                    assert await session.call(b"SET", key, value) == OK  # nodes 1 and 2
+                # The tombstone (node 3's clock, ahead) wins the quorum read: the session's SET is a sibling.
+                result["before"] = {key: await session.call(b"TKV.SIBLINGS", key) for key in keys}
+                for name, (request, _, _) in CASES.items():
+                    result[name] = await session.call(*request)
+                result["after"] = {key: (await session.call(b"TKV.SIBLINGS", key))[1] for key in keys}
+            cluster.network.heal()
+            # Every replica converges on the resolved state (read repair through node 3).
+            late = await cluster.client(nursery, ahead, host="10.0.1.3")
+            with trio.fail_after(WRITE_TIMEOUT_SECONDS * 3):
+                await late.call(b"TKV.CONSISTENCY", b"ALL")
+                result["everywhere"] = {key: (await late.call(b"TKV.SIBLINGS", key))[1] for key in keys}
+            nursery.cancel_scope.cancel()
+
+    determinism.run(SEED, main)
+    return result
+
+
+def _check(result: dict[str, object]) -> None:
+    before = result["before"]
+    assert isinstance(before, dict)
+    for key, (_context, values) in before.items():
+        # The state the test means to build: the tombstone wins, the session's value is a sibling.
+        assert values[0] is None and len(values) == 2 and values[1] in (b"mine", b"5"), (key, values)
+    for name, (request, answer, _) in CASES.items():
+        assert result[name] == answer, (name, result[name])
+    expected = {request[1]: siblings for request, _, siblings in CASES.values()}
+    assert result["after"] == expected
+    assert result["everywhere"] == expected
+
+
+def test_a_delete_resolves_a_live_sibling_behind_a_winning_tombstone(tmp_path: Path) -> None:
+    _check(_run(tmp_path))
+
+
+def test_the_same_with_write_context_read(tmp_path: Path) -> None:
+    _check(_run(tmp_path, cluster_write_context="read"))
