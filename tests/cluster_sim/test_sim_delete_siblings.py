@@ -15,11 +15,14 @@ the fix it found the keyspace without the key (the tombstone won the
 merge), answered 0, wrote nothing, and the session's value stayed a
 sibling that its later reads showed: a read-your-writes violation.
 
-How the state is built, with no timing luck: node 3's clock runs 2 s
-ahead; node 1 and node 3 are cut off from each other (node 2 reaches
-both). The other client's DEL on node 3 is acknowledged by nodes 3 and 2;
-the session's SET on node 1 (blind: no gathering) is acknowledged by nodes
-1 and 2 and has not seen the tombstone, which reached only nodes 2 and 3.
+How the state is built, with no timing luck, in both write context modes:
+node 3's clock runs 2 s ahead and node 3 is cut off from the others. The
+other client's DEL runs on node 3 at consistency ONE (acknowledged there
+alone); the session's SET on node 1 (QUORUM: nodes 1 and 2; with
+``--cluster-write-context read`` it gathers from them first) has not seen
+the tombstone. The network heals and the session switches to consistency
+ALL, so its reads and its DEL's gathering ask node 3 too: they see both
+siblings, the tombstone winning.
 
 The other read-modify-writes on the same sibling shape act on the winner
 (absent) and, since they write, supersede every sibling they saw: INCR
@@ -79,21 +82,24 @@ def _run(data_root: Path, **config: object) -> dict[str, object]:
                 assert await session.call(b"SET", key, b"old") == OK
             # Every replica holds "old" before the cut (N=3: all three).
             await wait_until(lambda: all(_holds(node, key) for node in cluster.nodes for key in keys))
-            cluster.network.partition([first.member.host], [ahead.member.host])
+            cluster.network.partition([ahead.member.host], [first.member.host, second.member.host])
             with trio.fail_after(WRITE_TIMEOUT_SECONDS * 3):
+                assert await other.call(b"TKV.CONSISTENCY", b"ONE") == OK
                 for key in keys:
-                    # Acknowledged by nodes 3 and 2; node 1 has not seen it.
-                    assert await other.call(b"DEL", key) == 1
+                    assert await other.call(b"DEL", key) == 1  # node 3 only: nobody else has seen it
                 for key in keys:
                     value = b"5" if key == b"{sib}n" else b"mine"
                     assert await session.call(b"SET", key, value) == OK  # nodes 1 and 2
-                # The tombstone (node 3's clock, ahead) wins the quorum read: the session's SET is a sibling.
+            cluster.network.heal()
+            await wait_until(cluster.all_up)
+            with trio.fail_after(WRITE_TIMEOUT_SECONDS * 3):
+                assert await session.call(b"TKV.CONSISTENCY", b"ALL") == OK
+                # The tombstone (node 3's clock, ahead) wins the read: the session's SET is a sibling.
                 result["before"] = {key: await session.call(b"TKV.SIBLINGS", key) for key in keys}
                 for name, (request, _, _) in CASES.items():
                     result[name] = await session.call(*request)
                 result["after"] = {key: (await session.call(b"TKV.SIBLINGS", key))[1] for key in keys}
-            cluster.network.heal()
-            # Every replica converges on the resolved state (read repair through node 3).
+            # Another coordinator, reading all three replicas, sees the resolved state.
             late = await cluster.client(nursery, ahead, host="10.0.1.3")
             with trio.fail_after(WRITE_TIMEOUT_SECONDS * 3):
                 await late.call(b"TKV.CONSISTENCY", b"ALL")

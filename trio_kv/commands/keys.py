@@ -65,7 +65,13 @@ NONE_TYPE = SimpleString("none")
 
 def cmd_del(session: Session, args: list[bytes]) -> int:
     delete = session.keyspace.delete
-    return sum(delete(key) for key in args[1:])
+    versions = session.store.versions
+    if versions is None:
+        return sum(delete(key) for key in args[1:])
+    # Cluster mode: a key absent here may hold a live sibling behind a
+    # tombstone; the delete removes it too and counts it (store/versions.py).
+    hidden = versions.delete_hidden
+    return sum(delete(key) or hidden(key) for key in args[1:])
 
 
 def cmd_exists(session: Session, args: list[bytes]) -> int:
