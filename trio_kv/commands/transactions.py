@@ -26,7 +26,12 @@ The rules:
   command.
 * A request refused before it could be queued (unknown command, wrong arity,
   NOAUTH, OOM) fails the transaction, as Redis' flagTransaction: EXEC then
-  answers EXECABORT. So does a command refused inside MULTI
+  answers EXECABORT. An EXEC with arguments is the exception (Redis 7's
+  rejectCommand calls execCommandAbort for any refused EXEC, in MULTI or
+  not): it discards the transaction and every watch at once and answers
+  ``EXECABORT Transaction discarded because of: wrong number of arguments
+  for 'exec' command`` (``refuse_lookup``); a later EXEC is then ``EXEC
+  without MULTI``. So does a command refused inside MULTI
   (``InMulti.REFUSE``: Redis' no_multi) and a command past the queue's
   limits: the queue is bounded (Redis' is not) by
   ``--multi-max-queued-commands`` commands and ``--multi-max-queued-bytes``
@@ -174,6 +179,19 @@ class Transaction:
         flagTransaction): an open transaction will answer EXECABORT."""
         if self.queued is not None:
             self.failed = True
+
+    def refuse_lookup(self, spec: CommandSpec | None, error: Error) -> Error:
+        """The reply to a request the command table refused (unknown
+        command, wrong arity; Redis' rejectCommand): an EXEC, inside MULTI
+        or not, discards the transaction and every watch and answers
+        EXECABORT naming ``error`` (execCommandAbort); any other request
+        fails an open transaction and gets ``error``."""
+        if spec is not None and spec.handler is cmd_exec:
+            self.discard()
+            # Redis formats these refusals without the ERR code (rejectCommandFormat).
+            return Error(f"EXECABORT Transaction discarded because of: {error.message.removeprefix('ERR ')}")
+        self.fail()
+        return error
 
     def refuse(self, spec: CommandSpec, error: Error) -> Error:
         """The reply to a request refused before it ran (Redis'
