@@ -26,17 +26,17 @@ The rules:
   command.
 * A request refused before it could be queued (unknown command, wrong arity,
   NOAUTH, OOM) fails the transaction, as Redis' flagTransaction: EXEC then
-  answers EXECABORT. An EXEC with arguments is the exception (Redis 7's
-  rejectCommand calls execCommandAbort for any refused EXEC, in MULTI or
-  not): it discards the transaction and every watch at once and answers
-  ``EXECABORT Transaction discarded because of: wrong number of arguments
-  for 'exec' command`` (``refuse_lookup``); a later EXEC is then ``EXEC
-  without MULTI``. So does a command refused inside MULTI
+  answers EXECABORT. So does a command refused inside MULTI
   (``InMulti.REFUSE``: Redis' no_multi) and a command past the queue's
   limits: the queue is bounded (Redis' is not) by
   ``--multi-max-queued-commands`` commands and ``--multi-max-queued-bytes``
   argument bytes (the request bytes the client made the server keep), and
   stops growing there.
+* An EXEC with arguments, inside MULTI or not, discards the transaction and
+  every watch at once and answers ``EXECABORT Transaction discarded because
+  of: wrong number of arguments for 'exec' command`` (``refuse_lookup``;
+  Redis 7's rejectCommand calls execCommandAbort for any refused EXEC); a
+  later EXEC is then ``EXEC without MULTI``.
 * In cluster mode a request whose keys span slots (an EXEC: the keys of
   everything it queued) is refused with CROSSSLOT before it is queued or
   run (commands.slot_check): an EXEC so refused discards the transaction,

@@ -438,7 +438,7 @@ class Versions:
             return False
         now_ms = self.keyspace.now_ms()
         for value in dvvset.scan(stored[1:]).values:
-            # A held payload here is an expired winner: the keyspace holds a live held one.
+            # A held payload here is an expired winner (a live one is in the keyspace: the delete found it).
             state = key_state.decode(value.payload)
             if isinstance(state, KeyState) and not state.expired(now_ms):
                 self.keyspace.effects.emit((DEL, key))
