@@ -27,7 +27,9 @@ siblings, the tombstone winning.
 The other read-modify-writes on the same sibling shape act on the winner
 (absent) and, since they write, supersede every sibling they saw: INCR
 counts from 0, APPEND starts from nothing, SETNX sets, GETDEL answers nil
-and deletes the live sibling (as DEL), UNLINK is DEL.
+and deletes the live sibling (as DEL), UNLINK is DEL. FLUSHDB (a
+multi-node cluster's: the partitions its node is listed first for) deletes
+such a key too.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import trio
 
+from trio_kv.cluster.slots import key_slot
 from trio_kv.protocol.replies import SimpleString
 
 from . import determinism
@@ -65,17 +68,33 @@ def _holds(node: SimNode, key: bytes) -> bool:
     return running.store.keyspace.get(key) is not None
 
 
+def _flush_key(nodes: list[SimNode]) -> tuple[bytes, SimNode]:
+    """A key whose first preference-list member is not the first of the
+    cases' slot, and that member (FLUSHDB there leaves the cases alone)."""
+    running = nodes[0].running
+    assert running is not None
+    ring = running.cluster.view().ring
+    cases_first = ring.preference_list(key_slot(b"{sib}"))[0]
+    for index in range(1000):
+        key = b"{fl%d}k" % index
+        first = ring.preference_list(key_slot(key))[0]
+        if first != cases_first:
+            return key, next(node for node in nodes if node.member == first)
+    raise AssertionError("every key has the same first member")
+
+
 def _run(data_root: Path, **config: object) -> dict[str, object]:
     cluster = SimCluster(SEED, data_root, count=3, cluster_write_timeout_seconds=WRITE_TIMEOUT_SECONDS, **config)
     first, second, ahead = cluster.nodes
     ahead.skew_ms = AHEAD_MS
-    keys = [request[1] for request, _, _ in CASES.values()]
     result: dict[str, object] = {}
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await cluster.start_all(nursery)
             await wait_until(cluster.all_up)
+            flushed, flusher = _flush_key(cluster.nodes)
+            keys = [request[1] for request, _, _ in CASES.values()] + [flushed]
             session = await cluster.client(nursery, first, host="10.0.1.1")
             other = await cluster.client(nursery, ahead, host="10.0.1.2")
             for key in keys:
@@ -99,6 +118,9 @@ def _run(data_root: Path, **config: object) -> dict[str, object]:
                 for name, (request, _, _) in CASES.items():
                     result[name] = await session.call(*request)
                 result["after"] = {key: (await session.call(b"TKV.SIBLINGS", key))[1] for key in keys}
+                # FLUSHDB on the node listed first for the flushed key (and not for the others):
+                # its share of the keys goes, a live sibling behind a tombstone too.
+                result["flushdb"] = await (await cluster.client(nursery, flusher, host="10.0.1.4")).call(b"FLUSHDB")
             # Another coordinator, reading all three replicas, sees the resolved state.
             late = await cluster.client(nursery, ahead, host="10.0.1.3")
             with trio.fail_after(WRITE_TIMEOUT_SECONDS * 3):
@@ -119,8 +141,12 @@ def _check(result: dict[str, object]) -> None:
     for name, (request, answer, _) in CASES.items():
         assert result[name] == answer, (name, result[name])
     expected = {request[1]: siblings for request, _, siblings in CASES.values()}
-    assert result["after"] == expected
-    assert result["everywhere"] == expected
+    after = result["after"]
+    assert isinstance(after, dict)
+    [flushed] = set(after) - set(expected)
+    assert after == {**expected, flushed: [None, b"mine"]}  # not deleted yet
+    assert result["flushdb"] == OK
+    assert result["everywhere"] == {**expected, flushed: [None]}
 
 
 def test_a_delete_resolves_a_live_sibling_behind_a_winning_tombstone(tmp_path: Path) -> None:

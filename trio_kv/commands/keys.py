@@ -350,6 +350,12 @@ def cmd_flush(session: Session, args: list[bytes]) -> object:
         keyspace = session.keyspace
         for key in covered_keys(session, first_for):
             keyspace.delete(key)
+        versions = session.store.versions
+        if versions is not None:
+            # A live sibling behind a tombstone goes too (DEL's rule, store/versions.py).
+            for key in versions.keys():
+                if covers(first_for, key):
+                    versions.delete_hidden(key)
         return OK
     # The keyspace is emptied at once (one log record, every client sees it
     # empty from now on); the old tables are freed in slices afterwards,

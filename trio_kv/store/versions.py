@@ -33,7 +33,8 @@ How the clocks change:
   duplicate of the local clock is found by comparing bytes. Only concurrent
   histories are decoded, synced and encoded again.
 * **A client's delete of a key the keyspace does not hold**
-  (``delete_hidden``; DEL, UNLINK, GETDEL): the keyspace holds only the
+  (``delete_hidden``; DEL, UNLINK, GETDEL, a multi-node cluster's FLUSHDB):
+  the keyspace holds only the
   winner, and a live value can sit behind a tombstone (or an expired
   winner) as a concurrent sibling. Such a delete still deletes: a DEL
   effect, so ``_stamp`` gives the key a tombstone dot superseding every
