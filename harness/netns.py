@@ -1,0 +1,135 @@
+"""A private network namespace for one test, and ``nft`` rules that cut links inside it (stdlib only).
+
+``NetworkNamespace()`` used as ``with`` moves the *calling thread* into a new,
+empty network namespace (``unshare(CLONE_NEWNET)``, what ``unshare --net``
+does), brings its ``lo`` up (so every 127.0.0.x is local: nodes listen on
+127.0.0.11, .12, .13 and collide with nothing outside), and on the way out
+puts the thread back into the namespace it came from. What the thread does
+meanwhile happens inside: the processes it starts (subprocess.Popen forks
+from the calling thread), the threads it starts, the sockets it opens. A
+worker thread started *before* (a Trio thread cache) stays outside, so tests
+start nodes and clients from the thread that entered (ProcessCluster and the
+history workload do). The namespace disappears when its last process exits
+and the ``with`` block has closed its handle: nothing outlives the test
+except by PID, which the cluster's ``stop`` ends.
+
+``cut(a, b)`` drops every packet between addresses ``a`` and ``b``, both
+ways, with one ``nft`` rule per direction in the namespace's own table (the
+host's ruleset is never touched); established connections stall, new ones
+time out, exactly as a partition between hosts. ``heal(a, b)`` deletes those
+rules; ``isolate(a, others)`` cuts ``a`` from each of ``others``. ``nft``
+runs through ``nsenter --net=<the namespace's handle>`` so any thread may
+call these.
+
+``unavailable()`` says why a namespace cannot be made here (not root and no
+user namespaces, no ``nft``, no ``nsenter``), or None: tests skip with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+
+CLONE_NEWNET = 0x40000000
+TABLE = "trio_kv_faults"
+TOOL_SECONDS = 10.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _thread_namespace_path() -> str:
+    return "/proc/thread-self/ns/net"
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def unavailable() -> str | None:
+    """Why ``NetworkNamespace`` cannot work on this machine, or None."""
+    for tool in ("nft", "nsenter", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (.ci/run installs nftables, util-linux and iproute2)"
+    if os.geteuid() != 0:
+        return "creating a network namespace needs root (CAP_SYS_ADMIN) here"
+    return None
+
+
+class NetworkNamespace:
+    def __init__(self) -> None:
+        self._outer_fd = -1
+        self._inner_fd = -1
+        # (a, b) -> the rule handles that cut it.
+        self._cuts: dict[tuple[str, str], list[int]] = {}
+
+    @property
+    def handle_path(self) -> str:
+        """A path naming the namespace for ``nsenter --net=`` while the ``with`` block runs."""
+        return f"/proc/{os.getpid()}/fd/{self._inner_fd}"
+
+    def __enter__(self) -> NetworkNamespace:
+        self._outer_fd = os.open(_thread_namespace_path(), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            self._inner_fd = os.open(_thread_namespace_path(), os.O_RDONLY | os.O_CLOEXEC)
+            self.run("ip", "link", "set", "lo", "up")
+            self.run("nft", "add", "table", "inet", TABLE)
+            # Output sees every loopback packet once (it never crosses a device), so one hook is enough.
+            self.run("nft", "add", "chain", "inet", TABLE, "cut",
+                     "{ type filter hook output priority 0; policy accept; }")
+        except BaseException:
+            self._leave()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._outer_fd >= 0:
+            _check(_libc.setns(self._outer_fd, CLONE_NEWNET), "setns back to the outer namespace")
+            os.close(self._outer_fd)
+            self._outer_fd = -1
+        if self._inner_fd >= 0:
+            os.close(self._inner_fd)
+            self._inner_fd = -1
+
+    def run(self, *argv: str) -> str:
+        """Run a tool inside the namespace (from any thread); its stdout. Raises on failure."""
+        completed = subprocess.run(["nsenter", f"--net={self.handle_path}", *argv], capture_output=True,
+                                   text=True, timeout=TOOL_SECONDS, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({completed.returncode}): {completed.stderr.strip()}")
+        return completed.stdout
+
+    def cut(self, a: str, b: str) -> None:
+        """Drop every packet between ``a`` and ``b`` (both ways) until ``heal``."""
+        key = (min(a, b), max(a, b))
+        if key in self._cuts:
+            return
+        handles = []
+        for source, destination in ((a, b), (b, a)):
+            out = self.run("nft", "--echo", "--handle", "add", "rule", "inet", TABLE, "cut",
+                           "ip", "saddr", source, "ip", "daddr", destination, "drop")
+            handles.append(int(out.rsplit("# handle", 1)[1].split()[0]))
+        self._cuts[key] = handles
+
+    def heal(self, a: str, b: str) -> None:
+        for handle in self._cuts.pop((min(a, b), max(a, b)), []):
+            self.run("nft", "delete", "rule", "inet", TABLE, "cut", "handle", str(handle))
+
+    def isolate(self, a: str, others: list[str]) -> None:
+        for other in others:
+            self.cut(a, other)
+
+    def heal_all(self) -> None:
+        for a, b in list(self._cuts):
+            self.heal(a, b)
+
+    def rules(self) -> str:
+        """The namespace's ruleset as ``nft list ruleset`` prints it (for failure reports)."""
+        return self.run("nft", "list", "ruleset")
