@@ -117,6 +117,10 @@ class Config:
     # local: a plain SET supersedes what the coordinator's replica has seen;
     # read: gather the context from R replicas first.
     cluster_write_context: str = "local"
+    # A test input, not a setting: this node's hybrid logical clock reads the
+    # wall clock shifted by this many milliseconds (either sign), so fault
+    # tests give nodes skewed clocks (cluster/hlc.py, offset_clock).
+    debug_clock_offset_ms: int = 0
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -314,6 +318,7 @@ _OPTIONS = [
     _Option("cluster_partitions", _power_of_two, "fixed partitions of the 16384 slots (power of two, fixed at creation)"),
     _Option("cluster_redirect", _one_of("none", "moved"), "none: any node coordinates any key; moved: -MOVED for keys this node does not replicate"),
     _Option("cluster_write_context", _one_of("local", "read"), "local: a plain write supersedes what this node's replica has seen; read: gather the context from R replicas first"),
+    _Option("debug_clock_offset_ms", _int_at_least(-(1 << 40)), "TEST INPUT: shift this node's hybrid logical clock by N ms (clock-skew tests)"),
 ]
 
 

@@ -24,9 +24,9 @@ node knows of):
 Rules kept here:
 
 * Time comes in as a callable returning milliseconds (``physical_ms``), so
-  tests drive it with a fake clock. The ``--debug-clock-offset-ms`` of issue
-  11 is ``offset_clock(wall_clock_ms, offset_ms)`` passed in as that
-  callable: nothing else changes.
+  tests drive it with a fake clock. The ``--debug-clock-offset-ms`` test
+  input (config.py; issue 11's clock skew) is ``offset_clock(wall_clock_ms,
+  offset_ms)`` passed in as that callable by the store: nothing else changes.
 * The logical counter never overflows into the physical bits: after 65,535
   ticks within one millisecond the clock borrows the next millisecond (the
   timestamp runs at most that far ahead of physical time, and physical time

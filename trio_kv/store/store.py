@@ -25,7 +25,7 @@ import time
 import tracemalloc
 from typing import TYPE_CHECKING
 
-from ..cluster.hlc import HybridClock
+from ..cluster.hlc import HybridClock, offset_clock, wall_clock_ms
 from ..commands.auth import password_bytes
 from ..commands.slicing import SLICE_SECONDS
 from ..config import Config
@@ -57,11 +57,11 @@ class Store:
             self.keyspace.count_keys_per_slot()
         # Cluster mode: every key's versions (store/versions.py), the node id's
         # raw bytes as their actor, the hybrid logical clock (wall-clock time
-        # unless given) for their timestamps. None (no actor id): no versions,
-        # nothing of them on any path.
-        self.versions: Versions | None = (
-            None if actor_id is None else Versions(self.keyspace, actor_id, HybridClock() if hlc is None else hlc)
-        )
+        # unless given; shifted by the --debug-clock-offset-ms test input) for
+        # their timestamps. None (no actor id): no versions, nothing of them on any path.
+        if hlc is None:
+            hlc = HybridClock(offset_clock(wall_clock_ms, config.debug_clock_offset_ms))
+        self.versions: Versions | None = None if actor_id is None else Versions(self.keyspace, actor_id, hlc)
         # Guards the keyspace: readers share it, a write has it alone (store.rwlock).
         self.lock: ReadWriteLock = ReadWriteLock()
         self.stats: Stats = Stats()
