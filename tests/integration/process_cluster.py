@@ -11,6 +11,14 @@ directory. ``start_all()`` starts every node and waits until each sees every
 member up. ``stop()`` (also the ``with`` block's exit) stops every node by
 PID (SIGTERM, then SIGKILL) and deletes the root.
 
+Faults on one node: ``kill(i)`` is SIGKILL (a crash; ``start(i)`` restarts
+it on the same data directory), ``pause(i)``/``resume(i)`` SIGSTOP and
+SIGCONT. ``hosts=`` and ``port=`` fix the addresses (inside a private
+network namespace, harness/netns.py, the nodes use 127.0.0.11, .12, ...
+and nothing else can take the port); ``node_timeout_seconds=`` sets
+``--cluster-node-timeout``. ``members_up(i)`` is how many members node i
+sees up, polled by the fault tests.
+
 Every wait is bounded: a node's start by ``ServerProcess``, the mesh and
 ``wait_for`` by ``SETTLE_SECONDS`` (a loaded 2-core machine).
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,9 +48,12 @@ _HTTP_LISTENING = re.compile(r"HTTP API on (\S+):(\d+)")
 
 
 class ProcessCluster:
-    def __init__(self, count: int, *flags: str) -> None:
-        self.hosts = node_hosts(count)
-        self.port = free_cluster_port(self.hosts)
+    def __init__(self, count: int, *flags: str, hosts: list[str] | None = None, port: int | None = None,
+                 node_timeout_seconds: float = NODE_TIMEOUT_SECONDS) -> None:
+        self.fixed_addresses = hosts is not None
+        self.hosts = node_hosts(count) if hosts is None else hosts[:count]
+        self.port = free_cluster_port(self.hosts) if port is None else port
+        self.node_timeout_seconds = node_timeout_seconds
         self.seeds = ",".join(f"{host}:{self.port}" for host in self.hosts)
         self.root = tempfile.mkdtemp(prefix="trio-kv-cluster-")
         self.flags = flags
@@ -51,7 +63,7 @@ class ProcessCluster:
     def start(self, index: int) -> ServerProcess:
         node = ServerProcess.start(
             REPO, "--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
-            "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(NODE_TIMEOUT_SECONDS), *self.flags,
+            "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(self.node_timeout_seconds), *self.flags,
             data_dir=os.path.join(self.root, f"node{index}"),
         )
         self.nodes[index] = node
@@ -66,7 +78,8 @@ class ProcessCluster:
             except ServerStartError as error:
                 # The port was free when picked and taken before the node
                 # bound it (another test run on this machine): new addresses.
-                if "Address already in use" not in str(error) or attempt + 1 == START_ATTEMPTS:
+                if ("Address already in use" not in str(error) or attempt + 1 == START_ATTEMPTS
+                        or self.fixed_addresses):
                     raise
                 self._stop_nodes()
                 shutil.rmtree(self.root, ignore_errors=True)
@@ -81,6 +94,19 @@ class ProcessCluster:
         node = self.nodes[index]
         assert node is not None, f"node {index} was never started"
         return node
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index`` (a crash) and wait for its exit; ``start(index)`` restarts it."""
+        self.node(index).kill()
+
+    def pause(self, index: int) -> None:
+        self.node(index).send_signal(signal.SIGSTOP)
+
+    def resume(self, index: int) -> None:
+        self.node(index).send_signal(signal.SIGCONT)
+
+    def members_up(self, index: int) -> int:
+        return self.up_count(self.hosts[index])
 
     def client(self, index: int, **options) -> redis.Redis:
         return redis.Redis(host=self.hosts[index], port=self.port, socket_timeout=10, **options)
