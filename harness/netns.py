@@ -13,13 +13,21 @@ history workload do). The namespace disappears when its last process exits
 and the ``with`` block has closed its handle: nothing outlives the test
 except by PID, which the cluster's ``stop`` ends.
 
-``cut(a, b)`` drops every packet between addresses ``a`` and ``b``, both
-ways, with one ``nft`` rule per direction in the namespace's own table (the
-host's ruleset is never touched); established connections stall, new ones
-time out, exactly as a partition between hosts. ``heal(a, b)`` deletes those
-rules; ``isolate(a, others)`` cuts ``a`` from each of ``others``. ``nft``
-runs through ``nsenter --net=<the namespace's handle>`` so any thread may
-call these.
+Cutting a link between two nodes cannot go by address alone: a node's
+outbound connection to 127.0.0.12 leaves from 127.0.0.1 (the kernel's
+source for the loopback route; the product does not bind its own address),
+so a packet does not say which node sent it. Instead each node runs under
+its own group id (``launcher(host)``: ``setpriv --regid=G``, still root, so
+files and the virtualenv stay readable), a rule marks every new connection
+with the gid of the socket that opened it (``ct mark``), and
+``cut(a, b)`` drops every packet of a connection opened by ``a`` to ``b``'s
+address or by ``b`` to ``a``'s, both directions (``ct original ip daddr``):
+established connections stall, new ones time out, as a partition between
+hosts. Connections opened by the test itself (gid 0) are never cut.
+``heal(a, b)`` deletes those rules; ``isolate(a, others)`` cuts ``a`` from
+each of ``others``, ``heal_all()`` ends every cut. The host's ruleset is
+never touched. ``nft`` runs through ``nsenter --net=<the namespace's
+handle>`` so any thread may call these.
 
 ``unavailable()`` says why a namespace cannot be made here (not root and no
 user namespaces, no ``nft``, no ``nsenter``), or None: tests skip with it.
@@ -34,6 +42,7 @@ import subprocess
 
 CLONE_NEWNET = 0x40000000
 TABLE = "trio_kv_faults"
+FIRST_GID = 40000
 TOOL_SECONDS = 10.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -51,7 +60,7 @@ def _check(result: int, what: str) -> None:
 
 def unavailable() -> str | None:
     """Why ``NetworkNamespace`` cannot work on this machine, or None."""
-    for tool in ("nft", "nsenter", "ip"):
+    for tool in ("nft", "nsenter", "ip", "setpriv"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (.ci/run installs nftables, util-linux and iproute2)"
     if os.geteuid() != 0:
@@ -65,6 +74,8 @@ class NetworkNamespace:
         self._inner_fd = -1
         # (a, b) -> the rule handles that cut it.
         self._cuts: dict[tuple[str, str], list[int]] = {}
+        # host -> the group id its node runs under (the mark of its connections).
+        self._gids: dict[str, int] = {}
 
     @property
     def handle_path(self) -> str:
@@ -78,7 +89,10 @@ class NetworkNamespace:
             self._inner_fd = os.open(_thread_namespace_path(), os.O_RDONLY | os.O_CLOEXEC)
             self.run("ip", "link", "set", "lo", "up")
             self.run("nft", "add", "table", "inet", TABLE)
-            # Output sees every loopback packet once (it never crosses a device), so one hook is enough.
+            # Output sees every loopback packet once (it never crosses a device), so one hook is
+            # enough: first (after conntrack, -200) mark new connections, then cut.
+            self.run("nft", "add", "chain", "inet", TABLE, "marker",
+                     "{ type filter hook output priority -100; policy accept; }")
             self.run("nft", "add", "chain", "inet", TABLE, "cut",
                      "{ type filter hook output priority 0; policy accept; }")
         except BaseException:
@@ -106,15 +120,28 @@ class NetworkNamespace:
             raise RuntimeError(f"{' '.join(argv)} failed ({completed.returncode}): {completed.stderr.strip()}")
         return completed.stdout
 
+    def gid(self, host: str) -> int:
+        """The group id the node at ``host`` runs under (given on first use, with its marking rule)."""
+        if host not in self._gids:
+            gid = FIRST_GID + len(self._gids) + 1
+            self.run("nft", "add", "rule", "inet", TABLE, "marker", "ct", "state", "new", "meta", "skgid", str(gid),
+                     "ct", "mark", "set", str(gid))
+            self._gids[host] = gid
+        return self._gids[host]
+
+    def launcher(self, host: str) -> list[str]:
+        """The argv prefix that runs a node for ``host`` so ``cut`` can tell its connections apart."""
+        return ["setpriv", f"--regid={self.gid(host)}", "--clear-groups", "--"]
+
     def cut(self, a: str, b: str) -> None:
-        """Drop every packet between ``a`` and ``b`` (both ways) until ``heal``."""
+        """Drop every packet between the nodes at ``a`` and ``b`` (both ways) until ``heal``."""
         key = (min(a, b), max(a, b))
         if key in self._cuts:
             return
         handles = []
-        for source, destination in ((a, b), (b, a)):
+        for opener, other in ((a, b), (b, a)):
             out = self.run("nft", "--echo", "--handle", "add", "rule", "inet", TABLE, "cut",
-                           "ip", "saddr", source, "ip", "daddr", destination, "drop")
+                           "ct", "mark", str(self.gid(opener)), "ct", "original", "ip", "daddr", other, "drop")
             handles.append(int(out.rsplit("# handle", 1)[1].split()[0]))
         self._cuts[key] = handles
 

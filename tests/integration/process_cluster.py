@@ -16,7 +16,8 @@ it on the same data directory), ``pause(i)``/``resume(i)`` SIGSTOP and
 SIGCONT. ``hosts=`` and ``port=`` fix the addresses (inside a private
 network namespace, harness/netns.py, the nodes use 127.0.0.11, .12, ...
 and nothing else can take the port); ``node_timeout_seconds=`` sets
-``--cluster-node-timeout``. ``members_up(i)`` is how many members node i
+``--cluster-node-timeout``; ``launcher=`` (a host -> argv prefix, such as
+``NetworkNamespace.launcher``) wraps each node's command. ``members_up(i)`` is how many members node i
 sees up, polled by the fault tests.
 
 Every wait is bounded: a node's start by ``ServerProcess``, the mesh and
@@ -37,7 +38,7 @@ from pathlib import Path
 import redis
 
 from harness.loopback import free_cluster_port, node_hosts
-from harness.server_process import ServerProcess, ServerStartError
+from harness.server_process import ServerProcess, ServerStartError, server_python
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_TIMEOUT_SECONDS = 1.0
@@ -49,11 +50,13 @@ _HTTP_LISTENING = re.compile(r"HTTP API on (\S+):(\d+)")
 
 class ProcessCluster:
     def __init__(self, count: int, *flags: str, hosts: list[str] | None = None, port: int | None = None,
-                 node_timeout_seconds: float = NODE_TIMEOUT_SECONDS) -> None:
+                 node_timeout_seconds: float = NODE_TIMEOUT_SECONDS,
+                 launcher: Callable[[str], list[str]] | None = None) -> None:
         self.fixed_addresses = hosts is not None
         self.hosts = node_hosts(count) if hosts is None else hosts[:count]
         self.port = free_cluster_port(self.hosts) if port is None else port
         self.node_timeout_seconds = node_timeout_seconds
+        self.launcher = launcher
         self.seeds = ",".join(f"{host}:{self.port}" for host in self.hosts)
         self.root = tempfile.mkdtemp(prefix="trio-kv-cluster-")
         self.flags = flags
@@ -61,11 +64,19 @@ class ProcessCluster:
         self.nodes: list[ServerProcess | None] = [None] * count
 
     def start(self, index: int) -> ServerProcess:
-        node = ServerProcess.start(
-            REPO, "--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
-            "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(self.node_timeout_seconds), *self.flags,
-            data_dir=os.path.join(self.root, f"node{index}"),
-        )
+        flags = ("--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
+                 "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(self.node_timeout_seconds), *self.flags)
+        data_dir = os.path.join(self.root, f"node{index}")
+        if self.launcher is None:
+            node = ServerProcess.start(REPO, *flags, data_dir=data_dir)
+        else:
+            os.makedirs(data_dir, exist_ok=True)
+            argv = [*self.launcher(self.hosts[index]), server_python(REPO), "-m", "trio_kv", "--data-dir", data_dir,
+                    *flags]
+            node = ServerProcess(argv, cwd=REPO, data_dir=data_dir)
+            if node.wait_listening() is None:
+                node.stop()
+                raise ServerStartError(f"node {index} exited with status {node.process.returncode}:\n{node.log()}")
         self.nodes[index] = node
         return node
 
