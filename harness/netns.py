@@ -26,7 +26,11 @@ established connections stall, new ones time out, as a partition between
 hosts. Connections opened by the test itself (gid 0) are never cut.
 ``heal(a, b)`` deletes those rules; ``isolate(a, others)`` cuts ``a`` from
 each of ``others``, ``heal_all()`` ends every cut. The host's ruleset is
-never touched. ``nft`` runs through ``nsenter --net=<the namespace's
+never touched. ``redirect(opener, host, port, to_host, to_port)`` sends the
+connections the node at ``opener`` opens to ``host:port`` to ``to_host:to_port``
+instead (DNAT: a fault proxy, harness/fault_proxy.py, on one direction of a
+peer link; the proxy's own upstream connection, gid 0, goes straight
+through); it applies to connections opened after it. ``nft`` runs through ``nsenter --net=<the namespace's
 handle>`` so any thread may call these.
 
 ``unavailable()`` says why a namespace cannot be made here (not root and no
@@ -95,6 +99,8 @@ class NetworkNamespace:
                      "{ type filter hook output priority -100; policy accept; }")
             self.run("nft", "add", "chain", "inet", TABLE, "cut",
                      "{ type filter hook output priority 0; policy accept; }")
+            self.run("nft", "add", "chain", "inet", TABLE, "proxying",
+                     "{ type nat hook output priority -100; policy accept; }")
         except BaseException:
             self._leave()
             raise
@@ -144,6 +150,11 @@ class NetworkNamespace:
                            "ct", "mark", str(self.gid(opener)), "ct", "original", "ip", "daddr", other, "drop")
             handles.append(int(out.rsplit("# handle", 1)[1].split()[0]))
         self._cuts[key] = handles
+
+    def redirect(self, opener: str, host: str, port: int, to_host: str, to_port: int) -> None:
+        """New connections from the node at ``opener`` to ``host:port`` go to ``to_host:to_port``."""
+        self.run("nft", "add", "rule", "inet", TABLE, "proxying", "meta", "skgid", str(self.gid(opener)),
+                 "ip", "daddr", host, "tcp", "dport", str(port), "dnat", "ip", "to", f"{to_host}:{to_port}")
 
     def heal(self, a: str, b: str) -> None:
         for handle in self._cuts.pop((min(a, b), max(a, b)), []):

@@ -14,6 +14,12 @@
   every acknowledged write is present (the kill -9 tests' checkers,
   harness/history, read at QUORUM).
 
+* A fault proxy (harness/fault_proxy.py) on the link node 1 opens to node 2
+  (redirected to it with ``nft`` DNAT inside the namespace): a delay below
+  the node timeout leaves node 2 up; a blackhole, then resets, get node 2
+  marked down by node 1, and after each heal node 1 marks it up again
+  (times printed).
+
 Every process is stopped by PID; every wait is bounded.
 """
 
@@ -27,6 +33,8 @@ import pytest
 import redis
 
 from harness import netns
+from harness.fault_proxy import ThreadedFaultProxy
+from harness.loopback import BUS_OFFSET
 
 from .process_cluster import ProcessCluster
 from .test_cluster_data_path import WRITE_TIMEOUT_SECONDS, _assert_verdicts
@@ -183,3 +191,38 @@ def test_a_partition_isolating_one_node_loses_no_acknowledged_write(namespace: n
     survival = check_survival(history)
     assert survival.valid, survival.report()
     _assert_verdicts(run_checks(history))
+
+
+PROXY_HOST = "127.0.0.99"
+
+
+def test_a_fault_proxy_on_one_peer_link_delays_blackholes_and_resets_it(namespace: netns.NetworkNamespace) -> None:
+    cluster = ProcessCluster(3, hosts=NAMESPACE_HOSTS, port=NAMESPACE_PORT, launcher=namespace.launcher)
+    bus_port = NAMESPACE_PORT + BUS_OFFSET
+    timeout = cluster.node_timeout_seconds
+    times: list[str] = []
+    with ThreadedFaultProxy(NAMESPACE_HOSTS[1], bus_port, listen_host=PROXY_HOST) as proxy:
+        # Before the nodes start, so node 0's link to node 1 is opened through the proxy.
+        namespace.redirect(NAMESPACE_HOSTS[0], NAMESPACE_HOSTS[1], bus_port, PROXY_HOST, proxy.port)
+        try:
+            cluster.start_all()
+            assert proxy.proxy.accepted >= 1, "node 0's link to node 1 did not go through the proxy"
+
+            proxy.set_delay(timeout / 4)
+            time.sleep(2 * timeout)
+            assert cluster.members_up(0) == 3, "a delay below the node timeout marked a peer down"
+            proxy.heal()
+
+            for fault, act in (("blackhole", proxy.blackhole), ("reset", proxy.reset)):
+                act()
+                down = _seconds_until(lambda: cluster.members_up(0) == 2, timeout + DOWN_BOUND_SECONDS - 2.0,
+                                      f"{fault}: node 0 marks node 1 down")
+                other_view = [cluster.members_up(1), cluster.members_up(2)]
+                proxy.heal()
+                up = _seconds_until(lambda: cluster.members_up(0) == 3, UP_BOUND_SECONDS,
+                                    f"{fault} healed: node 0 marks node 1 up")
+                times.append(f"{fault}: node 0 marked node 1 down after {down:.2f} s (nodes 1, 2 then saw "
+                             f"{other_view} up), up {up:.2f} s after the heal")
+        finally:
+            cluster.stop()
+    print(f"\nfault proxy on node 0 -> node 1 (node timeout {timeout:g} s): " + "; ".join(times))
