@@ -21,6 +21,7 @@ from trio_kv.cluster.tictac import (
     entry_hash,
     pack_hashes,
     segment_of,
+    stored_entry_hash,
     unpack_hashes,
     version_digest,
 )
@@ -131,6 +132,17 @@ def test_the_version_digest_names_the_versions_not_their_bytes(clocks: list[dvvs
     # Different versions: a different digest. Within one history, a dot
     # names one write, so equal clocks are equal entries.
     assert (version_digest(dvvset.encode(b)) == digest) == (a == b)
+    # The store's one-step form gives the same entry hash (its fast path included).
+    assert stored_entry_hash(b"key", b"\x81" + packed, 1) == entry_hash(b"key", digest)
+    assert stored_entry_hash(b"key", packed) == entry_hash(b"key", digest)
+
+
+def test_the_one_step_entry_hash_covers_long_counters() -> None:
+    actor = b"n" * 20
+    for counter in (1, 127, 128, 300, 2**40):
+        clock = dvvset.Clock((dvvset.Entry(actor, counter, (Version(5, actor, b"p"),)),))
+        packed = dvvset.encode(clock)
+        assert stored_entry_hash(b"k", packed) == entry_hash(b"k", version_digest(packed))
 
 
 def test_a_clock_with_anonymous_values_has_no_digest() -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from zlib import crc32
 
 from ..cluster.slots import SLOT_COUNT, key_slot
-from ..cluster.tictac import SEGMENT_MASK, TictacTree, entry_hash, version_digest
+from ..cluster.tictac import SEGMENT_MASK, TictacTree, stored_entry_hash
 from .durability.records import VERSION, Effect
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class KeyTrees:
             if effect[0] == VERSION:
                 key = effect[1]
                 self.trees[key_slot(key) // self._slots_per_partition].put(
-                    key, crc32(key) & SEGMENT_MASK, entry_hash(key, version_digest(effect[2], 1))
+                    key, crc32(key) & SEGMENT_MASK, stored_entry_hash(key, effect[2], 1)
                 )
 
     def put_stored(self, key: bytes, stored: bytes) -> None:
