@@ -47,3 +47,14 @@ def test_cluster_status_renders_the_fields() -> None:
     assert "members 2 (1 up)" in text
     assert "127.0.0.11:7001" in text and "(myself)" in text and "down" in text
     assert "backoff" in text and "0.41 ms" in text and "7 / 2.0 KiB" in text
+
+
+def test_anti_entropy_progress_in_info_and_cluster_status() -> None:
+    from trio_kv.server.cluster.anti_entropy import COUNTERS
+
+    counts = dict.fromkeys(COUNTERS, 0) | {"rounds": 12, "keys_repaired": 345, "partitions_compared": 768}
+    fields = {name: str(value) for name, value in bus_info_fields({**STATUS, "anti_entropy": counts})}
+    assert fields["cluster_aae_rounds"] == "12" and fields["cluster_aae_keys_repaired"] == "345"
+    text = render(fields)
+    assert "ANTI-ENTROPY" in text and "keys repaired         345" in text and "partitions compared   768" in text
+    assert "ANTI-ENTROPY" not in render({name: str(value) for name, value in bus_info_fields(STATUS)})
