@@ -58,3 +58,19 @@ def test_anti_entropy_progress_in_info_and_cluster_status() -> None:
     text = render(fields)
     assert "ANTI-ENTROPY" in text and "keys repaired         345" in text and "partitions compared   768" in text
     assert "ANTI-ENTROPY" not in render({name: str(value) for name, value in bus_info_fields(STATUS)})
+
+
+def test_anti_entropy_counters_in_metrics() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from trio_kv.http.prometheus import render_metrics
+    from trio_kv.server.http_metrics import collect_metrics
+
+    control = FakeControl()
+    control.bus_status = {**STATUS, "anti_entropy": {"rounds": 3, "keys_repaired": 7}}
+    text = render_metrics(collect_metrics(Store(Config()), control, {}, {}, True)).decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    samples = {sample.labels["counter"]: sample.value for sample in families["trio_kv_cluster_aae"].samples}
+    assert samples == {"rounds": 3, "keys_repaired": 7}
+    control.bus_status = STATUS
+    assert "trio_kv_cluster_aae" not in render_metrics(collect_metrics(Store(Config()), control, {}, {}, True)).decode()

@@ -110,3 +110,15 @@ def test_they_are_not_client_commands() -> None:
     for name in ("tkv.aae.roots", "tkv.aae.segments", "tkv.aae.keys"):
         assert REDIS_COMMANDS.get(name) is None
         assert BUS.table.get(name) is not None
+
+
+def test_the_interval_option() -> None:
+    import pytest
+
+    from trio_kv.config import parse_config
+
+    assert Config().cluster_aae_interval_seconds == 10.0
+    assert parse_config(["--cluster-aae-interval", "1"], environ={}).cluster_aae_interval_seconds == 1.0
+    assert parse_config(["--cluster-aae-interval", "0"], environ={}).cluster_aae_interval_seconds == 0.0  # off
+    with pytest.raises(SystemExit):
+        parse_config(["--cluster-aae-interval", "-1"], environ={})

@@ -26,7 +26,7 @@ The hashes are stable across processes and machines (Python's ``hash`` is
 randomized per process, so it is never used): the segment is the low 10
 bits of the key's CRC-32 (uniform over a partition's keys, measured: a
 partition's 31,000 ``key:N`` keys fill all 1024 segments, 16 to 43
-each, and about 0.2 us a key), the entry hash the first 8 bytes of
+each; well under a microsecond a key), the entry hash the first 8 bytes of
 BLAKE2b over the key's length, the key and the digest.
 
 The version digest is canonical: it names the logical versions a replica
@@ -137,7 +137,8 @@ class TictacTree:
     """One partition's tree on one replica: its segments and root, and the
     entry hash of every key in it, by segment (what ``entries`` lists and
     what a change XORs out). Memory: one dict slot and one int per key
-    (about 90 bytes) and at most one small dict per segment in use."""
+    (about 90 bytes) and at most one small dict per segment in use
+    (a store's 64 trees: up to 65,536 of them)."""
 
     __slots__ = ("segments", "root", "_members", "key_count")
 
