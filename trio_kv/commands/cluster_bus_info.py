@@ -15,7 +15,7 @@ its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
     cluster_writes_ok:10 (and writes_noreplicas, reads_ok, reads_noreplicas,
         reads_repaired, forwarded, forward_failed, refused: the coordinator's)
     cluster_aae_rounds:12 (and rounds_failed, rounds_limited, partitions_compared,
-        partitions_differing, segments_differing, keys_compared, keys_differing,
+        partitions_differing, segments_compared, segments_differing, keys_compared, keys_differing,
         keys_repaired, roots_requests, segments_requests, keys_requests,
         repair_requests: anti-entropy's, while it runs)
 

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 import trio
 
 from ...cluster.ring import Member, Ring
-from ...cluster.tictac import differing_keys, differing_segments, unpack_hashes
+from ...cluster.tictac import SEGMENT_COUNT, differing_keys, differing_segments, unpack_hashes
 from ...commands.control import ServerControl
 from ...commands.peer import aae, repl
 from ...commands.session import Session
@@ -81,7 +81,7 @@ AAE_TABLE = CommandTable(
 
 COUNTERS = (
     "rounds", "rounds_failed", "rounds_limited", "partitions_compared", "partitions_differing",
-    "segments_differing", "keys_compared", "keys_differing", "keys_repaired",
+    "segments_compared", "segments_differing", "keys_compared", "keys_differing", "keys_repaired",
     "roots_requests", "segments_requests", "keys_requests", "repair_requests",
 )
 
@@ -196,6 +196,7 @@ class AntiEntropy:
             unpack_hashes(_bytes_reply(mine[0], "TKV.AAE.SEGMENTS (here)")),
             unpack_hashes(_bytes_reply(theirs[0], "TKV.AAE.SEGMENTS")),
         )
+        self.counts["segments_compared"] += SEGMENT_COUNT
         self.counts["segments_differing"] += len(segments)
         found: list[bytes] = []
         for first in range(0, len(segments), SEGMENTS_PER_KEYS_REQUEST):

@@ -121,7 +121,8 @@ def render(fields: dict[str, str]) -> str:
             f" {fields['cluster_aae_rounds_limited']} at the repair limit)",
             f"  partitions compared   {fields['cluster_aae_partitions_compared']}"
             f" ({fields['cluster_aae_partitions_differing']} differing)",
-            f"  segments differing    {fields['cluster_aae_segments_differing']}",
+            f"  segments compared     {fields['cluster_aae_segments_compared']}"
+            f" ({fields['cluster_aae_segments_differing']} differing)",
             f"  keys compared         {fields['cluster_aae_keys_compared']}"
             f" ({fields['cluster_aae_keys_differing']} differing)",
             f"  keys repaired         {fields['cluster_aae_keys_repaired']}",
