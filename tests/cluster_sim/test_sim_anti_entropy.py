@@ -104,3 +104,40 @@ def test_keys_missing_on_two_replicas_converge_and_then_only_roots_are_exchanged
 def test_ten_thousand_diverged_keys_converge_within_thirty_seconds(tmp_path: Path) -> None:
     result = _run(7, tmp_path, 10_000)
     assert result["repaired"] >= 2 * 10_000
+
+
+def test_repair_is_rate_limited_per_peer_and_round(tmp_path: Path) -> None:
+    """At most ``max_repair_keys_per_round`` keys per exchange: 400 keys at
+    50 a round take several rounds, every partition gets its turn, and
+    they still all converge."""
+    limit, count = 50, 400
+    cluster = SimCluster(11, tmp_path, count=3, cluster_aae_interval_seconds=1.0)
+    per_round: list[int] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await cluster.start_all(nursery)
+            await wait_until(cluster.all_up)
+            for node in cluster.nodes:
+                assert node.running is not None
+                anti_entropy = node.running.handle.anti_entropy
+                assert anti_entropy is not None
+                anti_entropy.max_repair_keys_per_round = limit
+                exchange = anti_entropy.exchange
+
+                async def recorded(member, exchange=exchange):  # type: ignore[no-untyped-def]
+                    repaired = await exchange(member)
+                    per_round.append(repaired)
+                    return repaired
+
+                anti_entropy.exchange = recorded  # type: ignore[method-assign]
+            stores = [node.running.store for node in cluster.nodes if node.running is not None]
+            write_directly(stores[0], count)
+            with trio.fail_after(CONVERGE_WITHIN_SECONDS):
+                await wait_until(lambda: len({tuple(tree_roots(store)) for store in stores}) == 1)
+            nursery.cancel_scope.cancel()
+
+    determinism.run(11, main)
+    assert max(per_round) <= limit
+    assert sum(1 for repaired in per_round if repaired == limit) >= 2 * count // limit // 4  # several full rounds
+    assert sum(per_round) >= 2 * count

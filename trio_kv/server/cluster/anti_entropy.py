@@ -123,28 +123,34 @@ class AntiEntropy:
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # Per peer: the partition the next round starts its segment walk at.
         self._next_partition: dict[Member, int] = {}
-        # Set (and replaced) after every round: tests wait on it.
-        self.round_done = trio.Event()
 
     def statistics(self) -> dict[str, int]:
         return dict(self.counts)
 
     async def run(self) -> None:
-        """An exchange loop per peer, until cancelled."""
+        """An exchange loop per peer, until cancelled. A bug in one ends
+        that loop, logged; the node and the other loops go on (repair is
+        never worth the node)."""
         async with trio.open_nursery() as nursery:
             for member in self.node.links:
-                nursery.start_soon(self._peer_loop, member)
+                nursery.start_soon(self._guarded_loop, member)
+
+    async def _guarded_loop(self, member: Member) -> None:
+        try:
+            await self._peer_loop(member)
+        except Exception:
+            log.exception("anti-entropy with %s failed; it stays off for that peer", member.address)
 
     async def _peer_loop(self, member: Member) -> None:
         while True:
             await trio.sleep(self.interval_seconds)
             try:
                 await self.exchange(member)
-            except (LinkError, ExchangeFailed) as error:
+            except (LinkError, ExchangeFailed, ValueError) as error:
+                # The link dropped, or the peer answered an error or
+                # malformed hashes (ValueError from unpack_hashes): next round.
                 self.counts["rounds_failed"] += 1
                 log.debug("anti-entropy with %s: round failed: %s", member.address, error)
-            done, self.round_done = self.round_done, trio.Event()
-            done.set()
 
     # -- one round -----------------------------------------------------------
 
