@@ -58,10 +58,12 @@ class KeyTrees:
 
     def observe(self, unit: list[Effect]) -> None:
         """The effects subscriber: each VERSION effect's key gets its new entry."""
+        trees = self.trees
+        per_partition = self._slots_per_partition
         for effect in unit:
             if effect[0] == VERSION:
                 key = effect[1]
-                self.trees[key_slot(key) // self._slots_per_partition].put(
+                trees[key_slot(key) // per_partition].put(
                     key, crc32(key) & SEGMENT_MASK, stored_entry_hash(key, effect[2], 1)
                 )
 
