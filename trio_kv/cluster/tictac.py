@@ -60,6 +60,7 @@ SEGMENT_MASK = SEGMENT_COUNT - 1
 # The bytes of one hash on the wire (TKV.AAE.*): little-endian u64.
 HASH_BYTES = 8
 
+_ENTRY_MASK = (1 << 64) - 1
 _u32 = struct.Struct("<I").pack
 _SEGMENTS = struct.Struct(f"<{SEGMENT_COUNT}Q")
 
@@ -135,68 +136,63 @@ def stored_entry_hash(key: bytes, data: bytes, offset: int = 0) -> int:
 
 class TictacTree:
     """One partition's tree on one replica: its segments and root, and the
-    entry hash of every key in it, by segment (what ``entries`` lists and
-    what a change XORs out). Memory: one dict slot and one int per key
-    (about 90 bytes) and at most one small dict per segment in use
-    (a store's 64 trees: up to 65,536 of them)."""
+    entry hash of every key in it (what ``entries`` lists and what a change
+    XORs out), in one dict per tree whose values carry the key's segment
+    above the entry's 64 bits (a dict per segment would be 65,536 small
+    containers for a store's 64 trees, each tracked by the garbage
+    collector). Memory: one dict slot and one int per key, about 90 bytes.
+    ``entries`` walks the tree's keys: O(keys in the partition), about
+    1.5 ms for 15,000 keys (a million keys' partition), once per exchange
+    step that needs it."""
 
-    __slots__ = ("segments", "root", "_members", "key_count")
+    __slots__ = ("segments", "root", "_entries")
 
     def __init__(self) -> None:
         # Each segment's XOR of entry hashes (0: empty, or cancelled out).
         self.segments: list[int] = [0] * SEGMENT_COUNT
         # The XOR of the segments.
         self.root = 0
-        # segment -> key -> entry hash; a segment's dict exists once a key was in it.
-        self._members: dict[int, dict[bytes, int]] = {}
-        self.key_count = 0
+        # key -> segment << 64 | entry hash.
+        self._entries: dict[bytes, int] = {}
+
+    @property
+    def key_count(self) -> int:
+        return len(self._entries)
 
     def put(self, key: bytes, segment: int, entry: int) -> None:
         """``key`` (in ``segment``: ``segment_of(key)``) now has ``entry``:
         added, or its old entry replaced. O(1)."""
-        members = self._members.get(segment)
-        if members is None:
-            members = self._members[segment] = {}
-        old = members.get(key)
-        if old is None:
-            self.key_count += 1
-            delta = entry
-        else:
-            delta = old ^ entry
-        members[key] = entry
+        entries = self._entries
+        old = entries.get(key)
+        delta = entry if old is None else (old & _ENTRY_MASK) ^ entry
+        entries[key] = segment << 64 | entry
         self.segments[segment] ^= delta
         self.root ^= delta
 
     def remove(self, key: bytes, segment: int) -> None:
         """``key`` leaves the tree (nothing if it was not in it). O(1)."""
-        members = self._members.get(segment)
-        if members is None:
-            return
-        old = members.pop(key, None)
+        old = self._entries.pop(key, None)
         if old is None:
             return
-        self.key_count -= 1
+        old &= _ENTRY_MASK
         self.segments[segment] ^= old
         self.root ^= old
 
     def get(self, key: bytes, segment: int) -> int | None:
-        members = self._members.get(segment)
-        return None if members is None else members.get(key)
+        packed = self._entries.get(key)
+        return None if packed is None else packed & _ENTRY_MASK
 
     def entries(self, segments: Iterable[int]) -> list[tuple[bytes, int]]:
-        """Every (key, entry hash) of ``segments``, segment by segment."""
-        out: list[tuple[bytes, int]] = []
-        for segment in segments:
-            members = self._members.get(segment)
-            if members:
-                out += members.items()
-        return out
+        """Every (key, entry hash) of ``segments`` (in no particular order)."""
+        wanted = set(segments)
+        if len(wanted) == SEGMENT_COUNT:
+            return [(key, packed & _ENTRY_MASK) for key, packed in self._entries.items()]
+        return [(key, packed & _ENTRY_MASK) for key, packed in self._entries.items() if packed >> 64 in wanted]
 
     def clear(self) -> None:
         self.segments = [0] * SEGMENT_COUNT
         self.root = 0
-        self._members = {}
-        self.key_count = 0
+        self._entries = {}
 
 
 def differing_segments(mine: Sequence[int], theirs: Sequence[int]) -> list[int]:
