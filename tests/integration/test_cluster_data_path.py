@@ -34,11 +34,15 @@ pytestmark = pytest.mark.slow
 
 
 class Cluster(ProcessCluster):
-    """Nodes that answer NOREPLICAS after 1 s without W acks and flush every write (appendfsync always)."""
+    """Nodes that answer NOREPLICAS after 1 s without W acks and flush every
+    write (appendfsync always), with anti-entropy off: these tests check
+    what the data path alone does (a node that missed writes keeps missing
+    them until a read repairs it; test_cluster_anti_entropy.py checks the
+    background repair)."""
 
     def __init__(self, count: int, *flags: str) -> None:
         super().__init__(count, "--cluster-write-timeout", str(WRITE_TIMEOUT_SECONDS), "--appendfsync", "always",
-                         *flags)
+                         "--cluster-aae-interval", "0", *flags)
 
 
 @pytest.fixture

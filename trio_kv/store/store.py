@@ -61,7 +61,9 @@ class Store:
         # their timestamps. None (no actor id): no versions, nothing of them on any path.
         if hlc is None:
             hlc = HybridClock(offset_clock(wall_clock_ms, config.debug_clock_offset_ms))
-        self.versions: Versions | None = None if actor_id is None else Versions(self.keyspace, actor_id, hlc)
+        self.versions: Versions | None = (
+            None if actor_id is None else Versions(self.keyspace, actor_id, hlc, partitions=config.cluster_partitions)
+        )
         # Guards the keyspace: readers share it, a write has it alone (store.rwlock).
         self.lock: ReadWriteLock = ReadWriteLock()
         self.stats: Stats = Stats()

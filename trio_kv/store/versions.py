@@ -101,7 +101,9 @@ from ..cluster import dvvset, key_state
 from ..cluster.dvvset import Clock, ClockFormatError, Version, VersionVector
 from ..cluster.hlc import HybridClock
 from ..cluster.key_state import TOMBSTONE, Held, KeyState
+from ..cluster.ring import DEFAULT_PARTITION_COUNT
 from .durability.records import CLEAR, DEL, VERSION, Effect
+from .key_trees import KeyTrees
 from .keyspace import Keyspace
 from .versions_state import current_state, expiry_of, materialize, prepare
 from .versions_stored import (
@@ -155,7 +157,9 @@ def _supersedes(remote: dvvset.Scan, local: list[tuple[bytes, int, int]]) -> boo
 class Versions:
     """See the module docstring."""
 
-    def __init__(self, keyspace: Keyspace, actor: bytes, hlc: HybridClock) -> None:
+    def __init__(
+        self, keyspace: Keyspace, actor: bytes, hlc: HybridClock, *, partitions: int = DEFAULT_PARTITION_COUNT,
+    ) -> None:
         if not 0 < len(actor) <= dvvset.MAX_ACTOR_BYTES:
             raise ValueError(f"an actor id is 1 to {dvvset.MAX_ACTOR_BYTES} bytes")
         self.keyspace = keyspace
@@ -184,6 +188,9 @@ class Versions:
         self.tombstone_keys = 0
         self.stored_bytes = 0
         keyspace.effects.subscribe(self._stamp, first=True)
+        # Anti-entropy's Tictac tree of every partition over these clocks
+        # (store/key_trees.py): a subscriber after the stamper.
+        self.trees = KeyTrees(self, partitions)
 
     # --- reads (read or write lock) --------------------------------------------
 
@@ -577,13 +584,18 @@ class Versions:
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """No stamping inside the block (loading: a replay is not a write)."""
+        """No stamping inside the block (loading: a replay is not a write),
+        and no tree updates: the trees are rebuilt when it ends."""
         effects = self.keyspace.effects
         effects.unsubscribe(self._stamp)
+        self.trees.stop()
         try:
             yield
         finally:
             effects.subscribe(self._stamp, first=True)
+            # Loading set clocks without effects: the trees are made again.
+            self.trees.rebuild()
+            self.trees.start()
 
     def statistics(self) -> dict[str, int]:
         """INFO cluster and /metrics (O(1): 128 slots scanned, no key walked):
