@@ -25,6 +25,7 @@ Every process is stopped by PID; every wait is bounded.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_a_failed_node_is_marked_down_by_every_peer_then_up_after_it_returns(fau
 def namespace():
     reason = netns.unavailable()
     if reason is not None:
-        if pytest.importorskip("os").environ.get("KV_TESTS_REQUIRE_TOOLS") == "1":
+        if os.environ.get("KV_TESTS_REQUIRE_TOOLS") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
     with netns.NetworkNamespace() as space:
