@@ -30,11 +30,11 @@ never touched. ``redirect(opener, host, port, to_host, to_port)`` sends the
 connections the node at ``opener`` opens to ``host:port`` to ``to_host:to_port``
 instead (DNAT: a fault proxy, harness/fault_proxy.py, on one direction of a
 peer link; the proxy's own upstream connection, gid 0, goes straight
-through); it applies to connections opened after it. ``nft`` runs through ``nsenter --net=<the namespace's
-handle>`` so any thread may call these.
+through); it applies to connections opened after it. ``nft`` runs through
+``nsenter --net=<the namespace's handle>`` so any thread may call these.
 
-``unavailable()`` says why a namespace cannot be made here (not root and no
-user namespaces, no ``nft``, no ``nsenter``), or None: tests skip with it.
+``unavailable()`` says why a namespace cannot be made here (not root; no
+``nft``, ``nsenter``, ``ip`` or ``setpriv``), or None: tests skip with it.
 """
 
 from __future__ import annotations
