@@ -33,8 +33,9 @@ peer link; the proxy's own upstream connection, gid 0, goes straight
 through); it applies to connections opened after it. ``nft`` runs through
 ``nsenter --net=<the namespace's handle>`` so any thread may call these.
 
-``unavailable()`` says why a namespace cannot be made here (not root; no
-``nft``, ``nsenter``, ``ip`` or ``setpriv``), or None: tests skip with it.
+``unavailable()`` says why a namespace cannot be made here (a missing tool,
+``missing_tool()``, or no privilege), or None: tests skip with it (and fail
+on a missing tool where the tools are required, as in CI).
 """
 
 from __future__ import annotations
@@ -62,13 +63,26 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def unavailable() -> str | None:
-    """Why ``NetworkNamespace`` cannot work on this machine, or None."""
-    for tool in ("nft", "nsenter", "ip", "setpriv"):
+def missing_tool() -> str | None:
+    """The first tool ``NetworkNamespace`` needs that is not installed, as a sentence, or None."""
+    for tool in ("unshare", "nft", "nsenter", "ip", "setpriv"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (.ci/run installs nftables, util-linux and iproute2)"
-    if os.geteuid() != 0:
-        return "creating a network namespace needs root (CAP_SYS_ADMIN) here"
+    return None
+
+
+def unavailable() -> str | None:
+    """Why ``NetworkNamespace`` cannot work on this machine, or None: a
+    missing tool, or no privilege to make a namespace with ``nft`` rules in
+    it (probed with ``unshare --net nft list ruleset``; an unprivileged
+    container cannot)."""
+    missing = missing_tool()
+    if missing is not None:
+        return missing
+    probe = subprocess.run(["unshare", "--net", "nft", "list", "ruleset"], capture_output=True, text=True,
+                           timeout=TOOL_SECONDS, check=False)
+    if probe.returncode != 0:
+        return f"cannot make a network namespace with nft rules here: {probe.stderr.strip()}"
     return None
 
 

@@ -105,10 +105,11 @@ def test_a_failed_node_is_marked_down_by_every_peer_then_up_after_it_returns(fau
 
 @pytest.fixture
 def namespace():
+    missing = netns.missing_tool()
+    if missing is not None and os.environ.get("KV_TESTS_REQUIRE_TOOLS") == "1":
+        pytest.fail(missing)
     reason = netns.unavailable()
     if reason is not None:
-        if os.environ.get("KV_TESTS_REQUIRE_TOOLS") == "1":
-            pytest.fail(reason)
         pytest.skip(reason)
     with netns.NetworkNamespace() as space:
         yield space
