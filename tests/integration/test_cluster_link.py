@@ -176,3 +176,18 @@ async def test_the_oldest_unanswered_request_has_an_age_until_answered() -> None
             await answered.wait()
             assert link.oldest_request_age_seconds is None
             nursery.cancel_scope.cancel()
+
+
+async def test_a_batch_is_one_slot_sent_whole_even_past_the_in_flight_bound() -> None:
+    peer = ScriptedPeer()
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            link = await _linked(nursery, peer, max_in_flight_requests=2)
+            assert await link.request_many([]) == []  # nothing to send, nothing to wait for
+            replies = await link.request_many([[b"ECHO", str(i).encode()] for i in range(5)])
+            assert replies == [SimpleString(str(i)) for i in range(5)]
+            # Alone on the link, the batch of 5 went in one send (the bound
+            # of 2 held it back only behind other requests).
+            assert peer.receives == 1 and link.traffic.sends == 1
+            assert (link.in_flight, link.queued) == (0, 0)
+            nursery.cancel_scope.cancel()

@@ -25,6 +25,8 @@ Rules kept here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .replies import Bool, Double, Error, Map, NullArray, Set, SimpleString, Verbatim
 from .resp_encoder import encode_reply
 
@@ -176,3 +178,22 @@ def encode_request(args: list[bytes] | tuple[bytes, ...]) -> bytes:
     """A request as RESP: an array of bulk strings (the reply encoder's
     array of bulk strings, which is exactly that)."""
     return encode_reply(list(args), 2)
+
+
+def encode_requests(requests: Sequence[Sequence[bytes]]) -> bytes:
+    """Several requests back to back, each as ``encode_request`` writes it
+    (one buffer for a batch: the bus link sends a batch in one piece)."""
+    parts: list[bytes] = []
+    extend = parts.extend
+    for args in requests:
+        parts.append(b"*%d\r\n" % len(args))
+        for arg in args:
+            size = len(arg)
+            extend((_BULK_HEADERS[size] if size < _CACHED_HEADERS else b"$%d\r\n" % size, arg, b"\r\n"))
+    return b"".join(parts)
+
+
+# Bulk string headers of the common lengths, made once (a bus batch is
+# hundreds of small arguments).
+_CACHED_HEADERS = 1024
+_BULK_HEADERS = tuple(b"$%d\r\n" % size for size in range(_CACHED_HEADERS))
