@@ -25,9 +25,10 @@ dispatcher, which returns only once its log record is durable under this
 node's fsync policy (the local ack); the keys its unit changed
 (``Job.version_deltas``) go to the other live preference-list members as
 ``TKV.REPL.PUT key clock`` (each replica acks after its own log flush),
-queued on each peer's ``PeerReplicator`` (``replicator.py``: long-lived
-sender tasks in this coordinator's nursery, so the replication always
-finishes and late acks still count, for WAIT). The client waits for W
+each peer's share of a job queued on its link as one batch
+(``replicator.py``: no task waits for it; the link's reader records the
+acks, so the replication always finishes and late acks still count, for
+WAIT). The client waits for W
 acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
 batch's deadline is kept by the one ``WriteDeadlines`` task
 (``write_acks.py``), which bounds that wait only, never a send or
@@ -56,7 +57,7 @@ here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``
 
 The other parts: ``write_acks.py`` (ack bookkeeping, WAIT's counts, the
-write deadlines), ``replicator.py`` (a queue and senders per peer),
+write deadlines), ``replicator.py`` (a job's requests to a peer, one batch),
 ``forwarding.py`` (``TKV.FORWARD`` jobs from peers), ``whole_cluster.py``
 (HTTP's SCAN/DBSIZE over every member), ``internal_tables.py``.
 """
@@ -114,6 +115,7 @@ log = logging.getLogger(__name__)
 UNKNOWN_CLOCK = b"\x00unknown"
 
 NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
+REPL_PUT = b"TKV.REPL.PUT"
 # What statistics() counts: write commands acknowledged / refused or not
 # acked in time, read keys merged / refused, reads that repaired a member,
 # requests forwarded and forwards whose link failed, requests refused
@@ -136,7 +138,6 @@ class Coordinator:
         self.redirect = config.cluster_redirect
         # Dynamo's get-then-put: a write first merges what R members hold of its key.
         self.write_context_read = config.cluster_write_context == "read"
-        self._nursery: trio.Nursery | None = None
         self._progress = trio.Event()
         # WAIT commands waiting on _progress now.
         self._waits = 0
@@ -163,7 +164,6 @@ class Coordinator:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the replication tasks; route the dispatcher's jobs here until cancelled."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
             nursery.start_soon(self._deadlines.run)
             self.dispatcher.router = self.route
             self.node.data_path_statistics = self.statistics
@@ -611,14 +611,15 @@ class Coordinator:
         deltas = job.version_deltas
         if not deltas:
             return
-        # One Write per (write command, preference list); each peer's
-        # requests go to its replicator's queue.
+        # One Write per (write command, preference list); each peer gets
+        # this job's requests for it as one batch (replicator.py).
         myself = plans.local
         write_level = level.write
         by_reply: list[tuple[int, list[Write]]] = []
-        # Requests a full queue refused: failed once every Write is counted in the batch.
-        refused: list[tuple[Write, Member]] = []
+        # Per peer: the requests this job owes it, and the Write of each.
+        outgoing: dict[Member, tuple[list[list[bytes]], list[Write]]] = {}
         batch = WriteBatch()
+        progressed = self.progressed
         for reply_index, pairs in deltas:
             groups: dict[int, Write] = {}
             writes: list[Write] = []
@@ -630,17 +631,24 @@ class Coordinator:
                     counter.take_sends()
                     if myself in plan.targets:
                         counter.ok(myself)  # the dispatcher returned: durable here
-                    write = groups[id(plan)] = Write(counter, self.progressed, batch)
+                    write = groups[id(plan)] = Write(counter, progressed, batch)
                     writes.append(write)
-                request = [b"TKV.REPL.PUT", key, clock]
+                request = [REPL_PUT, key, clock]
+                owed = write.owed
                 for member in write.counter.asked:
                     if member != myself:
-                        write.owed[member] = write.owed.get(member, 0) + 1
-                        if not self._replicator(member).send(request, write):
-                            refused.append((write, member))
+                        owed[member] = owed.get(member, 0) + 1
+                        sending = outgoing.get(member)
+                        if sending is None:
+                            sending = outgoing[member] = ([], [])
+                        sending[0].append(request)
+                        sending[1].append(write)
             by_reply.append((reply_index, writes))
-        for write, member in refused:
-            write.answered(member, False)
+        # Sent once every Write is counted in the batch (a refusal decides at once).
+        for member, (requests, writes) in outgoing.items():
+            if not self._replicator(member).send(requests, writes):
+                for write in writes:
+                    write.answered(member, False)
         job.session.cluster_last_write = LastWrite(batch.writes)
         batch.check()
         if not batch.decided.is_set():
@@ -660,12 +668,10 @@ class Coordinator:
                     job.replies[reply_index] = NOREPLICAS_WRITE
 
     def _replicator(self, member: Member) -> PeerReplicator:
-        """``member``'s replicator, its senders started in this coordinator's nursery."""
+        """``member``'s replicator (made on first use)."""
         replicator = self._replicators.get(member)
         if replicator is None:
-            assert self._nursery is not None
-            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].request_many)
-            self._nursery.start_soon(replicator.run)
+            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].send_nowait)
         return replicator
 
     # -- barriers ---------------------------------------------------------------

@@ -27,6 +27,12 @@ Rules this module keeps:
    once, when the last one arrives (not a slot and an event per request:
    the replication path sends hundreds of requests a second per peer).
    The bounds of rule 2 count requests, not batches.
+6. ``send_nowait`` queues a batch without waiting: refused (False) when
+   the link is closed or its queue holds ``max_queued_requests``; its
+   ``on_replies`` is called on the event loop with the replies in order
+   once the last arrives, or with None if the link fails first (late
+   replies included: nobody stops waiting). The replication path uses it,
+   so a write's replication needs no task of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -86,9 +92,10 @@ class Traffic:
 class _Batch:
     """The requests of one ``request_many`` (rule 5)."""
 
-    __slots__ = ("data", "count", "replies", "error", "done", "abandoned", "sent", "queued_at")
+    __slots__ = ("data", "count", "replies", "error", "done", "on_replies", "abandoned", "sent", "queued_at")
 
-    def __init__(self, data: bytes, count: int, queued_at: float) -> None:
+    def __init__(self, data: bytes, count: int, queued_at: float,
+                 on_replies: Callable[[list[object] | None], None] | None = None) -> None:
         # The requests, encoded back to back.
         self.data = data
         self.count = count
@@ -98,7 +105,10 @@ class _Batch:
         # The replies so far, in order (count of them once done).
         self.replies: list[object] = []
         self.error: LinkError | None = None
-        self.done = trio.Event()
+        # How the sender learns the outcome: a waiting request_many's event,
+        # or send_nowait's callback (rule 6).
+        self.done: trio.Event | None = trio.Event() if on_replies is None else None
+        self.on_replies = on_replies
         self.abandoned = False
         self.sent = False
 
@@ -173,17 +183,33 @@ class Link:
         if self._closed is not None:
             raise LinkClosed(f"link to {self.name} closed: {self._closed}")
         batch = _Batch(encode_requests(requests), count, time.monotonic())
+        done = batch.done
+        assert done is not None
         self._queue.append(batch)
         self._queued_requests += count
         self._work.unpark_all()
         try:
-            await batch.done.wait()
+            await done.wait()
         finally:
-            if not batch.done.is_set():
+            if not done.is_set():
                 batch.abandoned = True
         if batch.error is not None:
             raise LinkClosed(str(batch.error), sent=batch.error.sent)
         return batch.replies
+
+    def send_nowait(self, requests: Sequence[Sequence[bytes]],
+                    on_replies: Callable[[list[object] | None], None]) -> bool:
+        """Queue ``requests`` without waiting (rule 6); False: refused, nothing queued."""
+        count = len(requests)
+        if self._closed is not None or (self._queue and self._queued_requests + count > self.max_queued_requests):
+            return False
+        if count:
+            self._queue.append(_Batch(encode_requests(requests), count, time.monotonic(), on_replies))
+            self._queued_requests += count
+            self._work.unpark_all()
+        else:
+            on_replies([])
+        return True
 
     def close(self, reason: str = "closed") -> None:
         """Fail everything pending and stop the writer and reader (run() returns)."""
@@ -273,8 +299,10 @@ class Link:
                     in_flight.popleft()
                     if batch.abandoned:
                         traffic.late_replies += batch.count
-                    else:
+                    elif batch.done is not None:
                         batch.done.set()
+                    elif batch.on_replies is not None:
+                        batch.on_replies(replies)
             traffic.received_messages += answered
             self._in_flight_requests -= answered
             # Room in flight again: the writer may be waiting for it.
@@ -283,13 +311,19 @@ class Link:
     def _fail_all(self, reason: str) -> None:
         if self._closed is None:
             self._closed = reason
+        failed: list[_Batch] = []
         for batches, sent in ((self._in_flight, True), (self._queue, False)):
             while batches:
                 batch = batches.popleft()
-                if not batch.done.is_set():
+                if batch.done is None:
+                    failed.append(batch)
+                elif not batch.done.is_set():
                     batch.error = LinkClosed(f"link to {self.name} closed: {self._closed}", sent=sent)
                     batch.done.set()
         self._queued_requests = self._in_flight_requests = 0
+        for batch in failed:
+            if batch.on_replies is not None:
+                batch.on_replies(None)
         self._room.unpark_all()
 
 
