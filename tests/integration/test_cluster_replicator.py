@@ -95,6 +95,23 @@ def test_a_refused_batch_sends_nothing_and_a_link_failure_fails_the_batch() -> N
     assert writes[0].failed == {PEER} and writes[0].remote_acks(ME) == 0
 
 
+def test_the_local_ack_may_come_after_a_peers_and_decides_then() -> None:
+    # The coordinator sends before its own log flush returns.
+    plan = plan_request((ME, PEER, OTHER), ME, {ME, PEER, OTHER}, Level.QUORUM, Operation.WRITE,
+                        write_quorum=2, read_quorum=2)
+    counter = AckCounter(plan)
+    counter.take_sends()
+    batch = WriteBatch()
+    write = Write(counter, lambda: None, batch, here=True)
+    batch.check()
+    write.owed[PEER] = 1
+    write.answered(PEER, True)
+    assert counter.outcome is Outcome.PENDING and not batch.decided.is_set()  # one ack of the two
+    write.acked_here(ME)
+    assert counter.outcome is Outcome.SUCCESS and batch.decided.is_set()
+    assert write.remote_acks(ME) == 1
+
+
 async def test_deadlines_decide_a_silent_batch_at_its_deadline_only(autojump_clock: trio.testing.MockClock) -> None:
     deadlines = WriteDeadlines(2.0)
     progress: list[int] = []
