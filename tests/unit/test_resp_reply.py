@@ -89,6 +89,20 @@ def test_a_batch_of_requests_is_each_request_encoded_back_to_back(requests: list
     assert _read_all(data, 1 + len(data) // 3) == requests
 
 
+def test_small_integers_past_the_buffer_compaction_read_back() -> None:
+    # The one-digit integer fast path (TKV.REPL.PUT's acks) across the
+    # point where consumed bytes are dropped from the buffer.
+    data = b"".join(b":%d\r\n" % (i % 10) for i in range(40_000)) + b":12\r\n:-1\r\n:1"
+    parser = ReplyParser()
+    parser.receive_data(data)
+    got = []
+    while (reply := parser.next_reply()) is not NEED_DATA:
+        got.append(reply)
+    assert got == [i % 10 for i in range(40_000)] + [12, -1]
+    parser.receive_data(b"\r\n")
+    assert parser.next_reply() == 1 and parser.buffered_bytes == 0
+
+
 @pytest.mark.parametrize(
     "data",
     [b"?x\r\n", b":12a\r\n", b"$3\r\nabcd\r\n", b"$99\r\n", b"*2000000000\r\n", b">1\r\n", b"|1\r\n",

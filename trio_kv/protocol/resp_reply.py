@@ -73,17 +73,28 @@ class ReplyParser:
     def next_reply(self) -> object:
         """One complete reply, or ``NEED_DATA``; raises ``ReplyProtocolError``
         on bad bytes or on EOF inside a reply."""
+        buffer, pos = self._buffer, self._pos
+        # The bus's usual reply, a one-digit integer (TKV.REPL.PUT's :1 or
+        # :0), read without the general parser's calls.
+        if (len(buffer) >= pos + 4 and buffer[pos] == 0x3A and buffer[pos + 2] == 0x0D
+                and buffer[pos + 3] == 0x0A and 0x30 <= buffer[pos + 1] <= 0x39):
+            digit = buffer[pos + 1] - 0x30
+            self._consumed(pos + 4)  # may compact the buffer: read first
+            return digit
         try:
-            value, end = self._parse(self._pos, 0)
+            value, end = self._parse(pos, 0)
         except _NeedData:
             if self._eof and self.buffered_bytes:
                 raise ReplyProtocolError("connection closed in the middle of a reply") from None
             return NEED_DATA
+        self._consumed(end)
+        return value
+
+    def _consumed(self, end: int) -> None:
         self._pos = end
         if end >= _COMPACT_AFTER_BYTES:
             del self._buffer[:end]
             self._pos = 0
-        return value
 
     def _line(self, start: int) -> tuple[bytes, int]:
         buffer = self._buffer
