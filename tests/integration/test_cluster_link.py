@@ -11,10 +11,15 @@ import trio
 import trio.testing
 
 from trio_kv.protocol.replies import SimpleString
-from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, encode_requests
 from trio_kv.server.cluster.link import Link, LinkClosed
 
 WAIT_SECONDS = 10
+
+
+def _encoded(requests: list[list[bytes]]) -> tuple[bytes, int]:
+    """send_nowait's first two arguments for ``requests``."""
+    return encode_requests(requests), len(requests)
 
 
 class ScriptedPeer:
@@ -199,22 +204,22 @@ async def test_send_nowait_calls_back_with_the_replies_or_none_when_the_link_fai
         async with trio.open_nursery() as nursery:
             link = await _linked(nursery, peer, max_queued_requests=4)
             got: list[list[object] | None] = []
-            assert link.send_nowait([[b"ECHO", b"a"], [b"ECHO", b"b"]], got.append)
-            assert link.send_nowait([[b"ECHO", b"c"]], got.append)
+            assert link.send_nowait(*_encoded([[b"ECHO", b"a"], [b"ECHO", b"b"]]), got.append)
+            assert link.send_nowait(*_encoded([[b"ECHO", b"c"]]), got.append)
             while len(got) < 2:
                 await trio.sleep(0.01)
             assert got == [[SimpleString("a"), SimpleString("b")], [SimpleString("c")]]
             peer.answering = trio.Event()  # hold replies back: the next batch stays in flight
-            assert link.send_nowait([[b"ECHO", b"d"]], got.append)
+            assert link.send_nowait(*_encoded([[b"ECHO", b"d"]]), got.append)
             while link.in_flight < 1:
                 await trio.sleep(0.01)
             for _ in range(4):
-                assert link.send_nowait([[b"ECHO", b"q"]], got.append)  # queued behind nothing: sent too
+                assert link.send_nowait(*_encoded([[b"ECHO", b"q"]]), got.append)  # queued behind nothing: sent too
             while link.in_flight < 5:
                 await trio.sleep(0.01)
             link.close("test")
             assert got[2:] == [None] * 5  # every batch in flight failed, once
-            assert not link.send_nowait([[b"ECHO", b"e"]], got.append)  # closed: refused
+            assert not link.send_nowait(*_encoded([[b"ECHO", b"e"]]), got.append)  # closed: refused
             nursery.cancel_scope.cancel()
 
 
@@ -225,11 +230,11 @@ async def test_send_nowait_is_refused_when_the_queue_is_full() -> None:
         async with trio.open_nursery() as nursery:
             link = await _linked(nursery, peer, max_queued_requests=2, max_in_flight_requests=1)
             got: list[list[object] | None] = []
-            assert link.send_nowait([[b"ECHO", b"a"]], got.append)
+            assert link.send_nowait(*_encoded([[b"ECHO", b"a"]]), got.append)
             while link.in_flight < 1:
                 await trio.sleep(0.01)
-            assert link.send_nowait([[b"ECHO", b"b"], [b"ECHO", b"c"]], got.append)
-            assert not link.send_nowait([[b"ECHO", b"d"]], got.append)  # 2 queued: full, nothing queued
+            assert link.send_nowait(*_encoded([[b"ECHO", b"b"], [b"ECHO", b"c"]]), got.append)
+            assert not link.send_nowait(*_encoded([[b"ECHO", b"d"]]), got.append)  # 2 queued: full, nothing queued
             assert link.queued == 2
             peer.answering.set()
             while len(got) < 2:

@@ -12,7 +12,7 @@ clock (server/cluster/replicator.py, write_acks.py):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import trio
 import trio.testing
@@ -20,7 +20,8 @@ import trio.testing
 from trio_kv.cluster.quorum import AckCounter, Level, Operation, Outcome, plan_request
 from trio_kv.cluster.ring import Member
 from trio_kv.protocol.replies import Error
-from trio_kv.server.cluster.replicator import PeerReplicator
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser
+from trio_kv.server.cluster.replicator import PeerReplicator, repl_put
 from trio_kv.server.cluster.write_acks import Write, WriteBatch, WriteDeadlines
 
 ME, PEER, OTHER = Member("10.0.0.1", 7001), Member("10.0.0.2", 7001), Member("10.0.0.3", 7001)
@@ -37,17 +38,23 @@ def _write(batch: WriteBatch, progress: list[int]) -> Write:
 
 
 class FakeLink:
-    """send_nowait that keeps each batch until the test answers it."""
+    """send_nowait that keeps each batch (decoded) until the test answers it."""
 
     def __init__(self, *, refuse: bool = False) -> None:
-        self.batches: list[tuple[list[Sequence[bytes]], Callable[[list[object] | None], None]]] = []
+        self.batches: list[tuple[list[list[bytes]], Callable[[list[object] | None], None]]] = []
         self.refuse = refuse
 
-    def send_nowait(self, requests: Sequence[Sequence[bytes]],
-                    on_replies: Callable[[list[object] | None], None]) -> bool:
+    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
         if self.refuse:
             return False
-        self.batches.append((list(requests), on_replies))
+        parser = ReplyParser()
+        parser.receive_data(data)
+        requests = []
+        while (request := parser.next_reply()) is not NEED_DATA:
+            assert isinstance(request, list)
+            requests.append(request)
+        assert len(requests) == count
+        self.batches.append((requests, on_replies))
         return True
 
     def answer(self, index: int) -> None:
@@ -68,8 +75,8 @@ def test_a_jobs_requests_go_as_one_batch_and_every_answer_counts() -> None:
     for write in writes:
         write.owed[PEER] = 1
     keys = [b"a", b"b", b"c", b"bad"]
-    assert replicator.send([[b"TKV.REPL.PUT", key, b"clock"] for key in keys], writes)
-    assert [[request[1] for request in requests] for requests, _ in link.batches] == [keys]
+    assert replicator.send([repl_put(key, b"clock") for key in keys], writes)
+    assert [requests for requests, _ in link.batches] == [[[b"TKV.REPL.PUT", key, b"clock"] for key in keys]]
     assert [write.counter.outcome for write in writes] == [Outcome.PENDING] * 4  # nothing answered yet
     link.answer(0)
     assert [write.counter.outcome for write in writes] == [Outcome.SUCCESS] * 3 + [Outcome.PENDING]
@@ -83,12 +90,12 @@ def test_a_refused_batch_sends_nothing_and_a_link_failure_fails_the_batch() -> N
     batch = WriteBatch()
     writes = [_write(batch, progress) for _ in range(3)]
     assert not PeerReplicator(PEER, FakeLink(refuse=True).send_nowait).send(
-        [[b"TKV.REPL.PUT", b"c", b"c"]], writes[2:])
+        [repl_put(b"c", b"c")], writes[2:])
     link = FakeLink()
     for write in writes[:2]:
         write.owed[PEER] = 1
     assert PeerReplicator(PEER, link.send_nowait).send(
-        [[b"TKV.REPL.PUT", b"a", b"c"], [b"TKV.REPL.PUT", b"b", b"c"]], writes[:2])
+        [repl_put(b"a", b"c"), repl_put(b"b", b"c")], writes[:2])
     link.fail(0)
     assert len(progress) == 2
     assert [dict(write.counter.replies).get(PEER) is not None for write in writes] == [True, True, False]

@@ -107,7 +107,7 @@ from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
 from .read_quorum import NOREPLICAS_READ, ReadQuorum
-from .replicator import PeerReplicator
+from .replicator import PeerReplicator, repl_put
 from .whole_cluster import whole_cluster
 from .write_acks import LastWrite, Write, WriteBatch, WriteDeadlines
 
@@ -118,7 +118,6 @@ log = logging.getLogger(__name__)
 UNKNOWN_CLOCK = b"\x00unknown"
 
 NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
-REPL_PUT = b"TKV.REPL.PUT"
 # What statistics() counts: write commands acknowledged / refused or not
 # acked in time, read keys merged / refused, reads that repaired a member,
 # requests forwarded and forwards whose link failed, requests refused
@@ -661,7 +660,7 @@ class Coordinator:
         myself = plans.local
         by_reply: list[tuple[int, list[Write]]] = []
         # Per peer: the requests this job owes it, and the Write of each.
-        outgoing: dict[Member, tuple[list[list[bytes]], list[Write]]] = {}
+        outgoing: dict[Member, tuple[list[bytes], list[Write]]] = {}
         progressed = self.progressed
         for reply_index, pairs in job.version_deltas or ():
             groups: dict[int, Write] = {}
@@ -674,7 +673,7 @@ class Coordinator:
                     counter.take_sends()
                     write = groups[id(plan)] = Write(counter, progressed, batch, here=myself in plan.targets)
                     writes.append(write)
-                request = [REPL_PUT, key, clock]
+                request = repl_put(key, clock)  # encoded once for every peer
                 owed = write.owed
                 for member in write.counter.asked:
                     if member != myself:

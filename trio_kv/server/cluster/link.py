@@ -197,14 +197,15 @@ class Link:
             raise LinkClosed(str(batch.error), sent=batch.error.sent)
         return batch.replies
 
-    def send_nowait(self, requests: Sequence[Sequence[bytes]],
-                    on_replies: Callable[[list[object] | None], None]) -> bool:
-        """Queue ``requests`` without waiting (rule 6); False: refused, nothing queued."""
-        count = len(requests)
+    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
+        """Queue ``count`` requests, already encoded back to back in
+        ``data`` (``resp_reply.encode_requests``: a caller sending the same
+        request to several peers encodes it once), without waiting (rule
+        6); False: refused, nothing queued."""
         if self._closed is not None or (self._queue and self._queued_requests + count > self.max_queued_requests):
             return False
         if count:
-            self._queue.append(_Batch(encode_requests(requests), count, time.monotonic(), on_replies))
+            self._queue.append(_Batch(data, count, time.monotonic(), on_replies))
             self._queued_requests += count
             self._work.unpark_all()
         else:

@@ -173,12 +173,12 @@ class PeerLink:
             raise LinkDown(f"no link to {self.member.address} ({self.state.value})")
         return await link.request_many(requests)
 
-    def send_nowait(self, requests: Sequence[Sequence[bytes]],
-                    on_replies: Callable[[list[object] | None], None]) -> bool:
-        """Queue requests without waiting (``link.Link.send_nowait``); False
-        (nothing sent) when not connected or the link's queue is full."""
+    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
+        """Queue ``count`` encoded requests without waiting
+        (``link.Link.send_nowait``); False (nothing sent) when not
+        connected or the link's queue is full."""
         link = self._link
-        return link is not None and link.send_nowait(requests, on_replies)
+        return link is not None and link.send_nowait(data, count, on_replies)
 
     def statistics(self) -> LinkStatistics:
         link, traffic = self._link, self.traffic

@@ -2,8 +2,9 @@
 for that peer go out as one batch on its link, without a task or a wait.
 
 The coordinator hands ``send`` every request one job of its owes the peer
-(``requests[i]`` for ``writes[i]``); they are queued on the peer's link as
-one batch (``PeerLink.send_nowait``: the link's writer sends whatever is
+(``requests[i]`` for ``writes[i]``, each encoded once by ``repl_put``
+however many peers it goes to); they are queued on the peer's link as one
+batch (``PeerLink.send_nowait``: the link's writer sends whatever is
 queued in one send, so the batches of concurrent jobs still travel
 together), and when the peer's replies come back the link's reader records
 each answer on its ``Write`` (late answers too: WAIT counts them). No task
@@ -20,14 +21,23 @@ fails every request of the batches queued or in flight on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from ...cluster.ring import Member
 from ...protocol.replies import Error
 from .write_acks import Write
 
 OnReplies = Callable[[list[object] | None], None]
-SendNowait = Callable[[Sequence[Sequence[bytes]], OnReplies], bool]
+# PeerLink.send_nowait: (encoded requests, how many, on_replies) -> queued.
+SendNowait = Callable[[bytes, int, OnReplies], bool]
+
+# A three-argument request's header and its first argument, TKV.REPL.PUT.
+_PUT_HEAD = b"*3\r\n$12\r\nTKV.REPL.PUT\r\n"
+
+
+def repl_put(key: bytes, clock: bytes) -> bytes:
+    """``TKV.REPL.PUT key clock``, encoded (``encode_requests``' bytes)."""
+    return b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n" % (_PUT_HEAD, len(key), key, len(clock), clock)
 
 
 class PeerReplicator:
@@ -39,8 +49,8 @@ class PeerReplicator:
         self.member = member
         self._send_nowait = send_nowait
 
-    def send(self, requests: list[list[bytes]], writes: list[Write]) -> bool:
-        """Queue ``requests`` (``requests[i]`` replicates part of
+    def send(self, requests: list[bytes], writes: list[Write]) -> bool:
+        """Queue ``requests`` (encoded; ``requests[i]`` replicates part of
         ``writes[i]``) as one batch; False (nothing queued) when refused."""
         member = self.member
 
@@ -52,4 +62,5 @@ class PeerReplicator:
             for write, answer in zip(writes, answers):
                 write.answered(member, answer is not None and type(answer) is not Error)
 
-        return self._send_nowait(requests, answered)
+        data = requests[0] if len(requests) == 1 else b"".join(requests)
+        return self._send_nowait(data, len(requests), answered)
