@@ -11,10 +11,15 @@ import trio
 import trio.testing
 
 from trio_kv.protocol.replies import SimpleString
-from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, encode_requests
 from trio_kv.server.cluster.link import Link, LinkClosed
 
 WAIT_SECONDS = 10
+
+
+def _encoded(requests: list[list[bytes]]) -> tuple[bytes, int]:
+    """send_nowait's first two arguments for ``requests``."""
+    return encode_requests(requests), len(requests)
 
 
 class ScriptedPeer:
@@ -175,4 +180,64 @@ async def test_the_oldest_unanswered_request_has_an_age_until_answered() -> None
             peer.answering.set()
             await answered.wait()
             assert link.oldest_request_age_seconds is None
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_batch_is_one_slot_sent_whole_even_past_the_in_flight_bound() -> None:
+    peer = ScriptedPeer()
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            link = await _linked(nursery, peer, max_in_flight_requests=2)
+            assert await link.request_many([]) == []  # nothing to send, nothing to wait for
+            replies = await link.request_many([[b"ECHO", str(i).encode()] for i in range(5)])
+            assert replies == [SimpleString(str(i)) for i in range(5)]
+            # Alone on the link, the batch of 5 went in one send (the bound
+            # of 2 held it back only behind other requests).
+            assert peer.receives == 1 and link.traffic.sends == 1
+            assert (link.in_flight, link.queued) == (0, 0)
+            nursery.cancel_scope.cancel()
+
+
+async def test_send_nowait_calls_back_with_the_replies_or_none_when_the_link_fails() -> None:
+    peer = ScriptedPeer()
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            link = await _linked(nursery, peer, max_queued_requests=4)
+            got: list[list[object] | None] = []
+            assert link.send_nowait(*_encoded([[b"ECHO", b"a"], [b"ECHO", b"b"]]), got.append)
+            assert link.send_nowait(*_encoded([[b"ECHO", b"c"]]), got.append)
+            while len(got) < 2:
+                await trio.sleep(0.01)
+            assert got == [[SimpleString("a"), SimpleString("b")], [SimpleString("c")]]
+            peer.answering = trio.Event()  # hold replies back: the next batch stays in flight
+            assert link.send_nowait(*_encoded([[b"ECHO", b"d"]]), got.append)
+            while link.in_flight < 1:
+                await trio.sleep(0.01)
+            for _ in range(4):
+                assert link.send_nowait(*_encoded([[b"ECHO", b"q"]]), got.append)  # queued behind nothing: sent too
+            while link.in_flight < 5:
+                await trio.sleep(0.01)
+            link.close("test")
+            assert got[2:] == [None] * 5  # every batch in flight failed, once
+            assert not link.send_nowait(*_encoded([[b"ECHO", b"e"]]), got.append)  # closed: refused
+            nursery.cancel_scope.cancel()
+
+
+async def test_send_nowait_is_refused_when_the_queue_is_full() -> None:
+    peer = ScriptedPeer()
+    peer.answering = trio.Event()
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            link = await _linked(nursery, peer, max_queued_requests=2, max_in_flight_requests=1)
+            got: list[list[object] | None] = []
+            assert link.send_nowait(*_encoded([[b"ECHO", b"a"]]), got.append)
+            while link.in_flight < 1:
+                await trio.sleep(0.01)
+            assert link.send_nowait(*_encoded([[b"ECHO", b"b"], [b"ECHO", b"c"]]), got.append)
+            assert not link.send_nowait(*_encoded([[b"ECHO", b"d"]]), got.append)  # 2 queued: full, nothing queued
+            assert link.queued == 2
+            peer.answering.set()
+            while len(got) < 2:
+                await trio.sleep(0.01)
+            assert got == [[SimpleString("a")], [SimpleString("b"), SimpleString("c")]]
             nursery.cancel_scope.cancel()

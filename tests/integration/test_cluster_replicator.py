@@ -1,17 +1,18 @@
 """The coordinator's replication plumbing in one process, on trio's mock
 clock (server/cluster/replicator.py, write_acks.py):
 
-* a peer's sender takes everything queued while its last batch was in
-  flight as one ``request_many``, and records every answer (late ones too);
-* a full queue refuses at once (the write counts that peer failed), a link
-  failure fails the batch's requests;
+* a job's requests for a peer go out as one batch, with no task waiting
+  for it, and every answer is recorded when the link's reader gets it
+  (late ones too); an error answer or a failed link fails that write for
+  that peer;
+* a refused batch (no link, a full link queue) sends nothing;
 * ``WriteDeadlines`` decides a batch at its deadline, never before, and
   leaves a batch decided by its acks alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import trio
 import trio.testing
@@ -19,8 +20,8 @@ import trio.testing
 from trio_kv.cluster.quorum import AckCounter, Level, Operation, Outcome, plan_request
 from trio_kv.cluster.ring import Member
 from trio_kv.protocol.replies import Error
-from trio_kv.server.cluster.link import LinkDown
-from trio_kv.server.cluster.replicator import PeerReplicator
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser
+from trio_kv.server.cluster.replicator import PeerReplicator, repl_put
 from trio_kv.server.cluster.write_acks import Write, WriteBatch, WriteDeadlines
 
 ME, PEER, OTHER = Member("10.0.0.1", 7001), Member("10.0.0.2", 7001), Member("10.0.0.3", 7001)
@@ -36,70 +37,86 @@ def _write(batch: WriteBatch, progress: list[int]) -> Write:
     return Write(counter, lambda: progress.append(1), batch)
 
 
-class FakePeer:
-    """request_many that waits for the test to answer each call."""
+class FakeLink:
+    """send_nowait that keeps each batch (decoded) until the test answers it."""
 
-    def __init__(self) -> None:
-        self.calls: list[list[Sequence[bytes]]] = []
-        self.release = trio.Event()
-        self.fail = False
+    def __init__(self, *, refuse: bool = False) -> None:
+        self.batches: list[tuple[list[list[bytes]], Callable[[list[object] | None], None]]] = []
+        self.refuse = refuse
 
-    async def request_many(self, requests: Sequence[Sequence[bytes]]) -> list[object]:
-        self.calls.append(list(requests))
-        await self.release.wait()
-        if self.fail:
-            raise LinkDown("peer gone")
-        return [Error("ERR no") if request[1] == b"bad" else 1 for request in requests]
+    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
+        if self.refuse:
+            return False
+        parser = ReplyParser()
+        parser.receive_data(data)
+        requests = []
+        while (request := parser.next_reply()) is not NEED_DATA:
+            assert isinstance(request, list)
+            requests.append(request)
+        assert len(requests) == count
+        self.batches.append((requests, on_replies))
+        return True
+
+    def answer(self, index: int) -> None:
+        requests, on_replies = self.batches[index]
+        on_replies([Error("ERR no") if request[1] == b"bad" else 1 for request in requests])
+
+    def fail(self, index: int) -> None:
+        self.batches[index][1](None)
 
 
-async def test_writes_queued_during_a_round_trip_travel_together_and_every_answer_counts() -> None:
-    peer = FakePeer()
-    replicator = PeerReplicator(PEER, peer.request_many, senders=1)
+def test_a_jobs_requests_go_as_one_batch_and_every_answer_counts() -> None:
+    link = FakeLink()
+    replicator = PeerReplicator(PEER, link.send_nowait)
     progress: list[int] = []
     batch = WriteBatch()
     writes = [_write(batch, progress) for _ in range(4)]
     batch.check()
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(replicator.run)
-            for key, write in zip([b"a", b"b", b"c", b"bad"], writes):
-                write.owed[PEER] = 1
-                assert replicator.send([b"TKV.REPL.PUT", key, b"clock"], write)
-                if key == b"a":
-                    await trio.testing.wait_all_tasks_blocked()  # the first goes alone
-            await trio.testing.wait_all_tasks_blocked()
-            assert [len(call) for call in peer.calls] == [1]
-            peer.release.set()
-            await trio.testing.wait_all_tasks_blocked()
-            assert [len(call) for call in peer.calls] == [1, 3]
-            nursery.cancel_scope.cancel()
+    for write in writes:
+        write.owed[PEER] = 1
+    keys = [b"a", b"b", b"c", b"bad"]
+    assert replicator.send([repl_put(key, b"clock") for key in keys], writes)
+    assert [requests for requests, _ in link.batches] == [[[b"TKV.REPL.PUT", key, b"clock"] for key in keys]]
+    assert [write.counter.outcome for write in writes] == [Outcome.PENDING] * 4  # nothing answered yet
+    link.answer(0)
     assert [write.counter.outcome for write in writes] == [Outcome.SUCCESS] * 3 + [Outcome.PENDING]
     assert [write.remote_acks(ME) for write in writes] == [1, 1, 1, 0]
     assert len(progress) == 4
+    assert batch.pending == 1 and not batch.decided.is_set()  # the error answer decides nothing
 
 
-async def test_a_full_queue_refuses_and_a_link_failure_fails_the_batch() -> None:
-    peer = FakePeer()
-    replicator = PeerReplicator(PEER, peer.request_many, capacity=2, senders=1)
+def test_a_refused_batch_sends_nothing_and_a_link_failure_fails_the_batch() -> None:
     progress: list[int] = []
     batch = WriteBatch()
     writes = [_write(batch, progress) for _ in range(3)]
-    assert replicator.send([b"TKV.REPL.PUT", b"a", b"c"], writes[0])
-    assert replicator.send([b"TKV.REPL.PUT", b"b", b"c"], writes[1])
-    assert not replicator.send([b"TKV.REPL.PUT", b"c", b"c"], writes[2])
-    assert replicator.queued == 2
-    peer.fail = True
-    peer.release.set()
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            for write in writes[:2]:
-                write.owed[PEER] = 1
-            nursery.start_soon(replicator.run)
-            while len(progress) < 2:
-                await trio.sleep(0.01)
-            nursery.cancel_scope.cancel()
+    assert not PeerReplicator(PEER, FakeLink(refuse=True).send_nowait).send(
+        [repl_put(b"c", b"c")], writes[2:])
+    link = FakeLink()
+    for write in writes[:2]:
+        write.owed[PEER] = 1
+    assert PeerReplicator(PEER, link.send_nowait).send(
+        [repl_put(b"a", b"c"), repl_put(b"b", b"c")], writes[:2])
+    link.fail(0)
+    assert len(progress) == 2
     assert [dict(write.counter.replies).get(PEER) is not None for write in writes] == [True, True, False]
     assert writes[0].failed == {PEER} and writes[0].remote_acks(ME) == 0
+
+
+def test_the_local_ack_may_come_after_a_peers_and_decides_then() -> None:
+    # The coordinator sends before its own log flush returns.
+    plan = plan_request((ME, PEER, OTHER), ME, {ME, PEER, OTHER}, Level.QUORUM, Operation.WRITE,
+                        write_quorum=2, read_quorum=2)
+    counter = AckCounter(plan)
+    counter.take_sends()
+    batch = WriteBatch()
+    write = Write(counter, lambda: None, batch, here=True)
+    batch.check()
+    write.owed[PEER] = 1
+    write.answered(PEER, True)
+    assert counter.outcome is Outcome.PENDING and not batch.decided.is_set()  # one ack of the two
+    write.acked_here(ME)
+    assert counter.outcome is Outcome.SUCCESS and batch.decided.is_set()
+    assert write.remote_acks(ME) == 1
 
 
 async def test_deadlines_decide_a_silent_batch_at_its_deadline_only(autojump_clock: trio.testing.MockClock) -> None:

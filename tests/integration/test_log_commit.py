@@ -152,3 +152,55 @@ async def test_a_flush_that_ends_before_the_dispatcher_asks_for_a_report_still_w
     assert job.log_lsn <= store.persistence.durable_lsn
     statistics = dispatcher.statistics()
     assert (statistics["log_waits"], statistics["log_reports"]) == (1, 0)
+
+
+class HeldFlushes:
+    """A commit waiter that flushes only when the test says so."""
+
+    def __init__(self, store: Store) -> None:
+        assert store.persistence is not None
+        self._persistence = store.persistence
+
+    @property
+    def durable_lsn(self) -> int:
+        return self._persistence.durable_lsn
+
+    def refusal(self) -> str | None:
+        return self._persistence.refusal()
+
+    def kick(self) -> None:
+        pass
+
+    def expect_report(self) -> None:
+        pass
+
+
+async def test_on_applied_runs_when_the_hop_ends_before_the_log_flush(nursery, tmp_path):
+    # What a cluster coordinator relies on to send a write to the other
+    # replicas while its own log flushes.
+    store = Store(Config(data_dir=str(tmp_path)))
+    store.persistence = await load_and_open_log(store, trio.CapacityLimiter(1))
+    dispatcher = Dispatcher(store, workers=1, commit=HeldFlushes(store))
+    await nursery.start(dispatcher.run)
+    session = Session(1, store, LocalControl(store), wire=RESP)
+    write = Job(session, REDIS_COMMANDS, [[b"SET", b"k", b"v"]], time.perf_counter())
+    read = Job(session, REDIS_COMMANDS, [[b"GET", b"k"]], time.perf_counter())
+    applied: list[str] = []
+    done = trio.Event()
+
+    async def submit() -> None:
+        await dispatcher.submit(write, on_applied=lambda: applied.append("write"))
+        done.set()
+
+    with trio.fail_after(WAIT_SECONDS):
+        nursery.start_soon(submit)
+        while not applied:
+            await trio.sleep(0.01)
+        assert write.replies == [OK] and write.log_lsn > store.persistence.durable_lsn
+        assert not done.is_set()  # still waiting for the log
+        store.persistence.flush()
+        dispatcher.log_flushed(None)
+        await done.wait()
+        await dispatcher.submit(read, on_applied=lambda: applied.append("read"))
+    assert read.replies == [b"v"]
+    assert applied == ["write"]  # a job that waits for no log: never called

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from trio_kv.protocol.replies import Bool, Double, Error, Map, NullArray, Set, SimpleString, Verbatim
 from trio_kv.protocol.resp_encoder import encode_reply
-from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_request
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_request, encode_requests
 
 _text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20)
 _replies = st.recursive(
@@ -79,6 +79,28 @@ def test_null_array_and_request_encoding() -> None:
     assert parser.next_reply() == NullArray()
     assert parser.next_reply() == [b"TKV.PING", b""]
     assert parser.next_reply() is NEED_DATA
+
+
+@given(st.lists(st.lists(st.binary(max_size=1100), max_size=4), max_size=5))
+def test_a_batch_of_requests_is_each_request_encoded_back_to_back(requests: list[list[bytes]]) -> None:
+    # Lengths past the cached bulk headers (1024) too.
+    data = encode_requests(requests)
+    assert data == b"".join(encode_request(args) for args in requests)
+    assert _read_all(data, 1 + len(data) // 3) == requests
+
+
+def test_small_integers_past_the_buffer_compaction_read_back() -> None:
+    # The one-digit integer fast path (TKV.REPL.PUT's acks) across the
+    # point where consumed bytes are dropped from the buffer.
+    data = b"".join(b":%d\r\n" % (i % 10) for i in range(40_000)) + b":12\r\n:-1\r\n:1"
+    parser = ReplyParser()
+    parser.receive_data(data)
+    got = []
+    while (reply := parser.next_reply()) is not NEED_DATA:
+        got.append(reply)
+    assert got == [i % 10 for i in range(40_000)] + [12, -1]
+    parser.receive_data(b"\r\n")
+    assert parser.next_reply() == 1 and parser.buffered_bytes == 0
 
 
 @pytest.mark.parametrize(

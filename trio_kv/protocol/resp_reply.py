@@ -25,6 +25,8 @@ Rules kept here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .replies import Bool, Double, Error, Map, NullArray, Set, SimpleString, Verbatim
 from .resp_encoder import encode_reply
 
@@ -71,17 +73,28 @@ class ReplyParser:
     def next_reply(self) -> object:
         """One complete reply, or ``NEED_DATA``; raises ``ReplyProtocolError``
         on bad bytes or on EOF inside a reply."""
+        buffer, pos = self._buffer, self._pos
+        # The bus's usual reply, a one-digit integer (TKV.REPL.PUT's :1 or
+        # :0), read without the general parser's calls.
+        if (len(buffer) >= pos + 4 and buffer[pos] == 0x3A and buffer[pos + 2] == 0x0D
+                and buffer[pos + 3] == 0x0A and 0x30 <= buffer[pos + 1] <= 0x39):
+            digit = buffer[pos + 1] - 0x30
+            self._consumed(pos + 4)  # may compact the buffer: read first
+            return digit
         try:
-            value, end = self._parse(self._pos, 0)
+            value, end = self._parse(pos, 0)
         except _NeedData:
             if self._eof and self.buffered_bytes:
                 raise ReplyProtocolError("connection closed in the middle of a reply") from None
             return NEED_DATA
+        self._consumed(end)
+        return value
+
+    def _consumed(self, end: int) -> None:
         self._pos = end
         if end >= _COMPACT_AFTER_BYTES:
             del self._buffer[:end]
             self._pos = 0
-        return value
 
     def _line(self, start: int) -> tuple[bytes, int]:
         buffer = self._buffer
@@ -176,3 +189,22 @@ def encode_request(args: list[bytes] | tuple[bytes, ...]) -> bytes:
     """A request as RESP: an array of bulk strings (the reply encoder's
     array of bulk strings, which is exactly that)."""
     return encode_reply(list(args), 2)
+
+
+def encode_requests(requests: Sequence[Sequence[bytes]]) -> bytes:
+    """Several requests back to back, each as ``encode_request`` writes it
+    (one buffer for a batch: the bus link sends a batch in one piece)."""
+    parts: list[bytes] = []
+    extend = parts.extend
+    for args in requests:
+        parts.append(b"*%d\r\n" % len(args))
+        for arg in args:
+            size = len(arg)
+            extend((_BULK_HEADERS[size] if size < _CACHED_HEADERS else b"$%d\r\n" % size, arg, b"\r\n"))
+    return b"".join(parts)
+
+
+# Bulk string headers of the common lengths, made once (a bus batch is
+# hundreds of small arguments).
+_CACHED_HEADERS = 1024
+_BULK_HEADERS = tuple(b"$%d\r\n" % size for size in range(_CACHED_HEADERS))

@@ -43,7 +43,10 @@ Rules kept here:
   reaches the event loop, and the job is woken at once; so the waiter
   reports flushes only while the committing list holds jobs
   (``CommitWaiter.expect_report``, then ``durable_lsn`` read again: a flush
-  that ended unreported in between is seen there).
+  that ended unreported in between is seen there). A job submitted with
+  ``on_applied`` has it called as it joins the committing list: a cluster
+  coordinator sends the write to the other replicas then, so their log
+  flushes overlap this node's.
 """
 
 from __future__ import annotations
@@ -88,12 +91,16 @@ class CommitWaiter(Protocol):
 
 
 class _Ticket:
-    __slots__ = ("work", "task", "taken", "result", "raise_cancel")
+    __slots__ = ("work", "task", "taken", "result", "raise_cancel", "on_applied")
 
-    def __init__(self, work: Job | Callable[[], Any], task: trio.lowlevel.Task) -> None:
+    def __init__(self, work: Job | Callable[[], Any], task: trio.lowlevel.Task,
+                 on_applied: Callable[[], None] | None = None) -> None:
         # A Job (client requests) or a plain callable (internal store work).
         self.work = work
         self.task = task
+        # submit()'s on_applied: called when the job's hop ended and it
+        # starts waiting for the log (see submit).
+        self.on_applied = on_applied
         self.taken = False
         self.result: Any = None
         # Set when the waiting task was cancelled while its ticket was on a
@@ -159,12 +166,17 @@ class Dispatcher:
             "log_reports": self.log_reports,
         }
 
-    async def submit(self, job: Job) -> None:
+    async def submit(self, job: Job, on_applied: Callable[[], None] | None = None) -> None:
         """Run ``job`` on a worker; returns when ``job.replies`` is filled and,
         with the append-only log on, its writes are as durable as the fsync
         policy promises (so no reply acknowledges a write that could be lost).
-        A logged write the disk refused gets the refusal as its reply."""
-        await self._wait_for(_Ticket(job, trio.lowlevel.current_task()))
+        A logged write the disk refused gets the refusal as its reply.
+
+        ``on_applied`` (a cluster coordinator's): called on the event loop
+        when the job's hop has ended and the job starts waiting for the log,
+        so its writes can be sent to other replicas while the log flushes
+        here; not called when the job waits for no log (submit returns then)."""
+        await self._wait_for(_Ticket(job, trio.lowlevel.current_task(), on_applied))
 
     async def run_sync(self, function: Callable[[], Any]) -> Any:
         """Run internal store work (it takes the store lock itself) on a worker,
@@ -246,6 +258,7 @@ class Dispatcher:
         durable = commit.durable_lsn
         committing = self._committing
         waiting_before = len(committing)
+        applied: list[Callable[[], None]] = []
         for ticket in tickets:
             work = ticket.work
             if type(work) is Job and work.log_lsn > durable:
@@ -254,6 +267,8 @@ class Dispatcher:
                     # The worker kicked the commit thread after appending,
                     # so a flush that covers this job is on its way.
                     committing.append(ticket)
+                    if ticket.on_applied is not None:
+                        applied.append(ticket.on_applied)
                     continue
                 # The log failed meanwhile (perhaps the very flush that
                 # covered this job, whose report has already gone by).
@@ -262,6 +277,8 @@ class Dispatcher:
         if len(committing) != waiting_before:
             self.log_waits += 1
             self._expect_report(durable)
+        for callback in applied:
+            callback()
 
     def _requeue_unfinished(self, tickets: list[_Ticket]) -> list[_Ticket]:
         """Queue the unfinished jobs of a hop again (or abandon them); return

@@ -24,10 +24,14 @@ members is answered ``-NOREPLICAS`` before it runs anywhere
 dispatcher, which returns only once its log record is durable under this
 node's fsync policy (the local ack); the keys its unit changed
 (``Job.version_deltas``) go to the other live preference-list members as
-``TKV.REPL.PUT key clock`` (each replica acks after its own log flush),
-queued on each peer's ``PeerReplicator`` (``replicator.py``: long-lived
-sender tasks in this coordinator's nursery, so the replication always
-finishes and late acks still count, for WAIT). The client waits for W
+``TKV.REPL.PUT key clock`` (each replica acks after its own log flush)
+as soon as the hop ends (the dispatcher's ``on_applied``: the replicas'
+log flushes overlap this node's; the local ack still counts only once
+this node's flush returned),
+each peer's share of a job queued on its link as one batch
+(``replicator.py``: no task waits for it; the link's reader records the
+acks, so the replication always finishes and late acks still count, for
+WAIT). The client waits for W
 acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
 batch's deadline is kept by the one ``WriteDeadlines`` task
 (``write_acks.py``), which bounds that wait only, never a send or
@@ -56,7 +60,7 @@ here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``
 
 The other parts: ``write_acks.py`` (ack bookkeeping, WAIT's counts, the
-write deadlines), ``replicator.py`` (a queue and senders per peer),
+write deadlines), ``replicator.py`` (a job's requests to a peer, one batch),
 ``forwarding.py`` (``TKV.FORWARD`` jobs from peers), ``whole_cluster.py``
 (HTTP's SCAN/DBSIZE over every member), ``internal_tables.py``.
 """
@@ -103,7 +107,7 @@ from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
 from .read_quorum import NOREPLICAS_READ, ReadQuorum
-from .replicator import PeerReplicator
+from .replicator import PeerReplicator, repl_put
 from .whole_cluster import whole_cluster
 from .write_acks import LastWrite, Write, WriteBatch, WriteDeadlines
 
@@ -136,7 +140,6 @@ class Coordinator:
         self.redirect = config.cluster_redirect
         # Dynamo's get-then-put: a write first merges what R members hold of its key.
         self.write_context_read = config.cluster_write_context == "read"
-        self._nursery: trio.Nursery | None = None
         self._progress = trio.Event()
         # WAIT commands waiting on _progress now.
         self._waits = 0
@@ -163,7 +166,6 @@ class Coordinator:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the replication tasks; route the dispatcher's jobs here until cancelled."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
             nursery.start_soon(self._deadlines.run)
             self.dispatcher.router = self.route
             self.node.data_path_statistics = self.statistics
@@ -608,40 +610,28 @@ class Coordinator:
         if not job.requests:
             return
         job.version_deltas = []
-        await self.dispatcher.submit(job)
-        deltas = job.version_deltas
-        if not deltas:
+        # The batch and (reply index, its Writes), once the writes are sent.
+        sent: tuple[WriteBatch, list[tuple[int, list[Write]]]] | None = None
+
+        def applied() -> None:
+            # The hop ended and the log flushes here: send now, so the
+            # replicas' flushes overlap this node's.
+            nonlocal sent
+            sent = self._replicate(job, level.write, plans)
+
+        await self.dispatcher.submit(job, on_applied=applied)
+        if sent is None:
+            # No log wait here (memory only, or already durable): send now.
+            sent = self._replicate(job, level.write, plans)
+        batch, by_reply = sent
+        if not by_reply:
             return
-        # One Write per (write command, preference list); each peer's
-        # requests go to its replicator's queue.
+        # The dispatcher returned: the writes are durable here (the local ack).
         myself = plans.local
-        write_level = level.write
-        by_reply: list[tuple[int, list[Write]]] = []
-        # Requests a full queue refused: failed once every Write is counted in the batch.
-        refused: list[tuple[Write, Member]] = []
-        batch = WriteBatch()
-        for reply_index, pairs in deltas:
-            groups: dict[int, Write] = {}
-            writes: list[Write] = []
-            for key, clock in pairs:
-                plan = plans.plan(key_slot(key), write_level, Operation.WRITE)
-                write = groups.get(id(plan))
-                if write is None:
-                    counter = AckCounter(plan)
-                    counter.take_sends()
-                    if myself in plan.targets:
-                        counter.ok(myself)  # the dispatcher returned: durable here
-                    write = groups[id(plan)] = Write(counter, self.progressed, batch)
-                    writes.append(write)
-                request = [b"TKV.REPL.PUT", key, clock]
-                for member in write.counter.asked:
-                    if member != myself:
-                        write.owed[member] = write.owed.get(member, 0) + 1
-                        if not self._replicator(member).send(request, write):
-                            refused.append((write, member))
-            by_reply.append((reply_index, writes))
-        for write, member in refused:
-            write.answered(member, False)
+        for _reply_index, writes in by_reply:
+            for write in writes:
+                if write.here:
+                    write.acked_here(myself)
         job.session.cluster_last_write = LastWrite(batch.writes)
         batch.check()
         if not batch.decided.is_set():
@@ -660,13 +650,53 @@ class Coordinator:
                 if reply_index < len(job.replies):
                     job.replies[reply_index] = NOREPLICAS_WRITE
 
+    def _replicate(self, job: Job, write_level: Level,
+                   plans: PlanCache) -> tuple[WriteBatch, list[tuple[int, list[Write]]]]:
+        """Send the keys ``job``'s writes changed (``Job.version_deltas``)
+        to the other members of their preference lists: one Write per
+        (write command, preference list), each peer's requests as one batch
+        (replicator.py); the batch of those Writes and (reply index, its
+        Writes). This node's own ack is the caller's to record."""
+        batch = WriteBatch()
+        myself = plans.local
+        by_reply: list[tuple[int, list[Write]]] = []
+        # Per peer: the requests this job owes it, and the Write of each.
+        outgoing: dict[Member, tuple[list[bytes], list[Write]]] = {}
+        progressed = self.progressed
+        for reply_index, pairs in job.version_deltas or ():
+            groups: dict[int, Write] = {}
+            writes: list[Write] = []
+            for key, clock in pairs:
+                plan = plans.plan(key_slot(key), write_level, Operation.WRITE)
+                write = groups.get(id(plan))
+                if write is None:
+                    counter = AckCounter(plan)
+                    counter.take_sends()
+                    write = groups[id(plan)] = Write(counter, progressed, batch, here=myself in plan.targets)
+                    writes.append(write)
+                request = repl_put(key, clock)  # encoded once for every peer
+                owed = write.owed
+                for member in write.counter.asked:
+                    if member != myself:
+                        owed[member] = owed.get(member, 0) + 1
+                        sending = outgoing.get(member)
+                        if sending is None:
+                            sending = outgoing[member] = ([], [])
+                        sending[0].append(request)
+                        sending[1].append(write)
+            by_reply.append((reply_index, writes))
+        # Sent once every Write is counted in the batch (a refusal decides at once).
+        for member, (requests, writes) in outgoing.items():
+            if not self._replicator(member).send(requests, writes):
+                for write in writes:
+                    write.answered(member, False)
+        return batch, by_reply
+
     def _replicator(self, member: Member) -> PeerReplicator:
-        """``member``'s replicator, its senders started in this coordinator's nursery."""
+        """``member``'s replicator (made on first use)."""
         replicator = self._replicators.get(member)
         if replicator is None:
-            assert self._nursery is not None
-            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].request_many)
-            self._nursery.start_soon(replicator.run)
+            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].send_nowait)
         return replicator
 
     # -- barriers ---------------------------------------------------------------

@@ -22,6 +22,17 @@ Rules this module keeps:
    sends and receives are never cut short while the link lives.
 4. A reply is a value of ``protocol.replies`` (an error reply is an
    ``Error`` value, not an exception: the peer answered).
+5. One ``request_many`` is one slot (``_Batch``): encoded at once, sent
+   whole in one send, its replies collected in order and its caller woken
+   once, when the last one arrives (not a slot and an event per request:
+   the replication path sends hundreds of requests a second per peer).
+   The bounds of rule 2 count requests, not batches.
+6. ``send_nowait`` queues a batch without waiting: refused (False) when
+   the link is closed or its queue holds ``max_queued_requests``; its
+   ``on_replies`` is called on the event loop with the replies in order
+   once the last arrives, or with None if the link fails first (late
+   replies included: nobody stops waiting). The replication path uses it,
+   so a write's replication needs no task of its own.
 """
 
 from __future__ import annotations
@@ -29,12 +40,12 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
-from ...protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_request
+from ...protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_requests
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +89,26 @@ class Traffic:
     withdrawn: int = 0
 
 
-class _Request:
-    __slots__ = ("data", "reply", "error", "done", "abandoned", "sent", "queued_at")
+class _Batch:
+    """The requests of one ``request_many`` (rule 5)."""
 
-    def __init__(self, data: bytes, queued_at: float) -> None:
+    __slots__ = ("data", "count", "replies", "error", "done", "on_replies", "abandoned", "sent", "queued_at")
+
+    def __init__(self, data: bytes, count: int, queued_at: float,
+                 on_replies: Callable[[list[object] | None], None] | None = None) -> None:
+        # The requests, encoded back to back.
         self.data = data
+        self.count = count
         # time.monotonic() when the caller queued it (the link's lag; a
         # plain clock: statistics are read from worker threads too).
         self.queued_at = queued_at
-        self.reply: object = None
+        # The replies so far, in order (count of them once done).
+        self.replies: list[object] = []
         self.error: LinkError | None = None
-        self.done = trio.Event()
+        # How the sender learns the outcome: a waiting request_many's event,
+        # or send_nowait's callback (rule 6).
+        self.done: trio.Event | None = trio.Event() if on_replies is None else None
+        self.on_replies = on_replies
         self.abandoned = False
         self.sent = False
 
@@ -103,8 +123,11 @@ class Link:
     max_in_flight_requests: int = DEFAULT_MAX_IN_FLIGHT_REQUESTS
 
     def __post_init__(self) -> None:
-        self._queue: collections.deque[_Request] = collections.deque()
-        self._in_flight: collections.deque[_Request] = collections.deque()
+        self._queue: collections.deque[_Batch] = collections.deque()
+        self._in_flight: collections.deque[_Batch] = collections.deque()
+        # Requests in the queue / sent and not answered (rule 2 counts these).
+        self._queued_requests = 0
+        self._in_flight_requests = 0
         # Callers waiting for queue room, and the writer waiting for work.
         self._room = trio.lowlevel.ParkingLot()
         self._work = trio.lowlevel.ParkingLot()
@@ -119,25 +142,25 @@ class Link:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return self._queued_requests
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        return self._in_flight_requests
 
     @property
     def queued_bytes(self) -> int:
         """Encoded bytes waiting to be sent (at most the queue bound's requests)."""
-        return sum(len(request.data) for request in list(self._queue))
+        return sum(len(batch.data) for batch in list(self._queue))
 
     @property
     def oldest_request_age_seconds(self) -> float | None:
         """How long the oldest unanswered request (in flight, else queued)
         has waited: the peer's lag behind this node; None when nothing
         waits. Safe from any thread (a reply may take the request meanwhile)."""
-        for requests in (self._in_flight, self._queue):
+        for batches in (self._in_flight, self._queue):
             try:
-                oldest = requests[0]
+                oldest = batches[0]
             except IndexError:
                 continue
             return max(0.0, time.monotonic() - oldest.queued_at)
@@ -153,25 +176,41 @@ class Link:
         and wait for all their replies, in order."""
         await trio.lowlevel.checkpoint_if_cancelled()
         count = len(requests)
-        while self._closed is None and self._queue and len(self._queue) + count > self.max_queued_requests:
+        if not count:
+            return []  # no slot: a batch of nothing would wait for no reply forever
+        while self._closed is None and self._queue and self._queued_requests + count > self.max_queued_requests:
             await self._room.park()
         if self._closed is not None:
             raise LinkClosed(f"link to {self.name} closed: {self._closed}")
-        now = time.monotonic()
-        pending = [_Request(encode_request(list(args)), now) for args in requests]
-        self._queue.extend(pending)
+        batch = _Batch(encode_requests(requests), count, time.monotonic())
+        done = batch.done
+        assert done is not None
+        self._queue.append(batch)
+        self._queued_requests += count
         self._work.unpark_all()
         try:
-            for request in pending:
-                await request.done.wait()
+            await done.wait()
         finally:
-            for request in pending:
-                if not request.done.is_set():
-                    request.abandoned = True
-        errors = [request.error for request in pending if request.error is not None]
-        if errors:
-            raise LinkClosed(str(errors[0]), sent=any(error.sent for error in errors))
-        return [request.reply for request in pending]
+            if not done.is_set():
+                batch.abandoned = True
+        if batch.error is not None:
+            raise LinkClosed(str(batch.error), sent=batch.error.sent)
+        return batch.replies
+
+    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
+        """Queue ``count`` requests, already encoded back to back in
+        ``data`` (``resp_reply.encode_requests``: a caller sending the same
+        request to several peers encodes it once), without waiting (rule
+        6); False: refused, nothing queued."""
+        if self._closed is not None or (self._queue and self._queued_requests + count > self.max_queued_requests):
+            return False
+        if count:
+            self._queue.append(_Batch(data, count, time.monotonic(), on_replies))
+            self._queued_requests += count
+            self._work.unpark_all()
+        else:
+            on_replies([])
+        return True
 
     def close(self, reason: str = "closed") -> None:
         """Fail everything pending and stop the writer and reader (run() returns)."""
@@ -205,26 +244,37 @@ class Link:
     async def _write_loop(self) -> None:
         queue, in_flight, traffic = self._queue, self._in_flight, self.traffic
         while True:
-            while not queue or len(in_flight) >= self.max_in_flight_requests:
+            while not queue or not self._room_in_flight(queue[0].count):
                 await self._work.park()
-            out = bytearray()
+            out: list[bytes] = []
+            size = 0
             messages = 0
-            while queue and len(out) < SEND_BATCH_BYTES and len(in_flight) < self.max_in_flight_requests:
-                request = queue.popleft()
-                if request.abandoned:
-                    traffic.withdrawn += 1
+            while queue and size < SEND_BATCH_BYTES and self._room_in_flight(queue[0].count):
+                batch = queue.popleft()
+                self._queued_requests -= batch.count
+                if batch.abandoned:
+                    traffic.withdrawn += batch.count
                     continue
-                request.sent = True
-                in_flight.append(request)
-                out += request.data
-                messages += 1
+                batch.sent = True
+                in_flight.append(batch)
+                self._in_flight_requests += batch.count
+                out.append(batch.data)
+                size += len(batch.data)
+                messages += batch.count
             self._room.unpark_all()
             if out:
+                data = out[0] if len(out) == 1 else b"".join(out)
                 # Never cancelled while the link lives (rule 1).
-                await self.stream.send_all(out)
-                traffic.sent_bytes += len(out)
+                await self.stream.send_all(data)
+                traffic.sent_bytes += size
                 traffic.sent_messages += messages
                 traffic.sends += 1
+
+    def _room_in_flight(self, count: int) -> bool:
+        """Whether a batch of ``count`` requests may be sent now (rule 2; a
+        batch over the bound goes alone once nothing is in flight)."""
+        in_flight = self._in_flight_requests
+        return in_flight == 0 or in_flight + count <= self.max_in_flight_requests
 
     async def _read_loop(self) -> None:
         parser = ReplyParser()
@@ -235,31 +285,46 @@ class Link:
                 raise _PeerClosed("the peer closed the connection")
             traffic.received_bytes += len(data)
             parser.receive_data(data)
+            answered = 0
             while True:
                 reply = parser.next_reply()
                 if reply is NEED_DATA:
                     break
                 if not in_flight:
                     raise ReplyProtocolError("a reply nobody asked for")
-                request = in_flight.popleft()
-                traffic.received_messages += 1
-                if request.abandoned:
-                    traffic.late_replies += 1
-                else:
-                    request.reply = reply
-                    request.done.set()
+                batch = in_flight[0]
+                replies = batch.replies
+                replies.append(reply)
+                answered += 1
+                if len(replies) == batch.count:
+                    in_flight.popleft()
+                    if batch.abandoned:
+                        traffic.late_replies += batch.count
+                    elif batch.done is not None:
+                        batch.done.set()
+                    elif batch.on_replies is not None:
+                        batch.on_replies(replies)
+            traffic.received_messages += answered
+            self._in_flight_requests -= answered
             # Room in flight again: the writer may be waiting for it.
             self._work.unpark_all()
 
     def _fail_all(self, reason: str) -> None:
         if self._closed is None:
             self._closed = reason
-        for requests, sent in ((self._in_flight, True), (self._queue, False)):
-            while requests:
-                request = requests.popleft()
-                if not request.done.is_set():
-                    request.error = LinkClosed(f"link to {self.name} closed: {self._closed}", sent=sent)
-                    request.done.set()
+        failed: list[_Batch] = []
+        for batches, sent in ((self._in_flight, True), (self._queue, False)):
+            while batches:
+                batch = batches.popleft()
+                if batch.done is None:
+                    failed.append(batch)
+                elif not batch.done.is_set():
+                    batch.error = LinkClosed(f"link to {self.name} closed: {self._closed}", sent=sent)
+                    batch.done.set()
+        self._queued_requests = self._in_flight_requests = 0
+        for batch in failed:
+            if batch.on_replies is not None:
+                batch.on_replies(None)
         self._room.unpark_all()
 
 

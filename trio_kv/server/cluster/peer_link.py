@@ -30,7 +30,7 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -172,6 +172,13 @@ class PeerLink:
             await trio.lowlevel.checkpoint()
             raise LinkDown(f"no link to {self.member.address} ({self.state.value})")
         return await link.request_many(requests)
+
+    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
+        """Queue ``count`` encoded requests without waiting
+        (``link.Link.send_nowait``); False (nothing sent) when not
+        connected or the link's queue is full."""
+        link = self._link
+        return link is not None and link.send_nowait(data, count, on_replies)
 
     def statistics(self) -> LinkStatistics:
         link, traffic = self._link, self.traffic

@@ -1,88 +1,66 @@
-"""Replication to one peer: long-lived sender tasks fed by a bounded queue.
+"""Replication to one peer: a coordinator job's ``TKV.REPL.PUT`` requests
+for that peer go out as one batch on its link, without a task or a wait.
 
-The coordinator queues each write's ``TKV.REPL.PUT`` requests for a peer
-here (``send``: no task per batch); a sender takes whatever is queued (up
-to ``MAX_BATCH_REQUESTS``), sends it with one ``request_many`` and records
-every answer on its ``Write`` (late answers too: WAIT counts them).
-``senders`` tasks per peer keep that many batches in flight, so a slow
-round trip does not hold the next writes back, and writes queued during a
-round trip travel together.
+The coordinator hands ``send`` every request one job of its owes the peer
+(``requests[i]`` for ``writes[i]``, each encoded once by ``repl_put``
+however many peers it goes to); they are queued on the peer's link as one
+batch (``PeerLink.send_nowait``: the link's writer sends whatever is
+queued in one send, so the batches of concurrent jobs still travel
+together), and when the peer's replies come back the link's reader records
+each answer on its ``Write`` (late answers too: WAIT counts them). No task
+per batch or per peer waits for the replies, so replication costs no task
+switch of its own.
 
-Rules: the queue holds at most ``capacity`` requests
-(``DEFAULT_QUEUE_REQUESTS``); a write that finds it full is not queued and
-counts as failed for that peer at once (the peer is that far behind; its
-copy is repaired later by a read), so a client never waits on a full
-queue beyond its timeout. A link failure fails every request of the batch
-that was sent on it, as before.
+Rules: a batch is refused whole when the peer has no connected link or
+its link's queue is full (``link.Link`` rule 6: the peer is that far
+behind; its copy is repaired later by a read): ``send`` returns False and
+the coordinator counts those writes failed for that peer at once, so a
+client never waits on a full queue beyond its timeout. A link failure
+fails every request of the batches queued or in flight on it.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-
-import trio
+from collections.abc import Callable
 
 from ...cluster.ring import Member
 from ...protocol.replies import Error
-from .link import LinkError
 from .write_acks import Write
 
-# Requests queued for one peer at most (about 4 MB of small values).
-DEFAULT_QUEUE_REQUESTS = 4096
-# Sender tasks per peer: batches in flight to it at once.
-DEFAULT_SENDERS = 2
-# Requests one request_many carries at most.
-MAX_BATCH_REQUESTS = 512
+OnReplies = Callable[[list[object] | None], None]
+# PeerLink.send_nowait: (encoded requests, how many, on_replies) -> queued.
+SendNowait = Callable[[bytes, int, OnReplies], bool]
 
-RequestMany = Callable[[Sequence[Sequence[bytes]]], Awaitable[list[object]]]
+# A three-argument request's header and its first argument, TKV.REPL.PUT.
+_PUT_HEAD = b"*3\r\n$12\r\nTKV.REPL.PUT\r\n"
+
+
+def repl_put(key: bytes, clock: bytes) -> bytes:
+    """``TKV.REPL.PUT key clock``, encoded (``encode_requests``' bytes)."""
+    return b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n" % (_PUT_HEAD, len(key), key, len(clock), clock)
 
 
 class PeerReplicator:
-    """The queue and sender tasks of one peer (``run`` in the coordinator's nursery)."""
+    """Sends one peer its share of each replicated job."""
 
-    def __init__(self, member: Member, request_many: RequestMany, *, capacity: int = DEFAULT_QUEUE_REQUESTS,
-                 senders: int = DEFAULT_SENDERS) -> None:
+    __slots__ = ("member", "_send_nowait")
+
+    def __init__(self, member: Member, send_nowait: SendNowait) -> None:
         self.member = member
-        self._request_many = request_many
-        self.capacity = capacity
-        self.senders = senders
-        self._queue: deque[tuple[list[bytes], Write]] = deque()
-        self._work = trio.lowlevel.ParkingLot()
+        self._send_nowait = send_nowait
 
-    def send(self, request: list[bytes], write: Write) -> bool:
-        """Queue one request of ``write``; False (nothing queued) when the queue is full."""
-        if len(self._queue) >= self.capacity:
-            return False
-        self._queue.append((request, write))
-        if self._work:
-            self._work.unpark()
-        return True
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
-    async def run(self) -> None:
-        """The sender tasks, until cancelled."""
-        async with trio.open_nursery() as nursery:
-            for _ in range(self.senders):
-                nursery.start_soon(self._sender)
-
-    async def _sender(self) -> None:
-        queue = self._queue
+    def send(self, requests: list[bytes], writes: list[Write]) -> bool:
+        """Queue ``requests`` (encoded; ``requests[i]`` replicates part of
+        ``writes[i]``) as one batch; False (nothing queued) when refused."""
         member = self.member
-        while True:
-            if not queue:
-                await self._work.park()
-                continue
-            count = min(len(queue), MAX_BATCH_REQUESTS)
-            taken = [queue.popleft() for _ in range(count)]
-            if queue and self._work:
-                self._work.unpark()  # more than one batch's worth: another sender takes the rest
-            try:
-                answers: list[object] = await self._request_many([request for request, _ in taken])
-            except LinkError:
-                answers = [None] * count
-            for (_, write), answer in zip(taken, answers):
+
+        def answered(answers: list[object] | None) -> None:
+            if answers is None:
+                for write in writes:
+                    write.answered(member, False)
+                return
+            for write, answer in zip(writes, answers):
                 write.answered(member, answer is not None and type(answer) is not Error)
+
+        data = requests[0] if len(requests) == 1 else b"".join(requests)
+        return self._send_nowait(data, len(requests), answered)

@@ -3,10 +3,12 @@ preference list (``Write``), per client batch (``WriteBatch``: the event
 its client waits on), per connection for WAIT (``LastWrite``), and the
 one task that times out every pending batch (``WriteDeadlines``).
 
-Rules: a peer's acks for one write count once, when every request that
-peer owed for it has been answered (a write touching several keys of one
-preference list sends one ``TKV.REPL.PUT`` per key); a peer that failed
-any of them counts as failed. Late acks still count (WAIT sees them).
+Rules: this node's own ack counts once its log flush returned
+(``acked_here``), before or after the peers' acks; a peer's acks for one
+write count once, when every request that peer owed for it has been
+answered (a write touching several keys of one preference list sends one
+``TKV.REPL.PUT`` per key); a peer that failed any of them counts as
+failed. Late acks still count (WAIT sees them).
 A batch is decided when each of its writes is (SUCCESS or IMPOSSIBLE),
 or when its deadline (``--cluster-write-timeout`` after it was made)
 passes: its client then finds the writes still pending and answers them
@@ -30,10 +32,15 @@ class Write:
     """One write command's replication to one preference list: its ack
     counter and the requests each peer still owes an answer for."""
 
-    __slots__ = ("counter", "owed", "failed", "on_progress", "batch")
+    __slots__ = ("counter", "owed", "failed", "on_progress", "batch", "here")
 
-    def __init__(self, counter: AckCounter, on_progress: Callable[[], None], batch: WriteBatch) -> None:
+    def __init__(self, counter: AckCounter, on_progress: Callable[[], None], batch: WriteBatch, *,
+                 here: bool = False) -> None:
         self.counter = counter
+        # Whether this node is in the preference list: its own ack
+        # (``acked_here``) comes once its log flush returns, perhaps after
+        # the peers' (the write is sent to them before that flush).
+        self.here = here
         self.owed: dict[Member, int] = {}
         # Peers that failed a request of this write (None: none did).
         self.failed: set[Member] | None = None
@@ -60,6 +67,14 @@ class Write:
             if pending and counter.outcome is not Outcome.PENDING:
                 self.batch.one_decided()
         self.on_progress()
+
+    def acked_here(self, myself: Member) -> None:
+        """The write is durable on this node (the dispatcher returned)."""
+        counter = self.counter
+        pending = counter.outcome is Outcome.PENDING
+        counter.ok(myself)
+        if pending and counter.outcome is not Outcome.PENDING:
+            self.batch.one_decided()
 
     def remote_acks(self, myself: Member) -> int:
         failed = self.failed or ()
