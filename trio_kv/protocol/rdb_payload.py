@@ -26,8 +26,10 @@ Rules this module keeps:
   raises ``BadData`` (``Bad data format``), including an empty value and a
   duplicate set member, hash field or sorted set member, and a NaN score.
   Validation is always deep (``sanitize-dump-payload yes``): a value
-  decodes whole or not at all. Bytes after the object, before the footer,
-  are ignored, as Redis' ``restoreCommand`` ignores them.
+  decodes whole or not at all. As in Redis' ``restoreCommand``, the object
+  is read from the whole payload: bytes after it are ignored, and an object
+  that claims more bytes than come before the footer reads the footer's
+  (the checksum already vouched for them).
 * The objects are plain data in element order: a hash's pairs, a set's
   members, a sorted set's (member, score) pairs, as the payload holds them.
   ``decode_payload(encode_payload(obj)) == obj`` for every valid object.
@@ -333,7 +335,9 @@ def check_footer(payload: bytes) -> None:
 def decode_payload(payload: bytes) -> RdbObject:
     """The object in a DUMP payload; ``BadChecksum`` or ``BadData`` (see the module)."""
     check_footer(payload)
-    reader = _Reader(payload[:-FOOTER_BYTES])
+    # Redis reads the object from the whole buffer, footer included (an
+    # object that overruns into the footer's bytes is read from them).
+    reader = _Reader(payload)
     try:
         obj = _read_object(reader.byte(), reader)
     except PackedError as error:
