@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from trio_kv.protocol.crc64 import crc64
 from trio_kv.protocol.integers import parse_integer
-from trio_kv.protocol.rdb_packed import _backlen
 
 
 def rdb_length(size: int) -> bytes:
@@ -61,6 +60,16 @@ def ziplist(items: list[bytes]) -> bytes:
     total = 10 + len(body) + 1
     count = min(len(items), 65535)
     return total.to_bytes(4, "little") + tail.to_bytes(4, "little") + count.to_bytes(2, "little") + body + b"\xff"
+
+
+def _backlen(size: int) -> bytes:
+    """Redis' lpEncodeBacklen, written out independently of the decoder's:
+    7 bits per byte, most significant first, every byte but the first with
+    its top bit set, in as many bytes as Redis' thresholds say (note ``<``:
+    16383 takes 3 bytes, with a leading 0)."""
+    count = 1 if size <= 127 else next(n for n, limit in ((2, 16383), (3, 2097151), (4, 268435455), (5, 2**35)) if size < limit)
+    groups = [(size >> (7 * (count - 1 - i))) & 127 for i in range(count)]
+    return bytes([groups[0]] + [group | 128 for group in groups[1:]])
 
 
 def _listpack_entry(item: bytes) -> bytes:

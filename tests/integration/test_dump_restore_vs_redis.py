@@ -101,6 +101,10 @@ def test_payloads_travel_both_ways(tmp_path: Path) -> None:
 def _members(client: Resp, key: bytes, kind: str) -> object:
     if kind == "list":
         return client.call("LRANGE", key, 0, -1)
+    if kind == "hash":
+        got = client.call("HGETALL", key)
+        assert isinstance(got, list)
+        return list(zip(got[0::2], got[1::2]))
     if kind == "set":
         got = client.call("SMEMBERS", key)
         assert isinstance(got, list)
@@ -115,6 +119,8 @@ def _as_members(obj: object) -> object:
         return list(obj.items)
     if isinstance(obj, SetObject):
         return sorted(obj.members)
+    if isinstance(obj, HashObject):
+        return list(obj.pairs)
     assert isinstance(obj, SortedSetObject)
     return sorted(obj.entries, key=lambda entry: (entry[1], entry[0]))
 
@@ -133,6 +139,11 @@ def test_other_families_at_the_codec(tmp_path: Path) -> None:
         assert redis.call("CONFIG", "SET", "list-max-listpack-size", "4") == "OK"
         redis.call("RPUSH", b"l:quicklist", *range(20))
         writes.append(("list", b"l:quicklist", ()))
+        # Listpack entries whose back-length sits at Redis' size thresholds
+        # (an entry of 16383 bytes takes a 3-byte back-length).
+        assert redis.call("CONFIG", "SET", "hash-max-listpack-value", "100000") == "OK"
+        for size in (122, 123, 16377, 16378, 16379):
+            writes.append(("hash", b"h:%d" % size, ("HSET", b"h:%d" % size, "f", "x" * size, "g", "1")))
         for kind, key, command in writes:
             if command:
                 redis.call(*command)
