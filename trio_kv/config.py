@@ -117,6 +117,9 @@ class Config:
     # local: a plain SET supersedes what the coordinator's replica has seen;
     # read: gather the context from R replicas first.
     cluster_write_context: str = "local"
+    # Anti-entropy (server/cluster/anti_entropy.py): a round with each peer
+    # this long after the last one ended; 0: off.
+    cluster_aae_interval_seconds: float = 10.0
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -314,6 +317,7 @@ _OPTIONS = [
     _Option("cluster_partitions", _power_of_two, "fixed partitions of the 16384 slots (power of two, fixed at creation)"),
     _Option("cluster_redirect", _one_of("none", "moved"), "none: any node coordinates any key; moved: -MOVED for keys this node does not replicate"),
     _Option("cluster_write_context", _one_of("local", "read"), "local: a plain write supersedes what this node's replica has seen; read: gather the context from R replicas first"),
+    _Option("cluster_aae_interval_seconds", _seconds, "compare Tictac trees with each peer and repair what differs this often (0: off)", ("--cluster-aae-interval",)),
 ]
 
 

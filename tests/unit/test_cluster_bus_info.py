@@ -47,3 +47,30 @@ def test_cluster_status_renders_the_fields() -> None:
     assert "members 2 (1 up)" in text
     assert "127.0.0.11:7001" in text and "(myself)" in text and "down" in text
     assert "backoff" in text and "0.41 ms" in text and "7 / 2.0 KiB" in text
+
+
+def test_anti_entropy_progress_in_info_and_cluster_status() -> None:
+    from trio_kv.server.cluster.anti_entropy import COUNTERS
+
+    counts = dict.fromkeys(COUNTERS, 0) | {"rounds": 12, "keys_repaired": 345, "partitions_compared": 768}
+    fields = {name: str(value) for name, value in bus_info_fields({**STATUS, "anti_entropy": counts})}
+    assert fields["cluster_aae_rounds"] == "12" and fields["cluster_aae_keys_repaired"] == "345"
+    text = render(fields)
+    assert "ANTI-ENTROPY" in text and "keys repaired         345" in text and "partitions compared   768" in text
+    assert "ANTI-ENTROPY" not in render({name: str(value) for name, value in bus_info_fields(STATUS)})
+
+
+def test_anti_entropy_counters_in_metrics() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from trio_kv.http.prometheus import render_metrics
+    from trio_kv.server.http_metrics import collect_metrics
+
+    control = FakeControl()
+    control.bus_status = {**STATUS, "anti_entropy": {"rounds": 3, "keys_repaired": 7}}
+    text = render_metrics(collect_metrics(Store(Config()), control, {}, {}, True)).decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    samples = {sample.labels["counter"]: sample.value for sample in families["trio_kv_cluster_aae"].samples}
+    assert samples == {"rounds": 3, "keys_repaired": 7}
+    control.bus_status = STATUS
+    assert "trio_kv_cluster_aae" not in render_metrics(collect_metrics(Store(Config()), control, {}, {}, True)).decode()

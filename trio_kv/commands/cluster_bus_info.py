@@ -14,6 +14,10 @@ its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
         connections=1,connected_since=1765098000,ping_rtt_us=412,oldest_request_age_us=0
     cluster_writes_ok:10 (and writes_noreplicas, reads_ok, reads_noreplicas,
         reads_repaired, forwarded, forward_failed, refused: the coordinator's)
+    cluster_aae_rounds:12 (and rounds_failed, rounds_limited, partitions_compared,
+        partitions_differing, segments_compared, segments_differing, keys_compared, keys_differing,
+        keys_repaired, roots_requests, segments_requests, keys_requests,
+        repair_requests: anti-entropy's, while it runs)
 
 ``oldest_request_age_us`` is how long the oldest unanswered request to the
 peer has waited (queued or in flight; 0 when none): the peer's lag.
@@ -96,4 +100,9 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     # The coordinator's quorum outcomes (server/cluster/coordinator.py).
     for name, count in data_path.items():
         fields.append((f"cluster_{name}", count))
+    anti_entropy = status.get("anti_entropy") or {}
+    assert isinstance(anti_entropy, Mapping)
+    # Anti-entropy's rounds and repairs (server/cluster/anti_entropy.py).
+    for name, count in anti_entropy.items():
+        fields.append((f"cluster_aae_{name}", count))
     return fields

@@ -85,6 +85,8 @@ class MetricsSnapshot:
     cluster_links: list[Mapping[str, object]] = field(default_factory=list)
     # The cluster coordinator's quorum outcome counters (name -> count).
     cluster_data_path: Mapping[str, int] = field(default_factory=dict)
+    # Anti-entropy's counters (server/cluster/anti_entropy.py), while it runs.
+    cluster_anti_entropy: Mapping[str, int] = field(default_factory=dict)
     # Versions.statistics() in cluster mode; empty otherwise.
     cluster_versions: dict[str, int] = field(default_factory=dict)
 
@@ -158,6 +160,15 @@ def _cluster_data_path(out: _Writer, counts: Mapping[str, int]) -> None:
     out.family(name, "counter", "Cluster coordinator outcomes (writes_ok, writes_noreplicas, reads_repaired, ...).")
     for outcome, count in counts.items():
         out.sample(name, float(count), outcome=outcome)
+
+
+def _cluster_anti_entropy(out: _Writer, counts: Mapping[str, int]) -> None:
+    if not counts:
+        return
+    name = "trio_kv_cluster_aae_total"
+    out.family(name, "counter", "Anti-entropy rounds, comparisons, repairs and requests (rounds, keys_repaired, ...).")
+    for counter, count in counts.items():
+        out.sample(name, float(count), counter=counter)
 
 
 _VERSION_METRICS = {
@@ -238,6 +249,7 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
     out.single("trio_kv_uptime_seconds", "gauge", "Seconds since the server started.", snapshot.uptime_seconds)
     _cluster_links(out, snapshot.cluster_links)
     _cluster_data_path(out, snapshot.cluster_data_path)
+    _cluster_anti_entropy(out, snapshot.cluster_anti_entropy)
     _cluster_versions(out, snapshot.cluster_versions)
     for name, value in sorted(snapshot.persistence.items()):
         out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)

@@ -85,6 +85,7 @@ def collect_metrics(
         persistence=_persistence(control),
         cluster_links=_cluster_links(control),
         cluster_data_path=_cluster_data_path(control),
+        cluster_anti_entropy=_cluster_anti_entropy(control),
         # Integers the writers keep (a scan of 128 slots): at most a write old.
         cluster_versions={} if store.versions is None else store.versions.statistics(),
     )
@@ -102,3 +103,10 @@ def _cluster_data_path(control: ServerControl) -> dict[str, int]:
     data_path = {} if status is None else status.get("data_path") or {}
     assert isinstance(data_path, dict)
     return data_path
+
+
+def _cluster_anti_entropy(control: ServerControl) -> dict[str, int]:
+    status = control.cluster_bus_status()
+    counts = {} if status is None else status.get("anti_entropy") or {}
+    assert isinstance(counts, dict)
+    return counts

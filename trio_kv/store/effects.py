@@ -5,7 +5,9 @@ Redis sends each write to the AOF and to the replicas from one place
 *effect* for every change it applies, the engine marks where each write
 command ends, and every subscriber receives each command's effects as one
 *unit*. The append-only log subscribes today (``Persistence.log``: one log
-record per unit); a sorted key index, snapshot undo records, keyspace
+record per unit), and in cluster mode the versions' stamper and
+anti-entropy's Tictac trees (store/key_trees.py, which read the VERSION
+effects); a sorted key index, snapshot undo records, keyspace
 notifications or replication to peers subscribe the same way, without
 touching the keyspace or the engine.
 

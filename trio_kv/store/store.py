@@ -60,7 +60,9 @@ class Store:
         # unless given) for their timestamps. None (no actor id): no versions,
         # nothing of them on any path.
         self.versions: Versions | None = (
-            None if actor_id is None else Versions(self.keyspace, actor_id, HybridClock() if hlc is None else hlc)
+            None if actor_id is None else Versions(
+                self.keyspace, actor_id, HybridClock() if hlc is None else hlc, partitions=config.cluster_partitions,
+            )
         )
         # Guards the keyspace: readers share it, a write has it alone (store.rwlock).
         self.lock: ReadWriteLock = ReadWriteLock()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...protocol.replies import Error
 from ..table import CommandSpec, CommandTable, Handler, InMulti, Lock
-from . import forward, hello, ping, repl, ring
+from . import aae, forward, hello, ping, repl, ring
 from .access import Access, cmd_not_bus, guarded
 
 
@@ -40,6 +40,11 @@ PEER_SPECS = [
     *(
         peer_spec(name, arity, Access.PEER, handler, summary, lock)
         for name, arity, handler, summary, lock in repl.DECLARATIONS
+    ),
+    # Anti-entropy: reading a peer's Tictac trees (aae.py).
+    *(
+        peer_spec(name, arity, Access.PEER, handler, summary, lock)
+        for name, arity, handler, summary, lock in aae.DECLARATIONS
     ),
 ]
 

@@ -68,6 +68,8 @@ class ClusterNode:
         self._subscribers: list[Callable[[ClusterView], None]] = []
         # The coordinator's quorum outcome counters (server/cluster/coordinator.py), once it runs.
         self.data_path_statistics: Callable[[], Mapping[str, int]] | None = None
+        # Anti-entropy's counters (server/cluster/anti_entropy.py), once it runs.
+        self.anti_entropy_statistics: Callable[[], Mapping[str, int]] | None = None
 
     # -- what handlers and links read ----------------------------------------
 
@@ -107,6 +109,7 @@ class ClusterNode:
             ],
             "links": [vars(statistics) for statistics in self.link_statistics()],
             "data_path": {} if self.data_path_statistics is None else dict(self.data_path_statistics()),
+            "anti_entropy": {} if self.anti_entropy_statistics is None else dict(self.anti_entropy_statistics()),
         }
 
     # -- what links report ---------------------------------------------------

@@ -6,6 +6,8 @@
      +-- one nursery per peer: PeerLink.run (connect, handshake,   peer_link
      |     link writer and reader, pinger); its failure ends only it
      +-- watch: marks silent peers down                          node
+     +-- anti-entropy: a Tictac exchange loop per peer            anti_entropy
+         (every --cluster-aae-interval seconds; 0: not started)
 
 ``run_cluster`` starts it and reports a ``ClusterHandle``; the server calls
 ``handle.stop()`` after its client connections drained (the data path may
@@ -29,6 +31,7 @@ from ...commands.control import ServerControl
 from ...store.engine import Store
 from ..dispatch import Dispatcher
 from ..listener import ConnectionRegistry
+from .anti_entropy import AntiEntropy
 from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
 from .coordinator import Coordinator
 from .node import ClusterNode
@@ -49,6 +52,8 @@ class ClusterHandle:
         self.inbound = inbound
         # The data path (set by run_cluster).
         self.coordinator: Coordinator | None = None
+        # Anti-entropy (set by run_cluster unless --cluster-aae-interval 0).
+        self.anti_entropy: AntiEntropy | None = None
         self._stopping = trio.Event()
         self.stopped = trio.Event()
 
@@ -93,6 +98,11 @@ async def run_cluster(
                 for link in node.links.values():
                     cluster.start_soon(_peer, link)
                 cluster.start_soon(node.watch)
+                interval = store.config.cluster_aae_interval_seconds
+                if interval > 0 and node.links:
+                    handle.anti_entropy = AntiEntropy(node, store, control, dispatcher, interval_seconds=interval)
+                    node.anti_entropy_statistics = handle.anti_entropy.statistics
+                    cluster.start_soon(handle.anti_entropy.run)
                 task_status.started(handle)
                 await handle._stopping.wait()
                 accepting.cancel_scope.cancel()

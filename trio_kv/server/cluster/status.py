@@ -115,6 +115,18 @@ def render(fields: dict[str, str]) -> str:
             f"  tombstones kept       {fields['cluster_versions_tombstones']}",
             f"  clock bytes           {_bytes(fields['cluster_versions_bytes'])}",
         ]
+    if "cluster_aae_rounds" in fields:
+        lines += ["", "ANTI-ENTROPY"] + [
+            f"  rounds                {fields['cluster_aae_rounds']} ({fields['cluster_aae_rounds_failed']} failed,"
+            f" {fields['cluster_aae_rounds_limited']} at the repair limit)",
+            f"  partitions compared   {fields['cluster_aae_partitions_compared']}"
+            f" ({fields['cluster_aae_partitions_differing']} differing)",
+            f"  segments compared     {fields['cluster_aae_segments_compared']}"
+            f" ({fields['cluster_aae_segments_differing']} differing)",
+            f"  keys compared         {fields['cluster_aae_keys_compared']}"
+            f" ({fields['cluster_aae_keys_differing']} differing)",
+            f"  keys repaired         {fields['cluster_aae_keys_repaired']}",
+        ]
     return "\n".join(lines)
 
 

@@ -1,0 +1,95 @@
+"""TKV.AAE.ROOTS, TKV.AAE.SEGMENTS and TKV.AAE.KEYS: what an anti-entropy
+exchange (server/cluster/anti_entropy.py) reads of a peer's Tictac trees
+(store/key_trees.py, cluster/tictac.py), coarse to fine.
+
+::
+
+    TKV.AAE.ROOTS partition [partition ...]  -> bulk: each tree's root, u64 LE, in order
+    TKV.AAE.SEGMENTS partition               -> bulk: the tree's 1024 segments, u64 LE
+    TKV.AAE.KEYS partition segment [segment ...]
+                                             -> array: key, entry hash (8 bytes LE), key, ...
+
+A hash is 8 raw bytes (RESP integers are signed, a hash is not). The keys
+are listed whole for each segment asked: the caller bounds its asks (a
+segment holds about keys / (partitions x 1024) keys).
+
+Run under the read lock (writes update the trees under the write lock).
+They are peer commands (the bus's ``Access.PEER``: key names leave the
+node only after the handshake), not client commands: COMMAND does not
+list them. With cluster mode off: ``-ERR This instance has cluster
+support disabled``; a partition or segment out of range: ``-ERR``.
+"""
+
+from __future__ import annotations
+
+from ...cluster.tictac import SEGMENT_COUNT, pack_hashes
+from ...protocol.replies import Error
+from ..session import Session
+from ..table import CommandSpec, Handler, InMulti, Lock
+from .repl import CLUSTER_DISABLED
+
+
+def _index(text: bytes, limit: int, what: str) -> int | Error:
+    if not text.isdigit() or len(text) > 6 or int(text) >= limit:
+        return Error(f"ERR {what} must be 0..{limit - 1}")
+    return int(text)
+
+
+def cmd_aae_roots(session: Session, args: list[bytes]) -> object:
+    versions = session.store.versions
+    if versions is None:
+        return CLUSTER_DISABLED
+    trees = versions.trees.trees
+    roots = []
+    for text in args[1:]:
+        partition = _index(text, len(trees), "partition")
+        if isinstance(partition, Error):
+            return partition
+        roots.append(trees[partition].root)
+    return pack_hashes(roots)
+
+
+def cmd_aae_segments(session: Session, args: list[bytes]) -> object:
+    versions = session.store.versions
+    if versions is None:
+        return CLUSTER_DISABLED
+    trees = versions.trees.trees
+    partition = _index(args[1], len(trees), "partition")
+    if isinstance(partition, Error):
+        return partition
+    return pack_hashes(trees[partition].segments)
+
+
+def cmd_aae_keys(session: Session, args: list[bytes]) -> object:
+    versions = session.store.versions
+    if versions is None:
+        return CLUSTER_DISABLED
+    trees = versions.trees.trees
+    partition = _index(args[1], len(trees), "partition")
+    if isinstance(partition, Error):
+        return partition
+    segments = []
+    for text in args[2:]:
+        segment = _index(text, SEGMENT_COUNT, "segment")
+        if isinstance(segment, Error):
+            return segment
+        segments.append(segment)
+    out: list[bytes] = []
+    for key, entry in trees[partition].entries(segments):
+        out += (key, entry.to_bytes(8, "little"))
+    return out
+
+
+DECLARATIONS: list[tuple[str, int, Handler, str, Lock]] = [
+    ("tkv.aae.roots", -2, cmd_aae_roots, "Anti-entropy: the Tictac tree roots of partitions (u64 LE each)", Lock.READ),
+    ("tkv.aae.segments", 2, cmd_aae_segments, "Anti-entropy: a partition's 1024 segment hashes (u64 LE each)", Lock.READ),
+    ("tkv.aae.keys", -3, cmd_aae_keys, "Anti-entropy: the keys and entry hashes of segments of a partition", Lock.READ),
+]
+
+SPECS: list[CommandSpec] = [
+    CommandSpec(
+        name=name, arity=arity, lock=lock, flags=("no_auth",), in_multi=InMulti.RUN,
+        since=None, group="cluster", handler=handler, summary=summary,
+    )
+    for name, arity, handler, summary, lock in DECLARATIONS
+]

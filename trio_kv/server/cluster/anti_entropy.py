@@ -1,0 +1,278 @@
+"""Anti-entropy: every ``--cluster-aae-interval`` seconds, this node
+compares its Tictac trees (store/key_trees.py) with each peer's, for the
+partitions both replicate, and repairs the keys that differ. Riak 3's
+tictac AAE and Dynamo 4.7 are the models; design/cluster.md "permanent
+repair".
+
+One exchange (``exchange``, a task per peer, ``run``):
+
+1. **Roots.** ``TKV.AAE.ROOTS p...`` for every partition whose preference
+   list holds both nodes, here (through the dispatcher, as any store
+   read) and on the peer: one request each. A converged pair stops here.
+2. **Segments.** For each partition whose roots differ (starting after
+   the one the last round stopped at, so every partition gets its turn):
+   ``TKV.AAE.SEGMENTS p`` on both sides, compared.
+3. **Keys.** ``TKV.AAE.KEYS p s...`` of the differing segments (at most
+   ``SEGMENTS_PER_KEYS_REQUEST`` a request) on both sides: the keys held
+   on one side only or with another version digest.
+4. **Repair**, ``REPAIR_BATCH_KEYS`` keys at a time: the peer's clocks
+   (``TKV.REPL.GET``), merged here (``TKV.REPL.PUT`` of each, then
+   ``TKV.REPL.GET`` of the merge, one local job), and the merged clocks
+   sent to the peer (``TKV.REPL.PUT``). Both sides then hold the DVVSet
+   sync of both (sync is commutative and idempotent: a repair racing a
+   write, a read repair or the peer's own exchange loses nothing).
+
+Rate limit: at most ``MAX_REPAIR_KEYS_PER_ROUND`` keys per peer per
+round, and a round starts an interval after the last one ended: repair never takes
+more than that of the node, and each repair batch is one ordinary job
+among the clients' (one worker hop, the write lock for
+``REPAIR_BATCH_KEYS`` merges). A round that fails (the link drops, the
+peer answers an error) is counted and the next round starts afresh.
+With the default 10 s interval that is 100 keys a second per peer:
+enough for the drift hints and read repair leave, not for rebuilding a
+lost node (issue 11's partition moves stream whole partitions).
+
+Not done here (issue 11): tombstones are never purged (a deleted key
+keeps its tombstone clock and its tree entry); partitions are compared
+only between nodes the current ring lists together.
+
+``statistics()`` (INFO cluster ``cluster_aae_*``, ``trio-kv cluster
+status``, /metrics): rounds, what was compared, keys repaired, and the
+requests each step sent to peers (``roots_requests`` ... ``repair_requests``:
+a converged cluster sends only roots requests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import trio
+
+from ...cluster.ring import Member, Ring
+from ...cluster.tictac import SEGMENT_COUNT, differing_keys, differing_segments, unpack_hashes
+from ...commands.control import ServerControl
+from ...commands.peer import aae, repl
+from ...commands.session import Session
+from ...commands.table import CommandTable
+from ...commands.wire import RESP
+from ...protocol.replies import Error
+from ...store.engine import Job, Store
+from ..client_session import next_client_id
+from ..dispatch import Dispatcher
+from .link import LinkError
+from .node import ClusterNode
+
+log = logging.getLogger(__name__)
+
+# Keys repaired with one peer in one round at most (the rate limit).
+MAX_REPAIR_KEYS_PER_ROUND = 1000
+# Keys per repair step (one REPL.GET batch, one local job, one REPL.PUT batch).
+REPAIR_BATCH_KEYS = 100
+# Segments one TKV.AAE.KEYS asks for at most.
+SEGMENTS_PER_KEYS_REQUEST = 128
+
+# The local side's table: the same commands the peer runs.
+AAE_TABLE = CommandTable(
+    [*repl.SPECS, *aae.SPECS],
+    unknown_command=lambda args: Error("ERR unknown command"),
+    wrong_arity=lambda spec: Error("ERR wrong number of arguments"),
+)
+
+COUNTERS = (
+    "rounds", "rounds_failed", "rounds_limited", "partitions_compared", "partitions_differing",
+    "segments_compared", "segments_differing", "keys_compared", "keys_differing", "keys_repaired",
+    "roots_requests", "segments_requests", "keys_requests", "repair_requests",
+)
+
+
+class ExchangeFailed(Exception):
+    """A round cannot go on (an error reply, a malformed one)."""
+
+
+def shared_partitions(ring: Ring, myself: Member, peer: Member) -> list[int]:
+    """The partitions whose preference lists hold both nodes."""
+    return [
+        partition for partition, members in enumerate(ring.preference_lists) if myself in members and peer in members
+    ]
+
+
+def _bytes_reply(reply: object, what: str) -> bytes:
+    if not isinstance(reply, bytes):
+        raise ExchangeFailed(f"{what} answered {str(reply)[:80]}")
+    return reply
+
+
+def _entries(reply: object, what: str) -> list[tuple[bytes, int]]:
+    if not isinstance(reply, list) or len(reply) % 2 or not all(isinstance(item, bytes) for item in reply):
+        raise ExchangeFailed(f"{what} answered {str(reply)[:80]}")
+    return [(reply[i], int.from_bytes(reply[i + 1], "little")) for i in range(0, len(reply), 2)]
+
+
+class AntiEntropy:
+    def __init__(
+        self, node: ClusterNode, store: Store, control: ServerControl, dispatcher: Dispatcher,
+        *, interval_seconds: float, max_repair_keys_per_round: int = MAX_REPAIR_KEYS_PER_ROUND,
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.control = control
+        self.dispatcher = dispatcher
+        self.interval_seconds = interval_seconds
+        self.max_repair_keys_per_round = max_repair_keys_per_round
+        self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # Per peer: the partition the next round starts its segment walk at.
+        self._next_partition: dict[Member, int] = {}
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    async def run(self) -> None:
+        """An exchange loop per peer, until cancelled. A bug in one ends
+        that loop, logged; the node and the other loops go on (repair is
+        never worth the node)."""
+        async with trio.open_nursery() as nursery:
+            for member in self.node.links:
+                nursery.start_soon(self._guarded_loop, member)
+
+    async def _guarded_loop(self, member: Member) -> None:
+        try:
+            await self._peer_loop(member)
+        except Exception:
+            log.exception("anti-entropy with %s failed; it stays off for that peer", member.address)
+
+    async def _peer_loop(self, member: Member) -> None:
+        while True:
+            await trio.sleep(self.interval_seconds)
+            try:
+                await self.exchange(member)
+            except (LinkError, ExchangeFailed, ValueError) as error:
+                # The link dropped, or the peer answered an error or
+                # malformed hashes (ValueError from unpack_hashes): next round.
+                self.counts["rounds_failed"] += 1
+                log.debug("anti-entropy with %s: round failed: %s", member.address, error)
+
+    # -- one round -----------------------------------------------------------
+
+    async def exchange(self, member: Member) -> int:
+        """One round with ``member``; returns the keys repaired."""
+        view = self.node.view()
+        if member not in view.up:
+            return 0
+        partitions = shared_partitions(view.ring, view.myself, member)
+        if not partitions:
+            return 0
+        ask = [b"TKV.AAE.ROOTS", *(b"%d" % partition for partition in partitions)]
+        self.counts["roots_requests"] += 1
+        theirs, mine = await self._both(member, [ask])
+        their_roots = unpack_hashes(_bytes_reply(theirs[0], "TKV.AAE.ROOTS"))
+        my_roots = unpack_hashes(_bytes_reply(mine[0], "TKV.AAE.ROOTS (here)"))
+        if len(their_roots) != len(partitions) or len(my_roots) != len(partitions):
+            raise ExchangeFailed("TKV.AAE.ROOTS answered the wrong number of roots")
+        self.counts["rounds"] += 1
+        self.counts["partitions_compared"] += len(partitions)
+        differing = [p for p, a, b in zip(partitions, my_roots, their_roots) if a != b]
+        self.counts["partitions_differing"] += len(differing)
+        if not differing:
+            return 0
+        # Every partition gets its turn: start after the one the last round stopped at.
+        start = self._next_partition.get(member, 0)
+        differing.sort(key=lambda partition: (partition < start, partition))
+        budget = self.max_repair_keys_per_round
+        repaired = 0
+        for partition in differing:
+            keys = await self._differing_keys(member, partition, budget)
+            keys = keys[:budget]
+            repaired += await self._repair(member, keys)
+            budget -= len(keys)
+            if budget <= 0:
+                self.counts["rounds_limited"] += 1
+                self._next_partition[member] = partition  # unfinished: first next time
+                break
+        else:
+            self._next_partition[member] = 0
+        return repaired
+
+    async def _differing_keys(self, member: Member, partition: int, budget: int) -> list[bytes]:
+        """The keys of ``partition`` whose entries differ, until at least ``budget`` are found."""
+        ask = [b"TKV.AAE.SEGMENTS", b"%d" % partition]
+        self.counts["segments_requests"] += 1
+        theirs, mine = await self._both(member, [ask])
+        segments = differing_segments(
+            unpack_hashes(_bytes_reply(mine[0], "TKV.AAE.SEGMENTS (here)")),
+            unpack_hashes(_bytes_reply(theirs[0], "TKV.AAE.SEGMENTS")),
+        )
+        self.counts["segments_compared"] += SEGMENT_COUNT
+        self.counts["segments_differing"] += len(segments)
+        found: list[bytes] = []
+        for first in range(0, len(segments), SEGMENTS_PER_KEYS_REQUEST):
+            chunk = segments[first : first + SEGMENTS_PER_KEYS_REQUEST]
+            ask = [b"TKV.AAE.KEYS", b"%d" % partition, *(b"%d" % segment for segment in chunk)]
+            self.counts["keys_requests"] += 1
+            theirs, mine = await self._both(member, [ask])
+            my_entries = _entries(mine[0], "TKV.AAE.KEYS (here)")
+            their_entries = _entries(theirs[0], "TKV.AAE.KEYS")
+            self.counts["keys_compared"] += len(my_entries) + len(their_entries)
+            keys = differing_keys(my_entries, their_entries)
+            self.counts["keys_differing"] += len(keys)
+            found += keys
+            if len(found) >= budget:
+                break
+        return found
+
+    async def _repair(self, member: Member, keys: Sequence[bytes]) -> int:
+        """Merge ``keys`` both ways (module docstring, step 4); the keys that changed somewhere."""
+        repaired = 0
+        link = self.node.links[member]
+        for first in range(0, len(keys), REPAIR_BATCH_KEYS):
+            batch = keys[first : first + REPAIR_BATCH_KEYS]
+            self.counts["repair_requests"] += 2
+            theirs = await link.request_many([[b"TKV.REPL.GET", key] for key in batch])
+            local: list[list[bytes]] = []
+            pulled: list[int] = []  # indexes into local of the PUTs
+            for key, clock in zip(batch, theirs):
+                if isinstance(clock, bytes):
+                    pulled.append(len(local))
+                    local.append([b"TKV.REPL.PUT", key, clock])
+                local.append([b"TKV.REPL.GET", key])
+            replies = await self._local(local)
+            changed = {local[index][1] for index in pulled if replies[index] == 1}
+            pushes = []
+            for request, reply in zip(local, replies):
+                if request[0] == b"TKV.REPL.GET" and isinstance(reply, bytes):
+                    pushes.append([b"TKV.REPL.PUT", request[1], reply])
+            their_clocks = dict(zip(batch, theirs))
+            pushes = [push for push in pushes if their_clocks.get(push[1]) != push[2]]
+            if pushes:
+                answers = await link.request_many(pushes)
+                changed.update(push[1] for push, answer in zip(pushes, answers) if answer == 1)
+            repaired += len(changed)
+        self.counts["keys_repaired"] += repaired
+        return repaired
+
+    # -- the two sides -------------------------------------------------------
+
+    async def _both(self, member: Member, requests: list[list[bytes]]) -> tuple[list[object], list[object]]:
+        """``requests`` on the peer and here, at the same time: (theirs, mine)."""
+        theirs: list[object] = []
+        failed: list[LinkError] = []
+
+        async def remote() -> None:
+            try:
+                theirs.extend(await self.node.links[member].request_many(requests))
+            except LinkError as error:
+                failed.append(error)  # raised below, not as an exception group
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(remote)
+            mine = await self._local(requests)
+        if failed:
+            raise failed[0]
+        return theirs, mine
+
+    async def _local(self, requests: list[list[bytes]]) -> list[object]:
+        session = Session(next_client_id(), self.store, self.control, wire=RESP, address="anti-entropy", local_address="")
+        session.authenticated = True
+        job = Job(session, AAE_TABLE, requests, trio.current_time())
+        await self.dispatcher.submit(job)
+        return job.replies
