@@ -83,6 +83,79 @@ class _Asking:
         return asked
 
 
+class _Round:
+    """The general ask: the keys' waiting members and the spares they need,
+    one ``request_many`` per member, each in a task of this round's nursery;
+    a spare joins every member still silent after ``spare_after_seconds``.
+    Ends once every key is done (slow members' asks are cancelled then).
+    Methods, not closures that call each other: a closure pair is a
+    reference cycle, garbage only the cyclic collector frees (one per read
+    once, which made the collector's passes long)."""
+
+    def __init__(
+        self, node: ClusterNode, asks: dict[bytes, _Asking], clocks: dict[bytes, dict[Member, bytes | None]],
+        spare_after_seconds: float,
+    ) -> None:
+        self.node = node
+        self.asks = asks
+        self.clocks = clocks
+        self.spare_after_seconds = spare_after_seconds
+        self.finished = trio.Event()
+        self.in_flight = 0
+
+    async def run(self) -> None:
+        first: dict[Member, list[bytes]] = defaultdict(list)
+        for key, asking in self.asks.items():
+            # The members waited for (a slow one asked again), and the spares
+            # that replace the failed or slow ones.
+            members = list(asking.waiting)
+            members += asking.next_spares()
+            for member in members:
+                first[member].append(key)
+        async with trio.open_nursery() as nursery:
+            self._send(nursery, first)
+            if any(asking.spares for asking in self.asks.values()):
+                with trio.move_on_after(self.spare_after_seconds):
+                    await self.finished.wait()
+                if not self.finished.is_set():
+                    # Every member still silent is slow: a spare joins each.
+                    sends: dict[Member, list[bytes]] = defaultdict(list)
+                    for key, asking in self.asks.items():
+                        asking.slow |= asking.waiting
+                        for spare in asking.next_spares():
+                            sends[spare].append(key)
+                    self._send(nursery, sends)
+
+    def _send(self, nursery: trio.Nursery, sends: dict[Member, list[bytes]]) -> None:
+        for member, keys in sends.items():
+            self.in_flight += 1
+            nursery.start_soon(self._ask, nursery, member, keys)
+
+    async def _ask(self, nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
+        try:
+            answers: list[object] = await self.node.links[member].request_many(
+                [[b"TKV.REPL.GET", key] for key in keys]
+            )
+        except LinkError:
+            answers = [_FAILED] * len(keys)
+        finally:
+            self.in_flight -= 1
+        sends: dict[Member, list[bytes]] = defaultdict(list)
+        for key, answer in zip(keys, answers):
+            asking = self.asks[key]
+            if answer is None or isinstance(answer, bytes):
+                self.clocks[key][member] = answer
+                asking.answered.add(member)
+            asking.waiting.discard(member)
+            for spare in asking.next_spares():
+                sends[spare].append(key)
+        self._send(nursery, sends)
+        if all(asking.done for asking in self.asks.values()):
+            self.finished.set()
+            if self.in_flight:
+                nursery.cancel_scope.cancel()  # slow members: their answers are not needed
+
+
 class ReadQuorum:
     """The read side of one coordinator (``counts`` are the coordinator's)."""
 
@@ -139,59 +212,43 @@ class ReadQuorum:
         asks = {key: _Asking(plan, myself) for key, plan in plans.items()}
         if all(asking.done for asking in asks.values()):
             return
+        deadline = trio.current_time() + self.timeout_seconds
+        if len(asks) == 1:
+            # The usual read: one key, one member to hear from.
+            ((key, asking),) = asks.items()
+            if len(asking.waiting) == 1 and len(asking.answered) + 1 == asking.needed:
+                if await self._ask_one(key, asking, clocks, deadline):
+                    return
+        round_ = _Round(self.node, asks, clocks, self.timeout_seconds * SPARE_AFTER_FRACTION)
+        with trio.move_on_at(deadline):
+            await round_.run()
 
-        finished = trio.Event()
-        in_flight = 0
-
-        def send(nursery: trio.Nursery, sends: dict[Member, list[bytes]]) -> None:
-            nonlocal in_flight
-            for member, keys in sends.items():
-                in_flight += 1
-                nursery.start_soon(ask, nursery, member, keys)
-
-        async def ask(nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
-            nonlocal in_flight
+    async def _ask_one(
+        self, key: bytes, asking: _Asking, clocks: dict[bytes, dict[Member, bytes | None]], deadline: float,
+    ) -> bool:
+        """Ask the one member a key still needs, in this task (no nursery,
+        no task: most reads end here). False if it failed, answered an
+        error or stayed silent past the spare delay while spares are left:
+        ``asking`` then says so (the member no longer waited for, or slow)
+        and the caller's round asks the spares."""
+        (member,) = asking.waiting
+        if asking.spares:
+            deadline = min(deadline, trio.current_time() + self.timeout_seconds * SPARE_AFTER_FRACTION)
+        answer: object = _FAILED
+        with trio.move_on_at(deadline):
             try:
-                answers: list[object] = await self.node.links[member].request_many(
-                    [[b"TKV.REPL.GET", key] for key in keys]
-                )
+                (answer,) = await self.node.links[member].request_many([[b"TKV.REPL.GET", key]])
             except LinkError:
-                answers = [_FAILED] * len(keys)
-            finally:
-                in_flight -= 1
-            sends: dict[Member, list[bytes]] = defaultdict(list)
-            for key, answer in zip(keys, answers):
-                asking = asks[key]
-                if answer is None or isinstance(answer, bytes):
-                    clocks[key][member] = answer
-                    asking.answered.add(member)
-                asking.waiting.discard(member)
-                for spare in asking.next_spares():
-                    sends[spare].append(key)
-            send(nursery, sends)
-            if all(asking.done for asking in asks.values()):
-                finished.set()
-                if in_flight:
-                    nursery.cancel_scope.cancel()  # slow members: their answers are not needed
-
-        first: dict[Member, list[bytes]] = defaultdict(list)
-        for key, asking in asks.items():
-            for member in asking.waiting:
-                first[member].append(key)
-        with trio.move_on_after(self.timeout_seconds):
-            async with trio.open_nursery() as nursery:
-                send(nursery, first)
-                if any(asking.spares for asking in asks.values()):
-                    with trio.move_on_after(self.timeout_seconds * SPARE_AFTER_FRACTION):
-                        await finished.wait()
-                    if not finished.is_set():
-                        # Every member still silent is slow: a spare joins each.
-                        sends: dict[Member, list[bytes]] = defaultdict(list)
-                        for key, asking in asks.items():
-                            asking.slow |= asking.waiting
-                            for spare in asking.next_spares():
-                                sends[spare].append(key)
-                        send(nursery, sends)
+                pass
+            if answer is None or isinstance(answer, bytes):
+                clocks[key][member] = answer
+                return True
+            asking.waiting.discard(member)  # failed or refused: a spare replaces it
+            return not asking.spares
+        # Silent: asked again beside a spare (its late answer counts too), or
+        # the read's deadline passed with no spare left.
+        asking.slow.add(member)
+        return not asking.spares
 
     async def settle_reads(
         self,
