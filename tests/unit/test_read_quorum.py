@@ -145,3 +145,32 @@ async def test_reads_leave_no_reference_cycles(autojump_clock) -> None:
     finally:
         gc.enable()
     assert garbage < 100, garbage
+
+
+async def test_a_read_needing_two_other_members_asks_both(autojump_clock) -> None:
+    """Level ALL (R=3): not the usual read; both other members are asked."""
+    links = {B: FakeLink(b"b"), C: FakeLink(b"c")}
+    clocks: dict[bytes, dict[Member, bytes | None]] = {b"k": {}}
+    everyone = RequestPlan(targets=(ME, B, C), spares=(), skipped=(), needed=3)
+    await quorum(links).remote_clocks({0: (b"k", everyone)}, ME, clocks)
+    assert clocks == {b"k": {B: b"b", C: b"c"}}
+
+
+async def test_asked_in_another_task_the_event_is_set_once_the_ask_ended(autojump_clock) -> None:
+    links = {B: FakeLink(b"b", delay_seconds=0.1), C: FakeLink(b"c")}
+    clocks: dict[bytes, dict[Member, bytes | None]] = {b"k": {}}
+    async with trio.open_nursery() as nursery:
+        asked = quorum(links).start_remote_clocks(nursery, {0: (b"k", plan())}, ME, clocks)
+        assert not asked.is_set()
+        await asked.wait()
+        assert clocks == {b"k": {B: b"b"}}
+
+
+async def test_asked_in_another_task_the_event_is_set_when_that_task_is_cancelled(autojump_clock) -> None:
+    links = {B: FakeLink(delay_seconds=None)}
+    clocks: dict[bytes, dict[Member, bytes | None]] = {b"k": {}}
+    async with trio.open_nursery() as nursery:
+        asked = quorum(links).start_remote_clocks(nursery, {0: (b"k", plan(spares=()))}, ME, clocks)
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert asked.is_set() and clocks == {b"k": {}}

@@ -579,11 +579,13 @@ class Coordinator:
         table = with_clock(job.table)
         run = Job(job.session, table, requests, job.received_at, protocol=job.protocol)
         remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in reads.values()}
-        async with trio.open_nursery() as nursery:
-            if reads:
-                nursery.start_soon(self.reads.remote_clocks, reads, myself, remote)
-            # Here, not in a task of its own: one task less per read.
-            await self._run_and_replicate(run, level, plans)
+        # The other members are asked in a task of this coordinator's nursery
+        # while the job runs here (no nursery of its own per read).
+        assert self._nursery is not None
+        asked = self.reads.start_remote_clocks(self._nursery, reads, myself, remote) if reads else None
+        await self._run_and_replicate(run, level, plans)
+        if asked is not None:
+            await asked.wait()
         replies: list[object] = [None] * len(job.requests)
         for index, error in refused.items():
             replies[index] = error

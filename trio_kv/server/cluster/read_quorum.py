@@ -180,6 +180,27 @@ class ReadQuorum:
         plans = {key: plan for key, plan in reads.values()}
         await self._ask_quorum(plans, myself, clocks)
 
+    def start_remote_clocks(
+        self, nursery: trio.Nursery, reads: dict[int, tuple[bytes, RequestPlan]], myself: Member,
+        clocks: dict[bytes, dict[Member, bytes | None]],
+    ) -> trio.Event:
+        """``remote_clocks`` in a task of ``nursery`` (the coordinator's own,
+        long-lived: no nursery opened per read); the event is set once it
+        ended, however it ended. A caller that stops waiting leaves it to
+        end by itself (within the timeout)."""
+        asked = trio.Event()
+        nursery.start_soon(self._remote_clocks_then_set, reads, myself, clocks, asked)
+        return asked
+
+    async def _remote_clocks_then_set(
+        self, reads: dict[int, tuple[bytes, RequestPlan]], myself: Member,
+        clocks: dict[bytes, dict[Member, bytes | None]], asked: trio.Event,
+    ) -> None:
+        try:
+            await self.remote_clocks(reads, myself, clocks)
+        finally:
+            asked.set()
+
     async def gather_context(
         self, gather: dict[int, list[tuple[bytes, RequestPlan]]], myself: Member,
     ) -> set[int]:
@@ -209,30 +230,38 @@ class ReadQuorum:
     async def _ask_quorum(
         self, plans: dict[bytes, RequestPlan], myself: Member, clocks: dict[bytes, dict[Member, bytes | None]],
     ) -> None:
-        asks = {key: _Asking(plan, myself) for key, plan in plans.items()}
-        if all(asking.done for asking in asks.values()):
-            return
         deadline = trio.current_time() + self.timeout_seconds
-        if len(asks) == 1:
-            # The usual read: one key, one member to hear from.
-            ((key, asking),) = asks.items()
-            if len(asking.waiting) == 1 and len(asking.answered) + 1 == asking.needed:
-                if await self._ask_one(key, asking, clocks, deadline):
+        asks: dict[bytes, _Asking] | None = None
+        if len(plans) == 1:
+            ((key, plan),) = plans.items()
+            targets = plan.targets
+            if plan.needed == 2 and len(targets) == 2 and myself in targets:
+                # The usual read: one key, this node and one member to hear from.
+                asking = _Asking(plan, myself) if plan.spares else None
+                member = targets[1] if targets[0] == myself else targets[0]
+                if await self._ask_one(key, member, asking, clocks, deadline):
                     return
+                assert asking is not None  # else _ask_one ended the read
+                asks = {key: asking}  # its spares are asked now
+        if asks is None:
+            asks = {key: _Asking(plan, myself) for key, plan in plans.items()}
+            if all(asking.done for asking in asks.values()):
+                return
         round_ = _Round(self.node, asks, clocks, self.timeout_seconds * SPARE_AFTER_FRACTION)
         with trio.move_on_at(deadline):
             await round_.run()
 
     async def _ask_one(
-        self, key: bytes, asking: _Asking, clocks: dict[bytes, dict[Member, bytes | None]], deadline: float,
+        self, key: bytes, member: Member, asking: _Asking | None, clocks: dict[bytes, dict[Member, bytes | None]],
+        deadline: float,
     ) -> bool:
-        """Ask the one member a key still needs, in this task (no nursery,
-        no task: most reads end here). False if it failed, answered an
-        error or stayed silent past the spare delay while spares are left:
-        ``asking`` then says so (the member no longer waited for, or slow)
-        and the caller's round asks the spares."""
-        (member,) = asking.waiting
-        if asking.spares:
+        """Ask ``member``, the one member a key still needs, in this task (no
+        nursery, no task: most reads end here). ``asking``: the key's ask
+        when it has spares, else None. False if the member failed, answered
+        an error or stayed silent past the spare delay while spares are
+        left: ``asking`` then says so (the member no longer waited for, or
+        slow) and the caller's round asks the spares."""
+        if asking is not None:
             deadline = min(deadline, trio.current_time() + self.timeout_seconds * SPARE_AFTER_FRACTION)
         answer: object = _FAILED
         with trio.move_on_at(deadline):
@@ -243,12 +272,15 @@ class ReadQuorum:
             if answer is None or isinstance(answer, bytes):
                 clocks[key][member] = answer
                 return True
+            if asking is None:
+                return True  # no spare to ask: the read has its answers
             asking.waiting.discard(member)  # failed or refused: a spare replaces it
-            return not asking.spares
-        # Silent: asked again beside a spare (its late answer counts too), or
-        # the read's deadline passed with no spare left.
+            return False
+        if asking is None:
+            return True  # the read's deadline passed
+        # Silent: asked again beside a spare (its late answer counts too).
         asking.slow.add(member)
-        return not asking.spares
+        return False
 
     async def settle_reads(
         self,
