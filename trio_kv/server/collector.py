@@ -21,9 +21,12 @@ Rules:
   garbage is frozen (frozen garbage would never be freed).
 * The thresholds stay CPython's: a young collection walks only the young
   objects still alive, so its pause stays small (well under a millisecond
-  here) as long as the code makes no reference cycles per request; the
-  data path keeps it that way (the cycles it made were the rest of the
-  long passes: ``server/cluster/read_quorum.py``).
+  here) as long as the code makes no reference cycles per request. The
+  data path keeps it that way: the cycles it made (two closures per quorum
+  read in ``cluster/read_quorum.py``, a write and its batch in
+  ``cluster/write_acks.py``) were the rest of the long passes, 20-36 ms
+  of CPU each to free ~30,000 objects. Measured after both: a node's full
+  pass about 3.5 ms of CPU, with nothing to free.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ acts on the merged state. Fewer than R answers: ``-NOREPLICAS`` before it
 runs anywhere.
 
 Reads (``read_quorum.py``): the clocks of the read keys are asked of R
-members (this node first), merged with DVVSet sync; members whose clock
+members (this node first; the others in a task of this coordinator's
+nursery while the read's job runs), merged with DVVSet sync; members whose clock
 does not dominate the merge are repaired before the read command runs
 here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``

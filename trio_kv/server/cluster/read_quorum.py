@@ -17,6 +17,15 @@ next spare, and whichever answers counts (the slow one's late answer too,
 until the timeout). The ask ends once every key has R answers, or when no
 member asked is still pending.
 
+Cost: the usual read (one key; this node and one other member) asks that
+member in the asking task itself (``_ask_one``: no nursery, no task per
+member; a failed, refusing or silent member falls back to the general
+round with the spares), and the coordinator runs the ask in a task of its
+own long-lived nursery (``start_remote_clocks``) while the read's job
+runs. Nothing here makes a reference cycle (no closures calling each
+other): a read's objects are freed by reference counting, never left for
+the cyclic collector (``server/collector.py`` says why that matters).
+
 Write context: a write that is not blind (``cluster.write_context``) first
 gathers R members' versions of its keys the same way and merges them into
 this node's copy (``gather_context``); a key with fewer than R answers
