@@ -211,6 +211,8 @@ ENABLED_REQUESTS = [
     # A watched key on another slot does not count.
     "WATCH a", "MULTI", "SET b 1", "EXEC",
     "MULTI", "SELECT 1", "EXEC",
+    # An EXEC with arguments discards the transaction at once (EXECABORT naming the arity).
+    "MULTI", "SET {t}1 1", "EXEC x", "EXEC", "GET {t}1",
     "INFO cluster",
 ]
 # Without cluster mode: trio_kv as a plain redis-server answers.

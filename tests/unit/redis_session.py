@@ -41,9 +41,14 @@ def job(session: Session, *commands: str | list[bytes]) -> Job:
 
 
 def run(session: Session, *commands: str | list[bytes]) -> list[object]:
-    """Every reply to ``commands``, run as one job."""
+    """Every reply to ``commands``, run as one job; a job whose sliced
+    command (FLUSHALL, KEYS, a big SCAN) is unfinished after a hop runs
+    again, as the dispatcher queues it again (a slice ends on the wall
+    clock, so under load one hop may not finish it)."""
     one = job(session, *commands)
     run_batch(session.store, [one])
+    while one.sliced is not None:
+        run_batch(session.store, [one])
     return one.replies
 
 

@@ -20,6 +20,8 @@ from ..fake_clock import FakeClock
 from .redis_session import job, make_session, run
 
 EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
+# An EXEC with arguments (Redis 7's rejectCommand: execCommandAbort, in MULTI or not).
+EXEC_ARITY = Error("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
 
 
 def make_sessions() -> tuple[Session, Session, FakeClock]:
@@ -78,6 +80,25 @@ SCENARIOS = {
     "wrong arity aborts": (
         ["1 MULTI", "1 GET", "1 SET k v", "1 EXEC", "1 GET k"],
         [OK, Error("ERR wrong number of arguments for 'get' command"), QUEUED, EXECABORT, None],
+    ),
+    "exec with arguments discards the transaction at once": (
+        ["1 MULTI", "1 SET k v", "1 EXEC x", "1 EXEC", "1 GET k"],
+        [OK, QUEUED, EXEC_ARITY, Error("ERR EXEC without MULTI"), None],
+    ),
+    "exec with arguments after a refused request": (
+        ["1 MULTI", "1 GET", "1 EXEC x y", "1 DISCARD"],
+        [OK, Error("ERR wrong number of arguments for 'get' command"), EXEC_ARITY,
+         Error("ERR DISCARD without MULTI")],
+    ),
+    "exec with arguments outside multi": (["1 EXEC x"], [EXEC_ARITY]),
+    "exec with arguments forgets the watches": (
+        ["1 SET k v", "1 WATCH k", "1 EXEC x", "2 SET k w", "1 MULTI", "1 GET k", "1 EXEC"],
+        [OK, OK, EXEC_ARITY, OK, OK, QUEUED, [b"w"]],
+    ),
+    "multi or discard with arguments inside multi aborts, still inside": (
+        ["1 MULTI", "1 MULTI x", "1 DISCARD x", "1 SET k v", "1 EXEC", "1 GET k"],
+        [OK, Error("ERR wrong number of arguments for 'multi' command"),
+         Error("ERR wrong number of arguments for 'discard' command"), QUEUED, EXECABORT, None],
     ),
     "execabort wins over a broken watch": (
         ["1 WATCH k", "2 SET k w", "1 MULTI", "1 NOPE", "1 EXEC"],

@@ -572,3 +572,16 @@ def test_keys_started_during_a_resize_falls_back_when_the_next_resize_starts():
     assert len(found) == len(set(found))
     present = set(stable) | {b"n%d" % i for i in range(added)} | {b"m%d" % i for i in range(added_more)}
     assert set(stable) | {b"n%d" % i for i in range(added)} <= set(found) <= present
+
+
+def test_the_shared_session_helper_finishes_a_sliced_command() -> None:
+    # tests/unit/redis_session.run is what most engine tests call: a
+    # FLUSHALL whose slice budget runs out (under load, or here at 0 s)
+    # must still get its reply there, as the dispatcher's requeue gives it.
+    from .redis_session import call, make_session, run
+
+    session, _ = make_session()
+    run(session, *[f"SET k{i} v" for i in range(2_000)])
+    session.store.slice_seconds = 0.0
+    assert call(session, "FLUSHALL") == OK
+    assert call(session, "DBSIZE") == 0

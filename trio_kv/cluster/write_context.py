@@ -22,6 +22,12 @@ Rules kept here:
   HSET, EXPIRE, RENAME...) is read-modify-write: it gathers first.
 - ``--cluster-write-context read`` makes blind writes gather too (no
   sibling left behind by a coordinator that missed writes).
+- What a gathered write does with siblings is the store's
+  (store/versions.py): it acts on the winner (GET's view) and, when it
+  writes, supersedes every version gathered; a delete of a key whose
+  winner is a tombstone but which still holds a live sibling (a
+  concurrent write that lost by its clock) deletes that sibling too and
+  counts the key (``Versions.delete_hidden``): it resolves what it saw.
 """
 
 from __future__ import annotations

@@ -65,7 +65,13 @@ NONE_TYPE = SimpleString("none")
 
 def cmd_del(session: Session, args: list[bytes]) -> int:
     delete = session.keyspace.delete
-    return sum(delete(key) for key in args[1:])
+    versions = session.store.versions
+    if versions is None:
+        return sum(delete(key) for key in args[1:])
+    # Cluster mode: a key absent here may hold a live sibling behind a
+    # tombstone; the delete removes it too and counts it (store/versions.py).
+    hidden = versions.delete_hidden
+    return sum(delete(key) or hidden(key) for key in args[1:])
 
 
 def cmd_exists(session: Session, args: list[bytes]) -> int:
@@ -344,6 +350,12 @@ def cmd_flush(session: Session, args: list[bytes]) -> object:
         keyspace = session.keyspace
         for key in covered_keys(session, first_for):
             keyspace.delete(key)
+        versions = session.store.versions
+        if versions is not None:
+            # A live sibling behind a tombstone goes too (DEL's rule, store/versions.py).
+            for key in versions.keys():
+                if covers(first_for, key):
+                    versions.delete_hidden(key)
         return OK
     # The keyspace is emptied at once (one log record, every client sees it
     # empty from now on); the old tables are freed in slices afterwards,

@@ -244,6 +244,10 @@ def cmd_getset(session: Session, args: list[bytes]) -> bytes | memoryview | None
 def cmd_getdel(session: Session, args: list[bytes]) -> bytes | memoryview | None:
     value = session.keyspace.pop(args[1])
     count_lookup(session, value is not None)
+    versions = session.store.versions
+    if value is None and versions is not None:
+        # Cluster mode: a live sibling behind a tombstone goes too (DEL's rule); the reply is GET's, nil.
+        versions.delete_hidden(args[1])
     return value
 
 

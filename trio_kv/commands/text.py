@@ -95,7 +95,12 @@ def cmd_get(session: Session, args: list[bytes]) -> Labelled | SimpleString:
 
 
 def cmd_del(session: Session, args: list[bytes]) -> SimpleString:
-    return OK if session.keyspace.delete(args[1]) else NOT_FOUND
+    key = args[1]
+    if session.keyspace.delete(key):
+        return OK
+    # Cluster mode: a live sibling behind a tombstone is deleted too (RESP's DEL rule, store/versions.py).
+    versions = session.store.versions
+    return OK if versions is not None and versions.delete_hidden(key) else NOT_FOUND
 
 
 def cmd_ttl(session: Session, args: list[bytes]) -> Labelled | SimpleString:

@@ -32,6 +32,11 @@ The rules:
   ``--multi-max-queued-commands`` commands and ``--multi-max-queued-bytes``
   argument bytes (the request bytes the client made the server keep), and
   stops growing there.
+* An EXEC with arguments, inside MULTI or not, discards the transaction and
+  every watch at once and answers ``EXECABORT Transaction discarded because
+  of: wrong number of arguments for 'exec' command`` (``refuse_lookup``;
+  Redis 7's rejectCommand calls execCommandAbort for any refused EXEC); a
+  later EXEC is then ``EXEC without MULTI``.
 * In cluster mode a request whose keys span slots (an EXEC: the keys of
   everything it queued) is refused with CROSSSLOT before it is queued or
   run (commands.slot_check): an EXEC so refused discards the transaction,
@@ -174,6 +179,19 @@ class Transaction:
         flagTransaction): an open transaction will answer EXECABORT."""
         if self.queued is not None:
             self.failed = True
+
+    def refuse_lookup(self, spec: CommandSpec | None, error: Error) -> Error:
+        """The reply to a request the command table refused (unknown
+        command, wrong arity; Redis' rejectCommand): an EXEC, inside MULTI
+        or not, discards the transaction and every watch and answers
+        EXECABORT naming ``error`` (execCommandAbort); any other request
+        fails an open transaction and gets ``error``."""
+        if spec is not None and spec.handler is cmd_exec:
+            self.discard()
+            # Redis formats these refusals without the ERR code (rejectCommandFormat).
+            return Error(f"EXECABORT Transaction discarded because of: {error.message.removeprefix('ERR ')}")
+        self.fail()
+        return error
 
     def refuse(self, spec: CommandSpec, error: Error) -> Error:
         """The reply to a request refused before it ran (Redis'

@@ -197,8 +197,7 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
     if spec is None or not spec.arity_ok(len(args)):
         resolved = job.table.resolve(args)
         if isinstance(resolved, Error):
-            transaction.fail()
-            _reject(hop, job, spec, resolved)
+            _reject(hop, job, spec, transaction.refuse_lookup(spec, resolved))  # an EXEC: EXECABORT, discarded
             return None
         spec = resolved  # an HTTP request line (commands.security) runs below
     if not session.authenticated and hop.store.requirepass is not None and spec.needs_auth:

@@ -32,6 +32,16 @@ How the clocks change:
   stored as the bytes it came in, the winner's payload spliced to held; a
   duplicate of the local clock is found by comparing bytes. Only concurrent
   histories are decoded, synced and encoded again.
+* **A client's delete of a key the keyspace does not hold**
+  (``delete_hidden``; DEL, UNLINK, GETDEL, a multi-node cluster's FLUSHDB):
+  the keyspace holds only the
+  winner, and a live value can sit behind a tombstone (or an expired
+  winner) as a concurrent sibling. Such a delete still deletes: a DEL
+  effect, so ``_stamp`` gives the key a tombstone dot superseding every
+  version this replica holds (after the write's gathering, every version
+  of a read quorum), as Riak's delete puts a tombstone with the context of
+  the fetch before it; the command counts the key as deleted. Without a
+  live sibling nothing happens (no effect, no dot).
 * **A write with a context** (``put_with_context``, TKV.PUTCTX): the new dot
   supersedes only what the context saw; other siblings stay.
 * A key whose unit already holds a VERSION effect (written by
@@ -91,7 +101,7 @@ from ..cluster import dvvset, key_state
 from ..cluster.dvvset import Clock, ClockFormatError, Version, VersionVector
 from ..cluster.hlc import HybridClock
 from ..cluster.key_state import TOMBSTONE, Held, KeyState
-from .durability.records import CLEAR, VERSION, Effect
+from .durability.records import CLEAR, DEL, VERSION, Effect
 from .keyspace import Keyspace
 from .versions_state import current_state, expiry_of, materialize, prepare
 from .versions_stored import (
@@ -415,6 +425,26 @@ class Versions:
         payload = key_state.encode_held(at_ms) if present else TOMBSTONE
         version = Version(self._timestamp(local), self.actor, payload)
         return self._put(key, dvvset.overwrite(local, self.actor, version), old)
+
+    def delete_hidden(self, key: bytes) -> bool:
+        """After a client's delete found ``key`` absent from the keyspace:
+        whether a live value is still among its siblings (one that lost to a
+        tombstone or to a winner that expired); if so, delete it too (a DEL
+        effect: ``_stamp`` makes a tombstone dot superseding every version
+        here) and answer True, the key counts as deleted. Only a clock with
+        several siblings can hide one (a lone winner is held exactly when
+        the keyspace holds the key), so the usual miss decodes nothing."""
+        stored = self._clocks.get(key)
+        if stored is None or stored[0] & SIBLING_COUNT_MASK < 2:
+            return False
+        now_ms = self.keyspace.now_ms()
+        for value in dvvset.scan(stored[1:]).values:
+            # A held payload here is an expired winner (a live one is in the keyspace: the delete found it).
+            state = key_state.decode(value.payload)
+            if isinstance(state, KeyState) and not state.expired(now_ms):
+                self.keyspace.effects.emit((DEL, key))
+                return True
+        return False
 
     def put_with_context(self, key: bytes, context: VersionVector, value: bytes) -> None:
         """TKV.PUTCTX: set ``key`` to the string ``value`` (no TTL) with a new

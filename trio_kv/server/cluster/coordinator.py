@@ -302,11 +302,12 @@ class Coordinator:
                     position += 1
                     continue
                 # Queued (QUEUED answers): up to EXEC, or the end of MULTI
-                # (an EXEC with arguments is the engine's to refuse).
+                # (an EXEC with arguments is the engine's to refuse: it
+                # discards the transaction, as DISCARD and RESET end it).
                 end = position
                 while end < count and not _is_exec(requests[end]):
                     end += 1
-                    if _name(requests[end - 1]) in (b"discard", b"reset"):
+                    if _name(requests[end - 1]) in (b"discard", b"reset", b"exec"):
                         break
                 await self._here(job, list(range(position, end)), level, replies, changes)
                 position = end
