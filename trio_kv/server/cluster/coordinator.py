@@ -54,7 +54,8 @@ acts on the merged state. Fewer than R answers: ``-NOREPLICAS`` before it
 runs anywhere.
 
 Reads (``read_quorum.py``): the clocks of the read keys are asked of R
-members (this node first), merged with DVVSet sync; members whose clock
+members (this node first; the others in a task of this coordinator's
+nursery while the read's job runs), merged with DVVSet sync; members whose clock
 does not dominate the merge are repaired before the read command runs
 here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``
@@ -582,11 +583,13 @@ class Coordinator:
         table = with_clock(job.table)
         run = Job(job.session, table, requests, job.received_at, protocol=job.protocol)
         remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in reads.values()}
-        async with trio.open_nursery() as nursery:
-            if reads:
-                nursery.start_soon(self.reads.remote_clocks, reads, myself, remote)
-            # Here, not in a task of its own: one task less per read.
-            await self._run_and_replicate(run, level, plans)
+        # The other members are asked in a task of this coordinator's nursery
+        # while the job runs here (no nursery of its own per read).
+        assert self._nursery is not None
+        asked = self.reads.start_remote_clocks(self._nursery, reads, myself, remote) if reads else None
+        await self._run_and_replicate(run, level, plans)
+        if asked is not None:
+            await asked.wait()
         replies: list[object] = [None] * len(job.requests)
         for index, error in refused.items():
             replies[index] = error
