@@ -82,7 +82,9 @@ class Write:
         pending = counter.outcome is Outcome.PENDING
         counter.ok(myself)
         if pending and counter.outcome is not Outcome.PENDING:
-            self.batch.one_decided()
+            batch = self.batch()
+            if batch is not None:
+                batch.one_decided()
 
     def remote_acks(self, myself: Member) -> int:
         failed = self.failed or ()
