@@ -141,6 +141,8 @@ class Coordinator:
         self.redirect = config.cluster_redirect
         # Dynamo's get-then-put: a write first merges what R members hold of its key.
         self.write_context_read = config.cluster_write_context == "read"
+        # The nursery of ``run``: reads ask their remote clocks in its tasks.
+        self._nursery: trio.Nursery | None = None
         self._progress = trio.Event()
         # WAIT commands waiting on _progress now.
         self._waits = 0
@@ -152,7 +154,7 @@ class Coordinator:
         self._plans: PlanCache | None = None
         # A session's level settings -> its Levels (parsed once).
         self._levels: dict[tuple[str | None, str | None, str | None], Levels] = {}
-        # One sender queue per peer, started on first use.
+        # One replicator per peer, made on first use.
         self._replicators: dict[Member, PeerReplicator] = {}
         self._deadlines = WriteDeadlines(self.timeout_seconds)
 
@@ -165,8 +167,10 @@ class Coordinator:
         self.bus_side.add_wire(wire)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the replication tasks; route the dispatcher's jobs here until cancelled."""
+        """Own the write deadlines and the reads' remote asks; route the
+        dispatcher's jobs here until cancelled."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._deadlines.run)
             self.dispatcher.router = self.route
             self.node.data_path_statistics = self.statistics
