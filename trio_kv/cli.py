@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        trio.run(lambda: serve(config, handle_signals=True))
+        trio.run(lambda: serve(config, handle_signals=True, freeze_start_up=True))
     except (DurabilityError, OSError, MembershipError) as error:
         # Damaged or locked data (refuse to start rather than start empty), an
         # unusable data directory, an address in use, a node missing from

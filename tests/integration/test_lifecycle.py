@@ -171,6 +171,17 @@ def test_port_0_logs_the_chosen_address(spawn):
     client.close()
 
 
+def test_the_server_freezes_its_start_up_objects_before_it_listens(spawn):
+    """server/collector.py: full collections must not walk the ~30,000
+    objects start-up made (modules, functions, tables) on every pass."""
+    server, _address = started(spawn)
+    log = server.log()
+    frozen = re.search(r"garbage collector: (\d+) start-up objects frozen", log)
+    assert frozen is not None, log
+    assert int(frozen.group(1)) > 10_000
+    assert frozen.start() < log.index("listening on")
+
+
 @pytest.mark.parametrize(
     ("flags", "env", "message"),
     [

@@ -40,7 +40,7 @@ from ..protocol.replies import Error, Map, Set, SimpleString
 from .connection import SYNTAX_ERROR
 from .container import Container, Subcommand
 from .session import Session
-from .table import ACL_CATEGORIES, REDIS_FLAGS, CommandSpec, Lock
+from .table import ACL_CATEGORIES, REDIS_FLAGS, CommandSpec, Lock, arity_accepts
 
 GROUP_CATEGORY = {
     "generic": "keyspace",
@@ -70,7 +70,7 @@ IMPLIED_CATEGORIES = {
 TIPS = {
     "hgetall": ("nondeterministic_output_order",), "hkeys": ("nondeterministic_output_order",),
     "hvals": ("nondeterministic_output_order",), "hrandfield": ("nondeterministic_output",),
-    "hscan": ("nondeterministic_output",),
+    "hscan": ("nondeterministic_output",), "dump": ("nondeterministic_output",),
     "wait": ("request_policy:all_shards", "response_policy:agg_min"),
 }
 
@@ -118,6 +118,8 @@ KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
     "rename": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "update"), 2, 0, 1)],
     "renamenx": [(("RW", "access", "delete"), 1, 0, 1), (("OW", "insert"), 2, 0, 1)],
     "watch": [(("RO",), 1, -1, 1)],
+    "dump": [(_RO_ACCESS, 1, 0, 1)],
+    "restore": [(("OW", "update"), 1, 0, 1)],
     "hset": [(_RW_UPDATE, 1, 0, 1)],
     "hmset": [(_RW_UPDATE, 1, 0, 1)],
     "hsetnx": [(("RW", "insert"), 1, 0, 1)],
@@ -134,6 +136,13 @@ KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
     "hgetall": [(_RO_ACCESS, 1, 0, 1)],
     "hrandfield": [(_RO_ACCESS, 1, 0, 1)],
     "hscan": [(_RO_ACCESS, 1, 0, 1)],
+}
+
+
+# Key specs of the subcommands that have keys (Redis 7.0's), for COMMAND
+# GETKEYS only: COMMAND INFO lists subcommands without key specs.
+SUBCOMMAND_KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
+    "memory|usage": [(("RO",), 2, 0, 1)],
 }
 
 
@@ -332,27 +341,49 @@ def command_list(session: Session, args: list[bytes]) -> object:
     return SYNTAX_ERROR
 
 
-def _keys_and_flags(args: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]] | Error:
-    """The keys of the command in ``args[2:]`` with their key spec flags, or
-    Redis' error for COMMAND GETKEYS / GETKEYSANDFLAGS."""
-    command = args[2:]
+def _command_for_getkeys(command: list[bytes]) -> tuple[str, CommandSpec, Subcommand | None] | None:
+    """Redis' ``lookupCommand`` for COMMAND GETKEYS: the command, or its
+    subcommand when it has subcommands and one is named; None if unknown."""
     spec = _table().get(command[0].decode("utf-8", "replace"))
     if spec is None:
+        return None
+    if len(command) == 1 or not _subcommands(spec):
+        return spec.name, spec, None
+    sub_name = command[1].decode("utf-8", "replace").lower()
+    for entry in _subcommands(spec):
+        if entry.name == sub_name:
+            return f"{spec.name}|{entry.name}", spec, entry
+    return None
+
+
+def _keys_and_flags(args: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]] | Error:
+    """The keys of the command in ``args[2:]`` with their key spec flags, or
+    Redis' error for COMMAND GETKEYS / GETKEYSANDFLAGS, checked in the order
+    of Redis 7.0's getKeysSubcommandImpl: the command is known, it has keys,
+    the argument count fits its arity, then its key specs find the keys
+    (getKeysUsingKeySpecs: a range that starts or ends past the arguments
+    is an error, not a short list)."""
+    command = args[2:]
+    found_command = _command_for_getkeys(command)
+    if found_command is None:
         return Error("ERR Invalid command specified")
-    if not spec.arity_ok(len(command)):
-        return Error("ERR Invalid number of arguments specified for command")
-    found: list[tuple[bytes, tuple[str, ...]]] = []
-    for flags, first_key, last_key, step in _key_specs_of(spec):
-        if first_key >= len(command):
-            continue
-        last = first_key + last_key if last_key >= 0 else len(command) + last_key
-        found.extend((key, flags) for key in command[first_key : last + 1 : step or 1])
-    if not found:
+    name, spec, entry = found_command
+    specs = SUBCOMMAND_KEY_SPECS.get(name, []) if entry is not None else _key_specs_of(spec)
+    if not specs:
         return Error("ERR The command has no key arguments")
-    if spec.name == "set":
-        # Redis' setGetKeys: SET overwrites, or reads too when given GET.
+    if not arity_accepts(spec.arity if entry is None else entry.arity, len(command)):
+        return Error("ERR Invalid number of arguments specified for command")
+    if name == "set":
+        # Redis' setGetKeys (SET's key spec has variable flags): SET
+        # overwrites, or reads too when given GET.
         with_get = any(arg.lower() == b"get" for arg in command[3:])
-        found = [(found[0][0], _RW_ACCESS_UPDATE if with_get else ("OW", "update"))]
+        return [(command[1], _RW_ACCESS_UPDATE if with_get else ("OW", "update"))]
+    found: list[tuple[bytes, tuple[str, ...]]] = []
+    for flags, first_key, last_key, step in specs:
+        last = first_key + last_key if last_key >= 0 else len(command) + last_key
+        if last >= len(command) or last < first_key or first_key >= len(command):
+            return Error("ERR Invalid arguments specified for command")
+        found.extend((key, flags) for key in command[first_key : last + 1 : step])
     return found
 
 

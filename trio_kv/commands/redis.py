@@ -10,6 +10,7 @@ from . import (
     cluster,
     cluster_session,
     connection,
+    dump_restore,
     functions,
     hashes,
     info,
@@ -49,6 +50,7 @@ REDIS_COMMANDS = CommandTable(
     [
         *strings.SPECS,
         *keys.SPECS,
+        *dump_restore.SPECS,
         *hashes.SPECS,
         *transactions.SPECS,
         *connection.SPECS,

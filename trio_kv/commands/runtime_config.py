@@ -235,6 +235,17 @@ def _set_hash_max_value(session: Session, value: int) -> None:
     session.store.hash_max_listpack_value_bytes = value
 
 
+def _parse_sanitize_dump_payload(raw: bytes) -> str:
+    value = raw.lower().decode("ascii", "replace")
+    if value not in ("yes", "no", "clients"):
+        raise ValueError("argument(s) must be one of the following: no, yes, clients")
+    return value
+
+
+def _set_sanitize_dump_payload(session: Session, value: str) -> None:
+    session.store.sanitize_dump_payload = value
+
+
 def _set_maxmemory(session: Session, value: int) -> None:
     session.store.maxmemory_bytes = value
 
@@ -350,6 +361,10 @@ PARAMETERS: list[Parameter] = [
         )
         for encoding in ("listpack", "ziplist")
     ],
+    Parameter(
+        "sanitize-dump-payload", lambda session: session.store.sanitize_dump_payload,
+        _set_sanitize_dump_payload, parse=_parse_sanitize_dump_payload,
+    ),
     Parameter("daemonize", _fixed("no")),
     Parameter("replicaof", _fixed("")),
     Parameter("slaveof", _fixed("")),

@@ -43,6 +43,9 @@ passes in) goes in this order:
 Start: with ``--appendonly yes`` (the default) the data directory is
 locked, the snapshot loaded and the logs replayed before any listener
 opens; damaged files stop the start with an error naming file and offset.
+Started from the command line, the server then freezes the garbage
+collector's start-up objects (``server.collector``: full collections walk
+only what was made since) before it accepts.
 
 A second signal during shutdown exits the process at once (status 1).
 
@@ -92,6 +95,7 @@ from ..store.durability.append_log import Persistence
 from ..store.durability.incarnation import begin_incarnation, mark_clean_shutdown
 from ..store.durability.node_id import load_or_create_node_id, new_node_id
 from ..store.store import Store
+from . import collector
 from .cluster.start import ClusterStart, bus_port, prepare_cluster
 from .cluster.serve import ClusterHandle, run_cluster
 from .control import RunningServer, clamp_max_clients
@@ -170,11 +174,14 @@ async def serve(
     shutdown: trio.Event | None = None,
     store: Store | None = None,
     handle_signals: bool = False,
+    freeze_start_up: bool = False,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the server until ``shutdown`` is set (or a signal arrives when
     ``handle_signals``). Reports a ``ServerAddresses`` once listening.
-    Tests may pass their own ``store`` (for example with a fake clock)."""
+    Tests may pass their own ``store`` (for example with a fake clock).
+    ``freeze_start_up``: the process is this server's own (the command
+    line): freeze the collector's start-up objects once started (``collector``)."""
     started_at_s = time.time()
     shutdown = trio.Event() if shutdown is None else shutdown
     disk = trio.CapacityLimiter(DISK_THREADS)
@@ -222,6 +229,8 @@ async def serve(
             handle = await root.start(
                 run_cluster, cluster_start.node, listeners.bus, store, services.control, services.dispatcher
             )
+        if freeze_start_up:
+            collector.freeze_start_up()
         async with trio.open_nursery() as connections:
             await _accept_until_shutdown(services, listeners, connections, shutdown, task_status, handle)
             await _drain(services.registry, config.shutdown_grace_seconds)

@@ -97,6 +97,9 @@ class Store:
         # aliases): kept for CONFIG GET, no effect (a hash is always a dict).
         self.hash_max_listpack_entries: int = 128
         self.hash_max_listpack_value_bytes: int = 64
+        # CONFIG SET sanitize-dump-payload (yes/no/clients): kept for CONFIG
+        # GET; RESTORE always validates the whole payload (protocol.rdb_payload).
+        self.sanitize_dump_payload: str = "no"
         self._memory_save_lock = threading.Lock()
 
     def used_memory_bytes(self) -> int:

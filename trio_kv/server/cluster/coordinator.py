@@ -54,7 +54,8 @@ acts on the merged state. Fewer than R answers: ``-NOREPLICAS`` before it
 runs anywhere.
 
 Reads (``read_quorum.py``): the clocks of the read keys are asked of R
-members (this node first), merged with DVVSet sync; members whose clock
+members (this node first; the others in a task of this coordinator's
+nursery while the read's job runs), merged with DVVSet sync; members whose clock
 does not dominate the merge are repaired before the read command runs
 here on the merged state. Too few replies: ``-NOREPLICAS Not enough good
 replicas to read.``
@@ -140,6 +141,8 @@ class Coordinator:
         self.redirect = config.cluster_redirect
         # Dynamo's get-then-put: a write first merges what R members hold of its key.
         self.write_context_read = config.cluster_write_context == "read"
+        # The nursery of ``run``: reads ask their remote clocks in its tasks.
+        self._nursery: trio.Nursery | None = None
         self._progress = trio.Event()
         # WAIT commands waiting on _progress now.
         self._waits = 0
@@ -151,7 +154,7 @@ class Coordinator:
         self._plans: PlanCache | None = None
         # A session's level settings -> its Levels (parsed once).
         self._levels: dict[tuple[str | None, str | None, str | None], Levels] = {}
-        # One sender queue per peer, started on first use.
+        # One replicator per peer, made on first use.
         self._replicators: dict[Member, PeerReplicator] = {}
         self._deadlines = WriteDeadlines(self.timeout_seconds)
 
@@ -164,8 +167,10 @@ class Coordinator:
         self.bus_side.add_wire(wire)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the replication tasks; route the dispatcher's jobs here until cancelled."""
+        """Own the write deadlines and the reads' remote asks; route the
+        dispatcher's jobs here until cancelled."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._deadlines.run)
             self.dispatcher.router = self.route
             self.node.data_path_statistics = self.statistics
@@ -582,11 +587,13 @@ class Coordinator:
         table = with_clock(job.table)
         run = Job(job.session, table, requests, job.received_at, protocol=job.protocol)
         remote: dict[bytes, dict[Member, bytes | None]] = {key: {} for key, _ in reads.values()}
-        async with trio.open_nursery() as nursery:
-            if reads:
-                nursery.start_soon(self.reads.remote_clocks, reads, myself, remote)
-            # Here, not in a task of its own: one task less per read.
-            await self._run_and_replicate(run, level, plans)
+        # The other members are asked in a task of this coordinator's nursery
+        # while the job runs here (no nursery of its own per read).
+        assert self._nursery is not None
+        asked = self.reads.start_remote_clocks(self._nursery, reads, myself, remote) if reads else None
+        await self._run_and_replicate(run, level, plans)
+        if asked is not None:
+            await asked.wait()
         replies: list[object] = [None] * len(job.requests)
         for index, error in refused.items():
             replies[index] = error

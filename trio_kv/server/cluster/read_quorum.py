@@ -17,6 +17,15 @@ next spare, and whichever answers counts (the slow one's late answer too,
 until the timeout). The ask ends once every key has R answers, or when no
 member asked is still pending.
 
+Cost: the usual read (one key; this node and one other member) asks that
+member in the asking task itself (``_ask_one``: no nursery, no task per
+member; a failed, refusing or silent member falls back to the general
+round with the spares), and the coordinator runs the ask in a task of its
+own long-lived nursery (``start_remote_clocks``) while the read's job
+runs. Nothing here makes a reference cycle (no closures calling each
+other): a read's objects are freed by reference counting, never left for
+the cyclic collector (``server/collector.py`` says why that matters).
+
 Write context: a write that is not blind (``cluster.write_context``) first
 gathers R members' versions of its keys the same way and merges them into
 this node's copy (``gather_context``); a key with fewer than R answers
@@ -83,6 +92,79 @@ class _Asking:
         return asked
 
 
+class _Round:
+    """The general ask: the keys' waiting members and the spares they need,
+    one ``request_many`` per member, each in a task of this round's nursery;
+    a spare joins every member still silent after ``spare_after_seconds``.
+    Ends once every key is done (slow members' asks are cancelled then).
+    Methods, not closures that call each other: a closure pair is a
+    reference cycle, garbage only the cyclic collector frees (one per read
+    once, which made the collector's passes long)."""
+
+    def __init__(
+        self, node: ClusterNode, asks: dict[bytes, _Asking], clocks: dict[bytes, dict[Member, bytes | None]],
+        spare_after_seconds: float,
+    ) -> None:
+        self.node = node
+        self.asks = asks
+        self.clocks = clocks
+        self.spare_after_seconds = spare_after_seconds
+        self.finished = trio.Event()
+        self.in_flight = 0
+
+    async def run(self) -> None:
+        first: dict[Member, list[bytes]] = defaultdict(list)
+        for key, asking in self.asks.items():
+            # The members waited for (a slow one asked again), and the spares
+            # that replace the failed or slow ones.
+            members = list(asking.waiting)
+            members += asking.next_spares()
+            for member in members:
+                first[member].append(key)
+        async with trio.open_nursery() as nursery:
+            self._send(nursery, first)
+            if any(asking.spares for asking in self.asks.values()):
+                with trio.move_on_after(self.spare_after_seconds):
+                    await self.finished.wait()
+                if not self.finished.is_set():
+                    # Every member still silent is slow: a spare joins each.
+                    sends: dict[Member, list[bytes]] = defaultdict(list)
+                    for key, asking in self.asks.items():
+                        asking.slow |= asking.waiting
+                        for spare in asking.next_spares():
+                            sends[spare].append(key)
+                    self._send(nursery, sends)
+
+    def _send(self, nursery: trio.Nursery, sends: dict[Member, list[bytes]]) -> None:
+        for member, keys in sends.items():
+            self.in_flight += 1
+            nursery.start_soon(self._ask, nursery, member, keys)
+
+    async def _ask(self, nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
+        try:
+            answers: list[object] = await self.node.links[member].request_many(
+                [[b"TKV.REPL.GET", key] for key in keys]
+            )
+        except LinkError:
+            answers = [_FAILED] * len(keys)
+        finally:
+            self.in_flight -= 1
+        sends: dict[Member, list[bytes]] = defaultdict(list)
+        for key, answer in zip(keys, answers):
+            asking = self.asks[key]
+            if answer is None or isinstance(answer, bytes):
+                self.clocks[key][member] = answer
+                asking.answered.add(member)
+            asking.waiting.discard(member)
+            for spare in asking.next_spares():
+                sends[spare].append(key)
+        self._send(nursery, sends)
+        if all(asking.done for asking in self.asks.values()):
+            self.finished.set()
+            if self.in_flight:
+                nursery.cancel_scope.cancel()  # slow members: their answers are not needed
+
+
 class ReadQuorum:
     """The read side of one coordinator (``counts`` are the coordinator's)."""
 
@@ -106,6 +188,27 @@ class ReadQuorum:
         that fail or stay silent, within the timeout."""
         plans = {key: plan for key, plan in reads.values()}
         await self._ask_quorum(plans, myself, clocks)
+
+    def start_remote_clocks(
+        self, nursery: trio.Nursery, reads: dict[int, tuple[bytes, RequestPlan]], myself: Member,
+        clocks: dict[bytes, dict[Member, bytes | None]],
+    ) -> trio.Event:
+        """``remote_clocks`` in a task of ``nursery`` (the coordinator's own,
+        long-lived: no nursery opened per read); the event is set once it
+        ended, however it ended. A caller that stops waiting leaves it to
+        end by itself (within the timeout)."""
+        asked = trio.Event()
+        nursery.start_soon(self._remote_clocks_then_set, reads, myself, clocks, asked)
+        return asked
+
+    async def _remote_clocks_then_set(
+        self, reads: dict[int, tuple[bytes, RequestPlan]], myself: Member,
+        clocks: dict[bytes, dict[Member, bytes | None]], asked: trio.Event,
+    ) -> None:
+        try:
+            await self.remote_clocks(reads, myself, clocks)
+        finally:
+            asked.set()
 
     async def gather_context(
         self, gather: dict[int, list[tuple[bytes, RequestPlan]]], myself: Member,
@@ -136,62 +239,57 @@ class ReadQuorum:
     async def _ask_quorum(
         self, plans: dict[bytes, RequestPlan], myself: Member, clocks: dict[bytes, dict[Member, bytes | None]],
     ) -> None:
-        asks = {key: _Asking(plan, myself) for key, plan in plans.items()}
-        if all(asking.done for asking in asks.values()):
-            return
-
-        finished = trio.Event()
-        in_flight = 0
-
-        def send(nursery: trio.Nursery, sends: dict[Member, list[bytes]]) -> None:
-            nonlocal in_flight
-            for member, keys in sends.items():
-                in_flight += 1
-                nursery.start_soon(ask, nursery, member, keys)
-
-        async def ask(nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
-            nonlocal in_flight
-            try:
-                answers: list[object] = await self.node.links[member].request_many(
-                    [[b"TKV.REPL.GET", key] for key in keys]
-                )
-            except LinkError:
-                answers = [_FAILED] * len(keys)
-            finally:
-                in_flight -= 1
-            sends: dict[Member, list[bytes]] = defaultdict(list)
-            for key, answer in zip(keys, answers):
-                asking = asks[key]
-                if answer is None or isinstance(answer, bytes):
-                    clocks[key][member] = answer
-                    asking.answered.add(member)
-                asking.waiting.discard(member)
-                for spare in asking.next_spares():
-                    sends[spare].append(key)
-            send(nursery, sends)
+        deadline = trio.current_time() + self.timeout_seconds
+        asks: dict[bytes, _Asking] | None = None
+        if len(plans) == 1:
+            ((key, plan),) = plans.items()
+            targets = plan.targets
+            if plan.needed == 2 and len(targets) == 2 and myself in targets:
+                # The usual read: one key, this node and one member to hear from.
+                asking = _Asking(plan, myself) if plan.spares else None
+                member = targets[1] if targets[0] == myself else targets[0]
+                if await self._ask_one(key, member, asking, clocks, deadline):
+                    return
+                assert asking is not None  # else _ask_one ended the read
+                asks = {key: asking}  # its spares are asked now
+        if asks is None:
+            asks = {key: _Asking(plan, myself) for key, plan in plans.items()}
             if all(asking.done for asking in asks.values()):
-                finished.set()
-                if in_flight:
-                    nursery.cancel_scope.cancel()  # slow members: their answers are not needed
+                return
+        round_ = _Round(self.node, asks, clocks, self.timeout_seconds * SPARE_AFTER_FRACTION)
+        with trio.move_on_at(deadline):
+            await round_.run()
 
-        first: dict[Member, list[bytes]] = defaultdict(list)
-        for key, asking in asks.items():
-            for member in asking.waiting:
-                first[member].append(key)
-        with trio.move_on_after(self.timeout_seconds):
-            async with trio.open_nursery() as nursery:
-                send(nursery, first)
-                if any(asking.spares for asking in asks.values()):
-                    with trio.move_on_after(self.timeout_seconds * SPARE_AFTER_FRACTION):
-                        await finished.wait()
-                    if not finished.is_set():
-                        # Every member still silent is slow: a spare joins each.
-                        sends: dict[Member, list[bytes]] = defaultdict(list)
-                        for key, asking in asks.items():
-                            asking.slow |= asking.waiting
-                            for spare in asking.next_spares():
-                                sends[spare].append(key)
-                        send(nursery, sends)
+    async def _ask_one(
+        self, key: bytes, member: Member, asking: _Asking | None, clocks: dict[bytes, dict[Member, bytes | None]],
+        deadline: float,
+    ) -> bool:
+        """Ask ``member``, the one member a key still needs, in this task (no
+        nursery, no task: most reads end here). ``asking``: the key's ask
+        when it has spares, else None. False if the member failed, answered
+        an error or stayed silent past the spare delay while spares are
+        left: ``asking`` then says so (the member no longer waited for, or
+        slow) and the caller's round asks the spares."""
+        if asking is not None:
+            deadline = min(deadline, trio.current_time() + self.timeout_seconds * SPARE_AFTER_FRACTION)
+        answer: object = _FAILED
+        with trio.move_on_at(deadline):
+            try:
+                (answer,) = await self.node.links[member].request_many([[b"TKV.REPL.GET", key]])
+            except LinkError:
+                pass
+            if answer is None or isinstance(answer, bytes):
+                clocks[key][member] = answer
+                return True
+            if asking is None:
+                return True  # no spare to ask: the read has its answers
+            asking.waiting.discard(member)  # failed or refused: a spare replaces it
+            return False
+        if asking is None:
+            return True  # the read's deadline passed
+        # Silent: asked again beside a spare (its late answer counts too).
+        asking.slow.add(member)
+        return False
 
     async def settle_reads(
         self,
