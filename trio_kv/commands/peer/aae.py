@@ -22,7 +22,7 @@ support disabled``; a partition or segment out of range: ``-ERR``.
 
 from __future__ import annotations
 
-from ...cluster.tictac import SEGMENT_COUNT, pack_hashes
+from ...cluster.tictac import SEGMENT_COUNT, TictacTree, pack_hashes
 from ...protocol.replies import Error
 from ..session import Session
 from ..table import CommandSpec, Handler, InMulti, Lock
@@ -35,25 +35,37 @@ def _index(text: bytes, limit: int, what: str) -> int | Error:
     return int(text)
 
 
-def cmd_aae_roots(session: Session, args: list[bytes]) -> object:
+def _indexes(texts: list[bytes], limit: int, what: str) -> list[int] | Error:
+    """Every index of ``texts``, or the error for the first bad one."""
+    indexes = []
+    for text in texts:
+        index = _index(text, limit, what)
+        if isinstance(index, Error):
+            return index
+        indexes.append(index)
+    return indexes
+
+
+def _trees(session: Session) -> list[TictacTree] | Error:
+    """This node's partition trees; the error with cluster mode off."""
     versions = session.store.versions
-    if versions is None:
-        return CLUSTER_DISABLED
-    trees = versions.trees.trees
-    roots = []
-    for text in args[1:]:
-        partition = _index(text, len(trees), "partition")
-        if isinstance(partition, Error):
-            return partition
-        roots.append(trees[partition].root)
-    return pack_hashes(roots)
+    return CLUSTER_DISABLED if versions is None else versions.trees.trees
+
+
+def cmd_aae_roots(session: Session, args: list[bytes]) -> object:
+    trees = _trees(session)
+    if isinstance(trees, Error):
+        return trees
+    partitions = _indexes(args[1:], len(trees), "partition")
+    if isinstance(partitions, Error):
+        return partitions
+    return pack_hashes([trees[partition].root for partition in partitions])
 
 
 def cmd_aae_segments(session: Session, args: list[bytes]) -> object:
-    versions = session.store.versions
-    if versions is None:
-        return CLUSTER_DISABLED
-    trees = versions.trees.trees
+    trees = _trees(session)
+    if isinstance(trees, Error):
+        return trees
     partition = _index(args[1], len(trees), "partition")
     if isinstance(partition, Error):
         return partition
@@ -61,19 +73,15 @@ def cmd_aae_segments(session: Session, args: list[bytes]) -> object:
 
 
 def cmd_aae_keys(session: Session, args: list[bytes]) -> object:
-    versions = session.store.versions
-    if versions is None:
-        return CLUSTER_DISABLED
-    trees = versions.trees.trees
+    trees = _trees(session)
+    if isinstance(trees, Error):
+        return trees
     partition = _index(args[1], len(trees), "partition")
     if isinstance(partition, Error):
         return partition
-    segments = []
-    for text in args[2:]:
-        segment = _index(text, SEGMENT_COUNT, "segment")
-        if isinstance(segment, Error):
-            return segment
-        segments.append(segment)
+    segments = _indexes(args[2:], SEGMENT_COUNT, "segment")
+    if isinstance(segments, Error):
+        return segments
     out: list[bytes] = []
     for key, entry in trees[partition].entries(segments):
         out += (key, entry.to_bytes(8, "little"))
