@@ -153,22 +153,14 @@ def _cluster_links(out: _Writer, links: list[Mapping[str, object]]) -> None:
             out.sample(name, float(read(link)), peer=str(link["peer"]))
 
 
-def _cluster_data_path(out: _Writer, counts: Mapping[str, int]) -> None:
+def _labelled_counters(out: _Writer, name: str, help_text: str, label: str, counts: Mapping[str, int]) -> None:
+    """One counter family, a sample per entry of ``counts`` (its name as
+    the ``label`` label); nothing when ``counts`` is empty."""
     if not counts:
         return
-    name = "trio_kv_cluster_requests_total"
-    out.family(name, "counter", "Cluster coordinator outcomes (writes_ok, writes_noreplicas, reads_repaired, ...).")
-    for outcome, count in counts.items():
-        out.sample(name, float(count), outcome=outcome)
-
-
-def _cluster_anti_entropy(out: _Writer, counts: Mapping[str, int]) -> None:
-    if not counts:
-        return
-    name = "trio_kv_cluster_aae_total"
-    out.family(name, "counter", "Anti-entropy rounds, comparisons, repairs and requests (rounds, keys_repaired, ...).")
-    for counter, count in counts.items():
-        out.sample(name, float(count), counter=counter)
+    out.family(name, "counter", help_text)
+    for entry, count in counts.items():
+        out.sample(name, float(count), **{label: entry})
 
 
 _VERSION_METRICS = {
@@ -248,8 +240,16 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
     out.single("trio_kv_ready", "gauge", "1 when the server is ready (recovery finished, accepting).", snapshot.ready)
     out.single("trio_kv_uptime_seconds", "gauge", "Seconds since the server started.", snapshot.uptime_seconds)
     _cluster_links(out, snapshot.cluster_links)
-    _cluster_data_path(out, snapshot.cluster_data_path)
-    _cluster_anti_entropy(out, snapshot.cluster_anti_entropy)
+    _labelled_counters(
+        out, "trio_kv_cluster_requests_total",
+        "Cluster coordinator outcomes (writes_ok, writes_noreplicas, reads_repaired, ...).",
+        "outcome", snapshot.cluster_data_path,
+    )
+    _labelled_counters(
+        out, "trio_kv_cluster_aae_total",
+        "Anti-entropy rounds, comparisons, repairs and requests (rounds, keys_repaired, ...).",
+        "counter", snapshot.cluster_anti_entropy,
+    )
     _cluster_versions(out, snapshot.cluster_versions)
     for name, value in sorted(snapshot.persistence.items()):
         out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)
