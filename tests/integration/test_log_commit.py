@@ -100,10 +100,8 @@ async def test_commit_thread_reports_only_flushes_someone_waits_for_and_coalesce
     flusher.kick()  # a hop may still kick after close(): nothing happens
 
 
-class UnreportedFlushes:
-    """A commit waiter whose flush always ends just as the dispatcher asks
-    for a report, and which reports nothing: the window between the
-    dispatcher reading durable_lsn and asking."""
+class HeldFlushes:
+    """A commit waiter that flushes only when the test says so."""
 
     def __init__(self, store: Store) -> None:
         assert store.persistence is not None
@@ -119,6 +117,15 @@ class UnreportedFlushes:
 
     def kick(self) -> None:
         self.kicks += 1
+
+    def expect_report(self) -> None:
+        pass
+
+
+class UnreportedFlushes(HeldFlushes):
+    """A commit waiter whose flush always ends just as the dispatcher asks
+    for a report, and which reports nothing: the window between the
+    dispatcher reading durable_lsn and asking."""
 
     def expect_report(self) -> None:
         self._persistence.flush()
@@ -152,27 +159,6 @@ async def test_a_flush_that_ends_before_the_dispatcher_asks_for_a_report_still_w
     assert job.log_lsn <= store.persistence.durable_lsn
     statistics = dispatcher.statistics()
     assert (statistics["log_waits"], statistics["log_reports"]) == (1, 0)
-
-
-class HeldFlushes:
-    """A commit waiter that flushes only when the test says so."""
-
-    def __init__(self, store: Store) -> None:
-        assert store.persistence is not None
-        self._persistence = store.persistence
-
-    @property
-    def durable_lsn(self) -> int:
-        return self._persistence.durable_lsn
-
-    def refusal(self) -> str | None:
-        return self._persistence.refusal()
-
-    def kick(self) -> None:
-        pass
-
-    def expect_report(self) -> None:
-        pass
 
 
 async def test_on_applied_runs_when_the_hop_ends_before_the_log_flush(nursery, tmp_path):
