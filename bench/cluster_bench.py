@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +57,51 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of each kind of thread of ``pid``: ``loop`` (the main
+    thread: the Trio event loop), ``workers`` (Trio's worker threads,
+    named by Trio: the store hops, disk work), ``other`` (threads of our
+    own, unnamed for the OS: the log's commit thread)."""
+    kinds: dict[str, float] = {"loop": 0.0, "workers": 0.0, "other": 0.0}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended meanwhile
+        fields = rest.split()
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        if int(tid) == pid:
+            kind = "loop"
+        elif name.startswith("Trio thread") or " from " in name:
+            kind = "workers"
+        else:
+            kind = "other"
+        kinds[kind] += seconds
+    return kinds
+
+
+def metrics(host: str, port: int) -> dict[str, float]:
+    """The sums of the node's /metrics samples, by metric name (labels summed)."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            name = name.split("{", 1)[0]
+            sums[name] = sums.get(name, 0.0) + float(value)
+    return sums
+
+
+# What --counts prints per request: (label, /metrics name).
+COUNTS = (
+    ("hops", "trio_kv_dispatch_hops_total"),
+    ("jobs", "trio_kv_dispatch_jobs_total"),
+    ("bus msgs sent", "trio_kv_cluster_link_sent_messages_total"),
+)
 
 
 def wait_for_port(host: str, port: int, seconds: float = 30.0) -> None:
@@ -127,15 +173,26 @@ def stop_profilers(profilers: list[subprocess.Popen]) -> None:
 
 
 def measure(pids: list[int], host: str, port: int, test: str, requests: int, clients: int, cluster: bool,
-            profile: str | None = None):
+            profile: str | None = None, http: list[tuple[str, int]] = ()):
+    """(rps, p50 ms, p99 ms, CPU s per 10k requests, {thread kind: CPU s per
+    10k}, {COUNTS label: per request, all ``http`` nodes summed})."""
     profilers = start_profilers(pids, profile, test)
     try:
-        before = sum(cpu_seconds(pid) for pid in pids)
+        counted = [metrics(*address) for address in http]
+        before = [thread_cpu_seconds(pid) for pid in pids]
+        total_before = sum(cpu_seconds(pid) for pid in pids)
         rps, p50, p99 = benchmark(host, port, test, requests, clients, cluster)
-        cpu = sum(cpu_seconds(pid) for pid in pids) - before
+        cpu = sum(cpu_seconds(pid) for pid in pids) - total_before
+        after = [thread_cpu_seconds(pid) for pid in pids]
+        counted_after = [metrics(*address) for address in http]
     finally:
         stop_profilers(profilers)
-    return rps, p50, p99, cpu / requests * 10_000
+    # A thread that ended during the run is in the total, not in the split.
+    kinds = {kind: sum(end[kind] - start.get(kind, 0.0) for start, end in zip(before, after)) / requests * 10_000
+             for kind in after[0]}
+    counts = {label: sum(end.get(name, 0.0) - start.get(name, 0.0) for start, end in zip(counted, counted_after))
+              / requests for label, name in COUNTS}
+    return rps, p50, p99, cpu / requests * 10_000, kinds, counts
 
 
 def main() -> int:
@@ -145,6 +202,9 @@ def main() -> int:
     parser.add_argument("--tests", default="set,get")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", metavar="DIR", help="py-spy each cluster node into DIR while measuring")
+    parser.add_argument("--node-args", default="", help="more arguments for each cluster node (one string, split on spaces)")
+    parser.add_argument("--counts", action="store_true",
+                        help="HTTP on client port + 1; print hops, jobs and bus messages per request")
     options = parser.parse_args()
     for tool in ("redis-benchmark", "redis-cli") + (("py-spy",) if options.profile else ()):
         if shutil.which(tool) is None:
@@ -157,11 +217,14 @@ def main() -> int:
         *hosts, single_host = node_hosts(4)
         port = free_cluster_port([*hosts, single_host])
         seeds = ",".join(f"{host}:{port}" for host in hosts)
+        http_args = ["--http-port", str(port + 1)] if options.counts else []
         for index, host in enumerate(hosts):
             processes.append(start(["--host", host, "--port", str(port), "--cluster-enabled", "yes",
-                                    "--cluster-seeds", seeds], os.path.join(root, f"node{index}")))
+                                    "--cluster-seeds", seeds, *http_args,
+                                    *options.node_args.split()], os.path.join(root, f"node{index}")))
         single_port = port
-        processes.append(start(["--host", single_host, "--port", str(single_port)], os.path.join(root, "single")))
+        processes.append(start(["--host", single_host, "--port", str(single_port), *http_args],
+                               os.path.join(root, "single")))
         for host in hosts:
             wait_for_port(host, port)
         wait_for_port(single_host, single_port)
@@ -172,21 +235,46 @@ def main() -> int:
             time.sleep(0.1)
         cluster_pids = [process.pid for process in processes[:3]]
         single_pids = [processes[3].pid]
+        cluster_http = [(host, port + 1) for host in hosts] if options.counts else []
+        single_http = [(single_host, port + 1)] if options.counts else []
+        for host, http_port in cluster_http + single_http:
+            wait_for_port(host, http_port)
         print(f"# trio_kv cluster (3 nodes, N=3 W=2 R=2) vs single node: -c {options.clients} -n {options.requests}\n")
         print("| test | cluster rps | single rps | ratio | cluster p50/p99 ms | single p50/p99 ms "
               "| CPU s per 10k: cluster / single (ratio) |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
+        threads: list[str] = []
+        counts: list[str] = []
         for test in options.tests.split(","):
             cluster_runs, single_runs = [], []
             for _ in range(options.repeat):
                 cluster_runs.append(measure(cluster_pids, hosts[0], port, test, options.requests, options.clients, True,
-                                            options.profile))
+                                            options.profile, cluster_http))
                 single_runs.append(measure(single_pids, single_host, single_port, test, options.requests,
-                                           options.clients, False))
-            c = [statistics.median(values) for values in zip(*cluster_runs)]
-            s = [statistics.median(values) for values in zip(*single_runs)]
+                                           options.clients, False, http=single_http))
+            c = [statistics.median(values) for values in zip(*(run[:4] for run in cluster_runs))]
+            s = [statistics.median(values) for values in zip(*(run[:4] for run in single_runs))]
             print(f"| {test} | {c[0]:.0f} | {s[0]:.0f} | {c[0] / s[0]:.2f}x | {c[1]:.2f} / {c[2]:.2f} "
                   f"| {s[1]:.2f} / {s[2]:.2f} | {c[3]:.2f} / {s[3]:.2f} ({c[3] / s[3]:.2f}x) |", flush=True)
+            split = []
+            for runs in (cluster_runs, single_runs):
+                split.append(" / ".join(f"{statistics.median(run[4][kind] for run in runs):.2f}"
+                                        for kind in ("loop", "workers", "other")))
+            threads.append(f"| {test} | {split[0]} | {split[1]} |")
+            if options.counts:
+                per = [" / ".join(f"{statistics.median(run[5][label] for run in runs):.3f}" for label, _ in COUNTS)
+                       for runs in (cluster_runs, single_runs)]
+                counts.append(f"| {test} | {per[0]} | {per[1]} |")
+        # Where the CPU goes: the event loop, the store hops' worker threads, the log's commit thread.
+        print("\n| test | CPU s per 10k by thread, cluster: loop / workers / other "
+              "| single: loop / workers / other |")
+        print("| --- | --- | --- |")
+        print("\n".join(threads))
+        if counts:
+            labels = " / ".join(label for label, _ in COUNTS)
+            print(f"\n| test | per request, cluster (all nodes): {labels} | single: {labels} |")
+            print("| --- | --- | --- |")
+            print("\n".join(counts))
     finally:
         stop_all(processes, signal.SIGTERM, 10)
         shutil.rmtree(root, ignore_errors=True)
