@@ -178,16 +178,13 @@ class Link:
         count = len(requests)
         if not count:
             return []  # no slot: a batch of nothing would wait for no reply forever
-        while self._closed is None and self._queue and self._queued_requests + count > self.max_queued_requests:
+        while self._closed is None and not self._has_room(count):
             await self._room.park()
         if self._closed is not None:
             raise LinkClosed(f"link to {self.name} closed: {self._closed}")
-        batch = _Batch(encode_requests(requests), count, time.monotonic())
+        batch = self._enqueue(_Batch(encode_requests(requests), count, time.monotonic()))
         done = batch.done
         assert done is not None
-        self._queue.append(batch)
-        self._queued_requests += count
-        self._work.unpark_all()
         try:
             await done.wait()
         finally:
@@ -202,15 +199,26 @@ class Link:
         ``data`` (``resp_reply.encode_requests``: a caller sending the same
         request to several peers encodes it once), without waiting (rule
         6); False: refused, nothing queued."""
-        if self._closed is not None or (self._queue and self._queued_requests + count > self.max_queued_requests):
+        if self._closed is not None or not self._has_room(count):
             return False
         if count:
-            self._queue.append(_Batch(data, count, time.monotonic(), on_replies))
-            self._queued_requests += count
-            self._work.unpark_all()
+            self._enqueue(_Batch(data, count, time.monotonic(), on_replies))
         else:
             on_replies([])
         return True
+
+    def _has_room(self, count: int) -> bool:
+        """Whether ``count`` more requests fit in the queue now (rule 2: a
+        batch larger than the bound is let in alone once the queue is empty)."""
+        return not self._queue or self._queued_requests + count <= self.max_queued_requests
+
+    def _enqueue(self, batch: _Batch) -> _Batch:
+        """Queue ``batch`` for the writer (the caller checked ``_has_room``
+        and that the link is open) and wake the writer; ``batch``."""
+        self._queue.append(batch)
+        self._queued_requests += batch.count
+        self._work.unpark_all()
+        return batch
 
     def close(self, reason: str = "closed") -> None:
         """Fail everything pending and stop the writer and reader (run() returns)."""
