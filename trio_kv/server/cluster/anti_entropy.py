@@ -53,13 +53,11 @@ from ...cluster.ring import Member, Ring
 from ...cluster.tictac import SEGMENT_COUNT, differing_keys, differing_segments, unpack_hashes
 from ...commands.control import ServerControl
 from ...commands.peer import aae, repl
-from ...commands.session import Session
 from ...commands.table import CommandTable
-from ...commands.wire import RESP
 from ...protocol.replies import Error
-from ...store.engine import Job, Store
-from ..client_session import next_client_id
+from ...store.engine import Store
 from ..dispatch import Dispatcher
+from .internal_jobs import internal_job, internal_session
 from .link import LinkError
 from .node import ClusterNode
 
@@ -271,8 +269,7 @@ class AntiEntropy:
         return theirs, mine
 
     async def _local(self, requests: list[list[bytes]]) -> list[object]:
-        session = Session(next_client_id(), self.store, self.control, wire=RESP, address="anti-entropy", local_address="")
-        session.authenticated = True
-        job = Job(session, AAE_TABLE, requests, trio.current_time())
+        session = internal_session(self.store, self.control, address="anti-entropy")
+        job = internal_job(session, AAE_TABLE, requests)
         await self.dispatcher.submit(job)
         return job.replies

@@ -42,8 +42,8 @@ from ...commands.wire import LINE, RESP, WireProtocol
 from ...http.wire import HTTP
 from ...protocol.replies import Error, NullArray
 from ...store.engine import Job, Store
-from ..client_session import next_client_id
 from ..dispatch import Dispatcher
+from .internal_jobs import internal_job, internal_session
 from .internal_tables import CLOCK_NAME, with_clock
 
 FORWARD = b"tkv.forward"
@@ -124,8 +124,8 @@ class BusSide:
                     replies[index] = Error("ERR TKV.FORWARD: unknown wire or level")
                 return
             forward_session = self._forward_session(session, wire, protocol)
-            sub = Job(forward_session, wire.table, [job.requests[i][3:] for i in indexes], job.received_at,
-                      protocol=protocol)
+            sub = internal_job(forward_session, wire.table, [job.requests[i][3:] for i in indexes],
+                               received_at=job.received_at)
             await self.client_job(sub, level, forwarded=True)
             for index, reply in zip(indexes, sub.replies):
                 replies[index] = wire.reply_to_bus(reply)
@@ -164,26 +164,21 @@ class BusSide:
         forwarded: ForwardedExec, received_at: float,
     ) -> object:
         """Run a forwarded transaction in a session of its own; EXEC's reply."""
-        session = Session(
-            next_client_id(), self.store, self.control, wire=wire,
-            address=bus_session.address, local_address=bus_session.local_address,
-        )
-        session.authenticated = True
-        session.protocol = protocol
+        session = self._peer_session(bus_session, wire, protocol)
         if forwarded.watched:
             keys = [key for key, _clock in forwarded.watched]
-            check = Job(session, with_clock(wire.table), [[b"watch", *keys], *([CLOCK_NAME, key] for key in keys)],
-                        received_at, protocol=protocol)
+            check = internal_job(session, with_clock(wire.table),
+                                 [[b"watch", *keys], *([CLOCK_NAME, key] for key in keys)], received_at=received_at)
             await self.dispatcher.submit(check)
             seen = check.replies[1:]
             if len(seen) != len(keys) or any(
                 held != clock for held, (_key, clock) in zip(seen, forwarded.watched)
             ):
                 # A watched key changed since the client watched it.
-                await self.dispatcher.submit(Job(session, wire.table, [[b"unwatch"]], received_at))
+                await self.dispatcher.submit(internal_job(session, wire.table, [[b"unwatch"]], received_at=received_at))
                 return NullArray()
         requests = [[b"multi"], *(list(command) for command in forwarded.commands), [b"exec"]]
-        run = Job(session, wire.table, requests, received_at, protocol=protocol)
+        run = internal_job(session, wire.table, requests, received_at=received_at)
         await self.client_job(run, level, forwarded=True)
         if len(run.replies) != len(requests):
             return Error("ERR TKV.FORWARD.EXEC: the transaction did not run")
@@ -193,14 +188,14 @@ class BusSide:
         sessions = self._forward_sessions.setdefault(bus_session, {})
         session = sessions.get((wire.label, protocol))
         if session is None:
-            session = Session(
-                next_client_id(), self.store, self.control, wire=wire,
-                address=bus_session.address, local_address=bus_session.local_address,
-            )
-            session.authenticated = True
-            session.protocol = protocol
-            sessions[(wire.label, protocol)] = session
+            session = sessions[(wire.label, protocol)] = self._peer_session(bus_session, wire, protocol)
         return session
+
+    def _peer_session(self, bus_session: Session, wire: WireProtocol, protocol: int) -> Session:
+        """A session for a peer's forwarded requests (``internal_session``),
+        named by the peer's bus connection."""
+        return internal_session(self.store, self.control, address=bus_session.address,
+                                local_address=bus_session.local_address, wire=wire, protocol=protocol)
 
 
 def _encoded_as_resp3(indexes: list[int], protocol: int) -> list[tuple[int, int]]:

@@ -42,12 +42,10 @@ from ...cluster import dvvset
 from ...cluster.quorum import RequestPlan, merge_replies
 from ...cluster.ring import Member
 from ...commands.control import ServerControl
-from ...commands.session import Session
-from ...commands.wire import RESP
 from ...protocol.replies import Error
-from ...store.engine import Job, Store
-from ..client_session import next_client_id
+from ...store.engine import Store
 from ..dispatch import Dispatcher
+from .internal_jobs import internal_job, internal_session
 from .internal_tables import INTERNAL
 from .link import LinkError
 from .node import ClusterNode
@@ -347,17 +345,11 @@ class ReadQuorum:
         return sorted(rerun)
 
     async def _repair_here(self, puts: list[list[bytes]]) -> None:
-        session = self._internal_session()
-        job = Job(session, INTERNAL, puts, trio.current_time())
-        await self.dispatcher.submit(job)
+        session = internal_session(self.store, self.control, address="cluster")
+        await self.dispatcher.submit(internal_job(session, INTERNAL, puts))
 
     async def _repair_there(self, member: Member, puts: list[list[bytes]]) -> None:
         try:
             await self.node.links[member].request_many(puts)
         except LinkError:
             pass  # the next read (or anti-entropy, issue 11) repairs it
-
-    def _internal_session(self) -> Session:
-        session = Session(next_client_id(), self.store, self.control, wire=RESP, address="cluster", local_address="")
-        session.authenticated = True
-        return session
