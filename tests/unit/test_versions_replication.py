@@ -219,6 +219,28 @@ def test_a_refused_clock_changes_nothing(bad: bytes) -> None:
     assert versions_of(session).stored(b"k") == before and call(session, "GET k") == b"v"
 
 
+def test_a_put_of_several_pairs_answers_each_pair() -> None:
+    # What a coordinator sends per send of its link (server/cluster/replicator.py).
+    a, b, _ = pair()
+    call(a, "SET k1 v1")
+    call(a, "SET k2 v2")
+    first, second = versions_of(a).clock_of(b"k1"), versions_of(a).clock_of(b"k2")
+    recorder = EffectRecorder(b.keyspace)
+    reply = peer_call(b, b"TKV.REPL.PUT", b"k1", first, b"k2", second, b"k1", first)
+    assert reply == [1, 1, 0]  # the third pair held nothing new: applied in order
+    assert [effect[0] for effect in recorder.take()] == ["SET", "VERSION", "SET", "VERSION", "VERSION"]
+    assert call(b, "GET k1") == b"v1" and call(b, "GET k2") == b"v2"
+    # A refused clock answers its own pair; the others are applied.
+    call(a, "SET k3 v3")
+    reply = peer_call(b, b"TKV.REPL.PUT", b"k2", b"garbage", b"k3", versions_of(a).clock_of(b"k3"))
+    assert isinstance(reply, list) and isinstance(reply[0], Error) and reply[0].message.startswith("ERR invalid clock")
+    assert reply[1] == 1 and call(b, "GET k3") == b"v3" and call(b, "GET k2") == b"v2"
+    # A key without its clock: nothing applied.
+    recorder.take()
+    reply = peer_call(b, b"TKV.REPL.PUT", b"k1", first, b"k2")
+    assert isinstance(reply, Error) and recorder.take() == []
+
+
 def test_putctx_refuses_a_bad_context() -> None:
     session = cluster_session()
     assert call(session, "TKV.PUTCTX k !! v") == Error("ERR invalid context")

@@ -24,12 +24,12 @@ members is answered ``-NOREPLICAS`` before it runs anywhere
 dispatcher, which returns only once its log record is durable under this
 node's fsync policy (the local ack); the keys its unit changed
 (``Job.version_deltas``) go to the other live preference-list members as
-``TKV.REPL.PUT key clock`` (each replica acks after its own log flush)
+``TKV.REPL.PUT key clock`` pairs (each replica acks after its own log flush)
 as soon as the hop ends (the dispatcher's ``on_applied``: the replicas'
 log flushes overlap this node's; the local ack still counts only once
 this node's flush returned),
-each peer's share of a job queued on its link as one batch
-(``replicator.py``: no task waits for it; the link's reader records the
+each peer's share of a job joining the multi-key put queued on its link
+for the next send (``replicator.py``: no task waits for it; the link's reader records the
 acks, so the replication always finishes and late acks still count, for
 WAIT). The client waits for W
 acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
@@ -108,7 +108,7 @@ from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
 from .read_quorum import NOREPLICAS_READ, ReadQuorum
-from .replicator import PeerReplicator, repl_put
+from .replicator import PeerReplicator
 from .whole_cluster import whole_cluster
 from .write_acks import LastWrite, Write, WriteBatch, WriteDeadlines
 
@@ -667,8 +667,8 @@ class Coordinator:
         batch = WriteBatch()
         myself = plans.local
         by_reply: list[tuple[int, list[Write]]] = []
-        # Per peer: the requests this job owes it, and the Write of each.
-        outgoing: dict[Member, tuple[list[bytes], list[Write]]] = {}
+        # Per peer: the (key, clock) pairs this job owes it, and the Write of each.
+        outgoing: dict[Member, tuple[list[tuple[bytes, bytes]], list[Write]]] = {}
         progressed = self.progressed
         for reply_index, pairs in job.version_deltas or ():
             groups: dict[int, Write] = {}
@@ -681,7 +681,7 @@ class Coordinator:
                     counter.take_sends()
                     write = groups[id(plan)] = Write(counter, progressed, batch, here=myself in plan.targets)
                     writes.append(write)
-                request = repl_put(key, clock)  # encoded once for every peer
+                pair = (key, clock)
                 owed = write.owed
                 for member in write.counter.asked:
                     if member != myself:
@@ -689,12 +689,12 @@ class Coordinator:
                         sending = outgoing.get(member)
                         if sending is None:
                             sending = outgoing[member] = ([], [])
-                        sending[0].append(request)
+                        sending[0].append(pair)
                         sending[1].append(write)
             by_reply.append((reply_index, writes))
         # Sent once every Write is counted in the batch (a refusal decides at once).
-        for member, (requests, writes) in outgoing.items():
-            if not self._replicator(member).send(requests, writes):
+        for member, (pairs, writes) in outgoing.items():
+            if not self._replicator(member).send(pairs, writes):
                 for write in writes:
                     write.answered(member, False)
         return batch, by_reply

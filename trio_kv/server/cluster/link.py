@@ -32,7 +32,10 @@ Rules this module keeps:
    ``on_replies`` is called on the event loop with the replies in order
    once the last arrives, or with None if the link fails first (late
    replies included: nobody stops waiting). The replication path uses it,
-   so a write's replication needs no task of its own.
+   so a write's replication needs no task of its own. Its requests may be
+   given as a function that encodes them, called when the writer takes
+   the batch (never if the link fails first): until then the sender may
+   add to what it will encode (replicator.py gathers a send's puts so).
 """
 
 from __future__ import annotations
@@ -94,9 +97,10 @@ class _Batch:
 
     __slots__ = ("data", "count", "replies", "error", "done", "on_replies", "abandoned", "sent", "queued_at")
 
-    def __init__(self, data: bytes, count: int, queued_at: float,
+    def __init__(self, data: bytes | Callable[[], bytes], count: int, queued_at: float,
                  on_replies: Callable[[list[object] | None], None] | None = None) -> None:
-        # The requests, encoded back to back.
+        # The requests, encoded back to back, or what encodes them when the
+        # writer takes the batch (rule 6: the sender may add to it until then).
         self.data = data
         self.count = count
         # time.monotonic() when the caller queued it (the link's lag; a
@@ -151,7 +155,7 @@ class Link:
     @property
     def queued_bytes(self) -> int:
         """Encoded bytes waiting to be sent (at most the queue bound's requests)."""
-        return sum(len(batch.data) for batch in list(self._queue))
+        return sum(len(data) for batch in list(self._queue) if type(data := batch.data) is bytes)
 
     @property
     def oldest_request_age_seconds(self) -> float | None:
@@ -194,11 +198,13 @@ class Link:
             raise LinkClosed(str(batch.error), sent=batch.error.sent)
         return batch.replies
 
-    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
+    def send_nowait(self, data: bytes | Callable[[], bytes], count: int,
+                    on_replies: Callable[[list[object] | None], None]) -> bool:
         """Queue ``count`` requests, already encoded back to back in
         ``data`` (``resp_reply.encode_requests``: a caller sending the same
-        request to several peers encodes it once), without waiting (rule
-        6); False: refused, nothing queued."""
+        request to several peers encodes it once), or encoded by ``data()``
+        when the writer takes them, without waiting (rule 6); False:
+        refused, nothing queued."""
         if self._closed is not None or not self._has_room(count):
             return False
         if count:
@@ -266,8 +272,11 @@ class Link:
                 batch.sent = True
                 in_flight.append(batch)
                 self._in_flight_requests += batch.count
-                out.append(batch.data)
-                size += len(batch.data)
+                data = batch.data
+                if type(data) is not bytes:
+                    data = batch.data = data()
+                out.append(data)
+                size += len(data)
                 messages += batch.count
             self._room.unpark_all()
             if out:

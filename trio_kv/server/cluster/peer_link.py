@@ -173,7 +173,8 @@ class PeerLink:
             raise LinkDown(f"no link to {self.member.address} ({self.state.value})")
         return await link.request_many(requests)
 
-    def send_nowait(self, data: bytes, count: int, on_replies: Callable[[list[object] | None], None]) -> bool:
+    def send_nowait(self, data: bytes | Callable[[], bytes], count: int,
+                    on_replies: Callable[[list[object] | None], None]) -> bool:
         """Queue ``count`` encoded requests without waiting
         (``link.Link.send_nowait``); False (nothing sent) when not
         connected or the link's queue is full."""
