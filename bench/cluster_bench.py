@@ -11,11 +11,17 @@ key to its published primary); plain ``redis-benchmark`` drives the single
 node. For each test: requests per second, p50 and p99 (ms), and the CPU
 seconds of every server process (utime + stime from /proc, before and
 after) per 10,000 requests, cluster / single: the number that predicts
-scaling on machines with more cores.
+scaling on machines with more cores. A second table splits that CPU by
+thread (``thread_cpu_seconds``: the Trio event loop, Trio's worker threads,
+threads of our own such as the log's commit thread); ``--counts`` adds a
+third (HTTP on client port + 1: worker hops, jobs and bus messages per
+request, all nodes summed, from /metrics). ``--node-args`` passes more
+options to each cluster node (``--node-args "--workers 1"``).
 
     .venv/bin/python bench/cluster_bench.py
     .venv/bin/python bench/cluster_bench.py -n 50000 -c 50 --repeat 3
     .venv/bin/python bench/cluster_bench.py --tests set --profile /tmp/prof
+    .venv/bin/python bench/cluster_bench.py --tests set --counts
 
 ``--profile DIR`` records each cluster node with ``py-spy`` while the
 cluster is measured (collapsed stacks, ``DIR/<test>-node<i>.txt``; the
