@@ -241,3 +241,40 @@ async def test_send_nowait_is_refused_when_the_queue_is_full() -> None:
                 await trio.sleep(0.01)
             assert got == [[SimpleString("a")], [SimpleString("b"), SimpleString("c")]]
             nursery.cancel_scope.cancel()
+
+
+async def test_send_nowait_encodes_a_batch_given_as_a_function_when_the_writer_takes_it() -> None:
+    peer = ScriptedPeer()
+    peer.answering = trio.Event()
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            link = await _linked(nursery, peer, max_in_flight_requests=1)
+            got: list[list[object] | None] = []
+            assert link.send_nowait(*_encoded([[b"ECHO", b"a"]]), got.append)
+            while link.in_flight < 1:
+                await trio.sleep(0.01)
+            # The writer waits for room in flight: what the function encodes may still change.
+            names = [b"b"]
+            sealed: list[int] = []
+
+            def encode() -> bytes:
+                sealed.append(len(names))
+                return encode_requests([[b"ECHO", b"".join(names)]])
+
+            assert link.send_nowait(encode, 1, got.append)
+            assert link.queued == 1 and link.queued_bytes == 0  # not encoded yet
+            names.append(b"c")
+            assert sealed == []
+            peer.answering.set()
+            while len(got) < 2:
+                await trio.sleep(0.01)
+            assert sealed == [2] and got == [[SimpleString("a")], [SimpleString("bc")]]
+            # A link that fails first never encodes it.
+            peer.answering = trio.Event()
+            assert link.send_nowait(*_encoded([[b"ECHO", b"d"]]), got.append)
+            while link.in_flight < 1:
+                await trio.sleep(0.01)
+            assert link.send_nowait(encode, 1, got.append)
+            link.close("test")
+            assert got[2:] == [None, None] and sealed == [2]
+            nursery.cancel_scope.cancel()
