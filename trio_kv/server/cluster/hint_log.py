@@ -202,7 +202,8 @@ class HintFiles:
         with self._lock:
             for target, records in hints.items():
                 entry = self._target(target)
-                room = self.max_bytes - entry.bytes
+                # A new file's header counts too.
+                room = self.max_bytes - entry.bytes - (len(HINT_HEADER) if entry.file is None else 0)
                 out: list[bytes] = []
                 for written_at_ms, request in records:
                     record = encode_hint(written_at_ms, request)
