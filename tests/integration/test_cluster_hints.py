@@ -14,6 +14,7 @@ anti-entropy, nothing reads them)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -68,8 +69,9 @@ def test_ten_thousand_writes_a_down_node_missed_reach_it_within_5_s_of_being_mar
             time.sleep(POLL_SECONDS)
         delivered_seconds = time.monotonic() - marked_up
         after = cluster.counters(0)
+        replays = re.findall(r"replayed \d+ hints to \S+ in [0-9.]+ s", cluster.node(0).log())
         print(f"hinted handoff: {KEYS} writes a down node missed were on it {delivered_seconds:.2f} s"
-              f" after its coordinator marked it up (replayed {after['hints_replayed']})")
+              f" after its coordinator marked it up (replayed {after['hints_replayed']}; node 0 logged {replays})")
         assert _own_copy(cluster, 2, "hint", KEYS) == [f"v{index}".encode() for index in range(KEYS)]
         cluster.wait_for(lambda: cluster.counters(0)["hints_pending_records"] == 0, seconds=10)
         assert cluster.counters(0)["hints_replayed"] == KEYS

@@ -31,7 +31,8 @@ this node's flush returned),
 each peer's share of a job queued on its link as one batch
 (``replicator.py``: no task waits for it; the link's reader records the
 acks, so the replication always finishes and late acks still count, for
-WAIT). The client waits for W
+WAIT; a member that was believed down, refused the batch, failed
+or answered an error gets the write as a hint instead, ``hints.py``). The client waits for W
 acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
 batch's deadline is kept by the one ``WriteDeadlines`` task
 (``write_acks.py``), which bounds that wait only, never a send or

@@ -22,7 +22,10 @@ Rules kept here:
   in-memory list per target and wakes the one writer task, which writes
   everything gathered since its last write in one thread hop
   (``trio.to_thread.run_sync`` under the hints' own limiter: one kind of
-  work, one limiter). When every replica acks, nothing here runs at all.
+  work, one limiter), at most one hop per ``WRITE_GATHER_SECONDS`` while
+  hints keep coming. When every replica acks, nothing here runs at all.
+* The files get write() but no fsync: a process crash loses no hint
+  written, a power loss may lose the newest (anti-entropy repairs them).
 * Bounded: hints waiting in memory for a target count against
   ``--cluster-max-hint-bytes`` with its files; past it they are dropped
   (``dropped_full``).
@@ -30,7 +33,7 @@ Rules kept here:
   sees up (``ClusterNode``'s opinion) is replayed: the writer's pending
   hints are written, the target's open file sealed, then each sealed file,
   oldest first, is sent in order as batches of ``REPLAY_BATCH`` ``TKV.REPL.PUT``
-  requests on the peer link (one batch in flight at a time), and the file is
+  requests on the peer link (``REPLAY_WINDOW`` batches in flight), and the file is
   deleted only once every request of it was acked. A refused batch, a
   failed link, an error answer or no answer within ``REPLAY_TIMEOUT_SECONDS``
   ends the replay; the file stays and is sent again from its start on the
@@ -60,6 +63,10 @@ log = logging.getLogger(__name__)
 
 # TKV.REPL.PUT requests per replay batch (well inside a link's queue bound).
 REPLAY_BATCH = 256
+# Batches sent and not yet answered, at most (REPLAY_WINDOW * REPLAY_BATCH
+# requests: within a link's queue bound, link.DEFAULT_MAX_QUEUED_REQUESTS).
+REPLAY_WINDOW = 3
+# No answer for this long: the replay stops (retried later).
 REPLAY_TIMEOUT_SECONDS = 10.0
 REPLAY_POLL_SECONDS = 1.0
 # How often sealed files past the window are deleted unread.
@@ -67,6 +74,8 @@ EXPIRE_EVERY_SECONDS = 60.0
 # A full link queue: wait this long before offering the batch again.
 REFUSED_RETRY_SECONDS = 0.05
 REFUSED_RETRIES = 40
+# After the first hint of a batch, wait this long for more before writing.
+WRITE_GATHER_SECONDS = 0.01
 # At stop, the hints gathered are written within this long.
 STOP_WRITE_SECONDS = 1.0
 # What statistics() counts.
@@ -121,6 +130,8 @@ class HintedHandoff:
         try:
             while True:
                 await self._wake.wait()
+                # Gather the hints of the writes that follow too: one hop for many.
+                await trio.sleep(WRITE_GATHER_SECONDS)
                 self._wake = trio.Event()
                 await self._write_pending()
         finally:
@@ -189,13 +200,12 @@ class HintedHandoff:
             self.counts["dropped_window"] += hints.expired
             self.counts["dropped_damaged"] += hints.damaged
             requests = hints.requests
-            for start in range(0, len(requests), REPLAY_BATCH):
-                if not await self._send(member, requests[start : start + REPLAY_BATCH]):
-                    self.counts["replay_failed"] += 1
-                    self._on_disk = self.files.pending()
-                    log.info("hint replay to %s stopped after %d hints; retried later", target, sent)
-                    return False
-                sent += min(REPLAY_BATCH, len(requests) - start)
+            if not await self._send_all(member, requests):
+                self.counts["replay_failed"] += 1
+                self._on_disk = self.files.pending()
+                log.info("hint replay to %s stopped after %d hints; retried later", target, sent)
+                return False
+            sent += len(requests)
             await trio.to_thread.run_sync(
                 self.files.delete, target, seq, len(requests) + hints.expired + hints.damaged, limiter=self._limiter
             )
@@ -205,33 +215,29 @@ class HintedHandoff:
             log.info("replayed %d hints to %s in %.3f s", sent, target, trio.current_time() - started)
         return True
 
-    async def _send(self, member: Member, requests: list[bytes]) -> bool:
-        """One batch on ``member``'s link; True once every request was acked."""
+    async def _send_all(self, member: Member, requests: list[bytes]) -> bool:
+        """``requests`` in order on ``member``'s link, as batches of
+        ``REPLAY_BATCH`` with up to ``REPLAY_WINDOW`` batches unanswered;
+        True once every request was acked."""
         link = self.node.links.get(member)
         if link is None:
             return False
-        answers: list[list[object] | None] = []
-        done = trio.Event()
-
-        def on_replies(replies: list[object] | None) -> None:
-            answers.append(replies)
-            done.set()
-
-        data = b"".join(requests)
-        for _ in range(REFUSED_RETRIES):
-            if link.send_nowait(data, len(requests), on_replies):
-                break
-            if not link.connected:
+        state = _Replies()
+        for first in range(0, len(requests), REPLAY_BATCH):
+            if not await state.wait_below(REPLAY_WINDOW):
                 return False
-            await trio.sleep(REFUSED_RETRY_SECONDS)  # the queue is full: the data path goes first
-        else:
-            return False
-        # Only the wait is bounded: the batch, once queued, is sent whole and its late replies consumed.
-        with trio.move_on_after(REPLAY_TIMEOUT_SECONDS):
-            await done.wait()
-        if not answers or answers[0] is None:
-            return False
-        return all(answer is not None and type(answer) is not Error for answer in answers[0])
+            batch = requests[first : first + REPLAY_BATCH]
+            data = b"".join(batch)
+            for _ in range(REFUSED_RETRIES):
+                if link.send_nowait(data, len(batch), state.on_replies):
+                    break
+                if not link.connected:
+                    return False
+                await trio.sleep(REFUSED_RETRY_SECONDS)  # the queue is full: the data path goes first
+            else:
+                return False
+            state.outstanding += 1
+        return await state.wait_below(1)
 
     def refresh_pending(self) -> None:
         """Re-read the files' per-target counts (after they were opened)."""
@@ -255,3 +261,31 @@ class HintedHandoff:
                 disk_records, disk_bytes = pending.get(target, (0, 0))
                 pending[target] = (disk_records + len(records), disk_bytes + self._pending_bytes.get(target, 0))
         return pending
+
+
+class _Replies:
+    """The answers of one replay's batches: how many are outstanding, whether one failed."""
+
+    def __init__(self) -> None:
+        self.outstanding = 0
+        self.failed = False
+        self._progress = trio.Event()
+
+    def on_replies(self, replies: list[object] | None) -> None:
+        """A batch's answers (the link's ``on_replies``; None: the link failed)."""
+        self.outstanding -= 1
+        if replies is None or any(reply is None or type(reply) is Error for reply in replies):
+            self.failed = True
+        progress, self._progress = self._progress, trio.Event()
+        progress.set()
+
+    async def wait_below(self, count: int) -> bool:
+        """Until fewer than ``count`` batches are outstanding; False at a
+        failure or after ``REPLAY_TIMEOUT_SECONDS`` without an answer (only
+        the wait is bounded: a batch once queued is sent whole)."""
+        while self.outstanding >= count and not self.failed:
+            with trio.move_on_after(REPLAY_TIMEOUT_SECONDS) as scope:
+                await self._progress.wait()
+            if scope.cancelled_caught:
+                return False
+        return not self.failed
