@@ -218,13 +218,13 @@ class HintFiles:
                 if entry.file is None:
                     seq = entry.next_seq
                     entry.next_seq += 1
-                    file = open(os.path.join(self.directory, file_name(target, seq)), "ab")
-                    file.write(HINT_HEADER)
-                    entry.file, entry.open_seq, entry.open_bytes = file, seq, len(HINT_HEADER)
-                file = entry.file
-                assert file is not None
-                file.write(data)
-                file.flush()
+                    opened = open(os.path.join(self.directory, file_name(target, seq)), "ab")
+                    opened.write(HINT_HEADER)
+                    entry.file, entry.open_seq, entry.open_bytes = opened, seq, len(HINT_HEADER)
+                current = entry.file
+                assert current is not None
+                current.write(data)
+                current.flush()
                 entry.open_bytes += len(data)
                 entry.records += len(out)
                 written += len(out)
