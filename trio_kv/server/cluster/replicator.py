@@ -26,6 +26,11 @@ put are never refused (they take no queue room: a put is one request of
 the link's bounds, at most ``MAX_PAIRS_PER_PUT`` pairs). A link failure
 fails every pair of the puts queued or in flight on it. An error answer
 fails the pairs it answers (an error for the whole request, all of them).
+
+Hints (``hints.py``): with a ``hint`` callback, the pairs a peer did not
+ack for sure (a refused put, a failed link, an error answer) are handed
+to it, each as its own one-pair ``TKV.REPL.PUT`` (``repl_put``), to be
+replayed when the peer is seen up.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from .write_acks import Write
 OnReplies = Callable[[list[object] | None], None]
 # PeerLink.send_nowait: (encoded requests or their encoder, how many, on_replies) -> queued.
 SendNowait = Callable[[bytes | Callable[[], bytes], int, OnReplies], bool]
+# HintedHandoff.hint: (the peer, the requests it did not ack).
+Hint = Callable[[Member, list[bytes]], None]
 
 # Most (key, clock) pairs in one put: a put is one request of the link's
 # bounds (link.Link rule 2), so this keeps them bounds on pairs too.
@@ -62,31 +69,39 @@ def repl_put_many(pairs: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(parts)
 
 
+
 class PeerReplicator:
     """Sends one peer the pairs its writes owe it (one put per send of the link)."""
 
-    __slots__ = ("member", "_send_nowait", "_open")
+    __slots__ = ("member", "_send_nowait", "_hint", "_open")
 
-    def __init__(self, member: Member, send_nowait: SendNowait) -> None:
+    def __init__(self, member: Member, send_nowait: SendNowait, hint: Hint | None = None) -> None:
         self.member = member
         self._send_nowait = send_nowait
+        self._hint = hint
         # The put queued on the link and not yet taken by its writer (None: none).
         self._open: _Put | None = None
 
     def send(self, pairs: list[tuple[bytes, bytes]], writes: list[Write]) -> bool:
         """Queue ``pairs`` (``pairs[i]`` replicates part of ``writes[i]``),
-        in the open put if there is one with room; False (nothing queued)
-        when refused."""
+        in the open put if there is one with room; False (nothing queued,
+        the pairs hinted) when refused."""
         put = self._open
         if put is not None and len(put.pairs) + len(pairs) <= MAX_PAIRS_PER_PUT:
             put.pairs += pairs
             put.writes += writes
             return True
         put = _Put(self, pairs, writes)
-        if not self._send_nowait(put.seal, 1, put.answered):
-            return False
-        self._open = put
-        return True
+        if self._send_nowait(put.seal, 1, put.answered):
+            self._open = put
+            return True
+        self.hint(pairs)
+        return False
+
+    def hint(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        """The peer did not ack ``pairs`` for sure: hand them to the hints, if any."""
+        if self._hint is not None and pairs:
+            self._hint(self.member, [repl_put(key, clock) for key, clock in pairs])
 
 
 class _Put:
@@ -112,11 +127,13 @@ class _Put:
     def answered(self, answers: list[object] | None) -> None:
         """The link's reader: the put's reply (None: the link failed first)."""
         self._close()
-        member = self.replicator.member
+        replicator = self.replicator
+        member = replicator.member
         writes = self.writes
         if answers is None:
             for write in writes:
                 write.answered(member, False)
+            replicator.hint(self.pairs)
             return
         (reply,) = answers
         if len(writes) == 1:
@@ -125,5 +142,13 @@ class _Put:
             replies = reply
         else:
             replies = [reply] * len(writes)  # one answer for the whole request (an error)
-        for write, answer in zip(writes, replies):
-            write.answered(member, answer is not None and type(answer) is not Error)
+        failed: list[tuple[bytes, bytes]] | None = None
+        for index, (write, answer) in enumerate(zip(writes, replies)):
+            ok = answer is not None and type(answer) is not Error
+            write.answered(member, ok)
+            if not ok:
+                if failed is None:
+                    failed = []
+                failed.append(self.pairs[index])
+        if failed is not None:
+            replicator.hint(failed)
