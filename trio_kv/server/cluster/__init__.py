@@ -24,6 +24,14 @@ The data path's API (everything else here is internal):
   (nothing sent), ``LinkClosed`` when the connection ends first (``.sent``:
   whether it may have reached the peer). The caller's cancel scope may end
   the wait (for queue room or for the reply), never a send or a receive.
+* ``link.send_nowait(data, count, on_replies) -> bool``: queue encoded
+  requests (or a function that encodes them when the link's writer takes
+  them) without waiting; ``on_replies`` gets the replies, or None if the
+  link fails first; False when refused (no link, queue full). The
+  replicator (``replicator.py``) gathers a peer's ``TKV.REPL.PUT`` pairs
+  into one multi-key put this way.
+* Jobs and sessions the cluster makes for itself come from
+  ``internal_jobs`` (stamped with ``time.perf_counter()`` as client jobs).
 * Bus commands the data path adds go in ``commands.peer.table.PEER_SPECS``
   with ``Access.PEER`` (``peer_spec(...)``); a replica's write runs under
   the write lock through the dispatcher, so its reply (the ack) is sent
