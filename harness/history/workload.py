@@ -21,6 +21,10 @@ Rules the driver keeps, because the checkers depend on them:
   ``unknown``, never ``fail``. After an unknown outcome the client drops its
   connection (its state is unknown) and reconnects.
 * Every wait is bounded: socket timeouts, the run's duration, joins.
+* ``move_every_ops=k`` (a cluster): after every k operations the client
+  drops its connection and moves to another node (seeded), so one session
+  spans coordinators (the session checker's read-your-writes and monotonic
+  reads across nodes).
 
 ``run_workload(config, faults)`` runs the clients and the fault schedule
 (faults.py) for ``config.duration_s`` seconds, and longer if the schedule is
@@ -83,6 +87,8 @@ class WorkloadConfig:
     read_siblings: bool = False
     # Sent as TKV.CONSISTENCY on every new connection (cluster mode), e.g. "QUORUM".
     consistency: str | None = None
+    # Move to another node (seeded) after every this many operations (0: only when a node refuses).
+    move_every_ops: int = 0
     extra_meta: dict[str, object] = field(default_factory=dict)
 
     def keys(self) -> list[str]:
@@ -185,10 +191,19 @@ class _Client:
                 self.recorder.complete(pending, outcome, error=text)
                 if outcome == UNKNOWN:
                     self._drop_connection()
+                self._maybe_move()
                 self.stop.wait(self.config.backoff_s)
                 continue
             self.recorder.complete(pending, OK, result)
+            self._maybe_move()
         self._drop_connection()
+
+    def _maybe_move(self) -> None:
+        every = self.config.move_every_ops
+        if every > 0 and len(self.config.nodes) > 1 and self.operations % every == 0:
+            self._drop_connection()
+            step = 1 + self.rng.randrange(len(self.config.nodes) - 1)
+            self.node_index = (self.node_index + step) % len(self.config.nodes)
 
 
 def run_workload(config: WorkloadConfig, faults: Sequence[Fault] = (), recorder: Recorder | None = None) -> History:
