@@ -47,9 +47,11 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from harness import netns
 from harness.history.agreement import check_agreement, disagreeing_keys
@@ -106,6 +108,18 @@ def timing(kind: str) -> Timing:
 def seeds(short_count: int) -> list[int]:
     """The seeds a test runs: ``short_count`` of them, 20 with ``KV_CHAOS_FULL=1``."""
     return list(range(20 if FULL else short_count))
+
+
+def namespace_or_skip() -> Iterator[netns.NetworkNamespace]:
+    """A module fixture's body: a private network namespace, or skip (fail where the tools are required)."""
+    missing = netns.missing_tool()
+    if missing is not None and os.environ.get("KV_TESTS_REQUIRE_TOOLS") == "1":
+        pytest.fail(missing)
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with netns.NetworkNamespace() as space:
+        yield space
 
 
 def synced_log_env(index: int, hooks_dir: Path) -> dict[str, str]:

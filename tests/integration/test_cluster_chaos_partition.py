@@ -23,7 +23,6 @@ The cluster is started once for the module, in one namespace.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -39,8 +38,8 @@ from harness.history.recorder import Recorder
 from harness.history.siblings import check_siblings
 from harness.history.siblings_reply import sibling_values
 
-from .chaos_runs import CLUSTER_FLAGS, NOREPLICAS_SLACK_SECONDS, WRITE_TIMEOUT_SECONDS, chaos_run, seeds, \
-    wait_agreement
+from .chaos_runs import CLUSTER_FLAGS, NOREPLICAS_SLACK_SECONDS, WRITE_TIMEOUT_SECONDS, chaos_run, \
+    namespace_or_skip, seeds, wait_agreement
 from .process_cluster import ProcessCluster
 from .test_cluster_chaos_kill import assert_run
 
@@ -55,14 +54,7 @@ JOIN_SECONDS = 15.0
 
 @pytest.fixture(scope="module")
 def namespace():
-    missing = netns.missing_tool()
-    if missing is not None and os.environ.get("KV_TESTS_REQUIRE_TOOLS") == "1":
-        pytest.fail(missing)
-    reason = netns.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    with netns.NetworkNamespace() as space:
-        yield space
+    yield from namespace_or_skip()
 
 
 @pytest.fixture(scope="module")
