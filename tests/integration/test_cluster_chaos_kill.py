@@ -58,3 +58,8 @@ def test_sessions_moving_between_nodes_under_kill_faults_see_their_writes_and_mo
     assert_run(result)
     sessions = next(verdict for verdict in result.verdicts if verdict.checker == "sessions")
     assert sessions.counts["reads_checked"] >= 100, sessions.summary()
+    # The sessions did move: each client used every node.
+    nodes_used: dict[str, set[str | None]] = {}
+    for op in result.history.ops:
+        nodes_used.setdefault(op.process, set()).add(op.node)
+    assert all(len(nodes) == len(cluster.hosts) for nodes in nodes_used.values()), nodes_used
