@@ -241,7 +241,7 @@ def wait_agreement(cluster: ProcessCluster, keys: list[str]) -> tuple[float, lis
 def chaos_run(cluster: ProcessCluster, kind: str, seed: int, out_dir: Path, *,
               namespace: netns.NetworkNamespace | None = None, hooks_dir: Path | None = None,
               move_every_ops: int = 5, write_fraction: float = 0.45, key_count: int = 20,
-              run_timing: Timing | None = None,
+              run_timing: Timing | None = None, consistency: str = "QUORUM",
               extra_checks: Callable[[History], list[Verdict]] | None = None) -> RunResult:
     """One seeded run of ``kind`` on a started cluster (module docstring); the history goes to ``out_dir``."""
     run_timing = run_timing or timing(kind)
@@ -251,7 +251,7 @@ def chaos_run(cluster: ProcessCluster, kind: str, seed: int, out_dir: Path, *,
     config = WorkloadConfig(nodes=nodes, clients=5, key_count=key_count, duration_s=run_timing.duration_s,
                             write_fraction=write_fraction, delete_fraction=0.05, seed=seed,
                             key_prefix=f"{kind}{seed}-{rng.randrange(1 << 30)}:", socket_timeout_s=3.0,
-                            read_siblings=True, consistency="QUORUM", move_every_ops=move_every_ops,
+                            read_siblings=True, consistency=consistency, move_every_ops=move_every_ops,
                             extra_meta={"kind": kind, "timing": vars(run_timing)})
     figures: dict[str, object] = {}
     faults = _schedule(kind, cluster, rng, run_timing, namespace, hooks_dir, figures)
