@@ -78,6 +78,8 @@ CONVERGE_BOUND_SECONDS = 45.0
 # A minority write's NOREPLICAS may come this much after the write timeout (scheduling on a loaded machine).
 NOREPLICAS_SLACK_SECONDS = 1.0
 SYNCED_LOG_NAME = "synced-log"
+# A run that acknowledged fewer writes than this judged too little.
+MIN_ACKNOWLEDGED = 30
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ class RunResult:
     converge_s: float
     verdicts: list[Verdict]
     figures: dict[str, object] = field(default_factory=dict)
+    # Where the history was saved (JSON lines: ``python -m harness.history check`` replays the checks).
+    history_path: Path | None = None
 
     def failed(self) -> list[Verdict]:
         return [verdict for verdict in self.verdicts if not verdict.valid]
@@ -169,6 +173,15 @@ class RunResult:
                 f"session violations {counts['sessions']['violations']} of {counts['sessions']['reads_checked']} "
                 f"reads; max siblings {counts['siblings']['max_siblings']}"
                 + "".join(f"; {name} {value}" for name, value in self.figures.items() if name != "unknown_writes"))
+
+
+def assert_run(result: RunResult) -> None:
+    """Print the run's figures; fail on any invalid verdict, no fault, or too little material."""
+    print("\n" + result.line())
+    failed = result.failed()
+    assert not failed, "\n".join(verdict.report() for verdict in failed) + f"\n(history: {result.history_path})"
+    assert result.figures["victims"], "no fault was injected"
+    assert result.verdicts[0].counts["acknowledged"] >= MIN_ACKNOWLEDGED, result.line()
 
 
 def _schedule(kind: str, cluster: ProcessCluster, rng: random.Random, run_timing: Timing,
@@ -202,9 +215,10 @@ def _schedule(kind: str, cluster: ProcessCluster, rng: random.Random, run_timing
     return faults
 
 
-def _minority_writes(history: History, cluster: ProcessCluster) -> dict[str, object]:
+def _minority_writes(history: History) -> dict[str, object]:
     """The writes sent to an isolated node while it was cut off: how they were answered, and how fast."""
-    starts = [(event.end_s, event.name.split()[-1]) for event in history.faults if event.name.startswith("nft: isolate")]
+    starts = [(event.end_s, event.name.split()[-1]) for event in history.faults
+              if event.name.startswith("nft: isolate")]
     ends = [event.start_s for event in history.faults if event.name.startswith("nft: heal")]
     writes = []
     for (cut_s, host), heal_s in zip(starts, ends, strict=True):
@@ -274,8 +288,8 @@ def chaos_run(cluster: ProcessCluster, kind: str, seed: int, out_dir: Path, *,
         verdicts += extra_checks(history)
     figures["unknown_writes"] = sum(op.kind == WRITE and op.outcome == UNKNOWN for op in history.ops)
     if kind == "partition":
-        figures.update(_minority_writes(history, cluster))
-    result = RunResult(kind, seed, history, converge_s, verdicts, figures)
-    history.meta["figures"] = {name: value for name, value in figures.items()}
-    dump_history(history, out_dir / f"{kind}-{seed}.jsonl")
-    return result
+        figures.update(_minority_writes(history))
+    history.meta["figures"] = dict(figures)
+    history_path = out_dir / f"{kind}-{seed}.jsonl"
+    dump_history(history, history_path)
+    return RunResult(kind, seed, history, converge_s, verdicts, figures, history_path)

@@ -21,28 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from .chaos_runs import CLUSTER_FLAGS, RunResult, chaos_run, seeds
+from .chaos_runs import CLUSTER_FLAGS, assert_run, chaos_run, seeds
 from .process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.slow
-
-# A run that acknowledged fewer writes than this judged too little.
-MIN_ACKNOWLEDGED = 30
-
 
 @pytest.fixture(scope="module")
 def cluster():
     with ProcessCluster(3, *CLUSTER_FLAGS) as started:
         started.start_all()
         yield started
-
-
-def assert_run(result: RunResult) -> None:
-    print("\n" + result.line())
-    failed = result.failed()
-    assert not failed, "\n".join(verdict.report() for verdict in failed) + f"\n(history in {result.kind}-{result.seed}.jsonl)"
-    assert result.figures["victims"], "no fault was injected"
-    assert result.verdicts[0].counts["acknowledged"] >= MIN_ACKNOWLEDGED, result.line()
 
 
 @pytest.mark.parametrize("seed", seeds(4))

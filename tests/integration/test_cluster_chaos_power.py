@@ -26,9 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from .chaos_runs import CLUSTER_FLAGS, chaos_run, seeds, synced_log_env
+from .chaos_runs import CLUSTER_FLAGS, assert_run, chaos_run, seeds, synced_log_env
 from .process_cluster import ProcessCluster
-from .test_cluster_chaos_kill import assert_run
 
 pytestmark = pytest.mark.slow
 

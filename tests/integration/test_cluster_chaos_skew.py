@@ -26,9 +26,8 @@ import pytest
 from harness import netns
 from harness.history.siblings_reply import sibling_values
 
-from .chaos_runs import CLUSTER_FLAGS, chaos_run, namespace_or_skip, seeds, wait_agreement
+from .chaos_runs import CLUSTER_FLAGS, assert_run, chaos_run, namespace_or_skip, seeds, wait_agreement
 from .process_cluster import ProcessCluster
-from .test_cluster_chaos_kill import assert_run
 
 pytestmark = pytest.mark.slow
 
