@@ -36,6 +36,9 @@ Kinds of fault (``KINDS``), each at ``Timing.first_s`` and then every
   restarts ``down_s`` later. The loss is at least a power cut's: records
   fsynced after the hook's last line are dropped too. Other files in the
   data directory (node id, incarnation) are left as they are.
+* ``outage``: every node loses power at once (all frozen with SIGSTOP,
+  so the cut is one instant, then each treated as ``power``) and all
+  restart ``down_s`` later.
 
 ``SHORT`` timings (one fault per run, seconds) are what CI runs; with
 ``KV_CHAOS_FULL=1`` the tests take the issue's timings (a fault every
@@ -68,7 +71,7 @@ from harness.history.workload import WorkloadConfig, run_workload
 from .process_cluster import ProcessCluster
 
 FULL = os.environ.get("KV_CHAOS_FULL") == "1"
-KINDS = ("kill", "partition", "power")
+KINDS = ("kill", "partition", "power", "outage")
 WRITE_TIMEOUT_SECONDS = 1.0
 AAE_INTERVAL_SECONDS = 1.0
 CLUSTER_FLAGS = ("--cluster-write-timeout", str(WRITE_TIMEOUT_SECONDS),
@@ -78,6 +81,9 @@ CONVERGE_BOUND_SECONDS = 45.0
 # A minority write's NOREPLICAS may come this much after the write timeout (scheduling on a loaded machine).
 NOREPLICAS_SLACK_SECONDS = 1.0
 SYNCED_LOG_NAME = "synced-log"
+# Writes to keys written once: the run goes on writing the 20 shared keys after each fault, which
+# could supersede (and so hide) a write the fault lost; one to a fresh key is never superseded.
+FRESH_KEY_FRACTION = 0.2
 # A run that acknowledged fewer writes than this judged too little.
 MIN_ACKNOWLEDGED = 30
 
@@ -98,9 +104,9 @@ class Timing:
 
 
 SHORT = {"kill": Timing(6.5, 1.5, 10.0, 2.5), "partition": Timing(7.5, 1.5, 10.0, 4.0),
-         "power": Timing(6.5, 1.5, 10.0, 2.5)}
+         "power": Timing(6.5, 1.5, 10.0, 2.5), "outage": Timing(6.0, 2.0, 10.0, 1.5)}
 FULL_TIMING = {"kill": Timing(32.0, 2.0, 10.0, 5.0), "partition": Timing(35.0, 2.0, 15.0, 10.0),
-               "power": Timing(32.0, 2.0, 10.0, 5.0)}
+               "power": Timing(32.0, 2.0, 10.0, 5.0), "outage": Timing(32.0, 2.0, 10.0, 5.0)}
 
 
 def timing(kind: str) -> Timing:
@@ -203,6 +209,20 @@ def _schedule(kind: str, cluster: ProcessCluster, rng: random.Random, run_timing
             faults.append(Fault(at_s, f"power loss {host}",
                                 lambda v=victim: losses.append(lose_power(cluster, v, hooks_dir, rng))))
             faults.append(Fault(back_s, f"restart {host}", lambda v=victim: cluster.start(v)))
+        elif kind == "outage":
+            assert hooks_dir is not None
+
+            def outage() -> None:
+                for index in range(len(cluster.hosts)):
+                    cluster.pause(index)
+                losses.extend(lose_power(cluster, index, hooks_dir, rng) for index in range(len(cluster.hosts)))
+
+            def restart_all() -> None:
+                for index in range(len(cluster.hosts)):
+                    cluster.start(index)
+
+            faults.append(Fault(at_s, "power loss of every node", outage))
+            faults.append(Fault(back_s, "restart every node", restart_all))
         elif kind == "partition":
             assert namespace is not None
             others = [other for other in cluster.hosts if other != host]
@@ -210,7 +230,7 @@ def _schedule(kind: str, cluster: ProcessCluster, rng: random.Random, run_timing
             faults.append(Fault(back_s, f"nft: heal {host}", namespace.heal_all))
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
-    if kind == "power":
+    if kind in ("power", "outage"):
         figures["power_losses"] = losses
     return faults
 
@@ -266,6 +286,7 @@ def chaos_run(cluster: ProcessCluster, kind: str, seed: int, out_dir: Path, *,
                             write_fraction=write_fraction, delete_fraction=0.05, seed=seed,
                             key_prefix=f"{kind}{seed}-{rng.randrange(1 << 30)}:", socket_timeout_s=3.0,
                             read_siblings=True, consistency=consistency, move_every_ops=move_every_ops,
+                            fresh_key_fraction=FRESH_KEY_FRACTION,
                             extra_meta={"kind": kind, "timing": vars(run_timing)})
     figures: dict[str, object] = {}
     faults = _schedule(kind, cluster, rng, run_timing, namespace, hooks_dir, figures)
@@ -278,8 +299,9 @@ def chaos_run(cluster: ProcessCluster, kind: str, seed: int, out_dir: Path, *,
             if not _running(cluster, index):
                 cluster.start(index)
     cluster.wait_for(cluster.meshed)
-    converge_s, own_copies = wait_agreement(cluster, config.keys())
-    history.finals = own_copies + read_final_state(nodes[:1], config.keys(), consistency="ALL")
+    keys = sorted(set(config.keys()) | {op.key for op in history.ops})
+    converge_s, own_copies = wait_agreement(cluster, keys)
+    history.finals = own_copies + read_final_state(nodes[:1], keys, consistency="ALL")
     verdicts = [check_survival(history)]
     every = check_survival(History(ops=history.ops, finals=own_copies), mode=EVERY)
     every.checker = "survival every"
