@@ -7,9 +7,9 @@ injects faults on a seeded node; then every fault is healed, every node is
 running and meshed, and the run waits (bounded) until the replicas agree:
 each node's own copy of every key (``TKV.CONSISTENCY ONE``: with N=3 on 3
 nodes a read there asks only the coordinator, so nothing is read-repaired)
-shows the same values. The cluster runs ``--cluster-aae-interval 1``:
-there are no hints on main yet, so that repair comes from anti-entropy (and
-from the QUORUM reads' read repair during the run). Then it reads every key
+shows the same values. The cluster runs ``--cluster-aae-interval 1`` and
+hinted handoff as by default: that repair comes from hint replay and
+anti-entropy (and from the QUORUM reads' read repair during the run). Then it reads every key
 at ALL, and judges the history:
 
 * survival (``union`` over every read, and ``every``: each replica's own

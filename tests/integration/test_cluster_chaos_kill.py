@@ -2,8 +2,8 @@
 
 * Each seed: 5 clients (N=3, W=2, R=2 at QUORUM, moving to another node every
   5 operations) while a seeded node is killed with SIGKILL and restarted on
-  its data directory; after the run, anti-entropy (1 s interval; no hints on
-  main yet) and read repair bring the replicas to agreement, and 0
+  its data directory; after the run, hint replay, anti-entropy (1 s
+  interval) and read repair bring the replicas to agreement, and 0
   acknowledged writes are lost (on the union of the reads and on every
   replica's own copy).
 * Sessions: clients that move to another node after *every* operation,
