@@ -22,15 +22,17 @@ One exchange (``exchange``, a task per peer, ``run``):
    sync of both (sync is commutative and idempotent: a repair racing a
    write, a read repair or the peer's own exchange loses nothing).
 
-Rate limit: at most ``MAX_REPAIR_KEYS_PER_ROUND`` keys per peer per
-round, and a round starts an interval after the last one ended: repair never takes
-more than that of the node, and each repair batch is one ordinary job
-among the clients' (one worker hop, the write lock for
-``REPAIR_BATCH_KEYS`` merges). A round that fails (the link drops, the
+Rate limit, so repair never starves clients: at most
+``--cluster-aae-max-keys-per-second`` keys a second on this node, every
+peer's exchange together (one ``RepairRate``, cluster/repair_rate.py: a
+repair batch waits for its turn), and at most ``MAX_REPAIR_KEYS_PER_ROUND``
+keys per peer per round; a round starts an interval after the last one
+ended. Every step is a slice: a request reads at most
+``SEGMENTS_PER_KEYS_REQUEST`` segments' keys, and each repair batch is one
+ordinary job among the clients' (one worker hop, the write lock for at
+most ``REPAIR_BATCH_KEYS`` merges, about 2 ms), so the store lock is never
+held for long. A round that fails (the link drops, the
 peer answers an error) is counted and the next round starts afresh.
-With the default 10 s interval that is 100 keys a second per peer:
-enough for the drift hints and read repair leave, not for rebuilding a
-lost node (issue 11's partition moves stream whole partitions).
 
 Not done here (issue 11): tombstones are never purged (a deleted key
 keeps its tombstone clock and its tree entry); partitions are compared
@@ -49,6 +51,7 @@ from collections.abc import Sequence
 
 import trio
 
+from ...cluster.repair_rate import RepairRate
 from ...cluster.ring import Member, Ring
 from ...cluster.tictac import SEGMENT_COUNT, differing_keys, differing_segments, unpack_hashes
 from ...commands.control import ServerControl
@@ -82,7 +85,7 @@ AAE_TABLE = CommandTable(
 COUNTERS = (
     "rounds", "rounds_failed", "rounds_limited", "partitions_compared", "partitions_differing",
     "segments_compared", "segments_differing", "keys_compared", "keys_differing", "keys_repaired",
-    "roots_requests", "segments_requests", "keys_requests", "repair_requests",
+    "roots_requests", "segments_requests", "keys_requests", "repair_requests", "rate_waits",
 )
 
 
@@ -113,6 +116,7 @@ class AntiEntropy:
     def __init__(
         self, node: ClusterNode, store: Store, control: ServerControl, dispatcher: Dispatcher,
         *, interval_seconds: float, max_repair_keys_per_round: int = MAX_REPAIR_KEYS_PER_ROUND,
+        max_repair_keys_per_second: int = 0,
     ) -> None:
         self.node = node
         self.store = store
@@ -120,6 +124,13 @@ class AntiEntropy:
         self.dispatcher = dispatcher
         self.interval_seconds = interval_seconds
         self.max_repair_keys_per_round = max_repair_keys_per_round
+        # Shared by every peer's loop: the node's repair rate. A batch is at
+        # most the burst (a rate under REPAIR_BATCH_KEYS a second repairs in
+        # smaller batches).
+        self.rate = RepairRate(
+            max_repair_keys_per_second,
+            min(REPAIR_BATCH_KEYS, max_repair_keys_per_second) or REPAIR_BATCH_KEYS,
+        )
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # Per peer: the partition the next round starts its segment walk at.
         self._next_partition: dict[Member, int] = {}
@@ -224,8 +235,13 @@ class AntiEntropy:
         """Merge ``keys`` both ways (module docstring, step 4); the keys that changed somewhere."""
         repaired = 0
         link = self.node.links[member]
-        for first in range(0, len(keys), REPAIR_BATCH_KEYS):
-            batch = keys[first : first + REPAIR_BATCH_KEYS]
+        batch_keys = self.rate.burst_keys
+        for first in range(0, len(keys), batch_keys):
+            batch = keys[first : first + batch_keys]
+            wait_seconds = self.rate.reserve(trio.current_time(), len(batch))
+            if wait_seconds > 0:
+                self.counts["rate_waits"] += 1
+                await trio.sleep(wait_seconds)
             self.counts["repair_requests"] += 2
             theirs = await link.request_many([[b"TKV.REPL.GET", key] for key in batch])
             local: list[list[bytes]] = []

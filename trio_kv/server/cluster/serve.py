@@ -100,7 +100,10 @@ async def run_cluster(
                 cluster.start_soon(node.watch)
                 interval = store.config.cluster_aae_interval_seconds
                 if interval > 0 and node.links:
-                    handle.anti_entropy = AntiEntropy(node, store, control, dispatcher, interval_seconds=interval)
+                    handle.anti_entropy = AntiEntropy(
+                        node, store, control, dispatcher, interval_seconds=interval,
+                        max_repair_keys_per_second=store.config.cluster_aae_max_keys_per_second,
+                    )
                     node.anti_entropy_statistics = handle.anti_entropy.statistics
                     cluster.start_soon(handle.anti_entropy.run)
                 task_status.started(handle)
