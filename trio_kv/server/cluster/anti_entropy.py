@@ -34,9 +34,10 @@ most ``REPAIR_BATCH_KEYS`` merges, about 2 ms), so the store lock is never
 held for long. A round that fails (the link drops, the
 peer answers an error) is counted and the next round starts afresh.
 
-Not done here (issue 11): tombstones are never purged (a deleted key
-keeps its tombstone clock and its tree entry); partitions are compared
-only between nodes the current ring lists together.
+Tombstones: a loop beside the exchanges runs the tombstone reaper
+(server/cluster/tombstone_reaper.py) every interval; its counters are
+these statistics' too. Partitions are compared only between nodes the
+current ring lists together.
 
 ``statistics()`` (INFO cluster ``cluster_aae_*``, ``trio-kv cluster
 status``, /metrics): rounds, what was compared, keys repaired, and the
@@ -65,6 +66,7 @@ from ..client_session import next_client_id
 from ..dispatch import Dispatcher
 from .link import LinkError
 from .node import ClusterNode
+from .tombstone_reaper import TombstoneReaper
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ class AntiEntropy:
     def __init__(
         self, node: ClusterNode, store: Store, control: ServerControl, dispatcher: Dispatcher,
         *, interval_seconds: float, max_repair_keys_per_round: int = MAX_REPAIR_KEYS_PER_ROUND,
-        max_repair_keys_per_second: int = 0,
+        max_repair_keys_per_second: int = 0, tombstone_grace_seconds: float | None = None,
     ) -> None:
         self.node = node
         self.store = store
@@ -134,6 +136,10 @@ class AntiEntropy:
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # Per peer: the partition the next round starts its segment walk at.
         self._next_partition: dict[Member, int] = {}
+        # None: tombstones are kept (no reaper loop).
+        self.reaper = None if tombstone_grace_seconds is None else TombstoneReaper(
+            node, self._local, self.counts, grace_seconds=tombstone_grace_seconds,
+        )
 
     def statistics(self) -> dict[str, int]:
         return dict(self.counts)
@@ -145,6 +151,17 @@ class AntiEntropy:
         async with trio.open_nursery() as nursery:
             for member in self.node.links:
                 nursery.start_soon(self._guarded_loop, member)
+            if self.reaper is not None:
+                nursery.start_soon(self._guarded_reaper)
+
+    async def _guarded_reaper(self) -> None:
+        assert self.reaper is not None
+        try:
+            while True:
+                await trio.sleep(self.interval_seconds)
+                await self.reaper.reap_round()
+        except Exception:
+            log.exception("the tombstone reaper failed; tombstones are kept from now on")
 
     async def _guarded_loop(self, member: Member) -> None:
         try:

@@ -103,6 +103,7 @@ async def run_cluster(
                     handle.anti_entropy = AntiEntropy(
                         node, store, control, dispatcher, interval_seconds=interval,
                         max_repair_keys_per_second=store.config.cluster_aae_max_keys_per_second,
+                        tombstone_grace_seconds=store.config.cluster_tombstone_grace_seconds,
                     )
                     node.anti_entropy_statistics = handle.anti_entropy.statistics
                     cluster.start_soon(handle.anti_entropy.run)
