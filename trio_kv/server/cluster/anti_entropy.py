@@ -42,13 +42,18 @@ current ring lists together.
 ``statistics()`` (INFO cluster ``cluster_aae_*``, ``trio-kv cluster
 status``, /metrics): rounds, what was compared, keys repaired, and the
 requests each step sent to peers (``roots_requests`` ... ``repair_requests``:
-a converged cluster sends only roots requests).
+a converged cluster sends only roots requests), the repair rate's waits,
+the reaper's counts. ``peer_progress()`` (INFO ``cluster_aae_peer<i>``,
+``trio-kv cluster status``): per peer, when the last round ended (unix
+ms), its outcome, the keys it repaired, and the totals.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import trio
 
@@ -89,6 +94,21 @@ COUNTERS = (
     "segments_compared", "segments_differing", "keys_compared", "keys_differing", "keys_repaired",
     "roots_requests", "segments_requests", "keys_requests", "repair_requests", "rate_waits",
 )
+
+
+@dataclass
+class PeerProgress:
+    """Anti-entropy with one peer, for status."""
+
+    peer: str
+    rounds: int = 0
+    failed: int = 0
+    keys_repaired: int = 0
+    # When the last round ended (unix ms; 0: none yet), and what it did.
+    last_exchange_unix_ms: int = 0
+    last_ok: int = 0
+    last_repaired: int = 0
+    last_partitions_differing: int = 0
 
 
 class ExchangeFailed(Exception):
@@ -136,6 +156,7 @@ class AntiEntropy:
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # Per peer: the partition the next round starts its segment walk at.
         self._next_partition: dict[Member, int] = {}
+        self.peers: dict[Member, PeerProgress] = {member: PeerProgress(member.address) for member in node.links}
         # None: tombstones are kept (no reaper loop).
         self.reaper = None if tombstone_grace_seconds is None else TombstoneReaper(
             node, self._local, self.counts, grace_seconds=tombstone_grace_seconds,
@@ -143,6 +164,9 @@ class AntiEntropy:
 
     def statistics(self) -> dict[str, int]:
         return dict(self.counts)
+
+    def peer_progress(self) -> list[dict[str, object]]:
+        return [asdict(progress) for progress in self.peers.values()]
 
     async def run(self) -> None:
         """An exchange loop per peer, until cancelled. A bug in one ends
@@ -172,13 +196,23 @@ class AntiEntropy:
     async def _peer_loop(self, member: Member) -> None:
         while True:
             await trio.sleep(self.interval_seconds)
+            progress = self.peers[member]
+            differing_before = self.counts["partitions_differing"]
             try:
-                await self.exchange(member)
+                repaired = await self.exchange(member)
             except (LinkError, ExchangeFailed, ValueError) as error:
                 # The link dropped, or the peer answered an error or
                 # malformed hashes (ValueError from unpack_hashes): next round.
                 self.counts["rounds_failed"] += 1
+                progress.failed += 1
+                progress.last_ok, progress.last_repaired = 0, 0
                 log.debug("anti-entropy with %s: round failed: %s", member.address, error)
+            else:
+                progress.rounds += 1
+                progress.keys_repaired += repaired
+                progress.last_ok, progress.last_repaired = 1, repaired
+            progress.last_partitions_differing = self.counts["partitions_differing"] - differing_before
+            progress.last_exchange_unix_ms = int(time.time() * 1000)
 
     # -- one round -----------------------------------------------------------
 

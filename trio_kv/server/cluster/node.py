@@ -70,6 +70,8 @@ class ClusterNode:
         self.data_path_statistics: Callable[[], Mapping[str, int]] | None = None
         # Anti-entropy's counters (server/cluster/anti_entropy.py), once it runs.
         self.anti_entropy_statistics: Callable[[], Mapping[str, int]] | None = None
+        # Anti-entropy's progress with each peer (last exchange...), once it runs.
+        self.anti_entropy_peers: Callable[[], list[dict[str, object]]] | None = None
 
     # -- what handlers and links read ----------------------------------------
 
@@ -110,6 +112,7 @@ class ClusterNode:
             "links": [vars(statistics) for statistics in self.link_statistics()],
             "data_path": {} if self.data_path_statistics is None else dict(self.data_path_statistics()),
             "anti_entropy": {} if self.anti_entropy_statistics is None else dict(self.anti_entropy_statistics()),
+            "anti_entropy_peers": [] if self.anti_entropy_peers is None else self.anti_entropy_peers(),
         }
 
     # -- what links report ---------------------------------------------------

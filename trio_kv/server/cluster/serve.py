@@ -106,6 +106,7 @@ async def run_cluster(
                         tombstone_grace_seconds=store.config.cluster_tombstone_grace_seconds,
                     )
                     node.anti_entropy_statistics = handle.anti_entropy.statistics
+                    node.anti_entropy_peers = handle.anti_entropy.peer_progress
                     cluster.start_soon(handle.anti_entropy.run)
                 task_status.started(handle)
                 await handle._stopping.wait()
