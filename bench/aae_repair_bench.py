@@ -10,8 +10,10 @@ per node sends GET then SET of its own probe keys, one request at a time
 (quorum reads and writes, so every node's latency shows), until every
 node holds every key; then the same probes run as long again on the
 converged cluster (the baseline). Prints, per limit: the seconds to
-converge and the probes' p50 / p99 / max in milliseconds during the
-repair and after it. Asserts nothing; the limits run alternately,
+converge, the CPU seconds the three nodes spent per 1,000 keys repaired
+(utime + stime from /proc over the repair, probes included: compare
+limits, not absolute values) and the probes' p50 / p99 / max in
+milliseconds during the repair and after it. Asserts nothing; the limits run alternately,
 ``--repeat`` times.
 
     .venv/bin/python bench/aae_repair_bench.py
@@ -23,6 +25,7 @@ Every process started here is stopped by PID on exit (ProcessCluster).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -38,6 +41,13 @@ import redis  # noqa: E402
 from tests.integration.process_cluster import ProcessCluster  # noqa: E402
 
 CONVERGE_WITHIN_SECONDS = 300.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def probe(cluster: ProcessCluster, index: int, stop: threading.Event, latencies_ms: list[float]) -> None:
@@ -80,7 +90,7 @@ def run_probes(cluster: ProcessCluster, until) -> tuple[list[float], float]:
     return [ms for each in latencies for ms in each], time.monotonic() - started
 
 
-def one_run(limit: int, keys: int) -> tuple[float, list[float], list[float], int]:
+def one_run(limit: int, keys: int) -> tuple[float, list[float], list[float], int, float]:
     flags = ("--cluster-aae-interval", "1", "--cluster-aae-max-keys-per-second", str(limit))
     with ProcessCluster(3, *flags) as cluster:
         cluster.start_all()
@@ -101,10 +111,13 @@ def one_run(limit: int, keys: int) -> tuple[float, list[float], list[float], int
                     raise TimeoutError("no convergence")
                 time.sleep(0.1)
 
+        pids = [cluster.node(i).process.pid for i in range(3)]
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
         during, seconds = run_probes(cluster, converged)
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
         after, _ = run_probes(cluster, lambda started: time.sleep(min(seconds, 10.0)))
         repaired = sum(cluster.counters(i)["aae_keys_repaired"] for i in range(3))
-        return seconds, during, after, repaired
+        return seconds, during, after, repaired, cpu
 
 
 def main() -> int:
@@ -114,13 +127,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     options = parser.parse_args()
     limits = [int(text) for text in options.limits.split(",")]
-    print(f"| limit keys/s | converge s | repaired | during p50 / p99 / max ms | after p50 / p99 / max ms |")
-    print("|---|---|---|---|---|")
+    print(f"load: {os.getloadavg()[0]:.1f}")
+    print("| limit keys/s | converge s | repaired | CPU s / 1000 keys | during p50 / p99 / max ms | after p50 / p99 / max ms |")
+    print("|---|---|---|---|---|---|")
     for _ in range(options.repeat):
         for limit in limits:
-            seconds, during, after, repaired = one_run(limit, options.keys)
-            print(f"| {limit or 'unlimited'} | {seconds:.1f} | {repaired} | {percentiles(during)} | {percentiles(after)} |",
-                  flush=True)
+            seconds, during, after, repaired, cpu = one_run(limit, options.keys)
+            print(f"| {limit or 'unlimited'} | {seconds:.1f} | {repaired} | {cpu * 1000 / max(repaired, 1):.2f}"
+                  f" | {percentiles(during)} | {percentiles(after)} |", flush=True)
+    print(f"load: {os.getloadavg()[0]:.1f}")
     return 0
 
 
