@@ -9,6 +9,11 @@ One exchange (``exchange``, a task per peer, ``run``):
 1. **Roots.** ``TKV.AAE.ROOTS p...`` for every partition whose preference
    list holds both nodes, here (through the dispatcher, as any store
    read) and on the peer: one request each. A converged pair stops here.
+   Roots that differ are read again ``ROOT_RECHECK_SECONDS`` later, as
+   Riak's exchange does: only a partition whose roots differ both times
+   goes on (``partitions_differing``; the others are
+   ``partitions_settled``: a write that had reached one side first), so
+   writes in flight cause no needless repair.
 2. **Segments.** For each partition whose roots differ (starting after
    the one the last round stopped at, so every partition gets its turn):
    ``TKV.AAE.SEGMENTS p`` on both sides, compared.
@@ -79,6 +84,9 @@ log = logging.getLogger(__name__)
 MAX_REPAIR_KEYS_PER_ROUND = 1000
 # Keys per repair step (one REPL.GET batch, one local job, one REPL.PUT batch).
 REPAIR_BATCH_KEYS = 100
+# The pause before the roots that differed are read again (a write's
+# replication to the peer takes well under this).
+ROOT_RECHECK_SECONDS = 0.2
 # Segments one TKV.AAE.KEYS asks for at most.
 SEGMENTS_PER_KEYS_REQUEST = 128
 
@@ -90,7 +98,7 @@ AAE_TABLE = CommandTable(
 )
 
 COUNTERS = (
-    "rounds", "rounds_failed", "rounds_limited", "partitions_compared", "partitions_differing",
+    "rounds", "rounds_failed", "rounds_limited", "partitions_compared", "partitions_differing", "partitions_settled",
     "segments_compared", "segments_differing", "keys_compared", "keys_differing", "keys_repaired",
     "roots_requests", "segments_requests", "keys_requests", "repair_requests", "rate_waits",
 )
@@ -224,16 +232,16 @@ class AntiEntropy:
         partitions = shared_partitions(view.ring, view.myself, member)
         if not partitions:
             return 0
-        ask = [b"TKV.AAE.ROOTS", *(b"%d" % partition for partition in partitions)]
-        self.counts["roots_requests"] += 1
-        theirs, mine = await self._both(member, [ask])
-        their_roots = unpack_hashes(_bytes_reply(theirs[0], "TKV.AAE.ROOTS"))
-        my_roots = unpack_hashes(_bytes_reply(mine[0], "TKV.AAE.ROOTS (here)"))
-        if len(their_roots) != len(partitions) or len(my_roots) != len(partitions):
-            raise ExchangeFailed("TKV.AAE.ROOTS answered the wrong number of roots")
+        differing = await self._differing_roots(member, partitions)
         self.counts["rounds"] += 1
         self.counts["partitions_compared"] += len(partitions)
-        differing = [p for p, a, b in zip(partitions, my_roots, their_roots) if a != b]
+        if differing:
+            # Seen twice (Riak's exchange does the same): a root that differed
+            # only because a write had reached one side first is equal by now.
+            await trio.sleep(ROOT_RECHECK_SECONDS)
+            again = set(await self._differing_roots(member, differing))
+            self.counts["partitions_settled"] += len(differing) - len(again)
+            differing = [partition for partition in differing if partition in again]
         self.counts["partitions_differing"] += len(differing)
         if not differing:
             return 0
@@ -254,6 +262,17 @@ class AntiEntropy:
         else:
             self._next_partition[member] = 0
         return repaired
+
+    async def _differing_roots(self, member: Member, partitions: list[int]) -> list[int]:
+        """The partitions of ``partitions`` whose roots differ here and on the peer."""
+        ask = [b"TKV.AAE.ROOTS", *(b"%d" % partition for partition in partitions)]
+        self.counts["roots_requests"] += 1
+        theirs, mine = await self._both(member, [ask])
+        their_roots = unpack_hashes(_bytes_reply(theirs[0], "TKV.AAE.ROOTS"))
+        my_roots = unpack_hashes(_bytes_reply(mine[0], "TKV.AAE.ROOTS (here)"))
+        if len(their_roots) != len(partitions) or len(my_roots) != len(partitions):
+            raise ExchangeFailed("TKV.AAE.ROOTS answered the wrong number of roots")
+        return [p for p, a, b in zip(partitions, my_roots, their_roots) if a != b]
 
     async def _differing_keys(self, member: Member, partition: int, budget: int) -> list[bytes]:
         """The keys of ``partition`` whose entries differ, until at least ``budget`` are found."""
