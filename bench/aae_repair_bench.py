@@ -98,10 +98,15 @@ def one_run(limit: int, keys: int) -> tuple[float, list[float], list[float], int
         cluster.wait_for(lambda: cluster.up_count(cluster.hosts[0]) == 2)
         with cluster.client(0) as writer:
             for first in range(0, keys, 1000):
-                pipe = writer.pipeline(transaction=False)
-                for index in range(first, min(first + 1000, keys)):
-                    pipe.set(f"aae:{index:06d}", f"v{index}")
-                pipe.execute()
+                for _ in range(5):  # -NOREPLICAS on a loaded machine: the chunk again
+                    pipe = writer.pipeline(transaction=False)
+                    for index in range(first, min(first + 1000, keys)):
+                        pipe.set(f"aae:{index:06d}", f"v{index}")
+                    try:
+                        pipe.execute()
+                        break
+                    except redis.ResponseError:
+                        time.sleep(1)
         cluster.start(2)
         cluster.wait_for(cluster.meshed)
 

@@ -34,9 +34,10 @@ repair batch waits for its turn), and at most ``MAX_REPAIR_KEYS_PER_ROUND``
 keys per peer per round; a round starts an interval after the last one
 ended. Every step is a slice: a request reads at most
 ``SEGMENTS_PER_KEYS_REQUEST`` segments' keys, and each repair batch is one
-ordinary job among the clients' (one worker hop, the write lock for at
-most ``REPAIR_BATCH_KEYS`` merges, about 2 ms), so the store lock is never
-held for long. A round that fails (the link drops, the
+ordinary job among the clients' (one worker hop; here the merges and
+reads alternate, so the write lock is taken one merge at a time; the
+peer runs at most ``REPAIR_BATCH_KEYS`` merges in a row under it, about
+1 ms), so the store lock is never held for long. A round that fails (the link drops, the
 peer answers an error) is counted and the next round starts afresh.
 
 Tombstones: a loop beside the exchanges runs the tombstone reaper
@@ -82,8 +83,11 @@ log = logging.getLogger(__name__)
 
 # Keys repaired with one peer in one round at most (the rate limit).
 MAX_REPAIR_KEYS_PER_ROUND = 1000
-# Keys per repair step (one REPL.GET batch, one local job, one REPL.PUT batch).
-REPAIR_BATCH_KEYS = 100
+# Keys per repair step (one REPL.GET batch, one local job, one REPL.PUT
+# batch): the peer runs the step's REPL.PUTs as one job under its write
+# lock. Measured in-process at load average 18 (/tmp script, new keys):
+# 100 PUTs held it 12.9 ms median (p99 293 ms), 25 PUTs 0.9 ms (p99 32 ms).
+REPAIR_BATCH_KEYS = 25
 # The pause before the roots that differed are read again (a write's
 # replication to the peer takes well under this).
 ROOT_RECHECK_SECONDS = 0.2
