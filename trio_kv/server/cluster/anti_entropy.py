@@ -208,8 +208,11 @@ class AntiEntropy:
     async def _peer_loop(self, member: Member) -> None:
         while True:
             await trio.sleep(self.interval_seconds)
+            view = self.node.view()
+            if member not in view.up or not shared_partitions(view.ring, view.myself, member):
+                continue  # no exchange this time: nothing to report for the peer
             progress = self.peers[member]
-            differing_before = self.counts["partitions_differing"]
+            progress.last_partitions_differing = 0  # exchange sets it once the roots are compared
             try:
                 repaired = await self.exchange(member)
             except (LinkError, ExchangeFailed, ValueError) as error:
@@ -223,7 +226,6 @@ class AntiEntropy:
                 progress.rounds += 1
                 progress.keys_repaired += repaired
                 progress.last_ok, progress.last_repaired = 1, repaired
-            progress.last_partitions_differing = self.counts["partitions_differing"] - differing_before
             progress.last_exchange_unix_ms = int(time.time() * 1000)
 
     # -- one round -----------------------------------------------------------
@@ -247,6 +249,8 @@ class AntiEntropy:
             self.counts["partitions_settled"] += len(differing) - len(again)
             differing = [partition for partition in differing if partition in again]
         self.counts["partitions_differing"] += len(differing)
+        if member in self.peers:
+            self.peers[member].last_partitions_differing = len(differing)
         if not differing:
             return 0
         # Every partition gets its turn: start after the one the last round stopped at.
