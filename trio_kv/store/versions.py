@@ -131,7 +131,7 @@ log = logging.getLogger(__name__)
 # The stored clock of a VERSION effect that purges the key's versions.
 PURGED = b""
 # Candidate keys ``purgeable`` looks at in one call at most.
-PURGE_SCAN_KEYS = 5000
+PURGE_SCAN_KEYS = 1000
 
 # A key with more siblings than this is logged (issue 10: "a warning log above 25").
 SIBLINGS_WARNING = 25

@@ -54,6 +54,10 @@ from .node import ClusterNode
 
 # Keys one partition's step confirms and reaps at most (per round).
 REAP_BATCH_KEYS = 200
+# Partitions whose candidates one local job lists (one worker hop, the read
+# lock for at most this many ``purgeable`` scans of PURGE_SCAN_KEYS keys:
+# a few ms in the worst case, nothing when there are no tombstones).
+PARTITIONS_PER_LOOKUP = 4
 
 COUNTERS = ("reap_rounds", "partitions_waiting", "tombstones_confirmed", "tombstones_purged", "reap_failed")
 
@@ -77,7 +81,7 @@ class TombstoneReaper:
         """One round over the partitions this node heads; the tombstones purged here."""
         view = self.node.view()
         self.counts["reap_rounds"] += 1
-        purged = 0
+        heads: list[tuple[int, list[Member]]] = []
         for partition, members in enumerate(view.ring.preference_lists):
             if not members or members[0] != view.myself:
                 continue
@@ -85,18 +89,28 @@ class TombstoneReaper:
             if any(member not in view.up for member in others):
                 self.counts["partitions_waiting"] += 1
                 continue
-            try:
-                purged += await self._reap_partition(partition, others)
-            except LinkError:
-                self.counts["reap_failed"] += 1
+            heads.append((partition, others))
+        if not heads:
+            return 0
+        purged = 0
+        for first in range(0, len(heads), PARTITIONS_PER_LOOKUP):
+            chunk = heads[first : first + PARTITIONS_PER_LOOKUP]
+            asks = [
+                [b"TKV.AAE.TOMBSTONES", b"%d" % partition, b"%d" % self.grace_ms, b"%d" % REAP_BATCH_KEYS]
+                for partition, _ in chunk
+            ]
+            for (_, others), reply in zip(chunk, await self.local(asks)):
+                if not isinstance(reply, list) or not reply:
+                    continue
+                candidates = [(reply[i], reply[i + 1]) for i in range(0, len(reply) - 1, 2)]
+                try:
+                    purged += await self._reap_partition(candidates, others)
+                except LinkError:
+                    self.counts["reap_failed"] += 1
         return purged
 
-    async def _reap_partition(self, partition: int, others: list[Member]) -> int:
-        ask = [b"TKV.AAE.TOMBSTONES", b"%d" % partition, b"%d" % self.grace_ms, b"%d" % REAP_BATCH_KEYS]
-        reply = (await self.local([ask]))[0]
-        if not isinstance(reply, list) or not reply:
-            return 0
-        candidates = [(reply[i], reply[i + 1]) for i in range(0, len(reply) - 1, 2)]
+    async def _reap_partition(self, candidates: list[tuple[bytes, bytes]], others: list[Member]) -> int:
+        """Confirm ``candidates`` (key, clock) on ``others``, then reap them everywhere."""
         for member in others:
             answers = await self.node.links[member].request_many([[b"TKV.REPL.GET", key] for key, _ in candidates])
             candidates = [pair for pair, answer in zip(candidates, answers) if answer == pair[1]]
