@@ -129,6 +129,16 @@ class Config:
     # replica may stay away (down, partitioned) with writes for the key in
     # flight or in hints. Cassandra's gc_grace_seconds, whose default this is.
     cluster_tombstone_grace_seconds: float = 864000.0
+    # Hinted handoff (server/cluster/hints.py): a preference-list replica
+    # that did not ack a write gets its state from a per-target hint log in
+    # DATA/hints/ (only with --appendonly yes), replayed once it is seen up.
+    cluster_hinted_handoff: bool = True
+    # Hints older than this (seconds; default 3 hours) are dropped unsent:
+    # anti-entropy repairs the rest.
+    cluster_max_hint_window_seconds: float = 3 * 3600.0
+    # Hint bytes kept per target (files plus those waiting to be written);
+    # hints beyond it are dropped (counted).
+    cluster_max_hint_bytes: int = 64 * 1024 * 1024
     # A test input, not a setting: this node's hybrid logical clock reads the
     # wall clock shifted by this many milliseconds (either sign), so fault
     # tests give nodes skewed clocks (cluster/hlc.py, offset_clock).
@@ -333,6 +343,9 @@ _OPTIONS = [
     _Option("cluster_aae_interval_seconds", _seconds, "compare Tictac trees with each peer and repair what differs this often (0: off)", ("--cluster-aae-interval",)),
     _Option("cluster_aae_max_keys_per_second", _int_at_least(0), "anti-entropy repairs at most this many keys a second on this node (0: unlimited)"),
     _Option("cluster_tombstone_grace_seconds", _positive_seconds, "purge a delete's tombstone once all N replicas hold it and it is this many seconds old (default 864000: 10 days)", ("--cluster-tombstone-grace",)),
+    _Option("cluster_hinted_handoff", _yes_no, "yes: a replica that missed a write gets it from a hint log when seen up again (needs --appendonly yes)"),
+    _Option("cluster_max_hint_window_seconds", _positive_seconds, "hints older than this many seconds are dropped unsent (default 10800: 3 h)", ("--cluster-max-hint-window",)),
+    _Option("cluster_max_hint_bytes", _int_at_least(4096), "hint bytes kept per target node; hints beyond are dropped (counted)"),
     _Option("debug_clock_offset_ms", _int_at_least(-(1 << 40)), "TEST INPUT: shift this node's hybrid logical clock by N ms (clock-skew tests)"),
 ]
 

@@ -113,4 +113,13 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     # Anti-entropy with each peer: its last exchange and totals.
     for index, progress in enumerate(peers):
         fields.append((f"cluster_aae_peer{index}", ",".join(f"{name}={value}" for name, value in progress.items())))
+    hints = status.get("hints") or {}
+    assert isinstance(hints, Mapping)
+    # Hinted handoff's counters and pending hints per target (server/cluster/hints.py).
+    for name, count in hints.items():
+        fields.append((f"cluster_hints_{name}", count))
+    pending = status.get("hints_pending") or []
+    assert isinstance(pending, list)
+    for index, (target, (records, size)) in enumerate(pending):
+        fields.append((f"cluster_hints_target{index}", f"target={target},records={records},bytes={size}"))
     return fields
