@@ -29,8 +29,8 @@ One exchange (``exchange``, a task per peer, ``run``):
 
 Rate limit, so repair never starves clients: at most
 ``--cluster-aae-max-keys-per-second`` keys a second on this node, every
-peer's exchange together (one ``RepairRate``, cluster/repair_rate.py: a
-repair batch waits for its turn), and at most ``MAX_REPAIR_KEYS_PER_ROUND``
+peer's exchange together (one ``RepairRate``, cluster/repair_rate.py, of
+one second's keys: a repair batch waits for its turn), and at most ``MAX_REPAIR_KEYS_PER_ROUND``
 keys per peer per round; a round starts an interval after the last one
 ended. Every step is a slice: a request reads at most
 ``SEGMENTS_PER_KEYS_REQUEST`` segments' keys, and each repair batch is one
@@ -158,13 +158,11 @@ class AntiEntropy:
         self.dispatcher = dispatcher
         self.interval_seconds = interval_seconds
         self.max_repair_keys_per_round = max_repair_keys_per_round
-        # Shared by every peer's loop: the node's repair rate. A batch is at
-        # most the burst (a rate under REPAIR_BATCH_KEYS a second repairs in
-        # smaller batches).
-        self.rate = RepairRate(
-            max_repair_keys_per_second,
-            min(REPAIR_BATCH_KEYS, max_repair_keys_per_second) or REPAIR_BATCH_KEYS,
-        )
+        # Shared by every peer's loop: the node's repair rate, a bucket of one
+        # second's keys (rounds are bursty: the steps before a repair and the
+        # interval between rounds leave it idle, and a smaller bucket would
+        # waste that time; over any T seconds at most rate x (T + 1) keys).
+        self.rate = RepairRate(max_repair_keys_per_second, max(1, max_repair_keys_per_second))
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # Per peer: the partition the next round starts its segment walk at.
         self._next_partition: dict[Member, int] = {}
@@ -313,7 +311,7 @@ class AntiEntropy:
         """Merge ``keys`` both ways (module docstring, step 4); the keys that changed somewhere."""
         repaired = 0
         link = self.node.links[member]
-        batch_keys = self.rate.burst_keys
+        batch_keys = min(REPAIR_BATCH_KEYS, self.rate.burst_keys)  # a batch never waits for more than the bucket
         for first in range(0, len(keys), batch_keys):
             batch = keys[first : first + batch_keys]
             wait_seconds = self.rate.reserve(trio.current_time(), len(batch))
@@ -341,7 +339,7 @@ class AntiEntropy:
                 answers = await link.request_many(pushes)
                 changed.update(push[1] for push, answer in zip(pushes, answers) if answer == 1)
             repaired += len(changed)
-        self.counts["keys_repaired"] += repaired
+            self.counts["keys_repaired"] += len(changed)  # per batch: status follows a long repair
         return repaired
 
     # -- the two sides -------------------------------------------------------
