@@ -548,7 +548,9 @@ class Coordinator:
             by_name = job.table.by_name
             for index, args in enumerate(job.requests):
                 spec = by_name.get(args[0].lower())
-                key = None if spec is None else first_key(spec, args)
+                if spec is None:
+                    continue
+                key = first_key(spec, args)
                 if key is None:
                     continue
                 slot = key_slot(key)

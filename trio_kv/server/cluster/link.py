@@ -45,6 +45,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import trio
 
@@ -273,7 +274,7 @@ class Link:
                 in_flight.append(batch)
                 self._in_flight_requests += batch.count
                 data = batch.data
-                if type(data) is not bytes:
+                if not isinstance(data, bytes):  # encoded when taken (send_nowait)
                     data = batch.data = data()
                 out.append(data)
                 size += len(data)
@@ -297,7 +298,8 @@ class Link:
         parser = ReplyParser()
         in_flight, traffic = self._in_flight, self.traffic
         while True:
-            data = await self.stream.receive_some(RECEIVE_BYTES)
+            # trio's stubs say bytes | bytearray; socket streams return bytes.
+            data = cast(bytes, await self.stream.receive_some(RECEIVE_BYTES))
             if not data:
                 raise _PeerClosed("the peer closed the connection")
             traffic.received_bytes += len(data)

@@ -339,7 +339,7 @@ class PeerLink:
                         self.member.address, theirs[0], theirs[1].decode("ascii", "replace") if isinstance(theirs[1], bytes) else theirs[1],
                         mine[0], mine[1].decode(),
                     )
-                    mismatch_logged = theirs  # type: ignore[assignment]
+                    mismatch_logged = theirs
             else:
                 log.warning("peer %s answered TKV.PING with %s", self.member.address, str(reply)[:80])
             await trio.sleep_until(started + self.ping_interval_seconds)
