@@ -32,7 +32,7 @@ import trio
 
 from tests.fake_clock import START_MS
 from trio_kv.cluster.actor import actor_id
-from trio_kv.cluster.hlc import HybridClock
+from trio_kv.cluster.hlc import HybridClock, offset_clock
 from trio_kv.cluster.ring import BUS_PORT_OFFSET, Member
 from trio_kv.cluster.seeds import static_membership
 from trio_kv.commands.wire import RESP
@@ -193,7 +193,8 @@ class SimNode:
             incarnation = begin_incarnation(config.data_dir)
             store = Store(
                 config, Keyspace(clock_ms=self.clock_ms), actor_id=actor_id(self.node_id, incarnation),
-                hlc=HybridClock(self.clock_ms),
+                # --debug-clock-offset-ms shifts the versions' clock only, as in serve().
+                hlc=HybridClock(offset_clock(self.clock_ms, config.debug_clock_offset_ms)),
             )
             persistence = await load_and_open_log(store, trio.CapacityLimiter(1))
             try:
