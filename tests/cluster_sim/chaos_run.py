@@ -7,7 +7,8 @@ each, moving to another node now and then and after every error) send:
 
 * on register keys ``r:*``: SET of a value unique to the run
   (``c<process>:<sequence>``, the shape ``harness.history`` reads), GET,
-  TKV.SIBLINGS, DEL;
+  TKV.SIBLINGS, DEL (a SET is often followed by a GET of its key, on
+  whichever node the client is on by then: read-your-writes);
 * on append keys ``a:*``: APPEND of a unique token and ``;``, DEL;
 * on counter keys ``n:*``: INCR;
 
@@ -48,13 +49,14 @@ from .schedule import Schedule, draw
 NODES = 3
 PROCESSES = 4
 OPS_PER_PROCESS = 18
-REGISTER_KEYS = [f"r:{index}" for index in range(5)]
+REGISTER_KEYS = [f"r:{index}" for index in range(3)]
 APPEND_KEYS = [f"a:{index}" for index in range(2)]
 COUNTER_KEYS = [f"n:{index}" for index in range(2)]
 KEYS = REGISTER_KEYS + APPEND_KEYS + COUNTER_KEYS
 LEVELS = ["QUORUM", "ONE", "ALL"]
 LEVEL_WEIGHTS = [0.7, 0.15, 0.15]
-MOVE_PROBABILITY = 0.2
+MOVE_PROBABILITY = 0.35
+READ_BACK_PROBABILITY = 0.5
 REQUEST_TIMEOUT_SECONDS = 3.0
 CONNECT_TIMEOUT_SECONDS = 1.0
 AAE_INTERVAL_SECONDS = 1.0
@@ -133,6 +135,8 @@ class _Process:
         self.node: SimNode | None = None
         self.life = 0
         self.level = "QUORUM"
+        # The register this client SET last (None: read back already).
+        self.last_written: str | None = None
 
     async def _close(self) -> None:
         if self.client is not None:
@@ -177,10 +181,14 @@ class _Process:
 
     def _choose(self, sequence: int) -> tuple[str, str, str | None, list[bytes]]:
         rng = self.rng
-        roll = rng.random()
         value = f"{self.name}:{sequence}"
+        if self.last_written is not None and rng.random() < READ_BACK_PROBABILITY:
+            # Read back what this client just wrote (often elsewhere: MOVE_PROBABILITY).
+            key, self.last_written = self.last_written, None
+            return "GET", key, None, [b"GET", key.encode()]
+        roll = rng.random()
         if roll < 0.35:
-            key = rng.choice(REGISTER_KEYS)
+            key = self.last_written = rng.choice(REGISTER_KEYS)
             return "SET", key, value, [b"SET", key.encode(), value.encode()]
         if roll < 0.55:
             key = rng.choice(REGISTER_KEYS)
