@@ -20,6 +20,8 @@ and the line that replays it: ``SIM_SEED=<seed>`` runs that seed alone
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,14 @@ from .chaos_run import ChaosRun, chaos_run
 REPLAY_SEED = os.environ.get("SIM_SEED")
 QUICK_SEEDS = [int(REPLAY_SEED)] if REPLAY_SEED else list(range(10))
 CI_SEEDS = [] if REPLAY_SEED else list(range(10, 200))
+REPO = Path(__file__).resolve().parents[2]
+DIGEST_SCRIPT = """
+import sys, logging
+from pathlib import Path
+from tests.cluster_sim.chaos_run import chaos_run
+logging.disable(logging.CRITICAL)
+print(chaos_run(int(sys.argv[1]), Path(sys.argv[2])).digest())
+"""
 REPLAY = "SIM_SEED={seed} .venv/bin/python -m pytest tests/cluster_sim/test_sim_chaos.py -k test_chaos_seed"
 
 
@@ -68,3 +78,9 @@ def test_a_seed_replays_the_same_history(tmp_path: Path) -> None:
     assert any(" crash " in line for line in first.log) and any(" partition " in line for line in first.log)
     assert first.digest() == again.digest()
     assert [record.line() for record in first.records] == [record.line() for record in again.records]
+    # And in a new process with another hash seed: what a replay from SIM_SEED is.
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", DIGEST_SCRIPT, "3", str(tmp_path / "elsewhere")], cwd=REPO, capture_output=True,
+        text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": "12345"}, check=True,
+    )
+    assert elsewhere.stdout.split() == [first.digest()]
