@@ -54,7 +54,12 @@ def _report(run: ChaosRun, found: list[str]) -> str:
 
 
 def _check_seed(seed: int, data_root: Path) -> ChaosRun:
-    run = chaos_run(seed, data_root)
+    try:
+        run = chaos_run(seed, data_root)
+    except Exception as raised:  # a hang (a bounded wait's TooSlowError) or a crash of the run itself
+        raise AssertionError(
+            f"chaos seed {seed} raised; replay it with:\n    {REPLAY.format(seed=seed)}"
+        ) from raised
     found = problems(run)
     assert not found, _report(run, found)
     return run
