@@ -32,7 +32,9 @@ the run is correct). The register and append checks reuse
 * **counters**: a counter's value (on any node, any sibling, any INCR
   reply) never exceeds the INCR requests that may have applied (retries
   count twice), and a counter with an acknowledged INCR is at least 1.
-* **replies**: no reply of an unexpected type.
+* **replies**: no reply of an unexpected type, and no request left
+  unanswered until the client gave up (``REQUEST_TIMEOUT_SECONDS``): a
+  coordinator answers, NOREPLICAS at worst, within its write timeouts.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from harness.history import model
 from harness.history.sessions import check_sessions
 from harness.history.survival import check_survival
 
-from .chaos_run import APPEND_KEYS, COUNTER_KEYS, FAIL, OK, REGISTER_KEYS, UNKNOWN, ChaosRun, Record
+from .chaos_run import (
+    APPEND_KEYS, COUNTER_KEYS, FAIL, OK, REGISTER_KEYS, REQUEST_TIMEOUT_SECONDS, UNKNOWN, ChaosRun, Record,
+)
 
 EXPECTED_REPLY = {"SET": str, "DEL": int, "APPEND": int, "INCR": int, "GET": (str, type(None)), "SIBLINGS": list}
 
@@ -165,6 +169,8 @@ def problems(run: ChaosRun) -> list[str]:
     for record in run.records:
         if record.outcome == OK and not isinstance(record.reply, EXPECTED_REPLY[record.command]):
             found.append(f"unexpected reply: {record.line()}")
+        if record.error == "timeout":
+            found.append(f"no reply within {REQUEST_TIMEOUT_SECONDS} s (a hang): {record.line()}")
     survival = check_survival(survival_history(run))
     if not survival.valid:
         found.append(survival.report())

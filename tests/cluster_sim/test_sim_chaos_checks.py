@@ -117,3 +117,9 @@ def test_a_value_shown_more_often_than_it_was_sent_is_reported() -> None:
     # Sent twice (a retry through another coordinator): two siblings of one value.
     records[0] = dataclasses.replace(records[0], nodes=["10.0.0.1:7001#1", "10.0.0.2:7001#1"], outcome="unknown")
     assert problems(_run(records, {"r:0": ["c0:0", "c0:0"]})) == []
+
+
+def test_a_request_left_unanswered_is_reported() -> None:
+    records = [dataclasses.replace(_op(0, "c0", "SET", "r:0", "c0:0", 0.0, outcome="unknown"), error="timeout")]
+    found = problems(_run(records, {}))
+    assert len(found) == 1 and "a hang" in found[0]
