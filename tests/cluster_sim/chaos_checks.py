@@ -3,7 +3,7 @@ the run is correct). The register and append checks reuse
 ``harness.history``'s checkers on a history built from the records.
 
 * **survival** (``harness.history.survival``, union of the nodes): every
-  acknowledged SET and APPEND is present (the value, or the token inside a
+  acknowledged SET, TKV.PUTCTX and APPEND is present (the value, or the token inside a
   sibling of the appended string) or superseded by a write or delete that
   does not precede it and is itself accounted for. With ``appendfsync
   everysec`` a write acknowledged at ONE sits on one node for up to a
@@ -24,9 +24,10 @@ the run is correct). The register and append checks reuse
   to that key, and shown at most once per time it was sent (a retried SET
   through two coordinators is two concurrent writes of one value: two
   siblings, both that value); a key never has more siblings than the coordinator
-  *actors* (a node in one life: a crash starts a new one) that wrote it.
-  A coordinator's write supersedes what its own replica has seen, so its
-  writes leave at most one sibling per life; a client is not the writer
+  *actors* (a node in one life: a crash starts a new one) that SET it,
+  plus its TKV.PUTCTX writes (each supersedes only the context it carries).
+  A coordinator's SET supersedes what its own replica has seen, so its
+  SETs leave at most one sibling per life; a client is not the writer
   here: two of one client's writes through two coordinators that had not
   seen each other are siblings by design (``local`` write context).
 * **counters**: a counter's value (on any node, any sibling, any INCR
@@ -47,7 +48,9 @@ from .chaos_run import (
     APPEND_KEYS, COUNTER_KEYS, FAIL, OK, REGISTER_KEYS, REQUEST_TIMEOUT_SECONDS, UNKNOWN, ChaosRun, Record,
 )
 
-EXPECTED_REPLY = {"SET": str, "DEL": int, "APPEND": int, "INCR": int, "GET": (str, type(None)), "SIBLINGS": list}
+EXPECTED_REPLY = {
+    "SET": str, "PUTCTX": str, "DEL": int, "APPEND": int, "INCR": int, "GET": (str, type(None)), "SIBLINGS": list,
+}
 
 
 def _tokens(value: str) -> list[str]:
@@ -69,7 +72,7 @@ def survival_history(run: ChaosRun) -> model.History:
         outcome = record.outcome
         if outcome == OK and everysec and record.level == "ONE":
             outcome = UNKNOWN
-        if record.command in ("SET", "APPEND"):
+        if record.command in ("SET", "PUTCTX", "APPEND"):
             history.ops.append(_op(record, model.WRITE, record.argument, outcome))
         elif record.command == "DEL" and record.key not in COUNTER_KEYS:
             history.ops.append(_op(record, model.DELETE, None, outcome))
@@ -93,9 +96,9 @@ def sessions_history(run: ChaosRun) -> model.History:
         if record.key not in REGISTER_KEYS:
             continue
         quorum = record.level != "ONE"
-        if record.command in ("SET", "DEL"):
+        if record.command in ("SET", "PUTCTX", "DEL"):
             outcome = record.outcome if quorum or record.outcome == FAIL else UNKNOWN
-            kind = model.WRITE if record.command == "SET" else model.DELETE
+            kind = model.DELETE if record.command == "DEL" else model.WRITE
             history.ops.append(_op(record, kind, record.argument, outcome))
         elif record.command in ("GET", "SIBLINGS") and quorum:
             history.ops.append(_op(record, model.READ, None, record.outcome, record.reply if record.outcome == OK else None))
@@ -104,7 +107,10 @@ def sessions_history(run: ChaosRun) -> model.History:
 
 def _sibling_problems(run: ChaosRun) -> list[str]:
     problems = []
-    writes = {record.argument: record for record in run.records if record.command == "SET" and record.outcome != FAIL}
+    writes = {
+        record.argument: record for record in run.records
+        if record.command in ("SET", "PUTCTX") and record.outcome != FAIL
+    }
     observations = [
         (record.key, record.reply, record.complete_s, record.line())
         for record in run.records if record.command == "SIBLINGS" and record.outcome == OK
@@ -121,12 +127,15 @@ def _sibling_problems(run: ChaosRun) -> list[str]:
                 problems.append(f"value {value!r} was never written to {key!r} before it was shown: {line}")
             elif values.count(value) > len(source.nodes):
                 problems.append(f"value {value!r} shown more often than it was sent: {line}")
-        actors = {
-            node for record in writes.values() if record.key == key and record.invoke_s <= complete_s
-            for node in record.nodes
-        }
-        if len(values) > max(1, len(actors)):
-            problems.append(f"{len(values)} siblings but {len(actors)} coordinator actors wrote {key!r}: {line}")
+        earlier = [record for record in writes.values() if record.key == key and record.invoke_s <= complete_s]
+        actors = {node for record in earlier if record.command == "SET" for node in record.nodes}
+        # A TKV.PUTCTX supersedes its context only: each attempt may leave a sibling.
+        contexts = sum(len(record.nodes) for record in earlier if record.command == "PUTCTX")
+        if len(values) > max(1, len(actors) + contexts):
+            problems.append(
+                f"{len(values)} siblings but {len(actors)} coordinator actors and {contexts} TKV.PUTCTX "
+                f"wrote {key!r}: {line}"
+            )
     return problems
 
 

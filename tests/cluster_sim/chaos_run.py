@@ -8,7 +8,9 @@ each, moving to another node now and then and after every error) send:
 * on register keys ``r:*``: SET of a value unique to the run
   (``c<process>:<sequence>``, the shape ``harness.history`` reads), GET,
   TKV.SIBLINGS, DEL (a SET is often followed by a GET of its key, on
-  whichever node the client is on by then: read-your-writes);
+  whichever node the client is on by then: read-your-writes; siblings a
+  TKV.SIBLINGS shows (one or more) are resolved next by TKV.PUTCTX with their context and
+  a new unique value);
 * on append keys ``a:*``: APPEND of a unique token and ``;``, DEL;
 * on counter keys ``n:*``: INCR;
 
@@ -68,7 +70,7 @@ CONVERGE_WITHIN_SECONDS = 30.0
 OK = "ok"
 FAIL = "fail"
 UNKNOWN = "unknown"
-WRITES = ("SET", "DEL", "APPEND", "INCR")
+WRITES = ("SET", "PUTCTX", "DEL", "APPEND", "INCR")
 
 
 @dataclass
@@ -140,6 +142,8 @@ class _Process:
         self.level = "QUORUM"
         # The register this client SET last (None: read back already).
         self.last_written: str | None = None
+        # A register and the context of the siblings a TKV.SIBLINGS showed: resolved next.
+        self.resolve: tuple[str, bytes] | None = None
 
     async def _close(self) -> None:
         if self.client is not None:
@@ -185,6 +189,10 @@ class _Process:
     def _choose(self, sequence: int) -> tuple[str, str, str | None, list[bytes]]:
         rng = self.rng
         value = f"{self.name}:{sequence}"
+        if self.resolve is not None:
+            # Siblings seen: write one value with their context (Dynamo's reconciliation).
+            (key, context), self.resolve = self.resolve, None
+            return "PUTCTX", key, value, [b"TKV.PUTCTX", key.encode(), context, value.encode()]
         if self.last_written is not None and rng.random() < READ_BACK_PROBABILITY:
             # Read back what this client just wrote (often elsewhere: MOVE_PROBABILITY).
             key, self.last_written = self.last_written, None
@@ -228,6 +236,9 @@ class _Process:
                 nodes.append(where)
                 outcome = UNKNOWN if again == FAIL else again
             if outcome == OK:
+                if command == "SIBLINGS" and isinstance(reply, list) and len(reply) == 2 and isinstance(reply[0], bytes):
+                    if sibling_values(reply):
+                        self.resolve = (key, reply[0])
                 reply = _decoded(command, reply)
             self.run.records.append(Record(
                 index, self.name, command, key, argument, level, nodes, invoke_s, trio.current_time(), outcome,

@@ -92,9 +92,12 @@ def test_a_quorum_read_that_misses_the_sessions_own_write_is_reported() -> None:
 def test_more_siblings_than_coordinator_actors_are_reported() -> None:
     records = [_op(0, "c0", "SET", "r:0", "c0:0", 0.0), _op(1, "c1", "SET", "r:0", "c1:1", 1.0)]
     found = problems(_run(records, {"r:0": ["c0:0", "c1:1"]}))
-    assert len(found) == 3 and all("2 siblings but 1 coordinator actors" in problem for problem in found)
+    assert len(found) == 3 and all("2 siblings but 1 coordinator actors and 0" in problem for problem in found)
     # Two lives of one node are two actors.
     records[1] = dataclasses.replace(records[1], nodes=["10.0.0.1:7001#2"])
+    assert problems(_run(records, {"r:0": ["c0:0", "c1:1"]})) == []
+    # A TKV.PUTCTX with a context that missed a sibling leaves it.
+    records[1] = dataclasses.replace(records[1], command="PUTCTX", nodes=["10.0.0.1:7001#1"])
     assert problems(_run(records, {"r:0": ["c0:0", "c1:1"]})) == []
 
 
