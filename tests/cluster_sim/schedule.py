@@ -89,7 +89,8 @@ def _partitions(rng: random.Random, hosts: list[str], span_seconds: float) -> li
     steps: list[Step] = []
     at = rng.uniform(0.1, 0.8)
     while True:
-        duration = rng.uniform(0.3, 1.5)
+        # Some longer than the node timeout (2 s): the peers then mark a node down.
+        duration = rng.uniform(0.3, 2.5)
         if at + duration > span_seconds:
             return steps
         if rng.random() < 0.6:
@@ -104,7 +105,7 @@ def _crashes(rng: random.Random, hosts: list[str], span_seconds: float) -> list[
     steps: list[Step] = []
     at = rng.uniform(0.2, 1.5)
     while True:
-        down = rng.uniform(0.2, 1.0)
+        down = rng.uniform(0.2, 2.5)
         if at + down > span_seconds:
             return steps
         victim = rng.choice(hosts)
@@ -112,7 +113,7 @@ def _crashes(rng: random.Random, hosts: list[str], span_seconds: float) -> list[
         at += max(down + rng.uniform(0.1, 0.8), CRASH_SPACING_SECONDS)
 
 
-def draw(seed: int, hosts: list[str], span_seconds: float = 3.0) -> Schedule:
+def draw(seed: int, hosts: list[str], span_seconds: float = 3.5) -> Schedule:
     rng = random.Random(f"{seed}/schedule")
     offsets = (
         tuple(0 for _ in hosts) if rng.random() < 0.5
