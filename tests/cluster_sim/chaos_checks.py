@@ -9,7 +9,8 @@ the run is correct). The register and append checks reuse
   everysec`` a write acknowledged at ONE sits on one node for up to a
   second unsynced, so the design does not promise it: it counts as unknown.
 * **replicas agree**: the Tictac roots matched within the bound after the
-  heal, and every key has the same versions on every node.
+  heal, every key has the same versions on every node, and GET at ALL
+  answers the winner they hold.
 * **sessions** (``harness.history.sessions``): read-your-writes and
   monotonic reads for each client across the nodes it moves between,
   counting only what QUORUM promises: writes and reads at QUORUM or ALL
@@ -170,6 +171,11 @@ def _agreement_problems(run: ChaosRun) -> list[str]:
     for key, nodes in by_key.items():
         if len({tuple(versions) for versions in nodes.values()}) > 1:
             problems.append(f"replicas disagree on {key!r}: {nodes}")
+    for final in run.finals:
+        if final.key in run.all_reads and run.all_reads[final.key] != final.winner:
+            problems.append(
+                f"GET {final.key} at ALL answered {run.all_reads[final.key]!r}, {final.node} holds {final.winner!r}"
+            )
     return problems
 
 

@@ -26,7 +26,8 @@ a real client, recorded as one operation with both attempts' nodes.
 After the workload: the network heals and loses its faults, every node is
 up, and the run waits (on the mock clock, bounded) until every node's
 Tictac tree roots agree (anti-entropy at a 1 s interval), then reads every
-key's siblings straight from each node's store.
+key's siblings straight from each node's store, and every key with GET at
+ALL through a client.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class Final:
     values: list[str]
     # The versions, comparable across nodes: (HLC, actor, value) per sibling.
     versions: list[str]
+    # What GET shows here: the first sibling (None: absent or a tombstone).
+    winner: str | None = None
 
 
 @dataclass
@@ -122,9 +125,13 @@ class ChaosRun:
     log: list[str] = field(default_factory=list)
     # Mock seconds from the heal to matching tree roots (None: not within the bound).
     converged_seconds: float | None = None
+    # After convergence, each key as GET at ALL answers it (through node 1).
+    all_reads: dict[str, object] = field(default_factory=dict)
 
     def digest(self) -> str:
-        text = "\n".join([*self.log, *(record.line() for record in self.records), *map(repr, self.finals)])
+        text = "\n".join([
+            *self.log, *(record.line() for record in self.records), *map(repr, self.finals), repr(self.all_reads),
+        ])
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -292,12 +299,13 @@ def _final(node: SimNode, key: str) -> Final:
     _, siblings = versions.siblings(key.encode())
     values: list[str] = []
     shown: list[str] = []
+    winner = None if not siblings or siblings[0][1] is None else siblings[0][1].data.decode()
     for version, state in siblings:
         data = None if state is None else state.data.decode()
         shown.append(f"{version!r}={data!r}")
         if data is not None:
             values.append(data)
-    return Final(node.member.address, key, sorted(values), sorted(shown))
+    return Final(node.member.address, key, sorted(values), sorted(shown), winner)
 
 
 def _roots(node: SimNode) -> list[int]:
@@ -338,6 +346,12 @@ def chaos_run(seed: int, data_root: Path) -> ChaosRun:
                 run.converged_seconds = trio.current_time() - healed
             cluster.record(f"converged after {run.converged_seconds}")
             run.finals = [_final(node, key) for node in cluster.nodes for key in KEYS]
+            reader = await cluster.client(nursery, cluster.nodes[0], host="10.0.2.1")
+            with trio.fail_after(REQUEST_TIMEOUT_SECONDS * len(KEYS)):
+                await reader.call(b"TKV.CONSISTENCY", b"ALL")
+                for key in KEYS:
+                    reply = await reader.call(b"GET", key.encode())
+                    run.all_reads[key] = reply.decode() if isinstance(reply, bytes) else reply
             nursery.cancel_scope.cancel()
 
     determinism.run(seed, main)

@@ -24,7 +24,9 @@ def _run(records: list[Record], finals: dict[str, list[str]], *, appendfsync: st
     for node in NODES:
         for key in KEYS:
             values = finals.get(key, [])
-            run.finals.append(Final(node, key, sorted(values), [f"v={value}" for value in sorted(values)]))
+            winner = max(values) if values else None
+            run.finals.append(Final(node, key, sorted(values), [f"v={value}" for value in sorted(values)], winner))
+            run.all_reads[key] = winner
     return run
 
 
@@ -126,3 +128,10 @@ def test_a_request_left_unanswered_is_reported() -> None:
     records = [dataclasses.replace(_op(0, "c0", "SET", "r:0", "c0:0", 0.0, outcome="unknown"), error="timeout")]
     found = problems(_run(records, {}))
     assert len(found) == 1 and "a hang" in found[0]
+
+
+def test_a_read_at_all_that_differs_from_the_replicas_is_reported() -> None:
+    run = _run([_op(0, "c0", "SET", "r:0", "c0:0", 0.0)], {"r:0": ["c0:0"]})
+    run.all_reads["r:0"] = None
+    found = problems(run)
+    assert len(found) == 3 and all("GET r:0 at ALL answered None" in problem for problem in found)
