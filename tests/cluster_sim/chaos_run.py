@@ -276,7 +276,7 @@ async def _apply(cluster: SimCluster, step_action: str, hosts: tuple[str, ...], 
     elif step_action == "heal":
         network.heal()
     elif step_action == "crash":
-        by_host[hosts[0]].crash()
+        by_host[hosts[0]].crash(torn_write=True)
     elif step_action == "restart":
         await by_host[hosts[0]].start(nursery)
     else:
@@ -321,7 +321,7 @@ def chaos_run(seed: int, data_root: Path) -> ChaosRun:
     cluster = SimCluster(
         seed, data_root, count=NODES, faults=schedule.faults, node_config=schedule.node_config(),
         appendfsync=schedule.appendfsync, cluster_write_context=schedule.write_context,
-        cluster_aae_interval_seconds=AAE_INTERVAL_SECONDS,
+        cluster_aae_interval_seconds=AAE_INTERVAL_SECONDS, disk_latency_seconds=schedule.disk_latency_seconds,
     )
 
     async def main() -> None:

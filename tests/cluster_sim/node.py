@@ -225,8 +225,12 @@ class SimNode:
             finally:
                 persistence.data_dir.unlock()
 
-    def crash(self) -> None:
-        """kill -9 and power loss (see the module docstring)."""
+    def crash(self, *, torn_write: bool = False) -> None:
+        """kill -9 and power loss (see the module docstring). With
+        ``torn_write`` the power failed during a write() of the records
+        still buffered (none of them acknowledged: a reply waits for its
+        record's write): a seeded prefix of those bytes reached the file,
+        possibly ending inside a record, before the cut."""
         running = self.running
         assert running is not None
         self.running = None
@@ -235,6 +239,10 @@ class SimNode:
         writer = running.persistence.writer
         fd, writer._fd = writer._fd, None
         if fd is not None:
+            if torn_write and writer._pending:
+                buffered = b"".join(writer._pending)
+                torn = random.Random(f"{self._seed}/{self.member.address}/{self.lives}/torn")
+                os.write(fd, buffered[: torn.randint(0, len(buffered))])
             os.close(fd)  # the buffer not written yet is lost with the process
         size = os.path.getsize(writer.path)
         keep = self.rng.randint(writer.synced_offset, size)

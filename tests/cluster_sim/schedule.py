@@ -5,7 +5,8 @@ seed names its whole schedule (``Schedule.lines``) and replays it.
 What a schedule holds:
 
 * the run's settings: ``appendfsync`` (``always``, or ``everysec``: an
-  acknowledged write may then sit unsynced for up to a second), the write
+  acknowledged write may then sit unsynced for up to a second), the disk's
+  latency (how long records wait in the log's buffer), the write
   context mode (``local`` or ``read``), and each node's clock offset (the
   hybrid logical clock's ``--debug-clock-offset-ms``): all zero, or skewed
   by up to ``MAX_SKEW_MS`` either way;
@@ -18,8 +19,9 @@ What a schedule holds:
     one node from the others, or ``cut`` the link between two nodes only
     (both still reach the third: a non-transitive partition);
   - crashes, one node at a time, each restarted on the same data directory
-    (the crash keeps a seeded cut of the unsynced log, a torn tail included:
-    ``node.SimNode.crash``). Crashes start at least ``CRASH_SPACING_SECONDS``
+    (the crash keeps a seeded cut of the unsynced log, and a seeded prefix
+    of the records being written when the power failed: a torn tail, with
+    ``always`` too: ``node.SimNode.crash``). Crashes start at least ``CRASH_SPACING_SECONDS``
     apart: with ``everysec`` a write acknowledged by two replicas is lost
     only if both crash before either fsyncs it, and the design promises
     survival of a minority of crashes, not of two in one second.
@@ -63,6 +65,9 @@ class Schedule:
     faults: Faults
     # Chance that a client retries a write whose outcome is unknown.
     retry_probability: float
+    # The longest a log flush (write and fsync) takes: records wait that
+    # long in the writer's buffer, where a crash finds them.
+    disk_latency_seconds: float
     steps: tuple[Step, ...]
     span_seconds: float
 
@@ -77,7 +82,8 @@ class Schedule:
         faults = self.faults
         return [
             f"seed {self.seed}: appendfsync {self.appendfsync}, write context {self.write_context}, "
-            f"clock offsets {list(self.clock_offsets_ms)} ms, retry probability {self.retry_probability:.2f}",
+            f"clock offsets {list(self.clock_offsets_ms)} ms, retry probability {self.retry_probability:.2f}, "
+            f"disk latency up to {self.disk_latency_seconds:.3f}s",
             f"network: latency {faults.latency_min_seconds:.4f}-{faults.latency_max_seconds:.4f}s, "
             f"stall {faults.stall_probability:.4f} (max {faults.stall_max_seconds:.2f}s), "
             f"reset {faults.reset_probability:.4f}",
@@ -130,5 +136,6 @@ def draw(seed: int, hosts: list[str], span_seconds: float = 3.5) -> Schedule:
     return Schedule(
         seed=seed, appendfsync=rng.choice(["always", "everysec"]), write_context=rng.choice(["local", "read"]),
         clock_offsets_ms=offsets, faults=faults, retry_probability=rng.choice([0.0, 0.5, 1.0]),
+        disk_latency_seconds=rng.choice([0.002, 0.02, 0.05]),
         steps=tuple(steps), span_seconds=span_seconds,
     )
