@@ -105,4 +105,13 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     # Anti-entropy's rounds and repairs (server/cluster/anti_entropy.py).
     for name, count in anti_entropy.items():
         fields.append((f"cluster_aae_{name}", count))
+    hints = status.get("hints") or {}
+    assert isinstance(hints, Mapping)
+    # Hinted handoff's counters and pending hints per target (server/cluster/hints.py).
+    for name, count in hints.items():
+        fields.append((f"cluster_hints_{name}", count))
+    pending = status.get("hints_pending") or []
+    assert isinstance(pending, list)
+    for index, (target, (records, size)) in enumerate(pending):
+        fields.append((f"cluster_hints_target{index}", f"target={target},records={records},bytes={size}"))
     return fields

@@ -7,7 +7,9 @@
      |     link writer and reader, pinger); its failure ends only it
      +-- watch: marks silent peers down                          node
      +-- anti-entropy: a Tictac exchange loop per peer            anti_entropy
-         (every --cluster-aae-interval seconds; 0: not started)
+     |   (every --cluster-aae-interval seconds; 0: not started)
+     +-- hinted handoff: the hint writer and the hint replayer    hints
+         (--cluster-hinted-handoff yes with --appendonly yes)
 
 ``run_cluster`` starts it and reports a ``ClusterHandle``; the server calls
 ``handle.stop()`` after its client connections drained (the data path may
@@ -23,6 +25,7 @@ Without ``--cluster-enabled yes`` none of this runs and no bus port opens.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import trio
@@ -34,6 +37,8 @@ from ..listener import ConnectionRegistry
 from .anti_entropy import AntiEntropy
 from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
 from .coordinator import Coordinator
+from .hint_log import HintFiles
+from .hints import HintedHandoff
 from .node import ClusterNode
 from .peer_link import PeerLink
 
@@ -54,6 +59,8 @@ class ClusterHandle:
         self.coordinator: Coordinator | None = None
         # Anti-entropy (set by run_cluster unless --cluster-aae-interval 0).
         self.anti_entropy: AntiEntropy | None = None
+        # Hinted handoff (set by run_cluster when it runs).
+        self.hints: HintedHandoff | None = None
         self._stopping = trio.Event()
         self.stopped = trio.Event()
 
@@ -73,6 +80,20 @@ async def _peer(link: PeerLink) -> None:
         log.exception("bus link to %s failed; the peer stays unlinked", link.member.address)
 
 
+async def _open_hints(node: ClusterNode, store: Store) -> HintedHandoff | None:
+    """This node's hints (the files found in DATA/hints sealed for replay),
+    or None: hinted handoff off, memory-only node, or no peers."""
+    config = store.config
+    if not (config.cluster_hinted_handoff and config.appendonly and node.links):
+        return None
+    files = HintFiles(os.path.join(config.data_dir, "hints"), max_bytes=config.cluster_max_hint_bytes,
+                      window_seconds=config.cluster_max_hint_window_seconds)
+    await trio.to_thread.run_sync(files.open)
+    handoff = HintedHandoff(node, files)
+    handoff.refresh_pending()
+    return handoff
+
+
 async def run_cluster(
     node: ClusterNode,
     bus_listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
@@ -87,6 +108,13 @@ async def run_cluster(
         handle = ClusterHandle(node, registry)
         # The data path (coordinator.py): routes every connection's jobs while it runs.
         handle.coordinator = Coordinator(node, store, control, dispatcher)
+        handle.hints = await _open_hints(node, store)
+        if handle.hints is not None:
+            handle.coordinator.hints = handle.hints
+            node.hints_statistics = handle.hints.statistics
+            node.hints_pending = handle.hints.pending
+            cluster.start_soon(handle.hints.run_writer)
+            cluster.start_soon(handle.hints.run_replayer)
         await cluster.start(handle.coordinator.run)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:
