@@ -128,8 +128,13 @@ async def run_cluster(
                 cluster.start_soon(node.watch)
                 interval = store.config.cluster_aae_interval_seconds
                 if interval > 0 and node.links:
-                    handle.anti_entropy = AntiEntropy(node, store, control, dispatcher, interval_seconds=interval)
+                    handle.anti_entropy = AntiEntropy(
+                        node, store, control, dispatcher, interval_seconds=interval,
+                        max_repair_keys_per_second=store.config.cluster_aae_max_keys_per_second,
+                        tombstone_grace_seconds=store.config.cluster_tombstone_grace_seconds,
+                    )
                     node.anti_entropy_statistics = handle.anti_entropy.statistics
+                    node.anti_entropy_peers = handle.anti_entropy.peer_progress
                     cluster.start_soon(handle.anti_entropy.run)
                 task_status.started(handle)
                 await handle._stopping.wait()
