@@ -26,14 +26,18 @@ def hosts_of(count: int) -> list[str]:
 class SimCluster:
     def __init__(
         self, seed: int, data_root: Path, count: int = 3, faults: Faults | None = None,
-        **config: object,
+        node_config: Sequence[dict[str, object]] = (), **config: object,
     ) -> None:
+        # node_config[i]: options for node i only, over ``config`` (a clock offset).
         self.seed = seed
         self.network = SimNetwork(seed, faults)
         self.members = [Member(host, BASE_PORT) for host in hosts_of(count)]
         seeds = tuple(member.address for member in self.members)
         self.nodes = [
-            SimNode(self.network, member, seeds, data_root / f"node{index}", seed, skew_ms=index * 3, **config)
+            SimNode(
+                self.network, member, seeds, data_root / f"node{index}", seed, skew_ms=index * 3,
+                **{**config, **(node_config[index] if index < len(node_config) else {})},
+            )
             for index, member in enumerate(self.members)
         ]
 

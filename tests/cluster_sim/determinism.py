@@ -12,6 +12,9 @@
   and a mock clock that autojumps while a thread runs would jump early.
   The inline hop is shielded, as a real hop with ``abandon_on_cancel=False``
   cannot be cancelled once started: a command is never half-applied.
+* ``os.fsync`` and ``os.fdatasync`` do nothing: what a crash keeps is
+  decided from the log writer's own ``synced_offset`` (``node.SimNode.crash``),
+  so a real fsync would only cost wall time (a few ms each on this disk).
 * Time: ``trio.testing.MockClock(autojump_threshold=0)``, so sleeps and
   timeouts cost no wall time; wall-clock readings the nodes make for data
   (the hybrid logical clock, TTLs) come from the mock clock too
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,12 +46,18 @@ async def inline_run_sync(function: Callable[..., Any], *args: Any, **_options: 
     return function(*args)
 
 
+def _no_sync(fd: int) -> None:
+    os.fstat(fd)  # still an error on a closed descriptor, as the real call
+
+
 @contextlib.contextmanager
 def deterministic(seed: int) -> Iterator[None]:
     flag = trio_run._ALLOW_DETERMINISTIC_SCHEDULING
     scheduler_state = trio_run._r.getstate()
     global_state = random.getstate()
     run_sync = trio.to_thread.run_sync
+    fsync, fdatasync = os.fsync, os.fdatasync
+    os.fsync = os.fdatasync = _no_sync
     trio_run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
     trio_run._r.seed(seed)
     random.seed(seed)
@@ -56,6 +66,7 @@ def deterministic(seed: int) -> Iterator[None]:
         yield
     finally:
         trio.to_thread.run_sync = run_sync
+        os.fsync, os.fdatasync = fsync, fdatasync
         random.setstate(global_state)
         trio_run._r.setstate(scheduler_state)
         trio_run._ALLOW_DETERMINISTIC_SCHEDULING = flag  # type: ignore[misc]

@@ -307,6 +307,13 @@ class SimNetwork:
         for connection in self._connections:
             connection.wake()
 
+    def reset_connections(self, client: str, server: str, why: str) -> None:
+        """Reset every live connection ``client`` opened to ``server``."""
+        for connection in self._connections:
+            if (connection.client, connection.server) == (client, server):
+                connection.reset(why)
+        self._connections = [connection for connection in self._connections if not connection.broken]
+
     def reset_host(self, host: str, why: str) -> None:
         """``host`` crashed: its listeners vanish at once (a connect is
         refused from now on) and every live connection to or from it resets."""

@@ -32,7 +32,7 @@ import trio
 
 from tests.fake_clock import START_MS
 from trio_kv.cluster.actor import actor_id
-from trio_kv.cluster.hlc import HybridClock
+from trio_kv.cluster.hlc import HybridClock, offset_clock
 from trio_kv.cluster.ring import BUS_PORT_OFFSET, Member
 from trio_kv.cluster.seeds import static_membership
 from trio_kv.commands.wire import RESP
@@ -193,7 +193,8 @@ class SimNode:
             incarnation = begin_incarnation(config.data_dir)
             store = Store(
                 config, Keyspace(clock_ms=self.clock_ms), actor_id=actor_id(self.node_id, incarnation),
-                hlc=HybridClock(self.clock_ms),
+                # --debug-clock-offset-ms shifts the versions' clock only, as in serve().
+                hlc=HybridClock(offset_clock(self.clock_ms, config.debug_clock_offset_ms)),
             )
             persistence = await load_and_open_log(store, trio.CapacityLimiter(1))
             try:
@@ -224,8 +225,12 @@ class SimNode:
             finally:
                 persistence.data_dir.unlock()
 
-    def crash(self) -> None:
-        """kill -9 and power loss (see the module docstring)."""
+    def crash(self, *, torn_write: bool = False) -> None:
+        """kill -9 and power loss (see the module docstring). With
+        ``torn_write`` the power failed during a write() of the records
+        still buffered (none of them acknowledged: a reply waits for its
+        record's write): a seeded prefix of those bytes reached the file,
+        possibly ending inside a record, before the cut."""
         running = self.running
         assert running is not None
         self.running = None
@@ -234,6 +239,10 @@ class SimNode:
         writer = running.persistence.writer
         fd, writer._fd = writer._fd, None
         if fd is not None:
+            if torn_write and writer._pending:
+                buffered = b"".join(writer._pending)
+                torn = random.Random(f"{self._seed}/{self.member.address}/{self.lives}/torn")
+                os.write(fd, buffered[: torn.randint(0, len(buffered))])
             os.close(fd)  # the buffer not written yet is lost with the process
         size = os.path.getsize(writer.path)
         keep = self.rng.randint(writer.synced_offset, size)
