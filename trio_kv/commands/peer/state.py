@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ...cluster.handshake import Hello
+from ...cluster.ring import Ring
 from ...cluster.view import ClusterView
 
 
@@ -39,6 +40,15 @@ class BusNode(Protocol):
     @property
     def ring_hash(self) -> str:
         """``cluster.ring_document.ring_hash`` of the view's ring (computed once)."""
+        ...
+
+    @property
+    def replicas(self) -> int:
+        """N, which a membership change keeps."""
+        ...
+
+    def offer_ring(self, ring: Ring, *, push: bool = False) -> None:
+        """Adopt ``ring`` soon if its epoch is higher (``push``: then send it to every member)."""
         ...
 
 

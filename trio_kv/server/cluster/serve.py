@@ -4,7 +4,9 @@
      +-- bus listener: inbound peer connections (TKV.* only)   bus_listener
      +-- bus connections nursery: one task per inbound connection
      +-- one nursery per peer: PeerLink.run (connect, handshake,   peer_link
-     |     link writer and reader, pinger); its failure ends only it
+     |     link writer and reader, pinger); its failure ends only it;
+     |     started and stopped by the node as the ring changes      node
+     +-- ring fetches and pushes (a newer epoch seen or proposed)  node
      +-- watch: marks silent peers down                          node
      +-- anti-entropy: a Tictac exchange loop per peer            anti_entropy
          (every --cluster-aae-interval seconds; 0: not started)
@@ -35,7 +37,6 @@ from .anti_entropy import AntiEntropy
 from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
 from .coordinator import Coordinator
 from .node import ClusterNode
-from .peer_link import PeerLink
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,6 @@ class ClusterHandle:
         await self.stopped.wait()
 
 
-async def _peer(link: PeerLink) -> None:
-    """A peer's own nursery: a bug in its link ends that link, logged, and
-    the node goes on without it (its peer is then seen down)."""
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.run)
-    except Exception:
-        log.exception("bus link to %s failed; the peer stays unlinked", link.member.address)
-
-
 async def run_cluster(
     node: ClusterNode,
     bus_listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
@@ -95,8 +86,8 @@ async def run_cluster(
                         serve_bus_listener, listener, node, store, control, dispatcher, registry, connections,
                         node.node_timeout_seconds,
                     )
-                for link in node.links.values():
-                    cluster.start_soon(_peer, link)
+                # One link per peer, and later ones as the ring changes (node.py).
+                node.run_links(cluster)
                 cluster.start_soon(node.watch)
                 interval = store.config.cluster_aae_interval_seconds
                 if interval > 0 and node.links:
