@@ -339,7 +339,7 @@ class PeerLink:
                 theirs = (reply[1], reply[2])
                 if isinstance(theirs[0], int) and theirs[0] > mine[0]:
                     self._owner.newer_ring(self.member, theirs[0])
-                if theirs != mine and theirs != mismatch_logged:
+                elif theirs != mine and theirs != mismatch_logged:
                     log.warning(
                         "peer %s has ring epoch %s hash %s; this node has epoch %s hash %s",
                         self.member.address, theirs[0], theirs[1].decode("ascii", "replace") if isinstance(theirs[1], bytes) else theirs[1],
