@@ -110,11 +110,11 @@ def hello_ring(hash_text: str, epoch: int) -> str:
 
 def split_hello_ring(field: str) -> tuple[str, int]:
     """(hash, epoch) of a HELLO's ring field (``hello_ring``); a malformed
-    epoch reads as 0, which no ring has."""
+    epoch reads as -1, which no ring has (a joining node's is 0)."""
     hash_text, separator, epoch_text = field.partition("@")
     if not separator:
         return hash_text, 1
-    return hash_text, int(epoch_text) if epoch_text.isdigit() else 0
+    return hash_text, int(epoch_text) if epoch_text.isdigit() else -1
 
 
 def _proof(secret: str, direction: bytes, cluster_name: str, dialer: Hello, listener: Hello) -> str:

@@ -37,11 +37,15 @@ newcomer, the newcomer replaces it in the partition it scores best on
 of the leaver's places, partition by partition, to the least loaded member
 at that position not already in the list (ties by affinity). Both are
 O(P log P) per position.
+
+``partition_moves(old, new)`` names the copies a change needs and who
+makes each (server/cluster/moves.py streams them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .ring import Member, Ring, _digest, affinity, claim
 
@@ -125,3 +129,26 @@ def _leave(lists: list[list[Member]], members: list[Member], leaver: Member) -> 
             chosen[position] = heir
             counts[heir] += 1
     return lists
+
+
+@dataclass(frozen=True)
+class PartitionMove:
+    """A partition to copy after a ring change: from ``source`` (one member
+    every node names alike) to ``targets`` (the members its new list gained)."""
+
+    partition: int
+    source: Member
+    targets: tuple[Member, ...]
+
+
+def partition_moves(old: Ring, new: Ring) -> list[PartitionMove]:
+    """The copies ``new`` needs: for each partition whose list gained
+    members, the first member of its old list that stays in it (or, if none
+    stays, the old list's first) streams it to them."""
+    moves = []
+    for partition, (before, after) in enumerate(zip(old.preference_lists, new.preference_lists, strict=True)):
+        targets = tuple(member for member in after if member not in before)
+        if targets:
+            source = next((member for member in before if member in after), before[0])
+            moves.append(PartitionMove(partition, source, targets))
+    return moves

@@ -2,8 +2,9 @@
 behind (``RingStore``), so it can later live in etcd. Pure.
 
 The record is JSON (UTF-8, keys sorted): ``version`` (1), ``epoch``,
-``partitions``, ``members`` (addresses) and ``preference_lists`` (one list
-of addresses per partition). It is what a node saves in its data
+``partitions``, ``members`` (addresses), ``preference_lists`` (one list
+of addresses per partition) and, for a ring made by a membership change,
+``previous`` (the ring hash it was made from). It is what a node saves in its data
 directory (``server.cluster.membership_store``), what ``TKV.RING RECORD``
 answers (a node that sees a higher epoch in ``TKV.PING`` fetches it) and
 what ``TKV.RING.PUSH`` carries. ``decode_ring`` validates everything a
@@ -74,15 +75,26 @@ def check_compare_and_set(stored: Ring | None, ring: Ring, expected_epoch: int |
         raise StaleRing(f"epoch {ring.epoch} is not newer than the stored epoch {stored_epoch}")
 
 
-def encode_ring(ring: Ring) -> bytes:
-    record = {
+def encode_ring(ring: Ring, previous_hash: str | None = None) -> bytes:
+    """The record of ``ring``; ``previous_hash``: the hash of the ring it was
+    made from (a membership change), so a node knows whether its own ring
+    was that one, and so whether it knows what moved."""
+    record: dict[str, object] = {
         "version": RECORD_VERSION,
         "epoch": ring.epoch,
         "partitions": ring.partition_count,
         "members": [member.address for member in ring.members],
         "preference_lists": [[member.address for member in chosen] for chosen in ring.preference_lists],
     }
+    if previous_hash is not None:
+        record["previous"] = previous_hash
     return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
+def previous_hash_of(data: bytes) -> str | None:
+    """The ``previous`` hash of a record ``decode_ring`` accepted (None: not given)."""
+    previous = json.loads(data).get("previous")
+    return previous if isinstance(previous, str) else None
 
 
 def decode_ring(data: bytes) -> Ring:

@@ -18,6 +18,8 @@ its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
         partitions_differing, segments_compared, segments_differing, keys_compared, keys_differing,
         keys_repaired, roots_requests, segments_requests, keys_requests,
         repair_requests: anti-entropy's, while it runs)
+    cluster_moves_pending:0 (and streaming, done, keys_copied: the partition
+        copies this node makes after ring changes)
 
 ``oldest_request_age_us`` is how long the oldest unanswered request to the
 peer has waited (queued or in flight; 0 when none): the peer's lag.
@@ -105,4 +107,9 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     # Anti-entropy's rounds and repairs (server/cluster/anti_entropy.py).
     for name, count in anti_entropy.items():
         fields.append((f"cluster_aae_{name}", count))
+    moves = status.get("moves") or {}
+    assert isinstance(moves, Mapping)
+    # Partition moves after ring changes (server/cluster/moves.py).
+    for name, count in moves.items():
+        fields.append((f"cluster_moves_{name}", count))
     return fields

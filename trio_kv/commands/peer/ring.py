@@ -23,7 +23,7 @@ from __future__ import annotations
 from ...cluster.ring import Member, Ring, movement
 from ...cluster.ring_change import reclaim
 from ...cluster.ring_document import ring_document, ring_hash
-from ...cluster.ring_record import RingRecordError, decode_ring, encode_ring
+from ...cluster.ring_record import RingRecordError, decode_ring, encode_ring, previous_hash_of
 from ...protocol.replies import OK, Error, Map
 from ..session import Session
 from .state import BusNode
@@ -40,7 +40,7 @@ def cmd_ring(session: Session, args: list[bytes]) -> object:
     if len(args) == 1:
         return ring_document(view.ring, view.node_ids, frozenset(view.up))
     if len(args) == 2 and args[1].upper() == b"RECORD":
-        return encode_ring(view.ring)
+        return encode_ring(view.ring, _node(session).previous_ring_hash)
     return Error("ERR syntax error: TKV.RING [RECORD]")
 
 
@@ -49,7 +49,7 @@ def cmd_push(session: Session, args: list[bytes]) -> object:
         ring = decode_ring(args[1])
     except RingRecordError as error:
         return Error(f"ERR {error}")
-    _node(session).offer_ring(ring)
+    _node(session).offer_ring(ring, previous_hash=previous_hash_of(args[1]))
     return OK
 
 
@@ -81,7 +81,7 @@ def cmd_change(session: Session, args: list[bytes]) -> object:
         return Error("ERR syntax error: TKV.RING.CHANGE ADD|REMOVE member [PLAN]")
     new = reclaim(view.ring, members, replicas=node.replicas)
     if len(args) == 3:
-        node.offer_ring(new, push=True)
+        node.offer_ring(new, previous_hash=ring_hash(view.ring), push=True)
     return change_reply(view.ring, new)
 
 

@@ -47,8 +47,14 @@ class BusNode(Protocol):
         """N, which a membership change keeps."""
         ...
 
-    def offer_ring(self, ring: Ring, *, push: bool = False) -> None:
-        """Adopt ``ring`` soon if its epoch is higher (``push``: then send it to every member)."""
+    @property
+    def previous_ring_hash(self) -> str | None:
+        """The hash of the ring the current one was made from, when known."""
+        ...
+
+    def offer_ring(self, ring: Ring, *, previous_hash: str | None = None, push: bool = False) -> None:
+        """Adopt ``ring`` (made from the ring hashed ``previous_hash``) soon if
+        its epoch is higher (``push``: then send it to every member)."""
         ...
 
 

@@ -38,7 +38,9 @@ from ...cluster.handshake import PROTOCOL_VERSION, Hello, hello_ring
 from ...cluster.health import PeerHealth
 from ...cluster.ring import Member, Ring
 from ...cluster.ring_document import ring_hash
-from ...cluster.ring_record import MemoryRingStore, RingRecordError, RingStore, StaleRing, decode_ring, encode_ring
+from ...cluster.ring_record import (
+    MemoryRingStore, RingRecordError, RingStore, StaleRing, decode_ring, encode_ring, previous_hash_of,
+)
 from ...cluster.seeds import StaticMembership
 from ...cluster.view import ClusterView, placeholder_node_id
 from ...config import Config
@@ -70,6 +72,8 @@ class ClusterNode:
         # The epoch the store holds (None: nothing saved; the ring came from the seeds).
         saved = self._ring_store.load()
         self._saved_epoch = None if saved is None else saved.epoch
+        # The hash of the ring this one was made from, when known (TKV.RING RECORD).
+        self.previous_ring_hash: str | None = None
         self.node_id = node_id
         self.cluster_name = config.cluster_name
         self._secret = config.cluster_secret
@@ -95,6 +99,10 @@ class ClusterNode:
         # Set (and replaced) whenever the view changes: tests and the data path wait on it.
         self.view_changed = trio.Event()
         self._subscribers: list[Callable[[ClusterView], None]] = []
+        # Called with (old ring, new ring) at every adoption (moves.py).
+        self._ring_subscribers: list[Callable[[Ring, Ring], None]] = []
+        # The partition moves' counters (server/cluster/moves.py), once they run.
+        self.move_statistics: Callable[[], Mapping[str, int]] | None = None
         # The coordinator's quorum outcome counters (server/cluster/coordinator.py), once it runs.
         self.data_path_statistics: Callable[[], Mapping[str, int]] | None = None
         # Anti-entropy's counters (server/cluster/anti_entropy.py), once it runs.
@@ -110,6 +118,11 @@ class ClusterNode:
         (``RunningServer.set_cluster_view``, for handlers)."""
         self._subscribers.append(subscriber)
         subscriber(self._view)
+
+    def on_ring_change(self, subscriber: Callable[[Ring, Ring], None]) -> None:
+        """Call ``subscriber(old, new)`` whenever this node adopts a ring made
+        from its own (``new``'s record names ``old``'s hash as its previous)."""
+        self._ring_subscribers.append(subscriber)
 
     @property
     def secret(self) -> str | None:
@@ -143,6 +156,7 @@ class ClusterNode:
             "links": [vars(statistics) for statistics in self.link_statistics()],
             "data_path": {} if self.data_path_statistics is None else dict(self.data_path_statistics()),
             "anti_entropy": {} if self.anti_entropy_statistics is None else dict(self.anti_entropy_statistics()),
+            "moves": {} if self.move_statistics is None else dict(self.move_statistics()),
         }
 
     # -- what links report ---------------------------------------------------
@@ -201,13 +215,13 @@ class ClusterNode:
                 reply = await self.links[member].request([b"TKV.RING", b"RECORD"])
             if not isinstance(reply, bytes):
                 raise RingRecordError(f"TKV.RING RECORD answered {str(reply)[:80]}")
-            await self.adopt(decode_ring(reply))
+            await self.adopt(decode_ring(reply), previous_hash_of(reply))
         except (LinkError, RingRecordError, trio.TooSlowError) as error:
             log.warning("could not fetch the ring of %s: %s", member.address, error or "timed out")
         finally:
             self._fetching.discard(member)
 
-    def offer_ring(self, ring: Ring, *, push: bool = False) -> None:
+    def offer_ring(self, ring: Ring, *, previous_hash: str | None = None, push: bool = False) -> None:
         """Adopt ``ring`` soon if it is newer (``push``: then send it to every
         connected member). Safe from any thread: peer handlers call it."""
         token, nursery = self._token, self._nursery
@@ -215,14 +229,16 @@ class ClusterNode:
             raise RuntimeError("the cluster is not running")
 
         async def adopt_and_push() -> None:
-            if await self.adopt(ring) and push:
+            if await self.adopt(ring, previous_hash) and push:
                 await self.push_ring(ring)
 
         token.run_sync_soon(nursery.start_soon, adopt_and_push)
 
-    async def adopt(self, ring: Ring) -> bool:
+    async def adopt(self, ring: Ring, previous_hash: str | None = None) -> bool:
         """Save ``ring`` and make it this node's if its epoch is higher; False
-        (logged) if it is not, or does not fit, or could not be saved."""
+        (logged) if it is not, or does not fit, or could not be saved.
+        ``previous_hash``: the ring it was made from (``on_ring_change``
+        subscribers hear of it only if that was this node's)."""
         async with self._adopting:
             if ring.epoch <= self.ring.epoch:
                 return False
@@ -238,13 +254,13 @@ class ClusterNode:
                 log.error("could not save ring epoch %d, not adopted: %s", ring.epoch, error)
                 return False
             self._saved_epoch = ring.epoch
-            self._install(ring)
+            self._install(ring, previous_hash)
             return True
 
     async def push_ring(self, ring: Ring) -> None:
         """Send ``ring`` to every connected member (the others learn it from
         the next ping); failures are logged, never raised."""
-        record = encode_ring(ring)
+        record = encode_ring(ring, self.previous_ring_hash)
 
         async def push(member: Member) -> None:
             try:
@@ -258,8 +274,11 @@ class ClusterNode:
                 if member != self.myself and member in self.links:
                     nursery.start_soon(push, member)
 
-    def _install(self, ring: Ring) -> None:
-        before = set(self.ring.members) - {self.myself}
+    def _install(self, ring: Ring, previous_hash: str | None) -> None:
+        old = self.ring
+        old_hash = self._ring_hash
+        self.previous_ring_hash = previous_hash
+        before = set(old.members) - {self.myself}
         after = set(ring.members) - {self.myself}
         self.ring = ring
         self._ring_hash = ring_hash(ring)
@@ -283,6 +302,14 @@ class ClusterNode:
             self.links[member].set_up(False)
         self._up = self._up & frozenset(ring.members) | {self.myself}
         self._publish()
+        if previous_hash != old_hash:
+            # This node's ring was not the one the change was made from (it
+            # missed an epoch, or it is new and had only its seeds' ring):
+            # the nodes that had it make the copies.
+            log.info("ring epoch %d was not made from this node's epoch %d: no copies from here", ring.epoch, old.epoch)
+            return
+        for subscriber in self._ring_subscribers:
+            subscriber(old, ring)
 
     # -- the opinion ---------------------------------------------------------
 

@@ -9,7 +9,8 @@
      +-- ring fetches and pushes (a newer epoch seen or proposed)  node
      +-- watch: marks silent peers down                          node
      +-- anti-entropy: a Tictac exchange loop per peer            anti_entropy
-         (every --cluster-aae-interval seconds; 0: not started)
+     |   (every --cluster-aae-interval seconds; 0: not started)
+     +-- partition moves: copies after a ring change              moves
 
 ``run_cluster`` starts it and reports a ``ClusterHandle``; the server calls
 ``handle.stop()`` after its client connections drained (the data path may
@@ -36,6 +37,7 @@ from ..listener import ConnectionRegistry
 from .anti_entropy import AntiEntropy
 from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
 from .coordinator import Coordinator
+from .moves import PartitionMoves
 from .node import ClusterNode
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class ClusterHandle:
         self.coordinator: Coordinator | None = None
         # Anti-entropy (set by run_cluster unless --cluster-aae-interval 0).
         self.anti_entropy: AntiEntropy | None = None
+        # Partition moves (set by run_cluster).
+        self.moves: PartitionMoves | None = None
         self._stopping = trio.Event()
         self.stopped = trio.Event()
 
@@ -94,6 +98,12 @@ async def run_cluster(
                     handle.anti_entropy = AntiEntropy(node, store, control, dispatcher, interval_seconds=interval)
                     node.anti_entropy_statistics = handle.anti_entropy.statistics
                     cluster.start_soon(handle.anti_entropy.run)
+                # Partition moves after a ring change (moves.py) use anti-entropy's
+                # repair steps, whether or not its own loop runs.
+                repair = handle.anti_entropy or AntiEntropy(node, store, control, dispatcher, interval_seconds=1.0)
+                handle.moves = PartitionMoves(node, repair.sync_partition)
+                node.move_statistics = handle.moves.statistics
+                cluster.start_soon(handle.moves.run)
                 task_status.started(handle)
                 await handle._stopping.wait()
                 accepting.cancel_scope.cancel()

@@ -127,6 +127,11 @@ def render(fields: dict[str, str]) -> str:
             f" ({fields['cluster_aae_keys_differing']} differing)",
             f"  keys repaired         {fields['cluster_aae_keys_repaired']}",
         ]
+    if "cluster_moves_pending" in fields:
+        lines += ["", "PARTITION MOVES (copies from this node after ring changes)"] + [
+            f"  pending {fields['cluster_moves_pending']}  streaming {fields['cluster_moves_streaming']}"
+            f"  done {fields['cluster_moves_done']}  keys copied {fields['cluster_moves_keys_copied']}",
+        ]
     return "\n".join(lines)
 
 
