@@ -137,6 +137,10 @@ def test_add_a_fourth_node_then_remove_it_with_clients_running() -> None:
             client.stopping.set()
             client.join(timeout=30)
         print(f"client during the add: {len(client.written)} writes, {client.reads} reads, {len(client.errors)} errors")
+        for index in range(4):
+            info = _info(cluster, index)
+            print(f"node {index}: " + ", ".join(f"{name}={info.get('cluster_' + name, 0)}" for name in
+                                                 ("writes_noreplicas", "reads_noreplicas", "forwarded", "forward_failed")))
         assert client.errors == [], client.errors[:5]
         assert client.reads > 0
         checker = RedisCluster(host=cluster.hosts[3], port=cluster.port, socket_timeout=30)

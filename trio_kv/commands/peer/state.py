@@ -47,6 +47,10 @@ class BusNode(Protocol):
         """N, which a membership change keeps."""
         ...
 
+    def member_addresses(self) -> frozenset[str]:
+        """The addresses the handshake accepts (the ring's members)."""
+        ...
+
     @property
     def previous_ring_hash(self) -> str | None:
         """The hash of the ring the current one was made from, when known."""

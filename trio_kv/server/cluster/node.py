@@ -65,7 +65,10 @@ class ClusterNode:
         ring_store: RingStore | None = None,
     ) -> None:
         self.myself = membership.myself
+        # The adopted ring (handshakes, pings, the store) and the one the view
+        # shows (the data path): they differ while a new ring settles (_settle).
         self.ring = membership.ring
+        self._view_ring = membership.ring
         # N of the claim: a membership change keeps it (cluster.ring_change.reclaim).
         self.replicas = config.cluster_replicas
         self._ring_store: RingStore = MemoryRingStore() if ring_store is None else ring_store
@@ -301,15 +304,40 @@ class ClusterNode:
                 scope.cancel()
             self.links[member].set_up(False)
         self._up = self._up & frozenset(ring.members) | {self.myself}
-        self._publish()
-        if previous_hash != old_hash:
+        notify = previous_hash == old_hash
+        if not notify:
             # This node's ring was not the one the change was made from (it
-            # missed an epoch, or it is new and had only its seeds' ring):
-            # the nodes that had it make the copies.
+            # missed an epoch, or it is joining with its seeds' ring): the
+            # nodes that had it make the copies.
             log.info("ring epoch %d was not made from this node's epoch %d: no copies from here", ring.epoch, old.epoch)
-            return
-        for subscriber in self._ring_subscribers:
-            subscriber(old, ring)
+        new_peers = frozenset(after - before)
+        if new_peers and self._nursery is not None:
+            self._nursery.start_soon(self._settle, ring, old, new_peers, notify)
+        else:
+            self._switch(ring, old, notify)
+
+    async def _settle(self, ring: Ring, old: Ring, new_peers: frozenset[Member], notify: bool) -> None:
+        """Show ``ring`` to the data path once the links to its new members
+        are up (at most ``node_timeout`` later): a coordinator must not meet
+        a preference list whose new members it cannot reach yet."""
+        with trio.move_on_after(self.node_timeout_seconds):
+            while not new_peers <= self._up and self.ring is ring:
+                await self.view_changed.wait()
+        self._switch(ring, old, notify)
+
+    def _switch(self, ring: Ring, old: Ring, notify: bool) -> None:
+        if self.ring is not ring:
+            return  # a newer ring was adopted meanwhile: it switches
+        self._view_ring = ring
+        self._publish()
+        if notify:
+            for subscriber in self._ring_subscribers:
+                subscriber(old, ring)
+
+    def member_addresses(self) -> frozenset[str]:
+        """Whom the handshake lets in: the members of the adopted ring and
+        of the ring the view still shows (while a new one settles)."""
+        return frozenset(member.address for member in (*self.ring.members, *self._view_ring.members))
 
     # -- the opinion ---------------------------------------------------------
 
@@ -337,9 +365,9 @@ class ClusterNode:
     def _build_view(self) -> ClusterView:
         node_ids: Mapping[Member, str] = {
             member: self._node_ids.get(member) or placeholder_node_id(member)
-            for member in (*self.ring.members, self.myself)
+            for member in (*self._view_ring.members, self.myself)
         }
-        return ClusterView(myself=self.myself, ring=self.ring, node_ids=node_ids, up=self._up)
+        return ClusterView(myself=self.myself, ring=self._view_ring, node_ids=node_ids, up=self._up)
 
     def _publish(self) -> None:
         self._view = self._build_view()

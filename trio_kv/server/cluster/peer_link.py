@@ -81,6 +81,10 @@ class LinkOwner(Protocol):
         """``member`` answered (handshake or ping) just now."""
         ...
 
+    def member_addresses(self) -> frozenset[str]:
+        """The addresses the handshake accepts (the ring's members)."""
+        ...
+
     def newer_ring(self, member: Member, epoch: int) -> None:
         """``member`` answered a ping with ring epoch ``epoch`` (fetch it if newer)."""
         ...
@@ -298,7 +302,7 @@ class PeerLink:
         except ValueError as error:
             raise _Refused(f"malformed TKV.HELLO reply: {error}") from None
         presented = reply[6].decode("ascii", "replace")
-        members = frozenset(member.address for member in owner.view().ring.members)
+        members = owner.member_addresses()
         reason = refusal(mine, theirs, members)
         if reason is None and theirs.address != self.member.address:
             reason = f"the peer at {self.member.address} introduced itself as {theirs.address}"
