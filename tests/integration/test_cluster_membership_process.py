@@ -69,11 +69,12 @@ class _Client(threading.Thread):
                 self.client.set(key, key)
                 self.written.append(key)
                 loaded = f"key:{(index * 7919) % KEYS}"
-                if self.client.get(loaded) != loaded.encode():
-                    self.errors.append(f"{loaded} read wrong")
+                value = self.client.get(loaded)
+                if value != loaded.encode():
+                    self.errors.append(f"{loaded} read {value!r} at {time.monotonic():.3f}")
                 self.reads += 1
             except redis.RedisError as error:
-                self.errors.append(f"{key}: {type(error).__name__}: {error}")
+                self.errors.append(f"{key}: {type(error).__name__}: {error} at {time.monotonic():.3f}")
             index += 1
 
 
@@ -128,6 +129,7 @@ def test_add_a_fourth_node_then_remove_it_with_clients_running() -> None:
         try:
             time.sleep(1.0)
             started = time.monotonic()
+            print(f"add at {time.monotonic():.3f}")
             output = _cli("add", f"{cluster.hosts[3]}:{cluster.port}", "-h", cluster.hosts[1], "-p", str(cluster.port))
             assert "moves 16 partitions" in output, output
             cluster.wait_for(lambda: _settled(cluster, [0, 1, 2, 3], epoch=2, moves_done=48), seconds=MOVE_BOUND_SECONDS)
@@ -139,8 +141,9 @@ def test_add_a_fourth_node_then_remove_it_with_clients_running() -> None:
         print(f"client during the add: {len(client.written)} writes, {client.reads} reads, {len(client.errors)} errors")
         for index in range(4):
             info = _info(cluster, index)
-            print(f"node {index}: " + ", ".join(f"{name}={info.get('cluster_' + name, 0)}" for name in
-                                                 ("writes_noreplicas", "reads_noreplicas", "forwarded", "forward_failed")))
+            print(f"node {index}: " + ", ".join(f"{name[8:]}={value}" for name, value in info.items()
+                                                 if name.startswith("cluster_") and "_bus_" not in name
+                                                 and "aae" not in name and value))
         assert client.errors == [], client.errors[:5]
         assert client.reads > 0
         checker = RedisCluster(host=cluster.hosts[3], port=cluster.port, socket_timeout=30)

@@ -19,7 +19,7 @@ Ring epochs (issue 11, membership changes). The ring is kept in a
 node adopts a ring only if its epoch is higher than its own, never going
 back, and only once it is saved (compare-and-set on the epoch it last
 saved): a restart then starts from it. Rings arrive three ways: a peer's
-``TKV.PING`` answer names a higher epoch (``newer_ring``: this node fetches
+``TKV.PING`` answer names a higher epoch (``peer_epoch``: this node fetches
 ``TKV.RING RECORD`` from that peer), a ``TKV.RING.PUSH`` (``offer_ring``),
 or an admin change made here (``propose_ring``: adopted, then pushed to
 every connected member). Adopting starts a link to each new member and
@@ -51,6 +51,7 @@ from .transport import Transport
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_SECONDS = 0.1
+SETTLE_POLL_SECONDS = 0.02
 
 
 class ClusterNode:
@@ -96,6 +97,8 @@ class ClusterNode:
         self._token: trio.lowlevel.TrioToken | None = None
         self._link_scopes: dict[Member, trio.CancelScope] = {}
         self._adopting = trio.Lock()
+        # Each peer's ring epoch, as its last ping answer showed it.
+        self._peer_epochs: dict[Member, int] = {}
         # Peers a ring fetch is under way from (at most one each).
         self._fetching: set[Member] = set()
         self._view = self._build_view()
@@ -206,8 +209,9 @@ class ClusterNode:
             except Exception:
                 log.exception("bus link to %s failed; the peer stays unlinked", link.member.address)
 
-    def newer_ring(self, member: Member, epoch: int) -> None:
+    def peer_epoch(self, member: Member, epoch: int) -> None:
         """``member`` answered a ping with ``epoch``: fetch its ring if newer."""
+        self._peer_epochs[member] = epoch
         if epoch > self.ring.epoch and member not in self._fetching and self._nursery is not None:
             self._fetching.add(member)
             self._nursery.start_soon(self._fetch_ring, member)
@@ -311,18 +315,23 @@ class ClusterNode:
             # nodes that had it make the copies.
             log.info("ring epoch %d was not made from this node's epoch %d: no copies from here", ring.epoch, old.epoch)
         new_peers = frozenset(after - before)
-        if new_peers and self._nursery is not None:
+        # A joining node's old view (epoch 0) routes nowhere useful: switch at once.
+        if new_peers and self._nursery is not None and self._view_ring.epoch > 0:
             self._nursery.start_soon(self._settle, ring, old, new_peers, notify)
         else:
             self._switch(ring, old, notify)
 
     async def _settle(self, ring: Ring, old: Ring, new_peers: frozenset[Member], notify: bool) -> None:
         """Show ``ring`` to the data path once the links to its new members
-        are up (at most ``node_timeout`` later): a coordinator must not meet
-        a preference list whose new members it cannot reach yet."""
+        are up and their pings show this epoch (at most ``node_timeout``
+        later): a coordinator must not send requests to a new member that
+        cannot reach its own replicas yet, nor meet a list whose new members
+        it cannot reach."""
         with trio.move_on_after(self.node_timeout_seconds):
-            while not new_peers <= self._up and self.ring is ring:
-                await self.view_changed.wait()
+            while self.ring is ring and not all(
+                member in self._up and self._peer_epochs.get(member, -1) >= ring.epoch for member in new_peers
+            ):
+                await trio.sleep(SETTLE_POLL_SECONDS)
         self._switch(ring, old, notify)
 
     def _switch(self, ring: Ring, old: Ring, notify: bool) -> None:

@@ -16,8 +16,8 @@ Rules this module keeps:
    reset once a connection completes its handshake.
 2. The pinger sends ``TKV.PING epoch ring-hash`` every ``ping_interval``;
    each answer tells the owner the peer was heard (its up/down opinion,
-   ``cluster.health``) and, when the peer's epoch is higher, that a newer
-   ring is there to fetch (``newer_ring``). A ping unanswered for ``node_timeout`` closes the
+   ``cluster.health``) and, when the peer's epoch is higher, its ring epoch
+   (``peer_epoch``: the owner fetches a newer ring). A ping unanswered for ``node_timeout`` closes the
    connection (a hung peer must not pile up requests); the owner marks the
    peer down from the silence alone.
 3. Refusals are logged at WARNING (a failed connect at INFO) the first
@@ -85,8 +85,8 @@ class LinkOwner(Protocol):
         """The addresses the handshake accepts (the ring's members)."""
         ...
 
-    def newer_ring(self, member: Member, epoch: int) -> None:
-        """``member`` answered a ping with ring epoch ``epoch`` (fetch it if newer)."""
+    def peer_epoch(self, member: Member, epoch: int) -> None:
+        """``member`` answered a ping with ring epoch ``epoch`` (fetched if newer)."""
         ...
 
 
@@ -341,9 +341,10 @@ class PeerLink:
                 self.last_ping_rtt_seconds = trio.current_time() - started
                 self._owner.heard(self.member)
                 theirs = (reply[1], reply[2])
-                if isinstance(theirs[0], int) and theirs[0] > mine[0]:
-                    self._owner.newer_ring(self.member, theirs[0])
-                elif theirs != mine and theirs != mismatch_logged:
+                if isinstance(theirs[0], int):
+                    self._owner.peer_epoch(self.member, theirs[0])  # the owner fetches a newer ring
+                newer = isinstance(theirs[0], int) and theirs[0] > mine[0]
+                if not newer and theirs != mine and theirs != mismatch_logged:
                     log.warning(
                         "peer %s has ring epoch %s hash %s; this node has epoch %s hash %s",
                         self.member.address, theirs[0], theirs[1].decode("ascii", "replace") if isinstance(theirs[1], bytes) else theirs[1],
