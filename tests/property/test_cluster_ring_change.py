@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_kv.cluster.ring import Member, Ring, claim, movement
-from trio_kv.cluster.ring_change import reclaim
+from trio_kv.cluster.ring_change import partition_moves, reclaim
 
 _members = st.builds(Member, st.sampled_from(["10.0.0.1", "10.0.0.2", "127.0.0.11", "::1", "node-a"]), st.integers(1, 40))
 partition_counts = st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256])
@@ -129,3 +129,21 @@ def test_adding_a_fourth_node_to_three_moves_16_of_64_partitions() -> None:
     back = reclaim(new, members, replicas=3)
     assert movement(new, back).replicas == 48
     assert sorted(_position_counts(back, 0).values()) == [21, 21, 22]
+
+
+@settings(max_examples=100)
+@given(st.lists(_members, min_size=1, max_size=10, unique=True), replica_counts, partition_counts, st.data())
+def test_partition_moves_name_every_copy_once_with_a_source_that_held_it(
+    members: list[Member], replicas: int, partitions: int, data: st.DataObject
+) -> None:
+    old = claim(members, replicas=replicas, partition_count=partitions)
+    new = reclaim(old, data.draw(st.lists(_members, min_size=1, max_size=10, unique=True)), replicas=replicas)
+    moves = partition_moves(old, new)
+    copies = {(move.partition, target) for move in moves for target in move.targets}
+    assert copies == _pairs(new) - _pairs(old)
+    assert len(copies) == sum(len(move.targets) for move in moves)
+    for move in moves:
+        assert move.source in old.preference_lists[move.partition]
+        # The source stays in the list whenever any old member does.
+        if set(old.preference_lists[move.partition]) & set(new.preference_lists[move.partition]):
+            assert move.source in new.preference_lists[move.partition]
