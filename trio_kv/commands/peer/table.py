@@ -31,8 +31,8 @@ PEER_SPECS = [
     peer_spec("tkv.ring", -1, Access.READ, ring.cmd_ring, "The ring document as this node sees it ([RECORD]: as stored)"),
     peer_spec("tkv.ring.push", 2, Access.PEER, ring.cmd_push, "Adopt this ring record if its epoch is newer"),
     peer_spec(
-        "tkv.ring.change", -3, Access.ADMIN, ring.cmd_change,
-        "A membership change: ADD host:port | REMOVE member [PLAN]; a new ring epoch pushed to all",
+        "tkv.ring.change", -2, Access.ADMIN, ring.cmd_change,
+        "A membership change: ADD host:port | REMOVE member [PLAN] (staged), FINISH (final); pushed to all",
     ),
     # The coordinator runs TKV.FORWARD itself (server/cluster/coordinator.py);
     # this spec is what an unauthenticated peer or a stray client meets.

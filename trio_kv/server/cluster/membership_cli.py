@@ -4,10 +4,14 @@ membership changes, asked of any member (``-h/-p``: its client address, as
 ``--bus-port``).
 
 The node computes the new ring (``cluster.ring_change.reclaim`` of its
-ring, epoch + 1) in ``TKV.RING.CHANGE``; ``plan`` prints it and changes
-nothing. ``add``/``remove`` then wait (up to ``--wait`` seconds) until the
-node has adopted it (its ``TKV.RING`` shows that epoch and hash), and
-report which members have it; the others learn it from their next ping.
+ring) in ``TKV.RING.CHANGE``; ``plan`` prints it and changes nothing.
+``add``/``remove`` run the change in two epochs (commands/peer/ring.py):
+the staged ring, adopted by every member (its ``TKV.RING`` shows that
+epoch and hash); then every partition copy done (the members' INFO
+cluster ``cluster_moves_pending``/``streaming`` at 0, read on their client
+ports: ``-a`` or ``TRIO_KV_REQUIREPASS`` if they want a password); then
+``TKV.RING.CHANGE FINISH``, the final ring, adopted by every member. Each
+step waits at most ``--wait`` seconds.
 
 NODE is a member's address or node id. A node to add is started first with
 ``--cluster-seeds`` naming itself and at least one member: it is refused by
@@ -17,6 +21,7 @@ the members until it is added, then learns the ring from its first ping.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import time
@@ -25,7 +30,7 @@ from collections.abc import Sequence
 from ...cluster.ring import BUS_PORT_OFFSET, Member
 from ...protocol.replies import Error
 from ...protocol.resp_reply import ReplyParser
-from .status import TIMEOUT_SECONDS, _call
+from .status import TIMEOUT_SECONDS, _call, fetch_fields
 
 USAGE = "usage: trio-kv cluster add HOST:PORT | remove NODE | plan add HOST:PORT | plan remove NODE  [-h HOST] -p PORT"
 POLL_SECONDS = 0.1
@@ -74,25 +79,72 @@ def _ring_of(host: str, bus_port: int) -> tuple[int, str] | None:
     return (epoch, _text(hash_text)) if isinstance(epoch, int) else None
 
 
-def _wait_adopted(options: argparse.Namespace, bus_port: int, fields: dict[bytes, object]) -> int:
+def _wait_adopted(options: argparse.Namespace, bus_port: int, fields: dict[bytes, object], deadline: float) -> bool:
+    """Until the node, then every member, shows the epoch and hash in ``fields``."""
     wanted = (fields[b"epoch"], _text(fields[b"hash"]))
-    deadline = time.monotonic() + options.wait
     while _ring_of(options.host, bus_port) != wanted:
         if time.monotonic() > deadline:
-            print(f"trio-kv cluster: {options.host}:{options.port} did not adopt epoch {wanted[0]} within "
-                  f"{options.wait:g} s (another change won?); see trio-kv cluster status", file=sys.stderr)
-            return 1
+            print(f"trio-kv cluster: {options.host}:{options.port} did not adopt epoch {wanted[0]} in time "
+                  "(another change won?); see trio-kv cluster status", file=sys.stderr)
+            return False
         time.sleep(POLL_SECONDS)
     # The other members: pushed at once, or learnt at their next ping.
-    members = [Member.parse(_text(member)) for member in fields[b"members"]]  # type: ignore[attr-defined]
+    members = _members(fields)
     pending = set(members)
     while pending and time.monotonic() <= deadline:
         pending = {member for member in pending if _ring_of(member.host, member.port + BUS_PORT_OFFSET) != wanted}
         if pending:
             time.sleep(POLL_SECONDS)
-    print(f"adopted by {len(members) - len(pending)} of {len(members)} members"
-          + ("" if not pending else f" (not yet: {', '.join(sorted(member.address for member in pending))})"))
-    return 0
+    if pending:
+        print(f"trio-kv cluster: not adopted in time by {', '.join(sorted(m.address for m in pending))}", file=sys.stderr)
+        return False
+    print(f"epoch {wanted[0]} adopted by all {len(members)} members")
+    return True
+
+
+def _members(fields: dict[bytes, object]) -> list[Member]:
+    return [Member.parse(_text(member)) for member in fields[b"members"]]  # type: ignore[attr-defined]
+
+
+def _moves_left(member: Member, password: str | None) -> int | None:
+    """Partition copies pending or streaming from ``member`` (None: no answer)."""
+    try:
+        info = fetch_fields(member.host, member.port, password)
+    except (OSError, ConnectionError):
+        return None
+    return int(info.get("cluster_moves_pending", 0)) + int(info.get("cluster_moves_streaming", 0))
+
+
+def _wait_moves(options: argparse.Namespace, fields: dict[bytes, object], deadline: float) -> bool:
+    started = time.monotonic()
+    last_report = started
+    while True:
+        left = [_moves_left(member, options.password) for member in _members(fields)]
+        if all(count == 0 for count in left):
+            print(f"every partition copy done in {time.monotonic() - started:.1f} s")
+            return True
+        if time.monotonic() > deadline:
+            print("trio-kv cluster: partition copies not done in time (see trio-kv cluster status); "
+                  "finish later with the same command's FINISH step", file=sys.stderr)
+            return False
+        if time.monotonic() - last_report >= 5:
+            print(f"  copies left: {sum(count or 0 for count in left)}")
+            last_report = time.monotonic()
+        time.sleep(POLL_SECONDS * 5)
+
+
+def _change(options: argparse.Namespace, bus_port: int, fields: dict[bytes, object]) -> int:
+    """Staged ring adopted everywhere, copies made, final ring adopted everywhere."""
+    deadline = time.monotonic() + options.wait
+    if not _wait_adopted(options, bus_port, fields, deadline) or not _wait_moves(options, fields, deadline):
+        return 1
+    try:
+        finished = _fields(_request(options.host, bus_port, b"TKV.RING.CHANGE", b"FINISH"))
+    except (OSError, ConnectionError) as error:
+        print(f"trio-kv cluster: finish: {error}", file=sys.stderr)
+        return 1
+    print(f"final ring epoch {finished[b'epoch']} (the new members coordinate their share)")
+    return 0 if _wait_adopted(options, bus_port, finished, time.monotonic() + options.wait) else 1
 
 
 def main(argv: Sequence[str]) -> int:
@@ -107,7 +159,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("-h", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True, help="the member's client port")
     parser.add_argument("--bus-port", type=int, help=f"its bus port (default: port + {BUS_PORT_OFFSET})")
-    parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the members to adopt it")
+    parser.add_argument("--wait", type=float, default=600.0, help="seconds to wait for each step")
+    parser.add_argument("-a", "--password", default=os.environ.get("TRIO_KV_REQUIREPASS"),
+                        help="the members' client password (to read their partition moves)")
     options = parser.parse_args(words[1:])
     bus_port = options.bus_port or options.port + BUS_PORT_OFFSET
     request = [b"TKV.RING.CHANGE", words[0].upper().encode(), options.target.encode()]
@@ -117,4 +171,4 @@ def main(argv: Sequence[str]) -> int:
         print(f"trio-kv cluster: {options.host}:{bus_port}: {error}", file=sys.stderr)
         return 1
     print(render_change(fields, planned=planned))
-    return 0 if planned else _wait_adopted(options, bus_port, fields)
+    return 0 if planned else _change(options, bus_port, fields)

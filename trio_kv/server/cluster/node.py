@@ -78,6 +78,9 @@ class ClusterNode:
         self._saved_epoch = None if saved is None else saved.epoch
         # The hash of the ring this one was made from, when known (TKV.RING RECORD).
         self.previous_ring_hash: str | None = None
+        # The ring this one was made from, when it was this node's (a staged
+        # change's FINISH recomputes the final ring from it: commands/peer/ring.py).
+        self.previous_ring: Ring | None = None
         self.node_id = node_id
         self.cluster_name = config.cluster_name
         self._secret = config.cluster_secret
@@ -309,6 +312,7 @@ class ClusterNode:
             self.links[member].set_up(False)
         self._up = self._up & frozenset(ring.members) | {self.myself}
         notify = previous_hash == old_hash
+        self.previous_ring = old if notify else None
         if not notify:
             # This node's ring was not the one the change was made from (it
             # missed an epoch, or it is joining with its seeds' ring): the
