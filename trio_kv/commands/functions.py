@@ -17,8 +17,10 @@ suite runs ``FUNCTION FLUSH`` before every unit; client libraries call
   whose engine it does not have: ``-ERR Engine 'lua' not found`` (or
   ``-ERR Missing library metadata`` when the code has no ``#!`` line).
 
-DUMP and RESTORE are not offered (``unknown subcommand``): a dump payload
-is Redis' RDB encoding, which trio_kv does not speak.
+``FUNCTION DUMP`` and ``FUNCTION RESTORE`` are not offered (``unknown
+subcommand``): their payload carries library code, which no engine here
+could run (the key-level DUMP/RESTORE, commands/dump_restore.py, is
+offered).
 """
 
 from __future__ import annotations

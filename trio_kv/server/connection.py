@@ -54,6 +54,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from typing import cast
 
 import trio
 
@@ -90,7 +91,7 @@ def _framing_of(wire: WireProtocol) -> Framing:
 class Connection:
     def __init__(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         store: Store,
         control: ServerControl,
         dispatcher: Dispatcher,
@@ -149,7 +150,8 @@ class Connection:
         if self._stopping:
             return None
         try:
-            return await self.stream.receive_some(RECEIVE_BYTES)
+            # trio's stubs say bytes | bytearray; socket and TLS streams return bytes.
+            return cast(bytes, await self.stream.receive_some(RECEIVE_BYTES))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
 
@@ -180,6 +182,7 @@ class Connection:
         kernel does not take now, the writer task sends."""
         if self._outbox.write(data) and not self._writer_running:
             self._writer_running = True
+            assert self._nursery is not None  # set by run(), before any reply
             self._nursery.start_soon(self._send_queued)
 
     async def _send_queued(self) -> None:

@@ -52,7 +52,7 @@ Rules kept here:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import outcome
 import trio
@@ -119,8 +119,11 @@ def _run_hop(store: Store, tickets: list[_Ticket], kick: Callable[[], None] | No
             kick()
     for ticket in tickets:
         if type(ticket.work) is not Job:
+            # Not a Job: internal work, a plain callable (mypy cannot narrow
+            # by ``type(...) is not``).
+            internal = cast(Callable[[], Any], ticket.work)
             try:
-                ticket.result = ("value", ticket.work())
+                ticket.result = ("value", internal())
             except Exception as error:
                 ticket.result = ("error", error)
 
@@ -321,7 +324,8 @@ class Dispatcher:
         reschedule = trio.lowlevel.reschedule
         waiting: list[_Ticket] = []
         for ticket in self._committing:
-            job = ticket.work
+            # Only a Job's ticket waits for the log (see _wake).
+            job = cast(Job, ticket.work)
             if job.log_lsn <= durable:
                 reschedule(ticket.task)
             elif error is not None:

@@ -58,6 +58,7 @@ import logging
 import math
 import select
 import time
+from typing import cast
 
 import h11
 import trio
@@ -69,7 +70,7 @@ from ..protocol.http_response import CONTINUE, encode_response, keep_alive
 from ..store.engine import Job
 from .client_session import new_session
 from .sending import send_all
-from .streams import linger
+from .streams import linger, socket_of
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class _Phase(enum.Enum):
 
 
 class HttpConnection:
-    def __init__(self, stream: trio.SocketStream, server) -> None:
+    def __init__(self, stream: trio.abc.Stream, server) -> None:
         # ``server`` is the listener's ``HttpServer`` (store, dispatcher, api, counters).
         self.stream = stream
         self.server = server
@@ -147,7 +148,7 @@ class HttpConnection:
         read that request, which then gets the request timeout."""
         if now < self._deadline or self._phase is _Phase.RESPONDING:
             return
-        if self._phase is _Phase.IDLE and _has_input(self.stream.socket):
+        if self._phase is _Phase.IDLE and _has_input(socket_of(self.stream)):
             return
         self._scope.cancel()
 
@@ -202,7 +203,8 @@ class HttpConnection:
         self._phase = phase
         self._deadline = deadline
         try:
-            return await self.stream.receive_some(RECEIVE_BYTES)
+            # trio's stubs say bytes | bytearray; socket and TLS streams return bytes.
+            return cast(bytes, await self.stream.receive_some(RECEIVE_BYTES))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
 

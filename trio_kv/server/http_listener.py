@@ -114,7 +114,7 @@ class HttpServer:
 
 
 async def serve_http_listener(
-    listener: trio.SocketListener, server: HttpServer, connection_nursery: trio.Nursery
+    listener: trio.abc.Listener[trio.abc.Stream], server: HttpServer, connection_nursery: trio.Nursery
 ) -> None:
     """Accept until cancelled; each connection runs in ``connection_nursery``."""
     async with trio.open_nursery() as sweeper:
@@ -137,11 +137,11 @@ async def serve_http_listener(
             sweeper.cancel_scope.cancel()
 
 
-async def _reject(stream: trio.SocketStream) -> None:
+async def _reject(stream: trio.abc.Stream) -> None:
     await send_rejection(stream, HTTP.max_clients_reply)
     await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)
 
 
-async def _deny(stream: trio.SocketStream) -> None:
+async def _deny(stream: trio.abc.Stream) -> None:
     await send_rejection(stream, HTTP.denied_reply)
     await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)

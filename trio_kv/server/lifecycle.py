@@ -79,7 +79,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -352,7 +352,7 @@ async def _open_services(
         # The engine appends every applied write to it from now on.
         store.persistence = persistence
     root.start_soon(run_active_expiry, store, dispatcher)
-    return _Services(store, registry, dispatcher, main_port, control, flusher, cluster)
+    return _Services(store, registry, dispatcher, main_port, control, flusher, cluster_start)
 
 
 async def _accept_until_shutdown(
@@ -371,7 +371,10 @@ async def _accept_until_shutdown(
     main_address = listeners.main[0].socket.getsockname()[:2]
     redis_address = listeners.redis[0].socket.getsockname()[:2] if listeners.redis else None
     http_address = listeners.http[0].socket.getsockname()[:2] if listeners.http else None
-    tls_address = listeners.tls[0].transport_listener.socket.getsockname()[:2] if listeners.tls else None
+    tls_address = (
+        cast(trio.SocketListener, listeners.tls[0].transport_listener).socket.getsockname()[:2]
+        if listeners.tls else None
+    )
     bus_address = listeners.bus[0].socket.getsockname()[:2] if listeners.bus else None
     async with trio.open_nursery() as accepting:
         # The main port (line protocol and RESP, the first byte chooses)
@@ -485,6 +488,8 @@ def tls_server_context(config: Config) -> ssl.SSLContext:
     client certificate signed by that CA (Redis' tls-auth-clients yes).
     ``ssl.SSLError`` and missing files are ``OSError``s."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # Config refuses a TLS port without both files.
+    assert config.tls_cert_file is not None
     context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
     if config.tls_ca_cert_file is not None:
         context.load_verify_locations(cafile=config.tls_ca_cert_file)

@@ -209,7 +209,7 @@ async def send_denial(
     if sniff is not None:
         first = b""
         with trio.move_on_after(REJECT_SEND_SECONDS):
-            first = await stream.receive_some(1)
+            first = bytes(await stream.receive_some(1))
         wire = sniff(first)
     await send_rejection(stream, wire.denied_reply)
     await linger(stream, seconds=LINGER_SECONDS, max_bytes=LINGER_MAX_BYTES)

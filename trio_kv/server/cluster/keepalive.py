@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 import socket
 
+import trio
+
 PROBES = 3
 
 
-def enable_keepalive(sock: socket.socket, idle_seconds: float, interval_seconds: float = 1.0) -> None:
+def enable_keepalive(sock: trio.socket.SocketType, idle_seconds: float, interval_seconds: float = 1.0) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (
         ("TCP_KEEPIDLE", max(1, math.ceil(idle_seconds))),

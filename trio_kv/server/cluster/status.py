@@ -75,7 +75,7 @@ def _microseconds(text: str | None, none_below: int = 0) -> str:
 
 
 def _indexed(fields: dict[str, str], prefix: str) -> list[dict[str, str]]:
-    rows = []
+    rows: list[dict[str, str]] = []
     while f"{prefix}{len(rows)}" in fields:
         rows.append(_pairs(fields[f"{prefix}{len(rows)}"]))
     return rows
