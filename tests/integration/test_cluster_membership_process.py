@@ -96,10 +96,21 @@ def _load(client: RedisCluster, keys: list[str]) -> None:
 
 
 def _all_readable(client: RedisCluster, keys: list[str]) -> list[str]:
+    """The keys not read back; a batch refused with NOREPLICAS (a stalled
+    replica on the loaded machine; not a lost key) is read again."""
     missing = []
     for first in range(0, len(keys), LOAD_BATCH):
         chunk = keys[first : first + LOAD_BATCH]
-        values = client.mget_nonatomic(chunk)
+        for _attempt in range(5):
+            try:
+                values = client.mget_nonatomic(chunk)
+                break
+            except redis.ResponseError as error:
+                if "NOREPLICAS" not in str(error):
+                    raise
+                time.sleep(0.5)
+        else:
+            raise AssertionError("reading back kept failing with NOREPLICAS")
         missing += [key for key, value in zip(chunk, values) if value != key.encode()]
     return missing
 
