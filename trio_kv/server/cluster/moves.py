@@ -13,13 +13,13 @@ more client among the clients. A target that cannot be reached (link down,
 an error reply) is retried after ``RETRY_SECONDS``. A move whose target is
 no longer in its partition's list (a later change) is dropped.
 
-What this does not do (README, "membership changes"): the data path does
-not write to the union of the old and new lists while a move streams, it
-switches at once to the new lists. With single changes and W = R = 2 of
-N = 3 that loses nothing: a join or a leave changes one member per list,
-so every read quorum of the new list holds an old member, which has every
-acknowledged write; the move restores the third copy. Two changes before
-the first move is done can break that.
+Moves run while the *staged* ring is in force (commands/peer/ring.py,
+``ring_change.staged``): reads ask only the members that were in each
+list, writes already reach the newcomer; the final ring (same places)
+comes after every move is done and queues none. The data path does not
+write to the union of the old and new lists: the staged order is what
+keeps reads right, with one change at a time (README, "membership
+changes").
 
 ``statistics()`` (INFO cluster ``cluster_moves_*``, ``trio-kv cluster
 status``): moves by state, keys copied.
