@@ -123,6 +123,16 @@ class Config:
     # Anti-entropy (server/cluster/anti_entropy.py): a round with each peer
     # this long after the last one ended; 0: off.
     cluster_aae_interval_seconds: float = 10.0
+    # Hinted handoff (server/cluster/hints.py): a preference-list replica
+    # that did not ack a write gets its state from a per-target hint log in
+    # DATA/hints/ (only with --appendonly yes), replayed once it is seen up.
+    cluster_hinted_handoff: bool = True
+    # Hints older than this (seconds; default 3 hours) are dropped unsent:
+    # anti-entropy repairs the rest.
+    cluster_max_hint_window_seconds: float = 3 * 3600.0
+    # Hint bytes kept per target (files plus those waiting to be written);
+    # hints beyond it are dropped (counted).
+    cluster_max_hint_bytes: int = 64 * 1024 * 1024
     # A test input, not a setting: this node's hybrid logical clock reads the
     # wall clock shifted by this many milliseconds (either sign), so fault
     # tests give nodes skewed clocks (cluster/hlc.py, offset_clock).
@@ -326,6 +336,9 @@ _OPTIONS = [
     _Option("cluster_write_context", _one_of("local", "read"), "local: a plain write supersedes what this node's replica has seen; read: gather the context from R replicas first"),
     _Option("cluster_join", _yes_no, "yes: join a running cluster: --cluster-seeds name this node and members to learn the ring from; no slot here until `trio-kv cluster add` lists it"),
     _Option("cluster_aae_interval_seconds", _seconds, "compare Tictac trees with each peer and repair what differs this often (0: off)", ("--cluster-aae-interval",)),
+    _Option("cluster_hinted_handoff", _yes_no, "yes: a replica that missed a write gets it from a hint log when seen up again (needs --appendonly yes)"),
+    _Option("cluster_max_hint_window_seconds", _positive_seconds, "hints older than this many seconds are dropped unsent (default 10800: 3 h)", ("--cluster-max-hint-window",)),
+    _Option("cluster_max_hint_bytes", _int_at_least(4096), "hint bytes kept per target node; hints beyond are dropped (counted)"),
     _Option("debug_clock_offset_ms", _int_at_least(-(1 << 40)), "TEST INPUT: shift this node's hybrid logical clock by N ms (clock-skew tests)"),
 ]
 

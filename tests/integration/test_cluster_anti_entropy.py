@@ -1,6 +1,7 @@
 """Anti-entropy between real ``trio-kv`` processes (``--cluster-aae-interval
 1``): a node killed with SIGKILL misses 10,000 writes (W=2 acknowledged
-them on the other two; there are no hints), is restarted, and holds all
+them on the other two; hinted handoff is off: ``--cluster-hinted-handoff
+no``), is restarted, and holds all
 10,000 within the issue's 30 s, repaired by Tictac tree exchanges alone
 (nothing reads the keys meanwhile: no read repair); then the converged
 cluster's exchanges send only roots requests. The convergence time is
@@ -21,7 +22,7 @@ CONVERGE_WITHIN_SECONDS = 30.0
 
 
 def test_ten_thousand_keys_a_restarted_node_missed_converge_and_then_only_roots_are_exchanged() -> None:
-    with ProcessCluster(3, "--cluster-aae-interval", "1") as cluster:
+    with ProcessCluster(3, "--cluster-aae-interval", "1", "--cluster-hinted-handoff", "no") as cluster:
         cluster.start_all()
         victim = cluster.node(2)
         victim.kill()

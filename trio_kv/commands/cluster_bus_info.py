@@ -112,4 +112,13 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     # Partition moves after ring changes (server/cluster/moves.py).
     for name, count in moves.items():
         fields.append((f"cluster_moves_{name}", count))
+    hints = status.get("hints") or {}
+    assert isinstance(hints, Mapping)
+    # Hinted handoff's counters and pending hints per target (server/cluster/hints.py).
+    for name, count in hints.items():
+        fields.append((f"cluster_hints_{name}", count))
+    pending = status.get("hints_pending") or []
+    assert isinstance(pending, list)
+    for index, (target, (records, size)) in enumerate(pending):
+        fields.append((f"cluster_hints_target{index}", f"target={target},records={records},bytes={size}"))
     return fields

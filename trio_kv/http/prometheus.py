@@ -87,6 +87,9 @@ class MetricsSnapshot:
     cluster_data_path: Mapping[str, int] = field(default_factory=dict)
     # Anti-entropy's counters (server/cluster/anti_entropy.py), while it runs.
     cluster_anti_entropy: Mapping[str, int] = field(default_factory=dict)
+    # Hinted handoff's counters (server/cluster/hints.py) and (target, (records, bytes)) pending.
+    cluster_hints: Mapping[str, int] = field(default_factory=dict)
+    cluster_hints_pending: list[tuple[str, tuple[int, int]]] = field(default_factory=list)
     # Versions.statistics() in cluster mode; empty otherwise.
     cluster_versions: dict[str, int] = field(default_factory=dict)
 
@@ -161,6 +164,23 @@ def _labelled_counters(out: _Writer, name: str, help_text: str, label: str, coun
     out.family(name, "counter", help_text)
     for entry, count in counts.items():
         out.sample(name, float(count), **{label: entry})
+
+
+def _cluster_hints(out: _Writer, counts: Mapping[str, int], pending: list[tuple[str, tuple[int, int]]]) -> None:
+    """Hinted handoff: its counters (the pending totals are gauges, per target)."""
+    _labelled_counters(
+        out, "trio_kv_cluster_hints_total",
+        "Hints written, replayed and dropped (written, replayed, dropped_window, dropped_full, ...).",
+        "counter", {name: count for name, count in counts.items() if not name.startswith("pending_")},
+    )
+    if not counts:
+        return
+    out.family("trio_kv_cluster_hints_pending", "gauge", "Hints kept for a target node, not yet acked by it.")
+    for target, (records, _size) in pending:
+        out.sample("trio_kv_cluster_hints_pending", float(records), target=target)
+    out.family("trio_kv_cluster_hints_pending_bytes", "gauge", "Bytes of the hints kept for a target node.")
+    for target, (_records, size) in pending:
+        out.sample("trio_kv_cluster_hints_pending_bytes", float(size), target=target)
 
 
 _VERSION_METRICS = {
@@ -250,6 +270,7 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
         "Anti-entropy rounds, comparisons, repairs and requests (rounds, keys_repaired, ...).",
         "counter", snapshot.cluster_anti_entropy,
     )
+    _cluster_hints(out, snapshot.cluster_hints, snapshot.cluster_hints_pending)
     _cluster_versions(out, snapshot.cluster_versions)
     for name, value in sorted(snapshot.persistence.items()):
         out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)

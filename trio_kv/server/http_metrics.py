@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from ..commands.control import ServerControl
 from ..commands.wire import LINE, RESP
@@ -86,6 +87,8 @@ def collect_metrics(
         cluster_links=_cluster_links(control),
         cluster_data_path=_cluster_data_path(control),
         cluster_anti_entropy=_cluster_anti_entropy(control),
+        cluster_hints=_cluster_status_part(control, "hints", {}),
+        cluster_hints_pending=_cluster_status_part(control, "hints_pending", []),
         # Integers the writers keep (a scan of 128 slots): at most a write old.
         cluster_versions={} if store.versions is None else store.versions.statistics(),
     )
@@ -103,6 +106,12 @@ def _cluster_data_path(control: ServerControl) -> dict[str, int]:
     data_path = {} if status is None else status.get("data_path") or {}
     assert isinstance(data_path, dict)
     return data_path
+
+
+def _cluster_status_part(control: ServerControl, name: str, empty: Any) -> Any:
+    """One part of the bus status (hinted handoff's counters or pending hints)."""
+    status = control.cluster_bus_status()
+    return empty if status is None else status.get(name) or empty
 
 
 def _cluster_anti_entropy(control: ServerControl) -> dict[str, int]:

@@ -31,7 +31,8 @@ this node's flush returned),
 each peer's share of a job queued on its link as one batch
 (``replicator.py``: no task waits for it; the link's reader records the
 acks, so the replication always finishes and late acks still count, for
-WAIT). The client waits for W
+WAIT; a member that was believed down, refused the batch, failed
+or answered an error gets the write as a hint instead, ``hints.py``). The client waits for W
 acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
 batch's deadline is kept by the one ``WriteDeadlines`` task
 (``write_acks.py``), which bounds that wait only, never a send or
@@ -104,6 +105,7 @@ from ...protocol.replies import NO_REPLY, Error, NullArray
 from ...store.engine import Job, Store
 from ..dispatch import Dispatcher
 from .forwarding import FORWARD, FORWARD_FAILED, BusSide, forward_label
+from .hints import HintedHandoff
 from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
@@ -157,6 +159,9 @@ class Coordinator:
         # One replicator per peer, made on first use.
         self._replicators: dict[Member, PeerReplicator] = {}
         self._deadlines = WriteDeadlines(self.timeout_seconds)
+        # Hinted handoff (serve.py sets it when it runs): the writes a
+        # preference-list member missed, replayed when it is seen up.
+        self.hints: HintedHandoff | None = None
 
     def statistics(self) -> dict[str, int]:
         """Quorum outcomes since start (INFO cluster, /metrics)."""
@@ -669,6 +674,9 @@ class Coordinator:
         by_reply: list[tuple[int, list[Write]]] = []
         # Per peer: the requests this job owes it, and the Write of each.
         outgoing: dict[Member, tuple[list[bytes], list[Write]]] = {}
+        # Per preference-list member believed down: the requests to hint for it.
+        hinted: dict[Member, list[bytes]] | None = None
+        hints = self.hints
         progressed = self.progressed
         for reply_index, pairs in job.version_deltas or ():
             groups: dict[int, Write] = {}
@@ -691,7 +699,15 @@ class Coordinator:
                             sending = outgoing[member] = ([], [])
                         sending[0].append(request)
                         sending[1].append(write)
+                if plan.skipped and hints is not None:
+                    if hinted is None:
+                        hinted = defaultdict(list)
+                    for member in plan.skipped:
+                        hinted[member].append(request)
             by_reply.append((reply_index, writes))
+        if hinted is not None and hints is not None:
+            for member, requests in hinted.items():
+                hints.hint(member, requests)
         # Sent once every Write is counted in the batch (a refusal decides at once).
         for member, (requests, writes) in outgoing.items():
             if not self._replicator(member).send(requests, writes):
@@ -703,7 +719,8 @@ class Coordinator:
         """``member``'s replicator (made on first use)."""
         replicator = self._replicators.get(member)
         if replicator is None:
-            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].send_nowait)
+            hint = None if self.hints is None else self.hints.hint
+            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].send_nowait, hint)
         return replicator
 
     # -- barriers ---------------------------------------------------------------

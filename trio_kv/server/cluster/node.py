@@ -116,6 +116,9 @@ class ClusterNode:
         self.data_path_statistics: Callable[[], Mapping[str, int]] | None = None
         # Anti-entropy's counters (server/cluster/anti_entropy.py), once it runs.
         self.anti_entropy_statistics: Callable[[], Mapping[str, int]] | None = None
+        # Hinted handoff's counters and per-target (records, bytes) pending (server/cluster/hints.py), once it runs.
+        self.hints_statistics: Callable[[], Mapping[str, int]] | None = None
+        self.hints_pending: Callable[[], Mapping[str, tuple[int, int]]] | None = None
 
     # -- what handlers and links read ----------------------------------------
 
@@ -166,6 +169,8 @@ class ClusterNode:
             "data_path": {} if self.data_path_statistics is None else dict(self.data_path_statistics()),
             "anti_entropy": {} if self.anti_entropy_statistics is None else dict(self.anti_entropy_statistics()),
             "moves": {} if self.move_statistics is None else dict(self.move_statistics()),
+            "hints": {} if self.hints_statistics is None else dict(self.hints_statistics()),
+            "hints_pending": [] if self.hints_pending is None else sorted(self.hints_pending().items()),
         }
 
     # -- what links report ---------------------------------------------------

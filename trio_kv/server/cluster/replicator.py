@@ -17,6 +17,10 @@ behind; its copy is repaired later by a read): ``send`` returns False and
 the coordinator counts those writes failed for that peer at once, so a
 client never waits on a full queue beyond its timeout. A link failure
 fails every request of the batches queued or in flight on it.
+
+Hints (``hints.py``): with a ``hint`` callback, the requests a peer did
+not ack for sure (a refused batch, a failed link, an error answer) are
+handed to it, to be replayed when the peer is seen up.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from .write_acks import Write
 OnReplies = Callable[[list[object] | None], None]
 # PeerLink.send_nowait: (encoded requests, how many, on_replies) -> queued.
 SendNowait = Callable[[bytes, int, OnReplies], bool]
+# HintedHandoff.hint: (the peer, the requests it did not ack).
+Hint = Callable[[Member, list[bytes]], None]
 
 # A three-argument request's header and its first argument, TKV.REPL.PUT.
 _PUT_HEAD = b"*3\r\n$12\r\nTKV.REPL.PUT\r\n"
@@ -43,24 +49,40 @@ def repl_put(key: bytes, clock: bytes) -> bytes:
 class PeerReplicator:
     """Sends one peer its share of each replicated job."""
 
-    __slots__ = ("member", "_send_nowait")
+    __slots__ = ("member", "_send_nowait", "_hint")
 
-    def __init__(self, member: Member, send_nowait: SendNowait) -> None:
+    def __init__(self, member: Member, send_nowait: SendNowait, hint: Hint | None = None) -> None:
         self.member = member
         self._send_nowait = send_nowait
+        self._hint = hint
 
     def send(self, requests: list[bytes], writes: list[Write]) -> bool:
         """Queue ``requests`` (encoded; ``requests[i]`` replicates part of
         ``writes[i]``) as one batch; False (nothing queued) when refused."""
         member = self.member
+        hint = self._hint
 
         def answered(answers: list[object] | None) -> None:
             if answers is None:
                 for write in writes:
                     write.answered(member, False)
+                if hint is not None:
+                    hint(member, requests)
                 return
-            for write, answer in zip(writes, answers):
-                write.answered(member, answer is not None and type(answer) is not Error)
+            failed: list[bytes] | None = None
+            for index, (write, answer) in enumerate(zip(writes, answers)):
+                ok = answer is not None and type(answer) is not Error
+                write.answered(member, ok)
+                if not ok and hint is not None:
+                    if failed is None:
+                        failed = []
+                    failed.append(requests[index])
+            if failed and hint is not None:
+                hint(member, failed)
 
         data = requests[0] if len(requests) == 1 else b"".join(requests)
-        return self._send_nowait(data, len(requests), answered)
+        if self._send_nowait(data, len(requests), answered):
+            return True
+        if hint is not None:
+            hint(member, requests)
+        return False

@@ -11,6 +11,8 @@
      +-- anti-entropy: a Tictac exchange loop per peer            anti_entropy
      |   (every --cluster-aae-interval seconds; 0: not started)
      +-- partition moves: copies after a ring change              moves
+     +-- hinted handoff: the hint writer and the hint replayer    hints
+         (--cluster-hinted-handoff yes with --appendonly yes)
 
 ``run_cluster`` starts it and reports a ``ClusterHandle``; the server calls
 ``handle.stop()`` after its client connections drained (the data path may
@@ -26,6 +28,7 @@ Without ``--cluster-enabled yes`` none of this runs and no bus port opens.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import trio
@@ -37,6 +40,8 @@ from ..listener import ConnectionRegistry
 from .anti_entropy import AntiEntropy
 from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
 from .coordinator import Coordinator
+from .hint_log import HintFiles
+from .hints import HintedHandoff
 from .moves import PartitionMoves
 from .node import ClusterNode
 
@@ -59,6 +64,8 @@ class ClusterHandle:
         self.anti_entropy: AntiEntropy | None = None
         # Partition moves (set by run_cluster).
         self.moves: PartitionMoves | None = None
+        # Hinted handoff (set by run_cluster when it runs).
+        self.hints: HintedHandoff | None = None
         self._stopping = trio.Event()
         self.stopped = trio.Event()
 
@@ -66,6 +73,20 @@ class ClusterHandle:
         """Close the bus and every link (see the module docstring)."""
         self._stopping.set()
         await self.stopped.wait()
+
+
+async def _open_hints(node: ClusterNode, store: Store) -> HintedHandoff | None:
+    """This node's hints (the files found in DATA/hints sealed for replay),
+    or None: hinted handoff off, memory-only node, or no peers."""
+    config = store.config
+    if not (config.cluster_hinted_handoff and config.appendonly and node.links):
+        return None
+    files = HintFiles(os.path.join(config.data_dir, "hints"), max_bytes=config.cluster_max_hint_bytes,
+                      window_seconds=config.cluster_max_hint_window_seconds)
+    await trio.to_thread.run_sync(files.open)
+    handoff = HintedHandoff(node, files)
+    handoff.refresh_pending()
+    return handoff
 
 
 async def run_cluster(
@@ -82,6 +103,13 @@ async def run_cluster(
         handle = ClusterHandle(node, registry)
         # The data path (coordinator.py): routes every connection's jobs while it runs.
         handle.coordinator = Coordinator(node, store, control, dispatcher)
+        handle.hints = await _open_hints(node, store)
+        if handle.hints is not None:
+            handle.coordinator.hints = handle.hints
+            node.hints_statistics = handle.hints.statistics
+            node.hints_pending = handle.hints.pending
+            cluster.start_soon(handle.hints.run_writer)
+            cluster.start_soon(handle.hints.run_replayer)
         await cluster.start(handle.coordinator.run)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:

@@ -1,8 +1,8 @@
 """``trio-kv cluster status -p PORT [-h HOST]``: one node's view of its
 cluster, read from ``INFO cluster`` on its client port (the
 ``cluster_bus_*`` fields, ``commands.cluster_bus_info``): members with
-their node ids and up/down, the ring epoch and hash, and each peer link's
-state, last ping round trip and traffic. Exit 1 if the node runs no bus.
+their node ids and up/down, the ring epoch and hash, each peer link's
+state, last ping round trip and traffic, and the hints pending per target. Exit 1 if the node runs no bus.
 Set ``TRIO_KV_REQUIREPASS`` (or ``-a``) when the node wants a password."""
 
 from __future__ import annotations
@@ -131,6 +131,21 @@ def render(fields: dict[str, str]) -> str:
         lines += ["", "PARTITION MOVES (copies from this node after ring changes)"] + [
             f"  pending {fields['cluster_moves_pending']}  streaming {fields['cluster_moves_streaming']}"
             f"  done {fields['cluster_moves_done']}  keys copied {fields['cluster_moves_keys_copied']}",
+        ]
+    if "cluster_hints_written" in fields:
+        targets = _indexed(fields, "cluster_hints_target")
+        lines += ["", "HINTED HANDOFF"] + [
+            f"  hints pending         {fields['cluster_hints_pending_records']}"
+            f" ({_bytes(fields['cluster_hints_pending_bytes'])})",
+            f"  written               {fields['cluster_hints_written']}",
+            f"  replayed              {fields['cluster_hints_replayed']}"
+            f" ({fields['cluster_hints_replay_failed']} replays stopped)",
+            f"  dropped               {fields['cluster_hints_dropped_window']} past the window,"
+            f" {fields['cluster_hints_dropped_full']} over the size bound,"
+            f" {fields['cluster_hints_dropped_damaged']} damaged",
+        ] + [
+            f"  hints pending for {target['target']}: {target['records']} ({_bytes(target['bytes'])})"
+            for target in targets
         ]
     return "\n".join(lines)
 
