@@ -123,6 +123,15 @@ class Config:
     # Anti-entropy (server/cluster/anti_entropy.py): a round with each peer
     # this long after the last one ended; 0: off.
     cluster_aae_interval_seconds: float = 10.0
+    # Anti-entropy repairs at most this many keys a second on this node,
+    # every peer's exchange together (cluster/repair_rate.py); 0: unlimited.
+    # README "Anti-entropy" has the measurement behind the default.
+    cluster_aae_max_keys_per_second: int = 1000
+    # A tombstone is purged once every replica of its key holds it and it
+    # is this old (server/cluster/tombstone_reaper.py): longer than any
+    # replica may stay away (down, partitioned) with writes for the key in
+    # flight or in hints. Cassandra's gc_grace_seconds, whose default this is.
+    cluster_tombstone_grace_seconds: float = 864000.0
     # Hinted handoff (server/cluster/hints.py): a preference-list replica
     # that did not ack a write gets its state from a per-target hint log in
     # DATA/hints/ (only with --appendonly yes), replayed once it is seen up.
@@ -336,6 +345,8 @@ _OPTIONS = [
     _Option("cluster_write_context", _one_of("local", "read"), "local: a plain write supersedes what this node's replica has seen; read: gather the context from R replicas first"),
     _Option("cluster_join", _yes_no, "yes: join a running cluster: --cluster-seeds name this node and members to learn the ring from; no slot here until `trio-kv cluster add` lists it"),
     _Option("cluster_aae_interval_seconds", _seconds, "compare Tictac trees with each peer and repair what differs this often (0: off)", ("--cluster-aae-interval",)),
+    _Option("cluster_aae_max_keys_per_second", _int_at_least(0), "anti-entropy repairs at most this many keys a second on this node (0: unlimited)"),
+    _Option("cluster_tombstone_grace_seconds", _positive_seconds, "purge a delete's tombstone once all N replicas hold it and it is this many seconds old (default 864000: 10 days)", ("--cluster-tombstone-grace",)),
     _Option("cluster_hinted_handoff", _yes_no, "yes: a replica that missed a write gets it from a hint log when seen up again (needs --appendonly yes)"),
     _Option("cluster_max_hint_window_seconds", _positive_seconds, "hints older than this many seconds are dropped unsent (default 10800: 3 h)", ("--cluster-max-hint-window",)),
     _Option("cluster_max_hint_bytes", _int_at_least(4096), "hint bytes kept per target node; hints beyond are dropped (counted)"),

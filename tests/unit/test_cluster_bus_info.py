@@ -74,3 +74,33 @@ def test_anti_entropy_counters_in_metrics() -> None:
     assert samples == {"rounds": 3, "keys_repaired": 7}
     control.bus_status = STATUS
     assert "trio_kv_cluster_aae" not in render_metrics(collect_metrics(Store(Config()), control, {}, {}, True)).decode()
+
+
+def test_anti_entropy_peers_and_tombstones_in_info_and_cluster_status() -> None:
+    import time
+
+    from trio_kv.server.cluster.anti_entropy import COUNTERS
+    from trio_kv.server.cluster.tombstone_reaper import COUNTERS as REAPER_COUNTERS
+
+    counts = dict.fromkeys((*COUNTERS, *REAPER_COUNTERS), 0) | {"tombstones_purged": 42, "tombstones_confirmed": 50,
+                                                              "partitions_waiting": 3, "rate_waits": 9}
+    peers = [
+        {"peer": "127.0.0.12:7001", "rounds": 12, "failed": 1, "keys_repaired": 345,
+         "last_exchange_unix_ms": int(time.time() * 1000) - 2500, "last_ok": 1, "last_repaired": 17,
+         "last_partitions_differing": 2},
+        {"peer": "127.0.0.13:7001", "rounds": 0, "failed": 0, "keys_repaired": 0,
+         "last_exchange_unix_ms": 0, "last_ok": 0, "last_repaired": 0, "last_partitions_differing": 0},
+    ]
+    status = {**STATUS, "anti_entropy": counts, "anti_entropy_peers": peers}
+    control = FakeControl()
+    control.bus_status = status
+    text = info_text(Store(Config()), control, ["cluster"])
+    assert "cluster_aae_tombstones_purged:42\r\n" in text
+    assert "cluster_aae_peer0:peer=127.0.0.12:7001,rounds=12,failed=1,keys_repaired=345,last_exchange_unix_ms=" in text
+    assert "cluster_aae_peer1:peer=127.0.0.13:7001,rounds=0," in text
+    rendered = render({name: str(value) for name, value in bus_info_fields(status)})
+    assert "tombstones purged     42 (50 confirmed on every replica; 3 partition rounds waited" in rendered
+    assert "(9 waits for the rate limit)" in rendered
+    rows = {line.split()[0]: line.split()[1:] for line in rendered.splitlines() if line.startswith("127.0.0.1")}
+    assert rows["127.0.0.12:7001"][2:] == ["ago", "ok", "17", "2", "12", "1", "345"]
+    assert rows["127.0.0.13:7001"][:2] == ["never", "-"]

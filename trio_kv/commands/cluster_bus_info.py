@@ -17,7 +17,10 @@ its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
     cluster_aae_rounds:12 (and rounds_failed, rounds_limited, partitions_compared,
         partitions_differing, segments_compared, segments_differing, keys_compared, keys_differing,
         keys_repaired, roots_requests, segments_requests, keys_requests,
-        repair_requests: anti-entropy's, while it runs)
+        repair_requests, rate_waits, reap_rounds, partitions_waiting, tombstones_confirmed,
+        tombstones_purged, reap_failed: anti-entropy's and its tombstone reaper's, while they run)
+    cluster_aae_peer0:peer=127.0.0.12:7001,rounds=12,failed=0,keys_repaired=100,
+        last_exchange_unix_ms=1765098000123,last_ok=1,last_repaired=0,last_partitions_differing=0
     cluster_moves_pending:0 (and streaming, done, keys_copied: the partition
         copies this node makes after ring changes)
 
@@ -112,6 +115,11 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     # Partition moves after ring changes (server/cluster/moves.py).
     for name, count in moves.items():
         fields.append((f"cluster_moves_{name}", count))
+    peers = status.get("anti_entropy_peers") or []
+    assert isinstance(peers, list)
+    # Anti-entropy with each peer: its last exchange and totals.
+    for index, progress in enumerate(peers):
+        fields.append((f"cluster_aae_peer{index}", ",".join(f"{name}={value}" for name, value in progress.items())))
     hints = status.get("hints") or {}
     assert isinstance(hints, Mapping)
     # Hinted handoff's counters and pending hints per target (server/cluster/hints.py).

@@ -16,9 +16,15 @@ How they stay right:
   stamper is paused): ``Versions.paused`` stops the trees too and
   ``rebuild`` makes them again from every stored clock when loading ends
   (O(keys), once, before any client or peer is served).
-* A key's versions are never dropped today (tombstones are kept: purging
-  them once every replica holds them is issue 11's next step), so a key
-  never leaves its tree; ``TictacTree.remove`` is there for that step.
+* **A purged tombstone** (store/versions.py ``purge``) is a VERSION
+  effect with an empty clock (``PURGED``): the key leaves its tree, as on
+  every replica that purges it, so the replicas' trees stay equal.
+* **The purge's candidates**: ``tombstones[partition]`` lists, in the
+  order they became so (oldest first, near enough), the keys whose stored
+  clock is one sibling the keyspace does not hold (header byte 1: a lone
+  tombstone, or a lone winner that had expired when it arrived);
+  ``Versions.purgeable`` checks each. One header test and one dict
+  operation per VERSION effect.
 
 Rules kept here: as every effects subscriber, ``observe`` runs under the
 write lock, does no IO and never raises for a well-formed unit; readers
@@ -35,6 +41,9 @@ from ..cluster.slots import SLOT_COUNT, key_slot
 from ..cluster.tictac import SEGMENT_MASK, TictacTree, stored_entry_hash
 from .durability.records import VERSION, Effect
 
+# The header byte of a stored clock of one sibling, not held (versions_stored.py).
+LONE_UNHELD = 1
+
 if TYPE_CHECKING:
     from .versions import Versions
 
@@ -50,6 +59,8 @@ class KeyTrees:
         self._slots_per_partition = SLOT_COUNT // partitions
         # Index: partition.
         self.trees: list[TictacTree] = [TictacTree() for _ in range(partitions)]
+        # Index: partition; key -> None, insertion ordered (module docstring).
+        self.tombstones: list[dict[bytes, None]] = [{} for _ in range(partitions)]
         self._subscribed = False
         self.start()
 
@@ -57,15 +68,25 @@ class KeyTrees:
         return key_slot(key) // self._slots_per_partition
 
     def observe(self, unit: list[Effect]) -> None:
-        """The effects subscriber: each VERSION effect's key gets its new entry."""
+        """The effects subscriber: each VERSION effect's key gets its new
+        entry (a purge's empty clock: leaves its tree)."""
         trees = self.trees
         per_partition = self._slots_per_partition
         for effect in unit:
             if effect[0] == VERSION:
                 key = effect[1]
-                trees[key_slot(key) // per_partition].put(
-                    key, crc32(key) & SEGMENT_MASK, stored_entry_hash(key, effect[2], 1)
-                )
+                stored = effect[2]
+                partition = key_slot(key) // per_partition
+                tombstones = self.tombstones[partition]
+                if not stored:
+                    trees[partition].remove(key, crc32(key) & SEGMENT_MASK)
+                    tombstones.pop(key, None)
+                    continue
+                trees[partition].put(key, crc32(key) & SEGMENT_MASK, stored_entry_hash(key, stored, 1))
+                if stored[0] == LONE_UNHELD:
+                    tombstones[key] = None
+                elif tombstones:
+                    tombstones.pop(key, None)
 
     def put_stored(self, key: bytes, stored: bytes) -> None:
         """Put one key whose stored clock (header byte + packed clock) is ``stored``."""
@@ -87,6 +108,8 @@ class KeyTrees:
         """Every tree again from every stored clock (nothing writing)."""
         for tree in self.trees:
             tree.clear()
+        for tombstones in self.tombstones:
+            tombstones.clear()
         versions = self._versions
         for key in versions.keys():
             stored = versions.stored(key)
@@ -98,4 +121,5 @@ class KeyTrees:
         return {
             "aae_tree_keys": sum(tree.key_count for tree in self.trees),
             "aae_tree_partitions": sum(1 for tree in self.trees if tree.key_count),
+            "aae_purge_candidates": sum(len(tombstones) for tombstones in self.tombstones),
         }

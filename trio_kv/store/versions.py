@@ -63,10 +63,16 @@ invariant: a key's winner is held exactly when the keyspace holds the key
 
 Memory: a key written once costs its clock (40 bytes for a 20-byte node id
 and no TTL, 48 with one) in a ``bytes`` object (33 bytes of header) plus
-its slot in the table (the key object is the keyspace's own). Deleted keys
-keep their tombstone clock, the same size, forever: purging tombstones once
-all N replicas hold them is issue 11. Until then a workload of unique keys
-that are deleted grows by about 100 bytes per key ever written.
+its slot in the table (the key object is the keyspace's own). A deleted
+key keeps its tombstone clock, the same size, until it is purged.
+
+**Purging a tombstone** (``purgeable``, ``purge``; the cluster's reaper,
+server/cluster/tombstone_reaper.py, decides when): a key whose versions
+are exactly one tombstone loses its versions altogether, only if they
+are still exactly the clock the reaper confirmed on every replica. The
+purge is a ``("VERSION", key, b"")`` effect: the log records it (replay
+drops the key's versions, ``load``), the Tictac trees drop the key
+(store/key_trees.py), and it makes no dot (``_stamp`` sees a VERSION).
 
 For the coordinator (the replicated data path): ``unit_delta()`` gives
 the keys the last unit changed (those with a VERSION effect in it) with
@@ -99,7 +105,7 @@ from contextlib import contextmanager
 
 from ..cluster import dvvset, key_state
 from ..cluster.dvvset import Clock, ClockFormatError, Version, VersionVector
-from ..cluster.hlc import HybridClock
+from ..cluster.hlc import HybridClock, physical_ms_of
 from ..cluster.key_state import TOMBSTONE, Held, KeyState
 from ..cluster.ring import DEFAULT_PARTITION_COUNT
 from .durability.records import CLEAR, DEL, VERSION, Effect
@@ -121,6 +127,11 @@ from .versions_stored import (
 )
 
 log = logging.getLogger(__name__)
+
+# The stored clock of a VERSION effect that purges the key's versions.
+PURGED = b""
+# Candidate keys ``purgeable`` looks at in one call at most.
+PURGE_SCAN_KEYS = 1000
 
 # A key with more siblings than this is logged (issue 10: "a warning log above 25").
 SIBLINGS_WARNING = 25
@@ -568,14 +579,61 @@ class Versions:
         if stored is not None:
             self.keyspace.effects.emit((VERSION, key, stored))
 
+    def purgeable(self, partition: int, before_ms: int, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` keys of ``partition`` whose versions are one
+        tombstone written before ``before_ms`` (physical milliseconds of
+        its hybrid timestamp), with their wire clocks: the reaper's
+        candidates. Walks the partition's candidate keys oldest first
+        (``KeyTrees.tombstones``), at most ``PURGE_SCAN_KEYS`` of them (a
+        bounded slice under the read lock)."""
+        found: list[tuple[bytes, bytes]] = []
+        clocks = self._clocks
+        for scanned, key in enumerate(self.trees.tombstones[partition]):
+            if scanned >= PURGE_SCAN_KEYS or len(found) >= limit:
+                break
+            stored = clocks.get(key)
+            if stored is None or stored[0] != UNHELD_ONE[0]:
+                continue
+            values = dvvset.scan(stored[1:]).values
+            if len(values) == 1 and values[0].payload == TOMBSTONE and physical_ms_of(values[0].timestamp) < before_ms:
+                found.append((key, stored[1:]))
+        return found
+
+    def purge(self, key: bytes, clock: bytes) -> bool:
+        """Drop ``key``'s versions if they are exactly ``clock`` (wire form)
+        and that is one tombstone (module docstring); whether it did. Write lock."""
+        stored = self._clocks.get(key)
+        if stored is None or stored[0] != UNHELD_ONE[0] or stored[1:] != clock:
+            return False
+        values = dvvset.scan(clock).values
+        if len(values) != 1 or values[0].payload != TOMBSTONE:
+            return False
+        self._forget(key, stored)
+        self.keyspace.effects.emit((VERSION, key, PURGED))
+        return True
+
+    def _forget(self, key: bytes, stored: bytes) -> None:
+        """Drop ``key``'s versions (``stored``) and their share of the figures."""
+        del self._clocks[key]
+        self.stored_bytes -= len(stored)
+        self.tombstone_keys -= not stored[0] & HELD_FLAG
+        self._keys_by_siblings[stored[0] & SIBLING_COUNT_MASK] -= 1
+        self.keys_with_siblings -= stored[0] & SIBLING_COUNT_MASK > 1
+
     # --- loading (nothing subscribed, expiry paused) ---------------------------
 
     def load(self, key: bytes, stored: bytes) -> None:
         """Replay a VERSION effect. The keyspace holds the key's winner when
         the header says it is held (the SET before it in the same record or
-        snapshot chunk put it there); otherwise the key must be absent."""
-        if not stored or len(stored) < 2:
-            raise ClockFormatError("empty stored clock")
+        snapshot chunk put it there); otherwise the key must be absent.
+        ``PURGED`` (empty) replays a purge: the key's versions go."""
+        if stored == PURGED:
+            old = self._clocks.get(key)
+            if old is not None:
+                self._forget(key, old)
+            return
+        if len(stored) < 2:
+            raise ClockFormatError("short stored clock")
         old = self.stored(key)
         self._note(key, old, stored)
         self._clocks[key] = stored

@@ -1,6 +1,7 @@
 """TKV.AAE.ROOTS, TKV.AAE.SEGMENTS and TKV.AAE.KEYS: what an anti-entropy
 exchange (server/cluster/anti_entropy.py) reads of a peer's Tictac trees
-(store/key_trees.py, cluster/tictac.py), coarse to fine.
+(store/key_trees.py, cluster/tictac.py), coarse to fine; TKV.AAE.TOMBSTONES
+and TKV.AAE.REAP: the tombstone reaper's (server/cluster/tombstone_reaper.py).
 
 ::
 
@@ -8,6 +9,14 @@ exchange (server/cluster/anti_entropy.py) reads of a peer's Tictac trees
     TKV.AAE.SEGMENTS partition               -> bulk: the tree's 1024 segments, u64 LE
     TKV.AAE.KEYS partition segment [segment ...]
                                              -> array: key, entry hash (8 bytes LE), key, ...
+    TKV.AAE.TOMBSTONES partition min-age-ms count
+                                             -> array: key, clock, key, clock, ... (at most
+                                                count keys of the partition whose versions are
+                                                one tombstone at least min-age-ms old)
+    TKV.AAE.REAP key clock [key clock ...]   -> array: 1 (purged) or 0 per key
+
+REAP drops a key's versions only if they are still exactly ``clock`` and
+that is one tombstone (store/versions.py ``purge``), under the write lock.
 
 A hash is 8 raw bytes (RESP integers are signed, a hash is not). The keys
 are listed whole for each segment asked: the caller bounds its asks (a
@@ -88,10 +97,39 @@ def cmd_aae_keys(session: Session, args: list[bytes]) -> object:
     return out
 
 
+def cmd_aae_tombstones(session: Session, args: list[bytes]) -> object:
+    trees = _trees(session)
+    if isinstance(trees, Error):
+        return trees
+    partition = _index(args[1], len(trees), "partition")
+    if isinstance(partition, Error):
+        return partition
+    if not args[2].isdigit() or not args[3].isdigit() or len(args[2]) > 12 or len(args[3]) > 6:
+        return Error("ERR min-age-ms and count must be non-negative integers")
+    versions = session.store.versions
+    assert versions is not None
+    before_ms = session.store.keyspace.now_ms() - int(args[2])
+    out: list[bytes] = []
+    for key, clock in versions.purgeable(partition, before_ms, int(args[3])):
+        out += (key, clock)
+    return out
+
+
+def cmd_aae_reap(session: Session, args: list[bytes]) -> object:
+    versions = session.store.versions
+    if versions is None:
+        return CLUSTER_DISABLED
+    if len(args) % 2 == 0:
+        return Error("ERR wrong number of arguments")
+    return [int(versions.purge(args[i], args[i + 1])) for i in range(1, len(args), 2)]
+
+
 DECLARATIONS: list[tuple[str, int, Handler, str, Lock]] = [
     ("tkv.aae.roots", -2, cmd_aae_roots, "Anti-entropy: the Tictac tree roots of partitions (u64 LE each)", Lock.READ),
     ("tkv.aae.segments", 2, cmd_aae_segments, "Anti-entropy: a partition's 1024 segment hashes (u64 LE each)", Lock.READ),
     ("tkv.aae.keys", -3, cmd_aae_keys, "Anti-entropy: the keys and entry hashes of segments of a partition", Lock.READ),
+    ("tkv.aae.tombstones", 4, cmd_aae_tombstones, "Anti-entropy: a partition's tombstones old enough to purge, with their clocks", Lock.READ),
+    ("tkv.aae.reap", -3, cmd_aae_reap, "Anti-entropy: purge tombstones that are still exactly the clocks given", Lock.WRITE),
 ]
 
 SPECS: list[CommandSpec] = [

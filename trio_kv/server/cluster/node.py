@@ -116,6 +116,8 @@ class ClusterNode:
         self.data_path_statistics: Callable[[], Mapping[str, int]] | None = None
         # Anti-entropy's counters (server/cluster/anti_entropy.py), once it runs.
         self.anti_entropy_statistics: Callable[[], Mapping[str, int]] | None = None
+        # Anti-entropy's progress with each peer (last exchange...), once it runs.
+        self.anti_entropy_peers: Callable[[], list[dict[str, object]]] | None = None
         # Hinted handoff's counters and per-target (records, bytes) pending (server/cluster/hints.py), once it runs.
         self.hints_statistics: Callable[[], Mapping[str, int]] | None = None
         self.hints_pending: Callable[[], Mapping[str, tuple[int, int]]] | None = None
@@ -169,6 +171,7 @@ class ClusterNode:
             "data_path": {} if self.data_path_statistics is None else dict(self.data_path_statistics()),
             "anti_entropy": {} if self.anti_entropy_statistics is None else dict(self.anti_entropy_statistics()),
             "moves": {} if self.move_statistics is None else dict(self.move_statistics()),
+            "anti_entropy_peers": [] if self.anti_entropy_peers is None else self.anti_entropy_peers(),
             "hints": {} if self.hints_statistics is None else dict(self.hints_statistics()),
             "hints_pending": [] if self.hints_pending is None else sorted(self.hints_pending().items()),
         }

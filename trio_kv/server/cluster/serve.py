@@ -123,12 +123,18 @@ async def run_cluster(
                 cluster.start_soon(node.watch)
                 interval = store.config.cluster_aae_interval_seconds
                 if interval > 0 and node.links:
-                    handle.anti_entropy = AntiEntropy(node, store, control, dispatcher, interval_seconds=interval)
+                    handle.anti_entropy = AntiEntropy(
+                        node, store, control, dispatcher, interval_seconds=interval,
+                        max_repair_keys_per_second=store.config.cluster_aae_max_keys_per_second,
+                        tombstone_grace_seconds=store.config.cluster_tombstone_grace_seconds,
+                    )
                     node.anti_entropy_statistics = handle.anti_entropy.statistics
+                    node.anti_entropy_peers = handle.anti_entropy.peer_progress
                     cluster.start_soon(handle.anti_entropy.run)
                 # Partition moves after a ring change (moves.py) use anti-entropy's
-                # repair steps, whether or not its own loop runs.
-                repair = handle.anti_entropy or AntiEntropy(node, store, control, dispatcher, interval_seconds=1.0)
+                # repair steps, whether or not its own loop runs, through an
+                # instance of their own (no repair rate: moves.py paces itself).
+                repair = AntiEntropy(node, store, control, dispatcher, interval_seconds=1.0)
                 handle.moves = PartitionMoves(node, repair.sync_partition)
                 node.move_statistics = handle.moves.statistics
                 cluster.start_soon(handle.moves.run)

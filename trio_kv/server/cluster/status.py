@@ -11,6 +11,7 @@ import argparse
 import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
 
 from ...protocol.replies import Error
@@ -81,6 +82,13 @@ def _indexed(fields: dict[str, str], prefix: str) -> list[dict[str, str]]:
     return rows
 
 
+def _ago(unix_ms: str) -> str:
+    """How long ago a unix-ms time was, for a person ("never" for 0)."""
+    if unix_ms == "0":
+        return "never"
+    return f"{max(0.0, time.time() - int(unix_ms) / 1000):.1f} s ago"
+
+
 def render(fields: dict[str, str]) -> str:
     myself = fields["cluster_bus_myself"]
     lines = [
@@ -125,8 +133,30 @@ def render(fields: dict[str, str]) -> str:
             f" ({fields['cluster_aae_segments_differing']} differing)",
             f"  keys compared         {fields['cluster_aae_keys_compared']}"
             f" ({fields['cluster_aae_keys_differing']} differing)",
-            f"  keys repaired         {fields['cluster_aae_keys_repaired']}",
+            f"  keys repaired         {fields['cluster_aae_keys_repaired']}"
+            f" ({fields.get('cluster_aae_rate_waits', 0)} waits for the rate limit)",
         ]
+        if "cluster_aae_reap_rounds" in fields:
+            lines += [
+                f"  tombstones purged     {fields['cluster_aae_tombstones_purged']}"
+                f" ({fields['cluster_aae_tombstones_confirmed']} confirmed on every replica;"
+                f" {fields['cluster_aae_partitions_waiting']} partition rounds waited for a replica that was down)",
+            ]
+        peers = [
+            [
+                peer["peer"], _ago(peer["last_exchange_unix_ms"]),
+                "-" if peer["last_exchange_unix_ms"] == "0" else ("ok" if peer["last_ok"] == "1" else "failed"),
+                peer["last_repaired"], peer["last_partitions_differing"], peer["rounds"], peer["failed"],
+                peer["keys_repaired"],
+            ]
+            for peer in _indexed(fields, "cluster_aae_peer")
+        ]
+        if peers:
+            lines += [""] + _table(
+                ["AAE PEER", "LAST EXCHANGE", "RESULT", "REPAIRED", "PARTITIONS DIFFERING", "ROUNDS", "FAILED",
+                 "KEYS REPAIRED"],
+                peers,
+            )
     if "cluster_moves_pending" in fields:
         lines += ["", "PARTITION MOVES (copies from this node after ring changes)"] + [
             f"  pending {fields['cluster_moves_pending']}  streaming {fields['cluster_moves_streaming']}"
