@@ -15,6 +15,7 @@ One idea per module:
 * ``register_anomalies``: definite stale, future, invented reads and vanished writes, found without a search.
 * ``siblings``: sibling counts never exceed the key's writers.
 * ``sessions``: monotonic reads and read-your-writes per client.
+* ``agreement``: after a repair, every replica shows the same values of every key.
 * ``verdict``: what a checker returns; ``checks``: running several on a history.
 * ``siblings_reply``: the values in a TKV.SIBLINGS reply.
 * ``workload``, ``faults``, ``final_state``: drivers against a list of nodes
@@ -22,7 +23,7 @@ One idea per module:
 * ``cli``: ``python -m harness.history check FILE.jsonl``.
 
 The checkers (model, jsonl, survival, linearizable, register_anomalies,
-siblings, sessions, verdict, checks, siblings_reply) import only the
+siblings, sessions, agreement, verdict, checks, siblings_reply) import only the
 standard library: no trio, no redis (tests/unit/test_history_recording.py
 checks it).
 """

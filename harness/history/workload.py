@@ -21,6 +21,13 @@ Rules the driver keeps, because the checkers depend on them:
   ``unknown``, never ``fail``. After an unknown outcome the client drops its
   connection (its state is unknown) and reconnects.
 * Every wait is bounded: socket timeouts, the run's duration, joins.
+* ``fresh_key_fraction``: that share of writes go to keys written once,
+  so the survival checker sees their loss even when the run goes on
+  writing (a write to a shared key can be superseded by a later one).
+* ``move_every_ops=k`` (a cluster): after every k operations the client
+  drops its connection and moves to another node (seeded), so one session
+  spans coordinators (the session checker's read-your-writes and monotonic
+  reads across nodes).
 
 ``run_workload(config, faults)`` runs the clients and the fault schedule
 (faults.py) for ``config.duration_s`` seconds, and longer if the schedule is
@@ -83,6 +90,11 @@ class WorkloadConfig:
     read_siblings: bool = False
     # Sent as TKV.CONSISTENCY on every new connection (cluster mode), e.g. "QUORUM".
     consistency: str | None = None
+    # Move to another node (seeded) after every this many operations (0: only when a node refuses).
+    move_every_ops: int = 0
+    # This share of writes go to a fresh key written once (``<prefix>u<client>-<sequence>``): a later
+    # write can never supersede it, so its loss always shows (the final read must read those keys too).
+    fresh_key_fraction: float = 0.0
     extra_meta: dict[str, object] = field(default_factory=dict)
 
     def keys(self) -> list[str]:
@@ -146,6 +158,8 @@ class _Client:
         draw = self.rng.random()
         if draw < self.config.write_fraction:
             self.sequence += 1
+            if self.config.fresh_key_fraction > 0 and self.rng.random() < self.config.fresh_key_fraction:
+                key = f"{self.config.key_prefix}u{self.process}-{self.sequence}"
             return WRITE, key, f"{self.process}:{self.sequence}"
         if draw < self.config.write_fraction + self.config.delete_fraction:
             return DELETE, key, None
@@ -185,10 +199,19 @@ class _Client:
                 self.recorder.complete(pending, outcome, error=text)
                 if outcome == UNKNOWN:
                     self._drop_connection()
+                self._maybe_move()
                 self.stop.wait(self.config.backoff_s)
                 continue
             self.recorder.complete(pending, OK, result)
+            self._maybe_move()
         self._drop_connection()
+
+    def _maybe_move(self) -> None:
+        every = self.config.move_every_ops
+        if every > 0 and len(self.config.nodes) > 1 and self.operations % every == 0:
+            self._drop_connection()
+            step = 1 + self.rng.randrange(len(self.config.nodes) - 1)
+            self.node_index = (self.node_index + step) % len(self.config.nodes)
 
 
 def run_workload(config: WorkloadConfig, faults: Sequence[Fault] = (), recorder: Recorder | None = None) -> History:

@@ -17,7 +17,10 @@ SIGCONT. ``hosts=`` and ``port=`` fix the addresses (inside a private
 network namespace, harness/netns.py, the nodes use 127.0.0.11, .12, ...
 and nothing else can take the port); ``node_timeout_seconds=`` sets
 ``--cluster-node-timeout``; ``launcher=`` (a host -> argv prefix, such as
-``NetworkNamespace.launcher``) wraps each node's command. ``members_up(i)`` is how many members node i
+``NetworkNamespace.launcher``) wraps each node's command; ``node_flags=`` (index -> flags)
+adds flags to one node only (``--debug-clock-offset-ms`` on one node) and ``node_env=`` (index ->
+environment variables) test hooks to each node's environment (``KV_TEST_SYNCED_LOG``, a file per
+node: ``data_dir(i)`` is node i's data directory). ``members_up(i)`` is how many members node i
 sees up, polled by the fault tests.
 
 Every wait is bounded: a node's start by ``ServerProcess``, the mesh and
@@ -38,7 +41,7 @@ from pathlib import Path
 import redis
 
 from harness.loopback import free_cluster_port, node_hosts
-from harness.server_process import ServerProcess, ServerStartError, server_python
+from harness.server_process import ServerProcess, ServerStartError, server_environment, server_python
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_TIMEOUT_SECONDS = 1.0
@@ -51,7 +54,9 @@ _HTTP_LISTENING = re.compile(r"HTTP API on (\S+):(\d+)")
 class ProcessCluster:
     def __init__(self, count: int, *flags: str, hosts: list[str] | None = None, port: int | None = None,
                  node_timeout_seconds: float = NODE_TIMEOUT_SECONDS,
-                 launcher: Callable[[str], list[str]] | None = None) -> None:
+                 launcher: Callable[[str], list[str]] | None = None,
+                 node_flags: Callable[[int], tuple[str, ...]] | None = None,
+                 node_env: Callable[[int], dict[str, str]] | None = None) -> None:
         self.fixed_addresses = hosts is not None
         self.hosts = node_hosts(count) if hosts is None else hosts[:count]
         self.port = free_cluster_port(self.hosts) if port is None else port
@@ -60,25 +65,32 @@ class ProcessCluster:
         self.seeds = ",".join(f"{host}:{self.port}" for host in self.hosts)
         self.root = tempfile.mkdtemp(prefix="trio-kv-cluster-")
         self.flags = flags
+        self.node_flags = node_flags
+        self.node_env = node_env
         # Node i's process (the latest start), None before its first start.
         self.nodes: list[ServerProcess | None] = [None] * count
 
     def start(self, index: int) -> ServerProcess:
         flags = ("--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
-                 "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(self.node_timeout_seconds), *self.flags)
-        data_dir = os.path.join(self.root, f"node{index}")
+                 "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(self.node_timeout_seconds), *self.flags,
+                 *(self.node_flags(index) if self.node_flags is not None else ()))
+        data_dir = self.data_dir(index)
+        env = None if self.node_env is None else server_environment(**self.node_env(index))
         if self.launcher is None:
-            node = ServerProcess.start(REPO, *flags, data_dir=data_dir)
+            node = ServerProcess.start(REPO, *flags, data_dir=data_dir, env=env)
         else:
             os.makedirs(data_dir, exist_ok=True)
             argv = [*self.launcher(self.hosts[index]), server_python(REPO), "-m", "trio_kv", "--data-dir", data_dir,
                     *flags]
-            node = ServerProcess(argv, cwd=REPO, data_dir=data_dir)
+            node = ServerProcess(argv, cwd=REPO, env=env, data_dir=data_dir)
             if node.wait_listening() is None:
                 node.stop()
                 raise ServerStartError(f"node {index} exited with status {node.process.returncode}:\n{node.log()}")
         self.nodes[index] = node
         return node
+
+    def data_dir(self, index: int) -> str:
+        return os.path.join(self.root, f"node{index}")
 
     def start_all(self) -> None:
         for attempt in range(START_ATTEMPTS):

@@ -104,6 +104,7 @@ def test_the_checkers_import_neither_trio_nor_redis() -> None:
     code = (
         "import sys; sys.modules['trio'] = None; sys.modules['redis'] = None\n"
         "import harness.history.checks, harness.history.jsonl, harness.history.siblings_reply\n"
+        "import harness.history.agreement\n"
         "from harness.history.cli import main\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
