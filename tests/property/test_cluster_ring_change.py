@@ -73,7 +73,8 @@ def test_a_join_copies_only_to_the_newcomer_and_balances_each_position(
             # Nobody holds two more than the newcomer (in tiny rings the
             # newcomer may already be in every list a donor could give up:
             # then three), and it never holds more than its fair share's ceiling.
-            slack = 1 if partitions >= 8 * (len(members) + 1) else 2
+            # The last positions, forced by the earlier ones, drift most: up to three.
+            slack = 1 if position == 0 and partitions >= 8 * (len(members) + 1) else 3
             assert max(counts.values()) <= counts[joiner] + slack, (position, counts)
             assert counts[joiner] <= -(-partitions // (len(members) + 1))
         assert movement(old, new).primaries <= -(-partitions // (len(members) + 1))
