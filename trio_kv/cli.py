@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import trio
 
+from .cluster.ring_record import RingRecordError
 from .cluster.seeds import MembershipError
 from .config import parse_config
 from .server.cluster.cli import main as cluster_command
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         trio.run(lambda: serve(config, handle_signals=True, freeze_start_up=True))
-    except (DurabilityError, OSError, MembershipError) as error:
+    except (DurabilityError, OSError, MembershipError, RingRecordError) as error:
         # Damaged or locked data (refuse to start rather than start empty), an
         # unusable data directory, an address in use, a node missing from
         # its own --cluster-seeds: one line, exit 1.

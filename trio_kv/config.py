@@ -117,6 +117,9 @@ class Config:
     # local: a plain SET supersedes what the coordinator's replica has seen;
     # read: gather the context from R replicas first.
     cluster_write_context: str = "local"
+    # A node joining a running cluster (README, "membership changes"): until a
+    # member's ring that lists it arrives, it holds no slot (cluster/seeds.py).
+    cluster_join: bool = False
     # Anti-entropy (server/cluster/anti_entropy.py): a round with each peer
     # this long after the last one ended; 0: off.
     cluster_aae_interval_seconds: float = 10.0
@@ -340,6 +343,7 @@ _OPTIONS = [
     _Option("cluster_partitions", _power_of_two, "fixed partitions of the 16384 slots (power of two, fixed at creation)"),
     _Option("cluster_redirect", _one_of("none", "moved"), "none: any node coordinates any key; moved: -MOVED for keys this node does not replicate"),
     _Option("cluster_write_context", _one_of("local", "read"), "local: a plain write supersedes what this node's replica has seen; read: gather the context from R replicas first"),
+    _Option("cluster_join", _yes_no, "yes: join a running cluster: --cluster-seeds name this node and members to learn the ring from; no slot here until `trio-kv cluster add` lists it"),
     _Option("cluster_aae_interval_seconds", _seconds, "compare Tictac trees with each peer and repair what differs this often (0: off)", ("--cluster-aae-interval",)),
     _Option("cluster_aae_max_keys_per_second", _int_at_least(0), "anti-entropy repairs at most this many keys a second on this node (0: unlimited)"),
     _Option("cluster_tombstone_grace_seconds", _positive_seconds, "purge a delete's tombstone once all N replicas hold it and it is this many seconds old (default 864000: 10 days)", ("--cluster-tombstone-grace",)),

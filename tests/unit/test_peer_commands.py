@@ -35,6 +35,9 @@ class FakeNode:
     def view(self) -> ClusterView:
         return ClusterView(MYSELF, RING, {MYSELF: "a" * 40, PEER: "b" * 40}, frozenset([MYSELF]))
 
+    def member_addresses(self) -> frozenset[str]:
+        return frozenset(member.address for member in RING.members)
+
 
 def _session(secret: str | None) -> Session:
     store = Store(Config())

@@ -18,8 +18,10 @@ Rules kept here:
    and a proof from one connection is useless on another: fresh nonces).
    Proofs are compared with ``hmac.compare_digest``.
 2. Both sides check each other (``refusal``): same protocol version, same
-   cluster name, the same ring (hash of members, partition count and
-   preference lists), and the other side's address a member. A refusal is
+   cluster name, the other side's address a member, and, when both are at
+   the same ring epoch, the same ring (hash of members, partition count and
+   preference lists). Nodes at different epochs meet: their pings then
+   tell the one behind to fetch the newer ring (a membership change). A refusal is
    a sentence for the log and the error reply.
 3. Without a secret the HELLO alone completes the handshake and the proof
    is empty; a side with a secret refuses a peer that sends an empty proof.
@@ -90,12 +92,29 @@ def refusal(mine: Hello, theirs: Hello, members: frozenset[str]) -> str | None:
         return f"address {theirs.address} is not a member of this node's ring"
     if theirs.address == mine.address:
         return f"address {theirs.address} is this node's own"
-    if theirs.ring_hash != mine.ring_hash:
+    their_hash, their_epoch = split_hello_ring(theirs.ring_hash)
+    my_hash, my_epoch = split_hello_ring(mine.ring_hash)
+    if their_hash != my_hash and their_epoch == my_epoch:
         return (
-            f"ring hash {theirs.ring_hash}, this node's is {mine.ring_hash} "
+            f"ring hash {their_hash}, this node's is {my_hash} at the same epoch {my_epoch} "
             "(different members, partitions or replicas)"
         )
     return None
+
+
+def hello_ring(hash_text: str, epoch: int) -> str:
+    """The HELLO's ring field: the ring hash, with ``@epoch`` after the
+    first epoch (so a node at epoch 1 sends what it always sent)."""
+    return hash_text if epoch == 1 else f"{hash_text}@{epoch}"
+
+
+def split_hello_ring(field: str) -> tuple[str, int]:
+    """(hash, epoch) of a HELLO's ring field (``hello_ring``); a malformed
+    epoch reads as -1, which no ring has (a joining node's is 0)."""
+    hash_text, separator, epoch_text = field.partition("@")
+    if not separator:
+        return hash_text, 1
+    return hash_text, int(epoch_text) if epoch_text.isdigit() else -1
 
 
 def _proof(secret: str, direction: bytes, cluster_name: str, dialer: Hello, listener: Hello) -> str:

@@ -6,6 +6,10 @@ a start where that address is not in the list is refused with a sentence
 naming both, since a node outside its own ring would coordinate keys for a
 ring nobody else computes. With no seeds, the node is alone (emulated
 mode: one member, one replica).
+
+With ``--cluster-join yes`` the node joins a running cluster: the seeds
+name it and members to ask, and its ring is ``joining_ring`` until a
+member's ring arrives (after ``trio-kv cluster add``).
 """
 
 from __future__ import annotations
@@ -48,5 +52,20 @@ def static_membership(config: Config, port: int | None = None) -> StaticMembersh
             f"--cluster-seeds ({', '.join(config.cluster_seeds)}); list it, or set --cluster-announce-host "
             "to the host the seeds name it by"
         )
+    if config.cluster_join:
+        return StaticMembership(myself, joining_ring(myself, members, config))
     ring = claim(members, replicas=config.cluster_replicas, partition_count=config.cluster_partitions)
     return StaticMembership(myself, ring)
+
+
+def joining_ring(myself: Member, seeds: list[Member], config: Config) -> Ring:
+    """A joining node's ring until the cluster's arrives: epoch 0 (older than
+    any real ring, so the first one it hears of is adopted), the seeds as
+    members, and every preference list made of the other seeds only, so this
+    node coordinates and stores nothing and forwards every request to them."""
+    others = sorted(set(seeds) - {myself})
+    if not others:
+        raise MembershipError("--cluster-join yes needs --cluster-seeds naming at least one member besides this node")
+    lists = claim(others, replicas=config.cluster_replicas, partition_count=config.cluster_partitions).preference_lists
+    return Ring(epoch=0, members=tuple(sorted({myself, *others})), partition_count=config.cluster_partitions,
+                preference_lists=lists)

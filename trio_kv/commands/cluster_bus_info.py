@@ -21,6 +21,8 @@ its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
         tombstones_purged, reap_failed: anti-entropy's and its tombstone reaper's, while they run)
     cluster_aae_peer0:peer=127.0.0.12:7001,rounds=12,failed=0,keys_repaired=100,
         last_exchange_unix_ms=1765098000123,last_ok=1,last_repaired=0,last_partitions_differing=0
+    cluster_moves_pending:0 (and streaming, done, keys_copied: the partition
+        copies this node makes after ring changes)
 
 ``oldest_request_age_us`` is how long the oldest unanswered request to the
 peer has waited (queued or in flight; 0 when none): the peer's lag.
@@ -108,6 +110,11 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     # Anti-entropy's rounds and repairs (server/cluster/anti_entropy.py).
     for name, count in anti_entropy.items():
         fields.append((f"cluster_aae_{name}", count))
+    moves = status.get("moves") or {}
+    assert isinstance(moves, Mapping)
+    # Partition moves after ring changes (server/cluster/moves.py).
+    for name, count in moves.items():
+        fields.append((f"cluster_moves_{name}", count))
     peers = status.get("anti_entropy_peers") or []
     assert isinstance(peers, list)
     # Anti-entropy with each peer: its last exchange and totals.

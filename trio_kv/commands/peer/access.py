@@ -5,6 +5,9 @@
   ring): after the handshake, or before it when no ``--cluster-secret`` is
   set, so ``redis-cli -p <bus port> TKV.RING`` works for debugging. With a
   secret, nothing but the handshake runs unauthenticated.
+* ``ADMIN`` (TKV.RING.CHANGE, the ``trio-kv cluster add/remove`` tool's):
+  as ``READ``; with a secret, refused outside the handshake (the tool
+  cannot prove the secret yet).
 * ``PEER`` (every command that changes state, such as the data path's
   replication commands): only after the handshake, secret or not.
 
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 class Access(enum.Enum):
     HANDSHAKE = "handshake"
     READ = "read"
+    ADMIN = "admin"
     PEER = "peer"
 
 
@@ -50,7 +54,7 @@ def allowed(session: Session, access: Access) -> bool:
         return False  # a bus command on a client connection: never
     if access is Access.HANDSHAKE or peer.authenticated:
         return True
-    return access is Access.READ and peer.node.secret is None
+    return access in (Access.READ, Access.ADMIN) and peer.node.secret is None
 
 
 def guarded(name: str, access: Access, handler: Handler) -> Handler:

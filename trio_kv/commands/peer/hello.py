@@ -31,7 +31,7 @@ def cmd_hello(session: Session, args: list[bytes]) -> object:
     except ValueError as error:
         return refuse(session, f"{REFUSED} malformed TKV.HELLO: {error}")
     mine = peer.node.hello(new_nonce())
-    members = frozenset(member.address for member in peer.node.view().ring.members)
+    members = peer.node.member_addresses()
     reason = refusal(mine, theirs, members)
     if reason is not None:
         return refuse(session, f"{REFUSED} peer {theirs.address} ({theirs.node_id[:8]}): {reason}", logging.WARNING)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ...cluster.handshake import Hello
+from ...cluster.ring import Ring
 from ...cluster.view import ClusterView
 
 
@@ -39,6 +40,30 @@ class BusNode(Protocol):
     @property
     def ring_hash(self) -> str:
         """``cluster.ring_document.ring_hash`` of the view's ring (computed once)."""
+        ...
+
+    @property
+    def replicas(self) -> int:
+        """N, which a membership change keeps."""
+        ...
+
+    @property
+    def previous_ring(self) -> Ring | None:
+        """The ring the current one was made from, if this node had it."""
+        ...
+
+    def member_addresses(self) -> frozenset[str]:
+        """The addresses the handshake accepts (the ring's members)."""
+        ...
+
+    @property
+    def previous_ring_hash(self) -> str | None:
+        """The hash of the ring the current one was made from, when known."""
+        ...
+
+    def offer_ring(self, ring: Ring, *, previous_hash: str | None = None, push: bool = False) -> None:
+        """Adopt ``ring`` (made from the ring hashed ``previous_hash``) soon if
+        its epoch is higher (``push``: then send it to every member)."""
         ...
 
 

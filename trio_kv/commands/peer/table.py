@@ -28,7 +28,12 @@ PEER_SPECS = [
     peer_spec("tkv.hello", 7, Access.HANDSHAKE, hello.cmd_hello, "Introduce a peer (the bus handshake)"),
     peer_spec("tkv.auth", 2, Access.HANDSHAKE, hello.cmd_auth, "Prove the cluster secret (HMAC of both nonces)"),
     peer_spec("tkv.ping", -1, Access.READ, ping.cmd_ping, "Liveness: this node's ring epoch and hash"),
-    peer_spec("tkv.ring", 1, Access.READ, ring.cmd_ring, "The ring document as this node sees it"),
+    peer_spec("tkv.ring", -1, Access.READ, ring.cmd_ring, "The ring document as this node sees it ([RECORD]: as stored)"),
+    peer_spec("tkv.ring.push", 2, Access.PEER, ring.cmd_push, "Adopt this ring record if its epoch is newer"),
+    peer_spec(
+        "tkv.ring.change", -2, Access.ADMIN, ring.cmd_change,
+        "A membership change: ADD host:port | REMOVE member [PLAN] (staged), FINISH (final); pushed to all",
+    ),
     # The coordinator runs TKV.FORWARD itself (server/cluster/coordinator.py);
     # this spec is what an unauthenticated peer or a stray client meets.
     peer_spec("tkv.forward", -4, Access.PEER, forward.cmd_forward, "Coordinate a client request here (wire level cmd...)"),

@@ -365,3 +365,16 @@ class AntiEntropy:
         job = internal_job(session, AAE_TABLE, requests)
         await self.dispatcher.submit(job)
         return job.replies
+
+    # -- partition moves (server/cluster/moves.py) ---------------------------
+
+    async def sync_partition(self, member: Member, partition: int, budget: int) -> tuple[bool, int]:
+        """One step of moving ``partition`` to ``member``: (whether its Tictac
+        roots here and there match, keys repaired). Unlike ``exchange`` it
+        ignores the up/down opinion and the round's limit: the caller paces it."""
+        ask = [b"TKV.AAE.ROOTS", b"%d" % partition]
+        theirs, mine = await self._both(member, [ask])
+        if _bytes_reply(theirs[0], "TKV.AAE.ROOTS") == _bytes_reply(mine[0], "TKV.AAE.ROOTS (here)"):
+            return True, 0
+        keys = (await self._differing_keys(member, partition, budget))[:budget]
+        return False, await self._repair(member, keys)

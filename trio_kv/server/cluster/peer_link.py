@@ -16,7 +16,8 @@ Rules this module keeps:
    reset once a connection completes its handshake.
 2. The pinger sends ``TKV.PING epoch ring-hash`` every ``ping_interval``;
    each answer tells the owner the peer was heard (its up/down opinion,
-   ``cluster.health``). A ping unanswered for ``node_timeout`` closes the
+   ``cluster.health``) and, when the peer's epoch is higher, its ring epoch
+   (``peer_epoch``: the owner fetches a newer ring). A ping unanswered for ``node_timeout`` closes the
    connection (a hung peer must not pile up requests); the owner marks the
    peer down from the silence alone.
 3. Refusals are logged at WARNING (a failed connect at INFO) the first
@@ -78,6 +79,14 @@ class LinkOwner(Protocol):
 
     def heard(self, member: Member) -> None:
         """``member`` answered (handshake or ping) just now."""
+        ...
+
+    def member_addresses(self) -> frozenset[str]:
+        """The addresses the handshake accepts (the ring's members)."""
+        ...
+
+    def peer_epoch(self, member: Member, epoch: int) -> None:
+        """``member`` answered a ping with ring epoch ``epoch`` (fetched if newer)."""
         ...
 
 
@@ -294,7 +303,7 @@ class PeerLink:
         except ValueError as error:
             raise _Refused(f"malformed TKV.HELLO reply: {error}") from None
         presented = reply[6].decode("ascii", "replace")
-        members = frozenset(member.address for member in owner.view().ring.members)
+        members = owner.member_addresses()
         reason = refusal(mine, theirs, members)
         if reason is None and theirs.address != self.member.address:
             reason = f"the peer at {self.member.address} introduced itself as {theirs.address}"
@@ -333,7 +342,10 @@ class PeerLink:
                 self.last_ping_rtt_seconds = trio.current_time() - started
                 self._owner.heard(self.member)
                 theirs = (reply[1], reply[2])
-                if theirs != mine and theirs != mismatch_logged:
+                if isinstance(theirs[0], int):
+                    self._owner.peer_epoch(self.member, theirs[0])  # the owner fetches a newer ring
+                newer = isinstance(theirs[0], int) and theirs[0] > mine[0]
+                if not newer and theirs != mine and theirs != mismatch_logged:
                     log.warning(
                         "peer %s has ring epoch %s hash %s; this node has epoch %s hash %s",
                         self.member.address, theirs[0], theirs[1].decode("ascii", "replace") if isinstance(theirs[1], bytes) else theirs[1],

@@ -4,10 +4,13 @@
      +-- bus listener: inbound peer connections (TKV.* only)   bus_listener
      +-- bus connections nursery: one task per inbound connection
      +-- one nursery per peer: PeerLink.run (connect, handshake,   peer_link
-     |     link writer and reader, pinger); its failure ends only it
+     |     link writer and reader, pinger); its failure ends only it;
+     |     started and stopped by the node as the ring changes      node
+     +-- ring fetches and pushes (a newer epoch seen or proposed)  node
      +-- watch: marks silent peers down                          node
      +-- anti-entropy: a Tictac exchange loop per peer            anti_entropy
      |   (every --cluster-aae-interval seconds; 0: not started)
+     +-- partition moves: copies after a ring change              moves
      +-- hinted handoff: the hint writer and the hint replayer    hints
          (--cluster-hinted-handoff yes with --appendonly yes)
 
@@ -39,8 +42,8 @@ from .bus_listener import MAX_BUS_CONNECTIONS, serve_bus_listener
 from .coordinator import Coordinator
 from .hint_log import HintFiles
 from .hints import HintedHandoff
+from .moves import PartitionMoves
 from .node import ClusterNode
-from .peer_link import PeerLink
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,8 @@ class ClusterHandle:
         self.coordinator: Coordinator | None = None
         # Anti-entropy (set by run_cluster unless --cluster-aae-interval 0).
         self.anti_entropy: AntiEntropy | None = None
+        # Partition moves (set by run_cluster).
+        self.moves: PartitionMoves | None = None
         # Hinted handoff (set by run_cluster when it runs).
         self.hints: HintedHandoff | None = None
         self._stopping = trio.Event()
@@ -68,16 +73,6 @@ class ClusterHandle:
         """Close the bus and every link (see the module docstring)."""
         self._stopping.set()
         await self.stopped.wait()
-
-
-async def _peer(link: PeerLink) -> None:
-    """A peer's own nursery: a bug in its link ends that link, logged, and
-    the node goes on without it (its peer is then seen down)."""
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.run)
-    except Exception:
-        log.exception("bus link to %s failed; the peer stays unlinked", link.member.address)
 
 
 async def _open_hints(node: ClusterNode, store: Store) -> HintedHandoff | None:
@@ -123,8 +118,8 @@ async def run_cluster(
                         serve_bus_listener, listener, node, store, control, dispatcher, registry, connections,
                         node.node_timeout_seconds,
                     )
-                for link in node.links.values():
-                    cluster.start_soon(_peer, link)
+                # One link per peer, and later ones as the ring changes (node.py).
+                node.run_links(cluster)
                 cluster.start_soon(node.watch)
                 interval = store.config.cluster_aae_interval_seconds
                 if interval > 0 and node.links:
@@ -136,6 +131,13 @@ async def run_cluster(
                     node.anti_entropy_statistics = handle.anti_entropy.statistics
                     node.anti_entropy_peers = handle.anti_entropy.peer_progress
                     cluster.start_soon(handle.anti_entropy.run)
+                # Partition moves after a ring change (moves.py) use anti-entropy's
+                # repair steps, whether or not its own loop runs, through an
+                # instance of their own (no repair rate: moves.py paces itself).
+                repair = AntiEntropy(node, store, control, dispatcher, interval_seconds=1.0)
+                handle.moves = PartitionMoves(node, repair.sync_partition)
+                node.move_statistics = handle.moves.statistics
+                cluster.start_soon(handle.moves.run)
                 task_status.started(handle)
                 await handle._stopping.wait()
                 accepting.cancel_scope.cancel()

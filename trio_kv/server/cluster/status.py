@@ -157,6 +157,11 @@ def render(fields: dict[str, str]) -> str:
                  "KEYS REPAIRED"],
                 peers,
             )
+    if "cluster_moves_pending" in fields:
+        lines += ["", "PARTITION MOVES (copies from this node after ring changes)"] + [
+            f"  pending {fields['cluster_moves_pending']}  streaming {fields['cluster_moves_streaming']}"
+            f"  done {fields['cluster_moves_done']}  keys copied {fields['cluster_moves_keys_copied']}",
+        ]
     if "cluster_hints_written" in fields:
         targets = _indexed(fields, "cluster_hints_target")
         lines += ["", "HINTED HANDOFF"] + [

@@ -1,0 +1,144 @@
+"""Membership changes in one process (issue 11 item 4, steps 1 and 3):
+TKV.RING.CHANGE makes a new ring epoch on one node and pushes it; every
+member adopts it (a new member learns it from its first ping), links follow
+the ring; PLAN changes nothing; a node never goes back to a lower epoch; a
+restarted node starts from its saved ring, not its seeds."""
+
+from __future__ import annotations
+
+import trio
+
+from trio_kv.cluster.ring import Member
+from trio_kv.cluster.ring_document import ring_hash
+from trio_kv.cluster.ring_record import decode_ring, encode_ring
+from trio_kv.protocol.replies import Error
+from trio_kv.server.lifecycle import ServerAddresses
+
+from .cluster_nodes import BusClient, free_cluster_port, node_hosts, seeds_of, start_node, wait_until
+
+WAIT_SECONDS = 20
+
+
+def _agree(nodes: list[ServerAddresses], epoch: int) -> bool:
+    rings = [node.cluster.node.view().ring for node in nodes]
+    return all(ring.epoch == epoch for ring in rings) and len({ring_hash(ring) for ring in rings}) == 1
+
+
+def _fields(reply: object) -> dict[bytes, object]:
+    assert isinstance(reply, list), reply
+    return dict(zip(reply[::2], reply[1::2]))
+
+
+async def test_add_then_remove_a_node_changes_every_members_ring() -> None:
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts = node_hosts(4)
+            port = free_cluster_port(hosts)
+            seeds = seeds_of(hosts[:3], port)
+            nodes = [await start_node(nursery, host, port, seeds) for host in hosts[:3]]
+            # The new node names itself and one member: refused until it is added.
+            fourth = await start_node(nursery, hosts[3], port, seeds_of([hosts[0], hosts[3]], port))
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in nodes))
+            admin = await BusClient.connect(hosts[1], port + 10000)
+            target = f"{hosts[3]}:{port}".encode()
+
+            plan = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"PLAN"))
+            assert plan[b"epoch"] == 2 and plan[b"moved_partitions"] == 16 and plan[b"replica_moves"] == 48
+            assert len(plan[b"changes"]) == 48  # type: ignore[arg-type]
+            await trio.sleep(0.3)
+            assert all(node.cluster.node.view().ring.epoch == 1 for node in nodes)  # a plan changes nothing
+
+            added = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target))
+            assert added[b"hash"] == plan[b"hash"]
+            everyone = [*nodes, fourth]
+            await wait_until(lambda: _agree(everyone, 2))
+            assert ring_hash(fourth.cluster.node.view().ring).encode() == added[b"hash"]
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 4 for node in everyone))
+            assert (await admin.call(b"TKV.RING.CHANGE", b"ADD", target)) == Error(
+                f"ERR {hosts[3]}:{port} is already a member (epoch 2)"
+            )
+            # Staged: the new member is last in every list it joins (reads ask the old members).
+            staged_ring = nodes[0].cluster.node.view().ring
+            fourth_member = Member(hosts[3], port)
+            assert all(chosen[-1] == fourth_member for chosen in staged_ring.preference_lists if fourth_member in chosen)
+            finished = _fields(await admin.call(b"TKV.RING.CHANGE", b"FINISH"))
+            assert finished[b"epoch"] == 3 and finished[b"replica_moves"] == 0  # finishing copies nothing
+            await wait_until(lambda: _agree(everyone, 3))
+            final_ring = nodes[0].cluster.node.view().ring
+            assert sum(chosen[0] == fourth_member for chosen in final_ring.preference_lists) == 16
+            assert {frozenset(chosen) for chosen in final_ring.preference_lists} == {
+                frozenset(chosen) for chosen in staged_ring.preference_lists}
+            assert isinstance(await admin.call(b"TKV.RING.CHANGE", b"FINISH"), Error)  # nothing left to finish
+
+            # Remove it by node id, asked of another node.
+            other = await BusClient.connect(hosts[2], port + 10000)
+            removed = _fields(await other.call(b"TKV.RING.CHANGE", b"REMOVE", fourth.cluster.node.node_id.encode()))
+            assert removed[b"epoch"] == 4 and removed[b"replica_moves"] == 48
+            await wait_until(lambda: _agree(everyone, 4))
+            assert _fields(await other.call(b"TKV.RING.CHANGE", b"FINISH"))[b"epoch"] == 5
+            await wait_until(lambda: _agree(everyone, 5))
+            ring = nodes[0].cluster.node.view().ring
+            assert Member(hosts[3], port) not in ring.members and len(ring.members) == 3
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in nodes))
+            assert all(len(node.cluster.node.link_statistics()) == 2 for node in nodes)
+            for node in everyone:
+                node.shutdown.set()
+
+
+async def test_a_node_fetches_a_higher_epoch_and_never_adopts_a_lower_one() -> None:
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts = node_hosts(2)
+            port = free_cluster_port(hosts)
+            nodes = [await start_node(nursery, host, port, seeds_of(hosts, port)) for host in hosts]
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 2 for node in nodes))
+            node = nodes[0].cluster.node
+            newer = type(node.ring)(epoch=5, members=node.ring.members, partition_count=node.ring.partition_count,
+                                    preference_lists=tuple(reversed(node.ring.preference_lists)))
+            assert await node.adopt(newer)
+            # The other node sees epoch 5 in its pings and fetches it.
+            await wait_until(lambda: _agree(nodes, 5))
+            older = type(node.ring)(epoch=4, members=node.ring.members, partition_count=node.ring.partition_count,
+                                    preference_lists=node.ring.preference_lists)
+            assert not await node.adopt(older)
+            assert node.view().ring == newer
+            client = await BusClient.connect(hosts[1], port + 10000)
+            record = await client.call(b"TKV.RING", b"RECORD")
+            assert isinstance(record, bytes) and decode_ring(record) == newer
+            # A push needs the handshake: a stray client is refused and closed.
+            reply = await client.call(b"TKV.RING.PUSH", encode_ring(older))
+            assert isinstance(reply, Error) and "needs the bus handshake" in reply.message
+            assert await client.closed_by_peer()
+            assert node.view().ring == newer
+            for each in nodes:
+                each.shutdown.set()
+
+
+async def test_a_restarted_node_starts_from_its_saved_ring(tmp_path) -> None:
+    with trio.fail_after(WAIT_SECONDS * 2):
+        async with trio.open_nursery() as nursery:
+            hosts = node_hosts(3)
+            port = free_cluster_port(hosts)
+            seeds = seeds_of(hosts[:2], port)
+
+            async def start(index: int, node_seeds: tuple[str, ...]) -> ServerAddresses:
+                return await start_node(nursery, hosts[index], port, node_seeds, appendonly=True,
+                                        data_dir=str(tmp_path / f"node{index}"))
+
+            nodes = [await start(0, seeds), await start(1, seeds)]
+            third = await start(2, seeds_of([hosts[0], hosts[2]], port))
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 2 for node in nodes))
+            admin = await BusClient.connect(hosts[0], port + 10000)
+            await admin.call(b"TKV.RING.CHANGE", b"ADD", f"{hosts[2]}:{port}".encode())
+            everyone = [*nodes, third]
+            await wait_until(lambda: _agree(everyone, 2))
+            assert (tmp_path / "node1" / "cluster-ring.json").exists()
+            nodes[1].shutdown.set()
+            await wait_until(lambda: len(nodes[0].cluster.node.view().up) == 2)
+            # Restarted with its old seeds (two members): it comes back at epoch 2, three members.
+            restarted = await start(1, seeds)
+            assert restarted.cluster.node.view().ring.epoch == 2
+            assert len(restarted.cluster.node.view().ring.members) == 3
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in [nodes[0], restarted, third]))
+            for node in [nodes[0], restarted, third]:
+                node.shutdown.set()

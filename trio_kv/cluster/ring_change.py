@@ -1,0 +1,173 @@
+"""A membership change: the next ring computed from the *old* ring, so a
+join or a leave moves the fewest partitions. Pure.
+
+``claim`` (ring.py) makes a fresh cluster's ring from its members alone;
+every later ring comes from ``reclaim(old, members)``, Riak's way
+(riak_core_claim: a joining node "wants" its share and takes partitions
+from the nodes that hold the most). Changes apply one member at a time,
+joins first (so the ring is never empty), then leaves, in address order, so the result is a function
+of (old ring, new member set).
+
+Words, as ``trio-kv cluster plan`` prints them:
+
+* a partition *moves* when its first member (who coordinates it and answers
+  SCAN for it) changes: ``movement(old, new).primaries``;
+* a *replica move* is a (partition, member) pair in the new ring and not in
+  the old: a copy to make (``movement(old, new).replicas``).
+
+Rules (each a property in tests/property/test_cluster_ring_change.py):
+
+1. Every partition has ``min(replicas, members)`` distinct members.
+2. Deterministic: the same old ring and member set give the same ring.
+3. Minimal movement: a join's replica moves are exactly the slots the
+   newcomer takes (nobody else gains anything) and a leave's are exactly
+   the slots the leaver held (each goes to one member). The only exception
+   is when every member is in every list (members <= replicas): then the
+   lists are a fresh ``claim`` and the copies are forced anyway.
+4. Balanced: at every position the newcomer takes from the member holding
+   the most there until no member holds more than one above it, so adding
+   a 4th node to 3 with 64 partitions moves exactly 16 partitions (and
+   makes 48 replica moves: with N=3 the newcomer must hold 3/4 of them);
+   a leaver's slots go to the member holding the fewest at that position.
+
+How: a join walks positions 0..width-1; at each, while the most loaded
+member (ties by the hash of its address) holds at least two more than the
+newcomer, the newcomer replaces it in the partition it scores best on
+(``ring.affinity``) among those it is not already in. A leave gives each
+of the leaver's places, partition by partition, to the least loaded member
+at that position not already in the list (ties by affinity). Both are
+O(P log P) per position.
+
+``partition_moves(old, new)`` names the copies a change needs and who
+makes each (server/cluster/moves.py streams them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .ring import Member, Ring, _digest, affinity, claim
+
+
+def reclaim(old: Ring, members: Iterable[Member], *, replicas: int) -> Ring:
+    """The ring after ``old``'s members become ``members``: epoch + 1,
+    the same partition count, lists changed as little as the rules allow."""
+    target = sorted(set(members))
+    if not target:
+        raise ValueError("a ring needs at least one member")
+    current = list(old.members)
+    lists = [list(chosen) for chosen in old.preference_lists]
+    for joiner in sorted(set(target) - set(current)):
+        current = sorted([*current, joiner])
+        lists = _step(lists, current, replicas, old.partition_count) or _join(lists, current, joiner)
+    for leaver in sorted(set(current) - set(target)):
+        current.remove(leaver)
+        lists = _step(lists, current, replicas, old.partition_count) or _leave(lists, current, leaver)
+    return Ring(
+        epoch=old.epoch + 1, members=tuple(current), partition_count=old.partition_count,
+        preference_lists=tuple(tuple(chosen) for chosen in lists),
+    )
+
+
+def _step(lists: list[list[Member]], members: list[Member], replicas: int, partition_count: int) -> list[list[Member]] | None:
+    """A fresh claim's lists when every member is in every list (nothing to
+    choose, copies forced); None when the width stays below the member count."""
+    if min(replicas, len(members)) < len(members):
+        return None
+    fresh = claim(members, replicas=replicas, partition_count=partition_count)
+    return [list(chosen) for chosen in fresh.preference_lists]
+
+
+def _rank(member: Member) -> tuple[int, Member]:
+    # As ring._Claim's tie-break: a hash of the address, which joins and leaves do not reorder.
+    return (_digest(member.address), member)
+
+
+def _join(lists: list[list[Member]], members: list[Member], joiner: Member) -> list[list[Member]]:
+    width = len(lists[0]) if lists else 0
+    for position in range(width):
+        # Each holder's partitions at this position, worst for the joiner first (pop() takes its best).
+        held: dict[Member, list[int]] = {member: [] for member in members if member != joiner}
+        for partition, chosen in enumerate(lists):
+            held[chosen[position]].append(partition)
+        for partitions in held.values():
+            partitions.sort(key=lambda partition: (affinity(joiner, partition), -partition))
+        mine = 0
+        while (taken := _take(lists, held, joiner, position, mine)) is not None:
+            lists[taken][position] = joiner
+            mine += 1
+    return lists
+
+
+def _take(lists: list[list[Member]], held: dict[Member, list[int]], joiner: Member, position: int, mine: int) -> int | None:
+    """The partition the joiner takes next at ``position`` (removed from its
+    donor's list), or None once no member holds two more than the joiner."""
+    for donor in sorted(held, key=lambda member: (-len(held[member]), _rank(member))):
+        if len(held[donor]) < mine + 2:
+            return None
+        for index in range(len(held[donor]) - 1, -1, -1):
+            partition = held[donor][index]
+            if joiner not in lists[partition]:
+                del held[donor][index]
+                return partition
+    return None
+
+
+def _leave(lists: list[list[Member]], members: list[Member], leaver: Member) -> list[list[Member]]:
+    width = len(lists[0]) if lists else 0
+    for position in range(width):
+        counts = dict.fromkeys(members, 0)
+        for chosen in lists:
+            if chosen[position] != leaver:
+                counts[chosen[position]] += 1
+        for partition, chosen in enumerate(lists):
+            if chosen[position] != leaver:
+                continue
+            allowed = [member for member in members if member not in chosen]
+            heir = min(allowed, key=lambda member: (counts[member], -affinity(member, partition), member))
+            chosen[position] = heir
+            counts[heir] += 1
+    return lists
+
+
+@dataclass(frozen=True)
+class PartitionMove:
+    """A partition to copy after a ring change: from ``source`` (one member
+    every node names alike) to ``targets`` (the members its new list gained)."""
+
+    partition: int
+    source: Member
+    targets: tuple[Member, ...]
+
+
+def partition_moves(old: Ring, new: Ring) -> list[PartitionMove]:
+    """The copies ``new`` needs: for each partition whose list gained
+    members, the first member of its old list that stays in it (or, if none
+    stays, the old list's first) streams it to them."""
+    moves = []
+    for partition, (before, after) in enumerate(zip(old.preference_lists, new.preference_lists, strict=True)):
+        targets = tuple(member for member in after if member not in before)
+        if targets:
+            source = next((member for member in before if member in after), before[0])
+            moves.append(PartitionMove(partition, source, targets))
+    return moves
+
+
+def staged(old: Ring, new: Ring) -> Ring:
+    """``new`` with each preference list reordered so the members that were
+    in the old list come first (in ``new``'s order) and the newcomers last:
+    the ring a change runs on while its partitions are copied.
+
+    Reads ask the first R live members of a list, so with one change at a
+    time (N - 1 >= R old members stay in each list) a read asks only members
+    that were there before, and any R of the old list meet any W of it
+    (R + W > N): every acknowledged write is found while the newcomer is
+    still empty. Writes go to the whole new list, newcomer included. Once
+    every copy is made, ``new`` itself (same members, balanced order: the
+    newcomer coordinates its share) replaces it, moving no data."""
+    lists = tuple(
+        tuple(sorted(after, key=lambda member: (member not in before, after.index(member))))
+        for before, after in zip(old.preference_lists, new.preference_lists, strict=True)
+    )
+    return Ring(epoch=new.epoch, members=new.members, partition_count=new.partition_count, preference_lists=lists)

@@ -1,0 +1,125 @@
+"""Partition moves: after a new ring epoch, this node copies each partition
+it is the source of (``cluster.ring_change.partition_moves``: the first
+member of the old list that stays) to the members its list gained, until
+the partition's Tictac roots match on both sides.
+
+Each move is ``pending`` (not started), ``streaming`` (steps under way) or
+``done`` (roots matched on every target). A step is one
+``AntiEntropy.sync_partition``: roots compared, then at most
+``KEYS_PER_STEP`` differing keys merged both ways (``TKV.REPL.GET`` /
+``TKV.REPL.PUT`` of each key's state, batched); steps are paced to at most
+``MAX_KEYS_PER_SECOND`` keys, and moves run one at a time, so a move is one
+more client among the clients. A target that cannot be reached (link down,
+an error reply) is retried after ``RETRY_SECONDS``. A move whose target is
+no longer in its partition's list (a later change) is dropped.
+
+Moves run while the *staged* ring is in force (commands/peer/ring.py,
+``ring_change.staged``): reads ask only the members that were in each
+list, writes already reach the newcomer; the final ring (same places)
+comes after every move is done and queues none. The data path does not
+write to the union of the old and new lists: the staged order is what
+keeps reads right, with one change at a time (README, "membership
+changes").
+
+``statistics()`` (INFO cluster ``cluster_moves_*``, ``trio-kv cluster
+status``): moves by state, keys copied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from ...cluster.ring import Member, Ring
+from ...cluster.ring_change import partition_moves
+from .anti_entropy import ExchangeFailed
+from .link import LinkError
+from .node import ClusterNode
+
+log = logging.getLogger(__name__)
+
+KEYS_PER_STEP = 1000
+MAX_KEYS_PER_SECOND = 20_000
+RETRY_SECONDS = 1.0
+STATES = ("pending", "streaming", "done")
+
+# AntiEntropy.sync_partition: (target, partition, budget) -> (roots match, keys repaired).
+SyncStep = Callable[[Member, int, int], Awaitable[tuple[bool, int]]]
+
+
+@dataclass
+class Move:
+    epoch: int
+    partition: int
+    target: Member
+    state: str = "pending"
+    keys_copied: int = 0
+
+
+class PartitionMoves:
+    def __init__(self, node: ClusterNode, sync: SyncStep, *, keys_per_step: int = KEYS_PER_STEP,
+                 max_keys_per_second: float = MAX_KEYS_PER_SECOND) -> None:
+        self.node = node
+        self.sync = sync
+        self.keys_per_step = keys_per_step
+        self.max_keys_per_second = max_keys_per_second
+        # Every move this node is the source of, oldest first (done ones kept for the status).
+        self.moves: list[Move] = []
+        self._wake = trio.Event()
+        node.on_ring_change(self.ring_changed)
+
+    def ring_changed(self, old: Ring, new: Ring) -> None:
+        """The node adopted ``new`` over ``old``: queue the moves this node makes."""
+        myself = self.node.myself
+        added = [
+            Move(new.epoch, move.partition, target)
+            for move in partition_moves(old, new) if move.source == myself
+            for target in move.targets
+        ]
+        if added:
+            log.info("ring epoch %d: %d partition copies to make from here", new.epoch, len(added))
+            self.moves.extend(added)
+            self._wake.set()
+
+    def statistics(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for move in self.moves:
+            counts[move.state] += 1
+        counts["keys_copied"] = sum(move.keys_copied for move in self.moves)
+        return counts
+
+    async def run(self) -> None:
+        """Make the queued moves, one at a time, until cancelled."""
+        while True:
+            move = next((move for move in self.moves if move.state != "done"), None)
+            if move is None:
+                self._wake = trio.Event()
+                await self._wake.wait()
+                continue
+            ring = self.node.view().ring
+            if move.target not in ring.preference_lists[move.partition]:
+                log.info("partition %d: %s left its list again, move dropped", move.partition, move.target.address)
+                self.moves.remove(move)
+                continue
+            await self._step(move)
+
+    async def _step(self, move: Move) -> None:
+        if move.state == "pending":
+            move.state = "streaming"
+        started = trio.current_time()
+        try:
+            done, repaired = await self.sync(move.target, move.partition, self.keys_per_step)
+        except (LinkError, ExchangeFailed, ValueError) as error:
+            log.debug("partition %d to %s: %s; retrying", move.partition, move.target.address, error)
+            await trio.sleep(RETRY_SECONDS)
+            return
+        move.keys_copied += repaired
+        if done:
+            move.state = "done"
+            log.info("partition %d copied to %s (%d keys)", move.partition, move.target.address, move.keys_copied)
+            return
+        # The pace: a step of ``repaired`` keys takes at least repaired / rate.
+        await trio.sleep_until(started + repaired / self.max_keys_per_second)
