@@ -1,4 +1,4 @@
-"""mypy over the pure and sync layers (protocol/, commands/, store/, http/), as
+"""mypy over every layer (protocol/, cluster/, commands/, store/, http/, server/), as
 configured in pyproject.toml's ``[tool.mypy]``; and proof that it bites: a
 handler that reaches for something ``ServerControl`` does not declare (or
 for the old ``session.server`` service bag) fails the check."""
