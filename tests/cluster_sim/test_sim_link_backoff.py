@@ -5,22 +5,21 @@ up is reconnecting (found by the chaos runs: seed 1007 with 8 clients of
 One injected reset of node 1's connection to node 3 puts that link in its
 reconnect backoff (``peer_link.PeerLink.run``: 50 ms doubling to 1 s);
 node 3 stays up in node 1's opinion (its own link to node 1 still carries
-its pings). A GET at ALL through node 1 then answers ``-NOREPLICAS`` at
+its pings). Before the fix a GET at ALL through node 1 answered ``-NOREPLICAS`` at
 once (0 s of mock time), without waiting for the link: the read path
 (server/cluster/read_quorum.py) replaces a target whose link fails
 (``LinkDown``: nothing was sent) by a spare at once, and at ALL there is
 no spare, so the read gives up. Expected (design:
 "a peer is down after 2 s of silence"; a quorum wait is bounded by the
 write timeout): the read waits, within the timeout, for the link that
-comes back in about 50 ms, and answers the value. The coordinator and its
-read path belong to server/cluster (coordinator.py, read_quorum.py), so
-this stays xfail(strict) until they wait for a reconnecting link."""
+comes back in about 50 ms, and answers the value. Fixed by the read
+path waiting for a reconnecting link to a member it believes up
+(``read_quorum._request_many``, ``PeerLink.wait_connected``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import trio
 
 from trio_kv.protocol.replies import SimpleString
@@ -58,7 +57,6 @@ def _run(tmp_path: Path) -> dict[str, object]:
     return result
 
 
-@pytest.mark.xfail(strict=True, reason="a read at ALL refuses at once while a link to an up member reconnects")
 def test_a_read_at_all_waits_for_a_link_that_is_reconnecting(tmp_path: Path) -> None:
     result = _run(tmp_path)
     assert result["believed_up"], result

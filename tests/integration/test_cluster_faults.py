@@ -25,7 +25,6 @@ Every process is stopped by PID; every wait is bounded.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from harness import netns
 from harness.fault_proxy import ThreadedFaultProxy
 from harness.loopback import BUS_OFFSET
 
+from .chaos_runs import namespace_or_skip
 from .process_cluster import ProcessCluster
 from .test_cluster_data_path import WRITE_TIMEOUT_SECONDS, _assert_verdicts
 
@@ -105,14 +105,7 @@ def test_a_failed_node_is_marked_down_by_every_peer_then_up_after_it_returns(fau
 
 @pytest.fixture
 def namespace():
-    missing = netns.missing_tool()
-    if missing is not None and os.environ.get("KV_TESTS_REQUIRE_TOOLS") == "1":
-        pytest.fail(missing)
-    reason = netns.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    with netns.NetworkNamespace() as space:
-        yield space
+    yield from namespace_or_skip()
 
 
 def _set_timed(cluster: ProcessCluster, index: int, key: str) -> tuple[float, str]:

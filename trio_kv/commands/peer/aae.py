@@ -61,6 +61,18 @@ def _trees(session: Session) -> list[TictacTree] | Error:
     return CLUSTER_DISABLED if versions is None else versions.trees.trees
 
 
+def _partition(session: Session, text: bytes) -> tuple[int, TictacTree] | Error:
+    """The partition ``text`` names and its tree; the error with cluster
+    mode off or a partition out of range."""
+    trees = _trees(session)
+    if isinstance(trees, Error):
+        return trees
+    partition = _index(text, len(trees), "partition")
+    if isinstance(partition, Error):
+        return partition
+    return partition, trees[partition]
+
+
 def cmd_aae_roots(session: Session, args: list[bytes]) -> object:
     trees = _trees(session)
     if isinstance(trees, Error):
@@ -72,38 +84,30 @@ def cmd_aae_roots(session: Session, args: list[bytes]) -> object:
 
 
 def cmd_aae_segments(session: Session, args: list[bytes]) -> object:
-    trees = _trees(session)
-    if isinstance(trees, Error):
-        return trees
-    partition = _index(args[1], len(trees), "partition")
-    if isinstance(partition, Error):
-        return partition
-    return pack_hashes(trees[partition].segments)
+    named = _partition(session, args[1])
+    if isinstance(named, Error):
+        return named
+    return pack_hashes(named[1].segments)
 
 
 def cmd_aae_keys(session: Session, args: list[bytes]) -> object:
-    trees = _trees(session)
-    if isinstance(trees, Error):
-        return trees
-    partition = _index(args[1], len(trees), "partition")
-    if isinstance(partition, Error):
-        return partition
+    named = _partition(session, args[1])
+    if isinstance(named, Error):
+        return named
     segments = _indexes(args[2:], SEGMENT_COUNT, "segment")
     if isinstance(segments, Error):
         return segments
     out: list[bytes] = []
-    for key, entry in trees[partition].entries(segments):
+    for key, entry in named[1].entries(segments):
         out += (key, entry.to_bytes(8, "little"))
     return out
 
 
 def cmd_aae_tombstones(session: Session, args: list[bytes]) -> object:
-    trees = _trees(session)
-    if isinstance(trees, Error):
-        return trees
-    partition = _index(args[1], len(trees), "partition")
-    if isinstance(partition, Error):
-        return partition
+    named = _partition(session, args[1])
+    if isinstance(named, Error):
+        return named
+    partition = named[0]
     if not args[2].isdigit() or not args[3].isdigit() or len(args[2]) > 12 or len(args[3]) > 6:
         return Error("ERR min-age-ms and count must be non-negative integers")
     versions = session.store.versions

@@ -153,6 +153,8 @@ class PeerLink:
         self.last_ping_rtt_seconds: float | None = None
         self.last_error = ""
         self._link: Link | None = None
+        # Set while a connection is up (replaced by a fresh one when it ends).
+        self._connected = trio.Event()
         # The current connection: whether its handshake completed, why it ended.
         self._handshook = False
         self._end_reason = ""
@@ -164,6 +166,12 @@ class PeerLink:
     @property
     def connected(self) -> bool:
         return self._link is not None
+
+    async def wait_connected(self) -> None:
+        """Return once the link is connected; the caller's scope bounds the
+        wait (a reader that must hear from this peer, believed up while its
+        link reconnects after a reset, waits instead of giving up)."""
+        await self._connected.wait()
 
     async def request(self, args: Sequence[bytes]) -> object:
         """One request, its reply (``link.Link.request``); ``LinkDown`` at
@@ -257,6 +265,8 @@ class PeerLink:
                 await self._serve(link, nursery)
         finally:
             self._link = None
+            if self._connected.is_set():
+                self._connected = trio.Event()
             self.connected_since_s = None
             link.close("link stopped")
             await trio.aclose_forcefully(stream)
@@ -283,6 +293,7 @@ class PeerLink:
         self.connected_since_s = time.time()
         self.state = LinkState.CONNECTED
         self._link = link
+        self._connected.set()
         self._logged_reason = None
         log.info("bus link to %s (%s) connected", self.member.address, theirs.node_id)
         self._owner.met(self.member, theirs.node_id)
