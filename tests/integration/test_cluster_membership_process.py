@@ -115,8 +115,17 @@ def _all_readable(client: RedisCluster, keys: list[str]) -> list[str]:
     return missing
 
 
+def _aae_rounds_with(cluster: ProcessCluster, index: int, peer: str) -> int:
+    """Anti-entropy rounds node ``index`` ran with ``peer`` (INFO cluster's
+    ``cluster_aae_peer<i>`` lines; 0 when it has none with that peer)."""
+    for name, value in _info(cluster, index).items():
+        if name.startswith("cluster_aae_peer") and isinstance(value, dict) and value.get("peer") == peer:
+            return int(value.get("rounds", 0))
+    return 0
+
+
 def test_add_a_fourth_node_then_remove_it_with_clients_running() -> None:
-    with ProcessCluster(4) as cluster:
+    with ProcessCluster(4, "--cluster-aae-interval", "1") as cluster:
         first_three = ",".join(f"{host}:{cluster.port}" for host in cluster.hosts[:3])
         cluster.seeds = first_three
         for index in range(3):
@@ -165,6 +174,10 @@ def test_add_a_fourth_node_then_remove_it_with_clients_running() -> None:
         assert _all_readable(checker, keys + client.written) == []
         with cluster.client(3) as fourth:
             print(f"the 4th node holds {fourth.dbsize()} keys")
+        # Anti-entropy runs with the member the new ring brought, not only
+        # with the peers a node had at start.
+        newcomer = f"{cluster.hosts[3]}:{cluster.port}"
+        cluster.wait_for(lambda: _aae_rounds_with(cluster, 0, newcomer) >= 1)
 
         started = time.monotonic()
         output = _cli("remove", f"{cluster.hosts[3]}:{cluster.port}", "-h", cluster.hosts[2], "-p", str(cluster.port))

@@ -182,14 +182,21 @@ class AntiEntropy:
         return [asdict(progress) for progress in self.peers.values()]
 
     async def run(self) -> None:
-        """An exchange loop per peer, until cancelled. A bug in one ends
-        that loop, logged; the node and the other loops go on (repair is
-        never worth the node)."""
+        """An exchange loop per peer, until cancelled; a member a new ring
+        brings (its link appears in ``node.links``) gets its loop when the
+        view changes. A bug in one loop ends that loop, logged; the node and
+        the other loops go on (repair is never worth the node)."""
         async with trio.open_nursery() as nursery:
-            for member in self.node.links:
-                nursery.start_soon(self._guarded_loop, member)
             if self.reaper is not None:
                 nursery.start_soon(self._guarded_reaper)
+            looping: set[Member] = set()
+            while True:
+                for member in list(self.node.links):
+                    if member not in looping:
+                        looping.add(member)
+                        self.peers.setdefault(member, PeerProgress(member.address))
+                        nursery.start_soon(self._guarded_loop, member)
+                await self.node.view_changed.wait()
 
     async def _guarded_reaper(self) -> None:
         assert self.reaper is not None
