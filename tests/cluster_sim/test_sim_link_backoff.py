@@ -13,8 +13,11 @@ no spare, so the read gives up. Expected (design:
 "a peer is down after 2 s of silence"; a quorum wait is bounded by the
 write timeout): the read waits, within the timeout, for the link that
 comes back in about 50 ms, and answers the value. Fixed by the read
-path waiting for a reconnecting link to a member it believes up
-(``read_quorum._request_many``, ``PeerLink.wait_connected``)."""
+path waiting for a reconnecting link to a member it believes up, now
+done by the link itself (``peer_link`` rule 4), so every user of
+``request_many`` waits so (read repair, anti-entropy, the ring fetch,
+forwards): the second test asks node 3's link directly right after a
+reset (before the move: ``LinkDown`` at once)."""
 
 from __future__ import annotations
 
@@ -61,3 +64,39 @@ def test_a_read_at_all_waits_for_a_link_that_is_reconnecting(tmp_path: Path) -> 
     result = _run(tmp_path)
     assert result["believed_up"], result
     assert result["get"] == b"v", result
+
+
+def _run_direct(tmp_path: Path) -> dict[str, object]:
+    cluster = SimCluster(13, tmp_path, count=3, cluster_write_timeout_seconds=WRITE_TIMEOUT_SECONDS)
+    first, _, third = cluster.nodes
+    result: dict[str, object] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await cluster.start_all(nursery)
+            await wait_until(cluster.all_up)
+            client = await cluster.client(nursery, first)
+            assert await client.call(b"SET", b"k", b"v") == SimpleString("OK")
+            running = first.running
+            assert running is not None
+            link = running.cluster.links[third.member]
+            cluster.network.reset_connections(first.member.host, third.member.host, "injected")
+            with trio.fail_after(1):
+                while link.connected:  # the link notices the reset (mock time: a short sleep)
+                    await trio.sleep(0.001)
+            result["connected"] = link.connected
+            result["believed_up"] = third.member in running.cluster.view().up
+            started = trio.current_time()
+            with trio.fail_after(WRITE_TIMEOUT_SECONDS):
+                (result["clock"],) = await link.request_many([[b"TKV.REPL.GET", b"k"]])
+            result["seconds"] = trio.current_time() - started
+            nursery.cancel_scope.cancel()
+
+    determinism.run(13, main)
+    return result
+
+
+def test_any_request_on_a_reconnecting_link_to_a_member_believed_up_waits(tmp_path: Path) -> None:
+    result = _run_direct(tmp_path)
+    assert result["believed_up"] and not result["connected"], result
+    assert isinstance(result["clock"], bytes) and result["seconds"] > 0, result

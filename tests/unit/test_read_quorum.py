@@ -30,24 +30,16 @@ class FakeLink:
     (None: never), or fails (``fail``), or answers ``error``; records what it was asked."""
 
     def __init__(self, clock: bytes | None = b"clock", *, delay_seconds: float | None = 0.0,
-                 fail: bool = False, error: bool = False, reconnect_after_seconds: float | None = None) -> None:
+                 fail: bool = False, error: bool = False) -> None:
         self.clock = clock
         self.delay_seconds = delay_seconds
         self.fail = fail
         self.error = error
-        # Not None: the link is reconnecting and connects after this long.
-        self.reconnect_after_seconds = reconnect_after_seconds
-        self.connected = reconnect_after_seconds is None
         self.asked: list[list[bytes]] = []
-
-    async def wait_connected(self) -> None:
-        assert self.reconnect_after_seconds is not None
-        await trio.sleep(self.reconnect_after_seconds)
-        self.connected = True
 
     async def request_many(self, requests: list[list[bytes]]) -> list[object]:
         self.asked.append([request[1] for request in requests])
-        if self.fail or not self.connected:
+        if self.fail:
             raise LinkDown("no link")
         if self.delay_seconds is None:
             await trio.sleep_forever()
@@ -57,10 +49,8 @@ class FakeLink:
         return [self.clock] * len(requests)
 
 
-def quorum(links: dict[Member, FakeLink], up: frozenset[Member] | None = None) -> ReadQuorum:
-    """``up``: the members believed up (default: every one with a link)."""
-    view = SimpleNamespace(up=frozenset(links) if up is None else up)
-    node = SimpleNamespace(links=links, view=lambda: view)
+def quorum(links: dict[Member, FakeLink]) -> ReadQuorum:
+    node = SimpleNamespace(links=links)
     return ReadQuorum(node, None, None, None, {}, TIMEOUT_SECONDS)  # type: ignore[arg-type]
 
 
@@ -123,22 +113,6 @@ async def test_without_spares_a_failed_target_ends_the_read_at_once(autojump_clo
     links = {B: FakeLink(fail=True)}
     start = trio.current_time()
     assert await ask(quorum(links), [b"k"], spares=()) == {b"k": {}}
-    assert trio.current_time() == start
-
-
-async def test_a_reconnecting_link_to_a_member_believed_up_is_waited_for(autojump_clock) -> None:
-    # A reset link retries within a second: a read at ALL (no spare) waits
-    # for it instead of refusing at once.
-    links = {B: FakeLink(b"b", reconnect_after_seconds=0.05)}
-    start = trio.current_time()
-    assert await ask(quorum(links), [b"k"], spares=()) == {b"k": {B: b"b"}}
-    assert trio.current_time() - start == 0.05
-
-
-async def test_a_member_believed_down_without_a_link_fails_at_once(autojump_clock) -> None:
-    links = {B: FakeLink(b"b", reconnect_after_seconds=0.05)}
-    start = trio.current_time()
-    assert await ask(quorum(links, up=frozenset({ME})), [b"k"], spares=()) == {b"k": {}}
     assert trio.current_time() == start
 
 

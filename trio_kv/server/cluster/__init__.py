@@ -20,8 +20,10 @@ The data path's API (everything else here is internal):
 * ``await link.request(args: Sequence[bytes]) -> object`` and
   ``await link.request_many(requests: Sequence[Sequence[bytes]]) -> list[object]``:
   replies as ``protocol.replies`` values (an error reply is an ``Error``
-  value). Raises ``LinkDown`` at once when the peer has no connected link
-  (nothing sent), ``LinkClosed`` when the connection ends first (``.sent``:
+  value). With no connected link: waits for it while the node believes the
+  peer up (it is reconnecting), ``LinkDown`` (nothing sent) at once while it
+  believes it down or once it marks it down (``peer_link`` rule 4);
+  ``LinkClosed`` when the connection ends first (``.sent``:
   whether it may have reached the peer). The caller's cancel scope may end
   the wait (for queue room or for the reply), never a send or a receive.
 * ``link.send_nowait(data, count, on_replies) -> bool``: queue encoded

@@ -169,7 +169,8 @@ class AntiEntropy:
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         # Per peer: the partition the next round starts its segment walk at.
         self._next_partition: dict[Member, int] = {}
-        self.peers: dict[Member, PeerProgress] = {member: PeerProgress(member.address) for member in node.links}
+        # Per peer with an exchange loop (``run`` adds each as it starts its loop).
+        self.peers: dict[Member, PeerProgress] = {}
         # None: tombstones are kept (no reaper loop).
         self.reaper = None if tombstone_grace_seconds is None else TombstoneReaper(
             node, self._local, self.counts, grace_seconds=tombstone_grace_seconds,
@@ -194,7 +195,7 @@ class AntiEntropy:
                 for member in list(self.node.links):
                     if member not in looping:
                         looping.add(member)
-                        self.peers.setdefault(member, PeerProgress(member.address))
+                        self.peers[member] = PeerProgress(member.address)
                         nursery.start_soon(self._guarded_loop, member)
                 await self.node.view_changed.wait()
 

@@ -3,10 +3,8 @@ whole life: it connects (with backoff), does the handshake, then runs the
 pipelined ``Link`` and a pinger until the connection ends, and starts over.
 
 The data path holds one ``PeerLink`` per peer and calls ``request`` /
-``request_many``; between connections (and before the first) they fail at
-once with ``LinkDown`` (nothing sent), so a coordinator never waits on a
-peer that is not there. ``statistics()`` is the link's state and traffic
-(INFO cluster, /metrics, ``trio-kv cluster status``).
+``request_many`` (rule 4) and ``send_nowait``. ``statistics()`` is the
+link's state and traffic (INFO cluster, /metrics, ``trio-kv cluster status``).
 
 Rules this module keeps:
 
@@ -23,6 +21,16 @@ Rules this module keeps:
 3. Refusals are logged at WARNING (a failed connect at INFO) the first
    time a reason appears, then at DEBUG while it repeats (a misconfigured peer retried every second must
    not flood the log).
+4. Between connections (and before the first) ``request`` and
+   ``request_many`` fail at once with ``LinkDown`` (nothing sent) while
+   the owner believes the peer down (``set_up``): nobody waits on a peer
+   that is not there. While it believes the peer up, the link is only
+   reconnecting (a reset link retries within 50 ms-1 s, well inside the
+   node timeout): they wait for the connection, within the caller's
+   cancel scope, and fail with ``LinkDown`` if the owner marks the peer
+   down first (so the wait ends within about the node timeout). Every
+   user benefits: reads at ALL, read repair, anti-entropy, the ring fetch,
+   forwards. ``send_nowait`` never waits (False at once).
 """
 
 from __future__ import annotations
@@ -153,13 +161,16 @@ class PeerLink:
         self.last_ping_rtt_seconds: float | None = None
         self.last_error = ""
         self._link: Link | None = None
-        # Set while a connection is up (replaced by a fresh one when it ends).
-        self._connected = trio.Event()
+        # Set while a connection is up or the owner believes the peer down
+        # (rule 4: what a request waits for; replaced by a fresh one when
+        # neither holds).
+        self._usable = trio.Event()
         # The current connection: whether its handshake completed, why it ended.
         self._handshook = False
         self._end_reason = ""
         self._logged_reason: str | None = None
-        self._up = False  # the owner's opinion, shown in statistics
+        self._up = False  # the owner's opinion (rule 4), shown in statistics
+        self._usable.set()  # believed down until the owner says otherwise
 
     # -- the data path's API -------------------------------------------------
 
@@ -167,28 +178,32 @@ class PeerLink:
     def connected(self) -> bool:
         return self._link is not None
 
-    async def wait_connected(self) -> None:
-        """Return once the link is connected; the caller's scope bounds the
-        wait (a reader that must hear from this peer, believed up while its
-        link reconnects after a reset, waits instead of giving up)."""
-        await self._connected.wait()
-
     async def request(self, args: Sequence[bytes]) -> object:
-        """One request, its reply (``link.Link.request``); ``LinkDown`` at
-        once when not connected, ``LinkClosed`` if the connection ends first."""
-        link = self._link
-        if link is None:
-            await trio.lowlevel.checkpoint()
-            raise LinkDown(f"no link to {self.member.address} ({self.state.value})")
+        """One request, its reply (``link.Link.request``); rule 4 while not
+        connected, ``LinkClosed`` if the connection ends first."""
+        link = await self._connected_link()
         return await link.request(args)
 
     async def request_many(self, requests: Sequence[Sequence[bytes]]) -> list[object]:
-        """Several requests back to back, their replies in order."""
+        """Several requests back to back, their replies in order (rule 4
+        while not connected)."""
+        link = await self._connected_link()
+        return await link.request_many(requests)
+
+    async def _connected_link(self) -> Link:
+        """The current connection; while there is none, rule 4: wait for one
+        if the peer is believed up, else (or once it is believed down)
+        ``LinkDown``. Always a checkpoint."""
         link = self._link
         if link is None:
-            await trio.lowlevel.checkpoint()
-            raise LinkDown(f"no link to {self.member.address} ({self.state.value})")
-        return await link.request_many(requests)
+            if not self._usable.is_set():
+                await self._usable.wait()
+                link = self._link
+            else:
+                await trio.lowlevel.checkpoint()
+            if link is None:
+                raise LinkDown(f"no link to {self.member.address} ({self.state.value})")
+        return link
 
     def send_nowait(self, data: bytes | Callable[[], bytes], count: int,
                     on_replies: Callable[[list[object] | None], None]) -> bool:
@@ -214,6 +229,10 @@ class PeerLink:
 
     def set_up(self, up: bool) -> None:
         self._up = up
+        if not up or self._link is not None:
+            self._usable.set()  # a request waiting for a connection fails now (rule 4)
+        elif self._usable.is_set():
+            self._usable = trio.Event()
 
     # -- the supervisor ------------------------------------------------------
 
@@ -265,8 +284,8 @@ class PeerLink:
                 await self._serve(link, nursery)
         finally:
             self._link = None
-            if self._connected.is_set():
-                self._connected = trio.Event()
+            if self._up and self._usable.is_set():
+                self._usable = trio.Event()
             self.connected_since_s = None
             link.close("link stopped")
             await trio.aclose_forcefully(stream)
@@ -293,7 +312,7 @@ class PeerLink:
         self.connected_since_s = time.time()
         self.state = LinkState.CONNECTED
         self._link = link
-        self._connected.set()
+        self._usable.set()
         self._logged_reason = None
         log.info("bus link to %s (%s) connected", self.member.address, theirs.node_id)
         self._owner.met(self.member, theirs.node_id)

@@ -10,11 +10,10 @@ again on the merged state).
 
 Spares (Dynamo's "first R healthy of the N"): the plan's targets are the
 first R live preference-list members; the others believed up are spares.
-A target whose link fails is replaced at once by the next spare, except
-while this node believes it up and its link is only reconnecting (a reset
-link retries after 50 ms-1 s, well inside the node timeout): the ask then
-waits for the link, within the spare delay or the read's deadline, so a
-read at ALL survives a reset (``_request_many``). A target
+A target whose link fails is replaced at once by the next spare (a link
+to a member this node believes up that is only reconnecting is waited
+for by the link itself, within the spare delay or the read's deadline:
+``peer_link`` rule 4, so a read at ALL survives a reset). A target
 still silent ``SPARE_AFTER_FRACTION`` of the timeout after the ask began
 (a stopped process, a cut link nobody has noticed yet) is joined by the
 next spare, and whichever answers counts (the slow one's late answer too,
@@ -55,16 +54,6 @@ from .link import LinkError
 from .node import ClusterNode
 
 NOREPLICAS_READ = Error("NOREPLICAS Not enough good replicas to read.")
-
-
-async def _request_many(node: ClusterNode, member: Member, requests: list[list[bytes]]) -> list[object]:
-    """``request_many`` on ``member``'s link; a link that is reconnecting
-    to a member believed up is waited for first (the caller's deadline
-    bounds the wait; a member believed down fails at once with ``LinkDown``)."""
-    link = node.links[member]
-    if not link.connected and member in node.view().up:
-        await link.wait_connected()
-    return await link.request_many(requests)
 
 
 def _dominates(a: dvvset.Clock, b: dvvset.Clock) -> bool:
@@ -154,8 +143,8 @@ class _Round:
 
     async def _ask(self, nursery: trio.Nursery, member: Member, keys: list[bytes]) -> None:
         try:
-            answers: list[object] = await _request_many(
-                self.node, member, [[b"TKV.REPL.GET", key] for key in keys]
+            answers: list[object] = await self.node.links[member].request_many(
+                [[b"TKV.REPL.GET", key] for key in keys]
             )
         except LinkError:
             answers = [_FAILED] * len(keys)
@@ -287,7 +276,7 @@ class ReadQuorum:
         answer: object = _FAILED
         with trio.move_on_at(deadline):
             try:
-                (answer,) = await _request_many(self.node, member, [[b"TKV.REPL.GET", key]])
+                (answer,) = await self.node.links[member].request_many([[b"TKV.REPL.GET", key]])
             except LinkError:
                 pass
             if answer is None or isinstance(answer, bytes):
