@@ -195,3 +195,40 @@ def test_the_byte_level_path_writes_what_the_clock_path_would() -> None:
         if number % 3 == 0:
             clock.advance(1)
     assert counter(fast, b"k") > 128
+
+
+
+def test_a_sets_delta_is_built_from_its_effect_exactly_as_clock_of_gives_it(monkeypatch) -> None:
+    """The usual coordinator's write (a SET of a key only this node wrote)
+    gets its wire clock from the SET effect, without reading the key back
+    (``Versions._wire``), byte for byte what ``clock_of`` gives; other
+    units and clocks (several actors) read it back."""
+    session = cluster_session()
+    versions = versions_of(session)
+    remote = cluster_session(actor=bytes(range(20)))
+    call(remote, "SET m theirs")
+    their_clock = versions_of(remote).clock_of(b"m")
+    assert their_clock is not None
+    versions.apply_remote(b"m", their_clock)
+    session.keyspace.effects.end_command()
+    read_back: list[bytes] = []
+    wire = versions._wire
+
+    def counting(key: bytes, stored: bytes) -> bytes:
+        read_back.append(key)
+        return wire(key, stored)
+
+    monkeypatch.setattr(versions, "_wire", counting)
+    cases = {  # command -> whether its delta reads the key back
+        "SET a 1": False, "SET a 22": False, "SET b x PX 100000": False, "SET b y KEEPTTL": False,
+        "SET b z": False, "SET c " + "v" * 300: False, "SET d v EX 100": False, "SET d w GET": False,
+        "APPEND a 3": True, "SET m mine": True,
+    }
+    for command, reads in cases.items():
+        one = job(session, command)
+        one.version_deltas = []
+        read_back.clear()
+        run_batch(session.store, [one])
+        assert read_back == ([command.split()[1].encode()] if reads else []), command
+        key = command.split()[1].encode()
+        assert one.version_deltas == [(0, [(key, versions.clock_of(key))])], command

@@ -106,9 +106,9 @@ from contextlib import contextmanager
 from ..cluster import dvvset, key_state
 from ..cluster.dvvset import Clock, ClockFormatError, Version, VersionVector
 from ..cluster.hlc import HybridClock, physical_ms_of
-from ..cluster.key_state import TOMBSTONE, Held, KeyState
+from ..cluster.key_state import STRING_TYPE, TOMBSTONE, Held, KeyState
 from ..cluster.ring import DEFAULT_PARTITION_COUNT
-from .durability.records import CLEAR, DEL, VERSION, Effect
+from .durability.records import CLEAR, DEL, SET, VERSION, Effect
 from .key_trees import KeyTrees
 from .keyspace import Keyspace
 from .versions_state import current_state, expiry_of, materialize, prepare
@@ -281,12 +281,38 @@ class Versions:
     def unit_delta(self) -> list[tuple[bytes, bytes]]:
         """The keys the last unit changed with their wire clocks (the
         coordinator's seam; write lock, the one that unit ran under)."""
+        unit = self._last_unit
+        if len(unit) == 2 and unit[0][0] == SET and unit[1][0] == VERSION and unit[1][1] == unit[0][1]:
+            wire = self._set_wire(unit[0], unit[1][2])
+            if wire is not None:
+                return [(unit[0][1], wire)]
         delta = []
         for key in dict.fromkeys(effect[1] for effect in self._last_unit if effect[0] == VERSION):
             clock = self.clock_of(key)
             if clock is not None:
                 delta.append((key, clock))
         return delta
+
+    def _set_wire(self, effect: Effect, stored: bytes) -> bytes | None:
+        """The wire clock after a unit of one SET that ``_overwrite`` wrote
+        straight as bytes (a key only this node wrote: the usual
+        coordinator's write), built from the effect's value and expiry, not
+        read back from the keyspace (``_wire``: about half the delta's
+        cost); None for any other clock (``clock_of`` then). Exactly
+        ``clock_of``'s bytes: the held payload, the last thing before the
+        no-anonymous-values byte, replaced by the string's state."""
+        at_ms = effect[3]
+        if (
+            stored[0] != HELD_ONE[0] or not stored.startswith(self._own_prefix, 1)
+            or (at_ms is not None and at_ms <= self.keyspace.now_ms())  # expired since: clock_of's way
+        ):
+            return None
+        held = key_state.encode_held(at_ms)
+        cut = len(stored) - 2 - len(held)  # the held payload's length byte
+        if stored[cut] != len(held) or not stored.endswith(held, cut + 1, len(stored) - 1):
+            return None  # not the one-value layout _overwrite writes
+        explicit = key_state.encode_state(KeyState(STRING_TYPE, effect[2], at_ms))
+        return b"".join((stored[1:cut], dvvset.varint_bytes(len(explicit)), explicit, b"\x00"))
 
     def keys(self) -> list[bytes]:
         """Every key with versions, now (for snapshots: O(keys), read lock)."""
