@@ -264,8 +264,11 @@ def _states_run(seed: int, data_root: Path) -> tuple[list[str], dict[str, int]]:
 
 
 def test_states_converge_and_acknowledged_puts_survive_faults_and_a_crash(tmp_path: Path) -> None:
-    log, counts = _states_run(5, tmp_path / "first")
+    # Seed 9: puts retried after a reset (5). Seed 5 retried none once a
+    # request waits for a link reconnecting to a peer believed up
+    # (peer_link rule 4) instead of failing at once: a different schedule.
+    log, counts = _states_run(9, tmp_path / "first")
     assert counts["sets"] > 10 and counts["puts_acked"] > 20 and counts["crashes"] == 1, counts
     assert counts["puts_retried"] > 0, counts
-    again, _ = _states_run(5, tmp_path / "second")
+    again, _ = _states_run(9, tmp_path / "second")
     assert "\n".join(log) == "\n".join(again)
