@@ -195,3 +195,30 @@ async def test_http_range_pages_and_prefix_listing(nursery):
                 cursor = page["cursor"]
             assert listed == sorted([key.decode() for key in keys if key.startswith(b"r:00")] + ["r:0005x"])
         assert checker.checked > 0
+
+
+@pytest.mark.slow
+def test_in_a_cluster_each_node_answers_the_keys_it_is_first_for(tmp_path: Path) -> None:
+    """KRANGE on every member of a 3-node cluster (N=3: every node holds
+    every key): each answers only the partitions it is published first
+    for, so the pages of all members, merged, list every key exactly once."""
+    from .process_cluster import ProcessCluster
+
+    with ProcessCluster(3, "--cluster-aae-interval", "0") as cluster:
+        cluster.start_all()
+        keys = [f"c:{n:04d}".encode() for n in range(300)]
+        writer = cluster.client(0)
+        for key in keys:
+            assert writer.set(key, b"v") is True
+
+        def merged() -> list[bytes]:
+            answered: list[bytes] = []
+            for index in range(3):
+                shard = cluster.client(index).execute_command("KRANGE", "[c:", "(c;")
+                assert shard == sorted(shard)
+                assert len(shard) < len(keys)  # a share, not every key
+                answered += shard
+            return sorted(answered)
+
+        # W=2: the third copy of the last writes may still be on its way.
+        cluster.wait_for(lambda: merged() == keys)
