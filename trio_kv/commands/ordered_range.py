@@ -35,7 +35,6 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from .slicing import READ, Sliced
-from .values import WrongType
 
 if TYPE_CHECKING:
     from ..store.keyspace import Keyspace  # type only: see commands.session
@@ -126,7 +125,6 @@ class RangeSlices(Sliced):
         check_expiry = keyspace.keys_with_ttl > 0
         now_ms = keyspace.now_ms() if check_expiry else 0
         expired = keyspace.is_expired_key
-        get = keyspace.get_view
         clock = time.perf_counter
         while True:
             remaining = self._remaining
@@ -154,12 +152,7 @@ class RangeSlices(Sliced):
                 keys = keys[:remaining]
                 remaining = self._remaining = remaining - len(keys)
             if self._with_values:
-                for key in keys:
-                    found.append(key)
-                    try:
-                        found.append(get(key))
-                    except WrongType:
-                        found.append(None)
+                keyspace.add_string_views(keys, found)
             else:
                 found.extend(keys)
             if remaining == 0 or walked < unit:

@@ -721,6 +721,19 @@ class Keyspace:
     def sorted_index(self) -> SortedKeyIndex | None:
         return self._sorted
 
+    def add_string_views(self, keys: list[bytes], out: list[bytes | memoryview | None]) -> None:
+        """Append each of ``keys`` (stored, not expired: the caller checked,
+        under the same lock) and its value to ``out``: a string as
+        ``get_view`` gives it, None for a value of another type. One loop
+        with no per-key method call: KRANGE WITHVALUES' inner loop."""
+        get = self._values.get
+        append = out.append
+        for key in keys:
+            value = get(key)
+            append(key)
+            kind = type(value)
+            append(value if kind is bytes else value.view() if kind is Growable else None)
+
     def is_expired_key(self, key: bytes, now_ms: int) -> bool:
         """A stored ``key`` whose time ran out by ``now_ms`` (readers of the
         sorted index skip it; it is removed by the next write or the sweep)."""
