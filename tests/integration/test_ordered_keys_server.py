@@ -201,10 +201,12 @@ async def test_http_range_pages_and_prefix_listing(nursery):
 def test_in_a_cluster_each_node_answers_the_keys_it_is_first_for(tmp_path: Path) -> None:
     """KRANGE on every member of a 3-node cluster (N=3: every node holds
     every key): each answers only the partitions it is published first
-    for, so the pages of all members, merged, list every key exactly once."""
+    for, so the pages of all members, merged, list every key exactly once.
+    Over HTTP (which cannot fan out) /range is refused and /keys?prefix=
+    falls back to the SCAN listing over every member."""
     from .process_cluster import ProcessCluster
 
-    with ProcessCluster(3, "--cluster-aae-interval", "0") as cluster:
+    with ProcessCluster(3, "--cluster-aae-interval", "0", "--http-port", "0") as cluster:
         cluster.start_all()
         keys = [f"c:{n:04d}".encode() for n in range(300)]
         writer = cluster.client(0)
@@ -222,3 +224,14 @@ def test_in_a_cluster_each_node_answers_the_keys_it_is_first_for(tmp_path: Path)
 
         # W=2: the third copy of the last writes may still be on its way.
         cluster.wait_for(lambda: merged() == keys)
+        host, port = cluster.http_address(1)
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=30) as http:
+            refused = http.get("/range", params={"start": "c:"})
+            assert refused.status_code == 400 and "one node's share" in refused.json()["error"]
+            listed: list[str] = []
+            cursor: str | None = "0"
+            while cursor is not None:
+                page = http.get("/keys", params={"prefix": "c:", "limit": "50", "cursor": cursor}).json()
+                listed += page["keys"]
+                cursor = page["cursor"]
+            assert sorted(listed) == [key.decode() for key in keys]

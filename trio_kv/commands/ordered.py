@@ -30,6 +30,11 @@ Rules kept here:
 * A multi-node cluster node answers only keys of the partitions it is
   listed first for (commands/first_for.py), as SCAN and KEYS do, so
   asking every primary lists each key once (merge the pages by key).
+  An HTTP client cannot fan out as a cluster client does, so over HTTP
+  (``/range``, ``/keys?prefix=``) a multi-node cluster node refuses
+  KRANGE (``CLUSTER_SHARE_ONLY``): ``/range`` answers 400 and
+  ``/keys?prefix=`` falls back to its SCAN listing, which the coordinator
+  runs over every member (server/cluster/whole_cluster.py).
 * ``--sorted-index no``: both answer an error naming the option.
 
 Pure code: no trio, sockets or threads.
@@ -48,6 +53,12 @@ from .table import CommandSpec, Lock
 
 BAD_RANGE_ITEM = Error("ERR min or max not valid string range item")
 INDEX_OFF = Error("ERR the sorted key index is off (--sorted-index no)")
+CLUSTER_SHARE_ONLY = Error(
+    "ERR the sorted key index holds one node's share in a multi-node cluster: "
+    "over HTTP list the whole cluster with /keys, or send KRANGE to every primary"
+)
+# What an HTTP listing falls back to SCAN on (both errors above start so).
+NO_INDEX_PREFIX = "ERR the sorted key index "
 TEXT_INDEX_OFF = Error("the sorted key index is off (--sorted-index no)")
 
 # A bound: (None, _) is the end of the keyspace on its side; ("+"/"-"
@@ -100,6 +111,8 @@ def cmd_krange(session: Session, args: list[bytes]) -> object:
     if offset < 0 or low[0] is _PLUS_INFINITY or high[0] is _MINUS_INFINITY:
         return []
     first_for = covering(session)
+    if first_for is not None and session.wire.label == "http":
+        return CLUSTER_SHARE_ONLY
     return RangeSlices(
         session.keyspace,
         None if low[0] is _MINUS_INFINITY else low[0],  # type: ignore[arg-type]

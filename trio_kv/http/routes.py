@@ -93,6 +93,7 @@ from urllib.parse import unquote_to_bytes
 from ..protocol.integers import parse_integer
 from ..protocol.replies import Error
 from ..commands.auth import bearer_token, password_matches
+from ..commands.ordered import NO_INDEX_PREFIX
 from ..commands.ordered_range import prefix_end
 from .openapi import OPENAPI_JSON
 from .json_values import compact_json, json_text, key_text, value_json
@@ -412,7 +413,8 @@ def _bad_cursor() -> HttpResponse:
 class _IndexListing:
     """A ``GET /keys?prefix=`` page from the sorted key index (one KRANGE
     of at most ``limit + 1`` keys after ``after``, and DBSIZE); if the
-    index is off, the SCAN listing (``fallback``) serves the page."""
+    index is off, or holds one node's share (a multi-node cluster: SCAN
+    then lists every member), the SCAN listing (``fallback``) serves the page."""
 
     def __init__(self, prefix: bytes, after: bytes | None, limit: int, fallback: Callable[[], Plan]) -> None:
         self.limit = limit
@@ -425,7 +427,8 @@ class _IndexListing:
     def _ranged(self, replies: list[object]) -> Plan:
         keys, total = replies
         if isinstance(keys, Error):
-            return self.fallback() if keys.message.startswith("ERR the sorted key index is off") else _store_error(keys)
+            # The index is off, or holds one node's share (a multi-node cluster).
+            return self.fallback() if keys.message.startswith(NO_INDEX_PREFIX) else _store_error(keys)
         assert isinstance(keys, list) and isinstance(total, int)
         more = len(keys) > self.limit
         keys = keys[: self.limit]
