@@ -126,20 +126,30 @@ def engine(args: argparse.Namespace) -> None:
 
 
 class _Reader:
+    """A RESP reader that never copies what it has not read yet (a position
+    into the buffer), so parsing a 2,000-item reply costs O(bytes)."""
+
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
         self.buffer = b""
+        self.at = 0
+
+    def _more(self) -> None:
+        self.buffer = self.buffer[self.at :] + recv(self.conn)
+        self.at = 0
 
     def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            self.buffer += recv(self.conn)
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        while (end := self.buffer.find(b"\r\n", self.at)) < 0:
+            self._more()
+        line = self.buffer[self.at : end]
+        self.at = end + 2
         return line
 
     def exactly(self, count: int) -> bytes:
-        while len(self.buffer) < count:
-            self.buffer += recv(self.conn)
-        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        while len(self.buffer) - self.at < count:
+            self._more()
+        data = self.buffer[self.at : self.at + count]
+        self.at += count
         return data
 
     def array(self) -> list[bytes | None]:

@@ -102,10 +102,6 @@ class SortedKeyIndex:
         lock hold that made it (see the module docstring)."""
         return self._keys.irange(min_key, max_key, (min_inclusive, max_inclusive), reverse)
 
-    def position(self, key: bytes) -> int:
-        """How many keys sort before ``key`` (bisect left)."""
-        return self._keys.bisect_left(key)
-
     def bytes_estimate(self) -> int:
         """What the index costs beyond the keys (INFO sorted_index_bytes)."""
         return len(self._keys) * INDEX_BYTES_PER_KEY
