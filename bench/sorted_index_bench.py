@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import subprocess
 import random
 import socket
@@ -80,20 +81,22 @@ def engine(args: argparse.Namespace) -> None:
     session = Session(1, store, LocalControl(store), wire=RESP)
     rng = random.Random(12)
     print(f"\n## Engine, {args.keys:,} keys (run_batch of one command)\n")
-    print("| command | p50 ms | p99 ms |")
-    print("|---|---|---|")
+    print("| command | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms |")
+    print("|---|---|---|---|---|")
     for label, extra in (("KRANGE 1,000 keys", []), ("KRANGE 1,000 keys WITHVALUES", [b"WITHVALUES"])):
-        samples = []
+        samples, cpu_samples = [], []
         for _ in range(QUERIES):
             start = keys[rng.randrange(len(keys) - RANGE_KEYS)]
             job = Job(session, REDIS_COMMANDS, [[b"KRANGE", b"[" + start, b"+", b"LIMIT", b"0", b"1000", *extra]],
                       time.perf_counter())
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.thread_time()
             run_batch(store, [job])
             samples.append(time.perf_counter() - began)
+            cpu_samples.append(time.thread_time() - began_cpu)
             assert job.sliced is None and len(job.replies[0]) == RANGE_KEYS * (2 if extra else 1)
         p50, p99 = _percentiles_ms(samples)
-        print(f"| {label} | {p50:.3f} | {p99:.3f} |")
+        cpu_p50, cpu_p99 = _percentiles_ms(cpu_samples)
+        print(f"| {label} | {p50:.3f} | {p99:.3f} | {cpu_p50:.3f} | {cpu_p99:.3f} |")
 
     # Bytes per key of the index alone (the keys are the keyspace's objects).
     tracemalloc.start()
@@ -106,20 +109,20 @@ def engine(args: argparse.Namespace) -> None:
 
     # A new key's SET with and without the index, alternating blocks of fresh keys.
     costs: dict[bool, list[float]] = {True: [], False: []}
-    for round_number in range(6):
+    for round_number in range(3):
         for with_index in (True, False) if round_number % 2 == 0 else (False, True):
             target = Store(Config(appendonly=False, sorted_index=with_index))
             for key in keys[: args.keys // 2]:
                 target.keyspace.set(key, b"v")
             fresh = [b"new:%d:%012d" % (round_number, rng.randrange(10**12)) for _ in range(50_000)]
-            began = time.perf_counter()
+            began = time.thread_time()  # CPU time: other work on the machine does not count
             for key in fresh:
                 target.keyspace.set(key, b"v")
-            costs[with_index].append((time.perf_counter() - began) / len(fresh) * 1e6)
+            costs[with_index].append((time.thread_time() - began) / len(fresh) * 1e6)
             del target
     on, off = statistics.median(costs[True]), statistics.median(costs[False])
     print(f"\nkeyspace.set of a new key ({args.keys // 2:,} keys stored): {on:.2f} us with the index, "
-          f"{off:.2f} us without (median of 3 alternating blocks of 50,000 each); overwrites: no index work")
+          f"{off:.2f} us without (CPU time, median of 3 alternating blocks of 50,000 each); overwrites: no index work")
 
 
 # --- server ------------------------------------------------------------------
@@ -240,34 +243,54 @@ def run_benchmark(port: int, test: str, pipeline: int, args: argparse.Namespace)
     return {"rps": float(rows[0]["rps"])}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(args: argparse.Namespace) -> None:
+    """Requests per second, and the server's CPU time per request (user +
+    system, from /proc: far less sensitive than rps to other work on a
+    shared machine, so the fairer on/off comparison)."""
     ensure_redis_tools()
-    rows: dict[tuple[str, str], list[float]] = {}
+    rps: dict[tuple[str, str], list[float]] = {}
+    cpu_us: dict[tuple[str, str], list[float]] = {}
     with ExitStack() as stack:
         servers = {
-            "trio_kv index on": start_trio_kv_in_memory(stack, ["--sorted-index", "yes"])[1],
-            "trio_kv index off": start_trio_kv_in_memory(stack, ["--sorted-index", "no"])[1],
-            "redis-server": start_redis_in_memory(stack)[1],
+            "trio_kv index on": start_trio_kv_in_memory(stack, ["--sorted-index", "yes"]),
+            "trio_kv index off": start_trio_kv_in_memory(stack, ["--sorted-index", "no"]),
+            "redis-server": start_redis_in_memory(stack),
         }
         order = list(servers)
         for round_number in range(args.repeat):
-            for name in order if round_number % 2 == 0 else order[1::-1] + order[2:]:
+            # Alternate which trio_kv goes first, so drift hits both alike.
+            for name in order if round_number % 2 == 0 else [order[1], order[0], order[2]]:
+                pid, port = servers[name]
                 for test in ("set", "get"):
-                    result = run_benchmark(servers[name], test, args.pipeline, args)
-                    rows.setdefault((name, test), []).append(result["rps"])
-                    _note(f"  round {round_number + 1} {name} {test}: {result['rps']:.0f} rps")
-    print(f"\n## SET/GET throughput, index on and off (redis-benchmark -c {args.c} -n {args.n} -P {args.pipeline} "
+                    before = _cpu_seconds(pid)
+                    result = run_benchmark(port, test, args.pipeline, args)
+                    used = _cpu_seconds(pid) - before
+                    rps.setdefault((name, test), []).append(result["rps"])
+                    cpu_us.setdefault((name, test), []).append(used / args.n * 1e6)
+                    _note(f"  round {round_number + 1} {name} {test}: {result['rps']:.0f} rps, "
+                          f"{used / args.n * 1e6:.1f} us CPU a request")
+    print(f"\n## SET/GET, index on and off (redis-benchmark -c {args.c} -n {args.n} -P {args.pipeline} "
           f"-r 1000000, median of {args.repeat})\n")
-    print("| server | SET rps | GET rps | SET vs redis | GET vs redis |")
-    print("|---|---|---|---|---|")
-    redis_set = statistics.median(rows[("redis-server", "set")])
-    redis_get = statistics.median(rows[("redis-server", "get")])
+    print("| server | SET rps | GET rps | SET vs redis | GET vs redis | SET CPU us/req | GET CPU us/req |")
+    print("|---|---|---|---|---|---|---|")
+    median = {key: statistics.median(values) for key, values in rps.items()}
+    cpu = {key: statistics.median(values) for key, values in cpu_us.items()}
     for name in servers:
-        set_rps, get_rps = statistics.median(rows[(name, "set")]), statistics.median(rows[(name, "get")])
-        print(f"| {name} | {set_rps:.0f} | {get_rps:.0f} | {set_rps / redis_set:.3f} | {get_rps / redis_get:.3f} |")
-    on_set, off_set = statistics.median(rows[("trio_kv index on", "set")]), statistics.median(rows[("trio_kv index off", "set")])
-    on_get, off_get = statistics.median(rows[("trio_kv index on", "get")]), statistics.median(rows[("trio_kv index off", "get")])
-    print(f"\nIndex on / off: SET {on_set / off_set:.3f}, GET {on_get / off_get:.3f}")
+        print(f"| {name} | {median[name, 'set']:.0f} | {median[name, 'get']:.0f} | "
+              f"{median[name, 'set'] / median['redis-server', 'set']:.3f} | "
+              f"{median[name, 'get'] / median['redis-server', 'get']:.3f} | "
+              f"{cpu[name, 'set']:.1f} | {cpu[name, 'get']:.1f} |")
+    on, off = "trio_kv index on", "trio_kv index off"
+    print(f"\nIndex on / off: SET rps {median[on, 'set'] / median[off, 'set']:.3f}, "
+          f"GET rps {median[on, 'get'] / median[off, 'get']:.3f}; "
+          f"SET CPU {cpu[on, 'set'] / cpu[off, 'set']:.3f}, GET CPU {cpu[on, 'get'] / cpu[off, 'get']:.3f}")
 
 
 def main() -> int:
