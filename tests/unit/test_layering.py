@@ -34,6 +34,15 @@ FORBIDDEN = {
     "commands": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.http"},
     "http": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server"},
     "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server", "trio_kv.http"},
+    # The client's pure parts (packing, hiredis' reader, redis-cli formatting): shared by the
+    # Trio client, the blocking client and the CLI, and usable by the cluster's peer links.
+    "client/wire": {
+        "trio", "socket", "threading", "asyncio", "selectors", "ssl",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.client.connection",
+        "trio_kv.client.pool", "trio_kv.client.blocking", "trio_kv.client.cli",
+    },
+    # The client talks to a server over the wire; it needs nothing of one.
+    "client": {"trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.cluster"},
 }
 
 

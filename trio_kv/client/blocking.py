@@ -25,7 +25,7 @@ RECEIVE_BYTES = 64 * 1024
 
 
 class _Reader(Protocol):
-    def feed(self, data: bytes) -> None: ...
+    def feed(self, data: bytes | bytearray) -> None: ...
     def next_reply(self) -> object: ...
 
 
@@ -68,9 +68,9 @@ class BlockingClient:
                 protocol=protocol, username=username, password=password, client_name=client_name
             )
             for reply in self.execute_many(handshake):
-                error = self._error_of(reply)
-                if error is not None:
-                    raise error
+                refused = self._error_of(reply)
+                if refused is not None:
+                    raise refused
         except BaseException:
             self.close()
             raise
@@ -109,6 +109,10 @@ class BlockingClient:
         data = pack_commands(commands) if len(commands) > 1 else pack_command(commands[0])
         self.send(data)
         return [self.read_reply() for _ in commands]
+
+    def send_command(self, args: Sequence[Arg]) -> None:
+        """One command out, its reply not read (``read_reply`` reads it)."""
+        self.send(pack_command(args))
 
     def send(self, data: bytes) -> None:
         """Raw bytes out (already packed commands)."""

@@ -19,7 +19,8 @@ def pack_command(args: Sequence[Arg]) -> bytes:
     """One command as a RESP array of bulk strings."""
     if not args:
         raise ValueError("a command needs at least its name")
-    packed: bytes = hiredis.pack_command(tuple(args))
+    # hiredis' stub types its argument as a 1-tuple; it takes any length.
+    packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
     return packed
 
 

@@ -44,8 +44,8 @@ class ReplyReader:
         self._pushes: deque[list[object]] = deque(maxlen=max_pushes)
         self.dropped_pushes = 0
 
-    def feed(self, data: bytes) -> None:
-        self._reader.feed(data)
+    def feed(self, data: bytes | bytearray) -> None:
+        self._reader.feed(data)  # type: ignore[arg-type]  # hiredis reads any buffer
 
     def next_reply(self) -> object:
         """The next complete reply (pushes set aside), or ``NEED_DATA``.
