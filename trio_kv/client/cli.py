@@ -103,13 +103,14 @@ class _Session:
 
     def run(self, args: list[bytes]) -> object:
         """Send one command, print pushes that come first (as redis-cli,
-        only with ``--show-pushes``, a terminal's default) and the reply; the reply."""
+        only with ``--show-pushes``, a terminal's default) and attributes
+        (which come before the reply they annotate), then the reply; the reply."""
         self.client.send_command(args)
         while True:
             reply = self.client.read_reply()
-            if not (isinstance(reply, Aggregate) and reply.kind == "push"):
+            if not (isinstance(reply, Aggregate) and reply.kind in ("push", "attribute")):
                 break
-            if self.show_pushes:
+            if self.show_pushes or reply.kind == "attribute":
                 self.write(reply)
         self.write(reply)
         self._track(args, reply)

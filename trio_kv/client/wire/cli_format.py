@@ -19,7 +19,8 @@ _EMPTY = {
     "set": b"(empty set)\n",
     "push": b"(empty push)\n",
 }
-_NUMBER_SEPARATOR = {"set": "~", "map": "#"}
+_NUMBER_SEPARATOR = {"set": "~", "map": "#", "attribute": "#"}
+_PAIRED = ("map", "attribute")
 _ESCAPES = {
     ord("\\"): b"\\\\",
     ord('"'): b'\\"',
@@ -50,7 +51,7 @@ def _multiline(reply: object) -> bool:
     """Whether ``format_tty`` takes more than one line for ``reply``."""
     if not isinstance(reply, Aggregate) or not reply.items:
         return False
-    if reply.kind == "map":
+    if reply.kind in _PAIRED:
         return len(reply.items) > 2 or _multiline(reply.items[1])
     return len(reply.items) > 1 or _multiline(reply.items[0])
 
@@ -83,7 +84,7 @@ def _format_aggregate_tty(reply: Aggregate, prefix: bytes) -> bytes:
     items = reply.items
     if not items:
         return _EMPTY.get(reply.kind, b"(empty aggregate type)\n")
-    is_map = reply.kind == "map"
+    is_map = reply.kind in _PAIRED
     count = len(items) // 2 if is_map else len(items)
     width = len(str(count))
     inner = prefix + b" " * (width + 2)
@@ -128,7 +129,7 @@ def _raw(reply: object) -> bytes:
     if isinstance(reply, Verbatim):
         return reply.text
     if isinstance(reply, Aggregate):
-        if reply.kind == "map":
+        if reply.kind in _PAIRED:
             pairs = zip(reply.items[::2], reply.items[1::2])
             return b"\n".join(_raw(key) + b" " + _raw(value) for key, value in pairs)
         return b"\n".join(_raw(item) for item in reply.items)
