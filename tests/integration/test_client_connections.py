@@ -104,8 +104,12 @@ async def test_cancellation_closes_the_connection_and_the_pool_drops_it() -> Non
                 await closed_by_client.wait()  # the client closed it: its state was unknown
                 assert client.statistics() == {"idle": 0, "leased": 0, "open": 0, "opened": 1}
                 connection = await open_connection("127.0.0.1", port)
-                with trio.move_on_after(0.2):
-                    await connection.execute_many([("PING",), ("PING",)])
+                async with trio.open_nursery() as waiting:
+                    waiting.start_soon(connection.execute_many, [("PING",), ("PING",)])
+                    await trio.testing.wait_all_tasks_blocked()
+                    with pytest.raises(trio.BusyResourceError):  # replies would interleave
+                        await connection.execute("PING")
+                    waiting.cancel_scope.cancel()
                 assert connection.broken and connection.closed
                 with pytest.raises(ClientConnectionError):
                     await connection.execute("PING")

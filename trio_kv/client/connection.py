@@ -36,8 +36,12 @@ class Connection:
         # never reused. ``closed``: aclose() ran.
         self.broken = False
         self.closed = False
-        # Ensures two tasks never interleave requests on one connection.
-        self._lock = trio.StrictFIFOLock()
+        # Set while a request is in flight: a second task using the same
+        # connection meanwhile is a bug (replies would interleave) and gets
+        # trio.BusyResourceError at once. A flag, not a lock: a lock's
+        # checkpoint costs a scheduler pass per command, and the pool
+        # already gives each connection to one task at a time.
+        self._busy = False
 
     async def __aenter__(self) -> Connection:
         return self
@@ -67,12 +71,17 @@ class Connection:
         if not commands:
             return []
         data = pack_commands(commands) if len(commands) > 1 else pack_command(commands[0])
-        async with self._lock:
-            return await self._round_trip(data, len(commands))
+        return await self._round_trip(data, len(commands))
 
-    async def _round_trip(self, data: bytes, count: int) -> list[object]:
+    def _claim(self) -> None:
+        if self._busy:
+            raise trio.BusyResourceError("another task is using this connection")
         if not self.usable:
             raise ClientConnectionError("connection is closed")
+        self._busy = True
+
+    async def _round_trip(self, data: bytes, count: int) -> list[object]:
+        self._claim()
         try:
             await self._stream.send_all(data)
             return await self._read_replies(count)
@@ -83,6 +92,8 @@ class Connection:
             self.broken = True
             await self.aclose()
             raise
+        finally:
+            self._busy = False
 
     async def _read_replies(self, count: int) -> list[object]:
         replies: list[object] = []
@@ -111,23 +122,27 @@ class Connection:
         waiting for one if none is kept. A reply that is not a push while
         waiting is a protocol violation for this use (pub/sub connections
         send only pushes): it raises ``ClientConnectionError``."""
-        async with self._lock:
-            push = self._reader.take_push()
-            if push is not None:
-                return push
-            try:
-                while True:
-                    reply = self._reader.next_reply()
-                    if reply is not NEED_DATA:
-                        raise ClientConnectionError(f"a reply nobody asked for while waiting for a push: {reply!r}")
-                    push = self._reader.take_push()
-                    if push is not None:
-                        return push
-                    await self._receive_into(self._reader)
-            except BaseException:
-                self.broken = True
-                await self.aclose()
-                raise
+        push = self._reader.take_push()
+        if push is not None:
+            await trio.lowlevel.checkpoint()
+            return push
+        self._claim()
+        try:
+            while True:
+                reply = self._reader.next_reply()
+                if reply is not NEED_DATA:
+                    raise ClientConnectionError(f"a reply nobody asked for while waiting for a push: {reply!r}")
+                push = self._reader.take_push()
+                if push is not None:
+                    return push
+                await self._receive_into(self._reader)
+        except BaseException:
+            # As in _round_trip: an interrupted read leaves the stream's state unknown.
+            self.broken = True
+            await self.aclose()
+            raise
+        finally:
+            self._busy = False
 
     def take_pushes(self) -> list[list[object]]:
         """Push messages that arrived with replies so far, oldest first."""
