@@ -3,7 +3,10 @@
 Pure code (protocol, cluster, commands, http) imports no trio, sockets or threads and
 nothing from the store or the server; protocol and cluster import nothing from commands; protocol and commands import nothing
 from http (HTTP's pure parts sit on top of the commands); the store imports
-no trio and nothing from the server or http. Checked from the source, so a lazy import inside a function
+no trio and nothing from the server or http. The RESP client (``client/``) needs nothing of a
+server (store, server, commands, http, cluster); its pure parts (``client/wire/``:
+packing, hiredis' reader, redis-cli formatting) import no trio, sockets, ssl or threads
+and none of the client's IO modules. Checked from the source, so a lazy import inside a function
 counts too.
 
 One exception, and only one: an import in the body of an ``if

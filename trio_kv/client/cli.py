@@ -155,7 +155,8 @@ def _interactive_lines(session: _Session) -> Callable[[], bytes | None]:
     def read() -> bytes | None:
         try:
             line = input(session.prompt())
-        except EOFError:
+        except (EOFError, KeyboardInterrupt):
+            # Ctrl-D or Ctrl-C at the prompt ends the session, as in redis-cli.
             return None
         if line.strip():
             try:
@@ -224,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stderr.write(f"Error: {error}\n")
                 return 1
             return 1 if isinstance(reply, ErrorReply) else 0
-        if sys.stdin.isatty():
-            return _repl(session, _interactive_lines(session))
-        return _repl(session, _stdin_lines())
+        try:
+            if sys.stdin.isatty():
+                return _repl(session, _interactive_lines(session))
+            return _repl(session, _stdin_lines())
+        except KeyboardInterrupt:
+            # Ctrl-C while a command waits: the reply is abandoned with the connection.
+            sys.stderr.write("\n")
+            return 130
