@@ -51,6 +51,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,31 @@ def namespace_or_skip() -> Iterator[netns.NetworkNamespace]:
         pytest.skip(reason)
     with netns.NetworkNamespace() as space:
         yield space
+
+
+@contextmanager
+def started_cluster(*flags: str, **options: object) -> Iterator[ProcessCluster]:
+    """A started 3-node cluster with ``CLUSTER_FLAGS`` and ``flags`` (``options`` go to ``ProcessCluster``)."""
+    with ProcessCluster(3, *CLUSTER_FLAGS, *flags, **options) as cluster:  # type: ignore[arg-type]
+        cluster.start_all()
+        yield cluster
+
+
+def namespaced_cluster_fixtures(hosts: list[str], port: int,
+                                node_flags: Callable[[int], tuple[str, ...]] | None = None) -> tuple[object, object]:
+    """Module fixtures ``namespace`` (a private network namespace, or skip) and ``cluster`` (started in it on
+    ``hosts`` and ``port``): ``namespace, cluster = namespaced_cluster_fixtures(HOSTS, PORT)`` in a test module."""
+
+    @pytest.fixture(scope="module", name="namespace")
+    def namespace_fixture() -> Iterator[netns.NetworkNamespace]:
+        yield from namespace_or_skip()
+
+    @pytest.fixture(scope="module", name="cluster")
+    def cluster_fixture(namespace: netns.NetworkNamespace) -> Iterator[ProcessCluster]:
+        with started_cluster(hosts=hosts, port=port, launcher=namespace.launcher, node_flags=node_flags) as cluster:
+            yield cluster
+
+    return namespace_fixture, cluster_fixture
 
 
 def synced_log_env(index: int, hooks_dir: Path) -> dict[str, str]:

@@ -21,15 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from .chaos_runs import CLUSTER_FLAGS, assert_run, chaos_run, seeds
+from .chaos_runs import assert_run, chaos_run, seeds, started_cluster
 from .process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster():
-    with ProcessCluster(3, *CLUSTER_FLAGS) as started:
-        started.start_all()
+    with started_cluster() as started:
         yield started
 
 

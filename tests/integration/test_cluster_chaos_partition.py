@@ -38,8 +38,8 @@ from harness.history.recorder import Recorder
 from harness.history.siblings import check_siblings
 from harness.history.siblings_reply import sibling_values
 
-from .chaos_runs import CLUSTER_FLAGS, NOREPLICAS_SLACK_SECONDS, WRITE_TIMEOUT_SECONDS, assert_run, chaos_run, \
-    namespace_or_skip, seeds, wait_agreement
+from .chaos_runs import NOREPLICAS_SLACK_SECONDS, WRITE_TIMEOUT_SECONDS, assert_run, chaos_run, \
+    namespaced_cluster_fixtures, seeds, wait_agreement
 from .process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.slow
@@ -50,17 +50,7 @@ WRITERS = 8
 WRITING_SECONDS = 3.0
 JOIN_SECONDS = 15.0
 
-
-@pytest.fixture(scope="module")
-def namespace():
-    yield from namespace_or_skip()
-
-
-@pytest.fixture(scope="module")
-def cluster(namespace: netns.NetworkNamespace):
-    with ProcessCluster(3, *CLUSTER_FLAGS, hosts=HOSTS, port=PORT, launcher=namespace.launcher) as started:
-        started.start_all()
-        yield started
+namespace, cluster = namespaced_cluster_fixtures(HOSTS, PORT)
 
 
 @pytest.mark.parametrize("seed", seeds(3))
