@@ -71,22 +71,34 @@ class ProcessCluster:
         self.nodes: list[ServerProcess | None] = [None] * count
 
     def start(self, index: int) -> ServerProcess:
+        self._spawn(index)
+        return self._wait_listening(index)
+
+    def _spawn(self, index: int) -> ServerProcess:
+        """Start node ``index``'s process (kept in ``nodes``) without waiting for it to listen."""
         flags = ("--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
                  "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(self.node_timeout_seconds), *self.flags,
                  *(self.node_flags(index) if self.node_flags is not None else ()))
         data_dir = self.data_dir(index)
+        os.makedirs(data_dir, exist_ok=True)
         env = None if self.node_env is None else server_environment(**self.node_env(index))
-        if self.launcher is None:
-            node = ServerProcess.start(REPO, *flags, data_dir=data_dir, env=env)
-        else:
-            os.makedirs(data_dir, exist_ok=True)
-            argv = [*self.launcher(self.hosts[index]), server_python(REPO), "-m", "trio_kv", "--data-dir", data_dir,
-                    *flags]
-            node = ServerProcess(argv, cwd=REPO, env=env, data_dir=data_dir)
-            if node.wait_listening() is None:
-                node.stop()
-                raise ServerStartError(f"node {index} exited with status {node.process.returncode}:\n{node.log()}")
+        launcher = [] if self.launcher is None else self.launcher(self.hosts[index])
+        argv = [*launcher, server_python(REPO), "-m", "trio_kv", "--data-dir", data_dir, *flags]
+        node = ServerProcess(argv, cwd=REPO, env=env, data_dir=data_dir)
         self.nodes[index] = node
+        return node
+
+    def _wait_listening(self, index: int) -> ServerProcess:
+        """Node ``index`` once it listens; stopped, and ServerStartError, if it exits (or stays silent) instead."""
+        node = self.node(index)
+        try:
+            listening = node.wait_listening()
+        except BaseException:
+            node.stop()
+            raise
+        if listening is None:
+            node.stop()
+            raise ServerStartError(f"node {index} exited with status {node.process.returncode}:\n{node.log()}")
         return node
 
     def data_dir(self, index: int) -> str:
@@ -95,8 +107,11 @@ class ProcessCluster:
     def start_all(self) -> None:
         for attempt in range(START_ATTEMPTS):
             try:
+                # Every process first, then the waits: the nodes' start-ups (mostly imports) overlap.
                 for index in range(len(self.hosts)):
-                    self.start(index)
+                    self._spawn(index)
+                for index in range(len(self.hosts)):
+                    self._wait_listening(index)
                 break
             except ServerStartError as error:
                 # The port was free when picked and taken before the node
