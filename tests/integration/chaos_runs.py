@@ -40,9 +40,13 @@ Kinds of fault (``KINDS``), each at ``Timing.first_s`` and then every
   so the cut is one instant, then each treated as ``power``) and all
   restart ``down_s`` later.
 
-``SHORT`` timings (one fault per run, seconds) are what CI runs; with
-``KV_CHAOS_FULL=1`` the tests take the issue's timings (a fault every
-10 s, down 5 s; 10-second partitions) and 20 seeds: ``FULL``.
+``SHORT`` timings (one fault per run, seconds) and one or two seeds per
+test are what CI runs: the simulation's 200 seeded runs
+(tests/cluster_sim/test_sim_chaos.py) cover the schedules (crashes with
+unsynced bytes cut, partitions, restarts), these runs check that the real stack
+(processes, ``nft``, fsync, restarts on a data directory) keeps the same
+promises. With ``KV_CHAOS_FULL=1`` the tests take the issue's timings (a
+fault every 10 s, down 5 s; 10-second partitions) and 20 seeds: ``FULL``.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def cluster(request: pytest.FixtureRequest, hooks_dir: Path):
         yield started
 
 
-@pytest.mark.parametrize("seed", seeds(2))
+@pytest.mark.parametrize("seed", seeds(1))
 def test_power_loss_of_a_seeded_node_loses_no_acknowledged_write(
         cluster: ProcessCluster, hooks_dir: Path, seed: int, tmp_path: Path) -> None:
     policy = cluster.flags[cluster.flags.index("--appendfsync") + 1]
