@@ -23,7 +23,11 @@ environment variables) test hooks to each node's environment (``KV_TEST_SYNCED_L
 node: ``data_dir(i)`` is node i's data directory). ``members_up(i)`` is how many members node i
 sees up, polled by the fault tests.
 
-Every wait is bounded: a node's start by ``ServerProcess``, the mesh and
+``start_all()`` spawns every node before waiting for any to listen, so
+their start-ups overlap. A node that does not come up is stopped (it is in
+``nodes`` from its spawn on), so a failed start leaks no process.
+
+Every wait is bounded: a node's start by ``NODE_START_SECONDS``, the mesh and
 ``wait_for`` by ``SETTLE_SECONDS`` (a loaded 2-core machine).
 """
 
@@ -41,11 +45,14 @@ from pathlib import Path
 import redis
 
 from harness.loopback import free_cluster_port, node_hosts
-from harness.server_process import ServerProcess, ServerStartError, server_environment, server_python
+from harness.server_process import LISTENING, ServerProcess, ServerStartError, server_environment, server_python
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_TIMEOUT_SECONDS = 1.0
 SETTLE_SECONDS = 30.0
+# A node's start (imports, log replay, trees rebuilt) until it listens: ServerProcess' 15 s was seen
+# exceeded by restarts at load average 20 on the 2-core machine, failing every later test of a module.
+NODE_START_SECONDS = 60.0
 # start_all() picks new addresses when a node finds its port taken.
 START_ATTEMPTS = 3
 _HTTP_LISTENING = re.compile(r"HTTP API on (\S+):(\d+)")
@@ -92,6 +99,7 @@ class ProcessCluster:
         """Node ``index`` once it listens; stopped, and ServerStartError, if it exits (or stays silent) instead."""
         node = self.node(index)
         try:
+            node.wait_for_log(LISTENING, timeout=NODE_START_SECONDS)
             listening = node.wait_listening()
         except BaseException:
             node.stop()
