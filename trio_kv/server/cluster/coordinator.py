@@ -110,7 +110,8 @@ from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
 from .read_quorum import NOREPLICAS_READ, ReadQuorum
-from .replicator import PeerReplicator, repl_put
+from .fallback_sender import FallbackSender
+from .replicator import PeerReplicator, SendNowait, repl_put
 from .whole_cluster import whole_cluster
 from .write_acks import LastWrite, Write, WriteBatch, WriteDeadlines
 
@@ -124,10 +125,11 @@ NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
 # What statistics() counts: write commands acknowledged / refused or not
 # acked in time, read keys merged / refused, reads that repaired a member,
 # requests forwarded and forwards whose link failed, requests refused
-# before running (too few members up).
+# before running (too few members up), (key, clock) pairs sent to a
+# fallback under sloppy quorum and those it did not hold.
 DATA_PATH_COUNTERS = (
     "writes_ok", "writes_noreplicas", "reads_ok", "reads_noreplicas", "reads_repaired",
-    "forwarded", "forward_failed", "refused",
+    "forwarded", "forward_failed", "refused", "fallback_pairs", "fallback_failed",
 )
 
 class Coordinator:
@@ -141,6 +143,10 @@ class Coordinator:
         self.read_quorum = config.cluster_read_quorum
         self.timeout_seconds = config.cluster_write_timeout_seconds
         self.redirect = config.cluster_redirect
+        # Sloppy quorum: a down preference-list member's share of a write goes
+        # to a fallback that holds it as a hint and counts toward W.
+        self.sloppy_quorum = config.cluster_sloppy_quorum
+        self._fallback_sender: FallbackSender | None = None
         # Dynamo's get-then-put: a write first merges what R members hold of its key.
         self.write_context_read = config.cluster_write_context == "read"
         # The nursery of ``run``: reads ask their remote clocks in its tasks.
@@ -212,8 +218,8 @@ class Coordinator:
     def plans(self, view: ClusterView) -> PlanCache:
         """The plan cache of ``view`` (made when the view changes)."""
         if view is not self._plans_view or self._plans is None:
-            self._plans = PlanCache(view.ring, view.myself, view.up,
-                                    write_quorum=self.write_quorum, read_quorum=self.read_quorum)
+            self._plans = PlanCache(view.ring, view.myself, view.up, write_quorum=self.write_quorum,
+                                    read_quorum=self.read_quorum, sloppy=self.sloppy_quorum)
             self._plans_view = view
         return self._plans
 
@@ -678,6 +684,8 @@ class Coordinator:
         outgoing: dict[Member, tuple[list[tuple[bytes, bytes]], list[Write]]] = {}
         # Per preference-list member believed down: the requests to hint for it.
         hinted: dict[Member, list[bytes]] | None = None
+        # Sloppy quorum, per (fallback, down member): the pairs and their Writes.
+        diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]] | None = None
         hints = self.hints
         progressed = self.progressed
         for reply_index, pairs in job.version_deltas or ():
@@ -693,12 +701,23 @@ class Coordinator:
                     writes.append(write)
                 pair = (key, clock)
                 owed = write.owed
-                for member in write.counter.asked:
+                for member in plan.targets:
                     if member != myself:
                         owed[member] = owed.get(member, 0) + 1
                         sending = outgoing.get(member)
                         if sending is None:
                             sending = outgoing[member] = ([], [])
+                        sending[0].append(pair)
+                        sending[1].append(write)
+                if plan.fallbacks:
+                    # Sloppy quorum: a down member's share goes to its fallback, as a hint for it.
+                    if diverted is None:
+                        diverted = {}
+                    for member, fallback in plan.fallbacks:
+                        owed[member] = owed.get(member, 0) + 1
+                        sending = diverted.get((fallback, member))
+                        if sending is None:
+                            sending = diverted[(fallback, member)] = ([], [])
                         sending[0].append(pair)
                         sending[1].append(write)
                 if plan.skipped and hints is not None:
@@ -716,7 +735,25 @@ class Coordinator:
             if not self._replicator(member).send(pairs, writes):
                 for write in writes:
                     write.answered(member, False)
+        if diverted is not None:
+            sender = self._fallbacks()
+            for (fallback, member), (pairs, writes) in diverted.items():
+                sender.send(fallback, member, pairs, writes)
         return batch, by_reply
+
+    def _fallbacks(self) -> FallbackSender:
+        """The sloppy quorum's sender (made on first use)."""
+        if self._fallback_sender is None:
+            links = self.node.links
+
+            def send_nowait(member: Member) -> SendNowait | None:
+                link = links.get(member)
+                return None if link is None else link.send_nowait
+
+            self._fallback_sender = FallbackSender(
+                send_nowait, None if self.hints is None else self.hints.hint, self.counts
+            )
+        return self._fallback_sender
 
     def _replicator(self, member: Member) -> PeerReplicator:
         """``member``'s replicator (made on first use)."""
