@@ -76,6 +76,7 @@ from collections.abc import Sequence
 import trio
 
 from ...cluster.batch import LOCAL, SESSION_COMMANDS, Levels, Segment, plan_batch
+from ...cluster.fallbacks import choose_fallbacks
 from ...cluster.forwarded_exec import ForwardedExec
 from ...cluster.quorum import (
     AckCounter,
@@ -731,15 +732,56 @@ class Coordinator:
             for member, requests in hinted.items():
                 hints.hint(member, requests)
         # Sent once every Write is counted in the batch (a refusal decides at once).
+        sloppy = self.sloppy_quorum
         for member, (pairs, writes) in outgoing.items():
-            if not self._replicator(member).send(pairs, writes):
-                for write in writes:
-                    write.answered(member, False)
+            if not self._replicator(member).send(pairs, writes, hint_refused=not sloppy):
+                if sloppy:
+                    # Refused (not connected, queue full): its share goes to fallbacks instead.
+                    if diverted is None:
+                        diverted = {}
+                    self._divert_refused(member, pairs, writes, write_level, plans, diverted)
+                else:
+                    for write in writes:
+                        write.answered(member, False)
         if diverted is not None:
             sender = self._fallbacks()
             for (fallback, member), (pairs, writes) in diverted.items():
                 sender.send(fallback, member, pairs, writes)
         return batch, by_reply
+
+    def _divert_refused(
+        self, member: Member, pairs: list[tuple[bytes, bytes]], writes: list[Write], write_level: Level,
+        plans: PlanCache, diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]],
+    ) -> None:
+        """Sloppy quorum: ``member`` refused ``pairs``; give each to a fallback
+        of its write (``fallbacks.choose_fallbacks``: the next healthy node of
+        its partition's walk that is no fallback of that write yet), adding
+        to ``diverted``; a pair with none counts failed and is hinted here."""
+        # Per write (by id): the fallbacks it already has in this job.
+        stand_ins: dict[int, set[Member]] = {}
+        for (fallback, _target), (_pairs, diverted_writes) in diverted.items():
+            for write in diverted_writes:
+                stand_ins.setdefault(id(write), set()).add(fallback)
+        unplaced: list[tuple[bytes, bytes]] = []
+        for pair, write in zip(pairs, writes):
+            slot = key_slot(pair[0])
+            plan = plans.plan(slot, write_level, Operation.WRITE)
+            taken = stand_ins.setdefault(id(write), set())
+            taken.update(fallback for _down, fallback in plan.fallbacks)
+            chosen = choose_fallbacks(plans.fallback_walk(slot), (member,), plans.up, plans.local, taken=taken)
+            if not chosen:
+                write.answered(member, False)
+                unplaced.append(pair)
+                continue
+            fallback = chosen[0][1]
+            taken.add(fallback)
+            sending = diverted.get((fallback, member))
+            if sending is None:
+                sending = diverted[(fallback, member)] = ([], [])
+            sending[0].append(pair)
+            sending[1].append(write)
+        if unplaced:
+            self._replicator(member).hint(unplaced)
 
     def _fallbacks(self) -> FallbackSender:
         """The sloppy quorum's sender (made on first use)."""

@@ -82,10 +82,11 @@ class PeerReplicator:
         # The put queued on the link and not yet taken by its writer (None: none).
         self._open: _Put | None = None
 
-    def send(self, pairs: list[tuple[bytes, bytes]], writes: list[Write]) -> bool:
+    def send(self, pairs: list[tuple[bytes, bytes]], writes: list[Write], *, hint_refused: bool = True) -> bool:
         """Queue ``pairs`` (``pairs[i]`` replicates part of ``writes[i]``),
         in the open put if there is one with room; False (nothing queued,
-        the pairs hinted) when refused."""
+        the pairs hinted unless ``hint_refused`` is False: sloppy quorum
+        hands them to a fallback instead) when refused."""
         put = self._open
         if put is not None and len(put.pairs) + len(pairs) <= MAX_PAIRS_PER_PUT:
             put.pairs += pairs
@@ -95,7 +96,8 @@ class PeerReplicator:
         if self._send_nowait(put.seal, 1, put.answered):
             self._open = put
             return True
-        self.hint(pairs)
+        if hint_refused:
+            self.hint(pairs)
         return False
 
     def hint(self, pairs: list[tuple[bytes, bytes]]) -> None:
