@@ -223,7 +223,9 @@ class HintedHandoff:
                     continue
                 if self.files.has_hints(member.address) or self._pending.get(member.address):
                     await self.replay(member)
-            await self._drop_removed({member.address for member in view.ring.members})
+            if view.myself in view.ring.members:
+                # (A node outside its own ring, joining or removed, has no say on who was removed.)
+                await self._drop_removed({member.address for member in view.ring.members})
             if trio.current_time() - last_expire >= EXPIRE_EVERY_SECONDS:
                 last_expire = trio.current_time()
                 await trio.to_thread.run_sync(self.files.expire, limiter=self._limiter)
