@@ -1,9 +1,11 @@
 """Sloppy quorum on the coordinator's data path (server/cluster/coordinator.py
 ``_replicate``), with fake links: a preference-list member believed down
 has its share sent to its plan's fallback as TKV.HINT; members believed up
-whose links refuse the put have theirs diverted to the next healthy nodes
-of the ring walk, one distinct fallback each, and the fallbacks' acks make
-the W=2 write succeed; without the option a refusal fails the write."""
+whose links refuse the put, or fail with it in flight, have theirs
+diverted to the next healthy nodes of the ring walk, one distinct fallback
+per member and write (a write's keys for one member go to the same one),
+and the fallbacks' acks make the W=2 write succeed; without the option a
+refusal fails the write."""
 
 from __future__ import annotations
 
@@ -53,21 +55,33 @@ def _coordinator(links: dict[Member, Link], sloppy: bool) -> Coordinator:
     return coordinator
 
 
-def _key_of(partition_members: set[Member]) -> bytes:
+def _keys_of(partition_members: set[Member], count: int = 1) -> list[bytes]:
+    keys = []
     for index in range(100_000):
         key = f"k{index}".encode()
         if set(RING.preference_list(key_slot(key))) == partition_members:
-            return key
+            keys.append(key)
+            if len(keys) == count:
+                return keys
     raise AssertionError("no such key")
 
 
-def _replicate(sloppy: bool, up: set[Member], refusing: set[Member]):
+def _key_of(partition_members: set[Member]) -> bytes:
+    return _keys_of(partition_members)[0]
+
+
+def _replicate(sloppy: bool, up: set[Member], refusing: set[Member], keys: int = 1):
     local = MEMBERS[0]
-    key = _key_of({MEMBERS[0], MEMBERS[1], MEMBERS[2]})
+    chosen = _keys_of({MEMBERS[0], MEMBERS[1], MEMBERS[2]}, keys)
+    # One partition: one Write for all the keys.
+    chosen = [key for key in chosen if RING.partition_of_slot(key_slot(key)) == RING.partition_of_slot(key_slot(chosen[0]))]
+    key = chosen[0]
     links = {member: Link(member in refusing) for member in MEMBERS[1:]}
     coordinator = _coordinator(links, sloppy)
     plans = PlanCache(RING, local, frozenset(up), write_quorum=2, read_quorum=2, sloppy=sloppy)
-    job = SimpleNamespace(version_deltas=[(0, [(key, b"clock")])])
+    coordinator.node.view = lambda: None
+    coordinator.plans = lambda view: plans
+    job = SimpleNamespace(version_deltas=[(0, [(each, b"clock") for each in chosen])])
     _batch, by_reply = coordinator._replicate(job, Level.QUORUM, plans)
     [(_index, [write])] = by_reply
     write.acked_here(local)
@@ -101,3 +115,23 @@ def test_without_sloppy_quorum_refusals_fail_the_write() -> None:
     assert write.counter.outcome is Outcome.IMPOSSIBLE
     assert all(links[member].sent == [] for member in walk)
     assert coordinator.counts["fallback_pairs"] == 0
+
+
+def test_a_failed_link_diverts_its_put_to_a_fallback() -> None:
+    key, links, write, walk, coordinator = _replicate(True, set(MEMBERS), refusing=set())
+    for member in (MEMBERS[1], MEMBERS[2]):
+        assert links[member].requests() == [[b"TKV.REPL.PUT", key, b"clock"]]
+        _data, on_replies = links[member].sent[0]
+        on_replies(None)  # the link failed with the put in flight
+    assert links[walk[0]].requests() == [[b"TKV.HINT", MEMBERS[1].address.encode(), key, b"clock"]]
+    assert links[walk[1]].requests() == [[b"TKV.HINT", MEMBERS[2].address.encode(), key, b"clock"]]
+    assert write.counter.outcome is Outcome.PENDING
+    links[walk[1]].sent[0][1]([[1]])
+    assert write.counter.outcome is Outcome.SUCCESS
+
+
+def test_a_writes_keys_for_one_member_share_its_fallback() -> None:
+    _key, links, write, walk, _ = _replicate(True, set(MEMBERS), refusing={MEMBERS[1]}, keys=40)
+    [request] = links[walk[0]].requests()
+    assert request[:2] == [b"TKV.HINT", MEMBERS[1].address.encode()] and len(request) > 4
+    assert links[walk[1]].sent == []

@@ -700,6 +700,8 @@ class Coordinator:
                     counter.take_sends()
                     write = groups[id(plan)] = Write(counter, progressed, batch, here=myself in plan.targets)
                     writes.append(write)
+                    if plan.fallbacks:
+                        write.stand_ins = dict(plan.fallbacks)
                 pair = (key, clock)
                 owed = write.owed
                 for member in plan.targets:
@@ -739,7 +741,7 @@ class Coordinator:
                     # Refused (not connected, queue full): its share goes to fallbacks instead.
                     if diverted is None:
                         diverted = {}
-                    self._divert_refused(member, pairs, writes, write_level, plans, diverted)
+                    self._divert(member, pairs, writes, plans, diverted)
                 else:
                     for write in writes:
                         write.answered(member, False)
@@ -749,32 +751,31 @@ class Coordinator:
                 sender.send(fallback, member, pairs, writes)
         return batch, by_reply
 
-    def _divert_refused(
-        self, member: Member, pairs: list[tuple[bytes, bytes]], writes: list[Write], write_level: Level,
-        plans: PlanCache, diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]],
+    def _divert(
+        self, member: Member, pairs: list[tuple[bytes, bytes]], writes: list[Write], plans: PlanCache,
+        diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]],
     ) -> None:
-        """Sloppy quorum: ``member`` refused ``pairs``; give each to a fallback
-        of its write (``fallbacks.choose_fallbacks``: the next healthy node of
-        its partition's walk that is no fallback of that write yet), adding
-        to ``diverted``; a pair with none counts failed and is hinted here."""
-        # Per write (by id): the fallbacks it already has in this job.
-        stand_ins: dict[int, set[Member]] = {}
-        for (fallback, _target), (_pairs, diverted_writes) in diverted.items():
-            for write in diverted_writes:
-                stand_ins.setdefault(id(write), set()).add(fallback)
+        """Sloppy quorum: ``member`` refused or failed ``pairs``; give each to
+        its write's fallback for ``member`` (``Write.stand_ins``; chosen on
+        first need by ``fallbacks.choose_fallbacks``: the next healthy node
+        of the partition's walk that stands in for no other member of that
+        write), adding to ``diverted``; a pair with none counts failed and
+        is hinted here."""
         unplaced: list[tuple[bytes, bytes]] = []
         for pair, write in zip(pairs, writes):
-            slot = key_slot(pair[0])
-            plan = plans.plan(slot, write_level, Operation.WRITE)
-            taken = stand_ins.setdefault(id(write), set())
-            taken.update(fallback for _down, fallback in plan.fallbacks)
-            chosen = choose_fallbacks(plans.fallback_walk(slot), (member,), plans.up, plans.local, taken=taken)
-            if not chosen:
-                write.answered(member, False)
-                unplaced.append(pair)
-                continue
-            fallback = chosen[0][1]
-            taken.add(fallback)
+            stand_ins = write.stand_ins
+            if stand_ins is None:
+                stand_ins = write.stand_ins = {}
+            fallback = stand_ins.get(member)
+            if fallback is None:
+                slot = key_slot(pair[0])
+                chosen = choose_fallbacks(plans.fallback_walk(slot), (member,), plans.up, plans.local,
+                                          taken=set(stand_ins.values()))
+                if not chosen:
+                    write.answered(member, False)
+                    unplaced.append(pair)
+                    continue
+                fallback = stand_ins[member] = chosen[0][1]
             sending = diverted.get((fallback, member))
             if sending is None:
                 sending = diverted[(fallback, member)] = ([], [])
@@ -782,6 +783,15 @@ class Coordinator:
             sending[1].append(write)
         if unplaced:
             self._replicator(member).hint(unplaced)
+
+    def _divert_failed(self, member: Member, pairs: list[tuple[bytes, bytes]], writes: list[Write]) -> None:
+        """Sloppy quorum: ``member``'s link failed with ``pairs`` queued or in
+        flight (the replicator's ``divert``): to fallbacks, under the current view."""
+        diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]] = {}
+        self._divert(member, pairs, writes, self.plans(self.node.view()), diverted)
+        sender = self._fallbacks()
+        for (fallback, target), (fallback_pairs, fallback_writes) in diverted.items():
+            sender.send(fallback, target, fallback_pairs, fallback_writes)
 
     def _fallbacks(self) -> FallbackSender:
         """The sloppy quorum's sender (made on first use)."""
@@ -802,7 +812,10 @@ class Coordinator:
         replicator = self._replicators.get(member)
         if replicator is None:
             hint = None if self.hints is None else self.hints.hint
-            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].send_nowait, hint)
+            divert = self._divert_failed if self.sloppy_quorum else None
+            replicator = self._replicators[member] = PeerReplicator(
+                member, self.node.links[member].send_nowait, hint, divert
+            )
         return replicator
 
     # -- barriers ---------------------------------------------------------------

@@ -158,7 +158,7 @@ class _Target:
     # Records appended to or found in this target's files (not yet deleted), approximately.
     records: int = 0
     # The open file holds fallback hints written but not yet fsynced.
-    dirty: bool = False
+    unsynced: bool = False
 
     @property
     def bytes(self) -> int:
@@ -260,7 +260,7 @@ class HintFiles:
                 if created:
                     _fsync_directory(self.directory)
             else:
-                entry.dirty = True
+                entry.unsynced = True
             if entry.open_bytes >= SEGMENT_BYTES:
                 self._seal(entry)
         return True
@@ -279,9 +279,9 @@ class HintFiles:
         with self._lock:
             made = False
             for entry in self._targets.values():
-                if entry.dirty and entry.file is not None:
+                if entry.unsynced and entry.file is not None:
                     os.fsync(entry.file.fileno())
-                    entry.dirty = False
+                    entry.unsynced = False
                     synced += 1
                     made = True
             if made:
@@ -307,10 +307,10 @@ class HintFiles:
 
     def _seal(self, entry: _Target) -> None:
         if entry.file is not None:
-            if entry.dirty:
+            if entry.unsynced:
                 # Fallback hints were acked as held: they are on disk before the file is read.
                 os.fsync(entry.file.fileno())
-                entry.dirty = False
+                entry.unsynced = False
             entry.file.close()
             entry.sealed[entry.open_seq] = entry.open_bytes
             entry.file, entry.open_seq, entry.open_bytes = None, 0, 0
