@@ -1,7 +1,9 @@
 """Sloppy quorum between real ``trio-kv`` processes (4 nodes, N=3, W=2,
 anti-entropy off so only hints can bring a missed write back):
 
-Nodes 1 and 2 are killed. Node 0 runs with ``--cluster-sloppy-quorum yes``,
+Nodes 1 and 2 are killed; the first 20 keys are written (one by one)
+before node 0 marks them down: their links refuse or fail the puts, which
+are diverted to node 3 all the same. Node 0 runs with ``--cluster-sloppy-quorum yes``,
 node 3 without. For the 1,000 keys whose preference list is {0, 1, 2},
 node 0 coordinates and node 3 (the only node past the list) stands in for
 one of the down members: the writes answer OK at W=2 (node 0's own copy
@@ -38,6 +40,8 @@ from .process_cluster import ProcessCluster
 pytestmark = pytest.mark.slow
 
 KEYS = 1_000
+# Of them, written one by one right after the kills, before the failure detector marks the nodes down.
+EARLY = 20
 POLL_SECONDS = 0.05
 DELIVERED_WITHIN_SECONDS = 30.0
 FLAGS = ("--cluster-aae-interval", "0", "--cluster-write-timeout", "10")
@@ -76,9 +80,14 @@ def test_fallback_holds_a_w2_write_for_two_down_replicas_and_hands_it_back() -> 
     with ProcessCluster(4, *FLAGS, node_flags=sloppy_on_node_0) as cluster:
         cluster.start_all()
         keys = _keys_with_list(cluster, {0, 1, 2}, KEYS, "sloppy")
+        early = keys[:EARLY]
         [strict_key] = _keys_with_list(cluster, {1, 2, 3}, 1, "strict")
         cluster.kill(1)
         cluster.kill(2)
+        # Before node 0 marks them down: their links refuse or fail the puts, which go to node 3.
+        with cluster.client(0) as writer:
+            for number, key in enumerate(early):
+                assert writer.set(key, f"v{number}")
         cluster.wait_for(lambda: cluster.members_up(0) == 2 and cluster.members_up(3) == 2)
 
         with cluster.client(0) as writer:
@@ -95,8 +104,8 @@ def test_fallback_holds_a_w2_write_for_two_down_replicas_and_hands_it_back() -> 
             with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
                 strict.set(strict_key, "x")
         held = cluster.counters(3)
-        assert held["hints_held"] == KEYS, held
-        assert cluster.counters(0)["fallback_pairs"] == KEYS
+        assert held["hints_held"] >= KEYS, held
+        assert cluster.counters(0)["fallback_pairs"] >= KEYS
         assert _hint_files(cluster, 3)
 
         cluster.start(1)
