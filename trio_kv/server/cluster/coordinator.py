@@ -32,7 +32,12 @@ each peer's share of a job joining the multi-key put queued on its link
 for the next send (``replicator.py``: no task waits for it; the link's reader records the
 acks, so the replication always finishes and late acks still count, for
 WAIT; a member that was believed down, refused the batch, failed
-or answered an error gets the write as a hint instead, ``hints.py``). The client waits for W
+or answered an error gets the write as a hint instead, ``hints.py``;
+with ``--cluster-sloppy-quorum yes`` a member believed down, refusing or
+failing has its share sent to a fallback instead, a healthy node past the
+preference list that holds it as a hint and whose ack counts as the
+member's: ``cluster/fallbacks.py`` chooses, ``fallback_sender.py`` sends,
+``_divert`` places the refused and failed ones). The client waits for W
 acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
 batch's deadline is kept by the one ``WriteDeadlines`` task
 (``write_acks.py``), which bounds that wait only, never a send or
