@@ -131,6 +131,8 @@ class HintedHandoff:
         self.files = files
         # This node's appendfsync: how durable a fallback hint is before its ack.
         self.fsync_policy = fsync_policy
+        # Set when TKV.HINT wrote hints not yet fsynced (run_syncer's cue).
+        self._unsynced = trio.Event()
         # Per (target, file seq): replays in which the file was answered an error.
         self._error_tries: dict[tuple[str, int], int] = defaultdict(int)
         self._clock = wall_clock
@@ -346,12 +348,18 @@ class HintedHandoff:
             self.counts["dropped_full"] += len(records)
             return Error(f"ERR TKV.HINT: the hints for {target.address} are full")
         self.counts["held"] += len(records)
+        if not sync:
+            self._unsynced.set()
         return [1] * len(records)
 
     async def run_syncer(self) -> None:
-        """``appendfsync everysec``: fsync the fallback hints written since the last pass, each second."""
+        """``appendfsync everysec``: fsync the fallback hints written since
+        the last pass, a second after the first of them (parked, with no
+        wake-up, while no TKV.HINT comes: nothing changes without sloppy quorum)."""
         while True:
+            await self._unsynced.wait()
             await trio.sleep(SYNC_EVERY_SECONDS)
+            self._unsynced = trio.Event()
             try:
                 await trio.to_thread.run_sync(self.files.sync_dirty, limiter=self._limiter)
             except OSError as error:
