@@ -11,12 +11,14 @@ import trio
 from trio_kv.cluster.ring import Member
 from trio_kv.cluster.ring_document import ring_hash
 from trio_kv.cluster.ring_record import decode_ring, encode_ring
-from trio_kv.protocol.replies import Error
+from trio_kv.protocol.replies import Error, SimpleString
 from trio_kv.server.lifecycle import ServerAddresses
 
 from .cluster_nodes import BusClient, free_cluster_port, node_hosts, seeds_of, start_node, wait_until
 
 WAIT_SECONDS = 20
+# How BusClient reads +OK.
+OK_REPLY = SimpleString("OK")
 
 
 def _agree(nodes: list[ServerAddresses], epoch: int) -> bool:
@@ -27,6 +29,13 @@ def _agree(nodes: list[ServerAddresses], epoch: int) -> bool:
 def _fields(reply: object) -> dict[bytes, object]:
     assert isinstance(reply, list), reply
     return dict(zip(reply[::2], reply[1::2]))
+
+
+async def _lock_all(hosts: list[str], port: int, epoch: int, token: bytes) -> None:
+    """TKV.RING.LOCK on every member, in address order (as the admin tool)."""
+    for host in sorted(hosts):
+        client = await BusClient.connect(host, port + 10000)
+        assert await client.call(b"TKV.RING.LOCK", b"%d" % epoch, token, b"30") == OK_REPLY
 
 
 async def test_add_then_remove_a_node_changes_every_members_ring() -> None:
@@ -48,31 +57,38 @@ async def test_add_then_remove_a_node_changes_every_members_ring() -> None:
             await trio.sleep(0.3)
             assert all(node.cluster.node.view().ring.epoch == 1 for node in nodes)  # a plan changes nothing
 
-            added = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target))
+            # Without the lock on this node the change is refused.
+            refused = await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"LOCKED", b"t1")
+            assert isinstance(refused, Error) and refused.message.startswith("CHANGELOCKED"), refused
+            await _lock_all(hosts[:3], port, 1, b"t1")
+            added = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"LOCKED", b"t1"))
             assert added[b"hash"] == plan[b"hash"]
             everyone = [*nodes, fourth]
             await wait_until(lambda: _agree(everyone, 2))
             assert ring_hash(fourth.cluster.node.view().ring).encode() == added[b"hash"]
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 4 for node in everyone))
-            assert (await admin.call(b"TKV.RING.CHANGE", b"ADD", target)) == Error(
-                f"ERR {hosts[3]}:{port} is already a member (epoch 2)"
+            assert (await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"PLAN")) == Error(
+                "ERR ring epoch 2 is a staged change under way: finish it first (trio-kv cluster finish)"
             )
-            # Staged: the new member is last in every list it joins (reads ask the old members).
+            # Staged: reads and coordination stay with the old lists; the new
+            # member is pending (written to) in the 48 lists it joins.
             staged_ring = nodes[0].cluster.node.view().ring
             fourth_member = Member(hosts[3], port)
-            assert all(chosen[-1] == fourth_member for chosen in staged_ring.preference_lists if fourth_member in chosen)
+            assert staged_ring.staged and staged_ring.preference_lists == nodes[0].cluster.node.previous_ring.preference_lists
+            assert sum(staged_ring.pending(partition) == (fourth_member,) for partition in range(64)) == 48
             finished = _fields(await admin.call(b"TKV.RING.CHANGE", b"FINISH"))
             assert finished[b"epoch"] == 3 and finished[b"replica_moves"] == 0  # finishing copies nothing
             await wait_until(lambda: _agree(everyone, 3))
             final_ring = nodes[0].cluster.node.view().ring
             assert sum(chosen[0] == fourth_member for chosen in final_ring.preference_lists) == 16
-            assert {frozenset(chosen) for chosen in final_ring.preference_lists} == {
-                frozenset(chosen) for chosen in staged_ring.preference_lists}
+            assert final_ring.preference_lists == staged_ring.next_lists
             assert isinstance(await admin.call(b"TKV.RING.CHANGE", b"FINISH"), Error)  # nothing left to finish
 
             # Remove it by node id, asked of another node.
             other = await BusClient.connect(hosts[2], port + 10000)
-            removed = _fields(await other.call(b"TKV.RING.CHANGE", b"REMOVE", fourth.cluster.node.node_id.encode()))
+            await _lock_all(hosts, port, 3, b"t2")
+            removed = _fields(await other.call(b"TKV.RING.CHANGE", b"REMOVE", fourth.cluster.node.node_id.encode(),
+                                               b"LOCKED", b"t2"))
             assert removed[b"epoch"] == 4 and removed[b"replica_moves"] == 48
             await wait_until(lambda: _agree(everyone, 4))
             assert _fields(await other.call(b"TKV.RING.CHANGE", b"FINISH"))[b"epoch"] == 5
@@ -129,7 +145,8 @@ async def test_a_restarted_node_starts_from_its_saved_ring(tmp_path) -> None:
             third = await start(2, seeds_of([hosts[0], hosts[2]], port))
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 2 for node in nodes))
             admin = await BusClient.connect(hosts[0], port + 10000)
-            await admin.call(b"TKV.RING.CHANGE", b"ADD", f"{hosts[2]}:{port}".encode())
+            await _lock_all(hosts[:2], port, 1, b"t")
+            await admin.call(b"TKV.RING.CHANGE", b"ADD", f"{hosts[2]}:{port}".encode(), b"LOCKED", b"t")
             everyone = [*nodes, third]
             await wait_until(lambda: _agree(everyone, 2))
             assert (tmp_path / "node1" / "cluster-ring.json").exists()

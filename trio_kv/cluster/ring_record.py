@@ -3,7 +3,8 @@ behind (``RingStore``), so it can later live in etcd. Pure.
 
 The record is JSON (UTF-8, keys sorted): ``version`` (1), ``epoch``,
 ``partitions``, ``members`` (addresses), ``preference_lists`` (one list
-of addresses per partition), for a staged change ``next_members`` and
+of addresses per partition), ``change`` (the admin change's token, when
+one made it), for a staged change ``next_members`` and
 ``next_lists`` (the ring it leads to: ``cluster.ring_change.staged``) and, for a ring made by a membership change,
 ``previous`` (the ring hash it was made from). It is what a node saves in its data
 directory (``server.cluster.membership_store``), what ``TKV.RING RECORD``
@@ -76,10 +77,12 @@ def check_compare_and_set(stored: Ring | None, ring: Ring, expected_epoch: int |
         raise StaleRing(f"epoch {ring.epoch} is not newer than the stored epoch {stored_epoch}")
 
 
-def encode_ring(ring: Ring, previous_hash: str | None = None) -> bytes:
+def encode_ring(ring: Ring, previous_hash: str | None = None, change: str | None = None) -> bytes:
     """The record of ``ring``; ``previous_hash``: the hash of the ring it was
     made from (a membership change), so a node knows whether its own ring
-    was that one, and so whether it knows what moved."""
+    was that one, and so whether it knows what moved; ``change``: the token
+    of the admin change that made it (the members it locked accept only
+    that change's ring: ``server.cluster.change_lock``)."""
     record: dict[str, object] = {
         "version": RECORD_VERSION,
         "epoch": ring.epoch,
@@ -92,6 +95,8 @@ def encode_ring(ring: Ring, previous_hash: str | None = None) -> bytes:
         record["next_lists"] = [[member.address for member in chosen] for chosen in ring.next_lists]
     if previous_hash is not None:
         record["previous"] = previous_hash
+    if change is not None:
+        record["change"] = change
     return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -99,6 +104,12 @@ def previous_hash_of(data: bytes) -> str | None:
     """The ``previous`` hash of a record ``decode_ring`` accepted (None: not given)."""
     previous = json.loads(data).get("previous")
     return previous if isinstance(previous, str) else None
+
+
+def change_of(data: bytes) -> str | None:
+    """The ``change`` token of a record ``decode_ring`` accepted (None: not given)."""
+    change = json.loads(data).get("change")
+    return change if isinstance(change, str) else None
 
 
 def decode_ring(data: bytes) -> Ring:

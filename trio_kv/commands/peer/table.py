@@ -32,8 +32,10 @@ PEER_SPECS = [
     peer_spec("tkv.ring.push", 2, Access.PEER, ring.cmd_push, "Adopt this ring record if its epoch is newer"),
     peer_spec(
         "tkv.ring.change", -2, Access.ADMIN, ring.cmd_change,
-        "A membership change: ADD host:port | REMOVE member [PLAN] (staged), FINISH (final); pushed to all",
+        "A membership change: ADD host:port | REMOVE member PLAN|LOCKED token (staged), FINISH (final); pushed to all",
     ),
+    peer_spec("tkv.ring.lock", 4, Access.ADMIN, ring.cmd_lock, "Lock this node for a ring change: epoch token seconds"),
+    peer_spec("tkv.ring.unlock", 2, Access.ADMIN, ring.cmd_unlock, "Release a ring-change lock: token"),
     # The coordinator runs TKV.FORWARD itself (server/cluster/coordinator.py);
     # this spec is what an unauthenticated peer or a stray client meets.
     peer_spec("tkv.forward", -4, Access.PEER, forward.cmd_forward, "Coordinate a client request here (wire level cmd...)"),

@@ -1,25 +1,30 @@
 """Partition moves: after a new ring epoch, this node copies each partition
-it is the source of (``cluster.ring_change.partition_moves``: the first
-member of the old list that stays) to the members its list gained, until
-the partition's Tictac roots match on both sides.
+it is a source of (``cluster.ring_change.partition_moves``: every member
+of the old list) to its targets (the members the list gained; for a
+member leaving the list, every member of the new list: it hands its copy
+off), until the partition's Tictac roots match on both sides.
 
 Each move is ``pending`` (not started), ``streaming`` (steps under way) or
-``done`` (roots matched on every target). A step is one
+``done`` (roots matched on its target). A step is one
 ``AntiEntropy.sync_partition``: roots compared, then at most
 ``KEYS_PER_STEP`` differing keys merged both ways (``TKV.REPL.GET`` /
 ``TKV.REPL.PUT`` of each key's state, batched); steps are paced to at most
 ``MAX_KEYS_PER_SECOND`` keys, and moves run one at a time, so a move is one
-more client among the clients. A target that cannot be reached (link down,
-an error reply) is retried after ``RETRY_SECONDS``. A move whose target is
-no longer in its partition's list (a later change) is dropped.
+more client among the clients. The moves this node is the partition's
+primary source of go first: by the time the others run, the primary
+source has usually copied the partition, and they compare roots and
+segments and send only what it lacked. A target that cannot be reached
+(link down, an error reply) is retried after ``RETRY_SECONDS``. A move
+whose target no longer receives the partition's writes (a later change)
+is dropped.
 
 Moves run while the *staged* ring is in force (commands/peer/ring.py,
-``ring_change.staged``): reads ask only the members that were in each
-list, writes already reach the newcomer; the final ring (same places)
-comes after every move is done and queues none. The data path does not
-write to the union of the old and new lists: the staged order is what
-keeps reads right, with one change at a time (README, "membership
-changes").
+``ring_change.staged``): reads ask the old lists, writes go to the union
+of the old and new lists with W + k acks, so the writes made during the
+move reach the targets by themselves and the copies bring the older ones;
+once every move on every member is done (the admin tool polls
+``cluster_moves_*``), ``TKV.RING.CHANGE FINISH`` switches to the final
+ring, which queues none.
 
 ``statistics()`` (INFO cluster ``cluster_moves_*``, ``trio-kv cluster
 status``): moves by state, keys copied.
@@ -74,13 +79,14 @@ class PartitionMoves:
     def ring_changed(self, old: Ring, new: Ring) -> None:
         """The node adopted ``new`` over ``old``: queue the moves this node makes."""
         myself = self.node.myself
-        added = [
-            Move(new.epoch, move.partition, target)
-            for move in partition_moves(old, new) if move.source == myself
-            for target in move.targets
-        ]
+        mine = sorted(
+            (move for move in partition_moves(old, new) if move.source == myself),
+            key=lambda move: (not move.primary, move.partition),
+        )
+        added = [Move(new.epoch, move.partition, target) for move in mine for target in move.targets]
         if added:
             log.info("ring epoch %d: %d partition copies to make from here", new.epoch, len(added))
+            # The primary copies first (the module docstring), after any older change's.
             self.moves.extend(added)
             self._wake.set()
 
@@ -100,7 +106,8 @@ class PartitionMoves:
                 await self._wake.wait()
                 continue
             ring = self.node.view().ring
-            if move.target not in ring.preference_lists[move.partition]:
+            if move.target not in ring.write_list(move.partition) and move.target not in (
+                    self.node.ring.write_list(move.partition)):
                 log.info("partition %d: %s left its list again, move dropped", move.partition, move.target.address)
                 self.moves.remove(move)
                 continue
