@@ -94,6 +94,11 @@ class PeerState:
     # Set by TKV.HELLO: the peer's introduction and this node's answer.
     theirs: Hello | None = None
     mine: Hello | None = None
+    # Set by TKV.ADMIN.HELLO: the nonce an admin tool's proof must cover.
+    admin_nonce: str | None = None
+    # An admin tool that proved the cluster secret (TKV.ADMIN.AUTH): read
+    # and admin commands, not the peer ones.
+    admin: bool = False
 
     @property
     def authenticated(self) -> bool:

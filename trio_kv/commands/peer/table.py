@@ -27,6 +27,11 @@ def _wrong_arity(spec: CommandSpec) -> Error:
 PEER_SPECS = [
     peer_spec("tkv.hello", 7, Access.HANDSHAKE, hello.cmd_hello, "Introduce a peer (the bus handshake)"),
     peer_spec("tkv.auth", 2, Access.HANDSHAKE, hello.cmd_auth, "Prove the cluster secret (HMAC of both nonces)"),
+    peer_spec("tkv.admin.hello", 1, Access.HANDSHAKE, hello.cmd_admin_hello, "An admin tool asks for a nonce"),
+    peer_spec(
+        "tkv.admin.auth", 3, Access.HANDSHAKE, hello.cmd_admin_auth,
+        "An admin tool proves the cluster secret (HMAC of both nonces): read and admin commands",
+    ),
     peer_spec("tkv.ping", -1, Access.READ, ping.cmd_ping, "Liveness: this node's ring epoch and hash"),
     peer_spec("tkv.ring", -1, Access.READ, ring.cmd_ring, "The ring document as this node sees it ([RECORD]: as stored)"),
     peer_spec("tkv.ring.push", 2, Access.PEER, ring.cmd_push, "Adopt this ring record if its epoch is newer"),
