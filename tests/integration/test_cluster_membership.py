@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import trio
 
+from trio_kv.cluster.handshake import admin_proof, new_nonce
 from trio_kv.cluster.ring import Member
 from trio_kv.cluster.ring_document import ring_hash
 from trio_kv.cluster.ring_record import decode_ring, encode_ring
@@ -158,4 +159,73 @@ async def test_a_restarted_node_starts_from_its_saved_ring(tmp_path) -> None:
             assert len(restarted.cluster.node.view().ring.members) == 3
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in [nodes[0], restarted, third]))
             for node in [nodes[0], restarted, third]:
+                node.shutdown.set()
+
+
+async def test_an_admin_tool_proves_the_secret_and_runs_admin_commands_only() -> None:
+    secret = "admin secret"
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts = node_hosts(2)
+            port = free_cluster_port(hosts)
+            nodes = [await start_node(nursery, host, port, seeds_of(hosts, port), cluster_secret=secret)
+                     for host in hosts]
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 2 for node in nodes))
+            target = b"127.0.0.1:7777"
+            # Unproven: refused and closed.
+            bare = await BusClient.connect(hosts[0], port + 10000)
+            reply = await bare.call(b"TKV.RING.CHANGE", b"ADD", target, b"PLAN")
+            assert isinstance(reply, Error) and "needs the bus handshake" in reply.message
+            assert await bare.closed_by_peer()
+            # A wrong proof: refused and closed.
+            wrong = await BusClient.connect(hosts[0], port + 10000)
+            nonce = await wrong.call(b"TKV.ADMIN.HELLO")
+            assert isinstance(nonce, bytes)
+            mine = new_nonce()
+            reply = await wrong.call(b"TKV.ADMIN.AUTH", mine.encode(),
+                                     admin_proof("wrong", nonce.decode(), mine).encode())
+            assert isinstance(reply, Error) and "wrong cluster secret" in reply.message
+            assert await wrong.closed_by_peer()
+            # The right proof: admin and read commands, never a peer's.
+            admin = await BusClient.connect(hosts[0], port + 10000)
+            nonce = await admin.call(b"TKV.ADMIN.HELLO")
+            assert isinstance(nonce, bytes)
+            assert await admin.call(b"TKV.ADMIN.AUTH", mine.encode(),
+                                    admin_proof(secret, nonce.decode(), mine).encode()) == OK_REPLY
+            plan = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"PLAN"))
+            assert plan[b"epoch"] == 2
+            assert await admin.call(b"TKV.RING.LOCK", b"1", b"t", b"30") == OK_REPLY
+            assert await admin.call(b"TKV.RING.UNLOCK", b"t") == 1
+            reply = await admin.call(b"TKV.RING.PUSH", encode_ring(nodes[0].cluster.node.ring))
+            assert isinstance(reply, Error) and "needs the bus handshake" in reply.message
+            for node in nodes:
+                node.shutdown.set()
+
+
+async def test_a_member_locked_by_one_change_refuses_another_changes_ring() -> None:
+    """Two admins at once, in one process: the change that locked the lowest
+    member first wins; the other is refused there, and even a ring the
+    other change made on a node it had locked is not adopted by the members
+    the first change holds."""
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts = node_hosts(3)
+            port = free_cluster_port(hosts)
+            nodes = [await start_node(nursery, host, port, seeds_of(hosts, port)) for host in hosts]
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in nodes))
+            ordered = sorted(hosts, key=lambda host: Member(host, port))
+            first = await BusClient.connect(ordered[0], port + 10000)
+            assert await first.call(b"TKV.RING.LOCK", b"1", b"winner", b"30") == OK_REPLY
+            refused = await first.call(b"TKV.RING.LOCK", b"1", b"loser", b"30")
+            assert isinstance(refused, Error) and refused.message.startswith("CHANGELOCKED another ring change")
+            # Suppose the loser had locked the last member alone and changed the ring there.
+            last = await BusClient.connect(ordered[2], port + 10000)
+            assert await last.call(b"TKV.RING.LOCK", b"1", b"loser", b"30") == OK_REPLY
+            lost = await last.call(b"TKV.RING.CHANGE", b"REMOVE", f"{ordered[1]}:{port}".encode(), b"LOCKED", b"loser")
+            assert _fields(lost)[b"epoch"] == 2
+            by_host = {node.cluster.node.myself.host: node for node in nodes}
+            await wait_until(lambda: by_host[ordered[2]].cluster.node.ring.epoch == 2)
+            await trio.sleep(1.5)  # pushes and pings: the locked member still refuses it
+            assert by_host[ordered[0]].cluster.node.ring.epoch == 1
+            for node in nodes:
                 node.shutdown.set()
