@@ -114,14 +114,18 @@ def test_a_leave_copies_exactly_the_leavers_places(
 @given(st.lists(_members, min_size=4, max_size=12, unique=True), st.integers(1, 4))
 def test_a_growing_cluster_stays_balanced(members: list[Member], replicas: int) -> None:
     """Joins one after another from a fresh claim of the first three: each
-    position stays within three of balanced (the fresh claim's is within one;
-    the last position, forced by the earlier ones, drifts most)."""
+    position stays within three of balanced, the last within four (the
+    fresh claim's is within one; the last position, forced by the earlier
+    ones, drifts most: a 4th member joining 3 at N=3 can leave it at
+    15/15/15/19, when the most loaded member's last places are all in lists
+    that already hold the newcomer)."""
     ring = claim(members[:3], replicas=replicas)
     for count in range(4, len(members) + 1):
         ring = reclaim(ring, members[:count], replicas=replicas)
         for position in range(min(replicas, count)):
             counts = _position_counts(ring, position).values()
-            assert max(counts) - min(counts) <= 3, (count, position, sorted(counts))
+            bound = 4 if position == min(replicas, count) - 1 else 3
+            assert max(counts) - min(counts) <= bound, (count, position, sorted(counts))
 
 
 def test_adding_a_fourth_node_to_three_moves_16_of_64_partitions() -> None:
