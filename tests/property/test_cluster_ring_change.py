@@ -143,7 +143,7 @@ def test_adding_a_fourth_node_to_three_moves_16_of_64_partitions() -> None:
 
 @settings(max_examples=100)
 @given(st.lists(_members, min_size=1, max_size=10, unique=True), replica_counts, partition_counts, st.data())
-def test_every_old_member_copies_to_the_newcomers_and_a_leaver_to_the_whole_new_list(
+def test_the_primary_copies_to_the_newcomers_and_every_leaver_hands_off(
     members: list[Member], replicas: int, partitions: int, data: st.DataObject
 ) -> None:
     old = claim(members, replicas=replicas, partition_count=partitions)
@@ -155,19 +155,28 @@ def test_every_old_member_copies_to_the_newcomers_and_a_leaver_to_the_whole_new_
             assert move.source not in by_partition.setdefault(move.partition, {})  # one move per source
             by_partition[move.partition][move.source] = move.targets
         for partition, (before, after) in enumerate(zip(old.preference_lists, new.preference_lists, strict=True)):
-            gained = [member for member in after if member not in before]
+            gained = tuple(member for member in after if member not in before)
             sources = by_partition.get(partition, {})
-            if not gained and set(before) <= set(after):
-                assert not sources
-                continue
             for member in before:
                 if member not in after:
-                    assert sources[member] == after  # a leaver hands its copy to the whole new list
-                elif gained:
-                    assert sources[member] == tuple(gained)
-                else:
-                    assert member not in sources
-            assert sum(move.primary for move in moves if move.partition == partition) == 1
+                    # A leaver hands off: to the whole new list when it leaves the cluster.
+                    assert sources[member] == (gained if gained and member in new.members else after)
+            stayers = [member for member in before if member in after]
+            copying = [member for member in stayers if member in sources]
+            assert copying == (stayers[:1] if gained else [])
+            if copying:
+                assert sources[copying[0]] == gained
+            # Every (partition, member) the new ring adds is a copy someone makes.
+            for member in gained:
+                assert any(member in targets for targets in sources.values())
+            # Every write on W old members ends on W new ones: a write set
+            # missing the primary and every leaver is W members that stay.
+            for write_set in itertools.combinations(before, min(2, len(before))):
+                holders = set(write_set)
+                for source, targets in sources.items():
+                    if source in holders:
+                        holders |= set(targets)
+                assert len(holders & set(after)) >= min(len(write_set), len(after))
     # Switching a staged ring to its final one copies nothing more.
     assert partition_moves(staged(old, new), finished(staged(old, new))) == []
 

@@ -139,9 +139,8 @@ def _leave(lists: list[list[Member]], members: list[Member], leaver: Member) -> 
 @dataclass(frozen=True)
 class PartitionMove:
     """Copies ``source`` makes of ``partition`` after a ring change: to
-    ``targets``. ``primary``: the source every node names alike for the
-    partition (the first member of the old list that stays), whose copies
-    go first; the other old members' copies then find little left to send."""
+    ``targets``. ``primary``: the first member of the old list that stays
+    (every node names it alike), whose copies go first."""
 
     partition: int
     source: Member
@@ -152,33 +151,34 @@ class PartitionMove:
 def partition_moves(old: Ring, new: Ring) -> list[PartitionMove]:
     """The copies ``new`` needs (``new`` staged: the ring it leads to).
 
-    For each partition whose list gains members, *every* member of the old
-    list is a source, so the newcomers end with every write any old member
-    holds (a write acknowledged by W old members may be missing on the
-    first one; hints and a crashed peer can leave a write on one member
-    only): a member that stays copies to the newcomers; a member that
-    leaves the list (a removed node, or one a newcomer displaces) hands
-    its copy to every member of the new list before it stops holding it.
-    A copy is an anti-entropy sync, so a target that already holds a key
-    costs only the roots and segments compared. None from a staged ring to
-    the ring it leads to: its copies were made while it was staged."""
+    For each partition whose list changes: its primary (the first old
+    member that stays) copies to the members the list gains, and every
+    member leaving the list copies too, so each write acknowledged by W
+    old members ends on W members of the new list: a write set without
+    the primary and without a leaver is W members that stay. A member
+    leaving the list hands its copy to the members gained, or, when it
+    leaves the cluster (a removed node: it may hold writes nobody else
+    has, such as one acknowledged by it and a node that then died), to
+    every member of the new list, before it stops serving. A copy is an
+    anti-entropy sync, so a target that already holds a key costs only the
+    roots and segments compared. None from a staged ring to the ring it
+    leads to: its copies were made while it was staged."""
     if old.staged:
         return []
+    members_after = set(new.next_members or new.members)
     moves = []
     for partition, after in enumerate(new.next_lists or new.preference_lists):
         before = old.preference_lists[partition]
         gained = tuple(member for member in after if member not in before)
         if not gained and set(before) <= set(after):
             continue
-        primary = next((member for member in before if member in after), before[0])
-        for source in before:
-            if source not in after:
-                targets = after
-            elif gained:
-                targets = gained
-            else:
-                continue  # the list only shrank: the leavers hand off, the others keep theirs
-            moves.append(PartitionMove(partition, source, targets, primary=source == primary))
+        primary = next((member for member in before if member in after), None)
+        if primary is not None and gained:
+            moves.append(PartitionMove(partition, primary, gained))
+        for leaver in before:
+            if leaver not in after:
+                targets = gained if gained and leaver in members_after else after
+                moves.append(PartitionMove(partition, leaver, targets, primary=False))
     return moves
 
 
@@ -197,7 +197,7 @@ def staged(old: Ring, new: Ring) -> Ring:
     write, before and during the move, and after the switch a read of R
     new members meets every write made during the move (R + W > N both
     times); the writes from before the move reach the new members through
-    the copies (``partition_moves``, every old member a source). Once
+    the copies (``partition_moves``: the primary's and the leavers'). Once
     every copy is made (Tictac roots match), ``finished`` switches."""
     return Ring(
         epoch=new.epoch, members=tuple(sorted(set(old.members) | set(new.members))),

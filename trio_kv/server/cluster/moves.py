@@ -1,8 +1,9 @@
 """Partition moves: after a new ring epoch, this node copies each partition
-it is a source of (``cluster.ring_change.partition_moves``: every member
-of the old list) to its targets (the members the list gained; for a
-member leaving the list, every member of the new list: it hands its copy
-off), until the partition's Tictac roots match on both sides.
+it is a source of (``cluster.ring_change.partition_moves``: the first old
+member that stays, and every member leaving the list) to its targets (the
+members the list gained; for a node leaving the cluster, every member of
+the new list: it hands its copy off before it stops serving), until the
+partition's Tictac roots match on both sides.
 
 Each move is ``pending`` (not started), ``streaming`` (steps under way) or
 ``done`` (roots matched on its target). A step is one
@@ -11,9 +12,9 @@ Each move is ``pending`` (not started), ``streaming`` (steps under way) or
 ``TKV.REPL.PUT`` of each key's state, batched); steps are paced to at most
 ``MAX_KEYS_PER_SECOND`` keys, and moves run one at a time, so a move is one
 more client among the clients. The moves this node is the partition's
-primary source of go first: by the time the others run, the primary
-source has usually copied the partition, and they compare roots and
-segments and send only what it lacked. A target that cannot be reached
+primary source of go first: by the time a leaver's run, the primary has
+usually copied the partition, and they compare roots and segments and
+send only what it lacked. A target that cannot be reached
 (link down, an error reply) is retried after ``RETRY_SECONDS``. A move
 whose target no longer receives the partition's writes (a later change)
 is dropped.
