@@ -14,8 +14,12 @@ Each move is ``pending`` (not started), ``streaming`` (steps under way) or
 more client among the clients. The moves this node is the partition's
 primary source of go first: by the time a leaver's run, the primary has
 usually copied the partition, and they compare roots and segments and
-send only what it lacked. A target that cannot be reached
-(link down, an error reply) is retried after ``RETRY_SECONDS``. A move
+send only what it lacked. A move is done only once its roots match after every member up has
+been at the change's epoch for a node timeout (``_writers_settled``): a
+member that has not switched yet writes to the old list only, and such a
+write must not land on the source after its copy finished. A target that
+cannot be reached (link down, an error reply) is retried after
+``RETRY_SECONDS``. A move
 whose target no longer receives the partition's writes (a later change)
 is dropped.
 
@@ -74,6 +78,8 @@ class PartitionMoves:
         self.max_keys_per_second = max_keys_per_second
         # Every move this node is the source of, oldest first (done ones kept for the status).
         self.moves: list[Move] = []
+        # Epoch -> when every member up was first seen at it (``_writers_settled``).
+        self._caught_up_at: dict[int, float] = {}
         self._wake = trio.Event()
         node.on_ring_change(self.ring_changed)
 
@@ -114,6 +120,17 @@ class PartitionMoves:
                 continue
             await self._step(move)
 
+    def _writers_settled(self, epoch: int) -> bool:
+        """Whether every member up has been at ``epoch`` (its pings) for a
+        node timeout: a member shows a new ring to its data path at most
+        that long after adopting it (node._settle), so from then on every
+        write goes to the union and reaches the targets by itself."""
+        now = trio.current_time()
+        if not self.node.members_caught_up(epoch):
+            self._caught_up_at.pop(epoch, None)
+            return False
+        return now - self._caught_up_at.setdefault(epoch, now) >= self.node.node_timeout_seconds
+
     async def _step(self, move: Move) -> None:
         if move.state == "pending":
             move.state = "streaming"
@@ -125,6 +142,11 @@ class PartitionMoves:
             await trio.sleep(RETRY_SECONDS)
             return
         move.keys_copied += repaired
+        if done and not self._writers_settled(move.epoch):
+            # Roots match, but a member may still write the old ring's way
+            # (to the old list only): compare again once none can.
+            await trio.sleep(RETRY_SECONDS / 4)
+            return
         if done:
             move.state = "done"
             log.info("partition %d copied to %s (%d keys)", move.partition, move.target.address, move.keys_copied)

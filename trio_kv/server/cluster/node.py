@@ -195,6 +195,15 @@ class ClusterNode:
             "hints_pending": [] if self.hints_pending is None else sorted(self.hints_pending().items()),
         }
 
+    def members_caught_up(self, epoch: int) -> bool:
+        """Whether this node and every member it believes up are at ``epoch``
+        or later (their last pings): the moves' test that no member still
+        writes the way an older ring says (moves.py)."""
+        view = self._view
+        return view.ring.epoch >= epoch and all(
+            self._peer_epochs.get(member, -1) >= epoch for member in view.up if member != self.myself
+        )
+
     # -- the ring-change lock (change_lock.py; TKV.RING.LOCK) ------------------
 
     def lock_change(self, epoch: int, token: str, seconds: float) -> str | None:
