@@ -25,6 +25,13 @@ or an admin change made here (``propose_ring``: adopted, then pushed to
 every connected member). Adopting starts a link to each new member and
 stops the links to members gone (their ``PeerLink`` objects stay in
 ``links``, stopped, so a member that comes back gets the same object).
+
+Two admins at once (``change_lock.py``): an admin change locks every
+member first (``lock_change``); a locked node adopts no ring of the next
+epoch made by another change (``adopt``'s ``change`` token). A node a
+change removed keeps running but is no member: it coordinates no
+partition, its peers refuse its handshake, and ``ring_state`` says
+``removed`` (``trio-kv cluster status``, INFO ``cluster_bus_ring_state``).
 """
 
 from __future__ import annotations
