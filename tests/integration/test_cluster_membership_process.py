@@ -34,12 +34,13 @@ pytestmark = pytest.mark.slow
 # 2-core machine, so the default stays under the slow tests' budget.
 KEYS = int(os.environ.get("MEMBERSHIP_KEYS", "20000"))
 LOAD_BATCH = 500
-MOVE_BOUND_SECONDS = 60.0
+# The issue's bound; MEMBERSHIP_MOVE_BOUND_SECONDS raises it for a figure on a loaded machine.
+MOVE_BOUND_SECONDS = float(os.environ.get("MEMBERSHIP_MOVE_BOUND_SECONDS", "60"))
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run([sys.executable, "-m", "trio_kv", "cluster", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=120, env=env)
+                          text=True, timeout=MOVE_BOUND_SECONDS + 60, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
