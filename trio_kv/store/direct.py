@@ -1,0 +1,168 @@
+"""The store's typed API: get, put, delete, exists and atomic batches of
+bytes, without the command table (the embedded library's shells use it).
+
+The server's requests are argv lists that ``store.engine.run_batch`` looks
+up, admits and executes; a program that links the store has typed calls
+instead, and pays for none of that. Each function here is the whole of one
+operation as the engine would do it: take the store's lock, call the
+keyspace, end the effects unit (``store/effects.py``: one log record per
+write, one for a whole batch, as MSET and EXEC), release the lock.
+
+Rules kept here:
+
+* Keys and values are ``bytes`` (not a subclass, bytearray or memoryview:
+  ``TypeError``), checked before any lock is taken, so a bad argument never
+  leaves a batch half-applied. Nothing is pickled or encoded.
+* A TTL is a positive int of milliseconds (``ValueError`` otherwise), stored
+  as the absolute expiry ``now + ttl_ms`` (the keyspace's clock), as SET PX.
+* Writes return ``(result, lsn)``: the log sequence number the caller must
+  see flushed before it reports the write done (0 when nothing was logged:
+  no log, or a write that changed nothing). Making it durable is the
+  caller's (the sync shell flushes on its own thread, the Trio shell waits
+  for the commit thread through the dispatcher).
+* A write the log refuses (a disk error, lost files) raises ``LogRefused``
+  before anything is applied, as the engine's admission refuses it. A unit
+  the log cannot keep (a record over the format's 2 GiB) is applied in
+  memory but raises ``ValueError`` (the engine answers such a command with
+  an error the same way).
+* Runs on the caller's thread; never called with the store lock held (the
+  lock is not reentrant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .store import Store
+
+
+class LogRefused(OSError):
+    """The append-only log refuses writes (a disk error, or its files were
+    deleted): the write was not applied, or (raised by a flush) was applied
+    in memory but is not durable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """One write of a batch: ``key`` holds ``value`` (with a TTL, in ms)."""
+
+    key: bytes
+    value: bytes
+    ttl_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """One deletion of a batch (no error when the key is absent)."""
+
+    key: bytes
+
+
+def check_key(key: object) -> None:
+    if type(key) is not bytes:
+        raise TypeError(f"keys are bytes, not {type(key).__name__}")
+
+
+def check_put(key: object, value: object, ttl_ms: object) -> None:
+    if type(key) is not bytes:
+        raise TypeError(f"keys are bytes, not {type(key).__name__}")
+    if type(value) is not bytes:
+        raise TypeError(f"values are bytes, not {type(value).__name__}")
+    if ttl_ms is not None:
+        if type(ttl_ms) is not int:
+            raise TypeError(f"ttl_ms is an int of milliseconds or None, not {type(ttl_ms).__name__}")
+        if ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
+
+
+def checked_batch(ops: Iterable[Put | Delete]) -> list[Put | Delete]:
+    """The batch as a list, every operation checked (before any lock)."""
+    checked = list(ops)
+    for op in checked:
+        if type(op) is Put:
+            check_put(op.key, op.value, op.ttl_ms)
+        elif type(op) is Delete:
+            check_key(op.key)
+        else:
+            raise TypeError(f"a batch holds Put and Delete operations, not {type(op).__name__}")
+    return checked
+
+
+def get(store: Store, key: bytes) -> bytes | None:
+    """The value of ``key``, None if absent or expired (``WrongType`` if it
+    holds a server-side hash or other typed value)."""
+    lock = store.lock
+    lock.acquire_read()
+    try:
+        return store.keyspace.get(key)
+    finally:
+        lock.release_read()
+
+
+def exists(store: Store, key: bytes) -> bool:
+    lock = store.lock
+    lock.acquire_read()
+    try:
+        return store.keyspace.exists(key)
+    finally:
+        lock.release_read()
+
+
+def put(store: Store, key: bytes, value: bytes, ttl_ms: int | None = None) -> tuple[None, int]:
+    """SET ``key`` ``value`` [PX ``ttl_ms``]: one unit, one log record."""
+    persistence = store.persistence
+    if persistence is not None:
+        _admit(persistence.refusal())
+    lock, keyspace = store.lock, store.keyspace
+    lock.acquire_write()
+    try:
+        keyspace.set(key, value, None if ttl_ms is None else keyspace.now_ms() + ttl_ms)
+        keyspace.effects.end_command()
+        return None, 0 if persistence is None else persistence.appended_lsn
+    finally:
+        lock.release_write()
+
+
+def delete(store: Store, key: bytes) -> tuple[bool, int]:
+    """DEL ``key``: whether it existed (a live key; nothing is logged when not)."""
+    persistence = store.persistence
+    if persistence is not None:
+        _admit(persistence.refusal())
+    lock, keyspace = store.lock, store.keyspace
+    lock.acquire_write()
+    try:
+        deleted = keyspace.delete(key)
+        keyspace.effects.end_command()
+        return deleted, 0 if persistence is None or not deleted else persistence.appended_lsn
+    finally:
+        lock.release_write()
+
+
+def apply_batch(store: Store, ops: list[Put | Delete]) -> tuple[None, int]:
+    """Apply checked operations (``checked_batch``) in order under one
+    write-lock hold, as one unit: a reader sees all or none of them, and
+    the log holds them as one record (a replay applies all or none)."""
+    persistence = store.persistence
+    if persistence is not None:
+        _admit(persistence.refusal())
+    lock, keyspace = store.lock, store.keyspace
+    set_key, delete_key = keyspace.set, keyspace.delete
+    lock.acquire_write()
+    try:
+        now_ms = keyspace.now_ms()
+        for op in ops:
+            if type(op) is Put:
+                set_key(op.key, op.value, None if op.ttl_ms is None else now_ms + op.ttl_ms)
+            else:
+                delete_key(op.key)
+        logged = bool(keyspace.effects.pending)
+        keyspace.effects.end_command()
+        return None, persistence.appended_lsn if persistence is not None and logged else 0
+    finally:
+        lock.release_write()
+
+
+def _admit(refusal: str | None) -> None:
+    if refusal is not None:
+        raise LogRefused(f"write refused: {refusal}")
