@@ -48,9 +48,14 @@ def open(path: str | os.PathLike[str] | None = None, **options: object) -> DB:
     ``options``: ``LIBRARY_OPTIONS``, named and checked as the server's.
     Raises ``DataDirInUse`` when a server or another open store holds the
     directory."""
-    config = library_config(path, options)
-    store = Store(config)
-    if not config.appendonly:
+    return open_store(Store(library_config(path, options)))
+
+
+def open_store(store: Store) -> DB:
+    """``open``'s body, for a store built by the caller (tests pass one
+    whose keyspace reads a fake clock): with ``store.config.appendonly``,
+    recovery from ``store.config.data_dir`` and its log."""
+    if not store.config.appendonly:
         return DB(store, None)
     persistence, _report = open_log(store)
     store.persistence = persistence  # the typed API logs from now on
@@ -61,6 +66,6 @@ def open_trio(path: str | os.PathLike[str] | None = None, **options: object) -> 
     """``async with trio_kv.open_trio(path) as db:``: the store as ``open``
     opens it, its calls awaitable through the group dispatcher; the block's
     end closes it."""
-    from .trio_db import open_store  # trio only for Trio programs
+    from .trio_db import open_store as open_trio_store  # trio only for Trio programs
 
-    return open_store(library_config(path, options))
+    return open_trio_store(Store(library_config(path, options)))

@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from ..config import Config
 from ..store import direct
 from ..store.direct import Delete, Put, check_key, check_put, checked_batch
 from ..store.durability.append_log import Persistence
@@ -111,10 +110,11 @@ def _flush_and_sync(persistence: Persistence) -> None:
 
 
 @asynccontextmanager
-async def open_store(config: Config) -> AsyncIterator[TrioDB]:
-    """``open_trio``'s body: recovery, then the dispatcher, the log's commit
-    thread and the expiry sweep in a nursery for the life of the block."""
-    store = Store(config)
+async def open_store(store: Store) -> AsyncIterator[TrioDB]:
+    """``open_trio``'s body, for a store built by the caller: recovery,
+    then the dispatcher, the log's commit thread and the expiry sweep in a
+    nursery for the life of the block."""
+    config = store.config
     disk = trio.CapacityLimiter(DISK_THREADS)
     persistence = await load_and_open_log(store, disk) if config.appendonly else None
     try:
