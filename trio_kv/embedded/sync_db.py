@@ -31,6 +31,8 @@ from ..store.expiry_cycle import active_expire_cycle
 from ..store.store import Store
 from .sync_log import SyncLog
 
+_monotonic = time.monotonic
+
 
 class Closed(RuntimeError):
     """The store was closed."""
@@ -75,11 +77,15 @@ class DB:
     def put(self, key: bytes, value: bytes, ttl_ms: int | None = None) -> None:
         """``key`` holds ``value`` from now on, for ``ttl_ms`` milliseconds
         (None: no expiry; a previous TTL is dropped)."""
-        check_put(key, value, ttl_ms)
+        if type(key) is not bytes or type(value) is not bytes or ttl_ms is not None:
+            check_put(key, value, ttl_ms)  # raises unless only the TTL needed a look
         if self._closed:
             raise Closed("the store is closed")
         _, lsn = direct.put(self._store, key, value, ttl_ms)
-        self._written(lsn)
+        if self._log is not None:
+            self._log.wait_durable(lsn)
+        if _monotonic() >= self._next_sweep_s:
+            self._sweep()
 
     def delete(self, key: bytes) -> bool:
         """Delete ``key``; whether it existed."""
@@ -104,12 +110,16 @@ class DB:
         self._written(lsn)
 
     def _written(self, lsn: int) -> None:
-        log = self._log
-        if log is not None:
-            log.wait_durable(lsn)
-        if time.monotonic() >= self._next_sweep_s:
-            self._next_sweep_s = time.monotonic() + self._sweep_interval_s
-            active_expire_cycle(self._store)
+        """After a write: its record durable, and the expiry sweep if due
+        (``put`` has these lines inline)."""
+        if self._log is not None:
+            self._log.wait_durable(lsn)
+        if _monotonic() >= self._next_sweep_s:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        self._next_sweep_s = _monotonic() + self._sweep_interval_s
+        active_expire_cycle(self._store)
 
     def flush(self) -> None:
         """Make every write so far durable (written and fsynced), whatever
