@@ -3,8 +3,9 @@
 Pure code (protocol, cluster, commands, http) imports no trio, sockets or threads and
 nothing from the store or the server; protocol and cluster import nothing from commands; protocol and commands import nothing
 from http (HTTP's pure parts sit on top of the commands); the store imports
-no trio and nothing from the server or http. Checked from the source, so a lazy import inside a function
-counts too.
+no trio and nothing from the server or http; nothing but the package's
+lazy exports imports the embedded library (the top layer). Checked from the
+source, so a lazy import inside a function counts too.
 
 One exception, and only one: an import in the body of an ``if
 TYPE_CHECKING:`` block (``typing.TYPE_CHECKING`` too) is for the type
@@ -25,15 +26,20 @@ PACKAGE = Path(__file__).resolve().parents[2] / "trio_kv"
 FORBIDDEN = {
     "protocol": {
         "trio", "socket", "threading", "asyncio", "selectors",
-        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.embedded",
     },
     "cluster": {
         "trio", "socket", "threading", "asyncio", "selectors",
-        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.embedded",
     },
-    "commands": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.http"},
-    "http": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server"},
-    "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server", "trio_kv.http"},
+    "commands": {
+        "trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.http",
+        "trio_kv.embedded",
+    },
+    "http": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.embedded"},
+    "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server", "trio_kv.http", "trio_kv.embedded"},
+    # The async shell is a layer below the library (the library's Trio shell uses it).
+    "server": {"trio_kv.embedded"},
 }
 
 
