@@ -10,9 +10,12 @@ sync library does inline, at the end of the write that needs it:
   at once share flushes: a record another thread's flush already covered
   is not flushed again.
 * ``everysec``: the first write at least a second after the last fsync
-  fsyncs (and checks that the files still exist, as the server's timer
-  does). With no writes nothing is pending but the last second's fsync;
-  ``flush()`` and ``close()`` fsync whatever the policy.
+  fsyncs; under every policy it also checks that the files still exist
+  (the server's once-a-second check). There is no timer: writes of the
+  last second before the program goes idle wait for the next write,
+  ``flush()`` or ``close()`` (which fsync whatever the policy) to be
+  fsynced. They are written already, so only a power loss (not a crash of
+  the program) can lose them, as under the server's ``everysec``.
 * Compaction (the files outgrew ``aof_rewrite_*``): checked every
   ``COMPACTION_CHECK_WRITES`` writes, and run on a thread of its own (the
   only thread the sync library ever starts: a snapshot of the whole
