@@ -51,6 +51,11 @@ Rules kept here:
   (``_added`` / ``_remove`` / ``clear``), so CLUSTER COUNTKEYSINSLOT is one
   read. A key whose time ran out counts until it is removed, as in Redis.
   Off (None), adding or removing a key pays one test.
+* The sorted key index (``store/sorted_index.py``, ``attach_sorted_index``):
+  fed at the same points as the per-slot counts, so it holds exactly the
+  keys of the value table (expired ones not yet removed included) through
+  every path, expiry and loading too. Off (None), adding or removing a key
+  pays one test; overwriting a key pays nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
+from .sorted_index import SortedKeyIndex
 
 NO_EXPIRY = -1
 STRING_TYPE_NAME = b"string"
@@ -114,6 +120,8 @@ class Keyspace:
         self.effects = EffectSink()
         # Keys per hash slot, cluster mode only (count_keys_per_slot).
         self._slot_keys: list[int] | None = None
+        # Every stored key in byte order (attach_sorted_index); None: none kept.
+        self._sorted: SortedKeyIndex | None = None
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -355,6 +363,8 @@ class Keyspace:
         if value is not None:
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] -= 1
+            if self._sorted is not None:
+                self._sorted.discard(key)
             self.value_bytes -= len(value) if type(value) is bytes else self._forget(value)
             if len(self._expires):
                 self._expires.pop(key, None)
@@ -377,6 +387,8 @@ class Keyspace:
             self.value_bytes += len(value)
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         if expire_at_ms is not None:
             expires.set(key, expire_at_ms)
         elif not keep_ttl and len(expires):
@@ -481,8 +493,11 @@ class Keyspace:
         effect, no TTL change, no WATCH touch."""
         old = self._values.swap(key, value)
         self.value_bytes += len(value) - (0 if old is None else self._forget(old))
-        if old is None and self._slot_keys is not None:
-            self._slot_keys[key_slot(key)] += 1
+        if old is None:
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         if type(value) is Growable:
             self.grown_capacity_bytes += value.capacity
 
@@ -567,6 +582,8 @@ class Keyspace:
             self.value_bytes += value.size_bytes()
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         else:
             self.value_bytes += delta
             if not value:
@@ -612,6 +629,8 @@ class Keyspace:
             self.value_bytes += value.size_bytes()
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         else:
             self.value_bytes += update.apply(value)
             if not value:
@@ -640,8 +659,11 @@ class Keyspace:
         self._expire_if_needed(target)
         old = self._values.swap(target, value)
         self.value_bytes += value.size_bytes() - (0 if old is None else self._forget(old))
-        if old is None and self._slot_keys is not None:
-            self._slot_keys[key_slot(target)] += 1
+        if old is None:
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(target)] += 1
+            if self._sorted is not None:
+                self._sorted.add(target)
         if at_ms is not None:
             self._expires.set(target, at_ms)
         elif len(self._expires):
@@ -659,6 +681,8 @@ class Keyspace:
                 touched = [key for key in self._watchers if key in self._values]
         self._values.clear()
         self._expires.clear()
+        if self._sorted is not None:
+            self._sorted.clear()
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
@@ -676,6 +700,8 @@ class Keyspace:
             with self._watch_lock:
                 touched = [key for key in self._watchers if key in self._values]
         lists = self._values.detach() + self._expires.detach()
+        if self._sorted is not None:
+            lists += self._sorted.detach()
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
@@ -683,6 +709,46 @@ class Keyspace:
         self._touch_all(touched)
         self.effects.emit(("CLEAR",))
         return lists
+
+    def attach_sorted_index(self, index: SortedKeyIndex | None) -> None:
+        """Keep ``index`` equal to the stored keys from now on, starting
+        from the keys stored now (None: keep none). Write lock."""
+        if index is not None:
+            index.rebuild(key for key, _value in self._values.items())
+        self._sorted = index
+
+    @property
+    def sorted_index(self) -> SortedKeyIndex | None:
+        return self._sorted
+
+    def add_string_views(self, keys: list[bytes], out: list[bytes | memoryview | None]) -> None:
+        """Append each of ``keys`` (stored, not expired: the caller checked,
+        under the same lock) and its value to ``out``: a string as
+        ``get_view`` gives it, None for a value of another type. One loop
+        with no per-key method call: KRANGE WITHVALUES' inner loop."""
+        get = self._values.get
+        append = out.append
+        for key in keys:
+            value = get(key)
+            append(key)
+            kind = type(value)
+            append(value if kind is bytes else value.view() if kind is Growable else None)
+
+    def is_expired_key(self, key: bytes, now_ms: int) -> bool:
+        """A stored ``key`` whose time ran out by ``now_ms`` (readers of the
+        sorted index skip it; it is removed by the next write or the sweep)."""
+        return self._is_expired(key, now_ms)
+
+    @contextmanager
+    def sorted_index_paused(self) -> Iterator[None]:
+        """Loading: the sorted index is not fed inside the block, and is
+        rebuilt from the table in one sort after it (store/sorted_index.py)."""
+        index = self._sorted
+        self._sorted = None
+        try:
+            yield
+        finally:
+            self.attach_sorted_index(index)
 
     def count_keys_per_slot(self) -> None:
         """Keep a count of keys per hash slot from now on (cluster mode),
