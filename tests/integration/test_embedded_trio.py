@@ -123,3 +123,17 @@ async def test_the_directory_is_locked_while_open(tmp_path: Path) -> None:
             trio_kv.open(data)
     with trio_kv.open(data) as sync_db:
         assert sync_db.get(b"k") == b"v"
+
+
+async def test_scan_pages_through_the_dispatcher() -> None:
+    with trio.fail_after(30):
+        async with trio_kv.open_trio(None) as db:
+            await db.batch([trio_kv.Put(b"k%05d" % index, b"%d" % index) for index in range(2500)])
+            pairs = [pair async for pair in db.scan(b"k00010", b"k02010")]
+            assert pairs == [(b"k%05d" % index, b"%d" % index) for index in range(10, 2010)]
+            backwards = [key async for key, _value in db.scan(None, b"k00003", reverse=True)]
+            assert backwards == [b"k00002", b"k00001", b"k00000"]
+            assert [key async for key, _value in db.scan(limit=1001)][-1] == b"k01000"
+            assert [pair async for pair in db.scan(limit=0)] == []
+            with pytest.raises(TypeError):
+                db.scan("k")

@@ -1,6 +1,7 @@
 """The embedded library against a dict model, across restarts.
 
 Hypothesis drives put (with and without a TTL), delete, atomic batches,
+ordered scans (bounds, limit, reverse: the sorted model),
 clock advances, the store's expiry sweep (at a write, on the library's
 interval) and restarts: close and reopen the data directory, or drop the
 store without closing it (what a killed process leaves: every write
@@ -83,6 +84,14 @@ class EmbeddedModel(RuleBasedStateMachine):
             else:
                 self.model.pop(op.key, None)
             self.seen.add(op.key)
+
+    @rule(start=st.none() | KEYS, end=st.none() | KEYS, limit=st.none() | st.integers(0, 5), reverse=st.booleans())
+    def scan(self, start, end, limit, reverse):
+        live = {key: value for key in self.model if (value := self._live(key)) is not None}
+        keys = sorted(key for key in live if (start is None or key >= start) and (end is None or key < end))
+        if reverse:
+            keys.reverse()
+        assert list(self.db.scan(start, end, limit, reverse)) == [(key, live[key]) for key in keys][:limit]
 
     @rule(ms=st.integers(1, 300))
     def advance_clock(self, ms):

@@ -270,3 +270,72 @@ def test_the_package_is_typed() -> None:
 
 def test_config_defaults_are_the_servers() -> None:
     assert library_config(None, {}).appendfsync == Config().appendfsync == "everysec"
+
+
+# --- scan: the sorted key index --------------------------------------------------
+
+
+def model_scan(model: dict[bytes, bytes], start, end, limit, reverse) -> list[tuple[bytes, bytes]]:
+    keys = sorted(key for key in model if (start is None or key >= start) and (end is None or key < end))
+    if reverse:
+        keys.reverse()
+    return [(key, model[key]) for key in keys][:limit]
+
+
+def test_scan_is_ordered_half_open_and_limited() -> None:
+    clock = FakeClock()
+    with open_with_clock(None, clock) as db:
+        model = {}
+        for index in range(0, 3000, 3):  # more than a page (SCAN_PAGE_KEYS)
+            key, value = b"k%05d" % index, b"v%d" % index
+            db.put(key, value)
+            model[key] = value
+        db.put(b"k00001", b"expiring", ttl_ms=5)  # expired keys are skipped, not yet swept
+        clock.now_ms += 5
+        for start, end, limit, reverse in [
+            (None, None, None, False), (None, None, None, True), (b"k00100", b"k00200", None, False),
+            (b"k00100", b"k00200", None, True), (b"k00099", b"k00099", None, False), (b"k00200", b"k00100", None, False),
+            (b"k01000", None, 1500, False), (None, b"k02500", 1001, True), (None, None, 0, False),
+            (b"k", b"l", 5, True), (b"", None, 2, False),
+        ]:
+            assert list(db.scan(start, end, limit=limit, reverse=reverse)) == model_scan(model, start, end, limit, reverse), (
+                start, end, limit, reverse)
+
+
+def test_scan_between_pages_sees_writes_in_order_and_each_key_once() -> None:
+    with trio_kv.open(None) as db:
+        for index in range(2500):
+            db.put(b"k%05d" % index, b"old")
+        seen = []
+        for key, _value in db.scan():
+            seen.append(key)
+            if len(seen) == 10:
+                # Between pages the writer is free: a key behind the scan is
+                # not seen, one ahead of it is, a deleted one ahead is not.
+                db.put(b"a-behind", b"x")
+                db.put(b"k02000x", b"ahead")
+                db.delete(b"k02001")
+        assert seen == sorted(set(seen))
+        assert b"a-behind" not in seen and b"k02000x" in seen and b"k02001" not in seen
+
+
+def test_scan_checks_its_arguments_and_needs_the_index() -> None:
+    with trio_kv.open(None) as db:
+        for call in (lambda: db.scan("a"), lambda: db.scan(None, 1), lambda: db.scan(limit=1.0)):
+            with pytest.raises(TypeError):
+                call()
+        with pytest.raises(ValueError):
+            db.scan(limit=-1)
+    with trio_kv.open(None, sorted_index="no") as db:
+        db.put(b"k", b"v")
+        assert db.get(b"k") == b"v"
+        with pytest.raises(RuntimeError, match="sorted"):
+            list(db.scan())
+
+
+def test_scan_after_reopen(tmp_path: Path) -> None:
+    with trio_kv.open(tmp_path / "data") as db:
+        db.batch([trio_kv.Put(b"b", b"2"), trio_kv.Put(b"a", b"1"), trio_kv.Put(b"c", b"3")])
+    with trio_kv.open(tmp_path / "data") as db:
+        assert list(db.scan(b"a", b"c")) == [(b"a", b"1"), (b"b", b"2")]
+        assert list(db.scan(reverse=True, limit=2)) == [(b"c", b"3"), (b"b", b"2")]

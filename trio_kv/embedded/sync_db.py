@@ -22,11 +22,11 @@ Rules kept here:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from ..store import direct
-from ..store.direct import Delete, Put, check_key, check_put, checked_batch
+from ..store.direct import SCAN_PAGE_KEYS, Delete, Put, check_key, check_put, check_scan, checked_batch
 from ..store.expiry_cycle import active_expire_cycle
 from ..store.store import Store
 from .sync_log import SyncLog
@@ -108,6 +108,36 @@ class DB:
             return
         _, lsn = direct.apply_batch(self._store, checked)
         self._written(lsn)
+
+    def scan(
+        self, start: bytes | None = None, end: bytes | None = None, limit: int | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` for the keys ``start <= key < end`` (None: open
+        on that side) in byte order, descending if ``reverse``, at most
+        ``limit``. Read in pages of one read-lock hold each
+        (store/direct.py ``scan_page``), so a long scan never holds up
+        writers: each key comes at most once, in order, but writes between
+        pages may or may not be seen (``snapshot().scan`` is one point in time)."""
+        check_scan(start, end, limit)
+        if self._closed:
+            raise Closed("the store is closed")
+        return self._scan(start, end, limit, reverse)
+
+    def _scan(
+        self, start: bytes | None, end: bytes | None, limit: int | None, reverse: bool
+    ) -> Iterator[tuple[bytes, bytes]]:
+        remaining = limit
+        resume: bytes | None = None
+        while remaining is None or remaining > 0:
+            if self._closed:
+                raise Closed("the store is closed")
+            count = SCAN_PAGE_KEYS if remaining is None else min(remaining, SCAN_PAGE_KEYS)
+            pairs, resume = direct.scan_page(self._store, start, end, reverse, resume, count)
+            yield from pairs
+            if remaining is not None:
+                remaining -= len(pairs)
+            if resume is None:
+                return
 
     def _written(self, lsn: int) -> None:
         """After a write: its record durable, and the expiry sweep if due

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from ..store import direct
-from ..store.direct import Delete, Put, check_key, check_put, checked_batch
+from ..store.direct import SCAN_PAGE_KEYS, Delete, Put, check_key, check_put, check_scan, checked_batch
 from ..store.durability.append_log import Persistence
 from ..store.store import Store
 from ..server.dispatch import Dispatcher
@@ -86,6 +86,24 @@ class TrioDB:
         if checked:
             await self._dispatcher.run_logged(functools.partial(direct.apply_batch, self._store, checked))
 
+    def scan(
+        self, start: bytes | None = None, end: bytes | None = None, limit: int | None = None, reverse: bool = False
+    ) -> TrioScan:
+        """``async for key, value in db.scan(start, end)``: as ``DB.scan``,
+        each page (up to ``SCAN_PAGE_KEYS`` keys) one call through the
+        dispatcher."""
+        check_scan(start, end, limit)
+        self._check_open()
+        return TrioScan(self, start, end, limit, reverse)
+
+    async def _scan_page(
+        self, start: bytes | None, end: bytes | None, reverse: bool, resume: bytes | None, count: int
+    ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+        self._check_open()
+        return await self._dispatcher.run_sync(
+            functools.partial(direct.scan_page, self._store, start, end, reverse, resume, count)
+        )
+
     async def flush(self) -> None:
         """Every write so far written and fsynced, whatever ``appendfsync`` says."""
         self._check_open()
@@ -99,6 +117,42 @@ class TrioDB:
 
     def _close(self) -> None:
         self._closed = True
+
+
+class TrioScan:
+    """The async iterator ``TrioDB.scan`` returns: one page per hop, no
+    async generator (nothing to finalize when a loop stops early)."""
+
+    def __init__(
+        self, db: TrioDB, start: bytes | None, end: bytes | None, limit: int | None, reverse: bool
+    ) -> None:
+        self._db = db
+        self._start, self._end, self._reverse = start, end, reverse
+        self._remaining = limit
+        self._page: list[tuple[bytes, bytes]] = []
+        self._position = 0
+        self._resume: bytes | None = None
+        self._done = limit == 0
+
+    def __aiter__(self) -> TrioScan:
+        return self
+
+    async def __anext__(self) -> tuple[bytes, bytes]:
+        while self._position == len(self._page):
+            if self._done:
+                raise StopAsyncIteration
+            remaining = self._remaining
+            count = SCAN_PAGE_KEYS if remaining is None else min(remaining, SCAN_PAGE_KEYS)
+            self._page, self._resume = await self._db._scan_page(
+                self._start, self._end, self._reverse, self._resume, count
+            )
+            self._position = 0
+            if remaining is not None:
+                self._remaining = remaining = remaining - len(self._page)
+            self._done = self._resume is None or remaining == 0
+        pair = self._page[self._position]
+        self._position += 1
+        return pair
 
 
 def _flush_and_sync(persistence: Persistence) -> None:

@@ -27,6 +27,11 @@ Rules kept here:
   an error the same way).
 * Runs on the caller's thread; never called with the store lock held (the
   lock is not reentrant).
+* Ordered reads (``scan_page``) walk the sorted key index
+  (store/sorted_index.py) one page per read-lock hold: the index's
+  iterators must not outlive the hold, so a page returns where the next
+  one resumes (the last key it looked at, exclusive), and a long scan
+  never holds up writers.
 """
 
 from __future__ import annotations
@@ -166,3 +171,59 @@ def apply_batch(store: Store, ops: list[Put | Delete]) -> tuple[None, int]:
 def _admit(refusal: str | None) -> None:
     if refusal is not None:
         raise LogRefused(f"write refused: {refusal}")
+
+
+# --- ordered reads (the sorted key index) ---------------------------------------
+
+# Keys one scan page looks at under one read-lock hold (live or expired):
+# a page holds the lock for about a millisecond at most.
+SCAN_PAGE_KEYS = 1000
+
+
+def check_scan(start: object, end: object, limit: object) -> None:
+    """A scan's bounds are bytes or None; its limit None or an int >= 0."""
+    for name, bound in (("start", start), ("end", end)):
+        if bound is not None and type(bound) is not bytes:
+            raise TypeError(f"{name} is bytes or None, not {type(bound).__name__}")
+    if limit is not None:
+        if type(limit) is not int:
+            raise TypeError(f"limit is an int or None, not {type(limit).__name__}")
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+
+
+def scan_page(
+    store: Store, start: bytes | None, end: bytes | None, reverse: bool, resume: bytes | None, count: int,
+) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+    """One page of a scan of the keys ``start <= key < end`` (None: open on
+    that side) in byte order (``reverse``: descending): up to ``count``
+    live keys with their values, past ``resume`` (the previous page's last
+    key looked at, exclusive; None: from the first), under one read-lock
+    hold, looking at most at ``SCAN_PAGE_KEYS`` keys. Returns the pairs and
+    where the next page resumes (None: the range is done). ``WrongType``
+    for a key holding a typed value. Needs the sorted key index."""
+    index = store.sorted_index
+    if index is None:
+        raise RuntimeError("scan needs the sorted key index (the sorted_index option is off)")
+    lock, keyspace = store.lock, store.keyspace
+    pairs: list[tuple[bytes, bytes]] = []
+    lock.acquire_read()
+    try:
+        if reverse:
+            keys = index.irange(start, end if resume is None else resume, max_inclusive=False, reverse=True)
+        elif resume is None:
+            keys = index.irange(start, end, max_inclusive=False)
+        else:
+            keys = index.irange(resume, end, min_inclusive=False, max_inclusive=False)
+        get, looked = keyspace.get, 0
+        key = None
+        for key in keys:
+            value = get(key)  # None: its time ran out (not swept yet)
+            if value is not None:
+                pairs.append((key, value))
+            looked += 1
+            if len(pairs) >= count or looked >= SCAN_PAGE_KEYS:
+                return pairs, key
+        return pairs, None
+    finally:
+        lock.release_read()
