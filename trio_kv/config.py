@@ -365,6 +365,21 @@ _OPTIONS = [
     _Option("debug_clock_offset_ms", _int_at_least(-(1 << 40)), "TEST INPUT: shift this node's hybrid logical clock by N ms (clock-skew tests)"),
 ]
 
+_OPTIONS_BY_FIELD = {option.field: option for option in _OPTIONS}
+
+
+def parse_option(field: str, value: object) -> Any:
+    """One option's value checked and converted as its flag's would be
+    (``str(value)`` through the same parser: ``True``, ``"yes"`` and ``1``
+    all mean yes); the embedded library's keyword options go through it.
+    ``KeyError`` for an unknown option, ``ValueError`` for a bad value."""
+    option = _OPTIONS_BY_FIELD[field]
+    try:
+        parsed = option.parse(str(value))
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"{field}: {error}") from None
+    return None if parsed is OFF else parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

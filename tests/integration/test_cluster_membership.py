@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import trio
 
+from trio_kv.cluster.handshake import admin_proof, new_nonce
 from trio_kv.cluster.ring import Member
 from trio_kv.cluster.ring_document import ring_hash
 from trio_kv.cluster.ring_record import decode_ring, encode_ring
-from trio_kv.protocol.replies import Error
+from trio_kv.protocol.replies import Error, SimpleString
 from trio_kv.server.lifecycle import ServerAddresses
 
 from .cluster_nodes import BusClient, free_cluster_port, node_hosts, seeds_of, start_node, wait_until
 
 WAIT_SECONDS = 20
+# How BusClient reads +OK.
+OK_REPLY = SimpleString("OK")
 
 
 def _agree(nodes: list[ServerAddresses], epoch: int) -> bool:
@@ -27,6 +30,13 @@ def _agree(nodes: list[ServerAddresses], epoch: int) -> bool:
 def _fields(reply: object) -> dict[bytes, object]:
     assert isinstance(reply, list), reply
     return dict(zip(reply[::2], reply[1::2]))
+
+
+async def _lock_all(hosts: list[str], port: int, epoch: int, token: bytes) -> None:
+    """TKV.RING.LOCK on every member, in address order (as the admin tool)."""
+    for host in sorted(hosts):
+        client = await BusClient.connect(host, port + 10000)
+        assert await client.call(b"TKV.RING.LOCK", b"%d" % epoch, token, b"30") == OK_REPLY
 
 
 async def test_add_then_remove_a_node_changes_every_members_ring() -> None:
@@ -48,31 +58,38 @@ async def test_add_then_remove_a_node_changes_every_members_ring() -> None:
             await trio.sleep(0.3)
             assert all(node.cluster.node.view().ring.epoch == 1 for node in nodes)  # a plan changes nothing
 
-            added = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target))
+            # Without the lock on this node the change is refused.
+            refused = await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"LOCKED", b"t1")
+            assert isinstance(refused, Error) and refused.message.startswith("CHANGELOCKED"), refused
+            await _lock_all(hosts[:3], port, 1, b"t1")
+            added = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"LOCKED", b"t1"))
             assert added[b"hash"] == plan[b"hash"]
             everyone = [*nodes, fourth]
             await wait_until(lambda: _agree(everyone, 2))
             assert ring_hash(fourth.cluster.node.view().ring).encode() == added[b"hash"]
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 4 for node in everyone))
-            assert (await admin.call(b"TKV.RING.CHANGE", b"ADD", target)) == Error(
-                f"ERR {hosts[3]}:{port} is already a member (epoch 2)"
+            assert (await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"PLAN")) == Error(
+                "ERR ring epoch 2 is a staged change under way: finish it first (trio-kv cluster finish)"
             )
-            # Staged: the new member is last in every list it joins (reads ask the old members).
+            # Staged: reads and coordination stay with the old lists; the new
+            # member is pending (written to) in the 48 lists it joins.
             staged_ring = nodes[0].cluster.node.view().ring
             fourth_member = Member(hosts[3], port)
-            assert all(chosen[-1] == fourth_member for chosen in staged_ring.preference_lists if fourth_member in chosen)
+            assert staged_ring.staged and staged_ring.preference_lists == nodes[0].cluster.node.previous_ring.preference_lists
+            assert sum(staged_ring.pending(partition) == (fourth_member,) for partition in range(64)) == 48
             finished = _fields(await admin.call(b"TKV.RING.CHANGE", b"FINISH"))
             assert finished[b"epoch"] == 3 and finished[b"replica_moves"] == 0  # finishing copies nothing
             await wait_until(lambda: _agree(everyone, 3))
             final_ring = nodes[0].cluster.node.view().ring
             assert sum(chosen[0] == fourth_member for chosen in final_ring.preference_lists) == 16
-            assert {frozenset(chosen) for chosen in final_ring.preference_lists} == {
-                frozenset(chosen) for chosen in staged_ring.preference_lists}
+            assert final_ring.preference_lists == staged_ring.next_lists
             assert isinstance(await admin.call(b"TKV.RING.CHANGE", b"FINISH"), Error)  # nothing left to finish
 
             # Remove it by node id, asked of another node.
             other = await BusClient.connect(hosts[2], port + 10000)
-            removed = _fields(await other.call(b"TKV.RING.CHANGE", b"REMOVE", fourth.cluster.node.node_id.encode()))
+            await _lock_all(hosts, port, 3, b"t2")
+            removed = _fields(await other.call(b"TKV.RING.CHANGE", b"REMOVE", fourth.cluster.node.node_id.encode(),
+                                               b"LOCKED", b"t2"))
             assert removed[b"epoch"] == 4 and removed[b"replica_moves"] == 48
             await wait_until(lambda: _agree(everyone, 4))
             assert _fields(await other.call(b"TKV.RING.CHANGE", b"FINISH"))[b"epoch"] == 5
@@ -129,7 +146,8 @@ async def test_a_restarted_node_starts_from_its_saved_ring(tmp_path) -> None:
             third = await start(2, seeds_of([hosts[0], hosts[2]], port))
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 2 for node in nodes))
             admin = await BusClient.connect(hosts[0], port + 10000)
-            await admin.call(b"TKV.RING.CHANGE", b"ADD", f"{hosts[2]}:{port}".encode())
+            await _lock_all(hosts[:2], port, 1, b"t")
+            await admin.call(b"TKV.RING.CHANGE", b"ADD", f"{hosts[2]}:{port}".encode(), b"LOCKED", b"t")
             everyone = [*nodes, third]
             await wait_until(lambda: _agree(everyone, 2))
             assert (tmp_path / "node1" / "cluster-ring.json").exists()
@@ -141,4 +159,73 @@ async def test_a_restarted_node_starts_from_its_saved_ring(tmp_path) -> None:
             assert len(restarted.cluster.node.view().ring.members) == 3
             await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in [nodes[0], restarted, third]))
             for node in [nodes[0], restarted, third]:
+                node.shutdown.set()
+
+
+async def test_an_admin_tool_proves_the_secret_and_runs_admin_commands_only() -> None:
+    secret = "admin secret"
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts = node_hosts(2)
+            port = free_cluster_port(hosts)
+            nodes = [await start_node(nursery, host, port, seeds_of(hosts, port), cluster_secret=secret)
+                     for host in hosts]
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 2 for node in nodes))
+            target = b"127.0.0.1:7777"
+            # Unproven: refused and closed.
+            bare = await BusClient.connect(hosts[0], port + 10000)
+            reply = await bare.call(b"TKV.RING.CHANGE", b"ADD", target, b"PLAN")
+            assert isinstance(reply, Error) and "needs the bus handshake" in reply.message
+            assert await bare.closed_by_peer()
+            # A wrong proof: refused and closed.
+            wrong = await BusClient.connect(hosts[0], port + 10000)
+            nonce = await wrong.call(b"TKV.ADMIN.HELLO")
+            assert isinstance(nonce, bytes)
+            mine = new_nonce()
+            reply = await wrong.call(b"TKV.ADMIN.AUTH", mine.encode(),
+                                     admin_proof("wrong", nonce.decode(), mine).encode())
+            assert isinstance(reply, Error) and "wrong cluster secret" in reply.message
+            assert await wrong.closed_by_peer()
+            # The right proof: admin and read commands, never a peer's.
+            admin = await BusClient.connect(hosts[0], port + 10000)
+            nonce = await admin.call(b"TKV.ADMIN.HELLO")
+            assert isinstance(nonce, bytes)
+            assert await admin.call(b"TKV.ADMIN.AUTH", mine.encode(),
+                                    admin_proof(secret, nonce.decode(), mine).encode()) == OK_REPLY
+            plan = _fields(await admin.call(b"TKV.RING.CHANGE", b"ADD", target, b"PLAN"))
+            assert plan[b"epoch"] == 2
+            assert await admin.call(b"TKV.RING.LOCK", b"1", b"t", b"30") == OK_REPLY
+            assert await admin.call(b"TKV.RING.UNLOCK", b"t") == 1
+            reply = await admin.call(b"TKV.RING.PUSH", encode_ring(nodes[0].cluster.node.ring))
+            assert isinstance(reply, Error) and "needs the bus handshake" in reply.message
+            for node in nodes:
+                node.shutdown.set()
+
+
+async def test_a_member_locked_by_one_change_refuses_another_changes_ring() -> None:
+    """Two admins at once, in one process: the change that locked the lowest
+    member first wins; the other is refused there, and even a ring the
+    other change made on a node it had locked is not adopted by the members
+    the first change holds."""
+    with trio.fail_after(WAIT_SECONDS):
+        async with trio.open_nursery() as nursery:
+            hosts = node_hosts(3)
+            port = free_cluster_port(hosts)
+            nodes = [await start_node(nursery, host, port, seeds_of(hosts, port)) for host in hosts]
+            await wait_until(lambda: all(len(node.cluster.node.view().up) == 3 for node in nodes))
+            ordered = sorted(hosts, key=lambda host: Member(host, port))
+            first = await BusClient.connect(ordered[0], port + 10000)
+            assert await first.call(b"TKV.RING.LOCK", b"1", b"winner", b"30") == OK_REPLY
+            refused = await first.call(b"TKV.RING.LOCK", b"1", b"loser", b"30")
+            assert isinstance(refused, Error) and refused.message.startswith("CHANGELOCKED another ring change")
+            # Suppose the loser had locked the last member alone and changed the ring there.
+            last = await BusClient.connect(ordered[2], port + 10000)
+            assert await last.call(b"TKV.RING.LOCK", b"1", b"loser", b"30") == OK_REPLY
+            lost = await last.call(b"TKV.RING.CHANGE", b"REMOVE", f"{ordered[1]}:{port}".encode(), b"LOCKED", b"loser")
+            assert _fields(lost)[b"epoch"] == 2
+            by_host = {node.cluster.node.myself.host: node for node in nodes}
+            await wait_until(lambda: by_host[ordered[2]].cluster.node.ring.epoch == 2)
+            await trio.sleep(1.5)  # pushes and pings: the locked member still refuses it
+            assert by_host[ordered[0]].cluster.node.ring.epoch == 1
+            for node in nodes:
                 node.shutdown.set()

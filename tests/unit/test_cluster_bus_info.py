@@ -104,3 +104,29 @@ def test_anti_entropy_peers_and_tombstones_in_info_and_cluster_status() -> None:
     rows = {line.split()[0]: line.split()[1:] for line in rendered.splitlines() if line.startswith("127.0.0.1")}
     assert rows["127.0.0.12:7001"][2:] == ["ago", "ok", "17", "2", "12", "1", "345"]
     assert rows["127.0.0.13:7001"][:2] == ["never", "-"]
+
+
+def test_cluster_status_says_when_a_change_is_staged_or_this_node_leaves_or_was_removed() -> None:
+    expected = {"final": None, "staged": "a ring change is under way", "leaving": "LEAVING: a ring change removes",
+                "removed": "REMOVED: this node is not a member"}
+    for state, sentence in expected.items():
+        fields = {name: str(value) for name, value in bus_info_fields({**STATUS, "ring_state": state})}
+        assert fields["cluster_bus_ring_state"] == state
+        text = render(fields)
+        if sentence is None:
+            assert "ring change" not in text and "REMOVED" not in text
+        else:
+            assert sentence in text
+
+
+def test_ring_state_of_a_node_in_a_staged_change() -> None:
+    from trio_kv.cluster.ring import Member, claim
+    from trio_kv.cluster.ring_change import finished, reclaim, staged
+    from trio_kv.server.cluster.node import ring_state
+
+    members = [Member("127.0.0.1", port) for port in (7001, 7002, 7003, 7004)]
+    old = claim(members)
+    stage = staged(old, reclaim(old, members[:3], replicas=3))
+    assert ring_state(old, members[3]) == "final"
+    assert ring_state(stage, members[0]) == "staged" and ring_state(stage, members[3]) == "leaving"
+    assert ring_state(finished(stage), members[3]) == "removed"

@@ -3,7 +3,8 @@
 Pure code (protocol, cluster, commands, http) imports no trio, sockets or threads and
 nothing from the store or the server; protocol and cluster import nothing from commands; protocol and commands import nothing
 from http (HTTP's pure parts sit on top of the commands); the store imports
-no trio and nothing from the server or http. The RESP client (``client/``) needs nothing of a
+no trio and nothing from the server or http; nothing but the package's
+lazy exports imports the embedded library (the top layer). The RESP client (``client/``) needs nothing of a
 server (store, server, commands, http, cluster); its pure parts (``client/wire/``:
 packing, hiredis' reader, redis-cli formatting) import no trio, sockets, ssl or threads
 and none of the client's IO modules. Checked from the source, so a lazy import inside a function
@@ -28,15 +29,20 @@ PACKAGE = Path(__file__).resolve().parents[2] / "trio_kv"
 FORBIDDEN = {
     "protocol": {
         "trio", "socket", "threading", "asyncio", "selectors",
-        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.embedded",
     },
     "cluster": {
         "trio", "socket", "threading", "asyncio", "selectors",
-        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.embedded",
     },
-    "commands": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.http"},
-    "http": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server"},
-    "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server", "trio_kv.http"},
+    "commands": {
+        "trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.http",
+        "trio_kv.embedded",
+    },
+    "http": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.embedded"},
+    "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server", "trio_kv.http", "trio_kv.embedded"},
+    # The async shell is a layer below the library (the library's Trio shell uses it).
+    "server": {"trio_kv.embedded"},
     # The client's pure parts (packing, hiredis' reader, redis-cli formatting): shared by the
     # Trio client, the blocking client and the CLI, and usable by the cluster's peer links.
     "client/wire": {
@@ -45,7 +51,7 @@ FORBIDDEN = {
         "trio_kv.client.pool", "trio_kv.client.blocking", "trio_kv.client.cli",
     },
     # The client talks to a server over the wire; it needs nothing of one.
-    "client": {"trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.cluster"},
+    "client": {"trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.cluster", "trio_kv.embedded"},
 }
 
 

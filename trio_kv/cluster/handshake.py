@@ -25,6 +25,11 @@ Rules kept here:
    a sentence for the log and the error reply.
 3. Without a secret the HELLO alone completes the handshake and the proof
    is empty; a side with a secret refuses a peer that sends an empty proof.
+
+An admin tool (``trio-kv cluster add/remove``) is not a peer: it proves
+the secret with ``TKV.ADMIN.HELLO`` (the node answers a fresh nonce) and
+``TKV.ADMIN.AUTH <its nonce> <admin_proof>``, which lets the connection
+run the read and admin commands, never the peer ones.
 """
 
 from __future__ import annotations
@@ -133,6 +138,14 @@ def listener_proof(secret: str | None, dialer: Hello, listener: Hello) -> str:
 def dialer_proof(secret: str | None, dialer: Hello, listener: Hello) -> str:
     """What the dialing side (A) sends in TKV.AUTH ("" without a secret)."""
     return "" if secret is None else _proof(secret, b"dialer", dialer.cluster_name, dialer, listener)
+
+
+def admin_proof(secret: str, listener_nonce: str, admin_nonce: str) -> str:
+    """What an admin tool sends in ``TKV.ADMIN.AUTH`` to prove it holds the
+    cluster secret: an HMAC over the node's nonce (fresh per connection)
+    and its own, under a label no peer proof uses (rule 1)."""
+    message = b"\0".join([b"trio-kv bus", b"admin", listener_nonce.encode(), admin_nonce.encode()])
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def proof_ok(expected: str, presented: str) -> bool:

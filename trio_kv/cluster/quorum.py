@@ -28,7 +28,15 @@ Rules kept here:
   ack). The cap keeps the overlap: if R + W > N then min(R, L) + min(W, L) > L
   for every list length L <= N (tests/property/test_cluster_quorum.py).
 - Writes go to every preference-list member believed up (the ones believed
-  down are ``skipped``: hinted later). Reads ask the ``needed`` first live
+  down are ``skipped``: hinted later). While a ring change is staged
+  (``cluster.ring_change.staged``) a write also goes to the members the
+  change adds to the list (``Ring.pending``) and needs, of the union of
+  the old and new lists, W plus one ack per union member outside the old
+  list, and W' (the new list's) plus one per union member outside the new
+  list, whichever is more: then W of the acks are old members and W' new
+  ones, whoever answers. For a join or a leave at full width that is
+  W + k, k the members added (Cassandra's pending ranges: pending
+  replicas count on top of the consistency level). Reads ask the list alone. Reads ask the ``needed`` first live
   members, the coordinator first (ONE on a replica answers from its own
   copy), and keep the other live ones as spares, asked one per target that
   fails.
@@ -122,11 +130,22 @@ def plan_request(
     *,
     write_quorum: int,
     read_quorum: int,
+    next_list: tuple[Member, ...] | None = None,
 ) -> RequestPlan:
-    """Whom to ask for a key with ``preference_list``, coordinated by ``local``."""
+    """Whom to ask for a key with ``preference_list``, coordinated by ``local``;
+    ``next_list``: its list in the ring a staged change leads to (writes
+    then go to both lists: ``union_needed``)."""
     needed = replies_needed(
         level, operation, preference_length=len(preference_list), write_quorum=write_quorum, read_quorum=read_quorum
     )
+    if next_list is not None and operation is Operation.WRITE and next_list != preference_list:
+        union = preference_list + tuple(member for member in next_list if member not in preference_list)
+        needed = max(
+            needed + len(union) - len(preference_list),
+            replies_needed(level, operation, preference_length=len(next_list), write_quorum=write_quorum,
+                           read_quorum=read_quorum) + len(union) - len(next_list),
+        )
+        preference_list = union
     live = [member for member in preference_list if member == local or member in up]
     if local in live:
         live.remove(local)
@@ -287,6 +306,7 @@ class PlanCache:
             plan = plan_request(
                 self.ring.preference_lists[partition], self.local, self.up, level, operation,
                 write_quorum=self.write_quorum, read_quorum=self.read_quorum,
+                next_list=self.ring.next_lists[partition] if self.ring.next_lists else None,
             )
             if self.sloppy and plan.skipped and operation is Operation.WRITE:
                 plan = with_fallbacks(plan, walk_order(self.ring, partition), self.up, self.local)

@@ -127,7 +127,33 @@ class Ring:
     members: tuple[Member, ...]
     partition_count: int
     # Index = partition; each list has min(replicas, len(members)) distinct members.
+    # While a change is staged these are the lists the change started from:
+    # reads ask them, and they coordinate (cluster.ring_change.staged).
     preference_lists: tuple[tuple[Member, ...], ...]
+    # A staged change's lists in the ring it leads to (cluster.ring_change):
+    # their members not in ``preference_lists`` are *pending* (written to,
+    # not read from; Cassandra's pending ranges). Empty: the ring is final.
+    next_lists: tuple[tuple[Member, ...], ...] = ()
+    # A staged change's members in the ring it leads to (``members`` is the
+    # union of both while it is staged). Empty: the ring is final.
+    next_members: tuple[Member, ...] = ()
+
+    @property
+    def staged(self) -> bool:
+        """Whether a change is under way (``next_lists`` set)."""
+        return bool(self.next_lists)
+
+    def pending(self, partition: int) -> tuple[Member, ...]:
+        """The members a staged change adds to ``partition``'s list: written
+        to on top of the write quorum, not read from (none when final)."""
+        if not self.next_lists:
+            return ()
+        before = self.preference_lists[partition]
+        return tuple(member for member in self.next_lists[partition] if member not in before)
+
+    def write_list(self, partition: int) -> tuple[Member, ...]:
+        """Whom a write of ``partition`` goes to: the list, then its pending members."""
+        return self.preference_lists[partition] + self.pending(partition)
 
     @property
     def slots_per_partition(self) -> int:

@@ -38,8 +38,11 @@ of the leaver's places, partition by partition, to the least loaded member
 at that position not already in the list (ties by affinity). Both are
 O(P log P) per position.
 
-``partition_moves(old, new)`` names the copies a change needs and who
-makes each (server/cluster/moves.py streams them).
+``staged(old, new)`` is the ring a change runs on while partitions are
+copied (reads from the old lists, writes to their union with the new ones,
+W + k acks), ``finished`` the ring it switches to once every copy is made;
+``partition_moves(old, new)`` names the copies and who makes each
+(server/cluster/moves.py streams them).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ def reclaim(old: Ring, members: Iterable[Member], *, replicas: int) -> Ring:
     target = sorted(set(members))
     if not target:
         raise ValueError("a ring needs at least one member")
+    if old.staged:
+        raise ValueError(f"epoch {old.epoch} is a staged change: finish it first")
     current = list(old.members)
     lists = [list(chosen) for chosen in old.preference_lists]
     for joiner in sorted(set(target) - set(current)):
@@ -133,41 +138,77 @@ def _leave(lists: list[list[Member]], members: list[Member], leaver: Member) -> 
 
 @dataclass(frozen=True)
 class PartitionMove:
-    """A partition to copy after a ring change: from ``source`` (one member
-    every node names alike) to ``targets`` (the members its new list gained)."""
+    """Copies ``source`` makes of ``partition`` after a ring change: to
+    ``targets``. ``primary``: the first member of the old list that stays
+    (every node names it alike), whose copies go first."""
 
     partition: int
     source: Member
     targets: tuple[Member, ...]
+    primary: bool = True
 
 
 def partition_moves(old: Ring, new: Ring) -> list[PartitionMove]:
-    """The copies ``new`` needs: for each partition whose list gained
-    members, the first member of its old list that stays in it (or, if none
-    stays, the old list's first) streams it to them."""
+    """The copies ``new`` needs (``new`` staged: the ring it leads to).
+
+    For each partition whose list changes: its primary (the first old
+    member that stays) copies to the members the list gains, and every
+    member leaving the list copies too, so each write acknowledged by W
+    old members ends on W members of the new list: a write set without
+    the primary and without a leaver is W members that stay. A member
+    leaving the list hands its copy to the members gained, or, when it
+    leaves the cluster (a removed node: it may hold writes nobody else
+    has, such as one acknowledged by it and a node that then died), to
+    every member of the new list, before it stops serving. A copy is an
+    anti-entropy sync, so a target that already holds a key costs only the
+    roots and segments compared. None from a staged ring to the ring it
+    leads to: its copies were made while it was staged."""
+    if old.staged:
+        return []
+    members_after = set(new.next_members or new.members)
     moves = []
-    for partition, (before, after) in enumerate(zip(old.preference_lists, new.preference_lists, strict=True)):
-        targets = tuple(member for member in after if member not in before)
-        if targets:
-            source = next((member for member in before if member in after), before[0])
-            moves.append(PartitionMove(partition, source, targets))
+    for partition, after in enumerate(new.next_lists or new.preference_lists):
+        before = old.preference_lists[partition]
+        gained = tuple(member for member in after if member not in before)
+        if not gained and set(before) <= set(after):
+            continue
+        primary = next((member for member in before if member in after), None)
+        if primary is not None and gained:
+            moves.append(PartitionMove(partition, primary, gained))
+        for leaver in before:
+            if leaver not in after:
+                targets = gained if gained and leaver in members_after else after
+                moves.append(PartitionMove(partition, leaver, targets, primary=False))
     return moves
 
 
 def staged(old: Ring, new: Ring) -> Ring:
-    """``new`` with each preference list reordered so the members that were
-    in the old list come first (in ``new``'s order) and the newcomers last:
-    the ring a change runs on while its partitions are copied.
+    """The ring a change runs on while its partitions are copied: ``old``'s
+    lists (they coordinate and serve reads) with ``new``'s as its next
+    lists, members the union of both, ``new``'s epoch.
 
-    Reads ask the first R live members of a list, so with one change at a
-    time (N - 1 >= R old members stay in each list) a read asks only members
-    that were there before, and any R of the old list meet any W of it
-    (R + W > N): every acknowledged write is found while the newcomer is
-    still empty. Writes go to the whole new list, newcomer included. Once
-    every copy is made, ``new`` itself (same members, balanced order: the
-    newcomer coordinates its share) replaces it, moving no data."""
-    lists = tuple(
-        tuple(sorted(after, key=lambda member: (member not in before, after.index(member))))
-        for before, after in zip(old.preference_lists, new.preference_lists, strict=True)
+    Reads ask R of the old list; a write goes to the old list and the
+    members the new list adds (``Ring.write_list``) and needs W + k acks,
+    k the members added (Cassandra's pending ranges: the pending replicas
+    count on top of the consistency level; ``quorum.plan_request`` gives
+    the rule when the width changes too). Among those acks at least W
+    are old members (k of the union are new) and at least W are members
+    of the new list (only k leave): so a read of R old members meets every
+    write, before and during the move, and after the switch a read of R
+    new members meets every write made during the move (R + W > N both
+    times); the writes from before the move reach the new members through
+    the copies (``partition_moves``: the primary's and the leavers'). Once
+    every copy is made (Tictac roots match), ``finished`` switches."""
+    return Ring(
+        epoch=new.epoch, members=tuple(sorted(set(old.members) | set(new.members))),
+        partition_count=new.partition_count, preference_lists=old.preference_lists,
+        next_lists=new.preference_lists, next_members=new.members,
     )
-    return Ring(epoch=new.epoch, members=new.members, partition_count=new.partition_count, preference_lists=lists)
+
+
+def finished(stage: Ring) -> Ring:
+    """The ring a staged change leads to, one epoch later; no data moves."""
+    if not stage.staged:
+        raise ValueError(f"epoch {stage.epoch} is not a staged change")
+    return Ring(epoch=stage.epoch + 1, members=stage.next_members, partition_count=stage.partition_count,
+                preference_lists=stage.next_lists)

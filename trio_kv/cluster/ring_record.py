@@ -3,7 +3,9 @@ behind (``RingStore``), so it can later live in etcd. Pure.
 
 The record is JSON (UTF-8, keys sorted): ``version`` (1), ``epoch``,
 ``partitions``, ``members`` (addresses), ``preference_lists`` (one list
-of addresses per partition) and, for a ring made by a membership change,
+of addresses per partition), ``change`` (the admin change's token, when
+one made it), for a staged change ``next_members`` and
+``next_lists`` (the ring it leads to: ``cluster.ring_change.staged``) and, for a ring made by a membership change,
 ``previous`` (the ring hash it was made from). It is what a node saves in its data
 directory (``server.cluster.membership_store``), what ``TKV.RING RECORD``
 answers (a node that sees a higher epoch in ``TKV.PING`` fetches it) and
@@ -75,10 +77,12 @@ def check_compare_and_set(stored: Ring | None, ring: Ring, expected_epoch: int |
         raise StaleRing(f"epoch {ring.epoch} is not newer than the stored epoch {stored_epoch}")
 
 
-def encode_ring(ring: Ring, previous_hash: str | None = None) -> bytes:
+def encode_ring(ring: Ring, previous_hash: str | None = None, change: str | None = None) -> bytes:
     """The record of ``ring``; ``previous_hash``: the hash of the ring it was
     made from (a membership change), so a node knows whether its own ring
-    was that one, and so whether it knows what moved."""
+    was that one, and so whether it knows what moved; ``change``: the token
+    of the admin change that made it (the members it locked accept only
+    that change's ring: ``server.cluster.change_lock``)."""
     record: dict[str, object] = {
         "version": RECORD_VERSION,
         "epoch": ring.epoch,
@@ -86,8 +90,13 @@ def encode_ring(ring: Ring, previous_hash: str | None = None) -> bytes:
         "members": [member.address for member in ring.members],
         "preference_lists": [[member.address for member in chosen] for chosen in ring.preference_lists],
     }
+    if ring.staged:
+        record["next_members"] = [member.address for member in ring.next_members]
+        record["next_lists"] = [[member.address for member in chosen] for chosen in ring.next_lists]
     if previous_hash is not None:
         record["previous"] = previous_hash
+    if change is not None:
+        record["change"] = change
     return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -95,6 +104,12 @@ def previous_hash_of(data: bytes) -> str | None:
     """The ``previous`` hash of a record ``decode_ring`` accepted (None: not given)."""
     previous = json.loads(data).get("previous")
     return previous if isinstance(previous, str) else None
+
+
+def change_of(data: bytes) -> str | None:
+    """The ``change`` token of a record ``decode_ring`` accepted (None: not given)."""
+    change = json.loads(data).get("change")
+    return change if isinstance(change, str) else None
 
 
 def decode_ring(data: bytes) -> Ring:
@@ -123,7 +138,24 @@ def decode_ring(data: bytes) -> Ring:
         raise RingRecordError(f"a member is malformed or not in the ring: {error}") from None
     ring = Ring(epoch=epoch, members=members, partition_count=partitions, preference_lists=lists)
     validate_ring(ring, expected_members=len(members_text), expected_lists=len(lists_text))
-    return ring
+    if "next_lists" not in record and "next_members" not in record:
+        return ring
+    next_members_text, next_lists_text = record.get("next_members"), record.get("next_lists")
+    if not (isinstance(next_members_text, list) and isinstance(next_lists_text, list)):
+        raise RingRecordError("next_members and next_lists must be lists")
+    try:
+        next_members = tuple(by_address[text] for text in next_members_text if isinstance(text, str))
+        next_lists = tuple(
+            tuple(by_address[text] for text in chosen) for chosen in next_lists_text if isinstance(chosen, list)
+        )
+    except (KeyError, TypeError) as error:
+        raise RingRecordError(f"a next member is not in the ring: {error}") from None
+    following = Ring(epoch=epoch + 1, members=next_members, partition_count=partitions, preference_lists=next_lists)
+    validate_ring(following, expected_members=len(next_members_text), expected_lists=len(next_lists_text))
+    if set(members) != set(next_members) | {member for chosen in lists for member in chosen}:
+        raise RingRecordError("a staged ring's members must be its lists' and its next members")
+    return Ring(epoch=epoch, members=members, partition_count=partitions, preference_lists=lists,
+                next_lists=next_lists, next_members=next_members)
 
 
 def validate_ring(ring: Ring, *, expected_members: int | None = None, expected_lists: int | None = None) -> None:

@@ -5,6 +5,7 @@ its ``slave0:`` lines). ``trio-kv cluster status`` reads them back.
 
     cluster_bus_epoch:1
     cluster_bus_ring_hash:1f0c...
+    cluster_bus_ring_state:final (staged, leaving, removed: node.ring_state)
     cluster_bus_myself:127.0.0.11:7001
     cluster_bus_members:3
     cluster_bus_members_up:3
@@ -83,6 +84,9 @@ def bus_info_fields(status: Mapping[str, object] | None) -> list[tuple[str, obje
     fields: list[tuple[str, object]] = [
         ("cluster_bus_epoch", status["epoch"]),
         ("cluster_bus_ring_hash", status["ring_hash"]),
+        # final, staged (a change under way), leaving (a staged change removes
+        # this node) or removed (not a member: it serves no partition).
+        ("cluster_bus_ring_state", status.get("ring_state", "final")),
         ("cluster_bus_myself", status["myself"]),
         ("cluster_bus_members", len(members)),
         ("cluster_bus_members_up", sum(1 for member in members if member[2])),

@@ -47,6 +47,10 @@ Rules kept here:
   ``on_applied`` has it called as it joins the committing list: a cluster
   coordinator sends the write to the other replicas then, so their log
   flushes overlap this node's.
+* Internal work may write too (the embedded library's Trio shell:
+  ``run_logged``): it returns its value with the LSN of its log record,
+  and waits in the committing list exactly as a job does; a flush that
+  fails raises ``LogRefused`` in its caller instead of an error reply.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from typing import Any, Protocol, cast
 import outcome
 import trio
 
+from ..store.direct import LogRefused
 from ..store.engine import Job, Store, run_batch
 
 
@@ -91,10 +96,10 @@ class CommitWaiter(Protocol):
 
 
 class _Ticket:
-    __slots__ = ("work", "task", "taken", "result", "raise_cancel", "on_applied")
+    __slots__ = ("work", "task", "taken", "result", "raise_cancel", "on_applied", "logged", "log_lsn")
 
     def __init__(self, work: Job | Callable[[], Any], task: trio.lowlevel.Task,
-                 on_applied: Callable[[], None] | None = None) -> None:
+                 on_applied: Callable[[], None] | None = None, logged: bool = False) -> None:
         # A Job (client requests) or a plain callable (internal store work).
         self.work = work
         self.task = task
@@ -106,6 +111,10 @@ class _Ticket:
         # Set when the waiting task was cancelled while its ticket was on a
         # worker: a job still unfinished after that hop is abandoned.
         self.raise_cancel: Callable[[], Any] | None = None
+        # Internal work that writes (run_logged): it returns (value, LSN),
+        # and the ticket waits for the log up to that LSN (0: nothing logged).
+        self.logged = logged
+        self.log_lsn = 0
 
 
 def _run_hop(store: Store, tickets: list[_Ticket], kick: Callable[[], None] | None) -> None:
@@ -117,15 +126,23 @@ def _run_hop(store: Store, tickets: list[_Ticket], kick: Callable[[], None] | No
         run_batch(store, jobs)
         if kick is not None and any(job.log_lsn for job in jobs):
             kick()
+    logged = False
     for ticket in tickets:
         if type(ticket.work) is not Job:
             # Not a Job: internal work, a plain callable (mypy cannot narrow
             # by ``type(...) is not``).
             internal = cast(Callable[[], Any], ticket.work)
             try:
-                ticket.result = ("value", internal())
+                value = internal()
             except Exception as error:
                 ticket.result = ("error", error)
+                continue
+            if ticket.logged:
+                value, ticket.log_lsn = value
+                logged = logged or ticket.log_lsn > 0
+            ticket.result = ("value", value)
+    if logged and kick is not None:
+        kick()
 
 
 class Dispatcher:
@@ -185,6 +202,20 @@ class Dispatcher:
         """Run internal store work (it takes the store lock itself) on a worker,
         sharing a hop with client jobs."""
         ticket = _Ticket(function, trio.lowlevel.current_task())
+        await self._wait_for(ticket)
+        kind, value = ticket.result
+        if kind == "error":
+            raise value
+        return value
+
+    async def run_logged(self, function: Callable[[], tuple[Any, int]]) -> Any:
+        """Run internal work that writes (it takes the store lock itself and
+        returns ``(value, lsn)``: the LSN of its log record, 0 for none) on a
+        worker, sharing a hop with client jobs; return ``value`` once the
+        record is as durable as the fsync policy promises. Raises
+        ``LogRefused`` when the log's flush failed (the write is applied in
+        memory, not durable)."""
+        ticket = _Ticket(function, trio.lowlevel.current_task(), logged=True)
         await self._wait_for(ticket)
         kind, value = ticket.result
         if kind == "error":
@@ -264,7 +295,7 @@ class Dispatcher:
         applied: list[Callable[[], None]] = []
         for ticket in tickets:
             work = ticket.work
-            if type(work) is Job and work.log_lsn > durable:
+            if (work.log_lsn if type(work) is Job else ticket.log_lsn) > durable:
                 refusal = commit.refusal()
                 if refusal is None:
                     # The worker kicked the commit thread after appending,
@@ -275,7 +306,7 @@ class Dispatcher:
                     continue
                 # The log failed meanwhile (perhaps the very flush that
                 # covered this job, whose report has already gone by).
-                self._refuse_logged(work, refusal)
+                self._refuse_logged(ticket, refusal)
             reschedule(ticket.task)
         if len(committing) != waiting_before:
             self.log_waits += 1
@@ -303,7 +334,11 @@ class Dispatcher:
                 self._wakeup.set()
         return finished
 
-    def _refuse_logged(self, job: Job, reason: str) -> None:
+    def _refuse_logged(self, ticket: _Ticket, reason: str) -> None:
+        job = ticket.work
+        if type(job) is not Job:  # logged internal work: its caller raises
+            ticket.result = ("error", LogRefused(f"write not durable: {reason}"))
+            return
         refused = job.session.wire.refused_write(reason)
         for index in job.logged:
             job.replies[index] = refused
@@ -324,12 +359,12 @@ class Dispatcher:
         reschedule = trio.lowlevel.reschedule
         waiting: list[_Ticket] = []
         for ticket in self._committing:
-            # Only a Job's ticket waits for the log (see _wake).
-            job = cast(Job, ticket.work)
-            if job.log_lsn <= durable:
+            # A Job's ticket, or logged internal work's (see _wake).
+            work = ticket.work
+            if (work.log_lsn if type(work) is Job else ticket.log_lsn) <= durable:
                 reschedule(ticket.task)
             elif error is not None:
-                self._refuse_logged(job, commit.refusal() or error.strerror or str(error))
+                self._refuse_logged(ticket, commit.refusal() or error.strerror or str(error))
                 reschedule(ticket.task)
             else:
                 waiting.append(ticket)

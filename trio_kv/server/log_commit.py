@@ -52,7 +52,6 @@ Test hooks (environment variables; never set them in production):
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 import os
 import threading
@@ -61,9 +60,9 @@ from collections.abc import Callable
 
 import trio
 
-from ..store.durability.apply import load_keyspace
 from ..store.durability.append_log import LogClosed, Persistence
-from ..store.durability.data_dir import DataDir, DataDirInUse
+from ..store.durability.data_dir import DataDirInUse
+from ..store.durability.open_log import open_log
 from ..store.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,40 +86,15 @@ def crash_hook(step: str) -> None:
 async def load_and_open_log(store: Store, disk: trio.CapacityLimiter) -> Persistence:
     """Lock the data directory, load the snapshot and replay the logs into
     the store's keyspace (before any client is accepted), then open the log
-    for appending. Raises DurabilityError when the files cannot be trusted."""
+    for appending (store.durability.open_log, on a disk thread). Raises
+    DurabilityError when the files cannot be trusted."""
     config = store.config
-    data_dir = DataDir(config.data_dir)
-    data_dir.lock()
     started = time.perf_counter()
-    try:
-        report = await trio.to_thread.run_sync(
-            functools.partial(
-                load_keyspace, data_dir, store.keyspace, truncate_torn_tail=config.aof_load_truncated,
-                versions=store.versions,
-            ),
-            limiter=disk,
-        )
-        persistence = await trio.to_thread.run_sync(
-            functools.partial(
-                Persistence,
-                data_dir,
-                config.appendfsync,
-                rewrite_min_bytes=config.aof_rewrite_min_size_bytes,
-                rewrite_percentage=config.aof_rewrite_percentage,
-            ),
-            limiter=disk,
-        )
-    except BaseException:
-        data_dir.unlock()  # a server that did not start holds nothing
-        raise
-    persistence.loaded_keys = report.keys
-    persistence.loaded_expired = report.expired_dropped
-    # The log takes every write from now on: one record per write command.
-    store.keyspace.effects.subscribe(persistence.log)
+    persistence, report = await trio.to_thread.run_sync(open_log, store, limiter=disk)
     log.info(
         "loaded %d keys from %s in %.3f s (%d log records; appendfsync %s)",
         report.keys,
-        data_dir.path,
+        persistence.data_dir.path,
         time.perf_counter() - started,
         report.records_replayed,
         config.appendfsync,

@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
+_get_ident = threading.get_ident
+
 
 class ReadWriteLock:
     def __init__(self) -> None:
@@ -42,9 +44,16 @@ class ReadWriteLock:
         self._write_locked = _WriteLocked(self)
 
     def acquire_read(self) -> None:
-        me = threading.get_ident()
+        me = _get_ident()
         with self._mutex:
-            if me in self._readers or me == self._writer:
+            readers = self._readers
+            if self._writer is None and not self._writers_waiting:
+                # Nobody writes or waits to (the usual case): enter.
+                if me in readers:
+                    raise RuntimeError("ReadWriteLock is not reentrant")
+                readers.add(me)
+                return
+            if me in readers or me == self._writer:
                 raise RuntimeError("ReadWriteLock is not reentrant")
             if self._writer is not None or self._writers_waiting:
                 self._readers_waiting += 1
@@ -56,17 +65,24 @@ class ReadWriteLock:
             self._readers.add(me)
 
     def release_read(self) -> None:
-        me = threading.get_ident()
         with self._mutex:
-            if me not in self._readers:
-                raise RuntimeError("release_read() by a thread that does not hold the read lock")
-            self._readers.remove(me)
-            if not self._readers:
+            readers = self._readers
+            try:
+                readers.remove(_get_ident())
+            except KeyError:
+                raise RuntimeError("release_read() by a thread that does not hold the read lock") from None
+            if not readers and (self._writers_waiting or self._readers_waiting):
                 self._wake_waiters()
 
     def acquire_write(self) -> None:
-        me = threading.get_ident()
+        me = _get_ident()
         with self._mutex:
+            if self._writer is None and not self._readers:
+                # Free (the usual case): take it. A writer that was woken
+                # and has not run yet finds it taken and waits again, as it
+                # would behind a writer that came a moment earlier.
+                self._writer = me
+                return
             if me in self._readers or me == self._writer:
                 raise RuntimeError("ReadWriteLock is not reentrant (a read lock cannot be upgraded)")
             self._writers_waiting += 1
@@ -83,10 +99,11 @@ class ReadWriteLock:
 
     def release_write(self) -> None:
         with self._mutex:
-            if self._writer != threading.get_ident():
+            if self._writer != _get_ident():
                 raise RuntimeError("release_write() by a thread that does not hold the write lock")
             self._writer = None
-            self._wake_waiters()
+            if self._writers_waiting or self._readers_waiting:
+                self._wake_waiters()
 
     def _wake_waiters(self) -> None:
         """Called with the mutex held after the lock may have become free."""

@@ -5,9 +5,10 @@
   ring): after the handshake, or before it when no ``--cluster-secret`` is
   set, so ``redis-cli -p <bus port> TKV.RING`` works for debugging. With a
   secret, nothing but the handshake runs unauthenticated.
-* ``ADMIN`` (TKV.RING.CHANGE, the ``trio-kv cluster add/remove`` tool's):
-  as ``READ``; with a secret, refused outside the handshake (the tool
-  cannot prove the secret yet).
+* ``ADMIN`` (TKV.RING.CHANGE, TKV.RING.LOCK: the ``trio-kv cluster
+  add/remove`` tool's): as ``READ``; with a secret, after the handshake or
+  after an admin tool proved the secret (TKV.ADMIN.HELLO, TKV.ADMIN.AUTH:
+  ``hello.py``), which allows ``READ`` and ``ADMIN``, never ``PEER``.
 * ``PEER`` (every command that changes state, such as the data path's
   replication commands): only after the handshake, secret or not.
 
@@ -54,7 +55,7 @@ def allowed(session: Session, access: Access) -> bool:
         return False  # a bus command on a client connection: never
     if access is Access.HANDSHAKE or peer.authenticated:
         return True
-    return access in (Access.READ, Access.ADMIN) and peer.node.secret is None
+    return access in (Access.READ, Access.ADMIN) and (peer.node.secret is None or peer.admin)
 
 
 def guarded(name: str, access: Access, handler: Handler) -> Handler:

@@ -4,6 +4,9 @@
     TKV.HELLO version cluster-name node-id address ring-hash nonce
       -> [version, cluster-name, node-id, address, ring-hash, nonce, proof]
     TKV.AUTH proof -> +OK
+    TKV.ADMIN.HELLO -> a fresh nonce (an admin tool, not a peer)
+    TKV.ADMIN.AUTH admin-nonce proof -> +OK: the connection may run the read
+                      and admin commands (``access``); without a secret, +OK
 
 A refused HELLO (malformed, other version, cluster name or ring, not a
 member) or a wrong proof answers ``-TKVREFUSED <reason>``, is logged with
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import logging
 
-from ...cluster.handshake import REFUSED, Hello, dialer_proof, listener_proof, new_nonce, proof_ok, refusal
+from ...cluster.handshake import (
+    NONCE_BYTES, REFUSED, Hello, admin_proof, dialer_proof, listener_proof, new_nonce, proof_ok, refusal,
+)
 from ...protocol.replies import OK
 from ..session import Session
 from .access import refuse
@@ -50,4 +55,31 @@ def cmd_auth(session: Session, args: list[bytes]) -> object:
     if not proof_ok(expected, args[1].decode("ascii", "replace")):
         return refuse(session, f"{REFUSED} peer {peer.theirs.address}: wrong cluster secret", logging.WARNING)
     peer.stage = Stage.DONE
+    return OK
+
+
+def cmd_admin_hello(session: Session, args: list[bytes]) -> object:
+    peer = session.peer
+    assert peer is not None
+    if peer.stage is not Stage.NEW:
+        return refuse(session, f"{REFUSED} TKV.ADMIN.HELLO on a peer's connection")
+    peer.admin_nonce = new_nonce()
+    return peer.admin_nonce.encode()
+
+
+def cmd_admin_auth(session: Session, args: list[bytes]) -> object:
+    peer = session.peer
+    assert peer is not None
+    secret = peer.node.secret
+    if secret is None:
+        peer.admin = True  # nothing to prove
+        return OK
+    nonce = args[1].decode("ascii", "replace")
+    if peer.admin_nonce is None or len(nonce) != 2 * NONCE_BYTES:
+        return refuse(session, f"{REFUSED} TKV.ADMIN.AUTH needs TKV.ADMIN.HELLO first and a {2 * NONCE_BYTES}-digit nonce")
+    expected = admin_proof(secret, peer.admin_nonce, nonce)
+    peer.admin_nonce = None  # one try per nonce
+    if not proof_ok(expected, args[2].decode("ascii", "replace")):
+        return refuse(session, f"{REFUSED} admin tool {session.address}: wrong cluster secret", logging.WARNING)
+    peer.admin = True
     return OK

@@ -61,9 +61,29 @@ class BusNode(Protocol):
         """The hash of the ring the current one was made from, when known."""
         ...
 
-    def offer_ring(self, ring: Ring, *, previous_hash: str | None = None, push: bool = False) -> None:
-        """Adopt ``ring`` (made from the ring hashed ``previous_hash``) soon if
-        its epoch is higher (``push``: then send it to every member)."""
+    def offer_ring(
+        self, ring: Ring, *, previous_hash: str | None = None, push: bool = False, change: str | None = None,
+    ) -> None:
+        """Adopt ``ring`` (made from the ring hashed ``previous_hash``, by the
+        admin change ``change``) soon if its epoch is higher (``push``: then
+        send it to every member)."""
+        ...
+
+    @property
+    def change_token(self) -> str | None:
+        """The token of the admin change that made the adopted ring."""
+        ...
+
+    def lock_change(self, epoch: int, token: str, seconds: float) -> str | None:
+        """Lock this node for ``token``'s ring change of ``epoch`` (None: granted; else why not)."""
+        ...
+
+    def unlock_change(self, token: str) -> bool:
+        """Release ``token``'s lock (False: it did not hold this node)."""
+        ...
+
+    def holds_change(self, token: str, epoch: int) -> bool:
+        """Whether ``token``'s lock holds this node at ``epoch``."""
         ...
 
 
@@ -74,6 +94,11 @@ class PeerState:
     # Set by TKV.HELLO: the peer's introduction and this node's answer.
     theirs: Hello | None = None
     mine: Hello | None = None
+    # Set by TKV.ADMIN.HELLO: the nonce an admin tool's proof must cover.
+    admin_nonce: str | None = None
+    # An admin tool that proved the cluster secret (TKV.ADMIN.AUTH): read
+    # and admin commands, not the peer ones.
+    admin: bool = False
 
     @property
     def authenticated(self) -> bool:

@@ -27,13 +27,20 @@ def _wrong_arity(spec: CommandSpec) -> Error:
 PEER_SPECS = [
     peer_spec("tkv.hello", 7, Access.HANDSHAKE, hello.cmd_hello, "Introduce a peer (the bus handshake)"),
     peer_spec("tkv.auth", 2, Access.HANDSHAKE, hello.cmd_auth, "Prove the cluster secret (HMAC of both nonces)"),
+    peer_spec("tkv.admin.hello", 1, Access.HANDSHAKE, hello.cmd_admin_hello, "An admin tool asks for a nonce"),
+    peer_spec(
+        "tkv.admin.auth", 3, Access.HANDSHAKE, hello.cmd_admin_auth,
+        "An admin tool proves the cluster secret (HMAC of both nonces): read and admin commands",
+    ),
     peer_spec("tkv.ping", -1, Access.READ, ping.cmd_ping, "Liveness: this node's ring epoch and hash"),
     peer_spec("tkv.ring", -1, Access.READ, ring.cmd_ring, "The ring document as this node sees it ([RECORD]: as stored)"),
     peer_spec("tkv.ring.push", 2, Access.PEER, ring.cmd_push, "Adopt this ring record if its epoch is newer"),
     peer_spec(
         "tkv.ring.change", -2, Access.ADMIN, ring.cmd_change,
-        "A membership change: ADD host:port | REMOVE member [PLAN] (staged), FINISH (final); pushed to all",
+        "A membership change: ADD host:port | REMOVE member PLAN|LOCKED token (staged), FINISH (final); pushed to all",
     ),
+    peer_spec("tkv.ring.lock", 4, Access.ADMIN, ring.cmd_lock, "Lock this node for a ring change: epoch token seconds"),
+    peer_spec("tkv.ring.unlock", 2, Access.ADMIN, ring.cmd_unlock, "Release a ring-change lock: token"),
     # The coordinator runs TKV.FORWARD itself (server/cluster/coordinator.py);
     # this spec is what an unauthenticated peer or a stray client meets.
     peer_spec("tkv.forward", -4, Access.PEER, forward.cmd_forward, "Coordinate a client request here (wire level cmd...)"),

@@ -25,6 +25,13 @@ or an admin change made here (``propose_ring``: adopted, then pushed to
 every connected member). Adopting starts a link to each new member and
 stops the links to members gone (their ``PeerLink`` objects stay in
 ``links``, stopped, so a member that comes back gets the same object).
+
+Two admins at once (``change_lock.py``): an admin change locks every
+member first (``lock_change``); a locked node adopts no ring of the next
+epoch made by another change (``adopt``'s ``change`` token). A node a
+change removed keeps running but is no member: it coordinates no
+partition, its peers refuse its handshake, and ``ring_state`` says
+``removed`` (``trio-kv cluster status``, INFO ``cluster_bus_ring_state``).
 """
 
 from __future__ import annotations
@@ -39,11 +46,12 @@ from ...cluster.health import PeerHealth
 from ...cluster.ring import Member, Ring
 from ...cluster.ring_document import ring_hash
 from ...cluster.ring_record import (
-    MemoryRingStore, RingRecordError, RingStore, StaleRing, decode_ring, encode_ring, previous_hash_of,
+    MemoryRingStore, RingRecordError, RingStore, StaleRing, change_of, decode_ring, encode_ring, previous_hash_of,
 )
 from ...cluster.seeds import StaticMembership
 from ...cluster.view import ClusterView, placeholder_node_id
 from ...config import Config
+from .change_lock import ChangeLock
 from .link import LinkError
 from .peer_link import LinkStatistics, PeerLink
 from .transport import Transport
@@ -52,6 +60,18 @@ log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_SECONDS = 0.1
 SETTLE_POLL_SECONDS = 0.02
+
+
+def ring_state(ring: Ring, myself: Member) -> str:
+    """What ``trio-kv cluster status`` says of this node's place in ``ring``:
+    ``removed`` (not a member: it serves no partition, stop it), ``leaving``
+    (a staged change removes it: it serves its partitions and hands them
+    off), ``staged`` (a change is under way), ``final``."""
+    if myself not in ring.members:
+        return "removed"
+    if ring.staged:
+        return "leaving" if myself not in ring.next_members else "staged"
+    return "final"
 
 
 class ClusterNode:
@@ -81,6 +101,11 @@ class ClusterNode:
         # The ring this one was made from, when it was this node's (a staged
         # change's FINISH recomputes the final ring from it: commands/peer/ring.py).
         self.previous_ring: Ring | None = None
+        # The token of the admin change that made the adopted ring (None: not
+        # one; change_lock.py), served with it in TKV.RING RECORD.
+        self.change_token: str | None = None
+        # Two admins at once (change_lock.py): the lock a change takes on every member.
+        self.change_lock = ChangeLock(lambda: self.ring.epoch)
         self.node_id = node_id
         self.cluster_name = config.cluster_name
         self._secret = config.cluster_secret
@@ -163,6 +188,7 @@ class ClusterNode:
         return {
             "epoch": view.ring.epoch,
             "ring_hash": self._ring_hash,
+            "ring_state": ring_state(view.ring, self.myself),
             "myself": self.myself.address,
             "members": [
                 (member.address, view.node_ids[member], member in view.up) for member in view.ring.members
@@ -175,6 +201,26 @@ class ClusterNode:
             "hints": {} if self.hints_statistics is None else dict(self.hints_statistics()),
             "hints_pending": [] if self.hints_pending is None else sorted(self.hints_pending().items()),
         }
+
+    def members_caught_up(self, epoch: int) -> bool:
+        """Whether this node and every member it believes up are at ``epoch``
+        or later (their last pings): the moves' test that no member still
+        writes the way an older ring says (moves.py)."""
+        view = self._view
+        return view.ring.epoch >= epoch and all(
+            self._peer_epochs.get(member, -1) >= epoch for member in view.up if member != self.myself
+        )
+
+    # -- the ring-change lock (change_lock.py; TKV.RING.LOCK) ------------------
+
+    def lock_change(self, epoch: int, token: str, seconds: float) -> str | None:
+        return self.change_lock.acquire(epoch, token, seconds)
+
+    def unlock_change(self, token: str) -> bool:
+        return self.change_lock.release(token)
+
+    def holds_change(self, token: str, epoch: int) -> bool:
+        return self.change_lock.holds(token, epoch)
 
     # -- what links report ---------------------------------------------------
 
@@ -233,32 +279,41 @@ class ClusterNode:
                 reply = await self.links[member].request([b"TKV.RING", b"RECORD"])
             if not isinstance(reply, bytes):
                 raise RingRecordError(f"TKV.RING RECORD answered {str(reply)[:80]}")
-            await self.adopt(decode_ring(reply), previous_hash_of(reply))
+            await self.adopt(decode_ring(reply), previous_hash_of(reply), change_of(reply))
         except (LinkError, RingRecordError, trio.TooSlowError) as error:
             log.warning("could not fetch the ring of %s: %s", member.address, error or "timed out")
         finally:
             self._fetching.discard(member)
 
-    def offer_ring(self, ring: Ring, *, previous_hash: str | None = None, push: bool = False) -> None:
+    def offer_ring(
+        self, ring: Ring, *, previous_hash: str | None = None, push: bool = False, change: str | None = None,
+    ) -> None:
         """Adopt ``ring`` soon if it is newer (``push``: then send it to every
-        connected member). Safe from any thread: peer handlers call it."""
+        connected member; ``change``: the admin change's token that made it).
+        Safe from any thread: peer handlers call it."""
         token, nursery = self._token, self._nursery
         if token is None or nursery is None:
             raise RuntimeError("the cluster is not running")
 
         async def adopt_and_push() -> None:
-            if await self.adopt(ring, previous_hash) and push:
+            if await self.adopt(ring, previous_hash, change) and push:
                 await self.push_ring(ring)
 
         token.run_sync_soon(nursery.start_soon, adopt_and_push)
 
-    async def adopt(self, ring: Ring, previous_hash: str | None = None) -> bool:
+    async def adopt(self, ring: Ring, previous_hash: str | None = None, change: str | None = None) -> bool:
         """Save ``ring`` and make it this node's if its epoch is higher; False
-        (logged) if it is not, or does not fit, or could not be saved.
-        ``previous_hash``: the ring it was made from (``on_ring_change``
-        subscribers hear of it only if that was this node's)."""
+        (logged) if it is not, or does not fit, or could not be saved, or
+        another change's lock holds this node (``change``: the token of the
+        change that made ``ring``; change_lock.py). ``previous_hash``: the
+        ring it was made from (``on_ring_change`` subscribers hear of it
+        only if that was this node's)."""
         async with self._adopting:
             if ring.epoch <= self.ring.epoch:
+                return False
+            refused = self.change_lock.refuses(ring.epoch, change)
+            if refused is not None:
+                log.warning("refused ring epoch %d: %s", ring.epoch, refused)
                 return False
             if ring.partition_count != self.ring.partition_count:
                 log.error(
@@ -272,13 +327,14 @@ class ClusterNode:
                 log.error("could not save ring epoch %d, not adopted: %s", ring.epoch, error)
                 return False
             self._saved_epoch = ring.epoch
+            self.change_token = change
             self._install(ring, previous_hash)
             return True
 
     async def push_ring(self, ring: Ring) -> None:
         """Send ``ring`` to every connected member (the others learn it from
         the next ping); failures are logged, never raised."""
-        record = encode_ring(ring, self.previous_ring_hash)
+        record = encode_ring(ring, self.previous_ring_hash, self.change_token if ring is self.ring else None)
 
         async def push(member: Member) -> None:
             try:

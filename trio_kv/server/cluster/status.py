@@ -89,11 +89,20 @@ def _ago(unix_ms: str) -> str:
     return f"{max(0.0, time.time() - int(unix_ms) / 1000):.1f} s ago"
 
 
+# What the status says of this node's place in the ring (node.ring_state).
+_RING_STATES = {
+    "staged": ["a ring change is under way: writes go to the old and new preference lists, reads to the old ones"],
+    "leaving": ["LEAVING: a ring change removes this node; it serves its partitions and hands them off"],
+    "removed": ["REMOVED: this node is not a member of the ring; it serves no partition (stop it)"],
+}
+
+
 def render(fields: dict[str, str]) -> str:
     myself = fields["cluster_bus_myself"]
     lines = [
         f"node {myself}  ring epoch {fields['cluster_bus_epoch']}  hash {fields['cluster_bus_ring_hash']}  "
         f"members {fields['cluster_bus_members']} ({fields['cluster_bus_members_up']} up)",
+        *_RING_STATES.get(fields.get("cluster_bus_ring_state", "final"), []),
         "",
     ]
     members = [

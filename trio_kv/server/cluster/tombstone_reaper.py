@@ -5,7 +5,11 @@ default 10 days). Runs beside anti-entropy (server/cluster/anti_entropy.py),
 every ``--cluster-aae-interval`` seconds.
 
 One round, for each partition whose preference list this node heads (so
-one node reaps a partition, never two at once):
+one node reaps a partition, never two at once). "Every replica" is every
+member a write of the partition goes to: while a ring change is staged,
+the old list's members and the ones the change adds (``Ring.write_list``;
+a newcomer being copied to may not hold the tombstone yet, and must not
+be handed the old value after the others purged it):
 
 1. **Every replica up.** If any member of the preference list is not up in
    this node's view, the partition waits (``partitions_waiting``): a
@@ -85,7 +89,8 @@ class TombstoneReaper:
         for partition, members in enumerate(view.ring.preference_lists):
             if not members or members[0] != view.myself:
                 continue
-            others = list(members[1:])
+            # While a change is staged, the members it adds hold the key too (or will).
+            others = list(view.ring.write_list(partition)[1:])
             if any(member not in view.up for member in others):
                 self.counts["partitions_waiting"] += 1
                 continue

@@ -325,15 +325,18 @@ class Persistence:
             self.last_write_ok = True
             log.warning("rebuilt %s from memory (a snapshot and a new log); accepting writes", self.data_dir.path)
 
-    def flush(self) -> int:
+    def flush(self, *, check_files: bool = True) -> int:
         """write() everything appended (fsync too under ``always``); returns
-        ``durable_lsn``. Raises OSError after recording it (see the docstring)."""
+        ``durable_lsn``. Raises OSError after recording it (see the docstring).
+        ``check_files=False``: skip the check that the files still exist (two
+        stat calls), for a caller that flushes after every write and calls
+        ``check_files`` about once a second itself (the embedded library)."""
         with self._io_lock:
             with self._segment_lock:
                 switch = self._switch
                 segment = self._segment
             try:
-                lost = self._check_files()
+                lost = self._check_files() if check_files else self.files_lost
                 if lost is not None:
                     raise FileNotFoundError(errno.ENOENT, lost)
                 if switch is not None:
