@@ -491,8 +491,9 @@ class SnapshotView:
     # --- what changed since (for a transaction's commit) --------------------------
 
     def changed_since(self, keys: Iterable[bytes]) -> bool:
-        """Whether any of ``keys`` was written (or deleted, expired away,
-        flushed) after the snapshot. Lock held; works on a released one too."""
+        """Whether any of ``keys`` was written (or deleted, flushed, or its
+        time ran out) after the snapshot. Lock held; works on a released
+        one too."""
         keys = list(keys)
         log: UndoLog | None = self.log
         while log is not None:
@@ -505,7 +506,16 @@ class SnapshotView:
                 if any(log.base_values.get(key) is not None for key in keys):
                     return True
             log = log.newer
-        return False
+        return any(self._expired_since(key) for key in keys)
+
+    def _expired_since(self, key: bytes) -> bool:
+        """A key no log holds was live at the snapshot and its time ran out
+        since (not removed yet): a change too, as WATCH counts it."""
+        keyspace = self._chain._keyspace
+        entry = keyspace.raw_entry(key)
+        if entry is None or entry[1] is None:
+            return False
+        return self.at_ms < entry[1] <= keyspace.now_ms()
 
     def changed_in_range(
         self, min_key: bytes | None, max_key: bytes | None, *, min_inclusive: bool = True, max_inclusive: bool = True,
@@ -520,8 +530,17 @@ class SnapshotView:
             if log.base_values is not None:
                 if next(log.base_keys(min_key, max_key, min_inclusive, max_inclusive, False), None) is not None:
                     return True
+                return False  # the base answers for every key: none is read live
             log = log.newer
-        return False
+        if not self._chain._keyspace.keys_with_ttl:
+            return False
+        index = self._chain.sorted_index
+        if index is None:
+            raise ValueError("snapshot ranges need the sorted key index (--sorted-index yes)")
+        return any(
+            self._expired_since(key)
+            for key in index.irange(min_key, max_key, min_inclusive=min_inclusive, max_inclusive=max_inclusive)
+        )
 
     def changed_keys(self) -> set[bytes]:
         """Every key written after the snapshot (for a sliced KEYS)."""
