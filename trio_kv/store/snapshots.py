@@ -398,18 +398,24 @@ class SnapshotView:
             self._chain.expired_total += 1
             self.release()
 
-    def check(self) -> None:
-        """Raise ``SnapshotExpired`` if it cannot be read; else note the use
-        (the idle timeout counts from the last read)."""
+    def touch(self) -> bool:
+        """Whether it can be read (not released, not expired); notes the
+        use (the idle timeout counts from the last one)."""
         if self.released:
-            raise SnapshotExpired
+            return False
         now_s = time.monotonic()
         if now_s - self.last_used_s > self._chain.idle_timeout_seconds:
             self.expired = True
             self._chain.expired_total += 1
             self.release()
-            raise SnapshotExpired
+            return False
         self.last_used_s = now_s
+        return True
+
+    def check(self) -> None:
+        """``touch``, raising ``SnapshotExpired`` if it cannot be read."""
+        if not self.touch():
+            raise SnapshotExpired
 
     # --- point reads ----------------------------------------------------------
 
