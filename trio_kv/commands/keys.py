@@ -50,7 +50,8 @@ from .arguments import (
     parse_int64,
 )
 from .first_for import count_keys, covered_keys, covering, covers
-from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, KeysSlices, ScanSlices
+from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, ScanSlices
+from .snapshot_keys import SnapshotKeys
 from .table import ALL_KEYS, ONE_KEY, CommandSpec, Lock
 
 NO_EXPIRY = -1  # the keyspace's answer for a key without a TTL
@@ -233,10 +234,10 @@ def cmd_randomkey(session: Session, args: list[bytes]) -> bytes | None:
     return None
 
 
-def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices:
-    """Run in slices (commands/slicing.py): every key present for the whole
-    call is returned exactly once; keys added or removed meanwhile may or
-    may not be."""
+def cmd_keys(session: Session, args: list[bytes]) -> SnapshotKeys:
+    """Run in slices (commands/slicing.py) on a snapshot
+    (commands/snapshot_keys.py): exactly the keys there were when the call
+    started, whatever writes run between slices."""
     predicate = key_predicate(args[1])
     first_for = covering(session)
     if first_for is not None:
@@ -244,7 +245,7 @@ def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices:
         predicate = (lambda key: covers(first_for, key)) if matches is None else (
             lambda key: covers(first_for, key) and matches(key)
         )
-    return KeysSlices(session.keyspace, predicate)
+    return SnapshotKeys(session.keyspace, predicate)
 
 
 def key_predicate(pattern: bytes) -> Callable[[bytes], bool] | None:

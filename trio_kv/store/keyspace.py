@@ -235,6 +235,14 @@ class Keyspace:
             return None
         return value, self._expires.get(key) if len(self._expires) else None
 
+    def keys_expired_since(self, after_ms: int) -> list[bytes]:
+        """Keys still stored whose time ran out after ``after_ms`` (a
+        snapshot's time) and by now. One pass over the keys with a TTL."""
+        if not len(self._expires):
+            return []
+        now_ms = self._clock_ms()
+        return [key for key, at_ms in self._expires.items() if after_ms < at_ms <= now_ms]
+
     def live_items(self) -> Iterator[tuple[bytes, bytes | memoryview | TypedValue]]:
         """Every key and value not expired (strings as ``get_view`` gives
         them, other values as stored). The caller holds a lock for the whole

@@ -557,14 +557,16 @@ class SnapshotView:
             log = log.newer
         return keys
 
-    def flushed(self) -> bool:
-        """A FLUSH happened after the snapshot (a log from its own is complete)."""
+    def flushed_keys(self) -> Iterator[bytes] | None:
+        """After a FLUSH since the snapshot: the keys stored just before it
+        (the first complete log's base; check each with ``value``); None
+        when there was none."""
         log: UndoLog | None = self.log
         while log is not None:
             if log.base_values is not None:
-                return True
+                return log.base_values.keys()
             log = log.newer
-        return False
+        return None
 
 
 def _in_range(key: bytes, min_key: bytes | None, max_key: bytes | None, min_inclusive: bool, max_inclusive: bool) -> bool:
