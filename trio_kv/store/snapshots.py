@@ -214,6 +214,8 @@ class SnapshotChain:
         # Opens run under the read lock, several at once.
         self._mutex = threading.Lock()
         self._ids = itertools.count(1)
+        # Seconds for ages and the idle timeout (tests put a fake one here).
+        self.clock_s = time.monotonic
 
     # --- opening (read or write lock) ---------------------------------------
 
@@ -280,7 +282,7 @@ class SnapshotChain:
         the active expiry cycle calls it)."""
         if not self._open and self.oldest is None:
             return
-        now_s = time.monotonic() if now_s is None else now_s
+        now_s = self.clock_s() if now_s is None else now_s
         for view in self._open:
             if not view.released and now_s - view.last_used_s > self.idle_timeout_seconds:
                 view.expire()
@@ -356,7 +358,7 @@ class SnapshotChain:
 
     def statistics(self, now_s: float | None = None) -> dict[str, int | float]:
         """Open snapshots, the oldest one's age, undo bytes, expirations."""
-        now_s = time.monotonic() if now_s is None else now_s
+        now_s = self.clock_s() if now_s is None else now_s
         open_views = [view for view in list(self._open) if not view.released]
         oldest_age = max((now_s - view.opened_s for view in open_views), default=0.0)
         return {
@@ -382,7 +384,7 @@ class SnapshotView:
         # The keyspace clock when it was opened: TTLs are judged at it.
         self.at_ms = at_ms
         self.id = snapshot_id
-        self.opened_s = self.last_used_s = time.monotonic()
+        self.opened_s = self.last_used_s = chain.clock_s()
         self.released = False
         self.expired = False
 
@@ -403,7 +405,7 @@ class SnapshotView:
         use (the idle timeout counts from the last one)."""
         if self.released:
             return False
-        now_s = time.monotonic()
+        now_s = self._chain.clock_s()
         if now_s - self.last_used_s > self._chain.idle_timeout_seconds:
             self.expired = True
             self._chain.expired_total += 1
