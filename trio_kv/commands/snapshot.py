@@ -188,9 +188,8 @@ class RangeSlices(Sliced):
             return True
         clock = time.perf_counter
         (low, low_inclusive), (high, high_inclusive) = self._low, self._high
-        keys = view.iter_range(low, high, low_inclusive, high_inclusive)
         met = 0
-        for key in keys:
+        for key, value in view.iter_items(low, high, low_inclusive, high_inclusive):
             met += 1
             self._low = (key, False)
             if self._skip:
@@ -198,8 +197,7 @@ class RangeSlices(Sliced):
             else:
                 out.append(key)
                 if self._with_values:
-                    value = view.value(key)
-                    if value is not None and type(value) is not bytes:
+                    if type(value) is not bytes:
                         value = None if isinstance(value, TypedValue) else value.tobytes()  # type: ignore[attr-defined]
                     out.append(value)
                 if self._left is not None:

@@ -17,10 +17,21 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ..commands.values import WrongType
+from .growable import Growable
 from .snapshots import SnapshotView
 
 if TYPE_CHECKING:
     from .rwlock import ReadWriteLock
+
+
+def string_bytes(value: object) -> bytes:
+    """A string value read at a snapshot as ``bytes``; ``WrongType`` for a typed one."""
+    if type(value) is bytes:
+        return value
+    if type(value) is Growable:
+        return value.tobytes()
+    raise WrongType
 
 
 class Snapshot:
@@ -53,6 +64,18 @@ class Snapshot:
             return self.view.range(
                 min_key, max_key, min_inclusive=min_inclusive, max_inclusive=max_inclusive, reverse=reverse, limit=limit
             )
+
+    def items(
+        self, min_key: bytes | None, max_key: bytes | None, *,
+        min_inclusive: bool = True, max_inclusive: bool = True, reverse: bool = False, limit: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """``range`` with the values at the snapshot, in one lock hold
+        (``WrongType`` if a key in it held a typed value)."""
+        with self._lock.read_locked():
+            pairs = self.view.items(
+                min_key, max_key, min_inclusive=min_inclusive, max_inclusive=max_inclusive, reverse=reverse, limit=limit
+            )
+            return [(key, string_bytes(value)) for key, value in pairs]
 
     def changed_since(self, keys: Iterable[bytes]) -> bool:
         """Whether any of ``keys`` was written after the snapshot."""

@@ -471,11 +471,29 @@ class SnapshotView:
         min_inclusive: bool = True, max_inclusive: bool = True, reverse: bool = False,
     ) -> Iterator[bytes]:
         """``range`` lazily (consume it within one lock hold)."""
+        for key, _value in self.iter_items(min_key, max_key, min_inclusive, max_inclusive, reverse):
+            yield key
+
+    def items(
+        self, min_key: bytes | None, max_key: bytes | None, *,
+        min_inclusive: bool = True, max_inclusive: bool = True, reverse: bool = False, limit: int | None = None,
+    ) -> list[tuple[bytes, object]]:
+        """``range`` with each key's value at the snapshot (as ``value``
+        gives it: read it under the same lock hold)."""
+        self.check()
+        return list(itertools.islice(self.iter_items(min_key, max_key, min_inclusive, max_inclusive, reverse), limit))
+
+    def iter_items(
+        self, min_key: bytes | None, max_key: bytes | None,
+        min_inclusive: bool = True, max_inclusive: bool = True, reverse: bool = False,
+    ) -> Iterator[tuple[bytes, object]]:
+        """``items`` lazily (consume it within one lock hold)."""
         inclusive = (min_inclusive, max_inclusive)
         sources: list[Iterable[bytes]] = []
         log: UndoLog | None = self.log
         while log is not None:
-            sources.append(log.present.irange(min_key, max_key, inclusive, reverse=reverse))
+            if log.present:
+                sources.append(log.present.irange(min_key, max_key, inclusive, reverse=reverse))
             if log.base_values is not None:
                 sources.append(log.base_keys(min_key, max_key, min_inclusive, max_inclusive, reverse))
                 break
@@ -488,13 +506,14 @@ class SnapshotView:
                 min_key, max_key, min_inclusive=min_inclusive, max_inclusive=max_inclusive, reverse=reverse
             ))
         last = None
-        value = self.value
+        value_at = self.value
         for key in heapq.merge(*sources, reverse=reverse) if len(sources) > 1 else sources[0]:
             if key == last:
                 continue
             last = key
-            if value(key) is not None:
-                yield key
+            value = value_at(key)
+            if value is not None:
+                yield key, value
 
     # --- what changed since (for a transaction's commit) --------------------------
 
