@@ -557,7 +557,6 @@ class SnapshotView:
             if log.base_values is not None:
                 if next(log.base_keys(min_key, max_key, min_inclusive, max_inclusive, False), None) is not None:
                     return True
-                return False  # the base answers for every key: none is read live
             log = log.newer
         if not self._chain._keyspace.keys_with_ttl:
             return False
