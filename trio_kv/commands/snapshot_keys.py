@@ -97,6 +97,10 @@ class SnapshotKeys(Sliced):
         view.release()
         if matches is not None:
             added = [key for key in added if matches(key)]
+        if not changed:  # nothing written during the walk: its list is exact
+            self._keys, self._walked = self._walked, []
+            self._keys.extend(added)
+            return
         self._keys = added
         self._changed = changed
 
