@@ -62,7 +62,7 @@ class SnapshotModel(RuleBasedStateMachine):
         super().__init__()
         self.now_ms = 1_000_000
         self.keyspace = Keyspace(clock_ms=lambda: self.now_ms)
-        self.keyspace.snapshots.sorted_index = StoredKeys(self.keyspace)
+        self.keyspace.snapshots.index_override = StoredKeys(self.keyspace)
         # Open snapshots and what every key read when each opened.
         self.open: list[tuple[SnapshotView, dict[bytes, object]]] = []
 

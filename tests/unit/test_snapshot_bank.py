@@ -64,7 +64,7 @@ def test_a_snapshot_sums_a_million_accounts_exactly_while_transfers_run():
     value = b"%d" % BALANCE
     for key in keys:
         keyspace.set(key, value)
-    keyspace.snapshots.sorted_index = StaticIndex(keys)
+    keyspace.snapshots.index_override = StaticIndex(keys)
     del keys
 
     stop = threading.Event()

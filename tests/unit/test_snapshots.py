@@ -29,7 +29,7 @@ class KeyIndex:
 
 def indexed_session(config: Config | None = None):
     session, clock = make_session(config)
-    session.keyspace.snapshots.sorted_index = KeyIndex(session.keyspace)
+    session.keyspace.snapshots.index_override = KeyIndex(session.keyspace)
     return session, clock
 
 

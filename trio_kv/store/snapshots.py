@@ -205,8 +205,9 @@ class SnapshotChain:
         self.undo_bytes = 0
         self.max_undo_bytes = DEFAULT_MAX_UNDO_BYTES
         self.idle_timeout_seconds = DEFAULT_IDLE_TIMEOUT_SECONDS
-        # The store's ordered key index (None: ranges are refused).
-        self.sorted_index: SortedKeys | None = None
+        # An ordered key index given here instead of the keyspace's own
+        # (tests); None: the keyspace's (``sorted_index``).
+        self.index_override: SortedKeys | None = None
         # Snapshots expired by a limit so far (INFO snapshots_expired).
         self.expired_total = 0
         # Some snapshot was released or expired since the last compaction.
@@ -216,6 +217,14 @@ class SnapshotChain:
         self._ids = itertools.count(1)
         # Seconds for ages and the idle timeout (tests put a fake one here).
         self.clock_s = time.monotonic
+
+    @property
+    def sorted_index(self) -> SortedKeys | None:
+        """The ordered key index ranges read (None: ranges are refused)."""
+        if self.index_override is not None:
+            return self.index_override
+        index: SortedKeys | None = getattr(self._keyspace, "sorted_index", None)
+        return index
 
     # --- opening (read or write lock) ---------------------------------------
 

@@ -102,12 +102,10 @@ class Store:
         # GET; RESTORE always validates the whole payload (protocol.rdb_payload).
         self.sanitize_dump_payload: str = "no"
         self._memory_save_lock = threading.Lock()
-        # Snapshots (store/snapshots.py): their limits, and the ordered key
-        # index their ranges read.
+        # Snapshots (store/snapshots.py): their limits.
         snapshots = self.keyspace.snapshots
         snapshots.max_undo_bytes = config.snapshot_max_undo_bytes
         snapshots.idle_timeout_seconds = config.snapshot_idle_timeout_seconds
-        snapshots.sorted_index = getattr(self, "sorted_index", None)
 
     def open_snapshot(self) -> Snapshot:
         """A point-in-time view of the keyspace that never blocks writers
