@@ -296,7 +296,7 @@ async def test_health_readiness_and_openapi(client, http_server):
         http_server.store.ready = True
         document = (await client.get("/openapi.json")).json()
         assert document["openapi"].startswith("3.1")
-        assert set(document["paths"]) == {"/key/{key}", "/keys", "/metrics", "/healthz", "/readyz", "/openapi.json"}
+        assert set(document["paths"]) == {"/key/{key}", "/keys", "/range", "/metrics", "/healthz", "/readyz", "/openapi.json"}
 
 
 async def test_methods_paths_and_cors(client):

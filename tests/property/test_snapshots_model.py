@@ -16,27 +16,16 @@ from __future__ import annotations
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from trio_kv.commands.hash_value import HashUpdate, HashValue
 from trio_kv.commands.values import WrongType
 from trio_kv.store.keyspace import Keyspace
 from trio_kv.store.snapshots import SnapshotView
+from trio_kv.store.sorted_index import SortedKeyIndex
 
 UNIVERSE = [bytes([a]) + bytes([b]) for a in b"ab" for b in b"xyz"] + [b"a", b"b"]
 KEYS = st.sampled_from(UNIVERSE)
 VALUES = st.binary(max_size=6)
-
-
-class StoredKeys:
-    """The ordered index a range reads: the keys the table stores now."""
-
-    def __init__(self, keyspace: Keyspace) -> None:
-        self.keyspace = keyspace
-
-    def irange(self, min_key, max_key, *, min_inclusive=True, max_inclusive=True, reverse=False):
-        keys = SortedList(key for key in UNIVERSE if self.keyspace.raw_entry(key) is not None)
-        return keys.irange(min_key, max_key, (min_inclusive, max_inclusive), reverse=reverse)
 
 
 def read(keyspace: Keyspace, key: bytes) -> object:
@@ -62,7 +51,7 @@ class SnapshotModel(RuleBasedStateMachine):
         super().__init__()
         self.now_ms = 1_000_000
         self.keyspace = Keyspace(clock_ms=lambda: self.now_ms)
-        self.keyspace.snapshots.index_override = StoredKeys(self.keyspace)
+        self.keyspace.attach_sorted_index(SortedKeyIndex())  # ranges read it
         # Open snapshots and what every key read when each opened.
         self.open: list[tuple[SnapshotView, dict[bytes, object]]] = []
 

@@ -159,8 +159,9 @@ def test_the_tables_hold_only_redis_flags_and_typed_behaviour() -> None:
 
 # The four commands COMMAND DOCS has never shown a ``since`` for: the pinned
 # golden output (tests/integration/golden) was captured without one. trio_kv's
-# own client commands (TKV.*, cluster mode) are in no Redis version either.
-NO_SINCE = {"save", "bgsave", "bgrewriteaof", "lastsave"}
+# own client commands (TKV.*, cluster mode; KRANGE, the sorted key index) are
+# in no Redis version either.
+NO_SINCE = {"save", "bgsave", "bgrewriteaof", "lastsave", "krange"}
 
 
 def test_every_redis_command_and_subcommand_has_a_since() -> None:

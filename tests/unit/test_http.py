@@ -141,8 +141,23 @@ def test_routes_become_store_calls():
     assert _handle(b"DELETE", b"/key/k").plan.then([0]).status == 404
 
 
+def test_keys_prefix_listing_pages_through_the_sorted_index():
+    listing = _handle(b"GET", b"/keys?prefix=u%2A&limit=3").plan
+    assert listing.commands == [[b"KRANGE", b"[u*", b"(u+", b"LIMIT", b"0", b"4"], [b"DBSIZE"]]
+    page = listing.then([[b"u*1", b"u*2", b"u*3", b"u*4"], 10])
+    assert json.loads(page.body) == {"totalKeys": 10, "keys": ["u*1", "u*2", "u*3"], "cursor": "k" + b"u*3".hex()}
+    following = _handle(b"GET", b"/keys?prefix=u%2A&limit=3&cursor=k" + b"u*3".hex().encode()).plan
+    assert following.commands == [[b"KRANGE", b"(u*3", b"(u+", b"LIMIT", b"0", b"4"], [b"DBSIZE"]]
+    last = following.then([[b"u*4"], 10])
+    assert json.loads(last.body) == {"totalKeys": 10, "keys": ["u*4"], "cursor": None}
+    everything = _handle(b"GET", b"/keys?prefix=%FF&limit=3").plan
+    assert everything.commands[0] == [b"KRANGE", b"[\xff", b"+", b"LIMIT", b"0", b"4"]
+
+
 def test_keys_listing_pages_through_scan():
     listing = _handle(b"GET", b"/keys?prefix=u%2A&limit=3").plan
+    # The sorted index is off (or holds one node's share): the SCAN listing.
+    listing = listing.then([Error("ERR the sorted key index is off (--sorted-index no)"), 10])
     assert listing.commands == [[b"SCAN", b"0", b"COUNT", b"3", b"MATCH", b"u\\**"], [b"DBSIZE"]]
     following = listing.then([[b"17", [b"u*1"]], 10])
     assert following.commands == [[b"SCAN", b"17", b"COUNT", b"2", b"MATCH", b"u\\**"]]
@@ -276,3 +291,26 @@ def test_encode_response_framing():
 )
 def test_keep_alive(version, headers, kept):
     assert keep_alive(version, headers) is kept
+
+
+def test_range_pages_with_krange_withvalues():
+    plan = _handle(b"GET", b"/range?start=a&end=c&limit=2").plan
+    assert plan.commands == [[b"KRANGE", b"[a", b"(c", b"LIMIT", b"0", b"3", b"WITHVALUES"]]
+    page = plan.then([[b"a", b"1", b"b", memoryview(b'{"x":2}'), b"b2", None]])
+    assert json.loads(page.body) == {
+        "items": [{"key": "a", "value": 1}, {"key": "b", "value": {"x": 2}}], "cursor": "k" + b"b".hex(),
+    }
+    resumed = _handle(b"GET", b"/range?start=a&end=c&limit=2&cursor=k" + b"b".hex().encode()).plan
+    assert resumed.commands[0][1:3] == [b"(b", b"(c"]
+    last = resumed.then([[b"b2", None]])
+    assert json.loads(last.body) == {"items": [{"key": "b2", "value": None}], "cursor": None}
+    assert _handle(b"GET", b"/range").plan.commands == [
+        [b"KRANGE", b"-", b"+", b"LIMIT", b"0", b"1001", b"WITHVALUES"]
+    ]
+    refused = _handle(b"GET", b"/range").plan.then([Error("ERR the sorted key index is off (--sorted-index no)")])
+    assert refused.status == 400
+
+
+@pytest.mark.parametrize("query", [b"limit=0", b"limit=10001", b"cursor=0", b"cursor=kx", b"cursor=k1", b"cursor="])
+def test_range_bad_limit_or_cursor(query):
+    assert _handle(b"GET", b"/range?" + query).plan.status == 400

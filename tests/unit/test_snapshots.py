@@ -4,7 +4,6 @@ the store-level API (Store.open_snapshot) the embedded library uses."""
 from __future__ import annotations
 
 import pytest
-from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from trio_kv.config import Config
 from trio_kv.protocol.replies import Error
@@ -15,21 +14,10 @@ from .redis_session import call, make_session, run
 EXPIRED = Error("ERR snapshot expired")
 
 
-class KeyIndex:
-    """A stand-in for the store's sorted key index (the index branch's
-    SortedKeyIndex): the keys SET/DEL/HSET leave, kept by the test."""
-
-    def __init__(self, keyspace) -> None:
-        self.keyspace = keyspace
-
-    def irange(self, min_key, max_key, *, min_inclusive=True, max_inclusive=True, reverse=False):
-        keys = SortedList(self.keyspace._values.keys())  # stored keys, expired ones until removed
-        return keys.irange(min_key, max_key, (min_inclusive, max_inclusive), reverse=reverse)
-
-
 def indexed_session(config: Config | None = None):
+    """A session on a store with the sorted key index (on by default)."""
     session, clock = make_session(config)
-    session.keyspace.snapshots.index_override = KeyIndex(session.keyspace)
+    assert session.store.sorted_index is not None
     return session, clock
 
 
@@ -201,3 +189,11 @@ def test_no_snapshot_open_no_undo_log():
     session, _ = make_session()
     run(session, "SET a 1", "DEL a", "HSET h f v", "FLUSHALL")
     assert session.keyspace.undo_log is None and session.keyspace.snapshots.undo_bytes == 0
+
+
+def test_range_needs_the_sorted_index():
+    session, _ = make_session(Config(sorted_index=False))
+    snapshot_id = call(session, "SNAPSHOT")
+    assert run(session, f"SNAPSHOT RANGE {snapshot_id} - +", f"SNAPSHOT GET {snapshot_id} k") == [
+        Error("ERR SNAPSHOT RANGE needs the sorted key index (--sorted-index yes)"), None,
+    ]

@@ -30,6 +30,7 @@ CASES: list[tuple[str, list[bytes]]] = [
     ("del", [b"DEL k", b"DEL k"]),
     ("ttl", [b"TTL t", b"TTL missing"]),
     ("keys", [b"KEYS", b"KEYS t"]),
+    ("range", [b"RANGE a z", b"RANGE t u 1", b"RANGE u z"]),
     ("stats", [b"STATS"]),
     ("latency", [b"LATENCY"]),
     ("auth", [b"AUTH pw"]),
@@ -45,6 +46,7 @@ EXPECTED = [
     [b"OK\n", b"NOT_FOUND\n"],
     None,  # TTL: milliseconds left vary
     [b"KEYS 1\nt\n", b"KEYS 1\nt\n"],
+    [b"RANGE 1\nt\n", b"RANGE 1\nt\n", b"RANGE 0\n"],
     [b"gets:2 sets:3 dels:2 errors:1 keys:1 bytes:1\n"],
     None,  # LATENCY: the numbers vary
     [b"ERROR AUTH called without any password configured\n"],

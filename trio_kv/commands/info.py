@@ -172,6 +172,12 @@ def _memory(store: Store) -> list[tuple[str, object]]:
         used, peak = _resident_bytes(), _peak_resident_bytes()
     resident = _resident_bytes()
     total_system = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    # The sorted key index (store/sorted_index.py), with --sorted-index yes:
+    # the keys it holds (DBSIZE) and what it costs beyond the keys (an estimate).
+    index = store.sorted_index
+    index_fields: list[tuple[str, object]] = (
+        [] if index is None else [("sorted_index_keys", len(index)), ("sorted_index_bytes", index.bytes_estimate())]
+    )
     return [
         ("used_memory", used),
         ("used_memory_human", human_bytes(used)),
@@ -181,6 +187,7 @@ def _memory(store: Store) -> list[tuple[str, object]]:
         ("used_memory_peak_human", human_bytes(peak)),
         ("used_memory_values", store.keyspace.value_bytes),
         ("used_memory_grown_values_capacity", store.keyspace.grown_capacity_bytes),  # store.growable buffers
+        *index_fields,
         ("total_system_memory", total_system),
         ("total_system_memory_human", human_bytes(total_system)),
         ("maxmemory", store.maxmemory_bytes),

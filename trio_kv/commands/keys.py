@@ -50,6 +50,7 @@ from .arguments import (
     parse_int64,
 )
 from .first_for import count_keys, covered_keys, covering, covers
+from .ordered_range import RangeSlices, prefix_end
 from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, ScanSlices
 from .snapshot_keys import SnapshotKeys
 from .table import ALL_KEYS, ONE_KEY, CommandSpec, Lock
@@ -234,12 +235,23 @@ def cmd_randomkey(session: Session, args: list[bytes]) -> bytes | None:
     return None
 
 
-def cmd_keys(session: Session, args: list[bytes]) -> SnapshotKeys:
+def cmd_keys(session: Session, args: list[bytes]) -> SnapshotKeys | RangeSlices:
     """Run in slices (commands/slicing.py) on a snapshot
     (commands/snapshot_keys.py): exactly the keys there were when the call
-    started, whatever writes run between slices."""
-    predicate = key_predicate(args[1])
+    started, whatever writes run between slices. A pattern that is a plain
+    prefix and a star (``user:*``) walks only that prefix's keys in the
+    sorted key index when it is on (commands/ordered_range.py; keys in byte
+    order): every key present for the whole call exactly once (exact when
+    it fits one slice), without a snapshot."""
+    pattern = args[1]
     first_for = covering(session)
+    prefix = literal_prefix(pattern)
+    if prefix and pattern == prefix + b"*" and session.store.sorted_index is not None:
+        return RangeSlices(
+            session.keyspace, prefix, prefix_end(prefix), high_inclusive=False,
+            matches=None if first_for is None else (lambda key: covers(first_for, key)),
+        )
+    predicate = key_predicate(pattern)
     if first_for is not None:
         matches = predicate
         predicate = (lambda key: covers(first_for, key)) if matches is None else (

@@ -16,6 +16,7 @@ from . import (
     info,
     introspection,
     keys,
+    ordered,
     memory,
     runtime_config,
     saving,
@@ -51,6 +52,7 @@ REDIS_COMMANDS = CommandTable(
     [
         *strings.SPECS,
         *keys.SPECS,
+        ordered.KRANGE_SPEC,
         *dump_restore.SPECS,
         *hashes.SPECS,
         *transactions.SPECS,

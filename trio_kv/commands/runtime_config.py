@@ -378,6 +378,7 @@ PARAMETERS: list[Parameter] = [
     Parameter("max-key-bytes", _from_config("max_key_bytes")),
     Parameter("max-value-bytes", _from_config("max_value_bytes")),
     Parameter("max-keys-reply", _from_config("max_keys_reply")),
+    Parameter("sorted-index", _yes_no_from_config("sorted_index")),
     Parameter("max-pending-reply-bytes", _from_config("max_pending_reply_bytes")),
     Parameter("max-batch-commands", _from_config("max_batch_commands")),
     Parameter("active-expire-interval-seconds", _from_config("active_expire_interval_seconds")),

@@ -155,14 +155,14 @@ def cmd_range(session: Session, args: list[bytes]) -> object:
         return NO_INDEX
     if offset < 0 or count == 0 or args[3] == b"+" or args[4] == b"-":
         return []
-    work = RangeSlices(view, low, high, offset, None if count < 0 else count, with_values)
+    work = SnapshotRangeSlices(view, low, high, offset, None if count < 0 else count, with_values)
     if count < 0 or offset + count > RANGE_UNSLICED_MAX_KEYS:
         return work
     work.step(float("inf"))  # small: at once, under this command's lock
     return work.reply()
 
 
-class RangeSlices(Sliced):
+class SnapshotRangeSlices(Sliced):
     """SNAPSHOT RANGE's walk, a slice at a time under the read lock. Exact
     whatever runs between slices: each slice resumes after the last key
     met, and the snapshot's keys do not change. A snapshot that expires

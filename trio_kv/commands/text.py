@@ -37,6 +37,8 @@ from __future__ import annotations
 from ..protocol.integers import parse_integer
 from ..protocol.replies import NO_REPLY, OK, PONG, Error, SimpleString
 from ..protocol.text import NOT_FOUND, Fields, Labelled, Listing, Table, display_order
+from .ordered import RANGE_SPEC
+from .ordered_range import RangeSlices, prefix_end
 from .auth import DEFAULT_USER, TEXT_NO_PASSWORD_CONFIGURED, TEXT_WRONGPASS, check_credentials, redact
 from .security import security_warning_spec
 from .session import Session
@@ -110,9 +112,12 @@ def cmd_ttl(session: Session, args: list[bytes]) -> Labelled | SimpleString:
     return Labelled(b"TTL", ttl_ms)
 
 
-def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | Error:
+def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | RangeSlices | Error:
     """Run in slices (commands/slicing.py, the same guarantee as RESP KEYS);
-    the walk stops once more than ``--max-keys-reply`` keys matched."""
+    the walk stops once more than ``--max-keys-reply`` keys matched. With
+    the sorted key index (on by default) the walk covers only the keys
+    with the prefix (commands/ordered_range.py): O(log n + matches)
+    instead of the whole table."""
     if len(args) > 2:
         return Error("wrong number of arguments for 'keys'")
     prefix = args[1] if len(args) == 2 else b""
@@ -123,6 +128,11 @@ def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | Error:
             return Error(f"too many keys (more than {limit}); use a longer prefix or SCAN over RESP")
         return Listing(b"KEYS", display_order(keys))
 
+    if session.store.sorted_index is not None:
+        return RangeSlices(
+            session.keyspace, prefix, prefix_end(prefix), high_inclusive=False, count=limit + 1,
+            make_reply=lambda keys: reply(keys, 0),  # type: ignore[arg-type]
+        )
     starts = (lambda key: key.startswith(prefix)) if prefix else None
     return KeysSlices(session.keyspace, starts, max_keys=limit + 1, make_reply=reply)
 
@@ -200,6 +210,7 @@ TEXT_COMMANDS = CommandTable(
             name="keys", arity=-1, lock=Lock.READ, flags=("readonly",), may_slice=True, since=None,
             group="generic", handler=cmd_keys, summary="KEYS [prefix]: list keys, sorted",
         ),
+        RANGE_SPEC,
         CommandSpec(
             name="stats", arity=1, lock=Lock.READ, flags=("readonly",), reads_stats=True, since=None,
             group="generic", handler=cmd_stats, summary="STATS: the six counters",

@@ -24,8 +24,11 @@ def _json(schema_ref: str, description: str) -> dict[str, object]:
 _ERROR = _json("Error", "An error: `{\"error\": message, ...}`")
 _KEY_NOT_FOUND = _json("KeyNotFound", "No such key (or it expired)")
 _PREFLIGHT = {"description": "CORS preflight / allowed methods (`Allow` header); no body"}
-# A SCAN cursor, or "<scan cursor>-<keys of its first bucket already listed>".
-_CURSOR_PATTERN = "^[0-9]+(-[0-9]+)?$"
+# A SCAN cursor, or "<scan cursor>-<keys of its first bucket already listed>",
+# or (a prefix listing served from the sorted key index) "k<hex of the last key>".
+_CURSOR_PATTERN = "^([0-9]+(-[0-9]+)?|k([0-9a-f]{2})*)$"
+# Where a /range page ends: "k" and the hex of the last key listed.
+_KEY_CURSOR_PATTERN = "^k([0-9a-f]{2})*$"
 
 _KEY_PARAMETER = {
     "name": "key",
@@ -109,6 +112,26 @@ OPENAPI: dict[str, object] = {
             },
             "options": {"summary": "Allowed methods", "responses": {"204": _PREFLIGHT}},
         },
+        "/range": {
+            "get": {
+                "summary": "Keys and values in byte order of the keys, one page at a time (KRANGE over the sorted key index)",
+                "parameters": [
+                    _query("start", "First key (inclusive); absent or empty: from the first key", {"type": "string"}),
+                    _query("end", "Last key (exclusive); absent or empty: to the last key", {"type": "string"}),
+                    _query("limit", "Most items on the page (default 1000)", {"type": "integer", "minimum": 1, "maximum": 10000}),
+                    _query(
+                        "cursor", "The cursor of the previous page (the page starts after its key; start is then ignored)",
+                        {"type": "string", "pattern": _KEY_CURSOR_PATTERN},
+                    ),
+                ],
+                "responses": {
+                    "200": _json("RangePage", "One page of keys and values"),
+                    "400": _json("Error", "A bad limit or cursor, or the sorted key index is off (--sorted-index no)"),
+                    "default": _ERROR,
+                },
+            },
+            "options": {"summary": "Allowed methods", "responses": {"204": _PREFLIGHT}},
+        },
         "/metrics": _text_get(
             "Prometheus metrics (text exposition format 0.0.4)", "text/plain; version=0.0.4", {"type": "string"}
         ),
@@ -162,6 +185,31 @@ OPENAPI: dict[str, object] = {
                         "type": ["string", "null"],
                         "pattern": _CURSOR_PATTERN,
                         "description": "Pass as ?cursor= for the next page; null on the last page",
+                    },
+                },
+                "additionalProperties": False,
+            },
+            "RangePage": {
+                "type": "object",
+                "required": ["items", "cursor"],
+                "properties": {
+                    "items": {
+                        "type": "array",
+                        "description": "At most `limit` items, in byte order of the keys",
+                        "items": {
+                            "type": "object",
+                            "required": ["key", "value"],
+                            "properties": {
+                                "key": {"type": "string"},
+                                "value": {"description": "As GET /key/{key}; null for a value that is not a string (a hash)"},
+                            },
+                            "additionalProperties": False,
+                        },
+                    },
+                    "cursor": {
+                        "type": ["string", "null"],
+                        "pattern": _KEY_CURSOR_PATTERN,
+                        "description": "Pass as ?cursor= (with the same end) for the next page; null on the last page",
                     },
                 },
                 "additionalProperties": False,

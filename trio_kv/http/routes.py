@@ -11,6 +11,8 @@ Routes (the reference REST store's, plus operations endpoints):
     DELETE /key/{key}          DEL key -> 200 {"success": true, "key": k} / 404
     GET    /keys               SCAN (+ DBSIZE) -> 200 {"totalKeys": n,
                                "keys": [...], "cursor": "..."|null}
+    GET    /range              KRANGE ... WITHVALUES -> 200 {"items":
+                               [{"key": k, "value": v}, ...], "cursor": "..."|null}
     GET    /metrics            Prometheus text (http.prometheus)
     GET    /healthz, /readyz   alive; ready (200) or not (503)
     GET    /openapi.json       the OpenAPI document (http.openapi)
@@ -37,6 +39,21 @@ during the listing may be missed or repeated, as with SCAN (one exception,
 ``_KeysListing``: when a page split a single bucket, a key of that bucket
 deleted before the next page can make it skip one other key of the bucket).
 ``totalKeys`` is DBSIZE: all keys in the store, whatever the filter.
+A listing with only ``prefix=`` is served from the sorted key index instead
+(KRANGE over the prefix's keys, ``_IndexListing``) when it is on: the
+page's keys come in byte order and its cursor is ``k<hex of the last key
+listed>``; the next page starts strictly after that key, so every key
+present for the whole listing is listed exactly once.
+
+``GET /range?start=&end=&limit=&cursor=`` pages through the keys from
+``start`` (inclusive; absent: the first key) to ``end`` (exclusive;
+absent: the last) in byte order, with their values (as ``GET /key`` gives
+them; a value of another type than string is null): ``limit`` (default
+``DEFAULT_KEYS_LIMIT``) is a hard maximum (at most ``MAX_KEYS_LIMIT``),
+and ``cursor`` (``k<hex>``, as above) is null on the last page. Each page
+is one KRANGE, so one page is an exact snapshot; a key present for the
+whole paging is listed exactly once. With ``--sorted-index no`` the
+answer is 400.
 
 CORS is opt-in (``CorsPolicy``, from ``--http-cors-origins``): by default no
 response carries an ``Access-Control-*`` header, so a page on another origin
@@ -76,6 +93,8 @@ from urllib.parse import unquote_to_bytes
 from ..protocol.integers import parse_integer
 from ..protocol.replies import Error
 from ..commands.auth import bearer_token, password_matches
+from ..commands.ordered import NO_INDEX_PREFIX
+from ..commands.ordered_range import prefix_end
 from .openapi import OPENAPI_JSON
 from .json_values import compact_json, json_text, key_text, value_json
 
@@ -88,6 +107,8 @@ UNMATCHED_ROUTE = "unmatched"
 
 # A SCAN cursor, optionally "-<keys of its first bucket already listed>".
 _CURSOR = re.compile(rb"(0|[1-9][0-9]{0,19})(?:-([1-9][0-9]{0,4}))?")
+# A sorted-index cursor: "k" and the hex of the last key listed.
+_KEY_CURSOR = re.compile(rb"k((?:[0-9a-f]{2})*)")
 _UNAVAILABLE_CODES = {"LOADING", "MISCONF", "READONLY", "BUSY", "NOREPLICAS", "TRYAGAIN"}
 _GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
 
@@ -371,27 +392,119 @@ class _KeysListing:
         )
 
 
+def _key_cursor(key: bytes) -> str:
+    return "k" + key.hex()
+
+
+def _page_limit(query: dict[bytes, bytes]) -> int | HttpResponse:
+    limit_text = query.get(b"limit")
+    if limit_text is None:
+        return DEFAULT_KEYS_LIMIT
+    parsed_limit = _parse_positive(limit_text)
+    if parsed_limit is None or parsed_limit > MAX_KEYS_LIMIT:
+        return error_response(400, f"Invalid limit: expected a whole number from 1 to {MAX_KEYS_LIMIT}")
+    return parsed_limit
+
+
+def _bad_cursor() -> HttpResponse:
+    return error_response(400, "Invalid cursor: pass the cursor a previous page returned")
+
+
+class _IndexListing:
+    """A ``GET /keys?prefix=`` page from the sorted key index (one KRANGE
+    of at most ``limit + 1`` keys after ``after``, and DBSIZE); if the
+    index is off, or holds one node's share (a multi-node cluster: SCAN
+    then lists every member), the SCAN listing (``fallback``) serves the page."""
+
+    def __init__(self, prefix: bytes, after: bytes | None, limit: int, fallback: Callable[[], Plan]) -> None:
+        self.limit = limit
+        self.fallback = fallback
+        end = prefix_end(prefix)
+        low = b"[" + prefix if after is None else b"(" + after
+        high = b"+" if end is None else b"(" + end
+        self.call = StoreCall([[b"KRANGE", low, high, b"LIMIT", b"0", b"%d" % (limit + 1)], [b"DBSIZE"]], self._ranged)
+
+    def _ranged(self, replies: list[object]) -> Plan:
+        keys, total = replies
+        if isinstance(keys, Error):
+            # The index is off, or holds one node's share (a multi-node cluster).
+            return self.fallback() if keys.message.startswith(NO_INDEX_PREFIX) else _store_error(keys)
+        assert isinstance(keys, list) and isinstance(total, int)
+        more = len(keys) > self.limit
+        keys = keys[: self.limit]
+        return _json_response(
+            200,
+            {
+                "totalKeys": total,
+                "keys": [key_text(key) for key in keys],
+                "cursor": _key_cursor(keys[-1]) if more else None,
+            },
+        )
+
+
 def _list_keys(api: HttpApi, call: _Call) -> Plan:
     query = call.query
-    limit_text = query.get(b"limit")
-    limit = DEFAULT_KEYS_LIMIT
-    if limit_text is not None:
-        parsed_limit = _parse_positive(limit_text)
-        if parsed_limit is None or parsed_limit > MAX_KEYS_LIMIT:
-            return error_response(400, f"Invalid limit: expected a whole number from 1 to {MAX_KEYS_LIMIT}")
-        limit = parsed_limit
-    cursor_match = _CURSOR.fullmatch(query.get(b"cursor", b"0"))
-    if cursor_match is None:
-        return error_response(400, "Invalid cursor: pass the cursor a previous page returned")
-    cursor, skip = cursor_match.group(1), int(cursor_match.group(2) or 0)
+    limit = _page_limit(query)
+    if isinstance(limit, HttpResponse):
+        return limit
     pattern = query.get(b"pattern")
     prefix = query.get(b"prefix")
+    cursor_text = query.get(b"cursor", b"0")
+    key_cursor = _KEY_CURSOR.fullmatch(cursor_text)
+    if pattern is None and prefix:
+        if key_cursor is not None or cursor_text == b"0":
+            after = None if key_cursor is None else bytes.fromhex(key_cursor.group(1).decode("ascii"))
+            fallback = functools.partial(_scan_listing, pattern, prefix, limit, b"0", 0)
+            return _IndexListing(prefix, after, limit, fallback).call
+    cursor_match = _CURSOR.fullmatch(cursor_text)
+    if cursor_match is None:
+        return _bad_cursor()
+    return _scan_listing(pattern, prefix, limit, cursor_match.group(1), int(cursor_match.group(2) or 0))
+
+
+def _scan_listing(pattern: bytes | None, prefix: bytes | None, limit: int, cursor: bytes, skip: int) -> Plan:
     if pattern is None and prefix:
         # Only a prefix: SCAN matches it directly (its glob characters escaped).
         listing = _KeysListing(_GLOB_SPECIALS.sub(rb"\\\1", prefix) + b"*", None, limit, skip)
     else:
         listing = _KeysListing(pattern, prefix or None, limit, skip)
     return listing.scan(cursor)
+
+
+def _range(api: HttpApi, call: _Call) -> Plan:
+    query = call.query
+    limit = _page_limit(query)
+    if isinstance(limit, HttpResponse):
+        return limit
+    start, end, cursor = query.get(b"start"), query.get(b"end"), query.get(b"cursor")
+    if cursor is not None:
+        key_cursor = _KEY_CURSOR.fullmatch(cursor)
+        if key_cursor is None:
+            return _bad_cursor()
+        low = b"(" + bytes.fromhex(key_cursor.group(1).decode("ascii"))
+    else:
+        low = b"[" + start if start else b"-"
+    high = b"(" + end if end else b"+"
+    command = [b"KRANGE", low, high, b"LIMIT", b"0", b"%d" % (limit + 1), b"WITHVALUES"]
+
+    def answer(replies: list[object]) -> HttpResponse:
+        reply = replies[0]
+        if isinstance(reply, Error):
+            return _store_error(reply)
+        assert isinstance(reply, list)
+        more = len(reply) > 2 * limit
+        items = []
+        for at in range(0, min(len(reply), 2 * limit), 2):
+            key, value = reply[at], reply[at + 1]
+            if type(value) is memoryview:
+                value = value.tobytes()  # a grown value (store.growable): JSON needs bytes
+            items.append(
+                b'{"key":' + json_text(key_text(key)) + b',"value":' + (b"null" if value is None else value_json(value)) + b"}"
+            )
+        next_cursor = json_text(_key_cursor(reply[2 * limit - 2])) if more else b"null"
+        return HttpResponse(200, b'{"items":[' + b",".join(items) + b'],"cursor":' + next_cursor + b"}")
+
+    return StoreCall([command], answer)
 
 
 def _metrics(api: HttpApi, call: _Call) -> Plan:
@@ -434,6 +547,7 @@ _FIXED_ROUTES = {
     route.template.encode(): route
     for route in (
         _Route("/keys", {b"GET": _list_keys}),
+        _Route("/range", {b"GET": _range}),
         _Route("/metrics", {b"GET": _metrics}),
         _Route("/healthz", {b"GET": _healthz}),
         _Route("/readyz", {b"GET": _readyz}),

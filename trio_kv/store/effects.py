@@ -7,9 +7,11 @@ command ends, and every subscriber receives each command's effects as one
 *unit*. The append-only log subscribes today (``Persistence.log``: one log
 record per unit), and in cluster mode the versions' stamper and
 anti-entropy's Tictac trees (store/key_trees.py, which read the VERSION
-effects); a sorted key index, snapshot undo records, keyspace
-notifications or replication to peers subscribe the same way, without
-touching the keyspace or the engine.
+effects); snapshot undo records, keyspace notifications or replication
+to peers subscribe the same way, without touching the keyspace or the
+engine. (The sorted key index does not: it needs only keys entering and
+leaving the table, expiry included, so the keyspace feeds it at those
+points, store/sorted_index.py; an overwrite then costs it nothing.)
 
 Effects are tuples of absolute facts (the byte format is
 ``store/durability/records.py``'s):

@@ -57,6 +57,11 @@ Rules kept here:
   for the paths that only delete: expiry, DEL, an emptied hash); a FLUSH
   hands the whole tables to the log (``_flush_tables``). With none open a
   write pays one ``is not None`` test.
+* The sorted key index (``store/sorted_index.py``, ``attach_sorted_index``):
+  fed at the same points as the per-slot counts, so it holds exactly the
+  keys of the value table (expired ones not yet removed included) through
+  every path, expiry and loading too. Off (None), adding or removing a key
+  pays one test; overwriting a key pays nothing.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
 from .snapshots import SnapshotChain, UndoLog
+from .sorted_index import SortedKeyIndex
 
 NO_EXPIRY = -1
 STRING_TYPE_NAME = b"string"
@@ -125,6 +131,8 @@ class Keyspace:
         # while none is open (a write's one test).
         self.snapshots = SnapshotChain(self)
         self.undo_log: UndoLog | None = None
+        # Every stored key in byte order (attach_sorted_index); None: none kept.
+        self._sorted: SortedKeyIndex | None = None
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -392,6 +400,8 @@ class Keyspace:
         if value is not None:
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] -= 1
+            if self._sorted is not None:
+                self._sorted.discard(key)
             self.value_bytes -= len(value) if type(value) is bytes else self._forget(value)
             if len(self._expires):
                 self._expires.pop(key, None)
@@ -416,6 +426,8 @@ class Keyspace:
             self.value_bytes += len(value)
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         if expire_at_ms is not None:
             expires.set(key, expire_at_ms)
         elif not keep_ttl and len(expires):
@@ -522,8 +534,11 @@ class Keyspace:
         effect, no TTL change, no WATCH touch."""
         old = self._values.swap(key, value)
         self.value_bytes += len(value) - (0 if old is None else self._forget(old))
-        if old is None and self._slot_keys is not None:
-            self._slot_keys[key_slot(key)] += 1
+        if old is None:
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         if type(value) is Growable:
             self.grown_capacity_bytes += value.capacity
 
@@ -616,6 +631,8 @@ class Keyspace:
             self.value_bytes += value.size_bytes()
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         else:
             self.value_bytes += delta
             if not value:
@@ -663,6 +680,8 @@ class Keyspace:
             self.value_bytes += value.size_bytes()
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
+            if self._sorted is not None:
+                self._sorted.add(key)
         else:
             self.value_bytes += update.apply(value)
             if not value:
@@ -693,8 +712,11 @@ class Keyspace:
         self._expire_if_needed(target)
         old = self._values.swap(target, value)
         self.value_bytes += value.size_bytes() - (0 if old is None else self._forget(old))
-        if old is None and self._slot_keys is not None:
-            self._slot_keys[key_slot(target)] += 1
+        if old is None:
+            if self._slot_keys is not None:
+                self._slot_keys[key_slot(target)] += 1
+            if self._sorted is not None:
+                self._sorted.add(target)
         if at_ms is not None:
             self._expires.set(target, at_ms)
         elif len(self._expires):
@@ -713,6 +735,8 @@ class Keyspace:
         if not self._flush_tables():
             self._values.clear()
             self._expires.clear()
+        if self._sorted is not None:
+            self._sorted.clear()
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
@@ -730,6 +754,8 @@ class Keyspace:
             with self._watch_lock:
                 touched = [key for key in self._watchers if key in self._values]
         lists = [] if self._flush_tables() else self._values.detach() + self._expires.detach()
+        if self._sorted is not None:
+            lists += self._sorted.detach()
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
@@ -745,6 +771,46 @@ class Keyspace:
             return False
         self._values, self._expires = HashTable(), HashTable()
         return True
+
+    def attach_sorted_index(self, index: SortedKeyIndex | None) -> None:
+        """Keep ``index`` equal to the stored keys from now on, starting
+        from the keys stored now (None: keep none). Write lock."""
+        if index is not None:
+            index.rebuild(key for key, _value in self._values.items())
+        self._sorted = index
+
+    @property
+    def sorted_index(self) -> SortedKeyIndex | None:
+        return self._sorted
+
+    def add_string_views(self, keys: list[bytes], out: list[bytes | memoryview | None]) -> None:
+        """Append each of ``keys`` (stored, not expired: the caller checked,
+        under the same lock) and its value to ``out``: a string as
+        ``get_view`` gives it, None for a value of another type. One loop
+        with no per-key method call: KRANGE WITHVALUES' inner loop."""
+        get = self._values.get
+        append = out.append
+        for key in keys:
+            value = get(key)
+            append(key)
+            kind = type(value)
+            append(value if kind is bytes else value.view() if kind is Growable else None)
+
+    def is_expired_key(self, key: bytes, now_ms: int) -> bool:
+        """A stored ``key`` whose time ran out by ``now_ms`` (readers of the
+        sorted index skip it; it is removed by the next write or the sweep)."""
+        return self._is_expired(key, now_ms)
+
+    @contextmanager
+    def sorted_index_paused(self) -> Iterator[None]:
+        """Loading: the sorted index is not fed inside the block, and is
+        rebuilt from the table in one sort after it (store/sorted_index.py)."""
+        index = self._sorted
+        self._sorted = None
+        try:
+            yield
+        finally:
+            self.attach_sorted_index(index)
 
     def count_keys_per_slot(self) -> None:
         """Keep a count of keys per hash slot from now on (cluster mode),

@@ -35,6 +35,7 @@ from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
 from .snapshot_api import Snapshot
+from .sorted_index import SortedKeyIndex
 from .stats import Stats
 from .versions import Versions
 
@@ -53,6 +54,10 @@ class Store:
     ) -> None:
         self.config: Config = config
         self.keyspace: Keyspace = Keyspace() if keyspace is None else keyspace
+        # Every stored key in byte order (store/sorted_index.py), kept by the
+        # keyspace; None with --sorted-index no (KRANGE, RANGE, /range refuse).
+        self.sorted_index: SortedKeyIndex | None = SortedKeyIndex() if config.sorted_index else None
+        self.keyspace.attach_sorted_index(self.sorted_index)
         if config.cluster_enabled:
             # CLUSTER COUNTKEYSINSLOT reads a count (kept only in cluster mode).
             self.keyspace.count_keys_per_slot()

@@ -93,13 +93,16 @@ def load_keyspace(
 @contextmanager
 def loading(keyspace: Keyspace, versions: Versions | None) -> Iterator[None]:
     """Nobody subscribed to the keyspace's effects inside (the versions'
-    stamper is paused): a replay is not a new write."""
+    stamper is paused): a replay is not a new write. The sorted key index
+    is rebuilt once after the load instead of fed key by key."""
     if versions is None:
         if keyspace.effects.subscribed:
             raise RuntimeError("unsubscribe from the keyspace's effects while loading")
-        yield
+        with keyspace.sorted_index_paused():
+            yield
         return
     with versions.paused():
         if keyspace.effects.subscribed:
             raise RuntimeError("unsubscribe from the keyspace's effects while loading")
-        yield
+        with keyspace.sorted_index_paused():
+            yield
