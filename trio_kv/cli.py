@@ -2,7 +2,8 @@
 configuration, set up logging, run the server until SIGTERM or SIGINT.
 ``trio-kv check-log PATH ...`` runs the log checker instead
 (store/durability/check.py); ``trio-kv cluster dev|status ...`` the
-cluster tools (server/cluster/cli.py)."""
+cluster tools (server/cluster/cli.py); ``trio-kv cli ...`` the RESP
+command-line client (client/cli.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import trio
 
 from .cluster.ring_record import RingRecordError
+from .client.cli import main as client_cli
 from .cluster.seeds import MembershipError
 from .config import parse_config
 from .server.cluster.cli import main as cluster_command
@@ -27,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_log(args[1:])
     if args[:1] == ["cluster"]:
         return cluster_command(args[1:])
+    if args[:1] == ["cli"]:
+        return client_cli(args[1:])
     config = parse_config(args)
     logging.basicConfig(
         level=config.log_level,

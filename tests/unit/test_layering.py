@@ -3,7 +3,10 @@
 Pure code (protocol, cluster, commands, http) imports no trio, sockets or threads and
 nothing from the store or the server; protocol and cluster import nothing from commands; protocol and commands import nothing
 from http (HTTP's pure parts sit on top of the commands); the store imports
-no trio and nothing from the server or http. Checked from the source, so a lazy import inside a function
+no trio and nothing from the server or http. The RESP client (``client/``) needs nothing of a
+server (store, server, commands, http, cluster); its pure parts (``client/wire/``:
+packing, hiredis' reader, redis-cli formatting) import no trio, sockets, ssl or threads
+and none of the client's IO modules. Checked from the source, so a lazy import inside a function
 counts too.
 
 One exception, and only one: an import in the body of an ``if
@@ -34,6 +37,15 @@ FORBIDDEN = {
     "commands": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server", "trio_kv.http"},
     "http": {"trio", "socket", "threading", "asyncio", "selectors", "trio_kv.store", "trio_kv.server"},
     "store": {"trio", "socket", "asyncio", "selectors", "trio_kv.server", "trio_kv.http"},
+    # The client's pure parts (packing, hiredis' reader, redis-cli formatting): shared by the
+    # Trio client, the blocking client and the CLI, and usable by the cluster's peer links.
+    "client/wire": {
+        "trio", "socket", "threading", "asyncio", "selectors", "ssl",
+        "trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.client.connection",
+        "trio_kv.client.pool", "trio_kv.client.blocking", "trio_kv.client.cli",
+    },
+    # The client talks to a server over the wire; it needs nothing of one.
+    "client": {"trio_kv.store", "trio_kv.server", "trio_kv.commands", "trio_kv.http", "trio_kv.cluster"},
 }
 
 
