@@ -29,9 +29,20 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/trio-kv $(ARGS)
 
+# The pure tests (the deterministic simulation, unit and property tests: no sockets, no server
+# processes, no real time) run on PURE_WORKERS processes (pytest-xdist); the rest (integration:
+# real servers, fixed loopback addresses, faults timed in real time) runs alone after them. Both
+# parts always run; the target fails if either failed (pytest's 5, "no tests collected", is no failure:
+# a -k in PYTEST_ARGS may select tests of one part only).
+PURE_TESTS := tests/cluster_sim tests/unit tests/property
+PURE_WORKERS ?= 2
+
 test: $(VENV)/.test-installed
 	./scripts/ensure-tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@pure=0; rest=0; \
+	$(BIN)/python -m pytest -n $(PURE_WORKERS) $(PYTEST_ARGS) $(PURE_TESTS) || pure=$$?; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests $(addprefix --ignore=,$(PURE_TESTS)) || rest=$$?; \
+	for status in $$pure $$rest; do [ $$status = 0 ] || [ $$status = 5 ] || exit 1; done
 
 harness: $(VENV)/.run-installed
 	./scripts/ensure-tools

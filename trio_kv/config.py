@@ -150,6 +150,12 @@ class Config:
     # Hint bytes kept per target (files plus those waiting to be written);
     # hints beyond it are dropped (counted).
     cluster_max_hint_bytes: int = 64 * 1024 * 1024
+    # Sloppy quorum (Dynamo 4.6): a write's preference-list members believed
+    # down are stood in for by the next healthy nodes of the ring, which hold
+    # the write as a hint (durable under their appendfsync) and count toward
+    # W; they hand it back when the member is seen up. Reads still ask the
+    # preference list only (README "Sloppy quorum").
+    cluster_sloppy_quorum: bool = False
     # A test input, not a setting: this node's hybrid logical clock reads the
     # wall clock shifted by this many milliseconds (either sign), so fault
     # tests give nodes skewed clocks (cluster/hlc.py, offset_clock).
@@ -361,6 +367,7 @@ _OPTIONS = [
     _Option("cluster_hinted_handoff", _yes_no, "yes: a replica that missed a write gets it from a hint log when seen up again (needs --appendonly yes)"),
     _Option("cluster_max_hint_window_seconds", _positive_seconds, "hints older than this many seconds are dropped unsent (default 10800: 3 h)", ("--cluster-max-hint-window",)),
     _Option("cluster_max_hint_bytes", _int_at_least(4096), "hint bytes kept per target node; hints beyond are dropped (counted)"),
+    _Option("cluster_sloppy_quorum", _yes_no, "yes: healthy nodes past a key's preference list stand in for its down members and count toward W, holding the write as a hint (needs hinted handoff on every node)"),
     _Option("debug_clock_offset_ms", _int_at_least(-(1 << 40)), "TEST INPUT: shift this node's hybrid logical clock by N ms (clock-skew tests)"),
 ]
 

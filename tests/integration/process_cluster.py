@@ -23,7 +23,11 @@ environment variables) test hooks to each node's environment (``KV_TEST_SYNCED_L
 node: ``data_dir(i)`` is node i's data directory). ``members_up(i)`` is how many members node i
 sees up, polled by the fault tests.
 
-Every wait is bounded: a node's start by ``ServerProcess``, the mesh and
+``start_all()`` spawns every node before waiting for any to listen, so
+their start-ups overlap. A node that does not come up is stopped (it is in
+``nodes`` from its spawn on), so a failed start leaks no process.
+
+Every wait is bounded: a node's start by ``NODE_START_SECONDS``, the mesh and
 ``wait_for`` by ``SETTLE_SECONDS`` (a loaded 2-core machine).
 """
 
@@ -41,11 +45,14 @@ from pathlib import Path
 import redis
 
 from harness.loopback import free_cluster_port, node_hosts
-from harness.server_process import ServerProcess, ServerStartError, server_environment, server_python
+from harness.server_process import LISTENING, ServerProcess, ServerStartError, server_environment, server_python
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_TIMEOUT_SECONDS = 1.0
 SETTLE_SECONDS = 30.0
+# A node's start (imports, log replay, trees rebuilt) until it listens: ServerProcess' 15 s was seen
+# exceeded by restarts at load average 20 on the 2-core machine, failing every later test of a module.
+NODE_START_SECONDS = 60.0
 # start_all() picks new addresses when a node finds its port taken.
 START_ATTEMPTS = 3
 _HTTP_LISTENING = re.compile(r"HTTP API on (\S+):(\d+)")
@@ -71,22 +78,35 @@ class ProcessCluster:
         self.nodes: list[ServerProcess | None] = [None] * count
 
     def start(self, index: int) -> ServerProcess:
+        self._spawn(index)
+        return self._wait_listening(index)
+
+    def _spawn(self, index: int) -> ServerProcess:
+        """Start node ``index``'s process (kept in ``nodes``) without waiting for it to listen."""
         flags = ("--host", self.hosts[index], "--port", str(self.port), "--cluster-enabled", "yes",
                  "--cluster-seeds", self.seeds, "--cluster-node-timeout", str(self.node_timeout_seconds), *self.flags,
                  *(self.node_flags(index) if self.node_flags is not None else ()))
         data_dir = self.data_dir(index)
+        os.makedirs(data_dir, exist_ok=True)
         env = None if self.node_env is None else server_environment(**self.node_env(index))
-        if self.launcher is None:
-            node = ServerProcess.start(REPO, *flags, data_dir=data_dir, env=env)
-        else:
-            os.makedirs(data_dir, exist_ok=True)
-            argv = [*self.launcher(self.hosts[index]), server_python(REPO), "-m", "trio_kv", "--data-dir", data_dir,
-                    *flags]
-            node = ServerProcess(argv, cwd=REPO, env=env, data_dir=data_dir)
-            if node.wait_listening() is None:
-                node.stop()
-                raise ServerStartError(f"node {index} exited with status {node.process.returncode}:\n{node.log()}")
+        launcher = [] if self.launcher is None else self.launcher(self.hosts[index])
+        argv = [*launcher, server_python(REPO), "-m", "trio_kv", "--data-dir", data_dir, *flags]
+        node = ServerProcess(argv, cwd=REPO, env=env, data_dir=data_dir)
         self.nodes[index] = node
+        return node
+
+    def _wait_listening(self, index: int) -> ServerProcess:
+        """Node ``index`` once it listens; stopped, and ServerStartError, if it exits (or stays silent) instead."""
+        node = self.node(index)
+        try:
+            node.wait_for_log(LISTENING, timeout=NODE_START_SECONDS)
+            listening = node.wait_listening()
+        except BaseException:
+            node.stop()
+            raise
+        if listening is None:
+            node.stop()
+            raise ServerStartError(f"node {index} exited with status {node.process.returncode}:\n{node.log()}")
         return node
 
     def data_dir(self, index: int) -> str:
@@ -95,8 +115,11 @@ class ProcessCluster:
     def start_all(self) -> None:
         for attempt in range(START_ATTEMPTS):
             try:
+                # Every process first, then the waits: the nodes' start-ups (mostly imports) overlap.
                 for index in range(len(self.hosts)):
-                    self.start(index)
+                    self._spawn(index)
+                for index in range(len(self.hosts)):
+                    self._wait_listening(index)
                 break
             except ServerStartError as error:
                 # The port was free when picked and taken before the node

@@ -21,25 +21,24 @@ from pathlib import Path
 
 import pytest
 
-from .chaos_runs import CLUSTER_FLAGS, assert_run, chaos_run, seeds
+from .chaos_runs import assert_run, chaos_run, seeds, started_cluster
 from .process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster():
-    with ProcessCluster(3, *CLUSTER_FLAGS) as started:
-        started.start_all()
+    with started_cluster() as started:
         yield started
 
 
-@pytest.mark.parametrize("seed", seeds(4))
+@pytest.mark.parametrize("seed", seeds(2))
 def test_kill_9_and_restart_of_a_seeded_node_loses_no_acknowledged_write(cluster: ProcessCluster, seed: int,
                                                                          tmp_path: Path) -> None:
     assert_run(chaos_run(cluster, "kill", seed, tmp_path))
 
 
-@pytest.mark.parametrize("seed", seeds(2))
+@pytest.mark.parametrize("seed", seeds(1))
 def test_sessions_moving_between_nodes_under_kill_faults_see_their_writes_and_monotonic_reads(
         cluster: ProcessCluster, seed: int, tmp_path: Path) -> None:
     result = chaos_run(cluster, "kill", 1000 + seed, tmp_path, move_every_ops=1, write_fraction=0.35)

@@ -38,8 +38,8 @@ from harness.history.recorder import Recorder
 from harness.history.siblings import check_siblings
 from harness.history.siblings_reply import sibling_values
 
-from .chaos_runs import CLUSTER_FLAGS, NOREPLICAS_SLACK_SECONDS, WRITE_TIMEOUT_SECONDS, assert_run, chaos_run, \
-    namespace_or_skip, seeds, wait_agreement
+from .chaos_runs import NOREPLICAS_SLACK_SECONDS, WRITE_TIMEOUT_SECONDS, assert_run, chaos_run, \
+    namespaced_cluster_fixtures, seeds, wait_agreement
 from .process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.slow
@@ -50,20 +50,10 @@ WRITERS = 8
 WRITING_SECONDS = 3.0
 JOIN_SECONDS = 15.0
 
-
-@pytest.fixture(scope="module")
-def namespace():
-    yield from namespace_or_skip()
+namespace, cluster = namespaced_cluster_fixtures(HOSTS, PORT)
 
 
-@pytest.fixture(scope="module")
-def cluster(namespace: netns.NetworkNamespace):
-    with ProcessCluster(3, *CLUSTER_FLAGS, hosts=HOSTS, port=PORT, launcher=namespace.launcher) as started:
-        started.start_all()
-        yield started
-
-
-@pytest.mark.parametrize("seed", seeds(3))
+@pytest.mark.parametrize("seed", seeds(2))
 def test_a_partition_isolating_a_seeded_node_answers_noreplicas_there_and_loses_no_acknowledged_write(
         cluster: ProcessCluster, namespace: netns.NetworkNamespace, seed: int, tmp_path: Path) -> None:
     result = chaos_run(cluster, "partition", seed, tmp_path, namespace=namespace)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from .chaos_runs import CLUSTER_FLAGS, assert_run, chaos_run, seeds, synced_log_env
+from .chaos_runs import assert_run, chaos_run, seeds, started_cluster, synced_log_env
 from .process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.slow
@@ -46,13 +46,12 @@ def hooks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module", params=["always", "everysec"])
 def cluster(request: pytest.FixtureRequest, hooks_dir: Path):
-    with ProcessCluster(3, *CLUSTER_FLAGS, "--appendfsync", request.param,
-                        node_env=lambda index: synced_log_env(index, hooks_dir)) as started:
-        started.start_all()
+    with started_cluster("--appendfsync", request.param,
+                         node_env=lambda index: synced_log_env(index, hooks_dir)) as started:
         yield started
 
 
-@pytest.mark.parametrize("seed", seeds(2))
+@pytest.mark.parametrize("seed", seeds(1))
 def test_power_loss_of_a_seeded_node_loses_no_acknowledged_write(
         cluster: ProcessCluster, hooks_dir: Path, seed: int, tmp_path: Path) -> None:
     policy = cluster.flags[cluster.flags.index("--appendfsync") + 1]

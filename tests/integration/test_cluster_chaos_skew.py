@@ -26,7 +26,7 @@ import pytest
 from harness import netns
 from harness.history.siblings_reply import sibling_values
 
-from .chaos_runs import CLUSTER_FLAGS, assert_run, chaos_run, namespace_or_skip, seeds, wait_agreement
+from .chaos_runs import assert_run, chaos_run, namespaced_cluster_fixtures, seeds, wait_agreement
 from .process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.slow
@@ -37,19 +37,8 @@ SKEW_MS = 2000
 FAST = 0
 PAIRS = 10
 
-
-@pytest.fixture(scope="module")
-def namespace():
-    yield from namespace_or_skip()
-
-
-@pytest.fixture(scope="module")
-def cluster(namespace: netns.NetworkNamespace):
-    with ProcessCluster(3, *CLUSTER_FLAGS, hosts=HOSTS, port=PORT, launcher=namespace.launcher,
-                        node_flags=lambda index: ("--debug-clock-offset-ms", str(SKEW_MS)) if index == FAST
-                        else ()) as started:
-        started.start_all()
-        yield started
+namespace, cluster = namespaced_cluster_fixtures(
+    HOSTS, PORT, node_flags=lambda index: ("--debug-clock-offset-ms", str(SKEW_MS)) if index == FAST else ())
 
 
 @pytest.mark.parametrize("seed", seeds(1))

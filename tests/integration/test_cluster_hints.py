@@ -52,18 +52,19 @@ def _own_copy(cluster: ProcessCluster, index: int, prefix: str, keys: int) -> li
     return pipe.execute()
 
 
-def _wait_hints_written(cluster: ProcessCluster, keys: int) -> None:
-    """Node 0 has written a hint per key to its hint files."""
+def _down_node_missed(cluster: ProcessCluster, prefix: str, keys: int) -> None:
+    """Start the cluster, kill node 2 (SIGKILL), write ``keys`` keys through node 0 once it sees node 2 down,
+    and wait until node 0 has written a hint per key to its hint files."""
+    cluster.start_all()
+    cluster.kill(2)
+    cluster.wait_for(lambda: cluster.members_up(0) == 2)
+    _write(cluster, prefix, keys)
     cluster.wait_for(lambda: cluster.counters(0).get("hints_written", 0) >= keys)
 
 
 def test_ten_thousand_writes_a_down_node_missed_reach_it_within_5_s_of_being_marked_up() -> None:
     with ProcessCluster(3, *FLAGS) as cluster:
-        cluster.start_all()
-        cluster.kill(2)
-        cluster.wait_for(lambda: cluster.members_up(0) == 2)
-        _write(cluster, "hint", KEYS)
-        _wait_hints_written(cluster, KEYS)
+        _down_node_missed(cluster, "hint", KEYS)
         before = cluster.counters(0)
         assert before["hints_pending_records"] == KEYS
         cluster.start(2)
@@ -86,11 +87,7 @@ def test_ten_thousand_writes_a_down_node_missed_reach_it_within_5_s_of_being_mar
 def test_hints_survive_their_coordinators_crash() -> None:
     keys = 2_000
     with ProcessCluster(3, *FLAGS) as cluster:
-        cluster.start_all()
-        cluster.kill(2)
-        cluster.wait_for(lambda: cluster.members_up(0) == 2)
-        _write(cluster, "crash", keys)
-        _wait_hints_written(cluster, keys)
+        _down_node_missed(cluster, "crash", keys)
         cluster.kill(0)  # SIGKILL: only the hint files remain
         cluster.start(0)
         cluster.wait_for(lambda: cluster.members_up(0) == 2)

@@ -14,6 +14,13 @@ Rules kept here:
 - Who counts: only the key's preference-list members (design: W and R count
   preference-list replicas, so R + W > N really overlaps). The coordinator
   counts itself when it is one of them; it is always up in its own opinion.
+  The one exception is sloppy quorum (``--cluster-sloppy-quorum yes``,
+  ``PlanCache(sloppy=True)``, writes only): a preference-list member
+  believed down may get a *fallback* (``fallbacks.py``), a healthy node
+  outside the list that holds the write as a hint for it; the fallback's
+  ack is recorded as that member's (it is in ``asked``), so W still counts
+  distinct nodes that hold the write, and the member's copy arrives when
+  the fallback hands the hint back. Reads never use fallbacks.
 - How many: ONE needs 1 reply, QUORUM the configured W (writes) or R (reads),
   ALL every member of the preference list. The preference list has
   min(N, members) members; W and R are capped at its length, so a cluster
@@ -43,9 +50,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
+from .fallbacks import choose_fallbacks, walk_order
 from .publish import published_primary
 from .ring import Member, Ring
 
@@ -90,14 +98,19 @@ class RequestPlan:
     targets: tuple[Member, ...]
     # Live members not asked yet: one is asked for each target that fails (reads).
     spares: tuple[Member, ...]
-    # Preference-list members believed down: not asked (hints, later).
+    # Preference-list members believed down and without a fallback: not
+    # asked (the coordinator hints them, later).
     skipped: tuple[Member, ...]
     needed: int
+    # Sloppy quorum (writes): (down preference-list member, the healthy
+    # node outside the list that holds the write as a hint for it). The
+    # member counts as asked; its answer is the fallback's.
+    fallbacks: tuple[tuple[Member, Member], ...] = ()
 
     @property
     def feasible(self) -> bool:
         """Whether enough members are believed up to ever succeed."""
-        return len(self.targets) + len(self.spares) >= self.needed
+        return len(self.targets) + len(self.spares) + len(self.fallbacks) >= self.needed
 
 
 def plan_request(
@@ -151,8 +164,11 @@ class AckCounter:
         self.needed = plan.needed
         self._spares = list(plan.spares)
         self._to_send = list(plan.targets)
-        # Every member asked, in the order asked.
+        # Every member asked, in the order asked (a member with a fallback
+        # too: the fallback's answer is recorded as its own).
         self.asked: list[Member] = list(plan.targets)
+        if plan.fallbacks:
+            self.asked += [member for member, _fallback in plan.fallbacks]
         self.replies: dict[Member, Reply] = {}
         self.outcome = Outcome.PENDING
         # Replies that are Reply.OK (kept with ``replies``).
@@ -235,17 +251,21 @@ class PlanCache:
     needs a new cache (the coordinator keeps one per view it sees)."""
 
     __slots__ = (
-        "ring", "local", "up", "write_quorum", "read_quorum", "_plans", "_local_partitions", "_slots_per_partition",
+        "ring", "local", "up", "write_quorum", "read_quorum", "sloppy", "_plans", "_local_partitions",
+        "_slots_per_partition",
     )
 
     def __init__(
-        self, ring: Ring, local: Member, up: Collection[Member], *, write_quorum: int, read_quorum: int
+        self, ring: Ring, local: Member, up: Collection[Member], *, write_quorum: int, read_quorum: int,
+        sloppy: bool = False,
     ) -> None:
         self.ring = ring
         self.local = local
         self.up = up
         self.write_quorum = write_quorum
         self.read_quorum = read_quorum
+        # Sloppy quorum: write plans give down members fallbacks (see the module docstring).
+        self.sloppy = sloppy
         # (level, operation) -> a plan per partition, filled as asked.
         self._plans: dict[tuple[Level, Operation], list[RequestPlan | None]] = {}
         # Per partition: whether ``local`` is in its preference list.
@@ -264,11 +284,29 @@ class PlanCache:
             plans = self._plans[(level, operation)] = [None] * self.ring.partition_count
         plan = plans[partition]
         if plan is None:
-            plan = plans[partition] = plan_request(
+            plan = plan_request(
                 self.ring.preference_lists[partition], self.local, self.up, level, operation,
                 write_quorum=self.write_quorum, read_quorum=self.read_quorum,
             )
+            if self.sloppy and plan.skipped and operation is Operation.WRITE:
+                plan = with_fallbacks(plan, walk_order(self.ring, partition), self.up, self.local)
+            plans[partition] = plan
         return plan
+
+    def fallback_walk(self, slot: int) -> tuple[Member, ...]:
+        """``fallbacks.walk_order`` of ``slot``'s partition (a refused member's fallback)."""
+        return walk_order(self.ring, slot // self._slots_per_partition)
+
+
+def with_fallbacks(plan: RequestPlan, walk: tuple[Member, ...], up: Collection[Member], local: Member) -> RequestPlan:
+    """``plan`` (a write's) with a fallback for each skipped member the
+    walk has a healthy node for (``fallbacks.choose_fallbacks``); the
+    members left without one stay ``skipped``."""
+    chosen = choose_fallbacks(walk, plan.skipped, up, local)
+    if not chosen:
+        return plan
+    covered = {member for member, _fallback in chosen}
+    return replace(plan, skipped=tuple(member for member in plan.skipped if member not in covered), fallbacks=chosen)
 
 
 S = TypeVar("S")

@@ -383,6 +383,7 @@ PARAMETERS: list[Parameter] = [
     Parameter("max-batch-commands", _from_config("max_batch_commands")),
     Parameter("active-expire-interval-seconds", _from_config("active_expire_interval_seconds")),
     Parameter("log-level", _from_config("log_level")),
+    Parameter("cluster-sloppy-quorum", _yes_no_from_config("cluster_sloppy_quorum")),
 ]
 PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
 

@@ -8,6 +8,7 @@ id, ring, view) comes through the connection's ``PeerState``
 Files: ``state`` (the per-connection handshake and the ``BusNode``
 protocol), ``access`` (who may run what before the handshake), ``hello``
 (TKV.HELLO, TKV.AUTH), ``ping`` (TKV.PING), ``ring`` (TKV.RING), ``repl``
-(TKV.REPL.PUT, TKV.REPL.GET: a key's versions between replicas), ``table``
+(TKV.REPL.PUT, TKV.REPL.GET: a key's versions between replicas), ``hint``
+(TKV.HINT: sloppy quorum's hints held for a down member), ``table``
 (the table), ``wire`` (the bus's ``WireProtocol``).
 """

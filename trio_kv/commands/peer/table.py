@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...protocol.replies import Error
 from ..table import CommandSpec, CommandTable, Handler, InMulti, Lock
-from . import aae, forward, hello, ping, repl, ring
+from . import aae, forward, hello, hint, ping, repl, ring
 from .access import Access, cmd_not_bus, guarded
 
 
@@ -40,6 +40,11 @@ PEER_SPECS = [
     peer_spec(
         "tkv.forward.exec", -4, Access.PEER, forward.cmd_forward,
         "Coordinate a client's whole transaction here (wire level nwatched [key clock]... [argc arg...]...)",
+    ),
+    # Sloppy quorum: hold a down member's share of a write (hint.py; the hints run it).
+    peer_spec(
+        "tkv.hint", -4, Access.PEER, hint.cmd_hint,
+        "Hold key clock pairs as hints for a down member (sloppy quorum; acknowledged once durable)",
     ),
     # The data path: a key's versions between replicas (repl.py).
     *(

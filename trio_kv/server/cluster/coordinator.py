@@ -32,7 +32,12 @@ each peer's share of a job joining the multi-key put queued on its link
 for the next send (``replicator.py``: no task waits for it; the link's reader records the
 acks, so the replication always finishes and late acks still count, for
 WAIT; a member that was believed down, refused the batch, failed
-or answered an error gets the write as a hint instead, ``hints.py``). The client waits for W
+or answered an error gets the write as a hint instead, ``hints.py``;
+with ``--cluster-sloppy-quorum yes`` a member believed down, refusing or
+failing has its share sent to a fallback instead, a healthy node past the
+preference list that holds it as a hint and whose ack counts as the
+member's: ``cluster/fallbacks.py`` chooses, ``fallback_sender.py`` sends,
+``_divert`` places the refused and failed ones). The client waits for W
 acks (level ONE/QUORUM/ALL) within ``--cluster-write-timeout``: its
 batch's deadline is kept by the one ``WriteDeadlines`` task
 (``write_acks.py``), which bounds that wait only, never a send or
@@ -76,6 +81,7 @@ from collections.abc import Sequence
 import trio
 
 from ...cluster.batch import LOCAL, SESSION_COMMANDS, Levels, Segment, plan_batch
+from ...cluster.fallbacks import choose_fallbacks
 from ...cluster.forwarded_exec import ForwardedExec
 from ...cluster.quorum import (
     AckCounter,
@@ -110,7 +116,8 @@ from .internal_tables import CLOCK_NAME, with_clock
 from .link import LinkError
 from .node import ClusterNode
 from .read_quorum import NOREPLICAS_READ, ReadQuorum
-from .replicator import PeerReplicator, repl_put
+from .fallback_sender import FallbackSender
+from .replicator import PeerReplicator, SendNowait, repl_put
 from .whole_cluster import whole_cluster
 from .write_acks import LastWrite, Write, WriteBatch, WriteDeadlines
 
@@ -124,10 +131,11 @@ NOREPLICAS_WRITE = Error("NOREPLICAS Not enough good replicas to write.")
 # What statistics() counts: write commands acknowledged / refused or not
 # acked in time, read keys merged / refused, reads that repaired a member,
 # requests forwarded and forwards whose link failed, requests refused
-# before running (too few members up).
+# before running (too few members up), (key, clock) pairs sent to a
+# fallback under sloppy quorum and those it did not hold.
 DATA_PATH_COUNTERS = (
     "writes_ok", "writes_noreplicas", "reads_ok", "reads_noreplicas", "reads_repaired",
-    "forwarded", "forward_failed", "refused",
+    "forwarded", "forward_failed", "refused", "fallback_pairs", "fallback_failed",
 )
 
 class Coordinator:
@@ -141,6 +149,10 @@ class Coordinator:
         self.read_quorum = config.cluster_read_quorum
         self.timeout_seconds = config.cluster_write_timeout_seconds
         self.redirect = config.cluster_redirect
+        # Sloppy quorum: a down preference-list member's share of a write goes
+        # to a fallback that holds it as a hint and counts toward W.
+        self.sloppy_quorum = config.cluster_sloppy_quorum
+        self._fallback_sender: FallbackSender | None = None
         # Dynamo's get-then-put: a write first merges what R members hold of its key.
         self.write_context_read = config.cluster_write_context == "read"
         # The nursery of ``run``: reads ask their remote clocks in its tasks.
@@ -212,8 +224,8 @@ class Coordinator:
     def plans(self, view: ClusterView) -> PlanCache:
         """The plan cache of ``view`` (made when the view changes)."""
         if view is not self._plans_view or self._plans is None:
-            self._plans = PlanCache(view.ring, view.myself, view.up,
-                                    write_quorum=self.write_quorum, read_quorum=self.read_quorum)
+            self._plans = PlanCache(view.ring, view.myself, view.up, write_quorum=self.write_quorum,
+                                    read_quorum=self.read_quorum, sloppy=self.sloppy_quorum)
             self._plans_view = view
         return self._plans
 
@@ -678,6 +690,8 @@ class Coordinator:
         outgoing: dict[Member, tuple[list[tuple[bytes, bytes]], list[Write]]] = {}
         # Per preference-list member believed down: the requests to hint for it.
         hinted: dict[Member, list[bytes]] | None = None
+        # Sloppy quorum, per (fallback, down member): the pairs and their Writes.
+        diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]] | None = None
         hints = self.hints
         progressed = self.progressed
         for reply_index, pairs in job.version_deltas or ():
@@ -691,14 +705,27 @@ class Coordinator:
                     counter.take_sends()
                     write = groups[id(plan)] = Write(counter, progressed, batch, here=myself in plan.targets)
                     writes.append(write)
+                    if plan.fallbacks:
+                        write.stand_ins = dict(plan.fallbacks)
                 pair = (key, clock)
                 owed = write.owed
-                for member in write.counter.asked:
+                for member in plan.targets:
                     if member != myself:
                         owed[member] = owed.get(member, 0) + 1
                         sending = outgoing.get(member)
                         if sending is None:
                             sending = outgoing[member] = ([], [])
+                        sending[0].append(pair)
+                        sending[1].append(write)
+                if plan.fallbacks:
+                    # Sloppy quorum: a down member's share goes to its fallback, as a hint for it.
+                    if diverted is None:
+                        diverted = {}
+                    for member, fallback in plan.fallbacks:
+                        owed[member] = owed.get(member, 0) + 1
+                        sending = diverted.get((fallback, member))
+                        if sending is None:
+                            sending = diverted[(fallback, member)] = ([], [])
                         sending[0].append(pair)
                         sending[1].append(write)
                 if plan.skipped and hints is not None:
@@ -712,18 +739,88 @@ class Coordinator:
             for member, requests in hinted.items():
                 hints.hint(member, requests)
         # Sent once every Write is counted in the batch (a refusal decides at once).
+        sloppy = self.sloppy_quorum
         for member, (pairs, writes) in outgoing.items():
-            if not self._replicator(member).send(pairs, writes):
-                for write in writes:
-                    write.answered(member, False)
+            if not self._replicator(member).send(pairs, writes, hint_refused=not sloppy):
+                if sloppy:
+                    # Refused (not connected, queue full): its share goes to fallbacks instead.
+                    if diverted is None:
+                        diverted = {}
+                    self._divert(member, pairs, writes, plans, diverted)
+                else:
+                    for write in writes:
+                        write.answered(member, False)
+        if diverted is not None:
+            sender = self._fallbacks()
+            for (fallback, member), (pairs, writes) in diverted.items():
+                sender.send(fallback, member, pairs, writes)
         return batch, by_reply
+
+    def _divert(
+        self, member: Member, pairs: list[tuple[bytes, bytes]], writes: list[Write], plans: PlanCache,
+        diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]],
+    ) -> None:
+        """Sloppy quorum: ``member`` refused or failed ``pairs``; give each to
+        its write's fallback for ``member`` (``Write.stand_ins``; chosen on
+        first need by ``fallbacks.choose_fallbacks``: the next healthy node
+        of the partition's walk that stands in for no other member of that
+        write), adding to ``diverted``; a pair with none counts failed and
+        is hinted here."""
+        unplaced: list[tuple[bytes, bytes]] = []
+        for pair, write in zip(pairs, writes):
+            stand_ins = write.stand_ins
+            if stand_ins is None:
+                stand_ins = write.stand_ins = {}
+            fallback = stand_ins.get(member)
+            if fallback is None:
+                slot = key_slot(pair[0])
+                chosen = choose_fallbacks(plans.fallback_walk(slot), (member,), plans.up, plans.local,
+                                          taken=set(stand_ins.values()))
+                if not chosen:
+                    write.answered(member, False)
+                    unplaced.append(pair)
+                    continue
+                fallback = stand_ins[member] = chosen[0][1]
+            sending = diverted.get((fallback, member))
+            if sending is None:
+                sending = diverted[(fallback, member)] = ([], [])
+            sending[0].append(pair)
+            sending[1].append(write)
+        if unplaced:
+            self._replicator(member).hint(unplaced)
+
+    def _divert_failed(self, member: Member, pairs: list[tuple[bytes, bytes]], writes: list[Write]) -> None:
+        """Sloppy quorum: ``member``'s link failed with ``pairs`` queued or in
+        flight (the replicator's ``divert``): to fallbacks, under the current view."""
+        diverted: dict[tuple[Member, Member], tuple[list[tuple[bytes, bytes]], list[Write]]] = {}
+        self._divert(member, pairs, writes, self.plans(self.node.view()), diverted)
+        sender = self._fallbacks()
+        for (fallback, target), (fallback_pairs, fallback_writes) in diverted.items():
+            sender.send(fallback, target, fallback_pairs, fallback_writes)
+
+    def _fallbacks(self) -> FallbackSender:
+        """The sloppy quorum's sender (made on first use)."""
+        if self._fallback_sender is None:
+            links = self.node.links
+
+            def send_nowait(member: Member) -> SendNowait | None:
+                link = links.get(member)
+                return None if link is None else link.send_nowait
+
+            self._fallback_sender = FallbackSender(
+                send_nowait, None if self.hints is None else self.hints.hint, self.counts
+            )
+        return self._fallback_sender
 
     def _replicator(self, member: Member) -> PeerReplicator:
         """``member``'s replicator (made on first use)."""
         replicator = self._replicators.get(member)
         if replicator is None:
             hint = None if self.hints is None else self.hints.hint
-            replicator = self._replicators[member] = PeerReplicator(member, self.node.links[member].send_nowait, hint)
+            divert = self._divert_failed if self.sloppy_quorum else None
+            replicator = self._replicators[member] = PeerReplicator(
+                member, self.node.links[member].send_nowait, hint, divert
+            )
         return replicator
 
     # -- barriers ---------------------------------------------------------------

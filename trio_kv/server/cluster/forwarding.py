@@ -23,6 +23,10 @@ clocks (one hop); a clock that differs from the one the sender saw when
 its client watched answers EXEC's null array; else MULTI, the queued
 commands and EXEC are coordinated as a client's (with those watches in
 force), and EXEC's reply is the answer.
+
+``TKV.HINT`` (sloppy quorum's fallback side) is not a store command: it
+goes to this node's hint log (``hints.HintedHandoff.take``, set as
+``take_hints`` when hinted handoff runs).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from .internal_jobs import internal_job, internal_session
 from .internal_tables import CLOCK_NAME, with_clock
 
 FORWARD = b"tkv.forward"
+HINT = b"tkv.hint"
 FORWARD_FAILED = "TRYAGAIN forwarding to {peer} failed: {reason}"
 
 
@@ -76,6 +81,9 @@ class BusSide:
         self.dispatcher = dispatcher
         # Coordinator.client_job(job, levels, forwarded=True).
         self.client_job = client_job
+        # Sloppy quorum's fallback side, HintedHandoff.take (None: this node
+        # keeps no hints; TKV.HINT's spec then answers an error).
+        self.take_hints: Callable[[list[bytes]], Awaitable[object]] | None = None
         # The session forwarded requests from one bus connection run in, per wire and RESP version.
         self._forward_sessions: weakref.WeakKeyDictionary[Session, dict[tuple[str, int], Session]] = (
             weakref.WeakKeyDictionary()
@@ -91,15 +99,19 @@ class BusSide:
         forwards: dict[tuple[bytes, bytes], list[int]] = defaultdict(list)
         local: list[int] = []
         transactions: list[int] = []
+        # TKV.HINT: held in this node's hint log (hints.py), not a store command.
+        hints: list[int] = []
         for index, args in enumerate(job.requests):
             name = args[0].lower() if args else b""
             if len(args) >= 4 and name == FORWARD and allowed(session, Access.PEER):
                 forwards[(args[1], args[2])].append(index)
             elif name == FORWARD_EXEC and allowed(session, Access.PEER):
                 transactions.append(index)
+            elif name == HINT and self.take_hints is not None and allowed(session, Access.PEER):
+                hints.append(index)
             else:
                 local.append(index)
-        if not forwards and not transactions:
+        if not forwards and not transactions and not hints:
             await self.dispatcher.submit(job)
             return
         replies: list[object] = [None] * len(job.requests)
@@ -148,9 +160,15 @@ class BusSide:
             if protocol == 3:
                 resp3.append(index)
 
+        async def run_hint(index: int) -> None:
+            assert self.take_hints is not None
+            replies[index] = await self.take_hints(job.requests[index])
+
         async with trio.open_nursery() as nursery:
             if local:
                 nursery.start_soon(run_local)
+            for index in hints:
+                nursery.start_soon(run_hint, index)
             for (label, level_text), indexes in forwards.items():
                 nursery.start_soon(run_forwarded, label, level_text, indexes)
             for index in transactions:

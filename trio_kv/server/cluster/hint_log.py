@@ -34,6 +34,14 @@ Rules kept here:
 * The window: ``read`` leaves out hints older than ``window_ms``
   (counted), ``expire`` deletes sealed files whose newest hint is older
   (their mtime) without reading them.
+* Durability: ``append`` (a coordinator's own hints) writes without
+  fsync. ``append_all`` (a fallback's hints under sloppy quorum, whose ack
+  counts toward W) writes all of its records or none, and with
+  ``sync=True`` fsyncs the file (and the directory when it made the file)
+  before it returns; without, the file is marked dirty and ``sync_dirty``
+  (the ``everysec`` task) or its sealing fsyncs it.
+* ``drop_target`` deletes every file of a target (a member removed from
+  the ring).
 """
 
 from __future__ import annotations
@@ -149,6 +157,8 @@ class _Target:
     open_bytes: int = 0
     # Records appended to or found in this target's files (not yet deleted), approximately.
     records: int = 0
+    # The open file holds fallback hints written but not yet fsynced.
+    unsynced: bool = False
 
     @property
     def bytes(self) -> int:
@@ -215,12 +225,7 @@ class HintFiles:
                 if not out:
                     continue
                 data = b"".join(out)
-                if entry.file is None:
-                    seq = entry.next_seq
-                    entry.next_seq += 1
-                    opened = open(os.path.join(self.directory, file_name(target, seq)), "ab")
-                    opened.write(HINT_HEADER)
-                    entry.file, entry.open_seq, entry.open_bytes = opened, seq, len(HINT_HEADER)
+                self._open_for_append(entry, target)
                 current = entry.file
                 assert current is not None
                 current.write(data)
@@ -232,8 +237,80 @@ class HintFiles:
                     self._seal(entry)
         return written, dropped
 
+    def append_all(self, target: str, records: list[tuple[int, bytes]], *, sync: bool) -> bool:
+        """Append ``records`` for ``target`` in one write(), all or none
+        (False: they would pass ``max_bytes``); ``sync``: fsynced before
+        this returns, else the file is left dirty (``sync_dirty``)."""
+        data = b"".join(encode_hint(written_at_ms, request) for written_at_ms, request in records)
+        with self._lock:
+            entry = self._target(target)
+            room = self.max_bytes - entry.bytes - (len(HINT_HEADER) if entry.file is None else 0)
+            if len(data) > room:
+                return False
+            created = entry.file is None
+            self._open_for_append(entry, target)
+            current = entry.file
+            assert current is not None
+            current.write(data)
+            current.flush()
+            entry.open_bytes += len(data)
+            entry.records += len(records)
+            if sync:
+                os.fsync(current.fileno())
+                if created:
+                    _fsync_directory(self.directory)
+            else:
+                entry.unsynced = True
+            if entry.open_bytes >= SEGMENT_BYTES:
+                self._seal(entry)
+        return True
+
+    def _open_for_append(self, entry: _Target, target: str) -> None:
+        if entry.file is None:
+            seq = entry.next_seq
+            entry.next_seq += 1
+            opened = open(os.path.join(self.directory, file_name(target, seq)), "ab")
+            opened.write(HINT_HEADER)
+            entry.file, entry.open_seq, entry.open_bytes = opened, seq, len(HINT_HEADER)
+
+    def sync_dirty(self) -> int:
+        """fsync every open file holding unsynced fallback hints; how many."""
+        synced = 0
+        with self._lock:
+            made = False
+            for entry in self._targets.values():
+                if entry.unsynced and entry.file is not None:
+                    os.fsync(entry.file.fileno())
+                    entry.unsynced = False
+                    synced += 1
+                    made = True
+            if made:
+                _fsync_directory(self.directory)
+        return synced
+
+    def drop_target(self, target: str) -> int:
+        """Delete every file of ``target``; how many records they held (approximately)."""
+        with self._lock:
+            entry = self._targets.pop(target, None)
+            if entry is None:
+                return 0
+            if entry.file is not None:
+                entry.file.close()
+                entry.file = None
+                entry.sealed[entry.open_seq] = entry.open_bytes
+            for seq in entry.sealed:
+                try:
+                    os.unlink(os.path.join(self.directory, file_name(target, seq)))
+                except FileNotFoundError:
+                    pass
+            return entry.records
+
     def _seal(self, entry: _Target) -> None:
         if entry.file is not None:
+            if entry.unsynced:
+                # Fallback hints were acked as held: they are on disk before the file is read.
+                os.fsync(entry.file.fileno())
+                entry.unsynced = False
             entry.file.close()
             entry.sealed[entry.open_seq] = entry.open_bytes
             entry.file, entry.open_seq, entry.open_bytes = None, 0, 0
@@ -298,3 +375,12 @@ class HintFiles:
         with self._lock:
             for entry in self._targets.values():
                 self._seal(entry)
+
+
+def _fsync_directory(directory: str) -> None:
+    """A new file's name is durable only once its directory is fsynced."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -30,7 +30,11 @@ fails the pairs it answers (an error for the whole request, all of them).
 Hints (``hints.py``): with a ``hint`` callback, the pairs a peer did not
 ack for sure (a refused put, a failed link, an error answer) are handed
 to it, each as its own one-pair ``TKV.REPL.PUT`` (``repl_put``), to be
-replayed when the peer is seen up.
+replayed when the peer is seen up. With a ``divert`` callback (sloppy
+quorum), the pairs of a put whose link failed go to it instead: the
+coordinator hands them to fallbacks, whose answers decide their writes
+for this peer (an error answer is still failed and hinted: the peer is
+up and refused them).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ OnReplies = Callable[[list[object] | None], None]
 SendNowait = Callable[[bytes | Callable[[], bytes], int, OnReplies], bool]
 # HintedHandoff.hint: (the peer, the requests it did not ack).
 Hint = Callable[[Member, list[bytes]], None]
+# Coordinator._divert_failed: (the peer, the pairs of a failed put, their writes).
+Divert = Callable[[Member, list[tuple[bytes, bytes]], list[Write]], None]
 
 # Most (key, clock) pairs in one put: a put is one request of the link's
 # bounds (link.Link rule 2), so this keeps them bounds on pairs too.
@@ -73,19 +79,24 @@ def repl_put_many(pairs: list[tuple[bytes, bytes]]) -> bytes:
 class PeerReplicator:
     """Sends one peer the pairs its writes owe it (one put per send of the link)."""
 
-    __slots__ = ("member", "_send_nowait", "_hint", "_open")
+    __slots__ = ("member", "_send_nowait", "_hint", "_divert", "_open")
 
-    def __init__(self, member: Member, send_nowait: SendNowait, hint: Hint | None = None) -> None:
+    def __init__(self, member: Member, send_nowait: SendNowait, hint: Hint | None = None,
+                 divert: Divert | None = None) -> None:
         self.member = member
         self._send_nowait = send_nowait
         self._hint = hint
+        # Sloppy quorum: where the pairs of a put whose link failed go
+        # instead (their writes answered by fallbacks; None: failed and hinted).
+        self._divert = divert
         # The put queued on the link and not yet taken by its writer (None: none).
         self._open: _Put | None = None
 
-    def send(self, pairs: list[tuple[bytes, bytes]], writes: list[Write]) -> bool:
+    def send(self, pairs: list[tuple[bytes, bytes]], writes: list[Write], *, hint_refused: bool = True) -> bool:
         """Queue ``pairs`` (``pairs[i]`` replicates part of ``writes[i]``),
         in the open put if there is one with room; False (nothing queued,
-        the pairs hinted) when refused."""
+        the pairs hinted unless ``hint_refused`` is False: sloppy quorum
+        hands them to a fallback instead) when refused."""
         put = self._open
         if put is not None and len(put.pairs) + len(pairs) <= MAX_PAIRS_PER_PUT:
             put.pairs += pairs
@@ -95,7 +106,8 @@ class PeerReplicator:
         if self._send_nowait(put.seal, 1, put.answered):
             self._open = put
             return True
-        self.hint(pairs)
+        if hint_refused:
+            self.hint(pairs)
         return False
 
     def hint(self, pairs: list[tuple[bytes, bytes]]) -> None:
@@ -131,6 +143,9 @@ class _Put:
         member = replicator.member
         writes = self.writes
         if answers is None:
+            if replicator._divert is not None:
+                replicator._divert(member, self.pairs, writes)
+                return
             for write in writes:
                 write.answered(member, False)
             replicator.hint(self.pairs)

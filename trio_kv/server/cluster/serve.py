@@ -12,7 +12,8 @@
      |   (every --cluster-aae-interval seconds; 0: not started)
      +-- partition moves: copies after a ring change              moves
      +-- hinted handoff: the hint writer and the hint replayer    hints
-         (--cluster-hinted-handoff yes with --appendonly yes)
+         (--cluster-hinted-handoff yes with --appendonly yes), and
+         with appendfsync everysec the fallback hints' fsync task
 
 ``run_cluster`` starts it and reports a ``ClusterHandle``; the server calls
 ``handle.stop()`` after its client connections drained (the data path may
@@ -84,7 +85,7 @@ async def _open_hints(node: ClusterNode, store: Store) -> HintedHandoff | None:
     files = HintFiles(os.path.join(config.data_dir, "hints"), max_bytes=config.cluster_max_hint_bytes,
                       window_seconds=config.cluster_max_hint_window_seconds)
     await trio.to_thread.run_sync(files.open)
-    handoff = HintedHandoff(node, files)
+    handoff = HintedHandoff(node, files, fsync_policy=config.appendfsync)
     handoff.refresh_pending()
     return handoff
 
@@ -110,6 +111,10 @@ async def run_cluster(
             node.hints_pending = handle.hints.pending
             cluster.start_soon(handle.hints.run_writer)
             cluster.start_soon(handle.hints.run_replayer)
+            # Sloppy quorum's fallback side: TKV.HINT from coordinators (whether or not this node's option is on).
+            handle.coordinator.bus_side.take_hints = handle.hints.take
+            if store.config.appendfsync == "everysec":
+                cluster.start_soon(handle.hints.run_syncer)
         await cluster.start(handle.coordinator.run)
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as accepting:

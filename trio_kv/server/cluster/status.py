@@ -172,7 +172,10 @@ def render(fields: dict[str, str]) -> str:
             f" ({fields['cluster_hints_replay_failed']} replays stopped)",
             f"  dropped               {fields['cluster_hints_dropped_window']} past the window,"
             f" {fields['cluster_hints_dropped_full']} over the size bound,"
-            f" {fields['cluster_hints_dropped_damaged']} damaged",
+            f" {fields['cluster_hints_dropped_damaged']} damaged,"
+            f" {fields.get('cluster_hints_dropped_error', 0)} refused by their target,"
+            f" {fields.get('cluster_hints_dropped_removed', 0)} for removed members",
+            f"  held for others       {fields.get('cluster_hints_held', 0)} (sloppy quorum fallback)",
         ] + [
             f"  hints pending for {target['target']}: {target['records']} ({_bytes(target['bytes'])})"
             for target in targets

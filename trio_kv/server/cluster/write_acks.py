@@ -33,7 +33,7 @@ class Write:
     """One write command's replication to one preference list: its ack
     counter and the requests each peer still owes an answer for."""
 
-    __slots__ = ("counter", "owed", "failed", "on_progress", "batch", "here")
+    __slots__ = ("counter", "owed", "failed", "on_progress", "batch", "here", "stand_ins")
 
     def __init__(self, counter: AckCounter, on_progress: Callable[[], None], batch: WriteBatch, *,
                  here: bool = False) -> None:
@@ -54,6 +54,9 @@ class Write:
         # 20-36 ms here). The batch lives while its client waits (and in
         # the deadline queue); a late ack after that has no one to wake.
         self.batch = weakref.ref(batch)
+        # Sloppy quorum: preference-list member -> the fallback holding this
+        # write for it (one per member; None: no fallback yet).
+        self.stand_ins: dict[Member, Member] | None = None
         batch.add(self)
 
     def answered(self, member: Member, ok: bool) -> None:
