@@ -5,8 +5,9 @@ Loads N keys (``key:%d``, 10-byte values) into a Keyspace, then runs the
 sliced command's ``step`` with the server's slice deadline until it is done
 (no lock, no other work between slices) and prints the total walk time,
 the number of slices, and the slowest slice, for: KEYS *, KEYS key:1*,
-KEYS *9 (general matcher), SCAN 0 COUNT 1e9, and KEYS * forced onto the
-SCAN cursor walk (the pre-fast-path way, for comparison). A script that
+KEYS *9 (general matcher), SCAN 0 COUNT 1e9, KEYS * forced onto the
+SCAN cursor walk (the pre-fast-path way, for comparison), and KEYS * on a
+snapshot (what the KEYS command runs: no writes between slices here). A script that
 prints numbers; it asserts nothing.
 
     .venv/bin/python bench/keys_walk_micro.py --keys 1000000
@@ -19,6 +20,7 @@ import time
 
 from trio_kv.commands.keys import SCAN_SLOTS_PER_COUNT, key_predicate
 from trio_kv.commands.slicing import SLICE_SECONDS, KeysSlices, ScanSlices
+from trio_kv.commands.snapshot_keys import SnapshotKeys
 from trio_kv.store.keyspace import Keyspace
 
 
@@ -62,6 +64,8 @@ def main() -> None:
             keyspace, 0, 1_000_000_000, SCAN_SLOTS_PER_COUNT, lambda cursor, keys: [cursor, keys]
         ),
         "KEYS * (cursor walk)": lambda: KeysSlices(keyspace, None, index_walk=False),
+        # What KEYS runs now (commands/snapshot_keys.py): the walk on a snapshot.
+        "KEYS * (on a snapshot)": lambda: SnapshotKeys(keyspace, key_predicate(b"*")),
     }
     print(f"{options.keys} keys, {options.ttl_keys} with a TTL; slice {SLICE_SECONDS * 1000:.0f} ms")
     print("| command | walk s (best of %d) | slices | slowest slice ms | keys |" % options.repeat)

@@ -55,6 +55,10 @@ class Config:
     active_expire_interval_seconds: float = 0.1
     slowlog_log_slower_than_us: int = 10_000
     slowlog_max_len: int = 128
+    # Snapshots (store/snapshots.py): past either limit the oldest (or the
+    # idle) snapshot expires and its reads answer "ERR snapshot expired".
+    snapshot_max_undo_bytes: int = 256 * 1024 * 1024
+    snapshot_idle_timeout_seconds: float = 300.0
     log_level: str = "INFO"
     # Durability (store.durability): the append-only log and its snapshots.
     data_dir: str = "trio-kv-data"
@@ -317,6 +321,8 @@ _OPTIONS = [
     _Option("active_expire_interval_seconds", _seconds, "period of the background sweep of expired keys"),
     _Option("slowlog_log_slower_than_us", _int_at_least(-1), "SLOWLOG threshold in microseconds (-1 disables)"),
     _Option("slowlog_max_len", _int_at_least(0), "entries SLOWLOG keeps"),
+    _Option("snapshot_max_undo_bytes", _int_at_least(0), "undo-log bytes open snapshots may hold; past it the oldest expires"),
+    _Option("snapshot_idle_timeout_seconds", _positive_seconds, "a snapshot unused this long expires"),
     _Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     _Option("data_dir", str, "folder for the append-only log and snapshots"),
     _Option("appendonly", _yes_no, "yes: persist every write to the log; no: memory only"),

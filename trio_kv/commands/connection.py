@@ -144,6 +144,7 @@ def cmd_reset(session: Session, args: list[bytes]) -> object:
     transaction discarded, keys unwatched, name cleared, RESP2, and logged
     out if a password is set (Redis' clientSetDefaultAuth)."""
     session.transaction.discard()
+    session.release_snapshots()
     session.cluster_readonly = False
     session.name = b""
     session.protocol = 2

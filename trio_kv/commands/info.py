@@ -272,6 +272,7 @@ def _stats(store: Store, control: ServerControl) -> list[tuple[str, object]]:
         ("text_sets", counters["sets"]),
         ("text_dels", counters["dels"]),
         *((f"dispatcher_{name}", value) for name, value in dispatcher.items()),
+        *store.keyspace.snapshots.statistics().items(),
     ]
 
 

@@ -51,7 +51,8 @@ from .arguments import (
 )
 from .first_for import count_keys, covered_keys, covering, covers
 from .ordered_range import RangeSlices, prefix_end
-from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, KeysSlices, ScanSlices
+from .slicing import SCAN_UNSLICED_MAX_COUNT, FreeSlices, ScanSlices
+from .snapshot_keys import SnapshotKeys
 from .table import ALL_KEYS, ONE_KEY, CommandSpec, Lock
 
 NO_EXPIRY = -1  # the keyspace's answer for a key without a TTL
@@ -234,13 +235,14 @@ def cmd_randomkey(session: Session, args: list[bytes]) -> bytes | None:
     return None
 
 
-def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | RangeSlices:
-    """Run in slices (commands/slicing.py): every key present for the whole
-    call is returned exactly once; keys added or removed meanwhile may or
-    may not be. A pattern that is a plain prefix and a star (``user:*``)
-    walks only that prefix's keys in the sorted key index when it is on
-    (commands/ordered_range.py, the same guarantee; the keys come in byte
-    order, which KEYS never promised otherwise)."""
+def cmd_keys(session: Session, args: list[bytes]) -> SnapshotKeys | RangeSlices:
+    """Run in slices (commands/slicing.py) on a snapshot
+    (commands/snapshot_keys.py): exactly the keys there were when the call
+    started, whatever writes run between slices. A pattern that is a plain
+    prefix and a star (``user:*``) walks only that prefix's keys in the
+    sorted key index when it is on (commands/ordered_range.py; keys in byte
+    order): every key present for the whole call exactly once (exact when
+    it fits one slice), without a snapshot."""
     pattern = args[1]
     first_for = covering(session)
     prefix = literal_prefix(pattern)
@@ -255,7 +257,7 @@ def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | RangeSlices:
         predicate = (lambda key: covers(first_for, key)) if matches is None else (
             lambda key: covers(first_for, key) and matches(key)
         )
-    return KeysSlices(session.keyspace, predicate)
+    return SnapshotKeys(session.keyspace, predicate)
 
 
 def key_predicate(pattern: bytes) -> Callable[[bytes], bool] | None:

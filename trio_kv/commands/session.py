@@ -30,6 +30,7 @@ from .control import ServerControl
 from .transactions import Transaction
 
 if TYPE_CHECKING:
+    from ..store.snapshots import SnapshotView
     from ..store.store import Store
     from .peer.state import PeerState
     from .wire import WireProtocol
@@ -104,6 +105,16 @@ class Session:
         # first live member held when watched (None: no versions); the
         # coordinator's, checked where a forwarded EXEC runs.
         self.cluster_watch_clocks: dict[bytes, bytes | None] = {}
+        # SNAPSHOT's open snapshots, by id (commands/snapshot.py); released
+        # when the connection closes or RESETs.
+        self.snapshots: dict[int, SnapshotView] = {}
+
+    def release_snapshots(self) -> None:
+        """Release every snapshot this connection opened (no store lock:
+        releasing only sets a flag, store/snapshots.py)."""
+        snapshots, self.snapshots = self.snapshots, {}
+        for view in snapshots.values():
+            view.release()
 
     def auth_required(self) -> bool:
         """Redis' authRequired: a password is set and this connection has

@@ -30,6 +30,10 @@ Every metric, with its source:
                                                        versioned_keys, keys_with_siblings, largest_siblings
                                                        (now), largest_siblings_peak, tombstone_keys,
                                                        version_bytes
+    trio_kv_snapshots_open, trio_kv_snapshot_oldest_age_seconds, trio_kv_snapshot_undo_bytes
+                                             gauge     open snapshots (store/snapshots.py), the oldest's age,
+                                                       the undo logs' bytes
+    trio_kv_snapshots_expired_total          counter   snapshots expired by a limit (undo bytes, idle)
     trio_kv_persistence_<name>               gauge     with the append-only log on: each number of
                                                        INFO persistence (aof_current_size, rdb_saves,
                                                        ...; statuses 1 = ok, 0 = err) and
@@ -92,6 +96,8 @@ class MetricsSnapshot:
     cluster_hints_pending: list[tuple[str, tuple[int, int]]] = field(default_factory=list)
     # Versions.statistics() in cluster mode; empty otherwise.
     cluster_versions: dict[str, int] = field(default_factory=dict)
+    # SnapshotChain.statistics(): snapshots_open, snapshot_oldest_age_seconds, ...
+    snapshots: Mapping[str, float] = field(default_factory=dict)
 
 
 def _escape(value: str) -> str:
@@ -199,6 +205,20 @@ def _cluster_versions(out: _Writer, versions: Mapping[str, int]) -> None:
             out.single(f"trio_kv_cluster_{name}", "gauge", help_text, versions[name])
 
 
+_SNAPSHOT_METRICS = {
+    "snapshots_open": ("trio_kv_snapshots_open", "gauge", "Open snapshots."),
+    "snapshot_oldest_age_seconds": ("trio_kv_snapshot_oldest_age_seconds", "gauge", "Age of the oldest open snapshot."),
+    "snapshot_undo_bytes": ("trio_kv_snapshot_undo_bytes", "gauge", "Bytes the snapshots' undo logs hold."),
+    "snapshots_expired": ("trio_kv_snapshots_expired_total", "counter", "Snapshots expired by a limit."),
+}
+
+
+def _snapshots(out: _Writer, figures: Mapping[str, float]) -> None:
+    for name, (metric, kind, help_text) in _SNAPSHOT_METRICS.items():
+        if name in figures:
+            out.single(metric, kind, help_text, figures[name])
+
+
 def render_metrics(snapshot: MetricsSnapshot) -> bytes:
     out = _Writer()
     out.family("trio_kv_commands_total", "counter", "Commands executed, by command and result (ok or error).")
@@ -272,6 +292,7 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
     )
     _cluster_hints(out, snapshot.cluster_hints, snapshot.cluster_hints_pending)
     _cluster_versions(out, snapshot.cluster_versions)
+    _snapshots(out, snapshot.snapshots)
     for name, value in sorted(snapshot.persistence.items()):
         out.single(f"trio_kv_persistence_{name}", "gauge", f"Persistence state: {name}.", value)
     out.lines.append("")

@@ -91,6 +91,8 @@ def collect_metrics(
         cluster_hints_pending=_cluster_status_part(control, "hints_pending", []),
         # Integers the writers keep (a scan of 128 slots): at most a write old.
         cluster_versions={} if store.versions is None else store.versions.statistics(),
+        # Integers and a list copy: safe without the lock (store/snapshots.py).
+        snapshots=keyspace.snapshots.statistics(),
     )
 
 

@@ -229,6 +229,7 @@ async def _run_connection(
     finally:
         registry.remove(connection)
         connection.session.transaction.discard()
+        connection.session.release_snapshots()
         await trio.aclose_forcefully(connection.stream)
         log.debug("%sclient %d closed", log_prefix, connection.id)
 

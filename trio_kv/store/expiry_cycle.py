@@ -30,6 +30,8 @@ def active_expire_cycle(store: Store) -> int:
     deadline = started + SWEEP_BUDGET_SECONDS
     with store.lock.write_locked():
         keyspace.rehash_step(IDLE_REHASH_BUCKETS)
+        # Idle snapshots expire, released ones' undo logs go (store/snapshots.py).
+        keyspace.snapshots.maintain()
         while True:
             removed = keyspace.active_expire_step(SWEEP_BATCH_KEYS)
             removed_total += removed

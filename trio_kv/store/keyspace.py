@@ -51,6 +51,12 @@ Rules kept here:
   (``_added`` / ``_remove`` / ``clear``), so CLUSTER COUNTKEYSINSLOT is one
   read. A key whose time ran out counts until it is removed, as in Redis.
   Off (None), adding or removing a key pays one test.
+* Snapshots (``store/snapshots.py`` has the rules): while one is open,
+  ``undo_log`` is the newest undo log and every change to a key first
+  calls ``_save_preimage`` (at the top of each mutator, and in ``_remove``
+  for the paths that only delete: expiry, DEL, an emptied hash); a FLUSH
+  hands the whole tables to the log (``_flush_tables``). With none open a
+  write pays one ``is not None`` test.
 * The sorted key index (``store/sorted_index.py``, ``attach_sorted_index``):
   fed at the same points as the per-slot counts, so it holds exactly the
   keys of the value table (expired ones not yet removed included) through
@@ -71,6 +77,7 @@ from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
+from .snapshots import SnapshotChain, UndoLog
 from .sorted_index import SortedKeyIndex
 
 NO_EXPIRY = -1
@@ -120,6 +127,10 @@ class Keyspace:
         self.effects = EffectSink()
         # Keys per hash slot, cluster mode only (count_keys_per_slot).
         self._slot_keys: list[int] | None = None
+        # Open snapshots (store/snapshots.py) and the newest undo log, None
+        # while none is open (a write's one test).
+        self.snapshots = SnapshotChain(self)
+        self.undo_log: UndoLog | None = None
         # Every stored key in byte order (attach_sorted_index); None: none kept.
         self._sorted: SortedKeyIndex | None = None
 
@@ -223,6 +234,22 @@ class Keyspace:
         if at_ms is None or at_ms == NO_EXPIRY:
             return at_ms
         return max(0, at_ms - self._clock_ms())
+
+    def raw_entry(self, key: bytes) -> tuple[Value, int | None] | None:
+        """The stored value and expiry of ``key``, expired or not (a
+        snapshot judges the expiry at its own time); None if not stored."""
+        value = self._values.get(key)
+        if value is None:
+            return None
+        return value, self._expires.get(key) if len(self._expires) else None
+
+    def keys_expired_since(self, after_ms: int) -> list[bytes]:
+        """Keys still stored whose time ran out after ``after_ms`` (a
+        snapshot's time) and by now. One pass over the keys with a TTL."""
+        if not len(self._expires):
+            return []
+        now_ms = self._clock_ms()
+        return [key for key, at_ms in self._expires.items() if after_ms < at_ms <= now_ms]
 
     def live_items(self) -> Iterator[tuple[bytes, bytes | memoryview | TypedValue]]:
         """Every key and value not expired (strings as ``get_view`` gives
@@ -358,7 +385,17 @@ class Keyspace:
             return value.size_bytes()
         return len(value)
 
+    def _save_preimage(self, key: bytes) -> None:
+        """A snapshot is open: save ``key``'s value and expiry before the
+        change the caller is about to make (once per key and undo log)."""
+        if key not in self.undo_log.entries:  # type: ignore[union-attr]
+            self.snapshots.capture(key, self._values.get(key), self._expires.get(key) if len(self._expires) else None)
+        elif self.snapshots.release_pending:
+            self.snapshots.compact()
+
     def _remove(self, key: bytes) -> Value | None:
+        if self.undo_log is not None:
+            self._save_preimage(key)
         value = self._values.pop(key, None)
         if value is not None:
             if self._slot_keys is not None:
@@ -377,6 +414,8 @@ class Keyspace:
         unless ``keep_ttl``."""
         if type(value) is not bytes:
             value = bytes(value)  # a view of a grown value, a bytearray: never stored
+        if self.undo_log is not None:
+            self._save_preimage(key)
         expires = self._expires
         if len(expires):  # only a key with a TTL can have expired
             self._expire_if_needed(key)
@@ -462,6 +501,8 @@ class Keyspace:
         The expiry travels in the record for the same reason: a key the
         snapshot missed (expired meanwhile) comes back with its expiry and is
         dropped by ``purge_expired``."""
+        if self.undo_log is not None:
+            self._save_preimage(key)
         if len(self._expires):
             self._expire_if_needed(key)
         current = self._values.get(key)
@@ -504,6 +545,8 @@ class Keyspace:
     def _write(self, key: bytes, old: bytes | Growable, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` of ``old`` (the key's value, b"" for a
         new key), in place when ``old`` is grown; emit the PATCH."""
+        if self.undo_log is not None:
+            self._save_preimage(key)
         old_length = len(old)
         end = offset + len(data)
         new_length = max(old_length, end)
@@ -532,6 +575,8 @@ class Keyspace:
 
     def set_expire_at(self, key: bytes, at_ms: int) -> bool:
         """Give an existing key an absolute expiry; a time in the past deletes it."""
+        if self.undo_log is not None:
+            self._save_preimage(key)
         self._expire_if_needed(key)
         if key not in self._values:
             return False
@@ -547,6 +592,8 @@ class Keyspace:
 
     def persist(self, key: bytes) -> bool:
         """Remove a key's TTL; True if it had one."""
+        if self.undo_log is not None:
+            self._save_preimage(key)
         self._expire_if_needed(key)
         removed = self._expires.pop(key, None) is not None
         if removed and self._watchers:
@@ -565,6 +612,8 @@ class Keyspace:
         code, created, update bytes, expire_at_ms | None)`` (``created``: the
         update starts from an empty value, whatever the key held before), or
         ``("DEL", key)`` when the value became empty."""
+        if self.undo_log is not None:
+            self._save_preimage(key)  # before the value changes in place
         if len(self._expires):
             self._expire_if_needed(key)
         family = update.VALUE_TYPE
@@ -614,6 +663,8 @@ class Keyspace:
         expiry-deletion is not logged, but a value created after it is
         (``created``), so no element outlives its key. The expiry travels
         in the effect for the reason ``apply_patch`` gives."""
+        if self.undo_log is not None:
+            self._save_preimage(key)
         if len(self._expires):
             self._expire_if_needed(key)
         family = update.VALUE_TYPE
@@ -656,6 +707,8 @@ class Keyspace:
             self.set(target, value.tobytes() if type(value) is Growable else value, at_ms)
             return
         self.delete(source)
+        if self.undo_log is not None:
+            self._save_preimage(target)
         self._expire_if_needed(target)
         old = self._values.swap(target, value)
         self.value_bytes += value.size_bytes() - (0 if old is None else self._forget(old))
@@ -679,8 +732,9 @@ class Keyspace:
         if self._watchers:
             with self._watch_lock:
                 touched = [key for key in self._watchers if key in self._values]
-        self._values.clear()
-        self._expires.clear()
+        if not self._flush_tables():
+            self._values.clear()
+            self._expires.clear()
         if self._sorted is not None:
             self._sorted.clear()
         if self._slot_keys is not None:
@@ -699,7 +753,7 @@ class Keyspace:
         if self._watchers:
             with self._watch_lock:
                 touched = [key for key in self._watchers if key in self._values]
-        lists = self._values.detach() + self._expires.detach()
+        lists = [] if self._flush_tables() else self._values.detach() + self._expires.detach()
         if self._sorted is not None:
             lists += self._sorted.detach()
         if self._slot_keys is not None:
@@ -709,6 +763,14 @@ class Keyspace:
         self._touch_all(touched)
         self.effects.emit(("CLEAR",))
         return lists
+
+    def _flush_tables(self) -> bool:
+        """Before a FLUSH: True if an open snapshot's undo log took the
+        tables (new empty ones are in place now: nothing to free)."""
+        if self.undo_log is None or not self.snapshots.cleared(self._values, self._expires):
+            return False
+        self._values, self._expires = HashTable(), HashTable()
+        return True
 
     def attach_sorted_index(self, index: SortedKeyIndex | None) -> None:
         """Keep ``index`` equal to the stored keys from now on, starting

@@ -34,6 +34,7 @@ from .keyspace import Keyspace
 from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
+from .snapshot_api import Snapshot
 from .sorted_index import SortedKeyIndex
 from .stats import Stats
 from .versions import Versions
@@ -106,6 +107,19 @@ class Store:
         # GET; RESTORE always validates the whole payload (protocol.rdb_payload).
         self.sanitize_dump_payload: str = "no"
         self._memory_save_lock = threading.Lock()
+        # Snapshots (store/snapshots.py): their limits.
+        snapshots = self.keyspace.snapshots
+        snapshots.max_undo_bytes = config.snapshot_max_undo_bytes
+        snapshots.idle_timeout_seconds = config.snapshot_idle_timeout_seconds
+
+    def open_snapshot(self) -> Snapshot:
+        """A point-in-time view of the keyspace that never blocks writers
+        (store/snapshot_api.py); takes the read lock for the open, so the
+        caller must not hold the store lock (handlers use
+        ``keyspace.snapshots.open()``)."""
+        with self.lock.read_locked():
+            view = self.keyspace.snapshots.open()
+        return Snapshot(view, self.lock)
 
     def used_memory_bytes(self) -> int:
         """What INFO reports as used_memory and maxmemory is compared with:
