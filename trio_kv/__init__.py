@@ -31,17 +31,22 @@ if TYPE_CHECKING:
     from .embedded import (
         DB as DB,
         Closed as Closed,
+        Conflict as Conflict,
         DataDirInUse as DataDirInUse,
         Delete as Delete,
         LogRefused as LogRefused,
         Put as Put,
+        SnapshotExpired as SnapshotExpired,
         WrongType as WrongType,
         open as open,
         open_trio as open_trio,
     )
     from .embedded.trio_db import TrioDB as TrioDB
 
-_LIBRARY_NAMES = frozenset({"DB", "Closed", "DataDirInUse", "Delete", "LogRefused", "Put", "WrongType", "open", "open_trio"})
+_LIBRARY_NAMES = frozenset({
+    "DB", "Closed", "Conflict", "DataDirInUse", "Delete", "LogRefused", "Put", "SnapshotExpired", "WrongType",
+    "open", "open_trio",
+})
 
 __all__ = sorted(_LIBRARY_NAMES | {"TrioDB", "__version__"})
 

@@ -23,8 +23,9 @@ import os
 from typing import TYPE_CHECKING
 
 from ..commands.values import WrongType
-from ..store.direct import Delete, LogRefused, Put
+from ..store.direct import Conflict, Delete, LogRefused, Put
 from ..store.durability.data_dir import DataDirInUse
+from ..store.snapshots import SnapshotExpired
 from ..store.durability.open_log import open_log
 from ..store.store import Store
 from .options import LIBRARY_OPTIONS, library_config
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
     from .trio_db import TrioDB
 
 __all__ = [
-    "DB", "Closed", "DataDirInUse", "Delete", "LIBRARY_OPTIONS", "LogRefused", "Put", "WrongType",
+    "DB", "Closed", "Conflict", "DataDirInUse", "Delete", "LIBRARY_OPTIONS", "LogRefused", "Put", "SnapshotExpired",
+    "WrongType",
     "open", "open_trio",
 ]
 

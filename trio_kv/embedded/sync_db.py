@@ -29,7 +29,11 @@ from ..store import direct
 from ..store.direct import SCAN_PAGE_KEYS, Delete, Put, check_key, check_put, check_scan, checked_batch
 from ..store.expiry_cycle import active_expire_cycle
 from ..store.store import Store
+from ..store.snapshots import SnapshotView
+from .snapshot import DBSnapshot
 from .sync_log import SyncLog
+from .transaction import Transaction
+from .tx_buffer import TxBuffer
 
 _monotonic = time.monotonic
 
@@ -138,6 +142,29 @@ class DB:
                 remaining -= len(pairs)
             if resume is None:
                 return
+
+    def snapshot(self) -> DBSnapshot:
+        """A point-in-time read view (``get``, ``exists``, ``scan``;
+        embedded/snapshot.py): ``with db.snapshot() as snap:``, released
+        at the block's end (or by ``release()``)."""
+        if self._closed:
+            raise Closed("the store is closed")
+        return DBSnapshot(self._store.open_snapshot())
+
+    def transaction(self) -> Transaction:
+        """``with db.transaction() as tx:``: reads at a snapshot (and its
+        own writes), writes buffered, committed at the block's clean end
+        with conflict detection (``trio_kv.Conflict``; embedded/transaction.py)."""
+        if self._closed:
+            raise Closed("the store is closed")
+        return Transaction(self, self._store.open_snapshot())
+
+    def _commit(self, view: SnapshotView, buffer: TxBuffer) -> None:
+        """A transaction's commit (``Conflict``, or applied and durable)."""
+        if self._closed:
+            raise Closed("the store is closed")
+        _, lsn = direct.commit_transaction(self._store, view, buffer.keys(), buffer.ranges, buffer.ops())
+        self._written(lsn)
 
     def _written(self, lsn: int) -> None:
         """After a write: its record durable, and the expiry sweep if due

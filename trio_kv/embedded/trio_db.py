@@ -37,6 +37,7 @@ from ..server.dispatch import Dispatcher
 from ..server.expiry import run_active_expiry
 from ..server.log_commit import DISK_THREADS, LogFlusher, load_and_open_log
 from .sync_db import Closed
+from .trio_tx import TrioSnapshot, TrioTransaction
 
 
 class TrioDB:
@@ -103,6 +104,20 @@ class TrioDB:
         return await self._dispatcher.run_sync(
             functools.partial(direct.scan_page, self._store, start, end, reverse, resume, count)
         )
+
+    def snapshot(self) -> TrioSnapshot:
+        """``async with db.snapshot() as snap:`` (``await snap.get(key)``,
+        ``async for key, value in snap.scan(...)``): ``DB.snapshot``, each
+        read one call through the dispatcher (embedded/trio_tx.py)."""
+        self._check_open()
+        return TrioSnapshot(self)
+
+    def transaction(self) -> TrioTransaction:
+        """``async with db.transaction() as tx:`` (``await tx.get``,
+        ``tx.put``, ``tx.delete``, ``await tx.scan``): ``DB.transaction``,
+        committed through the dispatcher at the block's clean end."""
+        self._check_open()
+        return TrioTransaction(self)
 
     async def flush(self) -> None:
         """Every write so far written and fsynced, whatever ``appendfsync`` says."""

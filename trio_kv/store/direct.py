@@ -38,8 +38,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .store import Store
+
+if TYPE_CHECKING:
+    from .snapshots import SnapshotView
+
+
+class Conflict(Exception):
+    """A transaction's commit found that a key it read or wrote, or a key
+    in a range it scanned, changed after its snapshot: nothing was applied
+    (run the transaction again)."""
 
 
 class LogRefused(OSError):
@@ -155,6 +165,45 @@ def apply_batch(store: Store, ops: list[Put | Delete]) -> tuple[None, int]:
     set_key, delete_key = keyspace.set, keyspace.delete
     lock.acquire_write()
     try:
+        now_ms = keyspace.now_ms()
+        for op in ops:
+            if type(op) is Put:
+                set_key(op.key, op.value, None if op.ttl_ms is None else now_ms + op.ttl_ms)
+            else:
+                delete_key(op.key)
+        logged = bool(keyspace.effects.pending)
+        keyspace.effects.end_command()
+        return None, persistence.appended_lsn if persistence is not None and logged else 0
+    finally:
+        lock.release_write()
+
+
+def commit_transaction(
+    store: Store, view: SnapshotView, keys: Iterable[bytes],
+    ranges: Iterable[tuple[bytes | None, bytes | None]], ops: list[Put | Delete],
+) -> tuple[None, int]:
+    """A transaction's commit: under one write-lock hold, ``Conflict`` if
+    any of ``keys`` (read or written) or any key in one of ``ranges``
+    (``start <= key < end``, None: open) changed after ``view`` (or the
+    snapshot expired: its history is gone, so a change cannot be ruled
+    out); else ``ops`` (checked) apply as one unit, one log record, as
+    ``apply_batch``. The caller releases the snapshot."""
+    persistence = store.persistence
+    if persistence is not None:
+        _admit(persistence.refusal())
+    lock, keyspace = store.lock, store.keyspace
+    set_key, delete_key = keyspace.set, keyspace.delete
+    lock.acquire_write()
+    try:
+        if view.expired:
+            raise Conflict("the transaction's snapshot expired")
+        if view.changed_since(keys):
+            raise Conflict("a key the transaction read or wrote changed after its snapshot")
+        for start, end in ranges:
+            if view.changed_in_range(start, end, max_inclusive=False):
+                raise Conflict("a key in a range the transaction scanned changed after its snapshot")
+        if not ops:
+            return None, 0
         now_ms = keyspace.now_ms()
         for op in ops:
             if type(op) is Put:
