@@ -23,7 +23,7 @@ def section(title: str) -> str:
 def test_the_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", section("Embedded library"), re.DOTALL)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     globs: dict[str, object] = {}
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     parser = doctest.DocTestParser()
