@@ -117,6 +117,18 @@ def test_committed_transaction_is_one_log_record(tmp_path: Path) -> None:
         assert len(db) == 20 and db.get(b"before") is None
 
 
+def test_expired_snapshot_is_a_conflict() -> None:
+    with trio_kv.open(None) as db:
+        db.put(b"a", b"1")
+        tx = db.transaction()
+        assert tx.get(b"a") == b"1"
+        tx.put(b"b", b"1")
+        tx._snapshot.view.expire()  # as the undo-bytes limit or the idle timeout would
+        with pytest.raises(trio_kv.Conflict):
+            tx.commit()
+        assert db.get(b"b") is None
+
+
 def test_write_skew_pair_gives_one_commit_and_one_conflict() -> None:
     """Each reads both keys (the constraint: x + y >= 1) and clears one;
     interleaved, both saw 1 + 1 and the second must not commit."""
@@ -208,7 +220,13 @@ def test_trio_snapshot_and_transaction(tmp_path: Path) -> None:
                     async with db.transaction() as tx:
                         tx.put(b"d", b"1")
                         raise ValueError
-                assert await db.get(b"d") is None
+                with trio.CancelScope() as scope:
+                    async with db.transaction() as tx:
+                        tx.put(b"e", b"1")
+                        scope.cancel()
+                        await trio.sleep(0)  # Cancelled: the block aborts
+                assert scope.cancelled_caught
+                assert await db.get(b"d") is None and await db.get(b"e") is None
     trio.run(main)
     records = log_records(tmp_path / "data")
     # batch, put, the transaction (one record of two), the conflicting one's neighbour's put
