@@ -238,4 +238,7 @@ def test_a_big_keys_reply_is_encoded_in_pieces() -> None:
             _read_exactly(sock, reply_bytes, b"*%d\r\n$%d\r\n" % (keys, name_bytes))
             growth = peak_rss_bytes(process.pid) - before
         # The list of 100k references is 0.8 MiB; the encoded reply is 21 MiB.
-        assert growth < 8 * MIB, f"peak RSS grew {growth / MIB:.1f} MiB for a {reply_bytes / MIB:.0f} MiB reply"
+        # Measured growth is 7.9-8.2 MiB (the list, the pieces in flight and
+        # the allocator's slack; KEYS now also holds a snapshot's bookkeeping):
+        # the bound sits well under the 21 MiB a reply built whole would take.
+        assert growth < 12 * MIB, f"peak RSS grew {growth / MIB:.1f} MiB for a {reply_bytes / MIB:.0f} MiB reply"
