@@ -161,19 +161,10 @@ def apply_batch(store: Store, ops: list[Put | Delete]) -> tuple[None, int]:
     persistence = store.persistence
     if persistence is not None:
         _admit(persistence.refusal())
-    lock, keyspace = store.lock, store.keyspace
-    set_key, delete_key = keyspace.set, keyspace.delete
+    lock = store.lock
     lock.acquire_write()
     try:
-        now_ms = keyspace.now_ms()
-        for op in ops:
-            if type(op) is Put:
-                set_key(op.key, op.value, None if op.ttl_ms is None else now_ms + op.ttl_ms)
-            else:
-                delete_key(op.key)
-        logged = bool(keyspace.effects.pending)
-        keyspace.effects.end_command()
-        return None, persistence.appended_lsn if persistence is not None and logged else 0
+        return None, _apply_unit(store, ops)
     finally:
         lock.release_write()
 
@@ -191,8 +182,7 @@ def commit_transaction(
     persistence = store.persistence
     if persistence is not None:
         _admit(persistence.refusal())
-    lock, keyspace = store.lock, store.keyspace
-    set_key, delete_key = keyspace.set, keyspace.delete
+    lock = store.lock
     lock.acquire_write()
     try:
         if view.expired:
@@ -204,17 +194,25 @@ def commit_transaction(
                 raise Conflict("a key in a range the transaction scanned changed after its snapshot")
         if not ops:
             return None, 0
-        now_ms = keyspace.now_ms()
-        for op in ops:
-            if type(op) is Put:
-                set_key(op.key, op.value, None if op.ttl_ms is None else now_ms + op.ttl_ms)
-            else:
-                delete_key(op.key)
-        logged = bool(keyspace.effects.pending)
-        keyspace.effects.end_command()
-        return None, persistence.appended_lsn if persistence is not None and logged else 0
+        return None, _apply_unit(store, ops)
     finally:
         lock.release_write()
+
+
+def _apply_unit(store: Store, ops: list[Put | Delete]) -> int:
+    """With the write lock held: ``ops`` applied as one effects unit (one
+    log record); the log's LSN for it, or 0 when nothing was logged."""
+    keyspace, persistence = store.keyspace, store.persistence
+    set_key, delete_key = keyspace.set, keyspace.delete
+    now_ms = keyspace.now_ms()
+    for op in ops:
+        if type(op) is Put:
+            set_key(op.key, op.value, None if op.ttl_ms is None else now_ms + op.ttl_ms)
+        else:
+            delete_key(op.key)
+    logged = bool(keyspace.effects.pending)
+    keyspace.effects.end_command()
+    return persistence.appended_lsn if persistence is not None and logged else 0
 
 
 def _admit(refusal: str | None) -> None:
