@@ -11,7 +11,8 @@ import trio
 
 from harness.loopback import BUS_OFFSET, bindable, free_cluster_port, node_hosts
 from trio_kv.config import Config
-from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, encode_request
+from trio_kv.protocol.resp_pack import pack_command
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser
 from trio_kv.server.lifecycle import ServerAddresses, serve
 
 __all__ = ["BUS_OFFSET", "BusClient", "bindable", "free_cluster_port", "node_hosts", "seeds_of", "start_node",
@@ -48,7 +49,7 @@ class BusClient:
         return cls(await trio.open_tcp_stream(host, port))
 
     async def call(self, *args: bytes) -> object:
-        data = encode_request(list(args))
+        data = pack_command(args)
         self.sent += data
         await self.stream.send_all(data)
         return await self.reply()

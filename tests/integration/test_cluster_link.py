@@ -11,7 +11,8 @@ import trio
 import trio.testing
 
 from trio_kv.protocol.replies import SimpleString
-from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, encode_requests
+from trio_kv.protocol.resp_pack import pack_commands
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser
 from trio_kv.server.cluster.link import Link, LinkClosed
 
 WAIT_SECONDS = 10
@@ -19,7 +20,7 @@ WAIT_SECONDS = 10
 
 def _encoded(requests: list[list[bytes]]) -> tuple[bytes, int]:
     """send_nowait's first two arguments for ``requests``."""
-    return encode_requests(requests), len(requests)
+    return pack_commands(requests), len(requests)
 
 
 class ScriptedPeer:
@@ -259,7 +260,7 @@ async def test_send_nowait_encodes_a_batch_given_as_a_function_when_the_writer_t
 
             def encode() -> bytes:
                 sealed.append(len(names))
-                return encode_requests([[b"ECHO", b"".join(names)]])
+                return pack_commands([[b"ECHO", b"".join(names)]])
 
             assert link.send_nowait(encode, 1, got.append)
             assert link.queued == 1 and link.queued_bytes == 0  # not encoded yet

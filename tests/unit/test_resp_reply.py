@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from trio_kv.protocol.replies import Bool, Double, Error, Map, NullArray, Set, SimpleString, Verbatim
 from trio_kv.protocol.resp_encoder import encode_reply
-from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_request, encode_requests
+from trio_kv.protocol.resp_pack import pack_command, pack_commands
+from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError
 
 _text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20)
 _replies = st.recursive(
@@ -75,17 +76,17 @@ def test_reads_back_what_the_encoder_wrote_in_any_chunking(replies: list[object]
 
 def test_null_array_and_request_encoding() -> None:
     parser = ReplyParser()
-    parser.receive_data(b"*-1\r\n" + encode_request([b"TKV.PING", b""]))
+    parser.receive_data(b"*-1\r\n" + pack_command([b"TKV.PING", b""]))
     assert parser.next_reply() == NullArray()
     assert parser.next_reply() == [b"TKV.PING", b""]
     assert parser.next_reply() is NEED_DATA
 
 
-@given(st.lists(st.lists(st.binary(max_size=1100), max_size=4), max_size=5))
+@given(st.lists(st.lists(st.binary(max_size=1100), min_size=1, max_size=4), max_size=5))
 def test_a_batch_of_requests_is_each_request_encoded_back_to_back(requests: list[list[bytes]]) -> None:
     # Lengths past the cached bulk headers (1024) too.
-    data = encode_requests(requests)
-    assert data == b"".join(encode_request(args) for args in requests)
+    data = pack_commands(requests)
+    assert data == b"".join(pack_command(args) for args in requests)
     assert _read_all(data, 1 + len(data) // 3) == requests
 
 
@@ -126,3 +127,61 @@ def test_eof_inside_a_reply_is_an_error_and_a_clean_eof_is_not() -> None:
     clean = ReplyParser()
     clean.receive_data(b"")
     assert clean.next_reply() is NEED_DATA
+
+
+def test_a_large_reply_in_pieces_is_read_once_and_its_bytes_dropped() -> None:
+    # Rule 3: the items read so far are kept, so consumed bytes leave the
+    # buffer before the reply is complete (a reparse from its start could not).
+    item = b"$100\r\n" + b"v" * 100 + b"\r\n"
+    data = b"*3000\r\n" + b"*2\r\n:1\r\n%0\r\n" + item * 2999
+    parser = ReplyParser()
+    body, last = data[:-1], data[-1:]
+    for start in range(0, len(body), 4096):
+        parser.receive_data(body[start : start + 4096])
+        assert parser.next_reply() is NEED_DATA
+        assert parser.buffered_bytes < 64 * 1024 + 4096
+    parser.receive_data(last)
+    assert parser.next_reply() == [[1, Map([])]] + [b"v" * 100] * 2999
+    assert parser.buffered_bytes == 0 and parser.next_reply() is NEED_DATA
+
+
+def test_eof_inside_an_open_aggregate_is_an_error() -> None:
+    parser = ReplyParser()
+    parser.receive_data(b"*2\r\n:1\r\n")
+    assert parser.next_reply() is NEED_DATA
+    parser.receive_data(b"")
+    with pytest.raises(ReplyProtocolError):
+        parser.next_reply()
+
+
+def test_nesting_past_the_bound_is_an_error() -> None:
+    parser = ReplyParser()
+    parser.receive_data(b"*1\r\n" * 40 + b":1\r\n")
+    with pytest.raises(ReplyProtocolError):
+        parser.next_reply()
+    ok = ReplyParser()
+    ok.receive_data(b"*1\r\n" * 32 + b":1\r\n")
+    reply = ok.next_reply()
+    for _ in range(32):
+        assert isinstance(reply, list)
+        (reply,) = reply
+    assert reply == 1
+
+
+_args = st.one_of(
+    st.binary(max_size=1100), st.text(max_size=20), st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False), st.binary(max_size=20).map(memoryview),
+)
+
+
+@given(st.lists(st.lists(_args, min_size=1, max_size=4), min_size=1, max_size=4))
+def test_the_packer_writes_what_hiredis_pack_command_writes(commands: list[list[object]]) -> None:
+    # The client packed with hiredis' C pack_command before; same bytes.
+    hiredis = pytest.importorskip("hiredis")
+    assert pack_commands(commands) == b"".join(hiredis.pack_command(tuple(args)) for args in commands)
+
+
+def test_the_packer_refuses_what_is_not_an_argument() -> None:
+    for bad in ([], [b"GET", True], [b"GET", None], [b"GET", [b"x"]]):
+        with pytest.raises((TypeError, ValueError)):
+            pack_command(bad)  # type: ignore[arg-type]

@@ -2,8 +2,9 @@
 
 ``Client`` (Trio: a pool of connections, pipelines, RESP2/RESP3, AUTH, TLS)
 and ``BlockingClient`` (plain sockets, for code without Trio and for
-``trio-kv cli``) share the pure parts in ``wire/`` (hiredis' ``pack_command``
-and ``Reader``: C speed, no hand-written parser on the client's path).
+``trio-kv cli``) share the pure parts in ``wire/`` (the project's one request packer,
+``protocol/resp_pack.py``, which the cluster's peer links use too, and
+hiredis' ``Reader``: C speed, no hand-written parser on ``execute``'s path).
 
     async with trio_kv.client.Client("127.0.0.1", 6379, protocol=3) as client:
         await client.execute("SET", "k", "v")

@@ -1,47 +1,64 @@
-"""RESP2 and RESP3 replies, read back: the client side of RESP (the cluster
-bus's outbound links read their peers' replies with it). No IO.
+"""RESP2 and RESP3 replies, read back: the project's one typed reply parser
+(the cluster bus's peer links, the membership and status tools, and the
+CLI, through ``client/wire/typed.py``). No IO.
 
 h11's shape: ``receive_data(bytes)`` (``b""`` is EOF), ``next_reply()``
-returns one decoded reply or ``NEED_DATA``. Replies decode to the values of
-``protocol.replies``: ``+`` -> ``SimpleString``, ``-`` -> ``Error``, ``:`` ->
-``int``, ``$`` -> ``bytes`` (``$-1`` -> ``None``), ``*`` -> ``list``
-(``*-1`` -> ``NullArray``). The RESP3 types the encoder writes decode too,
-so a reply forwarded for a RESP3 client (``TKV.FORWARD``) is encoded again
-as the same bytes: ``_`` -> ``None``, ``%`` -> ``Map``, ``~`` -> ``Set``,
-``,`` -> ``Double``, ``#`` -> ``Bool``, ``=`` -> ``Verbatim``, ``!`` (blob
-error) -> ``Error``. Push (``>``), attribute (``|``) and big number (``(``)
-replies are never sent on the bus and are a protocol error.
+returns one decoded reply or ``NEED_DATA``. What each RESP type becomes is
+a ``Vocabulary`` (dispatch by table). ``REPLY_VALUES``, the default, gives
+the values of ``protocol.replies``: ``+`` -> ``SimpleString``, ``-`` ->
+``Error``, ``:`` -> ``int``, ``$`` -> ``bytes`` (``$-1`` -> ``None``),
+``*`` -> ``list`` (``*-1`` -> ``NullArray``), and the RESP3 types the
+encoder writes, so a reply forwarded for a RESP3 client (``TKV.FORWARD``)
+is encoded again as the same bytes: ``_`` -> ``None``, ``%`` -> ``Map``,
+``~`` -> ``Set``, ``,`` -> ``Double``, ``#`` -> ``Bool``, ``=`` ->
+``Verbatim``, ``!`` (blob error) -> ``Error``. Push (``>``), attribute
+(``|``) and big number (``(``) replies are never sent on the bus: not in
+``REPLY_VALUES``, so a protocol error there. The CLI's vocabulary keeps
+every type and each one's exact text (redis-cli prints them so).
+
+Why not hiredis' reader, which the client's ``execute`` path uses and
+which is 4-300x faster (``bench/wire_micro.py``)? It cannot keep a reply's
+type: ``+OK`` and ``$2 OK`` both read as ``b"OK"``, a set as a list, a
+verbatim string loses its format, a blob error is a protocol error. The
+bus forwards replies to clients byte for byte, and the CLI prints each
+type its own way, so both need this parser.
 
 Rules kept here:
 
-1. Bounded: a bulk string over ``max_bulk_bytes``, an array (set, map:
-   its pairs count twice) over ``max_array_items`` or nested deeper than ``MAX_DEPTH``, or a line over
-   ``MAX_LINE_BYTES`` raises ``ReplyProtocolError`` (the link closes).
+1. Bounded: a bulk string over ``max_bulk_bytes``, an aggregate over
+   ``max_array_items`` items (a map's or attribute's pairs count twice),
+   nesting deeper than ``MAX_DEPTH``, or a line over ``MAX_LINE_BYTES``
+   raises ``ReplyProtocolError`` (the link closes) as soon as its header
+   is read, before anything is allocated for it. So a peer makes a node
+   hold at most the bytes it really sent, and no single value over the
+   bounds.
 2. A reply is returned only when it is complete; a reply cut by EOF raises.
-   An incomplete array is parsed again from its start when more bytes
-   arrive (bus replies are small; a huge one costs quadratic time, which
-   is why the bounds exist).
+3. Resumable: an aggregate's items already read are kept (a stack of the
+   open aggregates), so a large reply arriving in pieces is parsed once,
+   not again from its start at each piece; consumed bytes are dropped from
+   the buffer's front once ``_COMPACT_AFTER_BYTES`` pile up.
+4. A vocabulary's constructor that raises ``ValueError`` (``#x``, ``,abc``)
+   makes a ``ReplyProtocolError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from .replies import Bool, Double, Error, Map, NullArray, Set, SimpleString, Verbatim
-from .resp_encoder import encode_reply
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_DEPTH = 32
+DEFAULT_MAX_BULK_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_ARRAY_ITEMS = 1 << 24
 # Consumed bytes are dropped from the buffer's front once this many pile up.
 _COMPACT_AFTER_BYTES = 64 * 1024
 
 
+
 class ReplyProtocolError(Exception):
     """The peer broke RESP; the stream cannot be read further."""
-
-
-class _NeedData(Exception):
-    pass
 
 
 class _NeedDataType:
@@ -52,19 +69,93 @@ class _NeedDataType:
 NEED_DATA = _NeedDataType()
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """What each RESP type byte becomes. ``:`` is always an ``int``, ``$``
+    ``bytes`` (``$-1`` ``None``) and ``_`` ``None``; the others come from
+    these tables, and a type byte in none of them is a protocol error."""
+
+    # Line types (+ - , # () : the text after the type byte, to a value.
+    lines: Mapping[int, Callable[[bytes], object]]
+    # Length-prefixed types other than $ (= !): the payload, to a value.
+    blobs: Mapping[int, Callable[[bytes], object]]
+    # Aggregates (* ~ % > |): the items in order (a map's flat: key,
+    # value, key...), to a value; and whether its header counts pairs.
+    aggregates: Mapping[int, tuple[Callable[[list[object]], object], bool]]
+    # What ``*-1`` (RESP2's null array) becomes.
+    null_array: object
+
+
+def _boolean(text: bytes) -> Bool:
+    if text == b"t":
+        return Bool(True)
+    if text == b"f":
+        return Bool(False)
+    raise ValueError("a boolean is t or f")
+
+
+def _verbatim(data: bytes) -> Verbatim:
+    if data[3:4] != b":":
+        raise ValueError("verbatim string without its format")
+    return Verbatim(data[:3].decode("ascii", "replace"), data[4:])
+
+
+REPLY_VALUES = Vocabulary(
+    lines={
+        ord("+"): lambda text: SimpleString(text.decode("utf-8", "replace")),
+        ord("-"): lambda text: Error(text.decode("utf-8", "replace")),
+        ord(","): lambda text: Double(float(text)),
+        ord("#"): _boolean,
+    },
+    blobs={
+        ord("="): _verbatim,
+        ord("!"): lambda data: Error(data.decode("utf-8", "replace")),
+    },
+    aggregates={
+        ord("*"): (lambda items: items, False),
+        ord("~"): (Set, False),
+        ord("%"): (lambda items: Map(list(zip(items[::2], items[1::2]))), True),
+    },
+    null_array=NullArray(),
+)
+
+
+class _Open:
+    """An aggregate whose items are still arriving (rule 3)."""
+
+    __slots__ = ("items", "count", "make")
+
+    def __init__(self, count: int, make: Callable[[list[object]], object]) -> None:
+        self.items: list[object] = []
+        self.count = count
+        self.make = make
+
+
 class ReplyParser:
-    def __init__(self, *, max_bulk_bytes: int = 512 * 1024 * 1024, max_array_items: int = 1 << 24) -> None:
+    def __init__(
+        self, *, max_bulk_bytes: int = DEFAULT_MAX_BULK_BYTES, max_array_items: int = DEFAULT_MAX_ARRAY_ITEMS,
+        vocabulary: Vocabulary = REPLY_VALUES,
+    ) -> None:
         self._buffer = bytearray()
         self._pos = 0
         self._eof = False
         self._max_bulk_bytes = max_bulk_bytes
         self._max_array_items = max_array_items
+        # Every type byte but $ and : (read inline): (category, make, paired).
+        self._kinds: dict[int, tuple[str, Callable[..., object], bool]] = {0x5F: (_NULL, _none, False)}
+        self._kinds.update((kind, (_LINE, make, False)) for kind, make in vocabulary.lines.items())
+        self._kinds.update((kind, (_BLOB, make, False)) for kind, make in vocabulary.blobs.items())
+        self._kinds.update((kind, (_AGGREGATE, make, paired)) for kind, (make, paired) in vocabulary.aggregates.items())
+        self._null_array = vocabulary.null_array
+        # The open aggregates, outermost first (rule 3).
+        self._open: list[_Open] = []
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes received and not yet part of a returned reply."""
         return len(self._buffer) - self._pos
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         if not data:
             self._eof = True
         else:
@@ -73,22 +164,111 @@ class ReplyParser:
     def next_reply(self) -> object:
         """One complete reply, or ``NEED_DATA``; raises ``ReplyProtocolError``
         on bad bytes or on EOF inside a reply."""
-        buffer, pos = self._buffer, self._pos
+        buffer, pos, stack = self._buffer, self._pos, self._open
         # The bus's usual reply, a one-digit integer (TKV.REPL.PUT's :1 or
-        # :0), read without the general parser's calls.
-        if (len(buffer) >= pos + 4 and buffer[pos] == 0x3A and buffer[pos + 2] == 0x0D
+        # :0), read without the general loop.
+        if (not stack and len(buffer) >= pos + 4 and buffer[pos] == 0x3A and buffer[pos + 2] == 0x0D
                 and buffer[pos + 3] == 0x0A and 0x30 <= buffer[pos + 1] <= 0x39):
             digit = buffer[pos + 1] - 0x30
             self._consumed(pos + 4)  # may compact the buffer: read first
             return digit
-        try:
-            value, end = self._parse(pos, 0)
-        except _NeedData:
-            if self._eof and self.buffered_bytes:
-                raise ReplyProtocolError("connection closed in the middle of a reply") from None
-            return NEED_DATA
-        self._consumed(end)
-        return value
+        size = len(buffer)
+        find = buffer.find
+        max_line = MAX_LINE_BYTES + 3
+        kinds = self._kinds
+        while True:
+            # One value at pos: a leaf, or an aggregate's header.
+            if pos >= size:
+                return self._need_data(pos)
+            kind = buffer[pos]
+            end = find(b"\r\n", pos + 1, pos + max_line)
+            if end < 0:
+                if size - pos >= max_line:
+                    raise ReplyProtocolError(f"reply line longer than {MAX_LINE_BYTES} bytes")
+                return self._need_data(pos)
+            after = end + 2
+            value: object
+            if kind == 0x24:  # $ (the commonest, with :)
+                try:
+                    length = int(buffer[pos + 1 : end])
+                except ValueError:
+                    raise _bad_integer(buffer[pos + 1 : end]) from None
+                if length == -1:
+                    value = None
+                else:
+                    if not 0 <= length <= self._max_bulk_bytes:
+                        raise _bad_length(length, self._max_bulk_bytes)
+                    data_end = after + length
+                    if size < data_end + 2:
+                        return self._need_data(pos)
+                    if buffer[data_end] != 0x0D or buffer[data_end + 1] != 0x0A:
+                        raise ReplyProtocolError("bulk string not followed by CRLF")
+                    value = bytes(buffer[after:data_end])
+                    after = data_end + 2
+            elif kind == 0x3A:  # :
+                try:
+                    value = int(buffer[pos + 1 : end])
+                except ValueError:
+                    raise _bad_integer(buffer[pos + 1 : end]) from None
+            else:
+                entry = kinds.get(kind)
+                if entry is None:
+                    raise ReplyProtocolError(f"unexpected reply type byte {bytes([kind])!r}")
+                category, make, paired = entry
+                line = bytes(buffer[pos + 1 : end])
+                if category is _AGGREGATE:
+                    count = _integer(line)
+                    if count == -1 and kind == 0x2A:
+                        value = self._null_array
+                    else:
+                        if paired:
+                            count *= 2
+                        if not 0 <= count <= self._max_array_items:
+                            raise ReplyProtocolError(f"array length {count} outside 0..{self._max_array_items}")
+                        if count:
+                            if len(stack) >= MAX_DEPTH:
+                                raise ReplyProtocolError(f"arrays nested deeper than {MAX_DEPTH}")
+                            stack.append(_Open(count, make))
+                            pos = after
+                            continue
+                        value = make([])
+                elif category is _LINE:
+                    value = _made(make, line)
+                elif category is _BLOB:
+                    length = _integer(line)
+                    if not 0 <= length <= self._max_bulk_bytes:
+                        raise _bad_length(length, self._max_bulk_bytes)
+                    data_end = after + length
+                    if size < data_end + 2:
+                        return self._need_data(pos)
+                    if buffer[data_end] != 0x0D or buffer[data_end + 1] != 0x0A:
+                        raise ReplyProtocolError("bulk string not followed by CRLF")
+                    value = _made(make, bytes(buffer[after:data_end]))
+                    after = data_end + 2
+                else:  # _ (RESP3 null)
+                    if line:
+                        raise ReplyProtocolError("RESP3 null with a payload")
+                    value = None
+            pos = after
+            # The value ends the aggregates it completes.
+            while stack:
+                top = stack[-1]
+                items = top.items
+                items.append(value)
+                if len(items) < top.count:
+                    break
+                stack.pop()
+                value = top.make(items)
+            else:
+                self._consumed(pos)
+                return value
+
+    def _need_data(self, pos: int) -> object:
+        # Items read so far are on the stack: their bytes are consumed.
+        self._consumed(pos)
+        if self._eof and (self.buffered_bytes or self._open):
+            raise ReplyProtocolError("connection closed in the middle of a reply")
+        return NEED_DATA
 
     def _consumed(self, end: int) -> None:
         self._pos = end
@@ -96,115 +276,32 @@ class ReplyParser:
             del self._buffer[:end]
             self._pos = 0
 
-    def _line(self, start: int) -> tuple[bytes, int]:
-        buffer = self._buffer
-        end = buffer.find(b"\r\n", start, start + MAX_LINE_BYTES + 2)
-        if end < 0:
-            if len(buffer) - start > MAX_LINE_BYTES:
-                raise ReplyProtocolError(f"reply line longer than {MAX_LINE_BYTES} bytes")
-            raise _NeedData
-        return bytes(buffer[start:end]), end + 2
-
-    def _integer(self, text: bytes) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ReplyProtocolError(f"bad integer {text[:32]!r}") from None
-
-    def _parse(self, pos: int, depth: int) -> tuple[object, int]:
-        if pos >= len(self._buffer):
-            raise _NeedData
-        kind = self._buffer[pos]
-        line, after = self._line(pos + 1)
-        if kind == 0x2B:  # +
-            return SimpleString(line.decode("utf-8", "replace")), after
-        if kind == 0x2D:  # -
-            return Error(line.decode("utf-8", "replace")), after
-        if kind == 0x3A:  # :
-            return self._integer(line), after
-        if kind == 0x24:  # $
-            length = self._integer(line)
-            if length == -1:
-                return None, after
-            return self._blob(length, after)
-        if kind == 0x2A:  # *
-            count = self._integer(line)
-            if count == -1:
-                return NullArray(), after
-            return self._items(count, after, depth)
-        if kind == 0x5F:  # _ (RESP3 null)
-            if line:
-                raise ReplyProtocolError("RESP3 null with a payload")
-            return None, after
-        if kind == 0x25:  # % (RESP3 map)
-            items, after = self._items(2 * self._integer(line), after, depth)
-            return Map(list(zip(items[::2], items[1::2]))), after
-        if kind == 0x7E:  # ~ (RESP3 set)
-            items, after = self._items(self._integer(line), after, depth)
-            return Set(items), after
-        if kind == 0x2C:  # , (RESP3 double)
-            try:
-                return Double(float(line)), after
-            except ValueError:
-                raise ReplyProtocolError(f"bad double {line[:32]!r}") from None
-        if kind == 0x23:  # # (RESP3 boolean)
-            if line not in (b"t", b"f"):
-                raise ReplyProtocolError(f"bad boolean {line[:32]!r}")
-            return Bool(line == b"t"), after
-        if kind == 0x3D:  # = (RESP3 verbatim string: "fmt:" then the data)
-            data, after = self._blob(self._integer(line), after)
-            if len(data) < 4 or data[3:4] != b":":
-                raise ReplyProtocolError("verbatim string without its format")
-            return Verbatim(data[:3].decode("ascii", "replace"), data[4:]), after
-        if kind == 0x21:  # ! (RESP3 blob error)
-            data, after = self._blob(self._integer(line), after)
-            return Error(data.decode("utf-8", "replace")), after
-        raise ReplyProtocolError(f"unexpected reply type byte {bytes([kind])!r}")
-
-    def _blob(self, length: int, after: int) -> tuple[bytes, int]:
-        """A length-prefixed payload (``$``, ``=``, ``!``) starting at ``after``."""
-        if not 0 <= length <= self._max_bulk_bytes:
-            raise ReplyProtocolError(f"bulk length {length} outside 0..{self._max_bulk_bytes}")
-        end = after + length
-        if len(self._buffer) < end + 2:
-            raise _NeedData
-        if self._buffer[end : end + 2] != b"\r\n":
-            raise ReplyProtocolError("bulk string not followed by CRLF")
-        return bytes(self._buffer[after:end]), end + 2
-
-    def _items(self, count: int, after: int, depth: int) -> tuple[list[object], int]:
-        """``count`` replies of an aggregate (``*``, ``%``, ``~``) from ``after``."""
-        if not 0 <= count <= self._max_array_items:
-            raise ReplyProtocolError(f"array length {count} outside 0..{self._max_array_items}")
-        if depth >= MAX_DEPTH:
-            raise ReplyProtocolError(f"arrays nested deeper than {MAX_DEPTH}")
-        items: list[object] = []
-        for _ in range(count):
-            item, after = self._parse(after, depth + 1)
-            items.append(item)
-        return items, after
 
 
-def encode_request(args: list[bytes] | tuple[bytes, ...]) -> bytes:
-    """A request as RESP: an array of bulk strings (the reply encoder's
-    array of bulk strings, which is exactly that)."""
-    return encode_reply(list(args), 2)
+_LINE, _BLOB, _AGGREGATE, _NULL = "line", "blob", "aggregate", "null"
 
 
-def encode_requests(requests: Sequence[Sequence[bytes]]) -> bytes:
-    """Several requests back to back, each as ``encode_request`` writes it
-    (one buffer for a batch: the bus link sends a batch in one piece)."""
-    parts: list[bytes] = []
-    extend = parts.extend
-    for args in requests:
-        parts.append(b"*%d\r\n" % len(args))
-        for arg in args:
-            size = len(arg)
-            extend((_BULK_HEADERS[size] if size < _CACHED_HEADERS else b"$%d\r\n" % size, arg, b"\r\n"))
-    return b"".join(parts)
+def _none(_: object) -> None:
+    return None
 
 
-# Bulk string headers of the common lengths, made once (a bus batch is
-# hundreds of small arguments).
-_CACHED_HEADERS = 1024
-_BULK_HEADERS = tuple(b"$%d\r\n" % size for size in range(_CACHED_HEADERS))
+def _bad_integer(text: bytes | bytearray) -> ReplyProtocolError:
+    return ReplyProtocolError(f"bad integer {bytes(text[:32])!r}")
+
+
+def _bad_length(length: int, limit: int) -> ReplyProtocolError:
+    return ReplyProtocolError(f"bulk length {length} outside 0..{limit}")
+
+
+def _integer(text: bytes | bytearray) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise _bad_integer(text) from None
+
+
+def _made(make: Callable[[bytes], object], data: bytes) -> object:
+    try:
+        return make(data)
+    except ValueError as error:
+        raise ReplyProtocolError(f"bad reply {data[:32]!r}: {error}") from None

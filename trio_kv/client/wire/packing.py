@@ -1,32 +1,17 @@
-"""Commands to RESP bytes, with hiredis' ``pack_command`` (C). No IO.
+"""What a client sends: commands packed by the project's one packer
+(``protocol/resp_pack.py``, shared with the cluster's peer links), and the
+handshake a new connection starts with. No IO.
 
 Arguments may be ``bytes``, ``str`` (UTF-8), ``int`` or ``float`` (their
-decimal text), or ``memoryview``, as redis-py accepts them. A pipeline's
-commands are packed one by one and joined, so it goes out in one write.
+decimal text), ``bytearray`` or ``memoryview``, as redis-py accepts them. A
+pipeline's commands are packed into one buffer, so it goes out in one write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Union
+from ...protocol.resp_pack import Arg, pack_command, pack_commands
 
-import hiredis
-
-Arg = Union[bytes, str, int, float, memoryview]
-
-
-def pack_command(args: Sequence[Arg]) -> bytes:
-    """One command as a RESP array of bulk strings."""
-    if not args:
-        raise ValueError("a command needs at least its name")
-    # hiredis' stub types its argument as a 1-tuple; it takes any length.
-    packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
-    return packed
-
-
-def pack_commands(commands: Iterable[Sequence[Arg]]) -> bytes:
-    """Several commands back to back (a pipeline), one buffer."""
-    return b"".join(pack_command(args) for args in commands)
+__all__ = ["Arg", "handshake_commands", "pack_command", "pack_commands"]
 
 
 def handshake_commands(

@@ -49,7 +49,8 @@ from typing import cast
 
 import trio
 
-from ...protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError, encode_requests
+from ...protocol.resp_pack import pack_commands
+from ...protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class Link:
             await self._room.park()
         if self._closed is not None:
             raise LinkClosed(f"link to {self.name} closed: {self._closed}")
-        batch = self._enqueue(_Batch(encode_requests(requests), count, time.monotonic()))
+        batch = self._enqueue(_Batch(pack_commands(requests), count, time.monotonic()))
         done = batch.done
         assert done is not None
         try:
@@ -202,7 +203,7 @@ class Link:
     def send_nowait(self, data: bytes | Callable[[], bytes], count: int,
                     on_replies: Callable[[list[object] | None], None]) -> bool:
         """Queue ``count`` requests, already encoded back to back in
-        ``data`` (``resp_reply.encode_requests``: a caller sending the same
+        ``data`` (``resp_pack.pack_commands``: a caller sending the same
         request to several peers encodes it once), or encoded by ``data()``
         when the writer takes them, without waiting (rule 6); False:
         refused, nothing queued."""

@@ -15,13 +15,14 @@ import time
 from collections.abc import Sequence
 
 from ...protocol.replies import Error
-from ...protocol.resp_reply import NEED_DATA, ReplyParser, encode_request
+from ...protocol.resp_pack import pack_command
+from ...protocol.resp_reply import NEED_DATA, ReplyParser
 
 TIMEOUT_SECONDS = 5.0
 
 
 def _call(sock: socket.socket, parser: ReplyParser, *args: bytes) -> object:
-    sock.sendall(encode_request(list(args)))
+    sock.sendall(pack_command(args))
     while (reply := parser.next_reply()) is NEED_DATA:
         data = sock.recv(65536)
         if not data:
