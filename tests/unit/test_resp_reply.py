@@ -13,6 +13,7 @@ from trio_kv.protocol.replies import Bool, Double, Error, Map, NullArray, Set, S
 from trio_kv.protocol.resp_encoder import encode_reply
 from trio_kv.protocol.resp_pack import pack_command, pack_commands
 from trio_kv.protocol.resp_reply import NEED_DATA, ReplyParser, ReplyProtocolError
+from trio_kv.server.cluster.replicator import repl_put, repl_put_many
 
 _text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20)
 _replies = st.recursive(
@@ -185,3 +186,13 @@ def test_the_packer_refuses_what_is_not_an_argument() -> None:
     for bad in ([], [b"GET", True], [b"GET", None], [b"GET", [b"x"]]):
         with pytest.raises((TypeError, ValueError)):
             pack_command(bad)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=40)), min_size=1, max_size=70))
+def test_the_replicators_own_repl_put_is_the_packers_bytes(pairs: list[tuple[bytes, bytes]]) -> None:
+    # The hottest bus request keeps a hand-made encoder (measured about 2x
+    # faster than pack_command for one pair: one % format); its bytes must
+    # stay the one packer's.
+    key, clock = pairs[0]
+    assert repl_put(key, clock) == pack_command([b"TKV.REPL.PUT", key, clock])
+    assert repl_put_many(pairs) == pack_command([b"TKV.REPL.PUT", *(part for pair in pairs for part in pair)])
