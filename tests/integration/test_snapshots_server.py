@@ -5,6 +5,8 @@ other connections keep writing, and KEYS stays exact under writes."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
@@ -102,4 +104,78 @@ def test_keys_answers_one_point_in_time_while_another_connection_writes(roomy_se
     assert added in (
         {f"new:{i}".encode() for i in touched[:deleted_prefix]},
         {f"new:{i}".encode() for i in touched[: deleted_prefix - 1]},
+    )
+
+
+@pytest.fixture
+def listing_server():
+    with ServerProcess.start(REPO, "--appendonly", "no", "--max-keys-reply", "1000000") as process:
+        yield process
+
+
+def _line_keys(sock: socket.socket) -> list[bytes]:
+    """A line-protocol ``KEYS`` reply: ``KEYS <n>``, then n lines."""
+    reader = sock.makefile("rb")
+    header = reader.readline()
+    assert header.startswith(b"KEYS "), header
+    return [reader.readline().rstrip(b"\r\n") for _ in range(int(header[5:]))]
+
+
+@pytest.mark.slow  # about 10 s on the loaded machine
+@pytest.mark.parametrize("wire", ["resp", "line"])
+def test_keys_prefix_on_the_index_answers_one_point_in_time(listing_server, wire):
+    """``KEYS key:*`` (RESP) and ``KEYS key:`` (line protocol) walk the
+    sorted index in slices while a writer runs between them: each of its
+    steps deletes a key early in byte order (walked already) and adds one
+    past every other (walked last). The reply must be the keyspace after
+    some prefix of the writer's steps, exactly (a walk of the live index
+    keeps the deleted keys it passed and shows the keys added after them)."""
+    writer = _client(listing_server)
+    count = 100_000
+    writer.mset({f"key:{i:06d}": "x" for i in range(count)})
+    # A key with a TTL: the index walk then checks expiry key by key, so it
+    # takes several slices (keys only, it is fast enough to take one).
+    writer.set("other", "x", ex=3600)
+    start = {f"key:{i:06d}".encode() for i in range(count)}
+    touched = list(range(0, count, 7))
+    started = threading.Event()
+    stop = threading.Event()
+
+    def write() -> None:
+        # Small pipelines, one after the other: the steps apply in order.
+        for at in range(0, len(touched), 20):
+            if at >= 100:
+                started.set()
+            if stop.is_set():
+                return
+            pipe = writer.pipeline(transaction=False)
+            for i in touched[at : at + 20]:
+                pipe.delete(f"key:{i:06d}")
+                pipe.set(f"key:~{i:06d}", "y")
+            pipe.execute()
+
+    requeued = _info(writer)["dispatcher_slices_requeued"]
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        assert started.wait(WAIT_SECONDS)
+        if wire == "resp":
+            found = _client(listing_server).keys("key:*")
+        else:
+            with socket.create_connection(listing_server.address, timeout=WAIT_SECONDS) as sock:
+                sock.sendall(b"KEYS key:\n")
+                found = _line_keys(sock)
+    finally:
+        stop.set()
+        thread.join(WAIT_SECONDS)
+    assert _info(writer)["dispatcher_slices_requeued"] > requeued  # it did run in slices
+    assert found == sorted(found) and len(found) == len(set(found))
+    found_set = set(found)
+    missing = start - found_set
+    added = found_set - start
+    deleted_prefix = len(missing)
+    assert missing == {f"key:{i:06d}".encode() for i in touched[:deleted_prefix]}
+    assert added in (
+        {f"key:~{i:06d}".encode() for i in touched[:deleted_prefix]},
+        {f"key:~{i:06d}".encode() for i in touched[: deleted_prefix - 1]},
     )

@@ -241,15 +241,15 @@ def cmd_keys(session: Session, args: list[bytes]) -> SnapshotKeys | RangeSlices:
     started, whatever writes run between slices. A pattern that is a plain
     prefix and a star (``user:*``) walks only that prefix's keys in the
     sorted key index when it is on (commands/ordered_range.py; keys in byte
-    order): every key present for the whole call exactly once (exact when
-    it fits one slice), without a snapshot."""
+    order), exact too: a walk longer than one slice reads a snapshot opened
+    at the end of its first slice."""
     pattern = args[1]
     first_for = covering(session)
     prefix = literal_prefix(pattern)
     if prefix and pattern == prefix + b"*" and session.store.sorted_index is not None:
         return RangeSlices(
             session.keyspace, prefix, prefix_end(prefix), high_inclusive=False,
-            matches=None if first_for is None else (lambda key: covers(first_for, key)),
+            matches=None if first_for is None else (lambda key: covers(first_for, key)), exact=True,
         )
     predicate = key_predicate(pattern)
     if first_for is not None:

@@ -113,11 +113,13 @@ def cmd_ttl(session: Session, args: list[bytes]) -> Labelled | SimpleString:
 
 
 def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | RangeSlices | Error:
-    """Run in slices (commands/slicing.py, the same guarantee as RESP KEYS);
-    the walk stops once more than ``--max-keys-reply`` keys matched. With
-    the sorted key index (on by default) the walk covers only the keys
-    with the prefix (commands/ordered_range.py): O(log n + matches)
-    instead of the whole table."""
+    """Run in slices (commands/slicing.py); the walk stops once more than
+    ``--max-keys-reply`` keys matched. With the sorted key index (on by
+    default) the walk covers only the keys with the prefix
+    (commands/ordered_range.py): O(log n + matches) instead of the whole
+    table, and exact as RESP KEYS is (a walk longer than one slice reads a
+    snapshot opened at the end of its first). Without the index, the
+    table walk's guarantee: every key present for the whole call, once."""
     if len(args) > 2:
         return Error("wrong number of arguments for 'keys'")
     prefix = args[1] if len(args) == 2 else b""
@@ -131,7 +133,7 @@ def cmd_keys(session: Session, args: list[bytes]) -> KeysSlices | RangeSlices | 
     if session.store.sorted_index is not None:
         return RangeSlices(
             session.keyspace, prefix, prefix_end(prefix), high_inclusive=False, count=limit + 1,
-            make_reply=lambda keys: reply(keys, 0),  # type: ignore[arg-type]
+            make_reply=lambda keys: reply(keys, 0), exact=True,  # type: ignore[arg-type]
         )
     starts = (lambda key: key.startswith(prefix)) if prefix else None
     return KeysSlices(session.keyspace, starts, max_keys=limit + 1, make_reply=reply)
