@@ -1,8 +1,8 @@
 """``BlockingClient``: the same client for code without Trio (and the CLI),
 on a plain socket (``ssl.SSLContext.wrap_socket`` for TLS), one connection.
 
-The same pure parts as the Trio client (``wire``: hiredis' packing and
-reader). Timeouts are the socket's (``timeout`` seconds, None waits
+The same pure parts as the Trio client (``wire``: the project's packer,
+hiredis' reader) and the same options (``options.ConnectOptions``). Timeouts are the socket's (``timeout`` seconds, None waits
 forever), as blocking code expects; a send or receive that failed or timed
 out mid-way closes the connection (its state is unknown) and the next
 command raises ``ClientConnectionError``. ``typed=True`` reads replies
@@ -14,8 +14,9 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, Unpack
 
+from .options import ConnectKeywords, ConnectOptions
 from .wire.errors import ClientConnectionError, ReplyError
 from .wire.packing import Arg, handshake_commands, pack_command, pack_commands
 from .wire.replies import NEED_DATA, ReplyReader
@@ -35,21 +36,18 @@ class BlockingClient:
         host: str = "127.0.0.1",
         port: int = 6379,
         *,
-        protocol: int = 2,
-        username: str | None = None,
-        password: str | None = None,
-        client_name: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
         timeout: float | None = None,
-        decode: bool = False,
         typed: bool = False,
+        **options: Unpack[ConnectKeywords],
     ) -> None:
-        """Connects, then HELLO/AUTH/SETNAME; raises ``ClientConnectionError``
-        or the server's ``ReplyError`` (and closes) when that fails."""
-        self.host, self.port, self.protocol = host, port, protocol
+        """Connects, then HELLO/AUTH/SETNAME (``options``: client/options.py,
+        as ``Client``'s); raises ``ClientConnectionError`` or the server's
+        ``ReplyError`` (and closes) when that fails."""
+        self.options = connect = ConnectOptions(host, port, **options)
+        self.host, self.port, self.protocol = host, port, connect.protocol
+        ssl_context = connect.ssl_context
         self._typed = typed
-        self._reader: _Reader = TypedReplyReader() if typed else ReplyReader(decode=decode)
+        self._reader: _Reader = TypedReplyReader() if typed else ReplyReader(decode=connect.decode)
         self.closed = False
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
@@ -58,14 +56,15 @@ class BlockingClient:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ssl_context is not None:
-                sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
+                sock = ssl_context.wrap_socket(sock, server_hostname=connect.server_hostname or host)
         except (OSError, ssl.SSLError) as error:
             sock.close()
             raise ClientConnectionError(f"TLS handshake with {host}:{port} failed: {error}") from error
         self._sock = sock
         try:
             handshake = handshake_commands(
-                protocol=protocol, username=username, password=password, client_name=client_name
+                protocol=connect.protocol, username=connect.username, password=connect.password,
+                client_name=connect.client_name,
             )
             for reply in self.execute_many(handshake):
                 refused = self._error_of(reply)

@@ -9,16 +9,17 @@ Rules this module keeps:
   and closed at once, and the pool never hands it out again.
   ``Cancelled`` is re-raised, never swallowed.
 * Requests are packed and replies read by the pure parts in ``wire``
-  (hiredis); this module only moves bytes.
+  (the project's packer, hiredis' reader); this module only moves bytes.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Sequence
+from typing import Unpack
 
 import trio
 
+from .options import ConnectKeywords, ConnectOptions
 from .wire.errors import ClientConnectionError, ReplyError
 from .wire.packing import Arg, handshake_commands, pack_command, pack_commands
 from .wire.replies import NEED_DATA, ReplyReader
@@ -149,23 +150,20 @@ class Connection:
         return self._reader.take_pushes()
 
 
-async def open_connection(
-    host: str,
-    port: int,
-    *,
-    protocol: int = 2,
-    username: str | None = None,
-    password: str | None = None,
-    client_name: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-    decode: bool = False,
-) -> Connection:
-    """Connect, (TLS handshake), then HELLO/AUTH/SETNAME. Raises
-    ``ClientConnectionError`` when the TCP or TLS connection fails, and the
-    server's ``ReplyError`` when it refuses HELLO or AUTH (the connection
-    is closed then)."""
-    handshake = handshake_commands(protocol=protocol, username=username, password=password, client_name=client_name)
+async def open_connection(host: str, port: int, **options: Unpack[ConnectKeywords]) -> Connection:
+    """Connect, (TLS handshake), then HELLO/AUTH/SETNAME (``options``:
+    client/options.py). Raises ``ClientConnectionError`` when the TCP or
+    TLS connection fails, and the server's ``ReplyError`` when it refuses
+    HELLO or AUTH (the connection is closed then)."""
+    return await connect(ConnectOptions(host, port, **options))
+
+
+async def connect(options: ConnectOptions) -> Connection:
+    """``open_connection`` with its options made already (the pool's)."""
+    host, port, protocol, ssl_context = options.host, options.port, options.protocol, options.ssl_context
+    handshake = handshake_commands(
+        protocol=protocol, username=options.username, password=options.password, client_name=options.client_name
+    )
     try:
         stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
     except OSError as error:
@@ -173,13 +171,13 @@ async def open_connection(
     connection: Connection | None = None
     try:
         if ssl_context is not None:
-            tls = trio.SSLStream(stream, ssl_context, server_hostname=server_hostname or host)
+            tls = trio.SSLStream(stream, ssl_context, server_hostname=options.server_hostname or host)
             stream = tls
             try:
                 await tls.do_handshake()
             except trio.BrokenResourceError as error:
                 raise ClientConnectionError(f"TLS handshake with {host}:{port} failed: {error.__cause__ or error}") from error
-        connection = Connection(stream, protocol=protocol, decode=decode)
+        connection = Connection(stream, protocol=protocol, decode=options.decode)
         for reply in await connection.execute_many(handshake):
             if isinstance(reply, ReplyError):
                 raise reply

@@ -13,33 +13,18 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from typing import Unpack
 
 import trio
 
-from .connection import Connection, open_connection
+from .connection import Connection, connect
+from .options import ConnectKeywords, ConnectOptions
 from .wire.errors import ReplyError
 from .wire.packing import Arg
 
 DEFAULT_MAX_CONNECTIONS = 16
-
-
-@dataclass(frozen=True)
-class ConnectOptions:
-    """What every connection of a pool is opened with."""
-
-    host: str = "127.0.0.1"
-    port: int = 6379
-    protocol: int = 2
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    client_name: str | None = None
-    ssl_context: ssl.SSLContext | None = None
-    server_hostname: str | None = None
-    decode: bool = False
 
 
 class Client:
@@ -51,20 +36,15 @@ class Client:
         host: str = "127.0.0.1",
         port: int = 6379,
         *,
-        protocol: int = 2,
-        username: str | None = None,
-        password: str | None = None,
-        client_name: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        decode: bool = False,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        **options: Unpack[ConnectKeywords],
     ) -> None:
+        """``options``: client/options.py (protocol, username, password,
+        client_name, ssl_context, server_hostname, decode)."""
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        self.options = ConnectOptions(
-            host, port, protocol, username, password, client_name, ssl_context, server_hostname, decode
-        )
+        # What every connection of the pool is opened with.
+        self.options = ConnectOptions(host, port, **options)
         self.max_connections = max_connections
         self._slots = trio.Semaphore(max_connections)
         self._idle: list[Connection] = []
@@ -100,7 +80,7 @@ class Client:
         try:
             connection = self._idle.pop() if self._idle else None
             if connection is None:
-                connection = await open_connection(**vars(self.options))
+                connection = await connect(self.options)
                 self._opened += 1
             try:
                 yield connection
