@@ -21,6 +21,8 @@ reset (before the move: ``LinkDown`` at once)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -28,13 +30,29 @@ import trio
 from trio_kv.protocol.replies import SimpleString
 
 from . import determinism
-from .cluster import SimCluster, wait_until
+from .cluster import SimClient, SimCluster, wait_until
+from .node import Running, SimNode
 
 WRITE_TIMEOUT_SECONDS = 2.0
 
 
-def _run(tmp_path: Path) -> dict[str, object]:
-    cluster = SimCluster(11, tmp_path, count=3, cluster_write_timeout_seconds=WRITE_TIMEOUT_SECONDS)
+@dataclass
+class _Setup:
+    """Three nodes up, ``k`` written through ``first``'s client."""
+
+    cluster: SimCluster
+    client: SimClient
+    running: Running
+    first: SimNode
+    third: SimNode
+
+
+Scenario = Callable[[_Setup, dict[str, object]], Awaitable[None]]
+
+
+def _run(tmp_path: Path, seed: int, scenario: Scenario) -> dict[str, object]:
+    """Both tests' setup, then ``scenario``; what it put in the result."""
+    cluster = SimCluster(seed, tmp_path, count=3, cluster_write_timeout_seconds=WRITE_TIMEOUT_SECONDS)
     first, _, third = cluster.nodes
     result: dict[str, object] = {}
 
@@ -44,59 +62,49 @@ def _run(tmp_path: Path) -> dict[str, object]:
             await wait_until(cluster.all_up)
             client = await cluster.client(nursery, first)
             assert await client.call(b"SET", b"k", b"v") == SimpleString("OK")
-            assert await client.call(b"TKV.CONSISTENCY", b"ALL") == SimpleString("OK")
-            cluster.network.reset_connections(first.member.host, third.member.host, "injected")
-            await trio.sleep(0)
             running = first.running
             assert running is not None
-            result["believed_up"] = third.member in running.cluster.view().up
-            started = trio.current_time()
-            with trio.fail_after(WRITE_TIMEOUT_SECONDS + 1):
-                result["get"] = await client.call(b"GET", b"k")
-            result["seconds"] = trio.current_time() - started
+            await scenario(_Setup(cluster, client, running, first, third), result)
             nursery.cancel_scope.cancel()
 
-    determinism.run(11, main)
+    determinism.run(seed, main)
     return result
 
 
+async def _read_at_all_after_a_reset(setup: _Setup, result: dict[str, object]) -> None:
+    client, first, third = setup.client, setup.first, setup.third
+    assert await client.call(b"TKV.CONSISTENCY", b"ALL") == SimpleString("OK")
+    setup.cluster.network.reset_connections(first.member.host, third.member.host, "injected")
+    await trio.sleep(0)
+    result["believed_up"] = third.member in setup.running.cluster.view().up
+    started = trio.current_time()
+    with trio.fail_after(WRITE_TIMEOUT_SECONDS + 1):
+        result["get"] = await client.call(b"GET", b"k")
+    result["seconds"] = trio.current_time() - started
+
+
 def test_a_read_at_all_waits_for_a_link_that_is_reconnecting(tmp_path: Path) -> None:
-    result = _run(tmp_path)
+    result = _run(tmp_path, 11, _read_at_all_after_a_reset)
     assert result["believed_up"], result
     assert result["get"] == b"v", result
 
 
-def _run_direct(tmp_path: Path) -> dict[str, object]:
-    cluster = SimCluster(13, tmp_path, count=3, cluster_write_timeout_seconds=WRITE_TIMEOUT_SECONDS)
-    first, _, third = cluster.nodes
-    result: dict[str, object] = {}
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            await cluster.start_all(nursery)
-            await wait_until(cluster.all_up)
-            client = await cluster.client(nursery, first)
-            assert await client.call(b"SET", b"k", b"v") == SimpleString("OK")
-            running = first.running
-            assert running is not None
-            link = running.cluster.links[third.member]
-            cluster.network.reset_connections(first.member.host, third.member.host, "injected")
-            with trio.fail_after(1):
-                while link.connected:  # the link notices the reset (mock time: a short sleep)
-                    await trio.sleep(0.001)
-            result["connected"] = link.connected
-            result["believed_up"] = third.member in running.cluster.view().up
-            started = trio.current_time()
-            with trio.fail_after(WRITE_TIMEOUT_SECONDS):
-                (result["clock"],) = await link.request_many([[b"TKV.REPL.GET", b"k"]])
-            result["seconds"] = trio.current_time() - started
-            nursery.cancel_scope.cancel()
-
-    determinism.run(13, main)
-    return result
+async def _request_after_a_reset(setup: _Setup, result: dict[str, object]) -> None:
+    first, third, running = setup.first, setup.third, setup.running
+    link = running.cluster.links[third.member]
+    setup.cluster.network.reset_connections(first.member.host, third.member.host, "injected")
+    with trio.fail_after(1):
+        while link.connected:  # the link notices the reset (mock time: a short sleep)
+            await trio.sleep(0.001)
+    result["connected"] = link.connected
+    result["believed_up"] = third.member in running.cluster.view().up
+    started = trio.current_time()
+    with trio.fail_after(WRITE_TIMEOUT_SECONDS):
+        (result["clock"],) = await link.request_many([[b"TKV.REPL.GET", b"k"]])
+    result["seconds"] = trio.current_time() - started
 
 
 def test_any_request_on_a_reconnecting_link_to_a_member_believed_up_waits(tmp_path: Path) -> None:
-    result = _run_direct(tmp_path)
+    result = _run(tmp_path, 13, _request_after_a_reset)
     assert result["believed_up"] and not result["connected"], result
     assert isinstance(result["clock"], bytes) and result["seconds"] > 0, result
