@@ -96,15 +96,17 @@ def test_keys_answers_one_point_in_time_while_another_connection_writes(roomy_se
     finally:
         reader.connection_pool.release(connection)
     assert len(found) == len(set(found))
+    _assert_after_some_steps(found, start, [f"key:{i}".encode() for i in touched], [f"new:{i}".encode() for i in touched])
+
+
+def _assert_after_some_steps(found: list[bytes], start: set[bytes], deleted: list[bytes], added: list[bytes]) -> None:
+    """``found`` is ``start`` after the first n steps of a writer whose step
+    i deletes ``deleted[i]`` then adds ``added[i]`` (the last step perhaps
+    half done), for some n."""
     found_set = set(found)
-    missing = start - found_set
-    added = found_set - start
-    deleted_prefix = len(missing)
-    assert missing == {f"key:{i}".encode() for i in touched[:deleted_prefix]}
-    assert added in (
-        {f"new:{i}".encode() for i in touched[:deleted_prefix]},
-        {f"new:{i}".encode() for i in touched[: deleted_prefix - 1]},
-    )
+    steps = len(start - found_set)
+    assert start - found_set == set(deleted[:steps])
+    assert found_set - start in (set(added[:steps]), set(added[: steps - 1]))
 
 
 @pytest.fixture
@@ -170,12 +172,6 @@ def test_keys_prefix_on_the_index_answers_one_point_in_time(listing_server, wire
         thread.join(WAIT_SECONDS)
     assert _info(writer)["dispatcher_slices_requeued"] > requeued  # it did run in slices
     assert found == sorted(found) and len(found) == len(set(found))
-    found_set = set(found)
-    missing = start - found_set
-    added = found_set - start
-    deleted_prefix = len(missing)
-    assert missing == {f"key:{i:06d}".encode() for i in touched[:deleted_prefix]}
-    assert added in (
-        {f"key:~{i:06d}".encode() for i in touched[:deleted_prefix]},
-        {f"key:~{i:06d}".encode() for i in touched[: deleted_prefix - 1]},
+    _assert_after_some_steps(
+        found, start, [f"key:{i:06d}".encode() for i in touched], [f"key:~{i:06d}".encode() for i in touched]
     )

@@ -184,15 +184,8 @@ class RangeSlices(Sliced):
             walked = len(keys)
             if check_expiry:
                 keys = [key for key in keys if not expired(key, now_ms)]
-            if matches is not None:
-                keys = list(filter(matches, keys))
-            if self._skip:
-                skipped = min(self._skip, len(keys))
-                self._skip -= skipped
-                keys = keys[skipped:]
-            if remaining is not None:
-                keys = keys[:remaining]
-                remaining = self._remaining = remaining - len(keys)
+            keys = self._answered(keys)
+            remaining = self._remaining
             if self._with_values:
                 keyspace.add_string_views(keys, found)
             else:
@@ -211,20 +204,11 @@ class RangeSlices(Sliced):
             units = self._merged_units(view)  # rare: KEYS never walks in reverse
         else:
             units = self._corrected_units(view)
-        matches = self._matches
         found = self._found
         clock = time.perf_counter
         for keys, last in units:
-            if matches is not None:
-                keys = list(filter(matches, keys))
-            if self._skip:
-                skipped = min(self._skip, len(keys))
-                self._skip -= skipped
-                keys = keys[skipped:]
+            keys = self._answered(keys)
             remaining = self._remaining
-            if remaining is not None:
-                keys = keys[:remaining]
-                remaining = self._remaining = remaining - len(keys)
             if self._with_values:
                 for key in keys:
                     value = view.value(key)
@@ -239,6 +223,21 @@ class RangeSlices(Sliced):
             if clock() >= deadline:
                 return False
         return self._finish()
+
+    def _answered(self, keys: list[bytes]) -> list[bytes]:
+        """Of a unit's keys (in range, live), the ones answered: filtered,
+        past the offset, within the count (both walks)."""
+        if self._matches is not None:
+            keys = list(filter(self._matches, keys))
+        if self._skip:
+            skipped = min(self._skip, len(keys))
+            self._skip -= skipped
+            keys = keys[skipped:]
+        remaining = self._remaining
+        if remaining is not None:
+            keys = keys[:remaining]
+            self._remaining = remaining - len(keys)
+        return keys
 
     def _resume_after(self, key: bytes) -> None:
         # The next unit (and slice) resumes strictly past ``key``.

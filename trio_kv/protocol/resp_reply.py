@@ -233,8 +233,12 @@ class ReplyParser:
                             continue
                         value = make([])
                 elif category is _LINE:
-                    value = _made(make, line)
+                    try:  # inline, not _made: status replies are common
+                        value = make(line)
+                    except ValueError as error:
+                        raise ReplyProtocolError(f"bad reply {line[:32]!r}: {error}") from None
                 elif category is _BLOB:
+                    # As $ above, which stays inline there: the commonest type.
                     length = _integer(line)
                     if not 0 <= length <= self._max_bulk_bytes:
                         raise _bad_length(length, self._max_bulk_bytes)
