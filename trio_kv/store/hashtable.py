@@ -87,12 +87,29 @@ Rules kept here:
   slices (FLUSHALL).
 * ``hash(bytes)`` is randomized per process, so cursors only mean something
   within one process (as Redis's do within one server).
+
+Access stamps (eviction, store/eviction_policy.py): off by default and then
+free but for one ``is not None`` test per write. ``enable_stamps(clock,
+touch_reads)`` keeps a 32-bit stamp per slot in a parallel ``array('I')``
+for each list (4 bytes a slot): a new key gets ``clock.fresh()``, a write
+to a key ``clock.touch(stamp)``, and with ``touch_reads`` so does a ``get``
+that finds it; a resize moves a key's stamp with it. A read updates its
+stamp under the *read* lock, racing other readers: one array store is
+atomic under the GIL, so a race only loses an update (a stamp a little
+old, eviction a little less exact, as Redis' unlocked lru field), never
+corrupts the table; writers are excluded by the lock. ``sample`` and
+``stamp`` read them. Installing a new list with stamps on allocates its
+array at once (``array * n``: about 2 ms at 2**22 slots); only a server
+with an LRU or LFU policy pays it.
+``memory_bytes`` is what the table's own structure costs (its lists' cells,
+the stamp arrays), without the keys and values it references.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+from array import array
 from collections.abc import Iterator
 from itertools import repeat
 from typing import Any
@@ -117,6 +134,10 @@ RELEASE_CELLS_PER_WRITE = 256
 UPKEEP_WRITES_PER_STEP = 16
 # Most cells one write allocates or frees (a step at the highest rate).
 MAX_UPKEEP_CELLS_PER_WRITE = UPKEEP_WRITES_PER_STEP * PREPARE_MAX_CELLS_PER_WRITE
+# Bytes of a list cell (a pointer), of a list object's header, of a stamp.
+CELL_BYTES = 8
+LIST_HEADER_BYTES = 56
+STAMP_BYTES = 4
 # A trigger no count reaches.
 _NEVER = sys.maxsize
 # SCAN stops after returning ``count`` items or inspecting this many slots per
@@ -261,6 +282,12 @@ class HashTable:
         "_install_version",
         # New keys stored so far (see ``inserts``).
         "_inserts",
+        # Access stamps (see the module docstring): the clock (None: off),
+        # its touch for reads (None: reads do not stamp), one array per list.
+        "_clock",
+        "_read_touch",
+        "_stamps",
+        "_old_stamps",
     )
 
     def __init__(self, initial_slots: int = MIN_SLOTS) -> None:
@@ -271,6 +298,10 @@ class HashTable:
         self._layout_version = 0
         self._install_version = 0
         self._inserts = 0
+        self._clock: Any = None
+        self._read_touch: Any = None
+        self._stamps: array[int] | None = None
+        self._old_stamps: array[int] | None = None
         self._reset(slots)
 
     def _reset(self, slots: int) -> None:
@@ -287,6 +318,8 @@ class HashTable:
         self._install_version += 1
         slots = len(table) >> 1
         self._table: list[Any] = table
+        self._stamps = None if self._clock is None else array("I", [0]) * slots
+        self._old_stamps = None
         self._mask = 2 * (slots - 1)
         self._used = 0
         self._fill = 0
@@ -319,6 +352,10 @@ class HashTable:
         k = table[i]
         while k is not None:
             if k == key:
+                touch = self._read_touch
+                if touch is not None:  # racy by design (module docstring)
+                    stamps = self._stamps
+                    stamps[i >> 1] = touch(stamps[i >> 1])  # type: ignore[index]
                 return table[i + 1]
             i = (i + 2) & mask
             k = table[i]
@@ -326,6 +363,10 @@ class HashTable:
         if old_table is not None:
             i = self._find_old(key)
             if i >= 0:
+                touch = self._read_touch
+                if touch is not None:
+                    stamps = self._old_stamps
+                    stamps[i >> 1] = touch(stamps[i >> 1])  # type: ignore[index]
                 return old_table[i + 1]
         return default
 
@@ -563,6 +604,81 @@ class HashTable:
             "spare_misses": self._spare_misses,
         }
 
+    # --- access stamps and memory (eviction; see the module docstring) -----
+
+    def enable_stamps(self, clock: Any, touch_reads: bool) -> None:
+        """Keep a stamp per key from now on (write lock): every key present
+        gets ``clock.fresh()``; ``clock`` has ``fresh()`` and ``touch(stamp)``
+        (store/eviction_policy.AccessClock). Allocates 4 bytes a slot at once."""
+        self._clock = clock
+        self._read_touch = clock.touch if touch_reads else None
+        fresh = array("I", [clock.fresh()])
+        self._stamps = fresh * (len(self._table) >> 1)
+        old_table = self._old_table
+        self._old_stamps = None if old_table is None else fresh * (len(old_table) >> 1)
+
+    def disable_stamps(self) -> None:
+        """Stop keeping stamps and free their arrays (write lock)."""
+        self._clock = self._read_touch = None
+        self._stamps = self._old_stamps = None
+
+    def stamp(self, key: bytes) -> int | None:
+        """``key``'s access stamp (a read: nothing changes), or None if the
+        key is absent or stamps are off."""
+        if self._clock is None:
+            return None
+        i = self._find_current(key)
+        if i >= 0:
+            return self._stamps[i >> 1]  # type: ignore[index]
+        if self._old_table is not None:
+            i = self._find_old(key)
+            if i >= 0:
+                return self._old_stamps[i >> 1]  # type: ignore[index]
+        return None
+
+    def sample(self, count: int) -> list[tuple[bytes, Any, int]]:
+        """About ``count`` live entries drawn at random (a read), each as
+        (key, value, stamp; 0 with stamps off): uniform slots over both
+        lists, as ``random_item``, giving up after ``count *
+        RANDOM_MAX_DRAWS`` empty draws (a sparse table); may repeat a key."""
+        out: list[tuple[bytes, Any, int]] = []
+        if not self._used:
+            return out
+        table, stamps = self._table, self._stamps
+        old_table, old_stamps = self._old_table, self._old_stamps
+        slots = len(table) >> 1
+        total = slots + (0 if old_table is None else len(old_table) >> 1)
+        draw = self._random.random
+        for _ in range(count * RANDOM_MAX_DRAWS):
+            s = int(draw() * total)
+            cells: list[Any] = table
+            cell_stamps = stamps
+            if s >= slots:
+                cells, cell_stamps, s = old_table, old_stamps, s - slots  # type: ignore[assignment]
+            k = cells[2 * s]
+            if k is not None and k is not _TOMBSTONE:
+                out.append((k, cells[2 * s + 1], 0 if cell_stamps is None else cell_stamps[s]))
+                if len(out) >= count:
+                    break
+        return out
+
+    def memory_bytes(self) -> int:
+        """Bytes the table's structure costs: every list it holds (current,
+        old, spare, lists being released) and the stamp arrays; not the
+        keys and values (a read)."""
+        cells = len(self._table) + len(self._spare) + sum(len(cells) for cells in self._releasing)
+        lists = 2 + len(self._releasing)
+        old_table = self._old_table
+        if old_table is not None:
+            cells += len(old_table)
+            lists += 1
+        stamps = 0
+        if self._stamps is not None:
+            stamps += len(self._stamps)
+        if self._old_stamps is not None:
+            stamps += len(self._old_stamps)
+        return cells * CELL_BYTES + lists * LIST_HEADER_BYTES + stamps * STAMP_BYTES
+
     def _find_old(self, key: bytes) -> int:
         """Position of ``key``'s cell in the old list, or -1."""
         old_table: list[Any] = self._old_table  # type: ignore[assignment]
@@ -595,6 +711,9 @@ class HashTable:
                 if i >= 0:
                     previous = old_table[i + 1]
                     old_table[i + 1] = value
+                    if self._clock is not None:
+                        stamps = self._old_stamps
+                        stamps[i >> 1] = self._clock.touch(stamps[i >> 1])  # type: ignore[index]
                     return previous
         table = self._table
         mask = self._mask
@@ -605,6 +724,9 @@ class HashTable:
             if k == key:
                 previous = table[i + 1]
                 table[i + 1] = value
+                if self._clock is not None:
+                    stamps = self._stamps
+                    stamps[i >> 1] = self._clock.touch(stamps[i >> 1])  # type: ignore[index]
                 return previous
             if k is _TOMBSTONE and free < 0:
                 free = i
@@ -617,6 +739,8 @@ class HashTable:
             self._fill += 1
         table[i] = key
         table[i + 1] = value
+        if self._clock is not None:
+            self._stamps[i >> 1] = self._clock.fresh()  # type: ignore[index]
         self._used += 1
         self._inserts += 1
         if self._fill > self._maintain_above:
@@ -783,9 +907,11 @@ class HashTable:
             self._releasing.append(old_table)
             self._install([None] * (2 * MIN_SLOTS))
             return
+        old_stamps = self._stamps
         self._install(self._take_list(live, old_slots))
         self._used = live
         self._old_table, self._old_mask = old_table, old_mask
+        self._old_stamps = old_stamps
         self._old_used = live
         # The first empty cell: no probe run crosses it, and none is ever
         # added to the old list, so draining from it never splits a run.
@@ -806,6 +932,7 @@ class HashTable:
         old_table: list[Any] = self._old_table  # type: ignore[assignment]
         old_mask = self._old_mask
         table, mask = self._table, self._mask
+        stamps, old_stamps = self._stamps, self._old_stamps
         position = self._rehash_position
         steps = min(slot_count, self._rehash_remaining)
         last_empty = -1
@@ -825,6 +952,8 @@ class HashTable:
                     reused_tombstones += 1
                 table[i] = k
                 table[i + 1] = old_table[position + 1]
+                if stamps is not None:
+                    stamps[i >> 1] = old_stamps[position >> 1]  # type: ignore[index]
                 old_table[position] = _TOMBSTONE
                 # Cleared now, while the value is in cache: freeing the old
                 # list later then touches no value's reference count.
@@ -846,6 +975,7 @@ class HashTable:
         if self._old_table is not None:
             self._releasing.append(self._old_table)
         self._old_table = None
+        self._old_stamps = None
         self._old_mask = 0
         self._old_used = 0
         self._rehash_start = 0

@@ -75,8 +75,10 @@ from typing import Protocol, TypeVar
 from ..cluster.slots import SLOT_COUNT, key_slot
 from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .effects import EffectSink
+from .eviction_policy import AccessClock
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
+from .memory_accounting import EXPIRY_OBJECT_BYTES, VALUE_OBJECT_BYTES, object_bytes
 from .snapshots import SnapshotChain, UndoLog
 from .sorted_index import SortedKeyIndex
 
@@ -113,6 +115,14 @@ class Keyspace:
         self._expires = HashTable()
         self._clock_ms = clock_ms
         self.value_bytes = 0
+        # What the keys' objects cost (store/memory_accounting.py), kept
+        # exact where keys enter and leave, as the per-slot counts.
+        self.key_bytes = 0
+        # Access stamps for eviction (set_access_clock): the clock and
+        # whether reads stamp; None: off (the tables keep none).
+        self._access: tuple[AccessClock, bool] | None = None
+        # Keys deleted by eviction (INFO stats evicted_keys).
+        self.evicted_keys = 0
         # Total buffer size of the Growable values (their length plus spare capacity).
         self.grown_capacity_bytes = 0
         # Keys deleted because their time ran out (INFO stats expired_keys).
@@ -359,6 +369,61 @@ class Keyspace:
                 return item[0]
         return None
 
+    def memory_bytes(self) -> int:
+        """The data's accounted bytes (store/memory_accounting.py): keys,
+        values, both tables' structure, expiry times, the sorted index. O(1)
+        in the keys (a read). A compact table plugs in by answering
+        ``memory_bytes()`` for its own structure."""
+        values, expires = self._values, self._expires
+        total = (
+            self.key_bytes + self.value_bytes + len(values) * VALUE_OBJECT_BYTES + self.grown_capacity_bytes
+            + values.memory_bytes() + expires.memory_bytes() + len(expires) * EXPIRY_OBJECT_BYTES
+        )
+        if self._sorted is not None:
+            total += self._sorted.bytes_estimate()
+        return total
+
+    # --- eviction (store/eviction.py drives it; the rules are its) ---------
+
+    def set_access_clock(self, clock: AccessClock | None, touch_reads: bool = True) -> None:
+        """Keep an access stamp per key (``clock``: LRU or LFU) or none
+        (None). Write lock: allocates or frees the stamp arrays at once."""
+        self._access = None if clock is None else (clock, touch_reads)
+        if clock is None:
+            self._values.disable_stamps()
+        else:
+            self._values.enable_stamps(clock, touch_reads)
+
+    def access_stamp(self, key: bytes) -> int | None:
+        """``key``'s stamp without touching it (OBJECT FREQ/IDLETIME, the
+        pool's scores); None when absent or no stamps are kept (a read)."""
+        return self._values.stamp(key)
+
+    def eviction_sample(self, volatile: bool, count: int) -> list[tuple[bytes, int, int]]:
+        """About ``count`` random candidates (a read) as (key, stamp, expiry
+        ms or -1): from every key, or only from keys with a TTL (``volatile``)."""
+        if not volatile:
+            return [(key, stamp, NO_EXPIRY) for key, _value, stamp in self._values.sample(count)]
+        stamp_of = self._values.stamp
+        return [(key, stamp_of(key) or 0, at_ms) for key, at_ms, _stamp in self._expires.sample(count)]
+
+    def is_eviction_candidate(self, key: bytes, volatile: bool) -> bool:
+        """``key`` is stored (with a TTL if ``volatile``); touches nothing."""
+        return key in self._values and (not volatile or key in self._expires)
+
+    def evict(self, key: bytes) -> bool:
+        """Delete ``key`` to free memory, as DEL does: its pre-image goes to
+        open snapshots, a DEL effect to the log and replicas; counted in
+        ``evicted_keys`` (an expired key found here is only expired)."""
+        if self._is_expired(key):
+            self._expire_if_needed(key)
+            return True
+        deleted = self._remove(key) is not None
+        if deleted:
+            self.evicted_keys += 1
+            self.effects.emit(("DEL", key))
+        return deleted
+
     def statistics(self) -> dict[str, object]:
         return {
             "keys": len(self._values),
@@ -398,6 +463,7 @@ class Keyspace:
             self._save_preimage(key)
         value = self._values.pop(key, None)
         if value is not None:
+            self.key_bytes -= object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] -= 1
             if self._sorted is not None:
@@ -424,6 +490,7 @@ class Keyspace:
             self.value_bytes += len(value) - (len(old) if type(old) is bytes else self._forget(old))
         else:
             self.value_bytes += len(value)
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -535,6 +602,7 @@ class Keyspace:
         old = self._values.swap(key, value)
         self.value_bytes += len(value) - (0 if old is None else self._forget(old))
         if old is None:
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -629,6 +697,7 @@ class Keyspace:
                 return  # nothing to store, nothing changed
             self._values.set(key, value)
             self.value_bytes += value.size_bytes()
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -678,6 +747,7 @@ class Keyspace:
                 return
             self._values.set(key, value)
             self.value_bytes += value.size_bytes()
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -713,6 +783,7 @@ class Keyspace:
         old = self._values.swap(target, value)
         self.value_bytes += value.size_bytes() - (0 if old is None else self._forget(old))
         if old is None:
+            self.key_bytes += object_bytes(len(target))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(target)] += 1
             if self._sorted is not None:
@@ -740,6 +811,7 @@ class Keyspace:
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
+        self.key_bytes = 0
         self.grown_capacity_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
@@ -759,6 +831,7 @@ class Keyspace:
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
+        self.key_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
         self.effects.emit(("CLEAR",))
@@ -770,6 +843,8 @@ class Keyspace:
         if self.undo_log is None or not self.snapshots.cleared(self._values, self._expires):
             return False
         self._values, self._expires = HashTable(), HashTable()
+        if self._access is not None:
+            self._values.enable_stamps(*self._access)
         return True
 
     def attach_sorted_index(self, index: SortedKeyIndex | None) -> None:
