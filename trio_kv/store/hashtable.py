@@ -640,7 +640,8 @@ class HashTable:
         """About ``count`` live entries drawn at random (a read), each as
         (key, value, stamp; 0 with stamps off): uniform slots over both
         lists, as ``random_item``, giving up after ``count *
-        RANDOM_MAX_DRAWS`` empty draws (a sparse table); may repeat a key."""
+        RANDOM_MAX_DRAWS`` draws (a sparse table: then one entry, from
+        ``random_item``); may repeat a key."""
         out: list[tuple[bytes, Any, int]] = []
         if not self._used:
             return out
@@ -660,6 +661,10 @@ class HashTable:
                 out.append((k, cells[2 * s + 1], 0 if cell_stamps is None else cell_stamps[s]))
                 if len(out) >= count:
                     break
+        if not out:  # a sparse table: random_item walks to a live slot
+            item = self.random_item()
+            if item is not None:
+                out.append((item[0], item[1], self.stamp(item[0]) or 0))
         return out
 
     def memory_bytes(self) -> int:
