@@ -636,6 +636,18 @@ class HashTable:
                 return self._old_stamps[i >> 1]  # type: ignore[index]
         return None
 
+    def peek(self, key: bytes) -> tuple[Any, int] | None:
+        """``key``'s value and stamp (0 with stamps off) without touching
+        the stamp (OBJECT, eviction's checks), or None if absent."""
+        i = self._find_current(key)
+        if i >= 0:
+            return self._table[i + 1], 0 if self._stamps is None else self._stamps[i >> 1]
+        if self._old_table is not None:
+            i = self._find_old(key)
+            if i >= 0:
+                return self._old_table[i + 1], 0 if self._old_stamps is None else self._old_stamps[i >> 1]
+        return None
+
     def sample(self, count: int) -> list[tuple[bytes, Any, int]]:
         """About ``count`` live entries drawn at random (a read), each as
         (key, value, stamp; 0 with stamps off): uniform slots over both

@@ -399,6 +399,14 @@ class Keyspace:
         pool's scores); None when absent or no stamps are kept (a read)."""
         return self._values.stamp(key)
 
+    def peek(self, key: bytes) -> tuple[Value, int] | None:
+        """``key``'s value and access stamp (0 when none is kept) unless
+        absent or expired, touching nothing (OBJECT; a read)."""
+        entry = self._values.peek(key)
+        if entry is None or self._is_expired(key):
+            return None
+        return entry
+
     def eviction_sample(self, volatile: bool, count: int) -> list[tuple[bytes, int, int]]:
         """About ``count`` random candidates (a read) as (key, stamp, expiry
         ms or -1): from every key, or only from keys with a TTL (``volatile``)."""
