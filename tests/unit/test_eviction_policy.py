@@ -209,3 +209,22 @@ def test_maxmemory_flag_takes_redis_units(text: str, expected: int) -> None:
     from trio_kv.config import parse_config
 
     assert parse_config(["--maxmemory", text], environ={}).maxmemory_bytes == expected
+
+
+def test_cluster_mode_accepts_only_noeviction() -> None:
+    from trio_kv.config import parse_config
+
+    with pytest.raises(SystemExit):
+        parse_config(["--cluster-enabled", "yes", "--maxmemory-policy", "allkeys-lru"], environ={})
+    assert parse_config(["--cluster-enabled", "yes", "--maxmemory", "1gb"], environ={}).maxmemory_policy == "noeviction"
+
+
+def test_metrics_report_evicted_keys_and_used_memory() -> None:
+    from trio_kv.http.prometheus import MetricsSnapshot, render_metrics
+
+    snapshot = MetricsSnapshot(
+        counters={}, commands={}, latency={}, keys=1, value_bytes=1, expired_keys=0, connected_clients={},
+        max_clients=1, ready=True, uptime_seconds=1.0, evicted_keys=7, used_memory_bytes=12345,
+    )
+    text = render_metrics(snapshot).decode()
+    assert "trio_kv_evicted_keys_total 7" in text and "trio_kv_used_memory_bytes 12345" in text

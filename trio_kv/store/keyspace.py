@@ -15,6 +15,15 @@ Rules kept here:
 * ``value_bytes`` is the total length of all stored values, kept exact on
   every write (the text protocol's ``bytes`` field). Spare capacity of grown
   values is not in it (``statistics()["grown_capacity_bytes"]`` is).
+* ``key_bytes`` is what the keys' objects cost (store/memory_accounting.py),
+  kept exact where keys enter and leave (the same points as the per-slot
+  counts); ``memory_bytes()`` adds values, tables, expiry and the index:
+  the data's part of INFO ``used_memory``, O(1).
+* Eviction (store/eviction.py drives it): ``set_access_clock`` makes the
+  value table keep an access stamp per key (LRU or LFU); ``evict`` deletes
+  a key exactly as DEL does (snapshot pre-image, a ``DEL`` effect) and
+  counts it in ``evicted_keys``; ``peek`` and ``is_eviction_candidate``
+  read without touching a stamp.
 * Values are ``bytes``, or a ``Growable`` (store/growable.py) once APPEND or
   SETRANGE made one longer than ``SMALL_VALUE_BYTES``: it grows in place in
   amortized O(1). ``get`` always answers ``bytes`` (a grown value is copied);
