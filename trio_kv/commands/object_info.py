@@ -78,7 +78,7 @@ def object_freq(session: Session, args: list[bytes]) -> int | Error | None:
     clock = session.store.evictor.clock
     if clock is None or not clock.lfu:
         return NOT_LFU
-    return 255 - clock.score(entry[1], session.keyspace.now_ms())
+    return 255 - clock.score(entry[1], clock.now_ms())
 
 
 def object_idletime(session: Session, args: list[bytes]) -> int | Error | None:
@@ -88,7 +88,7 @@ def object_idletime(session: Session, args: list[bytes]) -> int | Error | None:
     clock = session.store.evictor.clock
     if clock is None or clock.lfu:
         return NOT_LRU
-    return clock.score(entry[1], session.keyspace.now_ms()) // 1000
+    return clock.score(entry[1], clock.now_ms()) // 1000
 
 
 def object_refcount(session: Session, args: list[bytes]) -> int | None:

@@ -79,7 +79,7 @@ class Evictor:
             sample = keyspace.eviction_sample(self._volatile, 1)
             return sample[0][0] if sample else None
         pool = self.pool
-        now_ms = keyspace.now_ms()
+        now_ms = keyspace.access_clock_ms()
         for _ in range(MAX_POOL_REFILLS):
             sample = keyspace.eviction_sample(self._volatile, self.samples)
             if not sample and not len(pool):

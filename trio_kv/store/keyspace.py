@@ -123,6 +123,9 @@ class Keyspace:
         self._values = HashTable()
         self._expires = HashTable()
         self._clock_ms = clock_ms
+        # The wall clock as given, for access stamps: ``_clock_ms`` is
+        # swapped while loading (``expiry_paused``), stamps must not be.
+        self.access_clock_ms = clock_ms
         self.value_bytes = 0
         # What the keys' objects cost (store/memory_accounting.py), kept
         # exact where keys enter and leave, as the per-slot counts.

@@ -146,7 +146,7 @@ class Store:
             wants_clock = lfu or policy in LRU_POLICIES
             clock = evictor.clock
             if wants_clock and (clock is None or clock.lfu != lfu):
-                clock = AccessClock(lfu, self.keyspace.now_ms)
+                clock = AccessClock(lfu, self.keyspace.access_clock_ms)
                 self.keyspace.set_access_clock(clock)
             elif not wants_clock:
                 clock = None
