@@ -31,10 +31,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .eviction_policy import (
-    ALLKEYS_RANDOM, LFU_POLICIES, LRU_POLICIES, NOEVICTION, VOLATILE_POLICIES, VOLATILE_RANDOM, VOLATILE_TTL,
-    AccessClock, EvictionPool,
+    ALLKEYS_RANDOM, LFU_POLICIES, LRU_CLOCK_MAX, LRU_POLICIES, NOEVICTION, VOLATILE_POLICIES, VOLATILE_RANDOM, VOLATILE_TTL,
+    AccessClock, EvictionPool, lru_clock,
 )
-from .keyspace import NO_EXPIRY, Keyspace
+from .keyspace import Keyspace
 
 # Most keys one command's eviction deletes before the command runs anyway
 # (a big value may need many small keys to go; the next write continues).
@@ -79,13 +79,19 @@ class Evictor:
             sample = keyspace.eviction_sample(self._volatile, 1)
             return sample[0][0] if sample else None
         pool = self.pool
+        offer = pool.offer
         now_ms = keyspace.access_clock_ms()
+        lru_now = lru_clock(now_ms)
         for _ in range(MAX_POOL_REFILLS):
             sample = keyspace.eviction_sample(self._volatile, self.samples)
             if not sample and not len(pool):
                 return None
-            for key, stamp, at_ms in sample:
-                pool.offer(key, self._score(stamp, at_ms, now_ms))
+            if self.policy in LRU_POLICIES:  # inlined: this runs for every evicted key
+                for key, _value, stamp in sample:
+                    offer(key, lru_now - stamp if lru_now >= stamp else lru_now + LRU_CLOCK_MAX - stamp)
+            else:
+                for key, value_or_expiry, stamp in sample:
+                    offer(key, self._score(stamp, value_or_expiry, now_ms))
             best = pool.pop_best()
             while best is not None:
                 if keyspace.is_eviction_candidate(best, self._volatile):
@@ -93,9 +99,9 @@ class Evictor:
                 best = pool.pop_best()
         return None
 
-    def _score(self, stamp: int, at_ms: int, now_ms: int) -> int:
-        if self.policy == VOLATILE_TTL:
-            return _TTL_SCORE_BASE - (at_ms if at_ms != NO_EXPIRY else _TTL_SCORE_BASE)
+    def _score(self, stamp: int, value_or_expiry: object, now_ms: int) -> int:
+        if self.policy == VOLATILE_TTL:  # volatile: the sample holds expiry times
+            return _TTL_SCORE_BASE - value_or_expiry  # type: ignore[operator]
         clock = self.clock
         assert clock is not None and (self.policy in LRU_POLICIES or self.policy in LFU_POLICIES)
         return clock.score(stamp, now_ms)

@@ -649,20 +649,36 @@ class HashTable:
         return None
 
     def sample(self, count: int) -> list[tuple[bytes, Any, int]]:
-        """About ``count`` live entries drawn at random (a read), each as
-        (key, value, stamp; 0 with stamps off): uniform slots over both
-        lists, as ``random_item``, giving up after ``count *
-        RANDOM_MAX_DRAWS`` draws (a sparse table: then one entry, from
-        ``random_item``); may repeat a key."""
+        """About ``count`` live entries chosen at random (a read), each as
+        (key, value, stamp; 0 with stamps off): with stamps on and no resize
+        in progress, consecutive slots from a random start (Redis'
+        dictGetSomeKeys); otherwise uniform slots over both lists, as
+        ``random_item``, giving up after ``count * RANDOM_MAX_DRAWS`` draws
+        (a sparse table: then one entry, from ``random_item``); may repeat a
+        key."""
         out: list[tuple[bytes, Any, int]] = []
         if not self._used:
             return out
         table, stamps = self._table, self._stamps
         old_table, old_stamps = self._old_table, self._old_stamps
+        draw = self._random.random
+        if old_table is None and stamps is not None:
+            # The usual case under an LRU/LFU policy: as Redis'
+            # dictGetSomeKeys, consecutive slots from one random start
+            # (hash order is random order; half the cost of a draw a key).
+            mask = self._mask
+            i = int(draw() * len(table)) & mask
+            tombstone = _TOMBSTONE
+            for _ in range(min(len(table) >> 1, count * RANDOM_MAX_DRAWS)):
+                k = table[i]
+                if k is not None and k is not tombstone:
+                    out.append((k, table[i + 1], stamps[i >> 1]))
+                    if len(out) >= count:
+                        return out
+                i = (i + 2) & mask
         slots = len(table) >> 1
         total = slots + (0 if old_table is None else len(old_table) >> 1)
-        draw = self._random.random
-        for _ in range(count * RANDOM_MAX_DRAWS):
+        for _ in range(0 if out else count * RANDOM_MAX_DRAWS):
             s = int(draw() * total)
             cells: list[Any] = table
             cell_stamps = stamps
@@ -683,18 +699,23 @@ class HashTable:
         """Bytes the table's structure costs: every list it holds (current,
         old, spare, lists being released) and the stamp arrays; not the
         keys and values (a read)."""
-        cells = len(self._table) + len(self._spare) + sum(len(cells) for cells in self._releasing)
-        lists = 2 + len(self._releasing)
+        # Read before every write under maxmemory: no generator, few calls.
+        cells = len(self._table) + len(self._spare)
+        lists = 2
+        for released in self._releasing:
+            cells += len(released)
+            lists += 1
         old_table = self._old_table
         if old_table is not None:
             cells += len(old_table)
             lists += 1
-        stamps = 0
-        if self._stamps is not None:
-            stamps += len(self._stamps)
-        if self._old_stamps is not None:
-            stamps += len(self._old_stamps)
-        return cells * CELL_BYTES + lists * LIST_HEADER_BYTES + stamps * STAMP_BYTES
+        total = cells * CELL_BYTES + lists * LIST_HEADER_BYTES
+        stamps = self._stamps
+        if stamps is not None:
+            total += len(stamps) * STAMP_BYTES
+            if self._old_stamps is not None:
+                total += len(self._old_stamps) * STAMP_BYTES
+        return total
 
     def _find_old(self, key: bytes) -> int:
         """Position of ``key``'s cell in the old list, or -1."""

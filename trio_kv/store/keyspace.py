@@ -419,13 +419,15 @@ class Keyspace:
             return None
         return entry
 
-    def eviction_sample(self, volatile: bool, count: int) -> list[tuple[bytes, int, int]]:
-        """About ``count`` random candidates (a read) as (key, stamp, expiry
-        ms or -1): from every key, or only from keys with a TTL (``volatile``)."""
+    def eviction_sample(self, volatile: bool, count: int) -> list[tuple[bytes, object, int]]:
+        """About ``count`` random candidates (a read) as (key, value, stamp)
+        from every key, or as (key, expiry ms, stamp) from the keys with a
+        TTL (``volatile``). The table's own tuples when it can (this runs
+        for every evicted key)."""
         if not volatile:
-            return [(key, stamp, NO_EXPIRY) for key, _value, stamp in self._values.sample(count)]
+            return self._values.sample(count)
         stamp_of = self._values.stamp
-        return [(key, stamp_of(key) or 0, at_ms) for key, at_ms, _stamp in self._expires.sample(count)]
+        return [(key, at_ms, stamp_of(key) or 0) for key, at_ms, _stamp in self._expires.sample(count)]
 
     def is_eviction_candidate(self, key: bytes, volatile: bool) -> bool:
         """``key`` is stored (with a TTL if ``volatile``); touches nothing."""
