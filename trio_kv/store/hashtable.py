@@ -226,6 +226,12 @@ def _reverse_increment(cursor: int, bucket_mask: int) -> int:
 class HashTable:
     """``bytes`` keys to any values; see the module docstring for the rules."""
 
+    # ``memory_bytes`` counts only the table's own lists: the key and value
+    # objects it references are the keyspace's to count (memory_accounting).
+    # A table that packs keys and values into its own buffers says True and
+    # counts them in ``memory_bytes``.
+    COUNTS_ENTRIES = False
+
     __slots__ = (
         # The current list (keys at even positions, values after them): every
         # new key goes here.

@@ -384,13 +384,13 @@ class Keyspace:
     def memory_bytes(self) -> int:
         """The data's accounted bytes (store/memory_accounting.py): keys,
         values, both tables' structure, expiry times, the sorted index. O(1)
-        in the keys (a read). A compact table plugs in by answering
-        ``memory_bytes()`` for its own structure."""
+        in the keys (a read). A table answers ``memory_bytes()`` for its own
+        structure, and for the keys and values too if it packs them itself
+        (``COUNTS_ENTRIES``)."""
         values, expires = self._values, self._expires
-        total = (
-            self.key_bytes + self.value_bytes + len(values) * VALUE_OBJECT_BYTES + self.grown_capacity_bytes
-            + values.memory_bytes() + expires.memory_bytes() + len(expires) * EXPIRY_OBJECT_BYTES
-        )
+        total = values.memory_bytes() + expires.memory_bytes() + len(expires) * EXPIRY_OBJECT_BYTES
+        if not values.COUNTS_ENTRIES:  # the key and value objects live outside the table
+            total += self.key_bytes + self.value_bytes + len(values) * VALUE_OBJECT_BYTES + self.grown_capacity_bytes
         if self._sorted is not None:
             total += self._sorted.bytes_estimate()
         return total
