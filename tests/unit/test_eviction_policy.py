@@ -228,3 +228,44 @@ def test_metrics_report_evicted_keys_and_used_memory() -> None:
     )
     text = render_metrics(snapshot).decode()
     assert "trio_kv_evicted_keys_total 7" in text and "trio_kv_used_memory_bytes 12345" in text
+
+
+def test_readers_survive_policy_changes_under_the_read_lock() -> None:
+    """CONFIG SET maxmemory-policy runs under the read lock, beside readers
+    that touch stamps: enabling and disabling must never break a get."""
+    import sys
+    import threading
+
+    table = HashTable()
+    for i in range(1000):
+        table.set(b"k%d" % i, i)
+    clock = AccessClock(False, FakeClock())
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for i in range(0, 1000, 7):
+                    assert table.get(b"k%d" % i) == i
+                    table.peek(b"k%d" % i)
+                    table.stamp(b"k%d" % i)
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            failures.append(error)
+            raise
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(300):
+            table.enable_stamps(clock, touch_reads=True)
+            table.disable_stamps()
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert not failures

@@ -361,7 +361,8 @@ class HashTable:
                 touch = self._read_touch
                 if touch is not None:  # racy by design (module docstring)
                     stamps = self._stamps
-                    stamps[i >> 1] = touch(stamps[i >> 1])  # type: ignore[index]
+                    if stamps is not None:  # a policy change under the read lock
+                        stamps[i >> 1] = touch(stamps[i >> 1])
                 return table[i + 1]
             i = (i + 2) & mask
             k = table[i]
@@ -372,7 +373,8 @@ class HashTable:
                 touch = self._read_touch
                 if touch is not None:
                     stamps = self._old_stamps
-                    stamps[i >> 1] = touch(stamps[i >> 1])  # type: ignore[index]
+                    if stamps is not None:
+                        stamps[i >> 1] = touch(stamps[i >> 1])
                 return old_table[i + 1]
         return default
 
@@ -615,43 +617,51 @@ class HashTable:
     def enable_stamps(self, clock: Any, touch_reads: bool) -> None:
         """Keep a stamp per key from now on (write lock): every key present
         gets ``clock.fresh()``; ``clock`` has ``fresh()`` and ``touch(stamp)``
-        (store/eviction_policy.AccessClock). Allocates 4 bytes a slot at once."""
-        self._clock = clock
-        self._read_touch = clock.touch if touch_reads else None
+        (store/eviction_policy.AccessClock). Allocates 4 bytes a slot at once.
+        May run under the read lock (CONFIG SET, one at a time): the arrays
+        are in place before readers can see the touch function, and ``get``
+        tests the array too, for ``disable_stamps``' order (the reverse)."""
         fresh = array("I", [clock.fresh()])
-        self._stamps = fresh * (len(self._table) >> 1)
         old_table = self._old_table
         self._old_stamps = None if old_table is None else fresh * (len(old_table) >> 1)
+        self._stamps = fresh * (len(self._table) >> 1)
+        self._clock = clock
+        self._read_touch = clock.touch if touch_reads else None
 
     def disable_stamps(self) -> None:
-        """Stop keeping stamps and free their arrays (write lock)."""
-        self._clock = self._read_touch = None
+        """Stop keeping stamps and free their arrays (read or write lock, as
+        ``enable_stamps``)."""
+        self._read_touch = None
+        self._clock = None
         self._stamps = self._old_stamps = None
 
     def stamp(self, key: bytes) -> int | None:
         """``key``'s access stamp (a read: nothing changes), or None if the
         key is absent or stamps are off."""
-        if self._clock is None:
+        # Each array read once: a policy change may drop them meanwhile.
+        stamps, old_stamps = self._stamps, self._old_stamps
+        if stamps is None:
             return None
         i = self._find_current(key)
         if i >= 0:
-            return self._stamps[i >> 1]  # type: ignore[index]
+            return stamps[i >> 1]
         if self._old_table is not None:
             i = self._find_old(key)
             if i >= 0:
-                return self._old_stamps[i >> 1]  # type: ignore[index]
+                return None if old_stamps is None else old_stamps[i >> 1]
         return None
 
     def peek(self, key: bytes) -> tuple[Any, int] | None:
         """``key``'s value and stamp (0 with stamps off) without touching
         the stamp (OBJECT, eviction's checks), or None if absent."""
+        stamps, old_stamps = self._stamps, self._old_stamps  # read once, as ``stamp``
         i = self._find_current(key)
         if i >= 0:
-            return self._table[i + 1], 0 if self._stamps is None else self._stamps[i >> 1]
+            return self._table[i + 1], 0 if stamps is None else stamps[i >> 1]
         if self._old_table is not None:
             i = self._find_old(key)
             if i >= 0:
-                return self._old_table[i + 1], 0 if self._old_stamps is None else self._old_stamps[i >> 1]
+                return self._old_table[i + 1], 0 if old_stamps is None else old_stamps[i >> 1]
         return None
 
     def sample(self, count: int) -> list[tuple[bytes, Any, int]]:
