@@ -300,6 +300,13 @@ def memory_size(text: str) -> int:
     return int(digits) * MEMORY_UNITS[unit]
 
 
+def _maxmemory_samples(text: str) -> int:
+    value = _int_at_least(1)(text)
+    if value > 64:  # Redis' bound (config.c)
+        raise argparse.ArgumentTypeError(f"must be at most 64, got {value}")
+    return value
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -349,7 +356,7 @@ _OPTIONS = [
     _Option("snapshot_idle_timeout_seconds", _positive_seconds, "a snapshot unused this long expires"),
     _Option("maxmemory_bytes", memory_size, "memory limit (bytes, or 100mb, 1gb...; 0: none): above it writes evict or are refused, by --maxmemory-policy", ("--maxmemory",)),
     _Option("maxmemory_policy", _one_of(*MAXMEMORY_POLICIES), "what a write does above --maxmemory: noeviction (refused, -OOM) or evict by allkeys-/volatile- lru, lfu, random, or volatile-ttl"),
-    _Option("maxmemory_samples", _int_at_least(1), "keys sampled per eviction (more: closer to true LRU/LFU, slower)"),
+    _Option("maxmemory_samples", _maxmemory_samples, "keys sampled per eviction, 1 to 64 (more: closer to true LRU/LFU, slower)"),
     _Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     _Option("data_dir", str, "folder for the append-only log and snapshots"),
     _Option("appendonly", _yes_no, "yes: persist every write to the log; no: memory only"),
