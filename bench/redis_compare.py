@@ -14,8 +14,9 @@ busy machine hits both; with ``--repeat R`` each number is the median of R.
 Memory (``--memory``): fresh servers; N keys ``key:%012d`` (16 bytes) with
 3-byte values are SET, pipelined 1000 at a time over a raw socket; bytes per
 key = (after - before) / N from INFO ``used_memory`` and from VmRSS in
-/proc/<pid>/status. trio_kv's ``used_memory`` is its RSS unless it runs with
-``PYTHONTRACEMALLOC=1``.
+/proc/<pid>/status. trio_kv's ``used_memory`` is its resident size at start
+plus the data's accounted bytes (store/memory_accounting.py), or
+tracemalloc's count when it runs with ``PYTHONTRACEMALLOC=1``.
 
 Examples:
     .venv/bin/python bench/redis_compare.py                 # or: make bench

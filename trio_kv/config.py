@@ -59,6 +59,12 @@ class Config:
     # idle) snapshot expires and its reads answer "ERR snapshot expired".
     snapshot_max_undo_bytes: int = 256 * 1024 * 1024
     snapshot_idle_timeout_seconds: float = 300.0
+    # Memory limit and eviction (store/eviction.py; README "Memory limit and
+    # eviction"): 0 is no limit; Redis' policies and sample size; CONFIG SET
+    # changes all three at run time.
+    maxmemory_bytes: int = 0
+    maxmemory_policy: str = "noeviction"
+    maxmemory_samples: int = 5
     log_level: str = "INFO"
     # Durability (store.durability): the append-only log and its snapshots.
     data_dir: str = "trio-kv-data"
@@ -276,6 +282,31 @@ def _one_of(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+# Redis' memory units (config.c memtoull): k=1000, kb=1024, m, mb, g, gb.
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+MAXMEMORY_POLICIES = (
+    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
+    "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+)
+
+
+def memory_size(text: str) -> int:
+    """A byte count with Redis' optional unit (``100mb``, ``1gb``, ``512k``)."""
+    raw = text.strip().lower()
+    digits = raw.rstrip("bkmg")
+    unit = raw[len(digits):]
+    if not digits.isdigit() or unit not in MEMORY_UNITS:
+        raise argparse.ArgumentTypeError(f"expected bytes with an optional unit (k, kb, m, mb, g, gb), got {text!r}")
+    return int(digits) * MEMORY_UNITS[unit]
+
+
+def _maxmemory_samples(text: str) -> int:
+    value = _int_at_least(1)(text)
+    if value > 64:  # Redis' bound (config.c)
+        raise argparse.ArgumentTypeError(f"must be at most 64, got {value}")
+    return value
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -323,6 +354,9 @@ _OPTIONS = [
     _Option("slowlog_max_len", _int_at_least(0), "entries SLOWLOG keeps"),
     _Option("snapshot_max_undo_bytes", _int_at_least(0), "undo-log bytes open snapshots may hold; past it the oldest expires"),
     _Option("snapshot_idle_timeout_seconds", _positive_seconds, "a snapshot unused this long expires"),
+    _Option("maxmemory_bytes", memory_size, "memory limit (bytes, or 100mb, 1gb...; 0: none): above it writes evict or are refused, by --maxmemory-policy", ("--maxmemory",)),
+    _Option("maxmemory_policy", _one_of(*MAXMEMORY_POLICIES), "what a write does above --maxmemory: noeviction (refused, -OOM) or evict by allkeys-/volatile- lru, lfu, random, or volatile-ttl"),
+    _Option("maxmemory_samples", _maxmemory_samples, "keys sampled per eviction, 1 to 64 (more: closer to true LRU/LFU, slower)"),
     _Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     _Option("data_dir", str, "folder for the append-only log and snapshots"),
     _Option("appendonly", _yes_no, "yes: persist every write to the log; no: memory only"),
@@ -433,4 +467,6 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         parser.error("--cluster-write-quorum and --cluster-read-quorum must not exceed --cluster-replicas")
     if config.cluster_seeds and not config.cluster_enabled:
         parser.error("--cluster-seeds needs --cluster-enabled yes")
+    if config.cluster_enabled and config.maxmemory_policy != "noeviction":
+        parser.error("--maxmemory-policy: cluster mode supports only noeviction (anti-entropy would restore evicted keys)")
     return config

@@ -11,13 +11,17 @@ clients get a verbatim string (``txt``), RESP2 clients a bulk string.
 
 Every value is measured, never a placeholder; where trio_kv has no such
 machinery the value says so truthfully (``loading:0``: the data is loaded
-before the server listens; ``evicted_keys:0``, ``role:master``). Notes on
+before the server listens; ``role:master``). Notes on
 what is measured:
 
 * ``used_memory``: the bytes tracemalloc traces when it is tracing (set
-  ``PYTHONTRACEMALLOC=1``), otherwise the process' resident set size from
-  /proc/self/statm (the peak RSS from getrusage where /proc is missing).
-  ``used_memory_peak`` is tracemalloc's peak or the peak RSS.
+  ``PYTHONTRACEMALLOC=1``), otherwise ``Store.used_memory_bytes``: the
+  resident size at start (``used_memory_startup``) plus the keyspace's
+  accounted bytes (``used_memory_dataset``, store/memory_accounting.py),
+  which falls when keys are deleted, as Redis' does (RSS does not).
+  ``used_memory_rss`` is the resident set size from /proc/self/statm.
+  ``used_memory_peak`` is tracemalloc's peak or the highest used_memory
+  INFO has seen. ``evicted_keys``: keys the maxmemory policy deleted.
 * Persistence with the append-only log on (``aof_enabled:1``): the values
   come from ``session.control.log.info()`` (store.durability.append_log).
   SAVE, BGSAVE and BGREWRITEAOF all run one operation, a compaction, so the
@@ -166,11 +170,15 @@ def _clients(store: Store, control: ServerControl) -> list[tuple[str, object]]:
 
 
 def _memory(store: Store) -> list[tuple[str, object]]:
+    used = store.used_memory_bytes()
     if tracemalloc.is_tracing():
-        used, peak = tracemalloc.get_traced_memory()
+        peak = tracemalloc.get_traced_memory()[1]
     else:
-        used, peak = _resident_bytes(), _peak_resident_bytes()
+        # Racy max under the read lock: a lost update only lowers a peak
+        # another INFO will raise again.
+        peak = store.used_memory_peak_bytes = max(used, store.used_memory_peak_bytes)
     resident = _resident_bytes()
+    dataset = store.keyspace.memory_bytes()
     total_system = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     # The sorted key index (store/sorted_index.py), with --sorted-index yes:
     # the keys it holds (DBSIZE) and what it costs beyond the keys (an estimate).
@@ -185,6 +193,8 @@ def _memory(store: Store) -> list[tuple[str, object]]:
         ("used_memory_rss_human", human_bytes(resident)),
         ("used_memory_peak", peak),
         ("used_memory_peak_human", human_bytes(peak)),
+        ("used_memory_startup", store.memory_baseline_bytes),
+        ("used_memory_dataset", dataset),
         ("used_memory_values", store.keyspace.value_bytes),
         ("used_memory_grown_values_capacity", store.keyspace.grown_capacity_bytes),  # store.growable buffers
         *index_fields,
@@ -192,7 +202,7 @@ def _memory(store: Store) -> list[tuple[str, object]]:
         ("total_system_memory_human", human_bytes(total_system)),
         ("maxmemory", store.maxmemory_bytes),
         ("maxmemory_human", human_bytes(store.maxmemory_bytes)),
-        ("maxmemory_policy", "noeviction"),
+        ("maxmemory_policy", store.evictor.policy),
         ("mem_allocator", "pymalloc (tracemalloc)" if tracemalloc.is_tracing() else "pymalloc"),
     ]
 
@@ -259,7 +269,7 @@ def _stats(store: Store, control: ServerControl) -> list[tuple[str, object]]:
         ("total_commands_processed", counters["total_commands"]),
         ("rejected_connections", counters["rejected_connections"]),
         ("expired_keys", store.keyspace.expired_keys),
-        ("evicted_keys", 0),
+        ("evicted_keys", store.keyspace.evicted_keys),
         ("evicted_clients", 0),
         ("keyspace_hits", counters["keyspace_hits"]),
         ("keyspace_misses", counters["keyspace_misses"]),

@@ -1,7 +1,7 @@
 """CONFIG GET / SET / RESETSTAT: the server's configuration as Redis tools read it.
 
 CONFIG GET answers Redis' parameter names with values that are true for
-trio_kv (``databases 1``; ``maxmemory 0``: no eviction; ``save ""``: there
+trio_kv (``databases 1``; ``save ""``: there
 are no timed snapshots, compaction is driven by the log's size and by
 SAVE/BGSAVE/BGREWRITEAOF), the persistence settings (``appendonly``:
 whether the log runs; ``appendfsync``; ``dir``: the data directory, or the
@@ -12,9 +12,11 @@ Patterns are Redis globs, matched without regard to case, as Redis does.
 redis-benchmark reads ``save`` and ``appendonly`` at start.
 
 CONFIG SET changes what can change at run time: ``maxmemory`` (bytes, or
-with Redis' units k/kb/m/mb/g/gb; 0, the default, is no limit; the policy
-is always ``noeviction``: above it, commands flagged ``denyoom`` are
-refused with ``-OOM``, see store.engine), ``slowlog-log-slower-than``,
+with Redis' units k/kb/m/mb/g/gb; 0, the default, is no limit; above it a
+command flagged ``denyoom`` evicts by ``maxmemory-policy`` first, or is
+refused with ``-OOM`` under ``noeviction``: store/eviction.py),
+``maxmemory-policy`` (Redis' eight; only ``noeviction`` in cluster mode),
+``maxmemory-samples`` (1 to 64), ``slowlog-log-slower-than``,
 ``slowlog-max-len``, ``latency-monitor-threshold`` (ms; 0, the default,
 turns the latency monitor off), ``latency-tracking`` (yes/no: record the
 per-command latency histograms), ``latency-tracking-info-percentiles`` (up
@@ -57,6 +59,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import MAXMEMORY_POLICIES
 from ..protocol.glob import glob_match
 from ..protocol.replies import OK, Error, Map
 from .connection import SYNTAX_ERROR
@@ -250,6 +253,27 @@ def _set_maxmemory(session: Session, value: int) -> None:
     session.store.maxmemory_bytes = value
 
 
+def _parse_maxmemory_policy(raw: bytes) -> str:
+    value = raw.decode("utf-8", "replace").lower()
+    if value not in MAXMEMORY_POLICIES:
+        raise ValueError(f"argument(s) must be one of the following: {', '.join(MAXMEMORY_POLICIES)}")
+    return value
+
+
+def _set_maxmemory_policy(session: Session, value: str) -> None:
+    # Cluster mode keeps noeviction: anti-entropy would bring evicted keys
+    # back from the other replicas (store/eviction.py).
+    store = session.store
+    if value != "noeviction" and store.config.cluster_enabled:
+        raise ValueError("cluster mode supports only noeviction")
+    store.set_maxmemory_policy(value, store.evictor.samples)
+
+
+def _set_maxmemory_samples(session: Session, value: int) -> None:
+    store = session.store
+    store.set_maxmemory_policy(store.evictor.policy, value)
+
+
 def _set_max_clients(session: Session, value: int) -> None:
     # The server clamps it below the open-file limit and updates the cap.
     session.control.set_max_clients(value)
@@ -299,9 +323,18 @@ PARAMETERS: list[Parameter] = [
     Parameter("auto-aof-rewrite-min-size", _from_config("aof_rewrite_min_size_bytes")),
     Parameter("aof-load-truncated", _yes_no_from_config("aof_load_truncated")),
     Parameter("maxmemory", lambda session: str(session.store.maxmemory_bytes), _set_maxmemory, parse=_parse_memory),
-    Parameter("maxmemory-policy", _fixed("noeviction")),
-    # No eviction runs, so no keys are sampled for it, and clients are never evicted.
-    Parameter("maxmemory-samples", _fixed("5")),
+    Parameter(
+        "maxmemory-policy", lambda session: session.store.evictor.policy, _set_maxmemory_policy,
+        parse=_parse_maxmemory_policy, fallible=True,
+    ),
+    Parameter(
+        "maxmemory-samples", lambda session: str(session.store.evictor.samples), _set_maxmemory_samples,
+        minimum=1, maximum=64,
+    ),
+    # Redis' LFU defaults, fixed here (store/eviction_policy.py).
+    Parameter("lfu-log-factor", _fixed("10")),
+    Parameter("lfu-decay-time", _fixed("1")),
+    # Clients are never evicted.
     Parameter("maxmemory-clients", _fixed("0"), _set_nothing, parse=_parse_maxmemory_clients),
     Parameter("maxclients", lambda session: str(session.control.max_clients), _set_max_clients, minimum=1),
     Parameter("timeout", _fixed("0")),

@@ -193,7 +193,7 @@ def cmd_auth(session: Session, args: list[bytes]) -> SimpleString | Error:
 TEXT_COMMANDS = CommandTable(
     [
         CommandSpec(
-            name="set", keys=ONE_KEY, arity=-3, lock=Lock.WRITE, flags=("write",), counter="sets", since=None, group="generic",
+            name="set", keys=ONE_KEY, arity=-3, lock=Lock.WRITE, flags=("write", "denyoom"), counter="sets", since=None, group="generic",
             handler=cmd_set, summary="SET key value [EX seconds|PX milliseconds]: store a value",
         ),
         CommandSpec(

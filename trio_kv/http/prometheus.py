@@ -11,6 +11,8 @@ Every metric, with its source:
     trio_kv_keys                             gauge     keys stored (DBSIZE)
     trio_kv_value_bytes                      gauge     total length of all values
     trio_kv_expired_keys_total               counter   keys deleted because their TTL ran out
+    trio_kv_evicted_keys_total               counter   keys deleted by the maxmemory policy
+    trio_kv_used_memory_bytes                gauge     INFO used_memory (baseline + accounted data)
     trio_kv_connected_clients{protocol}      gauge     open connections: text, resp, http
     trio_kv_connections_received_total       counter   connections accepted, all listeners
     trio_kv_rejected_connections_total       counter   refused over --max-clients
@@ -82,6 +84,9 @@ class MetricsSnapshot:
     uptime_seconds: float
     # (route, method, status) -> responses
     http_requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # Keys the maxmemory policy evicted, and INFO's used_memory.
+    evicted_keys: int = 0
+    used_memory_bytes: int = 0
     # Dispatcher.statistics(): hops, jobs, pending, workers_busy
     dispatcher: dict[str, int] = field(default_factory=dict)
     persistence: dict[str, float] = field(default_factory=dict)
@@ -247,6 +252,12 @@ def render_metrics(snapshot: MetricsSnapshot) -> bytes:
     out.single("trio_kv_value_bytes", "gauge", "Total length of all stored values in bytes.", snapshot.value_bytes)
     out.single(
         "trio_kv_expired_keys_total", "counter", "Keys deleted because their TTL ran out.", snapshot.expired_keys
+    )
+    out.single(
+        "trio_kv_evicted_keys_total", "counter", "Keys deleted by the maxmemory policy.", snapshot.evicted_keys
+    )
+    out.single(
+        "trio_kv_used_memory_bytes", "gauge", "Used memory as INFO reports it.", snapshot.used_memory_bytes
     )
 
     out.family("trio_kv_connected_clients", "gauge", "Open client connections, by protocol.")

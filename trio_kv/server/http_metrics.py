@@ -77,6 +77,8 @@ def collect_metrics(
         keys=len(keyspace),
         value_bytes=keyspace.value_bytes,
         expired_keys=keyspace.expired_keys,
+        evicted_keys=keyspace.evicted_keys,
+        used_memory_bytes=store.used_memory_bytes(),
         connected_clients=connected_clients,
         max_clients=control.max_clients,
         ready=ready,

@@ -59,6 +59,7 @@ from ..commands.table import NO_LOCK, WRITE_LOCK, CommandSpec, CommandTable
 from ..commands.transactions import REFUSED_IN_MULTI, ExecQueue
 from ..commands.values import WRONGTYPE_ERROR, WrongType
 from ..protocol.replies import NO_REPLY, Error
+from .eviction_policy import NOEVICTION
 from .stats import StatsShard
 from .store import Store as Store  # re-exported: store.engine.Store still names it
 
@@ -130,10 +131,9 @@ class _Hop:
         self.monitor = store.latency_monitor
         # Latency monitor threshold in us (0: off), read once per hop.
         self.monitor_threshold_us = self.monitor.threshold_ms * 1000
-        # maxmemory (0: off); memory is measured at most once per hop, when a
-        # denyoom command first needs it.
+        # maxmemory (0: off), read once per hop; memory is measured (O(1),
+        # store/memory_accounting.py) before each denyoom command.
         self.maxmemory = store.maxmemory_bytes
-        self._out_of_memory: bool | None = None
         self.held_write: bool | None = None  # None: no lock held
         # Cluster mode: admission checks that a request's keys share a slot.
         self.cluster = store.config.cluster_enabled
@@ -150,10 +150,27 @@ class _Hop:
                 self.held_write = want_write
         return want_write
 
-    def out_of_memory(self) -> bool:
-        if self._out_of_memory is None:
-            self._out_of_memory = self.store.used_memory_bytes() > self.maxmemory
-        return self._out_of_memory
+    def out_of_memory(self, job: Job) -> bool:
+        """Whether a denyoom command must be refused (-OOM): used memory is
+        over maxmemory and the policy could not evict below it. Evictions
+        run here (store/eviction.py), under the write lock, and end as one
+        effects unit of their own before the command; with the log on, the
+        job's replies wait for that record too."""
+        store = self.store
+        if store.used_memory_bytes() <= self.maxmemory:
+            return False
+        if store.evictor.policy == NOEVICTION:
+            return True
+        self.hold(True)
+        made_room = store.make_room()
+        if self.effects.pending:
+            try:
+                self.effects.end_command()
+            except ValueError as error:  # a unit of DELs is never too large to log
+                log.error("evictions not logged: %s", error)
+            if self.persistence is not None:
+                job.log_lsn = self.persistence.appended_lsn
+        return not made_room
 
 
 def run_batch(store: Store, jobs: list[Job]) -> None:
@@ -209,7 +226,7 @@ def _admit(hop: _Hop, job: Job, spec: CommandSpec | None, args: list[bytes]) -> 
         if unrouted is not None:
             _reject(hop, job, spec, transaction.refuse_unrouted(spec, unrouted))
             return None
-    if hop.maxmemory and transaction.denies_oom(spec) and hop.out_of_memory():  # an EXEC: what it queued
+    if hop.maxmemory and transaction.denies_oom(spec) and hop.out_of_memory(job):  # an EXEC: what it queued
         _reject(hop, job, spec, transaction.refuse(spec, OUT_OF_MEMORY))
         return None
     queued = transaction.admit(spec, args, session.config)
@@ -282,6 +299,7 @@ def _execute_job(hop: _Hop, job: Job) -> None:
                     and persistence.refusal() is not None)
                 or (cluster and spec.several_keys)):
             spec = _admit(hop, job, spec, args)
+            held_write = hop.held_write  # eviction may have taken the write lock
             if spec is None:
                 continue
         want_write = spec.is_write

@@ -87,12 +87,29 @@ Rules kept here:
   slices (FLUSHALL).
 * ``hash(bytes)`` is randomized per process, so cursors only mean something
   within one process (as Redis's do within one server).
+
+Access stamps (eviction, store/eviction_policy.py): off by default and then
+free but for one ``is not None`` test per write. ``enable_stamps(clock,
+touch_reads)`` keeps a 32-bit stamp per slot in a parallel ``array('I')``
+for each list (4 bytes a slot): a new key gets ``clock.fresh()``, a write
+to a key ``clock.touch(stamp)``, and with ``touch_reads`` so does a ``get``
+that finds it; a resize moves a key's stamp with it. A read updates its
+stamp under the *read* lock, racing other readers: one array store is
+atomic under the GIL, so a race only loses an update (a stamp a little
+old, eviction a little less exact, as Redis' unlocked lru field), never
+corrupts the table; writers are excluded by the lock. ``sample`` and
+``stamp`` read them. Installing a new list with stamps on allocates its
+array at once (``array * n``: about 2 ms at 2**22 slots); only a server
+with an LRU or LFU policy pays it.
+``memory_bytes`` is what the table's own structure costs (its lists' cells,
+the stamp arrays), without the keys and values it references.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+from array import array
 from collections.abc import Iterator
 from itertools import repeat
 from typing import Any
@@ -117,6 +134,10 @@ RELEASE_CELLS_PER_WRITE = 256
 UPKEEP_WRITES_PER_STEP = 16
 # Most cells one write allocates or frees (a step at the highest rate).
 MAX_UPKEEP_CELLS_PER_WRITE = UPKEEP_WRITES_PER_STEP * PREPARE_MAX_CELLS_PER_WRITE
+# Bytes of a list cell (a pointer), of a list object's header, of a stamp.
+CELL_BYTES = 8
+LIST_HEADER_BYTES = 56
+STAMP_BYTES = 4
 # A trigger no count reaches.
 _NEVER = sys.maxsize
 # SCAN stops after returning ``count`` items or inspecting this many slots per
@@ -205,6 +226,12 @@ def _reverse_increment(cursor: int, bucket_mask: int) -> int:
 class HashTable:
     """``bytes`` keys to any values; see the module docstring for the rules."""
 
+    # ``memory_bytes`` counts only the table's own lists: the key and value
+    # objects it references are the keyspace's to count (memory_accounting).
+    # A table that packs keys and values into its own buffers says True and
+    # counts them in ``memory_bytes``.
+    COUNTS_ENTRIES = False
+
     __slots__ = (
         # The current list (keys at even positions, values after them): every
         # new key goes here.
@@ -261,6 +288,12 @@ class HashTable:
         "_install_version",
         # New keys stored so far (see ``inserts``).
         "_inserts",
+        # Access stamps (see the module docstring): the clock (None: off),
+        # its touch for reads (None: reads do not stamp), one array per list.
+        "_clock",
+        "_read_touch",
+        "_stamps",
+        "_old_stamps",
     )
 
     def __init__(self, initial_slots: int = MIN_SLOTS) -> None:
@@ -271,6 +304,10 @@ class HashTable:
         self._layout_version = 0
         self._install_version = 0
         self._inserts = 0
+        self._clock: Any = None
+        self._read_touch: Any = None
+        self._stamps: array[int] | None = None
+        self._old_stamps: array[int] | None = None
         self._reset(slots)
 
     def _reset(self, slots: int) -> None:
@@ -287,6 +324,8 @@ class HashTable:
         self._install_version += 1
         slots = len(table) >> 1
         self._table: list[Any] = table
+        self._stamps = None if self._clock is None else array("I", [0]) * slots
+        self._old_stamps = None
         self._mask = 2 * (slots - 1)
         self._used = 0
         self._fill = 0
@@ -319,6 +358,11 @@ class HashTable:
         k = table[i]
         while k is not None:
             if k == key:
+                touch = self._read_touch
+                if touch is not None:  # racy by design (module docstring)
+                    stamps = self._stamps
+                    if stamps is not None:  # a policy change under the read lock
+                        stamps[i >> 1] = touch(stamps[i >> 1])
                 return table[i + 1]
             i = (i + 2) & mask
             k = table[i]
@@ -326,6 +370,11 @@ class HashTable:
         if old_table is not None:
             i = self._find_old(key)
             if i >= 0:
+                touch = self._read_touch
+                if touch is not None:
+                    stamps = self._old_stamps
+                    if stamps is not None:
+                        stamps[i >> 1] = touch(stamps[i >> 1])
                 return old_table[i + 1]
         return default
 
@@ -563,6 +612,127 @@ class HashTable:
             "spare_misses": self._spare_misses,
         }
 
+    # --- access stamps and memory (eviction; see the module docstring) -----
+
+    def enable_stamps(self, clock: Any, touch_reads: bool) -> None:
+        """Keep a stamp per key from now on (write lock): every key present
+        gets ``clock.fresh()``; ``clock`` has ``fresh()`` and ``touch(stamp)``
+        (store/eviction_policy.AccessClock). Allocates 4 bytes a slot at once.
+        May run under the read lock (CONFIG SET, one at a time): the arrays
+        are in place before readers can see the touch function, and ``get``
+        tests the array too, for ``disable_stamps``' order (the reverse)."""
+        fresh = array("I", [clock.fresh()])
+        old_table = self._old_table
+        self._old_stamps = None if old_table is None else fresh * (len(old_table) >> 1)
+        self._stamps = fresh * (len(self._table) >> 1)
+        self._clock = clock
+        self._read_touch = clock.touch if touch_reads else None
+
+    def disable_stamps(self) -> None:
+        """Stop keeping stamps and free their arrays (read or write lock, as
+        ``enable_stamps``)."""
+        self._read_touch = None
+        self._clock = None
+        self._stamps = self._old_stamps = None
+
+    def stamp(self, key: bytes) -> int | None:
+        """``key``'s access stamp (a read: nothing changes), or None if the
+        key is absent or stamps are off."""
+        # Each array read once: a policy change may drop them meanwhile.
+        stamps, old_stamps = self._stamps, self._old_stamps
+        if stamps is None:
+            return None
+        i = self._find_current(key)
+        if i >= 0:
+            return stamps[i >> 1]
+        if self._old_table is not None:
+            i = self._find_old(key)
+            if i >= 0:
+                return None if old_stamps is None else old_stamps[i >> 1]
+        return None
+
+    def peek(self, key: bytes) -> tuple[Any, int] | None:
+        """``key``'s value and stamp (0 with stamps off) without touching
+        the stamp (OBJECT, eviction's checks), or None if absent."""
+        stamps, old_stamps = self._stamps, self._old_stamps  # read once, as ``stamp``
+        i = self._find_current(key)
+        if i >= 0:
+            return self._table[i + 1], 0 if stamps is None else stamps[i >> 1]
+        if self._old_table is not None:
+            i = self._find_old(key)
+            if i >= 0:
+                return self._old_table[i + 1], 0 if old_stamps is None else old_stamps[i >> 1]
+        return None
+
+    def sample(self, count: int) -> list[tuple[bytes, Any, int]]:
+        """About ``count`` live entries chosen at random (a read), each as
+        (key, value, stamp; 0 with stamps off): with stamps on and no resize
+        in progress, consecutive slots from a random start (Redis'
+        dictGetSomeKeys); otherwise uniform slots over both lists, as
+        ``random_item``, giving up after ``count * RANDOM_MAX_DRAWS`` draws
+        (a sparse table: then one entry, from ``random_item``); may repeat a
+        key."""
+        out: list[tuple[bytes, Any, int]] = []
+        if not self._used:
+            return out
+        table, stamps = self._table, self._stamps
+        old_table, old_stamps = self._old_table, self._old_stamps
+        draw = self._random.random
+        if old_table is None and stamps is not None:
+            # The usual case under an LRU/LFU policy: as Redis'
+            # dictGetSomeKeys, consecutive slots from one random start
+            # (hash order is random order; half the cost of a draw a key).
+            mask = self._mask
+            i = int(draw() * len(table)) & mask
+            tombstone = _TOMBSTONE
+            for _ in range(min(len(table) >> 1, count * RANDOM_MAX_DRAWS)):
+                k = table[i]
+                if k is not None and k is not tombstone:
+                    out.append((k, table[i + 1], stamps[i >> 1]))
+                    if len(out) >= count:
+                        return out
+                i = (i + 2) & mask
+        slots = len(table) >> 1
+        total = slots + (0 if old_table is None else len(old_table) >> 1)
+        for _ in range(0 if out else count * RANDOM_MAX_DRAWS):
+            s = int(draw() * total)
+            cells: list[Any] = table
+            cell_stamps = stamps
+            if s >= slots:
+                cells, cell_stamps, s = old_table, old_stamps, s - slots  # type: ignore[assignment]
+            k = cells[2 * s]
+            if k is not None and k is not _TOMBSTONE:
+                out.append((k, cells[2 * s + 1], 0 if cell_stamps is None else cell_stamps[s]))
+                if len(out) >= count:
+                    break
+        if not out:  # a sparse table: random_item walks to a live slot
+            item = self.random_item()
+            if item is not None:
+                out.append((item[0], item[1], self.stamp(item[0]) or 0))
+        return out
+
+    def memory_bytes(self) -> int:
+        """Bytes the table's structure costs: every list it holds (current,
+        old, spare, lists being released) and the stamp arrays; not the
+        keys and values (a read)."""
+        # Read before every write under maxmemory: no generator, few calls.
+        cells = len(self._table) + len(self._spare)
+        lists = 2
+        for released in self._releasing:
+            cells += len(released)
+            lists += 1
+        old_table = self._old_table
+        if old_table is not None:
+            cells += len(old_table)
+            lists += 1
+        total = cells * CELL_BYTES + lists * LIST_HEADER_BYTES
+        stamps = self._stamps
+        if stamps is not None:
+            total += len(stamps) * STAMP_BYTES
+            if self._old_stamps is not None:
+                total += len(self._old_stamps) * STAMP_BYTES
+        return total
+
     def _find_old(self, key: bytes) -> int:
         """Position of ``key``'s cell in the old list, or -1."""
         old_table: list[Any] = self._old_table  # type: ignore[assignment]
@@ -595,6 +765,9 @@ class HashTable:
                 if i >= 0:
                     previous = old_table[i + 1]
                     old_table[i + 1] = value
+                    if self._clock is not None:
+                        stamps = self._old_stamps
+                        stamps[i >> 1] = self._clock.touch(stamps[i >> 1])  # type: ignore[index]
                     return previous
         table = self._table
         mask = self._mask
@@ -605,6 +778,9 @@ class HashTable:
             if k == key:
                 previous = table[i + 1]
                 table[i + 1] = value
+                if self._clock is not None:
+                    stamps = self._stamps
+                    stamps[i >> 1] = self._clock.touch(stamps[i >> 1])  # type: ignore[index]
                 return previous
             if k is _TOMBSTONE and free < 0:
                 free = i
@@ -617,6 +793,8 @@ class HashTable:
             self._fill += 1
         table[i] = key
         table[i + 1] = value
+        if self._clock is not None:
+            self._stamps[i >> 1] = self._clock.fresh()  # type: ignore[index]
         self._used += 1
         self._inserts += 1
         if self._fill > self._maintain_above:
@@ -783,9 +961,11 @@ class HashTable:
             self._releasing.append(old_table)
             self._install([None] * (2 * MIN_SLOTS))
             return
+        old_stamps = self._stamps
         self._install(self._take_list(live, old_slots))
         self._used = live
         self._old_table, self._old_mask = old_table, old_mask
+        self._old_stamps = old_stamps
         self._old_used = live
         # The first empty cell: no probe run crosses it, and none is ever
         # added to the old list, so draining from it never splits a run.
@@ -806,6 +986,7 @@ class HashTable:
         old_table: list[Any] = self._old_table  # type: ignore[assignment]
         old_mask = self._old_mask
         table, mask = self._table, self._mask
+        stamps, old_stamps = self._stamps, self._old_stamps
         position = self._rehash_position
         steps = min(slot_count, self._rehash_remaining)
         last_empty = -1
@@ -825,6 +1006,8 @@ class HashTable:
                     reused_tombstones += 1
                 table[i] = k
                 table[i + 1] = old_table[position + 1]
+                if stamps is not None:
+                    stamps[i >> 1] = old_stamps[position >> 1]  # type: ignore[index]
                 old_table[position] = _TOMBSTONE
                 # Cleared now, while the value is in cache: freeing the old
                 # list later then touches no value's reference count.
@@ -846,6 +1029,7 @@ class HashTable:
         if self._old_table is not None:
             self._releasing.append(self._old_table)
         self._old_table = None
+        self._old_stamps = None
         self._old_mask = 0
         self._old_used = 0
         self._rehash_start = 0

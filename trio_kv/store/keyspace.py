@@ -15,6 +15,15 @@ Rules kept here:
 * ``value_bytes`` is the total length of all stored values, kept exact on
   every write (the text protocol's ``bytes`` field). Spare capacity of grown
   values is not in it (``statistics()["grown_capacity_bytes"]`` is).
+* ``key_bytes`` is what the keys' objects cost (store/memory_accounting.py),
+  kept exact where keys enter and leave (the same points as the per-slot
+  counts); ``memory_bytes()`` adds values, tables, expiry and the index:
+  the data's part of INFO ``used_memory``, O(1).
+* Eviction (store/eviction.py drives it): ``set_access_clock`` makes the
+  value table keep an access stamp per key (LRU or LFU); ``evict`` deletes
+  a key exactly as DEL does (snapshot pre-image, a ``DEL`` effect) and
+  counts it in ``evicted_keys``; ``peek`` and ``is_eviction_candidate``
+  read without touching a stamp.
 * Values are ``bytes``, or a ``Growable`` (store/growable.py) once APPEND or
   SETRANGE made one longer than ``SMALL_VALUE_BYTES``: it grows in place in
   amortized O(1). ``get`` always answers ``bytes`` (a grown value is copied);
@@ -75,8 +84,10 @@ from typing import Protocol, TypeVar
 from ..cluster.slots import SLOT_COUNT, key_slot
 from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .effects import EffectSink
+from .eviction_policy import AccessClock
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
 from .hashtable import HashTable
+from .memory_accounting import EXPIRY_OBJECT_BYTES, VALUE_OBJECT_BYTES, object_bytes
 from .snapshots import SnapshotChain, UndoLog
 from .sorted_index import SortedKeyIndex
 
@@ -112,7 +123,18 @@ class Keyspace:
         self._values = HashTable()
         self._expires = HashTable()
         self._clock_ms = clock_ms
+        # The wall clock as given, for access stamps: ``_clock_ms`` is
+        # swapped while loading (``expiry_paused``), stamps must not be.
+        self.access_clock_ms = clock_ms
         self.value_bytes = 0
+        # What the keys' objects cost (store/memory_accounting.py), kept
+        # exact where keys enter and leave, as the per-slot counts.
+        self.key_bytes = 0
+        # Access stamps for eviction (set_access_clock): the clock and
+        # whether reads stamp; None: off (the tables keep none).
+        self._access: tuple[AccessClock, bool] | None = None
+        # Keys deleted by eviction (INFO stats evicted_keys).
+        self.evicted_keys = 0
         # Total buffer size of the Growable values (their length plus spare capacity).
         self.grown_capacity_bytes = 0
         # Keys deleted because their time ran out (INFO stats expired_keys).
@@ -359,6 +381,71 @@ class Keyspace:
                 return item[0]
         return None
 
+    def memory_bytes(self) -> int:
+        """The data's accounted bytes (store/memory_accounting.py): keys,
+        values, both tables' structure, expiry times, the sorted index. O(1)
+        in the keys (a read). A table answers ``memory_bytes()`` for its own
+        structure, and for the keys and values too if it packs them itself
+        (``COUNTS_ENTRIES``)."""
+        values, expires = self._values, self._expires
+        total = values.memory_bytes() + expires.memory_bytes() + len(expires) * EXPIRY_OBJECT_BYTES
+        if not values.COUNTS_ENTRIES:  # the key and value objects live outside the table
+            total += self.key_bytes + self.value_bytes + len(values) * VALUE_OBJECT_BYTES + self.grown_capacity_bytes
+        if self._sorted is not None:
+            total += self._sorted.bytes_estimate()
+        return total
+
+    # --- eviction (store/eviction.py drives it; the rules are its) ---------
+
+    def set_access_clock(self, clock: AccessClock | None, touch_reads: bool = True) -> None:
+        """Keep an access stamp per key (``clock``: LRU or LFU) or none
+        (None). Write lock: allocates or frees the stamp arrays at once."""
+        self._access = None if clock is None else (clock, touch_reads)
+        if clock is None:
+            self._values.disable_stamps()
+        else:
+            self._values.enable_stamps(clock, touch_reads)
+
+    def access_stamp(self, key: bytes) -> int | None:
+        """``key``'s stamp without touching it (OBJECT FREQ/IDLETIME, the
+        pool's scores); None when absent or no stamps are kept (a read)."""
+        return self._values.stamp(key)
+
+    def peek(self, key: bytes) -> tuple[Value, int] | None:
+        """``key``'s value and access stamp (0 when none is kept) unless
+        absent or expired, touching nothing (OBJECT; a read)."""
+        entry = self._values.peek(key)
+        if entry is None or self._is_expired(key):
+            return None
+        return entry
+
+    def eviction_sample(self, volatile: bool, count: int) -> list[tuple[bytes, object, int]]:
+        """About ``count`` random candidates (a read) as (key, value, stamp)
+        from every key, or as (key, expiry ms, stamp) from the keys with a
+        TTL (``volatile``). The table's own tuples when it can (this runs
+        for every evicted key)."""
+        if not volatile:
+            return self._values.sample(count)
+        stamp_of = self._values.stamp
+        return [(key, at_ms, stamp_of(key) or 0) for key, at_ms, _stamp in self._expires.sample(count)]
+
+    def is_eviction_candidate(self, key: bytes, volatile: bool) -> bool:
+        """``key`` is stored (with a TTL if ``volatile``); touches nothing."""
+        return key in self._values and (not volatile or key in self._expires)
+
+    def evict(self, key: bytes) -> bool:
+        """Delete ``key`` to free memory, as DEL does: its pre-image goes to
+        open snapshots, a DEL effect to the log and replicas; counted in
+        ``evicted_keys`` (an expired key found here is only expired)."""
+        if self._is_expired(key):
+            self._expire_if_needed(key)
+            return True
+        deleted = self._remove(key) is not None
+        if deleted:
+            self.evicted_keys += 1
+            self.effects.emit(("DEL", key))
+        return deleted
+
     def statistics(self) -> dict[str, object]:
         return {
             "keys": len(self._values),
@@ -398,6 +485,7 @@ class Keyspace:
             self._save_preimage(key)
         value = self._values.pop(key, None)
         if value is not None:
+            self.key_bytes -= object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] -= 1
             if self._sorted is not None:
@@ -424,6 +512,7 @@ class Keyspace:
             self.value_bytes += len(value) - (len(old) if type(old) is bytes else self._forget(old))
         else:
             self.value_bytes += len(value)
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -535,6 +624,7 @@ class Keyspace:
         old = self._values.swap(key, value)
         self.value_bytes += len(value) - (0 if old is None else self._forget(old))
         if old is None:
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -629,6 +719,7 @@ class Keyspace:
                 return  # nothing to store, nothing changed
             self._values.set(key, value)
             self.value_bytes += value.size_bytes()
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -678,6 +769,7 @@ class Keyspace:
                 return
             self._values.set(key, value)
             self.value_bytes += value.size_bytes()
+            self.key_bytes += object_bytes(len(key))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(key)] += 1
             if self._sorted is not None:
@@ -713,6 +805,7 @@ class Keyspace:
         old = self._values.swap(target, value)
         self.value_bytes += value.size_bytes() - (0 if old is None else self._forget(old))
         if old is None:
+            self.key_bytes += object_bytes(len(target))
             if self._slot_keys is not None:
                 self._slot_keys[key_slot(target)] += 1
             if self._sorted is not None:
@@ -740,6 +833,7 @@ class Keyspace:
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
+        self.key_bytes = 0
         self.grown_capacity_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
@@ -759,6 +853,7 @@ class Keyspace:
         if self._slot_keys is not None:
             self._slot_keys = [0] * SLOT_COUNT
         self.value_bytes = 0
+        self.key_bytes = 0
         self._sweep_cursor = 0
         self._touch_all(touched)
         self.effects.emit(("CLEAR",))
@@ -770,6 +865,8 @@ class Keyspace:
         if self.undo_log is None or not self.snapshots.cleared(self._values, self._expires):
             return False
         self._values, self._expires = HashTable(), HashTable()
+        if self._access is not None:
+            self._values.enable_stamps(*self._access)
         return True
 
     def attach_sorted_index(self, index: SortedKeyIndex | None) -> None:

@@ -30,6 +30,8 @@ from ..commands.auth import password_bytes
 from ..commands.slicing import SLICE_SECONDS
 from ..config import Config
 from .durability.memory_snapshot import save_keyspace
+from .eviction import Evictor
+from .eviction_policy import LFU_POLICIES, LRU_POLICIES, NOEVICTION, AccessClock
 from .keyspace import Keyspace
 from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
@@ -81,10 +83,21 @@ class Store:
         # password (None: none) and protected mode; CONFIG SET changes both.
         self.requirepass: bytes | None = password_bytes(config.requirepass)
         self.protected_mode: bool = config.protected_mode
-        # CONFIG SET maxmemory (0: no limit). With the only policy,
-        # noeviction, commands flagged denyoom are refused while
-        # used_memory_bytes() is above it (-OOM), as Redis does.
-        self.maxmemory_bytes: int = 0
+        # --maxmemory / CONFIG SET maxmemory (0: no limit). Above it, a
+        # command flagged denyoom first evicts by the policy
+        # (store/eviction.py) or, under noeviction or with nothing left to
+        # evict, is refused (-OOM), as Redis does.
+        self.maxmemory_bytes: int = config.maxmemory_bytes
+        # The process's resident size before any data: used_memory is this
+        # plus the keyspace's accounted bytes (store/memory_accounting.py).
+        self.memory_baseline_bytes: int = resident_bytes()
+        # The highest used_memory INFO has seen (used_memory_peak).
+        self.used_memory_peak_bytes: int = 0
+        # The eviction policy in force (set_maxmemory_policy; its lock makes
+        # two CONFIG SETs, which run under the read lock, change it in turn).
+        self._policy_lock = threading.Lock()
+        self.evictor: Evictor = Evictor(NOEVICTION, config.maxmemory_samples, None)
+        self.set_maxmemory_policy(config.maxmemory_policy, config.maxmemory_samples)
         # CONFIG SET client-query-buffer-limit: read by each new RESP connection.
         self.client_query_buffer_limit_bytes: int = config.client_query_buffer_limit_bytes
         # False while data is being loaded: HTTP /readyz answers "not ready".
@@ -121,17 +134,39 @@ class Store:
             view = self.keyspace.snapshots.open()
         return Snapshot(view, self.lock)
 
+    def set_maxmemory_policy(self, policy: str, samples: int) -> None:
+        """Put ``policy`` (a name of eviction_policy.POLICIES) in force with
+        ``samples`` keys per eviction: an LRU or LFU policy keeps a stamp
+        per key (allocated now), another frees them. Any store lock, or
+        none before clients connect (the hash table's docstring says why
+        a change under the read lock is safe for concurrent readers)."""
+        with self._policy_lock:
+            evictor = self.evictor
+            lfu = policy in LFU_POLICIES
+            wants_clock = lfu or policy in LRU_POLICIES
+            clock = evictor.clock
+            if wants_clock and (clock is None or clock.lfu != lfu):
+                clock = AccessClock(lfu, self.keyspace.access_clock_ms)
+                self.keyspace.set_access_clock(clock)
+            elif not wants_clock:
+                clock = None
+                if evictor.clock is not None:
+                    self.keyspace.set_access_clock(None)
+            self.evictor = Evictor(policy, samples, clock)
+
     def used_memory_bytes(self) -> int:
         """What INFO reports as used_memory and maxmemory is compared with:
-        the bytes tracemalloc traces when it is on, else the resident set
-        size (/proc/self/statm)."""
+        the bytes tracemalloc traces when it is on, else the baseline
+        resident size plus the keyspace's accounted bytes
+        (store/memory_accounting.py): O(1), falls when keys go."""
         if tracemalloc.is_tracing():
             return tracemalloc.get_traced_memory()[0]
-        try:
-            with open("/proc/self/statm", "rb") as statm:
-                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            return 0  # cannot be measured: never refuse for it
+        return self.memory_baseline_bytes + self.keyspace.memory_bytes()
+
+    def make_room(self) -> bool:
+        """Evict by the policy until used memory is under maxmemory (write
+        lock held; store/eviction.py). False: still over, nothing to evict."""
+        return self.evictor.make_room(self.keyspace, self.used_memory_bytes, self.maxmemory_bytes)
 
     def save_memory_snapshot(self) -> None:
         """SAVE with --appendonly no: write <data-dir>/dump.snapshot (worker
@@ -142,3 +177,12 @@ class Store:
             save_keyspace(self.keyspace, self.lock, self.config.data_dir, self.versions)
             self.memory_saves += 1
             self.memory_last_save_s = int(started)
+
+
+def resident_bytes() -> int:
+    """The process's resident set size (/proc/self/statm); 0 if unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0  # cannot be measured
