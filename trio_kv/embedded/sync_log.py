@@ -39,6 +39,8 @@ from ..store.store import Store
 
 log = logging.getLogger(__name__)
 
+_monotonic = time.monotonic
+
 EVERYSEC_INTERVAL_SECONDS = 1.0
 COMPACTION_CHECK_WRITES = 1024
 
@@ -69,10 +71,10 @@ class SyncLog:
                 persistence.flush(check_files=False)
             except OSError as error:
                 raise LogRefused(f"write not durable: {error.strerror or error}") from error
-        self._writes += 1
-        if self._writes % COMPACTION_CHECK_WRITES == 0 and persistence.wants_rewrite():
+        writes = self._writes = self._writes + 1
+        if not writes % COMPACTION_CHECK_WRITES and persistence.wants_rewrite():
             self._start_compaction()
-        now = time.monotonic()
+        now = _monotonic()
         if now >= self._next_sync_s:
             self._next_sync_s = now + EVERYSEC_INTERVAL_SECONDS
             self._once_a_second()
