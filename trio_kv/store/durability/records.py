@@ -62,9 +62,11 @@ Rules kept here:
   store's write lock), so it is cheap for small records: the payload is
   joined once, checksummed with one ``crc32`` call and framed with one
   concatenation (a one-SET record: about 0.4 us, against 0.75 us for a
-  ``crc32`` call per field). A record whose payload is over
-  ``COPY_ONCE_BYTES`` is copied only once instead: the checksum is computed
-  over the parts and the frame joined with them. ``record_parts`` lets a
+  ``crc32`` call per field; a batch of 100 SETs 21 us against 32 us). A
+  record of one effect other than a small SET, or whose payload is over
+  ``COPY_ONCE_BYTES``, is framed over its parts instead (the checksum
+  computed part by part), so a big value is copied once (a big unit of
+  several effects is joined once more first). ``record_parts`` lets a
   snapshot write the parts with no copy at all.
 * No IO here.
 """
@@ -177,8 +179,9 @@ def _framed(parts: list[Any]) -> list[Any]:
 
 
 # Payloads up to this size are joined, then framed (two copies, one crc32
-# call); bigger ones are framed over their parts (one copy). 64 KiB copies
-# in a few microseconds, less than a crc32 call per field costs a batch.
+# call); bigger ones are framed over their parts (one copy, a crc32 call per
+# part). 64 KiB copies in a few microseconds, less than a crc32 call per
+# field costs a batch of small writes.
 COPY_ONCE_BYTES = 64 * 1024
 
 
@@ -186,21 +189,24 @@ def encode_record(effects: list[Effect]) -> bytes:
     """One framed record holding ``effects`` in order."""
     if len(effects) == 1:
         effect = effects[0]
-        if effect[0] == SET and effect[3] is None:
+        if effect[0] == SET and len(effect[2]) <= COPY_ONCE_BYTES:
             # The most common record by far (a put, a SET): no list, no loop.
             key = effect[1]
             value = effect[2]
-            if len(value) <= COPY_ONCE_BYTES:
+            at_ms = effect[3]
+            if at_ms is None:
                 payload = _pack_type_len(_T_SET, len(key)) + key + _pack_u32(len(value)) + value
-                if len(payload) <= MAX_RECORD_BYTES:
-                    return _pack_frame(len(payload), _crc32(payload)) + payload
+            else:
+                payload = _pack_type_time_len(_T_SET_EXPIRING, at_ms, len(key)) + key + _pack_u32(len(value)) + value
+            if len(payload) <= MAX_RECORD_BYTES:
+                return _pack_frame(len(payload), _crc32(payload)) + payload
+        return b"".join(record_parts(effects))  # maybe one big value: copied once
     parts = payload_parts(effects)
-    length = 0
-    for part in parts:
-        length += len(part)
-    if length > COPY_ONCE_BYTES or not length or length > MAX_RECORD_BYTES:
-        return b"".join(_framed(parts))  # which also refuses an empty or oversized record
     payload = b"".join(parts)
+    length = len(payload)
+    if not length or length > COPY_ONCE_BYTES or length > MAX_RECORD_BYTES:
+        # A big unit: framed over its parts (or refused, by _framed).
+        return b"".join(_framed(parts))
     return _pack_frame(length, _crc32(payload)) + payload
 
 
