@@ -3,8 +3,8 @@ between processes (library and library, server and library, both ways),
 one log format for both shells (a server reads what the library wrote and
 the other way round), and crash recovery: a process killed with SIGKILL
 while writing loses no write whose call had returned (``appendfsync
-always``, and ``everysec``, whose writes are written to the kernel before
-they return)."""
+always``, and ``everysec`` and ``no``, whose writes are written to the
+kernel before they return: embedded/sync_log.py says why)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ WRITER = """
 """
 
 
-@pytest.mark.parametrize("policy", ["always", "everysec"])
+@pytest.mark.parametrize("policy", ["always", "everysec", "no"])
 def test_kill_9_loses_no_write_that_returned(tmp_path: Path, policy: str) -> None:
     data = tmp_path / "data"
     writer = library_process(WRITER, str(data), policy)

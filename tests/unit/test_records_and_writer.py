@@ -11,8 +11,10 @@ import zlib
 
 import pytest
 
+from trio_kv.store.durability import records as records_module
 from trio_kv.store.durability import writer as writer_module
 from trio_kv.store.durability.records import (
+    COPY_ONCE_BYTES,
     FRAME_BYTES,
     HEADER_BYTES,
     KIND_LOG,
@@ -24,6 +26,7 @@ from trio_kv.store.durability.records import (
     decode_record,
     encode_header,
     encode_record,
+    record_parts,
 )
 from trio_kv.store.durability.writer import LogWriter, SyncFailed
 from trio_kv.store.keyspace import Keyspace
@@ -60,6 +63,29 @@ def test_each_effect_round_trips(effect: tuple[object, ...]) -> None:
 
 def test_a_record_keeps_many_effects_in_order() -> None:
     assert decode_record(payload_of(encode_record(ALL_EFFECTS))) == ALL_EFFECTS
+
+
+@pytest.mark.parametrize("value_bytes", [0, 16, COPY_ONCE_BYTES - 40, COPY_ONCE_BYTES, COPY_ONCE_BYTES + 1, 200_000])
+@pytest.mark.parametrize("ttl", [None, NOW_MS])
+@pytest.mark.parametrize("count", [1, 2, 100])
+def test_small_and_big_records_frame_alike(value_bytes: int, ttl: int | None, count: int) -> None:
+    # encode_record joins small records before framing and frames big ones
+    # (and one-effect records other than a small SET) over their parts:
+    # the bytes must not depend on which way was taken.
+    effects = [("SET", b"k%d" % index, bytes([index % 256]) * value_bytes, ttl) for index in range(count)]
+    effects.append(("DEL", b"gone"))
+    for unit in (effects[:count], effects, effects[-1:]):
+        record = encode_record(unit)
+        assert record == b"".join(record_parts(unit))
+        assert decode_record(payload_of(record)) == unit
+
+
+def test_the_record_limit_holds_for_small_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(records_module, "MAX_RECORD_BYTES", 100)
+    for unit in ([("SET", b"k", b"x" * 200, None)], [("SET", b"k", b"x" * 100, None), ("DEL", b"k")]):
+        with pytest.raises(ValueError, match="over the 100-byte limit"):
+            encode_record(unit)
+    encode_record([("SET", b"k", b"x" * 50, None), ("DEL", b"k")])
 
 
 def test_set_without_ttl_is_compact() -> None:

@@ -9,6 +9,11 @@ unexpected keyword argument is, so a typo is never silently ignored.
 
 ``path`` is the data directory: given, the append-only log is on (and the
 directory locked while the store is open); None, the store is memory only.
+
+The snapshot limits are the server's too (``--snapshot-max-undo-bytes``,
+``--snapshot-idle-timeout-seconds``): a snapshot past either expires, its
+reads raise ``trio_kv.SnapshotExpired`` and a transaction on it fails to
+commit with ``trio_kv.Conflict``, as ``ERR snapshot expired`` in the server.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ LIBRARY_OPTIONS: dict[str, str] = {
     "aof_load_truncated": "yes: cut a torn log tail when opening (with a warning); no: refuse",
     "active_expire_interval_seconds": "how often expired keys are swept (at a write in the sync shell)",
     "sorted_index": "yes (default): keep keys in byte order for scan (about 9 bytes a key); no: scan refuses",
+    "snapshot_max_undo_bytes": "old values open snapshots may keep (default 256 MiB); past it the oldest expires",
+    "snapshot_idle_timeout_seconds": "a snapshot unread this long expires (default 300)",
     "workers": "open_trio: worker threads of the group dispatcher",
 }
 

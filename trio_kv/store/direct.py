@@ -96,7 +96,8 @@ def checked_batch(ops: Iterable[Put | Delete]) -> list[Put | Delete]:
     checked = list(ops)
     for op in checked:
         if type(op) is Put:
-            check_put(op.key, op.value, op.ttl_ms)
+            if type(op.key) is not bytes or type(op.value) is not bytes or op.ttl_ms is not None:
+                check_put(op.key, op.value, op.ttl_ms)  # raises unless only the TTL needed a look
         elif type(op) is Delete:
             check_key(op.key)
         else:

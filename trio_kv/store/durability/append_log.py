@@ -352,13 +352,16 @@ class Persistence:
                     self.write_error = f"{error.strerror or error}"
                 log.error("writing %s failed: %s; refusing writes", segment.writer.path, error)
                 raise
-            if self.write_error is not None:
-                log.warning("writing %s works again; accepting writes", segment.writer.path)
-            self.write_error = None
-            self.last_write_ok = True
             writer = segment.writer
+            if self.write_error is not None or not self.last_write_ok:
+                if self.write_error is not None:
+                    log.warning("writing %s works again; accepting writes", writer.path)
+                self.write_error = None
+                self.last_write_ok = True
             offset = writer.synced_offset if self.fsync_policy == "always" else writer.flushed_offset
-            self.durable_lsn = max(self.durable_lsn, segment.lsn_at(offset))
+            durable = segment.base_lsn + (offset - segment.start)  # segment.lsn_at, inline: every write pays it
+            if durable > self.durable_lsn:
+                self.durable_lsn = durable
             return self.durable_lsn
 
     def sync(self) -> None:

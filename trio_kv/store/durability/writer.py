@@ -128,22 +128,36 @@ class LogWriter:
                     raise RuntimeError(f"{self.path} is not open yet")
                 self._pending = []
             data = pending[0] if len(pending) == 1 else b"".join(pending)
-            view = memoryview(data)
-            written = 0
+            fd = self._fd
             try:
-                while written < len(data):
-                    count = os.write(self._fd, view[written:])
-                    if count == 0:
-                        raise OSError(errno.EIO, f"write to {self.path} wrote nothing")
-                    written += count
-                    self.flushed_offset += count
+                # One write() nearly always takes it all (a regular file):
+                # no memoryview for the usual case.
+                written = os.write(fd, data)
             except OSError:
                 with self._pending_lock:
-                    self._pending.insert(0, bytes(view[written:]))
+                    self._pending.insert(0, data)
                 raise
-            finally:
-                view.release()
+            self.flushed_offset += written
+            if written < len(data):
+                self._write_rest(fd, data, written)
             return self.flushed_offset
+
+    def _write_rest(self, fd: int, data: bytes, written: int) -> None:
+        """The rest of a short write(), from ``written`` on (flush lock held)."""
+        view = memoryview(data)
+        try:
+            while written < len(data):
+                count = os.write(fd, view[written:])
+                if count == 0:
+                    raise OSError(errno.EIO, f"write to {self.path} wrote nothing")
+                written += count
+                self.flushed_offset += count
+        except OSError:
+            with self._pending_lock:
+                self._pending.insert(0, bytes(view[written:]))
+            raise
+        finally:
+            view.release()
 
     def sync(self) -> int:
         """fdatasync what has been flushed; returns ``synced_offset``."""
