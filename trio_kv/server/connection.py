@@ -123,10 +123,9 @@ class Connection:
         self._room_below = 0
         # time.perf_counter() when the requests being parsed were read.
         self._received_at = 0.0
-        # Plain TCP: the socket, read with os.read on its descriptor
-        # (_receive); None for TLS, read through the stream.
-        self._raw_socket = stream.socket if type(stream) is trio.SocketStream else None
-        self._fd = -1 if self._raw_socket is None else self._raw_socket.fileno()
+        # Plain TCP: the socket's descriptor, read with os.read (_receive);
+        # -1 for TLS, read through the stream.
+        self._fd = stream.socket.fileno() if type(stream) is trio.SocketStream else -1
         # True right after _serve let the other tasks run: the next read may
         # then take what is there without yielding again.
         self._just_yielded = False
@@ -182,7 +181,7 @@ class Connection:
                 if self._stopping:
                     return None
                 try:
-                    await trio.lowlevel.wait_readable(self._raw_socket)
+                    await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:
                     return b""
         try:
