@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""A 3-node trio_kv cluster next to a single trio_kv node, in the same run.
+"""A K-node trio_kv cluster (3 by default) next to a single trio_kv node, in the same run.
 
 Prints numbers (Markdown on stdout), asserts nothing. Each server is
 ``<repo>/.venv/bin/python -m trio_kv`` with ``--appendonly yes
 --appendfsync everysec`` (the default durability), the cluster's nodes on
 their own loopback addresses (127.0.0.x, client port P, bus port P + 10000)
-with N=3, W=2, R=2 (the defaults). ``redis-benchmark --cluster -c C -n N -t
+with N=3, W=2, R=2 (the defaults; ``--nodes K`` and ``--node-args`` change
+them: ``--nodes 2 --node-args "--cluster-replicas 1 --cluster-write-quorum 1
+--cluster-read-quorum 1"`` is two processes that share the keys without
+copies, the way to use a second core). ``redis-benchmark --cluster -c C -n N -t
 set,get --csv`` drives the cluster (it reads CLUSTER NODES and sends each
 key to its published primary); plain ``redis-benchmark`` drives the single
 node. For each test: requests per second, p50 and p99 (ms), and the CPU
@@ -22,6 +25,8 @@ options to each cluster node (``--node-args "--workers 1"``).
     .venv/bin/python bench/cluster_bench.py -n 50000 -c 50 --repeat 3
     .venv/bin/python bench/cluster_bench.py --tests set --profile /tmp/prof
     .venv/bin/python bench/cluster_bench.py --tests set --counts
+    .venv/bin/python bench/cluster_bench.py --nodes 2 --node-args "--cluster-replicas 1 \
+        --cluster-write-quorum 1 --cluster-read-quorum 1"
 
 ``--profile DIR`` records each cluster node with ``py-spy`` while the
 cluster is measured (collapsed stacks, ``DIR/<test>-node<i>.txt``; the
@@ -208,6 +213,7 @@ def main() -> int:
     parser.add_argument("--tests", default="set,get")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", metavar="DIR", help="py-spy each cluster node into DIR while measuring")
+    parser.add_argument("--nodes", type=int, default=3, help="cluster nodes (K)")
     parser.add_argument("--node-args", default="", help="more arguments for each cluster node (one string, split on spaces)")
     parser.add_argument("--counts", action="store_true",
                         help="HTTP on client port + 1; print hops, jobs and bus messages per request")
@@ -219,8 +225,8 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="trio-kv-cluster-bench-")
     processes: list[subprocess.Popen] = []
     try:
-        # Three cluster nodes and the single node, each on its own address, one port free on all four.
-        *hosts, single_host = node_hosts(4)
+        # K cluster nodes and the single node, each on its own address, one port free on all.
+        *hosts, single_host = node_hosts(options.nodes + 1)
         port = free_cluster_port([*hosts, single_host])
         seeds = ",".join(f"{host}:{port}" for host in hosts)
         http_args = ["--http-port", str(port + 1)] if options.counts else []
@@ -235,17 +241,19 @@ def main() -> int:
             wait_for_port(host, port)
         wait_for_port(single_host, single_port)
         deadline = time.monotonic() + 30
-        while not all(members_up(host, port) == 3 for host in hosts):
+        while options.nodes > 1 and not all(members_up(host, port) == options.nodes for host in hosts):
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster did not mesh")
             time.sleep(0.1)
-        cluster_pids = [process.pid for process in processes[:3]]
-        single_pids = [processes[3].pid]
+        cluster_pids = [process.pid for process in processes[:-1]]
+        single_pids = [processes[-1].pid]
         cluster_http = [(host, port + 1) for host in hosts] if options.counts else []
         single_http = [(single_host, port + 1)] if options.counts else []
         for host, http_port in cluster_http + single_http:
             wait_for_port(host, http_port)
-        print(f"# trio_kv cluster (3 nodes, N=3 W=2 R=2) vs single node: -c {options.clients} -n {options.requests}\n")
+        print(f"# trio_kv cluster ({options.nodes} nodes, {options.node_args or 'N=3 W=2 R=2'}) vs single node: "
+              f"-c {options.clients} -n {options.requests}; load average "
+              f"{' '.join(open('/proc/loadavg').read().split()[:3])}\n")
         print("| test | cluster rps | single rps | ratio | cluster p50/p99 ms | single p50/p99 ms "
               "| CPU s per 10k: cluster / single (ratio) |")
         print("| --- | --- | --- | --- | --- | --- | --- |")

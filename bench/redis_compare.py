@@ -4,19 +4,30 @@
 A script that prints numbers (Markdown on stdout, progress on stderr); it
 asserts nothing about speed. Stdlib only. trio_kv runs as
 ``<repo>/.venv/bin/python -m trio_kv --port 0`` (address from its ``listening
-on HOST:PORT`` log line), redis-server without persistence on a free loopback
-port; both are stopped on exit, whatever happens.
+on HOST:PORT`` log line), the Trio ceiling (``bench/trio_ceiling.py``: a
+minimal Trio RESP server, SET/GET inline on the event loop, no features)
+under the same interpreter, redis-server without persistence on a free
+loopback port; all are stopped on exit, whatever happens.
 
 Throughput (default): ``redis-benchmark -c C -n N -t TEST -P P --csv`` once
-per (test, pipeline) row on each server, trio_kv then redis, so drift on a
-busy machine hits both; with ``--repeat R`` each number is the median of R.
+per (test, pipeline) row on each server, trio_kv, the ceiling, then redis,
+so drift on a busy machine hits all; with ``--repeat R`` each number is the
+median of R. Printed: requests per second and the ratios trio_kv/ceiling and
+trio_kv/redis; p50/p99 latency; and each server's CPU time (all threads,
+from /proc) per 10,000 requests, the figure least moved by other work on a
+busy machine. ``--baseline DIR`` adds a column ``base``: trio_kv from
+another source tree (``git archive <commit> | tar -x -C DIR``), run the same
+way, for an A/B of a change in one run.
 
-Memory (``--memory``): fresh servers; N keys ``key:%012d`` (16 bytes) with
-3-byte values are SET, pipelined 1000 at a time over a raw socket; bytes per
-key = (after - before) / N from INFO ``used_memory`` and from VmRSS in
-/proc/<pid>/status. trio_kv's ``used_memory`` is its resident size at start
-plus the data's accounted bytes (store/memory_accounting.py), or
-tracemalloc's count when it runs with ``PYTHONTRACEMALLOC=1``.
+Memory (``--memory``): fresh servers, one at a time; N keys ``key:%012d``
+(16 bytes) with 3-byte values are SET, pipelined 1000 at a time over a raw
+socket; bytes per key = (after - before) / N from INFO ``used_memory`` and
+from VmRSS in /proc/<pid>/status. trio_kv runs three ways: default features,
+``--sorted-index no``, and a one-node cluster (``--cluster-enabled yes``,
+with its version vectors); then the ceiling (a plain ``dict``) and redis.
+trio_kv's ``used_memory`` is its resident size at start plus the data's
+accounted bytes (store/memory_accounting.py), or tracemalloc's count when it
+runs with ``PYTHONTRACEMALLOC=1``.
 
 Examples:
     .venv/bin/python bench/redis_compare.py                 # or: make bench
@@ -24,6 +35,7 @@ Examples:
     .venv/bin/python bench/redis_compare.py --tests set,get,incr -n 200000 --workers 2
     .venv/bin/python bench/redis_compare.py --extra-args="--max-batch-commands 256"
     .venv/bin/python bench/redis_compare.py --memory --keys 1000000
+    .venv/bin/python bench/redis_compare.py --repeat 5 --baseline /tmp/trio-kv-before
 
 Exit status 2: redis-server / redis-benchmark missing and not installable
 (apt-get install redis-server, tried as root on Debian).
@@ -49,11 +61,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from servers import start_redis, start_trio_kv, trio_kv_python
+from servers import start_redis, start_trio_ceiling, start_trio_kv, trio_kv_python
 
 BENCHMARK_TIMEOUT_SECONDS = 900.0
 LOAD_CHUNK_COMMANDS = 1000
 RECV_BYTES = 1 << 16
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 log = logging.getLogger("bench")
 
 
@@ -76,6 +89,11 @@ def start_redis_in_memory(stack: ExitStack) -> tuple[int, int]:
     """A redis-server without persistence; (pid, port)."""
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-redis-"))
     return start_redis(stack, workdir, "--appendonly", "no")
+
+
+def start_trio_ceiling_pid_port(stack: ExitStack) -> tuple[int, int]:
+    server = start_trio_ceiling(stack)
+    return server.pid, server.address[1]
 
 
 def start_trio_kv_in_memory(stack: ExitStack, flags: list[str]) -> tuple[int, int]:
@@ -159,15 +177,25 @@ def memory_per_key(pid: int, port: int, keys: int) -> dict[str, float]:
             "load rate keys/s": keys / seconds}
 
 
-def run_benchmark(port: int, test: str, pipeline: int, args: argparse.Namespace) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def run_benchmark(pid: int, port: int, test: str, pipeline: int, args: argparse.Namespace) -> dict[str, float]:
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(args.c), "-n", str(args.n),
             "-t", test, "-P", str(pipeline), "--csv"]
+    cpu_before = cpu_seconds(pid)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=BENCHMARK_TIMEOUT_SECONDS)
+    cpu = cpu_seconds(pid) - cpu_before
     rows = list(csv.DictReader(line for line in done.stdout.splitlines() if line.startswith('"')))
     if done.returncode != 0 or not rows:
         raise RuntimeError(f"{shlex.join(argv)} failed:\n{done.stdout}{done.stderr}")
     row = rows[0]  # one test per run
-    return {"rps": float(row["rps"]), "p50": float(row["p50_latency_ms"]), "p99": float(row["p99_latency_ms"])}
+    return {"rps": float(row["rps"]), "p50": float(row["p50_latency_ms"]), "p99": float(row["p99_latency_ms"]),
+            "cpu": cpu * 1000 * 10_000 / args.n}
 
 
 def machine_line() -> str:
@@ -176,9 +204,10 @@ def machine_line() -> str:
                             capture_output=True, text=True).stdout.strip()
     redis = re.search(r"v=(\S+)", subprocess.run(["redis-server", "--version"], capture_output=True,
                                                  text=True).stdout)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return (f"{datetime.datetime.now().isoformat(timespec='seconds')}, nproc {len(os.sched_getaffinity(0))}, "
             f"CPU {cpu.group(1) if cpu else platform.machine()}, trio_kv Python {python}, "
-            f"redis-server {redis.group(1) if redis else '?'}")
+            f"redis-server {redis.group(1) if redis else '?'}, load average {load}")
 
 
 def trio_kv_flags(args: argparse.Namespace) -> list[str]:
@@ -186,51 +215,96 @@ def trio_kv_flags(args: argparse.Namespace) -> list[str]:
     return [*workers, *shlex.split(args.extra_args)]
 
 
+def start_servers(stack: ExitStack, args: argparse.Namespace) -> dict[str, tuple[int, int]]:
+    """The servers of a throughput run, by column name: (pid, port)."""
+    servers = {"trio_kv": start_trio_kv_in_memory(stack, trio_kv_flags(args))}
+    if args.baseline:
+        server = start_trio_kv(stack, "--appendonly", "no", *trio_kv_flags(args), repo=Path(args.baseline))
+        servers["base"] = (server.pid, server.address[1])
+    if not args.no_ceiling:
+        servers["ceiling"] = start_trio_ceiling_pid_port(stack)
+    servers["redis"] = start_redis_in_memory(stack)
+    return servers
+
+
 def throughput(args: argparse.Namespace) -> None:
     tests = [test.strip() for test in args.tests.split(",") if test.strip()]
     pipelines = [int(p) for p in args.pipelines.split(",")]
     runs: dict[tuple[str, int, str], list[dict[str, float]]] = {}
     with ExitStack() as stack:
-        servers = {"trio_kv": start_trio_kv_in_memory(stack, trio_kv_flags(args))[1],
-                   "redis": start_redis_in_memory(stack)[1]}
+        servers = start_servers(stack, args)
+        started_line = machine_line()
         for repeat in range(args.repeat):
             for pipeline in pipelines:
                 for test in tests:
-                    for name, port in servers.items():
+                    for name, (pid, port) in servers.items():
                         log.info("run %d/%d: %s -P %d on %s", repeat + 1, args.repeat, test, pipeline, name)
-                        runs.setdefault((test, pipeline, name), []).append(run_benchmark(port, test, pipeline, args))
-    median = {key: {m: statistics.median(run[m] for run in rows) for m in ("rps", "p50", "p99")}
+                        runs.setdefault((test, pipeline, name), []).append(
+                            run_benchmark(pid, port, test, pipeline, args))
+    median = {key: {m: statistics.median(run[m] for run in rows) for m in ("rps", "p50", "p99", "cpu")}
               for key, rows in runs.items()}
-    print(f"{machine_line()}\n")
-    print(f"redis-benchmark -c {args.c} -n {args.n}; median of {args.repeat} run(s); "
-          f"trio_kv flags: {shlex.join(trio_kv_flags(args)) or '(defaults)'}\n")
-    print("| test | pipeline | trio_kv rps | redis rps | ratio | trio_kv p50 ms | trio_kv p99 ms "
-          "| redis p50 ms | redis p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    names = list(servers)
+    ratios = [other for other in ("base", "ceiling", "redis") if other in servers]
+    print(f"{started_line}; at the end: load average "
+          f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}\n")
+    print(f"redis-benchmark -c {args.c} -n {args.n}; median of {args.repeat} run(s), servers alternating; "
+          f"trio_kv flags: {shlex.join(trio_kv_flags(args)) or '(defaults)'}"
+          + (f"; base: trio_kv from {args.baseline}" if args.baseline else "") + "\n")
+    print("| test | pipeline | " + " | ".join(f"{name} rps" for name in names) + " | "
+          + " | ".join(f"trio_kv/{other}" for other in ratios) + " |")
+    print("|---|---:|" + "---:|" * (len(names) + len(ratios)))
     for pipeline in pipelines:
         for test in tests:
-            ours, theirs = median[(test, pipeline, "trio_kv")], median[(test, pipeline, "redis")]
-            print(f"| {test.upper()} | {pipeline} | {ours['rps']:,.0f} | {theirs['rps']:,.0f} "
-                  f"| {ours['rps'] / theirs['rps']:.2f} | {ours['p50']:.3f} | {ours['p99']:.3f} "
-                  f"| {theirs['p50']:.3f} | {theirs['p99']:.3f} |")
+            row = {name: median[(test, pipeline, name)] for name in names}
+            print(f"| {test.upper()} | {pipeline} | "
+                  + " | ".join(f"{row[name]['rps']:,.0f}" for name in names) + " | "
+                  + " | ".join(f"{row['trio_kv']['rps'] / row[other]['rps']:.2f}" for other in ratios) + " |")
+    print("\nLatency (p50 / p99 ms) and server CPU (ms per 10,000 requests, all threads):\n")
+    print("| test | pipeline | " + " | ".join(f"{name} p50 / p99" for name in names) + " | "
+          + " | ".join(f"{name} CPU" for name in names) + " |")
+    print("|---|---:|" + "---:|" * (2 * len(names)))
+    for pipeline in pipelines:
+        for test in tests:
+            row = {name: median[(test, pipeline, name)] for name in names}
+            print(f"| {test.upper()} | {pipeline} | "
+                  + " | ".join(f"{row[name]['p50']:.3f} / {row[name]['p99']:.3f}" for name in names) + " | "
+                  + " | ".join(f"{row[name]['cpu']:.0f}" for name in names) + " |")
+
+
+# The --memory columns: trio_kv's flag sets (its default features, the
+# ordered index off, a one-node cluster with its version vectors), then the
+# ceiling (a plain dict on Trio) and Redis.
+MEMORY_VARIANTS = {
+    "trio_kv": [],
+    "trio_kv --sorted-index no": ["--sorted-index", "no"],
+    "trio_kv --cluster-enabled yes": ["--cluster-enabled", "yes"],
+}
 
 
 def memory(args: argparse.Namespace) -> None:
     results = {}
-    with ExitStack() as stack:
-        for name, start in (("trio_kv", lambda: start_trio_kv_in_memory(stack, trio_kv_flags(args))),
-                            ("redis", lambda: start_redis_in_memory(stack))):
-            pid, port = start()
+    starts = {name: (lambda stack, flags=flags: start_trio_kv_in_memory(stack, [*trio_kv_flags(args), *flags]))
+              for name, flags in MEMORY_VARIANTS.items()}
+    if not args.no_ceiling:
+        starts["ceiling"] = start_trio_ceiling_pid_port
+    starts["redis"] = start_redis_in_memory
+    started_line = machine_line()
+    for name, start in starts.items():
+        # One at a time, each stopped before the next starts: a fresh
+        # server, and no other big process paging against it.
+        with ExitStack() as stack:
+            pid, port = start(stack)
             log.info("loading %d keys into %s", args.keys, name)
             results[name] = memory_per_key(pid, port, args.keys)
-    print(f"{machine_line()}\n")
-    print(f"{args.keys:,} keys of 16 bytes, 3-byte values, SET pipelined {LOAD_CHUNK_COMMANDS} at a time\n")
-    print("| measure | trio_kv | redis | ratio |")
-    print("|---|---:|---:|---:|")
-    for measure in results["redis"]:
-        ours, theirs = results["trio_kv"][measure], results["redis"][measure]
-        ratio = f"{ours / theirs:.2f}" if theirs else "-"
-        print(f"| {measure} | {ours:,.1f} | {theirs:,.1f} | {ratio} |")
+    print(f"{started_line}\n")
+    print(f"{args.keys:,} keys of 16 bytes, 3-byte values, SET pipelined {LOAD_CHUNK_COMMANDS} at a time; "
+          "trio_kv's and the ceiling's used_memory is their RSS\n")
+    print("| server | " + " | ".join(results["redis"]) + " | RSS B/key / redis' used_memory B/key |")
+    print("|---|" + "---:|" * (len(results["redis"]) + 1))
+    redis_used = results["redis"]["INFO used_memory delta B/key"]
+    for name, measures in results.items():
+        print(f"| {name} | " + " | ".join(f"{value:,.1f}" for value in measures.values())
+              + f" | {measures['VmRSS delta B/key'] / redis_used:.2f} |")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -242,6 +316,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs per row; the median is shown")
     parser.add_argument("--workers", type=int, help="trio_kv --workers")
     parser.add_argument("--extra-args", default="", help="more trio_kv flags, one string: --extra-args=\"--flag value\"")
+    parser.add_argument("--baseline", help="also run trio_kv from this source tree (column 'base'), for A/B")
+    parser.add_argument("--no-ceiling", action="store_true", help="leave bench/trio_ceiling.py out")
     parser.add_argument("--memory", action="store_true", help="measure bytes per key instead")
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys loaded in --memory mode")
     args = parser.parse_args(argv)

@@ -7,6 +7,8 @@ the run ends.
   0``, its address from the ``listening on`` line, stderr drained by a
   thread, SIGTERM then SIGKILL at the end. The benchmarks, the harness and
   the tests start trio_kv with that one piece of code.
+* ``start_trio_ceiling(stack)`` runs ``bench/trio_ceiling.py`` (the
+  minimal Trio RESP server) under the same interpreter, the same way.
 * ``start_redis(stack, data_dir, *flags)`` runs ``redis-server`` on a free
   loopback port without RDB snapshots (``--save ""``); it is up once it
   answers PING.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -44,10 +47,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_trio_kv(stack: ExitStack, *flags: str, data_dir: Path | None = None) -> ServerProcess:
+def start_trio_kv(stack: ExitStack, *flags: str, data_dir: Path | None = None, repo: Path = REPO) -> ServerProcess:
     """trio_kv listening on a free port (``address``; other listeners'
-    lines through ``wait_for_log``). Without ``data_dir``, a fresh temporary one."""
-    return stack.enter_context(ServerProcess.start(REPO, *flags, data_dir=data_dir))
+    lines through ``wait_for_log``). Without ``data_dir``, a fresh temporary
+    one. ``repo``: run the trio_kv of another source tree (an A/B run; it
+    runs under this tree's interpreter if it has no .venv of its own)."""
+    if repo != REPO and not (repo / ".venv").exists():
+        argv = [trio_kv_python(), "-m", "trio_kv", "--port", "0", *flags]
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-trio-kv-")))
+        argv += ["--data-dir", str(data_dir)]
+        server = stack.enter_context(ServerProcess(argv, cwd=repo))
+        if server.wait_listening() is None:
+            raise RuntimeError(f"trio_kv from {repo} did not start:\n{server.log()}")
+        return server
+    return stack.enter_context(ServerProcess.start(repo, *flags, data_dir=data_dir))
+
+
+def start_trio_ceiling(stack: ExitStack) -> ServerProcess:
+    """bench/trio_ceiling.py listening on a free port (``address``)."""
+    argv = [trio_kv_python(), str(REPO / "bench" / "trio_ceiling.py"), "--port", "0"]
+    server = stack.enter_context(ServerProcess(argv, cwd=REPO))
+    if server.wait_listening() is None:
+        raise RuntimeError(f"trio_ceiling.py did not start:\n{server.log()}")
+    return server
 
 
 def stop(process: subprocess.Popen) -> None:
