@@ -143,6 +143,10 @@ KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
 # GETKEYS only: COMMAND INFO lists subcommands without key specs.
 SUBCOMMAND_KEY_SPECS: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {
     "memory|usage": [(("RO",), 2, 0, 1)],
+    "object|encoding": [(("RO",), 2, 0, 1)],
+    "object|freq": [(("RO",), 2, 0, 1)],
+    "object|idletime": [(("RO",), 2, 0, 1)],
+    "object|refcount": [(("RO",), 2, 0, 1)],
 }
 
 
