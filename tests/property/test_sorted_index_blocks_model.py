@@ -1,10 +1,10 @@
 """``SortedKeyIndex`` itself against a sorted-list model: a hypothesis state
 machine over add/discard/rebuild/clear/detach with tiny block and pending
-bounds (2-12 keys, 8-200 bytes a block, 1-6 pending keys), so every path of
-the structure runs many times a test: pending merges that splice a key into
-a block of one width or of offsets, merges that re-encode a block, splits,
-blocks joined with a neighbour, a key longer than a block alone in one,
-the empty key, a block's first key removed.
+bounds (2-12 keys, 8-200 bytes a block, tails of 1-6 keys and 4-64 bytes), so every path of
+the structure runs many times a test: tails of one width or of offsets,
+full tails sorted into their blocks, splits, blocks joined with a
+neighbour, a sorted part emptied while its tail is not, a key longer than
+a block alone in one, the empty key, keys below the first block's fence.
 
 Invariants after every step: the whole walk up and down is the sorted
 model, ``len`` and ``in`` agree with it, and the blocks are well formed
@@ -21,7 +21,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from trio_kv.store.sorted_index import SortedKeyIndex, _block_len, _decode
+from trio_kv.store.sorted_index import SortedKeyIndex, _all
 
 # Keys of one width (blocks with implicit offsets), short keys of any
 # length (blocks with offsets, the empty key), and a few keys longer than
@@ -41,11 +41,12 @@ class SortedIndexBlocks(RuleBasedStateMachine):
         self.index = SortedKeyIndex()
 
     @initialize(
-        max_keys=st.integers(2, 12), max_bytes=st.sampled_from([8, 20, 64, 200]), pending=st.integers(1, 6),
-        keys=st.lists(KEYS, max_size=40, unique=True),
+        max_keys=st.integers(2, 12), max_bytes=st.sampled_from([8, 20, 64, 200]), tail_keys=st.integers(1, 6),
+        tail_bytes=st.sampled_from([4, 16, 64]), keys=st.lists(KEYS, max_size=40, unique=True),
     )
-    def start(self, max_keys: int, max_bytes: int, pending: int, keys: list[bytes]) -> None:
-        self.index = SortedKeyIndex(keys, block_max_keys=max_keys, block_max_bytes=max_bytes, pending_max=pending)
+    def start(self, max_keys: int, max_bytes: int, tail_keys: int, tail_bytes: int, keys: list[bytes]) -> None:
+        self.index = SortedKeyIndex(keys, block_max_keys=max_keys, block_max_bytes=max_bytes,
+                                    tail_max_keys=tail_keys, tail_max_bytes=tail_bytes)
         self.model = set(keys)
 
     @rule(key=KEYS)
@@ -137,24 +138,28 @@ class SortedIndexBlocks(RuleBasedStateMachine):
     @invariant()
     def blocks_are_well_formed(self) -> None:
         index = self.index
-        firsts, blobs, layouts = index._firsts, index._blobs, index._layouts
-        assert len(firsts) == len(blobs) == len(layouts)
-        in_blocks: list[bytes] = []
-        for first, blob, layout in zip(firsts, blobs, layouts):
-            count = _block_len(blob, layout)
-            keys = _decode(blob, layout, 0, count)
-            assert count >= 1 and keys[0] == first
+        fences, blobs, layouts = index._fences, index._blobs, index._layouts
+        tails, tail_layouts = index._tails, index._tail_layouts
+        assert len(fences) == len(blobs) == len(layouts) == len(tails) == len(tail_layouts)
+        every: list[bytes] = []
+        for b, (fence, blob, layout, tail, tail_layout) in enumerate(zip(fences, blobs, layouts, tails, tail_layouts)):
+            keys = _all(blob, layout)
+            assert keys == sorted(set(keys)) and keys, "a sorted part is sorted and never empty"
             if type(layout) is int:
-                assert layout >= 1 and len(blob) == layout * count
+                assert layout >= 1 and len(blob) == layout * len(keys)
             else:
                 assert layout[0] == 0 and layout[-1] == len(blob) and list(layout) == sorted(layout)
-            assert count <= index._max_keys
-            assert len(blob) <= index._max_bytes or count == 1
-            in_blocks += keys
-        assert in_blocks == sorted(set(in_blocks)) and index._block_keys == len(in_blocks)
-        pending = index._pending
-        assert pending == sorted(set(pending)) and len(pending) < index._pending_max
-        assert not set(pending) & set(in_blocks)
+            assert len(keys) <= index._max_keys
+            assert len(blob) <= index._max_bytes or len(keys) == 1
+            pending = _all(tail, tail_layout)
+            assert (tail_layout == 0) == (not pending) and len(pending) < index._tail_keys
+            assert len(tail) < index._tail_bytes
+            mine = sorted(keys + pending)
+            assert every == [] or every[-1] < mine[0], "blocks in key order"
+            if b:
+                assert every[-1] < fence <= mine[0], "the fence parts block b-1 from block b"
+            every += mine
+        assert len(every) == len(set(every)) == len(index)
         assert index.bytes_estimate() >= sum(map(len, self.model))
 
 

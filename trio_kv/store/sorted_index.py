@@ -4,24 +4,29 @@ The hash table answers "this key's value" in O(1) but keeps keys in hash
 order; ordered reads (KRANGE, the line protocol's RANGE and ``KEYS prefix``,
 HTTP ``/range``, snapshot ranges, the library's ``scan``) walk this index
 instead. It keeps its own packed copy of the keys (the table packs its
-keys too, so there are no per-key objects to share), in two parts:
+keys too, so there are no per-key objects to share) in **blocks**: runs
+of consecutive keys, each
 
-* **Blocks**: runs of consecutive keys, each one immutable ``bytes`` of the
-  keys concatenated, plus either the keys' width (every key of the block
-  has the same length: the offsets are implicit) or an ``array('H')`` of
-  offsets; a list of the blocks' first keys finds a key's block with the C
-  ``bisect``, a binary search of slices finds its place in the block. A
-  block holds at most ``block_max_keys`` keys and ``block_max_bytes`` bytes
-  (a longer key has a block to itself); it splits in two past either and
-  merges with a neighbour at a quarter of both or under. For 16-byte keys that is
-  about 17 bytes a key, the key bytes included (bench/sorted_index_bench.py).
-* **Pending**: new keys not placed in a block yet, a small sorted list
-  (``bisect.insort``, at most ``pending_max`` keys, default
-  ``PENDING_MAX_KEYS``). When it is full, it is merged into the blocks in
-  one pass in key order, so keys that land in the same block (a run of
-  increasing keys, say) rewrite it once for all of them. A removed key
-  leaves its block at once (a splice of the block's bytes), so readers
-  never have to filter removed keys.
+* a sorted part: one immutable ``bytes`` of its keys concatenated, and
+  either their width (all of one length: the offsets are implicit) or an
+  ``array('H')`` of their offsets; a binary search of slices finds a key's
+  place in it;
+* a pending tail: the block's new keys not sorted in yet, packed the same
+  way in arrival order (at most ``tail_max_keys`` keys and
+  ``tail_max_bytes`` bytes, defaults ``TAIL_MAX_KEYS``/``TAIL_MAX_BYTES``).
+  A new key is appended to its block's tail (a bisect of the blocks' fences
+  and a short copy); a full tail is sorted into its block in one decode,
+  sort and re-encode, shared by all its keys. A removed key leaves the tail
+  or the sorted part at once (a splice of the bytes), so readers never
+  filter removed keys.
+
+A list of the blocks' fences (block b holds the keys from ``fences[b]`` up
+to ``fences[b+1]``, exclusive; the first block also those below) routes a
+key to its block with the C ``bisect``. A sorted part holds at most
+``block_max_keys`` keys and ``block_max_bytes`` bytes (a longer key has a
+block to itself): a bigger one is split in two, and one at a quarter of
+both or under is joined with a neighbour. For 16-byte keys that is about
+17-18 bytes a key, the key bytes included (bench/sorted_index_bench.py).
 
 Rules kept here:
 
@@ -32,7 +37,7 @@ Rules kept here:
   the same points that move the per-slot counts. That is where every
   mutation path meets, the paths the effects sink deliberately does not
   report (expiry) included, and an overwrite costs nothing. So
-  ``len(index) == DBSIZE`` at every lock release (the pending keys count),
+  ``len(index) == DBSIZE`` at every lock release (pending keys count),
   and, like DBSIZE, the index holds a key whose time ran out until it is
   removed: readers skip such keys (``Keyspace.is_expired_key``). In
   cluster mode a tombstone is not a key (the keyspace holds only live
@@ -40,8 +45,8 @@ Rules kept here:
   index.
 * **Locks are the keyspace's.** Mutated only under the store's write lock
   (by the keyspace), read under either lock. Readers never mutate: ``irange``
-  merges the pending keys into the blocks' keys on the fly (the pending
-  list is sorted, so that is a bisect and a per-block merge). An iterator
+  sorts each block's pending tail into the keys it yields from that block,
+  in a list of its own. An iterator
   from ``irange`` must not outlive the lock hold it was made in (a write
   between two of its steps may skip or repeat keys): a reader that stops
   between slices resumes with a new ``irange`` from the last key it
@@ -57,30 +62,36 @@ from __future__ import annotations
 
 import sys
 from array import array
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
-from typing import Union
+from typing import Any, Union
 
-# Keys a block holds at most: a new key's place in a block takes log2 of
-# this many slice compares (Python steps, ~0.1 us each), and a block's
-# per-block cost (its first key, its bytes object, list slots: ~110 bytes)
-# is shared by this many keys.
-BLOCK_MAX_KEYS = 128
-# Bytes of keys a block holds at most (a single longer key gets a block to
-# itself): bounds the copy a splice makes, and keeps every offset of a
-# block of several keys under 65,536 (an ``array('H')``).
-BLOCK_MAX_BYTES = 4096
-# New keys held sorted before they are merged into the blocks: an add is a
-# bisect and a short memmove; a reader's cost is a bisect; the merge's
-# pause, once per this many new keys, is this many placements (~0.3 ms).
-PENDING_MAX_KEYS = 256
+# Keys a block's sorted part holds at most: a search in it takes log2 of
+# this many slice compares (Python steps, ~0.1 us each), a split moves the
+# block lists' slots past it (~5,000 blocks a million keys), and the
+# per-block cost (a fence key, two bytes objects, five list slots: ~130
+# bytes) is shared by this many keys.
+BLOCK_MAX_KEYS = 256
+# Bytes of keys a sorted part holds at most (a single longer key gets a
+# block to itself): bounds the copy a removal makes, and keeps every offset
+# of a block of several keys under 65,536 (an ``array('H')``).
+BLOCK_MAX_BYTES = 8192
+# A block's pending tail: at most this many keys and bytes before it is
+# sorted into the block. Each new key copies its tail once (a bytes
+# append); the sort's decode and re-encode of the block is shared by this
+# many keys; a reader decodes and sorts in the tails of the blocks it walks.
+TAIL_MAX_KEYS = 64
+TAIL_MAX_BYTES = 2048
 
-# A block's layout: the width of each of its keys (all of one length, at
-# least 1), or the offsets of its keys (len = keys + 1).
+# A packed run of keys' layout: the width of each of its keys (all of one
+# length, at least 1), or the offsets of its keys (len = keys + 1); 0: an
+# empty tail.
 Layout = Union[int, "array[int]"]
 
 _ONE_LANE = (1).to_bytes(2, sys.byteorder)
+# irange's bounds: first and last block, min and max key, their inclusiveness.
+_Bounds = tuple[int, int, Union[bytes, None], Union[bytes, None], bool, bool]
 
 
 def _shifted(offsets: array[int], delta: int) -> array[int]:
@@ -99,13 +110,17 @@ def _shifted(offsets: array[int], delta: int) -> array[int]:
 
 
 def _block_len(blob: bytes, layout: Layout) -> int:
-    return len(blob) // layout if type(layout) is int else len(layout) - 1  # type: ignore[arg-type]
+    if type(layout) is int:
+        return len(blob) // layout if layout else 0
+    return len(layout) - 1  # type: ignore[arg-type]
 
 
 def _decode(blob: bytes, layout: Layout, start: int, stop: int) -> list[bytes]:
-    """The keys ``start:stop`` of a block, as new ``bytes``."""
+    """The keys ``start:stop`` of a packed run, as new ``bytes``."""
     if type(layout) is int:
         width: int = layout
+        if not width:
+            return []
         return [blob[at : at + width] for at in range(start * width, stop * width, width)]
     offsets: array[int] = layout  # type: ignore[assignment]
     return [blob[begin:end] for begin, end in zip(offsets[start:stop], offsets[start + 1 : stop + 1])]
@@ -154,7 +169,7 @@ def _search(blob: bytes, layout: Layout, key: bytes, after: bool, low: int = 0) 
 
 
 def _encode(keys: list[bytes]) -> tuple[bytes, Layout]:
-    """One block of ``keys`` (sorted, at least one)."""
+    """``keys`` (at least one) as a packed run."""
     lengths = list(map(len, keys))
     width = lengths[0]
     if width and min(lengths) == max(lengths):
@@ -162,30 +177,39 @@ def _encode(keys: list[bytes]) -> tuple[bytes, Layout]:
     return b"".join(keys), array("H", accumulate(lengths, initial=0))
 
 
+def _all(blob: bytes, layout: Layout) -> list[bytes]:
+    """Every key of a packed run."""
+    return _decode(blob, layout, 0, _block_len(blob, layout))
+
+
 class SortedKeyIndex:
     """See the module docstring."""
 
-    __slots__ = ("_firsts", "_blobs", "_layouts", "_block_keys", "_pending", "_max_keys", "_max_bytes",
-                 "_pending_max")
+    __slots__ = ("_fences", "_blobs", "_layouts", "_tails", "_tail_layouts", "_keys", "_max_keys",
+                 "_max_bytes", "_tail_keys", "_tail_bytes")
 
     def __init__(
         self, keys: Iterable[bytes] = (), *, block_max_keys: int = BLOCK_MAX_KEYS,
-        block_max_bytes: int = BLOCK_MAX_BYTES, pending_max: int = PENDING_MAX_KEYS,
+        block_max_bytes: int = BLOCK_MAX_BYTES, tail_max_keys: int = TAIL_MAX_KEYS,
+        tail_max_bytes: int = TAIL_MAX_BYTES,
     ) -> None:
-        if not 2 <= block_max_keys or not 1 <= block_max_bytes < 1 << 16 or pending_max < 1:
-            raise ValueError("block_max_keys >= 2, 1 <= block_max_bytes < 65536 and pending_max >= 1")
+        if not (2 <= block_max_keys and 1 <= block_max_bytes < 1 << 16 and 1 <= tail_max_keys
+                and 1 <= tail_max_bytes < 1 << 16):
+            raise ValueError("block_max_keys >= 2, tail_max_keys >= 1, byte bounds from 1 to 65535")
         self._max_keys = block_max_keys
         self._max_bytes = block_max_bytes
-        self._pending_max = pending_max
-        # Block b: its first key, its keys' bytes, its layout (the width of
-        # its keys, or their offsets). Parallel lists: no object per block.
-        self._firsts: list[bytes] = []
+        self._tail_keys = tail_max_keys
+        self._tail_bytes = tail_max_bytes
+        # Block b: its fence (at most its smallest key, above every key of
+        # block b-1), its sorted part's bytes and layout, its pending tail's
+        # bytes and layout. Parallel lists: no object per block.
+        self._fences: list[bytes] = []
         self._blobs: list[bytes] = []
         self._layouts: list[Layout] = []
-        # Keys in the blocks (the pending ones are len(_pending)).
-        self._block_keys = 0
-        # New keys not merged into the blocks yet, sorted (PENDING_MAX_KEYS).
-        self._pending: list[bytes] = []
+        self._tails: list[bytes] = []
+        self._tail_layouts: list[Layout] = []
+        # Keys in the index, tails included.
+        self._keys = 0
         self.rebuild(keys)
 
     # --- whole-index operations (write lock) ---------------------------------
@@ -194,51 +218,93 @@ class SortedKeyIndex:
         """Replace the contents with ``keys`` (distinct), sorted once, in
         full blocks."""
         ordered = sorted(keys)
-        self._firsts, self._blobs, self._layouts = [], [], []
-        self._pending = []
-        self._block_keys = 0
+        self._fences, self._blobs, self._layouts, self._tails, self._tail_layouts = [], [], [], [], []
+        self._keys = len(ordered)
         if ordered:
             self._place(0, 0, self._pack(ordered, full=True))
-            self._block_keys = len(ordered)
 
     def clear(self) -> None:
         self.rebuild(())
 
-    def detach(self) -> list[list[object]]:
+    def detach(self) -> list[list[Any]]:
         """Empty the index in O(1) and return its old storage (lists of
-        keys' bytes) for the caller to free a chunk at a time without the
-        lock (FLUSHALL's ``FreeSlices``): at a million keys the blocks are
-        ~8,000 objects of each kind, not worth a pause, but no reason to
-        free them under the lock either."""
-        old: list[list[object]] = [self._firsts, self._blobs, self._layouts, self._pending]  # type: ignore[list-item]
+        packed keys) for the caller to free a chunk at a time without the
+        lock (FLUSHALL's ``FreeSlices``)."""
+        old: list[list[Any]] = [self._fences, self._blobs, self._layouts, self._tails, self._tail_layouts]
         self.rebuild(())
         return old
 
     # --- writes (write lock) -------------------------------------------------
 
     def add(self, key: bytes) -> None:
-        """Add ``key``, which is not in the index: into the pending list;
-        a full one is merged into the blocks."""
-        pending = self._pending
-        insort(pending, key)
-        if len(pending) >= self._pending_max:
-            self._merge_pending()
+        """Add ``key``, which is not in the index: to its block's tail; a
+        full tail is sorted into its block."""
+        fences = self._fences
+        b = bisect_right(fences, key) - 1
+        self._keys += 1
+        if b < 0:
+            if not fences:
+                self._place(0, 0, [_encode([key])])
+                return
+            b = 0
+        tail, shape = self._tails[b], self._tail_layouts[b]
+        size = len(key)
+        if shape == size and size:  # the common case: a key as wide as the tail's
+            tail += key
+            count = len(tail) // size
+        elif size > self._tail_bytes >> 2:  # a long key: straight into the block
+            self._sort_tail(b, key)
+            return
+        elif type(shape) is int:
+            if not shape:  # an empty tail
+                count = 1
+                shape = size if size else array("H", (0, 0))
+            else:  # a key of another width: the tail gets offsets
+                offsets = array("H", range(0, len(tail) + 1, shape))
+                offsets.append(len(tail) + size)
+                shape = offsets
+                count = len(offsets) - 1
+            tail += key
+        else:
+            offsets = shape  # type: ignore[assignment]
+            offsets.append(len(tail) + size)
+            count = len(offsets) - 1
+            tail += key
+        self._tails[b], self._tail_layouts[b] = tail, shape
+        if count >= self._tail_keys or len(tail) >= self._tail_bytes:
+            self._sort_tail(b)
 
     def discard(self, key: bytes) -> None:
         """Remove ``key`` if it is in the index."""
-        pending = self._pending
-        at = bisect_left(pending, key)
-        if at < len(pending) and pending[at] == key:
-            del pending[at]
-            return
-        firsts = self._firsts
-        b = bisect_right(firsts, key) - 1
+        fences = self._fences
+        b = bisect_right(fences, key) - 1
         if b < 0:
-            return
+            if not fences:
+                return
+            b = 0
+        tail, shape = self._tails[b], self._tail_layouts[b]
+        if type(shape) is int:
+            if shape and len(key) == shape:
+                width: int = shape
+                at = tail.find(key)
+                while at > 0 and at % width:
+                    at = tail.find(key, at + 1)
+                if at >= 0:
+                    tail = tail[:at] + tail[at + width :]
+                    self._tails[b], self._tail_layouts[b] = tail, (width if tail else 0)
+                    self._keys -= 1
+                    return
+        else:
+            pending = _all(tail, shape)
+            if key in pending:
+                pending.remove(key)
+                self._tails[b], self._tail_layouts[b] = _encode(pending) if pending else (b"", 0)
+                self._keys -= 1
+                return
         blob, layout = self._blobs[b], self._layouts[b]
         at = _search(blob, layout, key, False)
         if type(layout) is int:
-            width: int = layout
+            width = layout
             start = at * width
             if blob[start : start + width] != key:
                 return
@@ -254,105 +320,45 @@ class SortedKeyIndex:
             blob = blob[:start] + blob[end:]
             layout = offsets[: at + 1] + _shifted(offsets[at + 2 :], start - end)
             count = len(layout) - 1
-        self._block_keys -= 1
-        if not count:
-            del firsts[b], self._blobs[b], self._layouts[b]
+        self._keys -= 1
+        if not count:  # the sorted part is empty: its tail (if any) becomes it
+            pending = _all(self._tails[b], self._tail_layouts[b])
+            if pending:
+                pending.sort()
+                self._place(b, 1, self._pack(pending, full=False), keep_fence=True)
+            else:
+                del fences[b], self._blobs[b], self._layouts[b], self._tails[b], self._tail_layouts[b]
             return
         self._blobs[b], self._layouts[b] = blob, layout
-        if at == 0:
-            firsts[b] = _decode(blob, layout, 0, 1)[0]
-        if count * 4 <= self._max_keys and len(blob) * 4 <= self._max_bytes and len(firsts) > 1:
+        if count * 4 <= self._max_keys and len(blob) * 4 <= self._max_bytes and len(fences) > 1:
             self._join_neighbour(b)
 
-    def _merge_pending(self) -> None:
-        """Move every pending key into its block, in key order: each block
-        gets its keys in one rewrite (a splice per key when they are few,
-        else a decode, sort and re-encode)."""
-        pending = self._pending
-        firsts = self._firsts
-        total = len(pending)
-        at = 0
-        while at < total:
-            b = bisect_right(firsts, pending[at]) - 1
-            if b < 0:
-                b = 0
-            end = bisect_left(pending, firsts[b + 1], at) if b + 1 < len(firsts) else total
-            self._insert_into_block(b, pending, at, end)
-            at = end
-        self._block_keys += total
-        pending.clear()
-
-    def _insert_into_block(self, b: int, keys: list[bytes], start: int, stop: int) -> None:
-        """Put ``keys[start:stop]`` (sorted, all in block ``b``'s span, or
-        no block yet) into block ``b``, splitting it if it outgrows its
-        bounds."""
-        if not self._blobs:
-            self._place(0, 0, self._pack(keys[start:stop], full=True))
-            return
-        blob, layout = self._blobs[b], self._layouts[b]
-        count = _block_len(blob, layout)
-        new = stop - start
-        # A splice copies the block per key; a re-encode decodes every key.
-        splice = new == 1 or new * 8 <= count
-        if type(layout) is int and splice:
-            width: int = layout
-            pieces: list[bytes] = []
-            copied = position = 0
-            for index in range(start, stop):
-                key = keys[index]
-                if len(key) != width:
-                    break
-                position = _search(blob, width, key, False, position)
-                pieces.append(blob[copied * width : position * width])
-                pieces.append(key)
-                copied = position
-            else:
-                pieces.append(blob[copied * width :])
-                blob = b"".join(pieces)
-                self._store_block(b, blob, width, keys[start])
-                return
-        elif type(layout) is not int and splice and len(blob) + sum(map(len, keys[start:stop])) < 1 << 16:
-            offsets: array[int] = layout  # type: ignore[assignment]
-            position = 0
-            for index in range(start, stop):
-                key = keys[index]
-                position = _search(blob, offsets, key, False, position)
-                begin = offsets[position]
-                blob = b"".join((blob[:begin], key, blob[begin:]))
-                offsets = offsets[: position + 1] + _shifted(offsets[position:], len(key))
-                position += 1
-            self._store_block(b, blob, offsets, keys[start])
-            return
-        merged = _decode(blob, layout, 0, count)
-        merged += keys[start:stop]
-        merged.sort()
-        self._place(b, 1, self._pack(merged, full=False))
-
-    def _store_block(self, b: int, blob: bytes, layout: Layout, smallest_new: bytes) -> None:
-        """Block ``b`` is now ``blob``/``layout`` (keys were spliced in,
-        the smallest ``smallest_new``); split it if it outgrew its bounds."""
-        if smallest_new < self._firsts[b]:
-            self._firsts[b] = smallest_new
-        count = _block_len(blob, layout)
-        if count > self._max_keys or (len(blob) > self._max_bytes and count > 1):
-            self._place(b, 1, self._pack(_decode(blob, layout, 0, count), full=False))
-        else:
-            self._blobs[b], self._layouts[b] = blob, layout
+    def _sort_tail(self, b: int, extra: bytes | None = None) -> None:
+        """Sort block ``b``'s tail (and ``extra``) into its sorted part,
+        splitting the block if it outgrows its bounds."""
+        keys = _all(self._blobs[b], self._layouts[b])
+        keys += _all(self._tails[b], self._tail_layouts[b])
+        if extra is not None:
+            keys.append(extra)
+        keys.sort()
+        self._place(b, 1, self._pack(keys, full=False), keep_fence=True)
 
     def _join_neighbour(self, b: int) -> None:
-        """Block ``b`` is a quarter full or less: merge it with a neighbour
+        """Block ``b`` is a quarter full or less: join it with a neighbour
         (or share the two's keys evenly if they do not fit in one)."""
-        if b + 1 == len(self._firsts):
+        if b + 1 == len(self._fences):
             b -= 1
-        keys = _decode(self._blobs[b], self._layouts[b], 0, _block_len(self._blobs[b], self._layouts[b]))
-        keys += _decode(self._blobs[b + 1], self._layouts[b + 1], 0,
-                        _block_len(self._blobs[b + 1], self._layouts[b + 1]))
-        self._place(b, 2, self._pack(keys, full=False))
+        keys: list[bytes] = []
+        for c in (b, b + 1):
+            keys += _all(self._blobs[c], self._layouts[c])
+            keys += _all(self._tails[c], self._tail_layouts[c])
+        keys.sort()
+        self._place(b, 2, self._pack(keys, full=False), keep_fence=True)
 
     def _pack(self, keys: list[bytes], full: bool) -> list[tuple[bytes, Layout]]:
-        """``keys`` (sorted) as blocks within the bounds: as full as the
-        bounds allow (``full``: a bulk load), else as few blocks as the
-        bounds allow, of even sizes (a split leaves room on both sides)."""
+        """``keys`` (sorted) as sorted parts within the bounds: as full as
+        the bounds allow (``full``: a bulk load), else as few as the bounds
+        allow, of even sizes (a split leaves room on both sides)."""
         max_keys, max_bytes = self._max_keys, self._max_bytes
         total = len(keys)
         if full:
@@ -371,38 +377,26 @@ class SortedKeyIndex:
             at += len(chunk)
         return out
 
-    def _place(self, b: int, replaced: int, blocks: list[tuple[bytes, Layout]]) -> None:
-        """Blocks ``b:b+replaced`` become ``blocks``."""
-        self._firsts[b : b + replaced] = [_decode(blob, layout, 0, 1)[0] for blob, layout in blocks]
+    def _place(self, b: int, replaced: int, blocks: list[tuple[bytes, Layout]], keep_fence: bool = False) -> None:
+        """Blocks ``b:b+replaced`` become ``blocks`` (with empty tails).
+        ``keep_fence``: the first keeps block ``b``'s fence (block 0's
+        fence is always its smallest key)."""
+        fences = [_decode(blob, layout, 0, 1)[0] for blob, layout in blocks]
+        if keep_fence and b and fences:
+            fences[0] = self._fences[b]
+        self._fences[b : b + replaced] = fences
         self._blobs[b : b + replaced] = [blob for blob, _layout in blocks]
         self._layouts[b : b + replaced] = [layout for _blob, layout in blocks]
+        self._tails[b : b + replaced] = [b""] * len(blocks)
+        self._tail_layouts[b : b + replaced] = [0] * len(blocks)
 
     # --- reads (either lock; never mutate) -----------------------------------
 
     def __len__(self) -> int:
-        return self._block_keys + len(self._pending)
+        return self._keys
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, bytes):
-            return False
-        pending = self._pending
-        at = bisect_left(pending, key)
-        if at < len(pending) and pending[at] == key:
-            return True
-        b = bisect_right(self._firsts, key) - 1
-        if b < 0:
-            return False
-        blob, layout = self._blobs[b], self._layouts[b]
-        at = _search(blob, layout, key, False)
-        return at < _block_len(blob, layout) and _decode(blob, layout, at, at + 1)[0] == key
-
-    def _locate(self, key: bytes, after: bool) -> tuple[int, int]:
-        """The position (block, index in it) of the first block key above
-        ``key`` (``after``) or at or above it."""
-        b = bisect_right(self._firsts, key) - 1
-        if b < 0:
-            return 0, 0
-        return b, _search(self._blobs[b], self._layouts[b], key, after)
+        return isinstance(key, bytes) and next(self.irange(key, key), None) is not None
 
     def irange(
         self,
@@ -416,68 +410,59 @@ class SortedKeyIndex:
         """The keys from ``min_key`` to ``max_key`` in byte order (None: no
         bound on that side), backwards if ``reverse``. Valid only inside the
         lock hold that made it (see the module docstring)."""
-        pending = self._pending
-        low = 0 if min_key is None else (bisect_left if min_inclusive else bisect_right)(pending, min_key)
-        high = len(pending) if max_key is None else (bisect_right if max_inclusive else bisect_left)(pending, max_key)
-        extra = pending[low:high] if low < high else []
-        blocks = len(self._firsts)
-        if not blocks:
-            return reversed(extra) if reverse else iter(extra)
-        first = (0, 0) if min_key is None else self._locate(min_key, not min_inclusive)
-        if max_key is None:
-            last = blocks - 1, _block_len(self._blobs[-1], self._layouts[-1])
+        fences = self._fences
+        if not fences:
+            return iter(())
+        first = 0 if min_key is None else max(0, bisect_right(fences, min_key) - 1)
+        last = len(fences) - 1 if max_key is None else max(0, bisect_right(fences, max_key) - 1)
+        if first > last:
+            return iter(())
+        bounds = (first, last, min_key, max_key, min_inclusive, max_inclusive)
+        return self._walk(range(last, first - 1, -1) if reverse else range(first, last + 1), bounds, reverse)
+
+    def _walk(self, blocks: range, bounds: _Bounds, reverse: bool) -> Iterator[bytes]:
+        keys_of = self._keys_of
+        for b in blocks:
+            keys = keys_of(b, bounds)
+            if reverse:
+                keys.reverse()
+            yield from keys
+
+    def _keys_of(self, b: int, bounds: _Bounds) -> list[bytes]:
+        """Block ``b``'s keys within ``bounds``, sorted: its sorted part's
+        slice, and its tail's keys in range sorted in."""
+        first, last, min_key, max_key, min_inclusive, max_inclusive = bounds
+        blob, layout = self._blobs[b], self._layouts[b]
+        low = _search(blob, layout, min_key, not min_inclusive) if b == first and min_key is not None else 0
+        if b == last and max_key is not None:
+            high = _search(blob, layout, max_key, max_inclusive)
         else:
-            last = self._locate(max_key, max_inclusive)
-        if first >= last:
-            return reversed(extra) if reverse else iter(extra)
-        if reverse:
-            return self._walk_down(first, last, extra)
-        return self._walk_up(first, last, extra)
-
-    def _walk_up(self, first: tuple[int, int], last: tuple[int, int], extra: list[bytes]) -> Iterator[bytes]:
-        firsts, blobs, layouts = self._firsts, self._blobs, self._layouts
-        blocks = len(firsts)
-        (b, start), (last_b, last_stop) = first, last
-        taken, pending_keys = 0, len(extra)
-        while b <= last_b:
-            stop = last_stop if b == last_b else _block_len(blobs[b], layouts[b])
-            keys = _decode(blobs[b], layouts[b], start, stop)
-            if taken < pending_keys:
-                # The pending keys of this block's span: below the next block's first key.
-                until = bisect_left(extra, firsts[b + 1], taken) if b + 1 < blocks else pending_keys
-                if until > taken:
-                    keys += extra[taken:until]
-                    keys.sort()
-                    taken = until
-            yield from keys
-            b, start = b + 1, 0
-
-    def _walk_down(self, first: tuple[int, int], last: tuple[int, int], extra: list[bytes]) -> Iterator[bytes]:
-        firsts, blobs, layouts = self._firsts, self._blobs, self._layouts
-        (first_b, first_start), (b, stop) = first, last
-        untaken = len(extra)
-        while b >= first_b:
-            start = first_start if b == first_b else 0
-            keys = _decode(blobs[b], layouts[b], start, stop)
-            if untaken:
-                # The pending keys of this block's span: at or above its first key.
-                since = bisect_left(extra, firsts[b], 0, untaken) if b > first_b else 0
-                if since < untaken:
-                    keys += extra[since:untaken]
-                    keys.sort()
-                    untaken = since
-            keys.reverse()
-            yield from keys
-            b -= 1
-            if b >= 0:
-                stop = _block_len(blobs[b], layouts[b])
+            high = _block_len(blob, layout)
+        keys = _decode(blob, layout, low, high) if low < high else []
+        shape = self._tail_layouts[b]
+        if shape != 0:
+            pending = _all(self._tails[b], shape)
+            if b == first and min_key is not None:
+                if min_inclusive:
+                    pending = [key for key in pending if key >= min_key]
+                else:
+                    pending = [key for key in pending if key > min_key]
+            if b == last and max_key is not None:
+                if max_inclusive:
+                    pending = [key for key in pending if key <= max_key]
+                else:
+                    pending = [key for key in pending if key < max_key]
+            if pending:
+                keys += pending
+                keys.sort()
+        return keys
 
     def bytes_estimate(self) -> int:
         """What the index costs, its copy of the keys included (INFO
-        sorted_index_bytes): the blocks' objects and list slots, and the
-        pending keys'."""
+        sorted_index_bytes): the blocks' objects and the lists' slots."""
         size = sys.getsizeof
-        total = sum(map(size, self._blobs)) + sum(map(size, self._firsts)) + sum(map(size, self._pending))
+        total = sum(map(size, self._fences)) + sum(map(size, self._blobs)) + sum(map(size, self._tails))
         total += sum(size(layout) for layout in self._layouts if type(layout) is not int)
-        lists = (self._firsts, self._blobs, self._layouts, self._pending)
+        total += sum(size(layout) for layout in self._tail_layouts if type(layout) is not int)
+        lists = (self._fences, self._blobs, self._layouts, self._tails, self._tail_layouts)
         return total + sum(map(size, lists))
