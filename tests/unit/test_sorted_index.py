@@ -5,6 +5,8 @@ ones, the empty key, and the bounds' validation."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from trio_kv.store.sorted_index import SortedKeyIndex
@@ -38,3 +40,26 @@ def test_long_short_and_empty_keys_together() -> None:
 def test_bounds_are_checked(bounds: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         SortedKeyIndex(**bounds)
+
+
+def test_default_bounds_against_a_sorted_list() -> None:
+    """Blocks of the default size (chunked decoding, full tails, splits,
+    joins) against a sorted list, through random adds, discards and walks."""
+    rng = random.Random(12)
+    model = sorted({b"k:%06d" % rng.randrange(20_000) for _ in range(5_000)})
+    index = SortedKeyIndex(model)
+    present = set(model)
+    for step in range(30_000):
+        key = b"k:%06d" % rng.randrange(20_000) if step % 7 else b"v%d" % rng.randrange(10**4)
+        if key in present:
+            index.discard(key)
+            present.discard(key)
+        else:
+            index.add(key)
+            present.add(key)
+        if step % 1_000 == 0:
+            model = sorted(present)
+            assert list(index.irange(None, None)) == model and len(index) == len(model)
+            low, high = sorted(rng.sample(model, 2))
+            assert list(index.irange(low, high, min_inclusive=False, reverse=True)) == \
+                [key for key in reversed(model) if low < key <= high]

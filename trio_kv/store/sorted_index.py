@@ -63,8 +63,10 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from itertools import accumulate
+from struct import Struct
 from typing import Any, Union
 
 # Keys a block's sorted part holds at most: a search in it takes log2 of
@@ -115,13 +117,36 @@ def _block_len(blob: bytes, layout: Layout) -> int:
     return len(layout) - 1  # type: ignore[arg-type]
 
 
+# Keys of one width decoded by one ``struct`` call: a chunk of this many.
+_CHUNK_KEYS = 32
+
+
+@lru_cache(maxsize=64)
+def _chunk_unpacker(width: int) -> Callable[[bytes, int], tuple[bytes, ...]]:
+    """``unpack_from(blob, offset)``: the ``_CHUNK_KEYS`` keys of ``width``
+    bytes at ``offset`` (a few widths are in use at a time: the cache is a
+    handful of small ``Struct`` objects, shared by every index, thread-safe)."""
+    return Struct(f"{width}s" * _CHUNK_KEYS).unpack_from
+
+
 def _decode(blob: bytes, layout: Layout, start: int, stop: int) -> list[bytes]:
     """The keys ``start:stop`` of a packed run, as new ``bytes``."""
     if type(layout) is int:
         width: int = layout
         if not width:
             return []
-        return [blob[at : at + width] for at in range(start * width, stop * width, width)]
+        at, end = start * width, stop * width
+        if stop - start < _CHUNK_KEYS:
+            return [blob[offset : offset + width] for offset in range(at, end, width)]
+        # Whole chunks in one C call each (~5x faster than a slice a key).
+        unpack = _chunk_unpacker(width)
+        step = _CHUNK_KEYS * width
+        keys: list[bytes] = []
+        for offset in range(at, end - step + 1, step):
+            keys += unpack(blob, offset)
+        rest = (stop - start) % _CHUNK_KEYS
+        keys += [blob[offset : offset + width] for offset in range(end - rest * width, end, width)]
+        return keys
     offsets: array[int] = layout  # type: ignore[assignment]
     return [blob[begin:end] for begin, end in zip(offsets[start:stop], offsets[start + 1 : stop + 1])]
 
@@ -336,6 +361,18 @@ class SortedKeyIndex:
     def _sort_tail(self, b: int, extra: bytes | None = None) -> None:
         """Sort block ``b``'s tail (and ``extra``) into its sorted part,
         splitting the block if it outgrows its bounds."""
+        width = self._layouts[b]
+        if extra is None and type(width) is int and self._tail_layouts[b] == width:
+            # The common case, all keys of one width: no lengths to look at.
+            keys = _decode(self._blobs[b], width, 0, len(self._blobs[b]) // width)
+            keys += _decode(self._tails[b], width, 0, len(self._tails[b]) // width)
+            keys.sort()
+            per_block = max(1, min(self._max_keys, self._max_bytes // width))
+            cap = -(-len(keys) // -(-len(keys) // per_block))  # as few blocks as fit, of even sizes
+            join = b"".join
+            self._place(b, 1, [(join(keys[at : at + cap]), width) for at in range(0, len(keys), cap)],
+                        keep_fence=True)
+            return
         keys = _all(self._blobs[b], self._layouts[b])
         keys += _all(self._tails[b], self._tail_layouts[b])
         if extra is not None:
