@@ -25,7 +25,7 @@ LIBRARY_OPTIONS: dict[str, str] = {
     "aof_rewrite_min_size_bytes": "no automatic compaction while the files are smaller",
     "aof_load_truncated": "yes: cut a torn log tail when opening (with a warning); no: refuse",
     "active_expire_interval_seconds": "how often expired keys are swept (at a write in the sync shell)",
-    "sorted_index": "yes (default): keep keys in byte order for scan (about 9 bytes a key); no: scan refuses",
+    "sorted_index": "yes (default): keep keys in byte order for scan (about 17 bytes a key); no: scan refuses",
     "workers": "open_trio: worker threads of the group dispatcher",
 }
 
