@@ -18,7 +18,7 @@ Parts (all by default; ``--parts structure,engine,server,throughput``):
 * ``engine``: in process, a Store with ``--keys`` keys ``key:%012d``:
   ``run_batch`` of one ``KRANGE [key:X + LIMIT 0 1000`` (keys only, and
   WITHVALUES) at random start keys, p50/p99 of the engine call; the
-  index's bytes per key (tracemalloc, the index alone, keys not counted);
+  index's bytes per key (tracemalloc, its own packed copy of the keys included);
   the cost of a new key's SET with and without the index (keyspace.set
   of fresh keys, alternating blocks).
 * ``server``: a trio_kv process (``--appendonly no``) loaded with
@@ -176,7 +176,7 @@ def engine(args: argparse.Namespace) -> None:
         cpu_p50, cpu_p99 = _percentiles_ms(cpu_samples)
         print(f"| {label} | {p50:.3f} | {p99:.3f} | {cpu_p50:.3f} | {cpu_p99:.3f} |")
 
-    # Bytes per key of the index alone (the keys are the keyspace's objects).
+    # Bytes per key of the index, its own packed copy of the keys included.
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     index = SortedKeyIndex(keys)
