@@ -87,6 +87,35 @@ def bench_sync(label: str, db: trio_kv.DB, args: argparse.Namespace, ops: int) -
     )
 
 
+def bench_new_keys(args: argparse.Namespace) -> None:
+    """In memory, puts that each create a key (the sorted key index's
+    insert is on their path), with the index on and off, in alternating
+    rounds of ``--ops`` fresh keys in random order on top of ``--keys``
+    stored ones; medians of three rounds each."""
+    rates: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    value = os.urandom(args.value_bytes)
+    stored = [b"key:%08d" % index for index in range(args.keys)]
+    for round_number in range(6):
+        with_index = round_number % 4 in (0, 3)  # on, off, off, on, on, off
+        fresh = [b"new:%d:%012d" % (round_number, random.randrange(10**12)) for _ in range(args.ops)]
+        fresh = list(dict.fromkeys(fresh))
+        with trio_kv.open(None, sorted_index=with_index) as db:
+            for key in stored:
+                db.put(key, value)
+            put = db.put
+
+            def puts() -> None:
+                for key in fresh:
+                    put(key, value)
+
+            rates[with_index].append(_rate(len(fresh), puts))
+    for with_index in (True, False):
+        wall = statistics.median(rate for rate, _cpu in rates[with_index])
+        cpu = statistics.median(cpu for _rate_, cpu in rates[with_index])
+        print(f"   memory: put of a new key, sorted index {'on ' if with_index else 'off'}: {wall:>9,.0f} ops/s "
+              f"({cpu:>9,.0f}/cpu-s; median of 3 rounds of {args.ops:,} on {args.keys:,} stored)")
+
+
 async def bench_trio(label: str, path: str | None, args: argparse.Namespace) -> None:
     value = os.urandom(args.value_bytes)
     options: dict[str, object] = {} if path is None else {"appendfsync": label}
@@ -136,6 +165,7 @@ def main() -> None:
     policies = [policy for policy in args.log.split(",") if policy]
     with trio_kv.open(None) as db:
         bench_sync("memory", db, args, args.ops)
+    bench_new_keys(args)
     for policy in policies:
         with tempfile.TemporaryDirectory() as folder:
             with trio_kv.open(folder, appendfsync=policy) as db:

@@ -3,12 +3,22 @@
 the index costs everything else. Prints numbers (Markdown on stdout,
 progress on stderr); asserts nothing.
 
-Parts (all by default; ``--parts engine,server,throughput``):
+Parts (all by default; ``--parts structure,engine,server,throughput``):
+
+* ``structure``: the index alone, the packed ``SortedKeyIndex`` against the
+  ``sortedcontainers.SortedList`` it replaced, in the same run, ``--keys``
+  keys ``key:%012d`` (16 bytes): bytes per key (tracemalloc, the
+  structure's own copy of the keys included; the SortedList's shares the
+  caller's key objects, so it is also given with the key objects counted,
+  as it would cost beside a table that packs its keys), CPU microseconds
+  per add of a new key (random keys, and a run of increasing keys), per
+  discard of a present key, and p50/p99 of a walk of 1,000 keys from a
+  random start.
 
 * ``engine``: in process, a Store with ``--keys`` keys ``key:%012d``:
   ``run_batch`` of one ``KRANGE [key:X + LIMIT 0 1000`` (keys only, and
   WITHVALUES) at random start keys, p50/p99 of the engine call; the
-  index's bytes per key (tracemalloc, the index alone, keys not counted);
+  index's bytes per key (tracemalloc, its own packed copy of the keys included);
   the cost of a new key's SET with and without the index (keyspace.set
   of fresh keys, alternating blocks).
 * ``server``: a trio_kv process (``--appendonly no``) loaded with
@@ -38,8 +48,11 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from contextlib import ExitStack
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -57,6 +70,71 @@ def _percentiles_ms(samples: list[float]) -> tuple[float, float]:
 
 def _note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+# --- structure -----------------------------------------------------------------
+
+
+def _cpu_us_per(count: int, run: Callable[[], object]) -> float:
+    began = time.thread_time()  # CPU time: other work on the machine does not count
+    run()
+    return (time.thread_time() - began) / count * 1e6
+
+
+def structure(args: argparse.Namespace) -> None:
+    from sortedcontainers import SortedList
+
+    from trio_kv.store.sorted_index import SortedKeyIndex
+
+    count = args.keys
+    keys = [b"key:%012d" % (n * 2) for n in range(count)]  # even numbers: the odd ones are new keys
+    rng = random.Random(5)
+    fresh = [b"key:%012d" % (rng.randrange(count) * 2 + 1) for _ in range(args.ops)]
+    fresh = list(dict.fromkeys(fresh))
+    run_start = rng.randrange(count - args.ops)
+    run = [b"key:%012d" % ((run_start + n) * 2 + 1) for n in range(args.ops)]
+    gone = rng.sample(keys, args.ops)
+    key_objects = sum(map(sys.getsizeof, keys)) + 8 * count  # the bytes objects and a list slot each
+    kinds: dict[str, Callable[[list[bytes]], Any]] = {"SortedList (old)": SortedList, "SortedKeyIndex (new)": SortedKeyIndex}
+    rows = []
+    for round_number in range(args.repeat):
+        for name, make in kinds.items() if round_number % 2 == 0 else reversed(kinds.items()):
+            _note(f"structure: {name}, round {round_number + 1}")
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            index = make(keys)
+            memory = (tracemalloc.get_traced_memory()[0] - before) / count
+            tracemalloc.stop()
+            add_random = _cpu_us_per(len(fresh), lambda: list(map(index.add, fresh)))
+            discard_fresh = _cpu_us_per(len(fresh), lambda: list(map(index.discard, fresh)))
+            add_run = _cpu_us_per(len(run), lambda: list(map(index.add, run)))
+            for key in run:
+                index.discard(key)
+            discard = _cpu_us_per(len(gone), lambda: list(map(index.discard, gone)))
+            for key in gone:
+                index.add(key)
+            walks = []
+            for _ in range(QUERIES):
+                start = keys[rng.randrange(count - RANGE_KEYS)]
+                began = time.thread_time()
+                walked = list(islice(index.irange(start, None), RANGE_KEYS))
+                walks.append(time.thread_time() - began)
+                assert len(walked) == RANGE_KEYS and walked[0] == start
+            assert len(index) == count
+            rows.append((name, memory, add_random, add_run, discard, discard_fresh, *_percentiles_ms(walks)))
+            del index
+    print(f"\n## The index alone, {count:,} keys of 16 bytes ({args.ops:,} ops each, CPU time, "
+          f"median of {args.repeat} rounds)\n")
+    print("| structure | bytes/key | add new key (random) us | add (increasing run) us | discard us | "
+          "discard of just-added us | walk 1,000 keys p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in kinds:
+        mine = [row[1:] for row in rows if row[0] == name]
+        medians = [statistics.median(column) for column in zip(*mine)]
+        memory = f"{medians[0]:.2f}"
+        if name.startswith("SortedList"):
+            memory += f" (+ key objects: {medians[0] + key_objects / count:.2f})"
+        print(f"| {name} | {memory} | " + " | ".join(f"{value:.3f}" for value in medians[1:]) + " |")
 
 
 # --- engine ------------------------------------------------------------------
@@ -98,7 +176,7 @@ def engine(args: argparse.Namespace) -> None:
         cpu_p50, cpu_p99 = _percentiles_ms(cpu_samples)
         print(f"| {label} | {p50:.3f} | {p99:.3f} | {cpu_p50:.3f} | {cpu_p99:.3f} |")
 
-    # Bytes per key of the index alone (the keys are the keyspace's objects).
+    # Bytes per key of the index, its own packed copy of the keys included.
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     index = SortedKeyIndex(keys)
@@ -295,7 +373,8 @@ def throughput(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="engine,server,throughput")
+    parser.add_argument("--parts", default="structure,engine,server,throughput")
+    parser.add_argument("--ops", type=int, default=200_000, help="adds and discards a round (structure)")
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-n", type=int, default=100_000)
@@ -304,6 +383,8 @@ def main() -> int:
     args = parser.parse_args()
     print(f"# Sorted key index benchmark\n\n{machine_line()}")
     parts = args.parts.split(",")
+    if "structure" in parts:
+        structure(args)
     if "engine" in parts:
         engine(args)
     if "server" in parts:
