@@ -242,6 +242,10 @@ class CompactTable:
         "_read_touch",
     )
 
+    # Holes below this never start a compaction (a class attribute so a
+    # test can lower it).
+    compact_min_hole_bytes = COMPACT_MIN_HOLE_BYTES
+
     def __init__(self, initial_slots: int = MIN_SLOTS) -> None:
         slots = MIN_SLOTS
         while slots < initial_slots:
@@ -757,7 +761,7 @@ class CompactTable:
     def _add_hole(self, size: int) -> None:
         self._hole_bytes += size
         holes = self._hole_bytes
-        if holes > COMPACT_MIN_HOLE_BYTES and 2 * holes > self._arena_bytes and self._old_lists is None:
+        if holes > self.compact_min_hole_bytes and 2 * holes > self._arena_bytes and self._old_lists is None:
             self._start_resize()
 
     def _replace_old(self, i: int, key: bytes, h: int, value: Any) -> Any:
@@ -908,6 +912,9 @@ class CompactTable:
             self._rehash(max(1, slots))
         elif self._releasing:
             self._release_step()
+        if self._old_lists is None and not self._releasing:
+            # A shrink the last delete left due (it starts on the next write).
+            self._maybe_shrink()
         return self._old_lists is not None or bool(self._releasing)
 
     # --- access stamps (eviction) ----------------------------------------------
