@@ -76,6 +76,7 @@ from ..cluster.slots import SLOT_COUNT, key_slot
 from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .effects import EffectSink
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
+from .compact_table import CompactTable
 from .hashtable import HashTable
 from .snapshots import SnapshotChain, UndoLog
 from .sorted_index import SortedKeyIndex
@@ -87,6 +88,9 @@ STRING_TYPE_NAME = b"string"
 # value of another family (commands/values.py).
 Value = bytes | Growable | TypedValue
 Family = TypeVar("Family", bound=TypedValue)
+# The two tables the keyspace can run on (``--table``): the same interface.
+Table = HashTable | CompactTable
+TABLES: dict[str, Callable[[], Table]] = {"objects": HashTable, "compact": CompactTable}
 
 
 class KeyWatcher(Protocol):
@@ -108,9 +112,11 @@ def _before_every_expiry_ms() -> int:
 
 
 class Keyspace:
-    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
-        self._values = HashTable()
-        self._expires = HashTable()
+    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms, table: Callable[[], Table] = HashTable) -> None:
+        # Makes the value and expiry tables (again after a FLUSH a snapshot took).
+        self._new_table = table
+        self._values: Table = table()
+        self._expires: Table = table()
         self._clock_ms = clock_ms
         self.value_bytes = 0
         # Total buffer size of the Growable values (their length plus spare capacity).
@@ -769,7 +775,7 @@ class Keyspace:
         tables (new empty ones are in place now: nothing to free)."""
         if self.undo_log is None or not self.snapshots.cleared(self._values, self._expires):
             return False
-        self._values, self._expires = HashTable(), HashTable()
+        self._values, self._expires = self._new_table(), self._new_table()
         return True
 
     def attach_sorted_index(self, index: SortedKeyIndex | None) -> None:

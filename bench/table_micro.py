@@ -1,0 +1,156 @@
+"""The two hash tables side by side: CPU per operation, bytes per key, and
+the worst single write while loading.
+
+Each measurement runs in a fresh child process per table, so the memory
+figure is that table's own (RSS delta, VmRSS from /proc, after loading N
+keys ``key:%012d`` with 3-byte values, the same shape as
+``bench/redis_compare.py --memory``). Per-op CPU: the median over
+``--repeat`` runs of a loop of get (hit), get (miss), overwrite (same
+size), set of a new key, delete, over a table of ``--ops-keys`` keys.
+Worst write: the largest single ``set`` while inserting ``--worst-keys``
+keys (timer noise included: report the load with it).
+
+    .venv/bin/python bench/table_micro.py [--keys 1000000] [--worst-keys 2000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+TABLES = ("objects", "compact")
+
+
+def make_table(name: str) -> Any:
+    if name == "compact":
+        from trio_kv.store.compact_table import CompactTable
+
+        return CompactTable()
+    from trio_kv.store.hashtable import HashTable
+
+    return HashTable()
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def child_memory(name: str, keys: int) -> dict[str, float]:
+    table = make_table(name)
+    gc.collect()
+    before = rss_bytes()
+    for i in range(keys):
+        # New objects per key, as a server parsing requests makes them.
+        table.set(b"key:%012d" % i, bytes(b"abc"))
+    while table.rehash_step(1024):
+        pass
+    gc.collect()
+    after = rss_bytes()
+    return {"bytes_per_key": (after - before) / keys}
+
+
+def child_ops(name: str, keys: int) -> dict[str, float]:
+    table = make_table(name)
+    names = [b"key:%012d" % i for i in range(keys)]
+    for k in names:
+        table.set(k, b"abc")
+    while table.rehash_step(1024):
+        pass
+    misses = [b"miss:%012d" % i for i in range(keys)]
+    extra = [b"new:%012d" % i for i in range(keys)]
+    clock = time.perf_counter
+    out: dict[str, float] = {}
+    get, swap, pop = table.get, table.swap, table.pop
+    t0 = clock()
+    for k in names:
+        get(k)
+    out["get_hit_ns"] = (clock() - t0) / keys * 1e9
+    t0 = clock()
+    for k in misses:
+        get(k)
+    out["get_miss_ns"] = (clock() - t0) / keys * 1e9
+    t0 = clock()
+    for k in names:
+        swap(k, b"xyz")
+    out["overwrite_ns"] = (clock() - t0) / keys * 1e9
+    t0 = clock()
+    for k in extra:
+        swap(k, b"abc")
+    out["insert_ns"] = (clock() - t0) / keys * 1e9
+    t0 = clock()
+    for k in extra:
+        pop(k, None)
+    out["delete_ns"] = (clock() - t0) / keys * 1e9
+    return out
+
+
+def child_worst(name: str, keys: int) -> dict[str, float]:
+    table = make_table(name)
+    clock = time.perf_counter
+    worst = 0.0
+    slow = 0
+    names = [b"key:%012d" % i for i in range(keys)]
+    gc.disable()  # the server's GC pauses are another story
+    for k in names:
+        t0 = clock()
+        table.set(k, b"abc")
+        spent = clock() - t0
+        if spent > worst:
+            worst = spent
+        if spent > 0.001:
+            slow += 1
+    return {"worst_write_ms": worst * 1000, "writes_over_1ms": slow}
+
+
+def run_child(kind: str, name: str, keys: int) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", kind, name, str(keys)], capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=1_000_000, help="keys for the memory figure")
+    parser.add_argument("--ops-keys", type=int, default=200_000, help="keys per op loop")
+    parser.add_argument("--worst-keys", type=int, default=2_000_000, help="keys inserted for the worst write")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, name, keys = args.child
+        fn = {"memory": child_memory, "ops": child_ops, "worst": child_worst}[kind]
+        print(json.dumps(fn(name, int(keys))))
+        return
+    with open("/proc/loadavg") as loadavg:
+        print(f"load average at start: {loadavg.read().split()[:3]}")
+    rows: dict[str, dict[str, float]] = {name: {} for name in TABLES}
+    for kind, keys in (("ops", args.ops_keys), ("memory", args.keys), ("worst", args.worst_keys)):
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in TABLES}
+        for _ in range(args.repeat):
+            for name in TABLES:  # interleaved: A/B in the same stretch of load
+                runs[name].append(run_child(kind, name, keys))
+        for name in TABLES:
+            for field in runs[name][0]:
+                rows[name][field] = statistics.median(run[field] for run in runs[name])
+    fields = list(rows["objects"])
+    print("| table | " + " | ".join(fields) + " |")
+    print("|---" * (len(fields) + 1) + "|")
+    for name in TABLES:
+        print(f"| {name} | " + " | ".join(f"{rows[name][f]:.1f}" for f in fields) + " |")
+    with open("/proc/loadavg") as loadavg:
+        print(f"load average at end: {loadavg.read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
