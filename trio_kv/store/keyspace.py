@@ -872,10 +872,12 @@ class Keyspace:
         self.expired_keys += removed
         return removed
 
-    def rehash_step(self, buckets: int) -> None:
-        """Advance any resize in progress (for idle time)."""
-        self._values.rehash_step(buckets)
-        self._expires.rehash_step(buckets)
+    def rehash_step(self, buckets: int) -> bool:
+        """Advance any resize in progress (for idle time); True while either
+        table still has one (or, the compact table, memory to release)."""
+        values = self._values.rehash_step(buckets)
+        expires = self._expires.rehash_step(buckets)
+        return values or expires
 
     # --- WATCH's mechanism (its rules: commands/transactions.py) -------------
 
