@@ -105,6 +105,8 @@ MAX_CHUNKS = 1 << (32 - CHUNK_SHIFT)
 INLINE_VALUE_MAX_BYTES = 240
 _TAG_INT = 250
 _TAG_OBJECT = 251
+# A length no inline string has (swap's fast path: "not a string to inline").
+_NOT_INLINE = 1 << 30
 # Key length byte meaning "a 4-byte length follows the header".
 LONG_KEY = 255
 # Control bytes.
@@ -678,6 +680,12 @@ class CompactTable:
                     return self._replace_old(i, key, h, value)
         ctrl, positions, chunks, mask = self._ctrl, self._positions, self._chunks, self._mask
         n = len(key)
+        short = n < LONG_KEY
+        # The common case inline (a short key, a string that fits a record):
+        # no method call on the way.
+        m = len(value) if type(value) is bytes and short else _NOT_INLINE
+        if m > INLINE_VALUE_MAX_BYTES:
+            m = _NOT_INLINE
         tag = h >> 57 & 127 | 128
         i = h & mask
         free = -1
@@ -687,19 +695,41 @@ class CompactTable:
                 o = positions[i]
                 chunk = chunks[o >> CHUNK_SHIFT]
                 p = o & _OFFSET_MASK
-                if self._matches(chunk, p, key, n):
+                if (chunk[p] == n and chunk.startswith(key, p + 2)) if short else self._matches(chunk, p, key, n):
+                    if chunk[p + 1] == m:
+                        # Same length: in place.
+                        v = p + 2 + n
+                        previous = _UNPACK_BYTES[m](chunk, v)[0]
+                        chunk[v : v + m] = value
+                        if self._clock is not None:
+                            self._stamps[i] = self._clock.touch(self._stamps[i])
+                        return previous
                     return self._replace(i, chunk, p, key, value)
             elif c == _TOMBSTONE and free < 0:
                 free = i
             i = (i + 1) & mask
             c = ctrl[i]
-        vt, payload = self._encode(value)
-        try:
-            o = self._append(key, vt, payload)
-        except MemoryError:
-            if vt == _TAG_OBJECT:
-                self._free_object_index(_UINT32.unpack(payload)[0])
-            raise
+        if m <= INLINE_VALUE_MAX_BYTES:
+            size = 2 + n + m
+            p = self._tail
+            if p + size > CHUNK_BYTES:
+                self._reserve(size)  # raises MemoryError before any change
+                p = 0
+            chunk = chunks[-1]
+            chunk[p] = n
+            chunk[p + 1] = m
+            chunk[p + 2 : p + size] = key + value
+            self._tail = p + size
+            self._arena_bytes += size
+            o = (len(chunks) - 1) << CHUNK_SHIFT | p
+        else:
+            vt, payload = self._encode(value)
+            try:
+                o = self._append(key, vt, payload)
+            except MemoryError:
+                if vt == _TAG_OBJECT:
+                    self._free_object_index(_UINT32.unpack(payload)[0])
+                raise
         if free >= 0:
             i = free
             self._tombstones -= 1
@@ -848,13 +878,31 @@ class CompactTable:
                         self._end_rehash()
                     self._maybe_shrink()
                     return value
-        ctrl, mask = self._ctrl, self._mask
-        i = self._find(ctrl, self._positions, self._chunks, mask, key, h)
+        ctrl, positions, chunks, mask = self._ctrl, self._positions, self._chunks, self._mask
+        n = len(key)
+        if n < LONG_KEY:
+            # _find and _take inline for a short key.
+            tag = h >> 57 & 127 | 128
+            i = h & mask
+            c = ctrl[i]
+            while c:
+                if c == tag:
+                    o = positions[i]
+                    chunk = chunks[o >> CHUNK_SHIFT]
+                    p = o & _OFFSET_MASK
+                    if chunk[p] == n and chunk.startswith(key, p + 2):
+                        break
+                i = (i + 1) & mask
+                c = ctrl[i]
+            else:
+                i = -1
+        else:
+            i = self._find(ctrl, positions, chunks, mask, key, h)
         if i < 0:
             if default is _MISSING:
                 raise KeyError(key)
             return default
-        value, size = self._take(self._positions, self._chunks, i)
+        value, size = self._take(positions, chunks, i)
         self._used -= 1
         if ctrl[(i + 1) & mask] == _EMPTY:
             # Nothing probes past an empty slot: this slot and the
