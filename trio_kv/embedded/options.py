@@ -26,6 +26,7 @@ LIBRARY_OPTIONS: dict[str, str] = {
     "aof_load_truncated": "yes: cut a torn log tail when opening (with a warning); no: refuse",
     "active_expire_interval_seconds": "how often expired keys are swept (at a write in the sync shell)",
     "sorted_index": "yes (default): keep keys in byte order for scan (about 9 bytes a key); no: scan refuses",
+    "table": "objects (default) or compact: the keyspace's hash table (compact: packed records, about 100 bytes a key less)",
     "workers": "open_trio: worker threads of the group dispatcher",
 }
 
