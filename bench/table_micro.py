@@ -119,7 +119,7 @@ def run_child(kind: str, name: str, keys: int) -> dict[str, float]:
     result = subprocess.run(
         [sys.executable, __file__, "--child", kind, name, str(keys)], capture_output=True, text=True, check=True
     )
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    return json.loads(result.stdout)
 
 
 def main() -> None:
