@@ -141,7 +141,14 @@ class _Lists:
 
     def __init__(self, slots: int, stamps: bool) -> None:
         size = slots * (SLOT_BYTES + (STAMP_BYTES if stamps else 0))
-        self.map = mmap.mmap(-1, size)
+        # Private: pages a release gives back (MADV_DONTNEED) are freed at
+        # once; a shared anonymous map keeps them until it is closed, which
+        # then frees them all in one go.
+        self.map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):
+            # Small pages: a transparent huge page is zeroed whole on its first
+            # touch and split by a partial release, each a stall of its own.
+            self.map.madvise(mmap.MADV_NOHUGEPAGE)
         view = self._view = memoryview(self.map)
         self.positions = view[: 4 * slots].cast("I")
         self.ctrl = view[4 * slots : 5 * slots]
@@ -161,8 +168,8 @@ class _Lists:
             return True
         size = len(self.map)
         start = self._released
-        end = min(size, start + max(mmap.PAGESIZE, budget - budget % mmap.PAGESIZE))
-        if end < size:
+        if start < size:
+            end = min(size, start + max(mmap.PAGESIZE, budget - budget % mmap.PAGESIZE))
             self.map.madvise(mmap.MADV_DONTNEED, start, end - start)
             self._released = end
             return False
