@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--ops-keys", type=int, default=200_000, help="keys per op loop")
     parser.add_argument("--worst-keys", type=int, default=2_000_000, help="keys inserted for the worst write")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--only", default="ops,memory,worst", help="which figures, comma-separated")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -142,7 +143,10 @@ def main() -> None:
     with open("/proc/loadavg") as loadavg:
         print(f"load average at start: {loadavg.read().split()[:3]}")
     rows: dict[str, dict[str, float]] = {name: {} for name in TABLES}
-    for kind, keys in (("ops", args.ops_keys), ("memory", args.keys), ("worst", args.worst_keys)):
+    kinds = {"ops": args.ops_keys, "memory": args.keys, "worst": args.worst_keys}
+    for kind, keys in kinds.items():
+        if kind not in args.only.split(","):
+            continue
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in TABLES}
         for _ in range(args.repeat):
             for name in TABLES:  # interleaved: A/B in the same stretch of load
