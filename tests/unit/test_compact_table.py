@@ -251,8 +251,21 @@ def test_access_stamps_follow_keys_through_resizes() -> None:
     settle(table)
     assert table.stamp(key(3)) == 102 and table.stamp(key(4)) == 103
     assert table.stamp(key(4999)) == clock.now
+    assert table.peek(key(3)) == (b"v", 102) and table.stamp(key(3)) == 102
+    assert table.peek(b"absent") is None
     sample = table.sample(5)
     assert len(sample) == 5 and all(table.stamp(k) == s for k, _v, s in sample)
     table.disable_stamps()
     assert table.stamp(key(3)) is None
     assert table.get(key(3)) == b"v"
+
+
+def test_memory_bytes_counts_slots_and_arena() -> None:
+    table = CompactTable()
+    empty = table.memory_bytes()
+    for i in range(100_000):
+        table.set(key(i), b"abc")
+    settle(table)
+    grown = table.memory_bytes() - empty
+    # 21-byte records and 5-byte slots at 1.3-2.6 slots a key, chunk slack.
+    assert 100_000 * 27 <= grown <= 100_000 * 40

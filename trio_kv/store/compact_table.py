@@ -28,8 +28,9 @@ Layout, and why:
   when 7 hash bits agree (1 in 128 otherwise), then the key length and the
   key in place (``bytearray.startswith`` at the offset): a probe allocates
   nothing. At 1M keys of 16 bytes with 3-byte values: 21 bytes of record,
-  10 of slots, about 31 bytes a key (146 for the object table with its
-  key and value objects).
+  10 of slots, about 31 bytes a key; 42 measured as RSS (bench/table_micro.py:
+  the chunks earlier resizes freed stay in the allocator's heap for later
+  chunks), against 146 for the object table with its key and value objects.
 * The arena's position format caps one table at 4 GiB of records
   (``MAX_CHUNKS`` chunks): a write past it raises ``MemoryError`` before
   changing anything.
@@ -250,6 +251,10 @@ class CompactTable:
         "_clock",
         "_read_touch",
     )
+
+    # memory_bytes() includes the keys and inline values (they live in the
+    # arena): the eviction helper's accounting adds none for them.
+    COUNTS_ENTRIES = True
 
     # Holes below this never start a compaction (a class attribute so a
     # test can lower it).
@@ -658,15 +663,33 @@ class CompactTable:
         }
 
     def memory_bytes(self) -> int:
-        """Bytes the table's structure costs: slot lists, arenas, the side
-        list's cells; not the objects it references (a read)."""
-        total = len(self._lists.map) + sum(len(chunk) for chunk in self._chunks)
+        """Bytes the table costs (a read, O(1) in the keys): slot lists,
+        arenas (so the keys and inline values: ``COUNTS_ENTRIES``), the side
+        list's cells, and what is still being released; not the objects
+        the side list references (long strings, grown and typed values).
+        Oversized chunks count as one chunk each."""
+        total = len(self._lists.map) + CHUNK_BYTES * len(self._chunks) + 8 * len(self._objects)
         if self._old_lists is not None:
-            total += len(self._old_lists.map) + sum(len(chunk) for chunk in self._old_chunks)
-        total += 8 * len(self._objects)
+            total += len(self._old_lists.map) + CHUNK_BYTES * len(self._old_chunks)
         for item in self._releasing:
             total += len(item) if isinstance(item, _Lists) else CHUNK_BYTES * len(item)
         return total
+
+    def peek(self, key: bytes) -> tuple[Any, int] | None:
+        """``key``'s value and stamp (0 with stamps off) without touching
+        the stamp, or None if absent (hashtable.py's ``peek``)."""
+        h = hash(key)
+        on = self._clock is not None
+        i = self._find(self._ctrl, self._positions, self._chunks, self._mask, key, h)
+        if i >= 0:
+            key_value = self._entry(self._positions, self._chunks, i)
+            return key_value[1], self._stamps[i] if on and self._stamps is not None else 0
+        if self._old_lists is not None:
+            i = self._find_old(key, h)
+            if i >= 0:
+                key_value = self._entry(self._old_positions, self._old_chunks, i)
+                return key_value[1], self._old_stamps[i] if on and self._old_stamps is not None else 0
+        return None
 
     # --- writes (write lock) ------------------------------------------------------
 
