@@ -42,6 +42,10 @@ class Config:
     # "Ordered keys"). About 17 bytes a key (its own packed copy of the keys)
     # and an append to a block's pending tail per new key.
     sorted_index: bool = True
+    # The keyspace's hash table (README "Execution model"): "objects"
+    # (store/hashtable.py: keys and values as Python objects) or "compact"
+    # (store/compact_table.py: packed into an arena, about 100 bytes a key less).
+    table: str = "objects"
     # KEYS over the text protocol answers at most this many keys (see README).
     max_keys_reply: int = 100_000
     # A client's unsent reply bytes above which its requests wait (server.connection).
@@ -232,6 +236,13 @@ def _yes_no(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
 
 
+def _table_kind(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("objects", "compact"):
+        raise argparse.ArgumentTypeError(f"expected objects or compact, got {text!r}")
+    return value
+
+
 def _fsync_policy(text: str) -> str:
     value = text.strip().lower()
     if value not in ("always", "everysec", "no"):
@@ -344,6 +355,7 @@ _OPTIONS = [
     _Option("max_value_bytes", _int_at_least(1), "largest value"),
     _Option("max_keys_reply", _int_at_least(1), "most keys one text-protocol KEYS reply lists"),
     _Option("sorted_index", _yes_no, "yes: keep keys in byte order (KRANGE, RANGE, KEYS prefix, HTTP /range; about 17 bytes a key, its own packed copy of the keys); no: those refuse"),
+    _Option("table", _table_kind, "the keyspace's hash table: objects (keys and values as Python objects) or compact (packed records, about 100 bytes a key less, slower per operation)"),
     _Option("max_pending_reply_bytes", _int_at_least(1024), "a client's unsent reply bytes above which its requests wait (the output limit)"),
     _Option("max_batch_commands", _int_at_least(1), "most commands a connection sends to the workers in one hop"),
     _Option("proto_max_bulk_len_bytes", _int_at_least(1024), "largest RESP bulk string"),

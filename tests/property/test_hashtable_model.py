@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from trio_kv.store.hashtable import MAX_UPKEEP_CELLS_PER_WRITE, MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE
 
-from ..recording_table import RecordingTable
+from ..recording_table import RecordingCompactTable, RecordingTable
 
 POINT_KEYS = st.sampled_from([b"k%d" % i for i in range(24)] + [b""])
 
@@ -29,9 +29,12 @@ class Scan:
 
 
 class HashTableAgainstDict(RuleBasedStateMachine):
+    # The table under test (the compact table's machine below swaps it).
+    make_table: Any = RecordingTable
+
     def __init__(self) -> None:
         super().__init__()
-        self.table = RecordingTable()
+        self.table = self.make_table()
         self.model: dict[bytes, Any] = {}
         self.scan: Scan | None = None
 
@@ -41,8 +44,8 @@ class HashTableAgainstDict(RuleBasedStateMachine):
 
     # --- writes -------------------------------------------------------------
 
-    @rule(key=POINT_KEYS, value=st.integers())
-    def set(self, key: bytes, value: int) -> None:
+    @rule(key=POINT_KEYS, value=st.integers() | st.binary(max_size=300) | st.none() | st.lists(st.integers(), max_size=2))
+    def set(self, key: bytes, value: Any) -> None:
         assert self.table.set(key, value) is (key not in self.model)
         self.model[key] = value
 
@@ -150,3 +153,18 @@ class HashTableAgainstDict(RuleBasedStateMachine):
 
 HashTableAgainstDict.TestCase.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
 TestHashTableAgainstDict = HashTableAgainstDict.TestCase
+
+
+class CompactTableAgainstDict(HashTableAgainstDict):
+    make_table = RecordingCompactTable
+
+    @rule(key=POINT_KEYS, size=st.sampled_from([0, 3, 240, 241, 5000]))
+    def set_sized(self, key: bytes, size: int) -> None:
+        """Values around the inline limit: in place, moved, or an object."""
+        value = b"v" * size
+        assert self.table.set(key, value) is (key not in self.model)
+        self.model[key] = value
+
+
+CompactTableAgainstDict.TestCase.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
+TestCompactTableAgainstDict = CompactTableAgainstDict.TestCase

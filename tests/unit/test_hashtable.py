@@ -6,12 +6,26 @@ from __future__ import annotations
 
 import collections
 import itertools
+from typing import Any
 
 import pytest
 
+from trio_kv.store.compact_table import CompactTable
 from trio_kv.store.hashtable import MAX_UPKEEP_CELLS_PER_WRITE, MIN_SLOTS, REHASH_MAX_SLOTS_PER_WRITE, HashTable
 
-from ..recording_table import RecordingTable
+from ..recording_table import RecordingCompactTable, RecordingTable
+
+AnyTable = HashTable | CompactTable
+
+
+@pytest.fixture(params=[HashTable, CompactTable], ids=["objects", "compact"])
+def Table(request: pytest.FixtureRequest) -> type[AnyTable]:
+    """The tests that hold for any table run against both."""
+    return request.param
+
+
+def recording(table_class: type[AnyTable]) -> Any:
+    return RecordingTable() if table_class is HashTable else RecordingCompactTable()
 
 
 def key(i: int) -> bytes:
@@ -30,9 +44,9 @@ def same_home_keys(slots: int, count: int) -> list[bytes]:
     raise AssertionError("unreachable")
 
 
-def growing_table(old_slots: int = 1024) -> HashTable:
+def growing_table(old_slots: int = 1024, Table: type[AnyTable] = HashTable) -> Any:
     """A table in the middle of growing from ``old_slots`` slots."""
-    table = HashTable(initial_slots=old_slots)
+    table = Table(initial_slots=old_slots)
     i = 0
     while not table.statistics()["rehashing"]:
         table.set(key(i), i)
@@ -40,7 +54,7 @@ def growing_table(old_slots: int = 1024) -> HashTable:
     return table
 
 
-def full_scan(table: HashTable, count: int = 10) -> list[bytes]:
+def full_scan(table: Any, count: int = 10) -> list[bytes]:
     seen: list[bytes] = []
     cursor = 0
     while True:
@@ -53,8 +67,8 @@ def full_scan(table: HashTable, count: int = 10) -> list[bytes]:
 # --- basics -----------------------------------------------------------------
 
 
-def test_set_get_pop_contains_len() -> None:
-    table = HashTable()
+def test_set_get_pop_contains_len(Table: type[AnyTable]) -> None:
+    table = Table()
     assert len(table) == 0
     assert table.get(b"a") is None
     assert table.get(b"a", 7) == 7
@@ -72,8 +86,8 @@ def test_set_get_pop_contains_len() -> None:
         table.pop(b"a")
 
 
-def test_empty_key_and_none_value_are_stored() -> None:
-    table = HashTable()
+def test_empty_key_and_none_value_are_stored(Table: type[AnyTable]) -> None:
+    table = Table()
     table.set(b"", None)
     assert b"" in table
     assert table.get(b"", "default") is None
@@ -81,8 +95,8 @@ def test_empty_key_and_none_value_are_stored() -> None:
     assert b"" not in table
 
 
-def test_many_keys_round_trip_through_growth() -> None:
-    table = HashTable()
+def test_many_keys_round_trip_through_growth(Table: type[AnyTable]) -> None:
+    table = Table()
     for i in range(5000):
         assert table.set(key(i), i)
     assert len(table) == 5000
@@ -91,9 +105,9 @@ def test_many_keys_round_trip_through_growth() -> None:
     assert sorted(table.keys()) == sorted(key(i) for i in range(5000))
 
 
-def test_insert_only_table_stays_at_least_a_third_full() -> None:
+def test_insert_only_table_stays_at_least_a_third_full(Table: type[AnyTable]) -> None:
     """Memory: 16 bytes per slot and at most 3 slots per key (48 bytes)."""
-    table = HashTable()
+    table = Table()
     for i in range(20000):
         table.set(key(i), i)
         stats = table.statistics()
@@ -101,11 +115,11 @@ def test_insert_only_table_stays_at_least_a_third_full() -> None:
             assert stats["slots"] <= 3 * len(table)
 
 
-def test_clear_resets_to_minimum() -> None:
-    table = growing_table()
+def test_clear_resets_to_minimum(Table: type[AnyTable]) -> None:
+    table = growing_table(Table=Table)
     table.clear()
     assert len(table) == 0
-    assert table.statistics() == HashTable().statistics()
+    assert table.statistics() == Table().statistics()
     assert full_scan(table) == []
     table.set(b"x", 1)
     assert table.get(b"x") == 1
@@ -140,8 +154,8 @@ def test_delete_at_end_of_run_clears_tombstones_before_it() -> None:
     assert table.get(a) == a
 
 
-def test_tombstones_count_toward_fill_so_churn_does_not_grow_the_table() -> None:
-    table = HashTable()
+def test_tombstones_count_toward_fill_so_churn_does_not_grow_the_table(Table: type[AnyTable]) -> None:
+    table = Table()
     for i in range(100):
         table.set(key(i), i)
     largest = 0
@@ -159,8 +173,8 @@ def test_tombstones_count_toward_fill_so_churn_does_not_grow_the_table() -> None
 # --- incremental resize -----------------------------------------------------
 
 
-def test_lookups_during_growth_see_both_lists() -> None:
-    table = growing_table()
+def test_lookups_during_growth_see_both_lists(Table: type[AnyTable]) -> None:
+    table = growing_table(Table=Table)
     stats = table.statistics()
     assert stats["rehashing"] and stats["old_slots"] == 1024 and stats["slots"] == 2048
     assert 0 < stats["old_len"] <= len(table)
@@ -178,8 +192,8 @@ def test_lookups_during_growth_see_both_lists() -> None:
     assert len(table) == len(expected)
 
 
-def test_reads_do_not_move_rehash_slots() -> None:
-    table = growing_table()
+def test_reads_do_not_move_rehash_slots(Table: type[AnyTable]) -> None:
+    table = growing_table(Table=Table)
     table.seed(1)
     before = table.statistics()
     for i in range(len(table)):
@@ -191,8 +205,8 @@ def test_reads_do_not_move_rehash_slots() -> None:
     assert table.statistics() == before
 
 
-def test_each_write_moves_a_bounded_number_of_slots() -> None:
-    table = growing_table()
+def test_each_write_moves_a_bounded_number_of_slots(Table: type[AnyTable]) -> None:
+    table = growing_table(Table=Table)
     stats = table.statistics()
     rate = stats["rehash_slots_per_write"]
     assert 1 <= rate <= REHASH_MAX_SLOTS_PER_WRITE
@@ -209,11 +223,11 @@ def test_each_write_moves_a_bounded_number_of_slots() -> None:
     assert writes == stats["old_slots"] // rate
 
 
-def test_no_write_ever_finishes_a_resize_by_itself() -> None:
+def test_no_write_ever_finishes_a_resize_by_itself(Table: type[AnyTable]) -> None:
     """Growth, shrink and tombstone clean-ups under churn: every rehash done
     inside a set or pop stays within the per-write bound (the safety net that
     would finish a resize at once never runs)."""
-    table = RecordingTable()
+    table = recording(Table)
     live: list[bytes] = []
     for round_ in range(3):
         for i in range(3000):
@@ -279,8 +293,8 @@ def test_old_list_is_released_over_later_writes() -> None:
     assert table.statistics()["releasing_cells"] == 0
 
 
-def test_shrinks_when_sparse_but_not_below_minimum() -> None:
-    table = HashTable()
+def test_shrinks_when_sparse_but_not_below_minimum(Table: type[AnyTable]) -> None:
+    table = Table()
     for i in range(4000):
         table.set(key(i), i)
     grown = table.statistics()["slots"]
@@ -295,8 +309,8 @@ def test_shrinks_when_sparse_but_not_below_minimum() -> None:
     assert table.statistics()["slots"] == MIN_SLOTS
 
 
-def test_rehash_step_finishes_a_resize() -> None:
-    table = growing_table()
+def test_rehash_step_finishes_a_resize(Table: type[AnyTable]) -> None:
+    table = growing_table(Table=Table)
     n = len(table)
     before = table.statistics()["rehash_index"]
     assert table.rehash_step(10) is True
@@ -312,17 +326,17 @@ def test_rehash_step_finishes_a_resize() -> None:
 # --- scan -------------------------------------------------------------------
 
 
-def test_scan_of_a_stable_table_returns_every_key_once() -> None:
-    table = HashTable()
+def test_scan_of_a_stable_table_returns_every_key_once(Table: type[AnyTable]) -> None:
+    table = Table()
     for i in range(1000):
         table.set(key(i), i)
     seen = full_scan(table, count=7)
     assert sorted(seen) == sorted(key(i) for i in range(1000))
-    assert full_scan(HashTable()) == []
+    assert full_scan(Table()) == []
 
 
-def test_scan_makes_progress_with_tiny_count() -> None:
-    table = HashTable()
+def test_scan_makes_progress_with_tiny_count(Table: type[AnyTable]) -> None:
+    table = Table()
     for i in range(100):
         table.set(key(i), i)
     cursor, calls = 0, 0
@@ -334,14 +348,14 @@ def test_scan_makes_progress_with_tiny_count() -> None:
         assert calls <= table.statistics()["slots"]
 
 
-def test_scan_returns_current_values() -> None:
-    table = growing_table()
+def test_scan_returns_current_values(Table: type[AnyTable]) -> None:
+    table = growing_table(Table=Table)
     for k, v in table.scan(0, 10_000)[1]:
         assert table.get(k) == v
 
 
-def test_scan_during_growth_returns_keys_present_throughout() -> None:
-    table = HashTable()
+def test_scan_during_growth_returns_keys_present_throughout(Table: type[AnyTable]) -> None:
+    table = Table()
     stable = [key(i) for i in range(40)]
     for k in stable:
         table.set(k, 0)
@@ -362,8 +376,8 @@ def test_scan_during_growth_returns_keys_present_throughout() -> None:
     assert len(sizes) >= 3
 
 
-def test_scan_during_shrink_returns_keys_present_throughout() -> None:
-    table = HashTable()
+def test_scan_during_shrink_returns_keys_present_throughout(Table: type[AnyTable]) -> None:
+    table = Table()
     for i in range(4000):
         table.set(key(i), i)
     stable = [key(i) for i in range(0, 4000, 400)]
@@ -383,8 +397,8 @@ def test_scan_during_shrink_returns_keys_present_throughout() -> None:
     assert len(sizes) >= 3
 
 
-def test_scan_while_mid_resize_between_calls() -> None:
-    table = growing_table(old_slots=256)
+def test_scan_while_mid_resize_between_calls(Table: type[AnyTable]) -> None:
+    table = growing_table(old_slots=256, Table=Table)
     stable = set(table.keys())
     seen: set[bytes] = set()
     cursor = 0
@@ -400,12 +414,12 @@ def test_scan_while_mid_resize_between_calls() -> None:
 # --- random_item ------------------------------------------------------------
 
 
-def test_random_item_on_empty_table() -> None:
-    assert HashTable().random_item() is None
+def test_random_item_on_empty_table(Table: type[AnyTable]) -> None:
+    assert Table().random_item() is None
 
 
-def test_random_item_is_roughly_uniform() -> None:
-    table = HashTable()
+def test_random_item_is_roughly_uniform(Table: type[AnyTable]) -> None:
+    table = Table()
     for i in range(20):
         table.set(key(i), i)
     table.seed(12345)
@@ -414,19 +428,19 @@ def test_random_item_is_roughly_uniform() -> None:
     assert all(800 <= c <= 1200 for c in counts.values()), counts
 
 
-def test_random_item_during_resize_covers_both_lists() -> None:
-    table = growing_table(old_slots=64)
+def test_random_item_during_resize_covers_both_lists(Table: type[AnyTable]) -> None:
+    table = growing_table(old_slots=64, Table=Table)
     table.set(b"one more", -1)  # moves a few keys to the new list
     table.seed(7)
     stats = table.statistics()
     assert stats["rehashing"] and 0 < stats["old_len"] < len(table)
-    drawn = collections.Counter(table.random_item()[0] for _ in range(20000))  # type: ignore[index]
+    drawn = collections.Counter(table.random_item()[0] for _ in range(20000))
     assert set(drawn) == set(table.keys())
     expected = 20000 / len(table)
     assert all(0.6 * expected <= c <= 1.4 * expected for c in drawn.values())
 
 
-def test_random_item_in_a_sparse_table_still_finds_the_key() -> None:
-    table = HashTable(initial_slots=4096)
+def test_random_item_in_a_sparse_table_still_finds_the_key(Table: type[AnyTable]) -> None:
+    table = Table(initial_slots=4096)
     table.set(b"only", 1)
     assert all(table.random_item() == (b"only", 1) for _ in range(50))

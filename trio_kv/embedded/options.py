@@ -33,6 +33,7 @@ LIBRARY_OPTIONS: dict[str, str] = {
     "sorted_index": "yes (default): keep keys in byte order for scan (about 17 bytes a key); no: scan refuses",
     "snapshot_max_undo_bytes": "old values open snapshots may keep (default 256 MiB); past it the oldest expires",
     "snapshot_idle_timeout_seconds": "a snapshot unread this long expires (default 300)",
+    "table": "objects (default) or compact: the keyspace's hash table (compact: packed records, about 100 bytes a key less)",
     "workers": "open_trio: worker threads of the group dispatcher",
 }
 

@@ -5,7 +5,10 @@ out even if nobody reads them again (reads only hide expired keys; see
 The cycle is bounded as Redis' is: batches of ``SWEEP_BATCH_KEYS`` keys
 with a TTL, repeated while more than a quarter of a batch was expired, and
 never longer than ``SWEEP_BUDGET_SECONDS``, so it cannot stall anyone. It
-also advances any hash-table resize a little, as Redis' cron does. Who runs
+also advances any hash-table resize, as Redis' ``activerehashing`` does:
+steps of ``IDLE_REHASH_BUCKETS`` for up to ``IDLE_REHASH_SECONDS`` a cycle,
+so a table whose writes stopped mid-resize still finishes it instead of
+keeping both lists for good. Who runs
 it, and how often, is the shell's: the server every
 ``--active-expire-interval-seconds`` on a worker (server/expiry.py), the
 embedded library on the thread of a write once that interval has passed.
@@ -21,6 +24,8 @@ from .store import Store
 SWEEP_BATCH_KEYS = 64
 SWEEP_BUDGET_SECONDS = 0.005
 IDLE_REHASH_BUCKETS = 256
+# Redis' activerehashing spends 1 ms of each 100 ms cron.
+IDLE_REHASH_SECONDS = 0.001
 
 
 def active_expire_cycle(store: Store) -> int:
@@ -29,7 +34,9 @@ def active_expire_cycle(store: Store) -> int:
     started = time.perf_counter()
     deadline = started + SWEEP_BUDGET_SECONDS
     with store.lock.write_locked():
-        keyspace.rehash_step(IDLE_REHASH_BUCKETS)
+        rehash_deadline = started + IDLE_REHASH_SECONDS
+        while keyspace.rehash_step(IDLE_REHASH_BUCKETS) and time.perf_counter() < rehash_deadline:
+            pass
         # Idle snapshots expire, released ones' undo logs go (store/snapshots.py).
         keyspace.snapshots.maintain()
         while True:

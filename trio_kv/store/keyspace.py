@@ -86,6 +86,7 @@ from ..commands.values import TypedValue, ValueUpdate, WrongType
 from .effects import EffectSink
 from .eviction_policy import AccessClock
 from .growable import SMALL_VALUE_BYTES, Growable, capacity_for
+from .compact_table import CompactTable
 from .hashtable import HashTable
 from .memory_accounting import EXPIRY_OBJECT_BYTES, VALUE_OBJECT_BYTES, object_bytes
 from .snapshots import SnapshotChain, UndoLog
@@ -98,6 +99,9 @@ STRING_TYPE_NAME = b"string"
 # value of another family (commands/values.py).
 Value = bytes | Growable | TypedValue
 Family = TypeVar("Family", bound=TypedValue)
+# The two tables the keyspace can run on (``--table``): the same interface.
+Table = HashTable | CompactTable
+TABLES: dict[str, Callable[[], Table]] = {"objects": HashTable, "compact": CompactTable}
 
 
 class KeyWatcher(Protocol):
@@ -119,9 +123,11 @@ def _before_every_expiry_ms() -> int:
 
 
 class Keyspace:
-    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
-        self._values = HashTable()
-        self._expires = HashTable()
+    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms, table: Callable[[], Table] = HashTable) -> None:
+        # Makes the value and expiry tables (again after a FLUSH a snapshot took).
+        self._new_table = table
+        self._values: Table = table()
+        self._expires: Table = table()
         self._clock_ms = clock_ms
         # The wall clock as given, for access stamps: ``_clock_ms`` is
         # swapped while loading (``expiry_paused``), stamps must not be.
@@ -864,7 +870,7 @@ class Keyspace:
         tables (new empty ones are in place now: nothing to free)."""
         if self.undo_log is None or not self.snapshots.cleared(self._values, self._expires):
             return False
-        self._values, self._expires = HashTable(), HashTable()
+        self._values, self._expires = self._new_table(), self._new_table()
         if self._access is not None:
             self._values.enable_stamps(*self._access)
         return True
@@ -963,10 +969,12 @@ class Keyspace:
         self.expired_keys += removed
         return removed
 
-    def rehash_step(self, buckets: int) -> None:
-        """Advance any resize in progress (for idle time)."""
-        self._values.rehash_step(buckets)
-        self._expires.rehash_step(buckets)
+    def rehash_step(self, buckets: int) -> bool:
+        """Advance any resize in progress (for idle time); True while either
+        table still has one (or, the compact table, memory to release)."""
+        values = self._values.rehash_step(buckets)
+        expires = self._expires.rehash_step(buckets)
+        return values or expires
 
     # --- WATCH's mechanism (its rules: commands/transactions.py) -------------
 

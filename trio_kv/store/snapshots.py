@@ -71,8 +71,7 @@ from ..commands.values import TypedValue, WrongType
 from .growable import Growable
 
 if TYPE_CHECKING:
-    from .hashtable import HashTable
-    from .keyspace import Keyspace
+    from .keyspace import Keyspace, Table
 
 # A key's pre-image: (stored value, expire_at_ms or None), or None: absent.
 Entry = tuple[Any, int | None] | None
@@ -140,8 +139,8 @@ class UndoLog:
     def __init__(self) -> None:
         self.entries: dict[bytes, Entry] = {}
         self.present: SortedList = SortedList()
-        self.base_values: HashTable | None = None
-        self.base_expires: HashTable | None = None
+        self.base_values: Table | None = None
+        self.base_expires: Table | None = None
         self.base_bytes = 0
         self._base_sorted: list[bytes] | None = None
         self.undo_bytes = 0
@@ -268,7 +267,7 @@ class SnapshotChain:
         """Drop or merge the logs of released snapshots (write lock)."""
         self._enforce()
 
-    def cleared(self, values: HashTable, expires: HashTable) -> bool:
+    def cleared(self, values: Table, expires: Table) -> bool:
         """A FLUSH is about to drop every key: True if the newest log keeps
         ``values`` and ``expires`` as its base (the keyspace must then put
         new tables in their place instead of clearing these); False if the

@@ -32,7 +32,7 @@ from ..config import Config
 from .durability.memory_snapshot import save_keyspace
 from .eviction import Evictor
 from .eviction_policy import LFU_POLICIES, LRU_POLICIES, NOEVICTION, AccessClock
-from .keyspace import Keyspace
+from .keyspace import TABLES, Keyspace
 from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
@@ -55,7 +55,7 @@ class Store:
         hlc: HybridClock | None = None,
     ) -> None:
         self.config: Config = config
-        self.keyspace: Keyspace = Keyspace() if keyspace is None else keyspace
+        self.keyspace: Keyspace = Keyspace(table=TABLES[config.table]) if keyspace is None else keyspace
         # Every stored key in byte order (store/sorted_index.py), kept by the
         # keyspace; None with --sorted-index no (KRANGE, RANGE, /range refuse).
         self.sorted_index: SortedKeyIndex | None = SortedKeyIndex() if config.sorted_index else None
