@@ -39,8 +39,9 @@ class Config:
     max_value_bytes: int = 512 * 1024 * 1024
     # Keep every key in byte order beside the hash table (store/sorted_index.py):
     # KRANGE, the line protocol's RANGE and KEYS prefix, HTTP /range (README
-    # "Ordered keys"). About 17 bytes a key (its own packed copy of the keys)
-    # and an append to a block's pending tail per new key.
+    # "Ordered keys"). About 9 bytes a key beside the object table (a
+    # SortedList sharing its key objects), 17 beside the compact table (a
+    # packed copy of the keys; store/sorted_index.py index_for_table).
     sorted_index: bool = True
     # The keyspace's hash table (README "Execution model"): "objects"
     # (store/hashtable.py: keys and values as Python objects) or "compact"
@@ -354,7 +355,7 @@ _OPTIONS = [
     _Option("max_key_bytes", _int_at_least(1), "largest key"),
     _Option("max_value_bytes", _int_at_least(1), "largest value"),
     _Option("max_keys_reply", _int_at_least(1), "most keys one text-protocol KEYS reply lists"),
-    _Option("sorted_index", _yes_no, "yes: keep keys in byte order (KRANGE, RANGE, KEYS prefix, HTTP /range; about 17 bytes a key, its own packed copy of the keys); no: those refuse"),
+    _Option("sorted_index", _yes_no, "yes: keep keys in byte order (KRANGE, RANGE, KEYS prefix, HTTP /range; about 9 bytes a key beside the object table, 17 beside the compact one); no: those refuse"),
     _Option("table", _table_kind, "the keyspace's hash table: objects (keys and values as Python objects) or compact (packed records, about 100 bytes a key less, slower per operation)"),
     _Option("max_pending_reply_bytes", _int_at_least(1024), "a client's unsent reply bytes above which its requests wait (the output limit)"),
     _Option("max_batch_commands", _int_at_least(1), "most commands a connection sends to the workers in one hop"),

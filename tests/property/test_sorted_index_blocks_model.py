@@ -160,7 +160,9 @@ class SortedIndexBlocks(RuleBasedStateMachine):
                 assert every[-1] < fence <= mine[0], "the fence parts block b-1 from block b"
             every += mine
         assert len(every) == len(set(every)) == len(index)
+        assert index._key_bytes == sum(map(len, self.model)), "the O(1) estimate's running total"
         assert index.bytes_estimate() >= sum(map(len, self.model))
+        assert index.bytes_measured() >= sum(map(len, self.model))
 
 
 SortedIndexBlocks.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)

@@ -17,6 +17,7 @@ from trio_kv.config import Config
 from trio_kv.protocol.replies import Error
 from trio_kv.protocol.text import Listing
 from trio_kv.store.engine import Job, run_batch
+from trio_kv.store.shared_key_index import SharedKeyIndex
 from trio_kv.store.sorted_index import SortedKeyIndex
 
 from .redis_session import call, job, make_session, run
@@ -172,11 +173,12 @@ def test_config_get_and_info_show_the_index() -> None:
     assert f"sorted_index_bytes:{index.bytes_estimate()}" in info
 
 
-def test_flushall_detaches_the_index_and_it_fills_again() -> None:
-    session, _ = _with_keys(*[b"k%05d" % n for n in range(20_000)])
+@pytest.mark.parametrize(("table", "kind"), [("objects", SharedKeyIndex), ("compact", SortedKeyIndex)])
+def test_flushall_detaches_the_index_and_it_fills_again(table: str, kind: type) -> None:
+    session, _ = _with_keys(*[b"k%05d" % n for n in range(20_000)], config=Config(table=table))
     session.store.slice_seconds = 0
     index = session.store.sorted_index
-    assert isinstance(index, SortedKeyIndex) and len(index) == 20_000
+    assert isinstance(index, kind) and len(index) == 20_000  # the index that suits the table
     assert call(session, "FLUSHALL") is not None
     assert len(index) == 0 and call(session, "KRANGE - +") == []
     run(session, "SET b 1", "SET a 2")

@@ -90,7 +90,7 @@ from .compact_table import CompactTable
 from .hashtable import HashTable
 from .memory_accounting import EXPIRY_OBJECT_BYTES, VALUE_OBJECT_BYTES, object_bytes
 from .snapshots import SnapshotChain, UndoLog
-from .sorted_index import SortedKeyIndex
+from .sorted_index import KeyIndex
 
 NO_EXPIRY = -1
 STRING_TYPE_NAME = b"string"
@@ -160,7 +160,7 @@ class Keyspace:
         self.snapshots = SnapshotChain(self)
         self.undo_log: UndoLog | None = None
         # Every stored key in byte order (attach_sorted_index); None: none kept.
-        self._sorted: SortedKeyIndex | None = None
+        self._sorted: KeyIndex | None = None
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -875,7 +875,7 @@ class Keyspace:
             self._values.enable_stamps(*self._access)
         return True
 
-    def attach_sorted_index(self, index: SortedKeyIndex | None) -> None:
+    def attach_sorted_index(self, index: KeyIndex | None) -> None:
         """Keep ``index`` equal to the stored keys from now on, starting
         from the keys stored now (None: keep none). Write lock."""
         if index is not None:
@@ -883,7 +883,7 @@ class Keyspace:
         self._sorted = index
 
     @property
-    def sorted_index(self) -> SortedKeyIndex | None:
+    def sorted_index(self) -> KeyIndex | None:
         return self._sorted
 
     def add_string_views(self, keys: list[bytes], out: list[bytes | memoryview | None]) -> None:

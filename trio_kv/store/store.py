@@ -37,7 +37,7 @@ from .latency_monitor import LatencyMonitor
 from .rwlock import ReadWriteLock
 from .slowlog import SlowLog
 from .snapshot_api import Snapshot
-from .sorted_index import SortedKeyIndex
+from .sorted_index import KeyIndex, index_for_table
 from .stats import Stats
 from .versions import Versions
 
@@ -56,9 +56,10 @@ class Store:
     ) -> None:
         self.config: Config = config
         self.keyspace: Keyspace = Keyspace(table=TABLES[config.table]) if keyspace is None else keyspace
-        # Every stored key in byte order (store/sorted_index.py), kept by the
-        # keyspace; None with --sorted-index no (KRANGE, RANGE, /range refuse).
-        self.sorted_index: SortedKeyIndex | None = SortedKeyIndex() if config.sorted_index else None
+        # Every stored key in byte order (store/sorted_index.py; the kind
+        # that suits the table), kept by the keyspace; None with
+        # --sorted-index no (KRANGE, RANGE, /range refuse).
+        self.sorted_index: KeyIndex | None = index_for_table(config.table) if config.sorted_index else None
         self.keyspace.attach_sorted_index(self.sorted_index)
         if config.cluster_enabled:
             # CLUSTER COUNTKEYSINSLOT reads a count (kept only in cluster mode).
