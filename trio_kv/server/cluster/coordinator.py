@@ -643,9 +643,11 @@ class Coordinator:
 
         def applied() -> None:
             # The hop ended and the log flushes here: send now, so the
-            # replicas' flushes overlap this node's.
+            # replicas' flushes overlap this node's (unless hold, called
+            # when a flush that ended meanwhile was seen, sent them first).
             nonlocal sent
-            sent = self._replicate(job, level.write, plans)
+            if sent is None:
+                sent = self._replicate(job, level.write, plans)
 
         def hold(wake: Callable[[], None]) -> bool:
             # The writes are durable here (or refused): count the local ack,
