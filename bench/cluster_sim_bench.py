@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Work per acknowledged cluster SET, counted in one process: figures that
-other processes' load does not move.
+other processes' load hardly moves.
 
 Prints Markdown, asserts nothing. Three real trio_kv nodes and their
 clients run in one ``trio.run`` on the in-memory network of
@@ -19,7 +19,9 @@ makes it do). Per acknowledged SET, all nodes and the clients together:
   a separate run, as profiling slows everything);
 * **CPU us**: this process's CPU time (``time.process_time``), median of
   ``--repeat`` runs. Unlike the two counts it moves with the machine's load,
-  less than a multi-process benchmark's.
+  less than a multi-process benchmark's. (The counts move a little too:
+  how many requests one wakeup or hop gathers depends on timing; a few
+  percent between runs, so compare alternating runs made at the same time.)
 
 The counts include the simulated network and clients (the same for any
 version of the server), so compare versions of the code by them, A/B:

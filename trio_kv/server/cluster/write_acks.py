@@ -1,7 +1,8 @@
 """The coordinator's bookkeeping of a write's acks: per write command and
-preference list (``Write``), per client batch (``WriteBatch``: the event
-its client waits on), per connection for WAIT (``LastWrite``), and the
-one task that times out every pending batch (``WriteDeadlines``).
+preference list (``Write``), per client batch (``WriteBatch``: its
+decision wakes its client, parked in the dispatcher), per connection for
+WAIT (``LastWrite``), and the one task that times out every pending batch
+(``WriteDeadlines``).
 
 Rules: this node's own ack counts once its log flush returned
 (``acked_here``), before or after the peers' acks; a peer's acks for one
