@@ -9,6 +9,7 @@ import time
 import pytest
 
 import trio
+import trio.testing
 
 from trio_kv.commands.session import Session
 from trio_kv.commands.text import TEXT_COMMANDS
@@ -89,3 +90,60 @@ async def test_cancelled_pending_job_is_withdrawn(nursery):
         await dispatcher.submit(probe)
         assert probe.replies == [NOT_FOUND]
         assert job.replies == []
+
+
+async def test_a_held_job_returns_when_its_holder_wakes_it(nursery):
+    """submit's hold: called once the reply could go; True keeps the task
+    parked until the holder calls the wake it was given (the cluster
+    coordinator's wait for its replicas' acks)."""
+    store = Store(Config())
+    dispatcher = Dispatcher(store, workers=1)
+    await nursery.start(dispatcher.run)
+    wakes: list = []
+    returned = trio.Event()
+
+    def hold(wake) -> bool:
+        wakes.append(wake)
+        return True
+
+    async def submit(job: Job) -> None:
+        await dispatcher.submit(job, hold=hold)
+        returned.set()
+
+    job = _job(store, 1, [b"SET", b"k", b"v"])
+    with trio.fail_after(10):
+        nursery.start_soon(submit, job)
+        while not wakes:
+            await trio.sleep(0.001)
+        assert job.replies == [OK]  # the job ran; its task is still parked
+        await trio.testing.wait_all_tasks_blocked()
+        assert not returned.is_set()
+        wakes[0]()
+        await returned.wait()
+        wakes[0]()  # a second wake is a no-op
+    assert len(wakes) == 1
+
+
+async def test_a_hold_that_declines_returns_at_once_and_a_held_wait_is_cancellable(nursery):
+    store = Store(Config())
+    dispatcher = Dispatcher(store, workers=1)
+    await nursery.start(dispatcher.run)
+    declined = _job(store, 1, [b"SET", b"a", b"1"])
+    with trio.fail_after(10):
+        await dispatcher.submit(declined, hold=lambda wake: False)
+        assert declined.replies == [OK]
+        wakes: list = []
+
+        def hold(wake) -> bool:
+            wakes.append(wake)
+            return True
+
+        held = _job(store, 2, [b"SET", b"b", b"2"])
+        with trio.move_on_after(0.2) as scope:
+            await dispatcher.submit(held, hold=hold)
+        # Nobody woke it: the cancel ended the wait, after the job ran.
+        assert scope.cancelled_caught and held.replies == [OK] and len(wakes) == 1
+        wakes[0]()  # the holder's late wake finds nobody waiting
+        probe = _job(store, 3, [b"GET", b"b"])
+        await dispatcher.submit(probe)
+        assert probe.replies == [Labelled(b"VALUE", b"2")]

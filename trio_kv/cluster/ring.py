@@ -90,6 +90,7 @@ import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .slots import SLOT_COUNT
 
@@ -98,8 +99,11 @@ BUS_PORT_OFFSET = 10000
 DEFAULT_PARTITION_COUNT = 64
 
 
-@dataclass(frozen=True, order=True)
-class Member:
+class Member(NamedTuple):
+    """A node's address. A tuple, so hashing and comparing one (the data
+    path keys its per-peer state by Member, several times per write) is C
+    code, not a dataclass's generated Python methods."""
+
     host: str
     # The client port (RESP and the line protocol).
     port: int

@@ -46,7 +46,13 @@ Rules kept here:
   that ended unreported in between is seen there). A job submitted with
   ``on_applied`` has it called as it joins the committing list: a cluster
   coordinator sends the write to the other replicas then, so their log
-  flushes overlap this node's.
+  flushes overlap this node's. A job submitted with ``hold`` has it called
+  when its reply could go (its writes durable, or refused): ``hold`` may
+  keep the task parked (it returns True) and wake it later through the
+  function it was given; a cluster coordinator so waits for its replicas'
+  acks in the same park, one wakeup per write instead of two. A held task
+  that is cancelled stops waiting at once (its job ran; only the wait
+  ends).
 * Internal work may write too (the embedded library's Trio shell:
   ``run_logged``): it returns its value with the LSN of its log record,
   and waits in the committing list exactly as a job does; a flush that
@@ -96,10 +102,12 @@ class CommitWaiter(Protocol):
 
 
 class _Ticket:
-    __slots__ = ("work", "task", "taken", "result", "raise_cancel", "on_applied", "logged", "log_lsn")
+    __slots__ = ("work", "task", "taken", "result", "raise_cancel", "on_applied", "logged", "log_lsn",
+                 "hold", "held")
 
     def __init__(self, work: Job | Callable[[], Any], task: trio.lowlevel.Task,
-                 on_applied: Callable[[], None] | None = None, logged: bool = False) -> None:
+                 on_applied: Callable[[], None] | None = None, logged: bool = False,
+                 hold: Callable[[Callable[[], None]], bool] | None = None) -> None:
         # A Job (client requests) or a plain callable (internal store work).
         self.work = work
         self.task = task
@@ -115,6 +123,16 @@ class _Ticket:
         # and the ticket waits for the log up to that LSN (0: nothing logged).
         self.logged = logged
         self.log_lsn = 0
+        # submit()'s hold: called once the job's reply could go; True keeps
+        # the task parked (``held``) until the holder calls ``wake``.
+        self.hold = hold
+        self.held = False
+
+    def wake(self) -> None:
+        """The holder's wakeup of a held task (a no-op once it stopped waiting)."""
+        if self.held:
+            self.held = False
+            trio.lowlevel.reschedule(self.task)
 
 
 def _run_hop(store: Store, tickets: list[_Ticket], kick: Callable[[], None] | None) -> None:
@@ -186,7 +204,8 @@ class Dispatcher:
             "log_reports": self.log_reports,
         }
 
-    async def submit(self, job: Job, on_applied: Callable[[], None] | None = None) -> None:
+    async def submit(self, job: Job, on_applied: Callable[[], None] | None = None,
+                     hold: Callable[[Callable[[], None]], bool] | None = None) -> None:
         """Run ``job`` on a worker; returns when ``job.replies`` is filled and,
         with the append-only log on, its writes are as durable as the fsync
         policy promises (so no reply acknowledges a write that could be lost).
@@ -195,8 +214,16 @@ class Dispatcher:
         ``on_applied`` (a cluster coordinator's): called on the event loop
         when the job's hop has ended and the job starts waiting for the log,
         so its writes can be sent to other replicas while the log flushes
-        here; not called when the job waits for no log (submit returns then)."""
-        await self._wait_for(_Ticket(job, trio.lowlevel.current_task(), on_applied))
+        here; not called when the job waits for no log (submit returns then).
+
+        ``hold`` (a cluster coordinator's): called on the event loop when
+        the job's reply could go (durable, or refused), with a function that
+        wakes this task; returning True keeps the task parked until that
+        function is called (submit returns then), False returns at once.
+        Not called when the task was cancelled while its job ran (submit
+        returns, and the cancellation is raised at the caller's next
+        checkpoint)."""
+        await self._wait_for(_Ticket(job, trio.lowlevel.current_task(), on_applied, hold=hold))
 
     async def run_sync(self, function: Callable[[], Any]) -> Any:
         """Run internal store work (it takes the store lock itself) on a worker,
@@ -229,6 +256,11 @@ class Dispatcher:
         self._wakeup.set()
 
         def abort(raise_cancel) -> trio.lowlevel.Abort:
+            if ticket.held:
+                # Its job ran and its reply could go; only the holder's
+                # wait ends (the holder's later wake is a no-op).
+                ticket.held = False
+                return trio.lowlevel.Abort.SUCCEEDED
             if ticket.taken:
                 # Already on a worker: its hop will finish and the runner
                 # wakes us (with the cancellation, if a sliced command is
@@ -281,18 +313,18 @@ class Dispatcher:
         command unfinished (queued again, or abandoned if their task was
         cancelled meanwhile) and jobs whose logged writes are not durable
         yet: those wait in the committing list."""
-        reschedule = trio.lowlevel.reschedule
         if any(type(ticket.work) is Job and ticket.work.sliced is not None for ticket in tickets):
             tickets = self._requeue_unfinished(tickets)
         commit = self._commit
         if commit is None:
             for ticket in tickets:
-                reschedule(ticket.task)
+                self._done(ticket)
             return
         durable = commit.durable_lsn
         committing = self._committing
         waiting_before = len(committing)
         applied: list[Callable[[], None]] = []
+        done: list[_Ticket] = []
         for ticket in tickets:
             work = ticket.work
             if (work.log_lsn if type(work) is Job else ticket.log_lsn) > durable:
@@ -303,16 +335,30 @@ class Dispatcher:
                     committing.append(ticket)
                     if ticket.on_applied is not None:
                         applied.append(ticket.on_applied)
+                        ticket.on_applied = None  # no cycle through a holder's closures
                     continue
                 # The log failed meanwhile (perhaps the very flush that
                 # covered this job, whose report has already gone by).
                 self._refuse_logged(ticket, refusal)
-            reschedule(ticket.task)
+            done.append(ticket)
         if len(committing) != waiting_before:
             self.log_waits += 1
             self._expect_report(durable)
         for callback in applied:
             callback()
+        for ticket in done:
+            self._done(ticket)
+
+    def _done(self, ticket: _Ticket) -> None:
+        """The ticket's reply could go now: wake its task, unless its
+        ``hold`` keeps it parked (see submit)."""
+        hold = ticket.hold
+        if hold is not None:
+            ticket.hold = None  # called once; and no cycle through its closures
+            if ticket.raise_cancel is None and hold(ticket.wake):
+                ticket.held = True
+                return
+        trio.lowlevel.reschedule(ticket.task)
 
     def _requeue_unfinished(self, tickets: list[_Ticket]) -> list[_Ticket]:
         """Queue the unfinished jobs of a hop again (or abandon them); return
@@ -356,21 +402,23 @@ class Dispatcher:
         commit = self._commit
         assert commit is not None  # only with the log on
         durable = commit.durable_lsn
-        reschedule = trio.lowlevel.reschedule
         waiting: list[_Ticket] = []
+        done: list[_Ticket] = []
         for ticket in self._committing:
             # A Job's ticket, or logged internal work's (see _wake).
             work = ticket.work
             if (work.log_lsn if type(work) is Job else ticket.log_lsn) <= durable:
-                reschedule(ticket.task)
+                done.append(ticket)
             elif error is not None:
                 self._refuse_logged(ticket, commit.refusal() or error.strerror or str(error))
-                reschedule(ticket.task)
+                done.append(ticket)
             else:
                 waiting.append(ticket)
         self._committing = waiting
         if waiting:
             self._expect_report(durable)
+        for ticket in done:
+            self._done(ticket)
 
     def _expect_report(self, durable: int) -> None:
         """Jobs wait in the committing list, and ``durable`` was read before:

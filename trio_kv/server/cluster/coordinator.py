@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -242,8 +242,18 @@ class Coordinator:
         name = args[0].lower()
         spec = job.table.by_name.get(name)
         key = None if spec is None or name in SESSION_COMMANDS else first_key(spec, args)
-        if key is None or not self.plans(self.node.view()).replicates(key_slot(key)):
+        if key is None:
             return False
+        plans = self.plans(self.node.view())
+        slot = key_slot(key)
+        if not plans.replicates(slot):
+            return False
+        if (spec is not None and spec.is_write and plans.plan(slot, level.write, Operation.WRITE).feasible
+                and not gathers_context(args, write_context_read=self.write_context_read)):
+            # A blind write that can reach its quorum: what _coordinate's
+            # checks would conclude, without making them again.
+            await self._run_and_replicate(job, level, plans)
+            return True
         await self._coordinate(job, level, checks=True)
         return True
 
@@ -638,31 +648,46 @@ class Coordinator:
         job.version_deltas = []
         # The batch and (reply index, its Writes), once the writes are sent.
         sent: tuple[WriteBatch, list[tuple[int, list[Write]]]] | None = None
+        # Whether hold() ran: the local ack is counted.
+        counted = False
 
         def applied() -> None:
             # The hop ended and the log flushes here: send now, so the
-            # replicas' flushes overlap this node's.
+            # replicas' flushes overlap this node's (unless hold, called
+            # when a flush that ended meanwhile was seen, sent them first).
             nonlocal sent
-            sent = self._replicate(job, level.write, plans)
+            if sent is None:
+                sent = self._replicate(job, level.write, plans)
 
-        await self.dispatcher.submit(job, on_applied=applied)
-        if sent is None:
-            # No log wait here (memory only, or already durable): send now.
-            sent = self._replicate(job, level.write, plans)
-        batch, by_reply = sent
-        if not by_reply:
-            return
-        # The dispatcher returned: the writes are durable here (the local ack).
-        myself = plans.local
-        for _reply_index, writes in by_reply:
-            for write in writes:
-                if write.here:
-                    write.acked_here(myself)
-        job.session.cluster_last_write = LastWrite(batch.writes)
-        batch.check()
-        if not batch.decided.is_set():
+        def hold(wake: Callable[[], None]) -> bool:
+            # The writes are durable here (or refused): count the local ack,
+            # and keep this task parked in the dispatcher until the batch is
+            # decided (one wakeup per write: no second wait of our own).
+            nonlocal sent, counted
+            if sent is None:
+                # No log wait here (memory only, or already durable): send now.
+                sent = self._replicate(job, level.write, plans)
+            counted = True
+            batch = self._acked_here(job, sent, plans.local)
+            if batch is None or batch.is_decided:
+                return False
             self._deadlines.add(batch)
-            await batch.decided.wait()
+            batch.on_decided = wake
+            return True
+
+        await self.dispatcher.submit(job, on_applied=applied, hold=hold)
+        if not counted:
+            # The dispatcher did not call hold (this task was cancelled
+            # while its job ran): the job ran, so its writes are replicated
+            # all the same; then the cancellation ends the wait.
+            if sent is None:
+                sent = self._replicate(job, level.write, plans)
+            batch = self._acked_here(job, sent, plans.local)
+            if batch is not None and not batch.is_decided:
+                self._deadlines.add(batch)
+                await batch.decided.wait()
+        assert sent is not None  # hold() or the lines above sent it
+        _batch, by_reply = sent
         for reply_index, writes in by_reply:
             ok = True
             for write in writes:
@@ -675,6 +700,22 @@ class Coordinator:
                 self.counts["writes_noreplicas"] += 1
                 if reply_index < len(job.replies):
                     job.replies[reply_index] = NOREPLICAS_WRITE
+
+    @staticmethod
+    def _acked_here(job: Job, sent: tuple[WriteBatch, list[tuple[int, list[Write]]]],
+                    myself: Member) -> WriteBatch | None:
+        """The dispatcher's hop and log wait ended: the writes are durable
+        here (the local ack); the batch to wait for (None: no writes)."""
+        batch, by_reply = sent
+        if not by_reply:
+            return None
+        for _reply_index, writes in by_reply:
+            for write in writes:
+                if write.here:
+                    write.acked_here(myself)
+        job.session.cluster_last_write = LastWrite(batch.writes)
+        batch.check()
+        return batch
 
     def _replicate(self, job: Job, write_level: Level,
                    plans: PlanCache) -> tuple[WriteBatch, list[tuple[int, list[Write]]]]:

@@ -1,7 +1,8 @@
 """The coordinator's bookkeeping of a write's acks: per write command and
-preference list (``Write``), per client batch (``WriteBatch``: the event
-its client waits on), per connection for WAIT (``LastWrite``), and the
-one task that times out every pending batch (``WriteDeadlines``).
+preference list (``Write``), per client batch (``WriteBatch``: its
+decision wakes its client, parked in the dispatcher), per connection for
+WAIT (``LastWrite``), and the one task that times out every pending batch
+(``WriteDeadlines``).
 
 Rules: this node's own ack counts once its log flush returned
 (``acked_here``), before or after the peers' acks; a peer's acks for one
@@ -96,34 +97,62 @@ class Write:
 
 
 class WriteBatch:
-    """One job's writes: its client waits on ``decided`` (one event per
-    batch, so an ack wakes only the client it concerns)."""
+    """One job's writes: its client waits until they are decided. The
+    coordinator's client task is parked in the dispatcher (``hold``), and
+    ``on_decided`` wakes it: one wakeup per write, with no Event made per
+    write (``decided``, an Event made on first use, is for other waiters).
+    An ack wakes only the client it concerns."""
 
-    __slots__ = ("writes", "decided", "pending", "deadline", "__weakref__")
+    __slots__ = ("writes", "is_decided", "on_decided", "_event", "pending", "deadline", "__weakref__")
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
-        self.decided = trio.Event()
+        self.is_decided = False
+        # Called once when the batch is decided (the dispatcher's wake of
+        # the parked client task); None: nobody parked.
+        self.on_decided: Callable[[], None] | None = None
+        self._event: trio.Event | None = None
         # Writes whose counter is still PENDING.
         self.pending = 0
         # trio.current_time() after which the batch is decided anyway (WriteDeadlines).
         self.deadline = float("inf")
+
+    @property
+    def decided(self) -> trio.Event:
+        """An Event set once the batch is decided (made on first use)."""
+        event = self._event
+        if event is None:
+            event = self._event = trio.Event()
+            if self.is_decided:
+                event.set()
+        return event
 
     def add(self, write: Write) -> None:
         self.writes.append(write)
         if write.counter.outcome is Outcome.PENDING:
             self.pending += 1
 
+    def decide(self) -> None:
+        """Decided (every write is, or the deadline passed): wake the waiter."""
+        if self.is_decided:
+            return
+        self.is_decided = True
+        waiter, self.on_decided = self.on_decided, None
+        if waiter is not None:
+            waiter()
+        if self._event is not None:
+            self._event.set()
+
     def one_decided(self) -> None:
         """A write of this batch left PENDING."""
         self.pending -= 1
         if self.pending <= 0:
-            self.decided.set()
+            self.decide()
 
     def check(self) -> None:
-        """Set ``decided`` if no write is pending (after the batch's writes are added)."""
+        """Decide the batch if no write is pending (after the batch's writes are added)."""
         if self.pending <= 0:
-            self.decided.set()
+            self.decide()
 
 
 class WriteDeadlines:
@@ -150,7 +179,7 @@ class WriteDeadlines:
         """Until cancelled."""
         queue = self._queue
         while True:
-            while queue and queue[0].decided.is_set():
+            while queue and queue[0].is_decided:
                 queue.popleft()
             if not queue:
                 self._queued = trio.Event()
@@ -158,8 +187,8 @@ class WriteDeadlines:
                 continue
             await trio.sleep_until(queue[0].deadline)
             now = trio.current_time()
-            while queue and (queue[0].decided.is_set() or queue[0].deadline <= now):
-                queue.popleft().decided.set()
+            while queue and (queue[0].is_decided or queue[0].deadline <= now):
+                queue.popleft().decide()
 
 
 class LastWrite:
