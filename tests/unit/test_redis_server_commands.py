@@ -446,6 +446,15 @@ def test_config_resetstat_zeroes_the_counters(session: Session) -> None:
     assert "cmdstat_ping" not in fields
 
 
+def test_config_resetstat_zeroes_expired_and_evicted_keys(session: Session) -> None:
+    session.keyspace.expired_keys, session.keyspace.evicted_keys = 3, 2
+    fields = info_fields(session, "stats")
+    assert (fields["expired_keys"], fields["evicted_keys"]) == ("3", "2")
+    call(session, "CONFIG RESETSTAT")
+    fields = info_fields(session, "stats")
+    assert (fields["expired_keys"], fields["evicted_keys"]) == ("0", "0")
+
+
 def test_slowlog_with_threshold_zero(session: Session) -> None:
     run(session, "CONFIG SET slowlog-log-slower-than 0", "CLIENT SETNAME bob")
     call(session, "SET a b")

@@ -44,7 +44,8 @@ A *hidden* parameter (``key-load-delay``: trio_kv never delays loading) is
 returned only when asked for by its exact name, as Redis does.
 
 CONFIG RESETSTAT zeroes the counters, command statistics, error statistics
-and latency histograms (``store.stats``).
+and latency histograms (``store.stats``), and the keyspace's
+``expired_keys`` and ``evicted_keys``, as Redis does.
 
 CONFIG REWRITE answers as Redis started without a config file does
 (``-ERR The server is running without a config file``): trio_kv is
@@ -497,6 +498,11 @@ def _apply_all_or_nothing(session: Session, changes: list[tuple[Parameter, Any]]
 
 def config_resetstat(session: Session, args: list[bytes]) -> object:
     session.stats.reset()
+    # Redis' resetServerStats zeroes these too. Plain counters that only
+    # writers move, under the write lock: this runs under the read lock,
+    # which keeps every writer out while it stores the zeros.
+    keyspace = session.keyspace
+    keyspace.expired_keys = keyspace.evicted_keys = 0
     return OK
 
 
