@@ -194,14 +194,18 @@ def test_evictions_leave_as_del_effects_and_snapshots_keep_the_pre_image() -> No
     view.release()
 
 
-def test_store_policy_changes_allocate_and_free_the_stamps() -> None:
+def test_every_policy_keeps_stamps_lfu_ones_a_counter_the_rest_the_lru_clock() -> None:
     store = Store(Config(sorted_index=False))
-    before = store.keyspace.memory_bytes()
+    clock = store.evictor.clock  # noeviction: the LRU clock, as Redis' lru field
+    assert clock is not None and not clock.lfu
+    with_stamps = store.keyspace.memory_bytes()
     store.set_maxmemory_policy("allkeys-lfu", 10)
     assert store.evictor.samples == 10 and store.evictor.clock is not None and store.evictor.clock.lfu
-    assert store.keyspace.memory_bytes() > before
     store.set_maxmemory_policy("allkeys-random", 5)
-    assert store.keyspace.memory_bytes() == before and store.evictor.clock is None
+    assert store.evictor.clock is not None and not store.evictor.clock.lfu
+    assert store.keyspace.memory_bytes() == with_stamps
+    store.keyspace.set_access_clock(None)
+    assert store.keyspace.memory_bytes() < with_stamps  # the stamps are counted
 
 
 @pytest.mark.parametrize("text, expected", [("100mb", 100 * 1024**2), ("1gb", 1024**3), ("5k", 5000), ("123", 123)])

@@ -4,10 +4,10 @@ LOOKUP_NOTOUCH).
 
 * ``FREQ``: the key's LFU counter after decay (store/eviction_policy.py),
   only under an LFU ``maxmemory-policy`` (else Redis' error).
-* ``IDLETIME``: seconds since the key was last read or written, only under
-  an LRU policy: trio_kv keeps access stamps only when a policy needs them
-  (Redis keeps the LRU clock always), so under another policy it answers
-  Redis' LFU-policy error worded for the missing LRU policy.
+* ``IDLETIME``: seconds since the key was last read or written, under
+  every policy but the LFU ones (every key keeps the LRU clock then, as
+  Redis' ``lru`` field; store/store.py ``set_maxmemory_policy``); under an
+  LFU policy Redis' error.
 * ``REFCOUNT``: trio_kv shares no value objects between keys; it answers
   what Redis' clients observe, because tests read it: a string holding an
   integer in [0, 10000) is one of Redis' shared integers
@@ -34,8 +34,9 @@ NOT_LFU = Error(
     "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching "
     "between policies at runtime LRU and LFU data will take some time to adjust."
 )
-NOT_LRU = Error(
-    "ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching "
+# Redis 7.0's object.c text for IDLETIME under an LFU policy.
+LFU_SELECTED = Error(
+    "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching "
     "between policies at runtime LRU and LFU data will take some time to adjust."
 )
 
@@ -87,7 +88,7 @@ def object_idletime(session: Session, args: list[bytes]) -> int | Error | None:
         return None
     clock = session.store.evictor.clock
     if clock is None or clock.lfu:
-        return NOT_LRU
+        return LFU_SELECTED
     return clock.score(entry[1], clock.now_ms()) // 1000
 
 
@@ -98,7 +99,8 @@ def object_refcount(session: Session, args: list[bytes]) -> int | None:
     value = _string(entry[0])
     number = None if value is None else _integer(value)
     store = session.store
-    own_objects = store.maxmemory_bytes and store.evictor.clock is not None
+    # An LRU or LFU policy (allkeys-lru, volatile-lfu...): Redis' MAXMEMORY_FLAG_NO_SHARED_INTEGERS.
+    own_objects = store.maxmemory_bytes and store.evictor.policy.endswith(("-lru", "-lfu"))
     return SHARED_REFCOUNT if number is not None and 0 <= number < SHARED_INTEGERS and not own_objects else 1
 
 

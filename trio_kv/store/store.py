@@ -137,22 +137,20 @@ class Store:
 
     def set_maxmemory_policy(self, policy: str, samples: int) -> None:
         """Put ``policy`` (a name of eviction_policy.POLICIES) in force with
-        ``samples`` keys per eviction: an LRU or LFU policy keeps a stamp
-        per key (allocated now), another frees them. Any store lock, or
-        none before clients connect (the hash table's docstring says why
-        a change under the read lock is safe for concurrent readers)."""
+        ``samples`` keys per eviction. Every key keeps an access stamp, as
+        every Redis object keeps its 24-bit ``lru`` field: an LFU counter
+        under an LFU policy, else the LRU clock (so OBJECT IDLETIME answers
+        under every other policy, noeviction included, as in Redis);
+        switching between the two kinds restamps every key (allocated
+        now). Any store lock, or none before clients connect (the hash
+        table's docstring says why a change under the read lock is safe for
+        concurrent readers)."""
         with self._policy_lock:
-            evictor = self.evictor
             lfu = policy in LFU_POLICIES
-            wants_clock = lfu or policy in LRU_POLICIES
-            clock = evictor.clock
-            if wants_clock and (clock is None or clock.lfu != lfu):
+            clock = self.evictor.clock
+            if clock is None or clock.lfu != lfu:
                 clock = AccessClock(lfu, self.keyspace.access_clock_ms)
                 self.keyspace.set_access_clock(clock)
-            elif not wants_clock:
-                clock = None
-                if evictor.clock is not None:
-                    self.keyspace.set_access_clock(None)
             self.evictor = Evictor(policy, samples, clock)
 
     def used_memory_bytes(self) -> int:
