@@ -186,6 +186,15 @@ class Keyspace:
             return None
         return value
 
+    def _live_untouched(self, key: bytes) -> Value | None:
+        """As ``_live``, without touching the key's access stamp (Redis'
+        LOOKUP_NOTOUCH: EXISTS, TYPE, TTL and its kin leave the idle time
+        alone)."""
+        entry = self._values.peek(key)
+        if entry is None or self._is_expired(key):
+            return None
+        return entry[0]
+
     def get(self, key: bytes) -> bytes | None:
         """The value as ``bytes`` (a grown value is copied: see get_view)."""
         value = self._values.get(key)
@@ -221,7 +230,8 @@ class Keyspace:
         return len(value)
 
     def exists(self, key: bytes) -> bool:
-        return self._live(key) is not None
+        """Whether ``key`` is stored and not expired; touches nothing."""
+        return key in self._values and not self._is_expired(key)
 
     def value_size(self, key: bytes) -> int | None:
         """The bytes the value of ``key`` counts in ``value_bytes`` (any
@@ -233,8 +243,8 @@ class Keyspace:
 
     def type_name(self, key: bytes) -> bytes | None:
         """What TYPE answers: ``b"string"``, the family's ``TYPE_NAME``, or
-        None if the key is absent."""
-        value = self._live(key)
+        None if the key is absent (touches nothing)."""
+        value = self._live_untouched(key)
         if value is None:
             return None
         return value.TYPE_NAME if isinstance(value, TypedValue) else STRING_TYPE_NAME
@@ -250,8 +260,9 @@ class Keyspace:
         return value  # its type is family, checked above
 
     def expire_at_ms(self, key: bytes) -> int | None:
-        """Absolute expiry, ``NO_EXPIRY`` if none, None if the key is absent."""
-        if self._live(key) is None:
+        """Absolute expiry, ``NO_EXPIRY`` if none, None if the key is absent
+        (touches nothing: TTL, PTTL, EXPIRETIME)."""
+        if not self.exists(key):
             return None
         at_ms = self._expires.get(key)
         return NO_EXPIRY if at_ms is None else at_ms
