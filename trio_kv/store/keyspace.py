@@ -190,10 +190,8 @@ class Keyspace:
         """As ``_live``, without touching the key's access stamp (Redis'
         LOOKUP_NOTOUCH: EXISTS, TYPE, TTL and its kin leave the idle time
         alone)."""
-        entry = self._values.peek(key)
-        if entry is None or self._is_expired(key):
-            return None
-        return entry[0]
+        entry = self.peek(key)
+        return None if entry is None else entry[0]
 
     def get(self, key: bytes) -> bytes | None:
         """The value as ``bytes`` (a grown value is copied: see get_view)."""
